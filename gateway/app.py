@@ -1,0 +1,291 @@
+"""The REST gateway: routes built from the protos at start-up, no route written by hand.
+
+Owns no data. Authenticates the caller, forwards the bearer token to the service (which
+enforces it again), transcodes HTTP/JSON to gRPC and back, maps gRPC status codes to HTTP as
+googleapis' `code.proto` does, and reports its own and its backends' health.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+from google.api import httpbody_pb2
+from google.protobuf import descriptor, json_format, message
+from google.rpc import code_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route as StarletteRoute
+
+from gateway import transcoding
+from gateway.transcoding import Route
+from runtime import auth, errors
+from runtime.clients import open_channel
+from runtime.methods import API_SERVICES
+from runtime.settings import Settings
+
+logger = logging.getLogger("upstream.gateway")
+
+UPLOAD_CHUNK_BYTES = 256 * 1024
+HEALTH_TIMEOUT_SECONDS = 2.0
+# Idempotency-Key (the IETF draft header) fills the AIP-155 `request_id` field.
+IDEMPOTENCY_HEADER = "idempotency-key"
+REQUEST_ID_FIELD = "request_id"
+
+
+def _error_body(status: status_pb2.Status) -> dict[str, Any]:
+    """Google's JSON error shape: HTTP code, canonical status name, message, details."""
+    return {
+        "error": {
+            "code": errors.http_status(status.code),
+            "status": code_pb2.Code.Name(status.code),
+            "message": status.message,
+            "details": [json_format.MessageToDict(detail) for detail in status.details],
+        }
+    }
+
+
+def error_response(status: status_pb2.Status) -> JSONResponse:
+    return JSONResponse(_error_body(status), status_code=errors.http_status(status.code))
+
+
+def _rpc_status(exc: grpc.aio.AioRpcError) -> status_pb2.Status:
+    return errors.status_from_metadata(
+        exc.code(), exc.details() or "", exc.trailing_metadata() or ()
+    )
+
+
+class Gateway:
+    """Holds one channel per backend service and the routes built from their contracts."""
+
+    def __init__(self, settings: Settings, services: Sequence[descriptor.ServiceDescriptor]):
+        self.settings = settings
+        self.verifier = auth.TokenVerifier(settings)
+        self.routes = transcoding.build_routes(services)
+        targets = {
+            "upstream.ingest.v1": settings.ingest_target,
+            "upstream.drift.v1": settings.drift_target,
+            "upstream.reports.v1": settings.reports_target,
+        }
+        self.channels = {
+            service.full_name: open_channel(
+                targets[service.file.package],
+                service.full_name,
+                default_timeout=settings.client_timeout_seconds,
+            )
+            for service in services
+        }
+
+    async def close(self) -> None:
+        await asyncio.gather(*(channel.close() for channel in self.channels.values()))
+
+    async def handle(self, request: Request) -> Response:
+        """One REST call: match, authenticate, transcode, call, transcode back. Every failure
+        is a JSON error body with the mapped HTTP status, never a bare 500."""
+        path = request.url.path
+        found = transcoding.match(self.routes, request.method, path)
+        if found is None:
+            return _no_route(request.method, path, transcoding.path_exists(self.routes, path))
+        route, path_values = found
+        try:
+            self.verifier.verify_header(request.headers.get("authorization"))
+            metadata = (("authorization", request.headers["authorization"]),)
+            query = request.query_params.multi_items()
+            body = await _json_body(route, request)
+            fields = transcoding.request_dict(route, path_values, query, body)
+            key = request.headers.get(IDEMPOTENCY_HEADER)
+            if key and REQUEST_ID_FIELD in route.method.input_type.fields_by_name:
+                fields.setdefault(REQUEST_ID_FIELD, key)
+            grpc_request = transcoding.parse_request(route, fields)
+            return await self._call(route, grpc_request, metadata, request)
+        except errors.ApiError as exc:
+            return error_response(exc.to_status())
+        except grpc.aio.AioRpcError as exc:
+            return error_response(_rpc_status(exc))
+        except Exception:
+            logger.exception("gateway failed on %s %s", request.method, path)
+            return error_response(errors.internal().to_status())
+
+    async def _call(
+        self,
+        route: Route,
+        grpc_request: message.Message,
+        metadata: tuple[tuple[str, str], ...],
+        request: Request,
+    ) -> Response:
+        channel = self.channels[route.method.containing_service.full_name]
+        serialize = type(grpc_request).SerializeToString
+        deserialize = route.response_class.FromString
+        method = route.method
+        if method.client_streaming:
+            stream_unary = channel.stream_unary(route.grpc_path, serialize, deserialize)
+            call = stream_unary(
+                _body_chunks(route, grpc_request, request),
+                metadata=metadata,
+                timeout=self.settings.stream_timeout_seconds,
+            )
+            return _unary_response(route, await call)
+        if method.server_streaming:
+            unary_stream = channel.unary_stream(route.grpc_path, serialize, deserialize)
+            call = unary_stream(
+                grpc_request, metadata=metadata, timeout=self.settings.stream_timeout_seconds
+            )
+            return await _streaming_response(route, call)
+        unary_unary = channel.unary_unary(route.grpc_path, serialize, deserialize)
+        return _unary_response(route, await unary_unary(grpc_request, metadata=metadata))
+
+    async def ready(self) -> dict[str, str]:
+        """The health of every backend: SERVING, NOT_SERVING or why it could not be asked."""
+
+        async def check(name: str, channel: grpc.aio.Channel) -> tuple[str, str]:
+            stub = health_pb2_grpc.HealthStub(channel)
+            try:
+                reply = await stub.Check(
+                    health_pb2.HealthCheckRequest(service=name), timeout=HEALTH_TIMEOUT_SECONDS
+                )
+            except grpc.aio.AioRpcError as exc:
+                return name, exc.code().name
+            return name, health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+        results = await asyncio.gather(*(check(n, c) for n, c in self.channels.items()))
+        return dict(results)
+
+
+def _no_route(verb: str, path: str, path_exists: bool) -> JSONResponse:
+    http, name = (405, "METHOD_NOT_ALLOWED") if path_exists else (404, "NOT_FOUND")
+    message = f"{verb} {path} is not a route of this API"
+    body = {"error": {"code": http, "status": name, "message": message, "details": []}}
+    return JSONResponse(body, status_code=http)
+
+
+async def _json_body(route: Route, request: Request) -> Any:
+    if route.streams_request_body or not route.binding.body:
+        return None
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise errors.invalid_argument(
+            f"request body is not valid JSON: {exc}", errors.FieldViolation("body", str(exc))
+        ) from exc
+
+
+async def _body_chunks(
+    route: Route, first: message.Message, request: Request
+) -> AsyncIterator[message.Message]:
+    """The raw body, in chunks, each in the request's HttpBody field; the first message also
+    carries the fields from the path and query string, as Envoy's transcoder sends them."""
+    body_field = route.binding.body
+    content_type = request.headers.get("content-type", "application/octet-stream")
+    message_class = type(first)
+    pending = first
+    buffer = bytearray()
+    sent_any = False
+    async for chunk in request.stream():
+        buffer.extend(chunk)
+        while len(buffer) >= UPLOAD_CHUNK_BYTES:
+            part = bytes(buffer[:UPLOAD_CHUNK_BYTES])
+            del buffer[:UPLOAD_CHUNK_BYTES]
+            getattr(pending, body_field).CopyFrom(
+                httpbody_pb2.HttpBody(content_type=content_type, data=part)
+            )
+            yield pending
+            sent_any = True
+            pending = message_class()
+    if buffer or not sent_any:
+        getattr(pending, body_field).CopyFrom(
+            httpbody_pb2.HttpBody(content_type=content_type, data=bytes(buffer))
+        )
+        yield pending
+
+
+def _unary_response(route: Route, reply: message.Message) -> Response:
+    if isinstance(reply, httpbody_pb2.HttpBody):
+        return Response(reply.data, media_type=reply.content_type or "application/octet-stream")
+    return JSONResponse(transcoding.to_json(reply))
+
+
+async def _streaming_response(route: Route, call: Any) -> Response:
+    """HttpBody streams as raw bytes; other messages as newline-delimited JSON, each line
+    `{"result": ...}` or, if the stream fails midway, `{"error": ...}` (grpc-gateway's shape)."""
+    iterator = call.__aiter__()
+    try:
+        first = await iterator.__anext__()
+    except StopAsyncIteration:
+        first = None
+    # Errors before the first message still get a proper HTTP status.
+    if route.returns_http_body:
+        media_type = (first.content_type if first is not None else "") or "application/octet-stream"
+
+        async def raw() -> AsyncIterator[bytes]:
+            if first is not None:
+                yield first.data
+            async for reply in iterator:
+                yield reply.data
+
+        return StreamingResponse(raw(), media_type=media_type)
+
+    async def lines() -> AsyncIterator[bytes]:
+        if first is not None:
+            yield (json.dumps({"result": transcoding.to_json(first)}) + "\n").encode()
+        try:
+            async for reply in iterator:
+                yield (json.dumps({"result": transcoding.to_json(reply)}) + "\n").encode()
+        except grpc.aio.AioRpcError as exc:
+            yield (json.dumps(_error_body(_rpc_status(exc))) + "\n").encode()
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+def create_app(settings: Settings) -> Any:
+    # grpc.aio channels belong to the event loop they are made on: uvicorn's, in lifespan.
+    gateways: list[Gateway] = []
+
+    async def handle(request: Request) -> Response:
+        return await gateways[0].handle(request)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        backends = await gateways[0].ready()
+        ready = all(state == "SERVING" for state in backends.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "backends": backends},
+            status_code=200 if ready else 503,
+        )
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        gateways.append(Gateway(settings, API_SERVICES))
+        yield
+        await gateways.pop().close()
+
+    app = Starlette(
+        routes=[
+            StarletteRoute("/healthz", healthz),
+            StarletteRoute("/readyz", readyz),
+            StarletteRoute("/metrics", metrics),
+            StarletteRoute(
+                "/{path:path}",
+                handle,
+                methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            ),
+        ],
+        lifespan=lifespan,
+    )
+    return OpenTelemetryMiddleware(app, excluded_urls="healthz,readyz,metrics")

@@ -1,0 +1,277 @@
+"""HTTP/JSON ↔ gRPC transcoding, driven by the `google.api.http` annotations.
+
+The same semantics as grpc-gateway and Envoy's transcoder: path templates bind fields,
+`body: "*"` or `body: "<field>"` takes the JSON body, remaining fields come from the query
+string (proto or JSON names, dotted for nested, repeated by repetition), and messages map to
+JSON by the proto3 JSON mapping. Pure code: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from google.protobuf import descriptor, json_format, message, message_factory
+
+from runtime import errors
+from runtime.methods import HttpBinding, http_bindings
+
+HTTP_BODY = "google.api.HttpBody"
+DATE = "google.type.Date"
+# Query values for these message types are given as one JSON string, as in JSON bodies.
+_STRING_VALUED_MESSAGES = {
+    "google.protobuf.Timestamp",
+    "google.protobuf.Duration",
+    "google.protobuf.FieldMask",
+    "google.protobuf.StringValue",
+    "google.protobuf.Int64Value",
+    "google.protobuf.Int32Value",
+    "google.protobuf.BoolValue",
+    "google.protobuf.DoubleValue",
+}
+_FD = descriptor.FieldDescriptor
+_INT_TYPES = {
+    _FD.TYPE_INT32, _FD.TYPE_INT64, _FD.TYPE_UINT32, _FD.TYPE_UINT64,
+    _FD.TYPE_SINT32, _FD.TYPE_SINT64, _FD.TYPE_FIXED32, _FD.TYPE_FIXED64,
+    _FD.TYPE_SFIXED32, _FD.TYPE_SFIXED64,
+}  # fmt: skip
+_FLOAT_TYPES = {_FD.TYPE_FLOAT, _FD.TYPE_DOUBLE}
+
+
+def _compile_segments(segments: str) -> str:
+    parts = []
+    for segment in segments.split("/"):
+        if segment == "**":
+            parts.append(".+")
+        elif segment == "*":
+            parts.append("[^/]+")
+        else:
+            parts.append(re.escape(segment))
+    return "/".join(parts)
+
+
+_TOKEN = re.compile(r"\{([a-zA-Z0-9_.]+)(?:=([^}]*))?\}")
+
+
+def compile_template(template: str) -> tuple[re.Pattern[str], list[str]]:
+    """A regex for a path template and the field paths of its variables, in order."""
+    verb = ""
+    # The verb is a `:literal` after the last variable or segment.
+    last_close = template.rfind("}")
+    colon = template.rfind(":")
+    if colon > last_close and "/" not in template[colon:]:
+        template, verb = template[:colon], template[colon:]
+    pattern, fields, position = [], [], 0
+    for match in _TOKEN.finditer(template):
+        pattern.append(_compile_segments(template[position : match.start()]))
+        fields.append(match.group(1))
+        inner = match.group(2) or "*"
+        pattern.append(f"({_compile_segments(inner)})")
+        position = match.end()
+    pattern.append(_compile_segments(template[position:]))
+    return re.compile("^" + "".join(pattern) + re.escape(verb) + "$"), fields
+
+
+@dataclass(frozen=True)
+class Route:
+    """One HTTP route bound to one RPC."""
+
+    method: descriptor.MethodDescriptor
+    binding: HttpBinding
+    pattern: re.Pattern[str]
+    variables: tuple[str, ...]
+
+    @property
+    def grpc_path(self) -> str:
+        return f"/{self.method.containing_service.full_name}/{self.method.name}"
+
+    @property
+    def specificity(self) -> tuple[int, int]:
+        """Routes with a custom verb and more literal text are tried first."""
+        has_verb = ":" in self.binding.template.rsplit("}", 1)[-1]
+        literal = len(_TOKEN.sub("", self.binding.template))
+        return (int(has_verb), literal)
+
+    @property
+    def request_class(self) -> type[message.Message]:
+        return message_factory.GetMessageClass(self.method.input_type)
+
+    @property
+    def response_class(self) -> type[message.Message]:
+        return message_factory.GetMessageClass(self.method.output_type)
+
+    @property
+    def body_field(self) -> descriptor.FieldDescriptor | None:
+        body = self.binding.body
+        if body in ("", "*"):
+            return None
+        return self.method.input_type.fields_by_name[body]
+
+    @property
+    def streams_request_body(self) -> bool:
+        """The raw HTTP body is streamed in chunks into an `HttpBody` field."""
+        field = self.body_field
+        return (
+            field is not None
+            and field.message_type is not None
+            and (field.message_type.full_name == HTTP_BODY)
+        )
+
+    @property
+    def returns_http_body(self) -> bool:
+        return self.method.output_type.full_name == HTTP_BODY
+
+
+def build_routes(services: Iterable[descriptor.ServiceDescriptor]) -> list[Route]:
+    routes = []
+    for service in services:
+        for method in service.methods:
+            for binding in http_bindings(method):
+                pattern, variables = compile_template(binding.template)
+                routes.append(Route(method, binding, pattern, tuple(variables)))
+    return sorted(routes, key=lambda r: r.specificity, reverse=True)
+
+
+def match(routes: list[Route], verb: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    """The route for a request and its bound variables; None when none matches."""
+    verb = verb.lower()
+    for route in routes:
+        if route.binding.verb != verb:
+            continue
+        found = route.pattern.match(path)
+        if found:
+            groups = zip(route.variables, found.groups(), strict=True)
+            return route, {field: unquote(value) for field, value in groups}
+    return None
+
+
+def path_exists(routes: list[Route], path: str) -> bool:
+    return any(route.pattern.match(path) for route in routes)
+
+
+def _bad_field(field: str, description: str) -> errors.ApiError:
+    return errors.invalid_argument(
+        f"{field}: {description}", errors.FieldViolation(field, description)
+    )
+
+
+def _resolve(
+    message_descriptor: descriptor.Descriptor, dotted: str
+) -> list[descriptor.FieldDescriptor]:
+    """The chain of fields for a dotted path, accepting proto and JSON names."""
+    chain = []
+    current: descriptor.Descriptor | None = message_descriptor
+    for part in dotted.split("."):
+        if current is None:
+            raise _bad_field(dotted, "is not a field of this request")
+        field = current.fields_by_name.get(part) or next(
+            (f for f in current.fields if f.json_name == part), None
+        )
+        if field is None:
+            raise _bad_field(dotted, "is not a field of this request")
+        chain.append(field)
+        current = field.message_type
+    return chain
+
+
+def _scalar(field: descriptor.FieldDescriptor, raw: str, name: str) -> Any:
+    try:
+        if field.type in _INT_TYPES:
+            return int(raw)
+        if field.type in _FLOAT_TYPES:
+            return float(raw)
+    except ValueError as exc:
+        raise _bad_field(name, f"{raw!r} is not a number") from exc
+    if field.type == _FD.TYPE_BOOL:
+        lowered = raw.lower()
+        if lowered not in ("true", "false", "1", "0"):
+            raise _bad_field(name, f"{raw!r} is not true or false")
+        return lowered in ("true", "1")
+    if field.type == _FD.TYPE_ENUM and raw.isdigit():
+        return int(raw)
+    if field.type == _FD.TYPE_MESSAGE:
+        full_name = field.message_type.full_name
+        if full_name == DATE:
+            return _date(raw, name)
+        if full_name not in _STRING_VALUED_MESSAGES:
+            raise _bad_field(name, "set its subfields instead (e.g. name.subfield=value)")
+    return raw
+
+
+def _date(raw: str, name: str) -> dict[str, int]:
+    """`2026-03-14` for a `google.type.Date` field."""
+    parts = raw.split("-")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise _bad_field(name, f"{raw!r} is not a date (YYYY-MM-DD)")
+    year, month, day = (int(p) for p in parts)
+    return {"year": year, "month": month, "day": day}
+
+
+def _assign(target: dict[str, Any], chain: list[descriptor.FieldDescriptor], value: Any) -> None:
+    for field in chain[:-1]:
+        target = target.setdefault(field.name, {})
+    leaf = chain[-1]
+    if leaf.is_repeated:
+        target.setdefault(leaf.name, []).append(value)
+    elif leaf.name in target and not isinstance(target[leaf.name], dict):
+        raise _bad_field(leaf.name, "is set more than once")
+    else:
+        target[leaf.name] = value
+
+
+def request_dict(
+    route: Route,
+    path_values: Mapping[str, str],
+    query: Iterable[tuple[str, str]],
+    body: Any,
+) -> dict[str, Any]:
+    """The request as a proto-JSON dict, from path variables, query parameters and body."""
+    input_type = route.method.input_type
+    fields: dict[str, Any] = {}
+    if route.binding.body == "*":
+        if body is not None:
+            if not isinstance(body, dict):
+                raise _bad_field("body", "must be a JSON object")
+            fields.update(body)
+    elif route.binding.body and not route.streams_request_body and body is not None:
+        fields[route.binding.body] = body
+    if route.binding.body != "*":
+        bound = set(path_values) | ({route.binding.body} if route.binding.body else set())
+        for key, raw in query:
+            chain = _resolve(input_type, key)
+            dotted = ".".join(f.name for f in chain)
+            if any(dotted == b or dotted.startswith(b + ".") for b in bound):
+                raise _bad_field(key, "is bound by the path or body, not the query string")
+            _assign(fields, chain, _scalar(chain[-1], raw, key))
+    for dotted, value in path_values.items():
+        chain = _resolve(input_type, dotted)
+        target = fields
+        for field in chain[:-1]:
+            target = target.setdefault(_key_in(target, field), {})
+        # The path wins over a body that names the same field.
+        target[_key_in(target, chain[-1])] = value
+    return fields
+
+
+def _key_in(target: dict[str, Any], field: descriptor.FieldDescriptor) -> str:
+    """The key a dict already uses for a field (JSON or proto name), else the proto name."""
+    return field.json_name if field.json_name in target else field.name
+
+
+def parse_request(route: Route, fields: dict[str, Any]) -> message.Message:
+    request = route.request_class()
+    try:
+        json_format.ParseDict(fields, request)
+    except json_format.ParseError as exc:
+        raise errors.invalid_argument(
+            f"request does not match {route.method.input_type.full_name}: {exc}",
+            errors.FieldViolation("body", str(exc)),
+        ) from exc
+    return request
+
+
+def to_json(response: message.Message) -> dict[str, Any]:
+    return json_format.MessageToDict(response)

@@ -1,0 +1,129 @@
+"""Caller identity: JWT verification, roles, and the tenant rule.
+
+A token carries `sub`, `customer` (the tenant) and `role`. Production verifies against an
+issuer's JWKS; local runs use an HS256 secret. `alg: none` and any algorithm other than the
+configured ones are refused by pyjwt because the accepted list is explicit.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import cached_property
+
+import jwt
+
+from runtime import errors
+from runtime.settings import Settings
+
+HS_ALGORITHMS = ["HS256"]
+JWKS_ALGORITHMS = ["RS256", "ES256"]
+SERVICE_TOKEN_TTL_SECONDS = 300
+
+
+class Role(enum.StrEnum):
+    VIEWER = "viewer"
+    ADMIN = "admin"
+    SUPERUSER = "superuser"
+
+
+@dataclass(frozen=True)
+class Identity:
+    subject: str
+    customer: str
+    role: Role
+
+    def can_read(self, customer: str) -> bool:
+        return self.role is Role.SUPERUSER or customer == self.customer
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in (Role.ADMIN, Role.SUPERUSER)
+
+
+current_identity: ContextVar[Identity | None] = ContextVar("current_identity", default=None)
+
+
+def require_identity() -> Identity:
+    """The identity of the call being served; the identity interceptor always sets it."""
+    identity = current_identity.get()
+    if identity is None:
+        raise errors.unauthenticated("no identity on this call")
+    return identity
+
+
+class TokenVerifier:
+    """Verifies bearer tokens with the settings' HS256 secret or JWKS URL."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    @cached_property
+    def _jwks(self) -> jwt.PyJWKClient:
+        return jwt.PyJWKClient(self._settings.jwt_jwks_url, cache_keys=True)
+
+    def verify(self, token: str) -> Identity:
+        settings = self._settings
+        try:
+            if settings.jwt_jwks_url:
+                key = self._jwks.get_signing_key_from_jwt(token).key
+                algorithms = JWKS_ALGORITHMS
+            else:
+                key = settings.jwt_secret
+                algorithms = HS_ALGORITHMS
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=settings.jwt_audience,
+                issuer=settings.jwt_issuer,
+                options={"require": ["exp", "iss", "aud", "sub", "customer", "role"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise errors.unauthenticated(f"invalid token: {exc}") from exc
+        try:
+            role = Role(claims["role"])
+        except ValueError as exc:
+            raise errors.unauthenticated(f"invalid token: unknown role {claims['role']!r}") from exc
+        return Identity(subject=str(claims["sub"]), customer=str(claims["customer"]), role=role)
+
+    def verify_header(self, authorization: str | None) -> Identity:
+        """Identity from an `Authorization: Bearer <jwt>` value."""
+        if not authorization:
+            raise errors.unauthenticated("missing bearer token (Authorization: Bearer <jwt>)")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise errors.unauthenticated("Authorization header must be 'Bearer <jwt>'")
+        return self.verify(token.strip())
+
+
+def mint_token(
+    settings: Settings, *, subject: str, customer: str, role: Role, ttl_seconds: int
+) -> str:
+    """A signed HS256 token; only possible where a local secret is configured."""
+    if not settings.jwt_secret:
+        raise RuntimeError("minting tokens needs JWT_SECRET (HS256); this process uses JWKS")
+    now = int(time.time())
+    claims = {
+        "sub": subject,
+        "customer": customer,
+        "role": role.value,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+
+
+def service_token(settings: Settings) -> str:
+    """A short-lived superuser token with which a service calls another on its own behalf."""
+    return mint_token(
+        settings,
+        subject=f"service:{settings.service}",
+        customer="*",
+        role=Role.SUPERUSER,
+        ttl_seconds=SERVICE_TOKEN_TTL_SECONDS,
+    )

@@ -1,0 +1,250 @@
+"""Server interceptors: the cross-cutting work of every RPC, kept out of the handlers.
+
+Order, outermost first: tracing (OpenTelemetry's), observation (metrics and one JSON log line
+per call), errors (exceptions become `google.rpc.Status`), identity (token, tenant, role).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+
+from runtime import auth, errors
+from runtime.methods import MethodInfo, customer_of, field_value, method_info
+from runtime.telemetry import (
+    grpc_server_handled_total,
+    grpc_server_handling_seconds,
+    grpc_server_started_total,
+)
+
+logger = logging.getLogger("upstream.rpc")
+
+# Absolute `time.monotonic()` deadline of the call being served; outgoing calls inherit it.
+current_deadline: ContextVar[float | None] = ContextVar("current_deadline", default=None)
+
+
+class _WrappingInterceptor(grpc.aio.ServerInterceptor):
+    """Runs `around()` as a context manager around the handler, for all four RPC kinds,
+    and `on_request()` on each request message (the first of a stream included)."""
+
+    def around(
+        self, method: MethodInfo, context: grpc.aio.ServicerContext
+    ) -> AbstractAsyncContextManager[None]:
+        raise NotImplementedError
+
+    def on_request(self, method: MethodInfo, request: Any, index: int) -> None:
+        """Called for each request message; `index` is its position in the stream."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = method_info(handler_call_details.method)
+        return self._wrap(handler, method)
+
+    def _requests(self, method: MethodInfo, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async def checked() -> AsyncIterator[Any]:
+            index = 0
+            async for request in requests:
+                self.on_request(method, request, index)
+                index += 1
+                yield request
+
+        return checked()
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: MethodInfo) -> grpc.RpcMethodHandler:
+        around = self.around
+        if handler.unary_unary:
+            inner_uu = handler.unary_unary
+
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                async with around(method, context):
+                    self.on_request(method, request, 0)
+                    return await inner_uu(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream:
+            inner_us = handler.unary_stream
+
+            async def unary_stream(
+                request: Any, context: grpc.aio.ServicerContext
+            ) -> AsyncIterator[Any]:
+                async with around(method, context):
+                    self.on_request(method, request, 0)
+                    async for response in inner_us(request, context):
+                        yield response
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.stream_unary:
+            inner_su = handler.stream_unary
+
+            async def stream_unary(
+                requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+            ) -> Any:
+                async with around(method, context):
+                    return await inner_su(self._requests(method, requests), context)
+
+            return grpc.stream_unary_rpc_method_handler(
+                stream_unary, handler.request_deserializer, handler.response_serializer
+            )
+        inner_ss = handler.stream_stream
+
+        async def stream_stream(
+            requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[Any]:
+            async with around(method, context):
+                async for response in inner_ss(self._requests(method, requests), context):
+                    yield response
+
+        return grpc.stream_stream_rpc_method_handler(
+            stream_stream, handler.request_deserializer, handler.response_serializer
+        )
+
+
+class ObservationInterceptor(_WrappingInterceptor):
+    """Prometheus RPC metrics and one JSON log line per call (no request content logged)."""
+
+    @asynccontextmanager
+    async def around(
+        self, method: MethodInfo, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[None]:
+        labels = (method.rpc_type, method.service, method.method)
+        grpc_server_started_total.labels(*labels).inc()
+        remaining = context.time_remaining()
+        token = current_deadline.set(
+            time.monotonic() + remaining if remaining is not None else None
+        )
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            current_deadline.reset(token)
+            elapsed = time.perf_counter() - started
+            code = _status_code(context.code())
+            grpc_server_handled_total.labels(*labels, code.name).inc()
+            grpc_server_handling_seconds.labels(*labels).observe(elapsed)
+            if method.is_api:
+                identity = auth.current_identity.get()
+                logger.info(
+                    "rpc handled",
+                    extra={
+                        "grpc_method": method.full_name,
+                        "grpc_code": code.name,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "subject": identity.subject if identity else None,
+                        "customer": identity.customer if identity else None,
+                    },
+                )
+
+
+class ErrorInterceptor(_WrappingInterceptor):
+    """`ApiError` becomes its status; anything unexpected becomes INTERNAL, logged once."""
+
+    @asynccontextmanager
+    async def around(
+        self, method: MethodInfo, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[None]:
+        try:
+            yield
+        except errors.ApiError as exc:
+            await context.abort_with_status(rpc_status.to_status(exc.to_status()))
+        except grpc.aio.AbortError:
+            raise
+        except NotImplementedError:
+            # The generated base servicer raises this for a method the service lacks.
+            unimplemented = errors.ApiError(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"{method.method} is not implemented yet",
+                reason="UNIMPLEMENTED",
+            )
+            await context.abort_with_status(rpc_status.to_status(unimplemented.to_status()))
+        except grpc.aio.AioRpcError as exc:
+            # A downstream call failed: pass its code on rather than hiding it as INTERNAL.
+            logger.warning("downstream call failed", extra={"grpc_code": exc.code().name})
+            status = errors.status_from_metadata(
+                exc.code(), exc.details() or "", exc.trailing_metadata() or ()
+            )
+            await context.abort_with_status(rpc_status.to_status(status))
+        except Exception:
+            logger.exception("unhandled error in %s", method.full_name)
+            await context.abort_with_status(rpc_status.to_status(errors.internal().to_status()))
+
+
+class IdentityInterceptor(_WrappingInterceptor):
+    """Every API call needs a valid token; a resource of another tenant is NOT_FOUND, and a
+    viewer's write is PERMISSION_DENIED. Health and reflection stay open."""
+
+    def __init__(self, verifier: auth.TokenVerifier, service_only_methods: frozenset[str]) -> None:
+        self._verifier = verifier
+        self._service_only = service_only_methods
+
+    @asynccontextmanager
+    async def around(
+        self, method: MethodInfo, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[None]:
+        if not method.is_api:
+            yield
+            return
+        metadata = dict(context.invocation_metadata() or ())
+        identity = self._verifier.verify_header(_text(metadata.get("authorization")))
+        token = auth.current_identity.set(identity)
+        try:
+            yield
+        finally:
+            auth.current_identity.reset(token)
+
+    def on_request(self, method: MethodInfo, request: Any, index: int) -> None:
+        if not method.is_api or index > 0:
+            return
+        identity = auth.require_identity()
+        for path in method.resource_fields:
+            name = field_value(request, path)
+            if not name:
+                raise errors.invalid_argument(
+                    f"{path} is required", errors.FieldViolation(path, "required field is empty")
+                )
+            customer = customer_of(name)
+            if customer is None:
+                raise errors.invalid_argument(
+                    f"{path} must be a resource name under customers/{{customer}}",
+                    errors.FieldViolation(path, f"{name!r} is not customers/{{customer}}/..."),
+                )
+            if not identity.can_read(customer):
+                raise errors.not_found(name)
+        if method.full_name in self._service_only and identity.role is not auth.Role.SUPERUSER:
+            raise errors.permission_denied(
+                f"{method.method} is for Upstream's own services", role=identity.role.value
+            )
+        if not method.is_read_only and not identity.can_write:
+            raise errors.permission_denied(
+                f"role {identity.role.value!r} is read-only; {method.method} needs admin",
+                role=identity.role.value,
+            )
+
+
+def _status_code(code: grpc.StatusCode | int | None) -> grpc.StatusCode:
+    """The aio context reports the code set by abort as an enum member or a number."""
+    if code is None:
+        return grpc.StatusCode.OK
+    if isinstance(code, grpc.StatusCode):
+        return code
+    return next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
+
+
+def _text(value: str | bytes | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

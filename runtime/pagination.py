@@ -1,0 +1,71 @@
+"""AIP-158 pagination: one page-size rule and one opaque page-token codec for every list.
+
+A token records where the previous page ended (the last sort key) and a fingerprint of the
+request it belongs to, so a token reused with another filter or parent is refused rather
+than silently giving the wrong page.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from runtime import errors
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+def page_size(requested: int, *, field: str = "page_size") -> int:
+    """0 means the default; negative or above the maximum is INVALID_ARGUMENT."""
+    if requested < 0 or requested > MAX_PAGE_SIZE:
+        raise errors.invalid_argument(
+            f"{field} must be between 0 and {MAX_PAGE_SIZE}, got {requested}",
+            errors.FieldViolation(
+                field, f"must be between 0 and {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE})"
+            ),
+        )
+    return requested or DEFAULT_PAGE_SIZE
+
+
+@dataclass(frozen=True)
+class PageToken:
+    """The position after which the next page starts."""
+
+    after: list[Any]
+
+
+def _fingerprint(*request_parts: str) -> str:
+    return hashlib.sha256("\x1f".join(request_parts).encode()).hexdigest()[:16]
+
+
+def encode(after: list[Any], *request_parts: str) -> str:
+    payload = {"a": after, "f": _fingerprint(*request_parts)}
+    raw = json.dumps(payload, separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(token: str, *request_parts: str, field: str = "page_token") -> PageToken | None:
+    """None for the first page; INVALID_ARGUMENT for a token that is not ours or not for
+    this request (another parent, filter or order)."""
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        payload = json.loads(raw)
+        after, fingerprint = payload["a"], payload["f"]
+        if not isinstance(after, list):
+            raise ValueError("bad position")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise errors.invalid_argument(
+            "page_token is not valid", errors.FieldViolation(field, "not a token of this API")
+        ) from exc
+    if fingerprint != _fingerprint(*request_parts):
+        raise errors.invalid_argument(
+            "page_token belongs to a different request",
+            errors.FieldViolation(field, "was issued for another parent, filter or order_by"),
+        )
+    return PageToken(after)

@@ -1,0 +1,243 @@
+"""Each service's PostgreSQL schema and roles, and its Alembic migrations.
+
+Service S owns schema S. `S_owner` owns the schema and runs migrations; `S_app` is what the
+running service logs in as: it reads and writes S's rows and can create nothing. Neither can
+see another service's schema, so data crosses a boundary only through a gRPC call.
+
+    python -m runtime.schemas migrate [--service S]             bootstrap roles, upgrade to head
+    python -m runtime.schemas sql --out-dir DIR [--service S]   each revision's SQL, for squawk
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import secrets
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+from alembic import command, context
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from psycopg import sql
+from sqlalchemy import create_engine, make_url, pool
+
+from runtime.local_secrets import load_or_create
+from runtime.postgres import DEFAULT_DATA_DIR, DEFAULT_PORT, LocalPostgres
+from runtime.settings import REPO_ROOT
+
+SERVICES = ("ingest", "drift", "reports")
+Role = Literal["owner", "app"]
+ROLES: tuple[Role, ...] = ("owner", "app")
+DRIVER = "postgresql+psycopg"
+LOCK_TIMEOUT = "5s"
+# Generous: a migration may rewrite a large table, but it must not hang a rollout forever.
+STATEMENT_TIMEOUT = "15min"
+_VERSION_COLUMN = "    version_num VARCHAR"
+
+
+def role_name(service: str, role: Role) -> str:
+    """Database role of `service` for `role`, e.g. `ingest_app`."""
+    return f"{service}_{role}"
+
+
+def libpq_url(url: str) -> str:
+    """The `postgresql://` form of a SQLAlchemy URL, as psycopg and libpq take it."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def service_url(admin_url: str, service: str, role: Role, password: str) -> str:
+    """URL of the admin URL's database, logged in as `service`'s `role` role."""
+    return (
+        make_url(admin_url)
+        .set(drivername=DRIVER, username=role_name(service, role), password=password)
+        .render_as_string(hide_password=False)
+    )
+
+
+def bootstrap(
+    admin_url: str, passwords: Mapping[str, str], services: Iterable[str] = SERVICES
+) -> None:
+    """Create or update each service's schema and roles; `passwords` is keyed by role name."""
+    with psycopg.connect(libpq_url(admin_url)) as connection:
+        # Roles are cluster-wide: concurrent bootstraps would race on CREATE ROLE.
+        connection.execute("SELECT pg_advisory_xact_lock(hashtext('upstream.bootstrap'))")
+        database = sql.Identifier(connection.info.dbname)
+        # No one creates anything outside their own schema, nor uses `public`.
+        connection.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
+        connection.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+        for service in services:
+            _bootstrap_service(connection, service, passwords, database)
+
+
+def _bootstrap_service(
+    connection: psycopg.Connection,
+    service: str,
+    passwords: Mapping[str, str],
+    database: sql.Identifier,
+) -> None:
+    """Schema `service`, its owner and app roles, and what each may do."""
+    schema = sql.Identifier(service)
+    owner = sql.Identifier(role_name(service, "owner"))
+    app = sql.Identifier(role_name(service, "app"))
+    for role in ROLES:
+        name = role_name(service, role)
+        exists = connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+        if not exists.fetchone():
+            connection.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(name)))
+        # Only the SCRAM verifier travels to the server, so the password never shows in logs.
+        verifier = connection.pgconn.encrypt_password(
+            passwords[name].encode(), name.encode(), b"scram-sha-256"
+        )
+        for statement in (
+            "ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
+            " NOBYPASSRLS PASSWORD {verifier}",
+            "ALTER ROLE {role} SET search_path = {schema}",
+            "GRANT CONNECT ON DATABASE {database} TO {role}",
+        ):
+            connection.execute(
+                sql.SQL(statement).format(
+                    role=sql.Identifier(name),
+                    verifier=sql.Literal(verifier.decode()),
+                    schema=schema,
+                    database=database,
+                )
+            )
+    for statement in (
+        "CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {owner}",
+        "ALTER SCHEMA {schema} OWNER TO {owner}",
+        "REVOKE ALL ON SCHEMA {schema} FROM PUBLIC",
+        "GRANT USAGE ON SCHEMA {schema} TO {app}",
+        # Temporary tables stage COPY loads; they vanish with the session.
+        "GRANT TEMPORARY ON DATABASE {database} TO {app}",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema}"
+        " GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema}"
+        " GRANT USAGE, SELECT ON SEQUENCES TO {app}",
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {app}",
+        "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {app}",
+    ):
+        connection.execute(
+            sql.SQL(statement).format(schema=schema, owner=owner, app=app, database=database)
+        )
+
+
+def alembic_config(service: str, url: str | None = None) -> Config:
+    """Alembic configuration of `service`'s migrations, built in code (no alembic.ini)."""
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    config = Config(output_buffer=io.StringIO())
+    config.set_main_option("script_location", str(REPO_ROOT / "services" / service / "migrations"))
+    # Passed as an attribute, not an ini option, since ini values treat `%` specially.
+    config.attributes["url"] = url
+    return config
+
+
+def migrate(service: str, owner_url: str) -> None:
+    """Upgrade `service`'s schema to the newest revision, as its owner role."""
+    command.upgrade(alembic_config(service, owner_url), "head")
+
+
+def revision_sql(service: str) -> dict[str, str]:
+    """The offline SQL of each of `service`'s revisions on its own, by revision, oldest first.
+
+    One script per revision, as squawk reads them: a table that an earlier revision created
+    counts as existing (and busy), not as created in the same transaction.
+    """
+    scripts: dict[str, str] = {}
+    history = ScriptDirectory.from_config(alembic_config(service)).walk_revisions()
+    for revision in reversed(list(history)):
+        if isinstance(revision.down_revision, tuple):
+            raise ValueError(f"{service} {revision.revision}: merge revisions are not supported")
+        config = alembic_config(service)
+        start = f"{revision.down_revision}:" if revision.down_revision else ""
+        command.upgrade(config, f"{start}{revision.revision}", sql=True)
+        assert isinstance(config.output_buffer, io.StringIO)
+        # Alembic's own version table has a VARCHAR(32) column: not ours to change, so not linted.
+        scripts[revision.revision] = config.output_buffer.getvalue().replace(
+            _VERSION_COLUMN, f"    -- squawk-ignore prefer-text-field\n{_VERSION_COLUMN}", 1
+        )
+    return scripts
+
+
+def run_migration_env(service: str) -> None:
+    """Body of every service's Alembic env.py: migrate within the service's own schema."""
+    if context.is_offline_mode():
+        _run_migrations(service, dialect_name="postgresql", literal_binds=True)
+        return
+    engine = create_engine(context.config.attributes["url"], poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        _run_migrations(service, connection=connection)
+
+
+def _run_migrations(service: str, **target: Any) -> None:
+    """All pending revisions in one transaction, serialised between concurrent migrators."""
+    context.configure(
+        **target,
+        version_table_schema=service,
+        include_schemas=True,
+        # Autogenerate compares our own schema only; the others belong to other services.
+        include_name=lambda name, kind, _parents: kind != "schema" or name == service,
+        transaction_per_migration=False,
+    )
+    with context.begin_transaction():
+        # Two rollouts may migrate at once; the second waits, then finds nothing to do.
+        context.execute(f"SELECT pg_advisory_xact_lock(hashtext('upstream.migrate.{service}'))")
+        # A DDL lock queued behind a long query blocks every query after it: give up early.
+        context.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+        context.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
+        context.run_migrations()
+
+
+def local_admin_url() -> str:
+    """Admin URL from DATABASE_URL, else the local cluster's, started if it is not running."""
+    if url := os.environ.get("DATABASE_URL"):
+        return url
+    cluster = LocalPostgres(DEFAULT_DATA_DIR, int(os.environ.get("UPSTREAM_PG_PORT", DEFAULT_PORT)))
+    cluster.start()
+    return cluster.admin_url()
+
+
+def local_passwords(services: Iterable[str] = SERVICES) -> dict[str, str]:
+    """Role passwords for local runs, generated once into `.local/secrets.json`."""
+    return {
+        name: load_or_create(f"db_password_{name}", lambda: secrets.token_urlsafe(24))
+        for service in services
+        for name in (role_name(service, role) for role in ROLES)
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: `migrate` (bootstrap, then upgrade) or `sql` (write each revision's SQL)."""
+    parser = argparse.ArgumentParser(prog="python -m runtime.schemas", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    migrate_command = commands.add_parser("migrate", help="bootstrap roles, upgrade to head")
+    sql_command = commands.add_parser("sql", help="write <service>-<revision>.sql files")
+    sql_command.add_argument("--out-dir", type=Path, required=True)
+    for subcommand in (migrate_command, sql_command):
+        subcommand.add_argument("--service", choices=SERVICES, help="default: every service")
+    args = parser.parse_args(argv)
+    services = (args.service,) if args.service else SERVICES
+    if args.command == "sql":
+        for service in services:
+            for revision, script in revision_sql(service).items():
+                path = args.out_dir / f"{service}-{revision}.sql"
+                path.write_text(script)
+                print(path)
+        return 0
+    admin_url = local_admin_url()
+    passwords = local_passwords(services)
+    bootstrap(admin_url, passwords, services)
+    for service in services:
+        owner = role_name(service, "owner")
+        migrate(service, service_url(admin_url, service, "owner", passwords[owner]))
+        print(f"{service}: migrated to head")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

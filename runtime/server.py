@@ -1,0 +1,130 @@
+"""The `grpc.aio` server every service runs, the same way.
+
+Health (a real `HealthServicer`), reflection, keepalive and max-connection-age (so clients
+rebalance behind Kubernetes), the interceptors, Prometheus metrics, and graceful shutdown:
+SIGTERM → health NOT_SERVING → in-flight calls finish within the grace period → exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from prometheus_client import start_http_server
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from runtime import auth
+from runtime.db import create_engine, ping
+from runtime.interceptors import ErrorInterceptor, IdentityInterceptor, ObservationInterceptor
+from runtime.settings import Settings
+from runtime.telemetry import setup_logging, setup_tracing, shutdown_tracing
+
+logger = logging.getLogger("upstream.server")
+
+
+@dataclass
+class ServiceDefinition:
+    """What a service contributes to the common server."""
+
+    full_name: str  # e.g. "upstream.ingest.v1.IngestService"
+    servicer: Any
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    # Methods only Upstream's own services may call (full gRPC method paths).
+    service_only_methods: frozenset[str] = frozenset()
+    # Background work (outbox relays, schedulers) that runs while the server serves.
+    background: list[Callable[[], AbstractAsyncContextManager[None]]] = field(default_factory=list)
+
+
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    return [
+        ("grpc.keepalive_time_ms", settings.keepalive_time_seconds * 1000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
+        ("grpc.max_connection_age_ms", settings.max_connection_age_seconds * 1000),
+        ("grpc.max_connection_age_grace_ms", int(settings.shutdown_grace_seconds * 1000)),
+        ("grpc.max_receive_message_length", 32 * 1024 * 1024),
+    ]
+
+
+async def serve(settings: Settings, definition: ServiceDefinition) -> None:
+    """Serve until SIGTERM or SIGINT, then drain and return."""
+    setup_logging(settings.service, settings.log_level)
+    setup_tracing(settings.service)
+    verifier = auth.TokenVerifier(settings)
+    server = grpc.aio.server(
+        interceptors=[
+            aio_server_interceptor(),
+            ObservationInterceptor(),
+            ErrorInterceptor(),
+            IdentityInterceptor(verifier, definition.service_only_methods),
+        ],
+        options=server_options(settings),
+    )
+    definition.add_to_server(definition.servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (definition.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    address = f"{settings.host}:{settings.grpc_port}"
+    if server.add_insecure_port(address) == 0:
+        raise RuntimeError(f"cannot listen on {address}")
+    start_http_server(settings.metrics_port, addr=settings.host)
+    await server.start()
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+
+    async with contextlib.AsyncExitStack() as stack:
+        for background in definition.background:
+            await stack.enter_async_context(background())
+        for name in ("", definition.full_name):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        logger.info("serving", extra={"address": address, "grpc_service": definition.full_name})
+        await stopping.wait()
+        logger.info("shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds})
+        # NOT_SERVING first, so load balancers and probes stop sending new calls.
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(settings.shutdown_grace_seconds)
+    logger.info("stopped")
+    shutdown_tracing()
+
+
+@contextlib.asynccontextmanager
+async def running_task(name: str, work: Callable[[], Any]) -> AsyncIterator[None]:
+    """Runs `work()` as a task for the life of the server; cancels it on the way out."""
+    task = asyncio.create_task(work(), name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def run(service: str, build: Callable[[Settings, AsyncEngine], ServiceDefinition]) -> None:
+    """The entry point of every service: settings, database engine, then serve until told
+    to stop. `build` makes the service's servicer from them."""
+    settings = Settings.from_env(service)
+
+    async def main() -> None:
+        engine = create_engine(settings)
+        try:
+            await ping(engine)
+            await serve(settings, build(settings, engine))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())

@@ -1,0 +1,105 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import make_url
+
+from runtime import schemas
+from runtime.postgres import LocalPostgres
+from runtime.settings import LOCAL_DIR
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+# `postgres`: one real PostgreSQL per test session with every service's schema and roles
+# bootstrapped and migrated to head. A fresh local cluster under .local/, or, when
+# DATABASE_URL is set, a throwaway database on that server (roles are server-wide, so there
+# the fixed role names are shared and their passwords reset).
+
+
+@dataclass(frozen=True)
+class PostgresUnderTest:
+    """The session's database: its superuser URL, and a URL for each service role."""
+
+    admin_url: str
+    passwords: Mapping[str, str]
+
+    def url(self, service: str, role: schemas.Role = "app") -> str:
+        """SQLAlchemy URL (`postgresql+psycopg://`) logged in as `service`'s `role` role."""
+        name = schemas.role_name(service, role)
+        return schemas.service_url(self.admin_url, service, role, self.passwords[name])
+
+
+@pytest.fixture(scope="session")
+def postgres(unused_tcp_port_factory: Callable[[], int]) -> Iterator[PostgresUnderTest]:
+    """A migrated database for the whole session; see PostgresUnderTest."""
+    passwords = {
+        schemas.role_name(service, role): secrets.token_urlsafe(24)
+        for service in schemas.SERVICES
+        for role in schemas.ROLES
+    }
+    server_url = os.environ.get("DATABASE_URL")
+    session_database = (
+        _throwaway_database(server_url) if server_url else _local_cluster(unused_tcp_port_factory())
+    )
+    with session_database as admin_url:
+        schemas.bootstrap(admin_url, passwords)
+        database = PostgresUnderTest(admin_url, passwords)
+        for service in schemas.SERVICES:
+            schemas.migrate(service, database.url(service, "owner"))
+        yield database
+
+
+@pytest.fixture
+def pg_scratch_folder() -> Iterator[Path]:
+    """An empty folder the PostgreSQL system user can reach; clusters in it are stopped after."""
+    with _scratch_folder() as folder:
+        yield folder
+
+
+@contextmanager
+def _scratch_folder() -> Iterator[Path]:
+    """A folder under .local/ (pytest's tmp_path is 0700, closed to the pg system user)."""
+    LOCAL_DIR.mkdir(exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="test-pg-", dir=LOCAL_DIR))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        for data_dir in folder.glob("*/PG_VERSION"):
+            LocalPostgres(data_dir.parent, port=0).stop()
+        shutil.rmtree(folder)
+
+
+@contextmanager
+def _local_cluster(port: int) -> Iterator[str]:
+    """A new cluster on `port`; yields its admin URL."""
+    with _scratch_folder() as folder:
+        cluster = LocalPostgres(folder / "data", port)
+        cluster.start()
+        yield cluster.admin_url()
+
+
+@contextmanager
+def _throwaway_database(server_url: str) -> Iterator[str]:
+    """A new database on the server of `server_url`, dropped afterwards; yields its URL."""
+    name = f"upstream_test_{secrets.token_hex(4)}"
+    with psycopg.connect(schemas.libpq_url(server_url), autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(schemas.libpq_url(server_url), autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
+            )

@@ -1,0 +1,155 @@
+"""The whole system as real processes for tests: three services and the gateway, on free
+ports, against the test PostgreSQL, exporting spans to an in-test OTLP receiver."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import httpx
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from devtools.stack import Stack, grpc_serving, http_ok, wait_until
+from runtime.auth import Role, mint_token
+from runtime.settings import Settings
+
+SERVICES = ("ingest", "drift", "reports")
+TEST_JWT_SECRET = "test-secret-with-enough-entropy-for-hs256"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class SpanSink(trace_service_pb2_grpc.TraceServiceServicer):
+    """A real OTLP/gRPC trace receiver that keeps every span it is sent."""
+
+    spans: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def Export(self, request: Any, context: Any) -> Any:
+        with self.lock:
+            for resource_spans in request.resource_spans:
+                service = next(
+                    (
+                        a.value.string_value
+                        for a in resource_spans.resource.attributes
+                        if a.key == "service.name"
+                    ),
+                    "",
+                )
+                for scope in resource_spans.scope_spans:
+                    for span in scope.spans:
+                        self.spans.append(
+                            {
+                                "service": service,
+                                "name": span.name,
+                                "trace_id": span.trace_id.hex(),
+                                "span_id": span.span_id.hex(),
+                                "parent_span_id": span.parent_span_id.hex(),
+                                "kind": span.kind,
+                                "attributes": {a.key: a.value for a in span.attributes},
+                            }
+                        )
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def trace(self, trace_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [s for s in self.spans if s["trace_id"] == trace_id]
+
+
+@contextmanager
+def span_sink() -> Iterator[tuple[SpanSink, str]]:
+    sink = SpanSink()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(sink, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield sink, f"http://127.0.0.1:{port}"
+    finally:
+        server.stop(0)
+
+
+@dataclass
+class System:
+    """A running Upstream: where to reach it and how to get tokens for it."""
+
+    gateway_url: str
+    targets: dict[str, str]
+    env: dict[str, str]
+    stack: Stack
+    spans: SpanSink
+    settings: Settings
+
+    def token(self, customer: str = "acme", role: str = "admin", ttl: int = 600) -> str:
+        return mint_token(
+            self.settings,
+            subject=f"{role}@{customer}",
+            customer=customer,
+            role=Role(role),
+            ttl_seconds=ttl,
+        )
+
+    def client(self, customer: str = "acme", role: str = "admin") -> httpx.Client:
+        return httpx.Client(
+            base_url=self.gateway_url,
+            headers={"Authorization": f"Bearer {self.token(customer, role)}"},
+            timeout=30,
+        )
+
+
+def base_env(sink_endpoint: str) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DATABASE_URL"))}
+    env.update(
+        JWT_SECRET=TEST_JWT_SECRET,
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_EXPORTER_OTLP_ENDPOINT=sink_endpoint,
+        OTEL_EXPORTER_OTLP_INSECURE="true",
+        OTEL_BSP_SCHEDULE_DELAY="100",
+        SHUTDOWN_GRACE_SECONDS="10",
+        LOG_LEVEL="INFO",
+    )
+    return env
+
+
+@contextmanager
+def running_system(database_urls: dict[str, str]) -> Iterator[System]:
+    """Start the services (each with its own app-role URL) and the gateway; stop them after."""
+    with span_sink() as (sink, endpoint):
+        env = base_env(endpoint)
+        targets = {service: f"127.0.0.1:{free_port()}" for service in SERVICES}
+        for service, target in targets.items():
+            env[f"{service.upper()}_TARGET"] = target
+        env["GATEWAY_PORT"] = str(free_port())
+        stack = Stack(env)
+        try:
+            for service in SERVICES:
+                stack.start(
+                    service,
+                    f"services.{service}",
+                    {
+                        "DATABASE_URL": database_urls[service],
+                        "GRPC_PORT": targets[service].rsplit(":", 1)[1],
+                        "METRICS_PORT": str(free_port()),
+                    },
+                )
+            stack.start("gateway", "gateway", {})
+            for service in SERVICES:
+                wait_until(service, lambda t=targets[service]: grpc_serving(t), stack)  # type: ignore[misc]
+            gateway_url = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
+            wait_until("gateway", lambda: http_ok(f"{gateway_url}/readyz"), stack)
+            yield System(gateway_url, targets, env, stack, sink, Settings.from_env("tests", env))
+        finally:
+            stack.stop()
