@@ -21,6 +21,7 @@ from runtime.methods import HttpBinding, http_bindings
 
 HTTP_BODY = "google.api.HttpBody"
 DATE = "google.type.Date"
+FIELD_MASK = "google.protobuf.FieldMask"
 # Query values for these message types are given as one JSON string, as in JSON bodies.
 _STRING_VALUED_MESSAGES = {
     "google.protobuf.Timestamp",
@@ -196,9 +197,19 @@ def _scalar(field: descriptor.FieldDescriptor, raw: str, name: str) -> Any:
         full_name = field.message_type.full_name
         if full_name == DATE:
             return _date(raw, name)
+        if full_name == FIELD_MASK:
+            # `update_mask=current_window_days,etag`: proto names, as grpc-gateway takes them.
+            return ",".join(_lower_camel(path) for path in raw.split(",") if path)
         if full_name not in _STRING_VALUED_MESSAGES:
             raise _bad_field(name, "set its subfields instead (e.g. name.subfield=value)")
     return raw
+
+
+def _lower_camel(path: str) -> str:
+    return ".".join(
+        part.split("_")[0] + "".join(w.capitalize() for w in part.split("_")[1:])
+        for part in path.strip().split(".")
+    )
 
 
 def _date(raw: str, name: str) -> dict[str, int]:

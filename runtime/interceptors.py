@@ -6,6 +6,8 @@ per call), errors (exceptions become `google.rpc.Status`), identity (token, tena
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -78,6 +80,16 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
             )
         if handler.unary_stream:
             inner_us = handler.unary_stream
+            if not inspect.isasyncgenfunction(inner_us):
+                # A handler that answers with `context.write()` (the health Watch) stays one.
+                async def unary_writer(request: Any, context: grpc.aio.ServicerContext) -> None:
+                    async with around(method, context):
+                        self.on_request(method, request, 0)
+                        await inner_us(request, context)
+
+                return grpc.unary_stream_rpc_method_handler(
+                    unary_writer, handler.request_deserializer, handler.response_serializer
+                )
 
             async def unary_stream(
                 request: Any, context: grpc.aio.ServicerContext
@@ -103,6 +115,17 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
                 stream_unary, handler.request_deserializer, handler.response_serializer
             )
         inner_ss = handler.stream_stream
+        if not inspect.isasyncgenfunction(inner_ss):
+
+            async def stream_writer(
+                requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+            ) -> None:
+                async with around(method, context):
+                    await inner_ss(self._requests(method, requests), context)
+
+            return grpc.stream_stream_rpc_method_handler(
+                stream_writer, handler.request_deserializer, handler.response_serializer
+            )
 
         async def stream_stream(
             requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
@@ -116,8 +139,33 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
+class InFlight:
+    """Counts API calls being served, so shutdown can wait for exactly those (health watch
+    streams never end on their own and must not hold the drain for the whole grace period)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self._count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self._count -= 1
+        if self._count == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+
 class ObservationInterceptor(_WrappingInterceptor):
     """Prometheus RPC metrics and one JSON log line per call (no request content logged)."""
+
+    def __init__(self, in_flight: InFlight) -> None:
+        self._in_flight = in_flight
 
     @asynccontextmanager
     async def around(
@@ -130,9 +178,13 @@ class ObservationInterceptor(_WrappingInterceptor):
             time.monotonic() + remaining if remaining is not None else None
         )
         started = time.perf_counter()
+        if method.is_api:
+            self._in_flight.enter()
         try:
             yield
         finally:
+            if method.is_api:
+                self._in_flight.leave()
             current_deadline.reset(token)
             elapsed = time.perf_counter() - started
             code = _status_code(context.code())
@@ -201,12 +253,12 @@ class IdentityInterceptor(_WrappingInterceptor):
             yield
             return
         metadata = dict(context.invocation_metadata() or ())
-        identity = self._verifier.verify_header(_text(metadata.get("authorization")))
-        token = auth.current_identity.set(identity)
-        try:
-            yield
-        finally:
-            auth.current_identity.reset(token)
+        # Each RPC runs in its own task, so the identity stays with this call; it is left set
+        # for the outer interceptors, which log who made the call.
+        auth.current_identity.set(
+            self._verifier.verify_header(_text(metadata.get("authorization")))
+        )
+        yield
 
     def on_request(self, method: MethodInfo, request: Any, index: int) -> None:
         if not method.is_api or index > 0:

@@ -19,13 +19,18 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from prometheus_client import start_http_server
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import auth
 from runtime.db import create_engine, ping
-from runtime.interceptors import ErrorInterceptor, IdentityInterceptor, ObservationInterceptor
+from runtime.interceptors import (
+    ErrorInterceptor,
+    IdentityInterceptor,
+    InFlight,
+    ObservationInterceptor,
+)
 from runtime.settings import Settings
 from runtime.telemetry import setup_logging, setup_tracing, shutdown_tracing
 
@@ -61,10 +66,13 @@ async def serve(settings: Settings, definition: ServiceDefinition) -> None:
     setup_logging(settings.service, settings.log_level)
     setup_tracing(settings.service)
     verifier = auth.TokenVerifier(settings)
+    in_flight = InFlight()
     server = grpc.aio.server(
         interceptors=[
-            aio_server_interceptor(),
-            ObservationInterceptor(),
+            # Our API only: health and reflection would be noise, and OpenTelemetry's wrapper
+            # cannot serve the health Watch (it answers through `context.write`).
+            aio_server_interceptor(filter_=filters.service_prefix("upstream.")),
+            ObservationInterceptor(in_flight),
             ErrorInterceptor(),
             IdentityInterceptor(verifier, definition.service_only_methods),
         ],
@@ -97,7 +105,16 @@ async def serve(settings: Settings, definition: ServiceDefinition) -> None:
         logger.info("shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds})
         # NOT_SERVING first, so load balancers and probes stop sending new calls.
         await health_servicer.enter_graceful_shutdown()
-        await server.stop(settings.shutdown_grace_seconds)
+        # Refuse new calls at once, let API calls in flight finish within the grace period,
+        # then end what is left (health watch streams, calls past their grace).
+        stopping_task = asyncio.ensure_future(server.stop(settings.shutdown_grace_seconds))
+        try:
+            async with asyncio.timeout(settings.shutdown_grace_seconds):
+                await in_flight.wait_idle()
+        except TimeoutError:
+            logger.warning("grace period over; cancelling calls still in flight")
+        await server.stop(None)
+        await stopping_task
     logger.info("stopped")
     shutdown_tracing()
 

@@ -19,6 +19,7 @@ from sqlalchemy import make_url
 from runtime import schemas
 from runtime.postgres import LocalPostgres
 from runtime.settings import LOCAL_DIR
+from tests.system import System, running_system
 
 # --- PostgreSQL ----------------------------------------------------------------------------
 # `postgres`: one real PostgreSQL per test session with every service's schema and roles
@@ -103,3 +104,14 @@ def _throwaway_database(server_url: str) -> Iterator[str]:
             connection.execute(
                 sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+# --- The running system -------------------------------------------------------------------
+# `system`: ingest, drift, reports and the gateway as real processes on free ports, each
+# service logged in as its own app role, spans exported to an in-test OTLP receiver.
+
+
+@pytest.fixture(scope="session")
+def system(postgres: PostgresUnderTest) -> Iterator[System]:
+    with running_system({s: postgres.url(s, "app") for s in schemas.SERVICES}) as running:
+        yield running

@@ -81,10 +81,10 @@ class DriftStore:
             ).scalar()
             if expected_etag and expected_etag != (current or config_etag(DetectionConfig())):
                 return None
-            statement = postgresql.insert(drift_configs).values(values)
-            statement = statement.on_conflict_do_update(
+            insert = postgresql.insert(drift_configs).values(values)
+            upsert = insert.on_conflict_do_update(
                 index_elements=[drift_configs.c.customer_id],
-                set_={k: statement.excluded[k] for k in values if k != "customer_id"},
+                set_={k: insert.excluded[k] for k in values if k != "customer_id"},
             ).returning(drift_configs.c.update_time)
-            update_time = (await connection.execute(statement)).scalar_one()
+            update_time = (await connection.execute(upsert)).scalar_one()
         return StoredConfig(config, update_time, updated_by, etag)

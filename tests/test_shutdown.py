@@ -1,0 +1,117 @@
+"""SIGTERM while a slow call is in flight: health goes NOT_SERVING first, the call completes,
+new calls are turned away, and the process exits 0."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import psycopg
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from devtools.stack import grpc_serving
+from runtime import schemas
+from runtime.auth import Role, mint_token
+from runtime.settings import REPO_ROOT, Settings
+from tests.conftest import PostgresUnderTest
+from tests.system import TEST_JWT_SECRET, free_port
+from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
+
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+def _wait(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_sigterm_drains_in_flight_calls_then_exits_zero(postgres: PostgresUnderTest) -> None:
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(
+        DATABASE_URL=postgres.url("drift", "app"),
+        GRPC_PORT=str(port),
+        METRICS_PORT=str(free_port()),
+        JWT_SECRET=TEST_JWT_SECRET,
+        SHUTDOWN_GRACE_SECONDS="30",
+    )
+    process = subprocess.Popen([sys.executable, "-m", "services.drift"], cwd=REPO_ROOT, env=env)
+    try:
+        _wait(lambda: grpc_serving(target))
+        settings = Settings.from_env("tests", {"JWT_SECRET": TEST_JWT_SECRET})
+        token = mint_token(
+            settings, subject="slow@acme", customer="acme", role=Role.VIEWER, ttl_seconds=300
+        )
+        channel = grpc.insecure_channel(target)
+        statuses: list[tuple[float, int]] = []
+
+        def watch() -> None:
+            try:
+                for reply in health_pb2_grpc.HealthStub(channel).Watch(
+                    health_pb2.HealthCheckRequest()
+                ):
+                    statuses.append((time.monotonic(), reply.status))
+            except grpc.RpcError:
+                pass  # the server closes the stream as it stops
+
+        threading.Thread(target=watch, daemon=True).start()
+        _wait(lambda: statuses and statuses[-1][1] == SERVING)
+
+        admin = psycopg.connect(schemas.libpq_url(postgres.admin_url))
+        # Hold the config table so the call below waits in the database: a real slow call.
+        admin.execute("LOCK TABLE drift.drift_configs IN ACCESS EXCLUSIVE MODE")
+        stub = drift_service_pb2_grpc.DriftServiceStub(channel)
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(
+                stub.GetDriftConfig,
+                drift_service_pb2.GetDriftConfigRequest(name="customers/acme/driftConfig"),
+                metadata=[("authorization", f"Bearer {token}")],
+                timeout=60,
+            )
+
+            def waiting_in_database() -> bool:
+                with psycopg.connect(schemas.libpq_url(postgres.admin_url)) as probe:
+                    row = probe.execute(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE application_name = 'upstream-drift' AND wait_event_type = 'Lock'"
+                    ).fetchone()
+                return bool(row and row[0])
+
+            _wait(waiting_in_database)
+            process.send_signal(signal.SIGTERM)
+            _wait(lambda: statuses[-1][1] == NOT_SERVING)
+            not_serving_at = statuses[-1][0]
+            assert not slow.done(), "the slow call must still be in flight"
+
+            # New calls are refused while the old one drains.
+            fresh = grpc.insecure_channel(target)
+            try:
+                health_pb2_grpc.HealthStub(fresh).Check(health_pb2.HealthCheckRequest(), timeout=2)
+                refused = False
+            except grpc.RpcError as exc:
+                refused = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+            fresh.close()
+
+            admin.rollback()  # release the lock: the in-flight call can finish
+            reply = slow.result(timeout=30)
+            finished_at = time.monotonic()
+        assert reply.name == "customers/acme/driftConfig"
+        assert not_serving_at < finished_at
+        assert refused
+        assert process.wait(timeout=30) == 0
+        admin.close()
+        channel.close()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
