@@ -49,9 +49,10 @@ run: $(STAMP) ## Start PostgreSQL, migrate, and run the three services and the g
 token: $(STAMP) ## Print a local JWT: make token CUSTOMER=acme ROLE=admin
 	@$(PY) -m devtools.token --customer "$(CUSTOMER)" --role "$(ROLE)"
 
-lint: $(STAMP) ## ruff, buf lint, squawk
+lint: $(STAMP) ## ruff, mypy, buf lint, squawk
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy runtime gateway services devtools
 	scripts/protos.sh lint
 	scripts/squawk.sh
 

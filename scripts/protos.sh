@@ -10,7 +10,7 @@
 # (in site-packages) on the include path; only files under upstream/ are checked.
 #
 # Environment: PYTHON (default .venv/bin/python), BUF (default .venv/bin/buf, else buf
-# on PATH), AGAINST (git ref for `breaking`, default main).
+# on PATH), AGAINST (git ref for `breaking`, default main), GEN_DIR (default gen).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,7 +22,7 @@ if [[ -z "${BUF:-}" ]]; then
 fi
 AGAINST="${AGAINST:-main}"
 PROTO_ROOT=protos
-GEN_DIR=gen
+GEN_DIR="${GEN_DIR:-gen}"
 
 site_packages() {
   "$PYTHON" -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])'

@@ -86,6 +86,7 @@ class System:
 
     gateway_url: str
     targets: dict[str, str]
+    metrics_ports: dict[str, int]
     env: dict[str, str]
     stack: Stack
     spans: SpanSink
@@ -133,6 +134,7 @@ def running_system(database_urls: dict[str, str]) -> Iterator[System]:
         for service, target in targets.items():
             env[f"{service.upper()}_TARGET"] = target
         env["GATEWAY_PORT"] = str(free_port())
+        metrics_ports = {service: free_port() for service in SERVICES}
         stack = Stack(env)
         try:
             for service in SERVICES:
@@ -142,7 +144,7 @@ def running_system(database_urls: dict[str, str]) -> Iterator[System]:
                     {
                         "DATABASE_URL": database_urls[service],
                         "GRPC_PORT": targets[service].rsplit(":", 1)[1],
-                        "METRICS_PORT": str(free_port()),
+                        "METRICS_PORT": str(metrics_ports[service]),
                     },
                 )
             stack.start("gateway", "gateway", {})
@@ -150,6 +152,14 @@ def running_system(database_urls: dict[str, str]) -> Iterator[System]:
                 wait_until(service, lambda t=targets[service]: grpc_serving(t), stack)  # type: ignore[misc]
             gateway_url = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
             wait_until("gateway", lambda: http_ok(f"{gateway_url}/readyz"), stack)
-            yield System(gateway_url, targets, env, stack, sink, Settings.from_env("tests", env))
+            yield System(
+                gateway_url,
+                targets,
+                metrics_ports,
+                env,
+                stack,
+                sink,
+                Settings.from_env("tests", env),
+            )
         finally:
             stack.stop()

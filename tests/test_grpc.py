@@ -1,0 +1,110 @@
+"""The services as internal callers see them: gRPC with reflection, health, rich errors."""
+
+from __future__ import annotations
+
+import grpc
+import httpx
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
+
+from tests.system import System
+from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc, resources_pb2
+from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
+
+SERVICE_NAMES = {
+    "ingest": "upstream.ingest.v1.IngestService",
+    "drift": "upstream.drift.v1.DriftService",
+    "reports": "upstream.reports.v1.ReportsService",
+}
+
+
+def test_reflection_and_health_on_every_service(system: System) -> None:
+    for service, target in system.targets.items():
+        with grpc.insecure_channel(target) as channel:
+            reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+            replies = reflection.ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+            )
+            listed = {s.name for reply in replies for s in reply.list_services_response.service}
+            health = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=SERVICE_NAMES[service]), timeout=5
+            )
+        assert SERVICE_NAMES[service] in listed
+        assert "grpc.health.v1.Health" in listed
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_errors_carry_google_rpc_status_details(system: System) -> None:
+    token = system.token("acme", "admin")
+    with grpc.insecure_channel(system.targets["ingest"]) as channel:
+        stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
+        try:
+            stub.ListUploads(
+                ingest_service_pb2.ListUploadsRequest(parent="customers/acme", page_size=-5),
+                metadata=[("authorization", f"Bearer {token}")],
+                timeout=5,
+            )
+            raise AssertionError("expected INVALID_ARGUMENT")
+        except grpc.RpcError as exc:
+            status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+            assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert status is not None
+    details = {d.TypeName(): d for d in status.details}
+    info = error_details_pb2.ErrorInfo()
+    details["google.rpc.ErrorInfo"].Unpack(info)
+    bad_request = error_details_pb2.BadRequest()
+    details["google.rpc.BadRequest"].Unpack(bad_request)
+    assert info.domain == "upstream.dev" and info.reason == "INVALID_ARGUMENT"
+    assert [v.field for v in bad_request.field_violations] == ["page_size"]
+
+
+def test_calls_without_a_token_are_unauthenticated(system: System) -> None:
+    with grpc.insecure_channel(system.targets["drift"]) as channel:
+        stub = drift_service_pb2_grpc.DriftServiceStub(channel)
+        try:
+            stub.GetDriftConfig(
+                drift_service_pb2.GetDriftConfigRequest(name="customers/acme/driftConfig"),
+                timeout=5,
+            )
+            raise AssertionError("expected UNAUTHENTICATED")
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+
+
+def test_a_bad_resource_name_is_a_field_violation(system: System) -> None:
+    token = system.token("acme", "admin")
+    with grpc.insecure_channel(system.targets["drift"]) as channel:
+        stub = drift_service_pb2_grpc.DriftServiceStub(channel)
+        try:
+            stub.UpdateDriftConfig(
+                drift_service_pb2.UpdateDriftConfigRequest(
+                    drift_config=resources_pb2.DriftConfig(name="acme/driftConfig")
+                ),
+                metadata=[("authorization", f"Bearer {token}")],
+                timeout=5,
+            )
+            raise AssertionError("expected INVALID_ARGUMENT")
+        except grpc.RpcError as exc:
+            status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    assert status is not None
+    bad_request = error_details_pb2.BadRequest()
+    next(d for d in status.details if d.Is(bad_request.DESCRIPTOR)).Unpack(bad_request)
+    assert bad_request.field_violations[0].field == "drift_config.name"
+
+
+def test_prometheus_metrics_count_rpcs_by_code(system: System) -> None:
+    with system.client("acme", "viewer") as client:
+        client.get("/v1/customers/acme/driftConfig")
+        client.get("/v1/customers/acme/uploads", params={"pageSize": -1})
+    port = system.metrics_ports["drift"]
+    drift_metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert (
+        'grpc_server_handled_total{grpc_code="OK",grpc_method="GetDriftConfig",'
+        'grpc_service="upstream.drift.v1.DriftService",grpc_type="unary"}'
+    ) in drift_metrics
+    assert "grpc_server_handling_seconds_bucket" in drift_metrics
+    ingest_port = system.metrics_ports["ingest"]
+    ingest_metrics = httpx.get(f"http://127.0.0.1:{ingest_port}/metrics").text
+    assert 'grpc_code="INVALID_ARGUMENT",grpc_method="ListUploads"' in ingest_metrics
