@@ -6,7 +6,6 @@ PYTHON_BIN ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 CUSTOMER ?= acme
 ROLE ?= admin
 
@@ -17,7 +16,8 @@ $(STAMP): requirements.lock requirements-dev.lock
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
 	# The repository root and the generated code are importable without installing.
-	printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen" > "$(SITE)/upstream-dev.pth"
+	site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+	  printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen" > "$$site/upstream-dev.pth"
 	touch $(STAMP)
 
 venv: $(STAMP) ## Create the virtualenv with the pinned dependencies

@@ -1,0 +1,88 @@
+"""Production verification: RS256 tokens checked against an issuer's JWKS over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from runtime.auth import Role, TokenVerifier
+from runtime.errors import ApiError
+from runtime.settings import Settings
+
+ISSUER = "https://issuer.example.com/"
+
+
+@pytest.fixture(scope="module")
+def signing_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def jwks_url(signing_key: rsa.RSAPrivateKey) -> Iterator[str]:
+    public_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(signing_key.public_key()))
+    body = json.dumps({"keys": [{**public_jwk, "kid": "key-1", "use": "sig", "alg": "RS256"}]})
+
+    class JwksHandler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), JwksHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json"
+    finally:
+        server.shutdown()
+
+
+def _claims(**overrides: object) -> dict[str, object]:
+    claims: dict[str, object] = {
+        "sub": "lead@acme",
+        "customer": "acme",
+        "role": "viewer",
+        "iss": ISSUER,
+        "aud": "upstream",
+        "exp": int(time.time()) + 300,
+    }
+    claims.update(overrides)
+    return claims
+
+
+def test_tokens_signed_by_the_issuer_are_accepted(
+    signing_key: rsa.RSAPrivateKey, jwks_url: str
+) -> None:
+    settings = Settings.from_env("tests", {"JWT_JWKS_URL": jwks_url, "JWT_ISSUER": ISSUER})
+    token = jwt.encode(_claims(), signing_key, algorithm="RS256", headers={"kid": "key-1"})
+    identity = TokenVerifier(settings).verify(token)
+    assert (identity.subject, identity.customer, identity.role) == (
+        "lead@acme",
+        "acme",
+        Role.VIEWER,
+    )
+
+
+def test_other_keys_and_symmetric_tricks_are_refused(
+    signing_key: rsa.RSAPrivateKey, jwks_url: str
+) -> None:
+    settings = Settings.from_env("tests", {"JWT_JWKS_URL": jwks_url, "JWT_ISSUER": ISSUER})
+    verifier = TokenVerifier(settings)
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = jwt.encode(_claims(), stranger, algorithm="RS256", headers={"kid": "key-1"})
+    unknown_kid = jwt.encode(_claims(), signing_key, algorithm="RS256", headers={"kid": "nope"})
+    hs256 = jwt.encode(_claims(), "a-shared-secret-that-is-long-enough!", headers={"kid": "key-1"})
+    for token in (forged, unknown_kid, hs256):
+        with pytest.raises(ApiError) as caught:
+            verifier.verify(token)
+        assert caught.value.reason == "UNAUTHENTICATED"
