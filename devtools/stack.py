@@ -118,7 +118,9 @@ def main() -> int:
     for service in schemas.SERVICES:
         env.setdefault(f"{service.upper()}_TARGET", f"127.0.0.1:{DEFAULT_GRPC_PORTS[service]}")
     stack = Stack(env)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C and SIGTERM both stop the stack, also when started with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         for service in schemas.SERVICES:
             app = schemas.role_name(service, "app")
