@@ -91,7 +91,9 @@ class Gateway:
     async def handle(self, request: Request) -> Response:
         """One REST call: match, authenticate, transcode, call, transcode back. Every failure
         is a JSON error body with the mapped HTTP status, never a bare 500."""
-        path = request.url.path
+        # The path as sent: `match` decodes each bound variable once, as the spec says.
+        raw_path = request.scope.get("raw_path")
+        path = raw_path.decode("latin-1") if raw_path else request.url.path
         found = transcoding.match(self.routes, request.method, path)
         if found is None:
             return _no_route(request.method, path, transcoding.path_exists(self.routes, path))

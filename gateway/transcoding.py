@@ -191,7 +191,7 @@ def _scalar(field: descriptor.FieldDescriptor, raw: str, name: str) -> Any:
         if lowered not in ("true", "false", "1", "0"):
             raise _bad_field(name, f"{raw!r} is not true or false")
         return lowered in ("true", "1")
-    if field.type == _FD.TYPE_ENUM and raw.isdigit():
+    if field.type == _FD.TYPE_ENUM and raw.isdecimal():
         return int(raw)
     if field.type == _FD.TYPE_MESSAGE:
         full_name = field.message_type.full_name
@@ -215,7 +215,7 @@ def _lower_camel(path: str) -> str:
 def _date(raw: str, name: str) -> dict[str, int]:
     """`2026-03-14` for a `google.type.Date` field."""
     parts = raw.split("-")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+    if len(parts) != 3 or not all(p.isdecimal() for p in parts):
         raise _bad_field(name, f"{raw!r} is not a date (YYYY-MM-DD)")
     year, month, day = (int(p) for p in parts)
     return {"year": year, "month": month, "day": day}
@@ -224,6 +224,8 @@ def _date(raw: str, name: str) -> dict[str, int]:
 def _assign(target: dict[str, Any], chain: list[descriptor.FieldDescriptor], value: Any) -> None:
     for field in chain[:-1]:
         target = target.setdefault(field.name, {})
+        if not isinstance(target, dict):
+            raise _bad_field(field.name, "is set more than once")
     leaf = chain[-1]
     if leaf.is_repeated:
         target.setdefault(leaf.name, []).append(value)
@@ -262,6 +264,8 @@ def request_dict(
         target = fields
         for field in chain[:-1]:
             target = target.setdefault(_key_in(target, field), {})
+            if not isinstance(target, dict):
+                raise _bad_field(field.name, "must be a JSON object")
         # The path wins over a body that names the same field.
         target[_key_in(target, chain[-1])] = value
     return fields

@@ -24,12 +24,14 @@ _TOKENS = re.compile(
         (?P<lparen>\()|(?P<rparen>\))|
         (?P<op><=|>=|!=|=|<|>|:)|
         (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|
-        (?P<word>[A-Za-z0-9_.@/][A-Za-z0-9_.\-+:@/]*?(?=\s|\)|$|<=|>=|!=|=|<|>|:["']))|
+        (?P<word>[A-Za-z0-9_.@/*][A-Za-z0-9_.\-+:@/*]*?(?=\s|\)|$|<=|>=|!=|=|<|>|:["']))|
         (?P<minus>-)
     )""",
     re.VERBOSE,
 )
 _COMPARATORS = {"=", "!=", "<", "<=", ">", ">=", ":"}
+# Deeper nesting would exhaust the parser's (recursive) stack.
+_MAX_NESTING = 32
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,8 @@ def _tokenize(text: str) -> list[_Token]:
             break
         found = _TOKENS.match(text, position)
         if found is None or found.end() == position:
-            raise _invalid(f"unexpected character {text[position]!r} at position {position + 1}")
+            bad = len(text) - len(text[position:].lstrip())
+            raise _invalid(f"unexpected character {text[bad]!r} at position {bad + 1}")
         kind = found.lastgroup or ""
         value = found.group(kind)
         start = found.start(kind)
@@ -78,6 +81,7 @@ class _Parser:
         self.tokens = _tokenize(text)
         self.index = 0
         self.fields = fields
+        self.nesting = 0
 
     def peek(self) -> _Token | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -127,10 +131,16 @@ class _Parser:
     def term(self) -> ColumnElement[bool]:
         token = self.take()
         if token.kind == "lparen":
+            self.nesting += 1
+            if self.nesting > _MAX_NESTING:
+                raise _invalid(
+                    f"parentheses nested deeper than {_MAX_NESTING} at position {token.position}"
+                )
             inner = self.or_expression()
             closing = self.take()
             if closing.kind != "rparen":
                 raise _invalid(f"expected ')' at position {closing.position}")
+            self.nesting -= 1
             return inner
         if token.kind != "word":
             raise _invalid(f"expected a field name at position {token.position}")

@@ -24,7 +24,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
 def parse(value: str, pattern: str, *, field: str = "name") -> dict[str, str]:
     """The variables of `value` under `pattern` (e.g. `customers/{customer}/uploads/{upload}`);
     INVALID_ARGUMENT naming the field when it does not fit."""
-    found = _compile(pattern).match(value)
+    found = _compile(pattern).fullmatch(value)
     if found is None:
         raise errors.invalid_argument(
             f"{field} must look like {pattern}, got {value!r}",

@@ -59,7 +59,8 @@ def decode(token: str, *request_parts: str, field: str = "page_token") -> PageTo
         after, fingerprint = payload["a"], payload["f"]
         if not isinstance(after, list):
             raise ValueError("bad position")
-    except (ValueError, KeyError, TypeError) as exc:
+    # RecursionError: a crafted token of deeply nested JSON arrays.
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise errors.invalid_argument(
             "page_token is not valid", errors.FieldViolation(field, "not a token of this API")
         ) from exc

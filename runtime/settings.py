@@ -44,6 +44,8 @@ class Settings:
     keepalive_time_seconds: int
     max_connection_age_seconds: int
     log_level: str
+    # Largest upload ingest accepts, in bytes.
+    max_upload_bytes: int
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,4 +82,5 @@ class Settings:
             keepalive_time_seconds=int(env.get("GRPC_KEEPALIVE_TIME_SECONDS", "30")),
             max_connection_age_seconds=int(env.get("GRPC_MAX_CONNECTION_AGE_SECONDS", "300")),
             log_level=env.get("LOG_LEVEL", "INFO"),
+            max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(2 * 1024**3))),
         )

@@ -1,0 +1,569 @@
+"""REST ↔ gRPC transcoding against the real API descriptors: which RPC a request reaches and
+the request message it becomes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import message
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.transcoding import (
+    Route,
+    build_routes,
+    compile_template,
+    match,
+    parse_request,
+    path_exists,
+    request_dict,
+    to_json,
+)
+from runtime.errors import ApiError
+from runtime.methods import API_SERVICES, HttpBinding
+from upstream.drift.v1 import drift_service_pb2, resources_pb2
+from upstream.ingest.v1 import ingest_service_pb2
+from upstream.ingest.v1 import resources_pb2 as ingest_resources_pb2
+
+ROUTES = build_routes(API_SERVICES)
+
+
+def route_of(method_name: str) -> Route:
+    return next(route for route in ROUTES if route.method.name == method_name)
+
+
+def transcode(
+    verb: str, path: str, query: Iterable[tuple[str, str]] = (), body: Any = None
+) -> message.Message:
+    found = match(ROUTES, verb, path)
+    assert found is not None, f"{verb} {path} matched no route"
+    route, path_values = found
+    return parse_request(route, request_dict(route, path_values, query, body))
+
+
+def refusal(
+    verb: str, path: str, query: Iterable[tuple[str, str]] = (), body: Any = None
+) -> ApiError:
+    with pytest.raises(ApiError) as caught:
+        transcode(verb, path, query, body)
+    assert caught.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    return caught.value
+
+
+def violated_fields(error: ApiError) -> list[str]:
+    return [violation.field for violation in error.violations]
+
+
+# --- path templates -------------------------------------------------------------------------
+
+
+def test_a_parent_template_binds_one_customer() -> None:
+    pattern, variables = compile_template("/v1/{parent=customers/*}/uploads")
+    assert variables == ["parent"]
+    found = pattern.match("/v1/customers/acme/uploads")
+    assert found is not None and found.groups() == ("customers/acme",)
+    for other in ("/v1/customers/acme/x/uploads", "/v1/customers//uploads", "/v1/customers/acme"):
+        assert pattern.match(other) is None
+
+
+def test_a_custom_verb_is_part_of_the_template_not_of_the_variable() -> None:
+    pattern, variables = compile_template("/v1/{name=customers/*/reports/*}:download")
+    assert variables == ["name"]
+    found = pattern.match("/v1/customers/a/reports/r1:download")
+    assert found is not None and found.groups() == ("customers/a/reports/r1",)
+    assert pattern.match("/v1/customers/a/reports/r1") is None
+    assert pattern.match("/v1/customers/a/reports/r1:downloadx") is None
+
+
+def test_a_dotted_variable_names_a_nested_field() -> None:
+    pattern, variables = compile_template("/v1/{drift_event.name=customers/*/driftEvents/*}")
+    assert variables == ["drift_event.name"]
+    found = pattern.match("/v1/customers/a/driftEvents/e1")
+    assert found is not None and found.groups() == ("customers/a/driftEvents/e1",)
+
+
+def test_double_star_spans_several_segments_and_star_only_one() -> None:
+    pattern, _ = compile_template("/v1/{name=**}")
+    found = pattern.match("/v1/customers/a/uploads/u1")
+    assert found is not None and found.groups() == ("customers/a/uploads/u1",)
+    single, variables = compile_template("/v1/shelves/{shelf}/books/{book}")
+    assert variables == ["shelf", "book"]
+    assert single.match("/v1/shelves/s1/books/b1") is not None
+    assert single.match("/v1/shelves/s1/x/books/b1") is None
+
+
+def test_literal_text_in_a_template_is_not_a_regex() -> None:
+    pattern, _ = compile_template("/v1/{name=items/*}/a.b")
+    assert pattern.match("/v1/items/i1/a.b") is not None
+    assert pattern.match("/v1/items/i1/aXb") is None
+
+
+# --- routing --------------------------------------------------------------------------------
+
+
+def test_every_annotated_rpc_has_a_route() -> None:
+    routed = {route.grpc_path for route in ROUTES}
+    declared = {
+        f"/{service.full_name}/{method.name}"
+        for service in API_SERVICES
+        for method in service.methods
+    }
+    assert routed == declared
+    assert "/upstream.ingest.v1.IngestService/ListUploads" in routed
+
+
+@pytest.mark.parametrize(
+    ("verb", "path", "method_name", "values"),
+    [
+        ("GET", "/v1/customers/a/uploads", "ListUploads", {"parent": "customers/a"}),
+        ("POST", "/v1/customers/a/uploads", "CreateUpload", {"parent": "customers/a"}),
+        ("GET", "/v1/customers/a/uploads/u1", "GetUpload", {"name": "customers/a/uploads/u1"}),
+        (
+            "delete",
+            "/v1/customers/a/uploads/u1",
+            "DeleteUpload",
+            {"name": "customers/a/uploads/u1"},
+        ),
+        (
+            "GET",
+            "/v1/customers/a/uploads/u1/rejections",
+            "ListUploadRejections",
+            {"parent": "customers/a/uploads/u1"},
+        ),
+        ("GET", "/v1/customers/a/reports/r1", "GetReport", {"name": "customers/a/reports/r1"}),
+        (
+            "GET",
+            "/v1/customers/a/reports/r1:download",
+            "DownloadReport",
+            {"name": "customers/a/reports/r1"},
+        ),
+        (
+            "POST",
+            "/v1/customers/a/webhooks/w1:test",
+            "TestWebhook",
+            {"name": "customers/a/webhooks/w1"},
+        ),
+        (
+            "POST",
+            "/v1/customers/a/driftEventBatches:record",
+            "RecordDriftEvents",
+            {"parent": "customers/a"},
+        ),
+        (
+            "PATCH",
+            "/v1/customers/a/driftEvents/e1",
+            "UpdateDriftEvent",
+            {"drift_event.name": "customers/a/driftEvents/e1"},
+        ),
+        (
+            "GET",
+            "/v1/customers/a/driftConfig",
+            "GetDriftConfig",
+            {"name": "customers/a/driftConfig"},
+        ),
+    ],
+)
+def test_a_request_reaches_its_rpc_with_the_path_values(
+    verb: str, path: str, method_name: str, values: dict[str, str]
+) -> None:
+    found = match(ROUTES, verb, path)
+    assert found is not None
+    route, path_values = found
+    assert route.method.name == method_name
+    assert path_values == values
+
+
+def test_custom_verb_routes_are_tried_before_plain_ones() -> None:
+    # `r1:download` would also fit GetReport's `reports/*`; the verb route must win.
+    order = [route.method.name for route in ROUTES]
+    assert order.index("DownloadReport") < order.index("GetReport")
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("/v1/customers/acme%20co/uploads", "customers/acme co"),
+        ("/v1/customers/caf%C3%A9/uploads", "customers/café"),
+        ("/v1/customers/a%3Ab/uploads", "customers/a:b"),
+    ],
+)
+def test_percent_encoded_path_segments_are_decoded(path: str, value: str) -> None:
+    found = match(ROUTES, "GET", path)
+    assert found is not None
+    assert found[1] == {"parent": value}
+
+
+def test_a_known_path_with_the_wrong_verb_matches_nothing_but_exists() -> None:
+    assert match(ROUTES, "PUT", "/v1/customers/a/uploads") is None
+    assert path_exists(ROUTES, "/v1/customers/a/uploads")
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/customers/a/unknowns", "/v1/customers/a/uploads/", "/v2/customers/a/uploads", "/"]
+)
+def test_an_unknown_path_matches_nothing_and_does_not_exist(path: str) -> None:
+    assert match(ROUTES, "GET", path) is None
+    assert not path_exists(ROUTES, path)
+
+
+def test_routes_know_which_bodies_are_raw_bytes() -> None:
+    upload = route_of("CreateUpload")
+    assert upload.streams_request_body and not upload.returns_http_body
+    download = route_of("DownloadReport")
+    assert download.returns_http_body and not download.streams_request_body
+    assert route_of("UpdateDriftConfig").body_field is not None
+    assert route_of("RunDetection").body_field is None
+
+
+# --- query parameters -----------------------------------------------------------------------
+
+
+def test_query_parameters_fill_fields_by_proto_or_json_name() -> None:
+    request = transcode(
+        "GET",
+        "/v1/customers/a/uploads",
+        [
+            ("pageSize", "25"),
+            ("page_token", "tok"),
+            ("filter", "state = FAILED"),
+            ("orderBy", "create_time desc"),
+        ],
+    )
+    assert request == ingest_service_pb2.ListUploadsRequest(
+        parent="customers/a",
+        page_size=25,
+        page_token="tok",
+        filter="state = FAILED",
+        order_by="create_time desc",
+    )
+
+
+def test_dotted_query_parameters_fill_nested_fields() -> None:
+    request = transcode(
+        "POST",
+        "/v1/customers/a/uploads",
+        [
+            ("upload.file_name", "remits.csv"),
+            ("upload.format", "CSV"),
+            ("upload.mode", "ALL_OR_NOTHING"),
+            ("requestId", "r-1"),
+        ],
+    )
+    upload = ingest_resources_pb2.Upload
+    assert request == ingest_service_pb2.CreateUploadRequest(
+        parent="customers/a",
+        request_id="r-1",
+        upload=upload(file_name="remits.csv", format=upload.CSV, mode=upload.ALL_OR_NOTHING),
+    )
+
+
+def test_an_enum_can_be_given_by_number() -> None:
+    request = transcode("POST", "/v1/customers/a/uploads", [("upload.mode", "1")])
+    assert request.upload.mode == ingest_resources_pb2.Upload.ACCEPT_VALID  # type: ignore[attr-defined]
+
+
+def test_a_repeated_field_is_given_by_repeating_the_parameter_and_dates_as_iso() -> None:
+    request = transcode(
+        "GET",
+        "/v1/customers/a/dailyStats",
+        [
+            ("payers", "Aetna"),
+            ("start_date", "2026-03-14"),
+            ("payers", "Blue Cross"),
+            ("endDate", "2026-04-01"),
+        ],
+    )
+    assert list(request.payers) == ["Aetna", "Blue Cross"]  # type: ignore[attr-defined]
+    start, end = request.start_date, request.end_date  # type: ignore[attr-defined]
+    assert (start.year, start.month, start.day) == (2026, 3, 14)
+    assert (end.year, end.month, end.day) == (2026, 4, 1)
+
+
+@pytest.mark.parametrize("raw", ["14/03/2026", "2026-03", "2026-03-14T00:00:00Z", "²⁰²⁶-03-14"])
+def test_a_date_not_in_yyyy_mm_dd_is_refused_by_name(raw: str) -> None:
+    error = refusal("GET", "/v1/customers/a/dailyStats", [("start_date", raw)])
+    assert violated_fields(error) == ["start_date"]
+    assert "is not a date (YYYY-MM-DD)" in error.message
+
+
+def test_an_update_mask_takes_comma_separated_proto_names() -> None:
+    request = transcode(
+        "PATCH",
+        "/v1/customers/a/driftConfig",
+        [("update_mask", "current_window_days,etag")],
+        {"currentWindowDays": 14},
+    )
+    assert list(request.update_mask.paths) == ["current_window_days", "etag"]  # type: ignore[attr-defined]
+    assert request.drift_config.current_window_days == 14  # type: ignore[attr-defined]
+
+
+def test_an_update_mask_given_whole_and_by_subfield_is_refused() -> None:
+    # Used to fail with AttributeError (a 500) instead of a clean INVALID_ARGUMENT.
+    error = refusal(
+        "PATCH",
+        "/v1/customers/a/driftEvents/e1",
+        [("update_mask", "state"), ("update_mask.paths", "triage_note")],
+    )
+    assert violated_fields(error) == ["update_mask"]
+
+
+def _event_route_without_body() -> Route:
+    """UpdateDriftEvent bound as if it had no body, so `drift_event.*` comes by query."""
+    template = "/v1/{drift_event.name=customers/*/driftEvents/*}"
+    pattern, variables = compile_template(template)
+    method = route_of("UpdateDriftEvent").method
+    return Route(method, HttpBinding("get", template, ""), pattern, tuple(variables))
+
+
+@pytest.mark.parametrize(
+    ("raw", "active"), [("true", True), ("TRUE", True), ("1", True), ("false", False), ("0", False)]
+)
+def test_bools_in_the_query_are_true_false_1_or_0(raw: str, active: bool) -> None:
+    route = _event_route_without_body()
+    path_values = {"drift_event.name": "customers/a/driftEvents/e1"}
+    request = parse_request(
+        route, request_dict(route, path_values, [("drift_event.active", raw)], None)
+    )
+    assert request.drift_event.active is active  # type: ignore[attr-defined]
+    assert request.drift_event.name == "customers/a/driftEvents/e1"  # type: ignore[attr-defined]
+
+
+def test_a_bool_that_is_not_true_or_false_is_refused() -> None:
+    route = _event_route_without_body()
+    with pytest.raises(ApiError) as caught:
+        request_dict(route, {}, [("drift_event.active", "yes")], None)
+    assert violated_fields(caught.value) == ["drift_event.active"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("parent", "customers/other"), ("parent", "customers/a")],
+)
+def test_a_field_bound_by_the_path_cannot_be_set_by_the_query(key: str, value: str) -> None:
+    error = refusal("GET", "/v1/customers/a/uploads", [(key, value)])
+    assert violated_fields(error) == [key]
+    assert "bound by the path" in error.message
+
+
+@pytest.mark.parametrize(
+    "key", ["drift_event.state", "driftEvent.triageNote", "drift_event", "drift_event.name"]
+)
+def test_a_field_bound_by_the_body_cannot_be_set_by_the_query(key: str) -> None:
+    error = refusal("PATCH", "/v1/customers/a/driftEvents/e1", [(key, "NEW")])
+    assert violated_fields(error) == [key]
+
+
+@pytest.mark.parametrize("key", ["colour", "page_size.value", "pagesize", "", "upload"])
+def test_an_unknown_query_parameter_is_refused_by_name(key: str) -> None:
+    error = refusal("GET", "/v1/customers/a/uploads", [(key, "1")])
+    assert violated_fields(error) == [key]
+    assert "is not a field of this request" in error.message
+
+
+@pytest.mark.parametrize("raw", ["ten", "1.5", "", "0x10"])
+def test_a_non_number_for_an_int_field_is_refused_by_name(raw: str) -> None:
+    error = refusal("GET", "/v1/customers/a/uploads", [("page_size", raw)])
+    assert violated_fields(error) == ["page_size"]
+    assert "is not a number" in error.message
+
+
+def test_an_int_out_of_range_is_refused() -> None:
+    error = refusal("GET", "/v1/customers/a/uploads", [("page_size", str(2**40))])
+    assert "page_size" in error.message
+
+
+def test_a_scalar_given_twice_is_refused() -> None:
+    error = refusal("GET", "/v1/customers/a/uploads", [("page_size", "1"), ("pageSize", "2")])
+    assert violated_fields(error) == ["page_size"]
+    assert "more than once" in error.message
+
+
+def test_a_message_field_needs_its_subfields_in_the_query() -> None:
+    error = refusal("POST", "/v1/customers/a/uploads", [("upload", "remits.csv")])
+    assert violated_fields(error) == ["upload"]
+
+
+@pytest.mark.parametrize("raw", ["²", "CSV2", "csv"])
+def test_an_unknown_enum_value_in_the_query_is_refused(raw: str) -> None:
+    # "²" is a digit to str.isdigit() but not to int(): it used to be a ValueError (a 500).
+    refusal("POST", "/v1/customers/a/uploads", [("upload.format", raw)])
+
+
+# --- bodies ---------------------------------------------------------------------------------
+
+
+def test_a_star_body_fills_the_request_and_the_path_wins_over_it() -> None:
+    request = transcode(
+        "POST",
+        "/v1/customers/a/driftRuns",
+        body={
+            "parent": "customers/someone-else",
+            "asOf": {"year": 2026, "month": 3, "day": 14},
+            "request_id": "r-1",
+            "trigger": "MANUAL",
+        },
+    )
+    assert request == drift_service_pb2.RunDetectionRequest(
+        parent="customers/a",
+        as_of={"year": 2026, "month": 3, "day": 14},
+        request_id="r-1",
+        trigger=resources_pb2.DriftRun.MANUAL,
+    )
+
+
+def test_a_star_body_may_be_absent() -> None:
+    request = transcode("POST", "/v1/customers/a/driftRuns")
+    assert request == drift_service_pb2.RunDetectionRequest(parent="customers/a")
+
+
+@pytest.mark.parametrize("body", [[1], "text", 5, True])
+def test_a_star_body_must_be_a_json_object(body: Any) -> None:
+    error = refusal("POST", "/v1/customers/a/driftRuns", body=body)
+    assert violated_fields(error) == ["body"]
+
+
+def test_a_named_body_fills_that_field_and_the_path_wins_for_its_name() -> None:
+    request = transcode(
+        "PATCH",
+        "/v1/customers/a/driftConfig",
+        body={
+            "name": "customers/someone-else/driftConfig",
+            "currentWindowDays": 14,
+            "enabled_metrics": ["DENIAL_RATE", "PAYMENT_RATIO"],
+        },
+    )
+    assert request == drift_service_pb2.UpdateDriftConfigRequest(
+        drift_config=resources_pb2.DriftConfig(
+            name="customers/a/driftConfig",
+            current_window_days=14,
+            enabled_metrics=[resources_pb2.DENIAL_RATE, resources_pb2.PAYMENT_RATIO],
+        )
+    )
+
+
+@pytest.mark.parametrize("body", [[1], "text", 5, True])
+def test_a_named_message_body_must_be_a_json_object(body: Any) -> None:
+    # Used to fail with TypeError (a 500) while setting `drift_config.name` from the path.
+    error = refusal("PATCH", "/v1/customers/a/driftConfig", body=body)
+    assert violated_fields(error) == ["drift_config"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"currentWindowDays": "many"},
+        {"enabledMetrics": ["NOT_A_METRIC"]},
+        {"colour": "red"},
+        {"currentWindowDays": 1.5},
+    ],
+)
+def test_a_body_that_does_not_fit_the_message_is_refused(body: dict[str, Any]) -> None:
+    error = refusal("PATCH", "/v1/customers/a/driftConfig", body=body)
+    assert violated_fields(error) == ["body"]
+    assert "upstream.drift.v1.UpdateDriftConfigRequest" in error.message
+
+
+def test_responses_use_json_names() -> None:
+    response = ingest_service_pb2.ListUploadsResponse(
+        uploads=[ingest_resources_pb2.Upload(name="customers/a/uploads/u1", file_name="r.csv")],
+        next_page_token="next",
+    )
+    assert to_json(response) == {
+        "uploads": [{"name": "customers/a/uploads/u1", "fileName": "r.csv"}],
+        "nextPageToken": "next",
+    }
+
+
+# --- properties -----------------------------------------------------------------------------
+
+_LIST_UPLOADS_KEYS = st.one_of(
+    st.sampled_from(
+        ["page_size", "pageSize", "page_token", "filter", "order_by", "parent", "page_size.x"]
+    ),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(query=st.lists(st.tuples(_LIST_UPLOADS_KEYS, st.text(max_size=12)), max_size=5))
+def test_any_list_uploads_query_transcodes_or_is_a_clean_error(
+    query: list[tuple[str, str]],
+) -> None:
+    route = route_of("ListUploads")
+    try:
+        request = parse_request(route, request_dict(route, {"parent": "customers/a"}, query, None))
+    except ApiError as error:
+        assert error.code is grpc.StatusCode.INVALID_ARGUMENT
+    else:
+        assert request.parent == "customers/a"  # type: ignore[attr-defined]
+
+
+_NESTED_KEYS = st.sampled_from(
+    [
+        "update_mask",
+        "updateMask",
+        "update_mask.paths",
+        "payers",
+        "start_date",
+        "start_date.year",
+        "end_date.day",
+        "drift_event.active",
+        "drift_event.evidence",
+        "drift_event.baseline_window.start_date",
+        "drift_event.baseline_window.start_date.month",
+        "drift_event.severity",
+        "drift_event.first_detected_time",
+        "drift_event.first_detected_time.seconds",
+    ]
+)
+_VALUES = st.one_of(
+    st.sampled_from(["1", "-1", "true", "2026-03-14", "a,b", "HIGH", "²", "2026-03-14T00:00:00Z"]),
+    st.text(max_size=8),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    which=st.sampled_from(["StreamDailyStats", "UpdateDriftEvent", "event_by_query"]),
+    query=st.lists(st.tuples(_NESTED_KEYS, _VALUES), max_size=4),
+)
+def test_nested_and_repeated_query_parameters_transcode_or_are_a_clean_error(
+    which: str, query: list[tuple[str, str]]
+) -> None:
+    route = _event_route_without_body() if which == "event_by_query" else route_of(which)
+    path_values = {variable: "customers/a/x/y" for variable in route.variables}
+    try:
+        parse_request(route, request_dict(route, path_values, query, None))
+    except ApiError as error:
+        assert error.code is grpc.StatusCode.INVALID_ARGUMENT
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                ["name", "asOf", "trigger", "currentWindowDays", "enabledMetrics", "year"]
+            )
+            | st.text(max_size=6),
+            children,
+            max_size=3,
+        )
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(method_name=st.sampled_from(["RunDetection", "UpdateDriftConfig"]), body=_JSON)
+def test_any_json_body_transcodes_or_is_a_clean_error(method_name: str, body: Any) -> None:
+    route = route_of(method_name)
+    path_values = {variable: "customers/a/driftConfig" for variable in route.variables}
+    try:
+        parse_request(route, request_dict(route, path_values, [], body))
+    except ApiError as error:
+        assert error.code is grpc.StatusCode.INVALID_ARGUMENT
