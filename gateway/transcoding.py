@@ -235,6 +235,28 @@ def _assign(target: dict[str, Any], chain: list[descriptor.FieldDescriptor], val
         target[leaf.name] = value
 
 
+_MAP_KEY = re.compile(r"^([A-Za-z0-9_.]+)\[([^\]]*)\]$")
+
+
+def _assign_map_entry(
+    target: dict[str, Any], chain: list[descriptor.FieldDescriptor], key: str, raw: str, name: str
+) -> None:
+    """`upload.column_map[claim_id]=Claim Number`: one entry of a map field (grpc-gateway's
+    query syntax for maps)."""
+    leaf = chain[-1]
+    entry = leaf.message_type
+    if entry is None or not entry.GetOptions().map_entry:
+        raise _bad_field(name, "is not a map field")
+    for field in chain[:-1]:
+        target = target.setdefault(field.name, {})
+        if not isinstance(target, dict):
+            raise _bad_field(field.name, "is set more than once")
+    entries = target.setdefault(leaf.name, {})
+    if key in entries:
+        raise _bad_field(name, "is set more than once")
+    entries[key] = _scalar(entry.fields_by_name["value"], raw, name)
+
+
 def request_dict(
     route: Route,
     path_values: Mapping[str, str],
@@ -254,11 +276,15 @@ def request_dict(
     if route.binding.body != "*":
         bound = set(path_values) | ({route.binding.body} if route.binding.body else set())
         for key, raw in query:
-            chain = _resolve(input_type, key)
+            map_entry = _MAP_KEY.match(key)
+            chain = _resolve(input_type, map_entry.group(1) if map_entry else key)
             dotted = ".".join(f.name for f in chain)
             if any(dotted == b or dotted.startswith(b + ".") for b in bound):
                 raise _bad_field(key, "is bound by the path or body, not the query string")
-            _assign(fields, chain, _scalar(chain[-1], raw, key))
+            if map_entry:
+                _assign_map_entry(fields, chain, map_entry.group(2), raw, key)
+            else:
+                _assign(fields, chain, _scalar(chain[-1], raw, key))
     for dotted, value in path_values.items():
         chain = _resolve(input_type, dotted)
         target = fields
@@ -289,4 +315,5 @@ def parse_request(route: Route, fields: dict[str, Any]) -> message.Message:
 
 
 def to_json(response: message.Message) -> dict[str, Any]:
-    return json_format.MessageToDict(response)
+    # Zeros and empty lists are shown, not omitted: a browser reads `"rowsRejected": "0"`.
+    return json_format.MessageToDict(response, always_print_fields_with_no_presence=True)

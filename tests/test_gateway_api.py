@@ -242,6 +242,6 @@ def test_lists_page_through_everything_once(system: System) -> None:
 
 def test_unimplemented_methods_say_so(system: System) -> None:
     with system.client() as client:
-        response = client.get("/v1/customers/acme/claims")
+        response = client.get("/v1/customers/acme/reportSchedules")
     assert response.status_code == 501
     assert error_of(response)["status"] == "UNIMPLEMENTED"

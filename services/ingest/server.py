@@ -2,56 +2,334 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import functools
+import re
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import empty_pb2, timestamp_pb2
+from google.type import date_pb2, money_pb2
+from opentelemetry import propagate
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import errors, names, pagination
-from runtime.server import ServiceDefinition
+from runtime.auth import require_identity, service_token
+from runtime.clients import open_channel
+from runtime.outbox import OutboxEvent, OutboxRelay
+from runtime.server import ServiceDefinition, running_task
 from runtime.settings import Settings
+from services.ingest.csv_claims import COLUMN_ALIASES
+from services.ingest.parsing import UploadParser
+from services.ingest.records import FileError, UploadWarning
 from services.ingest.store import IngestStore
+from services.ingest.uploads import UploadFacts, failure_message
+from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
+from upstream.drift.v1 import resources_pb2 as drift_resources_pb2
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
 UPLOAD_NAME = "customers/{customer}/uploads/{upload}"
+CLAIM_NAME = "customers/{customer}/claims/{claim}"
+PAYER_NAME = "customers/{customer}/payers/{payer}"
 CUSTOMER_NAME = "customers/{customer}"
+MAX_REQUEST_ID = 128
+MAX_FILE_NAME = 255
+MAX_KEPT_WARNINGS = 1000
+CLAIM_ORDERS = {
+    "decision_date": "decision_date",
+    "update_time": "update_time",
+    "billed_amount": "billed_cents",
+}
+
+
+def date_message(value: dt.date | None) -> date_pb2.Date | None:
+    if value is None:
+        return None
+    return date_pb2.Date(year=value.year, month=value.month, day=value.day)
+
+
+def money(cents: int | None) -> money_pb2.Money | None:
+    if cents is None:
+        return None
+    sign = -1 if cents < 0 else 1
+    units, remainder = divmod(abs(cents), 100)
+    return money_pb2.Money(
+        currency_code="USD", units=sign * units, nanos=sign * remainder * 10_000_000
+    )
+
+
+def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def _set(message: Any, **fields: Any) -> Any:
+    """Set message fields, skipping unset (None) values."""
+    for key, value in fields.items():
+        if value is None:
+            continue
+        target = getattr(message, key)
+        if hasattr(target, "CopyFrom"):
+            target.CopyFrom(value)
+        else:
+            setattr(message, key, value)
+    return message
 
 
 def upload_message(row: Row) -> resources_pb2.Upload:
-    fields: dict[str, Any] = {
-        "name": UPLOAD_NAME.format(customer=row.customer_id, upload=row.upload_id),
-        "state": row.state,
-        "format": row.format,
-        "mode": row.mode,
-        "fileName": row.file_name or "",
-        "sha256": row.sha256 or "",
-        "sizeBytes": row.size_bytes,
-        "rowsRead": row.rows_read,
-        "rowsAccepted": row.rows_accepted,
-        "rowsRejected": row.rows_rejected,
-        "rowsUpdated": row.rows_updated,
-        "payers": row.payers,
-        "warnings": row.warnings,
-        "creator": row.creator,
-        "requestId": row.request_id or "",
-        "createTime": row.create_time.isoformat(),
-    }
-    for column in ("first_decision_date", "last_decision_date"):
-        value = getattr(row, column)
-        if value is not None:
-            fields[column] = {"year": value.year, "month": value.month, "day": value.day}
-    if row.error is not None:
-        fields["error"] = row.error
-    if row.finish_time is not None:
-        fields["finishTime"] = row.finish_time.isoformat()
-    return json_format.ParseDict(fields, resources_pb2.Upload())
+    upload = resources_pb2.Upload(
+        name=UPLOAD_NAME.format(customer=row.customer_id, upload=row.upload_id),
+        state=resources_pb2.Upload.State.Value(row.state),
+        format=resources_pb2.Upload.Format.Value(row.format),
+        mode=resources_pb2.Upload.Mode.Value(row.mode),
+        file_name=row.file_name or "",
+        sha256=row.sha256 or "",
+        size_bytes=row.size_bytes,
+        rows_read=row.rows_read,
+        rows_accepted=row.rows_accepted,
+        rows_rejected=row.rows_rejected,
+        rows_updated=row.rows_updated,
+        payers=row.payers,
+        creator=row.creator,
+        request_id=row.request_id or "",
+        warnings=[
+            resources_pb2.UploadWarning(
+                code=w.get("code", ""),
+                message=w.get("message", ""),
+                line_number=w.get("lineNumber", 0) if row.format == "CSV" else 0,
+                segment_number=w.get("lineNumber", 0) if row.format == "X12_835" else 0,
+            )
+            for w in row.warnings
+        ],
+    )
+    if row.error:
+        upload.error.code = row.error.get("code", 3)
+        upload.error.message = row.error.get("message", "")
+    return _set(
+        upload,
+        first_decision_date=date_message(row.first_decision_date),
+        last_decision_date=date_message(row.last_decision_date),
+        create_time=timestamp(row.create_time),
+        finish_time=timestamp(row.finish_time),
+    )
+
+
+def claim_message(row: Row) -> resources_pb2.Claim:
+    claim = resources_pb2.Claim(
+        name=CLAIM_NAME.format(customer=row.customer_id, claim=row.claim_uid),
+        claim_id=row.claim_id,
+        payer=row.payer,
+        payer_raw_name=row.payer_raw_name,
+        payer_raw_id=row.payer_raw_id,
+        procedure_codes=row.procedure_codes,
+        code_group=row.code_group,
+        status=resources_pb2.Claim.Status.Value(row.status),
+        denied=row.denied,
+        partially_denied=row.partially_denied,
+        payer_claim_control_number=row.payer_claim_control_number,
+        upload=UPLOAD_NAME.format(customer=row.customer_id, upload=row.upload_id),
+        adjustments=[
+            resources_pb2.Adjustment(
+                group_code=a["group"],
+                reason_code=a["reason"],
+                amount=money(a["cents"]),
+                line_number=a["line"],
+            )
+            for a in row.adjustments
+        ],
+    )
+    return _set(
+        claim,
+        service_date=date_message(row.service_date),
+        submitted_date=date_message(row.submitted_date),
+        decision_date=date_message(row.decision_date),
+        billed_amount=money(row.billed_cents),
+        allowed_amount=money(row.allowed_cents),
+        paid_amount=money(row.paid_cents),
+        patient_responsibility=money(row.patient_responsibility_cents),
+        update_time=timestamp(row.update_time),
+    )
+
+
+def daily_stat_message(row: Row) -> resources_pb2.DailyStat:
+    stat = resources_pb2.DailyStat(
+        payer=row.payer,
+        code_group=row.code_group,
+        decided_claims=row.decided_claims,
+        denied_claims=row.denied_claims,
+        partially_denied_claims=row.partially_denied_claims,
+    )
+    stat.decision_days_histogram.update({int(k): v for k, v in row.decision_days.items()})
+    stat.carc_counts.update(row.carc_counts)
+    return _set(
+        stat,
+        decision_date=date_message(row.decision_date),
+        billed_amount=money(row.billed_cents),
+        allowed_amount=money(row.allowed_cents),
+        paid_amount=money(row.paid_cents),
+        denied_billed_amount=money(row.denied_billed_cents),
+    )
+
+
+def _customer(parent: str, field: str = "parent") -> str:
+    return names.parse(parent, CUSTOMER_NAME, field=field)["customer"]
+
+
+def _python_date(value: date_pb2.Date, field: str) -> dt.date:
+    try:
+        return dt.date(value.year, value.month, value.day)
+    except ValueError as exc:
+        raise errors.invalid_argument(
+            f"{field} is not a valid date", errors.FieldViolation(field, "a valid date is required")
+        ) from exc
 
 
 class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
-    def __init__(self, store: IngestStore) -> None:
+    def __init__(
+        self, store: IngestStore, settings: Settings, uploaded: asyncio.Event | None = None
+    ) -> None:
         self._store = store
+        self._settings = settings
+        # Set after each committed upload, so the outbox relay publishes at once.
+        self._uploaded = uploaded or asyncio.Event()
+
+    # --- uploads ---------------------------------------------------------------------------
+
+    async def CreateUpload(
+        self,
+        request_iterator: AsyncIterator[ingest_service_pb2.CreateUploadRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> resources_pb2.Upload:
+        requests = aiter(request_iterator)
+        try:
+            first = await anext(requests)
+        except StopAsyncIteration:
+            raise errors.invalid_argument(
+                "the upload stream is empty", errors.FieldViolation("parent", "required")
+            ) from None
+        customer = _customer(first.parent)
+        metadata = first.upload
+        _check_upload_metadata(first)
+        identity = require_identity()
+        request_id = first.request_id or None
+        if request_id:
+            earlier = await self._store.find_upload_by_request(customer, request_id)
+            if earlier is not None:
+                return upload_message(earlier)
+        mode = resources_pb2.Upload.Mode.Name(metadata.mode or resources_pb2.Upload.ACCEPT_VALID)
+        declared = resources_pb2.Upload.Format.Name(metadata.format) if metadata.format else ""
+        parser = UploadParser(
+            declared_format=declared,
+            column_map=dict(metadata.column_map),
+            max_bytes=self._settings.max_upload_bytes,
+        )
+        upload_id = "u_" + secrets.token_hex(8)
+        warnings: list[UploadWarning] = []
+        trace_context: dict[str, str] = {}
+        propagate.inject(trace_context)
+        # What the upload is, as far as it has been read (counts grow while it streams).
+        describe = functools.partial(
+            self._facts, customer, upload_id, request_id, metadata.file_name, parser, mode,
+            identity.subject, warnings, trace_context,
+        )  # fmt: skip
+        async with self._store.upload_transaction() as writer:
+            try:
+                await self._stream_into(writer, parser, first, requests, warnings)
+            except FileError as problem:
+                outcome = await writer.record_failure(describe(), str(problem))
+                if outcome.repeated:
+                    return await self._existing(customer, outcome.upload_id)
+                failure = str(problem)
+            else:
+                outcome = await writer.finish(describe(), all_or_nothing=mode == "ALL_OR_NOTHING")
+                if outcome.repeated:
+                    return await self._existing(customer, outcome.upload_id)
+                failure = (
+                    failure_message(writer.accepted, outcome.first_problems)
+                    if outcome.failed
+                    else ""
+                )
+        if failure:
+            name = UPLOAD_NAME.format(customer=customer, upload=upload_id)
+            raise errors.ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{first.upload.file_name or 'the file'}: {failure}",
+                reason="UPLOAD_REJECTED",
+                metadata={"upload": name},
+                violations=[
+                    errors.FieldViolation(
+                        f"line {p.line_number}" + (f" {p.column}" if p.column else ""), p.reason
+                    )
+                    for p in outcome.first_problems
+                ],
+            )
+        self._uploaded.set()
+        return await self._existing(customer, upload_id)
+
+    async def _stream_into(
+        self,
+        writer: Any,
+        parser: UploadParser,
+        first: ingest_service_pb2.CreateUploadRequest,
+        requests: AsyncIterator[ingest_service_pb2.CreateUploadRequest],
+        warnings: list[UploadWarning],
+    ) -> None:
+        async def chunks() -> AsyncIterator[bytes]:
+            if first.http_body.data:
+                yield first.http_body.data
+            async for request in requests:
+                if request.http_body.data:
+                    yield request.http_body.data
+
+        async for chunk in chunks():
+            # Parsing is CPU work: off the event loop, so other calls keep being served.
+            batch = await asyncio.to_thread(parser.feed, chunk)
+            await writer.write(batch)
+            _keep(warnings, batch.warnings)
+        batch = await asyncio.to_thread(parser.close)
+        await writer.write(batch)
+        _keep(warnings, batch.warnings)
+
+    def _facts(
+        self,
+        customer: str,
+        upload_id: str,
+        request_id: str | None,
+        file_name: str,
+        parser: UploadParser,
+        mode: str,
+        creator: str,
+        warnings: list[UploadWarning],
+        trace_context: dict[str, str],
+    ) -> UploadFacts:
+        return UploadFacts(
+            customer=customer,
+            upload_id=upload_id,
+            request_id=request_id,
+            file_name=file_name,
+            format=parser.format or "CSV",
+            mode=mode,
+            creator=creator,
+            size_bytes=parser.size_bytes,
+            sha256=parser.sha256,
+            rows_read=parser.rows_read,
+            warnings=warnings,
+            trace_context=trace_context,
+        )
+
+    async def _existing(self, customer: str, upload_id: str) -> resources_pb2.Upload:
+        row = await self._store.get_upload(customer, upload_id)
+        if row is None:
+            raise errors.not_found(UPLOAD_NAME.format(customer=customer, upload=upload_id))
+        return upload_message(row)
 
     async def GetUpload(
         self, request: ingest_service_pb2.GetUploadRequest, context: grpc.aio.ServicerContext
@@ -65,7 +343,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     async def ListUploads(
         self, request: ingest_service_pb2.ListUploadsRequest, context: grpc.aio.ServicerContext
     ) -> ingest_service_pb2.ListUploadsResponse:
-        customer = names.parse(request.parent, CUSTOMER_NAME, field="parent")["customer"]
+        customer = _customer(request.parent)
         size = pagination.page_size(request.page_size)
         token = pagination.decode(request.page_token, request.parent, request.filter)
         rows = await self._store.list_uploads(
@@ -81,10 +359,216 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             )
         return response
 
+    async def DeleteUpload(
+        self, request: ingest_service_pb2.DeleteUploadRequest, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
+        parsed = names.parse(request.name, UPLOAD_NAME)
+        deleted = await self._store.delete_upload(
+            parsed["customer"], parsed["upload"], require_identity().subject
+        )
+        if not deleted:
+            raise errors.not_found(request.name)
+        return empty_pb2.Empty()
+
+    async def ListUploadRejections(
+        self,
+        request: ingest_service_pb2.ListUploadRejectionsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> ingest_service_pb2.ListUploadRejectionsResponse:
+        parsed = names.parse(request.parent, UPLOAD_NAME, field="parent")
+        customer, upload_id = parsed["customer"], parsed["upload"]
+        if await self._store.get_upload(customer, upload_id) is None:
+            raise errors.not_found(request.parent)
+        size = pagination.page_size(request.page_size)
+        token = pagination.decode(request.page_token, request.parent, request.filter)
+        rows = await self._store.list_rejections(
+            customer, upload_id, request.filter, size + 1, token.after if token else None
+        )
+        response = ingest_service_pb2.ListUploadRejectionsResponse(
+            upload_rejections=[
+                resources_pb2.UploadRejection(
+                    name=f"{request.parent}/rejections/{row.seq}",
+                    line_number=row.line_number if not row.segment_number else 0,
+                    segment_number=row.segment_number,
+                    column=row.column_name or "",
+                    raw_value=(row.raw_value or "")[:100],
+                    reason=row.reason,
+                    code=row.code,
+                )
+                for row in rows[:size]
+            ]
+        )
+        if len(rows) > size:
+            response.next_page_token = pagination.encode(
+                [rows[size - 1].seq], request.parent, request.filter
+            )
+        return response
+
+    # --- claims -----------------------------------------------------------------------------
+
+    async def GetClaim(
+        self, request: ingest_service_pb2.GetClaimRequest, context: grpc.aio.ServicerContext
+    ) -> resources_pb2.Claim:
+        parsed = names.parse(request.name, CLAIM_NAME)
+        row = await self._store.get_claim(parsed["customer"], parsed["claim"])
+        if row is None:
+            raise errors.not_found(request.name)
+        return claim_message(row)
+
+    async def ListClaims(
+        self, request: ingest_service_pb2.ListClaimsRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_service_pb2.ListClaimsResponse:
+        customer = _customer(request.parent)
+        order = _claim_order(request.order_by)
+        size = pagination.page_size(request.page_size)
+        parts = (request.parent, request.filter, request.order_by)
+        token = pagination.decode(request.page_token, *parts)
+        filter_text = _upload_filter(request.filter)
+        rows = await self._store.list_claims(
+            customer, filter_text, order, size + 1, token.after if token else None
+        )
+        response = ingest_service_pb2.ListClaimsResponse(
+            claims=[claim_message(row) for row in rows[:size]]
+        )
+        if len(rows) > size:
+            last = rows[size - 1]
+            value = getattr(last, order[0])
+            position = value.isoformat() if hasattr(value, "isoformat") else value
+            if position is None:
+                position = "0001-01-01" if order[0] == "decision_date" else None
+            response.next_page_token = pagination.encode([position, last.claim_uid], *parts)
+        return response
+
+    async def ListPayers(
+        self, request: ingest_service_pb2.ListPayersRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_service_pb2.ListPayersResponse:
+        customer = _customer(request.parent)
+        size = pagination.page_size(request.page_size)
+        token = pagination.decode(request.page_token, request.parent, request.filter)
+        rows = await self._store.list_payers(
+            customer, request.filter, size + 1, token.after if token else None
+        )
+        response = ingest_service_pb2.ListPayersResponse()
+        for row in rows[:size]:
+            payer = resources_pb2.Payer(
+                name=PAYER_NAME.format(customer=customer, payer=row.payer_uid),
+                raw_payer_name=row.raw_name,
+                raw_payer_id=row.raw_id,
+                canonical_payer=row.canonical_payer,
+                mapped=row.mapping_id is not None,
+                payer_mapping=(
+                    f"customers/{customer}/payerMappings/{row.mapping_id}" if row.mapping_id else ""
+                ),
+                claim_count=row.claim_count,
+            )
+            response.payers.append(
+                _set(
+                    payer,
+                    first_seen_time=timestamp(row.first_seen_time),
+                    last_seen_time=timestamp(row.last_seen_time),
+                )
+            )
+        if len(rows) > size:
+            last = rows[size - 1]
+            response.next_page_token = pagination.encode(
+                [last.claim_count, last.payer_uid], request.parent, request.filter
+            )
+        return response
+
+    async def StreamDailyStats(
+        self,
+        request: ingest_service_pb2.StreamDailyStatsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[resources_pb2.DailyStat]:
+        customer = _customer(request.parent)
+        start = _python_date(request.start_date, "start_date")
+        end = _python_date(request.end_date, "end_date")
+        if end < start:
+            raise errors.invalid_argument(
+                "end_date is before start_date",
+                errors.FieldViolation("end_date", "must not be before start_date"),
+            )
+        async for row in self._store.stream_daily_stats(customer, request.payers, start, end):
+            yield daily_stat_message(row)
+
+
+def _keep(kept: list[UploadWarning], new: list[UploadWarning]) -> None:
+    room = MAX_KEPT_WARNINGS - len(kept)
+    kept.extend(new[: max(room, 0)])
+
+
+def _check_upload_metadata(first: ingest_service_pb2.CreateUploadRequest) -> None:
+    problems = []
+    if len(first.request_id) > MAX_REQUEST_ID:
+        problems.append(errors.FieldViolation("request_id", f"at most {MAX_REQUEST_ID} characters"))
+    if len(first.upload.file_name) > MAX_FILE_NAME:
+        problems.append(
+            errors.FieldViolation("upload.file_name", f"at most {MAX_FILE_NAME} characters")
+        )
+    for column in first.upload.column_map:
+        if column not in COLUMN_ALIASES:
+            problems.append(
+                errors.FieldViolation(
+                    f"upload.column_map[{column}]",
+                    "unknown column; known: " + ", ".join(COLUMN_ALIASES),
+                )
+            )
+    if problems:
+        raise errors.invalid_argument("the upload's options are not valid", *problems)
+
+
+def _claim_order(order_by: str) -> tuple[str, bool]:
+    text = order_by.strip() or "decision_date desc"
+    field, _, direction = text.partition(" ")
+    if field not in CLAIM_ORDERS or direction.strip().lower() not in ("", "desc", "asc"):
+        raise errors.invalid_argument(
+            f"order_by {order_by!r} is not supported",
+            errors.FieldViolation(
+                "order_by", "one of decision_date, update_time, billed_amount, optionally desc"
+            ),
+        )
+    return CLAIM_ORDERS[field], direction.strip().lower() == "desc"
+
+
+_UPLOAD_TERM = re.compile(r'\bupload\s*=\s*"?customers/[^/"\s]+/uploads/([^"\s)]+)"?')
+
+
+def _upload_filter(text: str) -> str:
+    """`upload = "customers/acme/uploads/u_1"` (a resource name) filters by the upload id."""
+    return _UPLOAD_TERM.sub(r'upload_id = "\1"', text)
+
 
 def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
+    uploaded = asyncio.Event()
+
+    @asynccontextmanager
+    async def drift_notifier() -> AsyncIterator[None]:
+        """The outbox relay: tells drift a customer has new data, once per upload."""
+        channel = open_channel(
+            settings.drift_target,
+            "upstream.drift.v1.DriftService",
+            default_timeout=settings.client_timeout_seconds,
+            authorization=lambda: f"Bearer {service_token(settings)}",
+        )
+        drift = drift_service_pb2_grpc.DriftServiceStub(channel)
+
+        async def run_detection(event: OutboxEvent) -> None:
+            await drift.RunDetection(
+                drift_service_pb2.RunDetectionRequest(
+                    parent=f"customers/{event.payload['customer']}",
+                    request_id=event.payload["upload_id"],
+                    trigger=drift_resources_pb2.DriftRun.UPLOAD,
+                )
+            )
+
+        relay = OutboxRelay(engine, "ingest", run_detection, uploaded)
+        async with running_task("ingest-outbox-relay", relay.run):
+            yield
+        await channel.close()
+
     return ServiceDefinition(
         full_name="upstream.ingest.v1.IngestService",
-        servicer=IngestServicer(IngestStore(engine)),
+        servicer=IngestServicer(IngestStore(engine), settings, uploaded),
         add_to_server=ingest_service_pb2_grpc.add_IngestServiceServicer_to_server,
+        background=[drift_notifier],
     )

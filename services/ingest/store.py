@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -11,6 +14,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime.filtering import FilterField, parse_filter
+from services.ingest.uploads import UploadWriter, refresh_daily_stats
 
 metadata = sa.MetaData(schema="ingest")
 
@@ -39,8 +43,107 @@ uploads = sa.Table(
     sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finish_time", sa.DateTime(timezone=True)),
 )
+upload_rejections = sa.Table(
+    "upload_rejections",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("upload_id", sa.Text, primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("line_number", sa.BigInteger),
+    sa.Column("segment_number", sa.BigInteger),
+    sa.Column("column_name", sa.Text),
+    sa.Column("raw_value", sa.Text),
+    sa.Column("reason", sa.Text),
+    sa.Column("code", sa.Text),
+)
+claims = sa.Table(
+    "claims",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("claim_uid", sa.Text, primary_key=True),
+    sa.Column("claim_id", sa.Text),
+    sa.Column("payer_key", sa.Text),
+    sa.Column("payer_uid", sa.Text),
+    sa.Column("payer", sa.Text),
+    sa.Column("payer_raw_name", sa.Text),
+    sa.Column("payer_raw_id", sa.Text),
+    sa.Column("status", sa.Text),
+    sa.Column("denied", sa.Boolean),
+    sa.Column("partially_denied", sa.Boolean),
+    sa.Column("procedure_codes", postgresql.ARRAY(sa.Text)),
+    sa.Column("code_group", sa.Text),
+    sa.Column("service_date", sa.Date),
+    sa.Column("submitted_date", sa.Date),
+    sa.Column("decision_date", sa.Date),
+    sa.Column("decision_days", sa.BigInteger),
+    sa.Column("billed_cents", sa.BigInteger),
+    sa.Column("allowed_cents", sa.BigInteger),
+    sa.Column("paid_cents", sa.BigInteger),
+    sa.Column("patient_responsibility_cents", sa.BigInteger),
+    sa.Column("adjustments", postgresql.JSONB),
+    sa.Column("denial_codes", postgresql.ARRAY(sa.Text)),
+    sa.Column("payer_claim_control_number", sa.Text),
+    sa.Column("upload_id", sa.Text),
+    sa.Column("source_line", sa.BigInteger),
+    sa.Column("update_time", sa.DateTime(timezone=True)),
+)
+payers = sa.Table(
+    "payers",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("payer_uid", sa.Text, primary_key=True),
+    sa.Column("name_key", sa.Text),
+    sa.Column("raw_name", sa.Text),
+    sa.Column("raw_id", sa.Text),
+    sa.Column("canonical_payer", sa.Text),
+    sa.Column("mapping_id", sa.Text),
+    sa.Column("claim_count", sa.BigInteger),
+    sa.Column("first_seen_time", sa.DateTime(timezone=True)),
+    sa.Column("last_seen_time", sa.DateTime(timezone=True)),
+)
+payer_mappings = sa.Table(
+    "payer_mappings",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("mapping_id", sa.Text, primary_key=True),
+    sa.Column("name_key", sa.Text),
+    sa.Column("raw_payer_name", sa.Text),
+    sa.Column("raw_payer_id", sa.Text),
+    sa.Column("canonical_payer", sa.Text),
+    sa.Column("create_time", sa.DateTime(timezone=True)),
+    sa.Column("update_time", sa.DateTime(timezone=True)),
+)
+daily_stats = sa.Table(
+    "daily_stats",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("payer", sa.Text, primary_key=True),
+    sa.Column("code_group", sa.Text, primary_key=True),
+    sa.Column("decision_date", sa.Date, primary_key=True),
+    sa.Column("decided_claims", sa.BigInteger),
+    sa.Column("denied_claims", sa.BigInteger),
+    sa.Column("partially_denied_claims", sa.BigInteger),
+    sa.Column("decision_days", postgresql.JSONB),
+    sa.Column("billed_cents", sa.BigInteger),
+    sa.Column("allowed_cents", sa.BigInteger),
+    sa.Column("paid_cents", sa.BigInteger),
+    sa.Column("denied_billed_cents", sa.BigInteger),
+    sa.Column("carc_counts", postgresql.JSONB),
+)
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("entry_id", sa.Uuid, primary_key=True),
+    sa.Column("action", sa.Text),
+    sa.Column("resource", sa.Text),
+    sa.Column("actor", sa.Text),
+    sa.Column("details", postgresql.JSONB),
+    sa.Column("create_time", sa.DateTime(timezone=True)),
+)
 
 UPLOAD_STATES = ("PROCESSING", "SUCCEEDED", "FAILED")
+CLAIM_STATUSES = ("PAID", "PARTIAL", "DENIED", "PENDING", "REVERSED")
 UPLOAD_FILTERS = {
     "state": FilterField(uploads.c.state, "enum", {s: s for s in UPLOAD_STATES}),
     "format": FilterField(uploads.c.format, "enum", {"CSV": "CSV", "X12_835": "X12_835"}),
@@ -48,11 +151,48 @@ UPLOAD_FILTERS = {
     "file_name": FilterField(uploads.c.file_name),
     "payers": FilterField(uploads.c.payers, "text_array"),
 }
+REJECTION_FILTERS = {
+    "code": FilterField(upload_rejections.c.code),
+    "column": FilterField(upload_rejections.c.column_name),
+}
+CLAIM_FILTERS = {
+    "payer": FilterField(claims.c.payer),
+    "status": FilterField(claims.c.status, "enum", {s: s for s in CLAIM_STATUSES}),
+    "denied": FilterField(claims.c.denied, "bool"),
+    "code_group": FilterField(claims.c.code_group),
+    "procedure_codes": FilterField(claims.c.procedure_codes, "text_array"),
+    "decision_date": FilterField(claims.c.decision_date, "date"),
+    "claim_id": FilterField(claims.c.claim_id),
+    "upload_id": FilterField(claims.c.upload_id),
+}
+PAYER_FILTERS = {
+    "mapped": FilterField(payers.c.mapping_id.is_not(None), "bool"),
+    "canonical_payer": FilterField(payers.c.canonical_payer),
+    "raw_payer_name": FilterField(payers.c.raw_name),
+    "raw_payer_id": FilterField(payers.c.raw_id),
+    "last_seen_time": FilterField(payers.c.last_seen_time, "timestamp"),
+}
+
+
+def _after(columns: Sequence[Any], values: Sequence[Any], descending: bool) -> Any:
+    """Keyset condition: rows strictly after the position the last page ended on."""
+    key = sa.tuple_(*columns)
+    position = sa.tuple_(*(sa.literal(v) for v in values))
+    return key < position if descending else key > position
 
 
 class IngestStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+
+    # --- uploads ---------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def upload_transaction(self) -> AsyncIterator[UploadWriter]:
+        """One transaction for a whole upload: committed when the block ends normally,
+        rolled back (with its staged rows) on any error or cancellation."""
+        async with self._engine.connect() as connection, connection.begin():
+            yield await UploadWriter.open(connection)
 
     async def get_upload(self, customer: str, upload_id: str) -> Row | None:
         async with self._engine.connect() as connection:
@@ -63,8 +203,17 @@ class IngestStore:
             )
             return result.first()
 
+    async def find_upload_by_request(self, customer: str, request_id: str) -> Row | None:
+        async with self._engine.connect() as connection:
+            result = await connection.execute(
+                sa.select(uploads).where(
+                    uploads.c.customer_id == customer, uploads.c.request_id == request_id
+                )
+            )
+            return result.first()
+
     async def list_uploads(
-        self, customer: str, filter_text: str, limit: int, after: Sequence[str] | None
+        self, customer: str, filter_text: str, limit: int, after: Sequence[Any] | None
     ) -> list[Row]:
         """Newest first; `after` is the (create_time, upload_id) the previous page ended on."""
         query = (
@@ -74,9 +223,190 @@ class IngestStore:
             .limit(limit)
         )
         if after is not None:
-            created, upload_id = dt.datetime.fromisoformat(after[0]), after[1]
+            position = (dt.datetime.fromisoformat(after[0]), after[1])
             query = query.where(
-                sa.tuple_(uploads.c.create_time, uploads.c.upload_id) < (created, upload_id)
+                _after((uploads.c.create_time, uploads.c.upload_id), position, True)
             )
         async with self._engine.connect() as connection:
             return list((await connection.execute(query)).all())
+
+    async def delete_upload(self, customer: str, upload_id: str, actor: str) -> bool:
+        """Remove an upload, the claims it last set and its rejections, recompute the
+        statistics of the days those claims were in, and record who did it."""
+        async with self._engine.connect() as connection, connection.begin():
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert raw is not None
+            async with raw.cursor() as cursor:
+                await cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext('ingest.upload'), hashtext(%s))",
+                    (customer,),
+                )
+                await cursor.execute(
+                    "SELECT file_name, sha256, rows_accepted FROM ingest.uploads "
+                    "WHERE customer_id = %s AND upload_id = %s",
+                    (customer, upload_id),
+                )
+                upload = await cursor.fetchone()
+                if upload is None:
+                    return False
+                await cursor.execute(
+                    "CREATE TEMPORARY TABLE touched (payer text, decision_date date) ON COMMIT DROP"
+                )
+                await cursor.execute(
+                    "WITH removed AS (DELETE FROM ingest.claims WHERE customer_id = %s "
+                    "AND upload_id = %s RETURNING payer_uid, payer, decision_date), "
+                    "noted AS (INSERT INTO touched SELECT payer, decision_date FROM removed "
+                    "WHERE decision_date IS NOT NULL) "
+                    "SELECT count(*) FROM removed",
+                    (customer, upload_id),
+                )
+                removed = (await cursor.fetchone())[0]
+                await refresh_daily_stats(cursor, customer)
+                await cursor.execute(
+                    "UPDATE ingest.payers p SET claim_count = (SELECT count(*) FROM "
+                    "ingest.claims c WHERE c.customer_id = p.customer_id "
+                    "AND c.payer_uid = p.payer_uid) WHERE p.customer_id = %s",
+                    (customer,),
+                )
+                await cursor.execute(
+                    "DELETE FROM ingest.upload_rejections "
+                    "WHERE customer_id = %s AND upload_id = %s",
+                    (customer, upload_id),
+                )
+                await cursor.execute(
+                    "DELETE FROM ingest.uploads WHERE customer_id = %s AND upload_id = %s",
+                    (customer, upload_id),
+                )
+            await connection.execute(
+                sa.insert(audit_log).values(
+                    customer_id=customer,
+                    entry_id=uuid.uuid4(),
+                    action="DELETE_UPLOAD",
+                    resource=f"customers/{customer}/uploads/{upload_id}",
+                    actor=actor,
+                    details={
+                        "file_name": upload[0],
+                        "sha256": upload[1],
+                        "rows_accepted": upload[2],
+                        "claims_removed": removed,
+                    },
+                    create_time=sa.func.now(),
+                )
+            )
+        return True
+
+    async def list_rejections(
+        self,
+        customer: str,
+        upload_id: str,
+        filter_text: str,
+        limit: int,
+        after: Sequence[Any] | None,
+    ) -> list[Row]:
+        query = (
+            sa.select(upload_rejections)
+            .where(
+                upload_rejections.c.customer_id == customer,
+                upload_rejections.c.upload_id == upload_id,
+                parse_filter(filter_text, REJECTION_FILTERS),
+            )
+            .order_by(upload_rejections.c.seq)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(upload_rejections.c.seq > int(after[0]))
+        async with self._engine.connect() as connection:
+            return list((await connection.execute(query)).all())
+
+    # --- claims -----------------------------------------------------------------------------
+
+    async def get_claim(self, customer: str, claim_uid: str) -> Row | None:
+        async with self._engine.connect() as connection:
+            result = await connection.execute(
+                sa.select(claims).where(
+                    claims.c.customer_id == customer, claims.c.claim_uid == claim_uid
+                )
+            )
+            return result.first()
+
+    async def list_claims(
+        self,
+        customer: str,
+        filter_text: str,
+        order: tuple[str, bool],
+        limit: int,
+        after: Sequence[Any] | None,
+    ) -> list[Row]:
+        column_name, descending = order
+        column = claims.c[column_name]
+        # NULL sort keys (pending claims) are compared as the lowest date or time.
+        key = sa.func.coalesce(column, _lowest(column_name))
+        query = (
+            sa.select(claims)
+            .where(claims.c.customer_id == customer, parse_filter(filter_text, CLAIM_FILTERS))
+            .order_by(
+                key.desc() if descending else key.asc(),
+                claims.c.claim_uid.desc() if descending else claims.c.claim_uid.asc(),
+            )
+            .limit(limit)
+        )
+        if after is not None:
+            value = _from_token(column_name, after[0])
+            query = query.where(_after((key, claims.c.claim_uid), (value, after[1]), descending))
+        async with self._engine.connect() as connection:
+            return list((await connection.execute(query)).all())
+
+    # --- payers and mappings ----------------------------------------------------------------
+
+    async def list_payers(
+        self, customer: str, filter_text: str, limit: int, after: Sequence[Any] | None
+    ) -> list[Row]:
+        """Most claims first."""
+        query = (
+            sa.select(payers)
+            .where(payers.c.customer_id == customer, parse_filter(filter_text, PAYER_FILTERS))
+            .order_by(payers.c.claim_count.desc(), payers.c.payer_uid.desc())
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(
+                _after((payers.c.claim_count, payers.c.payer_uid), (int(after[0]), after[1]), True)
+            )
+        async with self._engine.connect() as connection:
+            return list((await connection.execute(query)).all())
+
+    # --- daily statistics -------------------------------------------------------------------
+
+    async def stream_daily_stats(
+        self, customer: str, payer_names: Sequence[str], start: dt.date, end: dt.date
+    ) -> AsyncIterator[Row]:
+        query = (
+            sa.select(daily_stats)
+            .where(
+                daily_stats.c.customer_id == customer,
+                daily_stats.c.decision_date.between(start, end),
+            )
+            .order_by(daily_stats.c.payer, daily_stats.c.code_group, daily_stats.c.decision_date)
+        )
+        if payer_names:
+            query = query.where(daily_stats.c.payer.in_(list(payer_names)))
+        async with self._engine.connect() as connection:
+            result = await connection.stream(query.execution_options(yield_per=2000))
+            async for row in result:
+                yield row
+
+
+def _lowest(column_name: str) -> Any:
+    if column_name == "update_time":
+        return sa.literal(dt.datetime(1, 1, 1, tzinfo=dt.UTC))
+    if column_name == "billed_cents":
+        return sa.literal(-(2**62))
+    return sa.literal(dt.date(1, 1, 1))
+
+
+def _from_token(column_name: str, value: Any) -> Any:
+    if column_name == "update_time":
+        return dt.datetime.fromisoformat(value)
+    if column_name == "billed_cents":
+        return int(value)
+    return dt.date.fromisoformat(value)

@@ -1,0 +1,77 @@
+"""Bytes to text as they stream in: UTF-8 (with or without BOM), UTF-16 with BOM, and
+Windows-1252/Latin-1 exports, which are decoded rather than rejected."""
+
+from __future__ import annotations
+
+import codecs
+
+from services.ingest.records import FileError, UploadWarning
+
+_LEGACY = "cp1252"
+# Bytes no text export contains; a NUL means a binary file (or UTF-16 without a BOM).
+_BINARY = b"\x00"
+
+
+class StreamDecoder:
+    """Decodes a file chunk by chunk. Starts as UTF-8 and falls back to Windows-1252 for the
+    rest of the file at the first byte sequence that is not UTF-8, with a warning."""
+
+    def __init__(self) -> None:
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._head = b""
+        self.encoding = ""
+        self.warnings: list[UploadWarning] = []
+
+    def decode(self, chunk: bytes, *, final: bool = False) -> str:
+        if self._decoder is None:
+            self._head += chunk
+            if len(self._head) < 4 and not final:
+                return ""
+            chunk, self._head = self._head, b""
+            self._decoder = self._start(chunk)
+            if self._decoder is None:
+                raise FileError("the file is empty", code="EMPTY_FILE")
+        if self.encoding != "utf-16" and _BINARY in chunk:
+            raise FileError(
+                "the file contains binary data (NUL bytes); upload a CSV or X12 835 text file",
+                code="BINARY_FILE",
+            )
+        try:
+            return self._decoder.decode(chunk, final)
+        except UnicodeDecodeError:
+            return self._fall_back(chunk, final)
+
+    def _start(self, head: bytes) -> codecs.IncrementalDecoder | None:
+        if not head:
+            return None
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            self.encoding = "utf-16"
+        elif head.startswith(codecs.BOM_UTF8):
+            self.encoding = "utf-8-sig"
+        else:
+            self.encoding = "utf-8"
+        decoder = codecs.getincrementaldecoder(self.encoding)(errors="strict")
+        if self.encoding == "utf-8-sig":
+            self.encoding = "utf-8"
+        return decoder
+
+    def _fall_back(self, chunk: bytes, final: bool) -> str:
+        assert self._decoder is not None
+        if self.encoding != "utf-8":
+            raise FileError(f"the file is not valid {self.encoding}", code="BAD_ENCODING")
+        # Bytes the UTF-8 decoder buffered from the previous chunk belong to this one.
+        pending, _ = self._decoder.getstate()
+        self._decoder = codecs.getincrementaldecoder(_LEGACY)(errors="replace")
+        self.encoding = _LEGACY
+        self.warnings.append(
+            UploadWarning(
+                "DECODED_AS_WINDOWS_1252",
+                "the file is not UTF-8; it was read as Windows-1252 (Latin-1)",
+            )
+        )
+        return self._decoder.decode(pending + chunk, final)
+
+
+def detect_format(text: str) -> str:
+    """`X12_835` when the text starts with an ISA header, else `CSV`."""
+    return "X12_835" if text.lstrip()[:3].upper() == "ISA" else "CSV"

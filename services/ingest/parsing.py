@@ -1,0 +1,120 @@
+"""An upload's bytes in, claims, rejections and warnings out, chunk by chunk.
+
+Decodes the text, recognises the format from the first bytes (or takes the caller's), runs
+the matching parser, applies the denial rules, and keeps the file's size and SHA-256, so
+the file is read once and never held whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from services.ingest.csv_claims import CsvParser
+from services.ingest.decoding import StreamDecoder, detect_format
+from services.ingest.denials import classify
+from services.ingest.records import (
+    ClaimRecord,
+    FileError,
+    ParsedItem,
+    ParseLimits,
+    Rejection,
+    UploadWarning,
+)
+from services.ingest.x12 import X12Parser
+
+FORMATS = ("CSV", "X12_835")
+# Enough of the start of a file to tell an ISA header from a CSV header.
+_SNIFF_CHARS = 16
+
+
+@dataclass
+class Batch:
+    """What one chunk of the file yielded."""
+
+    claims: list[ClaimRecord] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    warnings: list[UploadWarning] = field(default_factory=list)
+
+
+class UploadParser:
+    """Feeds one upload through decoding and the right parser."""
+
+    def __init__(
+        self,
+        *,
+        declared_format: str = "",
+        column_map: Mapping[str, str] | None = None,
+        max_bytes: int,
+        limits: ParseLimits | None = None,
+    ) -> None:
+        self._declared = declared_format
+        self._column_map = column_map
+        self._limits = limits or ParseLimits()
+        self._max_bytes = max_bytes
+        self._decoder = StreamDecoder()
+        self._digest = hashlib.sha256()
+        self._parser: CsvParser | X12Parser | None = None
+        self._pending = ""
+        self.format = declared_format
+        self.size_bytes = 0
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    @property
+    def rows_read(self) -> int:
+        return self._parser.rows_read if self._parser is not None else 0
+
+    def feed(self, chunk: bytes) -> Batch:
+        self.size_bytes += len(chunk)
+        if self.size_bytes > self._max_bytes:
+            raise FileError(
+                f"the file is larger than the limit of {self._max_bytes:,} bytes",
+                code="FILE_TOO_LARGE",
+            )
+        self._digest.update(chunk)
+        return self._parse(self._decoder.decode(chunk), final=False)
+
+    def close(self) -> Batch:
+        return self._parse(self._decoder.decode(b"", final=True), final=True)
+
+    def _parse(self, text: str, *, final: bool) -> Batch:
+        batch = Batch(warnings=self._decoder.warnings)
+        self._decoder.warnings = []
+        if self._parser is None:
+            self._pending += text
+            if len(self._pending.lstrip()) < _SNIFF_CHARS and not final:
+                return batch
+            if not self._pending.strip():
+                raise FileError("the file is empty", code="EMPTY_FILE")
+            self._parser = self._start(self._pending)
+            text, self._pending = self._pending, ""
+        items: list[ParsedItem] = self._parser.feed(text) if text else []
+        if final:
+            items += self._parser.close()
+        for item in items:
+            if isinstance(item, ClaimRecord):
+                classify(item)
+                batch.claims.append(item)
+            elif isinstance(item, Rejection):
+                batch.rejections.append(item)
+            else:
+                batch.warnings.append(item)
+        return batch
+
+    def _start(self, head: str) -> CsvParser | X12Parser:
+        detected = detect_format(head)
+        if self._declared and self._declared != detected:
+            raise FileError(
+                f"the upload says {self._declared} but the file looks like {detected}",
+                code="FORMAT_MISMATCH",
+            )
+        self.format = detected
+        if detected == "X12_835":
+            if self._column_map:
+                raise FileError("column_map applies to CSV files only", code="BAD_COLUMN_MAP")
+            return X12Parser(self._limits)
+        return CsvParser(self._column_map, self._limits)

@@ -1,0 +1,125 @@
+"""What the parsers produce: claims as Upstream keeps them, rejected rows, and warnings.
+
+Pure data, shared by the CSV and X12 835 parsers and the loader. Amounts are integer cents
+(exact, and cheap to sum); dates are calendar dates. Nothing here names a patient: parsers
+drop patient names and member ids before a record is built.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+
+
+class ClaimStatus(enum.StrEnum):
+    PAID = "PAID"
+    PARTIAL = "PARTIAL"
+    DENIED = "DENIED"
+    PENDING = "PENDING"
+    REVERSED = "REVERSED"
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """One CAS adjustment: group code (CO, PR, OA, PI, CR), CARC reason code, amount."""
+
+    group_code: str
+    reason_code: str
+    amount_cents: int
+    # 0 for a claim-level adjustment, else the 1-based service line it belongs to.
+    line_number: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceLine:
+    """One SVC line of an 835 claim (CSV claims have one implicit line)."""
+
+    procedure_code: str
+    billed_cents: int
+    paid_cents: int
+    # AMT*B6 allowed amount of the line; None when the payer did not send one.
+    allowed_cents: int | None = None
+
+
+@dataclass(slots=True)
+class ClaimRecord:
+    """One adjudicated (or pending) claim from an upload."""
+
+    # Where it came from: the CSV line number, or the 835 segment number of its CLP.
+    source_line: int
+    claim_id: str
+    payer_name: str
+    payer_id: str = ""
+    status: ClaimStatus = ClaimStatus.PAID
+    procedure_codes: tuple[str, ...] = ()
+    service_date: dt.date | None = None
+    # When the payer received the claim (CSV submitted_date; 835 DTM*050).
+    submitted_date: dt.date | None = None
+    # When the payer decided (CSV decision_date; 835 BPR16 or DTM*405). None while pending.
+    decision_date: dt.date | None = None
+    billed_cents: int = 0
+    allowed_cents: int | None = None
+    paid_cents: int = 0
+    patient_responsibility_cents: int = 0
+    adjustments: tuple[Adjustment, ...] = ()
+    lines: tuple[ServiceLine, ...] = ()
+    # CLP07: the payer's own claim number; a reversal (CLP02 = 22) names the claim it undoes.
+    payer_claim_control_number: str = ""
+    # Set by the denial rules (services.ingest.denials), not by the parsers.
+    denied: bool = False
+    partially_denied: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A row or claim that could not be taken, and why, in words a person understands."""
+
+    line_number: int
+    reason: str
+    # Machine-readable kind, e.g. "BAD_DATE", "MISSING_FIELD", "BAD_SEGMENT".
+    code: str
+    column: str = ""
+    raw_value: str = ""
+    # For 835 files: the segment number (1-based, counted from the file start).
+    segment_number: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UploadWarning:
+    """Something off that did not stop the upload (a non-compliant but clear 835 segment,
+    a file decoded as Windows-1252, an unknown column that was ignored)."""
+
+    code: str
+    message: str
+    line_number: int = 0
+
+
+ParsedItem = ClaimRecord | Rejection | UploadWarning
+
+
+class FileError(ValueError):
+    """The file as a whole cannot be read (wrong format, no header, broken envelope)."""
+
+    def __init__(self, message: str, *, code: str, line_number: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.line_number = line_number
+
+
+@dataclass
+class ParseLimits:
+    """Bounds that keep a hostile file from exhausting memory."""
+
+    max_line_bytes: int = 64 * 1024
+    max_columns: int = 200
+    max_segment_bytes: int = 64 * 1024
+    max_claim_lines: int = 999
+
+
+@dataclass
+class ParseSummary:
+    """Counts the parser keeps while it streams."""
+
+    rows_read: int = 0
+    warnings: list[UploadWarning] = field(default_factory=list)

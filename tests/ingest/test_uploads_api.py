@@ -1,0 +1,256 @@
+"""Uploads through the real gateway into the real ingest service and PostgreSQL."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from runtime import schemas
+from tests.conftest import PostgresUnderTest
+from tests.system import System
+
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "x12-835"
+HEADER = (
+    "claim_id,payer,procedure_code,service_date,submitted_date,decision_date,status,"
+    "billed_amount,allowed_amount,paid_amount,patient_responsibility,carc_codes\n"
+)
+
+
+def _csv(rows: list[str]) -> bytes:
+    return (HEADER + "".join(r + "\n" for r in rows)).encode()
+
+
+def _upload(
+    client: httpx.Client, customer: str, body: bytes, key: str | None = None, **params: str
+) -> httpx.Response:
+    headers = {"content-type": "text/csv"}
+    if key:
+        headers["Idempotency-Key"] = key
+    return client.post(
+        f"/v1/customers/{customer}/uploads", content=body, headers=headers, params=params
+    )
+
+
+def _fresh_customer() -> str:
+    return "c" + uuid.uuid4().hex[:10]
+
+
+def test_csv_upload_counts_rejections_and_idempotency(system: System) -> None:
+    customer = _fresh_customer()
+    body = _csv(
+        [
+            "C1,Aetna,99213,2026-03-01,2026-03-02,2026-03-14,PAID,150.00,100.00,80.00,20.00,CO-45;PR-2",
+            'C2,Aetna,99214,03/01/2026,03/02/2026,03/20/2026,denied,"$1,200.00",0,0,0,CO-50',
+            "C3,Cigna,71046,2026-03-01,2026-03-03,not-a-date,PAID,90,60,60,0,",
+            'C4,=HYPERLINK("http://x"),99213,2026-03-01,2026-03-03,2026-03-10,PAID,90,60,60,0,',
+            "C5,Cigna,71046,2026-03-01,2026-03-03,,PENDING,90,,,,",
+        ]
+    )
+    with system.client(customer, "admin") as client:
+        first = _upload(client, customer, body, key="k-1", **{"upload.fileName": "march.csv"})
+        assert first.status_code == 200, first.text
+        upload = first.json()
+        assert upload["state"] == "SUCCEEDED"
+        assert upload["format"] == "CSV"
+        assert upload["fileName"] == "march.csv"
+        assert (upload["rowsRead"], upload["rowsAccepted"], upload["rowsRejected"]) == (
+            "5",
+            "3",
+            "2",
+        )
+        assert upload["payers"] == ["Aetna", "Cigna"]
+        assert upload["creator"] == f"admin@{customer}"
+        again = _upload(client, customer, body, key="k-1")
+        assert again.json()["name"] == upload["name"]
+        same_content = _upload(client, customer, body, key="another-key")
+        assert same_content.json()["name"] == upload["name"]
+        rejections = client.get(f"/v1/{upload['name']}/rejections").json()["uploadRejections"]
+        assert [(r["lineNumber"], r["column"], r["code"]) for r in rejections] == [
+            ("4", "decision_date", "BAD_DATE"),
+            ("5", "payer", "FORMULA"),
+        ]
+        assert "not a date" in rejections[0]["reason"]
+        assert rejections[0]["rawValue"] == "not-a-date"
+        claims = client.get(f"/v1/customers/{customer}/claims").json()["claims"]
+        assert sorted(c["claimId"] for c in claims) == ["C1", "C2", "C5"]
+        denied = client.get(
+            f"/v1/customers/{customer}/claims", params={"filter": "denied = true"}
+        ).json()["claims"]
+        assert [c["claimId"] for c in denied] == ["C2"]
+        assert denied[0]["billedAmount"] == {"currencyCode": "USD", "units": "1200", "nanos": 0}
+        uploads = client.get(f"/v1/customers/{customer}/uploads").json()["uploads"]
+        assert [u["name"] for u in uploads] == [upload["name"]]
+
+
+def test_a_newer_adjudication_updates_the_claim_instead_of_duplicating_it(system: System) -> None:
+    customer = _fresh_customer()
+    with system.client(customer, "admin") as client:
+        _upload(client, customer, _csv(["A1,Humana,99213,,,,PENDING,100,,,,"]))
+        second = _upload(
+            client, customer, _csv(["A1,HUMANA ,99213,,2026-02-01,2026-02-20,PAID,100,80,80,0,"])
+        ).json()
+        assert second["rowsUpdated"] == "1"
+        older = _upload(
+            client,
+            customer,
+            _csv(["A1,Humana,99213,,2026-02-01,2026-01-05,DENIED,100,0,0,0,CO-16"]),
+        ).json()
+        assert older["rowsUpdated"] == "0"
+        claims = client.get(f"/v1/customers/{customer}/claims").json()["claims"]
+    assert len(claims) == 1
+    assert claims[0]["status"] == "PAID"
+    assert claims[0]["decisionDate"] == {"year": 2026, "month": 2, "day": 20}
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.glob("*.835")))
+def test_each_fixture_835_uploads_with_the_claims_it_holds(system: System, fixture: str) -> None:
+    customer = _fresh_customer()
+    body = (FIXTURES / fixture).read_bytes()
+    with system.client(customer, "admin") as client:
+        response = _upload(client, customer, body, key=f"835-{fixture}")
+        assert response.status_code == 200, response.text
+        upload = response.json()
+        claims = client.get(f"/v1/customers/{customer}/claims").json().get("claims", [])
+        resent = _upload(client, customer, body, key=f"835-{fixture}")
+    assert upload["format"] == "X12_835"
+    assert upload["state"] == "SUCCEEDED"
+    assert int(upload["rowsAccepted"]) == len(claims) >= 1
+    assert resent.json()["name"] == upload["name"]
+    text = body.decode()
+    for claim in claims:
+        assert f"CLP*{claim['claimId']}*" in text
+        assert claim["payer"]
+
+
+def test_files_with_nothing_valid_fail_with_a_summary(system: System) -> None:
+    customer = _fresh_customer()
+    with system.client(customer, "admin") as client:
+        response = _upload(client, customer, _csv(["X1,Aetna,99213,,,31/31/2026,PAID,1,1,1,0,"]))
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert "no valid claim" in error["message"]
+        assert "line 2" in error["message"]
+        info = next(d for d in error["details"] if d["@type"].endswith("ErrorInfo"))
+        failed = client.get(f"/v1/{info['metadata']['upload']}").json()
+        assert failed["state"] == "FAILED"
+        missing = _upload(client, customer, b"claim,amount\n1,2\n")
+        assert missing.status_code == 400
+        assert "missing required column payer" in missing.json()["error"]["message"]
+
+
+def test_all_or_nothing_keeps_nothing_when_a_row_is_bad(system: System) -> None:
+    customer = _fresh_customer()
+    body = _csv(
+        [
+            "G1,Aetna,99213,,,2026-03-14,PAID,1,1,1,0,",
+            "G2,Aetna,99213,,,2026-13-14,PAID,1,1,1,0,",
+        ]
+    )
+    with system.client(customer, "admin") as client:
+        response = _upload(client, customer, body, **{"upload.mode": "ALL_OR_NOTHING"})
+        claims = client.get(f"/v1/customers/{customer}/claims").json()
+    assert response.status_code == 400
+    assert "line 3" in response.json()["error"]["message"]
+    assert claims.get("claims", []) == []
+
+
+def test_daily_stats_match_a_group_by_over_the_stored_claims(
+    system: System, postgres: PostgresUnderTest
+) -> None:
+    customer = _fresh_customer()
+    rows = []
+    for i in range(60):
+        payer = ("Aetna", "Cigna", "Humana")[i % 3]
+        day = 1 + i % 5
+        denied = i % 4 == 0
+        rows.append(
+            f"S{i},{payer},9921{i % 3},2026-04-0{day},2026-04-0{day},2026-04-{10 + i % 7},"
+            f"{'DENIED' if denied else 'PAID'},{100 + i}.00,{80 if not denied else 0},"
+            f"{70 if not denied else 0},10,{'CO-50' if denied else 'CO-45'}"
+        )
+    with system.client(customer, "admin") as client:
+        assert _upload(client, customer, _csv(rows)).status_code == 200
+        streamed = client.get(
+            f"/v1/customers/{customer}/dailyStats",
+            params={"startDate": "2026-01-01", "endDate": "2026-12-31"},
+        )
+    assert streamed.status_code == 200
+    stats = [line["result"] for line in map(_json, streamed.text.splitlines())]
+    with psycopg.connect(schemas.libpq_url(postgres.admin_url)) as connection:
+        expected = connection.execute(
+            "SELECT payer, decision_date, count(*), count(*) FILTER (WHERE denied), "
+            "sum(billed_cents) FROM ingest.claims WHERE customer_id = %s "
+            "AND decision_date IS NOT NULL GROUP BY payer, decision_date ORDER BY 1, 2",
+            (customer,),
+        ).fetchall()
+    by_cell: dict[tuple[str, str], list[int]] = {}
+    for stat in stats:
+        date = stat["decisionDate"]
+        key = (stat["payer"], f"{date['year']}-{date['month']:02d}-{date['day']:02d}")
+        cell = by_cell.setdefault(key, [0, 0, 0])
+        cell[0] += int(stat["decidedClaims"])
+        cell[1] += int(stat.get("deniedClaims", 0))
+        cell[2] += (
+            int(stat["billedAmount"]["units"]) * 100
+            + stat["billedAmount"].get("nanos", 0) // 10_000_000
+        )
+    assert by_cell == {
+        (payer, day.isoformat()): [decided, denied, billed]
+        for payer, day, decided, denied, billed in expected
+    }
+    assert sum(c[0] for c in by_cell.values()) == 60
+
+
+def test_deleting_an_upload_removes_its_claims_and_restores_statistics(
+    system: System, postgres: PostgresUnderTest
+) -> None:
+    customer = _fresh_customer()
+    with system.client(customer, "admin") as client:
+        first = _upload(client, customer, _csv(["D1,Aetna,99213,,,2026-05-01,PAID,10,10,10,0,"]))
+        second = _upload(client, customer, _csv(["D2,Aetna,99213,,,2026-05-01,PAID,20,20,20,0,"]))
+        deleted = client.delete(f"/v1/{second.json()['name']}")
+        assert deleted.status_code == 200
+        assert client.get(f"/v1/{second.json()['name']}").status_code == 404
+        claims = client.get(f"/v1/customers/{customer}/claims").json()["claims"]
+        stats = client.get(
+            f"/v1/customers/{customer}/dailyStats",
+            params={"startDate": "2026-05-01", "endDate": "2026-05-01"},
+        ).text.splitlines()
+    assert first.status_code == 200
+    assert [c["claimId"] for c in claims] == ["D1"]
+    assert [_json(s)["result"]["decidedClaims"] for s in stats] == ["1"]
+    with psycopg.connect(schemas.libpq_url(postgres.admin_url)) as connection:
+        audit = connection.execute(
+            "SELECT action, actor FROM ingest.audit_log WHERE customer_id = %s", (customer,)
+        ).fetchall()
+    assert audit == [("DELETE_UPLOAD", f"admin@{customer}")]
+
+
+def test_two_identical_uploads_at_the_same_instant_make_one(system: System) -> None:
+    customer = _fresh_customer()
+    body = _csv([f"P{i},Aetna,99213,,,2026-06-01,PAID,10,10,10,0," for i in range(2000)])
+
+    def send() -> httpx.Response:
+        with system.client(customer, "admin") as client:
+            return _upload(client, customer, body, key="same-instant")
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        responses = list(pool.map(lambda _: send(), range(2)))
+    assert [r.status_code for r in responses] == [200, 200]
+    assert responses[0].json()["name"] == responses[1].json()["name"]
+    with system.client(customer, "admin") as client:
+        uploads = client.get(f"/v1/customers/{customer}/uploads").json()["uploads"]
+        payers = client.get(f"/v1/customers/{customer}/payers").json()["payers"]
+    assert len(uploads) == 1
+    assert [(p["canonicalPayer"], p["claimCount"]) for p in payers] == [("Aetna", "2000")]
+
+
+def _json(line: str) -> dict:
+    import json
+
+    return dict(json.loads(line))
