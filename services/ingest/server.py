@@ -24,11 +24,12 @@ from runtime.clients import open_channel
 from runtime.outbox import OutboxEvent, OutboxRelay
 from runtime.server import ServiceDefinition, running_task
 from runtime.settings import Settings
+from runtime.updates import mask_paths
 from services.ingest.csv_claims import COLUMN_ALIASES
 from services.ingest.parsing import UploadParser
 from services.ingest.records import FileError, UploadWarning
-from services.ingest.store import IngestStore
-from services.ingest.uploads import UploadFacts, failure_message
+from services.ingest.store import IngestStore, MappingChange, MappingConflictError, mapping_etag
+from services.ingest.uploads import UploadFacts, display_name, failure_message, name_key
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
 from upstream.drift.v1 import resources_pb2 as drift_resources_pb2
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
@@ -36,6 +37,7 @@ from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, reso
 UPLOAD_NAME = "customers/{customer}/uploads/{upload}"
 CLAIM_NAME = "customers/{customer}/claims/{claim}"
 PAYER_NAME = "customers/{customer}/payers/{payer}"
+MAPPING_NAME = "customers/{customer}/payerMappings/{payer_mapping}"
 CUSTOMER_NAME = "customers/{customer}"
 MAX_REQUEST_ID = 128
 MAX_FILE_NAME = 255
@@ -475,6 +477,101 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             )
         return response
 
+    async def CreatePayerMapping(
+        self,
+        request: ingest_service_pb2.CreatePayerMappingRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> resources_pb2.PayerMapping:
+        customer = _customer(request.parent)
+        mapping = request.payer_mapping
+        _check_mapping(mapping, creating=True)
+        change = MappingChange(
+            "pm_" + secrets.token_hex(6),
+            create={
+                "name_key": name_key(mapping.raw_payer_name),
+                "raw_payer_name": display_name(mapping.raw_payer_name),
+                "raw_payer_id": mapping.raw_payer_id.strip(),
+                "canonical_payer": display_name(mapping.canonical_payer),
+            },
+        )
+        return mapping_message(customer, await self._change_mapping(customer, change))
+
+    async def GetPayerMapping(
+        self,
+        request: ingest_service_pb2.GetPayerMappingRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> resources_pb2.PayerMapping:
+        parsed = names.parse(request.name, MAPPING_NAME)
+        row = await self._store.get_mapping(parsed["customer"], parsed["payer_mapping"])
+        if row is None:
+            raise errors.not_found(request.name)
+        return mapping_message(parsed["customer"], row)
+
+    async def ListPayerMappings(
+        self,
+        request: ingest_service_pb2.ListPayerMappingsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> ingest_service_pb2.ListPayerMappingsResponse:
+        customer = _customer(request.parent)
+        size = pagination.page_size(request.page_size)
+        token = pagination.decode(request.page_token, request.parent, request.filter)
+        rows = await self._store.list_mappings(
+            customer, request.filter, size + 1, token.after if token else None
+        )
+        response = ingest_service_pb2.ListPayerMappingsResponse(
+            payer_mappings=[mapping_message(customer, row) for row in rows[:size]]
+        )
+        if len(rows) > size:
+            response.next_page_token = pagination.encode(
+                [rows[size - 1].mapping_id], request.parent, request.filter
+            )
+        return response
+
+    async def UpdatePayerMapping(
+        self,
+        request: ingest_service_pb2.UpdatePayerMappingRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> resources_pb2.PayerMapping:
+        mapping = request.payer_mapping
+        parsed = names.parse(mapping.name, MAPPING_NAME, field="payer_mapping.name")
+        paths = mask_paths(request.update_mask, mapping, ("canonical_payer",))
+        if "canonical_payer" not in paths:
+            raise errors.invalid_argument(
+                "nothing to update: only canonical_payer can change",
+                errors.FieldViolation("update_mask", "must name canonical_payer"),
+            )
+        _check_mapping(mapping, creating=False)
+        change = MappingChange(
+            parsed["payer_mapping"],
+            canonical_payer=display_name(mapping.canonical_payer),
+            etag=mapping.etag,
+        )
+        return mapping_message(
+            parsed["customer"], await self._change_mapping(parsed["customer"], change, mapping.name)
+        )
+
+    async def DeletePayerMapping(
+        self,
+        request: ingest_service_pb2.DeletePayerMappingRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> empty_pb2.Empty:
+        parsed = names.parse(request.name, MAPPING_NAME)
+        change = MappingChange(parsed["payer_mapping"], delete=True, etag=request.etag)
+        await self._change_mapping(parsed["customer"], change, request.name)
+        return empty_pb2.Empty()
+
+    async def _change_mapping(self, customer: str, change: MappingChange, name: str = "") -> Row:
+        try:
+            row = await self._store.change_mapping(customer, change)
+        except LookupError:
+            raise errors.not_found(name) from None
+        except MappingConflictError as conflict:
+            code = grpc.StatusCode.ABORTED if change.etag else grpc.StatusCode.ALREADY_EXISTS
+            raise errors.ApiError(
+                code, str(conflict), reason="ETAG_MISMATCH" if change.etag else "ALREADY_EXISTS"
+            ) from None
+        return row  # type: ignore[return-value]
+
     async def StreamDailyStats(
         self,
         request: ingest_service_pb2.StreamDailyStatsRequest,
@@ -490,6 +587,45 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             )
         async for row in self._store.stream_daily_stats(customer, request.payers, start, end):
             yield daily_stat_message(row)
+
+
+def mapping_message(customer: str, row: Row) -> resources_pb2.PayerMapping:
+    mapping = resources_pb2.PayerMapping(
+        name=MAPPING_NAME.format(customer=customer, payer_mapping=row.mapping_id),
+        raw_payer_name=row.raw_payer_name,
+        raw_payer_id=row.raw_payer_id,
+        canonical_payer=row.canonical_payer,
+        etag=mapping_etag(row),
+    )
+    return _set(
+        mapping, create_time=timestamp(row.create_time), update_time=timestamp(row.update_time)
+    )
+
+
+def _check_mapping(mapping: resources_pb2.PayerMapping, *, creating: bool) -> None:
+    problems = []
+    canonical = display_name(mapping.canonical_payer)
+    if not 1 <= len(canonical) <= 200:
+        problems.append(
+            errors.FieldViolation("payer_mapping.canonical_payer", "1 to 200 characters")
+        )
+    if creating:
+        if not mapping.raw_payer_name.strip() and not mapping.raw_payer_id.strip():
+            problems.append(
+                errors.FieldViolation(
+                    "payer_mapping.raw_payer_name", "set raw_payer_name, raw_payer_id or both"
+                )
+            )
+        if len(mapping.raw_payer_name) > 200:
+            problems.append(
+                errors.FieldViolation("payer_mapping.raw_payer_name", "at most 200 characters")
+            )
+        if len(mapping.raw_payer_id) > 80:
+            problems.append(
+                errors.FieldViolation("payer_mapping.raw_payer_id", "at most 80 characters")
+            )
+    if problems:
+        raise errors.invalid_argument("payer_mapping is not valid", *problems)
 
 
 def _keep(kept: list[UploadWarning], new: list[UploadWarning]) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime.filtering import FilterField, parse_filter
-from services.ingest.uploads import UploadWriter, refresh_daily_stats
+from services.ingest.uploads import MAPPING_FOR_PAYER, UploadWriter, refresh_daily_stats
 
 metadata = sa.MetaData(schema="ingest")
 
@@ -375,6 +375,55 @@ class IngestStore:
         async with self._engine.connect() as connection:
             return list((await connection.execute(query)).all())
 
+    async def get_mapping(self, customer: str, mapping_id: str) -> Row | None:
+        async with self._engine.connect() as connection:
+            result = await connection.execute(
+                sa.select(payer_mappings).where(
+                    payer_mappings.c.customer_id == customer,
+                    payer_mappings.c.mapping_id == mapping_id,
+                )
+            )
+            return result.first()
+
+    async def list_mappings(
+        self, customer: str, filter_text: str, limit: int, after: Sequence[Any] | None
+    ) -> list[Row]:
+        query = (
+            sa.select(payer_mappings)
+            .where(
+                payer_mappings.c.customer_id == customer,
+                parse_filter(filter_text, MAPPING_FILTERS),
+            )
+            .order_by(payer_mappings.c.mapping_id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(payer_mappings.c.mapping_id > after[0])
+        async with self._engine.connect() as connection:
+            return list((await connection.execute(query)).all())
+
+    async def change_mapping(
+        self,
+        customer: str,
+        change: MappingChange,
+    ) -> Row | None:
+        """Create, update or delete a mapping, then re-point the customer's payers, claims
+        and statistics to what the mappings now say, in one transaction. Returns the
+        mapping's row (None after a delete); raises MappingConflictError on a duplicate or a
+        stale etag, LookupError when it does not exist."""
+        async with self._engine.connect() as connection, connection.begin():
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert raw is not None
+            async with raw.cursor() as cursor:
+                # Uploads merge under the same lock, so they never see half a remap.
+                await cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext('ingest.upload'), hashtext(%s))",
+                    (customer,),
+                )
+                row = await change.apply(connection, customer)
+                await _remap_payers(cursor, customer)
+            return row
+
     # --- daily statistics -------------------------------------------------------------------
 
     async def stream_daily_stats(
@@ -394,6 +443,106 @@ class IngestStore:
             result = await connection.stream(query.execution_options(yield_per=2000))
             async for row in result:
                 yield row
+
+
+MAPPING_FILTERS = {
+    "canonical_payer": FilterField(payer_mappings.c.canonical_payer),
+    "raw_payer_name": FilterField(payer_mappings.c.raw_payer_name),
+    "raw_payer_id": FilterField(payer_mappings.c.raw_payer_id),
+}
+
+
+class MappingConflictError(Exception):
+    """The mapping exists already, or changed since the caller read it."""
+
+
+class MappingChange:
+    """One change to the payer mappings, applied inside `change_mapping`'s transaction."""
+
+    def __init__(
+        self,
+        mapping_id: str,
+        *,
+        create: dict[str, str] | None = None,
+        canonical_payer: str | None = None,
+        delete: bool = False,
+        etag: str = "",
+    ) -> None:
+        self.mapping_id = mapping_id
+        self.create = create
+        self.canonical_payer = canonical_payer
+        self.delete = delete
+        self.etag = etag
+
+    async def apply(self, connection: Any, customer: str) -> Row | None:
+        key = (payer_mappings.c.customer_id == customer) & (
+            payer_mappings.c.mapping_id == self.mapping_id
+        )
+        if self.create is not None:
+            inserted = await connection.execute(
+                postgresql.insert(payer_mappings)
+                .values(customer_id=customer, mapping_id=self.mapping_id, **self.create)
+                .on_conflict_do_nothing()
+                .returning(payer_mappings)
+            )
+            row = inserted.first()
+            if row is None:
+                raise MappingConflictError("a mapping for this raw payer name and id exists")
+            return row
+        current = (
+            await connection.execute(sa.select(payer_mappings).where(key).with_for_update())
+        ).first()
+        if current is None:
+            raise LookupError(self.mapping_id)
+        if self.etag and self.etag != mapping_etag(current):
+            raise MappingConflictError("the mapping changed since it was read")
+        if self.delete:
+            await connection.execute(sa.delete(payer_mappings).where(key))
+            return None
+        updated = await connection.execute(
+            sa.update(payer_mappings)
+            .where(key)
+            .values(canonical_payer=self.canonical_payer, update_time=sa.func.now())
+            .returning(payer_mappings)
+        )
+        return updated.one()
+
+
+def mapping_etag(row: Row) -> str:
+    return format(int(row.update_time.timestamp() * 1_000_000), "x")
+
+
+async def _remap_payers(cursor: Any, customer: str) -> None:
+    """Re-resolve every payer of the customer against the mappings; move the claims and
+    statistics of those whose canonical payer changed."""
+    await cursor.execute(
+        "CREATE TEMPORARY TABLE remapped ON COMMIT DROP AS "
+        "SELECT p.payer_uid, p.canonical_payer AS old_payer, "
+        "coalesce(m.canonical_payer, p.raw_name) AS new_payer, m.mapping_id "
+        "FROM ingest.payers p LEFT JOIN LATERAL ("
+        + MAPPING_FOR_PAYER.format(name="p.name_key", raw_id="p.raw_id")
+        + ") m ON true WHERE p.customer_id = %s",
+        (customer, customer),
+    )
+    await cursor.execute(
+        "UPDATE ingest.payers p SET canonical_payer = r.new_payer, mapping_id = r.mapping_id "
+        "FROM remapped r WHERE p.customer_id = %s AND p.payer_uid = r.payer_uid "
+        "AND (p.canonical_payer <> r.new_payer OR p.mapping_id IS DISTINCT FROM r.mapping_id)",
+        (customer,),
+    )
+    await cursor.execute(
+        "CREATE TEMPORARY TABLE touched (payer text, decision_date date) ON COMMIT DROP"
+    )
+    await cursor.execute(
+        "WITH moved AS (UPDATE ingest.claims c SET payer = r.new_payer FROM remapped r "
+        "WHERE c.customer_id = %s AND c.payer_uid = r.payer_uid AND r.old_payer <> r.new_payer "
+        "RETURNING r.old_payer, r.new_payer, c.decision_date) "
+        "INSERT INTO touched SELECT old_payer, decision_date FROM moved "
+        "WHERE decision_date IS NOT NULL "
+        "UNION SELECT new_payer, decision_date FROM moved WHERE decision_date IS NOT NULL",
+        (customer,),
+    )
+    await refresh_daily_stats(cursor, customer)
 
 
 def _lowest(column_name: str) -> Any:

@@ -254,3 +254,68 @@ def _json(line: str) -> dict:
     import json
 
     return dict(json.loads(line))
+
+
+def test_payer_mappings_repoint_claims_and_statistics(system: System) -> None:
+    customer = _fresh_customer()
+    body = _csv(
+        [
+            "M1,Aetna Inc.,99213,,,2026-07-01,PAID,10,10,10,0,",
+            "M2,AETNA,99213,,,2026-07-01,DENIED,10,0,0,0,CO-50",
+            "M3,Cigna,99213,,,2026-07-01,PAID,10,10,10,0,",
+        ]
+    )
+    with system.client(customer, "admin") as client:
+        assert _upload(client, customer, body).status_code == 200
+        unmapped = client.get(
+            f"/v1/customers/{customer}/payers", params={"filter": "mapped = false"}
+        ).json()["payers"]
+        assert {p["rawPayerName"] for p in unmapped} == {"Aetna Inc.", "AETNA", "Cigna"}
+        created = client.post(
+            f"/v1/customers/{customer}/payerMappings",
+            json={"rawPayerName": "aetna inc.", "canonicalPayer": "Aetna"},
+        )
+        assert created.status_code == 200, created.text
+        duplicate = client.post(
+            f"/v1/customers/{customer}/payerMappings",
+            json={"rawPayerName": "AETNA INC.", "canonicalPayer": "Aetna"},
+        )
+        assert duplicate.status_code == 409
+        client.post(
+            f"/v1/customers/{customer}/payerMappings",
+            json={"rawPayerName": "AETNA", "canonicalPayer": "Aetna"},
+        )
+        claims = client.get(f"/v1/customers/{customer}/claims").json()["claims"]
+        stats = [
+            _json(line)["result"]
+            for line in client.get(
+                f"/v1/customers/{customer}/dailyStats",
+                params={"startDate": "2026-07-01", "endDate": "2026-07-01"},
+            ).text.splitlines()
+        ]
+        payers = client.get(f"/v1/customers/{customer}/payers").json()["payers"]
+        renamed = client.patch(
+            f"/v1/{created.json()['name']}",
+            params={"updateMask": "canonical_payer"},
+            json={"canonicalPayer": "Aetna Commercial", "etag": created.json()["etag"]},
+        )
+        stale = client.patch(
+            f"/v1/{created.json()['name']}",
+            json={"canonicalPayer": "Other", "etag": created.json()["etag"]},
+        )
+        after_rename = client.get(
+            f"/v1/customers/{customer}/claims", params={"filter": 'payer = "Aetna Commercial"'}
+        ).json()["claims"]
+    assert {c["claimId"]: c["payer"] for c in claims} == {
+        "M1": "Aetna",
+        "M2": "Aetna",
+        "M3": "Cigna",
+    }
+    assert {(s["payer"], s["decidedClaims"], s["deniedClaims"]) for s in stats} == {
+        ("Aetna", "2", "1"),
+        ("Cigna", "1", "0"),
+    }
+    assert all(p["mapped"] for p in payers if p["rawPayerName"] != "Cigna")
+    assert renamed.status_code == 200 and renamed.json()["canonicalPayer"] == "Aetna Commercial"
+    assert stale.status_code == 409
+    assert [c["claimId"] for c in after_rename] == ["M1"]
