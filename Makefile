@@ -46,6 +46,9 @@ migrate: $(STAMP) ## Create schemas and roles, and migrate every service to head
 run: $(STAMP) ## Start PostgreSQL, migrate, and run the three services and the gateway
 	$(PY) -m devtools.stack
 
+demo-data: $(STAMP) ## Write the demo files (.local/demo/); `make run` loads them
+	$(PY) -m devtools.demo write
+
 token: $(STAMP) ## Print a local JWT: make token CUSTOMER=acme ROLE=admin
 	@$(PY) -m devtools.token --customer "$(CUSTOMER)" --role "$(ROLE)"
 
@@ -63,4 +66,4 @@ test: $(STAMP) ## Lint, then the whole test suite against real PostgreSQL and re
 	$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest -q
 
-.PHONY: help venv lock protos breaking db db-stop migrate run token lint typecheck test
+.PHONY: help venv lock protos breaking db db-stop migrate run demo-data token lint typecheck test

@@ -93,9 +93,22 @@ def http_ok(url: str) -> bool:
         return False
 
 
+def _load_demo(base: str, settings: Settings) -> str:
+    """Upload the demo files (once: re-running finds the same uploads)."""
+    from devtools import demo
+
+    print("loading demo data…", flush=True)
+    lines = [
+        f"  {u['name']}  {u['fileName']}: {u['rowsAccepted']} claims"
+        for u in demo.load(base, settings)
+    ]
+    return "Demo data (tokens for customers acme and globex see it):\n" + "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep-database", action="store_true", help="leave PostgreSQL running")
+    parser.add_argument("--no-demo", action="store_true", help="do not load the demo data")
     args = parser.parse_args()
 
     cluster: LocalPostgres | None = None
@@ -142,6 +155,7 @@ def main() -> int:
             wait_until(service, lambda t=target: grpc_serving(t), stack)  # type: ignore[misc]
         base = f"http://{settings.host}:{settings.gateway_port}"
         wait_until("gateway", lambda: http_ok(f"{base}/readyz"), stack)
+        demo = "" if args.no_demo else _load_demo(base, settings)
         token = mint_token(
             settings, subject="admin@acme", customer="acme", role=Role.ADMIN, ttl_seconds=12 * 3600
         )
@@ -154,8 +168,9 @@ Upstream is running.
   reports   grpc://{env["REPORTS_TARGET"]}
 
 Try it (an admin token for customer acme, valid 12 h; `make token` makes more):
-  curl -H 'Authorization: Bearer {token}' {base}/v1/customers/acme/driftConfig
+  curl -H 'Authorization: Bearer {token}' {base}/v1/customers/acme/payers?pageSize=5
 
+{demo}
 Ctrl-C stops everything.""",
             flush=True,
         )
