@@ -3,8 +3,12 @@ ports, against the test PostgreSQL, exporting spans to an in-test OTLP receiver.
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
@@ -17,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 from devtools.stack import Stack, grpc_serving, http_ok, wait_until
 from runtime.auth import Role, mint_token
-from runtime.settings import Settings
+from runtime.settings import REPO_ROOT, Settings
 
 SERVICES = ("ingest", "drift", "reports")
 TEST_JWT_SECRET = "test-secret-with-enough-entropy-for-hs256"
@@ -110,8 +114,6 @@ class System:
 
 
 def base_env(sink_endpoint: str) -> dict[str, str]:
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DATABASE_URL"))}
     env.update(
         JWT_SECRET=TEST_JWT_SECRET,
@@ -123,6 +125,37 @@ def base_env(sink_endpoint: str) -> dict[str, str]:
         LOG_LEVEL="INFO",
     )
     return env
+
+
+@contextmanager
+def running_service(
+    service: str, database_url: str, **extra_env: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """One service as its own process on a free port (for tests that stop or kill it)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DATABASE_URL"))}
+    env.update(
+        DATABASE_URL=database_url,
+        GRPC_PORT=str(port),
+        METRICS_PORT=str(free_port()),
+        JWT_SECRET=TEST_JWT_SECRET,
+        **extra_env,
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"services.{service}"], cwd=REPO_ROOT, env=env
+    )
+    target = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not grpc_serving(target):
+            assert process.poll() is None, f"{service} exited during start-up"
+            assert time.monotonic() < deadline, f"{service} not serving after 30 s"
+            time.sleep(0.1)
+        yield process, target
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
 
 @contextmanager

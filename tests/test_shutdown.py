@@ -3,10 +3,7 @@ new calls are turned away, and the process exits 0."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,12 +12,11 @@ import grpc
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from devtools.stack import grpc_serving
 from runtime import schemas
 from runtime.auth import Role, mint_token
-from runtime.settings import REPO_ROOT, Settings
+from runtime.settings import Settings
 from tests.conftest import PostgresUnderTest
-from tests.system import TEST_JWT_SECRET, free_port
+from tests.system import TEST_JWT_SECRET, running_service
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
 
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -35,19 +31,10 @@ def _wait(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-
 
 
 def test_sigterm_drains_in_flight_calls_then_exits_zero(postgres: PostgresUnderTest) -> None:
-    port = free_port()
-    target = f"127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update(
-        DATABASE_URL=postgres.url("drift", "app"),
-        GRPC_PORT=str(port),
-        METRICS_PORT=str(free_port()),
-        JWT_SECRET=TEST_JWT_SECRET,
-        SHUTDOWN_GRACE_SECONDS="30",
-    )
-    process = subprocess.Popen([sys.executable, "-m", "services.drift"], cwd=REPO_ROOT, env=env)
-    try:
-        _wait(lambda: grpc_serving(target))
+    with running_service("drift", postgres.url("drift", "app"), SHUTDOWN_GRACE_SECONDS="30") as (
+        process,
+        target,
+    ):
         settings = Settings.from_env("tests", {"JWT_SECRET": TEST_JWT_SECRET})
         token = mint_token(
             settings, subject="slow@acme", customer="acme", role=Role.VIEWER, ttl_seconds=300
@@ -111,7 +98,3 @@ def test_sigterm_drains_in_flight_calls_then_exits_zero(postgres: PostgresUnderT
         assert process.wait(timeout=30) == 0
         admin.close()
         channel.close()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()

@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 from services.ingest.records import (
     Adjustment,
@@ -69,6 +70,11 @@ _STATUSES = {
 }
 _CARC = re.compile(r"^(CO|PR|OA|PI|CR)[-\s:]?([A-Z]?\d{1,3})$")
 _PROCEDURE = re.compile(r"^[A-Z0-9]{4,5}$")
+# ASCII digits only: str.isdigit() and int() also take "²", "١", "+3" and "0_3".
+_DIGITS = re.compile(r"[0-9]+")
+_YEAR = re.compile(r"[0-9]{4}")
+_MONTH_OR_DAY = re.compile(r"[0-9]{1,2}")
+_QUOTE_OR_NEWLINE = re.compile(r'["\n]')
 # Cells a spreadsheet would run as a formula (OWASP CSV injection).
 _FORMULA_START = ("=", "+", "@", "\t", "\r")
 
@@ -104,11 +110,13 @@ def parse_date(column: str, raw: str) -> dt.date | None:
             month, day, year = text.split("/")
             if len(year) == 2:
                 year = "20" + year
-        elif len(text) == 8 and text.isdigit():
+        elif len(text) == 8:
             year, month, day = text[:4], text[4:6], text[6:]
         else:
             raise ValueError
-        if len(year) != 4:
+        if not (_YEAR.fullmatch(year) and _MONTH_OR_DAY.fullmatch(month)):
+            raise ValueError
+        if not _MONTH_OR_DAY.fullmatch(day):
             raise ValueError
         return dt.date(int(year), int(month), int(day))
     except ValueError:
@@ -130,8 +138,8 @@ def parse_cents(column: str, raw: str) -> int | None:
     whole, _, fraction = text.partition(".")
     if (
         not (whole or fraction)
-        or (whole and not whole.isdigit())
-        or (fraction and not fraction.isdigit())
+        or (whole and not _DIGITS.fullmatch(whole))
+        or (fraction and not _DIGITS.fullmatch(fraction))
         or len(fraction) > 2
         or len(whole) > 12
     ):
@@ -176,7 +184,8 @@ class CsvParser:
         self._limits = limits or ParseLimits()
         self._buffer = ""
         self._line = 0  # physical lines consumed so far
-        self._skipping_from = 0  # > 0 while discarding an over-long line
+        self._scan = _RecordScan()
+        self._over_long = False  # the record being read is over-long; its text is dropped
         self._columns: dict[str, int] | None = None
         self._header_width = 0
         self._dialect: type[csv.Dialect] | csv.Dialect = csv.excel
@@ -195,67 +204,71 @@ class CsvParser:
     def _drain(self, *, final: bool) -> Iterator[ParsedItem]:
         """Complete records out of the buffer: a record ends at a newline outside quotes."""
         while True:
-            if self._skipping_from:
-                end = self._buffer.find("\n")
-                if end < 0:
-                    self._buffer = ""
-                    if final:
-                        yield from self._too_long()
-                    return
-                self._buffer = self._buffer[end + 1 :]
-                yield from self._too_long()
-                continue
             record_end, lines = self._record_end(final)
             if record_end < 0:
                 if len(self._buffer) > self._limits.max_line_bytes:
-                    if self._columns is None:
-                        raise FileError(
-                            f"line 1 is longer than {self._limits.max_line_bytes} bytes; "
-                            "this does not look like a CSV header",
-                            code="LINE_TOO_LONG",
-                            line_number=1,
-                        )
-                    self._skipping_from = self._line + 1
-                    continue
+                    self._refuse_long_header(self._line + 1)
+                    self._over_long = True
+                    # Finding where the record ends needs only its scan state and last character.
+                    self._scan.discard(len(self._buffer) - 1)
+                    self._buffer = self._buffer[-1:]
                 return
             record, self._buffer = self._buffer[:record_end], self._buffer[record_end + 1 :]
             first_line = self._line + 1
             self._line += lines
-            if len(record) > self._limits.max_line_bytes:
+            if self._over_long or len(record) > self._limits.max_line_bytes:
+                self._refuse_long_header(first_line)
+                self._over_long = False
+                self.rows_read += 1
                 yield Rejection(
                     first_line,
                     f"row is longer than {self._limits.max_line_bytes} bytes",
                     "LINE_TOO_LONG",
                 )
-                self.rows_read += 1
                 continue
             if not record.strip():
                 continue
             yield from self._record(record, first_line)
 
-    def _too_long(self) -> Iterator[ParsedItem]:
-        line, self._skipping_from = self._skipping_from, 0
-        self._line += 1
-        self.rows_read += 1
-        yield Rejection(
-            line, f"row is longer than {self._limits.max_line_bytes} bytes", "LINE_TOO_LONG"
-        )
+    def _refuse_long_header(self, line: int) -> None:
+        """An over-long header is the end of the file; an over-long row is only rejected."""
+        if self._columns is None:
+            raise FileError(
+                f"line {line} is longer than {self._limits.max_line_bytes} bytes; "
+                "this does not look like a CSV header",
+                code="LINE_TOO_LONG",
+                line_number=line,
+            )
 
     def _record_end(self, final: bool) -> tuple[int, int]:
-        """Index of the newline that ends the first complete record, and its line count."""
-        position, lines, quotes = 0, 0, 0
-        while True:
-            newline = self._buffer.find("\n", position)
-            if newline < 0:
-                if final and self._buffer:
-                    self._buffer += "\n"
-                    continue
-                return -1, 0
-            quotes += self._buffer.count('"', position, newline)
+        """Index of the newline that ends the first complete record, and its line count.
+
+        A quote opens a quoted field only at the start of a field, as the csv module reads
+        it; elsewhere it is a plain character, so a stray quote cannot swallow later rows."""
+        scan, buffer = self._scan, self._buffer
+        delimiter: str = self._dialect.delimiter
+        field_starts = ("\n", ",", ";") if self._columns is None else ("\n", delimiter)
+        for found in _QUOTE_OR_NEWLINE.finditer(buffer, scan.position):
+            at = found.start()
+            if buffer[at] == "\n":
+                scan.lines += 1
+                if not scan.quoted:
+                    self._scan = _RecordScan()
+                    return at, scan.lines
+            elif scan.quoted:
+                scan.quoted, scan.closed_at = False, at
+            elif at == 0 or buffer[at - 1] in field_starts or scan.closed_at == at - 1:
+                scan.quoted = True
+        scan.position = len(buffer)
+        if not (final and buffer):
+            return -1, 0
+        # The last record: no newline after it, or an unclosed quote runs it to the end.
+        lines = scan.lines
+        if not buffer.endswith("\n"):
+            self._buffer += "\n"
             lines += 1
-            if quotes % 2 == 0:
-                return newline, lines
-            position = newline + 1
+        self._scan = _RecordScan()
+        return len(self._buffer) - 1, lines
 
     def _record(self, record: str, line: int) -> Iterator[ParsedItem]:
         try:
@@ -400,6 +413,21 @@ class CsvParser:
                 "payer_claim_control_number", cell("payer_claim_control_number"), required=False
             ),
         )
+
+
+@dataclass
+class _RecordScan:
+    """How far the search for the end of the buffer's first record has got."""
+
+    position: int = 0
+    lines: int = 0
+    quoted: bool = False
+    closed_at: int = -2  # where the last quoted field's closing quote was
+
+    def discard(self, characters: int) -> None:
+        """The buffer lost its first `characters` characters."""
+        self.position -= characters
+        self.closed_at -= characters
 
 
 class _Semicolon(csv.excel):

@@ -30,7 +30,8 @@ def classify(claim: ClaimRecord) -> None:
     if claim.status is ClaimStatus.DENIED:
         claim.denied = True
         return
-    denial_reasons = [a for a in claim.adjustments if is_denial_reason(a) and a.amount_cents > 0]
+    # CSV exports list CARC codes without amounts (0 here); a negative amount gives money back.
+    denial_reasons = [a for a in claim.adjustments if is_denial_reason(a) and a.amount_cents >= 0]
     if claim.paid_cents == 0 and claim.billed_cents > 0 and denial_reasons:
         claim.denied = True
         return

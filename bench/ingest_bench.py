@@ -1,0 +1,457 @@
+"""`make bench`: ingest's upload path against a plain `psql \\copy` of the same rows.
+
+For each size, a synthetic claims CSV (canonical columns, cached under `.local/bench-data/`)
+is streamed over gRPC into a real ingest process in 1 MiB chunks, the whole `CreateUpload`
+call timed (parse, validate, stage, merge, statistics, commit) while the process's resident
+memory is sampled every 50 ms. In the same run and on the same throwaway PostgreSQL, the same
+file is loaded with `psql \\copy` into a table with ingest's claim keys and indexes, and into
+one with no index. The figures are printed with the targets of the issue beside them; nothing
+is asserted, and the exit status is 0 unless something broke.
+
+    python -m bench.ingest_bench [--rows 1000000 5000000] [--seed 7] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import psutil
+import psycopg
+from google.api import httpbody_pb2
+from psycopg import sql
+from sqlalchemy import make_url
+
+from devtools.stack import Stack, grpc_serving, wait_until
+from devtools.synthetic import CSV_HEADER, Scenario, write_csv
+from runtime import schemas
+from runtime.auth import Role, mint_token
+from runtime.postgres import LocalPostgres, bin_dir
+from runtime.settings import LOCAL_DIR, Settings
+from tests.system import free_port
+from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
+
+DEFAULT_ROWS = (1_000_000, 5_000_000)
+DEFAULT_SEED = 7
+DATA_DIR = LOCAL_DIR / "bench-data"
+CHUNK_BYTES = 1024 * 1024
+RSS_SAMPLE_SECONDS = 0.05
+BENCH_JWT_SECRET = "bench-secret-with-enough-entropy-for-hs256"
+# A 5M-row upload runs for minutes; the call must not end on the client's deadline first.
+UPLOAD_TIMEOUT_SECONDS = 3 * 3600
+MB = 1_000_000
+
+# The issue's targets: the upload path at half the plain \copy rate or better, and a peak
+# RSS under 300 MB that does not grow with the file.
+TARGET_RATIO = 0.5
+TARGET_PEAK_RSS = 300 * MB
+# Sampling noise and allocator slack: peak RSS within this of the smallest size's is flat.
+FLAT_TOLERANCE = 0.15
+
+REFERENCE_SCHEMA = "bench"
+INDEXED_TABLE = "claims_copy"
+UNINDEXED_TABLE = "claims_copy_unindexed"
+# The CSV's canonical columns typed as ingest stores them, plus the columns ingest's keys and
+# indexes use: customer and upload are constant for one load (as in one upload), claim_uid
+# is computed from payer and claim id as ingest computes it, so the raw file loads directly.
+_REFERENCE_COLUMNS = """
+    customer_id text NOT NULL DEFAULT 'bench',
+    claim_id text NOT NULL,
+    payer text NOT NULL,
+    procedure_code text,
+    service_date date,
+    submitted_date date,
+    decision_date date,
+    status text NOT NULL,
+    billed_amount numeric(14, 2),
+    allowed_amount numeric(14, 2),
+    paid_amount numeric(14, 2),
+    patient_responsibility numeric(14, 2),
+    carc_codes text,
+    upload_id text NOT NULL DEFAULT 'u_bench',
+    payer_claim_control_number text NOT NULL DEFAULT '',
+    claim_uid text GENERATED ALWAYS AS (substr(md5(upper(payer) || '|' || claim_id), 1, 20))
+        STORED
+"""
+# ingest.claims' primary key and secondary indexes (migration 0002), on the columns above.
+_REFERENCE_KEYS = (
+    "ALTER TABLE {table} ADD PRIMARY KEY (customer_id, claim_uid)",
+    "CREATE INDEX ON {table} (customer_id, decision_date)",
+    "CREATE INDEX ON {table} (customer_id, payer, decision_date)",
+    "CREATE INDEX ON {table} (customer_id, upload_id)",
+    "CREATE INDEX ON {table} (customer_id, payer, payer_claim_control_number)"
+    " WHERE payer_claim_control_number <> ''",
+)
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+# --- Data ----------------------------------------------------------------------------------
+
+
+def dataset(rows: int, seed: int) -> Path:
+    """The CSV of `rows` synthetic claims, written once and reused (1M rows take ~20 s)."""
+    path = DATA_DIR / f"claims-{rows}-seed{seed}.csv"
+    if path.exists():
+        return path
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    log(f"generating {rows:,} rows into {path} …")
+    started = time.monotonic()
+    write_csv(Scenario(claims=rows, seed=seed), partial)
+    # Renamed only when complete: an interrupted run must not leave a short file to reuse.
+    partial.rename(path)
+    log(f"  generated in {time.monotonic() - started:.1f} s")
+    return path
+
+
+# --- PostgreSQL and the ingest process -----------------------------------------------------
+
+
+@contextmanager
+def throwaway_cluster(keep: bool) -> Iterator[str]:
+    """A new cluster under `.local/bench-pg-*`; yields its admin URL. Removed afterwards
+    unless `keep`, then left running for inspection."""
+    LOCAL_DIR.mkdir(exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="bench-pg-", dir=LOCAL_DIR))
+    # mkdtemp makes it 0700, closed to the PostgreSQL system user that runs the server.
+    folder.chmod(0o755)
+    cluster = LocalPostgres(folder / "data", free_port())
+    try:
+        cluster.start()
+        yield cluster.admin_url()
+    finally:
+        if keep:
+            log(
+                f"\nkept the cluster in {cluster.data_dir} on port {cluster.port}; stop it with\n"
+                f"  python -m runtime.postgres stop --data-dir {cluster.data_dir}"
+            )
+        else:
+            cluster.stop()
+            shutil.rmtree(folder)
+
+
+def migrate_ingest(admin_url: str) -> str:
+    """Create ingest's schema and roles, migrate it to head; return the app role's URL."""
+    passwords = schemas.local_passwords(("ingest",))
+    schemas.bootstrap(admin_url, passwords, ("ingest",))
+    owner, app = schemas.role_name("ingest", "owner"), schemas.role_name("ingest", "app")
+    schemas.migrate("ingest", schemas.service_url(admin_url, "ingest", "owner", passwords[owner]))
+    return schemas.service_url(admin_url, "ingest", "app", passwords[app])
+
+
+@dataclass(frozen=True)
+class RunningIngest:
+    target: str
+    pid: int
+    settings: Settings
+
+
+@contextmanager
+def ingest_process(database_url: str) -> Iterator[RunningIngest]:
+    """`python -m services.ingest` on free ports, serving; stopped (drained) afterwards."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DATABASE_URL"))}
+    env.update(
+        JWT_SECRET=BENCH_JWT_SECRET,
+        OTEL_TRACES_EXPORTER="none",
+        # Nothing listens there: the outbox relay just retries, off the measured path.
+        DRIFT_TARGET=f"127.0.0.1:{free_port()}",
+        # Else the relay's retry warnings would fill the figures.
+        LOG_LEVEL="ERROR",
+    )
+    port = free_port()
+    stack = Stack(env)
+    try:
+        stack.start(
+            "ingest",
+            "services.ingest",
+            {
+                "DATABASE_URL": database_url,
+                "GRPC_PORT": str(port),
+                "METRICS_PORT": str(free_port()),
+            },
+        )
+        target = f"127.0.0.1:{port}"
+        wait_until("ingest", lambda: grpc_serving(target), stack)
+        yield RunningIngest(target, stack.processes[0][1].pid, Settings.from_env("bench", env))
+    finally:
+        stack.stop()
+
+
+class PeakRss:
+    """Samples a process's resident set size on a thread while in use; keeps the highest."""
+
+    def __init__(self, pid: int) -> None:
+        self._process = psutil.Process(pid)
+        self.at_rest = self._process.memory_info().rss
+        self.peak = self.at_rest
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._done.wait(RSS_SAMPLE_SECONDS):
+            try:
+                self.peak = max(self.peak, self._process.memory_info().rss)
+            except psutil.NoSuchProcess:
+                return
+
+
+# --- The measured loads --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UploadRun:
+    seconds: float
+    # Until the last chunk left the client: parsing and staging, within a flow-control window.
+    streamed_seconds: float
+    rss_at_rest: int
+    peak_rss: int
+    upload: resources_pb2.Upload
+
+
+def upload_requests(
+    path: Path, customer: str, streamed: list[float]
+) -> Iterator[ingest_service_pb2.CreateUploadRequest]:
+    """The metadata message, then the file in 1 MiB chunks; appends when the last one left."""
+    yield ingest_service_pb2.CreateUploadRequest(
+        parent=f"customers/{customer}",
+        upload=resources_pb2.Upload(file_name=path.name, format=resources_pb2.Upload.CSV),
+        request_id=str(uuid.uuid4()),
+    )
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK_BYTES):
+            yield ingest_service_pb2.CreateUploadRequest(
+                http_body=httpbody_pb2.HttpBody(content_type="text/csv", data=chunk)
+            )
+    streamed.append(time.monotonic())
+
+
+def timed_upload(ingest: RunningIngest, path: Path, customer: str) -> UploadRun:
+    """One `CreateUpload` of the whole file for `customer`, timed, with the peak RSS."""
+    token = mint_token(
+        ingest.settings, subject="bench", customer=customer, role=Role.ADMIN, ttl_seconds=86_400
+    )
+    streamed: list[float] = []
+    with grpc.insecure_channel(ingest.target) as channel, PeakRss(ingest.pid) as rss:
+        stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
+        started = time.monotonic()
+        upload = stub.CreateUpload(
+            upload_requests(path, customer, streamed),
+            metadata=[("authorization", f"Bearer {token}")],
+            timeout=UPLOAD_TIMEOUT_SECONDS,
+        )
+        finished = time.monotonic()
+    return UploadRun(
+        seconds=finished - started,
+        streamed_seconds=streamed[0] - started,
+        rss_at_rest=rss.at_rest,
+        peak_rss=rss.peak,
+        upload=upload,
+    )
+
+
+def create_reference_table(admin_url: str, name: str, *, indexed: bool) -> None:
+    """An empty `bench.<name>`, with ingest.claims' keys and indexes when `indexed`."""
+    table = sql.Identifier(REFERENCE_SCHEMA, name)
+    with psycopg.connect(schemas.libpq_url(admin_url), autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(REFERENCE_SCHEMA))
+        )
+        connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+        connection.execute(sql.SQL("CREATE TABLE {} (" + _REFERENCE_COLUMNS + ")").format(table))
+        for statement in _REFERENCE_KEYS if indexed else ():
+            connection.execute(sql.SQL(statement).format(table=table))
+
+
+def checkpoint(admin_url: str) -> None:
+    """Flush dirty pages, so one load's checkpoint does not land in the next one's timing."""
+    with psycopg.connect(schemas.libpq_url(admin_url), autocommit=True) as connection:
+        connection.execute("CHECKPOINT")
+
+
+def row_count(admin_url: str, name: str) -> int:
+    with psycopg.connect(schemas.libpq_url(admin_url)) as connection:
+        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(REFERENCE_SCHEMA, name))
+        found = connection.execute(query).fetchone()
+    return int(found[0]) if found else 0
+
+
+def timed_copy(admin_url: str, name: str, path: Path) -> float:
+    """Seconds for `psql \\copy` of the CSV into `bench.<name>` (one transaction)."""
+    url = make_url(admin_url)
+    literal = str(path).replace("'", "''")
+    command = (
+        f"\\copy {REFERENCE_SCHEMA}.{name} ({', '.join(CSV_HEADER)}) "
+        f"FROM '{literal}' WITH (FORMAT csv, HEADER true)"
+    )
+    psql = [
+        str(bin_dir() / "psql"),
+        "--no-psqlrc",
+        "--quiet",
+        "--set=ON_ERROR_STOP=1",
+        f"--host={url.host}",
+        f"--port={url.port}",
+        f"--username={url.username}",
+        f"--dbname={url.database}",
+        f"--command={command}",
+    ]
+    # The password goes by environment, not argv, where `ps` would show it.
+    env = {**os.environ, "PGPASSWORD": url.password or ""}
+    started = time.monotonic()
+    subprocess.run(psql, env=env, check=True)
+    return time.monotonic() - started
+
+
+# --- One size, and the report --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SizeResult:
+    rows: int
+    file_bytes: int
+    upload: UploadRun
+    copy_indexed_seconds: float
+    copy_unindexed_seconds: float
+
+    @property
+    def upload_rate(self) -> float:
+        return self.rows / self.upload.seconds
+
+    @property
+    def copy_indexed_rate(self) -> float:
+        return self.rows / self.copy_indexed_seconds
+
+    @property
+    def copy_unindexed_rate(self) -> float:
+        return self.rows / self.copy_unindexed_seconds
+
+    @property
+    def ratio(self) -> float:
+        return self.upload_rate / self.copy_indexed_rate
+
+
+def measure_size(admin_url: str, ingest_url: str, rows: int, seed: int) -> SizeResult:
+    path = dataset(rows, seed)
+    size = path.stat().st_size
+    log(f"\n{rows:,} rows, {size / MB:,.0f} MB ({path.name})")
+    copies: dict[str, float] = {}
+    for name, indexed in ((INDEXED_TABLE, True), (UNINDEXED_TABLE, False)):
+        create_reference_table(admin_url, name, indexed=indexed)
+        checkpoint(admin_url)
+        copies[name] = timed_copy(admin_url, name, path)
+        log(
+            f"  \\copy into bench.{name}: {copies[name]:.1f} s, "
+            f"{rows / copies[name]:,.0f} rows/s ({row_count(admin_url, name):,} rows loaded)"
+        )
+    checkpoint(admin_url)
+    # A fresh process per size, so its peak RSS is this upload's alone.
+    with ingest_process(ingest_url) as ingest:
+        customer = f"bench-{rows}-{uuid.uuid4().hex[:8]}"
+        run = timed_upload(ingest, path, customer)
+    upload = run.upload
+    log(
+        f"  CreateUpload for {customer}: {run.seconds:.1f} s, {rows / run.seconds:,.0f} rows/s "
+        f"({resources_pb2.Upload.State.Name(upload.state)}; read {upload.rows_read:,}, "
+        f"accepted {upload.rows_accepted:,}, rejected {upload.rows_rejected:,})\n"
+        f"    streamed (parse, validate, stage) {run.streamed_seconds:.1f} s, then "
+        f"merge, statistics and commit {run.seconds - run.streamed_seconds:.1f} s\n"
+        f"    ingest RSS {run.rss_at_rest / MB:.0f} MB at rest, {run.peak_rss / MB:.0f} MB peak"
+    )
+    return SizeResult(rows, size, run, copies[INDEXED_TABLE], copies[UNINDEXED_TABLE])
+
+
+def verdict(met: bool) -> str:
+    return "PASS" if met else "MISS"
+
+
+def report(results: list[SizeResult]) -> str:
+    titles = (
+        "rows", "upload s", "rows/s", "MB/s", "peak RSS", "\\copy idx rows/s",
+        "\\copy no-idx rows/s", "ratio", "ratio target", "RSS target", "RSS flat",
+    )  # fmt: skip
+    table = [titles]
+    smallest = min(results, key=lambda r: r.rows)
+    for result in sorted(results, key=lambda r: r.rows):
+        run = result.upload
+        growth = run.peak_rss / smallest.upload.peak_rss - 1
+        table.append(
+            (
+                f"{result.rows}",
+                f"{run.seconds:.1f}",
+                f"{result.upload_rate:,.0f}",
+                f"{result.file_bytes / MB / run.seconds:.1f}",
+                f"{run.peak_rss / MB:.0f} MB",
+                f"{result.copy_indexed_rate:,.0f}",
+                f"{result.copy_unindexed_rate:,.0f}",
+                f"{result.ratio:.2f}",
+                verdict(result.ratio >= TARGET_RATIO),
+                verdict(run.peak_rss <= TARGET_PEAK_RSS),
+                "(base)"
+                if result is smallest
+                else f"{growth:+.0%} {verdict(growth <= FLAT_TOLERANCE)}",
+            )
+        )
+    widths = [max(len(row[column]) for row in table) for column in range(len(titles))]
+    lines = [
+        "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
+        for row in table
+    ]
+    lines.append(
+        f"target: ratio upload/\\copy(indexed) >= {TARGET_RATIO:.2f}; peak RSS <= "
+        f"{TARGET_PEAK_RSS / MB:.0f} MB and flat (within {FLAT_TOLERANCE:.0%} of the smallest "
+        "size's)"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest_bench", description=__doc__)
+    parser.add_argument(
+        "--rows", type=int, nargs="+", default=list(DEFAULT_ROWS), help="sizes to measure"
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="synthetic data seed")
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the PostgreSQL cluster running afterwards"
+    )
+    args = parser.parse_args(argv)
+    if any(rows < 1 for rows in args.rows):
+        parser.error("--rows must be positive")
+    started = time.monotonic()
+    try:
+        with throwaway_cluster(args.keep) as admin_url:
+            ingest_url = migrate_ingest(admin_url)
+            results = [
+                measure_size(admin_url, ingest_url, rows, args.seed)
+                for rows in sorted(set(args.rows))
+            ]
+    except grpc.RpcError as failure:
+        print(f"the upload failed: {failure}", file=sys.stderr)
+        return 1
+    log(f"\n{report(results)}\n(whole run {time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
