@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ DEFAULT_ROWS = (1_000_000, 5_000_000)
 DEFAULT_SEED = 7
 DATA_DIR = LOCAL_DIR / "bench-data"
 CHUNK_BYTES = 1024 * 1024
-RSS_SAMPLE_SECONDS = 0.05
+SAMPLE_SECONDS = 0.05
 BENCH_JWT_SECRET = "bench-secret-with-enough-entropy-for-hs256"
 # A 5M-row upload runs for minutes; the call must not end on the client's deadline first.
 UPLOAD_TIMEOUT_SECONDS = 3 * 3600
@@ -192,30 +193,57 @@ def ingest_process(database_url: str) -> Iterator[RunningIngest]:
         stack.stop()
 
 
-class PeakRss:
-    """Samples a process's resident set size on a thread while in use; keeps the highest."""
+# What ingest's database sessions are doing: a statement PostgreSQL runs, or idle inside the
+# upload's transaction while ingest's Python parses and encodes the next rows.
+_INGEST_ACTIVITY = (
+    "SELECT state, query FROM pg_stat_activity WHERE application_name = 'upstream-ingest' "
+    "AND state IN ('active', 'idle in transaction')"
+)
+_PYTHON_SIDE = "ingest's Python (session idle in transaction)"
+TOP_ACTIVITIES = 6
 
-    def __init__(self, pid: int) -> None:
+
+class UploadObserver:
+    """Samples, every 50 ms on a thread, the ingest process's resident set size (keeping the
+    peak) and what its database sessions do (time per statement), so the figures say where
+    the time goes without a profiler attached."""
+
+    def __init__(self, pid: int, admin_url: str) -> None:
         self._process = psutil.Process(pid)
-        self.at_rest = self._process.memory_info().rss
-        self.peak = self.at_rest
+        self._database = psycopg.connect(schemas.libpq_url(admin_url), autocommit=True)
+        self.rss_at_rest = self._process.memory_info().rss
+        self.peak_rss = self.rss_at_rest
+        self.seconds_by_activity: defaultdict[str, float] = defaultdict(float)
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
+        self._thread = threading.Thread(target=self._sample, name="upload-observer", daemon=True)
 
-    def __enter__(self) -> PeakRss:
+    def __enter__(self) -> UploadObserver:
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._done.set()
         self._thread.join()
+        self._database.close()
 
     def _sample(self) -> None:
-        while not self._done.wait(RSS_SAMPLE_SECONDS):
+        last = time.monotonic()
+        while not self._done.wait(SAMPLE_SECONDS):
             try:
-                self.peak = max(self.peak, self._process.memory_info().rss)
+                self.peak_rss = max(self.peak_rss, self._process.memory_info().rss)
             except psutil.NoSuchProcess:
                 return
+            activities = self._database.execute(_INGEST_ACTIVITY).fetchall()
+            now = time.monotonic()
+            for state, query in activities:
+                self.seconds_by_activity[_activity(state, query)] += now - last
+            last = now
+
+
+def _activity(state: str, query: str) -> str:
+    if state != "active":
+        return _PYTHON_SIDE
+    return "PostgreSQL: " + " ".join(query.split())[:60]
 
 
 # --- The measured loads --------------------------------------------------------------------
@@ -224,17 +252,14 @@ class PeakRss:
 @dataclass(frozen=True)
 class UploadRun:
     seconds: float
-    # Until the last chunk left the client: parsing and staging, within a flow-control window.
-    streamed_seconds: float
     rss_at_rest: int
     peak_rss: int
+    seconds_by_activity: dict[str, float]
     upload: resources_pb2.Upload
 
 
-def upload_requests(
-    path: Path, customer: str, streamed: list[float]
-) -> Iterator[ingest_service_pb2.CreateUploadRequest]:
-    """The metadata message, then the file in 1 MiB chunks; appends when the last one left."""
+def upload_requests(path: Path, customer: str) -> Iterator[ingest_service_pb2.CreateUploadRequest]:
+    """The metadata message, then the file in 1 MiB chunks."""
     yield ingest_service_pb2.CreateUploadRequest(
         parent=f"customers/{customer}",
         upload=resources_pb2.Upload(file_name=path.name, format=resources_pb2.Upload.CSV),
@@ -245,30 +270,27 @@ def upload_requests(
             yield ingest_service_pb2.CreateUploadRequest(
                 http_body=httpbody_pb2.HttpBody(content_type="text/csv", data=chunk)
             )
-    streamed.append(time.monotonic())
 
 
-def timed_upload(ingest: RunningIngest, path: Path, customer: str) -> UploadRun:
-    """One `CreateUpload` of the whole file for `customer`, timed, with the peak RSS."""
+def timed_upload(ingest: RunningIngest, admin_url: str, path: Path, customer: str) -> UploadRun:
+    """One `CreateUpload` of the whole file for `customer`, timed and observed."""
     token = mint_token(
         ingest.settings, subject="bench", customer=customer, role=Role.ADMIN, ttl_seconds=86_400
     )
-    streamed: list[float] = []
-    with grpc.insecure_channel(ingest.target) as channel, PeakRss(ingest.pid) as rss:
+    with (
+        grpc.insecure_channel(ingest.target) as channel,
+        UploadObserver(ingest.pid, admin_url) as observer,
+    ):
         stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
         started = time.monotonic()
         upload = stub.CreateUpload(
-            upload_requests(path, customer, streamed),
+            upload_requests(path, customer),
             metadata=[("authorization", f"Bearer {token}")],
             timeout=UPLOAD_TIMEOUT_SECONDS,
         )
-        finished = time.monotonic()
+        seconds = time.monotonic() - started
     return UploadRun(
-        seconds=finished - started,
-        streamed_seconds=streamed[0] - started,
-        rss_at_rest=rss.at_rest,
-        peak_rss=rss.peak,
-        upload=upload,
+        seconds, observer.rss_at_rest, observer.peak_rss, observer.seconds_by_activity, upload
     )
 
 
@@ -369,16 +391,18 @@ def measure_size(admin_url: str, ingest_url: str, rows: int, seed: int) -> SizeR
     # A fresh process per size, so its peak RSS is this upload's alone.
     with ingest_process(ingest_url) as ingest:
         customer = f"bench-{rows}-{uuid.uuid4().hex[:8]}"
-        run = timed_upload(ingest, path, customer)
+        run = timed_upload(ingest, admin_url, path, customer)
     upload = run.upload
     log(
         f"  CreateUpload for {customer}: {run.seconds:.1f} s, {rows / run.seconds:,.0f} rows/s "
         f"({resources_pb2.Upload.State.Name(upload.state)}; read {upload.rows_read:,}, "
         f"accepted {upload.rows_accepted:,}, rejected {upload.rows_rejected:,})\n"
-        f"    streamed (parse, validate, stage) {run.streamed_seconds:.1f} s, then "
-        f"merge, statistics and commit {run.seconds - run.streamed_seconds:.1f} s\n"
-        f"    ingest RSS {run.rss_at_rest / MB:.0f} MB at rest, {run.peak_rss / MB:.0f} MB peak"
+        f"    ingest RSS {run.rss_at_rest / MB:.0f} MB at rest, {run.peak_rss / MB:.0f} MB peak\n"
+        "    where the upload's time went (sampled):"
     )
+    by_time = sorted(run.seconds_by_activity.items(), key=lambda item: item[1], reverse=True)
+    for activity, seconds in by_time[:TOP_ACTIVITIES]:
+        log(f"    {seconds:7.1f} s  {activity}")
     return SizeResult(rows, size, run, copies[INDEXED_TABLE], copies[UNINDEXED_TABLE])
 
 

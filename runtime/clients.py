@@ -66,12 +66,7 @@ def service_config(full_service_name: str) -> str:
     return json.dumps(config)
 
 
-class _CallPolicy(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-    grpc.aio.StreamUnaryClientInterceptor,
-    grpc.aio.StreamStreamClientInterceptor,
-):
+class _CallPolicy:
     """Sets the deadline and, when the caller set none, the service's own credentials."""
 
     def __init__(self, default_timeout: float, authorization: Callable[[], str] | None) -> None:
@@ -96,15 +91,24 @@ class _CallPolicy(
             details.method, timeout, metadata, details.credentials, details.wait_for_ready
         )
 
+
+# grpc.aio files each interceptor under one call type only, so there is one class per type.
+class _UnaryUnaryPolicy(_CallPolicy, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
         return await continuation(self._details(client_call_details), request)
 
+
+class _UnaryStreamPolicy(_CallPolicy, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
         return await continuation(self._details(client_call_details), request)
 
+
+class _StreamUnaryPolicy(_CallPolicy, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
         return await continuation(self._details(client_call_details), request_iterator)
 
+
+class _StreamStreamPolicy(_CallPolicy, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
         return await continuation(self._details(client_call_details), request_iterator)
 
@@ -121,9 +125,10 @@ def open_channel(
     `authorization` supplies a `Bearer` value for calls made on the service's own behalf;
     calls that carry the end user's token in their metadata keep it.
     """
+    policies = (_UnaryUnaryPolicy, _UnaryStreamPolicy, _StreamUnaryPolicy, _StreamStreamPolicy)
     interceptors = [
         *aio_client_interceptors(),
-        _CallPolicy(default_timeout, authorization),
+        *(policy(default_timeout, authorization) for policy in policies),
     ]
     return grpc.aio.insecure_channel(
         target,

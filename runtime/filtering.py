@@ -41,7 +41,9 @@ class FilterField:
     column: Any
     kind: str = "text"  # text | enum | int | float | bool | date | timestamp | text_array
     # For enums: the accepted names (as in the API) mapped to stored values.
-    enum_values: Mapping[str, str] | None = None
+    enum_values: Mapping[str, Any] | None = None
+    # Enums whose values have an order (`severity >= MEDIUM`); the column holds the rank.
+    ordered: bool = False
 
 
 def _invalid(description: str) -> errors.ApiError:
@@ -213,7 +215,7 @@ def _compare(name: str, field: FilterField, operator: str, raw: str) -> ColumnEl
             return column.is_not(None)
         else:
             return column == value
-    if field.kind in ("enum", "bool") and operator not in ("=", "!="):
+    if field.kind in ("enum", "bool") and not field.ordered and operator not in ("=", "!="):
         raise _invalid(f"{name} can only be compared with = or !=")
     return {
         "=": lambda: column == value,

@@ -10,7 +10,6 @@ The publish call continues the producer's trace from the context stored in the r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from runtime.server import work_forever
 
 logger = logging.getLogger("upstream.outbox")
 tracer = trace.get_tracer("upstream.outbox")
@@ -63,15 +64,10 @@ class OutboxRelay:
         self._poll_seconds = poll_seconds
 
     async def run(self) -> None:
-        while True:
-            try:
-                while await self.relay_due() == BATCH_SIZE:
-                    pass
-            except Exception:
-                logger.exception("outbox relay pass failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_up.wait(), self._poll_seconds)
-            self._wake_up.clear()
+        async def step() -> bool:
+            return await self.relay_due() == BATCH_SIZE
+
+        await work_forever("outbox relay", step, self._wake_up, self._poll_seconds)
 
     async def relay_due(self) -> int:
         """Publish the events that are due now; returns how many it tried."""

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,6 +117,25 @@ async def serve(settings: Settings, definition: ServiceDefinition) -> None:
         await stopping_task
     logger.info("stopped")
     shutdown_tracing()
+
+
+async def work_forever(
+    name: str,
+    step: Callable[[], Awaitable[bool]],
+    wake_up: asyncio.Event,
+    poll_seconds: float,
+) -> None:
+    """Background work queued in the database: run `step` while it finds work, then wait for
+    a wake-up (work queued by this process) or the poll interval (work from elsewhere)."""
+    while True:
+        try:
+            while await step():
+                pass
+        except Exception:
+            logger.exception("%s failed; retrying", name)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake_up.wait(), poll_seconds)
+        wake_up.clear()
 
 
 @contextlib.asynccontextmanager

@@ -1,24 +1,89 @@
-"""DriftService over gRPC: a thin adapter between the contract and the domain and store."""
+"""DriftService over gRPC: a thin adapter between the contract and the domain and store.
+
+Runs are queued rows: `RunDetection` records a PENDING run and returns it; the run worker
+in this process (or any replica) takes it, reads the statistics from ingest, detects, and
+records the findings. A run whose worker dies is taken again when its lease expires.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
+from google.type import date_pb2, money_pb2
+from opentelemetry import propagate, trace
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from runtime import errors, names
-from runtime.auth import require_identity
-from runtime.server import ServiceDefinition
+from runtime import errors, names, pagination
+from runtime.auth import require_identity, service_token
+from runtime.clients import open_channel
+from runtime.outbox import OutboxEvent, OutboxRelay
+from runtime.server import ServiceDefinition, running_task, work_forever
 from runtime.settings import Settings
 from runtime.updates import mask_paths
 from services.drift.config import DetectionConfig, violations
+from services.drift.detection import Windows, detect, windows_for
+from services.drift.ingest_client import IngestClient
 from services.drift.store import DriftStore, StoredConfig
+from services.drift.summaries import Metrics, summarize, summary_start
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc, resources_pb2
+from upstream.reports.v1 import reports_service_pb2, reports_service_pb2_grpc
 
+logger = logging.getLogger("upstream.drift")
+tracer = trace.get_tracer("upstream.drift")
+
+CUSTOMER_NAME = "customers/{customer}"
 CONFIG_NAME = "customers/{customer}/driftConfig"
+RUN_NAME = "customers/{customer}/driftRuns/{run}"
+EVENT_NAME = "customers/{customer}/driftEvents/{event}"
+SUMMARY_NAME = "customers/{customer}/payerSummaries/{payer}"
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(DetectionConfig))
+TRIAGE_FIELDS = ("state", "triage_note")
+MAX_NOTE = 2000
+WORKER_POLL_SECONDS = 2.0
+
+
+def _date(value: dt.date | None) -> date_pb2.Date | None:
+    if value is None:
+        return None
+    return date_pb2.Date(year=value.year, month=value.month, day=value.day)
+
+
+def _timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def _money(cents: int) -> money_pb2.Money:
+    sign = -1 if cents < 0 else 1
+    units, remainder = divmod(abs(cents), 100)
+    return money_pb2.Money(
+        currency_code="USD", units=sign * units, nanos=sign * remainder * 10_000_000
+    )
+
+
+def _range(start: dt.date | None, end: dt.date | None) -> resources_pb2.DateRange | None:
+    if start is None or end is None:
+        return None
+    return resources_pb2.DateRange(start_date=_date(start), end_date=_date(end))
+
+
+def _set(message: Any, **fields: Any) -> Any:
+    for key, value in fields.items():
+        if value is not None:
+            getattr(message, key).CopyFrom(value)
+    return message
 
 
 def config_message(customer: str, stored: StoredConfig) -> resources_pb2.DriftConfig:
@@ -31,20 +96,166 @@ def config_message(customer: str, stored: StoredConfig) -> resources_pb2.DriftCo
         etag=stored.etag,
         **values,
     )
-    if stored.update_time is not None:
-        config.update_time.CopyFrom(_timestamp(stored.update_time))
-    return config
+    return _set(config, update_time=_timestamp(stored.update_time))
 
 
-def _timestamp(value: object) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)  # type: ignore[arg-type]
-    return stamp
+def run_message(row: Row) -> resources_pb2.DriftRun:
+    run = resources_pb2.DriftRun(
+        name=RUN_NAME.format(customer=row.customer_id, run=row.run_id),
+        state=resources_pb2.DriftRun.State.Value(row.state),
+        trigger=resources_pb2.DriftRun.Trigger.Value(row.trigger),
+        request_id=row.request_id or "",
+        cells_tested=row.cells_tested,
+        cells_skipped=row.cells_skipped,
+        events_opened=row.events_created,
+        events_updated=row.events_updated,
+        events_closed=row.events_closed,
+    )
+    if row.error:
+        run.error.code = row.error.get("code", 13)
+        run.error.message = row.error.get("message", "")
+    if row.start_time and row.finish_time:
+        run.duration.FromTimedelta(row.finish_time - row.start_time)
+    return _set(
+        run,
+        as_of=_date(row.as_of),
+        baseline_window=_range(row.baseline_start, row.baseline_end),
+        current_window=_range(row.current_start, row.current_end),
+        create_time=_timestamp(row.create_time),
+        start_time=_timestamp(row.start_time),
+        end_time=_timestamp(row.finish_time),
+    )
+
+
+def event_message(row: Row) -> resources_pb2.DriftEvent:
+    evidence = row.evidence
+
+    def interval(value: dict[str, float] | None) -> resources_pb2.ConfidenceInterval | None:
+        if not value:
+            return None
+        return resources_pb2.ConfidenceInterval(**value)
+
+    proof = _set(
+        resources_pb2.DriftEvidence(
+            baseline_count=evidence["baseline_count"],
+            current_count=evidence["current_count"],
+            baseline_events=evidence["baseline_events"],
+            current_events=evidence["current_events"],
+            baseline_value=evidence["baseline_value"],
+            current_value=evidence["current_value"],
+            effect_size=evidence["effect_size"],
+            effect_unit=evidence["effect_unit"],
+            p_value=evidence["p_value"],
+            q_value=evidence["q_value"],
+            test=evidence["test"],
+            carc_codes_moved=[
+                resources_pb2.CarcShift(code=code, baseline_share=base, current_share=current)
+                for code, base, current in evidence["carc_shifts"]
+            ],
+        ),
+        baseline_interval=interval(evidence.get("baseline_interval")),
+        current_interval=interval(evidence.get("current_interval")),
+    )
+    event = resources_pb2.DriftEvent(
+        name=EVENT_NAME.format(customer=row.customer_id, event=row.event_id),
+        payer=row.payer,
+        code_group=row.code_group,
+        metric=resources_pb2.Metric.Value(row.metric),
+        severity=resources_pb2.DriftEvent.Severity.Value(row.severity),
+        state=resources_pb2.DriftEvent.State.Value(row.state),
+        triage_note=row.triage_note,
+        triaged_by=row.triaged_by,
+        active=row.active,
+        evidence=proof,
+        dollars_at_stake=_money(row.dollars_at_stake_cents),
+        summary=row.summary,
+        first_run=RUN_NAME.format(customer=row.customer_id, run=row.first_run),
+        last_run=RUN_NAME.format(customer=row.customer_id, run=row.last_run),
+        etag=str(row.version),
+    )
+    return _set(
+        event,
+        triage_time=_timestamp(row.triage_time),
+        baseline_window=_range(row.baseline_start, row.baseline_end),
+        current_window=_range(row.current_start, row.current_end),
+        first_detected_time=_timestamp(row.first_detected_time),
+        last_seen_time=_timestamp(row.last_seen_time),
+        end_time=_timestamp(row.end_time),
+        update_time=_timestamp(row.update_time),
+    )
+
+
+def _metrics(values: Metrics) -> resources_pb2.PayerMetrics:
+    return resources_pb2.PayerMetrics(
+        claims=values.claims,
+        denial_rate=values.denial_rate,
+        median_decision_days=values.median_decision_days,
+        paid_to_allowed_ratio=values.paid_to_allowed_ratio,
+        denied_billed_amount=_money(values.denied_billed_cents),
+    )
+
+
+def _customer(parent: str) -> str:
+    return names.parse(parent, CUSTOMER_NAME, field="parent")["customer"]
+
+
+class RunWorker:
+    """Executes queued runs, one at a time per process."""
+
+    def __init__(self, store: DriftStore, ingest: IngestClient, published: asyncio.Event) -> None:
+        self._store = store
+        self._ingest = ingest
+        self._published = published
+        self.queued = asyncio.Event()
+
+    async def run_forever(self) -> None:
+        await work_forever("drift run worker", self.run_next, self.queued, WORKER_POLL_SECONDS)
+
+    async def run_next(self) -> bool:
+        run = await self._store.claim_next_run()
+        if run is None:
+            return False
+        customer = run.customer_id
+        with tracer.start_as_current_span(
+            "drift run", attributes={"upstream.customer": customer, "upstream.run": run.run_id}
+        ):
+            try:
+                config = (await self._store.get_config(customer)).config
+                windows = windows_for(run.as_of, config)
+                stats = await self._ingest.daily_stats(
+                    customer, windows.baseline.start, windows.current.end
+                )
+                detection = await asyncio.to_thread(detect, stats, run.as_of, config)
+                trace_context: dict[str, str] = {}
+                propagate.inject(trace_context)
+                outcome = await self._store.record_detection(
+                    customer, run, detection, trace_context
+                )
+            except Exception as exc:
+                logger.exception("drift run failed", extra={"run_id": run.run_id})
+                await self._store.fail_run(customer, run.run_id, f"{type(exc).__name__}: {exc}")
+                return True
+        logger.info(
+            "drift run finished",
+            extra={
+                "run_id": run.run_id,
+                "cells_tested": detection.cells_tested,
+                "events_opened": outcome.opened,
+                "events_updated": outcome.updated,
+                "events_closed": outcome.closed,
+            },
+        )
+        self._published.set()
+        return True
 
 
 class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
-    def __init__(self, store: DriftStore) -> None:
+    def __init__(self, store: DriftStore, ingest: IngestClient, worker: RunWorker) -> None:
         self._store = store
+        self._ingest = ingest
+        self._worker = worker
+
+    # --- configuration ----------------------------------------------------------------------
 
     async def GetDriftConfig(
         self, request: drift_service_pb2.GetDriftConfigRequest, context: grpc.aio.ServicerContext
@@ -86,10 +297,258 @@ class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
             )
         return config_message(customer, stored)
 
+    # --- runs -------------------------------------------------------------------------------
+
+    async def RunDetection(
+        self, request: drift_service_pb2.RunDetectionRequest, context: grpc.aio.ServicerContext
+    ) -> resources_pb2.DriftRun:
+        customer = _customer(request.parent)
+        if len(request.request_id) > 128:
+            raise errors.invalid_argument(
+                "request_id is too long", errors.FieldViolation("request_id", "at most 128")
+            )
+        if request.HasField("as_of"):
+            try:
+                as_of = dt.date(request.as_of.year, request.as_of.month, request.as_of.day)
+            except ValueError:
+                raise errors.invalid_argument(
+                    "as_of is not a date", errors.FieldViolation("as_of", "a valid date")
+                ) from None
+        else:
+            # By default, analyse where the customer's data is (last year's upload included).
+            as_of = (
+                await self._ingest.latest_decision_date(customer) or dt.datetime.now(dt.UTC).date()
+            )
+        trigger = resources_pb2.DriftRun.Trigger.Name(
+            request.trigger or resources_pb2.DriftRun.MANUAL
+        )
+        row = await self._store.create_run(
+            customer,
+            request_id=request.request_id or None,
+            trigger=trigger,
+            creator=require_identity().subject,
+            as_of=as_of,
+        )
+        self._worker.queued.set()
+        return run_message(row)
+
+    async def GetDriftRun(
+        self, request: drift_service_pb2.GetDriftRunRequest, context: grpc.aio.ServicerContext
+    ) -> resources_pb2.DriftRun:
+        parsed = names.parse(request.name, RUN_NAME)
+        row = await self._store.get_run(parsed["customer"], parsed["run"])
+        if row is None:
+            raise errors.not_found(request.name)
+        return run_message(row)
+
+    async def ListDriftRuns(
+        self, request: drift_service_pb2.ListDriftRunsRequest, context: grpc.aio.ServicerContext
+    ) -> drift_service_pb2.ListDriftRunsResponse:
+        customer = _customer(request.parent)
+        size = pagination.page_size(request.page_size)
+        token = pagination.decode(request.page_token, request.parent, request.filter)
+        rows = await self._store.list_runs(
+            customer, request.filter, size + 1, token.after if token else None
+        )
+        response = drift_service_pb2.ListDriftRunsResponse(
+            drift_runs=[run_message(row) for row in rows[:size]]
+        )
+        if len(rows) > size:
+            last = rows[size - 1]
+            response.next_page_token = pagination.encode(
+                [last.create_time.isoformat(), last.run_id], request.parent, request.filter
+            )
+        return response
+
+    # --- events -----------------------------------------------------------------------------
+
+    async def ListDriftEvents(
+        self,
+        request: drift_service_pb2.ListDriftEventsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> drift_service_pb2.ListDriftEventsResponse:
+        customer = _customer(request.parent)
+        size = pagination.page_size(request.page_size)
+        token = pagination.decode(request.page_token, request.parent, request.filter)
+        rows = await self._store.list_events(
+            customer, request.filter, size + 1, token.after if token else None
+        )
+        response = drift_service_pb2.ListDriftEventsResponse(
+            drift_events=[event_message(row) for row in rows[:size]]
+        )
+        if len(rows) > size:
+            last = rows[size - 1]
+            response.next_page_token = pagination.encode(
+                [last.last_seen_time.isoformat(), last.event_id], request.parent, request.filter
+            )
+        return response
+
+    async def GetDriftEvent(
+        self, request: drift_service_pb2.GetDriftEventRequest, context: grpc.aio.ServicerContext
+    ) -> resources_pb2.DriftEvent:
+        parsed = names.parse(request.name, EVENT_NAME)
+        row = await self._store.get_event(parsed["customer"], parsed["event"])
+        if row is None:
+            raise errors.not_found(request.name)
+        return event_message(row)
+
+    async def UpdateDriftEvent(
+        self,
+        request: drift_service_pb2.UpdateDriftEventRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> resources_pb2.DriftEvent:
+        change = request.drift_event
+        parsed = names.parse(change.name, EVENT_NAME, field="drift_event.name")
+        paths = mask_paths(request.update_mask, change, TRIAGE_FIELDS)
+        if not paths:
+            raise errors.invalid_argument(
+                "nothing to update: set state and/or triage_note",
+                errors.FieldViolation("update_mask", "must name state or triage_note"),
+            )
+        updates: dict[str, Any] = {}
+        if "state" in paths:
+            if change.state == resources_pb2.DriftEvent.STATE_UNSPECIFIED:
+                raise errors.invalid_argument(
+                    "state must be NEW, ACKNOWLEDGED, RESOLVED or DISMISSED",
+                    errors.FieldViolation("drift_event.state", "required when in update_mask"),
+                )
+            updates["state"] = resources_pb2.DriftEvent.State.Name(change.state)
+        if "triage_note" in paths:
+            if len(change.triage_note) > MAX_NOTE:
+                raise errors.invalid_argument(
+                    "triage_note is too long",
+                    errors.FieldViolation("drift_event.triage_note", f"at most {MAX_NOTE}"),
+                )
+            updates["triage_note"] = change.triage_note
+        expected = None
+        if change.etag:
+            if not change.etag.isdigit():
+                raise errors.invalid_argument(
+                    "etag is not one this API issued",
+                    errors.FieldViolation("drift_event.etag", "use the etag of a GetDriftEvent"),
+                )
+            expected = int(change.etag)
+        try:
+            row = await self._store.triage_event(
+                parsed["customer"], parsed["event"], updates, require_identity().subject, expected
+            )
+        except LookupError:
+            raise errors.not_found(change.name) from None
+        if row is None:
+            raise errors.ApiError(
+                grpc.StatusCode.ABORTED,
+                "the event changed since it was read; get it again and retry",
+                reason="ETAG_MISMATCH",
+                metadata={"resource": change.name},
+            )
+        return event_message(row)
+
+    # --- summaries --------------------------------------------------------------------------
+
+    async def ListPayerSummaries(
+        self,
+        request: drift_service_pb2.ListPayerSummariesRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> drift_service_pb2.ListPayerSummariesResponse:
+        customer = _customer(request.parent)
+        size = pagination.page_size(request.page_size)
+        token = pagination.decode(request.page_token, request.parent)
+        offset = int(token.after[0]) if token else 0
+        config = (await self._store.get_config(customer)).config
+        as_of = await self._ingest.latest_decision_date(customer)
+        response = drift_service_pb2.ListPayerSummariesResponse()
+        if as_of is None:
+            return response
+        windows = windows_for(as_of, config)
+        stats = await self._ingest.daily_stats(customer, summary_start(windows), as_of)
+        summaries = await asyncio.to_thread(summarize, stats, windows)
+        open_events = await self._store.open_event_counts(customer)
+        for summary in summaries[offset : offset + size]:
+            response.payer_summaries.append(
+                _summary_message(customer, summary, windows, open_events.get(summary.payer, 0))
+            )
+        if offset + size < len(summaries):
+            response.next_page_token = pagination.encode([offset + size], request.parent)
+        return response
+
+
+def _summary_message(
+    customer: str, summary: Any, windows: Windows, open_events: int
+) -> resources_pb2.PayerSummary:
+    message = resources_pb2.PayerSummary(
+        name=SUMMARY_NAME.format(customer=customer, payer=summary.payer),
+        payer=summary.payer,
+        current=_metrics(summary.current),
+        baseline=_metrics(summary.baseline),
+        open_event_count=open_events,
+        weekly_series=[
+            resources_pb2.WeeklyPoint(
+                week_start=_date(week),
+                claims=values.claims,
+                denial_rate=values.denial_rate,
+                median_decision_days=values.median_decision_days,
+                paid_to_allowed_ratio=values.paid_to_allowed_ratio,
+            )
+            for week, values in summary.weekly
+        ],
+    )
+    return _set(
+        message,
+        current_window=_range(windows.current.start, windows.current.end),
+        baseline_window=_range(windows.baseline.start, windows.baseline.end),
+    )
+
 
 def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
+    store = DriftStore(engine)
+    published = asyncio.Event()
+
+    def authorization() -> str:
+        return f"Bearer {service_token(settings)}"
+
+    # `build` runs on the server's event loop, which the channels belong to.
+    ingest_channel = open_channel(
+        settings.ingest_target,
+        "upstream.ingest.v1.IngestService",
+        default_timeout=settings.client_timeout_seconds,
+        authorization=authorization,
+    )
+    reports_channel = open_channel(
+        settings.reports_target,
+        "upstream.reports.v1.ReportsService",
+        default_timeout=settings.client_timeout_seconds,
+        authorization=authorization,
+    )
+    ingest = IngestClient(ingest_channel)
+    worker = RunWorker(store, ingest, published)
+
+    @asynccontextmanager
+    async def background() -> AsyncIterator[None]:
+        stub = reports_service_pb2_grpc.ReportsServiceStub(reports_channel)
+
+        async def notify_reports(event: OutboxEvent) -> None:
+            customer = event.payload["customer"]
+            rows = [await store.get_event(customer, e) for e in event.payload["event_ids"]]
+            await stub.RecordDriftEvents(
+                reports_service_pb2.RecordDriftEventsRequest(
+                    parent=f"customers/{customer}",
+                    batch_id=event.event_id,
+                    drift_events=[event_message(row) for row in rows if row is not None],
+                )
+            )
+
+        relay = OutboxRelay(engine, "drift", notify_reports, published)
+        async with (
+            running_task("drift-run-worker", worker.run_forever),
+            running_task("drift-outbox-relay", relay.run),
+        ):
+            yield
+        await reports_channel.close()
+        await ingest_channel.close()
+
     return ServiceDefinition(
         full_name="upstream.drift.v1.DriftService",
-        servicer=DriftServicer(DriftStore(engine)),
+        servicer=DriftServicer(store, ingest, worker),
         add_to_server=drift_service_pb2_grpc.add_DriftServiceServicer_to_server,
+        background=[background],
     )

@@ -5,14 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import secrets
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from runtime.filtering import FilterField, parse_filter
 from services.drift.config import DetectionConfig
+from services.drift.detection import Detection, Finding
 
 metadata = sa.MetaData(schema="drift")
 
@@ -25,6 +31,96 @@ drift_configs = sa.Table(
     sa.Column("updated_by", sa.Text, nullable=False),
     sa.Column("etag", sa.Text, nullable=False),
 )
+drift_runs = sa.Table(
+    "drift_runs",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("state", sa.Text),
+    sa.Column("trigger", sa.Text),
+    sa.Column("request_id", sa.Text),
+    sa.Column("creator", sa.Text),
+    sa.Column("as_of", sa.Date),
+    sa.Column("cells_tested", sa.BigInteger),
+    sa.Column("cells_skipped", sa.BigInteger),
+    sa.Column("events_created", sa.BigInteger),
+    sa.Column("events_updated", sa.BigInteger),
+    sa.Column("events_closed", sa.BigInteger),
+    sa.Column("error", postgresql.JSONB),
+    sa.Column("create_time", sa.DateTime(timezone=True)),
+    sa.Column("start_time", sa.DateTime(timezone=True)),
+    sa.Column("finish_time", sa.DateTime(timezone=True)),
+    sa.Column("baseline_start", sa.Date),
+    sa.Column("baseline_end", sa.Date),
+    sa.Column("current_start", sa.Date),
+    sa.Column("current_end", sa.Date),
+    sa.Column("lease_expire_time", sa.DateTime(timezone=True)),
+)
+drift_events = sa.Table(
+    "drift_events",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("payer", sa.Text),
+    sa.Column("code_group", sa.Text),
+    sa.Column("metric", sa.Text),
+    sa.Column("severity", sa.Text),
+    sa.Column("state", sa.Text),
+    sa.Column("triage_note", sa.Text),
+    sa.Column("triaged_by", sa.Text),
+    sa.Column("triage_time", sa.DateTime(timezone=True)),
+    sa.Column("active", sa.Boolean),
+    sa.Column("baseline_start", sa.Date),
+    sa.Column("baseline_end", sa.Date),
+    sa.Column("current_start", sa.Date),
+    sa.Column("current_end", sa.Date),
+    sa.Column("evidence", postgresql.JSONB),
+    sa.Column("dollars_at_stake_cents", sa.BigInteger),
+    sa.Column("summary", sa.Text),
+    sa.Column("first_detected_time", sa.DateTime(timezone=True)),
+    sa.Column("last_seen_time", sa.DateTime(timezone=True)),
+    sa.Column("end_time", sa.DateTime(timezone=True)),
+    sa.Column("first_run", sa.Text),
+    sa.Column("last_run", sa.Text),
+    sa.Column("update_time", sa.DateTime(timezone=True)),
+    sa.Column("version", sa.BigInteger),
+)
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("event_id", sa.Uuid, primary_key=True),
+    sa.Column("event_type", sa.Text),
+    sa.Column("payload", postgresql.JSONB),
+    sa.Column("trace_context", postgresql.JSONB),
+)
+
+SEVERITIES = ("LOW", "MEDIUM", "HIGH")
+EVENT_STATES = ("NEW", "ACKNOWLEDGED", "RESOLVED", "DISMISSED")
+METRICS = ("DENIAL_RATE", "DECISION_DAYS", "PAYMENT_RATIO", "DENIAL_REASON_MIX")
+RUN_STATES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED")
+EVENT_FILTERS = {
+    "payer": FilterField(drift_events.c.payer),
+    "code_group": FilterField(drift_events.c.code_group),
+    "metric": FilterField(drift_events.c.metric, "enum", {m: m for m in METRICS}),
+    # Severity compares by rank, so `severity >= MEDIUM` works.
+    "severity": FilterField(
+        sa.case({s: i for i, s in enumerate(SEVERITIES)}, value=drift_events.c.severity),
+        "enum",
+        {s: i for i, s in enumerate(SEVERITIES)},
+        ordered=True,
+    ),
+    "state": FilterField(drift_events.c.state, "enum", {s: s for s in EVENT_STATES}),
+    "active": FilterField(drift_events.c.active, "bool"),
+    "first_detected_time": FilterField(drift_events.c.first_detected_time, "timestamp"),
+    "last_seen_time": FilterField(drift_events.c.last_seen_time, "timestamp"),
+    "update_time": FilterField(drift_events.c.update_time, "timestamp"),
+}
+RUN_FILTERS = {
+    "state": FilterField(drift_runs.c.state, "enum", {s: s for s in RUN_STATES}),
+    "create_time": FilterField(drift_runs.c.create_time, "timestamp"),
+}
+LEASE = dt.timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -35,14 +131,28 @@ class StoredConfig:
     etag: str
 
 
+@dataclass(frozen=True)
+class RunOutcome:
+    opened: int
+    updated: int
+    closed: int
+
+
 def config_etag(config: DetectionConfig) -> str:
     digest = hashlib.sha256(json.dumps(config.to_json(), sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
 
+def _keyset(columns: Sequence[Any], values: Sequence[Any], descending: bool) -> Any:
+    key, position = sa.tuple_(*columns), sa.tuple_(*(sa.literal(v) for v in values))
+    return key < position if descending else key > position
+
+
 class DriftStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+
+    # --- configuration ----------------------------------------------------------------------
 
     async def get_config(self, customer: str) -> StoredConfig:
         """The customer's config, or the defaults when it never changed them."""
@@ -88,3 +198,391 @@ class DriftStore:
             ).returning(drift_configs.c.update_time)
             update_time = (await connection.execute(upsert)).scalar_one()
         return StoredConfig(config, update_time, updated_by, etag)
+
+    # --- runs -------------------------------------------------------------------------------
+
+    async def create_run(
+        self,
+        customer: str,
+        *,
+        request_id: str | None,
+        trigger: str,
+        creator: str,
+        as_of: dt.date,
+    ) -> Row:
+        """A PENDING run, or the existing run with the same request id."""
+        async with self._engine.begin() as connection:
+            inserted = (
+                await connection.execute(
+                    postgresql.insert(drift_runs)
+                    .values(
+                        customer_id=customer,
+                        run_id="run_" + secrets.token_hex(8),
+                        state="PENDING",
+                        trigger=trigger,
+                        request_id=request_id,
+                        creator=creator,
+                        as_of=as_of,
+                        create_time=sa.func.now(),
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(drift_runs)
+                )
+            ).first()
+            if inserted is not None:
+                return inserted
+            return (
+                await connection.execute(
+                    sa.select(drift_runs).where(
+                        drift_runs.c.customer_id == customer,
+                        drift_runs.c.request_id == request_id,
+                    )
+                )
+            ).one()
+
+    async def get_run(self, customer: str, run_id: str) -> Row | None:
+        async with self._engine.connect() as connection:
+            return (
+                await connection.execute(
+                    sa.select(drift_runs).where(
+                        drift_runs.c.customer_id == customer, drift_runs.c.run_id == run_id
+                    )
+                )
+            ).first()
+
+    async def list_runs(
+        self, customer: str, filter_text: str, limit: int, after: Sequence[Any] | None
+    ) -> list[Row]:
+        query = (
+            sa.select(drift_runs)
+            .where(drift_runs.c.customer_id == customer, parse_filter(filter_text, RUN_FILTERS))
+            .order_by(drift_runs.c.create_time.desc(), drift_runs.c.run_id.desc())
+            .limit(limit)
+        )
+        if after is not None:
+            position = (dt.datetime.fromisoformat(after[0]), after[1])
+            query = query.where(
+                _keyset((drift_runs.c.create_time, drift_runs.c.run_id), position, True)
+            )
+        async with self._engine.connect() as connection:
+            return list((await connection.execute(query)).all())
+
+    async def claim_next_run(self) -> Row | None:
+        """Take the oldest PENDING run (or one whose worker died) and lease it."""
+        async with self._engine.begin() as connection:
+            row = (
+                await connection.execute(
+                    sa.select(drift_runs)
+                    .where(
+                        (drift_runs.c.state == "PENDING")
+                        | (
+                            (drift_runs.c.state == "RUNNING")
+                            & (drift_runs.c.lease_expire_time < sa.func.now())
+                        )
+                    )
+                    .order_by(drift_runs.c.create_time)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                )
+            ).first()
+            if row is None:
+                return None
+            return (
+                await connection.execute(
+                    sa.update(drift_runs)
+                    .where(
+                        drift_runs.c.customer_id == row.customer_id,
+                        drift_runs.c.run_id == row.run_id,
+                    )
+                    .values(
+                        state="RUNNING",
+                        start_time=sa.func.now(),
+                        lease_expire_time=sa.func.now() + LEASE,
+                    )
+                    .returning(drift_runs)
+                )
+            ).one()
+
+    async def fail_run(self, customer: str, run_id: str, message: str) -> None:
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                sa.update(drift_runs)
+                .where(drift_runs.c.customer_id == customer, drift_runs.c.run_id == run_id)
+                .values(
+                    state="FAILED",
+                    error={"code": 13, "message": message},
+                    finish_time=sa.func.now(),
+                    lease_expire_time=None,
+                )
+            )
+
+    async def record_detection(
+        self, customer: str, run: Row, detection: Detection, trace_context: dict[str, str]
+    ) -> RunOutcome:
+        """Upsert the run's findings into episodes, close the episodes it no longer finds,
+        queue the changes for reports, and finish the run: one transaction, one customer at
+        a time."""
+        async with self._engine.begin() as connection:
+            # Runs of one customer take turns, so concurrent runs cannot both open an event.
+            await connection.execute(
+                sa.select(
+                    sa.func.pg_advisory_xact_lock(
+                        sa.func.hashtext("drift.run"), sa.func.hashtext(customer)
+                    )
+                )
+            )
+            opened, updated, changed = await self._upsert_findings(
+                connection, customer, run, detection
+            )
+            closed = await self._close_episodes(connection, customer, run, detection)
+            changed += closed
+            if changed:
+                await connection.execute(
+                    sa.insert(outbox).values(
+                        customer_id=customer,
+                        event_id=uuid.uuid4(),
+                        event_type="DriftEventsChanged",
+                        payload={
+                            "customer": customer,
+                            "run_id": run.run_id,
+                            "event_ids": changed,
+                        },
+                        trace_context=trace_context,
+                    )
+                )
+            await connection.execute(
+                sa.update(drift_runs)
+                .where(drift_runs.c.customer_id == customer, drift_runs.c.run_id == run.run_id)
+                .values(
+                    state="SUCCEEDED",
+                    cells_tested=detection.cells_tested,
+                    cells_skipped=detection.cells_skipped,
+                    events_created=opened,
+                    events_updated=updated,
+                    events_closed=len(closed),
+                    baseline_start=detection.windows.baseline.start,
+                    baseline_end=detection.windows.baseline.end,
+                    current_start=detection.windows.current.start,
+                    current_end=detection.windows.current.end,
+                    finish_time=sa.func.now(),
+                    lease_expire_time=None,
+                )
+            )
+        return RunOutcome(opened, updated, len(closed))
+
+    async def _upsert_findings(
+        self, connection: AsyncConnection, customer: str, run: Row, detection: Detection
+    ) -> tuple[int, int, list[str]]:
+        opened = updated = 0
+        changed: list[str] = []
+        windows = detection.windows
+        for finding in detection.findings:
+            values = _finding_values(finding, run.run_id, windows)
+            episode = (
+                await connection.execute(
+                    sa.select(drift_events.c.event_id)
+                    .where(
+                        drift_events.c.customer_id == customer,
+                        drift_events.c.payer == finding.cell.payer,
+                        drift_events.c.code_group == finding.cell.code_group,
+                        drift_events.c.metric == finding.metric,
+                        drift_events.c.active,
+                    )
+                    .with_for_update()
+                )
+            ).first()
+            if episode is None:
+                event_id = "ev_" + secrets.token_hex(8)
+                await connection.execute(
+                    sa.insert(drift_events).values(
+                        customer_id=customer,
+                        event_id=event_id,
+                        payer=finding.cell.payer,
+                        code_group=finding.cell.code_group,
+                        metric=finding.metric,
+                        state="NEW",
+                        active=True,
+                        first_run=run.run_id,
+                        **values,
+                    )
+                )
+                opened += 1
+            else:
+                event_id = episode.event_id
+                # New numbers, never a new triage state: a dismissed episode stays dismissed.
+                await connection.execute(
+                    sa.update(drift_events)
+                    .where(
+                        drift_events.c.customer_id == customer,
+                        drift_events.c.event_id == event_id,
+                    )
+                    .values(version=drift_events.c.version + 1, **values)
+                )
+                updated += 1
+            changed.append(event_id)
+        return opened, updated, changed
+
+    async def _close_episodes(
+        self, connection: AsyncConnection, customer: str, run: Row, detection: Detection
+    ) -> list[str]:
+        """End the open episodes whose comparison this run made and did not flag."""
+        found = {(f.cell.payer, f.cell.code_group, f.metric) for f in detection.findings}
+        still_open = (
+            await connection.execute(
+                sa.select(
+                    drift_events.c.event_id,
+                    drift_events.c.payer,
+                    drift_events.c.code_group,
+                    drift_events.c.metric,
+                ).where(drift_events.c.customer_id == customer, drift_events.c.active)
+            )
+        ).all()
+        ended = [
+            row.event_id
+            for row in still_open
+            if (row.payer, row.code_group, row.metric) in detection.tested
+            and (row.payer, row.code_group, row.metric) not in found
+        ]
+        if ended:
+            await connection.execute(
+                sa.update(drift_events)
+                .where(drift_events.c.customer_id == customer, drift_events.c.event_id.in_(ended))
+                .values(
+                    active=False,
+                    end_time=sa.func.now(),
+                    last_run=run.run_id,
+                    update_time=sa.func.now(),
+                    version=drift_events.c.version + 1,
+                )
+            )
+        return ended
+
+    # --- events -----------------------------------------------------------------------------
+
+    async def get_event(self, customer: str, event_id: str) -> Row | None:
+        async with self._engine.connect() as connection:
+            return (
+                await connection.execute(
+                    sa.select(drift_events).where(
+                        drift_events.c.customer_id == customer,
+                        drift_events.c.event_id == event_id,
+                    )
+                )
+            ).first()
+
+    async def list_events(
+        self, customer: str, filter_text: str, limit: int, after: Sequence[Any] | None
+    ) -> list[Row]:
+        """Most recently seen first."""
+        query = (
+            sa.select(drift_events)
+            .where(
+                drift_events.c.customer_id == customer,
+                parse_filter(filter_text, EVENT_FILTERS),
+            )
+            .order_by(drift_events.c.last_seen_time.desc(), drift_events.c.event_id.desc())
+            .limit(limit)
+        )
+        if after is not None:
+            position = (dt.datetime.fromisoformat(after[0]), after[1])
+            query = query.where(
+                _keyset((drift_events.c.last_seen_time, drift_events.c.event_id), position, True)
+            )
+        async with self._engine.connect() as connection:
+            return list((await connection.execute(query)).all())
+
+    async def triage_event(
+        self,
+        customer: str,
+        event_id: str,
+        changes: dict[str, Any],
+        actor: str,
+        expected_version: int | None,
+    ) -> Row | None:
+        """Apply a person's triage; None when the event changed since `expected_version`."""
+        async with self._engine.begin() as connection:
+            current = (
+                await connection.execute(
+                    sa.select(drift_events.c.version)
+                    .where(
+                        drift_events.c.customer_id == customer,
+                        drift_events.c.event_id == event_id,
+                    )
+                    .with_for_update()
+                )
+            ).first()
+            if current is None:
+                raise LookupError(event_id)
+            if expected_version is not None and expected_version != current.version:
+                return None
+            return (
+                await connection.execute(
+                    sa.update(drift_events)
+                    .where(
+                        drift_events.c.customer_id == customer,
+                        drift_events.c.event_id == event_id,
+                    )
+                    .values(
+                        triaged_by=actor,
+                        triage_time=sa.func.now(),
+                        update_time=sa.func.now(),
+                        version=drift_events.c.version + 1,
+                        **changes,
+                    )
+                    .returning(drift_events)
+                )
+            ).one()
+
+    async def open_event_counts(self, customer: str) -> dict[str, int]:
+        """Open (active, not dismissed) events per payer."""
+        async with self._engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    sa.select(drift_events.c.payer, sa.func.count())
+                    .where(
+                        drift_events.c.customer_id == customer,
+                        drift_events.c.active,
+                        drift_events.c.state != "DISMISSED",
+                    )
+                    .group_by(drift_events.c.payer)
+                )
+            ).all()
+        return {row[0]: int(row[1]) for row in rows}
+
+
+def _finding_values(finding: Finding, run_id: str, windows: Any) -> dict[str, Any]:
+    evidence = finding.evidence
+
+    def interval(value: Any) -> dict[str, float] | None:
+        if value is None:
+            return None
+        return {"lower": value.lower, "upper": value.upper, "level": value.level}
+
+    return {
+        "severity": finding.severity,
+        "baseline_start": windows.baseline.start,
+        "baseline_end": windows.baseline.end,
+        "current_start": windows.current.start,
+        "current_end": windows.current.end,
+        "evidence": {
+            "baseline_count": evidence.baseline_count,
+            "current_count": evidence.current_count,
+            "baseline_events": evidence.baseline_events,
+            "current_events": evidence.current_events,
+            "baseline_value": evidence.baseline_value,
+            "current_value": evidence.current_value,
+            "effect_size": evidence.effect_size,
+            "effect_unit": evidence.effect_unit,
+            "p_value": evidence.p_value,
+            "q_value": evidence.q_value,
+            "test": evidence.test,
+            "baseline_interval": interval(evidence.baseline_interval),
+            "current_interval": interval(evidence.current_interval),
+            "carc_shifts": [list(shift) for shift in evidence.carc_shifts],
+        },
+        "dollars_at_stake_cents": finding.dollars_at_stake_cents,
+        "summary": finding.summary,
+        "last_seen_time": sa.func.now(),
+        "last_run": run_id,
+        "update_time": sa.func.now(),
+    }

@@ -77,6 +77,8 @@ _MONTH_OR_DAY = re.compile(r"[0-9]{1,2}")
 _QUOTE_OR_NEWLINE = re.compile(r'["\n]')
 # Cells a spreadsheet would run as a formula (OWASP CSV injection).
 _FORMULA_START = ("=", "+", "@", "\t", "\r")
+# A leading minus is a formula too (`-2+3+cmd|...`) unless the cell is just a negative number.
+_NEGATIVE_NUMBER = re.compile(r"-[0-9]+(?:\.[0-9]+)?")
 
 
 def _normalise(header: str) -> str:
@@ -169,7 +171,9 @@ def _text(column: str, raw: str, *, required: bool) -> str:
     text = raw.strip()
     if required and not text:
         raise RowError(column, raw, f"{column} is required", "MISSING_FIELD")
-    if text.startswith(_FORMULA_START) or (text.startswith("-") and not text[1:2].isdigit()):
+    if text.startswith(_FORMULA_START) or (
+        text.startswith("-") and not _NEGATIVE_NUMBER.fullmatch(text)
+    ):
         raise RowError(column, raw, "looks like a spreadsheet formula, not a value", "FORMULA")
     return text
 
@@ -330,13 +334,13 @@ class CsvParser:
                     line_number=line,
                 )
             columns[canonical] = by_header[_normalise(header)]
-        ignored: list[str] = []
         for name, index in by_header.items():
             alias_of = _ALIAS_INDEX.get(name)
-            if alias_of is None:
-                ignored.append(cells[index].strip())
-            else:
+            if alias_of is not None:
                 columns.setdefault(alias_of, index)
+        # Mapped columns are used; an alias the column_map overrode is not.
+        used = set(columns.values())
+        ignored = [cells[index].strip() for index in by_header.values() if index not in used]
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if "decision_date" not in columns and "status" not in columns:
             missing.append("decision_date")

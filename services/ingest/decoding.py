@@ -19,6 +19,8 @@ class StreamDecoder:
     def __init__(self) -> None:
         self._decoder: codecs.IncrementalDecoder | None = None
         self._head = b""
+        # A UTF-8 BOM the UTF-8 decoder has not consumed yet (its first decode failed).
+        self._bom_unread = False
         self.encoding = ""
         self.warnings: list[UploadWarning] = []
 
@@ -37,9 +39,11 @@ class StreamDecoder:
                 code="BINARY_FILE",
             )
         try:
-            return self._decoder.decode(chunk, final)
+            text = self._decoder.decode(chunk, final)
         except UnicodeDecodeError:
             return self._fall_back(chunk, final)
+        self._bom_unread = False
+        return text
 
     def _start(self, head: bytes) -> codecs.IncrementalDecoder | None:
         if not head:
@@ -48,6 +52,7 @@ class StreamDecoder:
             self.encoding = "utf-16"
         elif head.startswith(codecs.BOM_UTF8):
             self.encoding = "utf-8-sig"
+            self._bom_unread = True
         else:
             self.encoding = "utf-8"
         decoder = codecs.getincrementaldecoder(self.encoding)(errors="strict")
@@ -61,6 +66,9 @@ class StreamDecoder:
             raise FileError(f"the file is not valid {self.encoding}", code="BAD_ENCODING")
         # Bytes the UTF-8 decoder buffered from the previous chunk belong to this one.
         pending, _ = self._decoder.getstate()
+        data = pending + chunk
+        if self._bom_unread:
+            data = data.removeprefix(codecs.BOM_UTF8)
         self._decoder = codecs.getincrementaldecoder(_LEGACY)(errors="replace")
         self.encoding = _LEGACY
         self.warnings.append(
@@ -69,7 +77,7 @@ class StreamDecoder:
                 "the file is not UTF-8; it was read as Windows-1252 (Latin-1)",
             )
         )
-        return self._decoder.decode(pending + chunk, final)
+        return self._decoder.decode(data, final)
 
 
 def detect_format(text: str) -> str:

@@ -7,7 +7,8 @@ import time
 
 import grpc
 
-from runtime.clients import _CallPolicy, service_config
+from runtime.clients import _UnaryUnaryPolicy as _CallPolicy
+from runtime.clients import service_config
 from runtime.interceptors import current_deadline
 
 

@@ -1,0 +1,389 @@
+"""Drift detection: a customer's daily statistics in, findings with their evidence out.
+
+Per payer, and per procedure-code group where the volume allows, the current window is
+compared with the baseline window before it, on each enabled metric. Every comparison made
+in a run enters one Benjamini–Hochberg correction; a finding needs both a small q value and
+an effect above the configured floor, so a tiny but "significant" change on a huge payer
+does not raise an alarm. Pure: no gRPC, no database. Its cost depends on the number of
+cells and days, not on the number of claims.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from services.drift import statistics
+from services.drift.config import DetectionConfig
+
+ALL_CODES = ""  # the code group of a payer-level cell
+# Denial-reason mix: too few denials make a mix meaningless; the change must be visible.
+MIN_DENIALS_FOR_MIX = 30
+MIX_MIN_DISTANCE = 0.15
+MIN_DAYS_FOR_RATIO = 3
+
+
+@dataclass(frozen=True)
+class DayStat:
+    """One day of one payer × code group, as ingest serves it."""
+
+    payer: str
+    code_group: str
+    day: dt.date
+    decided: int
+    denied: int
+    partially_denied: int
+    decision_days: Mapping[int, int]
+    billed_cents: int
+    allowed_cents: int
+    paid_cents: int
+    denied_billed_cents: int
+    carc_counts: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Window:
+    start: dt.date
+    end: dt.date
+
+    def __contains__(self, day: dt.date) -> bool:
+        return self.start <= day <= self.end
+
+
+@dataclass(frozen=True)
+class Windows:
+    baseline: Window
+    current: Window
+
+
+def windows_for(as_of: dt.date, config: DetectionConfig) -> Windows:
+    """The current window ends on `as_of`; the baseline is the days just before it."""
+    current_start = as_of - dt.timedelta(days=config.current_window_days - 1)
+    baseline_end = current_start - dt.timedelta(days=1)
+    baseline_start = baseline_end - dt.timedelta(days=config.baseline_window_days - 1)
+    return Windows(Window(baseline_start, baseline_end), Window(current_start, as_of))
+
+
+@dataclass
+class Totals:
+    """A window of one cell, summed."""
+
+    decided: int = 0
+    denied: int = 0
+    billed_cents: int = 0
+    allowed_cents: int = 0
+    paid_cents: int = 0
+    denied_billed_cents: int = 0
+    decision_days: Counter[int] = field(default_factory=Counter)
+    carc_counts: Counter[str] = field(default_factory=Counter)
+    # (paid, allowed) per day, for the payment-ratio test.
+    daily_payment: dict[dt.date, list[int]] = field(default_factory=dict)
+
+    def add(self, stat: DayStat) -> None:
+        self.decided += stat.decided
+        self.denied += stat.denied
+        self.billed_cents += stat.billed_cents
+        self.allowed_cents += stat.allowed_cents
+        self.paid_cents += stat.paid_cents
+        self.denied_billed_cents += stat.denied_billed_cents
+        self.decision_days.update(stat.decision_days)
+        self.carc_counts.update(stat.carc_counts)
+        day = self.daily_payment.setdefault(stat.day, [0, 0])
+        day[0] += stat.paid_cents
+        day[1] += stat.allowed_cents
+
+    @property
+    def denial_rate(self) -> float:
+        return self.denied / self.decided if self.decided else 0.0
+
+
+@dataclass(frozen=True)
+class Cell:
+    payer: str
+    code_group: str  # ALL_CODES for the payer as a whole
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The numbers behind a finding, as the event states them."""
+
+    baseline_count: int
+    current_count: int
+    baseline_events: int
+    current_events: int
+    baseline_value: float
+    current_value: float
+    effect_size: float
+    effect_unit: str
+    p_value: float
+    test: str
+    baseline_interval: statistics.Interval | None = None
+    current_interval: statistics.Interval | None = None
+    carc_shifts: tuple[tuple[str, float, float], ...] = ()
+    q_value: float = 1.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    cell: Cell
+    metric: str
+    severity: str
+    evidence: Evidence
+    dollars_at_stake_cents: int
+    summary: str
+
+
+@dataclass
+class Detection:
+    """What a run found, and what it looked at (so open events it no longer finds close)."""
+
+    windows: Windows
+    findings: list[Finding]
+    cells_tested: int
+    cells_skipped: int
+    # (payer, code_group, metric) of every comparison made.
+    tested: set[tuple[str, str, str]]
+
+
+def _cell_totals(stats: Iterable[DayStat], windows: Windows) -> dict[Cell, tuple[Totals, Totals]]:
+    cells: dict[Cell, tuple[Totals, Totals]] = {}
+    for stat in stats:
+        if stat.day in windows.current:
+            side = 1
+        elif stat.day in windows.baseline:
+            side = 0
+        else:
+            continue
+        for cell in (Cell(stat.payer, stat.code_group), Cell(stat.payer, ALL_CODES)):
+            totals = cells.setdefault(cell, (Totals(), Totals()))
+            totals[side].add(stat)
+    return cells
+
+
+def _enough(totals: tuple[Totals, Totals], config: DetectionConfig) -> bool:
+    baseline, current = totals
+    return current.decided >= config.min_current_claims and (
+        baseline.decided >= config.min_baseline_claims
+    )
+
+
+def detect(stats: Iterable[DayStat], as_of: dt.date, config: DetectionConfig) -> Detection:
+    windows = windows_for(as_of, config)
+    cells = _cell_totals(stats, windows)
+    groups_per_payer = Counter(c.payer for c in cells if c.code_group != ALL_CODES)
+    tested_cells: list[Cell] = []
+    skipped = 0
+    for cell, totals in sorted(cells.items(), key=lambda item: (item[0].payer, item[0].code_group)):
+        if cell.code_group != ALL_CODES and groups_per_payer[cell.payer] == 1:
+            continue  # the payer's only group: the payer-level cell is the same comparison
+        if _enough(totals, config):
+            tested_cells.append(cell)
+        elif cell.code_group == ALL_CODES:
+            skipped += 1  # a small group is still in its payer's cell; a small payer is not
+    candidates: list[tuple[Cell, str, Evidence, int]] = []
+    for cell in tested_cells:
+        baseline, current = cells[cell]
+        for metric in config.enabled_metrics:
+            tested = _compare(metric, baseline, current, config)
+            if tested is not None:
+                candidates.append((cell, metric, *tested))
+    q_values = statistics.benjamini_hochberg([c[2].p_value for c in candidates])
+    findings = []
+    for (cell, metric, evidence, dollars), q in zip(candidates, q_values, strict=True):
+        evidence = _with_q(evidence, q)
+        if q <= config.false_discovery_rate and _over_floor(metric, evidence, config):
+            findings.append(
+                Finding(
+                    cell,
+                    metric,
+                    _severity(metric, evidence, dollars, config),
+                    evidence,
+                    dollars,
+                    summary(cell, metric, evidence, dollars, windows),
+                )
+            )
+    return Detection(
+        windows,
+        findings,
+        cells_tested=len(tested_cells),
+        cells_skipped=skipped,
+        tested={(c.payer, c.code_group, metric) for c, metric, _, _ in candidates},
+    )
+
+
+def _with_q(evidence: Evidence, q: float) -> Evidence:
+    return Evidence(**{**evidence.__dict__, "q_value": q})
+
+
+def _compare(
+    metric: str, baseline: Totals, current: Totals, config: DetectionConfig
+) -> tuple[Evidence, int] | None:
+    """One comparison: its evidence and the dollars at stake; None when it cannot be made."""
+    if metric == "DENIAL_RATE":
+        rates = statistics.denial_rate_test(
+            baseline.denied, baseline.decided, current.denied, current.decided
+        )
+        excess = max(rates.current_rate - rates.baseline_rate, 0.0)
+        return (
+            Evidence(
+                baseline.decided,
+                current.decided,
+                baseline.denied,
+                current.denied,
+                rates.baseline_rate,
+                rates.current_rate,
+                (rates.current_rate - rates.baseline_rate) * 100,
+                "percentage points",
+                rates.p_value,
+                "one-sided Fisher exact test",
+                rates.baseline_interval,
+                rates.current_interval,
+            ),
+            round(excess * current.billed_cents),
+        )
+    if metric == "DECISION_DAYS":
+        if not baseline.decision_days or not current.decision_days:
+            return None
+        shift = statistics.decision_days_test(baseline.decision_days, current.decision_days)
+        late = sum(n for days, n in current.decision_days.items() if days > shift.baseline_median)
+        late_share = late / max(sum(current.decision_days.values()), 1)
+        return (
+            Evidence(
+                sum(baseline.decision_days.values()),
+                sum(current.decision_days.values()),
+                0,
+                0,
+                shift.baseline_median,
+                shift.current_median,
+                shift.shift,
+                "days",
+                shift.p_value,
+                "one-sided Mann–Whitney U test, Hodges–Lehmann shift",
+                None,
+                shift.shift_interval,
+            ),
+            round(current.paid_cents * late_share),
+        )
+    if metric == "PAYMENT_RATIO":
+        base_days = [(p, a) for p, a in baseline.daily_payment.values() if a > 0]
+        current_days = [(p, a) for p, a in current.daily_payment.values() if a > 0]
+        if len(base_days) < MIN_DAYS_FOR_RATIO or len(current_days) < MIN_DAYS_FOR_RATIO:
+            return None
+        ratio = statistics.payment_ratio_test(base_days, current_days)
+        return (
+            Evidence(
+                baseline.decided,
+                current.decided,
+                0,
+                0,
+                ratio.baseline_ratio,
+                ratio.current_ratio,
+                ratio.current_ratio - ratio.baseline_ratio,
+                "ratio",
+                ratio.p_value,
+                ratio.test,
+            ),
+            round(max(ratio.drop, 0.0) * current.allowed_cents),
+        )
+    if metric == "DENIAL_REASON_MIX":
+        base_total, current_total = (
+            sum(baseline.carc_counts.values()),
+            sum(current.carc_counts.values()),
+        )
+        if base_total < MIN_DENIALS_FOR_MIX or current_total < MIN_DENIALS_FOR_MIX:
+            return None
+        mix = statistics.denial_reason_mix_test(baseline.carc_counts, current.carc_counts)
+        distance = _total_variation(baseline.carc_counts, current.carc_counts)
+        grown = sum(max(c - b, 0.0) for _, b, c in mix.shifts)
+        return (
+            Evidence(
+                baseline.decided,
+                current.decided,
+                baseline.denied,
+                current.denied,
+                0.0,
+                distance,
+                distance,
+                "total variation distance",
+                mix.p_value,
+                "chi-square test of homogeneity over the top CARC codes, Jensen–Shannon "
+                f"distance {mix.js_distance:.3f}",
+                carc_shifts=tuple(mix.shifts),
+            ),
+            round(grown * current.denied_billed_cents),
+        )
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+def _total_variation(baseline: Mapping[str, int], current: Mapping[str, int]) -> float:
+    base_total, current_total = sum(baseline.values()), sum(current.values())
+    codes = set(baseline) | set(current)
+    return 0.5 * sum(
+        abs(baseline.get(c, 0) / base_total - current.get(c, 0) / current_total) for c in codes
+    )
+
+
+def _over_floor(metric: str, evidence: Evidence, config: DetectionConfig) -> bool:
+    if metric == "DENIAL_RATE":
+        points = evidence.effect_size
+        ratio_ok = evidence.current_value >= config.denial_rate_min_ratio * evidence.baseline_value
+        return points >= config.denial_rate_min_increase_points and ratio_ok
+    if metric == "DECISION_DAYS":
+        floor = max(
+            config.decision_days_min_increase,
+            config.decision_days_min_increase_fraction * evidence.baseline_value,
+        )
+        return evidence.effect_size >= floor
+    if metric == "PAYMENT_RATIO":
+        return -evidence.effect_size >= config.payment_ratio_min_drop
+    return evidence.effect_size >= MIX_MIN_DISTANCE
+
+
+def _severity(metric: str, evidence: Evidence, dollars: int, config: DetectionConfig) -> str:
+    """How far over its floor the effect is, raised by the money involved."""
+    floors = {
+        "DENIAL_RATE": config.denial_rate_min_increase_points,
+        "DECISION_DAYS": max(
+            config.decision_days_min_increase,
+            config.decision_days_min_increase_fraction * evidence.baseline_value,
+        ),
+        "PAYMENT_RATIO": config.payment_ratio_min_drop,
+        "DENIAL_REASON_MIX": MIX_MIN_DISTANCE,
+    }
+    times_floor = abs(evidence.effect_size) / max(floors[metric], 1e-9)
+    if times_floor >= 3 or dollars >= 5_000_000:
+        return "HIGH"
+    if times_floor >= 1.5 or dollars >= 1_000_000:
+        return "MEDIUM"
+    return "LOW"
+
+
+def _money(cents: int) -> str:
+    return f"${cents / 100:,.0f}"
+
+
+def summary(cell: Cell, metric: str, evidence: Evidence, dollars: int, windows: Windows) -> str:
+    """One line a revenue-cycle lead can act on."""
+    scope = f"{cell.code_group.replace('_', ' ').lower()} claims" if cell.code_group else "claims"
+    since = f"since {windows.current.start:%b} {windows.current.start.day}"
+    stake = f" — about {_money(dollars)} at stake" if dollars else ""
+    if metric == "DENIAL_RATE":
+        return (
+            f"{cell.payer} now denies {evidence.current_value:.1%} of {scope}, up from "
+            f"{evidence.baseline_value:.1%}, {since}{stake}."
+        )
+    if metric == "DECISION_DAYS":
+        return (
+            f"{cell.payer} takes {evidence.effect_size:.1f} days longer to decide {scope} "
+            f"(median {evidence.current_value:.0f} days, was {evidence.baseline_value:.0f}), "
+            f"{since}{stake.replace('at stake', 'paid late')}."
+        )
+    if metric == "PAYMENT_RATIO":
+        return (
+            f"{cell.payer} pays {evidence.current_value:.1%} of the allowed amount on {scope}, "
+            f"down from {evidence.baseline_value:.1%}, {since}{stake}."
+        )
+    grown = ", ".join(code for code, _, _ in evidence.carc_shifts[:3]) or "other codes"
+    return f"{cell.payer} denies {scope} for different reasons {since}: more {grown}{stake}."

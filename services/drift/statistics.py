@@ -1,0 +1,383 @@
+"""The statistical tests behind drift events: counts and histograms in, effects and p-values out.
+
+Pure numpy/scipy: no gRPC, no database. Every test is one-sided in the direction that hurts the
+provider (more denials, slower decisions, lower payments, a new denial mix) and answers an empty
+or degenerate window with "no evidence" (p = 1.0) rather than an error, because a thin cell is
+normal in a daily run and is rolled up by the caller, not fatal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import special, stats
+from scipy.spatial import distance
+
+CONFIDENCE_LEVEL = 0.95
+# The category the denial-reason mix folds its long tail into.
+OTHER = "OTHER"
+# Below this many days with allowed dollars a window's daily ratios say nothing.
+MIN_PAYMENT_DAYS = 3
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Interval:
+    lower: float
+    upper: float
+    level: float = CONFIDENCE_LEVEL
+
+
+def wilson_interval(events: int, total: int, level: float = CONFIDENCE_LEVEL) -> Interval:
+    """Wilson score interval for a proportion; all of [0, 1] when there is nothing to measure."""
+    if total == 0:
+        return Interval(0.0, 1.0, level)
+    # Wilson rather than Wald: it stays inside [0, 1] and keeps its coverage at 0/n and n/n,
+    # which are common for small payers.
+    ci = stats.binomtest(events, total).proportion_ci(confidence_level=level, method="wilson")
+    return Interval(float(ci.low), float(ci.high), level)
+
+
+# --- Denial rate ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RateTest:
+    baseline_rate: float
+    current_rate: float
+    p_value: float
+    baseline_interval: Interval
+    current_interval: Interval
+
+
+def denial_rate_test(
+    baseline_denied: int, baseline_total: int, current_denied: int, current_total: int
+) -> RateTest:
+    """One-sided Fisher exact test that the current denial rate exceeds the baseline rate."""
+    _check_events(baseline_denied, baseline_total)
+    _check_events(current_denied, current_total)
+    if baseline_total == 0 or current_total == 0:
+        p_value = 1.0
+    else:
+        # Exact rather than a z-test: a zero baseline rate or a handful of claims is routine.
+        table = [
+            [current_denied, current_total - current_denied],
+            [baseline_denied, baseline_total - baseline_denied],
+        ]
+        p_value = float(stats.fisher_exact(table, alternative="greater").pvalue)
+    return RateTest(
+        baseline_rate=_rate(baseline_denied, baseline_total),
+        current_rate=_rate(current_denied, current_total),
+        p_value=_probability(p_value),
+        baseline_interval=wilson_interval(baseline_denied, baseline_total),
+        current_interval=wilson_interval(current_denied, current_total),
+    )
+
+
+def _check_events(events: int, total: int) -> None:
+    if not 0 <= events <= total:
+        raise ValueError(f"need 0 <= events <= total, got {events} of {total}")
+
+
+def _rate(events: int, total: int) -> float:
+    return events / total if total else 0.0
+
+
+# --- Days to decision -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShiftTest:
+    baseline_median: float
+    current_median: float
+    shift: float
+    p_value: float
+    u_statistic: float
+    shift_interval: Interval
+
+
+def decision_days_test(baseline: Mapping[int, int], current: Mapping[int, int]) -> ShiftTest:
+    """One-sided Mann–Whitney test that decisions now take longer, and the Hodges–Lehmann shift.
+
+    The windows are histograms {days to decision: claims}. Everything is computed over the
+    distinct day values, never over the claims, so a window of 500k claims costs what a window of
+    a few hundred does. The p-value is the normal approximation with tie-corrected variance and
+    continuity correction, equal to `scipy.stats.mannwhitneyu(current, baseline,
+    alternative="greater", method="asymptotic")` on the expanded claims. With this many ties
+    (whole days) an exact test does not apply anyway.
+
+    `shift_interval` is the distribution-free order-statistics interval for the shift (Lehmann;
+    Hollander & Wolfe, "Nonparametric Statistical Methods", §4.3): the C-th smallest and C-th
+    largest pairwise difference, with C = ⌊n₁n₂/2 − z·√(n₁n₂(n₁+n₂+1)/12)⌋ from the large-sample
+    approximation, at least 1. Rounding down widens the interval rather than overstate coverage.
+    An empty window gives p = 1.0, shift 0 and the interval [0, 0]; its median is 0.0.
+    """
+    base_days, base_counts = _histogram(baseline)
+    cur_days, cur_counts = _histogram(current)
+    baseline_median = _median(base_days, base_counts)
+    current_median = _median(cur_days, cur_counts)
+    if base_counts.size == 0 or cur_counts.size == 0:
+        return ShiftTest(
+            baseline_median=baseline_median,
+            current_median=current_median,
+            shift=0.0,
+            p_value=1.0,
+            u_statistic=0.0,
+            shift_interval=Interval(0.0, 0.0),
+        )
+    u_statistic, p_value = _mann_whitney_greater(base_days, base_counts, cur_days, cur_counts)
+    differences, weights = _difference_histogram(base_days, base_counts, cur_days, cur_counts)
+    return ShiftTest(
+        baseline_median=baseline_median,
+        current_median=current_median,
+        shift=_median(differences, weights),
+        p_value=p_value,
+        u_statistic=u_statistic,
+        shift_interval=_shift_interval(
+            differences, weights, int(cur_counts.sum()), int(base_counts.sum()), CONFIDENCE_LEVEL
+        ),
+    )
+
+
+def _histogram(counts_by_value: Mapping[int, int]) -> tuple[IntArray, IntArray]:
+    """(values ascending, their counts), days without claims left out."""
+    if any(count < 0 for count in counts_by_value.values()):
+        raise ValueError("histogram counts must be non-negative")
+    pairs = sorted((value, count) for value, count in counts_by_value.items() if count > 0)
+    values = np.array([value for value, _ in pairs], dtype=np.int64)
+    counts = np.array([count for _, count in pairs], dtype=np.int64)
+    return values, counts
+
+
+def _mann_whitney_greater(
+    base_days: IntArray, base_counts: IntArray, cur_days: IntArray, cur_counts: IntArray
+) -> tuple[float, float]:
+    """(U of the current window, one-sided p-value that current values tend to be larger)."""
+    days = np.union1d(base_days, cur_days)
+    cur_at = np.zeros(days.size, dtype=np.int64)
+    cur_at[np.searchsorted(days, cur_days)] = cur_counts
+    tied = np.zeros(days.size, dtype=np.int64)
+    tied[np.searchsorted(days, base_days)] = base_counts
+    tied += cur_at
+    # Every claim of a day gets the day's midrank: ranks before it, plus the middle of its run.
+    midranks = (np.cumsum(tied) - tied) + (tied + 1) / 2
+    n_cur, n_base = int(cur_counts.sum()), int(base_counts.sum())
+    u_statistic = float(np.dot(cur_at, midranks)) - n_cur * (n_cur + 1) / 2
+    n = n_cur + n_base
+    # Tie-corrected variance, kept in integers until the last step so that a window on a single
+    # day value gives exactly zero instead of a rounding residue.
+    tie_term = sum(t**3 - t for t in tied.tolist())
+    untied_term = (n + 1) * n * (n - 1)
+    if untied_term == tie_term:
+        return u_statistic, 1.0  # every claim on one day value: no ordering to test
+    variance = n_cur * n_base * (untied_term - tie_term) / (12 * n * (n - 1))
+    z = (u_statistic - n_cur * n_base / 2 - 0.5) / math.sqrt(variance)
+    return u_statistic, _probability(float(special.ndtr(-z)))
+
+
+def _difference_histogram(
+    base_days: IntArray, base_counts: IntArray, cur_days: IntArray, cur_counts: IntArray
+) -> tuple[IntArray, IntArray]:
+    """All pairwise differences current − baseline as (values ascending, claim-pair counts)."""
+    differences = np.subtract.outer(cur_days, base_days).ravel()
+    # n₁·n₂ claim pairs must fit int64 for the order statistics to be exact.
+    if int(cur_counts.sum()) * int(base_counts.sum()) >= 2**63:
+        raise ValueError("windows too large for exact pair counts")
+    weights = np.multiply.outer(cur_counts, base_counts).ravel()
+    order = np.argsort(differences, kind="stable")
+    return differences[order], weights[order]
+
+
+def _order_statistic(values: IntArray, counts: IntArray, k: int) -> float:
+    """The k-th smallest (1-based) of the values, each repeated its count times."""
+    return float(values[np.searchsorted(np.cumsum(counts), k, side="left")])
+
+
+def _median(values: IntArray, counts: IntArray) -> float:
+    """Median of a histogram (the mean of the two middle values for an even count); 0.0 if empty."""
+    total = int(counts.sum())
+    if total == 0:
+        return 0.0
+    low = _order_statistic(values, counts, (total + 1) // 2)
+    high = _order_statistic(values, counts, total // 2 + 1)
+    return (low + high) / 2
+
+
+def _shift_interval(
+    differences: IntArray, weights: IntArray, n_cur: int, n_base: int, level: float
+) -> Interval:
+    """Order-statistics interval for the Hodges–Lehmann shift (see `decision_days_test`)."""
+    pairs = n_cur * n_base
+    z = float(special.ndtri(1 - (1 - level) / 2))
+    rank = max(1, math.floor(pairs / 2 - z * math.sqrt(pairs * (n_cur + n_base + 1) / 12)))
+    return Interval(
+        _order_statistic(differences, weights, rank),
+        _order_statistic(differences, weights, pairs + 1 - rank),
+        level,
+    )
+
+
+# --- Payment ratio ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RatioTest:
+    baseline_ratio: float
+    current_ratio: float
+    drop: float
+    p_value: float
+    test: str
+
+
+PAYMENT_TEST_NAME = "one-sided Mann–Whitney U on daily paid/allowed ratios"
+
+
+def payment_ratio_test(
+    baseline_days: Sequence[tuple[int, int]], current_days: Sequence[tuple[int, int]]
+) -> RatioTest:
+    """Whether the payer now pays a smaller share of the allowed amount.
+
+    Inputs are per-day (paid_cents, allowed_cents) of the cell. The ratios reported are
+    dollar-weighted (sum paid / sum allowed) because that is what the money at stake follows.
+    The p-value comes from a one-sided Mann–Whitney test on the per-day ratios (days with
+    allowed > 0): ingest keeps day totals, not claims, so days are the units we can compare, and
+    daily ratios are bounded, skewed and hit by the odd large claim, which a rank test tolerates
+    and a t-test does not. Each day counts once whatever its volume. Fewer than
+    `MIN_PAYMENT_DAYS` such days in either window gives p = 1.0.
+    """
+    baseline_ratio = _paid_share(baseline_days)
+    current_ratio = _paid_share(current_days)
+    base_daily = _daily_ratios(baseline_days)
+    cur_daily = _daily_ratios(current_days)
+    if len(base_daily) < MIN_PAYMENT_DAYS or len(cur_daily) < MIN_PAYMENT_DAYS:
+        p_value = 1.0
+    else:
+        result = stats.mannwhitneyu(cur_daily, base_daily, alternative="less")
+        p_value = float(result.pvalue)
+    return RatioTest(
+        baseline_ratio=baseline_ratio,
+        current_ratio=current_ratio,
+        drop=baseline_ratio - current_ratio,
+        p_value=_probability(p_value),
+        test=PAYMENT_TEST_NAME,
+    )
+
+
+def _paid_share(days: Sequence[tuple[int, int]]) -> float:
+    paid = sum(paid for paid, _ in days)
+    allowed = sum(allowed for _, allowed in days)
+    # Adjustments can leave a window's allowed total at or below zero: no meaningful share.
+    return paid / allowed if allowed > 0 else 0.0
+
+
+def _daily_ratios(days: Sequence[tuple[int, int]]) -> list[float]:
+    return [paid / allowed for paid, allowed in days if allowed > 0]
+
+
+# --- Denial-reason mix ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MixTest:
+    p_value: float
+    js_distance: float
+    shifts: list[tuple[str, float, float]]
+
+
+def denial_reason_mix_test(
+    baseline: Mapping[str, int], current: Mapping[str, int], top: int = 8
+) -> MixTest:
+    """Whether the reasons (CARC codes) a payer denies for have changed.
+
+    The `top` codes by combined count are kept and the rest folded into `OTHER`, so that the
+    chi-square test of homogeneity is not run on a long tail of near-empty cells. The
+    Jensen–Shannon distance (base 2: 0 identical, 1 disjoint) and the `shifts` (codes whose
+    share grew, largest growth first, as (code, baseline share, current share)) describe the
+    same folded mix, so the three numbers of an event agree. An empty window or fewer than two
+    codes with counts gives p = 1.0 and distance 0.0.
+    """
+    codes, base_counts, cur_counts = _folded_mix(baseline, current, top)
+    base_total, cur_total = int(base_counts.sum()), int(cur_counts.sum())
+    if base_total == 0 or cur_total == 0 or len(codes) < 2:
+        return MixTest(p_value=1.0, js_distance=0.0, shifts=[])
+    # scipy applies Yates' correction only at one degree of freedom (two codes), where it helps.
+    chi2 = stats.chi2_contingency(np.vstack([base_counts, cur_counts]))
+    base_shares = base_counts / base_total
+    cur_shares = cur_counts / cur_total
+    with np.errstate(invalid="ignore"):
+        js = float(distance.jensenshannon(base_shares, cur_shares, base=2))
+    grown = [
+        (code, float(before), float(after))
+        for code, before, after in zip(codes, base_shares, cur_shares, strict=True)
+        if after > before
+    ]
+    grown.sort(key=lambda shift: (shift[1] - shift[2], shift[0]))
+    return MixTest(
+        p_value=_probability(float(chi2.pvalue)),
+        # Nearly equal mixes can round the divergence below zero, whose square root is NaN.
+        js_distance=0.0 if math.isnan(js) else min(js, 1.0),
+        shifts=grown,
+    )
+
+
+def _folded_mix(
+    baseline: Mapping[str, int], current: Mapping[str, int], top: int
+) -> tuple[list[str], IntArray, IntArray]:
+    """(codes, baseline counts, current counts) over the top codes plus OTHER, none empty."""
+    if any(count < 0 for count in [*baseline.values(), *current.values()]):
+        raise ValueError("denial reason counts must be non-negative")
+    combined = {
+        code: baseline.get(code, 0) + current.get(code, 0) for code in {*baseline, *current}
+    }
+    ranked = sorted(
+        (code for code, count in combined.items() if count > 0),
+        key=lambda code: (-combined[code], code),
+    )
+    kept, tail = ranked[:top], ranked[top:]
+    folded: dict[str, tuple[int, int]] = {
+        code: (baseline.get(code, 0), current.get(code, 0)) for code in kept
+    }
+    if tail:
+        base_other, cur_other = folded.get(OTHER, (0, 0))
+        folded[OTHER] = (
+            base_other + sum(baseline.get(code, 0) for code in tail),
+            cur_other + sum(current.get(code, 0) for code in tail),
+        )
+    codes = list(folded)
+    base_counts = np.array([folded[code][0] for code in codes], dtype=np.int64)
+    cur_counts = np.array([folded[code][1] for code in codes], dtype=np.int64)
+    return codes, base_counts, cur_counts
+
+
+# --- Multiple testing -------------------------------------------------------------------------
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
+    """Benjamini–Hochberg q-values, in the order of the p-values given.
+
+    Step-up: the q-value of the k-th smallest of m p-values is min over j ≥ k of p₍ⱼ₎·m/j, so
+    q-values keep the order of the p-values and are never below them.
+    """
+    if not p_values:
+        return []
+    p = np.asarray(p_values, dtype=np.float64)
+    if np.isnan(p).any():
+        raise ValueError("p-values must not be NaN")
+    order = np.argsort(p, kind="stable")
+    m = p.size
+    # m / rank first: at rank m the factor is exactly 1, so no q-value rounds below its p-value.
+    scaled = p[order] * (m / np.arange(1, m + 1))
+    stepped_up = np.minimum.accumulate(scaled[::-1])[::-1]
+    q = np.empty(m)
+    q[order] = np.clip(stepped_up, 0.0, 1.0)
+    return [float(value) for value in q]
+
+
+def _probability(p: float) -> float:
+    """A p-value clipped into [0, 1]: normal approximations can overshoot by a rounding error."""
+    return min(max(p, 0.0), 1.0)

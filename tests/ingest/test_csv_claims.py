@@ -1,0 +1,655 @@
+"""The claims CSV parser as an export meets it: the header spellings, dates and amounts real
+practice-management systems write, the rows it rejects and why, and that neither the
+chunking of the text nor arbitrary garbage changes what it reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from itertools import pairwise
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.ingest.csv_claims import CsvParser
+from services.ingest.records import (
+    Adjustment,
+    ClaimRecord,
+    ClaimStatus,
+    FileError,
+    ParsedItem,
+    ParseLimits,
+    Rejection,
+    UploadWarning,
+)
+
+FAST = settings(max_examples=60, deadline=None)
+FULL_HEADER = (
+    "claim_id,payer,payer_id,procedure_code,service_date,submitted_date,decision_date,status,"
+    "billed_amount,allowed_amount,paid_amount,patient_responsibility,carc_codes,"
+    "payer_claim_control_number"
+)
+# The smallest useful export: who, when decided, how much billed and paid.
+HEADER = "claim_id,payer,decision_date,billed_amount,paid_amount"
+MARCH_14 = dt.date(2026, 3, 14)
+
+
+def parse(
+    text: str, column_map: Mapping[str, str] | None = None, limits: ParseLimits | None = None
+) -> list[ParsedItem]:
+    parser = CsvParser(column_map, limits)
+    return parser.feed(text) + parser.close()
+
+
+def parse_in_pieces(
+    text: str, cuts: list[int], limits: ParseLimits | None = None
+) -> tuple[list[ParsedItem], int]:
+    parser = CsvParser(limits=limits)
+    items: list[ParsedItem] = []
+    bounds = [0, *sorted(cuts), len(text)]
+    for start, end in pairwise(bounds):
+        items += parser.feed(text[start:end])
+    return items + parser.close(), parser.rows_read
+
+
+def outcome(text: str, cuts: list[int], limits: ParseLimits | None = None) -> object:
+    """The items and row count, or the code and line of the FileError."""
+    try:
+        return parse_in_pieces(text, cuts, limits)
+    except FileError as error:
+        return (error.code, error.line_number)
+
+
+def file_error(text: str, **kwargs: object) -> FileError:
+    with pytest.raises(FileError) as raised:
+        parse(text, **kwargs)  # type: ignore[arg-type]
+    return raised.value
+
+
+def only(text: str) -> ParsedItem:
+    items = parse(text)
+    assert len(items) == 1, items
+    return items[0]
+
+
+def claim_of(row: str, header: str = HEADER) -> ClaimRecord:
+    item = only(f"{header}\n{row}\n")
+    assert isinstance(item, ClaimRecord), item
+    return item
+
+
+def rejection_of(row: str, header: str = HEADER) -> Rejection:
+    item = only(f"{header}\n{row}\n")
+    assert isinstance(item, Rejection), item
+    return item
+
+
+def claims(items: list[ParsedItem]) -> list[ClaimRecord]:
+    return [item for item in items if isinstance(item, ClaimRecord)]
+
+
+def rejections(items: list[ParsedItem]) -> list[Rejection]:
+    return [item for item in items if isinstance(item, Rejection)]
+
+
+# --- Headers -------------------------------------------------------------------------------
+
+
+def test_every_canonical_column_lands_in_the_claim() -> None:
+    row = (
+        "C-1001,Aetna,60054,99213-25,03/01/2026,03/02/2026,03/14/2026,partial,"
+        '"$1,200.00",900.00,700.00,200.00,CO-45;PR-1,ICN 778899'
+    )
+    assert claim_of(row, FULL_HEADER) == ClaimRecord(
+        source_line=2,
+        claim_id="C-1001",
+        payer_name="Aetna",
+        payer_id="60054",
+        status=ClaimStatus.PARTIAL,
+        procedure_codes=("99213",),
+        service_date=dt.date(2026, 3, 1),
+        submitted_date=dt.date(2026, 3, 2),
+        decision_date=MARCH_14,
+        billed_cents=120000,
+        allowed_cents=90000,
+        paid_cents=70000,
+        patient_responsibility_cents=20000,
+        adjustments=(Adjustment("CO", "45", 0), Adjustment("PR", "1", 0)),
+        payer_claim_control_number="ICN 778899",
+    )
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Claim Number,Payer Name,DOS,CPT,Remit Date,Billed,Paid,CARC,Claim Status",
+        "CLAIM NO,INSURANCE,DATE OF SERVICE,CPT CODE,PAID DATE,CHARGES,AMOUNT PAID,DENIAL CODES,"
+        "STATUS",
+        "  claim_id , payer-name ,Service.Date,Procedure_Code,Remit  Date,Billed Amount,"
+        "Ins Paid,Adjustment Reason Codes,claim_status",
+        "Claim #,Payor,Service From,HCPCS,Adjudication Date,Total Charges,Payment,Reason Codes,"
+        "Status",
+        "Patient Account Number,Carrier,From Date,Service Code,EOB Date,Charge,Payment Amount,"
+        "CARCs,Status",
+    ],
+)
+def test_header_spellings_of_real_exports_are_understood(header: str) -> None:
+    claim = claim_of("A7,Cigna,2026-03-01,71046,2026-03-14,250.00,0,CO-50,Denied", header)
+    assert (claim.claim_id, claim.payer_name, claim.procedure_codes) == ("A7", "Cigna", ("71046",))
+    assert (claim.service_date, claim.decision_date) == (dt.date(2026, 3, 1), MARCH_14)
+    assert (claim.billed_cents, claim.paid_cents, claim.status) == (25000, 0, ClaimStatus.DENIED)
+    assert claim.adjustments == (Adjustment("CO", "50", 0),)
+
+
+def test_columns_it_does_not_use_are_named_in_a_warning() -> None:
+    items = parse("Claim ID,Patient Name,Payer,Remit Date,Notes\nC1,Jane Doe,Aetna,2026-03-14,x\n")
+    assert items[0] == UploadWarning("IGNORED_COLUMNS", "columns not used: Patient Name, Notes", 1)
+    assert claims(items)[0].payer_name == "Aetna"
+    assert "Jane Doe" not in repr(items)
+
+
+def test_a_column_map_names_the_columns_an_export_spells_its_own_way() -> None:
+    text = "Acct,Claim Number,Ins Co,Closed On,Amt\nA-1,IGNORED,Humana,2026-03-14,55.10\n"
+    column_map = {
+        "claim_id": "acct",
+        "payer": "Ins Co",
+        "decision_date": "Closed On",
+        "billed_amount": "AMT",
+    }
+    items = parse(text, column_map)
+    # The map wins over the "Claim Number" alias, which is then the one column not used.
+    assert items[0] == UploadWarning("IGNORED_COLUMNS", "columns not used: Claim Number", 1)
+    [claim] = claims(items)
+    assert (claim.claim_id, claim.payer_name, claim.decision_date) == ("A-1", "Humana", MARCH_14)
+    assert claim.billed_cents == 5510
+
+
+def test_a_column_map_naming_an_unknown_column_is_refused() -> None:
+    error = file_error(f"{HEADER}\n", column_map={"claim_number": "claim_id"})
+    assert error.code == "BAD_COLUMN_MAP"
+    assert "'claim_number'" in str(error)
+
+
+def test_a_column_map_naming_a_header_the_file_lacks_is_refused() -> None:
+    error = file_error(f"{HEADER}\nC1,Aetna,2026-03-14,1,1\n", column_map={"payer": "Plan Name"})
+    assert (error.code, error.line_number) == ("BAD_COLUMN_MAP", 1)
+    assert "'Plan Name'" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("header", "missing"),
+    [
+        ("payer,decision_date,billed_amount", "claim_id"),
+        ("Claim Number,Remit Date,Billed", "payer"),
+        ("claim_id,payer,billed_amount,paid_amount", "decision_date"),
+        ("Claim ID,Billed", "payer"),
+    ],
+)
+def test_a_missing_required_column_is_named(header: str, missing: str) -> None:
+    error = file_error(f"{header}\nC1,x,1\n")
+    assert (error.code, error.line_number) == ("MISSING_COLUMN", 1)
+    assert missing in str(error)
+    assert f"{missing} (or" in str(error)
+
+
+def test_a_status_column_stands_in_for_the_decision_date_column() -> None:
+    [claim] = claims(parse("claim_id,payer,status\nC1,Aetna,Pending\n"))
+    assert (claim.status, claim.decision_date) == (ClaimStatus.PENDING, None)
+
+
+def test_a_file_without_a_header_row_is_refused() -> None:
+    assert file_error("").code == "NO_HEADER"
+    assert file_error("\n\r\n   \n").code == "NO_HEADER"
+
+
+def test_semicolon_separated_exports_are_read() -> None:
+    text = (
+        "Claim ID;Payer Name;Remit Date;Billed;Paid\r\n"
+        'C1;"Aetna; Medicare Advantage";14.03.2026;10;0\r\n'
+        'C2;"Blue Cross, Blue Shield";03/14/2026;"$1,234.56";(12.00)\r\n'
+    )
+    items = parse(text)
+    assert rejections(items) == [
+        Rejection(
+            2,
+            "'14.03.2026' is not a date (use 2026-03-14 or 03/14/2026)",
+            "BAD_DATE",
+            "decision_date",
+            "14.03.2026",
+        )
+    ]
+    [claim] = claims(items)
+    assert (claim.payer_name, claim.billed_cents, claim.paid_cents) == (
+        "Blue Cross, Blue Shield",
+        123456,
+        -1200,
+    )
+
+
+# --- Dates ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2026-03-14", MARCH_14),
+        ("03/14/2026", MARCH_14),
+        ("3/14/26", MARCH_14),
+        ("3/4/26", dt.date(2026, 3, 4)),
+        ("20260314", MARCH_14),
+        ("2026-03-14T10:30:00Z", MARCH_14),
+        ("2026-03-14 10:30:00", MARCH_14),
+        ("03/14/2026 10:30 AM", MARCH_14),
+        ("  03/14/2026  ", MARCH_14),
+    ],
+)
+def test_us_iso_and_compact_dates_with_or_without_a_time(raw: str, expected: dt.date) -> None:
+    assert claim_of(f'C1,Aetna,"{raw}",1,1').decision_date == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "14/03/2026",  # day first: there is no month 14
+        "2026-02-30",
+        "2026-13-01",
+        "26-03-14",
+        "03/14",
+        "2026314",
+        "yesterday",
+        "2026-+3-14",
+        "2026-0_3-14",
+        "2026-99999999999999999999-01",
+        "٢٠٢٦-03-14",  # Arabic-Indic digits: int() reads them, no export writes them
+    ],
+)
+def test_a_bad_date_rejects_the_row_naming_line_column_and_value(raw: str) -> None:
+    text = f"{HEADER}\nC1,Aetna,2026-03-14,1,1\nC2,Aetna,{raw},1,1\nC3,Aetna,2026-03-14,1,1\n"
+    items = parse(text)
+    assert rejections(items) == [
+        Rejection(
+            3,
+            f"{raw!r} is not a date (use 2026-03-14 or 03/14/2026)",
+            "BAD_DATE",
+            "decision_date",
+            raw,
+        )
+    ]
+    assert [c.claim_id for c in claims(items)] == ["C1", "C3"]
+
+
+def test_a_bad_service_date_names_its_own_column() -> None:
+    rejection = rejection_of("C1,Aetna,2026-03-14,2026-03-99", "claim_id,payer,remit date,dos")
+    assert (rejection.code, rejection.column, rejection.raw_value) == (
+        "BAD_DATE",
+        "service_date",
+        "2026-03-99",
+    )
+
+
+# --- Amounts -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "cents"),
+    [
+        ("1234.56", 123456),
+        ("$1,234.56", 123456),
+        ("$ 1,234.5", 123450),
+        ("(12.00)", -1200),
+        ("($12.00)", -1200),
+        ("-5", -500),
+        ("-12.00", -1200),
+        (".5", 50),
+        ("7.", 700),
+        (" 0 ", 0),
+        ("000012.07", 1207),
+    ],
+)
+def test_amounts_as_exports_write_them_become_exact_cents(raw: str, cents: int) -> None:
+    claim = claim_of(f'C1,Aetna,2026-03-14,"{raw}","{raw}"')
+    assert (claim.billed_cents, claim.paid_cents) == (cents, cents)
+
+
+def test_an_empty_allowed_amount_is_unknown_not_zero() -> None:
+    header = "claim_id,payer,decision_date,billed_amount,allowed_amount,paid_amount"
+    assert claim_of("C1,Aetna,2026-03-14,,,", header).allowed_cents is None
+    assert claim_of("C1,Aetna,2026-03-14,,0,", header).allowed_cents == 0
+    empty = claim_of("C1,Aetna,2026-03-14,,,", header)
+    assert (empty.billed_cents, empty.paid_cents) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["12.345", "1.2.3", "abc", "1e5", "--5", "()", ".", "12-", "²", "١٢", "1_000", "+5"],
+)
+def test_a_bad_amount_rejects_the_row_naming_line_column_and_value(raw: str) -> None:
+    text = f'{HEADER}\nC1,Aetna,2026-03-14,1,1\n\nC2,Aetna,2026-03-14,10.00,"{raw}"\n'
+    items = parse(text)
+    assert rejections(items) == [
+        Rejection(4, f"{raw!r} is not an amount (e.g. 1234.56)", "BAD_AMOUNT", "paid_amount", raw)
+    ]
+    assert len(claims(items)) == 1
+
+
+def test_a_huge_amount_is_rejected_rather_than_stored() -> None:
+    rejection = rejection_of("C1,Aetna,2026-03-14,1234567890123.00,0")
+    assert (rejection.code, rejection.column) == ("BAD_AMOUNT", "billed_amount")
+
+
+# --- Status, decision date, codes ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        ("paid", ClaimStatus.PAID),
+        (" Paid ", ClaimStatus.PAID),
+        ("DENIED", ClaimStatus.DENIED),
+        ("Rejected", ClaimStatus.DENIED),
+        ("Partially Paid", ClaimStatus.PARTIAL),
+        ("partial", ClaimStatus.PARTIAL),
+        ("Void", ClaimStatus.REVERSED),
+        ("reversal", ClaimStatus.REVERSED),
+        ("", ClaimStatus.PAID),  # decided, with no status: paid
+    ],
+)
+def test_status_in_any_case_and_its_aliases(raw: str, status: ClaimStatus) -> None:
+    claim = claim_of(f"C1,Aetna,2026-03-14,{raw}", "claim_id,payer,decision_date,status")
+    assert (claim.status, claim.decision_date) == (status, MARCH_14)
+
+
+@pytest.mark.parametrize("raw", ["pending", "In Process", "OPEN", "submitted"])
+def test_pending_claims_need_no_decision_date_and_keep_none(raw: str) -> None:
+    header = "claim_id,payer,decision_date,status"
+    for decision in ("", "2026-03-14"):
+        claim = claim_of(f"C1,Aetna,{decision},{raw}", header)
+        assert (claim.status, claim.decision_date) == (ClaimStatus.PENDING, None)
+
+
+@pytest.mark.parametrize("status", ["PAID", "denied", ""])
+def test_a_decided_claim_without_a_decision_date_is_rejected(status: str) -> None:
+    rejection = rejection_of(f"C1,Aetna,,{status}", "claim_id,payer,decision_date,status")
+    assert (rejection.line_number, rejection.code, rejection.column) == (
+        2,
+        "MISSING_FIELD",
+        "decision_date",
+    )
+    assert "unless the status is PENDING" in rejection.reason
+
+
+def test_an_unknown_status_is_rejected_with_the_statuses_it_knows() -> None:
+    rejection = rejection_of("C1,Aetna,2026-03-14,Maybe", "claim_id,payer,decision_date,status")
+    assert (rejection.code, rejection.column, rejection.raw_value) == (
+        "BAD_STATUS",
+        "status",
+        "Maybe",
+    )
+    assert "PAID, PARTIAL, DENIED, PENDING, REVERSED" in rejection.reason
+
+
+@pytest.mark.parametrize("column", ["claim_id", "payer"])
+def test_a_blank_claim_id_or_payer_is_rejected(column: str) -> None:
+    row = "C1,Aetna,2026-03-14".replace("C1" if column == "claim_id" else "Aetna", " ")
+    rejection = rejection_of(row, "claim_id,payer,decision_date")
+    assert (rejection.code, rejection.column) == ("MISSING_FIELD", column)
+
+
+def test_carc_codes_with_any_separator_and_spelling() -> None:
+    claim = claim_of('C1,Aetna,2026-03-14,"co-50; PR1 |OA:23,CO-B7"', "claim,payer,remit date,carc")
+    assert claim.adjustments == (
+        Adjustment("CO", "50", 0),
+        Adjustment("PR", "1", 0),
+        Adjustment("OA", "23", 0),
+        Adjustment("CO", "B7", 0),
+    )
+
+
+def test_a_carc_code_without_its_group_is_rejected() -> None:
+    rejection = rejection_of("C1,Aetna,2026-03-14,CO-50;97", "claim,payer,remit date,carc")
+    assert (rejection.code, rejection.column, rejection.raw_value) == (
+        "BAD_CARC",
+        "carc_codes",
+        "CO-50;97",
+    )
+    assert "'97'" in rejection.reason
+
+
+def test_a_procedure_code_that_is_not_cpt_or_hcpcs_is_rejected() -> None:
+    header = "claim_id,payer,decision_date,cpt"
+    assert claim_of("C1,Aetna,2026-03-14,j1100:JW", header).procedure_codes == ("J1100",)
+    rejection = rejection_of("C1,Aetna,2026-03-14,OFFICE VISIT", header)
+    assert (rejection.code, rejection.column) == ("BAD_PROCEDURE_CODE", "procedure_code")
+
+
+# --- Spreadsheet formulas ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ['"=HYPERLINK(""http://evil.example"",""x"")"', "+1", "@SUM(A1)", "-cmd", "-", "-2+3+cmd|x"],
+)
+@pytest.mark.parametrize("column", ["claim_id", "payer", "payer_id", "payer_claim_control_number"])
+def test_a_cell_a_spreadsheet_would_run_as_a_formula_is_rejected(cell: str, column: str) -> None:
+    header = "claim_id,payer,payer_id,payer_claim_control_number,decision_date"
+    cells = {"claim_id": "C1", "payer": "Aetna", "payer_id": "60054"}
+    cells["payer_claim_control_number"] = "ICN1"
+    cells[column] = cell
+    row = ",".join([*cells.values(), "2026-03-14"])
+    rejection = rejection_of(row, header)
+    assert (rejection.line_number, rejection.code, rejection.column) == (2, "FORMULA", column)
+
+
+def test_negative_numbers_are_not_formulas() -> None:
+    claim = claim_of("-42,Aetna,2026-03-14,-12.00,(3.50)")
+    assert (claim.claim_id, claim.billed_cents, claim.paid_cents) == ("-42", -1200, -350)
+
+
+# --- Rows and lines ------------------------------------------------------------------------
+
+
+def test_an_unquoted_comma_in_an_amount_shifts_the_columns_and_is_rejected() -> None:
+    items = parse(f"{HEADER}\nC1,Aetna,2026-03-14,1,234.56,100.00\nC2,Aetna,2026-03-14,1,1\n")
+    [rejection] = rejections(items)
+    assert (rejection.line_number, rejection.code) == (2, "COLUMN_COUNT")
+    assert "quote values that contain commas" in rejection.reason
+    assert [c.claim_id for c in claims(items)] == ["C2"]
+
+
+def test_trailing_empty_cells_and_short_rows_are_fine() -> None:
+    items = parse(f"{HEADER}\nC1,Aetna,2026-03-14,1,2,,,\nC2,Aetna,2026-03-14\n")
+    assert [(c.claim_id, c.billed_cents) for c in claims(items)] == [("C1", 100), ("C2", 0)]
+
+
+def test_quoted_fields_over_several_lines_keep_later_line_numbers_right() -> None:
+    text = (
+        f"{HEADER}\n"
+        'C1,"Aetna\nBetter\nHealth",2026-03-14,1,1\n'
+        'C2,"Cigna ""Open Access""",2026-03-14,1,1\n'
+        "C3,Cigna,2026-99-14,1,1\n"
+        "C4,Cigna,2026-03-14,1,1\n"
+    )
+    items = parse(text)
+    assert [(c.source_line, c.claim_id, c.payer_name) for c in claims(items)] == [
+        (2, "C1", "Aetna\nBetter\nHealth"),
+        (5, "C2", 'Cigna "Open Access"'),
+        (7, "C4", "Cigna"),
+    ]
+    assert [(r.line_number, r.code) for r in rejections(items)] == [(6, "BAD_DATE")]
+
+
+def test_a_stray_quote_inside_a_value_does_not_swallow_the_rows_after_it() -> None:
+    text = f'{HEADER}\nC1,O"Brien Health,2026-03-14,1,1\nC2,Aetna,2026-03-14,1,1\n'
+    assert [(c.claim_id, c.payer_name) for c in claims(parse(text))] == [
+        ("C1", 'O"Brien Health'),
+        ("C2", "Aetna"),
+    ]
+
+
+def test_an_unclosed_quote_at_the_end_of_the_file_rejects_only_the_last_row() -> None:
+    text = f'{HEADER}\nC1,Aetna,2026-03-14,1,1\nC2,"Aetna,2026-03-14,1,1\n'
+    items = parse(text)
+    assert [c.claim_id for c in claims(items)] == ["C1"]
+    assert [(r.line_number, r.code, r.column) for r in rejections(items)] == [
+        (3, "MISSING_FIELD", "decision_date")
+    ]
+
+
+def test_crlf_line_endings_read_like_lf() -> None:
+    text = (
+        f"{FULL_HEADER}\n"
+        "C1,Aetna,,99213,,,2026-03-14,paid,10,8,8,,CO-45,ICN1\n"
+        'C2,"A\nB",,,,,,,,,,,,\n'
+    )
+    crlf = parse(text.replace("\n", "\r\n"))
+    assert [c.payer_claim_control_number for c in claims(crlf)] == ["ICN1"]
+    assert crlf == parse(text)
+
+
+def test_blank_lines_are_skipped_but_counted_for_line_numbers() -> None:
+    parser = CsvParser()
+    items = parser.feed(f"\n{HEADER}\n\nC1,Aetna,2026-03-14,1,1\n   \n\r\nC2,Aetna,bad,1,1\n")
+    items += parser.close()
+    assert [c.source_line for c in claims(items)] == [4]
+    assert [r.line_number for r in rejections(items)] == [7]
+    assert parser.rows_read == 2
+
+
+def test_rows_read_counts_data_rows_taken_and_rejected() -> None:
+    parser = CsvParser()
+    parser.feed(f"{HEADER}\nC1,Aetna,2026-03-14,1,1\nC2,Aetna,x,1,1\n")
+    parser.feed("C3,Aetna,2026-03-14,1,1")  # no newline yet: not read
+    assert parser.rows_read == 2
+    parser.close()
+    assert parser.rows_read == 3
+
+
+def test_the_last_row_needs_no_newline() -> None:
+    [claim] = claims(parse(f"{HEADER}\nC1,Aetna,2026-03-14,1,1"))
+    assert claim.claim_id == "C1"
+
+
+# --- Limits --------------------------------------------------------------------------------
+
+SMALL = ParseLimits(max_line_bytes=80)
+
+
+def over_long_file() -> str:
+    return (
+        f"{HEADER}\n"
+        "C1,Aetna,2026-03-14,1,1\n"
+        f"C2,{'A' * 200},2026-03-14,1,1\n"
+        f'C3,"{"B" * 50}\n{"B" * 50}",2026-03-14,1,1\n'
+        "C4,Aetna,2026-03-14,1,1\n"
+    )
+
+
+def test_an_over_long_row_is_rejected_and_the_rows_after_it_still_parse() -> None:
+    items, rows_read = parse_in_pieces(over_long_file(), [], SMALL)
+    assert [(c.claim_id, c.source_line) for c in claims(items)] == [("C1", 2), ("C4", 6)]
+    assert rejections(items) == [
+        Rejection(3, "row is longer than 80 bytes", "LINE_TOO_LONG"),
+        Rejection(4, "row is longer than 80 bytes", "LINE_TOO_LONG"),
+    ]
+    assert rows_read == 4
+
+
+def test_an_over_long_row_fed_a_character_at_a_time_reads_the_same() -> None:
+    text = over_long_file()
+    assert parse_in_pieces(text, list(range(1, len(text))), SMALL) == parse_in_pieces(
+        text, [], SMALL
+    )
+
+
+def test_a_ten_megabyte_first_line_is_not_a_header() -> None:
+    parser = CsvParser()
+    with pytest.raises(FileError) as raised:
+        parser.feed("x" * 10_000_000)
+    assert (raised.value.code, raised.value.line_number) == ("LINE_TOO_LONG", 1)
+
+
+@pytest.mark.parametrize("cuts", [[], [100], [40]])
+def test_an_over_long_header_is_refused_whether_or_not_its_newline_has_arrived(
+    cuts: list[int],
+) -> None:
+    text = "\n" + ",".join(["claim_id", "payer", "decision_date", *["extra"] * 20]) + "\nC1,x,y\n"
+    assert outcome(text, cuts, SMALL) == ("LINE_TOO_LONG", 2)
+
+
+def test_too_many_columns() -> None:
+    limits = ParseLimits(max_columns=5)
+    assert outcome("a,b,c,d,e,f\n", [], limits) == ("TOO_MANY_COLUMNS", 1)
+    items, _ = parse_in_pieces(f"{HEADER}\nC1,Aetna,2026-03-14,1,1,,\n", [], limits)
+    assert [(r.line_number, r.code) for r in rejections(items)] == [(2, "TOO_MANY_COLUMNS")]
+
+
+# --- Properties ----------------------------------------------------------------------------
+
+SAMPLE = (
+    f"{FULL_HEADER}\r\n"
+    'C1,"Aetna\r\nBetter Health",60054,99213,03/01/2026,,3/14/26,PAID,"$1,200.00",,"(5.00)",,'
+    "CO-45;PR-1,\r\n"
+    "\r\n"
+    'C2,O"Brien,,,,,2026-03-14,denied,10,0,0,0,CO-50,=HYPERLINK()\r\n'
+    "C3,Cigna,,,,,20260314T1200,partial,1,234.56,1,0,0,,CO-45\r\n"
+    f'C4,"{"Z" * 200}",,,,,2026-03-14,,1,1,1,1,,\r\n'
+    'C5,"Humana ""Gold""",,,,,,pending,,,,,,\n'
+    'C6,"unclosed,2026-03-14'
+)
+# Room for the header, not for C4.
+SAMPLE_LIMITS = ParseLimits(max_line_bytes=len(FULL_HEADER) + 1)
+# Characters that make CSV interesting, and anything else now and then.
+CSV_TEXT = st.text(
+    alphabet=st.sampled_from([*',;"\n\r \t=+-@$().0123456789/ACDPEco', "²", "é", "\x00"])
+    | st.characters(),
+    max_size=300,
+)
+
+
+@FAST
+@given(cuts=st.lists(st.integers(0, len(SAMPLE)), max_size=30))
+def test_how_the_text_is_cut_into_pieces_never_changes_the_result(cuts: list[int]) -> None:
+    assert outcome(SAMPLE, cuts, SAMPLE_LIMITS) == outcome(SAMPLE, [], SAMPLE_LIMITS)
+
+
+def test_the_sample_exercises_claims_rejections_and_limits() -> None:
+    items, rows_read = parse_in_pieces(SAMPLE, [], SAMPLE_LIMITS)
+    assert [c.claim_id for c in claims(items)] == ["C1", "C5"]
+    assert [(r.line_number, r.code) for r in rejections(items)] == [
+        (5, "FORMULA"),
+        (6, "COLUMN_COUNT"),
+        (7, "LINE_TOO_LONG"),
+        (9, "MISSING_FIELD"),
+    ]
+    assert rows_read == 6
+
+
+def test_a_file_fed_one_character_at_a_time_reads_the_same() -> None:
+    assert outcome(SAMPLE, list(range(len(SAMPLE)))) == outcome(SAMPLE, [])
+
+
+@FAST
+@given(body=CSV_TEXT, cuts=st.lists(st.integers(0, 400), max_size=8), limit=st.integers(1, 120))
+def test_arbitrary_text_after_a_header_yields_items_or_a_file_error(
+    body: str, cuts: list[int], limit: int
+) -> None:
+    text = f"{HEADER}\n{body}"
+    limits = ParseLimits(max_line_bytes=max(limit, len(HEADER)), max_columns=8)
+    result = outcome(text, [c for c in cuts if c <= len(text)], limits)
+    # Chunking changes nothing, and every item points at a line of the file.
+    assert result == outcome(text, [], limits)
+    if isinstance(result, tuple) and isinstance(result[0], list):
+        for item in result[0]:
+            if isinstance(item, ClaimRecord | Rejection):
+                line = item.source_line if isinstance(item, ClaimRecord) else item.line_number
+                assert 2 <= line <= text.count("\n") + 1
+
+
+@FAST
+@given(text=CSV_TEXT, cuts=st.lists(st.integers(0, 300), max_size=8))
+def test_arbitrary_text_without_a_header_yields_items_or_a_file_error(
+    text: str, cuts: list[int]
+) -> None:
+    result = outcome(text, [c for c in cuts if c <= len(text)], ParseLimits(max_line_bytes=100))
+    assert result == outcome(text, [], ParseLimits(max_line_bytes=100))
