@@ -29,9 +29,15 @@ SCENARIO = Scenario(
     payers=15,
     seed=2026,
     drifts=(
-        Drift(payer="Aetna", start=dt.date(2026, 8, 1), metric="denial_rate", factor=2.2),
-        Drift(payer="UnitedHealthcare", start=dt.date(2026, 8, 15), metric="decision_days", days=7),
-        Drift(payer="Cigna", start=dt.date(2026, 8, 10), metric="payment_ratio", ratio_drop=0.12),
+        # Each starts just before the default 30-day current window (September 2026).
+        Drift(
+            payer="Blue Cross Blue Shield of Texas",
+            start=dt.date(2026, 8, 28),
+            metric="denial_rate",
+            factor=2.2,
+        ),
+        Drift(payer="UnitedHealthcare", start=dt.date(2026, 8, 28), metric="decision_days", days=7),
+        Drift(payer="Cigna", start=dt.date(2026, 8, 25), metric="payment_ratio", ratio_drop=0.12),
     ),
 )
 # A second tenant with a remittance file shows the X12 835 path next to the CSV one.
