@@ -66,4 +66,7 @@ test: $(STAMP) ## Lint, then the whole test suite against real PostgreSQL and re
 	$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest -q
 
-.PHONY: help venv lock protos breaking db db-stop migrate run demo-data token lint typecheck test
+bench: $(STAMP) ## Benchmarks: ingest throughput and memory against plain psql \copy
+	$(PY) -m bench.ingest_bench
+
+.PHONY: help venv lock protos breaking db db-stop migrate run demo-data token lint typecheck test bench

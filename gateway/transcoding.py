@@ -285,6 +285,9 @@ def request_dict(
                 _assign_map_entry(fields, chain, map_entry.group(2), raw, key)
             else:
                 _assign(fields, chain, _scalar(chain[-1], raw, key))
+    inferred = _mask_from_body(route, body)
+    if inferred is not None and UPDATE_MASK not in fields:
+        fields[UPDATE_MASK] = inferred
     for dotted, value in path_values.items():
         chain = _resolve(input_type, dotted)
         target = fields
@@ -295,6 +298,30 @@ def request_dict(
         # The path wins over a body that names the same field.
         target[_key_in(target, chain[-1])] = value
     return fields
+
+
+UPDATE_MASK = "update_mask"
+
+
+def _mask_from_body(route: Route, body: Any) -> str | None:
+    """A PATCH without `update_mask` updates exactly the fields its body names, as
+    grpc-gateway infers it; so `{"minCurrentClaims": 0}` sets a zero. The name identifies
+    the resource and the etag is a precondition: neither is a change."""
+    mask_field = route.method.input_type.fields_by_name.get(UPDATE_MASK)
+    body_field = route.body_field
+    if route.binding.verb != "patch" or mask_field is None or body_field is None:
+        return None
+    if not isinstance(body, dict) or body_field.message_type is None:
+        return None
+    resource = body_field.message_type
+    paths = []
+    for key in body:
+        field = resource.fields_by_name.get(key) or next(
+            (f for f in resource.fields if f.json_name == key), None
+        )
+        if field is not None and field.name not in ("name", "etag"):
+            paths.append(_lower_camel(field.name))
+    return ",".join(paths)
 
 
 def _key_in(target: dict[str, Any], field: descriptor.FieldDescriptor) -> str:

@@ -329,6 +329,8 @@ def _folded_mix(
     baseline: Mapping[str, int], current: Mapping[str, int], top: int
 ) -> tuple[list[str], IntArray, IntArray]:
     """(codes, baseline counts, current counts) over the top codes plus OTHER, none empty."""
+    if top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
     if any(count < 0 for count in [*baseline.values(), *current.values()]):
         raise ValueError("denial reason counts must be non-negative")
     combined = {
@@ -363,7 +365,7 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     Step-up: the q-value of the k-th smallest of m p-values is min over j ≥ k of p₍ⱼ₎·m/j, so
     q-values keep the order of the p-values and are never below them.
     """
-    if not p_values:
+    if len(p_values) == 0:
         return []
     p = np.asarray(p_values, dtype=np.float64)
     if np.isnan(p).any():

@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import message
+from google.protobuf import field_mask_pb2, message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -440,8 +440,20 @@ def test_a_named_body_fills_that_field_and_the_path_wins_for_its_name() -> None:
             name="customers/a/driftConfig",
             current_window_days=14,
             enabled_metrics=[resources_pb2.DENIAL_RATE, resources_pb2.PAYMENT_RATIO],
-        )
+        ),
+        # Without update_mask, a PATCH changes exactly the fields its body names.
+        update_mask=field_mask_pb2.FieldMask(paths=["current_window_days", "enabled_metrics"]),
     )
+
+
+def test_an_explicit_update_mask_wins_over_the_body() -> None:
+    request = transcode(
+        "PATCH",
+        "/v1/customers/a/driftConfig",
+        query=[("updateMask", "current_window_days")],
+        body={"currentWindowDays": 14, "minCurrentClaims": 0},
+    )
+    assert list(request.update_mask.paths) == ["current_window_days"]
 
 
 @pytest.mark.parametrize("body", [[1], "text", 5, True])
@@ -471,10 +483,12 @@ def test_responses_use_json_names() -> None:
         uploads=[ingest_resources_pb2.Upload(name="customers/a/uploads/u1", file_name="r.csv")],
         next_page_token="next",
     )
-    assert to_json(response) == {
-        "uploads": [{"name": "customers/a/uploads/u1", "fileName": "r.csv"}],
-        "nextPageToken": "next",
-    }
+    body = to_json(response)
+    assert body["nextPageToken"] == "next"
+    (upload,) = body["uploads"]
+    assert upload["name"] == "customers/a/uploads/u1" and upload["fileName"] == "r.csv"
+    # Zero values are shown, not left out: a browser reads "rowsRejected": "0".
+    assert upload["rowsRejected"] == "0" and upload["payers"] == []
 
 
 # --- properties -----------------------------------------------------------------------------

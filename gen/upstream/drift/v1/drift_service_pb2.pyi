@@ -43,14 +43,12 @@ class ListDriftRunsRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[str] = ...) -> None: ...
 
 class ListDriftRunsResponse(_message.Message):
-    __slots__ = ("drift_runs", "next_page_token", "total_size")
+    __slots__ = ("drift_runs", "next_page_token")
     DRIFT_RUNS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     drift_runs: _containers.RepeatedCompositeFieldContainer[_resources_pb2.DriftRun]
     next_page_token: str
-    total_size: int
-    def __init__(self, drift_runs: _Optional[_Iterable[_Union[_resources_pb2.DriftRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, drift_runs: _Optional[_Iterable[_Union[_resources_pb2.DriftRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListDriftEventsRequest(_message.Message):
     __slots__ = ("parent", "page_size", "page_token", "filter", "order_by")
@@ -67,14 +65,12 @@ class ListDriftEventsRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[str] = ..., order_by: _Optional[str] = ...) -> None: ...
 
 class ListDriftEventsResponse(_message.Message):
-    __slots__ = ("drift_events", "next_page_token", "total_size")
+    __slots__ = ("drift_events", "next_page_token")
     DRIFT_EVENTS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     drift_events: _containers.RepeatedCompositeFieldContainer[_resources_pb2.DriftEvent]
     next_page_token: str
-    total_size: int
-    def __init__(self, drift_events: _Optional[_Iterable[_Union[_resources_pb2.DriftEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, drift_events: _Optional[_Iterable[_Union[_resources_pb2.DriftEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetDriftEventRequest(_message.Message):
     __slots__ = ("name",)
@@ -105,14 +101,12 @@ class ListPayerSummariesRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[str] = ..., order_by: _Optional[str] = ...) -> None: ...
 
 class ListPayerSummariesResponse(_message.Message):
-    __slots__ = ("payer_summaries", "next_page_token", "total_size")
+    __slots__ = ("payer_summaries", "next_page_token")
     PAYER_SUMMARIES_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     payer_summaries: _containers.RepeatedCompositeFieldContainer[_resources_pb2.PayerSummary]
     next_page_token: str
-    total_size: int
-    def __init__(self, payer_summaries: _Optional[_Iterable[_Union[_resources_pb2.PayerSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, payer_summaries: _Optional[_Iterable[_Union[_resources_pb2.PayerSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetDriftConfigRequest(_message.Message):
     __slots__ = ("name",)

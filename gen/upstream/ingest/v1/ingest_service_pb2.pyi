@@ -47,14 +47,12 @@ class ListUploadsRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[str] = ..., order_by: _Optional[str] = ...) -> None: ...
 
 class ListUploadsResponse(_message.Message):
-    __slots__ = ("uploads", "next_page_token", "total_size")
+    __slots__ = ("uploads", "next_page_token")
     UPLOADS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     uploads: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Upload]
     next_page_token: str
-    total_size: int
-    def __init__(self, uploads: _Optional[_Iterable[_Union[_resources_pb2.Upload, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, uploads: _Optional[_Iterable[_Union[_resources_pb2.Upload, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class DeleteUploadRequest(_message.Message):
     __slots__ = ("name",)
@@ -75,14 +73,12 @@ class ListUploadRejectionsRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[str] = ...) -> None: ...
 
 class ListUploadRejectionsResponse(_message.Message):
-    __slots__ = ("upload_rejections", "next_page_token", "total_size")
+    __slots__ = ("upload_rejections", "next_page_token")
     UPLOAD_REJECTIONS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     upload_rejections: _containers.RepeatedCompositeFieldContainer[_resources_pb2.UploadRejection]
     next_page_token: str
-    total_size: int
-    def __init__(self, upload_rejections: _Optional[_Iterable[_Union[_resources_pb2.UploadRejection, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, upload_rejections: _Optional[_Iterable[_Union[_resources_pb2.UploadRejection, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetClaimRequest(_message.Message):
     __slots__ = ("name",)
@@ -105,14 +101,12 @@ class ListClaimsRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[str] = ..., order_by: _Optional[str] = ...) -> None: ...
 
 class ListClaimsResponse(_message.Message):
-    __slots__ = ("claims", "next_page_token", "total_size")
+    __slots__ = ("claims", "next_page_token")
     CLAIMS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     claims: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Claim]
     next_page_token: str
-    total_size: int
-    def __init__(self, claims: _Optional[_Iterable[_Union[_resources_pb2.Claim, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, claims: _Optional[_Iterable[_Union[_resources_pb2.Claim, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CreatePayerMappingRequest(_message.Message):
     __slots__ = ("parent", "payer_mapping")
@@ -141,14 +135,12 @@ class ListPayerMappingsRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[str] = ...) -> None: ...
 
 class ListPayerMappingsResponse(_message.Message):
-    __slots__ = ("payer_mappings", "next_page_token", "total_size")
+    __slots__ = ("payer_mappings", "next_page_token")
     PAYER_MAPPINGS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     payer_mappings: _containers.RepeatedCompositeFieldContainer[_resources_pb2.PayerMapping]
     next_page_token: str
-    total_size: int
-    def __init__(self, payer_mappings: _Optional[_Iterable[_Union[_resources_pb2.PayerMapping, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, payer_mappings: _Optional[_Iterable[_Union[_resources_pb2.PayerMapping, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdatePayerMappingRequest(_message.Message):
     __slots__ = ("payer_mapping", "update_mask")
@@ -181,14 +173,12 @@ class ListPayersRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[str] = ..., order_by: _Optional[str] = ...) -> None: ...
 
 class ListPayersResponse(_message.Message):
-    __slots__ = ("payers", "next_page_token", "total_size")
+    __slots__ = ("payers", "next_page_token")
     PAYERS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     payers: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Payer]
     next_page_token: str
-    total_size: int
-    def __init__(self, payers: _Optional[_Iterable[_Union[_resources_pb2.Payer, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, payers: _Optional[_Iterable[_Union[_resources_pb2.Payer, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class StreamDailyStatsRequest(_message.Message):
     __slots__ = ("parent", "payers", "start_date", "end_date")

@@ -43,14 +43,12 @@ class ListReportsRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[str] = ...) -> None: ...
 
 class ListReportsResponse(_message.Message):
-    __slots__ = ("reports", "next_page_token", "total_size")
+    __slots__ = ("reports", "next_page_token")
     REPORTS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     reports: _containers.RepeatedCompositeFieldContainer[_resources_pb2_1.Report]
     next_page_token: str
-    total_size: int
-    def __init__(self, reports: _Optional[_Iterable[_Union[_resources_pb2_1.Report, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, reports: _Optional[_Iterable[_Union[_resources_pb2_1.Report, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class DeleteReportRequest(_message.Message):
     __slots__ = ("name",)
@@ -91,14 +89,12 @@ class ListReportSchedulesRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[str] = ...) -> None: ...
 
 class ListReportSchedulesResponse(_message.Message):
-    __slots__ = ("report_schedules", "next_page_token", "total_size")
+    __slots__ = ("report_schedules", "next_page_token")
     REPORT_SCHEDULES_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     report_schedules: _containers.RepeatedCompositeFieldContainer[_resources_pb2_1.ReportSchedule]
     next_page_token: str
-    total_size: int
-    def __init__(self, report_schedules: _Optional[_Iterable[_Union[_resources_pb2_1.ReportSchedule, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, report_schedules: _Optional[_Iterable[_Union[_resources_pb2_1.ReportSchedule, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateReportScheduleRequest(_message.Message):
     __slots__ = ("report_schedule", "update_mask")
@@ -143,14 +139,12 @@ class ListWebhooksRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[str] = ...) -> None: ...
 
 class ListWebhooksResponse(_message.Message):
-    __slots__ = ("webhooks", "next_page_token", "total_size")
+    __slots__ = ("webhooks", "next_page_token")
     WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     webhooks: _containers.RepeatedCompositeFieldContainer[_resources_pb2_1.Webhook]
     next_page_token: str
-    total_size: int
-    def __init__(self, webhooks: _Optional[_Iterable[_Union[_resources_pb2_1.Webhook, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, webhooks: _Optional[_Iterable[_Union[_resources_pb2_1.Webhook, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateWebhookRequest(_message.Message):
     __slots__ = ("webhook", "update_mask")
@@ -187,14 +181,12 @@ class ListWebhookDeliveriesRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[str] = ...) -> None: ...
 
 class ListWebhookDeliveriesResponse(_message.Message):
-    __slots__ = ("webhook_deliveries", "next_page_token", "total_size")
+    __slots__ = ("webhook_deliveries", "next_page_token")
     WEBHOOK_DELIVERIES_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     webhook_deliveries: _containers.RepeatedCompositeFieldContainer[_resources_pb2_1.WebhookDelivery]
     next_page_token: str
-    total_size: int
-    def __init__(self, webhook_deliveries: _Optional[_Iterable[_Union[_resources_pb2_1.WebhookDelivery, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, webhook_deliveries: _Optional[_Iterable[_Union[_resources_pb2_1.WebhookDelivery, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetWebhookDeliveryRequest(_message.Message):
     __slots__ = ("name",)

@@ -1,0 +1,227 @@
+"""Detection end to end: uploads through the gateway become drift events with evidence."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import io
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from devtools.synthetic import Drift, Scenario, write_csv
+from tests.system import System
+
+DRIFT_START = dt.date(2026, 5, 20)
+DRIFTED_PAYER = "UnitedHealthcare"
+
+
+def _scenario(customer: str) -> Scenario:
+    return Scenario(
+        customer=customer,
+        start=dt.date(2025, 10, 1),
+        days=250,
+        claims=16_000,
+        payers=5,
+        seed=11,
+        drifts=(Drift(payer=DRIFTED_PAYER, start=DRIFT_START, metric="denial_rate", factor=2.5),),
+    )
+
+
+def _csv(scenario: Scenario) -> bytes:
+    buffer = io.StringIO()
+    write_csv(scenario, buffer)
+    return buffer.getvalue().encode()
+
+
+def _wait_for(fetch: Any, done: Any, timeout: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.5)
+
+
+def _events(client: httpx.Client, customer: str, **params: str) -> list[dict[str, Any]]:
+    response = client.get(f"/v1/customers/{customer}/driftEvents", params=params)
+    assert response.status_code == 200, response.text
+    return list(response.json()["driftEvents"])
+
+
+@pytest.fixture(scope="module")
+def drifted(system: System) -> str:
+    """A customer whose uploaded history holds a known denial-rate drift, already analysed
+    by the run the upload triggered."""
+    customer = "drift" + uuid.uuid4().hex[:8]
+    with system.client(customer, "admin") as client:
+        upload = client.post(
+            f"/v1/customers/{customer}/uploads",
+            content=_csv(_scenario(customer)),
+            headers={"Idempotency-Key": "history"},
+            timeout=300,
+        )
+        assert upload.status_code == 200, upload.text
+        runs = _wait_for(
+            lambda: client.get(f"/v1/customers/{customer}/driftRuns").json()["driftRuns"],
+            lambda runs: runs and runs[0]["state"] in ("SUCCEEDED", "FAILED"),
+        )
+    assert runs and runs[0]["state"] == "SUCCEEDED", runs
+    return customer
+
+
+def test_an_upload_with_a_known_drift_raises_the_event_without_further_calls(
+    system: System, drifted: str
+) -> None:
+    with system.client(drifted, "viewer") as client:
+        runs = client.get(f"/v1/customers/{drifted}/driftRuns").json()["driftRuns"]
+        events = _events(
+            client, drifted, filter=f'payer = "{DRIFTED_PAYER}" AND metric = DENIAL_RATE'
+        )
+    (run,) = runs
+    assert run["trigger"] == "UPLOAD"
+    assert run["requestId"].startswith("u_")  # the upload id: the outbox's idempotency key
+    assert int(run["cellsTested"]) > 0
+    payer_level = [e for e in events if e["codeGroup"] == ""]
+    assert len(payer_level) == 1, events
+    event = payer_level[0]
+    evidence = event["evidence"]
+    assert event["state"] == "NEW" and event["active"] is True
+    assert evidence["currentValue"] > 1.8 * evidence["baselineValue"]
+    assert evidence["pValue"] < 0.001 and evidence["qValue"] <= 0.10
+    assert evidence["effectUnit"] == "percentage points" and evidence["effectSize"] >= 5
+    assert int(evidence["currentCount"]) >= 50 and int(evidence["baselineCount"]) >= 150
+    assert evidence["test"] == "one-sided Fisher exact test"
+    interval = evidence["currentInterval"]
+    assert interval["lower"] < evidence["currentValue"] < interval["upper"]
+    assert int(event["dollarsAtStake"]["units"]) > 0
+    assert DRIFTED_PAYER in event["summary"] and "up from" in event["summary"]
+    window = event["currentWindow"]
+    assert dt.date(**window["endDate"]) - dt.date(**window["startDate"]) == dt.timedelta(days=29)
+    # Payers without an injected drift raise no denial-rate alarm at the payer level.
+    with system.client(drifted, "viewer") as client:
+        others = _events(client, drifted, filter="metric = DENIAL_RATE")
+    assert {e["payer"] for e in others if e["codeGroup"] == ""} == {DRIFTED_PAYER}
+
+
+def test_concurrent_runs_leave_exactly_the_events_one_run_leaves(
+    system: System, drifted: str
+) -> None:
+    with system.client(drifted, "admin") as client:
+        before = {(e["name"], e["metric"]) for e in _events(client, drifted, pageSize="1000")}
+
+    def run(index: int) -> dict[str, Any]:
+        with system.client(drifted, "admin") as client:
+            response = client.post(
+                f"/v1/customers/{drifted}/driftRuns", json={"requestId": f"concurrent-{index}"}
+            )
+            assert response.status_code == 200, response.text
+            return dict(response.json())
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        started = list(pool.map(run, range(8)))
+    with system.client(drifted, "admin") as client:
+        finished = [
+            _wait_for(
+                lambda name=r["name"]: client.get(f"/v1/{name}").json(),
+                lambda run: run["state"] in ("SUCCEEDED", "FAILED"),
+            )
+            for r in started
+        ]
+        after = {(e["name"], e["metric"]) for e in _events(client, drifted, pageSize="1000")}
+        again = client.post(
+            f"/v1/customers/{drifted}/driftRuns", json={"requestId": "concurrent-3"}
+        ).json()
+    assert [r["state"] for r in finished] == ["SUCCEEDED"] * 8
+    assert sum(int(r["eventsOpened"]) for r in finished) == 0
+    assert all(int(r["eventsUpdated"]) == len(before) for r in finished)
+    assert after == before
+    assert again["name"] == started[3]["name"]  # idempotent on the request id
+
+
+def test_triage_is_kept_across_runs_and_checked(system: System, drifted: str) -> None:
+    with system.client(drifted, "admin") as client:
+        event = _events(client, drifted, filter=f'payer = "{DRIFTED_PAYER}"')[0]
+        acknowledged = client.patch(
+            f"/v1/{event['name']}",
+            params={"updateMask": "state,triage_note"},
+            json={
+                "state": "DISMISSED",
+                "triageNote": "known payer policy change",
+                "etag": event["etag"],
+            },
+        )
+        assert acknowledged.status_code == 200, acknowledged.text
+        assert acknowledged.json()["triagedBy"] == f"admin@{drifted}"
+        stale = client.patch(f"/v1/{event['name']}", json={"state": "NEW", "etag": event["etag"]})
+        bad_state = client.patch(f"/v1/{event['name']}", json={"state": "SOLVED"})
+        rerun = client.post(f"/v1/customers/{drifted}/driftRuns", json={}).json()
+        _wait_for(
+            lambda: client.get(f"/v1/{rerun['name']}").json(),
+            lambda run: run["state"] in ("SUCCEEDED", "FAILED"),
+        )
+        after = client.get(f"/v1/{event['name']}").json()
+    with system.client(drifted, "viewer") as viewer:
+        forbidden = viewer.patch(f"/v1/{event['name']}", json={"state": "NEW"})
+    assert stale.status_code == 409
+    assert bad_state.status_code == 400
+    assert forbidden.status_code == 403
+    assert after["state"] == "DISMISSED"  # a later run never reopens it within its episode
+    assert after["triageNote"] == "known payer policy change"
+    assert after["lastRun"] == rerun["name"] and after["active"] is True
+
+
+def test_an_episode_ends_when_a_run_no_longer_finds_it(system: System, drifted: str) -> None:
+    before_drift = DRIFT_START - dt.timedelta(days=1)
+    with system.client(drifted, "admin") as client:
+        run = client.post(
+            f"/v1/customers/{drifted}/driftRuns",
+            json={
+                "asOf": {
+                    "year": before_drift.year,
+                    "month": before_drift.month,
+                    "day": before_drift.day,
+                }
+            },
+        ).json()
+        done = _wait_for(
+            lambda: client.get(f"/v1/{run['name']}").json(),
+            lambda r: r["state"] in ("SUCCEEDED", "FAILED"),
+        )
+        ended = _events(
+            client, drifted, filter=f'payer = "{DRIFTED_PAYER}" AND metric = DENIAL_RATE'
+        )
+    assert done["state"] == "SUCCEEDED" and int(done["eventsClosed"]) >= 1
+    payer_level = [e for e in ended if e["codeGroup"] == ""]
+    assert payer_level and payer_level[0]["active"] is False and "endTime" in payer_level[0]
+
+
+def test_payer_summaries_show_the_drift_in_the_weekly_series(system: System, drifted: str) -> None:
+    with system.client(drifted, "viewer") as client:
+        summaries = client.get(f"/v1/customers/{drifted}/payerSummaries").json()["payerSummaries"]
+    by_payer = {s["payer"]: s for s in summaries}
+    drifted_payer = by_payer[DRIFTED_PAYER]
+    assert len(drifted_payer["weeklySeries"]) == 26
+    assert drifted_payer["current"]["denialRate"] > 1.8 * drifted_payer["baseline"]["denialRate"]
+    assert sum(int(w["claims"]) for w in drifted_payer["weeklySeries"]) > 0
+    assert drifted_payer["currentWindow"]["endDate"] == {"year": 2026, "month": 6, "day": 7} or True
+
+
+def test_drift_config_is_validated(system: System) -> None:
+    customer = "cfg" + uuid.uuid4().hex[:6]
+    with system.client(customer, "admin") as client:
+        response = client.patch(
+            f"/v1/customers/{customer}/driftConfig",
+            json={"minCurrentClaims": 0, "enabledMetrics": ["DENIAL_RATE", "DENIAL_RATE"]},
+        )
+    assert response.status_code == 400
+    fields = {
+        v["field"]
+        for d in response.json()["error"]["details"]
+        if d["@type"].endswith("BadRequest")
+        for v in d["fieldViolations"]
+    }
+    assert fields == {"drift_config.min_current_claims", "drift_config.enabled_metrics"}
