@@ -168,7 +168,7 @@ Upstream is running.
   reports   grpc://{env["REPORTS_TARGET"]}
 
 Try it (an admin token for customer acme, valid 12 h; `make token` makes more):
-  curl -H 'Authorization: Bearer {token}' {base}/v1/customers/acme/payers?pageSize=5
+  curl -H 'Authorization: Bearer {token}' {base}/v1/customers/acme/driftEvents?filter=active%3Dtrue
 
 {demo}
 Ctrl-C stops everything.""",

@@ -154,7 +154,7 @@ class _Parser:
             self.tokens[self.index : self.index] = [_Token("op", ":", position)] + (
                 [_Token("word", value, position + 1)] if value else []
             )
-        field = self.fields.get(token.text)
+        field = self.fields.get(token.text) or self.fields.get(_snake(token.text))
         if field is None:
             allowed = ", ".join(sorted(self.fields)) or "none"
             raise _invalid(f"unknown field {token.text!r} (filterable: {allowed})")
@@ -165,6 +165,11 @@ class _Parser:
         if value_token.kind not in ("word", "string"):
             raise _invalid(f"expected a value at position {value_token.position}")
         return _compare(token.text, field, operator.text, value_token.text)
+
+
+def _snake(name: str) -> str:
+    """`codeGroup` → `code_group`: REST clients write JSON names, as in the bodies."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _typed(name: str, field: FilterField, raw: str) -> Any:
