@@ -156,7 +156,9 @@ def _cell_totals(stats: Iterable[DayStat], windows: Windows) -> dict[Cell, tuple
             side = 0
         else:
             continue
-        for cell in (Cell(stat.payer, stat.code_group), Cell(stat.payer, ALL_CODES)):
+        # Claims without a procedure code (group "") count in their payer's cell only.
+        keys = {Cell(stat.payer, stat.code_group), Cell(stat.payer, ALL_CODES)}
+        for cell in keys:
             totals = cells.setdefault(cell, (Totals(), Totals()))
             totals[side].add(stat)
     return cells

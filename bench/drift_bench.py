@@ -1,0 +1,497 @@
+"""`make bench`: one drift detection run over daily statistics, against a GROUP BY over the
+raw claims they summarise.
+
+On a throwaway PostgreSQL with every service migrated, N synthetic claims of one customer
+are written set-wise (`generate_series`, about 200 payers × 5 code groups, so about 1,000
+payer × code-group cells over 150 days, a few payers drifting in the current window), and
+`ingest.daily_stats` is built from them by ingest's own `refresh_daily_stats`. Then, three
+times each, timed in the same run:
+
+- what a drift run does: read the window's daily statistics (baseline + current) and run
+  `detect` with the default `DetectionConfig`. The statistics are read two ways: straight
+  from `ingest.daily_stats` with psycopg as the admin user (no gRPC, no ingest process), and
+  the real way, `IngestClient.daily_stats` over gRPC from a running `python -m services.ingest`;
+- the reference: the same window aggregated from `ingest.claims` with one GROUP BY.
+
+The figures are printed with the issue's target (< 2 s per run) beside them; nothing is
+asserted, and the exit status is 0 unless something broke.
+
+    python -m bench.drift_bench [--claims 10000000] [--cells 1000] [--keep] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import datetime as dt
+import io
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from bench.ingest_bench import ingest_process, log, throwaway_cluster, verdict
+from runtime import schemas
+from runtime.auth import service_token
+from runtime.clients import open_channel
+from runtime.settings import Settings
+from services.drift.config import DetectionConfig
+from services.drift.detection import DayStat, Detection, Windows, detect, windows_for
+from services.drift.ingest_client import IngestClient
+from services.ingest.uploads import refresh_daily_stats
+
+DEFAULT_CLAIMS = 10_000_000
+DEFAULT_CELLS = 1000
+CUSTOMER = "bench-drift"
+# A fixed date, so that every run draws the same days and windows.
+AS_OF = dt.date(2026, 6, 30)
+# Longer than the default windows (90 + 30 days): the read must select, not take everything.
+HISTORY_DAYS = 150
+REPEATS = 3
+# Each batch commits on its own, so the fill reports progress and never holds 10M rows of WAL.
+BATCH_CLAIMS = 500_000
+SEED = 0.42
+TARGET_SECONDS = 2.0
+# Detection slower than this is worth a profile (see --profile).
+PROFILE_TOP = 15
+
+# (code group, a procedure code of it): five clinical areas per payer.
+CODE_GROUPS = (
+    ("EVALUATION_MANAGEMENT", "99213"),
+    ("SURGERY", "27447"),
+    ("RADIOLOGY", "71046"),
+    ("LABORATORY", "80053"),
+    ("MEDICINE", "90471"),
+)
+DENIAL_CODES = ("CO-50", "CO-97", "CO-16", "CO-197", "CO-4", "PR-204")
+# One payer in DRIFT_EVERY drifts in the current window, each on one metric in turn (denial
+# rate, days to decision, payment ratio, denial reasons), so `detect` finds something to report.
+DRIFT_EVERY = 25
+
+# Three layers, because PostgreSQL evaluates each random() call apart: the first draws, the
+# second derives the claim (rates per payer, the drift), the third writes every NOT NULL column.
+_FILL = """
+INSERT INTO ingest.claims (customer_id, claim_uid, claim_id, payer_key, payer_uid, payer,
+    payer_raw_name, payer_raw_id, status, denied, partially_denied, procedure_codes,
+    code_group, service_date, submitted_date, decision_date, decision_days, billed_cents,
+    allowed_cents, paid_cents, patient_responsibility_cents, adjustments, denial_codes,
+    payer_claim_control_number, upload_id, source_line)
+SELECT %(customer)s, substr(md5(payer_key || '|' || claim_id), 1, 20), claim_id, payer_key,
+       substr(md5(payer_key || '|'), 1, 16), payer_key, payer_key, '',
+       CASE WHEN denied THEN 'DENIED' ELSE 'PAID' END, denied, partially_denied,
+       ARRAY[(%(procedure_codes)s::text[])[group_no]], (%(code_groups)s::text[])[group_no],
+       decision_date - decision_days - 2, decision_date - decision_days, decision_date,
+       decision_days, billed, allowed, paid, allowed - paid, '[]'::jsonb,
+       CASE WHEN denied OR partially_denied THEN ARRAY[denial_code] ELSE '{}' END,
+       'PCN' || claim_no, 'u_bench', claim_no
+FROM (
+    SELECT claim_no, 'C' || claim_no AS claim_id,
+           'PAYER ' || lpad(payer_no::text, 4, '0') AS payer_key, group_no, decision_date,
+           decision_days + CASE WHEN drift = 1 THEN 12 ELSE 0 END AS decision_days,
+           billed, denied, partially_denied,
+           CASE WHEN denied THEN 0 ELSE round(billed * 0.7)::bigint END AS allowed,
+           CASE WHEN denied THEN 0
+                ELSE round(billed * 0.7 * (pay_share - CASE WHEN drift = 2 THEN 0.1 ELSE 0 END))
+           END::bigint AS paid,
+           CASE WHEN drift = 3 THEN 'CO-197'
+                ELSE (%(denial_codes)s::text[])[1 + floor(code_draw * %(denial_code_count)s)::int]
+           END AS denial_code
+    FROM (
+        SELECT *,
+               denial_draw < 0.04 + 0.16 * mod(payer_no * 7, 13) / 12.0
+                   + CASE WHEN drift = 0 THEN 0.1 ELSE 0 END AS denied,
+               denial_draw >= 0.04 + 0.16 * mod(payer_no * 7, 13) / 12.0
+                   + CASE WHEN drift = 0 THEN 0.1 ELSE 0 END
+                   AND partial_draw < 0.05 AS partially_denied
+        FROM (
+            SELECT *,
+                   CASE WHEN decision_date >= %(current_start)s
+                        THEN mod(payer_no, %(drift_every)s) ELSE -1 END AS drift
+            FROM (
+                SELECT claim_no,
+                       floor(random() * %(payers)s)::int AS payer_no,
+                       1 + floor(random() * %(group_count)s)::int AS group_no,
+                       %(as_of)s::date - floor(random() * %(history_days)s)::int AS decision_date,
+                       1 + floor(random() * 60)::int AS decision_days,
+                       5000 + floor(random() * 195000)::bigint AS billed,
+                       0.75 + 0.1 * random() AS pay_share,
+                       random() AS denial_draw, random() AS partial_draw, random() AS code_draw
+                FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS claim_no
+            ) drawn
+        ) drifting
+    ) decided
+) claims
+"""
+
+# What ingest's StreamDailyStats selects (`IngestStore.stream_daily_stats`), in its order.
+_WINDOW_STATS = """
+SELECT payer, code_group, decision_date, decided_claims, denied_claims,
+       partially_denied_claims, decision_days, billed_cents, allowed_cents, paid_cents,
+       denied_billed_cents, carc_counts
+FROM ingest.daily_stats
+WHERE customer_id = %s AND decision_date BETWEEN %s AND %s
+ORDER BY payer, code_group, decision_date
+"""
+
+# The scope of claims `refresh_daily_stats` aggregates, restricted to the detection window.
+_WINDOW_CLAIMS = """
+FROM ingest.claims
+WHERE customer_id = %(customer)s AND status <> 'REVERSED'
+  AND decision_date BETWEEN %(start)s AND %(end)s
+"""
+_CLAIM_SUMS = """
+count(*) AS decided, count(*) FILTER (WHERE denied) AS denied,
+count(*) FILTER (WHERE partially_denied) AS partially_denied,
+sum(billed_cents) AS billed,
+sum(coalesce(allowed_cents, paid_cents + patient_responsibility_cents)) AS allowed,
+sum(paid_cents) AS paid, coalesce(sum(billed_cents) FILTER (WHERE denied), 0) AS denied_billed
+"""
+# The denial-rate comparison's numbers straight from the claims: per payer × code group ×
+# window. A plain GROUP BY, so PostgreSQL may aggregate in parallel.
+GROUP_BY_COUNTS = (
+    "SELECT payer, code_group, decision_date >= %(current_start)s AS is_current, "
+    + _CLAIM_SUMS
+    + _WINDOW_CLAIMS
+    + "GROUP BY payer, code_group, is_current"
+)
+# Everything `detect` reads, from the claims in one scan: per-day sums (window totals and the
+# daily paid/allowed of the payment ratio), the days-to-decision histogram and the denial
+# codes per window. Code arrays are grouped as they are; counting each code is the client's.
+GROUP_BY_ALL_INPUTS = (
+    "SELECT payer, code_group, decision_date, decision_days, denial_codes, "
+    "decision_date >= %(current_start)s AS is_current, "
+    + _CLAIM_SUMS
+    + _WINDOW_CLAIMS
+    + "GROUP BY GROUPING SETS ((payer, code_group, decision_date), "
+    "(payer, code_group, is_current, decision_days), "
+    "(payer, code_group, is_current, denial_codes))"
+)
+
+
+def seconds_since(started: float) -> float:
+    return time.perf_counter() - started
+
+
+# --- Database and data ----------------------------------------------------------------------
+
+
+def migrate_all(admin_url: str) -> str:
+    """Every service's schema and roles, migrated to head; returns ingest's app-role URL."""
+    passwords = schemas.local_passwords()
+    schemas.bootstrap(admin_url, passwords)
+    for service in schemas.SERVICES:
+        owner = schemas.role_name(service, "owner")
+        schemas.migrate(service, schemas.service_url(admin_url, service, "owner", passwords[owner]))
+    app = schemas.role_name("ingest", "app")
+    return schemas.service_url(admin_url, "ingest", "app", passwords[app])
+
+
+def fill_claims(admin_url: str, claims: int, payers: int, windows: Windows) -> None:
+    """`claims` synthetic claims of CUSTOMER, set-wise in batches, as the admin user."""
+    log(f"filling ingest.claims with {claims:,} claims of {payers} payers …")
+    parameters: dict[str, Any] = {
+        "customer": CUSTOMER,
+        "payers": payers,
+        "code_groups": [group for group, _ in CODE_GROUPS],
+        "procedure_codes": [code for _, code in CODE_GROUPS],
+        "group_count": len(CODE_GROUPS),
+        "denial_codes": list(DENIAL_CODES),
+        "denial_code_count": len(DENIAL_CODES),
+        "as_of": AS_OF,
+        "history_days": HISTORY_DAYS,
+        "current_start": windows.current.start,
+        "drift_every": DRIFT_EVERY,
+    }
+    started = time.perf_counter()
+    with psycopg.connect(schemas.libpq_url(admin_url), autocommit=True) as connection:
+        # Set-up, not the measured path: a crash would lose a throwaway cluster's last commits.
+        connection.execute("SET synchronous_commit = off")
+        connection.execute("SELECT setseed(%s)", (SEED,))
+        for first in range(1, claims + 1, BATCH_CLAIMS):
+            last = min(first + BATCH_CLAIMS - 1, claims)
+            connection.execute(_FILL, {**parameters, "first": first, "last": last})
+            elapsed = seconds_since(started)
+            log(f"  {last:>12,} claims  {elapsed:7.1f} s  ({last / elapsed:,.0f} claims/s)")
+
+
+async def _refresh_every_day(admin_url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(schemas.libpq_url(admin_url)) as connection:
+        async with connection.cursor() as cursor:
+            # The table ingest's merge fills with the (payer, day) cells an upload touched.
+            await cursor.execute(
+                "CREATE TEMPORARY TABLE touched (payer text, decision_date date) ON COMMIT DROP"
+            )
+            await cursor.execute(
+                "INSERT INTO touched SELECT DISTINCT payer, decision_date FROM ingest.claims "
+                "WHERE customer_id = %s AND decision_date IS NOT NULL",
+                (CUSTOMER,),
+            )
+            await refresh_daily_stats(cursor, CUSTOMER)
+
+
+def build_daily_stats(admin_url: str) -> int:
+    """ingest.daily_stats of every day, by ingest's own SQL; returns its row count."""
+    log("building ingest.daily_stats with ingest's refresh_daily_stats (every payer × day) …")
+    started = time.perf_counter()
+    asyncio.run(_refresh_every_day(admin_url))
+    log(f"  built in {seconds_since(started):.1f} s")
+    with psycopg.connect(schemas.libpq_url(admin_url)) as connection:
+        found = connection.execute(
+            "SELECT count(*) FROM ingest.daily_stats WHERE customer_id = %s", (CUSTOMER,)
+        ).fetchone()
+    return int(found[0]) if found else 0
+
+
+def settle(admin_url: str) -> None:
+    """VACUUM ANALYZE and CHECKPOINT: the first scan after a bulk load would otherwise set hint
+    bits and write pages, and whichever timing came first would pay for it."""
+    started = time.perf_counter()
+    with psycopg.connect(schemas.libpq_url(admin_url), autocommit=True) as connection:
+        connection.execute("VACUUM (ANALYZE) ingest.claims, ingest.daily_stats")
+        connection.execute("CHECKPOINT")
+    log(f"VACUUM ANALYZE + CHECKPOINT in {seconds_since(started):.1f} s")
+
+
+# --- Part A: a drift run --------------------------------------------------------------------
+
+
+def day_stat_from_row(row: Sequence[Any]) -> DayStat:
+    """A daily_stats row as drift's `day_stat` makes it from the gRPC message: integer days
+    in the histogram (JSONB object keys are strings), amounts in cents."""
+    (payer, code_group, day, decided, denied, partially_denied, decision_days, billed,
+     allowed, paid, denied_billed, carc_counts) = row  # fmt: skip
+    return DayStat(
+        payer=payer,
+        code_group=code_group,
+        day=day,
+        decided=decided,
+        denied=denied,
+        partially_denied=partially_denied,
+        decision_days={int(days): claims for days, claims in decision_days.items()},
+        billed_cents=billed,
+        allowed_cents=allowed,
+        paid_cents=paid,
+        denied_billed_cents=denied_billed,
+        carc_counts=dict(carc_counts),
+    )
+
+
+@dataclass(frozen=True)
+class DetectionRun:
+    read_seconds: float
+    detect_seconds: float
+    day_stats: int
+    detection: Detection
+
+    @property
+    def seconds(self) -> float:
+        return self.read_seconds + self.detect_seconds
+
+
+def timed_detection(read: Callable[[], list[DayStat]], config: DetectionConfig) -> DetectionRun:
+    started = time.perf_counter()
+    stats = read()
+    read_seconds = seconds_since(started)
+    started = time.perf_counter()
+    detection = detect(stats, AS_OF, config)
+    return DetectionRun(read_seconds, seconds_since(started), len(stats), detection)
+
+
+def median_run(name: str, read: Callable[[], list[DayStat]]) -> DetectionRun:
+    """REPEATS timed runs, each printed; returns the one with the median total."""
+    config = DetectionConfig()
+    runs = []
+    for repeat in range(1, REPEATS + 1):
+        run = timed_detection(read, config)
+        runs.append(run)
+        log(
+            f"  {name} #{repeat}: read {run.read_seconds:.2f} s ({run.day_stats:,} day stats) "
+            f"+ detect {run.detect_seconds:.2f} s = {run.seconds:.2f} s; cells tested "
+            f"{run.detection.cells_tested:,}, skipped {run.detection.cells_skipped:,}, "
+            f"findings {len(run.detection.findings)}"
+        )
+    return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+
+
+@contextmanager
+def direct_reader(admin_url: str, windows: Windows) -> Iterator[Callable[[], list[DayStat]]]:
+    """Reads the window from ingest.daily_stats as the admin user, on one open connection
+    (as ingest's pool keeps its own)."""
+    with psycopg.connect(schemas.libpq_url(admin_url)) as connection:
+
+        def read() -> list[DayStat]:
+            rows = connection.execute(
+                _WINDOW_STATS, (CUSTOMER, windows.baseline.start, windows.current.end)
+            ).fetchall()
+            connection.rollback()  # leave no transaction open between runs
+            return [day_stat_from_row(row) for row in rows]
+
+        yield read
+
+
+@contextmanager
+def grpc_reader(
+    target: str, settings: Settings, windows: Windows
+) -> Iterator[Callable[[], list[DayStat]]]:
+    """Reads the window as drift does: `IngestClient.daily_stats` on a channel opened like
+    drift's (service token, same interceptors), kept open across runs like drift's."""
+    with asyncio.Runner() as runner:
+
+        async def connect() -> Any:
+            return open_channel(
+                target,
+                "upstream.ingest.v1.IngestService",
+                default_timeout=settings.client_timeout_seconds,
+                authorization=lambda: f"Bearer {service_token(settings)}",
+            )
+
+        channel = runner.run(connect())
+        client = IngestClient(channel)
+        try:
+            yield lambda: runner.run(
+                client.daily_stats(CUSTOMER, windows.baseline.start, windows.current.end)
+            )
+        finally:
+            runner.run(channel.close())
+
+
+def profile_detect(read: Callable[[], list[DayStat]]) -> str:
+    """cProfile of one `detect` over the window, the top functions by cumulative time."""
+    stats = read()
+    profiler = cProfile.Profile()
+    profiler.runcall(detect, stats, AS_OF, DetectionConfig())
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(PROFILE_TOP)
+    return out.getvalue()
+
+
+# --- Part B: the GROUP BY over raw claims --------------------------------------------------
+
+
+def median_group_by(admin_url: str, name: str, query: str, windows: Windows) -> float:
+    """REPEATS runs of `query` with every row fetched, each printed; the median seconds."""
+    parameters = {
+        "customer": CUSTOMER,
+        "start": windows.baseline.start,
+        "end": windows.current.end,
+        "current_start": windows.current.start,
+    }
+    times = []
+    with psycopg.connect(schemas.libpq_url(admin_url)) as connection:
+        for repeat in range(1, REPEATS + 1):
+            started = time.perf_counter()
+            rows = connection.execute(query, parameters).fetchall()
+            times.append(seconds_since(started))
+            connection.rollback()
+            log(f"  {name} #{repeat}: {times[-1]:.2f} s ({len(rows):,} rows)")
+    return statistics.median(times)
+
+
+# --- The report -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    claims: int
+    daily_stats_rows: int
+    direct: DetectionRun
+    grpc: DetectionRun
+    group_by_counts_seconds: float
+    group_by_all_seconds: float
+
+
+def _detection_line(run: DetectionRun) -> str:
+    return (
+        f"{run.seconds:.2f} s (read {run.read_seconds:.2f} + detect {run.detect_seconds:.2f})  "
+        f"{verdict(run.seconds < TARGET_SECONDS)}"
+    )
+
+
+def report(figures: Figures) -> str:
+    direct, grpc_run = figures.direct, figures.grpc
+    detection = direct.detection
+    counts, everything = figures.group_by_counts_seconds, figures.group_by_all_seconds
+    rows = (
+        ("claims", f"{figures.claims:,}"),
+        ("daily_stats rows (all / in window)", f"{figures.daily_stats_rows:,} / {direct.day_stats:,}"),
+        ("cells tested / skipped", f"{detection.cells_tested:,} / {detection.cells_skipped:,}"),
+        ("findings", f"{len(detection.findings)}"),
+        ("detection run, psycopg read (admin)", _detection_line(direct)),
+        ("detection run, gRPC read (ingest)", _detection_line(grpc_run)),
+        ("GROUP BY raw claims, denial counts", f"{counts:.2f} s"),
+        ("GROUP BY raw claims, every input", f"{everything:.2f} s"),
+        ("ratio GROUP BY counts / run (gRPC)", f"{counts / grpc_run.seconds:.1f}×"),
+        ("ratio GROUP BY inputs / run (gRPC)", f"{everything / grpc_run.seconds:.1f}×"),
+        ("target", f"detection run < {TARGET_SECONDS:.0f} s (read + detect, median of {REPEATS})"),
+    )  # fmt: skip
+    width = max(len(title) for title, _ in rows)
+    return "\n".join(f"{title.ljust(width)}  {value}" for title, value in rows)
+
+
+def measure(admin_url: str, claims: int, cells: int, profile: bool) -> Figures:
+    windows = windows_for(AS_OF, DetectionConfig())
+    ingest_url = migrate_all(admin_url)
+    payers = max(1, cells // len(CODE_GROUPS))
+    started = time.perf_counter()
+    fill_claims(admin_url, claims, payers, windows)
+    log(f"  filled in {seconds_since(started):.1f} s")
+    daily_stats_rows = build_daily_stats(admin_url)
+    log(f"  {daily_stats_rows:,} daily_stats rows")
+    settle(admin_url)
+    log(
+        f"\nA. drift runs as of {AS_OF}: baseline {windows.baseline.start}..{windows.baseline.end}"
+        f", current {windows.current.start}..{windows.current.end}, default DetectionConfig"
+    )
+    with direct_reader(admin_url, windows) as read:
+        direct = median_run("psycopg read from ingest.daily_stats as admin", read)
+        if profile:
+            log(profile_detect(read))
+    with (
+        ingest_process(ingest_url) as ingest,
+        grpc_reader(ingest.target, ingest.settings, windows) as read,
+    ):
+        grpc_run = median_run("gRPC IngestClient.daily_stats from services.ingest", read)
+    log("\nB. the same window as one GROUP BY over ingest.claims (every row fetched)")
+    counts = median_group_by(
+        admin_url, "per payer × code group × window: counts and sums", GROUP_BY_COUNTS, windows
+    )
+    everything = median_group_by(
+        admin_url,
+        "grouping sets: per-day sums, days histogram, denial codes",
+        GROUP_BY_ALL_INPUTS,
+        windows,
+    )
+    return Figures(claims, daily_stats_rows, direct, grpc_run, counts, everything)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.drift_bench", description=__doc__)
+    parser.add_argument("--claims", type=int, default=DEFAULT_CLAIMS, help="synthetic claims")
+    parser.add_argument(
+        "--cells", type=int, default=DEFAULT_CELLS, help=f"payer × code-group cells (payers × {len(CODE_GROUPS)})"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the PostgreSQL cluster running afterwards"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="print a cProfile of one detect run"
+    )
+    args = parser.parse_args(argv)
+    if args.claims < 1 or args.cells < 1:
+        parser.error("--claims and --cells must be positive")
+    started = time.perf_counter()
+    with throwaway_cluster(args.keep) as admin_url:
+        figures = measure(admin_url, args.claims, args.cells, args.profile)
+    log(f"\n{report(figures)}\n(whole run {seconds_since(started):.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""The detector as a whole: windows, volume minimums, roll-ups, floors, multiplicity."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from services.drift.config import DetectionConfig
+from services.drift.detection import ALL_CODES, DayStat, detect, windows_for
+
+AS_OF = dt.date(2026, 6, 30)
+CONFIG = DetectionConfig()
+
+
+def _days(window_start: dt.date, days: int) -> list[dt.date]:
+    return [window_start + dt.timedelta(days=n) for n in range(days)]
+
+
+def _stats(
+    payer: str,
+    code_group: str,
+    *,
+    per_day: int,
+    denial_rate: float,
+    decision_days: int = 15,
+    paid_share: float = 0.8,
+    start: dt.date,
+    days: int,
+    seed: int = 1,
+) -> list[DayStat]:
+    rng = random.Random(seed)
+    stats = []
+    for day in _days(start, days):
+        denied = sum(rng.random() < denial_rate for _ in range(per_day))
+        histogram: dict[int, int] = {}
+        for _ in range(per_day):
+            value = max(1, round(rng.gauss(decision_days, 3)))
+            histogram[value] = histogram.get(value, 0) + 1
+        stats.append(
+            DayStat(
+                payer=payer,
+                code_group=code_group,
+                day=day,
+                decided=per_day,
+                denied=denied,
+                partially_denied=0,
+                decision_days=histogram,
+                billed_cents=per_day * 10_000,
+                allowed_cents=per_day * 8_000,
+                paid_cents=round(per_day * 8_000 * paid_share * rng.uniform(0.97, 1.03)),
+                denied_billed_cents=denied * 10_000,
+                carc_counts={"CO-50": denied} if denied else {},
+            )
+        )
+    return stats
+
+
+def _history(payer: str, group: str = "RADIOLOGY", **current: float) -> list[DayStat]:
+    """120 days of steady behaviour, then the current window with the given changes."""
+    windows = windows_for(AS_OF, CONFIG)
+    base = {"denial_rate": 0.10, "decision_days": 15, "paid_share": 0.8}
+    baseline = _stats(payer, group, per_day=20, start=windows.baseline.start, days=90, **base)
+    now = {**base, **current}
+    recent = _stats(payer, group, per_day=20, start=windows.current.start, days=30, seed=2, **now)
+    return baseline + recent
+
+
+def test_windows_are_the_30_days_to_as_of_and_the_90_before() -> None:
+    windows = windows_for(AS_OF, CONFIG)
+    assert (windows.current.start, windows.current.end) == (dt.date(2026, 6, 1), AS_OF)
+    assert (windows.baseline.start, windows.baseline.end) == (
+        dt.date(2026, 3, 3),
+        dt.date(2026, 5, 31),
+    )
+
+
+def test_identical_behaviour_raises_nothing() -> None:
+    detection = detect(_history("Aetna"), AS_OF, CONFIG)
+    assert detection.findings == []
+    assert detection.cells_tested == 1  # a payer's only group is its payer-level cell
+
+
+def test_a_doubled_denial_rate_is_found_with_its_evidence() -> None:
+    detection = detect(_history("Aetna", denial_rate=0.25), AS_OF, CONFIG)
+    (finding,) = [f for f in detection.findings if f.metric == "DENIAL_RATE"]
+    evidence = finding.evidence
+    assert finding.cell.payer == "Aetna" and finding.cell.code_group == ALL_CODES
+    assert evidence.current_count == 600 and evidence.baseline_count == 1800
+    assert evidence.current_value > 0.2 and evidence.baseline_value < 0.12
+    assert evidence.q_value <= 0.10 and evidence.p_value < 1e-6
+    assert evidence.baseline_interval is not None and evidence.current_interval is not None
+    assert (
+        evidence.current_interval.lower <= evidence.current_value <= evidence.current_interval.upper
+    )
+    assert finding.dollars_at_stake_cents > 0
+    assert "Aetna now denies" in finding.summary
+
+
+def test_slower_decisions_and_lower_payments_are_found() -> None:
+    slower = detect(_history("Cigna", decision_days=22), AS_OF, CONFIG)
+    assert {f.metric for f in slower.findings} == {"DECISION_DAYS"}
+    shift = slower.findings[0].evidence
+    assert shift.effect_unit == "days" and 5 <= shift.effect_size <= 9
+    cheaper = detect(_history("Humana", paid_share=0.65), AS_OF, CONFIG)
+    assert {f.metric for f in cheaper.findings} == {"PAYMENT_RATIO"}
+    assert cheaper.findings[0].evidence.effect_size < -0.05
+
+
+def test_a_small_but_significant_change_stays_under_the_floor() -> None:
+    # +3 points on a huge payer is "significant" but below the +5 point floor.
+    windows = windows_for(AS_OF, CONFIG)
+    stats = _stats("Big", "", per_day=2000, denial_rate=0.10, start=windows.baseline.start, days=90)
+    stats += _stats(
+        "Big", "", per_day=2000, denial_rate=0.13, start=windows.current.start, days=30, seed=3
+    )
+    detection = detect(stats, AS_OF, CONFIG)
+    assert [f for f in detection.findings if f.metric == "DENIAL_RATE"] == []
+
+
+def test_zero_baseline_denials_do_not_break_the_rate_test() -> None:
+    windows = windows_for(AS_OF, CONFIG)
+    stats = _stats("Zero", "", per_day=10, denial_rate=0.0, start=windows.baseline.start, days=90)
+    stats += _stats(
+        "Zero", "", per_day=10, denial_rate=0.3, start=windows.current.start, days=30, seed=4
+    )
+    findings = [f for f in detect(stats, AS_OF, CONFIG).findings if f.metric == "DENIAL_RATE"]
+    assert findings and findings[0].evidence.baseline_value == 0.0
+
+
+def test_small_payers_are_skipped_and_small_groups_roll_up() -> None:
+    windows = windows_for(AS_OF, CONFIG)
+    tiny = _stats("Tiny", "", per_day=1, denial_rate=0.5, start=windows.baseline.start, days=120)
+    groups = [
+        *_history("Split", "RADIOLOGY", denial_rate=0.3),
+        *_stats(
+            "Split",
+            "LABORATORY",
+            per_day=1,
+            denial_rate=0.1,
+            start=windows.baseline.start,
+            days=120,
+        ),
+    ]
+    detection = detect(tiny + groups, AS_OF, CONFIG)
+    assert detection.cells_skipped == 1  # Tiny: 30 current claims < 50
+    cells = {(f.cell.payer, f.cell.code_group) for f in detection.findings}
+    assert ("Split", ALL_CODES) in cells and ("Split", "RADIOLOGY") in cells
+    assert ("Split", "LABORATORY") not in cells  # 30 current claims: only in the roll-up
+    assert not any(payer == "Tiny" for payer, _ in cells)
+
+
+def test_no_data_in_the_windows_means_nothing_tested() -> None:
+    old = _stats("Old", "", per_day=50, denial_rate=0.1, start=dt.date(2024, 1, 1), days=60)
+    detection = detect(old, AS_OF, CONFIG)
+    assert (detection.cells_tested, detection.cells_skipped, detection.findings) == (0, 0, [])
+
+
+def test_many_null_cells_rarely_raise_an_alarm() -> None:
+    # 200 payers with no change: Benjamini–Hochberg keeps the false alarms near zero.
+    stats = [
+        s
+        for n in range(200)
+        for s in _history(
+            f"P{n}",
+            "",
+        )
+    ]
+    detection = detect(stats, AS_OF, CONFIG)
+    assert detection.cells_tested == 200
+    assert len(detection.findings) <= 2
