@@ -75,8 +75,8 @@ DENIAL_CODES = ("CO-50", "CO-97", "CO-16", "CO-197", "CO-4", "PR-204")
 # rate, days to decision, payment ratio, denial reasons), so `detect` finds something to report.
 DRIFT_EVERY = 25
 
-# Three layers, because PostgreSQL evaluates each random() call apart: the first draws, the
-# second derives the claim (rates per payer, the drift), the third writes every NOT NULL column.
+# Layered, because PostgreSQL evaluates every random() call apart and a column can only use
+# the layer below: draw, then drift and denial rate per payer, then the claim, then its row.
 _FILL = """
 INSERT INTO ingest.claims (customer_id, claim_uid, claim_id, payer_key, payer_uid, payer,
     payer_raw_name, payer_raw_id, status, denied, partially_denied, procedure_codes,
@@ -104,28 +104,29 @@ FROM (
                 ELSE (%(denial_codes)s::text[])[1 + floor(code_draw * %(denial_code_count)s)::int]
            END AS denial_code
     FROM (
-        SELECT *,
-               denial_draw < 0.04 + 0.16 * mod(payer_no * 7, 13) / 12.0
-                   + CASE WHEN drift = 0 THEN 0.1 ELSE 0 END AS denied,
-               denial_draw >= 0.04 + 0.16 * mod(payer_no * 7, 13) / 12.0
-                   + CASE WHEN drift = 0 THEN 0.1 ELSE 0 END
-                   AND partial_draw < 0.05 AS partially_denied
+        SELECT *, denial_draw < denial_rate AS denied,
+               denial_draw >= denial_rate AND partial_draw < 0.05 AS partially_denied
         FROM (
-            SELECT *,
-                   CASE WHEN decision_date >= %(current_start)s
-                        THEN mod(payer_no, %(drift_every)s) ELSE -1 END AS drift
+            SELECT *, 0.04 + 0.16 * mod(payer_no * 7, 13) / 12.0
+                      + CASE WHEN drift = 0 THEN 0.1 ELSE 0 END AS denial_rate
             FROM (
-                SELECT claim_no,
-                       floor(random() * %(payers)s)::int AS payer_no,
-                       1 + floor(random() * %(group_count)s)::int AS group_no,
-                       %(as_of)s::date - floor(random() * %(history_days)s)::int AS decision_date,
-                       1 + floor(random() * 60)::int AS decision_days,
-                       5000 + floor(random() * 195000)::bigint AS billed,
-                       0.75 + 0.1 * random() AS pay_share,
-                       random() AS denial_draw, random() AS partial_draw, random() AS code_draw
-                FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS claim_no
-            ) drawn
-        ) drifting
+                SELECT *, CASE WHEN decision_date >= %(current_start)s
+                               THEN mod(payer_no, %(drift_every)s) ELSE -1 END AS drift
+                FROM (
+                    SELECT claim_no,
+                           floor(random() * %(payers)s)::int AS payer_no,
+                           1 + floor(random() * %(group_count)s)::int AS group_no,
+                           %(as_of)s::date - floor(random() * %(history_days)s)::int
+                               AS decision_date,
+                           1 + floor(random() * 60)::int AS decision_days,
+                           5000 + floor(random() * 195000)::bigint AS billed,
+                           0.75 + 0.1 * random() AS pay_share,
+                           random() AS denial_draw, random() AS partial_draw,
+                           random() AS code_draw
+                    FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS claim_no
+                ) drawn
+            ) drifting
+        ) rated
     ) decided
 ) claims
 """
@@ -222,18 +223,21 @@ def fill_claims(admin_url: str, claims: int, payers: int, windows: Windows) -> N
 
 
 async def _refresh_every_day(admin_url: str) -> None:
-    async with await psycopg.AsyncConnection.connect(schemas.libpq_url(admin_url)) as connection:
-        async with connection.cursor() as cursor:
-            # The table ingest's merge fills with the (payer, day) cells an upload touched.
-            await cursor.execute(
-                "CREATE TEMPORARY TABLE touched (payer text, decision_date date) ON COMMIT DROP"
-            )
-            await cursor.execute(
-                "INSERT INTO touched SELECT DISTINCT payer, decision_date FROM ingest.claims "
-                "WHERE customer_id = %s AND decision_date IS NOT NULL",
-                (CUSTOMER,),
-            )
-            await refresh_daily_stats(cursor, CUSTOMER)
+    url = schemas.libpq_url(admin_url)
+    async with (
+        await psycopg.AsyncConnection.connect(url) as connection,
+        connection.cursor() as cursor,
+    ):
+        # The table ingest's merge fills with the (payer, day) cells an upload touched.
+        await cursor.execute(
+            "CREATE TEMPORARY TABLE touched (payer text, decision_date date) ON COMMIT DROP"
+        )
+        await cursor.execute(
+            "INSERT INTO touched SELECT DISTINCT payer, decision_date FROM ingest.claims "
+            "WHERE customer_id = %s AND decision_date IS NOT NULL",
+            (CUSTOMER,),
+        )
+        await refresh_daily_stats(cursor, CUSTOMER)
 
 
 def build_daily_stats(admin_url: str) -> int:
@@ -418,9 +422,10 @@ def report(figures: Figures) -> str:
     direct, grpc_run = figures.direct, figures.grpc
     detection = direct.detection
     counts, everything = figures.group_by_counts_seconds, figures.group_by_all_seconds
+    stats_rows = f"{figures.daily_stats_rows:,} / {direct.day_stats:,}"
     rows = (
         ("claims", f"{figures.claims:,}"),
-        ("daily_stats rows (all / in window)", f"{figures.daily_stats_rows:,} / {direct.day_stats:,}"),
+        ("daily_stats rows (all / in window)", stats_rows),
         ("cells tested / skipped", f"{detection.cells_tested:,} / {detection.cells_skipped:,}"),
         ("findings", f"{len(detection.findings)}"),
         ("detection run, psycopg read (admin)", _detection_line(direct)),
@@ -475,14 +480,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.drift_bench", description=__doc__)
     parser.add_argument("--claims", type=int, default=DEFAULT_CLAIMS, help="synthetic claims")
     parser.add_argument(
-        "--cells", type=int, default=DEFAULT_CELLS, help=f"payer × code-group cells (payers × {len(CODE_GROUPS)})"
+        "--cells",
+        type=int,
+        default=DEFAULT_CELLS,
+        help=f"payer × code-group cells (payers × {len(CODE_GROUPS)})",
     )
     parser.add_argument(
         "--keep", action="store_true", help="leave the PostgreSQL cluster running afterwards"
     )
-    parser.add_argument(
-        "--profile", action="store_true", help="print a cProfile of one detect run"
-    )
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of one detect run")
     args = parser.parse_args(argv)
     if args.claims < 1 or args.cells < 1:
         parser.error("--claims and --cells must be positive")

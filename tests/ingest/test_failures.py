@@ -215,5 +215,9 @@ def test_gateway_streams_a_large_body_in_chunks(system: System) -> None:
         response = client.post(
             f"/v1/customers/{customer}/uploads", content=body, timeout=httpx.Timeout(300)
         )
+        resent = client.post(
+            f"/v1/customers/{customer}/uploads", content=body, timeout=httpx.Timeout(300)
+        )
     assert response.status_code == 200, response.text
     assert response.json()["rowsAccepted"] == "100000"
+    assert resent.json()["name"] == response.json()["name"]  # same content, same upload

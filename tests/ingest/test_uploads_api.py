@@ -319,3 +319,36 @@ def test_payer_mappings_repoint_claims_and_statistics(system: System) -> None:
     assert renamed.status_code == 200 and renamed.json()["canonicalPayer"] == "Aetna Commercial"
     assert stale.status_code == 409
     assert [c["claimId"] for c in after_rename] == ["M1"]
+
+
+def test_an_835_reversal_cancels_the_claim_it_names(system: System) -> None:
+    customer = _fresh_customer()
+    original = (FIXTURES / "managed-care.835").read_bytes()
+    # The payer takes back claim 5554555444 (CLP02 = 22), naming its claim control number.
+    reversal = original.replace(
+        b"CLP*5554555444*1*800.00*450.00*300.00*12*94060555410000~",
+        b"CLP*5554555444*22*-800.00*-450.00*-300.00*12*94060555410000~",
+    ).replace(b"CLP*8765432112*1*", b"CLP*8765432199*1*")
+    assert reversal != original
+    with system.client(customer, "admin") as client:
+        assert _upload(client, customer, original).status_code == 200
+        second = _upload(client, customer, reversal)
+        claims = client.get(
+            f"/v1/customers/{customer}/claims", params={"filter": 'claim_id = "5554555444"'}
+        ).json()["claims"]
+        stats = [
+            _json(line)["result"]
+            for line in client.get(
+                f"/v1/customers/{customer}/dailyStats",
+                params={"startDate": "2002-01-01", "endDate": "2002-12-31"},
+            ).text.splitlines()
+        ]
+        by_upload = client.get(
+            f"/v1/customers/{customer}/claims",
+            params={"filter": f'upload = "{second.json()["name"]}"'},
+        ).json()["claims"]
+    assert second.status_code == 200, second.text
+    assert [c["status"] for c in claims] == ["REVERSED"]
+    # The reversed claim no longer counts; the two others (one new) do.
+    assert sum(int(s["decidedClaims"]) for s in stats) == 2
+    assert {c["claimId"] for c in by_upload} == {"5554555444", "8765432199"}
