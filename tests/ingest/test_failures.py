@@ -8,7 +8,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import httpx
@@ -19,10 +18,11 @@ from runtime import schemas
 from runtime.auth import Role, mint_token
 from runtime.settings import Settings
 from tests.conftest import PostgresUnderTest
+from tests.fixtures import X12_835_FIXTURES
 from tests.system import TEST_JWT_SECRET, System, running_service
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "x12-835"
+FIXTURES = X12_835_FIXTURES
 HEADER = b"claim_id,payer,procedure_code,decision_date,status,billed_amount,paid_amount\n"
 
 

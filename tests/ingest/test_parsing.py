@@ -7,7 +7,6 @@ import codecs
 import hashlib
 from collections.abc import Mapping
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -16,8 +15,9 @@ from hypothesis import strategies as st
 from services.ingest.decoding import StreamDecoder
 from services.ingest.parsing import Batch, UploadParser
 from services.ingest.records import ClaimRecord, ClaimStatus, FileError, UploadWarning
+from tests.fixtures import X12_835_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "x12-835"
+FIXTURES = X12_835_FIXTURES
 MANAGED_CARE = (FIXTURES / "managed-care.835").read_bytes()
 FAST = settings(max_examples=60, deadline=None)
 CSV = (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import uuid
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -12,9 +11,10 @@ import pytest
 
 from runtime import schemas
 from tests.conftest import PostgresUnderTest
+from tests.fixtures import X12_835_FIXTURES
 from tests.system import System
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "x12-835"
+FIXTURES = X12_835_FIXTURES
 HEADER = (
     "claim_id,payer,procedure_code,service_date,submitted_date,decision_date,status,"
     "billed_amount,allowed_amount,paid_amount,patient_responsibility,carc_codes\n"

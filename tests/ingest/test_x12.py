@@ -9,7 +9,6 @@ import datetime as dt
 import os
 import tracemalloc
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -27,8 +26,9 @@ from services.ingest.records import (
     UploadWarning,
 )
 from services.ingest.x12 import X12Parser
+from tests.fixtures import X12_835_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "x12-835"
+FIXTURES = X12_835_FIXTURES
 FIXTURE_NAMES = (
     "managed-care.835",
     "medicare-part-a.835",
