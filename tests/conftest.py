@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 from psycopg import sql
 from sqlalchemy import make_url
 
@@ -115,3 +116,9 @@ def _throwaway_database(server_url: str) -> Iterator[str]:
 def system(postgres: PostgresUnderTest) -> Iterator[System]:
     with running_system({s: postgres.url(s, "app") for s in schemas.SERVICES}) as running:
         yield running
+
+
+# Hypothesis: no per-example deadline. Under a loaded 2-core CI machine, the first example
+# of a test can take 100× its usual time, which says nothing about the code under test.
+settings.register_profile("upstream", deadline=None)
+settings.load_profile("upstream")

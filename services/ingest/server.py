@@ -225,6 +225,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         if request_id:
             earlier = await self._store.find_upload_by_request(customer, request_id)
             if earlier is not None:
+                await _discard(requests)
                 return upload_message(earlier)
         mode = resources_pb2.Upload.Mode.Name(metadata.mode or resources_pb2.Upload.ACCEPT_VALID)
         declared = resources_pb2.Upload.Format.Name(metadata.format) if metadata.format else ""
@@ -246,6 +247,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             try:
                 await self._stream_into(writer, parser, first, requests, warnings)
             except FileError as problem:
+                await _discard(requests)
                 outcome = await writer.record_failure(describe(), str(problem))
                 if outcome.repeated:
                     return await self._existing(customer, outcome.upload_id)
@@ -626,6 +628,14 @@ def _check_mapping(mapping: resources_pb2.PayerMapping, *, creating: bool) -> No
             )
     if problems:
         raise errors.invalid_argument("payer_mapping is not valid", *problems)
+
+
+async def _discard(requests: AsyncIterator[Any]) -> None:
+    """Read what the client still sends before answering early: a client stream answered
+    while the client is still writing can reach it as an internal error instead of our
+    answer."""
+    async for _ in requests:
+        pass
 
 
 def _keep(kept: list[UploadWarning], new: list[UploadWarning]) -> None:
