@@ -54,3 +54,27 @@ def test_one_request_yields_one_trace_across_every_hop(system: System) -> None:
     assert any(by_id.get(s["parent_span_id"], {}).get("span_id") for s in sql)
     assert all(s["trace_id"] == traceparent_trace_id for s in spans)
     assert any("drift_configs" in str(s["attributes"]) for s in sql)
+
+
+def test_the_asynchronous_hop_through_the_outbox_stays_in_the_upload_trace(
+    system: System,
+) -> None:
+    trace_id = "7bf92f3577b34da6a3ce929d0e0e4799"
+    with system.client("tracer", "admin") as client:
+        response = client.post(
+            "/v1/customers/tracer/uploads",
+            content=b"claim_id,payer,decision_date,status\nT1,Aetna,2026-01-05,PAID\n",
+            headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+        )
+    assert response.status_code == 200, response.text
+    deadline = time.monotonic() + 20
+    names: set[tuple[str, str]] = set()
+    while time.monotonic() < deadline:
+        names = {(s["service"], s["name"]) for s in system.spans.trace(trace_id)}
+        if ("upstream-drift", "/upstream.drift.v1.DriftService/RunDetection") in names:
+            break
+        time.sleep(0.2)
+    # HTTP request → upload RPC → commit → outbox relay → drift, all one trace.
+    assert ("upstream-ingest", "/upstream.ingest.v1.IngestService/CreateUpload") in names
+    assert ("upstream-ingest", "outbox publish UploadCompleted") in names
+    assert ("upstream-drift", "/upstream.drift.v1.DriftService/RunDetection") in names
