@@ -69,4 +69,6 @@ test: $(STAMP) ## Lint, then the whole test suite against real PostgreSQL and re
 bench: $(STAMP) ## Benchmarks: ingest throughput and memory against plain psql \copy
 	$(PY) -m bench.ingest_bench
 
-.PHONY: help venv lock protos breaking db db-stop migrate run demo-data token lint typecheck test bench
+eval: $(STAMP) ## Detection accuracy on synthetic data with known drifts (prints figures)
+	$(PY) -m devtools.evaluation
+.PHONY: help venv lock protos breaking db db-stop migrate run demo-data token lint typecheck test bench eval

@@ -26,6 +26,7 @@ import asyncio
 import cProfile
 import datetime as dt
 import io
+import os
 import pstats
 import statistics
 import sys
@@ -35,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import psycopg
 
 from bench.ingest_bench import ingest_process, log, throwaway_cluster, verdict
@@ -59,7 +61,7 @@ REPEATS = 3
 BATCH_CLAIMS = 500_000
 SEED = 0.42
 TARGET_SECONDS = 2.0
-# Detection slower than this is worth a profile (see --profile).
+# How many functions --profile lists.
 PROFILE_TOP = 15
 
 # (code group, a procedure code of it): five clinical areas per payer.
@@ -328,13 +330,12 @@ def median_run(name: str, read: Callable[[], list[DayStat]]) -> DetectionRun:
 def direct_reader(admin_url: str, windows: Windows) -> Iterator[Callable[[], list[DayStat]]]:
     """Reads the window from ingest.daily_stats as the admin user, on one open connection
     (as ingest's pool keeps its own)."""
-    with psycopg.connect(schemas.libpq_url(admin_url)) as connection:
+    with psycopg.connect(schemas.libpq_url(admin_url), autocommit=True) as connection:
 
         def read() -> list[DayStat]:
             rows = connection.execute(
                 _WINDOW_STATS, (CUSTOMER, windows.baseline.start, windows.current.end)
             ).fetchall()
-            connection.rollback()  # leave no transaction open between runs
             return [day_stat_from_row(row) for row in rows]
 
         yield read
@@ -348,7 +349,7 @@ def grpc_reader(
     drift's (service token, same interceptors), kept open across runs like drift's."""
     with asyncio.Runner() as runner:
 
-        async def connect() -> Any:
+        async def connect() -> grpc.aio.Channel:
             return open_channel(
                 target,
                 "upstream.ingest.v1.IngestService",
@@ -388,12 +389,11 @@ def median_group_by(admin_url: str, name: str, query: str, windows: Windows) -> 
         "current_start": windows.current.start,
     }
     times = []
-    with psycopg.connect(schemas.libpq_url(admin_url)) as connection:
+    with psycopg.connect(schemas.libpq_url(admin_url), autocommit=True) as connection:
         for repeat in range(1, REPEATS + 1):
             started = time.perf_counter()
             rows = connection.execute(query, parameters).fetchall()
             times.append(seconds_since(started))
-            connection.rollback()
             log(f"  {name} #{repeat}: {times[-1]:.2f} s ({len(rows):,} rows)")
     return statistics.median(times)
 
@@ -409,6 +409,10 @@ class Figures:
     grpc: DetectionRun
     group_by_counts_seconds: float
     group_by_all_seconds: float
+    # One-minute load averages when the timings began and ended: on a shared machine the
+    # figures mean little without them.
+    load_before: float
+    load_after: float
 
 
 def _detection_line(run: DetectionRun) -> str:
@@ -423,6 +427,7 @@ def report(figures: Figures) -> str:
     detection = direct.detection
     counts, everything = figures.group_by_counts_seconds, figures.group_by_all_seconds
     stats_rows = f"{figures.daily_stats_rows:,} / {direct.day_stats:,}"
+    load = f"{figures.load_before:.1f} → {figures.load_after:.1f} on {os.cpu_count()} CPUs"
     rows = (
         ("claims", f"{figures.claims:,}"),
         ("daily_stats rows (all / in window)", stats_rows),
@@ -432,8 +437,9 @@ def report(figures: Figures) -> str:
         ("detection run, gRPC read (ingest)", _detection_line(grpc_run)),
         ("GROUP BY raw claims, denial counts", f"{counts:.2f} s"),
         ("GROUP BY raw claims, every input", f"{everything:.2f} s"),
-        ("ratio GROUP BY counts / run (gRPC)", f"{counts / grpc_run.seconds:.1f}×"),
-        ("ratio GROUP BY inputs / run (gRPC)", f"{everything / grpc_run.seconds:.1f}×"),
+        ("ratio GROUP BY counts / run (gRPC)", f"{counts / grpc_run.seconds:.2f}"),
+        ("ratio GROUP BY inputs / run (gRPC)", f"{everything / grpc_run.seconds:.2f}"),
+        ("load average during timings", load),
         ("target", f"detection run < {TARGET_SECONDS:.0f} s (read + detect, median of {REPEATS})"),
     )  # fmt: skip
     width = max(len(title) for title, _ in rows)
@@ -450,6 +456,7 @@ def measure(admin_url: str, claims: int, cells: int, profile: bool) -> Figures:
     daily_stats_rows = build_daily_stats(admin_url)
     log(f"  {daily_stats_rows:,} daily_stats rows")
     settle(admin_url)
+    load_before = os.getloadavg()[0]
     log(
         f"\nA. drift runs as of {AS_OF}: baseline {windows.baseline.start}..{windows.baseline.end}"
         f", current {windows.current.start}..{windows.current.end}, default DetectionConfig"
@@ -473,7 +480,16 @@ def measure(admin_url: str, claims: int, cells: int, profile: bool) -> Figures:
         GROUP_BY_ALL_INPUTS,
         windows,
     )
-    return Figures(claims, daily_stats_rows, direct, grpc_run, counts, everything)
+    return Figures(
+        claims,
+        daily_stats_rows,
+        direct,
+        grpc_run,
+        counts,
+        everything,
+        load_before,
+        os.getloadavg()[0],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
