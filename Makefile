@@ -66,9 +66,11 @@ test: $(STAMP) ## Lint, then the whole test suite against real PostgreSQL and re
 	$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest -q
 
-bench: $(STAMP) ## Benchmarks: ingest throughput and memory against plain psql \copy
+bench: $(STAMP) ## Benchmarks: ingest vs plain psql \copy; detection vs a GROUP BY over claims
 	$(PY) -m bench.ingest_bench
+	$(PY) -m bench.drift_bench
 
 eval: $(STAMP) ## Detection accuracy on synthetic data with known drifts (prints figures)
 	$(PY) -m devtools.evaluation
+
 .PHONY: help venv lock protos breaking db db-stop migrate run demo-data token lint typecheck test bench eval

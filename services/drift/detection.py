@@ -159,7 +159,9 @@ def _cell_totals(stats: Iterable[DayStat], windows: Windows) -> dict[Cell, tuple
         # Claims without a procedure code (group "") count in their payer's cell only.
         keys = {Cell(stat.payer, stat.code_group), Cell(stat.payer, ALL_CODES)}
         for cell in keys:
-            totals = cells.setdefault(cell, (Totals(), Totals()))
+            totals = cells.get(cell)
+            if totals is None:
+                totals = cells[cell] = (Totals(), Totals())
             totals[side].add(stat)
     return cells
 

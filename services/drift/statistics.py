@@ -39,8 +39,15 @@ def wilson_interval(events: int, total: int, level: float = CONFIDENCE_LEVEL) ->
         return Interval(0.0, 1.0, level)
     # Wilson rather than Wald: it stays inside [0, 1] and keeps its coverage at 0/n and n/n,
     # which are common for small payers.
-    ci = stats.binomtest(events, total).proportion_ci(confidence_level=level, method="wilson")
-    return Interval(float(ci.low), float(ci.high), level)
+    # Closed form (as scipy's binomtest computes it, without its unused exact p-value).
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    rate = events / total
+    denominator = 1 + z * z / total
+    centre = (rate + z * z / (2 * total)) / denominator
+    spread = z * math.sqrt(rate * (1 - rate) / total + z * z / (4 * total * total)) / denominator
+    lower = 0.0 if events == 0 else max(0.0, centre - spread)
+    upper = 1.0 if events == total else min(1.0, centre + spread)
+    return Interval(lower, upper, level)
 
 
 # --- Denial rate ------------------------------------------------------------------------------
