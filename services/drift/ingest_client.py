@@ -73,4 +73,4 @@ class IngestClient:
             ),
             timeout=STREAM_TIMEOUT_SECONDS,
         )
-        return [day_stat(message) async for message in call]
+        return [day_stat(stat) async for message in call for stat in message.daily_stats]

@@ -180,7 +180,7 @@ def test_daily_stats_match_a_group_by_over_the_stored_claims(
             params={"startDate": "2026-01-01", "endDate": "2026-12-31"},
         )
     assert streamed.status_code == 200
-    stats = [line["result"] for line in map(_json, streamed.text.splitlines())]
+    stats = _stats(streamed.text)
     with psycopg.connect(schemas.libpq_url(postgres.admin_url)) as connection:
         expected = connection.execute(
             "SELECT payer, decision_date, count(*), count(*) FILTER (WHERE denied), "
@@ -223,7 +223,7 @@ def test_deleting_an_upload_removes_its_claims_and_restores_statistics(
         ).text.splitlines()
     assert first.status_code == 200
     assert [c["claimId"] for c in claims] == ["D1"]
-    assert [_json(s)["result"]["decidedClaims"] for s in stats] == ["1"]
+    assert [s["decidedClaims"] for s in _stats("\n".join(stats))] == ["1"]
     with psycopg.connect(schemas.libpq_url(postgres.admin_url)) as connection:
         audit = connection.execute(
             "SELECT action, actor FROM ingest.audit_log WHERE customer_id = %s", (customer,)
@@ -248,6 +248,11 @@ def test_two_identical_uploads_at_the_same_instant_make_one(system: System) -> N
         payers = client.get(f"/v1/customers/{customer}/payers").json()["payers"]
     assert len(uploads) == 1
     assert [(p["canonicalPayer"], p["claimCount"]) for p in payers] == [("Aetna", "2000")]
+
+
+def _stats(ndjson: str) -> list[dict]:
+    """The daily statistics of a StreamDailyStats response (one message per line)."""
+    return [stat for line in ndjson.splitlines() for stat in _json(line)["result"]["dailyStats"]]
 
 
 def _json(line: str) -> dict:
@@ -286,13 +291,12 @@ def test_payer_mappings_repoint_claims_and_statistics(system: System) -> None:
             json={"rawPayerName": "AETNA", "canonicalPayer": "Aetna"},
         )
         claims = client.get(f"/v1/customers/{customer}/claims").json()["claims"]
-        stats = [
-            _json(line)["result"]
-            for line in client.get(
+        stats = _stats(
+            client.get(
                 f"/v1/customers/{customer}/dailyStats",
                 params={"startDate": "2026-07-01", "endDate": "2026-07-01"},
-            ).text.splitlines()
-        ]
+            ).text
+        )
         payers = client.get(f"/v1/customers/{customer}/payers").json()["payers"]
         renamed = client.patch(
             f"/v1/{created.json()['name']}",
@@ -336,13 +340,12 @@ def test_an_835_reversal_cancels_the_claim_it_names(system: System) -> None:
         claims = client.get(
             f"/v1/customers/{customer}/claims", params={"filter": 'claim_id = "5554555444"'}
         ).json()["claims"]
-        stats = [
-            _json(line)["result"]
-            for line in client.get(
+        stats = _stats(
+            client.get(
                 f"/v1/customers/{customer}/dailyStats",
                 params={"startDate": "2002-01-01", "endDate": "2002-12-31"},
-            ).text.splitlines()
-        ]
+            ).text
+        )
         by_upload = client.get(
             f"/v1/customers/{customer}/claims",
             params={"filter": f'upload = "{second.json()["name"]}"'},

@@ -191,3 +191,9 @@ class StreamDailyStatsRequest(_message.Message):
     start_date: _date_pb2.Date
     end_date: _date_pb2.Date
     def __init__(self, parent: _Optional[str] = ..., payers: _Optional[_Iterable[str]] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+
+class StreamDailyStatsResponse(_message.Message):
+    __slots__ = ("daily_stats",)
+    DAILY_STATS_FIELD_NUMBER: _ClassVar[int]
+    daily_stats: _containers.RepeatedCompositeFieldContainer[_resources_pb2.DailyStat]
+    def __init__(self, daily_stats: _Optional[_Iterable[_Union[_resources_pb2.DailyStat, _Mapping]]] = ...) -> None: ...

@@ -110,7 +110,7 @@ class IngestServiceStub:
         self.StreamDailyStats = channel.unary_stream(
                 '/upstream.ingest.v1.IngestService/StreamDailyStats',
                 request_serializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatsRequest.SerializeToString,
-                response_deserializer=upstream_dot_ingest_dot_v1_dot_resources__pb2.DailyStat.FromString,
+                response_deserializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatsResponse.FromString,
                 _registered_method=True)
 
 
@@ -235,9 +235,10 @@ class IngestServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamDailyStats(self, request, context):
-        """Streams the daily statistics of a customer's decided claims, one message per
-        (decision date, payer, code group) that had at least one decided claim, ordered by
-        decision date, then payer, then code group. Drift detection reads its input here.
+        """Streams the daily statistics of a customer's decided claims: one `DailyStat` per
+        (payer, code group, decision date) that had at least one decided claim, ordered by
+        payer, code group, then decision date, several to a message. Drift detection reads
+        its input here. Over REST, each line of the response is one message.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -314,7 +315,7 @@ def add_IngestServiceServicer_to_server(servicer, server):
             'StreamDailyStats': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamDailyStats,
                     request_deserializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatsRequest.FromString,
-                    response_serializer=upstream_dot_ingest_dot_v1_dot_resources__pb2.DailyStat.SerializeToString,
+                    response_serializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -700,7 +701,7 @@ class IngestService:
             target,
             '/upstream.ingest.v1.IngestService/StreamDailyStats',
             upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatsRequest.SerializeToString,
-            upstream_dot_ingest_dot_v1_dot_resources__pb2.DailyStat.FromString,
+            upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,
