@@ -414,8 +414,7 @@ def measure_loads(admin_url: str, path: Path, rows: int) -> SizeResult:
         f"  CreateUpload for {customer}: {run.seconds:.1f} s, {rows / run.seconds:,.0f} rows/s "
         f"({resources_pb2.Upload.State.Name(upload.state)}; read {upload.rows_read:,}, "
         f"accepted {upload.rows_accepted:,}, rejected {upload.rows_rejected:,})\n"
-        f"    ingest RSS {run.rss_at_rest / MB:.0f} MB at rest, {run.peak_rss / MB:.0f} MB peak\n"
-        "    where the upload's time went (sampled):"
+        f"    ingest RSS {run.rss_at_rest / MB:.0f} MB at rest, {run.peak_rss / MB:.0f} MB peak"
     )
     cutoff = connection_cutoff_seconds()
     if run.seconds > cutoff:
@@ -423,6 +422,7 @@ def measure_loads(admin_url: str, path: Path, rows: int) -> SizeResult:
             f"    note: longer than ingest's max connection age + grace by default (about "
             f"{cutoff:.0f} s); with the default settings this upload fails with UNAVAILABLE"
         )
+    log("    where the upload's time went (sampled):")
     by_time = sorted(run.seconds_by_activity.items(), key=lambda item: item[1], reverse=True)
     for activity, seconds in by_time[:TOP_ACTIVITIES]:
         log(f"    {seconds:7.1f} s  {activity}")
@@ -499,6 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     except grpc.RpcError as failure:
         print(f"\nthe upload failed: {failure.code().name}: {failure.details()}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
     finally:
         if results:
             log(f"\n{report(results)}\n(whole run {time.monotonic() - started:.0f} s)")

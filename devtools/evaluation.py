@@ -689,8 +689,8 @@ def print_power(results: Sequence[PowerResult], config: DetectionConfig) -> bool
         f"(+{config.denial_rate_min_increase_points:g} points): about half its estimates fall "
         "below it however large the payer. +3 days sits on the decision-days floor "
         f"({config.decision_days_min_increase:g} days or "
-        f"{config.decision_days_min_increase_fraction:.0%} of the median), which the whole-day "
-        "shift estimate reaches once the volume is large."
+        f"{config.decision_days_min_increase_fraction * 100:g} % of the median), which the "
+        "whole-day shift estimate reaches once the volume is large."
     )
     ok = True
     for effect, smallest in RECALL_TARGETS:

@@ -56,7 +56,9 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.keepalive_timeout_ms", 20_000),
         ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
         ("grpc.max_connection_age_ms", settings.max_connection_age_seconds * 1000),
-        ("grpc.max_connection_age_grace_ms", int(settings.shutdown_grace_seconds * 1000)),
+        # Streams already open (an upload of millions of rows) may finish on an aged
+        # connection; only new calls move to a fresh one.
+        ("grpc.max_connection_age_grace_ms", int(settings.stream_timeout_seconds * 1000)),
         ("grpc.max_receive_message_length", 32 * 1024 * 1024),
     ]
 

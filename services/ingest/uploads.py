@@ -441,6 +441,9 @@ MAPPING_FOR_PAYER = (
 async def refresh_daily_stats(cursor: Any, customer: str) -> None:
     """Recompute the statistics of every (payer, day) in the `touched` temp table from the
     stored claims: exact, whatever the mix of inserts, updates and reversals."""
+    # For a new customer the planner's statistics predict one row and pick nested loops
+    # over the three aggregates, which turns quadratic on a large first upload.
+    await cursor.execute("SET LOCAL enable_nestloop = off")
     await cursor.execute(
         "DELETE FROM ingest.daily_stats d "
         "USING (SELECT DISTINCT payer, decision_date FROM touched) t "
