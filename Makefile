@@ -55,12 +55,12 @@ token: $(STAMP) ## Print a local JWT: make token CUSTOMER=acme ROLE=admin
 lint: $(STAMP) ## ruff, mypy, buf lint, squawk
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy runtime gateway services devtools
+	$(VENV)/bin/mypy runtime gateway services devtools bench
 	scripts/protos.sh lint
 	scripts/squawk.sh
 
 typecheck: $(STAMP) ## mypy
-	$(VENV)/bin/mypy runtime gateway services devtools
+	$(VENV)/bin/mypy runtime gateway services devtools bench
 
 test: $(STAMP) ## Lint, then the whole test suite against real PostgreSQL and real processes
 	$(MAKE) --no-print-directory lint
