@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
+import io
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -77,6 +79,7 @@ _MONTH_OR_DAY = re.compile(r"[0-9]{1,2}")
 _QUOTE_OR_NEWLINE = re.compile(r'["\n]')
 # Cells a spreadsheet would run as a formula (OWASP CSV injection).
 _FORMULA_START = ("=", "+", "@", "\t", "\r")
+_FORMULA_CHARS = "=+@\t\r-"
 # A leading minus is a formula too (`-2+3+cmd|...`) unless the cell is just a negative number.
 _NEGATIVE_NUMBER = re.compile(r"-[0-9]+(?:\.[0-9]+)?")
 
@@ -101,34 +104,50 @@ class RowError(ValueError):
 def parse_date(column: str, raw: str) -> dt.date | None:
     """ISO `2026-03-14`, US `03/14/2026` or `3/14/26`, compact `20260314`; a time part after
     the date is ignored. Empty means no date."""
-    text = raw.strip()
-    if not text:
-        return None
-    text = text.split("T")[0].split(" ")[0]
     try:
-        if "-" in text:
-            year, month, day = text.split("-")
-        elif "/" in text:
-            month, day, year = text.split("/")
-            if len(year) == 2:
-                year = "20" + year
-        elif len(text) == 8:
-            year, month, day = text[:4], text[4:6], text[6:]
-        else:
-            raise ValueError
-        if not (_YEAR.fullmatch(year) and _MONTH_OR_DAY.fullmatch(month)):
-            raise ValueError
-        if not _MONTH_OR_DAY.fullmatch(day):
-            raise ValueError
-        return dt.date(int(year), int(month), int(day))
+        return _date(raw)
     except ValueError:
         raise RowError(
             column, raw, f"{raw!r} is not a date (use 2026-03-14 or 03/14/2026)", "BAD_DATE"
         ) from None
 
 
+# Files repeat the same few hundred dates a million times: each spelling is read once.
+@functools.lru_cache(maxsize=8192)
+def _date(raw: str) -> dt.date | None:
+    text = raw.strip()
+    if not text:
+        return None
+    text = text.split("T")[0].split(" ")[0]
+    if "-" in text:
+        year, month, day = text.split("-")
+    elif "/" in text:
+        month, day, year = text.split("/")
+        if len(year) == 2:
+            year = "20" + year
+    elif len(text) == 8:
+        year, month, day = text[:4], text[4:6], text[6:]
+    else:
+        raise ValueError(raw)
+    if not (_YEAR.fullmatch(year) and _MONTH_OR_DAY.fullmatch(month)):
+        raise ValueError(raw)
+    if not _MONTH_OR_DAY.fullmatch(day):
+        raise ValueError(raw)
+    return dt.date(int(year), int(month), int(day))
+
+
 def parse_cents(column: str, raw: str) -> int | None:
     """`1234.56`, `$1,234.56`, `-12.5`, `(12.00)` (negative) → cents; empty → None."""
+    whole, _, fraction = raw.partition(".")
+    # The plain `1234.56` most exports write, without the general path's string work.
+    if (
+        len(fraction) == 2
+        and whole.isdigit()
+        and fraction.isdigit()
+        and raw.isascii()
+        and len(whole) <= 12
+    ):
+        return int(whole + fraction)
     text = raw.strip().replace("$", "").replace(",", "").replace(" ", "")
     if not text:
         return None
@@ -152,23 +171,42 @@ def parse_cents(column: str, raw: str) -> int | None:
 
 def parse_adjustments(raw: str) -> tuple[Adjustment, ...]:
     """`CO-50;PR-1` (also `,`, `|` or spaces between codes, `CO50`, `CO:50`)."""
+    try:
+        return _adjustments(raw)
+    except ValueError as bad:
+        raise RowError(
+            "carc_codes",
+            raw,
+            f"{bad.args[0]!r} is not a CARC code with its group (e.g. CO-50, PR-1)",
+            "BAD_CARC",
+        ) from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _adjustments(raw: str) -> tuple[Adjustment, ...]:
     codes = [c for c in re.split(r"[;,|\s]+", raw.strip().upper()) if c]
     adjustments = []
     for code in codes:
         found = _CARC.match(code)
         if found is None:
-            raise RowError(
-                "carc_codes",
-                raw,
-                f"{code!r} is not a CARC code with its group (e.g. CO-50, PR-1)",
-                "BAD_CARC",
-            )
+            raise ValueError(code)
         adjustments.append(Adjustment(found.group(1), found.group(2), 0))
     return tuple(adjustments)
 
 
+@functools.lru_cache(maxsize=4096)
+def _procedure_code(raw: str) -> str:
+    """The CPT/HCPCS code of a cell (`99213`, `99213-25` with its modifier); '' if empty."""
+    code = raw.strip().upper()
+    if code and not _PROCEDURE.match(code.split("-")[0].split(":")[0]):
+        raise ValueError(code)
+    return code.split("-")[0].split(":")[0]
+
+
 def _text(column: str, raw: str, *, required: bool) -> str:
     text = raw.strip()
+    if text and text[0] not in _FORMULA_CHARS:
+        return text
     if required and not text:
         raise RowError(column, raw, f"{column} is required", "MISSING_FIELD")
     if text.startswith(_FORMULA_START) or (
@@ -179,7 +217,12 @@ def _text(column: str, raw: str, *, required: bool) -> str:
 
 
 class CsvParser:
-    """Parses a claims CSV pushed to it in pieces of text of any size."""
+    """Parses a claims CSV pushed to it in pieces of text of any size.
+
+    The header, and a row known to be over-long, are cut out of the buffer one record at a
+    time. After the header, each piece of text hands all the complete records it finished to
+    one csv reader at once, and only the unfinished last record stays in the buffer.
+    """
 
     def __init__(
         self, column_map: Mapping[str, str] | None = None, limits: ParseLimits | None = None
@@ -191,32 +234,31 @@ class CsvParser:
         self._scan = _RecordScan()
         self._over_long = False  # the record being read is over-long; its text is dropped
         self._columns: dict[str, int] | None = None
+        # Where each canonical column is in a row (in _CLAIM_COLUMNS order); -1 if absent.
+        self._at: tuple[int, ...] = ()
         self._header_width = 0
         self._dialect: type[csv.Dialect] | csv.Dialect = csv.excel
+        self._lines = _Lines()
+        self._reader = csv.reader(self._lines, self._dialect)
         self.rows_read = 0
 
     def feed(self, text: str) -> list[ParsedItem]:
         self._buffer += text
-        return list(self._drain(final=False))
+        return self._drain(final=False)
 
     def close(self) -> list[ParsedItem]:
-        items = list(self._drain(final=True))
+        items = self._drain(final=True)
         if self._columns is None:
             raise FileError("the file has no header row", code="NO_HEADER")
         return items
 
-    def _drain(self, *, final: bool) -> Iterator[ParsedItem]:
-        """Complete records out of the buffer: a record ends at a newline outside quotes."""
-        while True:
+    def _drain(self, *, final: bool) -> list[ParsedItem]:
+        items: list[ParsedItem] = []
+        while self._columns is None or self._over_long:
             record_end, lines = self._record_end(final)
             if record_end < 0:
-                if len(self._buffer) > self._limits.max_line_bytes:
-                    self._refuse_long_header(self._line + 1)
-                    self._over_long = True
-                    # Finding where the record ends needs only its scan state and last character.
-                    self._scan.discard(len(self._buffer) - 1)
-                    self._buffer = self._buffer[-1:]
-                return
+                self._drop_if_over_long()
+                return items
             record, self._buffer = self._buffer[:record_end], self._buffer[record_end + 1 :]
             first_line = self._line + 1
             self._line += lines
@@ -224,15 +266,29 @@ class CsvParser:
                 self._refuse_long_header(first_line)
                 self._over_long = False
                 self.rows_read += 1
-                yield Rejection(
-                    first_line,
-                    f"row is longer than {self._limits.max_line_bytes} bytes",
-                    "LINE_TOO_LONG",
-                )
-                continue
-            if not record.strip():
-                continue
-            yield from self._record(record, first_line)
+                items.append(self._too_long(first_line))
+            elif record.strip():
+                items.extend(self._record(record, first_line))
+        end = self._complete_end(final)
+        if end:
+            complete, self._buffer = self._buffer[:end], self._buffer[end:]
+            items.extend(self._records(complete))
+        self._drop_if_over_long()
+        return items
+
+    def _too_long(self, line: int) -> Rejection:
+        return Rejection(
+            line, f"row is longer than {self._limits.max_line_bytes} bytes", "LINE_TOO_LONG"
+        )
+
+    def _drop_if_over_long(self) -> None:
+        """An unfinished record over the limit is dropped as it streams; only its scan state
+        and last character are kept, enough to find where it ends."""
+        if len(self._buffer) > self._limits.max_line_bytes:
+            self._refuse_long_header(self._line + 1)
+            self._over_long = True
+            self._scan.discard(len(self._buffer) - 1)
+            self._buffer = self._buffer[-1:]
 
     def _refuse_long_header(self, line: int) -> None:
         """An over-long header is the end of the file; an over-long row is only rejected."""
@@ -244,37 +300,79 @@ class CsvParser:
                 line_number=line,
             )
 
-    def _record_end(self, final: bool) -> tuple[int, int]:
-        """Index of the newline that ends the first complete record, and its line count.
+    def _field_starts(self) -> tuple[str, ...]:
+        # The header's delimiter is not known until it is read.
+        return ("\n", ",", ";") if self._columns is None else ("\n", self._dialect.delimiter)
 
-        A quote opens a quoted field only at the start of a field, as the csv module reads
-        it; elsewhere it is a plain character, so a stray quote cannot swallow later rows."""
-        scan, buffer = self._scan, self._buffer
-        delimiter: str = self._dialect.delimiter
-        field_starts = ("\n", ",", ";") if self._columns is None else ("\n", delimiter)
-        for found in _QUOTE_OR_NEWLINE.finditer(buffer, scan.position):
-            at = found.start()
-            if buffer[at] == "\n":
-                scan.lines += 1
-                if not scan.quoted:
-                    self._scan = _RecordScan()
-                    return at, scan.lines
-            elif scan.quoted:
-                scan.quoted, scan.closed_at = False, at
-            elif at == 0 or buffer[at - 1] in field_starts or scan.closed_at == at - 1:
-                scan.quoted = True
-        scan.position = len(buffer)
-        if not (final and buffer):
+    def _record_end(self, final: bool) -> tuple[int, int]:
+        """Index of the newline that ends the first complete record, and its line count."""
+        scan = self._scan
+        at = _scan_quotes(self._buffer, scan, self._field_starts(), first_only=True)
+        if at >= 0:
+            lines = scan.lines
+            self._scan = _RecordScan()
+            return at, lines
+        if not (final and self._buffer):
             return -1, 0
         # The last record: no newline after it, or an unclosed quote runs it to the end.
         lines = scan.lines
-        if not buffer.endswith("\n"):
+        if not self._buffer.endswith("\n"):
             self._buffer += "\n"
             lines += 1
         self._scan = _RecordScan()
         return len(self._buffer) - 1, lines
 
+    def _complete_end(self, final: bool) -> int:
+        """Length of the buffer's complete records (all of it at the end of the file)."""
+        scan, buffer = self._scan, self._buffer
+        if not scan.quoted and buffer.find('"', scan.position) < 0:
+            # No quote to track: records end at newlines.
+            last = buffer.rfind("\n", scan.position)
+            scan.position = len(buffer)
+            if last >= 0:
+                scan.lines = 0
+        else:
+            last = _scan_quotes(buffer, scan, self._field_starts(), first_only=False)
+        if final and buffer:
+            self._scan = _RecordScan()
+            return len(buffer)
+        if last < 0:
+            return 0
+        scan.discard(last + 1)
+        return last + 1
+
+    def _records(self, text: str) -> list[ParsedItem]:
+        """The items of complete records, read by the one csv reader of the file."""
+        lines = io.StringIO(text, newline="\n").readlines()
+        source, reader, limit = self._lines, self._reader, self._limits.max_line_bytes
+        source.reset(lines)
+        base = self._line + 1
+        self._line += len(lines)
+        items: list[ParsedItem] = []
+        while True:
+            start = source.index
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return items
+            except csv.Error as exc:
+                # The rest of the record is skipped as a whole, whatever the error left.
+                source.index = start + _record_line_count(lines, start, self._field_starts())
+                self.rows_read += 1
+                items.append(Rejection(base + start, f"not a valid CSV row: {exc}", "BAD_CSV"))
+                continue
+            stop = source.index
+            length = len(lines[start]) if stop - start == 1 else sum(map(len, lines[start:stop]))
+            if lines[stop - 1].endswith("\n"):
+                length -= 1
+            if length > limit:
+                self.rows_read += 1
+                items.append(self._too_long(base + start))
+            elif len(cells) > 1 or (cells and cells[0].strip()) or _text_in(lines[start:stop]):
+                items.append(self._row(cells, base + start))
+
     def _record(self, record: str, line: int) -> Iterator[ParsedItem]:
+        """The header, or a row cut out on its own."""
         try:
             cells = next(csv.reader([record.rstrip("\r")], self._dialect))
         except csv.Error as exc:
@@ -283,40 +381,43 @@ class CsvParser:
             self.rows_read += 1
             yield Rejection(line, f"not a valid CSV row: {exc}", "BAD_CSV")
             return
-        if len(cells) > self._limits.max_columns:
-            if self._columns is None:
+        if self._columns is None:
+            if len(cells) > self._limits.max_columns:
                 raise FileError(
                     f"the header has {len(cells)} columns; at most {self._limits.max_columns}",
                     code="TOO_MANY_COLUMNS",
                     line_number=line,
                 )
-            self.rows_read += 1
-            yield Rejection(
-                line, f"row has {len(cells)} columns, more than the header", "TOO_MANY_COLUMNS"
-            )
-            return
-        if self._columns is None:
             yield from self._header(cells, line)
             return
+        yield self._row(cells, line)
+
+    def _row(self, cells: list[str], line: int) -> ClaimRecord | Rejection:
         self.rows_read += 1
-        if len(cells) > self._header_width and any(c.strip() for c in cells[self._header_width :]):
-            # Usually an amount like 1,234.56 that was not quoted: the columns have shifted.
-            yield Rejection(
-                line,
-                f"row has {len(cells)} columns but the header has {self._header_width}; "
-                "quote values that contain commas",
-                "COLUMN_COUNT",
-            )
-            return
+        width = self._header_width
+        if len(cells) > width:
+            if len(cells) > self._limits.max_columns:
+                return Rejection(
+                    line, f"row has {len(cells)} columns, more than the header", "TOO_MANY_COLUMNS"
+                )
+            if any(c.strip() for c in cells[width:]):
+                # Usually an amount like 1,234.56 that was not quoted: the columns have shifted.
+                return Rejection(
+                    line,
+                    f"row has {len(cells)} columns but the header has {width}; "
+                    "quote values that contain commas",
+                    "COLUMN_COUNT",
+                )
         try:
-            yield self._claim(cells, line)
+            return self._claim(cells, line)
         except RowError as error:
-            yield Rejection(line, error.reason, error.code, error.column, error.raw_value[:200])
+            return Rejection(line, error.reason, error.code, error.column, error.raw_value[:200])
 
     def _header(self, cells: list[str], line: int) -> Iterator[ParsedItem]:
         if len(cells) == 1 and ";" in cells[0]:
             # European exports separate columns with semicolons.
             self._dialect = _Semicolon
+            self._reader = csv.reader(self._lines, self._dialect)
             cells = next(csv.reader([";".join(cells)], self._dialect))
         by_header = {_normalise(h): i for i, h in enumerate(cells)}
         columns: dict[str, int] = {}
@@ -352,6 +453,7 @@ class CsvParser:
                 line_number=line,
             )
         self._columns = columns
+        self._at = tuple(columns.get(name, -1) for name in _CLAIM_COLUMNS)
         self._header_width = len(cells)
         if ignored:
             yield UploadWarning(
@@ -359,72 +461,83 @@ class CsvParser:
             )
 
     def _claim(self, cells: list[str], line: int) -> ClaimRecord:
-        columns = self._columns
-        assert columns is not None
-
-        def cell(name: str) -> str:
-            index = columns.get(name)
-            return cells[index] if index is not None and index < len(cells) else ""
-
-        status_text = cell("status").strip().upper()
+        # Runs once per row of files with millions of rows: plain indexing, cached parsing.
+        if len(cells) < self._header_width:
+            cells += [""] * (self._header_width - len(cells))
+        cells.append("")  # what an absent column (index -1) reads
+        (
+            claim_at, payer_at, payer_id_at, code_at, service_at, submitted_at, decision_at,
+            status_at, billed_at, allowed_at, paid_at, patient_at, carc_at, control_at,
+        ) = self._at  # fmt: skip
+        status_text = cells[status_at].strip().upper()
         status = _STATUSES.get(status_text) if status_text else None
         if status_text and status is None:
+            raw = cells[status_at]
             raise RowError(
                 "status",
-                cell("status"),
-                f"unknown status {cell('status')!r} (PAID, PARTIAL, DENIED, PENDING, REVERSED)",
+                raw,
+                f"unknown status {raw!r} (PAID, PARTIAL, DENIED, PENDING, REVERSED)",
                 "BAD_STATUS",
             )
-        decision_date = parse_date("decision_date", cell("decision_date"))
+        decision_date = parse_date("decision_date", cells[decision_at])
         if status is ClaimStatus.PENDING:
             decision_date = None
         elif decision_date is None:
             raise RowError(
                 "decision_date",
-                cell("decision_date"),
+                cells[decision_at],
                 "decision_date is required unless the status is PENDING",
                 "MISSING_FIELD",
             )
-        billed = parse_cents("billed_amount", cell("billed_amount")) or 0
-        paid = parse_cents("paid_amount", cell("paid_amount")) or 0
-        adjustments = parse_adjustments(cell("carc_codes"))
-        code = cell("procedure_code").strip().upper()
-        if code and not _PROCEDURE.match(code.split("-")[0].split(":")[0]):
+        billed = parse_cents("billed_amount", cells[billed_at]) or 0
+        paid = parse_cents("paid_amount", cells[paid_at]) or 0
+        adjustments = parse_adjustments(cells[carc_at])
+        try:
+            code = _procedure_code(cells[code_at])
+        except ValueError as bad:
             raise RowError(
-                "procedure_code", code, f"{code!r} is not a CPT/HCPCS code", "BAD_PROCEDURE_CODE"
-            )
+                "procedure_code",
+                bad.args[0],
+                f"{bad.args[0]!r} is not a CPT/HCPCS code",
+                "BAD_PROCEDURE_CODE",
+            ) from None
         if status is None:
             status = ClaimStatus.PENDING if decision_date is None else ClaimStatus.PAID
         return ClaimRecord(
             source_line=line,
-            claim_id=_text("claim_id", cell("claim_id"), required=True),
-            payer_name=_text("payer", cell("payer"), required=True),
-            payer_id=_text("payer_id", cell("payer_id"), required=False),
+            claim_id=_text("claim_id", cells[claim_at], required=True),
+            payer_name=_text("payer", cells[payer_at], required=True),
+            payer_id=_text("payer_id", cells[payer_id_at], required=False),
             status=status,
-            procedure_codes=(code.split("-")[0].split(":")[0],) if code else (),
-            service_date=parse_date("service_date", cell("service_date")),
-            submitted_date=parse_date("submitted_date", cell("submitted_date")),
+            procedure_codes=(code,) if code else (),
+            service_date=parse_date("service_date", cells[service_at]),
+            submitted_date=parse_date("submitted_date", cells[submitted_at]),
             decision_date=decision_date,
             billed_cents=billed,
-            allowed_cents=parse_cents("allowed_amount", cell("allowed_amount")),
+            allowed_cents=parse_cents("allowed_amount", cells[allowed_at]),
             paid_cents=paid,
-            patient_responsibility_cents=parse_cents(
-                "patient_responsibility", cell("patient_responsibility")
-            )
+            patient_responsibility_cents=parse_cents("patient_responsibility", cells[patient_at])
             or 0,
             adjustments=adjustments,
             payer_claim_control_number=_text(
-                "payer_claim_control_number", cell("payer_claim_control_number"), required=False
+                "payer_claim_control_number", cells[control_at], required=False
             ),
         )
 
 
+_CLAIM_COLUMNS = (
+    "claim_id", "payer", "payer_id", "procedure_code", "service_date", "submitted_date",
+    "decision_date", "status", "billed_amount", "allowed_amount", "paid_amount",
+    "patient_responsibility", "carc_codes", "payer_claim_control_number",
+)  # fmt: skip
+
+
 @dataclass
 class _RecordScan:
-    """How far the search for the end of the buffer's first record has got."""
+    """How far the search for the end of the buffer's records has got."""
 
     position: int = 0
-    lines: int = 0
+    lines: int = 0  # newlines inside the unfinished record so far
     quoted: bool = False
     closed_at: int = -2  # where the last quoted field's closing quote was
 
@@ -432,6 +545,66 @@ class _RecordScan:
         """The buffer lost its first `characters` characters."""
         self.position -= characters
         self.closed_at -= characters
+
+
+def _scan_quotes(
+    text: str, scan: _RecordScan, field_starts: tuple[str, ...], *, first_only: bool
+) -> int:
+    """Moves `scan` to the end of `text` (or to the first record end, with `first_only`);
+    returns the index of the last (first) newline that ends a record, or -1.
+
+    A quote opens a quoted field only at the start of a field, as the csv module reads it;
+    elsewhere it is a plain character, so a stray quote cannot swallow later rows."""
+    last = -1
+    for found in _QUOTE_OR_NEWLINE.finditer(text, scan.position):
+        at = found.start()
+        if text[at] == "\n":
+            scan.lines += 1
+            if not scan.quoted:
+                if first_only:
+                    scan.position = at + 1
+                    return at
+                last, scan.lines = at, 0
+        elif scan.quoted:
+            scan.quoted, scan.closed_at = False, at
+        elif at == 0 or text[at - 1] in field_starts or scan.closed_at == at - 1:
+            scan.quoted = True
+    scan.position = len(text)
+    return last
+
+
+def _record_line_count(lines: list[str], start: int, field_starts: tuple[str, ...]) -> int:
+    """How many of `lines` from `start` on make up one record."""
+    text = "".join(lines[start:])
+    end = _scan_quotes(text, _RecordScan(), field_starts, first_only=True)
+    return len(lines) - start if end < 0 else text.count("\n", 0, end) + 1
+
+
+def _text_in(lines: list[str]) -> bool:
+    """Whether a record that read as one empty cell is more than a blank line (`""`)."""
+    return bool("".join(lines).strip())
+
+
+class _Lines:
+    """The lines the csv reader reads: it asks for the next only inside a quoted field, so
+    after each record `index` is where the next begins."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.index = 0
+
+    def reset(self, lines: list[str]) -> None:
+        self.lines, self.index = lines, 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        index = self.index
+        if index >= len(self.lines):
+            raise StopIteration
+        self.index = index + 1
+        return self.lines[index]
 
 
 class _Semicolon(csv.excel):

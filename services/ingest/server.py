@@ -292,14 +292,27 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                 if request.http_body.data:
                     yield request.http_body.data
 
-        async for chunk in chunks():
-            # Parsing is CPU work: off the event loop, so other calls keep being served.
-            batch = await asyncio.to_thread(parser.feed, chunk)
-            await writer.write(batch)
-            _keep(warnings, batch.warnings)
-        batch = await asyncio.to_thread(parser.close)
-        await writer.write(batch)
-        _keep(warnings, batch.warnings)
+        def read(chunk: bytes | None) -> tuple[bytes, list[UploadWarning]]:
+            # Parsing and encoding are CPU work: off the event loop, in a worker thread.
+            batch = parser.close() if chunk is None else parser.feed(chunk)
+            return writer.encode(batch), batch.warnings
+
+        # One chunk is parsed while the one before it is sent to PostgreSQL.
+        sending: asyncio.Task[None] | None = None
+        try:
+            async for chunk in chunks():
+                data, found = await asyncio.to_thread(read, chunk)
+                _keep(warnings, found)
+                if sending is not None:
+                    await sending
+                sending = asyncio.create_task(writer.send(data))
+            data, found = await asyncio.to_thread(read, None)
+            _keep(warnings, found)
+        finally:
+            # A send in flight always completes: a COPY cut mid-write could not be ended.
+            if sending is not None:
+                await asyncio.shield(sending)
+        await writer.send(data)
 
     def _facts(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -14,7 +15,14 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime.filtering import FilterField, parse_filter
-from services.ingest.uploads import MAPPING_FOR_PAYER, UploadWriter, refresh_daily_stats
+from services.ingest.uploads import (
+    CREATE_CLAIM_CHANGES,
+    MAPPING_FOR_PAYER,
+    UploadWriter,
+    add_to_daily_stats,
+    add_to_payer_counts,
+    recording_changes,
+)
 
 metadata = sa.MetaData(schema="ingest")
 
@@ -192,7 +200,14 @@ class IngestStore:
         """One transaction for a whole upload: committed when the block ends normally,
         rolled back (with its staged rows) on any error or cancellation."""
         async with self._engine.connect() as connection, connection.begin():
-            yield await UploadWriter.open(connection)
+            writer = await UploadWriter.open(connection)
+            try:
+                yield writer
+            except BaseException as error:
+                # An open COPY must be aborted before the transaction can roll back.
+                with contextlib.suppress(Exception):
+                    await writer.end_copy(error)
+                raise
 
     async def get_upload(self, customer: str, upload_id: str) -> Row | None:
         async with self._engine.connect() as connection:
@@ -231,8 +246,8 @@ class IngestStore:
             return list((await connection.execute(query)).all())
 
     async def delete_upload(self, customer: str, upload_id: str, actor: str) -> bool:
-        """Remove an upload, the claims it last set and its rejections, recompute the
-        statistics of the days those claims were in, and record who did it."""
+        """Remove an upload, the claims it last set and its rejections, take those claims
+        out of the statistics and payer counts, and record who did it."""
         async with self._engine.connect() as connection, connection.begin():
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
@@ -249,25 +264,17 @@ class IngestStore:
                 upload = await cursor.fetchone()
                 if upload is None:
                     return False
+                await cursor.execute(CREATE_CLAIM_CHANGES)
                 await cursor.execute(
-                    "CREATE TEMPORARY TABLE touched (payer text, decision_date date) ON COMMIT DROP"
-                )
-                await cursor.execute(
-                    "WITH removed AS (DELETE FROM ingest.claims WHERE customer_id = %s "
-                    "AND upload_id = %s RETURNING payer_uid, payer, decision_date), "
-                    "noted AS (INSERT INTO touched SELECT payer, decision_date FROM removed "
-                    "WHERE decision_date IS NOT NULL) "
-                    "SELECT count(*) FROM removed",
+                    recording_changes(
+                        "DELETE FROM ingest.claims WHERE customer_id = %s AND upload_id = %s",
+                        ("old",),
+                    ),
                     (customer, upload_id),
                 )
-                removed = (await cursor.fetchone())[0]
-                await refresh_daily_stats(cursor, customer)
-                await cursor.execute(
-                    "UPDATE ingest.payers p SET claim_count = (SELECT count(*) FROM "
-                    "ingest.claims c WHERE c.customer_id = p.customer_id "
-                    "AND c.payer_uid = p.payer_uid) WHERE p.customer_id = %s",
-                    (customer,),
-                )
+                removed = cursor.rowcount
+                await add_to_daily_stats(cursor, customer, "claim_changes")
+                await add_to_payer_counts(cursor, customer, "claim_changes")
                 await cursor.execute(
                     "DELETE FROM ingest.upload_rejections "
                     "WHERE customer_id = %s AND upload_id = %s",
@@ -530,19 +537,16 @@ async def _remap_payers(cursor: Any, customer: str) -> None:
         "AND (p.canonical_payer <> r.new_payer OR p.mapping_id IS DISTINCT FROM r.mapping_id)",
         (customer,),
     )
+    await cursor.execute(CREATE_CLAIM_CHANGES)
     await cursor.execute(
-        "CREATE TEMPORARY TABLE touched (payer text, decision_date date) ON COMMIT DROP"
-    )
-    await cursor.execute(
-        "WITH moved AS (UPDATE ingest.claims c SET payer = r.new_payer FROM remapped r "
-        "WHERE c.customer_id = %s AND c.payer_uid = r.payer_uid AND r.old_payer <> r.new_payer "
-        "RETURNING r.old_payer, r.new_payer, c.decision_date) "
-        "INSERT INTO touched SELECT old_payer, decision_date FROM moved "
-        "WHERE decision_date IS NOT NULL "
-        "UNION SELECT new_payer, decision_date FROM moved WHERE decision_date IS NOT NULL",
+        recording_changes(
+            "UPDATE ingest.claims c SET payer = r.new_payer FROM remapped r "
+            "WHERE c.customer_id = %s AND c.payer_uid = r.payer_uid "
+            "AND r.old_payer <> r.new_payer"
+        ),
         (customer,),
     )
-    await refresh_daily_stats(cursor, customer)
+    await add_to_daily_stats(cursor, customer, "claim_changes")
 
 
 def _lowest(column_name: str) -> Any:

@@ -9,6 +9,8 @@ the upload row and its outbox event written. A crash at any point leaves nothing
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import functools
 import json
 import re
@@ -16,13 +18,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCopy
 from sqlalchemy.ext.asyncio import AsyncConnection as SaConnection
 
 from services.ingest.code_groups import code_group
 from services.ingest.denials import denial_codes
 from services.ingest.parsing import Batch
-from services.ingest.records import ClaimRecord, Rejection, UploadWarning
+from services.ingest.records import Adjustment, ClaimRecord, Rejection, UploadWarning
 
 MAX_STORED_WARNINGS = 100
 
@@ -43,11 +45,74 @@ CREATE TEMPORARY TABLE upload_staging (
     service_date date, submitted_date date, decision_date date, decision_days bigint,
     billed_cents bigint, allowed_cents bigint, paid_cents bigint,
     patient_responsibility_cents bigint, adjustments jsonb, denial_codes text[],
-    control_number text, column_name text, raw_value text, reason text, code text
+    control_number text, column_name text, raw_value text, reason text, code text,
+    -- Computed by PostgreSQL while the rows stream in, not in the merge after them.
+    claim_uid text GENERATED ALWAYS AS (substr(md5(name_key || '|' || claim_id), 1, 20)) STORED,
+    payer_uid text GENERATED ALWAYS AS (substr(md5(name_key || '|' || payer_raw_id), 1, 16))
+        STORED
 ) ON COMMIT DROP
 """
+_COPY_STAGING = f"COPY upload_staging ({', '.join(_STAGING_COLUMNS)}) FROM STDIN"
+_CLAIM_COLUMNS = (
+    "customer_id, claim_uid, claim_id, payer_key, payer_uid, payer, payer_raw_name, "
+    "payer_raw_id, status, denied, partially_denied, procedure_codes, code_group, service_date, "
+    "submitted_date, decision_date, decision_days, billed_cents, allowed_cents, paid_cents, "
+    "patient_responsibility_cents, adjustments, denial_codes, payer_claim_control_number, "
+    "upload_id, source_line"
+)
+# What the statistics and payer counts need of a claim version, as `claim_changes` holds it.
+_CHANGE_FIELDS = (
+    "payer_uid", "payer", "code_group", "decision_date", "status", "denied", "partially_denied",
+    "decision_days", "billed_cents", "allowed_cents", "paid_cents", "denial_codes",
+)  # fmt: skip
+CREATE_CLAIM_CHANGES = (
+    "CREATE TEMPORARY TABLE claim_changes (sign int, payer_uid text, payer text, "
+    "code_group text, decision_date date, status text, denied boolean, partially_denied boolean, "
+    "decision_days bigint, billed_cents bigint, allowed_cents bigint, paid_cents bigint, "
+    "denial_codes text[]) ON COMMIT DROP"
+)
+
+
+def _version(which: str) -> str:
+    """`old` or `new` version of an updated claim, for RETURNING."""
+    return ", ".join(
+        f"coalesce({which}.allowed_cents, {which}.paid_cents + "
+        f"{which}.patient_responsibility_cents) AS {which}_{field}"
+        if field == "allowed_cents"
+        else f"{which}.{field} AS {which}_{field}"
+        for field in _CHANGE_FIELDS
+    )
+
+
+def recording_changes(statement: str, versions: tuple[str, ...] = ("old", "new")) -> str:
+    """An `UPDATE` (or, with only the old version, `DELETE`) of `ingest.claims` that also
+    records in `claim_changes` each claim's old version (sign -1) and new one (sign +1)."""
+    rows = ", ".join(
+        f"({-1 if which == 'old' else 1}, "
+        + ", ".join(f"{which}_{field}" for field in _CHANGE_FIELDS)
+        + ")"
+        for which in versions
+    )
+    returning = ", ".join(_version(which) for which in versions)
+    return (
+        f"WITH changed AS ({statement} RETURNING {returning}) "
+        f"INSERT INTO claim_changes SELECT v.* FROM changed, LATERAL (VALUES {rows}) AS v"
+    )
+
+
+async def add_to_payer_counts(cursor: Any, customer: str, changes: str) -> None:
+    """Change each payer's claim count by signed claim versions (see `add_to_daily_stats`)."""
+    await cursor.execute(
+        "UPDATE ingest.payers p SET claim_count = p.claim_count + d.n "
+        f"FROM (SELECT payer_uid, sum(sign) AS n FROM {changes} GROUP BY payer_uid) d "
+        "WHERE p.customer_id = %s AND p.payer_uid = d.payer_uid AND d.n <> 0",
+        (customer,),
+    )
+
+
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _SPACES = re.compile(r"\s+")
+_NULL = "\\N"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -63,54 +128,65 @@ def display_name(raw_name: str) -> str:
 
 # COPY text format, written directly: this runs once per row of files with millions of rows.
 def _text(value: str) -> str:
+    if "\\" not in value and value.isprintable():
+        return value  # nothing to escape: the common case, checked without copying
     return value.translate(_COPY_ESCAPES)
 
 
-def _optional(value: object) -> str:
-    return "\\N" if value is None else str(value)
+@functools.lru_cache(maxsize=4096)
+def _payer_columns(raw_name: str) -> str:
+    """The staged `name_key` and `payer_raw_name` of a payer name."""
+    return _text(name_key(raw_name)) + "\t" + _text(display_name(raw_name))
 
 
-def _array(values: list[str] | tuple[str, ...]) -> str:
+@functools.lru_cache(maxsize=4096)
+def _array(values: tuple[str, ...]) -> str:
     quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
     return _text("{" + ",".join(f'"{v}"' for v in quoted) + "}")
 
 
-def _adjustments_json(claim: ClaimRecord) -> str:
+@functools.lru_cache(maxsize=4096)
+def _procedure_columns(codes: tuple[str, ...]) -> str:
+    """The staged `procedure_codes` and `code_group` of a claim's codes."""
+    return _array(codes) + "\t" + (code_group(codes[0]) if codes else "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _adjustments_json(adjustments: tuple[Adjustment, ...]) -> str:
     # Group and reason codes are validated alphanumerics, so they need no JSON escaping.
     return (
         "["
         + ",".join(
             f'{{"group":"{a.group_code}","reason":"{a.reason_code}",'
             f'"cents":{a.amount_cents},"line":{a.line_number}}}'
-            for a in claim.adjustments
+            for a in adjustments
         )
         + "]"
     )
 
 
 def _claim_line(claim: ClaimRecord, seq: int) -> str:
+    decided = claim.decision_date
     started = claim.submitted_date or claim.service_date
-    days = (
-        (claim.decision_date - started).days
-        if claim.decision_date is not None and started is not None
-        else None
+    days = _NULL
+    if decided is not None and started is not None and decided >= started:
+        days = str((decided - started).days)
+    allowed = claim.allowed_cents
+    return (
+        f"C\t{seq}\t{claim.source_line}\t0\t{_text(claim.claim_id)}\t"
+        f"{_payer_columns(claim.payer_name)}\t{_text(claim.payer_id)}\t{claim.status.value}\t"
+        f"{'t' if claim.denied else 'f'}\t{'t' if claim.partially_denied else 'f'}\t"
+        f"{_procedure_columns(claim.procedure_codes)}\t{_day(claim.service_date)}\t"
+        f"{_day(claim.submitted_date)}\t{_day(decided)}\t{days}\t{claim.billed_cents}\t"
+        f"{_NULL if allowed is None else allowed}\t{claim.paid_cents}\t"
+        f"{claim.patient_responsibility_cents}\t{_text(_adjustments_json(claim.adjustments))}\t"
+        f"{_array(tuple(denial_codes(claim)))}\t{_text(claim.payer_claim_control_number)}\t"
+        "\\N\t\\N\t\\N\t\\N"
     )
-    primary = claim.procedure_codes[0] if claim.procedure_codes else ""
-    return "\t".join(
-        (
-            "C", str(seq), str(claim.source_line), "0",
-            _text(claim.claim_id), _text(name_key(claim.payer_name)),
-            _text(display_name(claim.payer_name)), _text(claim.payer_id), claim.status.value,
-            "t" if claim.denied else "f", "t" if claim.partially_denied else "f",
-            _array(claim.procedure_codes), code_group(primary) if primary else "",
-            _optional(claim.service_date), _optional(claim.submitted_date),
-            _optional(claim.decision_date), _optional(days if days is None or days >= 0 else None),
-            str(claim.billed_cents), _optional(claim.allowed_cents), str(claim.paid_cents),
-            str(claim.patient_responsibility_cents), _text(_adjustments_json(claim)),
-            _array(denial_codes(claim)), _text(claim.payer_claim_control_number),
-            "\\N", "\\N", "\\N", "\\N",
-        )
-    )  # fmt: skip
+
+
+def _day(value: dt.date | None) -> str:
+    return _NULL if value is None else value.isoformat()
 
 
 def _rejection_line(rejection: Rejection, seq: int) -> str:
@@ -160,6 +236,10 @@ class UploadWriter:
         self._connection = connection
         self._raw = raw
         self._seq = 0
+        # One COPY stays open while the file streams, so PostgreSQL takes in rows while the
+        # next chunk is parsed.
+        self._copy: AsyncCopy | None = None
+        self._copying = contextlib.AsyncExitStack()
         self.accepted = 0
         self.rejected_lines: set[int] = set()
         self.first_rejections: list[Rejection] = []
@@ -173,7 +253,9 @@ class UploadWriter:
             await cursor.execute(_CREATE_STAGING)
         return cls(connection, raw)
 
-    async def write(self, batch: Batch) -> None:
+    def encode(self, batch: Batch) -> bytes:
+        """The batch's rows as COPY text: CPU work, which may run in a worker thread (one
+        batch at a time)."""
         rows: list[str] = []
         for claim in batch.claims:
             self._seq += 1
@@ -185,15 +267,31 @@ class UploadWriter:
             if len(self.first_rejections) < 10:
                 self.first_rejections.append(rejection)
         self.accepted += len(batch.claims)
-        if not rows:
+        return ("\n".join(rows) + "\n").encode() if rows else b""
+
+    async def send(self, data: bytes) -> None:
+        """Stage encoded rows."""
+        if not data:
             return
-        async with self._raw.cursor() as cursor:
-            columns = ", ".join(_STAGING_COLUMNS)
-            async with cursor.copy(f"COPY upload_staging ({columns}) FROM STDIN") as copy:
-                await copy.write(("\n".join(rows) + "\n").encode())
+        if self._copy is None:
+            cursor = await self._copying.enter_async_context(self._raw.cursor())
+            self._copy = await self._copying.enter_async_context(cursor.copy(_COPY_STAGING))
+        await self._copy.write(data)
+
+    async def write(self, batch: Batch) -> None:
+        await self.send(self.encode(batch))
+
+    async def end_copy(self, error: BaseException | None = None) -> None:
+        """Finish the COPY (or abort it, with `error`) so the connection takes statements."""
+        self._copy = None
+        if error is None:
+            await self._copying.aclose()
+        else:
+            await self._copying.__aexit__(type(error), error, error.__traceback__)
 
     async def finish(self, facts: UploadFacts, *, all_or_nothing: bool) -> Outcome:
         """Merge the staged rows and write the upload; the caller commits."""
+        await self.end_copy()
         async with self._raw.cursor() as cursor:
             # One merge at a time per customer: statistics and duplicate checks stay exact.
             await cursor.execute(
@@ -249,6 +347,7 @@ class UploadWriter:
     async def record_failure(self, facts: UploadFacts, problem: str) -> Outcome:
         """A file that could not be read at all: recorded as FAILED with why, nothing else
         kept (unless the same request id already made an upload)."""
+        await self.end_copy()
         async with self._raw.cursor() as cursor:
             await cursor.execute(
                 "SELECT pg_advisory_xact_lock(hashtext('ingest.upload'), hashtext(%s))",
@@ -273,116 +372,126 @@ class UploadWriter:
 
     async def _merge(self, cursor: Any, facts: UploadFacts) -> tuple[int, int]:
         """Payers, reversals, claims and statistics; returns (claims updated, reversals
-        that matched nothing)."""
+        that matched nothing).
+
+        Set-wise and without reading back what it writes: new claims are inserted, known
+        ones updated, and the daily statistics and payer counts change by what changed."""
         customer = facts.customer
+        # Hash joins and aggregates over the whole upload, not sorts spilled to disk; and the
+        # planner must know how many rows were staged (temporary tables are not analysed).
+        await cursor.execute("SET LOCAL work_mem = '256MB'")
+        await cursor.execute("ANALYZE upload_staging")
         # The last row of a claim in the file wins; reversals are applied, not stored.
         await cursor.execute(
             "CREATE TEMPORARY TABLE upload_claims ON COMMIT DROP AS "
-            "SELECT DISTINCT ON (name_key, claim_id) *, "
-            "substr(md5(name_key || '|' || claim_id), 1, 20) AS claim_uid, "
-            "substr(md5(name_key || '|' || payer_raw_id), 1, 16) AS payer_uid "
-            "FROM upload_staging WHERE kind = 'C' AND status <> 'REVERSED' "
-            "ORDER BY name_key, claim_id, seq DESC"
+            "SELECT * FROM upload_staging s WHERE kind = 'C' AND status <> 'REVERSED' "
+            "AND NOT EXISTS (SELECT FROM upload_staging later WHERE later.kind = 'C' "
+            "AND later.status <> 'REVERSED' AND later.claim_uid = s.claim_uid "
+            "AND later.seq > s.seq)"
         )
+        await cursor.execute("ANALYZE upload_claims")
         await cursor.execute(
-            "CREATE TEMPORARY TABLE touched (payer text, decision_date date) ON COMMIT DROP"
+            "CREATE TEMPORARY TABLE upload_payers ON COMMIT DROP AS "
+            "SELECT payer_uid, name_key, payer_raw_id, min(payer_raw_name) AS payer_raw_name "
+            "FROM upload_claims GROUP BY payer_uid, name_key, payer_raw_id"
         )
         await self._upsert_payers(cursor, customer)
+        # What the upload changes, row by row: -1 for a claim's stored version that goes,
+        # +1 for the version that comes (the statistics and payer counts follow from them).
+        await cursor.execute(CREATE_CLAIM_CHANGES)
         # Reversals cancel the claim with the payer's claim control number they name.
         await cursor.execute(
-            "WITH reversed AS (UPDATE ingest.claims c SET status = 'REVERSED', denied = false, "
-            "partially_denied = false, upload_id = %s, update_time = now() "
-            "FROM upload_staging s WHERE s.kind = 'C' AND s.status = 'REVERSED' "
-            "AND c.customer_id = %s AND c.payer_key = s.name_key "
-            "AND c.payer_claim_control_number = s.control_number AND s.control_number <> '' "
-            "AND c.status <> 'REVERSED' RETURNING c.payer, c.decision_date), "
-            "noted AS (INSERT INTO touched SELECT payer, decision_date FROM reversed) "
-            "SELECT count(*) FROM reversed",
+            recording_changes(
+                "UPDATE ingest.claims c SET status = 'REVERSED', denied = false, "
+                "partially_denied = false, upload_id = %s, update_time = now() "
+                "FROM upload_staging s WHERE s.kind = 'C' AND s.status = 'REVERSED' "
+                "AND c.customer_id = %s AND c.payer_key = s.name_key "
+                "AND c.payer_claim_control_number = s.control_number "
+                "AND s.control_number <> '' AND c.status <> 'REVERSED'"
+            ),
             (facts.upload_id, customer),
         )
-        reversed_count = int((await cursor.fetchone())[0])
+        reversed_count = cursor.rowcount // 2
         await cursor.execute(
             "SELECT count(*) FROM upload_staging WHERE kind = 'C' AND status = 'REVERSED'"
         )
         reversals = (await cursor.fetchone())[0]
-        # Cells the updated claims leave must be recomputed too.
+        # Claims this upload already knows; the planner gets their number.
         await cursor.execute(
-            "INSERT INTO touched SELECT c.payer, c.decision_date FROM ingest.claims c "
-            "JOIN upload_claims u ON c.customer_id = %s AND c.claim_uid = u.claim_uid "
-            "WHERE c.decision_date IS NOT NULL",
+            "CREATE TEMPORARY TABLE known_claims ON COMMIT DROP AS SELECT u.claim_uid "
+            "FROM upload_claims u JOIN ingest.claims c "
+            "ON c.customer_id = %s AND c.claim_uid = u.claim_uid",
             (customer,),
         )
-        await cursor.execute(
-            "WITH written AS ("
-            "INSERT INTO ingest.claims AS c (customer_id, claim_uid, claim_id, payer_key, "
-            "payer_uid, "
-            "payer, payer_raw_name, payer_raw_id, status, denied, partially_denied, "
-            "procedure_codes, code_group, service_date, submitted_date, decision_date, "
-            "decision_days, billed_cents, allowed_cents, paid_cents, patient_responsibility_cents, "
-            "adjustments, denial_codes, payer_claim_control_number, upload_id, source_line) "
-            "SELECT %s, u.claim_uid, u.claim_id, u.name_key, u.payer_uid, p.canonical_payer, "
-            "u.payer_raw_name, u.payer_raw_id, u.status, u.denied, u.partially_denied, "
-            "u.procedure_codes, u.code_group, u.service_date, u.submitted_date, u.decision_date, "
-            "u.decision_days, u.billed_cents, u.allowed_cents, u.paid_cents, "
-            "u.patient_responsibility_cents, u.adjustments, u.denial_codes, u.control_number, "
-            "%s, u.source_line FROM upload_claims u "
-            "JOIN ingest.payers p ON p.customer_id = %s AND p.payer_uid = u.payer_uid "
-            "ON CONFLICT (customer_id, claim_uid) DO UPDATE SET "
-            "payer_uid = excluded.payer_uid, payer = excluded.payer, "
-            "payer_raw_name = excluded.payer_raw_name, payer_raw_id = excluded.payer_raw_id, "
-            "status = excluded.status, denied = excluded.denied, "
-            "partially_denied = excluded.partially_denied, "
-            "procedure_codes = excluded.procedure_codes, "
-            "code_group = excluded.code_group, service_date = excluded.service_date, "
-            "submitted_date = excluded.submitted_date, decision_date = excluded.decision_date, "
-            "decision_days = excluded.decision_days, billed_cents = excluded.billed_cents, "
-            "allowed_cents = excluded.allowed_cents, paid_cents = excluded.paid_cents, "
-            "patient_responsibility_cents = excluded.patient_responsibility_cents, "
-            "adjustments = excluded.adjustments, denial_codes = excluded.denial_codes, "
-            "payer_claim_control_number = excluded.payer_claim_control_number, "
-            "upload_id = excluded.upload_id, source_line = excluded.source_line, "
-            "update_time = now() "
-            # A newer adjudication replaces an older one; an older file changes nothing.
-            "WHERE c.decision_date IS NULL OR c.status = 'REVERSED' "
-            "OR excluded.decision_date >= c.decision_date "
-            "RETURNING (xmax = 0) AS inserted, payer, decision_date), "
-            "noted AS (INSERT INTO touched SELECT payer, decision_date FROM written "
-            "WHERE decision_date IS NOT NULL) "
-            "SELECT count(*) FILTER (WHERE NOT inserted) FROM written",
-            (customer, facts.upload_id, customer),
+        await cursor.execute("ANALYZE known_claims")
+        values = (
+            "u.claim_id, u.name_key, u.payer_uid, p.canonical_payer, u.payer_raw_name, "
+            "u.payer_raw_id, u.status, u.denied, u.partially_denied, u.procedure_codes, "
+            "u.code_group, u.service_date, u.submitted_date, u.decision_date, u.decision_days, "
+            "u.billed_cents, u.allowed_cents, u.paid_cents, u.patient_responsibility_cents, "
+            "u.adjustments, u.denial_codes, u.control_number, %(upload)s, u.source_line"
         )
-        updated = int((await cursor.fetchone())[0])
+        sources = (
+            "FROM upload_claims u JOIN ingest.payers p "
+            "ON p.customer_id = %(customer)s AND p.payer_uid = u.payer_uid"
+        )
+        # New claims: a plain insert (the customer's lock keeps anyone else from adding them).
+        await cursor.execute(
+            f"INSERT INTO ingest.claims ({_CLAIM_COLUMNS}) SELECT %(customer)s, u.claim_uid, "
+            f"{values} {sources} "
+            "WHERE NOT EXISTS (SELECT FROM known_claims k WHERE k.claim_uid = u.claim_uid)",
+            {"customer": customer, "upload": facts.upload_id},
+        )
+        # Known claims: a newer adjudication replaces an older one; an older file changes
+        # nothing.
+        await cursor.execute(
+            recording_changes(
+                f"UPDATE ingest.claims c SET ({_CLAIM_COLUMNS}) = "
+                f"(c.customer_id, c.claim_uid, {values}), update_time = now() "
+                "FROM known_claims k JOIN upload_claims u ON u.claim_uid = k.claim_uid "
+                "JOIN ingest.payers p "
+                "ON p.customer_id = %(customer)s AND p.payer_uid = u.payer_uid "
+                "WHERE c.customer_id = %(customer)s AND c.claim_uid = u.claim_uid "
+                "AND (c.decision_date IS NULL OR c.status = 'REVERSED' "
+                "OR u.decision_date >= c.decision_date)"
+            ),
+            {"customer": customer, "upload": facts.upload_id},
+        )
+        updated = cursor.rowcount // 2
         await cursor.execute(
             "SELECT coalesce(array_agg(DISTINCT p.canonical_payer ORDER BY p.canonical_payer), "
-            "'{}') FROM ingest.payers p WHERE p.customer_id = %s "
-            "AND p.payer_uid IN (SELECT payer_uid FROM upload_claims)",
+            "'{}') FROM ingest.payers p JOIN upload_payers u "
+            "ON p.customer_id = %s AND p.payer_uid = u.payer_uid",
             (customer,),
         )
         self.payers = list((await cursor.fetchone())[0])
-        await self._refresh_payer_counts(cursor, customer)
-        await refresh_daily_stats(cursor, customer)
+        # Rows the statistics and counts change by: the new claims, and every change.
+        await cursor.execute(
+            "CREATE TEMPORARY TABLE counted ON COMMIT DROP AS "
+            "SELECT 1 AS sign, u.payer_uid, p.canonical_payer AS payer, u.code_group, "
+            "u.decision_date, u.status, u.denied, u.partially_denied, u.decision_days, "
+            "u.billed_cents, coalesce(u.allowed_cents, u.paid_cents + "
+            "u.patient_responsibility_cents) AS allowed_cents, u.paid_cents, u.denial_codes "
+            f"{sources} WHERE NOT EXISTS "
+            "(SELECT FROM known_claims k WHERE k.claim_uid = u.claim_uid) "
+            "UNION ALL SELECT * FROM claim_changes",
+            {"customer": customer},
+        )
+        await add_to_payer_counts(cursor, customer, "counted")
+        await add_to_daily_stats(cursor, customer, "counted")
         return updated + reversed_count, reversals - reversed_count
 
     async def _upsert_payers(self, cursor: Any, customer: str) -> None:
         await cursor.execute(
             "INSERT INTO ingest.payers AS p (customer_id, payer_uid, name_key, raw_name, raw_id, "
             "canonical_payer, mapping_id) "
-            "SELECT DISTINCT ON (u.payer_uid) %s, u.payer_uid, u.name_key, u.payer_raw_name, "
+            "SELECT %s, u.payer_uid, u.name_key, u.payer_raw_name, "
             "u.payer_raw_id, coalesce(m.canonical_payer, u.payer_raw_name), m.mapping_id "
-            "FROM upload_claims u LEFT JOIN LATERAL ("
+            "FROM upload_payers u LEFT JOIN LATERAL ("
             + MAPPING_FOR_PAYER.format(name="u.name_key", raw_id="u.payer_raw_id")
-            + ") m ON true ORDER BY u.payer_uid "
+            + ") m ON true "
             "ON CONFLICT (customer_id, payer_uid) DO UPDATE SET last_seen_time = now()",
             (customer, customer),
-        )
-
-    async def _refresh_payer_counts(self, cursor: Any, customer: str) -> None:
-        await cursor.execute(
-            "UPDATE ingest.payers p SET claim_count = (SELECT count(*) FROM ingest.claims c "
-            "WHERE c.customer_id = p.customer_id AND c.payer_uid = p.payer_uid) "
-            "WHERE p.customer_id = %s "
-            "AND p.payer_uid IN (SELECT DISTINCT payer_uid FROM upload_claims)",
-            (customer,),
         )
 
     async def _insert_upload(
@@ -438,66 +547,81 @@ MAPPING_FOR_PAYER = (
 )
 
 
-async def refresh_daily_stats(cursor: Any, customer: str) -> None:
-    """Recompute the statistics of every (payer, day) in the `touched` temp table from the
-    stored claims: exact, whatever the mix of inserts, updates and reversals."""
-    # For a new customer the planner's statistics predict one row and pick nested loops
-    # over the three aggregates, which turns quadratic on a large first upload.
-    await cursor.execute("SET LOCAL enable_nestloop = off")
-    await cursor.execute(
-        "DELETE FROM ingest.daily_stats d "
-        "USING (SELECT DISTINCT payer, decision_date FROM touched) t "
-        "WHERE d.customer_id = %s AND d.payer = t.payer AND d.decision_date = t.decision_date",
-        (customer,),
-    )
-    await cursor.execute(
-        """
-        WITH cells AS (SELECT DISTINCT payer, decision_date FROM touched),
-        scope AS (
-            SELECT c.payer, c.code_group, c.decision_date, c.denied, c.partially_denied,
-                   c.decision_days, c.billed_cents, c.paid_cents, c.denial_codes,
-                   coalesce(c.allowed_cents, c.paid_cents + c.patient_responsibility_cents)
-                       AS allowed_cents
-            FROM ingest.claims c JOIN cells t
-              ON c.customer_id = %(customer)s AND c.payer = t.payer
-             AND c.decision_date = t.decision_date
-            WHERE c.status <> 'REVERSED'
+# The sum of two count maps (`{"CO-50": 3}`), keys whose total is zero left out.
+_ADD_COUNTS = (
+    "(SELECT coalesce(jsonb_object_agg(key, total) FILTER (WHERE total <> 0), '{{}}') "
+    "FROM (SELECT key, sum(value::bigint) AS total FROM (SELECT * FROM jsonb_each_text({a}) "
+    "UNION ALL SELECT * FROM jsonb_each_text({b})) e GROUP BY key) t)"
+)
+
+
+async def add_to_daily_stats(cursor: Any, customer: str, changes: str) -> None:
+    """Change the statistics by signed claim versions (rows shaped like `claim_changes`):
+    +1 counts a version in, -1 takes one out. Exact, and it reads no stored claim, so an
+    upload of a million new claims is counted from what it staged."""
+    query = """
+        WITH scope AS (
+            SELECT * FROM {changes} WHERE status <> 'REVERSED' AND decision_date IS NOT NULL
         ),
         base AS (
-            SELECT payer, code_group, decision_date, count(*) AS decided,
-                   count(*) FILTER (WHERE denied) AS denied,
-                   count(*) FILTER (WHERE partially_denied) AS partially_denied,
-                   sum(billed_cents) AS billed, sum(allowed_cents) AS allowed,
-                   sum(paid_cents) AS paid,
-                   coalesce(sum(billed_cents) FILTER (WHERE denied), 0) AS denied_billed
+            SELECT payer, code_group, decision_date, sum(sign) AS decided,
+                   coalesce(sum(sign) FILTER (WHERE denied), 0) AS denied,
+                   coalesce(sum(sign) FILTER (WHERE partially_denied), 0) AS partially_denied,
+                   sum(sign * billed_cents) AS billed, sum(sign * allowed_cents) AS allowed,
+                   sum(sign * paid_cents) AS paid,
+                   coalesce(sum(sign * billed_cents) FILTER (WHERE denied), 0) AS denied_billed
             FROM scope GROUP BY payer, code_group, decision_date
         ),
         days AS (
             SELECT payer, code_group, decision_date,
                    jsonb_object_agg(decision_days::text, n) AS histogram
-            FROM (SELECT payer, code_group, decision_date, decision_days, count(*) AS n
+            FROM (SELECT payer, code_group, decision_date, decision_days, sum(sign) AS n
                   FROM scope WHERE decision_days IS NOT NULL
                   GROUP BY payer, code_group, decision_date, decision_days) d
-            GROUP BY payer, code_group, decision_date
+            WHERE n <> 0 GROUP BY payer, code_group, decision_date
         ),
         carcs AS (
             SELECT payer, code_group, decision_date, jsonb_object_agg(code, n) AS counts
-            FROM (SELECT payer, code_group, decision_date, code, count(*) AS n
+            FROM (SELECT payer, code_group, decision_date, code, sum(sign) AS n
                   FROM scope, unnest(denial_codes) AS code
                   GROUP BY payer, code_group, decision_date, code) c
-            GROUP BY payer, code_group, decision_date
+            WHERE n <> 0 GROUP BY payer, code_group, decision_date
         )
-        INSERT INTO ingest.daily_stats (customer_id, payer, code_group, decision_date,
+        INSERT INTO ingest.daily_stats AS s (customer_id, payer, code_group, decision_date,
             decided_claims, denied_claims, partially_denied_claims, decision_days,
             billed_cents, allowed_cents, paid_cents, denied_billed_cents, carc_counts)
         SELECT %(customer)s, b.payer, b.code_group, b.decision_date, b.decided, b.denied,
-               b.partially_denied, coalesce(d.histogram, '{}'), b.billed, b.allowed, b.paid,
-               b.denied_billed, coalesce(c.counts, '{}')
+               b.partially_denied, coalesce(d.histogram, '{{}}'), b.billed, b.allowed, b.paid,
+               b.denied_billed, coalesce(c.counts, '{{}}')
         FROM base b
         LEFT JOIN days d USING (payer, code_group, decision_date)
         LEFT JOIN carcs c USING (payer, code_group, decision_date)
-        """,
+        ON CONFLICT (customer_id, payer, code_group, decision_date) DO UPDATE SET
+            decided_claims = s.decided_claims + excluded.decided_claims,
+            denied_claims = s.denied_claims + excluded.denied_claims,
+            partially_denied_claims = s.partially_denied_claims + excluded.partially_denied_claims,
+            decision_days = {add_days},
+            billed_cents = s.billed_cents + excluded.billed_cents,
+            allowed_cents = s.allowed_cents + excluded.allowed_cents,
+            paid_cents = s.paid_cents + excluded.paid_cents,
+            denied_billed_cents = s.denied_billed_cents + excluded.denied_billed_cents,
+            carc_counts = {add_carcs}
+    """
+    await cursor.execute(
+        query.format(
+            changes=changes,
+            add_days=_ADD_COUNTS.format(a="s.decision_days", b="excluded.decision_days"),
+            add_carcs=_ADD_COUNTS.format(a="s.carc_counts", b="excluded.carc_counts"),
+        ),
         {"customer": customer},
+    )
+    # A cell whose last claim left has no statistics.
+    await cursor.execute(
+        "DELETE FROM ingest.daily_stats s USING (SELECT DISTINCT payer, code_group, "
+        f"decision_date FROM {changes} WHERE sign < 0) t WHERE s.customer_id = %s "
+        "AND s.payer = t.payer AND s.code_group = t.code_group "
+        "AND s.decision_date = t.decision_date AND s.decided_claims = 0",
+        (customer,),
     )
 
 

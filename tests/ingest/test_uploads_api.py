@@ -355,3 +355,112 @@ def test_an_835_reversal_cancels_the_claim_it_names(system: System) -> None:
     # The reversed claim no longer counts; the two others (one new) do.
     assert sum(int(s["decidedClaims"]) for s in stats) == 2
     assert {c["claimId"] for c in by_upload} == {"5554555444", "8765432199"}
+
+
+def test_statistics_and_payer_counts_stay_exact_through_updates_moves_and_reversals(
+    system: System, postgres: PostgresUnderTest
+) -> None:
+    """Uploads, payer mappings and deletions change the statistics by what they change;
+    after any mix of new claims, newer adjudications that move a claim to another payer,
+    day, code or outcome, pending claims decided, repeats within a file, reversals, a
+    remapped payer and a deleted upload, they equal a recount of the stored claims."""
+    customer = _fresh_customer()
+    header = HEADER.rstrip("\n") + ",payer_claim_control_number\n"
+
+    def upload(rows: list[str]) -> str:
+        body = (header + "".join(r + "\n" for r in rows)).encode()
+        with system.client(customer, "admin") as client:
+            response = _upload(client, customer, body)
+        assert response.status_code == 200, response.text
+        return str(response.json()["name"])
+
+    upload(
+        [
+            f"M{i},{('Aetna', 'Cigna')[i % 2]},9921{i % 3},2026-04-01,2026-04-0{1 + i % 3},"
+            f"2026-04-{10 + i % 4},{'DENIED' if i % 5 == 0 else 'PAID'},100.00,80.00,"
+            f"{'0.00' if i % 5 == 0 else '70.00'},10.00,"
+            f"{'CO-50;CO-97' if i % 5 == 0 else 'CO-45;PR-1'},ICN{i}"
+            for i in range(40)
+        ]
+        + ["M90,Aetna,99213,2026-04-01,2026-04-02,,PENDING,50.00,,,,,ICN90"]
+    )
+    second = upload(
+        [
+            # Newer: moves to another day, payer name spelling, outcome and code.
+            "M1,Cigna,71045,2026-04-01,2026-04-02,2026-04-20,DENIED,100.00,0,0.00,0,CO-16,ICN1",
+            # Older than what is stored: changes nothing.
+            "M2,Aetna,99213,2026-04-01,2026-04-02,2026-04-01,PAID,999.00,1,1,0,CO-45,ICN2",
+            # Decided at last.
+            "M90,Aetna,99213,2026-04-01,2026-04-02,2026-04-25,PAID,50.00,40.00,40.00,0,,ICN90",
+            # Twice in one file: the last row wins.
+            "N1,Humana,99213,2026-04-01,2026-04-03,2026-04-12,PAID,30.00,30.00,30.00,0,,",
+            "N1,Humana,99213,2026-04-01,2026-04-03,2026-04-13,DENIED,30.00,0,0,0,CO-50,",
+            # Reverses stored claims by their payer claim control number.
+            "R3,Cigna,99213,,,2026-04-21,REVERSED,0,0,0,0,,ICN3",
+            "R4,Aetna,99213,,,2026-04-21,REVERSED,0,0,0,0,,ICN4",
+        ]
+    )
+    statuses = _assert_statistics_match_a_recount(postgres, customer)
+    assert (statuses["M3"], statuses["M4"], statuses["M1"]) == ("REVERSED", "REVERSED", "DENIED")
+    assert len(statuses) == 42
+    with system.client(customer, "admin") as client:
+        mapped = client.post(
+            f"/v1/customers/{customer}/payerMappings",
+            json={"rawPayerName": "Humana", "canonicalPayer": "Cigna"},
+        )
+        assert mapped.status_code == 200, mapped.text
+    _assert_statistics_match_a_recount(postgres, customer)
+    with system.client(customer, "admin") as client:
+        assert client.delete(f"/v1/{second}").status_code == 200
+    statuses = _assert_statistics_match_a_recount(postgres, customer)
+    assert "N1" not in statuses
+
+
+def _assert_statistics_match_a_recount(
+    postgres: PostgresUnderTest, customer: str
+) -> dict[str, str]:
+    """Compares the customer's daily statistics and payer counts with a recount of the
+    stored claims; returns each claim's status."""
+    with psycopg.connect(schemas.libpq_url(postgres.admin_url)) as connection:
+        stored = connection.execute(
+            "SELECT payer, code_group, decision_date, decided_claims, denied_claims, "
+            "partially_denied_claims, billed_cents, allowed_cents, paid_cents, "
+            "denied_billed_cents, decision_days, carc_counts FROM ingest.daily_stats "
+            "WHERE customer_id = %s",
+            (customer,),
+        ).fetchall()
+        claims = connection.execute(
+            "SELECT payer, code_group, decision_date, denied, partially_denied, billed_cents, "
+            "coalesce(allowed_cents, paid_cents + patient_responsibility_cents), paid_cents, "
+            "decision_days, denial_codes FROM ingest.claims WHERE customer_id = %s "
+            "AND status <> 'REVERSED' AND decision_date IS NOT NULL",
+            (customer,),
+        ).fetchall()
+        counts = connection.execute(
+            "SELECT p.payer_uid, p.claim_count, (SELECT count(*) FROM ingest.claims c "
+            "WHERE c.customer_id = p.customer_id AND c.payer_uid = p.payer_uid) "
+            "FROM ingest.payers p WHERE p.customer_id = %s",
+            (customer,),
+        ).fetchall()
+        statuses = dict(
+            connection.execute(
+                "SELECT claim_id, status FROM ingest.claims WHERE customer_id = %s", (customer,)
+            ).fetchall()
+        )
+    recount: dict[tuple, list] = {}
+    for payer, group, day, denied, partial, billed, allowed, paid, days, codes in claims:
+        cell = recount.setdefault((payer, group, day), [0, 0, 0, 0, 0, 0, 0, {}, {}])
+        cell[0] += 1
+        cell[1] += denied
+        cell[2] += partial
+        cell[3] += billed
+        cell[4] += allowed
+        cell[5] += paid
+        cell[6] += billed if denied else 0
+        if days is not None:
+            cell[7][str(days)] = cell[7].get(str(days), 0) + 1
+        for code in codes:
+            cell[8][code] = cell[8].get(code, 0) + 1
+    assert {(r[0], r[1], r[2]): list(r[3:]) for r in stored} == recount
+    assert [count for _, count, _ in counts] == [actual for _, _, actual in counts]
+    return statuses
