@@ -4,7 +4,7 @@ raw claims they summarise.
 On a throwaway PostgreSQL with every service migrated, N synthetic claims of one customer
 are written set-wise (`generate_series`, about 200 payers × 5 code groups, so about 1,000
 payer × code-group cells over 150 days, a few payers drifting in the current window), and
-`ingest.daily_stats` is built from them by ingest's own `refresh_daily_stats`. Then, three
+`ingest.daily_stats` is built from them by ingest's own `add_to_daily_stats`. Then, three
 times each, timed in the same run:
 
 - what a drift run does: read the window's daily statistics (baseline + current) and run
@@ -38,6 +38,7 @@ from typing import Any
 
 import grpc
 import psycopg
+from psycopg import sql
 
 from bench.ingest_bench import ingest_process, log, throwaway_cluster, verdict
 from runtime import schemas
@@ -47,7 +48,7 @@ from runtime.settings import Settings
 from services.drift.config import DetectionConfig
 from services.drift.detection import DayStat, Detection, Windows, detect, windows_for
 from services.drift.ingest_client import IngestClient
-from services.ingest.uploads import refresh_daily_stats
+from services.ingest.uploads import add_to_daily_stats
 
 DEFAULT_CLAIMS = 10_000_000
 DEFAULT_CELLS = 1000
@@ -143,7 +144,7 @@ WHERE customer_id = %s AND decision_date BETWEEN %s AND %s
 ORDER BY payer, code_group, decision_date
 """
 
-# The scope of claims `refresh_daily_stats` aggregates, restricted to the detection window.
+# The scope of claims the daily statistics count, restricted to the detection window.
 _WINDOW_CLAIMS = """
 FROM ingest.claims
 WHERE customer_id = %(customer)s AND status <> 'REVERSED'
@@ -230,21 +231,22 @@ async def _refresh_every_day(admin_url: str) -> None:
         await psycopg.AsyncConnection.connect(url) as connection,
         connection.cursor() as cursor,
     ):
-        # The table ingest's merge fills with the (payer, day) cells an upload touched.
+        # Every stored claim counted in once, as ingest counts in an upload's new claims.
         await cursor.execute(
-            "CREATE TEMPORARY TABLE touched (payer text, decision_date date) ON COMMIT DROP"
+            sql.SQL(
+                "CREATE TEMPORARY VIEW every_claim AS SELECT 1 AS sign, payer_uid, payer, "
+                "code_group, decision_date, status, denied, partially_denied, decision_days, "
+                "billed_cents, coalesce(allowed_cents, paid_cents + patient_responsibility_cents) "
+                "AS allowed_cents, paid_cents, denial_codes FROM ingest.claims "
+                "WHERE customer_id = {}"
+            ).format(sql.Literal(CUSTOMER))
         )
-        await cursor.execute(
-            "INSERT INTO touched SELECT DISTINCT payer, decision_date FROM ingest.claims "
-            "WHERE customer_id = %s AND decision_date IS NOT NULL",
-            (CUSTOMER,),
-        )
-        await refresh_daily_stats(cursor, CUSTOMER)
+        await add_to_daily_stats(cursor, CUSTOMER, "every_claim")
 
 
 def build_daily_stats(admin_url: str) -> int:
     """ingest.daily_stats of every day, by ingest's own SQL; returns its row count."""
-    log("building ingest.daily_stats with ingest's refresh_daily_stats (every payer × day) …")
+    log("building ingest.daily_stats with ingest's add_to_daily_stats (every claim) …")
     started = time.perf_counter()
     asyncio.run(_refresh_every_day(admin_url))
     log(f"  built in {seconds_since(started):.1f} s")

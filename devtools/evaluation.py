@@ -96,7 +96,7 @@ _code_group = functools.cache(code_group)
 
 
 def daily_stats(claims: Iterable[ClaimRecord]) -> list[DayStat]:
-    """Ingest's daily statistics (`refresh_daily_stats`) of decided claims, computed in Python.
+    """Ingest's daily statistics (`ingest.daily_stats`) of decided claims, computed in Python.
 
     Streams: only the per-cell totals are kept, never the claims. Ordered by payer, code group
     and day.

@@ -46,6 +46,8 @@ class Settings:
     log_level: str
     # Largest upload ingest accepts, in bytes.
     max_upload_bytes: int
+    # Claims staged before ingest writes them while the rest of the file streams in.
+    upload_merge_rows: int
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> Settings:
@@ -83,4 +85,5 @@ class Settings:
             max_connection_age_seconds=int(env.get("GRPC_MAX_CONNECTION_AGE_SECONDS", "300")),
             log_level=env.get("LOG_LEVEL", "INFO"),
             max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(2 * 1024**3))),
+            upload_merge_rows=int(env.get("UPLOAD_MERGE_ROWS", "100000")),
         )

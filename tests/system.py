@@ -123,6 +123,8 @@ def base_env(sink_endpoint: str) -> dict[str, str]:
         OTEL_BSP_SCHEDULE_DELAY="100",
         SHUTDOWN_GRACE_SECONDS="10",
         LOG_LEVEL="INFO",
+        # Small batches, so uploads of a few rows already take the streaming merge's path.
+        UPLOAD_MERGE_ROWS="7",
     )
     return env
 

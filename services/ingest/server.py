@@ -242,7 +242,10 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             self._facts, customer, upload_id, request_id, metadata.file_name, parser, mode,
             identity.subject, warnings, trace_context,
         )  # fmt: skip
-        async with self._store.upload_transaction() as writer:
+        merge_every = None if mode == "ALL_OR_NOTHING" else self._settings.upload_merge_rows
+        async with self._store.upload_transaction(
+            customer, upload_id, merge_every=merge_every
+        ) as writer:
             try:
                 await self._stream_into(writer, parser, first, requests, warnings)
             except FileError as problem:

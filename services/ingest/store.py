@@ -196,11 +196,15 @@ class IngestStore:
     # --- uploads ---------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def upload_transaction(self) -> AsyncIterator[UploadWriter]:
+    async def upload_transaction(
+        self, customer: str, upload_id: str, *, merge_every: int | None
+    ) -> AsyncIterator[UploadWriter]:
         """One transaction for a whole upload: committed when the block ends normally,
         rolled back (with its staged rows) on any error or cancellation."""
         async with self._engine.connect() as connection, connection.begin():
-            writer = await UploadWriter.open(connection)
+            writer = await UploadWriter.open(
+                connection, customer=customer, upload_id=upload_id, merge_every=merge_every
+            )
             try:
                 yield writer
             except BaseException as error:

@@ -24,7 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection as SaConnection
 from services.ingest.code_groups import code_group
 from services.ingest.denials import denial_codes
 from services.ingest.parsing import Batch
-from services.ingest.records import Adjustment, ClaimRecord, Rejection, UploadWarning
+from services.ingest.records import (
+    Adjustment,
+    ClaimRecord,
+    ClaimStatus,
+    Rejection,
+    UploadWarning,
+)
 
 MAX_STORED_WARNINGS = 100
 
@@ -37,8 +43,8 @@ _STAGING_COLUMNS = (
     "column_name", "raw_value", "reason", "code",
 )  # fmt: skip
 
-_CREATE_STAGING = """
-CREATE TEMPORARY TABLE upload_staging (
+_CREATE_BATCH = """
+CREATE TEMPORARY TABLE upload_batch (
     kind "char" NOT NULL, seq bigint NOT NULL, source_line bigint, segment_number bigint,
     claim_id text, name_key text, payer_raw_name text, payer_raw_id text, status text,
     denied boolean, partially_denied boolean, procedure_codes text[], code_group text,
@@ -52,13 +58,22 @@ CREATE TEMPORARY TABLE upload_staging (
         STORED
 ) ON COMMIT DROP
 """
-_COPY_STAGING = f"COPY upload_staging ({', '.join(_STAGING_COLUMNS)}) FROM STDIN"
+_COPY_BATCH = f"COPY upload_batch ({', '.join(_STAGING_COLUMNS)}) FROM STDIN"
+_STAGED_COLUMNS = ", ".join((*_STAGING_COLUMNS, "claim_uid", "payer_uid"))
 _CLAIM_COLUMNS = (
     "customer_id, claim_uid, claim_id, payer_key, payer_uid, payer, payer_raw_name, "
     "payer_raw_id, status, denied, partially_denied, procedure_codes, code_group, service_date, "
     "submitted_date, decision_date, decision_days, billed_cents, allowed_cents, paid_cents, "
     "patient_responsibility_cents, adjustments, denial_codes, payer_claim_control_number, "
     "upload_id, source_line"
+)
+# A staged claim `u` of payer `p` as the values of _CLAIM_COLUMNS after the first two.
+_CLAIM_VALUES = (
+    "u.claim_id, u.name_key, u.payer_uid, p.canonical_payer, u.payer_raw_name, "
+    "u.payer_raw_id, u.status, u.denied, u.partially_denied, u.procedure_codes, "
+    "u.code_group, u.service_date, u.submitted_date, u.decision_date, u.decision_days, "
+    "u.billed_cents, u.allowed_cents, u.paid_cents, u.patient_responsibility_cents, "
+    "u.adjustments, u.denial_codes, u.control_number, %(upload)s, u.source_line"
 )
 # What the statistics and payer counts need of a claim version, as `claim_changes` holds it.
 _CHANGE_FIELDS = (
@@ -70,6 +85,16 @@ CREATE_CLAIM_CHANGES = (
     "code_group text, decision_date date, status text, denied boolean, partially_denied boolean, "
     "decision_days bigint, billed_cents bigint, allowed_cents bigint, paid_cents bigint, "
     "denial_codes text[]) ON COMMIT DROP"
+)
+# The temporary tables of one upload: the batch being staged, what the end must see to
+# (`upload_rest`), the payers seen, and the claim versions counted in and out.
+_CREATE_UPLOAD_TABLES = (
+    _CREATE_BATCH,
+    "CREATE TEMPORARY TABLE upload_rest (LIKE upload_batch) ON COMMIT DROP",
+    "CREATE TEMPORARY TABLE upload_payers (payer_uid text PRIMARY KEY, name_key text, "
+    "payer_raw_id text, payer_raw_name text) ON COMMIT DROP",
+    CREATE_CLAIM_CHANGES,
+    CREATE_CLAIM_CHANGES.replace("claim_changes", "counted"),
 )
 
 
@@ -230,28 +255,54 @@ class Outcome:
 
 
 class UploadWriter:
-    """Stages an upload's rows while the file streams, then merges them in one commit."""
+    """Loads an upload's rows while the file streams, and finishes it in the same commit.
 
-    def __init__(self, connection: SaConnection, raw: AsyncConnection[Any]) -> None:
-        self._connection = connection
+    Rows are staged with COPY into `upload_batch`. Every `merge_every` staged claims (and at
+    the end) the batch is merged under the customer's lock: its new claims inserted, the
+    rest (claims already stored, reversals) kept in `upload_rest` for the end. So PostgreSQL
+    writes claims while the next part of the file is parsed. All of it happens after a
+    savepoint, so a file that fails half-way, or turns out to repeat an earlier upload,
+    leaves nothing behind.
+    """
+
+    def __init__(
+        self, raw: AsyncConnection[Any], customer: str, upload_id: str, merge_every: int | None
+    ) -> None:
         self._raw = raw
+        self._customer = customer
+        self._upload_id = upload_id
+        self._merge_every = merge_every
         self._seq = 0
+        self._unmerged = 0  # claims staged since the last merge
+        self._locked = False
         # One COPY stays open while the file streams, so PostgreSQL takes in rows while the
         # next chunk is parsed.
         self._copy: AsyncCopy | None = None
         self._copying = contextlib.AsyncExitStack()
         self.accepted = 0
+        self.reversals = 0
+        self.decision_dates: tuple[dt.date, dt.date] | None = None
         self.rejected_lines: set[int] = set()
         self.first_rejections: list[Rejection] = []
         self.payers: list[str] = []
 
     @classmethod
-    async def open(cls, connection: SaConnection) -> UploadWriter:
+    async def open(
+        cls,
+        connection: SaConnection,
+        *,
+        customer: str,
+        upload_id: str,
+        merge_every: int | None,
+    ) -> UploadWriter:
+        """`merge_every`: claims per merge while streaming; None merges only at the end."""
         raw = (await connection.get_raw_connection()).driver_connection
         assert raw is not None
         async with raw.cursor() as cursor:
-            await cursor.execute(_CREATE_STAGING)
-        return cls(connection, raw)
+            for statement in _CREATE_UPLOAD_TABLES:
+                await cursor.execute(statement)
+            await cursor.execute("SAVEPOINT upload_start")
+        return cls(raw, customer, upload_id, merge_every)
 
     def encode(self, batch: Batch) -> bytes:
         """The batch's rows as COPY text: CPU work, which may run in a worker thread (one
@@ -260,6 +311,10 @@ class UploadWriter:
         for claim in batch.claims:
             self._seq += 1
             rows.append(_claim_line(claim, self._seq))
+            if claim.status is ClaimStatus.REVERSED:
+                self.reversals += 1
+            if claim.decision_date is not None:
+                self._saw_decision(claim.decision_date)
         for rejection in batch.rejections:
             self._seq += 1
             rows.append(_rejection_line(rejection, self._seq))
@@ -267,16 +322,29 @@ class UploadWriter:
             if len(self.first_rejections) < 10:
                 self.first_rejections.append(rejection)
         self.accepted += len(batch.claims)
+        self._unmerged += len(batch.claims)
         return ("\n".join(rows) + "\n").encode() if rows else b""
 
+    def _saw_decision(self, day: dt.date) -> None:
+        if self.decision_dates is None:
+            self.decision_dates = (day, day)
+        elif not self.decision_dates[0] <= day <= self.decision_dates[1]:
+            self.decision_dates = (
+                min(day, self.decision_dates[0]),
+                max(day, self.decision_dates[1]),
+            )
+
     async def send(self, data: bytes) -> None:
-        """Stage encoded rows."""
-        if not data:
-            return
-        if self._copy is None:
-            cursor = await self._copying.enter_async_context(self._raw.cursor())
-            self._copy = await self._copying.enter_async_context(cursor.copy(_COPY_STAGING))
-        await self._copy.write(data)
+        """Stage encoded rows; merge the batch when it is big enough."""
+        if data:
+            if self._copy is None:
+                cursor = await self._copying.enter_async_context(self._raw.cursor())
+                self._copy = await self._copying.enter_async_context(cursor.copy(_COPY_BATCH))
+            await self._copy.write(data)
+        if self._merge_every is not None and self._unmerged >= self._merge_every:
+            await self.end_copy()
+            async with self._raw.cursor() as cursor:
+                await self._merge_batch(cursor)
 
     async def write(self, batch: Batch) -> None:
         await self.send(self.encode(batch))
@@ -289,15 +357,27 @@ class UploadWriter:
         else:
             await self._copying.__aexit__(type(error), error, error.__traceback__)
 
-    async def finish(self, facts: UploadFacts, *, all_or_nothing: bool) -> Outcome:
-        """Merge the staged rows and write the upload; the caller commits."""
-        await self.end_copy()
-        async with self._raw.cursor() as cursor:
-            # One merge at a time per customer: statistics and duplicate checks stay exact.
+    async def _lock(self, cursor: Any) -> None:
+        # One upload at a time per customer: statistics and duplicate checks stay exact, and
+        # nobody else adds the claims this upload found missing.
+        if not self._locked:
             await cursor.execute(
                 "SELECT pg_advisory_xact_lock(hashtext('ingest.upload'), hashtext(%s))",
-                (facts.customer,),
+                (self._customer,),
             )
+            self._locked = True
+
+    async def _undo(self, cursor: Any) -> None:
+        """Back to the savepoint: no claim, rejection or statistic of this upload stays."""
+        await cursor.execute("ROLLBACK TO SAVEPOINT upload_start")
+        self._locked = False  # the lock may have been taken after the savepoint
+        await self._lock(cursor)
+
+    async def finish(self, facts: UploadFacts, *, all_or_nothing: bool) -> Outcome:
+        """Merge what is left and write the upload; the caller commits."""
+        await self.end_copy()
+        async with self._raw.cursor() as cursor:
+            await self._lock(cursor)
             await cursor.execute(
                 "SELECT upload_id FROM ingest.uploads WHERE customer_id = %s "
                 "AND ((request_id IS NOT NULL AND request_id = %s) "
@@ -306,22 +386,20 @@ class UploadWriter:
             )
             earlier = await cursor.fetchone()
             if earlier is not None:
+                await self._undo(cursor)
                 return Outcome(earlier[0], repeated=True, failed=False, first_problems=[])
-            await cursor.execute(
-                "INSERT INTO ingest.upload_rejections (customer_id, upload_id, seq, line_number, "
-                "segment_number, column_name, raw_value, reason, code) "
-                "SELECT %s, %s, seq, source_line, segment_number, column_name, raw_value, "
-                "reason, code FROM upload_staging WHERE kind = 'R'",
-                (facts.customer, facts.upload_id),
-            )
             failed = self.accepted == 0 or (all_or_nothing and bool(self.rejected_lines))
             if failed:
+                # Nothing was merged: ALL_OR_NOTHING merges only here, and a file without
+                # claims had none to merge. Its rejections are kept.
+                await self._keep_rejections(cursor)
                 await self._insert_upload(
                     cursor, facts, "FAILED", updated=0, warnings=facts.warnings
                 )
                 return Outcome(facts.upload_id, False, True, self.first_rejections)
+            await self._merge_batch(cursor)
             warnings = list(facts.warnings)
-            updated, unmatched = await self._merge(cursor, facts)
+            updated, unmatched = await self._merge_rest(cursor)
             if unmatched:
                 warnings.append(
                     UploadWarning(
@@ -349,10 +427,7 @@ class UploadWriter:
         kept (unless the same request id already made an upload)."""
         await self.end_copy()
         async with self._raw.cursor() as cursor:
-            await cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('ingest.upload'), hashtext(%s))",
-                (facts.customer,),
-            )
+            await self._undo(cursor)
             if facts.request_id:
                 await cursor.execute(
                     "SELECT upload_id FROM ingest.uploads WHERE customer_id = %s "
@@ -362,100 +437,104 @@ class UploadWriter:
                 earlier = await cursor.fetchone()
                 if earlier is not None:
                     return Outcome(earlier[0], repeated=True, failed=False, first_problems=[])
-            await cursor.execute("TRUNCATE upload_staging")
             self.accepted = 0
+            self.decision_dates = None
             self.rejected_lines.clear()
             await self._insert_upload(
                 cursor, facts, "FAILED", updated=0, warnings=facts.warnings, error=problem
             )
         return Outcome(facts.upload_id, False, True, [])
 
-    async def _merge(self, cursor: Any, facts: UploadFacts) -> tuple[int, int]:
-        """Payers, reversals, claims and statistics; returns (claims updated, reversals
-        that matched nothing).
+    async def _keep_rejections(self, cursor: Any) -> None:
+        await cursor.execute(
+            "INSERT INTO ingest.upload_rejections (customer_id, upload_id, seq, line_number, "
+            "segment_number, column_name, raw_value, reason, code) "
+            "SELECT %s, %s, seq, source_line, segment_number, column_name, raw_value, "
+            "reason, code FROM upload_batch WHERE kind = 'R'",
+            (self._customer, self._upload_id),
+        )
 
-        Set-wise and without reading back what it writes: new claims are inserted, known
-        ones updated, and the daily statistics and payer counts change by what changed."""
-        customer = facts.customer
-        # Hash joins and aggregates over the whole upload, not sorts spilled to disk; and the
-        # planner must know how many rows were staged (temporary tables are not analysed).
+    async def _merge_batch(self, cursor: Any) -> None:
+        """Insert the batch's new claims; keep claims already stored, and reversals, in
+        `upload_rest` for the end; empty the batch."""
+        customer = self._customer
+        self._unmerged = 0
+        await self._lock(cursor)
+        await self._keep_rejections(cursor)
+        # Hash joins and aggregates, not sorts spilled to disk; the planner must know how
+        # many rows were staged (temporary tables are never analysed automatically).
         await cursor.execute("SET LOCAL work_mem = '256MB'")
-        await cursor.execute("ANALYZE upload_staging")
-        # The last row of a claim in the file wins; reversals are applied, not stored.
+        await cursor.execute("ANALYZE upload_batch")
+        # Within the batch the last row of a claim wins (a later batch's row is a stored
+        # claim by then, and goes the way of stored claims).
         await cursor.execute(
-            "CREATE TEMPORARY TABLE upload_claims ON COMMIT DROP AS "
-            "SELECT * FROM upload_staging s WHERE kind = 'C' AND status <> 'REVERSED' "
-            "AND NOT EXISTS (SELECT FROM upload_staging later WHERE later.kind = 'C' "
-            "AND later.status <> 'REVERSED' AND later.claim_uid = s.claim_uid "
-            "AND later.seq > s.seq)"
+            "CREATE TEMPORARY TABLE batch_claims ON COMMIT DROP AS "
+            "SELECT b.*, EXISTS (SELECT FROM ingest.claims c WHERE c.customer_id = %s "
+            "AND c.claim_uid = b.claim_uid) AS known "
+            "FROM upload_batch b WHERE kind = 'C' AND status <> 'REVERSED' "
+            "AND NOT EXISTS (SELECT FROM upload_batch later WHERE later.kind = 'C' "
+            "AND later.status <> 'REVERSED' AND later.claim_uid = b.claim_uid "
+            "AND later.seq > b.seq)",
+            (customer,),
         )
-        await cursor.execute("ANALYZE upload_claims")
         await cursor.execute(
-            "CREATE TEMPORARY TABLE upload_payers ON COMMIT DROP AS "
-            "SELECT payer_uid, name_key, payer_raw_id, min(payer_raw_name) AS payer_raw_name "
-            "FROM upload_claims GROUP BY payer_uid, name_key, payer_raw_id"
+            "INSERT INTO upload_rest SELECT * FROM upload_batch WHERE kind = 'C' "
+            "AND status = 'REVERSED'"
         )
-        await self._upsert_payers(cursor, customer)
-        # What the upload changes, row by row: -1 for a claim's stored version that goes,
-        # +1 for the version that comes (the statistics and payer counts follow from them).
-        await cursor.execute(CREATE_CLAIM_CHANGES)
-        # Reversals cancel the claim with the payer's claim control number they name.
+        await cursor.execute(
+            f"INSERT INTO upload_rest SELECT {_STAGED_COLUMNS} FROM batch_claims WHERE known"
+        )
+        await self._upsert_payers(cursor)
+        # New claims: a plain insert, counted in as they go in.
+        await cursor.execute(
+            f"WITH written AS (INSERT INTO ingest.claims ({_CLAIM_COLUMNS}) "
+            f"SELECT %(customer)s, u.claim_uid, {_CLAIM_VALUES} FROM batch_claims u "
+            "JOIN ingest.payers p ON p.customer_id = %(customer)s AND p.payer_uid = u.payer_uid "
+            f"WHERE NOT u.known RETURNING {_version('new')}) "
+            "INSERT INTO counted SELECT 1, "
+            + ", ".join(f"new_{field}" for field in _CHANGE_FIELDS)
+            + " FROM written",
+            {"customer": customer, "upload": self._upload_id},
+        )
+        await cursor.execute("DROP TABLE batch_claims")
+        await cursor.execute("TRUNCATE upload_batch")
+
+    async def _merge_rest(self, cursor: Any) -> tuple[int, int]:
+        """Reversals, claims that were already stored, payer list, statistics and payer
+        counts; returns (claims updated, reversals that matched nothing)."""
+        customer = self._customer
+        await cursor.execute("ANALYZE upload_rest")
+        # Reversals cancel the claim with the payer's claim control number they name; not
+        # a claim this upload itself wrote.
         await cursor.execute(
             recording_changes(
                 "UPDATE ingest.claims c SET status = 'REVERSED', denied = false, "
-                "partially_denied = false, upload_id = %s, update_time = now() "
-                "FROM upload_staging s WHERE s.kind = 'C' AND s.status = 'REVERSED' "
-                "AND c.customer_id = %s AND c.payer_key = s.name_key "
+                "partially_denied = false, upload_id = %(upload)s, update_time = now() "
+                "FROM upload_rest s WHERE s.status = 'REVERSED' "
+                "AND c.customer_id = %(customer)s AND c.payer_key = s.name_key "
                 "AND c.payer_claim_control_number = s.control_number "
-                "AND s.control_number <> '' AND c.status <> 'REVERSED'"
+                "AND s.control_number <> '' AND c.status <> 'REVERSED' "
+                "AND c.upload_id <> %(upload)s"
             ),
-            (facts.upload_id, customer),
+            {"customer": customer, "upload": self._upload_id},
         )
         reversed_count = cursor.rowcount // 2
-        await cursor.execute(
-            "SELECT count(*) FROM upload_staging WHERE kind = 'C' AND status = 'REVERSED'"
-        )
-        reversals = (await cursor.fetchone())[0]
-        # Claims this upload already knows; the planner gets their number.
-        await cursor.execute(
-            "CREATE TEMPORARY TABLE known_claims ON COMMIT DROP AS SELECT u.claim_uid "
-            "FROM upload_claims u JOIN ingest.claims c "
-            "ON c.customer_id = %s AND c.claim_uid = u.claim_uid",
-            (customer,),
-        )
-        await cursor.execute("ANALYZE known_claims")
-        values = (
-            "u.claim_id, u.name_key, u.payer_uid, p.canonical_payer, u.payer_raw_name, "
-            "u.payer_raw_id, u.status, u.denied, u.partially_denied, u.procedure_codes, "
-            "u.code_group, u.service_date, u.submitted_date, u.decision_date, u.decision_days, "
-            "u.billed_cents, u.allowed_cents, u.paid_cents, u.patient_responsibility_cents, "
-            "u.adjustments, u.denial_codes, u.control_number, %(upload)s, u.source_line"
-        )
-        sources = (
-            "FROM upload_claims u JOIN ingest.payers p "
-            "ON p.customer_id = %(customer)s AND p.payer_uid = u.payer_uid"
-        )
-        # New claims: a plain insert (the customer's lock keeps anyone else from adding them).
-        await cursor.execute(
-            f"INSERT INTO ingest.claims ({_CLAIM_COLUMNS}) SELECT %(customer)s, u.claim_uid, "
-            f"{values} {sources} "
-            "WHERE NOT EXISTS (SELECT FROM known_claims k WHERE k.claim_uid = u.claim_uid)",
-            {"customer": customer, "upload": facts.upload_id},
-        )
-        # Known claims: a newer adjudication replaces an older one; an older file changes
-        # nothing.
+        # Stored claims: a newer adjudication replaces an older one, an older file changes
+        # nothing; a claim this upload wrote is replaced by its later row in the file.
         await cursor.execute(
             recording_changes(
                 f"UPDATE ingest.claims c SET ({_CLAIM_COLUMNS}) = "
-                f"(c.customer_id, c.claim_uid, {values}), update_time = now() "
-                "FROM known_claims k JOIN upload_claims u ON u.claim_uid = k.claim_uid "
+                f"(c.customer_id, c.claim_uid, {_CLAIM_VALUES}), update_time = now() "
+                "FROM (SELECT DISTINCT ON (claim_uid) * FROM upload_rest "
+                "WHERE status <> 'REVERSED' ORDER BY claim_uid, seq DESC) u "
                 "JOIN ingest.payers p "
                 "ON p.customer_id = %(customer)s AND p.payer_uid = u.payer_uid "
                 "WHERE c.customer_id = %(customer)s AND c.claim_uid = u.claim_uid "
-                "AND (c.decision_date IS NULL OR c.status = 'REVERSED' "
-                "OR u.decision_date >= c.decision_date)"
+                "AND (CASE WHEN c.upload_id = %(upload)s THEN u.source_line > c.source_line "
+                "ELSE c.decision_date IS NULL OR c.status = 'REVERSED' "
+                "OR u.decision_date >= c.decision_date END)"
             ),
-            {"customer": customer, "upload": facts.upload_id},
+            {"customer": customer, "upload": self._upload_id},
         )
         updated = cursor.rowcount // 2
         await cursor.execute(
@@ -465,33 +544,27 @@ class UploadWriter:
             (customer,),
         )
         self.payers = list((await cursor.fetchone())[0])
-        # Rows the statistics and counts change by: the new claims, and every change.
-        await cursor.execute(
-            "CREATE TEMPORARY TABLE counted ON COMMIT DROP AS "
-            "SELECT 1 AS sign, u.payer_uid, p.canonical_payer AS payer, u.code_group, "
-            "u.decision_date, u.status, u.denied, u.partially_denied, u.decision_days, "
-            "u.billed_cents, coalesce(u.allowed_cents, u.paid_cents + "
-            "u.patient_responsibility_cents) AS allowed_cents, u.paid_cents, u.denial_codes "
-            f"{sources} WHERE NOT EXISTS "
-            "(SELECT FROM known_claims k WHERE k.claim_uid = u.claim_uid) "
-            "UNION ALL SELECT * FROM claim_changes",
-            {"customer": customer},
-        )
+        await cursor.execute("INSERT INTO counted SELECT * FROM claim_changes")
         await add_to_payer_counts(cursor, customer, "counted")
         await add_to_daily_stats(cursor, customer, "counted")
-        return updated + reversed_count, reversals - reversed_count
+        return updated + reversed_count, self.reversals - reversed_count
 
-    async def _upsert_payers(self, cursor: Any, customer: str) -> None:
+    async def _upsert_payers(self, cursor: Any) -> None:
+        """The batch's payers, as seen in files, each resolved by the mappings once."""
         await cursor.execute(
+            "WITH seen AS (INSERT INTO upload_payers "
+            "SELECT DISTINCT ON (payer_uid) payer_uid, name_key, payer_raw_id, payer_raw_name "
+            "FROM batch_claims ORDER BY payer_uid, payer_raw_name "
+            "ON CONFLICT (payer_uid) DO NOTHING RETURNING *) "
             "INSERT INTO ingest.payers AS p (customer_id, payer_uid, name_key, raw_name, raw_id, "
             "canonical_payer, mapping_id) "
             "SELECT %s, u.payer_uid, u.name_key, u.payer_raw_name, "
             "u.payer_raw_id, coalesce(m.canonical_payer, u.payer_raw_name), m.mapping_id "
-            "FROM upload_payers u LEFT JOIN LATERAL ("
+            "FROM seen u LEFT JOIN LATERAL ("
             + MAPPING_FOR_PAYER.format(name="u.name_key", raw_id="u.payer_raw_id")
             + ") m ON true "
             "ON CONFLICT (customer_id, payer_uid) DO UPDATE SET last_seen_time = now()",
-            (customer, customer),
+            (self._customer, self._customer),
         )
 
     async def _insert_upload(
@@ -523,15 +596,14 @@ class UploadWriter:
             "INSERT INTO ingest.uploads (customer_id, upload_id, state, format, mode, file_name, "
             "size_bytes, sha256, request_id, creator, rows_read, rows_accepted, rows_rejected, "
             "rows_updated, first_decision_date, last_decision_date, payers, warnings, error, "
-            "finish_time) SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-            "(SELECT min(decision_date) FROM upload_staging WHERE kind = 'C'), "
-            "(SELECT max(decision_date) FROM upload_staging WHERE kind = 'C'), "
-            "%s, %s, %s, now()",
+            "finish_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            "%s, %s, %s, %s, %s, now())",
             (
                 facts.customer, facts.upload_id, state, facts.format, facts.mode, facts.file_name,
                 facts.size_bytes, facts.sha256 if state != "FAILED" else None, facts.request_id,
                 facts.creator, facts.rows_read, self.accepted if state != "FAILED" else 0,
-                len(self.rejected_lines), updated, self.payers if state != "FAILED" else [],
+                len(self.rejected_lines), updated, *(self.decision_dates or (None, None)),
+                self.payers if state != "FAILED" else [],
                 json.dumps(stored_warnings), json.dumps(status) if status else None,
             ),
         )  # fmt: skip

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import uuid
+from collections.abc import Iterator
 
+import grpc
 import httpx
 import psycopg
 import pytest
@@ -13,6 +15,7 @@ from runtime import schemas
 from tests.conftest import PostgresUnderTest
 from tests.fixtures import X12_835_FIXTURES
 from tests.system import System
+from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
 FIXTURES = X12_835_FIXTURES
 HEADER = (
@@ -464,3 +467,78 @@ def _assert_statistics_match_a_recount(
     assert {(r[0], r[1], r[2]): list(r[3:]) for r in stored} == recount
     assert [count for _, count, _ in counts] == [actual for _, _, actual in counts]
     return statuses
+
+
+def test_how_an_upload_is_cut_into_chunks_and_batches_never_changes_what_is_stored(
+    system: System, postgres: PostgresUnderTest
+) -> None:
+    """The same two files, streamed over gRPC in 40-byte chunks (claims merged 7 at a time
+    while the file streams) and uploaded whole, leave the same claims, statistics and counts:
+    repeats within the file across batches, stored claims updated, and reversals included."""
+    header = HEADER.rstrip("\n") + ",payer_claim_control_number\n"
+    first = [
+        f"B{i},{('Aetna', 'Cigna', 'Humana')[i % 3]},9921{i % 3},2026-05-01,2026-05-02,"
+        f"2026-05-{10 + i % 5},{'DENIED' if i % 4 == 0 else 'PAID'},100.00,80.00,"
+        f"{'0.00' if i % 4 == 0 else '70.00'},10.00,{'CO-50' if i % 4 == 0 else 'CO-45'},ICN{i}"
+        for i in range(30)
+    ]
+    second = [
+        *(
+            f"B{i},Aetna,71045,2026-05-01,2026-05-02,2026-05-20,PAID,90.00,90.00,90.00,0,,ICN{i}"
+            for i in range(0, 30, 3)
+        ),
+        *(f"C{i},Cigna,99213,,,2026-05-21,PAID,10.00,10.00,10.00,0,,X{i}" for i in range(12)),
+        # C2 again, late in the file and in another batch: this row wins.
+        "C2,Cigna,99213,,,2026-05-19,DENIED,10.00,0,0,0,CO-97,X2",
+        "R1,Cigna,99213,,,2026-05-22,REVERSED,0,0,0,0,,ICN1",
+        "R2,Humana,99213,,,2026-05-22,REVERSED,0,0,0,0,,ICN2",
+    ]
+    files = [(header + "".join(r + "\n" for r in rows)).encode() for rows in (first, second)]
+    whole, streamed = _fresh_customer(), _fresh_customer()
+    for body in files:
+        with system.client(whole, "admin") as client:
+            assert _upload(client, whole, body).status_code == 200
+        _upload_over_grpc(system, streamed, body, chunk_bytes=40)
+    assert _stored(postgres, streamed) == _stored(postgres, whole)
+    statuses = _assert_statistics_match_a_recount(postgres, streamed)
+    assert (statuses["B1"], statuses["B2"], statuses["C2"]) == ("REVERSED", "REVERSED", "DENIED")
+
+
+def _upload_over_grpc(system: System, customer: str, body: bytes, *, chunk_bytes: int) -> None:
+    def requests() -> Iterator[ingest_service_pb2.CreateUploadRequest]:
+        yield ingest_service_pb2.CreateUploadRequest(
+            parent=f"customers/{customer}", upload=resources_pb2.Upload(file_name="f.csv")
+        )
+        for at in range(0, len(body), chunk_bytes):
+            request = ingest_service_pb2.CreateUploadRequest()
+            request.http_body.data = body[at : at + chunk_bytes]
+            yield request
+
+    with grpc.insecure_channel(system.targets["ingest"]) as channel:
+        upload = ingest_service_pb2_grpc.IngestServiceStub(channel).CreateUpload(
+            requests(),
+            metadata=[("authorization", f"Bearer {system.token(customer)}")],
+            timeout=60,
+        )
+    assert upload.state == resources_pb2.Upload.SUCCEEDED
+
+
+def _stored(postgres: PostgresUnderTest, customer: str) -> tuple[list, list, list]:
+    """A customer's claims, statistics and payer counts, without the customer's own ids."""
+    with psycopg.connect(schemas.libpq_url(postgres.admin_url)) as connection:
+        claims = connection.execute(
+            "SELECT claim_id, payer, status, denied, decision_date, billed_cents, paid_cents, "
+            "denial_codes, source_line FROM ingest.claims WHERE customer_id = %s ORDER BY 1",
+            (customer,),
+        ).fetchall()
+        stats = connection.execute(
+            "SELECT payer, code_group, decision_date, decided_claims, denied_claims, "
+            "billed_cents, decision_days, carc_counts FROM ingest.daily_stats "
+            "WHERE customer_id = %s ORDER BY 1, 2, 3",
+            (customer,),
+        ).fetchall()
+        payers = connection.execute(
+            "SELECT raw_name, claim_count FROM ingest.payers WHERE customer_id = %s ORDER BY 1",
+            (customer,),
+        ).fetchall()
+    return claims, stats, payers
