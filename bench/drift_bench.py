@@ -4,8 +4,8 @@ raw claims they summarise.
 On a throwaway PostgreSQL with every service migrated, N synthetic claims of one customer
 are written set-wise (`generate_series`, about 200 payers × 5 code groups, so about 1,000
 payer × code-group cells over 150 days, a few payers drifting in the current window), and
-`ingest.daily_stats` is built from them by ingest's own `add_to_daily_stats`. Then, three
-times each, timed in the same run:
+`ingest.daily_stats` is built from them by ingest's own counting (`services.ingest.counting`).
+Then, three times each, timed in the same run:
 
 - what a drift run does: read the window's daily statistics (baseline + current) and run
   `detect` with the default `DetectionConfig`. The statistics are read two ways: straight
@@ -48,7 +48,7 @@ from runtime.settings import Settings
 from services.drift.config import DetectionConfig
 from services.drift.detection import DayStat, Detection, Windows, detect, windows_for
 from services.drift.ingest_client import IngestClient
-from services.ingest.uploads import add_to_daily_stats
+from services.ingest.counting import COUNT_TABLES, apply_counts, count_in
 
 DEFAULT_CLAIMS = 10_000_000
 DEFAULT_CELLS = 1000
@@ -241,12 +241,15 @@ async def _refresh_every_day(admin_url: str) -> None:
                 "WHERE customer_id = {}"
             ).format(sql.Literal(CUSTOMER))
         )
-        await add_to_daily_stats(cursor, CUSTOMER, "every_claim")
+        for statement in COUNT_TABLES:
+            await cursor.execute(statement)
+        await count_in(cursor, "every_claim")
+        await apply_counts(cursor, CUSTOMER)
 
 
 def build_daily_stats(admin_url: str) -> int:
     """ingest.daily_stats of every day, by ingest's own SQL; returns its row count."""
-    log("building ingest.daily_stats with ingest's add_to_daily_stats (every claim) …")
+    log("building ingest.daily_stats with ingest's counting (every claim) …")
     started = time.perf_counter()
     asyncio.run(_refresh_every_day(admin_url))
     log(f"  built in {seconds_since(started):.1f} s")

@@ -29,7 +29,13 @@ from services.ingest.csv_claims import COLUMN_ALIASES
 from services.ingest.parsing import UploadParser
 from services.ingest.records import FileError, UploadWarning
 from services.ingest.store import IngestStore, MappingChange, MappingConflictError, mapping_etag
-from services.ingest.uploads import UploadFacts, display_name, failure_message, name_key
+from services.ingest.uploads import (
+    Staged,
+    UploadFacts,
+    display_name,
+    failure_message,
+    name_key,
+)
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
 from upstream.drift.v1 import resources_pb2 as drift_resources_pb2
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
@@ -193,6 +199,10 @@ def _python_date(value: date_pb2.Date, field: str) -> dt.date:
         ) from exc
 
 
+# Chunks parsed ahead of what PostgreSQL has loaded (each about as large as a chunk received).
+_PARSED_AHEAD = 32
+
+
 class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     def __init__(
         self, store: IngestStore, settings: Settings, uploaded: asyncio.Event | None = None
@@ -242,9 +252,8 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             self._facts, customer, upload_id, request_id, metadata.file_name, parser, mode,
             identity.subject, warnings, trace_context,
         )  # fmt: skip
-        merge_every = None if mode == "ALL_OR_NOTHING" else self._settings.upload_merge_rows
         async with self._store.upload_transaction(
-            customer, upload_id, merge_every=merge_every
+            customer, upload_id, merge_every=self._settings.upload_merge_rows
         ) as writer:
             try:
                 await self._stream_into(writer, parser, first, requests, warnings)
@@ -295,27 +304,47 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                 if request.http_body.data:
                     yield request.http_body.data
 
-        def read(chunk: bytes | None) -> tuple[bytes, list[UploadWarning]]:
+        def read(chunk: bytes | None) -> tuple[Staged, list[UploadWarning]]:
             # Parsing and encoding are CPU work: off the event loop, in a worker thread.
             batch = parser.close() if chunk is None else parser.feed(chunk)
             return writer.encode(batch), batch.warnings
 
-        # One chunk is parsed while the one before it is sent to PostgreSQL.
-        sending: asyncio.Task[None] | None = None
+        # PostgreSQL loads and merges what is parsed while the next chunks are parsed; the
+        # queue between them is bounded, so memory stays flat however large the file.
+        queue: asyncio.Queue[Staged | None] = asyncio.Queue(maxsize=_PARSED_AHEAD)
+
+        async def load() -> None:
+            while (staged := await queue.get()) is not None:
+                await writer.load(staged)
+
+        loader = asyncio.create_task(load())
+
+        async def hand_over(staged: Staged | None) -> None:
+            putting = asyncio.ensure_future(queue.put(staged))
+            await asyncio.wait((putting, loader), return_when=asyncio.FIRST_COMPLETED)
+            if not putting.done():
+                putting.cancel()
+                loader.result()  # the loader failed: its error is the upload's
+
         try:
             async for chunk in chunks():
-                data, found = await asyncio.to_thread(read, chunk)
+                staged, found = await asyncio.to_thread(read, chunk)
                 _keep(warnings, found)
-                if sending is not None:
-                    await sending
-                sending = asyncio.create_task(writer.send(data))
-            data, found = await asyncio.to_thread(read, None)
+                await hand_over(staged)
+            staged, found = await asyncio.to_thread(read, None)
             _keep(warnings, found)
+            await hand_over(staged)
+            await hand_over(None)
+        except BaseException:
+            if not loader.done():
+                # What was not loaded is dropped (the upload is failing); the step under way
+                # always completes: a COPY cut mid-write could not be ended.
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(None)
+            raise
         finally:
-            # A send in flight always completes: a COPY cut mid-write could not be ended.
-            if sending is not None:
-                await asyncio.shield(sending)
-        await writer.send(data)
+            await asyncio.shield(loader)
 
     def _facts(
         self,

@@ -15,14 +15,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime.filtering import FilterField, parse_filter
-from services.ingest.uploads import (
-    CREATE_CLAIM_CHANGES,
-    MAPPING_FOR_PAYER,
-    UploadWriter,
-    add_to_daily_stats,
-    add_to_payer_counts,
-    recording_changes,
-)
+from services.ingest.counting import COUNT_TABLES, apply_counts, count_in, recording_changes
+from services.ingest.uploads import MAPPING_FOR_PAYER, UploadWriter
 
 metadata = sa.MetaData(schema="ingest")
 
@@ -197,7 +191,7 @@ class IngestStore:
 
     @asynccontextmanager
     async def upload_transaction(
-        self, customer: str, upload_id: str, *, merge_every: int | None
+        self, customer: str, upload_id: str, *, merge_every: int
     ) -> AsyncIterator[UploadWriter]:
         """One transaction for a whole upload: committed when the block ends normally,
         rolled back (with its staged rows) on any error or cancellation."""
@@ -268,7 +262,8 @@ class IngestStore:
                 upload = await cursor.fetchone()
                 if upload is None:
                     return False
-                await cursor.execute(CREATE_CLAIM_CHANGES)
+                for statement in COUNT_TABLES:
+                    await cursor.execute(statement)
                 await cursor.execute(
                     recording_changes(
                         "DELETE FROM ingest.claims WHERE customer_id = %s AND upload_id = %s",
@@ -277,8 +272,8 @@ class IngestStore:
                     (customer, upload_id),
                 )
                 removed = cursor.rowcount
-                await add_to_daily_stats(cursor, customer, "claim_changes")
-                await add_to_payer_counts(cursor, customer, "claim_changes")
+                await count_in(cursor)
+                await apply_counts(cursor, customer)
                 await cursor.execute(
                     "DELETE FROM ingest.upload_rejections "
                     "WHERE customer_id = %s AND upload_id = %s",
@@ -541,7 +536,8 @@ async def _remap_payers(cursor: Any, customer: str) -> None:
         "AND (p.canonical_payer <> r.new_payer OR p.mapping_id IS DISTINCT FROM r.mapping_id)",
         (customer,),
     )
-    await cursor.execute(CREATE_CLAIM_CHANGES)
+    for statement in COUNT_TABLES:
+        await cursor.execute(statement)
     await cursor.execute(
         recording_changes(
             "UPDATE ingest.claims c SET payer = r.new_payer FROM remapped r "
@@ -550,7 +546,8 @@ async def _remap_payers(cursor: Any, customer: str) -> None:
         ),
         (customer,),
     )
-    await add_to_daily_stats(cursor, customer, "claim_changes")
+    await count_in(cursor)
+    await apply_counts(cursor, customer)
 
 
 def _lowest(column_name: str) -> Any:

@@ -22,6 +22,15 @@ from psycopg import AsyncConnection, AsyncCopy
 from sqlalchemy.ext.asyncio import AsyncConnection as SaConnection
 
 from services.ingest.code_groups import code_group
+from services.ingest.counting import (
+    COUNT_TABLES,
+    apply_counts,
+    count_in,
+    counting_in,
+    discard_counts,
+    recording_changes,
+    version,
+)
 from services.ingest.denials import denial_codes
 from services.ingest.parsing import Batch
 from services.ingest.records import (
@@ -59,7 +68,6 @@ CREATE TEMPORARY TABLE upload_batch (
 ) ON COMMIT DROP
 """
 _COPY_BATCH = f"COPY upload_batch ({', '.join(_STAGING_COLUMNS)}) FROM STDIN"
-_STAGED_COLUMNS = ", ".join((*_STAGING_COLUMNS, "claim_uid", "payer_uid"))
 _CLAIM_COLUMNS = (
     "customer_id, claim_uid, claim_id, payer_key, payer_uid, payer, payer_raw_name, "
     "payer_raw_id, status, denied, partially_denied, procedure_codes, code_group, service_date, "
@@ -75,64 +83,15 @@ _CLAIM_VALUES = (
     "u.billed_cents, u.allowed_cents, u.paid_cents, u.patient_responsibility_cents, "
     "u.adjustments, u.denial_codes, u.control_number, %(upload)s, u.source_line"
 )
-# What the statistics and payer counts need of a claim version, as `claim_changes` holds it.
-_CHANGE_FIELDS = (
-    "payer_uid", "payer", "code_group", "decision_date", "status", "denied", "partially_denied",
-    "decision_days", "billed_cents", "allowed_cents", "paid_cents", "denial_codes",
-)  # fmt: skip
-CREATE_CLAIM_CHANGES = (
-    "CREATE TEMPORARY TABLE claim_changes (sign int, payer_uid text, payer text, "
-    "code_group text, decision_date date, status text, denied boolean, partially_denied boolean, "
-    "decision_days bigint, billed_cents bigint, allowed_cents bigint, paid_cents bigint, "
-    "denial_codes text[]) ON COMMIT DROP"
-)
 # The temporary tables of one upload: the batch being staged, what the end must see to
-# (`upload_rest`), the payers seen, and the claim versions counted in and out.
+# (`upload_rest`), the payers seen, and the counting of statistics and payer counts.
 _CREATE_UPLOAD_TABLES = (
     _CREATE_BATCH,
     "CREATE TEMPORARY TABLE upload_rest (LIKE upload_batch) ON COMMIT DROP",
     "CREATE TEMPORARY TABLE upload_payers (payer_uid text PRIMARY KEY, name_key text, "
     "payer_raw_id text, payer_raw_name text) ON COMMIT DROP",
-    CREATE_CLAIM_CHANGES,
-    CREATE_CLAIM_CHANGES.replace("claim_changes", "counted"),
+    *COUNT_TABLES,
 )
-
-
-def _version(which: str) -> str:
-    """`old` or `new` version of an updated claim, for RETURNING."""
-    return ", ".join(
-        f"coalesce({which}.allowed_cents, {which}.paid_cents + "
-        f"{which}.patient_responsibility_cents) AS {which}_{field}"
-        if field == "allowed_cents"
-        else f"{which}.{field} AS {which}_{field}"
-        for field in _CHANGE_FIELDS
-    )
-
-
-def recording_changes(statement: str, versions: tuple[str, ...] = ("old", "new")) -> str:
-    """An `UPDATE` (or, with only the old version, `DELETE`) of `ingest.claims` that also
-    records in `claim_changes` each claim's old version (sign -1) and new one (sign +1)."""
-    rows = ", ".join(
-        f"({-1 if which == 'old' else 1}, "
-        + ", ".join(f"{which}_{field}" for field in _CHANGE_FIELDS)
-        + ")"
-        for which in versions
-    )
-    returning = ", ".join(_version(which) for which in versions)
-    return (
-        f"WITH changed AS ({statement} RETURNING {returning}) "
-        f"INSERT INTO claim_changes SELECT v.* FROM changed, LATERAL (VALUES {rows}) AS v"
-    )
-
-
-async def add_to_payer_counts(cursor: Any, customer: str, changes: str) -> None:
-    """Change each payer's claim count by signed claim versions (see `add_to_daily_stats`)."""
-    await cursor.execute(
-        "UPDATE ingest.payers p SET claim_count = p.claim_count + d.n "
-        f"FROM (SELECT payer_uid, sum(sign) AS n FROM {changes} GROUP BY payer_uid) d "
-        "WHERE p.customer_id = %s AND p.payer_uid = d.payer_uid AND d.n <> 0",
-        (customer,),
-    )
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -244,6 +203,15 @@ class UploadFacts:
 
 
 @dataclass(frozen=True)
+class Staged:
+    """Encoded rows of one chunk, and, when the batch they end is to be merged, the
+    positions of its claims that a later row of the batch replaces."""
+
+    data: bytes
+    merge_superseded: list[int] | None
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How the merge ended: the upload's id (an earlier one for a repeat), and whether it
     is a repeat of an earlier upload."""
@@ -262,18 +230,21 @@ class UploadWriter:
     rest (claims already stored, reversals) kept in `upload_rest` for the end. So PostgreSQL
     writes claims while the next part of the file is parsed. All of it happens after a
     savepoint, so a file that fails half-way, or turns out to repeat an earlier upload,
-    leaves nothing behind.
+    leaves nothing behind; an upload that fails at the end (no valid row, or a rejected row
+    in ALL_OR_NOTHING) takes its new claims back out and keeps only its rejections.
     """
 
     def __init__(
-        self, raw: AsyncConnection[Any], customer: str, upload_id: str, merge_every: int | None
+        self, raw: AsyncConnection[Any], customer: str, upload_id: str, merge_every: int
     ) -> None:
         self._raw = raw
         self._customer = customer
         self._upload_id = upload_id
         self._merge_every = merge_every
         self._seq = 0
-        self._unmerged = 0  # claims staged since the last merge
+        # The batch being staged: its claims' positions, and those a later row replaces.
+        self._batch_claims: dict[tuple[str, str], int] = {}
+        self._superseded: list[int] = []
         self._locked = False
         # One COPY stays open while the file streams, so PostgreSQL takes in rows while the
         # next chunk is parsed.
@@ -293,9 +264,9 @@ class UploadWriter:
         *,
         customer: str,
         upload_id: str,
-        merge_every: int | None,
+        merge_every: int,
     ) -> UploadWriter:
-        """`merge_every`: claims per merge while streaming; None merges only at the end."""
+        """`merge_every`: how many claims are staged before they are merged."""
         raw = (await connection.get_raw_connection()).driver_connection
         assert raw is not None
         async with raw.cursor() as cursor:
@@ -304,15 +275,23 @@ class UploadWriter:
             await cursor.execute("SAVEPOINT upload_start")
         return cls(raw, customer, upload_id, merge_every)
 
-    def encode(self, batch: Batch) -> bytes:
-        """The batch's rows as COPY text: CPU work, which may run in a worker thread (one
-        batch at a time)."""
+    def encode(self, batch: Batch) -> Staged:
+        """The batch's rows as COPY text, and whether the staged batch is to be merged after
+        them: CPU work, which may run in a worker thread (one batch at a time)."""
         rows: list[str] = []
+        seen = self._batch_claims
         for claim in batch.claims:
             self._seq += 1
             rows.append(_claim_line(claim, self._seq))
             if claim.status is ClaimStatus.REVERSED:
                 self.reversals += 1
+            else:
+                # A claim twice in a batch: the later row wins.
+                key = (name_key(claim.payer_name), claim.claim_id)
+                earlier = seen.get(key)
+                if earlier is not None:
+                    self._superseded.append(earlier)
+                seen[key] = self._seq
             if claim.decision_date is not None:
                 self._saw_decision(claim.decision_date)
         for rejection in batch.rejections:
@@ -322,8 +301,11 @@ class UploadWriter:
             if len(self.first_rejections) < 10:
                 self.first_rejections.append(rejection)
         self.accepted += len(batch.claims)
-        self._unmerged += len(batch.claims)
-        return ("\n".join(rows) + "\n").encode() if rows else b""
+        data = ("\n".join(rows) + "\n").encode() if rows else b""
+        if len(seen) + len(self._superseded) < self._merge_every:
+            return Staged(data, None)
+        superseded, self._superseded, self._batch_claims = self._superseded, [], {}
+        return Staged(data, superseded)
 
     def _saw_decision(self, day: dt.date) -> None:
         if self.decision_dates is None:
@@ -335,19 +317,24 @@ class UploadWriter:
             )
 
     async def send(self, data: bytes) -> None:
-        """Stage encoded rows; merge the batch when it is big enough."""
-        if data:
-            if self._copy is None:
-                cursor = await self._copying.enter_async_context(self._raw.cursor())
-                self._copy = await self._copying.enter_async_context(cursor.copy(_COPY_BATCH))
-            await self._copy.write(data)
-        if self._merge_every is not None and self._unmerged >= self._merge_every:
+        """Stage encoded rows."""
+        if not data:
+            return
+        if self._copy is None:
+            cursor = await self._copying.enter_async_context(self._raw.cursor())
+            self._copy = await self._copying.enter_async_context(cursor.copy(_COPY_BATCH))
+        await self._copy.write(data)
+
+    async def load(self, staged: Staged) -> None:
+        """Stage what `encode` made, and merge the batch when `encode` says so."""
+        await self.send(staged.data)
+        if staged.merge_superseded is not None:
             await self.end_copy()
             async with self._raw.cursor() as cursor:
-                await self._merge_batch(cursor)
+                await self._merge_batch(cursor, staged.merge_superseded)
 
     async def write(self, batch: Batch) -> None:
-        await self.send(self.encode(batch))
+        await self.load(self.encode(batch))
 
     async def end_copy(self, error: BaseException | None = None) -> None:
         """Finish the COPY (or abort it, with `error`) so the connection takes statements."""
@@ -388,16 +375,14 @@ class UploadWriter:
             if earlier is not None:
                 await self._undo(cursor)
                 return Outcome(earlier[0], repeated=True, failed=False, first_problems=[])
+            await self._merge_batch(cursor, self._superseded)
             failed = self.accepted == 0 or (all_or_nothing and bool(self.rejected_lines))
             if failed:
-                # Nothing was merged: ALL_OR_NOTHING merges only here, and a file without
-                # claims had none to merge. Its rejections are kept.
-                await self._keep_rejections(cursor)
+                await self._take_back_new_claims(cursor)
                 await self._insert_upload(
                     cursor, facts, "FAILED", updated=0, warnings=facts.warnings
                 )
                 return Outcome(facts.upload_id, False, True, self.first_rejections)
-            await self._merge_batch(cursor)
             warnings = list(facts.warnings)
             updated, unmatched = await self._merge_rest(cursor)
             if unmatched:
@@ -454,49 +439,76 @@ class UploadWriter:
             (self._customer, self._upload_id),
         )
 
-    async def _merge_batch(self, cursor: Any) -> None:
-        """Insert the batch's new claims; keep claims already stored, and reversals, in
-        `upload_rest` for the end; empty the batch."""
-        customer = self._customer
-        self._unmerged = 0
+    async def _take_back_new_claims(self, cursor: Any) -> None:
+        """Remove what the batches wrote of a failed upload: its new claims (stored claims
+        and statistics are only changed at the end), and payers first seen in it."""
+        await cursor.execute(
+            "DELETE FROM ingest.claims WHERE customer_id = %s AND upload_id = %s",
+            (self._customer, self._upload_id),
+        )
+        await cursor.execute(
+            "DELETE FROM ingest.payers p USING upload_payers u WHERE p.customer_id = %s "
+            "AND p.payer_uid = u.payer_uid AND p.first_seen_time = now()",
+            (self._customer,),
+        )
+        await discard_counts(cursor)
+
+    async def _merge_batch(self, cursor: Any, superseded: list[int]) -> None:
+        """Insert the batch's new claims (but those a later row of the batch replaces),
+        counting them in; keep claims already stored, and reversals, in `upload_rest` for
+        the end; empty the batch.
+
+        Shaped so that any plan is linear in the batch: the planner has no statistics of a
+        temporary table (gathering them for every batch costs more than the merge), and a
+        customer's stored claims are probed by key, never scanned."""
         await self._lock(cursor)
         await self._keep_rejections(cursor)
-        # Hash joins and aggregates, not sorts spilled to disk; the planner must know how
-        # many rows were staged (temporary tables are never analysed automatically).
-        await cursor.execute("SET LOCAL work_mem = '256MB'")
-        await cursor.execute("ANALYZE upload_batch")
-        # Within the batch the last row of a claim wins (a later batch's row is a stored
-        # claim by then, and goes the way of stored claims).
-        await cursor.execute(
-            "CREATE TEMPORARY TABLE batch_claims ON COMMIT DROP AS "
-            "SELECT b.*, EXISTS (SELECT FROM ingest.claims c WHERE c.customer_id = %s "
-            "AND c.claim_uid = b.claim_uid) AS known "
-            "FROM upload_batch b WHERE kind = 'C' AND status <> 'REVERSED' "
-            "AND NOT EXISTS (SELECT FROM upload_batch later WHERE later.kind = 'C' "
-            "AND later.status <> 'REVERSED' AND later.claim_uid = b.claim_uid "
-            "AND later.seq > b.seq)",
-            (customer,),
+        parameters = {
+            "customer": self._customer,
+            "upload": self._upload_id,
+            "superseded": superseded,
+        }
+        claims = (
+            "FROM upload_batch u WHERE u.kind = 'C' AND u.status <> 'REVERSED' "
+            "AND u.seq NOT IN (SELECT unnest(%(superseded)s::bigint[]))"
         )
         await cursor.execute(
-            "INSERT INTO upload_rest SELECT * FROM upload_batch WHERE kind = 'C' "
-            "AND status = 'REVERSED'"
+            "WITH seen AS (INSERT INTO upload_payers "
+            "SELECT DISTINCT ON (payer_uid) payer_uid, name_key, payer_raw_id, payer_raw_name "
+            f"{claims} ORDER BY payer_uid, payer_raw_name "
+            "ON CONFLICT (payer_uid) DO NOTHING RETURNING *) "
+            "INSERT INTO ingest.payers AS p (customer_id, payer_uid, name_key, raw_name, raw_id, "
+            "canonical_payer, mapping_id) "
+            "SELECT %(customer)s, u.payer_uid, u.name_key, u.payer_raw_name, "
+            "u.payer_raw_id, coalesce(m.canonical_payer, u.payer_raw_name), m.mapping_id "
+            "FROM seen u LEFT JOIN LATERAL ("
+            + MAPPING_FOR_PAYER.replace("%s", "%(customer)s").format(
+                name="u.name_key", raw_id="u.payer_raw_id"
+            )
+            + ") m ON true "
+            "ON CONFLICT (customer_id, payer_uid) DO UPDATE SET last_seen_time = now()",
+            parameters,
         )
+        # New claims go in, counted in by the same statement; a claim already stored is
+        # found by the insert itself (its key conflicts), and kept for the end. The planner
+        # knows nothing of the batch, and its statistics of `ingest.claims` predate this
+        # upload (for a new customer they predict no claim): with nested loops it would
+        # rescan one side for every row of the other.
+        await cursor.execute("SET LOCAL enable_nestloop = off")
         await cursor.execute(
-            f"INSERT INTO upload_rest SELECT {_STAGED_COLUMNS} FROM batch_claims WHERE known"
-        )
-        await self._upsert_payers(cursor)
-        # New claims: a plain insert, counted in as they go in.
-        await cursor.execute(
-            f"WITH written AS (INSERT INTO ingest.claims ({_CLAIM_COLUMNS}) "
-            f"SELECT %(customer)s, u.claim_uid, {_CLAIM_VALUES} FROM batch_claims u "
+            f"WITH batch AS MATERIALIZED (SELECT * {claims}), "
+            f"written AS (INSERT INTO ingest.claims ({_CLAIM_COLUMNS}) "
+            f"SELECT %(customer)s, u.claim_uid, {_CLAIM_VALUES} FROM batch u "
             "JOIN ingest.payers p ON p.customer_id = %(customer)s AND p.payer_uid = u.payer_uid "
-            f"WHERE NOT u.known RETURNING {_version('new')}) "
-            "INSERT INTO counted SELECT 1, "
-            + ", ".join(f"new_{field}" for field in _CHANGE_FIELDS)
-            + " FROM written",
-            {"customer": customer, "upload": self._upload_id},
+            "ON CONFLICT (customer_id, claim_uid) DO NOTHING "
+            f"RETURNING new.claim_uid, 1 AS sign, {version('new')}), "
+            "kept AS (INSERT INTO upload_rest SELECT * FROM upload_batch u "
+            "WHERE u.kind = 'C' AND u.status = 'REVERSED' UNION ALL SELECT * FROM batch b "
+            "WHERE NOT EXISTS (SELECT FROM written w WHERE w.claim_uid = b.claim_uid)), "
+            + counting_in("written"),
+            parameters,
         )
-        await cursor.execute("DROP TABLE batch_claims")
+        await cursor.execute("SET LOCAL enable_nestloop = on")
         await cursor.execute("TRUNCATE upload_batch")
 
     async def _merge_rest(self, cursor: Any) -> tuple[int, int]:
@@ -544,28 +556,9 @@ class UploadWriter:
             (customer,),
         )
         self.payers = list((await cursor.fetchone())[0])
-        await cursor.execute("INSERT INTO counted SELECT * FROM claim_changes")
-        await add_to_payer_counts(cursor, customer, "counted")
-        await add_to_daily_stats(cursor, customer, "counted")
+        await count_in(cursor)
+        await apply_counts(cursor, customer)
         return updated + reversed_count, self.reversals - reversed_count
-
-    async def _upsert_payers(self, cursor: Any) -> None:
-        """The batch's payers, as seen in files, each resolved by the mappings once."""
-        await cursor.execute(
-            "WITH seen AS (INSERT INTO upload_payers "
-            "SELECT DISTINCT ON (payer_uid) payer_uid, name_key, payer_raw_id, payer_raw_name "
-            "FROM batch_claims ORDER BY payer_uid, payer_raw_name "
-            "ON CONFLICT (payer_uid) DO NOTHING RETURNING *) "
-            "INSERT INTO ingest.payers AS p (customer_id, payer_uid, name_key, raw_name, raw_id, "
-            "canonical_payer, mapping_id) "
-            "SELECT %s, u.payer_uid, u.name_key, u.payer_raw_name, "
-            "u.payer_raw_id, coalesce(m.canonical_payer, u.payer_raw_name), m.mapping_id "
-            "FROM seen u LEFT JOIN LATERAL ("
-            + MAPPING_FOR_PAYER.format(name="u.name_key", raw_id="u.payer_raw_id")
-            + ") m ON true "
-            "ON CONFLICT (customer_id, payer_uid) DO UPDATE SET last_seen_time = now()",
-            (self._customer, self._customer),
-        )
 
     async def _insert_upload(
         self,
@@ -617,84 +610,6 @@ MAPPING_FOR_PAYER = (
     "AND (m.raw_payer_id = '' OR m.raw_payer_id = {raw_id}) "
     "ORDER BY (m.raw_payer_id <> '') DESC, (m.name_key <> '') DESC LIMIT 1"
 )
-
-
-# The sum of two count maps (`{"CO-50": 3}`), keys whose total is zero left out.
-_ADD_COUNTS = (
-    "(SELECT coalesce(jsonb_object_agg(key, total) FILTER (WHERE total <> 0), '{{}}') "
-    "FROM (SELECT key, sum(value::bigint) AS total FROM (SELECT * FROM jsonb_each_text({a}) "
-    "UNION ALL SELECT * FROM jsonb_each_text({b})) e GROUP BY key) t)"
-)
-
-
-async def add_to_daily_stats(cursor: Any, customer: str, changes: str) -> None:
-    """Change the statistics by signed claim versions (rows shaped like `claim_changes`):
-    +1 counts a version in, -1 takes one out. Exact, and it reads no stored claim, so an
-    upload of a million new claims is counted from what it staged."""
-    query = """
-        WITH scope AS (
-            SELECT * FROM {changes} WHERE status <> 'REVERSED' AND decision_date IS NOT NULL
-        ),
-        base AS (
-            SELECT payer, code_group, decision_date, sum(sign) AS decided,
-                   coalesce(sum(sign) FILTER (WHERE denied), 0) AS denied,
-                   coalesce(sum(sign) FILTER (WHERE partially_denied), 0) AS partially_denied,
-                   sum(sign * billed_cents) AS billed, sum(sign * allowed_cents) AS allowed,
-                   sum(sign * paid_cents) AS paid,
-                   coalesce(sum(sign * billed_cents) FILTER (WHERE denied), 0) AS denied_billed
-            FROM scope GROUP BY payer, code_group, decision_date
-        ),
-        days AS (
-            SELECT payer, code_group, decision_date,
-                   jsonb_object_agg(decision_days::text, n) AS histogram
-            FROM (SELECT payer, code_group, decision_date, decision_days, sum(sign) AS n
-                  FROM scope WHERE decision_days IS NOT NULL
-                  GROUP BY payer, code_group, decision_date, decision_days) d
-            WHERE n <> 0 GROUP BY payer, code_group, decision_date
-        ),
-        carcs AS (
-            SELECT payer, code_group, decision_date, jsonb_object_agg(code, n) AS counts
-            FROM (SELECT payer, code_group, decision_date, code, sum(sign) AS n
-                  FROM scope, unnest(denial_codes) AS code
-                  GROUP BY payer, code_group, decision_date, code) c
-            WHERE n <> 0 GROUP BY payer, code_group, decision_date
-        )
-        INSERT INTO ingest.daily_stats AS s (customer_id, payer, code_group, decision_date,
-            decided_claims, denied_claims, partially_denied_claims, decision_days,
-            billed_cents, allowed_cents, paid_cents, denied_billed_cents, carc_counts)
-        SELECT %(customer)s, b.payer, b.code_group, b.decision_date, b.decided, b.denied,
-               b.partially_denied, coalesce(d.histogram, '{{}}'), b.billed, b.allowed, b.paid,
-               b.denied_billed, coalesce(c.counts, '{{}}')
-        FROM base b
-        LEFT JOIN days d USING (payer, code_group, decision_date)
-        LEFT JOIN carcs c USING (payer, code_group, decision_date)
-        ON CONFLICT (customer_id, payer, code_group, decision_date) DO UPDATE SET
-            decided_claims = s.decided_claims + excluded.decided_claims,
-            denied_claims = s.denied_claims + excluded.denied_claims,
-            partially_denied_claims = s.partially_denied_claims + excluded.partially_denied_claims,
-            decision_days = {add_days},
-            billed_cents = s.billed_cents + excluded.billed_cents,
-            allowed_cents = s.allowed_cents + excluded.allowed_cents,
-            paid_cents = s.paid_cents + excluded.paid_cents,
-            denied_billed_cents = s.denied_billed_cents + excluded.denied_billed_cents,
-            carc_counts = {add_carcs}
-    """
-    await cursor.execute(
-        query.format(
-            changes=changes,
-            add_days=_ADD_COUNTS.format(a="s.decision_days", b="excluded.decision_days"),
-            add_carcs=_ADD_COUNTS.format(a="s.carc_counts", b="excluded.carc_counts"),
-        ),
-        {"customer": customer},
-    )
-    # A cell whose last claim left has no statistics.
-    await cursor.execute(
-        "DELETE FROM ingest.daily_stats s USING (SELECT DISTINCT payer, code_group, "
-        f"decision_date FROM {changes} WHERE sign < 0) t WHERE s.customer_id = %s "
-        "AND s.payer = t.payer AND s.code_group = t.code_group "
-        "AND s.decision_date = t.decision_date AND s.decided_claims = 0",
-        (customer,),
-    )
 
 
 def failure_message(accepted: int, problems: list[Rejection]) -> str:

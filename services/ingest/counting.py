@@ -1,0 +1,165 @@
+"""Keeping the daily statistics and the payers' claim counts exact by what changes.
+
+Every write to `ingest.claims` yields signed claim versions: +1 for a version that comes (a
+new claim, the new side of an update), -1 for one that goes (the old side, a deleted claim).
+Their partial sums are gathered in temporary tables while the writes happen (`counting_in`,
+in the same statement as the write, or `count_in` from `claim_changes`), and `apply_counts`
+adds them to `ingest.daily_stats` and `ingest.payers` once, before the commit. Nothing is
+recounted from the stored claims, so writing a million new claims costs no read of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# What the statistics and payer counts need of a claim version.
+CHANGE_FIELDS = (
+    "payer_uid", "payer", "code_group", "decision_date", "status", "denied", "partially_denied",
+    "decision_days", "billed_cents", "allowed_cents", "paid_cents", "denial_codes",
+)  # fmt: skip
+
+# The tables of one transaction's counting: claim versions recorded by updates and deletes,
+# and the partial sums of every signed version.
+COUNT_TABLES = (
+    "CREATE TEMPORARY TABLE claim_changes (sign int, payer_uid text, payer text, "
+    "code_group text, decision_date date, status text, denied boolean, partially_denied boolean, "
+    "decision_days bigint, billed_cents bigint, allowed_cents bigint, paid_cents bigint, "
+    "denial_codes text[]) ON COMMIT DROP",
+    "CREATE TEMPORARY TABLE stat_cells (payer text, code_group text, decision_date date, "
+    "decided bigint, denied bigint, partially_denied bigint, billed bigint, allowed bigint, "
+    "paid bigint, denied_billed bigint) ON COMMIT DROP",
+    "CREATE TEMPORARY TABLE stat_days (payer text, code_group text, decision_date date, "
+    "days bigint, n bigint) ON COMMIT DROP",
+    "CREATE TEMPORARY TABLE stat_codes (payer text, code_group text, decision_date date, "
+    "code text, n bigint) ON COMMIT DROP",
+    "CREATE TEMPORARY TABLE payer_sums (payer_uid text, n bigint) ON COMMIT DROP",
+)
+
+
+def version(which: str, prefix: str = "") -> str:
+    """The `old` or `new` claim version for RETURNING, its columns named `prefix` + field.
+    A claim without an allowed amount counts what was paid plus the patient's share."""
+    return ", ".join(
+        f"coalesce({which}.allowed_cents, {which}.paid_cents + "
+        f"{which}.patient_responsibility_cents) AS {prefix}{field}"
+        if field == "allowed_cents"
+        else f"{which}.{field} AS {prefix}{field}"
+        for field in CHANGE_FIELDS
+    )
+
+
+def recording_changes(statement: str, versions: tuple[str, ...] = ("old", "new")) -> str:
+    """An `UPDATE` (or, with only the old version, `DELETE`) of `ingest.claims` that also
+    records in `claim_changes` each claim's old version (sign -1) and new one (sign +1)."""
+    rows = ", ".join(
+        f"({-1 if which == 'old' else 1}, "
+        + ", ".join(f"{which}_{field}" for field in CHANGE_FIELDS)
+        + ")"
+        for which in versions
+    )
+    returning = ", ".join(version(which, f"{which}_") for which in versions)
+    return (
+        f"WITH changed AS ({statement} RETURNING {returning}) "
+        f"INSERT INTO claim_changes SELECT v.* FROM changed, LATERAL (VALUES {rows}) AS v"
+    )
+
+
+def counting_in(source: str) -> str:
+    """The end of a `WITH` list: statements adding the partial sums of the signed claim
+    versions in `source` (a table, or an earlier CTE, with `sign` and CHANGE_FIELDS)."""
+    decided = f"FROM {source} WHERE status <> 'REVERSED' AND decision_date IS NOT NULL"
+    cell = "payer, code_group, decision_date"
+    return (
+        f"cell_sums AS (INSERT INTO stat_cells SELECT {cell}, sum(sign), "
+        "coalesce(sum(sign) FILTER (WHERE denied), 0), "
+        "coalesce(sum(sign) FILTER (WHERE partially_denied), 0), sum(sign * billed_cents), "
+        "sum(sign * allowed_cents), sum(sign * paid_cents), "
+        f"coalesce(sum(sign * billed_cents) FILTER (WHERE denied), 0) {decided} "
+        f"GROUP BY {cell}), "
+        f"day_sums AS (INSERT INTO stat_days SELECT {cell}, decision_days, sum(sign) "
+        f"{decided} AND decision_days IS NOT NULL GROUP BY {cell}, decision_days), "
+        f"code_sums AS (INSERT INTO stat_codes SELECT {cell}, code, sum(sign) "
+        + decided.replace(f"FROM {source}", f"FROM {source}, unnest(denial_codes) AS code")
+        + f" GROUP BY {cell}, code) "
+        f"INSERT INTO payer_sums SELECT payer_uid, sum(sign) FROM {source} GROUP BY payer_uid"
+    )
+
+
+async def count_in(cursor: Any, source: str = "claim_changes") -> None:
+    """Add the partial sums of the signed claim versions in the table `source`."""
+    await cursor.execute(f"WITH {counting_in(source)}")
+
+
+# The sum of two count maps (`{"CO-50": 3}`), keys whose total is zero left out.
+_ADD_COUNTS = (
+    "(SELECT coalesce(jsonb_object_agg(key, total) FILTER (WHERE total <> 0), '{{}}') "
+    "FROM (SELECT key, sum(value::bigint) AS total FROM (SELECT * FROM jsonb_each_text({a}) "
+    "UNION ALL SELECT * FROM jsonb_each_text({b})) e GROUP BY key) t)"
+)
+
+_APPLY_TO_DAILY_STATS = """
+WITH base AS (
+    SELECT payer, code_group, decision_date, sum(decided) AS decided, sum(denied) AS denied,
+           sum(partially_denied) AS partially_denied, sum(billed) AS billed,
+           sum(allowed) AS allowed, sum(paid) AS paid, sum(denied_billed) AS denied_billed
+    FROM stat_cells GROUP BY payer, code_group, decision_date
+),
+days AS (
+    SELECT payer, code_group, decision_date, jsonb_object_agg(days::text, n) AS histogram
+    FROM (SELECT payer, code_group, decision_date, days, sum(n) AS n FROM stat_days
+          GROUP BY payer, code_group, decision_date, days) d
+    WHERE n <> 0 GROUP BY payer, code_group, decision_date
+),
+codes AS (
+    SELECT payer, code_group, decision_date, jsonb_object_agg(code, n) AS counts
+    FROM (SELECT payer, code_group, decision_date, code, sum(n) AS n FROM stat_codes
+          GROUP BY payer, code_group, decision_date, code) c
+    WHERE n <> 0 GROUP BY payer, code_group, decision_date
+)
+INSERT INTO ingest.daily_stats AS s (customer_id, payer, code_group, decision_date,
+    decided_claims, denied_claims, partially_denied_claims, decision_days,
+    billed_cents, allowed_cents, paid_cents, denied_billed_cents, carc_counts)
+SELECT %(customer)s, b.payer, b.code_group, b.decision_date, b.decided, b.denied,
+       b.partially_denied, coalesce(d.histogram, '{{}}'), b.billed, b.allowed, b.paid,
+       b.denied_billed, coalesce(c.counts, '{{}}')
+FROM base b
+LEFT JOIN days d USING (payer, code_group, decision_date)
+LEFT JOIN codes c USING (payer, code_group, decision_date)
+ON CONFLICT (customer_id, payer, code_group, decision_date) DO UPDATE SET
+    decided_claims = s.decided_claims + excluded.decided_claims,
+    denied_claims = s.denied_claims + excluded.denied_claims,
+    partially_denied_claims = s.partially_denied_claims + excluded.partially_denied_claims,
+    decision_days = {add_days},
+    billed_cents = s.billed_cents + excluded.billed_cents,
+    allowed_cents = s.allowed_cents + excluded.allowed_cents,
+    paid_cents = s.paid_cents + excluded.paid_cents,
+    denied_billed_cents = s.denied_billed_cents + excluded.denied_billed_cents,
+    carc_counts = {add_codes}
+""".format(
+    add_days=_ADD_COUNTS.format(a="s.decision_days", b="excluded.decision_days"),
+    add_codes=_ADD_COUNTS.format(a="s.carc_counts", b="excluded.carc_counts"),
+)
+
+
+async def apply_counts(cursor: Any, customer: str) -> None:
+    """Add the gathered partial sums to the customer's daily statistics and payer counts."""
+    await cursor.execute(_APPLY_TO_DAILY_STATS, {"customer": customer})
+    # A cell whose last claim left has no statistics.
+    await cursor.execute(
+        "DELETE FROM ingest.daily_stats s USING (SELECT DISTINCT payer, code_group, "
+        "decision_date FROM stat_cells) t WHERE s.customer_id = %s AND s.payer = t.payer "
+        "AND s.code_group = t.code_group AND s.decision_date = t.decision_date "
+        "AND s.decided_claims = 0",
+        (customer,),
+    )
+    await cursor.execute(
+        "UPDATE ingest.payers p SET claim_count = p.claim_count + d.n "
+        "FROM (SELECT payer_uid, sum(n) AS n FROM payer_sums GROUP BY payer_uid) d "
+        "WHERE p.customer_id = %s AND p.payer_uid = d.payer_uid AND d.n <> 0",
+        (customer,),
+    )
+
+
+async def discard_counts(cursor: Any) -> None:
+    """Forget what was gathered (the writes it came from were taken back)."""
+    await cursor.execute("TRUNCATE claim_changes, stat_cells, stat_days, stat_codes, payer_sums")
