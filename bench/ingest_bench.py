@@ -199,10 +199,12 @@ def ingest_process(database_url: str) -> Iterator[RunningIngest]:
 # What ingest's database sessions are doing: a statement PostgreSQL runs, or idle inside the
 # upload's transaction while ingest's Python parses and encodes the next rows.
 _INGEST_ACTIVITY = (
-    "SELECT state, query FROM pg_stat_activity WHERE application_name = 'upstream-ingest' "
-    "AND state IN ('active', 'idle in transaction')"
+    "SELECT state, wait_event, query FROM pg_stat_activity "
+    "WHERE application_name = 'upstream-ingest' AND state IN ('active', 'idle in transaction')"
 )
 _PYTHON_SIDE = "ingest's Python (session idle in transaction)"
+# An open COPY waiting for rows: PostgreSQL has loaded all it was sent so far.
+_COPY_WAITING = "ingest's Python (COPY waiting for the next rows)"
 TOP_ACTIVITIES = 6
 
 
@@ -238,14 +240,16 @@ class UploadObserver:
                 return
             activities = self._database.execute(_INGEST_ACTIVITY).fetchall()
             now = time.monotonic()
-            for state, query in activities:
-                self.seconds_by_activity[_activity(state, query)] += now - last
+            for state, wait_event, query in activities:
+                self.seconds_by_activity[_activity(state, wait_event, query)] += now - last
             last = now
 
 
-def _activity(state: str, query: str) -> str:
+def _activity(state: str, wait_event: str | None, query: str) -> str:
     if state != "active":
         return _PYTHON_SIDE
+    if wait_event == "ClientRead":
+        return _COPY_WAITING
     return "PostgreSQL: " + " ".join(query.split())[:60]
 
 

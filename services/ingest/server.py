@@ -200,7 +200,7 @@ def _python_date(value: date_pb2.Date, field: str) -> dt.date:
 
 
 # Chunks parsed ahead of what PostgreSQL has loaded (each about as large as a chunk received).
-_PARSED_AHEAD = 32
+_PARSED_AHEAD = 16
 
 
 class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):

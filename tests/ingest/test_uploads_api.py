@@ -157,9 +157,15 @@ def test_all_or_nothing_keeps_nothing_when_a_row_is_bad(system: System) -> None:
     with system.client(customer, "admin") as client:
         response = _upload(client, customer, body, **{"upload.mode": "ALL_OR_NOTHING"})
         claims = client.get(f"/v1/customers/{customer}/claims").json()
+        payers = client.get(f"/v1/customers/{customer}/payers").json()
+        details = response.json()["error"]["details"]
+        info = next(d for d in details if d["@type"].endswith("ErrorInfo"))
+        rejections = client.get(f"/v1/{info['metadata']['upload']}/rejections").json()
     assert response.status_code == 400
     assert "line 3" in response.json()["error"]["message"]
     assert claims.get("claims", []) == []
+    assert payers.get("payers", []) == []
+    assert [r["lineNumber"] for r in rejections["uploadRejections"]] == ["3"]
 
 
 def test_daily_stats_match_a_group_by_over_the_stored_claims(
