@@ -49,8 +49,8 @@ def version(which: str, prefix: str = "") -> str:
 
 
 def recording_changes(statement: str, versions: tuple[str, ...] = ("old", "new")) -> str:
-    """An `UPDATE` (or, with only the old version, `DELETE`) of `ingest.claims` that also
-    records in `claim_changes` each claim's old version (sign -1) and new one (sign +1)."""
+    """An `UPDATE`, upsert (or, with only the old version, `DELETE`) of `ingest.claims` that
+    also records in `claim_changes` each claim's old version (sign -1) and new one (+1)."""
     rows = ", ".join(
         f"({-1 if which == 'old' else 1}, "
         + ", ".join(f"{which}_{field}" for field in CHANGE_FIELDS)
@@ -58,9 +58,11 @@ def recording_changes(statement: str, versions: tuple[str, ...] = ("old", "new")
         for which in versions
     )
     returning = ", ".join(version(which, f"{which}_") for which in versions)
+    # A version a statement did not have (the old one of an inserted claim) is all NULL.
     return (
         f"WITH changed AS ({statement} RETURNING {returning}) "
-        f"INSERT INTO claim_changes SELECT v.* FROM changed, LATERAL (VALUES {rows}) AS v"
+        f"INSERT INTO claim_changes SELECT v.* FROM changed, LATERAL (VALUES {rows}) AS v "
+        "WHERE v.column2 IS NOT NULL"
     )
 
 

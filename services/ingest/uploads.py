@@ -517,7 +517,9 @@ class UploadWriter:
         customer = self._customer
         await cursor.execute("ANALYZE upload_rest")
         # Reversals cancel the claim with the payer's claim control number they name; not
-        # a claim this upload itself wrote.
+        # a claim this upload itself wrote. Joined by hashing: the planner's statistics may
+        # not know this customer's claims yet, and a nested loop would rescan them per row.
+        await cursor.execute("SET LOCAL enable_nestloop = off")
         await cursor.execute(
             recording_changes(
                 "UPDATE ingest.claims c SET status = 'REVERSED', denied = false, "
@@ -531,20 +533,26 @@ class UploadWriter:
             {"customer": customer, "upload": self._upload_id},
         )
         reversed_count = cursor.rowcount // 2
+        await cursor.execute("SET LOCAL enable_nestloop = on")
         # Stored claims: a newer adjudication replaces an older one, an older file changes
-        # nothing; a claim this upload wrote is replaced by its later row in the file.
+        # nothing; a claim this upload wrote is replaced by its later row in the file. Each
+        # is found by its key, as a conflict, whatever the planner believes.
+        updates = ", ".join(column.strip() for column in _CLAIM_COLUMNS.split(",")[2:])
         await cursor.execute(
             recording_changes(
-                f"UPDATE ingest.claims c SET ({_CLAIM_COLUMNS}) = "
-                f"(c.customer_id, c.claim_uid, {_CLAIM_VALUES}), update_time = now() "
+                f"INSERT INTO ingest.claims AS c ({_CLAIM_COLUMNS}) "
+                f"SELECT %(customer)s, u.claim_uid, {_CLAIM_VALUES} "
                 "FROM (SELECT DISTINCT ON (claim_uid) * FROM upload_rest "
                 "WHERE status <> 'REVERSED' ORDER BY claim_uid, seq DESC) u "
                 "JOIN ingest.payers p "
                 "ON p.customer_id = %(customer)s AND p.payer_uid = u.payer_uid "
-                "WHERE c.customer_id = %(customer)s AND c.claim_uid = u.claim_uid "
-                "AND (CASE WHEN c.upload_id = %(upload)s THEN u.source_line > c.source_line "
+                f"ON CONFLICT (customer_id, claim_uid) DO UPDATE SET ({updates}) = "
+                f"({', '.join('excluded.' + column for column in updates.split(', '))}), "
+                "update_time = now() "
+                "WHERE CASE WHEN c.upload_id = %(upload)s "
+                "THEN excluded.source_line > c.source_line "
                 "ELSE c.decision_date IS NULL OR c.status = 'REVERSED' "
-                "OR u.decision_date >= c.decision_date END)"
+                "OR excluded.decision_date >= c.decision_date END"
             ),
             {"customer": customer, "upload": self._upload_id},
         )
