@@ -46,7 +46,14 @@ from runtime.auth import service_token
 from runtime.clients import open_channel
 from runtime.settings import Settings
 from services.drift.config import DetectionConfig
-from services.drift.detection import DayStat, Detection, Windows, detect, windows_for
+from services.drift.detection import (
+    DayStat,
+    Detection,
+    Windows,
+    detect,
+    first_day_read,
+    windows_for,
+)
 from services.drift.ingest_client import IngestClient
 from services.ingest.counting import COUNT_TABLES, apply_counts, count_in
 
@@ -331,6 +338,11 @@ def median_run(name: str, read: Callable[[], list[DayStat]]) -> DetectionRun:
     return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
 
 
+def _first_day(windows: Windows) -> dt.date:
+    """The first day a run reads: its baseline, and the days its findings must have held."""
+    return first_day_read(windows.current.end, DetectionConfig())
+
+
 @contextmanager
 def direct_reader(admin_url: str, windows: Windows) -> Iterator[Callable[[], list[DayStat]]]:
     """Reads the window from ingest.daily_stats as the admin user, on one open connection
@@ -339,7 +351,7 @@ def direct_reader(admin_url: str, windows: Windows) -> Iterator[Callable[[], lis
 
         def read() -> list[DayStat]:
             rows = connection.execute(
-                _WINDOW_STATS, (CUSTOMER, windows.baseline.start, windows.current.end)
+                _WINDOW_STATS, (CUSTOMER, _first_day(windows), windows.current.end)
             ).fetchall()
             return [day_stat_from_row(row) for row in rows]
 
@@ -366,7 +378,7 @@ def grpc_reader(
         client = IngestClient(channel)
         try:
             yield lambda: runner.run(
-                client.daily_stats(CUSTOMER, windows.baseline.start, windows.current.end)
+                client.daily_stats(CUSTOMER, _first_day(windows), windows.current.end)
             )
         finally:
             runner.run(channel.close())

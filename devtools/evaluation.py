@@ -37,7 +37,7 @@ import numpy as np
 from devtools.synthetic import Drift, Metric, Scenario, generate_claims, payer_names
 from services.drift import statistics
 from services.drift.config import DetectionConfig
-from services.drift.detection import DayStat, detect, windows_for
+from services.drift.detection import DayStat, detect, first_day_read, windows_for
 from services.ingest.code_groups import code_group
 from services.ingest.denials import denial_codes
 from services.ingest.records import ClaimRecord, ClaimStatus
@@ -327,7 +327,7 @@ def evaluate_customer(plan: CustomerPlan) -> CustomerResult:
     runs: list[tuple[dt.date, set[AlarmKey]]] = []
     for offset in range(plan.run_days - 1, -1, -1):
         as_of = scenario.end - dt.timedelta(days=offset)
-        first = windows_for(as_of, config).baseline.start
+        first = first_day_read(as_of, config)
         # Only the days the windows read: detection's cost follows the statistics it is given.
         window = ordered[bisect.bisect_left(days, first) : bisect.bisect_right(days, as_of)]
         detection = detect(window, as_of, config)
@@ -433,7 +433,9 @@ def power_replicates(
                 rng,
             )
         ]
-        findings = detect(stats, POWER_AS_OF, config).findings
+        # One run's comparison: the data is one day per window, so the earlier windows a
+        # finding must also hold on are not there (the customers above measure that rule).
+        findings = detect(stats, POWER_AS_OF, config, persistence_days=0).findings
         false = sum(f.cell.payer != DRIFTED_PAYER for f in findings)
         detected += false < len(findings)
         false_findings += false
@@ -671,7 +673,9 @@ def print_power(results: Sequence[PowerResult], config: DetectionConfig) -> bool
         f"({_baseline_volume(1000, config) / 1000:g}× that in the "
         f"{config.baseline_window_days}-day baseline) × effect: {replicates} runs per cell, each "
         f"testing {CELLS_PER_RUN} cells ({CELLS_PER_RUN - 1} unchanged, 1 drifted) of the metric "
-        f"under one Benjamini–Hochberg correction at q = {config.false_discovery_rate:g}."
+        f"under one Benjamini–Hochberg correction at q = {config.false_discovery_rate:g}. "
+        "One run's comparison alone: whether a finding also held on the windows of the days "
+        "before is measured with the customers above."
     )
     by_cell = {(r.effect, r.volume): r for r in results}
     print(f"  {'effect':<32}" + "".join(f"{v:>8}" for v in POWER_VOLUMES) + "   unchanged cells")

@@ -23,6 +23,10 @@ ALL_CODES = ""  # the code group of a payer-level cell
 MIN_DENIALS_FOR_MIX = 30
 MIX_MIN_DISTANCE = 0.15
 MIN_DAYS_FOR_RATIO = 3
+# A finding must also hold on the windows ending each of the days before the run's: a random
+# excursion of a noisy cell rarely lasts a week, a drift does. Costs about that many days of
+# latency, and tests only the cells that are findings.
+PERSISTENCE_DAYS = 6
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,11 @@ def windows_for(as_of: dt.date, config: DetectionConfig) -> Windows:
     baseline_end = current_start - dt.timedelta(days=1)
     baseline_start = baseline_end - dt.timedelta(days=config.baseline_window_days - 1)
     return Windows(Window(baseline_start, baseline_end), Window(current_start, as_of))
+
+
+def first_day_read(as_of: dt.date, config: DetectionConfig) -> dt.date:
+    """The earliest day whose statistics a run as of `as_of` reads (see PERSISTENCE_DAYS)."""
+    return windows_for(as_of - dt.timedelta(days=PERSISTENCE_DAYS), config).baseline.start
 
 
 @dataclass
@@ -173,7 +182,15 @@ def _enough(totals: tuple[Totals, Totals], config: DetectionConfig) -> bool:
     )
 
 
-def detect(stats: Iterable[DayStat], as_of: dt.date, config: DetectionConfig) -> Detection:
+def detect(
+    stats: Iterable[DayStat],
+    as_of: dt.date,
+    config: DetectionConfig,
+    *,
+    persistence_days: int = PERSISTENCE_DAYS,
+) -> Detection:
+    """Findings as of `as_of`; `persistence_days` of 0 judges the run's own windows alone."""
+    stats = list(stats)
     windows = windows_for(as_of, config)
     cells = _cell_totals(stats, windows)
     groups_per_payer = Counter(c.payer for c in cells if c.code_group != ALL_CODES)
@@ -194,10 +211,19 @@ def detect(stats: Iterable[DayStat], as_of: dt.date, config: DetectionConfig) ->
             if tested is not None:
                 candidates.append((cell, metric, *tested))
     q_values = statistics.benjamini_hochberg([c[2].p_value for c in candidates])
+    # Benjamini–Hochberg's critical value in this run: with k of m comparisons rejected, any
+    # p value up to k·q/m is rejected too.
+    rejected = sum(q <= config.false_discovery_rate for q in q_values)
+    cutoff = rejected * config.false_discovery_rate / max(len(candidates), 1)
+    earlier = _EarlierWindows(stats, as_of, config, persistence_days)
     findings = []
     for (cell, metric, evidence, dollars), q in zip(candidates, q_values, strict=True):
         evidence = _with_q(evidence, q)
-        if q <= config.false_discovery_rate and _over_floor(metric, evidence, config):
+        if (
+            q <= config.false_discovery_rate
+            and _over_floor(metric, evidence, config)
+            and earlier.held(cell, metric, cutoff)
+        ):
             findings.append(
                 Finding(
                     cell,
@@ -215,6 +241,37 @@ def detect(stats: Iterable[DayStat], as_of: dt.date, config: DetectionConfig) ->
         cells_skipped=skipped,
         tested={(c.payer, c.code_group, metric) for c, metric, _, _ in candidates},
     )
+
+
+class _EarlierWindows:
+    """Whether a finding also held on the windows ending each of the `days` days before the
+    run's, at the run's p-value cut-off and above the floor."""
+
+    def __init__(
+        self, stats: list[DayStat], as_of: dt.date, config: DetectionConfig, days: int
+    ) -> None:
+        self._as_of, self._config, self._days = as_of, config, days
+        self._by_payer: dict[str, list[DayStat]] | None = None
+        self._stats = stats
+
+    def held(self, cell: Cell, metric: str, cutoff: float) -> bool:
+        if self._by_payer is None:
+            self._by_payer = {}
+            for stat in self._stats:
+                self._by_payer.setdefault(stat.payer, []).append(stat)
+        payer_stats = self._by_payer.get(cell.payer, [])
+        for days_before in range(1, self._days + 1):
+            windows = windows_for(self._as_of - dt.timedelta(days=days_before), self._config)
+            totals = _cell_totals(payer_stats, windows).get(cell)
+            if totals is None or not _enough(totals, self._config):
+                return False
+            tested = _compare(metric, *totals, self._config)
+            if tested is None:
+                return False
+            evidence = tested[0]
+            if evidence.p_value > cutoff or not _over_floor(metric, evidence, self._config):
+                return False
+        return True
 
 
 def _with_q(evidence: Evidence, q: float) -> Evidence:

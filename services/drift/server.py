@@ -30,7 +30,7 @@ from runtime.server import ServiceDefinition, running_task, work_forever
 from runtime.settings import Settings
 from runtime.updates import mask_paths
 from services.drift.config import DetectionConfig, violations
-from services.drift.detection import Windows, detect, windows_for
+from services.drift.detection import Windows, detect, first_day_read, windows_for
 from services.drift.ingest_client import IngestClient
 from services.drift.store import DriftStore, StoredConfig
 from services.drift.summaries import Metrics, summarize, summary_start
@@ -221,9 +221,8 @@ class RunWorker:
         ):
             try:
                 config = (await self._store.get_config(customer)).config
-                windows = windows_for(run.as_of, config)
                 stats = await self._ingest.daily_stats(
-                    customer, windows.baseline.start, windows.current.end
+                    customer, first_day_read(run.as_of, config), run.as_of
                 )
                 detection = await asyncio.to_thread(detect, stats, run.as_of, config)
                 trace_context: dict[str, str] = {}

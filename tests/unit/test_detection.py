@@ -168,3 +168,26 @@ def test_many_null_cells_rarely_raise_an_alarm() -> None:
     detection = detect(stats, AS_OF, CONFIG)
     assert detection.cells_tested == 200
     assert len(detection.findings) <= 2
+
+
+def test_a_few_days_spike_is_not_a_drift_but_the_same_change_held_for_weeks_is() -> None:
+    """A finding must hold on the windows ending each of the days before the run's too."""
+    windows = windows_for(AS_OF, CONFIG)
+    spike_start = windows.current.start + dt.timedelta(days=25)
+    stats = [
+        *_stats("Aetna", "RADIOLOGY", per_day=20, start=windows.baseline.start, days=90,
+                denial_rate=0.10),
+        *_stats("Aetna", "RADIOLOGY", per_day=20, start=windows.current.start, days=25, seed=2,
+                denial_rate=0.10),
+        # The last five days: nine claims in ten denied.
+        *_stats("Aetna", "RADIOLOGY", per_day=20, start=spike_start, days=5, seed=3,
+                denial_rate=0.9),
+    ]  # fmt: skip
+    held = detect(_history("Aetna", denial_rate=0.25), AS_OF, CONFIG)
+    assert [f.metric for f in held.findings].count("DENIAL_RATE") == 1
+    spiked = detect(stats, AS_OF, CONFIG)
+    assert "DENIAL_RATE" not in [f.metric for f in spiked.findings]
+    assert ("Aetna", ALL_CODES, "DENIAL_RATE") in spiked.tested
+    # The run's own windows alone would have called the spike a drift.
+    alone = detect(stats, AS_OF, CONFIG, persistence_days=0)
+    assert "DENIAL_RATE" in [f.metric for f in alone.findings]
