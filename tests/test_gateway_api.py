@@ -204,7 +204,7 @@ def test_drift_config_update_is_kept_and_conditional_on_etag(system: System) -> 
         )
         assert changed.status_code == 200, changed.text
         assert changed.json()["currentWindowDays"] == 45
-        assert changed.json()["baselineWindowDays"] == 90  # not in the mask
+        assert changed.json()["baselineWindowDays"] == 180  # not in the mask: the default
         assert changed.json()["updatedBy"] == "admin@gamma"
         assert client.get("/v1/customers/gamma/driftConfig").json()["currentWindowDays"] == 45
         stale = client.patch(

@@ -11,7 +11,7 @@ METRICS = ("DENIAL_RATE", "DECISION_DAYS", "PAYMENT_RATIO", "DENIAL_REASON_MIX")
 @dataclass(frozen=True)
 class DetectionConfig:
     current_window_days: int = 30
-    baseline_window_days: int = 90
+    baseline_window_days: int = 180
     denial_rate_min_increase_points: float = 5.0
     denial_rate_min_ratio: float = 1.25
     decision_days_min_increase: float = 3.0

@@ -56,20 +56,27 @@ def _stats(
 
 
 def _history(payer: str, group: str = "RADIOLOGY", **current: float) -> list[DayStat]:
-    """120 days of steady behaviour, then the current window with the given changes."""
+    """The baseline window of steady behaviour, then the current window with the changes."""
     windows = windows_for(AS_OF, CONFIG)
     base = {"denial_rate": 0.10, "decision_days": 15, "paid_share": 0.8}
-    baseline = _stats(payer, group, per_day=20, start=windows.baseline.start, days=90, **base)
+    baseline = _stats(
+        payer,
+        group,
+        per_day=20,
+        start=windows.baseline.start,
+        days=CONFIG.baseline_window_days,
+        **base,
+    )
     now = {**base, **current}
     recent = _stats(payer, group, per_day=20, start=windows.current.start, days=30, seed=2, **now)
     return baseline + recent
 
 
-def test_windows_are_the_30_days_to_as_of_and_the_90_before() -> None:
+def test_windows_are_the_30_days_to_as_of_and_the_180_before() -> None:
     windows = windows_for(AS_OF, CONFIG)
     assert (windows.current.start, windows.current.end) == (dt.date(2026, 6, 1), AS_OF)
     assert (windows.baseline.start, windows.baseline.end) == (
-        dt.date(2026, 3, 3),
+        dt.date(2025, 12, 3),
         dt.date(2026, 5, 31),
     )
 
@@ -85,7 +92,7 @@ def test_a_doubled_denial_rate_is_found_with_its_evidence() -> None:
     (finding,) = [f for f in detection.findings if f.metric == "DENIAL_RATE"]
     evidence = finding.evidence
     assert finding.cell.payer == "Aetna" and finding.cell.code_group == ALL_CODES
-    assert evidence.current_count == 600 and evidence.baseline_count == 1800
+    assert evidence.current_count == 600 and evidence.baseline_count == 3600
     assert evidence.current_value > 0.2 and evidence.baseline_value < 0.12
     assert evidence.q_value <= 0.10 and evidence.p_value < 1e-6
     assert evidence.baseline_interval is not None and evidence.current_interval is not None
@@ -109,7 +116,10 @@ def test_slower_decisions_and_lower_payments_are_found() -> None:
 def test_a_small_but_significant_change_stays_under_the_floor() -> None:
     # +3 points on a huge payer is "significant" but below the +5 point floor.
     windows = windows_for(AS_OF, CONFIG)
-    stats = _stats("Big", "", per_day=2000, denial_rate=0.10, start=windows.baseline.start, days=90)
+    stats = _stats(
+        "Big", "", per_day=2000, denial_rate=0.10, start=windows.baseline.start,
+        days=CONFIG.baseline_window_days,
+    )  # fmt: skip
     stats += _stats(
         "Big", "", per_day=2000, denial_rate=0.13, start=windows.current.start, days=30, seed=3
     )
@@ -119,7 +129,14 @@ def test_a_small_but_significant_change_stays_under_the_floor() -> None:
 
 def test_zero_baseline_denials_do_not_break_the_rate_test() -> None:
     windows = windows_for(AS_OF, CONFIG)
-    stats = _stats("Zero", "", per_day=10, denial_rate=0.0, start=windows.baseline.start, days=90)
+    stats = _stats(
+        "Zero",
+        "",
+        per_day=10,
+        denial_rate=0.0,
+        start=windows.baseline.start,
+        days=CONFIG.baseline_window_days,
+    )
     stats += _stats(
         "Zero", "", per_day=10, denial_rate=0.3, start=windows.current.start, days=30, seed=4
     )
@@ -175,8 +192,8 @@ def test_a_few_days_spike_is_not_a_drift_but_the_same_change_held_for_weeks_is()
     windows = windows_for(AS_OF, CONFIG)
     spike_start = windows.current.start + dt.timedelta(days=25)
     stats = [
-        *_stats("Aetna", "RADIOLOGY", per_day=20, start=windows.baseline.start, days=90,
-                denial_rate=0.10),
+        *_stats("Aetna", "RADIOLOGY", per_day=20, start=windows.baseline.start,
+                days=CONFIG.baseline_window_days, denial_rate=0.10),
         *_stats("Aetna", "RADIOLOGY", per_day=20, start=windows.current.start, days=25, seed=2,
                 denial_rate=0.10),
         # The last five days: nine claims in ten denied.

@@ -41,7 +41,7 @@ def with_value(name: str, value: float) -> DetectionConfig:
 
 def test_the_defaults() -> None:
     assert DEFAULTS.current_window_days == 30
-    assert DEFAULTS.baseline_window_days == 90
+    assert DEFAULTS.baseline_window_days == 180
     assert DEFAULTS.denial_rate_min_increase_points == 5.0
     assert DEFAULTS.denial_rate_min_ratio == 1.25
     assert DEFAULTS.decision_days_min_increase == 3.0
