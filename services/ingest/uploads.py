@@ -75,6 +75,12 @@ _CLAIM_COLUMNS = (
     "patient_responsibility_cents, adjustments, denial_codes, payer_claim_control_number, "
     "upload_id, source_line"
 )
+# An upsert's update of every column but the key: `(claim_id, ...) = (excluded.claim_id, ...)`.
+_UPDATED_COLUMNS = [column.strip() for column in _CLAIM_COLUMNS.split(",")[2:]]
+_CLAIM_UPDATES = (
+    f"({', '.join(_UPDATED_COLUMNS)}) = "
+    f"({', '.join('excluded.' + column for column in _UPDATED_COLUMNS)})"
+)
 # A staged claim `u` of payer `p` as the values of _CLAIM_COLUMNS after the first two.
 _CLAIM_VALUES = (
     "u.claim_id, u.name_key, u.payer_uid, p.canonical_payer, u.payer_raw_name, "
@@ -333,9 +339,6 @@ class UploadWriter:
             async with self._raw.cursor() as cursor:
                 await self._merge_batch(cursor, staged.merge_superseded)
 
-    async def write(self, batch: Batch) -> None:
-        await self.load(self.encode(batch))
-
     async def end_copy(self, error: BaseException | None = None) -> None:
         """Finish the COPY (or abort it, with `error`) so the connection takes statements."""
         self._copy = None
@@ -490,12 +493,9 @@ class UploadWriter:
             parameters,
         )
         # New claims go in, counted in by the same statement; a claim already stored is
-        # found by the insert itself (its key conflicts), and kept for the end. The planner
-        # knows nothing of the batch, and its statistics of `ingest.claims` predate this
-        # upload (for a new customer they predict no claim): with nested loops it would
-        # rescan one side for every row of the other.
-        await cursor.execute("SET LOCAL enable_nestloop = off")
-        await cursor.execute(
+        # found by the insert itself (its key conflicts), and kept for the end.
+        await _without_nested_loops(
+            cursor,
             f"WITH batch AS MATERIALIZED (SELECT * {claims}), "
             f"written AS (INSERT INTO ingest.claims ({_CLAIM_COLUMNS}) "
             f"SELECT %(customer)s, u.claim_uid, {_CLAIM_VALUES} FROM batch u "
@@ -508,7 +508,6 @@ class UploadWriter:
             + counting_in("written"),
             parameters,
         )
-        await cursor.execute("SET LOCAL enable_nestloop = on")
         await cursor.execute("TRUNCATE upload_batch")
 
     async def _merge_rest(self, cursor: Any) -> tuple[int, int]:
@@ -517,27 +516,26 @@ class UploadWriter:
         customer = self._customer
         await cursor.execute("ANALYZE upload_rest")
         # Reversals cancel the claim with the payer's claim control number they name; not
-        # a claim this upload itself wrote. Joined by hashing: the planner's statistics may
-        # not know this customer's claims yet, and a nested loop would rescan them per row.
-        await cursor.execute("SET LOCAL enable_nestloop = off")
-        await cursor.execute(
-            recording_changes(
-                "UPDATE ingest.claims c SET status = 'REVERSED', denied = false, "
-                "partially_denied = false, upload_id = %(upload)s, update_time = now() "
-                "FROM upload_rest s WHERE s.status = 'REVERSED' "
-                "AND c.customer_id = %(customer)s AND c.payer_key = s.name_key "
-                "AND c.payer_claim_control_number = s.control_number "
-                "AND s.control_number <> '' AND c.status <> 'REVERSED' "
-                "AND c.upload_id <> %(upload)s"
-            ),
-            {"customer": customer, "upload": self._upload_id},
+        # a claim this upload itself wrote.
+        reversed_count = (
+            await _without_nested_loops(
+                cursor,
+                recording_changes(
+                    "UPDATE ingest.claims c SET status = 'REVERSED', denied = false, "
+                    "partially_denied = false, upload_id = %(upload)s, update_time = now() "
+                    "FROM upload_rest s WHERE s.status = 'REVERSED' "
+                    "AND c.customer_id = %(customer)s AND c.payer_key = s.name_key "
+                    "AND c.payer_claim_control_number = s.control_number "
+                    "AND s.control_number <> '' AND c.status <> 'REVERSED' "
+                    "AND c.upload_id <> %(upload)s"
+                ),
+                {"customer": customer, "upload": self._upload_id},
+            )
+            // 2
         )
-        reversed_count = cursor.rowcount // 2
-        await cursor.execute("SET LOCAL enable_nestloop = on")
         # Stored claims: a newer adjudication replaces an older one, an older file changes
         # nothing; a claim this upload wrote is replaced by its later row in the file. Each
         # is found by its key, as a conflict, whatever the planner believes.
-        updates = ", ".join(column.strip() for column in _CLAIM_COLUMNS.split(",")[2:])
         await cursor.execute(
             recording_changes(
                 f"INSERT INTO ingest.claims AS c ({_CLAIM_COLUMNS}) "
@@ -546,8 +544,7 @@ class UploadWriter:
                 "WHERE status <> 'REVERSED' ORDER BY claim_uid, seq DESC) u "
                 "JOIN ingest.payers p "
                 "ON p.customer_id = %(customer)s AND p.payer_uid = u.payer_uid "
-                f"ON CONFLICT (customer_id, claim_uid) DO UPDATE SET ({updates}) = "
-                f"({', '.join('excluded.' + column for column in updates.split(', '))}), "
+                f"ON CONFLICT (customer_id, claim_uid) DO UPDATE SET {_CLAIM_UPDATES}, "
                 "update_time = now() "
                 "WHERE CASE WHEN c.upload_id = %(upload)s "
                 "THEN excluded.source_line > c.source_line "
@@ -608,6 +605,18 @@ class UploadWriter:
                 json.dumps(stored_warnings), json.dumps(status) if status else None,
             ),
         )  # fmt: skip
+
+
+async def _without_nested_loops(cursor: Any, statement: str, parameters: Any) -> int:
+    """Run a statement that joins a customer's stored claims with nested loops off; returns
+    its row count. The planner's statistics may not know the customer's claims yet (a new
+    customer, or claims written earlier in this transaction): it would then expect one row
+    and rescan them all for every row of the other side."""
+    await cursor.execute("SET LOCAL enable_nestloop = off")
+    await cursor.execute(statement, parameters)
+    count = int(cursor.rowcount)
+    await cursor.execute("SET LOCAL enable_nestloop = on")
+    return count
 
 
 # The mapping that applies to a raw payer: one naming both its name and id wins over one
