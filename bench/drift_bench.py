@@ -3,14 +3,17 @@ raw claims they summarise.
 
 On a throwaway PostgreSQL with every service migrated, N synthetic claims of one customer
 are written set-wise (`generate_series`, about 200 payers × 5 code groups, so about 1,000
-payer × code-group cells over 150 days, a few payers drifting in the current window), and
+payer × code-group cells over the 216 days a run reads and a month more, a few payers
+drifting in the current window), and
 `ingest.daily_stats` is built from them by ingest's own counting (`services.ingest.counting`).
 Then, three times each, timed in the same run:
 
-- what a drift run does: read the window's daily statistics (baseline + current) and run
-  `detect` with the default `DetectionConfig`. The statistics are read two ways: straight
-  from `ingest.daily_stats` with psycopg as the admin user (no gRPC, no ingest process), and
-  the real way, `IngestClient.daily_stats` over gRPC from a running `python -m services.ingest`;
+- what a drift run does: read the daily statistics its windows cover (baseline, current and
+  the persistence days) as one series per payer × code group, and run `detect` with the
+  default `DetectionConfig`. The statistics are read two ways: with ingest's query and
+  message building on a psycopg connection as the admin user (no gRPC, no ingest process),
+  and the real way, `IngestClient.daily_stat_series` over gRPC from a running
+  `python -m services.ingest`;
 - the reference: the same window aggregated from `ingest.claims` with one GROUP BY.
 
 The figures are printed with the issue's target (< 2 s per run) beside them; nothing is
@@ -31,7 +34,7 @@ import pstats
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -47,23 +50,26 @@ from runtime.clients import open_channel
 from runtime.settings import Settings
 from services.drift.config import DetectionConfig
 from services.drift.detection import (
-    DayStat,
     Detection,
     Windows,
     detect,
     first_day_read,
     windows_for,
 )
-from services.drift.ingest_client import IngestClient
+from services.drift.ingest_client import IngestClient, series_from_message
+from services.drift.series import CellSeries
 from services.ingest.counting import COUNT_TABLES, apply_counts, count_in
+from services.ingest.server import daily_stat_series_message
+from services.ingest.store import SERIES_QUERY
 
 DEFAULT_CLAIMS = 10_000_000
 DEFAULT_CELLS = 1000
 CUSTOMER = "bench-drift"
 # A fixed date, so that every run draws the same days and windows.
 AS_OF = dt.date(2026, 6, 30)
-# Longer than the default windows (90 + 30 days): the read must select, not take everything.
-HISTORY_DAYS = 150
+# A month longer than what a run reads with the default windows (baseline, current and the
+# persistence days): the read must select, not take everything.
+HISTORY_DAYS = (AS_OF - first_day_read(AS_OF, DetectionConfig())).days + 1 + 30
 REPEATS = 3
 # Each batch commits on its own, so the fill reports progress and never holds 10M rows of WAL.
 BATCH_CLAIMS = 500_000
@@ -141,15 +147,6 @@ FROM (
 ) claims
 """
 
-# What ingest's StreamDailyStats selects (`IngestStore.stream_daily_stats`), in its order.
-_WINDOW_STATS = """
-SELECT payer, code_group, decision_date, decided_claims, denied_claims,
-       partially_denied_claims, decision_days, billed_cents, allowed_cents, paid_cents,
-       denied_billed_cents, carc_counts
-FROM ingest.daily_stats
-WHERE customer_id = %s AND decision_date BETWEEN %s AND %s
-ORDER BY payer, code_group, decision_date
-"""
 
 # The scope of claims the daily statistics count, restricted to the detection window.
 _WINDOW_CLAIMS = """
@@ -280,32 +277,12 @@ def settle(admin_url: str) -> None:
 # --- Part A: a drift run --------------------------------------------------------------------
 
 
-def day_stat_from_row(row: Sequence[Any]) -> DayStat:
-    """A daily_stats row as drift's `day_stat` makes it from the gRPC message: integer days
-    in the histogram (JSONB object keys are strings), amounts in cents."""
-    (payer, code_group, day, decided, denied, partially_denied, decision_days, billed,
-     allowed, paid, denied_billed, carc_counts) = row  # fmt: skip
-    return DayStat(
-        payer=payer,
-        code_group=code_group,
-        day=day,
-        decided=decided,
-        denied=denied,
-        partially_denied=partially_denied,
-        decision_days={int(days): claims for days, claims in decision_days.items()},
-        billed_cents=billed,
-        allowed_cents=allowed,
-        paid_cents=paid,
-        denied_billed_cents=denied_billed,
-        carc_counts=dict(carc_counts),
-    )
-
-
 @dataclass(frozen=True)
 class DetectionRun:
     read_seconds: float
     detect_seconds: float
-    day_stats: int
+    series: int
+    days: int
     detection: Detection
 
     @property
@@ -313,16 +290,17 @@ class DetectionRun:
         return self.read_seconds + self.detect_seconds
 
 
-def timed_detection(read: Callable[[], list[DayStat]], config: DetectionConfig) -> DetectionRun:
+def timed_detection(read: Callable[[], list[CellSeries]], config: DetectionConfig) -> DetectionRun:
     started = time.perf_counter()
-    stats = read()
+    series = read()
     read_seconds = seconds_since(started)
     started = time.perf_counter()
-    detection = detect(stats, AS_OF, config)
-    return DetectionRun(read_seconds, seconds_since(started), len(stats), detection)
+    detection = detect(series, AS_OF, config)
+    days = sum(one.days.size for one in series)
+    return DetectionRun(read_seconds, seconds_since(started), len(series), days, detection)
 
 
-def median_run(name: str, read: Callable[[], list[DayStat]]) -> DetectionRun:
+def median_run(name: str, read: Callable[[], list[CellSeries]]) -> DetectionRun:
     """REPEATS timed runs, each printed; returns the one with the median total."""
     config = DetectionConfig()
     runs = []
@@ -330,7 +308,8 @@ def median_run(name: str, read: Callable[[], list[DayStat]]) -> DetectionRun:
         run = timed_detection(read, config)
         runs.append(run)
         log(
-            f"  {name} #{repeat}: read {run.read_seconds:.2f} s ({run.day_stats:,} day stats) "
+            f"  {name} #{repeat}: read {run.read_seconds:.2f} s ({run.series:,} series, "
+            f"{run.days:,} days) "
             f"+ detect {run.detect_seconds:.2f} s = {run.seconds:.2f} s; cells tested "
             f"{run.detection.cells_tested:,}, skipped {run.detection.cells_skipped:,}, "
             f"findings {len(run.detection.findings)}"
@@ -344,16 +323,24 @@ def _first_day(windows: Windows) -> dt.date:
 
 
 @contextmanager
-def direct_reader(admin_url: str, windows: Windows) -> Iterator[Callable[[], list[DayStat]]]:
-    """Reads the window from ingest.daily_stats as the admin user, on one open connection
-    (as ingest's pool keeps its own)."""
+def direct_reader(admin_url: str, windows: Windows) -> Iterator[Callable[[], list[CellSeries]]]:
+    """Reads the window from ingest.daily_stats as the admin user, with ingest's own query
+    and message building, on one open connection (as ingest's pool keeps its own)."""
     with psycopg.connect(schemas.libpq_url(admin_url), autocommit=True) as connection:
 
-        def read() -> list[DayStat]:
+        def read() -> list[CellSeries]:
             rows = connection.execute(
-                _WINDOW_STATS, (CUSTOMER, _first_day(windows), windows.current.end)
+                SERIES_QUERY,
+                {
+                    "customer": CUSTOMER,
+                    "start": _first_day(windows),
+                    "end": windows.current.end,
+                    "every_payer": True,
+                    "payers": [],
+                },
+                binary=True,
             ).fetchall()
-            return [day_stat_from_row(row) for row in rows]
+            return [series_from_message(daily_stat_series_message(row)) for row in rows]
 
         yield read
 
@@ -361,8 +348,8 @@ def direct_reader(admin_url: str, windows: Windows) -> Iterator[Callable[[], lis
 @contextmanager
 def grpc_reader(
     target: str, settings: Settings, windows: Windows
-) -> Iterator[Callable[[], list[DayStat]]]:
-    """Reads the window as drift does: `IngestClient.daily_stats` on a channel opened like
+) -> Iterator[Callable[[], list[CellSeries]]]:
+    """Reads the window as drift does: `IngestClient.daily_stat_series` on a channel opened like
     drift's (service token, same interceptors), kept open across runs like drift's."""
     with asyncio.Runner() as runner:
 
@@ -378,13 +365,13 @@ def grpc_reader(
         client = IngestClient(channel)
         try:
             yield lambda: runner.run(
-                client.daily_stats(CUSTOMER, _first_day(windows), windows.current.end)
+                client.daily_stat_series(CUSTOMER, _first_day(windows), windows.current.end)
             )
         finally:
             runner.run(channel.close())
 
 
-def profile_detect(read: Callable[[], list[DayStat]]) -> str:
+def profile_detect(read: Callable[[], list[CellSeries]]) -> str:
     """cProfile of one `detect` over the window, the top functions by cumulative time."""
     stats = read()
     profiler = cProfile.Profile()
@@ -443,7 +430,7 @@ def report(figures: Figures) -> str:
     direct, grpc_run = figures.direct, figures.grpc
     detection = direct.detection
     counts, everything = figures.group_by_counts_seconds, figures.group_by_all_seconds
-    stats_rows = f"{figures.daily_stats_rows:,} / {direct.day_stats:,}"
+    stats_rows = f"{figures.daily_stats_rows:,} / {direct.days:,} in {direct.series:,} series"
     load = f"{figures.load_before:.1f} → {figures.load_after:.1f} on {os.cpu_count()} CPUs"
     rows = (
         ("claims", f"{figures.claims:,}"),

@@ -20,7 +20,6 @@ The figures are printed with the targets beside them; nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import bisect
 import dataclasses
 import datetime as dt
 import functools
@@ -37,7 +36,8 @@ import numpy as np
 from devtools.synthetic import Drift, Metric, Scenario, generate_claims, payer_names
 from services.drift import statistics
 from services.drift.config import DetectionConfig
-from services.drift.detection import DayStat, detect, first_day_read, windows_for
+from services.drift.detection import detect, windows_for
+from services.drift.series import DayStat, cell_series
 from services.ingest.code_groups import code_group
 from services.ingest.denials import denial_codes
 from services.ingest.records import ClaimRecord, ClaimStatus
@@ -322,15 +322,12 @@ def evaluate_customer(plan: CustomerPlan) -> CustomerResult:
     scenario = plan.scenario
     stats = daily_stats(generate_claims(scenario))
     config = DetectionConfig()
-    ordered = sorted(stats, key=lambda s: s.day)
-    days = [s.day for s in ordered]
+    # Every day at once: a run sums only the days its windows cover.
+    series = cell_series(stats)
     runs: list[tuple[dt.date, set[AlarmKey]]] = []
     for offset in range(plan.run_days - 1, -1, -1):
         as_of = scenario.end - dt.timedelta(days=offset)
-        first = first_day_read(as_of, config)
-        # Only the days the windows read: detection's cost follows the statistics it is given.
-        window = ordered[bisect.bisect_left(days, first) : bisect.bisect_right(days, as_of)]
-        detection = detect(window, as_of, config)
+        detection = detect(series, as_of, config)
         runs.append(
             (as_of, {(f.cell.payer, f.cell.code_group, f.metric) for f in detection.findings})
         )
@@ -435,7 +432,7 @@ def power_replicates(
         ]
         # One run's comparison: the data is one day per window, so the earlier windows a
         # finding must also hold on are not there (the customers above measure that rule).
-        findings = detect(stats, POWER_AS_OF, config, persistence_days=0).findings
+        findings = detect(cell_series(stats), POWER_AS_OF, config, persistence_days=0).findings
         false = sum(f.cell.payer != DRIFTED_PAYER for f in findings)
         detected += false < len(findings)
         false_findings += false

@@ -13,12 +13,14 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import numpy as np
 
 from services.drift import statistics
 from services.drift.config import DetectionConfig
+from services.drift.series import ALL_CODES, CellSeries, Totals, Window, payer_series
 
-ALL_CODES = ""  # the code group of a payer-level cell
 # Denial-reason mix: too few denials make a mix meaningless; the change must be visible.
 MIN_DENIALS_FOR_MIX = 30
 MIX_MIN_DISTANCE = 0.15
@@ -27,33 +29,6 @@ MIN_DAYS_FOR_RATIO = 3
 # excursion of a noisy cell rarely lasts a week, a drift does. Costs about that many days of
 # latency, and tests only the cells that are findings.
 PERSISTENCE_DAYS = 6
-
-
-@dataclass(frozen=True)
-class DayStat:
-    """One day of one payer × code group, as ingest serves it."""
-
-    payer: str
-    code_group: str
-    day: dt.date
-    decided: int
-    denied: int
-    partially_denied: int
-    decision_days: Mapping[int, int]
-    billed_cents: int
-    allowed_cents: int
-    paid_cents: int
-    denied_billed_cents: int
-    carc_counts: Mapping[str, int]
-
-
-@dataclass(frozen=True)
-class Window:
-    start: dt.date
-    end: dt.date
-
-    def __contains__(self, day: dt.date) -> bool:
-        return self.start <= day <= self.end
 
 
 @dataclass(frozen=True)
@@ -73,39 +48,6 @@ def windows_for(as_of: dt.date, config: DetectionConfig) -> Windows:
 def first_day_read(as_of: dt.date, config: DetectionConfig) -> dt.date:
     """The earliest day whose statistics a run as of `as_of` reads (see PERSISTENCE_DAYS)."""
     return windows_for(as_of - dt.timedelta(days=PERSISTENCE_DAYS), config).baseline.start
-
-
-@dataclass
-class Totals:
-    """A window of one cell, summed."""
-
-    decided: int = 0
-    denied: int = 0
-    billed_cents: int = 0
-    allowed_cents: int = 0
-    paid_cents: int = 0
-    denied_billed_cents: int = 0
-    decision_days: Counter[int] = field(default_factory=Counter)
-    carc_counts: Counter[str] = field(default_factory=Counter)
-    # (paid, allowed) per day, for the payment-ratio test.
-    daily_payment: dict[dt.date, list[int]] = field(default_factory=dict)
-
-    def add(self, stat: DayStat) -> None:
-        self.decided += stat.decided
-        self.denied += stat.denied
-        self.billed_cents += stat.billed_cents
-        self.allowed_cents += stat.allowed_cents
-        self.paid_cents += stat.paid_cents
-        self.denied_billed_cents += stat.denied_billed_cents
-        self.decision_days.update(stat.decision_days)
-        self.carc_counts.update(stat.carc_counts)
-        day = self.daily_payment.setdefault(stat.day, [0, 0])
-        day[0] += stat.paid_cents
-        day[1] += stat.allowed_cents
-
-    @property
-    def denial_rate(self) -> float:
-        return self.denied / self.decided if self.decided else 0.0
 
 
 @dataclass(frozen=True)
@@ -156,56 +98,50 @@ class Detection:
     tested: set[tuple[str, str, str]]
 
 
-def _cell_totals(stats: Iterable[DayStat], windows: Windows) -> dict[Cell, tuple[Totals, Totals]]:
-    cells: dict[Cell, tuple[Totals, Totals]] = {}
-    for stat in stats:
-        if stat.day in windows.current:
-            side = 1
-        elif stat.day in windows.baseline:
-            side = 0
-        else:
-            continue
-        # Claims without a procedure code (group "") count in their payer's cell only.
-        keys = {Cell(stat.payer, stat.code_group), Cell(stat.payer, ALL_CODES)}
-        for cell in keys:
-            totals = cells.get(cell)
-            if totals is None:
-                totals = cells[cell] = (Totals(), Totals())
-            totals[side].add(stat)
+def _cells(series: Iterable[CellSeries], first: dt.date, last: dt.date) -> dict[Cell, CellSeries]:
+    """Every payer × code group with days between `first` and `last`, and every such payer as
+    a whole. Claims without a procedure code (group "") count in their payer's cell only."""
+    present = [one for one in series if one.has_days_in(first, last)]
+    cells = {Cell(payer, ALL_CODES): one for payer, one in payer_series(present).items()}
+    for one in present:
+        if one.code_group != ALL_CODES:
+            cells[Cell(one.payer, one.code_group)] = one
     return cells
 
 
-def _enough(totals: tuple[Totals, Totals], config: DetectionConfig) -> bool:
-    baseline, current = totals
-    return current.decided >= config.min_current_claims and (
-        baseline.decided >= config.min_baseline_claims
+def _window_totals(series: CellSeries, windows: Windows) -> tuple[Totals, Totals]:
+    return series.totals(windows.baseline), series.totals(windows.current)
+
+
+def _enough(series: CellSeries, windows: Windows, config: DetectionConfig) -> bool:
+    return series.decided_in(windows.current) >= config.min_current_claims and (
+        series.decided_in(windows.baseline) >= config.min_baseline_claims
     )
 
 
 def detect(
-    stats: Iterable[DayStat],
+    series: Iterable[CellSeries],
     as_of: dt.date,
     config: DetectionConfig,
     *,
     persistence_days: int = PERSISTENCE_DAYS,
 ) -> Detection:
     """Findings as of `as_of`; `persistence_days` of 0 judges the run's own windows alone."""
-    stats = list(stats)
     windows = windows_for(as_of, config)
-    cells = _cell_totals(stats, windows)
+    cells = _cells(series, windows.baseline.start, windows.current.end)
     groups_per_payer = Counter(c.payer for c in cells if c.code_group != ALL_CODES)
     tested_cells: list[Cell] = []
     skipped = 0
-    for cell, totals in sorted(cells.items(), key=lambda item: (item[0].payer, item[0].code_group)):
+    for cell in sorted(cells, key=lambda cell: (cell.payer, cell.code_group)):
         if cell.code_group != ALL_CODES and groups_per_payer[cell.payer] == 1:
             continue  # the payer's only group: the payer-level cell is the same comparison
-        if _enough(totals, config):
+        if _enough(cells[cell], windows, config):
             tested_cells.append(cell)
         elif cell.code_group == ALL_CODES:
             skipped += 1  # a small group is still in its payer's cell; a small payer is not
     candidates: list[tuple[Cell, str, Evidence, int]] = []
     for cell in tested_cells:
-        baseline, current = cells[cell]
+        baseline, current = _window_totals(cells[cell], windows)
         for metric in config.enabled_metrics:
             tested = _compare(metric, baseline, current, config)
             if tested is not None:
@@ -215,7 +151,7 @@ def detect(
     # p value up to k·q/m is rejected too.
     rejected = sum(q <= config.false_discovery_rate for q in q_values)
     cutoff = rejected * config.false_discovery_rate / max(len(candidates), 1)
-    earlier = _EarlierWindows(stats, as_of, config, persistence_days)
+    earlier = _EarlierWindows(cells, as_of, config, persistence_days)
     findings = []
     for (cell, metric, evidence, dollars), q in zip(candidates, q_values, strict=True):
         evidence = _with_q(evidence, q)
@@ -248,24 +184,17 @@ class _EarlierWindows:
     run's, at the run's p-value cut-off and above the floor."""
 
     def __init__(
-        self, stats: list[DayStat], as_of: dt.date, config: DetectionConfig, days: int
+        self, cells: Mapping[Cell, CellSeries], as_of: dt.date, config: DetectionConfig, days: int
     ) -> None:
-        self._as_of, self._config, self._days = as_of, config, days
-        self._by_payer: dict[str, list[DayStat]] | None = None
-        self._stats = stats
+        self._cells, self._as_of, self._config, self._days = cells, as_of, config, days
 
     def held(self, cell: Cell, metric: str, cutoff: float) -> bool:
-        if self._by_payer is None:
-            self._by_payer = {}
-            for stat in self._stats:
-                self._by_payer.setdefault(stat.payer, []).append(stat)
-        payer_stats = self._by_payer.get(cell.payer, [])
+        series = self._cells[cell]
         for days_before in range(1, self._days + 1):
             windows = windows_for(self._as_of - dt.timedelta(days=days_before), self._config)
-            totals = _cell_totals(payer_stats, windows).get(cell)
-            if totals is None or not _enough(totals, self._config):
+            if not _enough(series, windows, self._config):
                 return False
-            tested = _compare(metric, *totals, self._config)
+            tested = _compare(metric, *_window_totals(series, windows), self._config)
             if tested is None:
                 return False
             evidence = tested[0]
@@ -305,15 +234,16 @@ def _compare(
             round(excess * current.billed_cents),
         )
     if metric == "DECISION_DAYS":
-        if not baseline.decision_days or not current.decision_days:
+        base_days, cur_days = baseline.decision_days, current.decision_days
+        if not base_days.total or not cur_days.total:
             return None
-        shift = statistics.decision_days_test(baseline.decision_days, current.decision_days)
-        late = sum(n for days, n in current.decision_days.items() if days > shift.baseline_median)
-        late_share = late / max(sum(current.decision_days.values()), 1)
+        shift = statistics.decision_days_shift(base_days, cur_days)
+        late = int(cur_days.counts[cur_days.values > shift.baseline_median].sum())
+        late_share = late / cur_days.total
         return (
             Evidence(
-                sum(baseline.decision_days.values()),
-                sum(current.decision_days.values()),
+                base_days.total,
+                cur_days.total,
                 0,
                 0,
                 shift.baseline_median,
@@ -328,11 +258,18 @@ def _compare(
             round(current.paid_cents * late_share),
         )
     if metric == "PAYMENT_RATIO":
-        base_days = [(p, a) for p, a in baseline.daily_payment.values() if a > 0]
-        current_days = [(p, a) for p, a in current.daily_payment.values() if a > 0]
-        if len(base_days) < MIN_DAYS_FOR_RATIO or len(current_days) < MIN_DAYS_FOR_RATIO:
+        # Days with allowed dollars only: a day of pure denials says nothing about the share.
+        base_paying, cur_paying = baseline.daily_allowed > 0, current.daily_allowed > 0
+        if np.count_nonzero(base_paying) < MIN_DAYS_FOR_RATIO or (
+            np.count_nonzero(cur_paying) < MIN_DAYS_FOR_RATIO
+        ):
             return None
-        ratio = statistics.payment_ratio_test(base_days, current_days)
+        ratio = statistics.payment_ratio_shift(
+            baseline.daily_paid[base_paying],
+            baseline.daily_allowed[base_paying],
+            current.daily_paid[cur_paying],
+            current.daily_allowed[cur_paying],
+        )
         return (
             Evidence(
                 baseline.decided,

@@ -3,40 +3,54 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 import grpc
-from google.type import date_pb2, money_pb2
+import numpy as np
+from google.type import date_pb2
 
-from services.drift.detection import DayStat
+from services.drift.series import AMOUNTS, CellSeries, IntArray
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
 # A year of statistics streams in seconds; the default deadline is for quick calls.
 STREAM_TIMEOUT_SECONDS = 300.0
 
 
-def _cents(money: money_pb2.Money) -> int:
-    return money.units * 100 + money.nanos // 10_000_000
+# Ingest numbers days from 1970-01-01; series number them as proleptic ordinals.
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 def _date(value: dt.date) -> date_pb2.Date:
     return date_pb2.Date(year=value.year, month=value.month, day=value.day)
 
 
-def day_stat(message: resources_pb2.DailyStat) -> DayStat:
-    day = message.decision_date
-    return DayStat(
+def _array(values: Iterable[int]) -> IntArray:
+    return np.array(values, dtype=np.int64)
+
+
+def series_from_message(message: resources_pb2.DailyStatSeries) -> CellSeries:
+    return CellSeries(
         payer=message.payer,
         code_group=message.code_group,
-        day=dt.date(day.year, day.month, day.day),
-        decided=message.decided_claims,
-        denied=message.denied_claims,
-        partially_denied=message.partially_denied_claims,
-        decision_days=dict(message.decision_days_histogram),
-        billed_cents=_cents(message.billed_amount),
-        allowed_cents=_cents(message.allowed_amount),
-        paid_cents=_cents(message.paid_amount),
-        denied_billed_cents=_cents(message.denied_billed_amount),
-        carc_counts=dict(message.carc_counts),
+        days=_array(message.decision_dates) + _EPOCH_ORDINAL,
+        amounts=np.array(
+            [
+                message.decided_claims,
+                message.denied_claims,
+                message.billed_cents,
+                message.allowed_cents,
+                message.paid_cents,
+                message.denied_billed_cents,
+            ],
+            dtype=np.int64,
+        ).reshape(len(AMOUNTS), -1),
+        histogram_day=_array(message.histogram_day),
+        histogram_value=_array(message.histogram_days),
+        histogram_claims=_array(message.histogram_claims),
+        carc_day=_array(message.carc_day),
+        carc_code=_array(message.carc_code),
+        carc_claims=_array(message.carc_claims),
+        codes=tuple(message.carc_codes),
     )
 
 
@@ -66,11 +80,19 @@ class IngestClient:
             if not token:
                 return latest
 
-    async def daily_stats(self, customer: str, start: dt.date, end: dt.date) -> list[DayStat]:
-        call = self._stub.StreamDailyStats(
-            ingest_service_pb2.StreamDailyStatsRequest(
+    async def daily_stat_series(
+        self, customer: str, start: dt.date, end: dt.date
+    ) -> list[CellSeries]:
+        """The customer's daily statistics from `start` to `end`, one series per payer × code
+        group."""
+        call = self._stub.StreamDailyStatSeries(
+            ingest_service_pb2.StreamDailyStatSeriesRequest(
                 parent=f"customers/{customer}", start_date=_date(start), end_date=_date(end)
             ),
             timeout=STREAM_TIMEOUT_SECONDS,
         )
-        return [day_stat(stat) async for message in call for stat in message.daily_stats]
+        return [
+            series_from_message(series)
+            async for message in call
+            for series in message.daily_stat_series
+        ]

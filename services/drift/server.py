@@ -221,10 +221,10 @@ class RunWorker:
         ):
             try:
                 config = (await self._store.get_config(customer)).config
-                stats = await self._ingest.daily_stats(
+                series = await self._ingest.daily_stat_series(
                     customer, first_day_read(run.as_of, config), run.as_of
                 )
-                detection = await asyncio.to_thread(detect, stats, run.as_of, config)
+                detection = await asyncio.to_thread(detect, series, run.as_of, config)
                 trace_context: dict[str, str] = {}
                 propagate.inject(trace_context)
                 outcome = await self._store.record_detection(
@@ -459,8 +459,8 @@ class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
         if as_of is None:
             return response
         windows = windows_for(as_of, config)
-        stats = await self._ingest.daily_stats(customer, summary_start(windows), as_of)
-        summaries = await asyncio.to_thread(summarize, stats, windows)
+        series = await self._ingest.daily_stat_series(customer, summary_start(windows), as_of)
+        summaries = await asyncio.to_thread(summarize, series, windows)
         open_events = await self._store.open_event_counts(customer)
         for summary in summaries[offset : offset + size]:
             response.payer_summaries.append(

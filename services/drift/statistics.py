@@ -8,6 +8,7 @@ normal in a daily run and is rolled up by the caller, not fatal.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from scipy import special, stats
-from scipy.spatial import distance
 
 CONFIDENCE_LEVEL = 0.95
 # The category the denial-reason mix folds its long tail into.
@@ -24,6 +24,11 @@ OTHER = "OTHER"
 MIN_PAYMENT_DAYS = 3
 
 IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+# scipy's Mann–Whitney is exact when a sample this small has no ties.
+SMALL_SAMPLE = 8
+# Pairwise day differences are counted in a dense array up to this many distinct values.
+MAX_DENSE_SPAN = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ def wilson_interval(events: int, total: int, level: float = CONFIDENCE_LEVEL) ->
     # Wilson rather than Wald: it stays inside [0, 1] and keeps its coverage at 0/n and n/n,
     # which are common for small payers.
     # Closed form (as scipy's binomtest computes it, without its unused exact p-value).
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = _z(level)
     rate = events / total
     denominator = 1 + z * z / total
     centre = (rate + z * z / (2 * total)) / denominator
@@ -48,6 +53,12 @@ def wilson_interval(events: int, total: int, level: float = CONFIDENCE_LEVEL) ->
     lower = 0.0 if events == 0 else max(0.0, centre - spread)
     upper = 1.0 if events == total else min(1.0, centre + spread)
     return Interval(lower, upper, level)
+
+
+@functools.lru_cache(maxsize=8)
+def _z(level: float) -> float:
+    """The two-sided standard normal quantile of a confidence level."""
+    return float(special.ndtri(0.5 + level / 2))
 
 
 # --- Denial rate ------------------------------------------------------------------------------
@@ -72,11 +83,12 @@ def denial_rate_test(
         p_value = 1.0
     else:
         # Exact rather than a z-test: a zero baseline rate or a handful of claims is routine.
-        table = [
-            [current_denied, current_total - current_denied],
-            [baseline_denied, baseline_total - baseline_denied],
-        ]
-        p_value = float(stats.fisher_exact(table, alternative="greater").pvalue)
+        p_value = _hypergeometric_tail(
+            current_denied,
+            baseline_total + current_total,
+            baseline_denied + current_denied,
+            current_total,
+        )
     return RateTest(
         baseline_rate=_rate(baseline_denied, baseline_total),
         current_rate=_rate(current_denied, current_total),
@@ -84,6 +96,30 @@ def denial_rate_test(
         baseline_interval=wilson_interval(baseline_denied, baseline_total),
         current_interval=wilson_interval(current_denied, current_total),
     )
+
+
+def _hypergeometric_tail(at_least: int, population: int, marked: int, drawn: int) -> float:
+    """P(X ≥ at_least) for X the marked items among `drawn` of `population` (hypergeometric):
+    the one-sided Fisher exact p-value, as `scipy.stats.fisher_exact(…, alternative="greater")`
+    computes it, without its per-call overhead (a run makes thousands of these).
+
+    The probabilities over the support come from the ratio of consecutive terms, accumulated in
+    log space and scaled by the largest, so no large factorial costs precision.
+    """
+    low = max(0, drawn - (population - marked))
+    high = min(marked, drawn)
+    if at_least <= low:
+        return 1.0
+    if at_least > high:
+        return 0.0
+    x = np.arange(low, high, dtype=np.float64)
+    # log P(x + 1) − log P(x) for x = low … high − 1.
+    steps = np.log((marked - x) * (drawn - x)) - np.log(
+        (x + 1) * (population - marked - drawn + x + 1)
+    )
+    log_terms = np.concatenate(([0.0], np.cumsum(steps)))
+    terms = np.exp(log_terms - log_terms.max())
+    return float(terms[at_least - low :].sum() / terms.sum())
 
 
 def _check_events(events: int, total: int) -> None:
@@ -124,11 +160,48 @@ def decision_days_test(baseline: Mapping[int, int], current: Mapping[int, int]) 
     approximation, at least 1. Rounding down widens the interval rather than overstate coverage.
     An empty window gives p = 1.0, shift 0 and the interval [0, 0]; its median is 0.0.
     """
-    base_days, base_counts = _histogram(baseline)
-    cur_days, cur_counts = _histogram(current)
-    baseline_median = _median(base_days, base_counts)
-    current_median = _median(cur_days, cur_counts)
-    if base_counts.size == 0 or cur_counts.size == 0:
+    return decision_days_shift(histogram(baseline), histogram(current))
+
+
+class Histogram:
+    """Integer values ascending, each with its (positive) count, and the running total of
+    the counts, so that any order statistic is one binary search."""
+
+    __slots__ = ("counts", "cumulative", "total", "values")
+
+    def __init__(self, values: IntArray, counts: IntArray) -> None:
+        self.values, self.counts = values, counts
+        self.cumulative = np.cumsum(counts)
+        self.total = int(self.cumulative[-1]) if counts.size else 0
+
+    def order_statistic(self, k: int) -> float:
+        """The k-th smallest (1-based) of the values, each repeated its count times."""
+        return float(self.values[np.searchsorted(self.cumulative, k, side="left")])
+
+    def median(self) -> float:
+        """The mean of the two middle values for an even count; 0.0 if empty."""
+        if self.total == 0:
+            return 0.0
+        low = self.order_statistic((self.total + 1) // 2)
+        high = self.order_statistic(self.total // 2 + 1)
+        return (low + high) / 2
+
+
+def histogram(counts_by_value: Mapping[int, int]) -> Histogram:
+    """A {value: count} mapping as a `Histogram`, values without counts left out."""
+    if any(count < 0 for count in counts_by_value.values()):
+        raise ValueError("histogram counts must be non-negative")
+    pairs = sorted((value, count) for value, count in counts_by_value.items() if count > 0)
+    values = np.array([value for value, _ in pairs], dtype=np.int64)
+    counts = np.array([count for _, count in pairs], dtype=np.int64)
+    return Histogram(values, counts)
+
+
+def decision_days_shift(baseline: Histogram, current: Histogram) -> ShiftTest:
+    """`decision_days_test` on histograms already in array form (see there)."""
+    baseline_median = baseline.median()
+    current_median = current.median()
+    if baseline.total == 0 or current.total == 0:
         return ShiftTest(
             baseline_median=baseline_median,
             current_median=current_median,
@@ -137,48 +210,40 @@ def decision_days_test(baseline: Mapping[int, int], current: Mapping[int, int]) 
             u_statistic=0.0,
             shift_interval=Interval(0.0, 0.0),
         )
-    u_statistic, p_value = _mann_whitney_greater(base_days, base_counts, cur_days, cur_counts)
-    differences, weights = _difference_histogram(base_days, base_counts, cur_days, cur_counts)
+    u_statistic, p_value = _mann_whitney_greater(baseline, current)
+    differences = _difference_histogram(baseline, current)
     return ShiftTest(
         baseline_median=baseline_median,
         current_median=current_median,
-        shift=_median(differences, weights),
+        shift=differences.median(),
         p_value=p_value,
         u_statistic=u_statistic,
         shift_interval=_shift_interval(
-            differences, weights, int(cur_counts.sum()), int(base_counts.sum()), CONFIDENCE_LEVEL
+            differences, current.total, baseline.total, CONFIDENCE_LEVEL
         ),
     )
 
 
-def _histogram(counts_by_value: Mapping[int, int]) -> tuple[IntArray, IntArray]:
-    """(values ascending, their counts), days without claims left out."""
-    if any(count < 0 for count in counts_by_value.values()):
-        raise ValueError("histogram counts must be non-negative")
-    pairs = sorted((value, count) for value, count in counts_by_value.items() if count > 0)
-    values = np.array([value for value, _ in pairs], dtype=np.int64)
-    counts = np.array([count for _, count in pairs], dtype=np.int64)
-    return values, counts
-
-
-def _mann_whitney_greater(
-    base_days: IntArray, base_counts: IntArray, cur_days: IntArray, cur_counts: IntArray
-) -> tuple[float, float]:
+def _mann_whitney_greater(baseline: Histogram, current: Histogram) -> tuple[float, float]:
     """(U of the current window, one-sided p-value that current values tend to be larger)."""
-    days = np.union1d(base_days, cur_days)
+    days = np.union1d(baseline.values, current.values)
     cur_at = np.zeros(days.size, dtype=np.int64)
-    cur_at[np.searchsorted(days, cur_days)] = cur_counts
+    cur_at[np.searchsorted(days, current.values)] = current.counts
     tied = np.zeros(days.size, dtype=np.int64)
-    tied[np.searchsorted(days, base_days)] = base_counts
+    tied[np.searchsorted(days, baseline.values)] = baseline.counts
     tied += cur_at
     # Every claim of a day gets the day's midrank: ranks before it, plus the middle of its run.
     midranks = (np.cumsum(tied) - tied) + (tied + 1) / 2
-    n_cur, n_base = int(cur_counts.sum()), int(base_counts.sum())
+    n_cur, n_base = current.total, baseline.total
     u_statistic = float(np.dot(cur_at, midranks)) - n_cur * (n_cur + 1) / 2
-    n = n_cur + n_base
     # Tie-corrected variance, kept in integers until the last step so that a window on a single
-    # day value gives exactly zero instead of a rounding residue.
-    tie_term = sum(t**3 - t for t in tied.tolist())
+    # day value gives exactly zero instead of a rounding residue. From 2**21 claims on, the sum
+    # of t³ could overflow int64, so Python integers take over there.
+    n = n_cur + n_base
+    if n < 2**21:
+        tie_term = int(np.sum(tied**3 - tied))
+    else:
+        tie_term = sum(t**3 - t for t in tied.tolist())
     untied_term = (n + 1) * n * (n - 1)
     if untied_term == tie_term:
         return u_statistic, 1.0  # every claim on one day value: no ordering to test
@@ -187,44 +252,33 @@ def _mann_whitney_greater(
     return u_statistic, _probability(float(special.ndtr(-z)))
 
 
-def _difference_histogram(
-    base_days: IntArray, base_counts: IntArray, cur_days: IntArray, cur_counts: IntArray
-) -> tuple[IntArray, IntArray]:
-    """All pairwise differences current − baseline as (values ascending, claim-pair counts)."""
-    differences = np.subtract.outer(cur_days, base_days).ravel()
+def _difference_histogram(baseline: Histogram, current: Histogram) -> Histogram:
+    """All pairwise differences current − baseline, with claim-pair counts."""
     # n₁·n₂ claim pairs must fit int64 for the order statistics to be exact.
-    if int(cur_counts.sum()) * int(base_counts.sum()) >= 2**63:
+    if current.total * baseline.total >= 2**63:
         raise ValueError("windows too large for exact pair counts")
-    weights = np.multiply.outer(cur_counts, base_counts).ravel()
+    differences = np.subtract.outer(current.values, baseline.values).ravel()
+    weights = np.multiply.outer(current.counts, baseline.counts).ravel()
+    lowest = int(current.values[0] - baseline.values[-1])
+    span = int(current.values[-1] - baseline.values[0]) - lowest + 1
+    if current.total * baseline.total < 2**53 and span <= MAX_DENSE_SPAN:
+        # Counted into one slot per possible difference: no sort, and float64 counts are exact
+        # below 2**53.
+        dense = np.bincount(differences - lowest, weights=weights, minlength=span)
+        present = np.flatnonzero(dense)
+        return Histogram(present + lowest, dense[present].astype(np.int64))
     order = np.argsort(differences, kind="stable")
-    return differences[order], weights[order]
+    return Histogram(differences[order], weights[order])
 
 
-def _order_statistic(values: IntArray, counts: IntArray, k: int) -> float:
-    """The k-th smallest (1-based) of the values, each repeated its count times."""
-    return float(values[np.searchsorted(np.cumsum(counts), k, side="left")])
-
-
-def _median(values: IntArray, counts: IntArray) -> float:
-    """Median of a histogram (the mean of the two middle values for an even count); 0.0 if empty."""
-    total = int(counts.sum())
-    if total == 0:
-        return 0.0
-    low = _order_statistic(values, counts, (total + 1) // 2)
-    high = _order_statistic(values, counts, total // 2 + 1)
-    return (low + high) / 2
-
-
-def _shift_interval(
-    differences: IntArray, weights: IntArray, n_cur: int, n_base: int, level: float
-) -> Interval:
+def _shift_interval(differences: Histogram, n_cur: int, n_base: int, level: float) -> Interval:
     """Order-statistics interval for the Hodges–Lehmann shift (see `decision_days_test`)."""
     pairs = n_cur * n_base
     z = float(special.ndtri(1 - (1 - level) / 2))
     rank = max(1, math.floor(pairs / 2 - z * math.sqrt(pairs * (n_cur + n_base + 1) / 12)))
     return Interval(
-        _order_statistic(differences, weights, rank),
-        _order_statistic(differences, weights, pairs + 1 - rank),
+        differences.order_statistic(rank),
+        differences.order_statistic(pairs + 1 - rank),
         level,
     )
 
@@ -257,15 +311,23 @@ def payment_ratio_test(
     and a t-test does not. Each day counts once whatever its volume. Fewer than
     `MIN_PAYMENT_DAYS` such days in either window gives p = 1.0.
     """
-    baseline_ratio = _paid_share(baseline_days)
-    current_ratio = _paid_share(current_days)
-    base_daily = _daily_ratios(baseline_days)
-    cur_daily = _daily_ratios(current_days)
-    if len(base_daily) < MIN_PAYMENT_DAYS or len(cur_daily) < MIN_PAYMENT_DAYS:
+    base = np.array(baseline_days, dtype=np.int64).reshape(-1, 2)
+    cur = np.array(current_days, dtype=np.int64).reshape(-1, 2)
+    return payment_ratio_shift(base[:, 0], base[:, 1], cur[:, 0], cur[:, 1])
+
+
+def payment_ratio_shift(
+    base_paid: IntArray, base_allowed: IntArray, cur_paid: IntArray, cur_allowed: IntArray
+) -> RatioTest:
+    """`payment_ratio_test` on per-day arrays (paid cents, allowed cents), day by day."""
+    baseline_ratio = _paid_share(base_paid, base_allowed)
+    current_ratio = _paid_share(cur_paid, cur_allowed)
+    base_daily = _daily_ratios(base_paid, base_allowed)
+    cur_daily = _daily_ratios(cur_paid, cur_allowed)
+    if base_daily.size < MIN_PAYMENT_DAYS or cur_daily.size < MIN_PAYMENT_DAYS:
         p_value = 1.0
     else:
-        result = stats.mannwhitneyu(cur_daily, base_daily, alternative="less")
-        p_value = float(result.pvalue)
+        p_value = _mann_whitney_less(base_daily, cur_daily)
     return RatioTest(
         baseline_ratio=baseline_ratio,
         current_ratio=current_ratio,
@@ -275,15 +337,32 @@ def payment_ratio_test(
     )
 
 
-def _paid_share(days: Sequence[tuple[int, int]]) -> float:
-    paid = sum(paid for paid, _ in days)
-    allowed = sum(allowed for _, allowed in days)
+def _mann_whitney_less(baseline: FloatArray, current: FloatArray) -> float:
+    """One-sided Mann–Whitney p-value that current values tend to be smaller, as
+    `scipy.stats.mannwhitneyu(current, baseline, alternative="less")` computes it: exact for
+    a sample of at most 8 without ties (scipy's own choice), else the normal approximation,
+    here over the ranks so that it costs no more than the decision-days test."""
+    both = np.concatenate((baseline, current))
+    distinct, rank = np.unique(-both, return_inverse=True)
+    if min(baseline.size, current.size) <= SMALL_SAMPLE and distinct.size == both.size:
+        return float(stats.mannwhitneyu(current, baseline, alternative="less").pvalue)
+    counts = np.bincount(rank[: baseline.size], minlength=distinct.size)
+    base_hist = Histogram(np.flatnonzero(counts), counts[counts > 0])
+    counts = np.bincount(rank[baseline.size :], minlength=distinct.size)
+    cur_hist = Histogram(np.flatnonzero(counts), counts[counts > 0])
+    # A smaller ratio is a larger rank of the negated ratios.
+    return _mann_whitney_greater(base_hist, cur_hist)[1]
+
+
+def _paid_share(paid: IntArray, allowed: IntArray) -> float:
+    total_allowed = int(allowed.sum())
     # Adjustments can leave a window's allowed total at or below zero: no meaningful share.
-    return paid / allowed if allowed > 0 else 0.0
+    return int(paid.sum()) / total_allowed if total_allowed > 0 else 0.0
 
 
-def _daily_ratios(days: Sequence[tuple[int, int]]) -> list[float]:
-    return [paid / allowed for paid, allowed in days if allowed > 0]
+def _daily_ratios(paid: IntArray, allowed: IntArray) -> FloatArray:
+    with_allowed = allowed > 0
+    return np.asarray(paid[with_allowed] / allowed[with_allowed], dtype=np.float64)
 
 
 # --- Denial-reason mix ------------------------------------------------------------------------
@@ -312,12 +391,9 @@ def denial_reason_mix_test(
     base_total, cur_total = int(base_counts.sum()), int(cur_counts.sum())
     if base_total == 0 or cur_total == 0 or len(codes) < 2:
         return MixTest(p_value=1.0, js_distance=0.0, shifts=[])
-    # scipy applies Yates' correction only at one degree of freedom (two codes), where it helps.
-    chi2 = stats.chi2_contingency(np.vstack([base_counts, cur_counts]))
     base_shares = base_counts / base_total
     cur_shares = cur_counts / cur_total
-    with np.errstate(invalid="ignore"):
-        js = float(distance.jensenshannon(base_shares, cur_shares, base=2))
+    js = _jensen_shannon(base_shares, cur_shares)
     grown = [
         (code, float(before), float(after))
         for code, before, after in zip(codes, base_shares, cur_shares, strict=True)
@@ -325,11 +401,32 @@ def denial_reason_mix_test(
     ]
     grown.sort(key=lambda shift: (shift[1] - shift[2], shift[0]))
     return MixTest(
-        p_value=_probability(float(chi2.pvalue)),
-        # Nearly equal mixes can round the divergence below zero, whose square root is NaN.
-        js_distance=0.0 if math.isnan(js) else min(js, 1.0),
+        p_value=_probability(_homogeneity_p_value(base_counts, cur_counts)),
+        js_distance=min(js, 1.0),
         shifts=grown,
     )
+
+
+def _homogeneity_p_value(base_counts: IntArray, cur_counts: IntArray) -> float:
+    """Chi-square test of homogeneity of two rows of counts (no column empty), as
+    `scipy.stats.chi2_contingency` computes it: Yates' correction only at one degree of
+    freedom (two codes), where it helps."""
+    observed = np.vstack([base_counts, cur_counts]).astype(np.float64)
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / observed.sum()
+    dof = observed.shape[1] - 1
+    if dof == 1:
+        difference = expected - observed
+        observed += np.minimum(0.5, np.abs(difference)) * np.sign(difference)
+    chi2 = float(np.sum((observed - expected) ** 2 / expected))
+    return float(special.chdtrc(dof, chi2))
+
+
+def _jensen_shannon(p: FloatArray, q: FloatArray) -> float:
+    """Jensen–Shannon distance of two distributions, base 2 (as scipy's `jensenshannon`)."""
+    m = (p + q) / 2
+    divergence = float(np.sum(special.rel_entr(p, m)) + np.sum(special.rel_entr(q, m)))
+    # Nearly equal mixes can round the divergence below zero.
+    return math.sqrt(max(divergence / (2 * math.log(2)), 0.0))
 
 
 def _folded_mix(

@@ -49,6 +49,8 @@ MAX_REQUEST_ID = 128
 MAX_FILE_NAME = 255
 MAX_KEPT_WARNINGS = 1000
 STATS_PER_MESSAGE = 1000
+# Series per stream message: gathered up to about this many bytes (gRPC allows 4 MiB).
+SERIES_BYTES_PER_MESSAGE = 1 << 20
 CLAIM_ORDERS = {
     "decision_date": "decision_date",
     "update_time": "update_time",
@@ -188,6 +190,20 @@ def daily_stat_message(row: Row) -> resources_pb2.DailyStat:
 
 def _customer(parent: str, field: str = "parent") -> str:
     return names.parse(parent, CUSTOMER_NAME, field=field)["customer"]
+
+
+def _date_range(
+    request: ingest_service_pb2.StreamDailyStatsRequest
+    | ingest_service_pb2.StreamDailyStatSeriesRequest,
+) -> tuple[dt.date, dt.date]:
+    start = _python_date(request.start_date, "start_date")
+    end = _python_date(request.end_date, "end_date")
+    if end < start:
+        raise errors.invalid_argument(
+            "end_date is before start_date",
+            errors.FieldViolation("end_date", "must not be before start_date"),
+        )
+    return start, end
 
 
 def _python_date(value: date_pb2.Date, field: str) -> dt.date:
@@ -624,13 +640,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[ingest_service_pb2.StreamDailyStatsResponse]:
         customer = _customer(request.parent)
-        start = _python_date(request.start_date, "start_date")
-        end = _python_date(request.end_date, "end_date")
-        if end < start:
-            raise errors.invalid_argument(
-                "end_date is before start_date",
-                errors.FieldViolation("end_date", "must not be before start_date"),
-            )
+        start, end = _date_range(request)
         batch = ingest_service_pb2.StreamDailyStatsResponse()
         async for row in self._store.stream_daily_stats(customer, request.payers, start, end):
             batch.daily_stats.append(daily_stat_message(row))
@@ -639,6 +649,51 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                 batch = ingest_service_pb2.StreamDailyStatsResponse()
         if batch.daily_stats:
             yield batch
+
+    async def StreamDailyStatSeries(
+        self,
+        request: ingest_service_pb2.StreamDailyStatSeriesRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[ingest_service_pb2.StreamDailyStatSeriesResponse]:
+        customer = _customer(request.parent)
+        start, end = _date_range(request)
+        batch = ingest_service_pb2.StreamDailyStatSeriesResponse()
+        size = 0
+        async for row in self._store.stream_daily_stat_series(customer, request.payers, start, end):
+            series = daily_stat_series_message(row)
+            batch.daily_stat_series.append(series)
+            size += series.ByteSize()
+            if size >= SERIES_BYTES_PER_MESSAGE:
+                yield batch
+                batch = ingest_service_pb2.StreamDailyStatSeriesResponse()
+                size = 0
+        if batch.daily_stat_series:
+            yield batch
+
+
+def daily_stat_series_message(row: tuple[Any, ...]) -> resources_pb2.DailyStatSeries:
+    (payer, code_group, dates, decided, denied, partially_denied, billed, allowed, paid,
+     denied_billed, histogram_day, histogram_days, histogram_claims, carc_codes, carc_day,
+     carc_code, carc_claims) = row  # fmt: skip
+    return resources_pb2.DailyStatSeries(
+        payer=payer,
+        code_group=code_group,
+        decision_dates=dates,
+        decided_claims=decided,
+        denied_claims=denied,
+        partially_denied_claims=partially_denied,
+        billed_cents=billed,
+        allowed_cents=allowed,
+        paid_cents=paid,
+        denied_billed_cents=denied_billed,
+        histogram_day=histogram_day or (),
+        histogram_days=histogram_days or (),
+        histogram_claims=histogram_claims or (),
+        carc_codes=carc_codes or (),
+        carc_day=carc_day or (),
+        carc_code=carc_code or (),
+        carc_claims=carc_claims or (),
+    )
 
 
 def mapping_message(customer: str, row: Row) -> resources_pb2.PayerMapping:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 
@@ -213,6 +214,80 @@ def test_daily_stats_match_a_group_by_over_the_stored_claims(
         for payer, day, decided, denied, billed in expected
     }
     assert sum(c[0] for c in by_cell.values()) == 60
+
+
+def test_the_series_stream_holds_exactly_the_days_of_the_day_stream(system: System) -> None:
+    customer = _fresh_customer()
+    rows = [
+        f"T{i},{('Aetna', 'Cigna')[i % 2]},{('99213', '71046', '')[i % 3]},2026-04-01,"
+        f"2026-04-0{1 + i % 4},2026-04-{10 + i % 9},{'DENIED' if i % 5 == 0 else 'PAID'},"
+        f"{100 + i}.00,{0 if i % 5 == 0 else 80},{0 if i % 5 == 0 else 70},10,"
+        f"{('CO-50;CO-16', 'CO-197', 'CO-45')[i % 3] if i % 5 == 0 else ''}"
+        for i in range(90)
+    ]
+    window = {"startDate": "2026-04-11", "endDate": "2026-04-16"}
+    with system.client(customer, "admin") as client:
+        assert _upload(client, customer, _csv(rows)).status_code == 200
+        days = client.get(f"/v1/customers/{customer}/dailyStats", params=window)
+        series = client.get(f"/v1/customers/{customer}/dailyStatSeries", params=window)
+        aetna = client.get(
+            f"/v1/customers/{customer}/dailyStatSeries", params={**window, "payers": "Aetna"}
+        )
+    assert days.status_code == series.status_code == aetna.status_code == 200
+    expected = {}
+    for stat in _stats(days.text):
+        date = stat["decisionDate"]
+        expected[(stat["payer"], stat.get("codeGroup", ""), dt.date(**date))] = (
+            int(stat["decidedClaims"]),
+            int(stat.get("deniedClaims", 0)),
+            _cents(stat["billedAmount"]),
+            _cents(stat.get("paidAmount", {})),
+            {int(k): int(v) for k, v in stat.get("decisionDaysHistogram", {}).items()},
+            {k: int(v) for k, v in stat.get("carcCounts", {}).items()},
+        )
+    found = _series_days(series.text)
+    assert found == expected
+    assert len({(payer, group) for payer, group, _ in found}) >= 4
+    assert any(carc for *_, carc in found.values())
+    assert {payer for payer, _, _ in _series_days(aetna.text)} == {"Aetna"}
+
+
+def _cents(money: dict) -> int:
+    return int(money.get("units", 0)) * 100 + money.get("nanos", 0) // 10_000_000
+
+
+def _series_days(ndjson: str) -> dict:
+    """Every day of a StreamDailyStatSeries response, keyed (payer, code group, date)."""
+    days = {}
+    for line in ndjson.splitlines():
+        for one in _json(line)["result"]["dailyStatSeries"]:
+            dates = one.get("decisionDates", [])
+            histograms: list[dict[int, int]] = [{} for _ in dates]
+            for i, value, claims in zip(
+                one.get("histogramDay", []),
+                one.get("histogramDays", []),
+                one.get("histogramClaims", []),
+                strict=True,
+            ):
+                histograms[i][value] = histograms[i].get(value, 0) + int(claims)
+            carcs: list[dict[str, int]] = [{} for _ in dates]
+            codes = one.get("carcCodes", [])
+            for i, code, claims in zip(
+                one.get("carcDay", []), one.get("carcCode", []), one.get("carcClaims", []),
+                strict=True,
+            ):  # fmt: skip
+                carcs[i][codes[code]] = carcs[i].get(codes[code], 0) + int(claims)
+            for i, epoch_day in enumerate(dates):
+                day = dt.date(1970, 1, 1) + dt.timedelta(days=epoch_day)
+                days[(one["payer"], one.get("codeGroup", ""), day)] = (
+                    int(one["decidedClaims"][i]),
+                    int(one["deniedClaims"][i]),
+                    int(one["billedCents"][i]),
+                    int(one["paidCents"][i]),
+                    histograms[i],
+                    carcs[i],
+                )
+    return days
 
 
 def test_deleting_an_upload_removes_its_claims_and_restores_statistics(

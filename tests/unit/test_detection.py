@@ -6,10 +6,17 @@ import datetime as dt
 import random
 
 from services.drift.config import DetectionConfig
-from services.drift.detection import ALL_CODES, DayStat, detect, windows_for
+from services.drift.detection import ALL_CODES, Detection, detect, windows_for
+from services.drift.series import DayStat, cell_series
 
 AS_OF = dt.date(2026, 6, 30)
 CONFIG = DetectionConfig()
+
+
+def detect_days(
+    stats: list[DayStat], as_of: dt.date, config: DetectionConfig, **options: int
+) -> Detection:
+    return detect(cell_series(stats), as_of, config, **options)
 
 
 def _days(window_start: dt.date, days: int) -> list[dt.date]:
@@ -82,13 +89,13 @@ def test_windows_are_the_30_days_to_as_of_and_the_180_before() -> None:
 
 
 def test_identical_behaviour_raises_nothing() -> None:
-    detection = detect(_history("Aetna"), AS_OF, CONFIG)
+    detection = detect_days(_history("Aetna"), AS_OF, CONFIG)
     assert detection.findings == []
     assert detection.cells_tested == 1  # a payer's only group is its payer-level cell
 
 
 def test_a_doubled_denial_rate_is_found_with_its_evidence() -> None:
-    detection = detect(_history("Aetna", denial_rate=0.25), AS_OF, CONFIG)
+    detection = detect_days(_history("Aetna", denial_rate=0.25), AS_OF, CONFIG)
     (finding,) = [f for f in detection.findings if f.metric == "DENIAL_RATE"]
     evidence = finding.evidence
     assert finding.cell.payer == "Aetna" and finding.cell.code_group == ALL_CODES
@@ -104,11 +111,11 @@ def test_a_doubled_denial_rate_is_found_with_its_evidence() -> None:
 
 
 def test_slower_decisions_and_lower_payments_are_found() -> None:
-    slower = detect(_history("Cigna", decision_days=22), AS_OF, CONFIG)
+    slower = detect_days(_history("Cigna", decision_days=22), AS_OF, CONFIG)
     assert {f.metric for f in slower.findings} == {"DECISION_DAYS"}
     shift = slower.findings[0].evidence
     assert shift.effect_unit == "days" and 5 <= shift.effect_size <= 9
-    cheaper = detect(_history("Humana", paid_share=0.65), AS_OF, CONFIG)
+    cheaper = detect_days(_history("Humana", paid_share=0.65), AS_OF, CONFIG)
     assert {f.metric for f in cheaper.findings} == {"PAYMENT_RATIO"}
     assert cheaper.findings[0].evidence.effect_size < -0.05
 
@@ -123,7 +130,7 @@ def test_a_small_but_significant_change_stays_under_the_floor() -> None:
     stats += _stats(
         "Big", "", per_day=2000, denial_rate=0.13, start=windows.current.start, days=30, seed=3
     )
-    detection = detect(stats, AS_OF, CONFIG)
+    detection = detect_days(stats, AS_OF, CONFIG)
     assert [f for f in detection.findings if f.metric == "DENIAL_RATE"] == []
 
 
@@ -140,7 +147,7 @@ def test_zero_baseline_denials_do_not_break_the_rate_test() -> None:
     stats += _stats(
         "Zero", "", per_day=10, denial_rate=0.3, start=windows.current.start, days=30, seed=4
     )
-    findings = [f for f in detect(stats, AS_OF, CONFIG).findings if f.metric == "DENIAL_RATE"]
+    findings = [f for f in detect_days(stats, AS_OF, CONFIG).findings if f.metric == "DENIAL_RATE"]
     assert findings and findings[0].evidence.baseline_value == 0.0
 
 
@@ -158,7 +165,7 @@ def test_small_payers_are_skipped_and_small_groups_roll_up() -> None:
             days=120,
         ),
     ]
-    detection = detect(tiny + groups, AS_OF, CONFIG)
+    detection = detect_days(tiny + groups, AS_OF, CONFIG)
     assert detection.cells_skipped == 1  # Tiny: 30 current claims < 50
     cells = {(f.cell.payer, f.cell.code_group) for f in detection.findings}
     assert ("Split", ALL_CODES) in cells and ("Split", "RADIOLOGY") in cells
@@ -168,7 +175,7 @@ def test_small_payers_are_skipped_and_small_groups_roll_up() -> None:
 
 def test_no_data_in_the_windows_means_nothing_tested() -> None:
     old = _stats("Old", "", per_day=50, denial_rate=0.1, start=dt.date(2024, 1, 1), days=60)
-    detection = detect(old, AS_OF, CONFIG)
+    detection = detect_days(old, AS_OF, CONFIG)
     assert (detection.cells_tested, detection.cells_skipped, detection.findings) == (0, 0, [])
 
 
@@ -182,7 +189,7 @@ def test_many_null_cells_rarely_raise_an_alarm() -> None:
             "",
         )
     ]
-    detection = detect(stats, AS_OF, CONFIG)
+    detection = detect_days(stats, AS_OF, CONFIG)
     assert detection.cells_tested == 200
     assert len(detection.findings) <= 2
 
@@ -200,11 +207,11 @@ def test_a_few_days_spike_is_not_a_drift_but_the_same_change_held_for_weeks_is()
         *_stats("Aetna", "RADIOLOGY", per_day=20, start=spike_start, days=5, seed=3,
                 denial_rate=0.9),
     ]  # fmt: skip
-    held = detect(_history("Aetna", denial_rate=0.25), AS_OF, CONFIG)
+    held = detect_days(_history("Aetna", denial_rate=0.25), AS_OF, CONFIG)
     assert [f.metric for f in held.findings].count("DENIAL_RATE") == 1
-    spiked = detect(stats, AS_OF, CONFIG)
+    spiked = detect_days(stats, AS_OF, CONFIG)
     assert "DENIAL_RATE" not in [f.metric for f in spiked.findings]
     assert ("Aetna", ALL_CODES, "DENIAL_RATE") in spiked.tested
     # The run's own windows alone would have called the spike a drift.
-    alone = detect(stats, AS_OF, CONFIG, persistence_days=0)
+    alone = detect_days(stats, AS_OF, CONFIG, persistence_days=0)
     assert "DENIAL_RATE" in [f.metric for f in alone.findings]

@@ -18,7 +18,7 @@ from devtools.evaluation import (
     opened_alarms,
 )
 from devtools.synthetic import Drift, Scenario, expected_daily_stats, generate_claims
-from services.drift.detection import DayStat
+from services.drift.series import DayStat
 from services.ingest.records import Adjustment, ClaimRecord, ClaimStatus, ServiceLine
 
 DAY = dt.date(2025, 6, 10)

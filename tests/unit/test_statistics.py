@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
+from scipy.spatial import distance
 
 from services.drift.statistics import (
     OTHER,
@@ -349,6 +350,30 @@ def test_fewer_than_three_days_with_allowed_dollars_gives_no_evidence() -> None:
     assert result.p_value == 1.0
 
 
+def _rounded_days(
+    rng: np.random.Generator, days: int, ratios: tuple[float, float], step: int
+) -> list[tuple[int, int]]:
+    """Daily (paid, allowed) with paid rounded down to a multiple of `step`."""
+    allowed = rng.integers(1_000, 2_000, size=days) * step
+    shares = rng.uniform(*ratios, size=days)
+    return [(int(a * r) // step * step, int(a)) for a, r in zip(allowed, shares, strict=True)]
+
+
+@pytest.mark.parametrize(("base_days", "cur_days"), [(180, 30), (120, 6), (5, 30), (12, 9)])
+def test_payment_p_value_matches_scipy(base_days: int, cur_days: int) -> None:
+    rng = np.random.default_rng(base_days * 100 + cur_days)
+    for trial in range(40):
+        # Some trials with repeated ratios: ties switch scipy to its normal approximation.
+        step = 50 if trial % 2 else 1
+        baseline = _rounded_days(rng, base_days, (0.7, 0.9), step)
+        current = _rounded_days(rng, cur_days, (0.65, 0.88), step)
+        expected = stats.mannwhitneyu(
+            [p / a for p, a in current], [p / a for p, a in baseline], alternative="less"
+        ).pvalue
+        result = payment_ratio_test(baseline, current)
+        assert result.p_value == pytest.approx(float(expected), rel=1e-9, abs=1e-300)
+
+
 def test_nothing_allowed_gives_a_zero_ratio() -> None:
     result = payment_ratio_test([(0, 0)] * 5, [])
     assert (result.baseline_ratio, result.current_ratio, result.drop) == (0.0, 0.0, 0.0)
@@ -407,6 +432,21 @@ def test_too_little_to_compare_gives_no_evidence(
 ) -> None:
     result = denial_reason_mix_test(baseline, current)
     assert (result.p_value, result.js_distance, result.shifts) == (1.0, 0.0, [])
+
+
+def test_mix_p_value_and_distance_match_scipy() -> None:
+    rng = np.random.default_rng(5)
+    for codes in (2, 3, 5, 8, 8, 8):
+        names = [f"CO-{n}" for n in range(codes)]
+        baseline = {c: int(n) for c, n in zip(names, rng.integers(1, 300, codes), strict=True)}
+        current = {c: int(n) for c, n in zip(names, rng.integers(1, 100, codes), strict=True)}
+        base = np.array([baseline[c] for c in names])
+        cur = np.array([current[c] for c in names])
+        result = denial_reason_mix_test(baseline, current)
+        expected = stats.chi2_contingency(np.vstack([base, cur])).pvalue
+        assert result.p_value == pytest.approx(float(expected), rel=1e-9, abs=1e-300)
+        expected_js = distance.jensenshannon(base / base.sum(), cur / cur.sum(), base=2)
+        assert result.js_distance == pytest.approx(float(expected_js), rel=1e-9, abs=1e-12)
 
 
 def test_negative_reason_counts_and_an_empty_top_are_rejected() -> None:

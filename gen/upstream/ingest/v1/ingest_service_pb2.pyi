@@ -192,6 +192,24 @@ class StreamDailyStatsRequest(_message.Message):
     end_date: _date_pb2.Date
     def __init__(self, parent: _Optional[str] = ..., payers: _Optional[_Iterable[str]] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
 
+class StreamDailyStatSeriesRequest(_message.Message):
+    __slots__ = ("parent", "payers", "start_date", "end_date")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PAYERS_FIELD_NUMBER: _ClassVar[int]
+    START_DATE_FIELD_NUMBER: _ClassVar[int]
+    END_DATE_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    payers: _containers.RepeatedScalarFieldContainer[str]
+    start_date: _date_pb2.Date
+    end_date: _date_pb2.Date
+    def __init__(self, parent: _Optional[str] = ..., payers: _Optional[_Iterable[str]] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+
+class StreamDailyStatSeriesResponse(_message.Message):
+    __slots__ = ("daily_stat_series",)
+    DAILY_STAT_SERIES_FIELD_NUMBER: _ClassVar[int]
+    daily_stat_series: _containers.RepeatedCompositeFieldContainer[_resources_pb2.DailyStatSeries]
+    def __init__(self, daily_stat_series: _Optional[_Iterable[_Union[_resources_pb2.DailyStatSeries, _Mapping]]] = ...) -> None: ...
+
 class StreamDailyStatsResponse(_message.Message):
     __slots__ = ("daily_stats",)
     DAILY_STATS_FIELD_NUMBER: _ClassVar[int]

@@ -112,6 +112,11 @@ class IngestServiceStub:
                 request_serializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatsRequest.SerializeToString,
                 response_deserializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatsResponse.FromString,
                 _registered_method=True)
+        self.StreamDailyStatSeries = channel.unary_stream(
+                '/upstream.ingest.v1.IngestService/StreamDailyStatSeries',
+                request_serializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesRequest.SerializeToString,
+                response_deserializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -244,6 +249,16 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamDailyStatSeries(self, request, context):
+        """Streams the same statistics as `StreamDailyStats`, one `DailyStatSeries` per (payer,
+        code group) holding all its days as parallel arrays, ordered by payer and code group.
+        A reader decodes whole arrays instead of one message per day, a fraction of the cost:
+        drift detection reads its input here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -316,6 +331,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.StreamDailyStats,
                     request_deserializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatsRequest.FromString,
                     response_serializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatsResponse.SerializeToString,
+            ),
+            'StreamDailyStatSeries': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamDailyStatSeries,
+                    request_deserializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesRequest.FromString,
+                    response_serializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -702,6 +722,33 @@ class IngestService:
             '/upstream.ingest.v1.IngestService/StreamDailyStats',
             upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatsRequest.SerializeToString,
             upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamDailyStatSeries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/upstream.ingest.v1.IngestService/StreamDailyStatSeries',
+            upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesRequest.SerializeToString,
+            upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -279,3 +279,41 @@ class DailyStat(_message.Message):
     denied_billed_amount: _money_pb2.Money
     carc_counts: _containers.ScalarMap[str, int]
     def __init__(self, payer: _Optional[str] = ..., code_group: _Optional[str] = ..., decision_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., decided_claims: _Optional[int] = ..., denied_claims: _Optional[int] = ..., partially_denied_claims: _Optional[int] = ..., decision_days_histogram: _Optional[_Mapping[int, int]] = ..., billed_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., allowed_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., paid_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., denied_billed_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., carc_counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class DailyStatSeries(_message.Message):
+    __slots__ = ("payer", "code_group", "decision_dates", "decided_claims", "denied_claims", "partially_denied_claims", "billed_cents", "allowed_cents", "paid_cents", "denied_billed_cents", "histogram_day", "histogram_days", "histogram_claims", "carc_codes", "carc_day", "carc_code", "carc_claims")
+    PAYER_FIELD_NUMBER: _ClassVar[int]
+    CODE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    DECISION_DATES_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    DENIED_CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    PARTIALLY_DENIED_CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    BILLED_CENTS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_CENTS_FIELD_NUMBER: _ClassVar[int]
+    PAID_CENTS_FIELD_NUMBER: _ClassVar[int]
+    DENIED_BILLED_CENTS_FIELD_NUMBER: _ClassVar[int]
+    HISTOGRAM_DAY_FIELD_NUMBER: _ClassVar[int]
+    HISTOGRAM_DAYS_FIELD_NUMBER: _ClassVar[int]
+    HISTOGRAM_CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    CARC_CODES_FIELD_NUMBER: _ClassVar[int]
+    CARC_DAY_FIELD_NUMBER: _ClassVar[int]
+    CARC_CODE_FIELD_NUMBER: _ClassVar[int]
+    CARC_CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    payer: str
+    code_group: str
+    decision_dates: _containers.RepeatedScalarFieldContainer[int]
+    decided_claims: _containers.RepeatedScalarFieldContainer[int]
+    denied_claims: _containers.RepeatedScalarFieldContainer[int]
+    partially_denied_claims: _containers.RepeatedScalarFieldContainer[int]
+    billed_cents: _containers.RepeatedScalarFieldContainer[int]
+    allowed_cents: _containers.RepeatedScalarFieldContainer[int]
+    paid_cents: _containers.RepeatedScalarFieldContainer[int]
+    denied_billed_cents: _containers.RepeatedScalarFieldContainer[int]
+    histogram_day: _containers.RepeatedScalarFieldContainer[int]
+    histogram_days: _containers.RepeatedScalarFieldContainer[int]
+    histogram_claims: _containers.RepeatedScalarFieldContainer[int]
+    carc_codes: _containers.RepeatedScalarFieldContainer[str]
+    carc_day: _containers.RepeatedScalarFieldContainer[int]
+    carc_code: _containers.RepeatedScalarFieldContainer[int]
+    carc_claims: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, payer: _Optional[str] = ..., code_group: _Optional[str] = ..., decision_dates: _Optional[_Iterable[int]] = ..., decided_claims: _Optional[_Iterable[int]] = ..., denied_claims: _Optional[_Iterable[int]] = ..., partially_denied_claims: _Optional[_Iterable[int]] = ..., billed_cents: _Optional[_Iterable[int]] = ..., allowed_cents: _Optional[_Iterable[int]] = ..., paid_cents: _Optional[_Iterable[int]] = ..., denied_billed_cents: _Optional[_Iterable[int]] = ..., histogram_day: _Optional[_Iterable[int]] = ..., histogram_days: _Optional[_Iterable[int]] = ..., histogram_claims: _Optional[_Iterable[int]] = ..., carc_codes: _Optional[_Iterable[str]] = ..., carc_day: _Optional[_Iterable[int]] = ..., carc_code: _Optional[_Iterable[int]] = ..., carc_claims: _Optional[_Iterable[int]] = ...) -> None: ...
