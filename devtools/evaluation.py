@@ -579,15 +579,15 @@ def _print_precision(tally: PrecisionTally) -> bool:
         f"  {'metric':<18} {'events true/false':>18} {'precision':>9}   "
         f"{'episodes true/false':>19} {'precision':>9}   target ≥ {PRECISION_TARGET}"
     )
+    every_metric_ok = True
     for metric in ALL_METRICS:
         true_episodes = sum(1 for e in tally.true_episodes if e[2] == metric)
         false_episodes = sum(1 for e in tally.false_episodes if e[2] == metric)
         event, episode = tally.event_precision(metric), tally.episode_precision(metric)
-        verdict = (
-            "false alarms only"
-            if metric not in SCORED_METRICS
-            else _verdict(min(event or 0.0, episode or 0.0) >= PRECISION_TARGET)
-        )
+        metric_ok = min(event or 0.0, episode or 0.0) >= PRECISION_TARGET
+        if metric in SCORED_METRICS:
+            every_metric_ok &= metric_ok
+        verdict = "false alarms only" if metric not in SCORED_METRICS else _verdict(metric_ok)
         print(
             f"  {metric:<18} {tally.true_events[metric]:>8}/{tally.false_events[metric]:<9} "
             f"{_fmt(event):>9}   {true_episodes:>9}/{false_episodes:<9} {_fmt(episode):>9}   "
@@ -601,7 +601,7 @@ def _print_precision(tally: PrecisionTally) -> bool:
         f"  {'all alarms':<18} {true_events:>8}/{false_events:<9} {_fmt(event):>9}   "
         f"{true_episodes:>9}/{false_episodes:<9} {_fmt(episode):>9}   {_verdict(ok)}"
     )
-    return ok
+    return ok and every_metric_ok
 
 
 def _print_recall(outcomes: Sequence[DriftOutcome], config: DetectionConfig) -> None:

@@ -2,10 +2,11 @@
 
 Per payer, and per procedure-code group where the volume allows, the current window is
 compared with the baseline window before it, on each enabled metric. Every comparison made
-in a run enters one Benjamini–Hochberg correction; a finding needs both a small q value and
-an effect above the configured floor, so a tiny but "significant" change on a huge payer
-does not raise an alarm. Pure: no gRPC, no database. Its cost depends on the number of
-cells and days, not on the number of claims.
+in a run enters one Benjamini–Hochberg correction; a finding needs a small q value, a p value
+of at most twice the Bonferroni bound, an effect above the configured floor (so a tiny but
+"significant" change on a huge payer does not raise an alarm), and the same on the windows
+ending each of the days before the run's. Pure: no gRPC, no database. Its cost depends on the
+number of cells and days, not on the number of claims.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ MIN_DAYS_FOR_RATIO = 3
 # excursion of a noisy cell rarely lasts a week, a drift does. Costs about that many days of
 # latency, and tests only the cells that are findings.
 PERSISTENCE_DAYS = 6
+# A finding's p value must be at most this many times q/m (m comparisons in the run), as well
+# as pass Benjamini–Hochberg at q: twice for a payer as a whole, once for one of its code
+# groups (keyed by whether the cell is payer-level). Groups are many and small, and their
+# chance excursions were most of the false alarms.
+BONFERRONI_MULTIPLES = {True: 2, False: 1}
 
 
 @dataclass(frozen=True)
@@ -150,13 +156,20 @@ def detect(
     # Benjamini–Hochberg's critical value in this run: with k of m comparisons rejected, any
     # p value up to k·q/m is rejected too.
     rejected = sum(q <= config.false_discovery_rate for q in q_values)
-    cutoff = rejected * config.false_discovery_rate / max(len(candidates), 1)
+    m = max(len(candidates), 1)
+    # Capped at twice the Bonferroni bound: BH's cut-off grows with every true drift in the
+    # run, and on a customer with several drifts it let noise cells through with it.
+    cutoffs = {
+        level: min(rejected, multiple) * config.false_discovery_rate / m
+        for level, multiple in BONFERRONI_MULTIPLES.items()
+    }
     earlier = _EarlierWindows(cells, as_of, config, persistence_days)
     findings = []
     for (cell, metric, evidence, dollars), q in zip(candidates, q_values, strict=True):
         evidence = _with_q(evidence, q)
+        cutoff = cutoffs[cell.code_group == ALL_CODES]
         if (
-            q <= config.false_discovery_rate
+            evidence.p_value <= cutoff
             and _over_floor(metric, evidence, config)
             and earlier.held(cell, metric, cutoff)
         ):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+import pytest
+
+from services.drift import detection
 from services.drift.config import DetectionConfig
 from services.drift.detection import ALL_CODES, Detection, detect, windows_for
 from services.drift.series import DayStat, cell_series
@@ -215,3 +218,24 @@ def test_a_few_days_spike_is_not_a_drift_but_the_same_change_held_for_weeks_is()
     # The run's own windows alone would have called the spike a drift.
     alone = detect_days(stats, AS_OF, CONFIG, persistence_days=0)
     assert "DENIAL_RATE" in [f.metric for f in alone.findings]
+
+
+def test_many_true_drifts_do_not_carry_a_chance_excursion_with_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ten payers drifting make Benjamini–Hochberg's cut-off ten times looser; the cap at
+    twice the Bonferroni bound keeps a small payer's chance rise out all the same."""
+    windows = windows_for(AS_OF, CONFIG)
+    stats = [s for n in range(10) for s in _history(f"Drifting{n}", denial_rate=0.4)]
+    stats += _stats(
+        "Noise", "", per_day=5, denial_rate=0.10, start=windows.baseline.start,
+        days=CONFIG.baseline_window_days, seed=7,
+    )  # fmt: skip
+    stats += _stats(
+        "Noise", "", per_day=5, denial_rate=0.19, start=windows.current.start, days=30, seed=107
+    )
+    found = {f.cell.payer for f in detect_days(stats, AS_OF, CONFIG).findings}
+    assert found == {f"Drifting{n}" for n in range(10)}
+    # Benjamini–Hochberg alone would have called it a drift.
+    monkeypatch.setattr(detection, "BONFERRONI_MULTIPLES", {True: 10**9, False: 10**9})
+    assert "Noise" in {f.cell.payer for f in detect_days(stats, AS_OF, CONFIG).findings}
