@@ -56,10 +56,10 @@ from services.drift.detection import (
     first_day_read,
     windows_for,
 )
-from services.drift.ingest_client import IngestClient, series_from_message
+from services.drift.ingest_client import IngestClient, joined, series_from_message
 from services.drift.series import CellSeries
 from services.ingest.counting import COUNT_TABLES, apply_counts, count_in
-from services.ingest.server import daily_stat_series_message
+from services.ingest.server import daily_stat_series_messages
 from services.ingest.store import SERIES_QUERY
 
 DEFAULT_CLAIMS = 10_000_000
@@ -340,7 +340,13 @@ def direct_reader(admin_url: str, windows: Windows) -> Iterator[Callable[[], lis
                 },
                 binary=True,
             ).fetchall()
-            return [series_from_message(daily_stat_series_message(row)) for row in rows]
+            return joined(
+                [
+                    series_from_message(message)
+                    for row in rows
+                    for message in daily_stat_series_messages(row)
+                ]
+            )
 
         yield read
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterable
 
 import grpc
 import numpy as np
 from google.type import date_pb2
 
-from services.drift.series import AMOUNTS, CellSeries, IntArray
+from services.drift.series import AMOUNTS, CellSeries, IntArray, merged
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
 # A year of statistics streams in seconds; the default deadline is for quick calls.
@@ -91,8 +92,21 @@ class IngestClient:
             ),
             timeout=STREAM_TIMEOUT_SECONDS,
         )
-        return [
+        pieces = [
             series_from_message(series)
             async for message in call
             for series in message.daily_stat_series
         ]
+        return joined(pieces)
+
+
+def joined(pieces: Iterable[CellSeries]) -> list[CellSeries]:
+    """Consecutive pieces of one payer × code group (a long series comes in several
+    messages) made one series."""
+    series = []
+    for (payer, code_group), run in itertools.groupby(
+        pieces, key=lambda piece: (piece.payer, piece.code_group)
+    ):
+        parts = list(run)
+        series.append(parts[0] if len(parts) == 1 else merged(payer, code_group, parts))
+    return series

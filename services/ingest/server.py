@@ -7,11 +7,12 @@ import datetime as dt
 import functools
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
+import numpy as np
 from google.protobuf import empty_pb2, timestamp_pb2
 from google.type import date_pb2, money_pb2
 from opentelemetry import propagate
@@ -51,6 +52,8 @@ MAX_KEPT_WARNINGS = 1000
 STATS_PER_MESSAGE = 1000
 # Series per stream message: gathered up to about this many bytes (gRPC allows 4 MiB).
 SERIES_BYTES_PER_MESSAGE = 1 << 20
+# Histogram and CARC entries in one series message (about 1.5 MB at most).
+MAX_SERIES_ENTRIES = 150_000
 CLAIM_ORDERS = {
     "decision_date": "decision_date",
     "update_time": "update_time",
@@ -660,21 +663,74 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         batch = ingest_service_pb2.StreamDailyStatSeriesResponse()
         size = 0
         async for row in self._store.stream_daily_stat_series(customer, request.payers, start, end):
-            series = daily_stat_series_message(row)
-            batch.daily_stat_series.append(series)
-            size += series.ByteSize()
-            if size >= SERIES_BYTES_PER_MESSAGE:
-                yield batch
-                batch = ingest_service_pb2.StreamDailyStatSeriesResponse()
-                size = 0
+            for series in daily_stat_series_messages(row):
+                batch.daily_stat_series.append(series)
+                size += series.ByteSize()
+                if size >= SERIES_BYTES_PER_MESSAGE:
+                    yield batch
+                    batch = ingest_service_pb2.StreamDailyStatSeriesResponse()
+                    size = 0
         if batch.daily_stat_series:
             yield batch
 
 
-def daily_stat_series_message(row: tuple[Any, ...]) -> resources_pb2.DailyStatSeries:
+def daily_stat_series_messages(
+    row: tuple[Any, ...], max_entries: int = MAX_SERIES_ENTRIES
+) -> list[resources_pb2.DailyStatSeries]:
+    """The message(s) of one payer × code group: a series with more histogram and CARC
+    entries than `max_entries` is cut into runs of whole days, each its own message (gRPC
+    refuses messages over 4 MiB)."""
     (payer, code_group, dates, decided, denied, partially_denied, billed, allowed, paid,
      denied_billed, histogram_day, histogram_days, histogram_claims, carc_codes, carc_day,
      carc_code, carc_claims) = row  # fmt: skip
+    days = (dates, decided, denied, partially_denied, billed, allowed, paid, denied_billed)
+    histogram = (histogram_day or [], histogram_days or [], histogram_claims or [])
+    carc = (carc_day or [], carc_code or [], carc_claims or [])
+    if len(histogram[0]) + len(carc[0]) <= max_entries:
+        return [_series_message(payer, code_group, days, histogram, carc_codes or [], carc)]
+    hist_at, carc_at = np.asarray(histogram[0]), np.asarray(carc[0])
+    per_day = np.bincount(hist_at, minlength=len(dates)) + np.bincount(
+        carc_at, minlength=len(dates)
+    )
+    # A new piece starts at each day whose entries would take its piece over the limit.
+    starts, taken = [0], 0
+    for day, entries in enumerate(per_day.tolist()):
+        if taken + entries > max_entries and day > starts[-1]:
+            starts.append(day)
+            taken = 0
+        taken += entries
+    pieces = []
+    for first, end in zip(starts, [*starts[1:], len(dates)], strict=True):
+        in_hist = (hist_at >= first) & (hist_at < end)
+        in_carc = (carc_at >= first) & (carc_at < end)
+        pieces.append(
+            _series_message(
+                payer,
+                code_group,
+                tuple(column[first:end] for column in days),
+                (
+                    (hist_at[in_hist] - first).tolist(),
+                    *(np.asarray(c)[in_hist].tolist() for c in histogram[1:]),
+                ),
+                carc_codes or [],
+                (
+                    (carc_at[in_carc] - first).tolist(),
+                    *(np.asarray(c)[in_carc].tolist() for c in carc[1:]),
+                ),
+            )
+        )
+    return pieces
+
+
+def _series_message(
+    payer: str,
+    code_group: str,
+    days: tuple[Sequence[int], ...],
+    histogram: tuple[Sequence[int], ...],
+    carc_codes: Sequence[str],
+    carc: tuple[Sequence[int], ...],
+) -> resources_pb2.DailyStatSeries:
+    dates, decided, denied, partially_denied, billed, allowed, paid, denied_billed = days
     return resources_pb2.DailyStatSeries(
         payer=payer,
         code_group=code_group,
@@ -686,13 +742,13 @@ def daily_stat_series_message(row: tuple[Any, ...]) -> resources_pb2.DailyStatSe
         allowed_cents=allowed,
         paid_cents=paid,
         denied_billed_cents=denied_billed,
-        histogram_day=histogram_day or (),
-        histogram_days=histogram_days or (),
-        histogram_claims=histogram_claims or (),
-        carc_codes=carc_codes or (),
-        carc_day=carc_day or (),
-        carc_code=carc_code or (),
-        carc_claims=carc_claims or (),
+        histogram_day=histogram[0],
+        histogram_days=histogram[1],
+        histogram_claims=histogram[2],
+        carc_codes=carc_codes,
+        carc_day=carc[0],
+        carc_code=carc[1],
+        carc_claims=carc[2],
     )
 
 

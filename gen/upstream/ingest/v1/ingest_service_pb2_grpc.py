@@ -253,7 +253,9 @@ class IngestServiceServicer:
         """Streams the same statistics as `StreamDailyStats`, one `DailyStatSeries` per (payer,
         code group) holding all its days as parallel arrays, ordered by payer and code group.
         A reader decodes whole arrays instead of one message per day, a fraction of the cost:
-        drift detection reads its input here.
+        drift detection reads its input here. A series of more than 150,000 histogram and CARC
+        entries comes as several consecutive `DailyStatSeries` of the same payer and code group,
+        each a run of whole days in date order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

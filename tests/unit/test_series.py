@@ -1,0 +1,136 @@
+"""Daily-statistic series: window sums, payer roll-ups, and long series sent in pieces."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import numpy as np
+
+from services.drift.ingest_client import joined, series_from_message
+from services.drift.series import (
+    ALL_CODES,
+    CellSeries,
+    DayStat,
+    Window,
+    cell_series,
+    payer_series,
+)
+from services.ingest.server import daily_stat_series_messages
+
+FIRST_DAY = dt.date(2026, 1, 1)
+EPOCH = dt.date(1970, 1, 1)
+
+
+def _days(payer: str, group: str, count: int, seed: int) -> list[DayStat]:
+    rng = random.Random(seed)
+    stats = []
+    for n in range(count):
+        if rng.random() < 0.2:
+            continue  # days without decisions are not stored
+        decided = rng.randint(1, 40)
+        denied = rng.randint(0, decided)
+        histogram: dict[int, int] = {}
+        for _ in range(decided):
+            days = rng.randint(0, 60)
+            histogram[days] = histogram.get(days, 0) + 1
+        stats.append(
+            DayStat(
+                payer=payer,
+                code_group=group,
+                day=FIRST_DAY + dt.timedelta(days=n),
+                decided=decided,
+                denied=denied,
+                partially_denied=0,
+                decision_days=histogram,
+                billed_cents=decided * 10_000,
+                allowed_cents=decided * 8_000,
+                paid_cents=(decided - denied) * 7_000,
+                denied_billed_cents=denied * 10_000,
+                carc_counts={rng.choice(["16", "50", "197"]): denied} if denied else {},
+            )
+        )
+    return stats
+
+
+def _row(stats: list[DayStat]) -> tuple[object, ...]:
+    """The stored statistics of one payer × code group as ingest's series query returns them."""
+    codes = sorted({code for s in stats for code in s.carc_counts})
+    histogram = [(i, v, n) for i, s in enumerate(stats) for v, n in s.decision_days.items()]
+    carc = [(i, codes.index(c), n) for i, s in enumerate(stats) for c, n in s.carc_counts.items()]
+    return (
+        stats[0].payer,
+        stats[0].code_group,
+        [(s.day - EPOCH).days for s in stats],
+        [s.decided for s in stats],
+        [s.denied for s in stats],
+        [s.partially_denied for s in stats],
+        [s.billed_cents for s in stats],
+        [s.allowed_cents for s in stats],
+        [s.paid_cents for s in stats],
+        [s.denied_billed_cents for s in stats],
+        *([e[k] for e in histogram] for k in range(3)),
+        codes,
+        *([e[k] for e in carc] for k in range(3)),
+    )
+
+
+def _sums(series: CellSeries, window: Window) -> tuple[object, ...]:
+    totals = series.totals(window)
+    return (
+        totals.decided,
+        totals.denied,
+        totals.paid_cents,
+        totals.decision_days.values.tolist(),
+        totals.decision_days.counts.tolist(),
+        totals.carc_counts,
+        totals.daily_paid.tolist(),
+    )
+
+
+def test_window_totals_equal_the_days_summed_by_hand() -> None:
+    stats = _days("Aetna", "RADIOLOGY", 120, seed=1)
+    (series,) = cell_series(stats)
+    window = Window(FIRST_DAY + dt.timedelta(days=30), FIRST_DAY + dt.timedelta(days=59))
+    inside = [s for s in stats if s.day in window]
+    histogram: dict[int, int] = {}
+    carc: dict[str, int] = {}
+    for s in inside:
+        for value, claims in s.decision_days.items():
+            histogram[value] = histogram.get(value, 0) + claims
+        for code, claims in s.carc_counts.items():
+            carc[code] = carc.get(code, 0) + claims
+    assert _sums(series, window) == (
+        sum(s.decided for s in inside),
+        sum(s.denied for s in inside),
+        sum(s.paid_cents for s in inside),
+        sorted(histogram),
+        [histogram[v] for v in sorted(histogram)],
+        carc,
+        [s.paid_cents for s in inside],
+    )
+
+
+def test_a_payer_series_is_its_groups_added_day_by_day() -> None:
+    groups = [*_days("Aetna", "RADIOLOGY", 90, 2), *_days("Aetna", "SURGERY", 90, 3)]
+    payer = payer_series(cell_series(groups))["Aetna"]
+    assert payer.code_group == ALL_CODES
+    (whole,) = cell_series([DayStat(**{**s.__dict__, "code_group": ALL_CODES}) for s in groups])
+    window = Window(FIRST_DAY, FIRST_DAY + dt.timedelta(days=89))
+    assert _sums(payer, window) == _sums(whole, window)
+    assert np.array_equal(payer.days, whole.days)
+
+
+def test_a_long_series_sent_in_pieces_is_joined_into_the_same_series() -> None:
+    stats = _days("Aetna", "RADIOLOGY", 200, seed=4)
+    row = _row(stats)
+    (whole,) = daily_stat_series_messages(row)
+    pieces = daily_stat_series_messages(row, max_entries=300)
+    assert len(pieces) > 3
+    assert all(len(p.histogram_day) + len(p.carc_day) <= 300 for p in pieces)
+    assert [d for p in pieces for d in p.decision_dates] == list(whole.decision_dates)
+    (rejoined,) = joined(series_from_message(p) for p in pieces)
+    (expected,) = joined([series_from_message(whole)])
+    for start, end in ((0, 199), (17, 80), (150, 160)):
+        window = Window(FIRST_DAY + dt.timedelta(days=start), FIRST_DAY + dt.timedelta(days=end))
+        assert _sums(rejoined, window) == _sums(expected, window)
