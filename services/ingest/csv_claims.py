@@ -136,8 +136,14 @@ def _date(raw: str) -> dt.date | None:
     return dt.date(int(year), int(month), int(day))
 
 
-def parse_cents(column: str, raw: str) -> int | None:
-    """`1234.56`, `$1,234.56`, `-12.5`, `(12.00)` (negative) → cents; empty → None."""
+def parse_cents(column: str, raw: str, *, decimal_comma: bool = False) -> int | None:
+    """`1234.56`, `$1,234.56`, `-12.5`, `(12.00)` (negative) → cents; empty → None.
+
+    European spellings too: `1.234,56`, `12,50`. Where both `.` and `,` occur the last is the
+    decimal mark; a lone `,` or `.` before one or two digits is one, before three digits a
+    thousands separator (`1,234`; `1.234` only where `decimal_comma`, as in semicolon files,
+    and otherwise refused as ambiguous). Thousands groups must have three digits.
+    """
     whole, _, fraction = raw.partition(".")
     # The plain `1234.56` most exports write, without the general path's string work.
     if (
@@ -148,7 +154,7 @@ def parse_cents(column: str, raw: str) -> int | None:
         and len(whole) <= 12
     ):
         return int(whole + fraction)
-    text = raw.strip().replace("$", "").replace(",", "").replace(" ", "")
+    text = raw.strip().replace("$", "").replace(" ", "")
     if not text:
         return None
     negative = False
@@ -156,7 +162,10 @@ def parse_cents(column: str, raw: str) -> int | None:
         negative, text = True, text[1:-1]
     if text.startswith("-"):
         negative, text = not negative, text[1:]
-    whole, _, fraction = text.partition(".")
+    number = _plain_number(text, decimal_comma)
+    if number is None:
+        raise RowError(column, raw, f"{raw!r} is not an amount (e.g. 1234.56)", "BAD_AMOUNT")
+    whole, _, fraction = number.partition(".")
     if (
         not (whole or fraction)
         or (whole and not _DIGITS.fullmatch(whole))
@@ -167,6 +176,37 @@ def parse_cents(column: str, raw: str) -> int | None:
         raise RowError(column, raw, f"{raw!r} is not an amount (e.g. 1234.56)", "BAD_AMOUNT")
     cents = int(whole or "0") * 100 + int((fraction + "00")[:2])
     return -cents if negative else cents
+
+
+def _plain_number(text: str, decimal_comma: bool) -> str | None:
+    """`text` with thousands separators dropped and `.` as the decimal mark; None where the
+    separators make no sense or leave the meaning open."""
+    last_dot, last_comma = text.rfind("."), text.rfind(",")
+    if last_dot >= 0 and last_comma >= 0:
+        decimal = "." if last_dot > last_comma else ","
+    elif last_dot < 0 and last_comma < 0:
+        return text
+    else:
+        mark = "." if last_dot >= 0 else ","
+        after = len(text) - max(last_dot, last_comma) - 1
+        if text.count(mark) > 1 or after == 3:
+            if mark == "." and not decimal_comma and text.count(mark) == 1:
+                return None  # `1.234`: a thousands separator or three decimals?
+            decimal = "," if mark == "." else "."  # every mark separates thousands
+        else:
+            decimal = mark
+    thousands = "," if decimal == "." else "."
+    whole, _, fraction = text.partition(decimal)
+    if decimal in fraction:
+        return None
+    groups = whole.split(thousands)
+    if len(groups) > 1 and (
+        not 1 <= len(groups[0]) <= 3
+        or groups[0].startswith("0")
+        or any(len(group) != 3 for group in groups[1:])
+    ):
+        return None
+    return "".join(groups) + ("." + fraction if fraction or decimal in text else "")
 
 
 def parse_adjustments(raw: str) -> tuple[Adjustment, ...]:
@@ -489,8 +529,9 @@ class CsvParser:
                 "decision_date is required unless the status is PENDING",
                 "MISSING_FIELD",
             )
-        billed = parse_cents("billed_amount", cells[billed_at]) or 0
-        paid = parse_cents("paid_amount", cells[paid_at]) or 0
+        decimal_comma = self._dialect is _Semicolon
+        billed = parse_cents("billed_amount", cells[billed_at], decimal_comma=decimal_comma) or 0
+        paid = parse_cents("paid_amount", cells[paid_at], decimal_comma=decimal_comma) or 0
         adjustments = parse_adjustments(cells[carc_at])
         try:
             code = _procedure_code(cells[code_at])
@@ -514,9 +555,13 @@ class CsvParser:
             submitted_date=parse_date("submitted_date", cells[submitted_at]),
             decision_date=decision_date,
             billed_cents=billed,
-            allowed_cents=parse_cents("allowed_amount", cells[allowed_at]),
+            allowed_cents=parse_cents(
+                "allowed_amount", cells[allowed_at], decimal_comma=decimal_comma
+            ),
             paid_cents=paid,
-            patient_responsibility_cents=parse_cents("patient_responsibility", cells[patient_at])
+            patient_responsibility_cents=parse_cents(
+                "patient_responsibility", cells[patient_at], decimal_comma=decimal_comma
+            )
             or 0,
             adjustments=adjustments,
             payer_claim_control_number=_text(

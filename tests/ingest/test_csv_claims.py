@@ -305,11 +305,34 @@ def test_a_bad_service_date_names_its_own_column() -> None:
         ("7.", 700),
         (" 0 ", 0),
         ("000012.07", 1207),
+        ("1,234,567.89", 123456789),
+        # European spellings: the last of `.` and `,` is the decimal mark.
+        ("1.234,56", 123456),
+        ("12,50", 1250),
+        ("(1.234,5)", -123450),
+        ("1.234.567,89", 123456789),
     ],
 )
 def test_amounts_as_exports_write_them_become_exact_cents(raw: str, cents: int) -> None:
     claim = claim_of(f'C1,Aetna,2026-03-14,"{raw}","{raw}"')
     assert (claim.billed_cents, claim.paid_cents) == (cents, cents)
+
+
+def test_semicolon_exports_write_amounts_with_a_decimal_comma() -> None:
+    text = (
+        "Claim ID;Payer Name;Remit Date;Billed;Paid\r\n"
+        "C1;Aetna;2026-03-14;1.234,56;1.000\r\n"
+        "C2;Aetna;2026-03-14;12,50;0,5\r\n"
+        "C3;Aetna;2026-03-14;0.125;0\r\n"
+    )
+    items = parse(text)
+    assert [(c.billed_cents, c.paid_cents) for c in claims(items)] == [
+        (123456, 100000),
+        (1250, 50),
+    ]
+    assert [(r.line_number, r.column, r.raw_value) for r in rejections(items)] == [
+        (4, "billed_amount", "0.125")
+    ]
 
 
 def test_an_empty_allowed_amount_is_unknown_not_zero() -> None:
@@ -322,7 +345,12 @@ def test_an_empty_allowed_amount_is_unknown_not_zero() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["12.345", "1.2.3", "abc", "1e5", "--5", "()", ".", "12-", "²", "١٢", "1_000", "+5"],
+    [
+        *("12.345", "1.2.3", "abc", "1e5", "--5", "()", ".", "12-", "²", "١٢", "1_000", "+5"),
+        # Thousands groups of other than three digits; a thousands separator and three
+        # decimals look alike.
+        *("1,23,456", "12,3456.00", "1.234", "0,125.00", "1,234.56.7"),
+    ],
 )
 def test_a_bad_amount_rejects_the_row_naming_line_column_and_value(raw: str) -> None:
     text = f'{HEADER}\nC1,Aetna,2026-03-14,1,1\n\nC2,Aetna,2026-03-14,10.00,"{raw}"\n'
