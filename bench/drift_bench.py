@@ -479,7 +479,7 @@ def measure(admin_url: str, claims: int, cells: int, profile: bool) -> Figures:
         ingest_process(ingest_url) as ingest,
         grpc_reader(ingest.target, ingest.settings, windows) as read,
     ):
-        grpc_run = median_run("gRPC IngestClient.daily_stats from services.ingest", read)
+        grpc_run = median_run("gRPC IngestClient.daily_stat_series from services.ingest", read)
     log("\nB. the same window as one GROUP BY over ingest.claims (every row fetched)")
     counts = median_group_by(
         admin_url, "per payer × code group × window: counts and sums", GROUP_BY_COUNTS, windows
