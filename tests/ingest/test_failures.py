@@ -142,6 +142,35 @@ def _bad_files() -> dict[str, bytes]:
 BAD_FILES = _bad_files()
 
 
+def test_a_file_over_the_size_limit_is_refused_whole_with_the_limit_named(
+    postgres: PostgresUnderTest,
+) -> None:
+    customer = "size" + uuid.uuid4().hex[:8]
+    metadata = [("authorization", f"Bearer {_token(customer)}")]
+
+    def file_of(rows: int) -> Iterator[bytes]:
+        yield HEADER
+        for start in range(0, rows, 100):
+            yield _rows(start, 100)
+
+    with (
+        running_service("ingest", postgres.url("ingest", "app"), MAX_UPLOAD_BYTES="50000") as (
+            _,
+            target,
+        ),
+        grpc.insecure_channel(target) as channel,
+    ):
+        stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.CreateUpload(_requests(customer, "big", file_of(4000)), metadata=metadata)
+        assert _count(postgres, "claims", customer) == 0
+        small = stub.CreateUpload(_requests(customer, "small", file_of(500)), metadata=metadata)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "larger than the limit of 50,000 bytes" in str(refused.value.details())
+    assert (small.state, small.rows_accepted) == (resources_pb2.Upload.SUCCEEDED, 500)
+    assert _count(postgres, "claims", customer) == 500
+
+
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
 def test_bad_files_get_clear_errors_or_clean_rejections(
     system: System, postgres: PostgresUnderTest, name: str
