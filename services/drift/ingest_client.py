@@ -8,8 +8,8 @@ from collections.abc import Iterable
 
 import grpc
 import numpy as np
-from google.type import date_pb2
 
+from runtime.messages import date_message
 from services.drift.series import AMOUNTS, CellSeries, IntArray, merged
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
@@ -19,10 +19,6 @@ STREAM_TIMEOUT_SECONDS = 300.0
 
 # Ingest numbers days from 1970-01-01; series number them as proleptic ordinals.
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
-
-
-def _date(value: dt.date) -> date_pb2.Date:
-    return date_pb2.Date(year=value.year, month=value.month, day=value.day)
 
 
 def _array(values: Iterable[int]) -> IntArray:
@@ -88,7 +84,9 @@ class IngestClient:
         group."""
         call = self._stub.StreamDailyStatSeries(
             ingest_service_pb2.StreamDailyStatSeriesRequest(
-                parent=f"customers/{customer}", start_date=_date(start), end_date=_date(end)
+                parent=f"customers/{customer}",
+                start_date=date_message(start),
+                end_date=date_message(end),
             ),
             timeout=STREAM_TIMEOUT_SECONDS,
         )

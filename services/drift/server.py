@@ -16,8 +16,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
-from google.protobuf import timestamp_pb2
-from google.type import date_pb2, money_pb2
 from opentelemetry import propagate, trace
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from runtime import errors, names, pagination
 from runtime.auth import require_identity, service_token
 from runtime.clients import open_channel
+from runtime.messages import date_message, money_message, set_fields, timestamp_message
 from runtime.outbox import OutboxEvent, OutboxRelay
 from runtime.server import ServiceDefinition, running_task, work_forever
 from runtime.settings import Settings
@@ -51,39 +50,10 @@ MAX_NOTE = 2000
 WORKER_POLL_SECONDS = 2.0
 
 
-def _date(value: dt.date | None) -> date_pb2.Date | None:
-    if value is None:
-        return None
-    return date_pb2.Date(year=value.year, month=value.month, day=value.day)
-
-
-def _timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
-def _money(cents: int) -> money_pb2.Money:
-    sign = -1 if cents < 0 else 1
-    units, remainder = divmod(abs(cents), 100)
-    return money_pb2.Money(
-        currency_code="USD", units=sign * units, nanos=sign * remainder * 10_000_000
-    )
-
-
 def _range(start: dt.date | None, end: dt.date | None) -> resources_pb2.DateRange | None:
     if start is None or end is None:
         return None
-    return resources_pb2.DateRange(start_date=_date(start), end_date=_date(end))
-
-
-def _set(message: Any, **fields: Any) -> Any:
-    for key, value in fields.items():
-        if value is not None:
-            getattr(message, key).CopyFrom(value)
-    return message
+    return resources_pb2.DateRange(start_date=date_message(start), end_date=date_message(end))
 
 
 def config_message(customer: str, stored: StoredConfig) -> resources_pb2.DriftConfig:
@@ -96,7 +66,7 @@ def config_message(customer: str, stored: StoredConfig) -> resources_pb2.DriftCo
         etag=stored.etag,
         **values,
     )
-    return _set(config, update_time=_timestamp(stored.update_time))
+    return set_fields(config, update_time=timestamp_message(stored.update_time))
 
 
 def run_message(row: Row) -> resources_pb2.DriftRun:
@@ -116,14 +86,14 @@ def run_message(row: Row) -> resources_pb2.DriftRun:
         run.error.message = row.error.get("message", "")
     if row.start_time and row.finish_time:
         run.duration.FromTimedelta(row.finish_time - row.start_time)
-    return _set(
+    return set_fields(
         run,
-        as_of=_date(row.as_of),
+        as_of=date_message(row.as_of),
         baseline_window=_range(row.baseline_start, row.baseline_end),
         current_window=_range(row.current_start, row.current_end),
-        create_time=_timestamp(row.create_time),
-        start_time=_timestamp(row.start_time),
-        end_time=_timestamp(row.finish_time),
+        create_time=timestamp_message(row.create_time),
+        start_time=timestamp_message(row.start_time),
+        end_time=timestamp_message(row.finish_time),
     )
 
 
@@ -135,7 +105,7 @@ def event_message(row: Row) -> resources_pb2.DriftEvent:
             return None
         return resources_pb2.ConfidenceInterval(**value)
 
-    proof = _set(
+    proof = set_fields(
         resources_pb2.DriftEvidence(
             baseline_count=evidence["baseline_count"],
             current_count=evidence["current_count"],
@@ -167,21 +137,21 @@ def event_message(row: Row) -> resources_pb2.DriftEvent:
         triaged_by=row.triaged_by,
         active=row.active,
         evidence=proof,
-        dollars_at_stake=_money(row.dollars_at_stake_cents),
+        dollars_at_stake=money_message(row.dollars_at_stake_cents),
         summary=row.summary,
         first_run=RUN_NAME.format(customer=row.customer_id, run=row.first_run),
         last_run=RUN_NAME.format(customer=row.customer_id, run=row.last_run),
         etag=str(row.version),
     )
-    return _set(
+    return set_fields(
         event,
-        triage_time=_timestamp(row.triage_time),
+        triage_time=timestamp_message(row.triage_time),
         baseline_window=_range(row.baseline_start, row.baseline_end),
         current_window=_range(row.current_start, row.current_end),
-        first_detected_time=_timestamp(row.first_detected_time),
-        last_seen_time=_timestamp(row.last_seen_time),
-        end_time=_timestamp(row.end_time),
-        update_time=_timestamp(row.update_time),
+        first_detected_time=timestamp_message(row.first_detected_time),
+        last_seen_time=timestamp_message(row.last_seen_time),
+        end_time=timestamp_message(row.end_time),
+        update_time=timestamp_message(row.update_time),
     )
 
 
@@ -191,7 +161,7 @@ def _metrics(values: Metrics) -> resources_pb2.PayerMetrics:
         denial_rate=values.denial_rate,
         median_decision_days=values.median_decision_days,
         paid_to_allowed_ratio=values.paid_to_allowed_ratio,
-        denied_billed_amount=_money(values.denied_billed_cents),
+        denied_billed_amount=money_message(values.denied_billed_cents),
     )
 
 
@@ -482,7 +452,7 @@ def _summary_message(
         open_event_count=open_events,
         weekly_series=[
             resources_pb2.WeeklyPoint(
-                week_start=_date(week),
+                week_start=date_message(week),
                 claims=values.claims,
                 denial_rate=values.denial_rate,
                 median_decision_days=values.median_decision_days,
@@ -491,7 +461,7 @@ def _summary_message(
             for week, values in summary.weekly
         ],
     )
-    return _set(
+    return set_fields(
         message,
         current_window=_range(windows.current.start, windows.current.end),
         baseline_window=_range(windows.baseline.start, windows.baseline.end),

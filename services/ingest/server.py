@@ -13,8 +13,8 @@ from typing import Any
 
 import grpc
 import numpy as np
-from google.protobuf import empty_pb2, timestamp_pb2
-from google.type import date_pb2, money_pb2
+from google.protobuf import empty_pb2
+from google.type import date_pb2
 from opentelemetry import propagate
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from runtime import errors, names, pagination
 from runtime.auth import require_identity, service_token
 from runtime.clients import open_channel
+from runtime.messages import date_message, money_message, set_fields, timestamp_message
 from runtime.outbox import OutboxEvent, OutboxRelay
 from runtime.server import ServiceDefinition, running_task
 from runtime.settings import Settings
@@ -61,43 +62,6 @@ CLAIM_ORDERS = {
 }
 
 
-def date_message(value: dt.date | None) -> date_pb2.Date | None:
-    if value is None:
-        return None
-    return date_pb2.Date(year=value.year, month=value.month, day=value.day)
-
-
-def money(cents: int | None) -> money_pb2.Money | None:
-    if cents is None:
-        return None
-    sign = -1 if cents < 0 else 1
-    units, remainder = divmod(abs(cents), 100)
-    return money_pb2.Money(
-        currency_code="USD", units=sign * units, nanos=sign * remainder * 10_000_000
-    )
-
-
-def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
-def _set(message: Any, **fields: Any) -> Any:
-    """Set message fields, skipping unset (None) values."""
-    for key, value in fields.items():
-        if value is None:
-            continue
-        target = getattr(message, key)
-        if hasattr(target, "CopyFrom"):
-            target.CopyFrom(value)
-        else:
-            setattr(message, key, value)
-    return message
-
-
 def upload_message(row: Row) -> resources_pb2.Upload:
     upload = resources_pb2.Upload(
         name=UPLOAD_NAME.format(customer=row.customer_id, upload=row.upload_id),
@@ -127,12 +91,12 @@ def upload_message(row: Row) -> resources_pb2.Upload:
     if row.error:
         upload.error.code = row.error.get("code", 3)
         upload.error.message = row.error.get("message", "")
-    return _set(
+    return set_fields(
         upload,
         first_decision_date=date_message(row.first_decision_date),
         last_decision_date=date_message(row.last_decision_date),
-        create_time=timestamp(row.create_time),
-        finish_time=timestamp(row.finish_time),
+        create_time=timestamp_message(row.create_time),
+        finish_time=timestamp_message(row.finish_time),
     )
 
 
@@ -154,22 +118,22 @@ def claim_message(row: Row) -> resources_pb2.Claim:
             resources_pb2.Adjustment(
                 group_code=a["group"],
                 reason_code=a["reason"],
-                amount=money(a["cents"]),
+                amount=money_message(a["cents"]),
                 line_number=a["line"],
             )
             for a in row.adjustments
         ],
     )
-    return _set(
+    return set_fields(
         claim,
         service_date=date_message(row.service_date),
         submitted_date=date_message(row.submitted_date),
         decision_date=date_message(row.decision_date),
-        billed_amount=money(row.billed_cents),
-        allowed_amount=money(row.allowed_cents),
-        paid_amount=money(row.paid_cents),
-        patient_responsibility=money(row.patient_responsibility_cents),
-        update_time=timestamp(row.update_time),
+        billed_amount=money_message(row.billed_cents),
+        allowed_amount=money_message(row.allowed_cents),
+        paid_amount=money_message(row.paid_cents),
+        patient_responsibility=money_message(row.patient_responsibility_cents),
+        update_time=timestamp_message(row.update_time),
     )
 
 
@@ -183,10 +147,10 @@ def daily_stat_message(row: Row) -> resources_pb2.DailyStat:
         denied_claims=row.denied_claims,
         partially_denied_claims=row.partially_denied_claims,
         decision_days_histogram={int(k): v for k, v in row.decision_days.items()},
-        billed_amount=money(row.billed_cents),
-        allowed_amount=money(row.allowed_cents),
-        paid_amount=money(row.paid_cents),
-        denied_billed_amount=money(row.denied_billed_cents),
+        billed_amount=money_message(row.billed_cents),
+        allowed_amount=money_message(row.allowed_cents),
+        paid_amount=money_message(row.paid_cents),
+        denied_billed_amount=money_message(row.denied_billed_cents),
         carc_counts=row.carc_counts,
     )
 
@@ -529,10 +493,10 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                 claim_count=row.claim_count,
             )
             response.payers.append(
-                _set(
+                set_fields(
                     payer,
-                    first_seen_time=timestamp(row.first_seen_time),
-                    last_seen_time=timestamp(row.last_seen_time),
+                    first_seen_time=timestamp_message(row.first_seen_time),
+                    last_seen_time=timestamp_message(row.last_seen_time),
                 )
             )
         if len(rows) > size:
@@ -760,8 +724,10 @@ def mapping_message(customer: str, row: Row) -> resources_pb2.PayerMapping:
         canonical_payer=row.canonical_payer,
         etag=mapping_etag(row),
     )
-    return _set(
-        mapping, create_time=timestamp(row.create_time), update_time=timestamp(row.update_time)
+    return set_fields(
+        mapping,
+        create_time=timestamp_message(row.create_time),
+        update_time=timestamp_message(row.update_time),
     )
 
 

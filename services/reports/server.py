@@ -7,11 +7,12 @@ import secrets
 from urllib.parse import urlsplit
 
 import grpc
-from google.protobuf import empty_pb2, timestamp_pb2
+from google.protobuf import empty_pb2
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import errors, names, pagination
+from runtime.messages import timestamp_message
 from runtime.server import ServiceDefinition
 from runtime.settings import Settings
 from services.reports.store import ReportsStore
@@ -22,12 +23,6 @@ CUSTOMER_NAME = "customers/{customer}"
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
-def _timestamp(value: object) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)  # type: ignore[arg-type]
-    return stamp
-
-
 def webhook_message(row: Row, *, with_secret: bool = False) -> resources_pb2.Webhook:
     return resources_pb2.Webhook(
         name=WEBHOOK_NAME.format(customer=row.customer_id, webhook=row.webhook_id),
@@ -36,8 +31,8 @@ def webhook_message(row: Row, *, with_secret: bool = False) -> resources_pb2.Web
         event_types=[resources_pb2.EventType.Value(t) for t in row.event_types],
         signing_secret=row.signing_secret if with_secret else "",
         disabled=row.disabled,
-        create_time=_timestamp(row.create_time),
-        update_time=_timestamp(row.update_time),
+        create_time=timestamp_message(row.create_time),
+        update_time=timestamp_message(row.update_time),
         etag=format(int(row.update_time.timestamp() * 1_000_000), "x"),
     )
 

@@ -1,0 +1,52 @@
+"""Python values as the well-known protobuf messages every service returns: dates, times,
+money in cents, and optional message fields."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, TypeVar
+
+from google.protobuf import timestamp_pb2
+from google.type import date_pb2, money_pb2
+
+Message = TypeVar("Message")
+
+
+def date_message(value: dt.date | None) -> date_pb2.Date | None:
+    if value is None:
+        return None
+    return date_pb2.Date(year=value.year, month=value.month, day=value.day)
+
+
+def timestamp_message(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def money_message(cents: int | None) -> money_pb2.Money | None:
+    """US dollars from cents; units and nanos carry the same sign, as google.type.Money
+    requires."""
+    if cents is None:
+        return None
+    sign = -1 if cents < 0 else 1
+    units, remainder = divmod(abs(cents), 100)
+    return money_pb2.Money(
+        currency_code="USD", units=sign * units, nanos=sign * remainder * 10_000_000
+    )
+
+
+def set_fields(message: Message, **fields: Any) -> Message:
+    """Set message fields, skipping unset (None) values: message-typed fields are copied,
+    scalars assigned."""
+    for key, value in fields.items():
+        if value is None:
+            continue
+        target = getattr(message, key)
+        if hasattr(target, "CopyFrom"):
+            target.CopyFrom(value)
+        else:
+            setattr(message, key, value)
+    return message
