@@ -10,11 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from runtime import errors
 
+Row = TypeVar("Row")
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
@@ -70,3 +72,30 @@ def decode(token: str, *request_parts: str, field: str = "page_token") -> PageTo
             errors.FieldViolation(field, "was issued for another parent, filter or order_by"),
         )
     return PageToken(after)
+
+
+@dataclass(frozen=True)
+class Page(Generic[Row]):
+    """One page of a list: its rows and the token of the next page ('' on the last)."""
+
+    rows: list[Row]
+    next_page_token: str
+
+
+async def keyset_page(
+    request: Any,
+    fetch: Callable[[int, list[Any] | None], Awaitable[Sequence[Row]]],
+    position: Callable[[Row], list[Any]],
+    *request_parts: str,
+) -> Page[Row]:
+    """The page a List request asks for, by keyset: `fetch(limit, after)` returns up to
+    `limit` rows after the position `after` (None for the first page), in list order, and
+    `position(row)` is where a row stands in that order. The request's `page_size` and
+    `page_token` are checked here; `request_parts` (parent, filter, order) bind the token to
+    the request."""
+    size = page_size(request.page_size)
+    token = decode(request.page_token, *request_parts)
+    rows = list(await fetch(size + 1, token.after if token else None))
+    if len(rows) <= size:
+        return Page(rows, "")
+    return Page(rows[:size], encode(position(rows[size - 1]), *request_parts))

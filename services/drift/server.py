@@ -314,20 +314,17 @@ class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
         self, request: drift_service_pb2.ListDriftRunsRequest, context: grpc.aio.ServicerContext
     ) -> drift_service_pb2.ListDriftRunsResponse:
         customer = _customer(request.parent)
-        size = pagination.page_size(request.page_size)
-        token = pagination.decode(request.page_token, request.parent, request.filter)
-        rows = await self._store.list_runs(
-            customer, request.filter, size + 1, token.after if token else None
+        page = await pagination.keyset_page(
+            request,
+            lambda limit, after: self._store.list_runs(customer, request.filter, limit, after),
+            lambda last: [last.create_time.isoformat(), last.run_id],
+            request.parent,
+            request.filter,
         )
-        response = drift_service_pb2.ListDriftRunsResponse(
-            drift_runs=[run_message(row) for row in rows[:size]]
+        return drift_service_pb2.ListDriftRunsResponse(
+            drift_runs=[run_message(row) for row in page.rows],
+            next_page_token=page.next_page_token,
         )
-        if len(rows) > size:
-            last = rows[size - 1]
-            response.next_page_token = pagination.encode(
-                [last.create_time.isoformat(), last.run_id], request.parent, request.filter
-            )
-        return response
 
     # --- events -----------------------------------------------------------------------------
 
@@ -337,20 +334,17 @@ class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> drift_service_pb2.ListDriftEventsResponse:
         customer = _customer(request.parent)
-        size = pagination.page_size(request.page_size)
-        token = pagination.decode(request.page_token, request.parent, request.filter)
-        rows = await self._store.list_events(
-            customer, request.filter, size + 1, token.after if token else None
+        page = await pagination.keyset_page(
+            request,
+            lambda limit, after: self._store.list_events(customer, request.filter, limit, after),
+            lambda last: [last.last_seen_time.isoformat(), last.event_id],
+            request.parent,
+            request.filter,
         )
-        response = drift_service_pb2.ListDriftEventsResponse(
-            drift_events=[event_message(row) for row in rows[:size]]
+        return drift_service_pb2.ListDriftEventsResponse(
+            drift_events=[event_message(row) for row in page.rows],
+            next_page_token=page.next_page_token,
         )
-        if len(rows) > size:
-            last = rows[size - 1]
-            response.next_page_token = pagination.encode(
-                [last.last_seen_time.isoformat(), last.event_id], request.parent, request.filter
-            )
-        return response
 
     async def GetDriftEvent(
         self, request: drift_service_pb2.GetDriftEventRequest, context: grpc.aio.ServicerContext

@@ -375,20 +375,17 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self, request: ingest_service_pb2.ListUploadsRequest, context: grpc.aio.ServicerContext
     ) -> ingest_service_pb2.ListUploadsResponse:
         customer = _customer(request.parent)
-        size = pagination.page_size(request.page_size)
-        token = pagination.decode(request.page_token, request.parent, request.filter)
-        rows = await self._store.list_uploads(
-            customer, request.filter, size + 1, token.after if token else None
+        page = await pagination.keyset_page(
+            request,
+            lambda limit, after: self._store.list_uploads(customer, request.filter, limit, after),
+            lambda last: [last.create_time.isoformat(), last.upload_id],
+            request.parent,
+            request.filter,
         )
-        response = ingest_service_pb2.ListUploadsResponse(
-            uploads=[upload_message(row) for row in rows[:size]]
+        return ingest_service_pb2.ListUploadsResponse(
+            uploads=[upload_message(row) for row in page.rows],
+            next_page_token=page.next_page_token,
         )
-        if len(rows) > size:
-            last = rows[size - 1]
-            response.next_page_token = pagination.encode(
-                [last.create_time.isoformat(), last.upload_id], request.parent, request.filter
-            )
-        return response
 
     async def DeleteUpload(
         self, request: ingest_service_pb2.DeleteUploadRequest, context: grpc.aio.ServicerContext
@@ -410,12 +407,17 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         customer, upload_id = parsed["customer"], parsed["upload"]
         if await self._store.get_upload(customer, upload_id) is None:
             raise errors.not_found(request.parent)
-        size = pagination.page_size(request.page_size)
-        token = pagination.decode(request.page_token, request.parent, request.filter)
-        rows = await self._store.list_rejections(
-            customer, upload_id, request.filter, size + 1, token.after if token else None
+        page = await pagination.keyset_page(
+            request,
+            lambda limit, after: self._store.list_rejections(
+                customer, upload_id, request.filter, limit, after
+            ),
+            lambda last: [last.seq],
+            request.parent,
+            request.filter,
         )
-        response = ingest_service_pb2.ListUploadRejectionsResponse(
+        return ingest_service_pb2.ListUploadRejectionsResponse(
+            next_page_token=page.next_page_token,
             upload_rejections=[
                 resources_pb2.UploadRejection(
                     name=f"{request.parent}/rejections/{row.seq}",
@@ -426,14 +428,9 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                     reason=row.reason,
                     code=row.code,
                 )
-                for row in rows[:size]
-            ]
+                for row in page.rows
+            ],
         )
-        if len(rows) > size:
-            response.next_page_token = pagination.encode(
-                [rows[size - 1].seq], request.parent, request.filter
-            )
-        return response
 
     # --- claims -----------------------------------------------------------------------------
 
@@ -451,36 +448,43 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     ) -> ingest_service_pb2.ListClaimsResponse:
         customer = _customer(request.parent)
         order = _claim_order(request.order_by)
-        size = pagination.page_size(request.page_size)
-        parts = (request.parent, request.filter, request.order_by)
-        token = pagination.decode(request.page_token, *parts)
         filter_text = _upload_filter(request.filter)
-        rows = await self._store.list_claims(
-            customer, filter_text, order, size + 1, token.after if token else None
-        )
-        response = ingest_service_pb2.ListClaimsResponse(
-            claims=[claim_message(row) for row in rows[:size]]
-        )
-        if len(rows) > size:
-            last = rows[size - 1]
+
+        def position(last: Row) -> list[Any]:
             value = getattr(last, order[0])
-            position = value.isoformat() if hasattr(value, "isoformat") else value
-            if position is None:
-                position = "0001-01-01" if order[0] == "decision_date" else None
-            response.next_page_token = pagination.encode([position, last.claim_uid], *parts)
-        return response
+            at = value.isoformat() if hasattr(value, "isoformat") else value
+            if at is None:
+                at = "0001-01-01" if order[0] == "decision_date" else None
+            return [at, last.claim_uid]
+
+        page = await pagination.keyset_page(
+            request,
+            lambda limit, after: self._store.list_claims(
+                customer, filter_text, order, limit, after
+            ),
+            position,
+            request.parent,
+            request.filter,
+            request.order_by,
+        )
+        return ingest_service_pb2.ListClaimsResponse(
+            claims=[claim_message(row) for row in page.rows],
+            next_page_token=page.next_page_token,
+        )
 
     async def ListPayers(
         self, request: ingest_service_pb2.ListPayersRequest, context: grpc.aio.ServicerContext
     ) -> ingest_service_pb2.ListPayersResponse:
         customer = _customer(request.parent)
-        size = pagination.page_size(request.page_size)
-        token = pagination.decode(request.page_token, request.parent, request.filter)
-        rows = await self._store.list_payers(
-            customer, request.filter, size + 1, token.after if token else None
+        page = await pagination.keyset_page(
+            request,
+            lambda limit, after: self._store.list_payers(customer, request.filter, limit, after),
+            lambda last: [last.claim_count, last.payer_uid],
+            request.parent,
+            request.filter,
         )
-        response = ingest_service_pb2.ListPayersResponse()
-        for row in rows[:size]:
+        response = ingest_service_pb2.ListPayersResponse(next_page_token=page.next_page_token)
+        for row in page.rows:
             payer = resources_pb2.Payer(
                 name=PAYER_NAME.format(customer=customer, payer=row.payer_uid),
                 raw_payer_name=row.raw_name,
@@ -498,11 +502,6 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                     first_seen_time=timestamp_message(row.first_seen_time),
                     last_seen_time=timestamp_message(row.last_seen_time),
                 )
-            )
-        if len(rows) > size:
-            last = rows[size - 1]
-            response.next_page_token = pagination.encode(
-                [last.claim_count, last.payer_uid], request.parent, request.filter
             )
         return response
 
@@ -542,19 +541,17 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> ingest_service_pb2.ListPayerMappingsResponse:
         customer = _customer(request.parent)
-        size = pagination.page_size(request.page_size)
-        token = pagination.decode(request.page_token, request.parent, request.filter)
-        rows = await self._store.list_mappings(
-            customer, request.filter, size + 1, token.after if token else None
+        page = await pagination.keyset_page(
+            request,
+            lambda limit, after: self._store.list_mappings(customer, request.filter, limit, after),
+            lambda last: [last.mapping_id],
+            request.parent,
+            request.filter,
         )
-        response = ingest_service_pb2.ListPayerMappingsResponse(
-            payer_mappings=[mapping_message(customer, row) for row in rows[:size]]
+        return ingest_service_pb2.ListPayerMappingsResponse(
+            payer_mappings=[mapping_message(customer, row) for row in page.rows],
+            next_page_token=page.next_page_token,
         )
-        if len(rows) > size:
-            response.next_page_token = pagination.encode(
-                [rows[size - 1].mapping_id], request.parent, request.filter
-            )
-        return response
 
     async def UpdatePayerMapping(
         self,

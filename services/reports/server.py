@@ -103,18 +103,16 @@ class ReportsServicer(reports_service_pb2_grpc.ReportsServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> reports_service_pb2.ListWebhooksResponse:
         customer = names.parse(request.parent, CUSTOMER_NAME, field="parent")["customer"]
-        size = pagination.page_size(request.page_size)
-        token = pagination.decode(request.page_token, request.parent)
-        rows = await self._store.list_webhooks(customer, size + 1, token.after if token else None)
-        response = reports_service_pb2.ListWebhooksResponse(
-            webhooks=[webhook_message(row) for row in rows[:size]]
+        page = await pagination.keyset_page(
+            request,
+            lambda limit, after: self._store.list_webhooks(customer, limit, after),
+            lambda last: [last.create_time.isoformat(), last.webhook_id],
+            request.parent,
         )
-        if len(rows) > size:
-            last = rows[size - 1]
-            response.next_page_token = pagination.encode(
-                [last.create_time.isoformat(), last.webhook_id], request.parent
-            )
-        return response
+        return reports_service_pb2.ListWebhooksResponse(
+            webhooks=[webhook_message(row) for row in page.rows],
+            next_page_token=page.next_page_token,
+        )
 
 
 def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
