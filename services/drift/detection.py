@@ -32,9 +32,9 @@ MIN_DAYS_FOR_RATIO = 3
 PERSISTENCE_DAYS = 6
 # A finding's p value must be at most this many times q/m (m comparisons in the run), as well
 # as pass Benjamini–Hochberg at q: twice for a payer as a whole, once for one of its code
-# groups (keyed by whether the cell is payer-level). Groups are many and small, and their
-# chance excursions were most of the false alarms.
-BONFERRONI_MULTIPLES = {True: 2, False: 1}
+# groups. Groups are many and small, and their chance excursions were most false alarms.
+PAYER_BONFERRONI_MULTIPLE = 2
+GROUP_BONFERRONI_MULTIPLE = 1
 
 
 @dataclass(frozen=True)
@@ -157,17 +157,15 @@ def detect(
     # p value up to k·q/m is rejected too.
     rejected = sum(q <= config.false_discovery_rate for q in q_values)
     m = max(len(candidates), 1)
-    # Capped at twice the Bonferroni bound: BH's cut-off grows with every true drift in the
-    # run, and on a customer with several drifts it let noise cells through with it.
-    cutoffs = {
-        level: min(rejected, multiple) * config.false_discovery_rate / m
-        for level, multiple in BONFERRONI_MULTIPLES.items()
-    }
+    # Capped at a multiple of the Bonferroni bound: BH's cut-off grows with every true drift
+    # in the run, and on a customer with several drifts it let noise cells through with it.
+    payer_cutoff = min(rejected, PAYER_BONFERRONI_MULTIPLE) * config.false_discovery_rate / m
+    group_cutoff = min(rejected, GROUP_BONFERRONI_MULTIPLE) * config.false_discovery_rate / m
     earlier = _EarlierWindows(cells, as_of, config, persistence_days)
     findings = []
     for (cell, metric, evidence, dollars), q in zip(candidates, q_values, strict=True):
         evidence = _with_q(evidence, q)
-        cutoff = cutoffs[cell.code_group == ALL_CODES]
+        cutoff = payer_cutoff if cell.code_group == ALL_CODES else group_cutoff
         if (
             evidence.p_value <= cutoff
             and _over_floor(metric, evidence, config)

@@ -14,11 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
-from services.drift.statistics import Histogram
+from services.drift.statistics import Histogram, IntArray
 
-IntArray = npt.NDArray[np.int64]
 ALL_CODES = ""  # the code group of a payer-level series, and of claims without a code
 
 

@@ -237,5 +237,6 @@ def test_many_true_drifts_do_not_carry_a_chance_excursion_with_them(
     found = {f.cell.payer for f in detect_days(stats, AS_OF, CONFIG).findings}
     assert found == {f"Drifting{n}" for n in range(10)}
     # Benjamini–Hochberg alone would have called it a drift.
-    monkeypatch.setattr(detection, "BONFERRONI_MULTIPLES", {True: 10**9, False: 10**9})
+    monkeypatch.setattr(detection, "PAYER_BONFERRONI_MULTIPLE", 10**9)
+    monkeypatch.setattr(detection, "GROUP_BONFERRONI_MULTIPLE", 10**9)
     assert "Noise" in {f.cell.payer for f in detect_days(stats, AS_OF, CONFIG).findings}
