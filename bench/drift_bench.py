@@ -60,7 +60,7 @@ from services.drift.ingest_client import IngestClient, joined, series_from_messa
 from services.drift.series import CellSeries
 from services.ingest.counting import COUNT_TABLES, apply_counts, count_in
 from services.ingest.server import daily_stat_series_messages
-from services.ingest.store import SERIES_QUERY
+from services.ingest.store import SERIES_QUERY, series_parameters
 
 DEFAULT_CLAIMS = 10_000_000
 DEFAULT_CELLS = 1000
@@ -331,13 +331,7 @@ def direct_reader(admin_url: str, windows: Windows) -> Iterator[Callable[[], lis
         def read() -> list[CellSeries]:
             rows = connection.execute(
                 SERIES_QUERY,
-                {
-                    "customer": CUSTOMER,
-                    "start": _first_day(windows),
-                    "end": windows.current.end,
-                    "every_payer": True,
-                    "payers": [],
-                },
+                series_parameters(CUSTOMER, [], _first_day(windows), windows.current.end),
                 binary=True,
             ).fetchall()
             return joined(

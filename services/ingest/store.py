@@ -461,18 +461,25 @@ class IngestStore:
             async with raw.cursor(name="daily_stat_series") as cursor:
                 await cursor.execute(
                     SERIES_QUERY,
-                    {
-                        "customer": customer,
-                        "start": start,
-                        "end": end,
-                        "every_payer": not payer_names,
-                        "payers": list(payer_names),
-                    },
+                    series_parameters(customer, payer_names, start, end),
                     binary=True,
                 )
                 while rows := await cursor.fetchmany(SERIES_PER_FETCH):
                     for row in rows:
                         yield row
+
+
+def series_parameters(
+    customer: str, payer_names: Sequence[str], start: dt.date, end: dt.date
+) -> dict[str, Any]:
+    """The parameters of `SERIES_QUERY`: every payer when `payer_names` is empty."""
+    return {
+        "customer": customer,
+        "start": start,
+        "end": end,
+        "every_payer": not payer_names,
+        "payers": list(payer_names),
+    }
 
 
 SERIES_PER_FETCH = 50
