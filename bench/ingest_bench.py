@@ -218,6 +218,8 @@ class UploadObserver:
         self._database = psycopg.connect(schemas.libpq_url(admin_url), autocommit=True)
         self.rss_at_rest = self._process.memory_info().rss
         self.peak_rss = self.rss_at_rest
+        self._cpu_at_start = self._cpu_seconds()
+        self.cpu_seconds = 0.0
         self.seconds_by_activity: defaultdict[str, float] = defaultdict(float)
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="upload-observer", daemon=True)
@@ -230,6 +232,11 @@ class UploadObserver:
         self._done.set()
         self._thread.join()
         self._database.close()
+        self.cpu_seconds = self._cpu_seconds() - self._cpu_at_start
+
+    def _cpu_seconds(self) -> float:
+        times = self._process.cpu_times()
+        return float(times.user + times.system)
 
     def _sample(self) -> None:
         last = time.monotonic()
@@ -260,6 +267,8 @@ def _activity(state: str, wait_event: str | None, query: str) -> str:
 class UploadRun:
     seconds: float
     rss_at_rest: int
+    # CPU time the ingest process spent (all its threads), against the upload's wall time.
+    cpu_seconds: float
     peak_rss: int
     seconds_by_activity: dict[str, float]
     upload: resources_pb2.Upload
@@ -303,7 +312,12 @@ def timed_upload(ingest: RunningIngest, admin_url: str, path: Path, customer: st
             raise
         seconds = time.monotonic() - started
     return UploadRun(
-        seconds, observer.rss_at_rest, observer.peak_rss, observer.seconds_by_activity, upload
+        seconds,
+        observer.rss_at_rest,
+        observer.cpu_seconds,
+        observer.peak_rss,
+        observer.seconds_by_activity,
+        upload,
     )
 
 
@@ -418,7 +432,8 @@ def measure_loads(admin_url: str, path: Path, rows: int) -> SizeResult:
         f"  CreateUpload for {customer}: {run.seconds:.1f} s, {rows / run.seconds:,.0f} rows/s "
         f"({resources_pb2.Upload.State.Name(upload.state)}; read {upload.rows_read:,}, "
         f"accepted {upload.rows_accepted:,}, rejected {upload.rows_rejected:,})\n"
-        f"    ingest RSS {run.rss_at_rest / MB:.0f} MB at rest, {run.peak_rss / MB:.0f} MB peak"
+        f"    ingest RSS {run.rss_at_rest / MB:.0f} MB at rest, {run.peak_rss / MB:.0f} MB peak; "
+        f"ingest CPU {run.cpu_seconds:.1f} s"
     )
     cutoff = connection_cutoff_seconds()
     if run.seconds > cutoff:

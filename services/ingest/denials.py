@@ -53,8 +53,11 @@ def denial_codes(claim: ClaimRecord) -> list[str]:
     """The CARC codes behind a denial or partial denial, as `CO-50`, once each."""
     if not (claim.denied or claim.partially_denied):
         return []
-    return list(
-        dict.fromkeys(
-            f"{a.group_code}-{a.reason_code}" for a in claim.adjustments if is_denial_reason(a)
-        )
+    return list(denial_reason_codes(claim.adjustments))
+
+
+def denial_reason_codes(adjustments: tuple[Adjustment, ...]) -> tuple[str, ...]:
+    """The codes of the adjustments that are denial reasons, as `CO-50`, once each."""
+    return tuple(
+        dict.fromkeys(f"{a.group_code}-{a.reason_code}" for a in adjustments if is_denial_reason(a))
     )

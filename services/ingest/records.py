@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class ClaimStatus(enum.StrEnum):
@@ -20,9 +21,9 @@ class ClaimStatus(enum.StrEnum):
     REVERSED = "REVERSED"
 
 
-@dataclass(frozen=True, slots=True)
-class Adjustment:
-    """One CAS adjustment: group code (CO, PR, OA, PI, CR), CARC reason code, amount."""
+class Adjustment(NamedTuple):
+    """One CAS adjustment: group code (CO, PR, OA, PI, CR), CARC reason code, amount. A
+    named tuple: claims' adjustments are hashed (as cache keys) once per row of large files."""
 
     group_code: str
     reason_code: str

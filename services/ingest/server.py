@@ -30,14 +30,9 @@ from runtime.updates import mask_paths
 from services.ingest.csv_claims import COLUMN_ALIASES
 from services.ingest.parsing import UploadParser
 from services.ingest.records import FileError, UploadWarning
+from services.ingest.staging import Staged, display_name, name_key
 from services.ingest.store import IngestStore, MappingChange, MappingConflictError, mapping_etag
-from services.ingest.uploads import (
-    Staged,
-    UploadFacts,
-    display_name,
-    failure_message,
-    name_key,
-)
+from services.ingest.uploads import UploadFacts, failure_message
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
 from upstream.drift.v1 import resources_pb2 as drift_resources_pb2
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
@@ -183,7 +178,7 @@ def _python_date(value: date_pb2.Date, field: str) -> dt.date:
 
 
 # Chunks parsed ahead of what PostgreSQL has loaded (each about as large as a chunk received).
-_PARSED_AHEAD = 16
+_PARSED_AHEAD = 4
 
 
 class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):

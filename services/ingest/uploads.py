@@ -1,19 +1,21 @@
 """Loading one upload into PostgreSQL: all of it in one transaction, or nothing.
 
-Rows stream into a temporary staging table with COPY as the file is parsed. At the end, under
-a per-customer lock, the staged rows are merged set-wise: rejections recorded, reversals
-applied, claims upserted (a newer adjudication updates a known claim, never duplicates it),
-payers kept, the daily statistics of exactly the touched (payer, day) cells recomputed, and
-the upload row and its outbox event written. A crash at any point leaves nothing behind.
+Claims go where they belong while the file streams in, under a per-customer lock: a claim
+that is certainly new (the customer's stored claims do not have its key, and it did not
+occur earlier in the file) is copied straight into `ingest.claims`, its statistics summed in
+Python; anything else (a claim that may already be stored or repeat an earlier row, and
+reversals) is copied into a staging table and merged by key at the end, where a newer
+adjudication updates a known claim and never duplicates it. Rejected rows are copied into
+`ingest.upload_rejections`. At the end the statistics of exactly the touched cells are
+adjusted, and the upload row and its outbox event written. A crash at any point leaves
+nothing behind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -21,173 +23,48 @@ from typing import Any
 from psycopg import AsyncConnection, AsyncCopy
 from sqlalchemy.ext.asyncio import AsyncConnection as SaConnection
 
-from services.ingest.code_groups import code_group
 from services.ingest.counting import (
     COUNT_TABLES,
+    PartialSums,
     apply_counts,
     count_in,
-    counting_in,
     discard_counts,
     recording_changes,
-    version,
 )
-from services.ingest.denials import denial_codes
 from services.ingest.parsing import Batch
-from services.ingest.records import (
-    Adjustment,
-    ClaimRecord,
-    ClaimStatus,
-    Rejection,
-    UploadWarning,
+from services.ingest.records import Rejection, UploadWarning
+from services.ingest.staging import (
+    CLAIM_COLUMNS,
+    REJECTION_COLUMNS,
+    Encoder,
+    Staged,
+    StagedClaim,
 )
 
 MAX_STORED_WARNINGS = 100
 
-_STAGING_COLUMNS = (
-    "kind", "seq", "source_line", "segment_number",
-    "claim_id", "name_key", "payer_raw_name", "payer_raw_id", "status", "denied",
-    "partially_denied", "procedure_codes", "code_group", "service_date", "submitted_date",
-    "decision_date", "decision_days", "billed_cents", "allowed_cents", "paid_cents",
-    "patient_responsibility_cents", "adjustments", "denial_codes", "control_number",
-    "column_name", "raw_value", "reason", "code",
-)  # fmt: skip
-
-_CREATE_BATCH = """
-CREATE TEMPORARY TABLE upload_batch (
-    kind "char" NOT NULL, seq bigint NOT NULL, source_line bigint, segment_number bigint,
-    claim_id text, name_key text, payer_raw_name text, payer_raw_id text, status text,
-    denied boolean, partially_denied boolean, procedure_codes text[], code_group text,
-    service_date date, submitted_date date, decision_date date, decision_days bigint,
-    billed_cents bigint, allowed_cents bigint, paid_cents bigint,
-    patient_responsibility_cents bigint, adjustments jsonb, denial_codes text[],
-    control_number text, column_name text, raw_value text, reason text, code text,
-    -- Computed by PostgreSQL while the rows stream in, not in the merge after them.
-    claim_uid text GENERATED ALWAYS AS (substr(md5(name_key || '|' || claim_id), 1, 20)) STORED,
-    payer_uid text GENERATED ALWAYS AS (substr(md5(name_key || '|' || payer_raw_id), 1, 16))
-        STORED
-) ON COMMIT DROP
-"""
-_COPY_BATCH = f"COPY upload_batch ({', '.join(_STAGING_COLUMNS)}) FROM STDIN"
-_CLAIM_COLUMNS = (
-    "customer_id, claim_uid, claim_id, payer_key, payer_uid, payer, payer_raw_name, "
-    "payer_raw_id, status, denied, partially_denied, procedure_codes, code_group, service_date, "
-    "submitted_date, decision_date, decision_days, billed_cents, allowed_cents, paid_cents, "
-    "patient_responsibility_cents, adjustments, denial_codes, payer_claim_control_number, "
-    "upload_id, source_line"
-)
+_CLAIM_COLUMN_LIST = ", ".join(CLAIM_COLUMNS)
 # An upsert's update of every column but the key: `(claim_id, ...) = (excluded.claim_id, ...)`.
-_UPDATED_COLUMNS = [column.strip() for column in _CLAIM_COLUMNS.split(",")[2:]]
+_UPDATED_COLUMNS = CLAIM_COLUMNS[2:]
 _CLAIM_UPDATES = (
     f"({', '.join(_UPDATED_COLUMNS)}) = "
     f"({', '.join('excluded.' + column for column in _UPDATED_COLUMNS)})"
 )
-# A staged claim `u` of payer `p` as the values of _CLAIM_COLUMNS after the first two.
-_CLAIM_VALUES = (
-    "u.claim_id, u.name_key, u.payer_uid, p.canonical_payer, u.payer_raw_name, "
-    "u.payer_raw_id, u.status, u.denied, u.partially_denied, u.procedure_codes, "
-    "u.code_group, u.service_date, u.submitted_date, u.decision_date, u.decision_days, "
-    "u.billed_cents, u.allowed_cents, u.paid_cents, u.patient_responsibility_cents, "
-    "u.adjustments, u.denial_codes, u.control_number, %(upload)s, u.source_line"
-)
-# The temporary tables of one upload: the batch being staged, what the end must see to
-# (`upload_rest`), the payers seen, and the counting of statistics and payer counts.
+# The temporary tables of one upload: claims to merge at the end (`upload_rest`, in the
+# columns of `ingest.claims`), the payers seen, and the counting of statistics and payer
+# counts.
 _CREATE_UPLOAD_TABLES = (
-    _CREATE_BATCH,
-    "CREATE TEMPORARY TABLE upload_rest (LIKE upload_batch) ON COMMIT DROP",
-    "CREATE TEMPORARY TABLE upload_payers (payer_uid text PRIMARY KEY, name_key text, "
-    "payer_raw_id text, payer_raw_name text) ON COMMIT DROP",
+    "CREATE TEMPORARY TABLE upload_rest (LIKE ingest.claims INCLUDING DEFAULTS) ON COMMIT DROP",
+    "CREATE TEMPORARY TABLE upload_payers (payer_uid text PRIMARY KEY) ON COMMIT DROP",
     *COUNT_TABLES,
 )
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_SPACES = re.compile(r"\s+")
-_NULL = "\\N"
-
-
-@functools.lru_cache(maxsize=4096)
-def name_key(raw_name: str) -> str:
-    """How payer names are compared: case and spacing do not matter."""
-    return _SPACES.sub(" ", raw_name.strip()).upper()
-
-
-@functools.lru_cache(maxsize=4096)
-def display_name(raw_name: str) -> str:
-    return _SPACES.sub(" ", raw_name.strip())
-
-
-# COPY text format, written directly: this runs once per row of files with millions of rows.
-def _text(value: str) -> str:
-    if "\\" not in value and value.isprintable():
-        return value  # nothing to escape: the common case, checked without copying
-    return value.translate(_COPY_ESCAPES)
-
-
-@functools.lru_cache(maxsize=4096)
-def _payer_columns(raw_name: str) -> str:
-    """The staged `name_key` and `payer_raw_name` of a payer name."""
-    return _text(name_key(raw_name)) + "\t" + _text(display_name(raw_name))
-
-
-@functools.lru_cache(maxsize=4096)
-def _array(values: tuple[str, ...]) -> str:
-    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
-    return _text("{" + ",".join(f'"{v}"' for v in quoted) + "}")
-
-
-@functools.lru_cache(maxsize=4096)
-def _procedure_columns(codes: tuple[str, ...]) -> str:
-    """The staged `procedure_codes` and `code_group` of a claim's codes."""
-    return _array(codes) + "\t" + (code_group(codes[0]) if codes else "")
-
-
-@functools.lru_cache(maxsize=4096)
-def _adjustments_json(adjustments: tuple[Adjustment, ...]) -> str:
-    # Group and reason codes are validated alphanumerics, so they need no JSON escaping.
-    return (
-        "["
-        + ",".join(
-            f'{{"group":"{a.group_code}","reason":"{a.reason_code}",'
-            f'"cents":{a.amount_cents},"line":{a.line_number}}}'
-            for a in adjustments
-        )
-        + "]"
-    )
-
-
-def _claim_line(claim: ClaimRecord, seq: int) -> str:
-    decided = claim.decision_date
-    started = claim.submitted_date or claim.service_date
-    days = _NULL
-    if decided is not None and started is not None and decided >= started:
-        days = str((decided - started).days)
-    allowed = claim.allowed_cents
-    return (
-        f"C\t{seq}\t{claim.source_line}\t0\t{_text(claim.claim_id)}\t"
-        f"{_payer_columns(claim.payer_name)}\t{_text(claim.payer_id)}\t{claim.status.value}\t"
-        f"{'t' if claim.denied else 'f'}\t{'t' if claim.partially_denied else 'f'}\t"
-        f"{_procedure_columns(claim.procedure_codes)}\t{_day(claim.service_date)}\t"
-        f"{_day(claim.submitted_date)}\t{_day(decided)}\t{days}\t{claim.billed_cents}\t"
-        f"{_NULL if allowed is None else allowed}\t{claim.paid_cents}\t"
-        f"{claim.patient_responsibility_cents}\t{_text(_adjustments_json(claim.adjustments))}\t"
-        f"{_array(tuple(denial_codes(claim)))}\t{_text(claim.payer_claim_control_number)}\t"
-        "\\N\t\\N\t\\N\t\\N"
-    )
-
-
-def _day(value: dt.date | None) -> str:
-    return _NULL if value is None else value.isoformat()
-
-
-def _rejection_line(rejection: Rejection, seq: int) -> str:
-    return "\t".join(
-        (
-            "R", str(seq), str(rejection.line_number), str(rejection.segment_number),
-            *(["\\N"] * 20),
-            _text(rejection.column), _text(rejection.raw_value), _text(rejection.reason),
-            _text(rejection.code),
-        )
-    )  # fmt: skip
+_COPY_CLAIMS = f"COPY ingest.claims ({_CLAIM_COLUMN_LIST}) FROM STDIN"
+_COPY_REST = f"COPY upload_rest ({_CLAIM_COLUMN_LIST}) FROM STDIN"
+_COPY_REJECTIONS = f"COPY ingest.upload_rejections ({', '.join(REJECTION_COLUMNS)}) FROM STDIN"
+# Which of a customer's claims are stored, by key. Run only when its plan probes the
+# primary key (`_probe_usable`): with statistics that do not know the customer's claims,
+# the planner may prefer scanning all of them through another index.
+_PROBE = "SELECT claim_uid FROM ingest.claims WHERE customer_id = %s AND claim_uid = ANY(%s)"
 
 
 @dataclass(frozen=True)
@@ -209,15 +86,6 @@ class UploadFacts:
 
 
 @dataclass(frozen=True)
-class Staged:
-    """Encoded rows of one chunk, and, when the batch they end is to be merged, the
-    positions of its claims that a later row of the batch replaces."""
-
-    data: bytes
-    merge_superseded: list[int] | None
-
-
-@dataclass(frozen=True)
 class Outcome:
     """How the merge ended: the upload's id (an earlier one for a repeat), and whether it
     is a repeat of an earlier upload."""
@@ -231,29 +99,50 @@ class Outcome:
 class UploadWriter:
     """Loads an upload's rows while the file streams, and finishes it in the same commit.
 
-    Rows are staged with COPY into `upload_batch`. Every `merge_every` staged claims (and at
-    the end) the batch is merged under the customer's lock: its new claims inserted, the
-    rest (claims already stored, reversals) kept in `upload_rest` for the end. So PostgreSQL
-    writes claims while the next part of the file is parsed. All of it happens after a
-    savepoint, so a file that fails half-way, or turns out to repeat an earlier upload,
-    leaves nothing behind; an upload that fails at the end (no valid row, or a rejected row
-    in ALL_OR_NOTHING) takes its new claims back out and keeps only its rejections.
+    `encode` (CPU work, in a worker thread, one chunk at a time) turns parsed rows into COPY
+    lines; `load` (on the event loop) writes them. One COPY into `ingest.claims` stays open
+    while chunks of new claims come, so PostgreSQL takes in rows while the next chunk is
+    parsed; staged claims, rejections and partial sums are written every `merge_every`
+    claims. All of it happens after a savepoint, so a file that fails half-way, or turns out
+    to repeat an earlier upload, leaves nothing behind; an upload that fails at the end (no
+    valid row, or a rejected row in ALL_OR_NOTHING) takes its new claims back out and keeps
+    only its rejections.
     """
 
     def __init__(
-        self, raw: AsyncConnection[Any], customer: str, upload_id: str, merge_every: int
+        self,
+        raw: AsyncConnection[Any],
+        customer: str,
+        upload_id: str,
+        *,
+        merge_every: int,
+        stored_before: bool,
     ) -> None:
         self._raw = raw
         self._customer = customer
         self._upload_id = upload_id
         self._merge_every = merge_every
-        self._seq = 0
-        # The batch being staged: its claims' positions, and those a later row replaces.
-        self._batch_claims: dict[tuple[str, str], int] = {}
-        self._superseded: list[int] = []
-        self._locked = False
-        # One COPY stays open while the file streams, so PostgreSQL takes in rows while the
-        # next chunk is parsed.
+        # Whether the customer had claims when the upload began: then a claim not seen
+        # earlier in the file may still be stored, and is probed by key (when its plan
+        # probes the primary key: `_probe_ok`, None until checked).
+        self._stored_before = stored_before
+        self._probe_ok: bool | None = None
+        self._canonical: dict[str, str] = {}
+        self._encoder = Encoder(
+            customer,
+            upload_id,
+            count_fresh=not stored_before,
+            count_every=merge_every,
+            canonical=self._canonical,
+        )
+        # What is written every `merge_every` claims: the partial sums of new claims (from
+        # the encoder, or counted here), claims to merge at the end, rejections.
+        self._sums: list[PartialSums] = []
+        self._counted_here = PartialSums()
+        self._rest: list[str] = []
+        self._rejections: list[str] = []
+        self._unwritten = 0
+        # One COPY into ingest.claims stays open while the file streams.
         self._copy: AsyncCopy | None = None
         self._copying = contextlib.AsyncExitStack()
         self.accepted = 0
@@ -272,46 +161,33 @@ class UploadWriter:
         upload_id: str,
         merge_every: int,
     ) -> UploadWriter:
-        """`merge_every`: how many claims are staged before they are merged."""
+        """`merge_every`: how many claims are loaded before the staged rest is written.
+        Waits for the customer's lock: one upload at a time per customer."""
         raw = (await connection.get_raw_connection()).driver_connection
         assert raw is not None
         async with raw.cursor() as cursor:
             for statement in _CREATE_UPLOAD_TABLES:
                 await cursor.execute(statement)
+            await _lock(cursor, customer)
+            await cursor.execute(
+                "SELECT EXISTS (SELECT FROM ingest.claims WHERE customer_id = %s)", (customer,)
+            )
+            stored_before = bool((await cursor.fetchone())[0])
             await cursor.execute("SAVEPOINT upload_start")
-        return cls(raw, customer, upload_id, merge_every)
+        return cls(raw, customer, upload_id, merge_every=merge_every, stored_before=stored_before)
 
     def encode(self, batch: Batch) -> Staged:
-        """The batch's rows as COPY text, and whether the staged batch is to be merged after
-        them: CPU work, which may run in a worker thread (one batch at a time)."""
-        rows: list[str] = []
-        seen = self._batch_claims
+        """The batch's rows as COPY lines: CPU work, which may run in a worker thread (one
+        batch at a time)."""
         for claim in batch.claims:
-            self._seq += 1
-            rows.append(_claim_line(claim, self._seq))
-            if claim.status is ClaimStatus.REVERSED:
-                self.reversals += 1
-            else:
-                # A claim twice in a batch: the later row wins.
-                key = (name_key(claim.payer_name), claim.claim_id)
-                earlier = seen.get(key)
-                if earlier is not None:
-                    self._superseded.append(earlier)
-                seen[key] = self._seq
             if claim.decision_date is not None:
                 self._saw_decision(claim.decision_date)
         for rejection in batch.rejections:
-            self._seq += 1
-            rows.append(_rejection_line(rejection, self._seq))
             self.rejected_lines.add(rejection.line_number)
             if len(self.first_rejections) < 10:
                 self.first_rejections.append(rejection)
         self.accepted += len(batch.claims)
-        data = ("\n".join(rows) + "\n").encode() if rows else b""
-        if len(seen) + len(self._superseded) < self._merge_every:
-            return Staged(data, None)
-        superseded, self._superseded, self._batch_claims = self._superseded, [], {}
-        return Staged(data, superseded)
+        return self._encoder.encode(batch)
 
     def _saw_decision(self, day: dt.date) -> None:
         if self.decision_dates is None:
@@ -322,52 +198,127 @@ class UploadWriter:
                 max(day, self.decision_dates[1]),
             )
 
-    async def send(self, data: bytes) -> None:
-        """Stage encoded rows."""
-        if not data:
-            return
+    async def load(self, staged: Staged) -> None:
+        """Write what `encode` made: new claims into `ingest.claims`, the rest staged."""
+        self.reversals += staged.reversals
+        if staged.sums is not None:
+            self._sums.append(staged.sums)
+        if staged.new_payers:
+            await self._add_payers(staged.new_payers)
+        fresh, rest = staged.fresh, staged.repeated
+        if fresh and self._stored_before:
+            stored = await self._stored(fresh)
+            if stored:
+                rest = rest + [c for c in fresh if c.claim_uid in stored]
+                fresh = [c for c in fresh if c.claim_uid not in stored]
+            add = self._counted_here.add
+            for claim in fresh:
+                add(*claim.counted)
+        canonical = self._canonical
+        if fresh:
+            await self._send("".join([c.complete(canonical) for c in fresh]).encode())
+        if rest:
+            self._rest.append("".join([c.complete(canonical) for c in rest]))
+        if staged.rejections:
+            self._rejections.append(staged.rejections)
+        self._unwritten += len(fresh) + len(rest) + staged.rejection_count
+        if self._unwritten >= self._merge_every:
+            await self._write_staged()
+
+    async def _send(self, data: bytes) -> None:
         if self._copy is None:
             cursor = await self._copying.enter_async_context(self._raw.cursor())
-            self._copy = await self._copying.enter_async_context(cursor.copy(_COPY_BATCH))
+            self._copy = await self._copying.enter_async_context(cursor.copy(_COPY_CLAIMS))
         await self._copy.write(data)
-
-    async def load(self, staged: Staged) -> None:
-        """Stage what `encode` made, and merge the batch when `encode` says so."""
-        await self.send(staged.data)
-        if staged.merge_superseded is not None:
-            await self.end_copy()
-            async with self._raw.cursor() as cursor:
-                await self._merge_batch(cursor, staged.merge_superseded)
 
     async def end_copy(self, error: BaseException | None = None) -> None:
         """Finish the COPY (or abort it, with `error`) so the connection takes statements."""
+        if self._copy is None:
+            return
         self._copy = None
         if error is None:
             await self._copying.aclose()
         else:
             await self._copying.__aexit__(type(error), error, error.__traceback__)
 
-    async def _lock(self, cursor: Any) -> None:
-        # One upload at a time per customer: statistics and duplicate checks stay exact, and
-        # nobody else adds the claims this upload found missing.
-        if not self._locked:
+    async def _statements(self) -> Any:
+        """A cursor for statements, the COPY ended first."""
+        await self.end_copy()
+        return self._raw.cursor()
+
+    async def _add_payers(self, payers: list[tuple[str, str, str, str]]) -> None:
+        """Keep the payers first seen in a chunk, and learn their canonical names."""
+        async with await self._statements() as cursor:
+            uids, keys, raw_ids, names = (list(column) for column in zip(*payers, strict=True))
             await cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('ingest.upload'), hashtext(%s))",
-                (self._customer,),
+                "WITH seen AS (INSERT INTO upload_payers SELECT unnest(%(uid)s::text[]) "
+                "ON CONFLICT DO NOTHING), "
+                "u AS (SELECT * FROM unnest(%(uid)s::text[], %(key)s::text[], %(raw_id)s::text[], "
+                "%(name)s::text[]) AS u(payer_uid, name_key, payer_raw_id, payer_raw_name)) "
+                "INSERT INTO ingest.payers AS p (customer_id, payer_uid, name_key, raw_name, "
+                "raw_id, canonical_payer, mapping_id) "
+                "SELECT %(customer)s, u.payer_uid, u.name_key, u.payer_raw_name, "
+                "u.payer_raw_id, coalesce(m.canonical_payer, u.payer_raw_name), m.mapping_id "
+                "FROM u LEFT JOIN LATERAL ("
+                + MAPPING_FOR_PAYER.replace("%s", "%(customer)s").format(
+                    name="u.name_key", raw_id="u.payer_raw_id"
+                )
+                + ") m ON true "
+                "ON CONFLICT (customer_id, payer_uid) DO UPDATE SET last_seen_time = now() "
+                "RETURNING p.payer_uid, p.canonical_payer",
+                {
+                    "customer": self._customer,
+                    "uid": uids,
+                    "key": keys,
+                    "raw_id": raw_ids,
+                    "name": names,
+                },
             )
-            self._locked = True
+            self._canonical.update(await cursor.fetchall())
+
+    async def _stored(self, claims: list[StagedClaim]) -> set[str]:
+        """The uids of the claims the customer may have stored: those it has, or all of them
+        when they cannot be probed by key (then every claim is merged by key at the end)."""
+        uids = [c.claim_uid for c in claims]
+        async with await self._statements() as cursor:
+            if self._probe_ok is None:
+                await cursor.execute(
+                    "EXPLAIN (FORMAT JSON) " + _PROBE, (self._customer, uids), prepare=False
+                )
+                self._probe_ok = probes_primary_key((await cursor.fetchone())[0][0]["Plan"])
+            if not self._probe_ok:
+                return {c.claim_uid for c in claims}
+            await cursor.execute(_PROBE, (self._customer, uids), prepare=False)
+            return {uid for (uid,) in await cursor.fetchall()}
+
+    async def _write_staged(self) -> None:
+        """Write the staged claims, rejections and partial sums gathered so far."""
+        async with await self._statements() as cursor:
+            staged = ((_COPY_REST, self._rest), (_COPY_REJECTIONS, self._rejections))
+            for statement, parts in staged:
+                if parts:
+                    async with cursor.copy(statement) as copy:
+                        for part in parts:
+                            await copy.write(part.encode())
+                    parts.clear()
+            for sums in (*self._sums, self._counted_here):
+                if sums:
+                    await sums.write(cursor, self._canonical)
+            self._sums.clear()
+        self._unwritten = 0
 
     async def _undo(self, cursor: Any) -> None:
         """Back to the savepoint: no claim, rejection or statistic of this upload stays."""
         await cursor.execute("ROLLBACK TO SAVEPOINT upload_start")
-        self._locked = False  # the lock may have been taken after the savepoint
-        await self._lock(cursor)
+        self._sums.clear()
+        self._counted_here.clear()
+        self._rest.clear()
+        self._rejections.clear()
 
     async def finish(self, facts: UploadFacts, *, all_or_nothing: bool) -> Outcome:
         """Merge what is left and write the upload; the caller commits."""
         await self.end_copy()
         async with self._raw.cursor() as cursor:
-            await self._lock(cursor)
             await cursor.execute(
                 "SELECT upload_id FROM ingest.uploads WHERE customer_id = %s "
                 "AND ((request_id IS NOT NULL AND request_id = %s) "
@@ -378,7 +329,8 @@ class UploadWriter:
             if earlier is not None:
                 await self._undo(cursor)
                 return Outcome(earlier[0], repeated=True, failed=False, first_problems=[])
-            await self._merge_batch(cursor, self._superseded)
+            self._sums.append(self._encoder.take_sums())
+            await self._write_staged()
             failed = self.accepted == 0 or (all_or_nothing and bool(self.rejected_lines))
             if failed:
                 await self._take_back_new_claims(cursor)
@@ -433,15 +385,6 @@ class UploadWriter:
             )
         return Outcome(facts.upload_id, False, True, [])
 
-    async def _keep_rejections(self, cursor: Any) -> None:
-        await cursor.execute(
-            "INSERT INTO ingest.upload_rejections (customer_id, upload_id, seq, line_number, "
-            "segment_number, column_name, raw_value, reason, code) "
-            "SELECT %s, %s, seq, source_line, segment_number, column_name, raw_value, "
-            "reason, code FROM upload_batch WHERE kind = 'R'",
-            (self._customer, self._upload_id),
-        )
-
     async def _take_back_new_claims(self, cursor: Any) -> None:
         """Remove what the batches wrote of a failed upload: its new claims (stored claims
         and statistics are only changed at the end), and payers first seen in it."""
@@ -455,60 +398,6 @@ class UploadWriter:
             (self._customer,),
         )
         await discard_counts(cursor)
-
-    async def _merge_batch(self, cursor: Any, superseded: list[int]) -> None:
-        """Insert the batch's new claims (but those a later row of the batch replaces),
-        counting them in; keep claims already stored, and reversals, in `upload_rest` for
-        the end; empty the batch.
-
-        Shaped so that any plan is linear in the batch: the planner has no statistics of a
-        temporary table (gathering them for every batch costs more than the merge), and a
-        customer's stored claims are probed by key, never scanned."""
-        await self._lock(cursor)
-        await self._keep_rejections(cursor)
-        parameters = {
-            "customer": self._customer,
-            "upload": self._upload_id,
-            "superseded": superseded,
-        }
-        claims = (
-            "FROM upload_batch u WHERE u.kind = 'C' AND u.status <> 'REVERSED' "
-            "AND u.seq NOT IN (SELECT unnest(%(superseded)s::bigint[]))"
-        )
-        await cursor.execute(
-            "WITH seen AS (INSERT INTO upload_payers "
-            "SELECT DISTINCT ON (payer_uid) payer_uid, name_key, payer_raw_id, payer_raw_name "
-            f"{claims} ORDER BY payer_uid, payer_raw_name "
-            "ON CONFLICT (payer_uid) DO NOTHING RETURNING *) "
-            "INSERT INTO ingest.payers AS p (customer_id, payer_uid, name_key, raw_name, raw_id, "
-            "canonical_payer, mapping_id) "
-            "SELECT %(customer)s, u.payer_uid, u.name_key, u.payer_raw_name, "
-            "u.payer_raw_id, coalesce(m.canonical_payer, u.payer_raw_name), m.mapping_id "
-            "FROM seen u LEFT JOIN LATERAL ("
-            + MAPPING_FOR_PAYER.replace("%s", "%(customer)s").format(
-                name="u.name_key", raw_id="u.payer_raw_id"
-            )
-            + ") m ON true "
-            "ON CONFLICT (customer_id, payer_uid) DO UPDATE SET last_seen_time = now()",
-            parameters,
-        )
-        # New claims go in, counted in by the same statement; a claim already stored is
-        # found by the insert itself (its key conflicts), and kept for the end.
-        await _without_nested_loops(
-            cursor,
-            f"WITH batch AS MATERIALIZED (SELECT * {claims}), "
-            f"written AS (INSERT INTO ingest.claims ({_CLAIM_COLUMNS}) "
-            f"SELECT %(customer)s, u.claim_uid, {_CLAIM_VALUES} FROM batch u "
-            "JOIN ingest.payers p ON p.customer_id = %(customer)s AND p.payer_uid = u.payer_uid "
-            "ON CONFLICT (customer_id, claim_uid) DO NOTHING "
-            f"RETURNING new.claim_uid, 1 AS sign, {version('new')}), "
-            "kept AS (INSERT INTO upload_rest SELECT * FROM upload_batch u "
-            "WHERE u.kind = 'C' AND u.status = 'REVERSED' UNION ALL SELECT * FROM batch b "
-            "WHERE NOT EXISTS (SELECT FROM written w WHERE w.claim_uid = b.claim_uid)), "
-            + counting_in("written"),
-            parameters,
-        )
-        await cursor.execute("TRUNCATE upload_batch")
 
     async def _merge_rest(self, cursor: Any) -> tuple[int, int]:
         """Reversals, claims that were already stored, payer list, statistics and payer
@@ -524,26 +413,26 @@ class UploadWriter:
                     "UPDATE ingest.claims c SET status = 'REVERSED', denied = false, "
                     "partially_denied = false, upload_id = %(upload)s, update_time = now() "
                     "FROM upload_rest s WHERE s.status = 'REVERSED' "
-                    "AND c.customer_id = %(customer)s AND c.payer_key = s.name_key "
-                    "AND c.payer_claim_control_number = s.control_number "
-                    "AND s.control_number <> '' AND c.status <> 'REVERSED' "
+                    "AND c.customer_id = %(customer)s AND c.payer_key = s.payer_key "
+                    "AND c.payer_claim_control_number = s.payer_claim_control_number "
+                    "AND s.payer_claim_control_number <> '' AND c.status <> 'REVERSED' "
                     "AND c.upload_id <> %(upload)s"
                 ),
                 {"customer": customer, "upload": self._upload_id},
             )
             // 2
         )
-        # Stored claims: a newer adjudication replaces an older one, an older file changes
-        # nothing; a claim this upload wrote is replaced by its later row in the file. Each
-        # is found by its key, as a conflict, whatever the planner believes.
+        replaced_before = await _replaced_versions(cursor)
+        # Claims that may be stored: a newer adjudication replaces an older one, an older
+        # file changes nothing; a claim this upload wrote is replaced by its later row in
+        # the file; a claim not stored after all goes in. Each is found by its key, as a
+        # conflict, whatever the planner believes.
         await cursor.execute(
             recording_changes(
-                f"INSERT INTO ingest.claims AS c ({_CLAIM_COLUMNS}) "
-                f"SELECT %(customer)s, u.claim_uid, {_CLAIM_VALUES} "
-                "FROM (SELECT DISTINCT ON (claim_uid) * FROM upload_rest "
-                "WHERE status <> 'REVERSED' ORDER BY claim_uid, seq DESC) u "
-                "JOIN ingest.payers p "
-                "ON p.customer_id = %(customer)s AND p.payer_uid = u.payer_uid "
+                f"INSERT INTO ingest.claims AS c ({_CLAIM_COLUMN_LIST}) "
+                f"SELECT {_CLAIM_COLUMN_LIST} FROM (SELECT DISTINCT ON (claim_uid) * "
+                "FROM upload_rest WHERE status <> 'REVERSED' "
+                "ORDER BY claim_uid, source_line DESC) u "
                 f"ON CONFLICT (customer_id, claim_uid) DO UPDATE SET {_CLAIM_UPDATES}, "
                 "update_time = now() "
                 "WHERE CASE WHEN c.upload_id = %(upload)s "
@@ -551,9 +440,9 @@ class UploadWriter:
                 "ELSE c.decision_date IS NULL OR c.status = 'REVERSED' "
                 "OR excluded.decision_date >= c.decision_date END"
             ),
-            {"customer": customer, "upload": self._upload_id},
+            {"upload": self._upload_id},
         )
-        updated = cursor.rowcount // 2
+        updated = await _replaced_versions(cursor) - replaced_before
         await cursor.execute(
             "SELECT coalesce(array_agg(DISTINCT p.canonical_payer ORDER BY p.canonical_payer), "
             "'{}') FROM ingest.payers p JOIN upload_payers u "
@@ -605,6 +494,36 @@ class UploadWriter:
                 json.dumps(stored_warnings), json.dumps(status) if status else None,
             ),
         )  # fmt: skip
+
+
+async def _lock(cursor: Any, customer: str) -> None:
+    """One upload at a time per customer: statistics and duplicate checks stay exact, and
+    nobody else adds the claims an upload found missing."""
+    await cursor.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('ingest.upload'), hashtext(%s))", (customer,)
+    )
+
+
+def probes_primary_key(plan: dict[str, Any]) -> bool:
+    """Whether a plan (EXPLAIN's JSON) finds claims through the primary key by claim uid, and
+    reads nothing else of the table."""
+    nodes, by_key = [plan], False
+    while nodes:
+        node = nodes.pop()
+        nodes.extend(node.get("Plans", ()))
+        if node["Node Type"] == "Seq Scan":
+            return False
+        if "Index Name" in node:
+            if node["Index Name"] != "claims_pkey":
+                return False
+            by_key = by_key or "claim_uid" in node.get("Index Cond", "")
+    return by_key
+
+
+async def _replaced_versions(cursor: Any) -> int:
+    """How many claim versions the transaction's writes have replaced or removed so far."""
+    await cursor.execute("SELECT count(*) FROM claim_changes WHERE sign = -1")
+    return int((await cursor.fetchone())[0])
 
 
 async def _without_nested_loops(cursor: Any, statement: str, parameters: Any) -> int:
