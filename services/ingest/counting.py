@@ -148,6 +148,61 @@ ON CONFLICT (customer_id, payer, code_group, decision_date) DO UPDATE SET
 )
 
 
+# What drift reads: per customer × payer × code group × month, the month's daily statistics
+# packed (big-endian, as PostgreSQL's int4send/int8send write them), so a year of a cell is
+# read as twelve rows without unfolding any count map. `days`: int4 day numbers since
+# 1970-01-01, ascending; `amounts`: int8 × DAY_AMOUNTS per day; `histogram`: int4 triplets
+# (day index in the month, days to decision, claims); `carc`: int4 triplets (day index,
+# index into `carc_codes`, claims). Rebuilt from `ingest.daily_stats` for the months
+# `{touched}` (a query of customer_id, payer, code_group, month) names.
+DAY_AMOUNTS = (
+    "decided_claims", "denied_claims", "partially_denied_claims", "billed_cents",
+    "allowed_cents", "paid_cents", "denied_billed_cents",
+)  # fmt: skip
+_KEY = "customer_id, payer, code_group, month"
+MONTHS_FROM_DAILY_STATS = f"""
+WITH touched AS ({{touched}}),
+days AS (
+    SELECT s.customer_id, s.payer, s.code_group, t.month, s.decision_date,
+           {", ".join("s." + a for a in DAY_AMOUNTS)}, s.decision_days, s.carc_counts,
+           (row_number() OVER (PARTITION BY {", ".join("t." + k for k in _KEY.split(", "))}
+                               ORDER BY s.decision_date) - 1)::int AS i
+    FROM touched t JOIN ingest.daily_stats s
+      ON s.customer_id = t.customer_id AND s.payer = t.payer AND s.code_group = t.code_group
+     AND s.decision_date >= t.month AND s.decision_date < (t.month + interval '1 month')::date
+), cells AS (
+    SELECT {_KEY},
+           string_agg(int4send(decision_date - DATE '1970-01-01'), ''::bytea ORDER BY i) AS days,
+           string_agg({" || ".join(f"int8send({a})" for a in DAY_AMOUNTS)}, ''::bytea
+                      ORDER BY i) AS amounts
+    FROM days GROUP BY {_KEY}
+), histograms AS (
+    SELECT {_KEY},
+           string_agg(int4send(i) || int4send(e.key::int) || int4send(e.value::int), ''::bytea
+                      ORDER BY i, e.key::int) AS histogram
+    FROM days, jsonb_each_text(decision_days) AS e GROUP BY {_KEY}
+), codes AS (
+    SELECT {_KEY}, i, e.key AS code, e.value::int AS claims,
+           (dense_rank() OVER (PARTITION BY {_KEY} ORDER BY e.key) - 1)::int AS code_i
+    FROM days, jsonb_each_text(carc_counts) AS e
+), carcs AS (
+    SELECT {_KEY}, array_agg(DISTINCT code ORDER BY code) AS codes,
+           string_agg(int4send(i) || int4send(code_i) || int4send(claims), ''::bytea
+                      ORDER BY i, code_i) AS carc
+    FROM codes GROUP BY {_KEY}
+)
+INSERT INTO ingest.daily_stat_months ({_KEY}, days, amounts, histogram, carc_codes, carc)
+SELECT {_KEY}, c.days, c.amounts, coalesce(h.histogram, ''::bytea), coalesce(k.codes, '{{{{}}}}'),
+       coalesce(k.carc, ''::bytea)
+FROM cells c LEFT JOIN histograms h USING ({_KEY}) LEFT JOIN carcs k USING ({_KEY})
+"""
+# The months the gathered partial sums touch.
+_TOUCHED_MONTHS = (
+    "SELECT DISTINCT %(customer)s::text AS customer_id, payer, code_group, "
+    "date_trunc('month', decision_date)::date AS month FROM stat_cells"
+)
+
+
 async def apply_counts(cursor: Any, customer: str) -> None:
     """Add the gathered partial sums to the customer's daily statistics and payer counts."""
     await cursor.execute(_APPLY_TO_DAILY_STATS, {"customer": customer})
@@ -158,6 +213,15 @@ async def apply_counts(cursor: Any, customer: str) -> None:
         "AND s.code_group = t.code_group AND s.decision_date = t.decision_date "
         "AND s.decided_claims = 0",
         (customer,),
+    )
+    await cursor.execute(
+        "DELETE FROM ingest.daily_stat_months m USING (" + _TOUCHED_MONTHS + ") t "
+        "WHERE m.customer_id = %(customer)s AND m.payer = t.payer "
+        "AND m.code_group = t.code_group AND m.month = t.month",
+        {"customer": customer},
+    )
+    await cursor.execute(
+        MONTHS_FROM_DAILY_STATS.format(touched=_TOUCHED_MONTHS), {"customer": customer}
     )
     await cursor.execute(
         "UPDATE ingest.payers p SET claim_count = p.claim_count + d.n "

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime.filtering import FilterField, parse_filter
 from services.ingest.counting import COUNT_TABLES, apply_counts, count_in, recording_changes
+from services.ingest.months import SeriesRows
 from services.ingest.uploads import MAPPING_FOR_PAYER, UploadWriter
 
 metadata = sa.MetaData(schema="ingest")
@@ -454,19 +455,21 @@ class IngestStore:
         self, customer: str, payer_names: Sequence[str], start: dt.date, end: dt.date
     ) -> AsyncIterator[tuple[Any, ...]]:
         """One row per payer × code group with days in the range: its days as parallel arrays
-        (see `DailyStatSeries`), the histogram and CARC entries unfolded from JSONB in SQL."""
+        (see `DailyStatSeries`), joined from its packed months (services/ingest/months.py)."""
         async with self._engine.connect() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
             async with raw.cursor(name="daily_stat_series") as cursor:
                 await cursor.execute(
-                    SERIES_QUERY,
-                    series_parameters(customer, payer_names, start, end),
-                    binary=True,
+                    SERIES_QUERY, series_parameters(customer, payer_names, start, end), binary=True
                 )
+                series = SeriesRows(start, end)
                 while rows := await cursor.fetchmany(SERIES_PER_FETCH):
-                    for row in rows:
-                        yield row
+                    for month in rows:
+                        if (row := series.add(month)) is not None:
+                            yield row
+                if (row := series.finish()) is not None:
+                    yield row
 
 
 def series_parameters(
@@ -482,50 +485,15 @@ def series_parameters(
     }
 
 
-SERIES_PER_FETCH = 50
-# Days numbered within their payer × code group; histogram and CARC entries point at them.
+SERIES_PER_FETCH = 500
+# The packed months of every payer × code group that has days in the range, in order.
 SERIES_QUERY = """
-WITH days AS (
-    SELECT payer, code_group, decision_date, decided_claims, denied_claims,
-           partially_denied_claims, billed_cents, allowed_cents, paid_cents,
-           denied_billed_cents, decision_days, carc_counts,
-           (row_number() OVER (PARTITION BY payer, code_group ORDER BY decision_date) - 1)::int
-               AS i
-    FROM ingest.daily_stats
-    WHERE customer_id = %(customer)s AND decision_date BETWEEN %(start)s AND %(end)s
-      AND (%(every_payer)s OR payer = ANY(%(payers)s))
-), cells AS (
-    SELECT payer, code_group,
-           array_agg((decision_date - DATE '1970-01-01')::int ORDER BY i) AS dates,
-           array_agg(decided_claims ORDER BY i) AS decided,
-           array_agg(denied_claims ORDER BY i) AS denied,
-           array_agg(partially_denied_claims ORDER BY i) AS partially_denied,
-           array_agg(billed_cents ORDER BY i) AS billed,
-           array_agg(allowed_cents ORDER BY i) AS allowed,
-           array_agg(paid_cents ORDER BY i) AS paid,
-           array_agg(denied_billed_cents ORDER BY i) AS denied_billed
-    FROM days GROUP BY payer, code_group
-), histograms AS (
-    SELECT payer, code_group, array_agg(i) AS day, array_agg(e.key::int) AS value,
-           array_agg(e.value::bigint) AS claims
-    FROM days, jsonb_each_text(decision_days) AS e
-    GROUP BY payer, code_group
-), codes AS (
-    SELECT payer, code_group, i, e.key AS code, e.value::bigint AS claims,
-           (dense_rank() OVER (PARTITION BY payer, code_group ORDER BY e.key) - 1)::int AS code_i
-    FROM days, jsonb_each_text(carc_counts) AS e
-), carcs AS (
-    SELECT payer, code_group, array_agg(DISTINCT code ORDER BY code) AS codes,
-           array_agg(i) AS day, array_agg(code_i) AS code, array_agg(claims) AS claims
-    FROM codes GROUP BY payer, code_group
-)
-SELECT c.payer, c.code_group, c.dates, c.decided, c.denied, c.partially_denied, c.billed,
-       c.allowed, c.paid, c.denied_billed, h.day, h.value, h.claims, k.codes, k.day, k.code,
-       k.claims
-FROM cells c
-LEFT JOIN histograms h USING (payer, code_group)
-LEFT JOIN carcs k USING (payer, code_group)
-ORDER BY c.payer, c.code_group
+SELECT payer, code_group, days, amounts, histogram, carc_codes, carc
+FROM ingest.daily_stat_months
+WHERE customer_id = %(customer)s
+  AND month BETWEEN date_trunc('month', %(start)s::date)::date AND %(end)s
+  AND (%(every_payer)s OR payer = ANY(%(payers)s))
+ORDER BY payer, code_group, month
 """
 
 

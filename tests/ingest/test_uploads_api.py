@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import hashlib
+import importlib
 import uuid
 from collections.abc import Iterator
 
@@ -224,14 +225,17 @@ def test_daily_stats_match_a_group_by_over_the_stored_claims(
 
 def test_the_series_stream_holds_exactly_the_days_of_the_day_stream(system: System) -> None:
     customer = _fresh_customer()
+    # Decided over three months, each with its own mix of denial reasons; the window starts
+    # and ends inside a month.
     rows = [
-        f"T{i},{('Aetna', 'Cigna')[i % 2]},{('99213', '71046', '')[i % 3]},2026-04-01,"
-        f"2026-04-0{1 + i % 4},2026-04-{10 + i % 9},{'DENIED' if i % 5 == 0 else 'PAID'},"
-        f"{100 + i}.00,{0 if i % 5 == 0 else 80},{0 if i % 5 == 0 else 70},10,"
-        f"{('CO-50;CO-16', 'CO-197', 'CO-45')[i % 3] if i % 5 == 0 else ''}"
-        for i in range(90)
+        f"T{i},{('Aetna', 'Cigna')[i % 2]},{('99213', '71046', '')[i % 3]},2026-03-01,"
+        f"2026-03-0{1 + i % 4},2026-0{3 + i % 7 % 3}-{10 + i % 19},"
+        f"{'DENIED' if i % 5 == 0 else 'PAID'},{100 + i}.00,{0 if i % 5 == 0 else 80},"
+        f"{0 if i % 5 == 0 else 70},10,"
+        f"{('CO-50;CO-16', 'CO-197', 'CO-4')[i % 7 % 3] if i % 5 == 0 else ''}"
+        for i in range(300)
     ]
-    window = {"startDate": "2026-04-11", "endDate": "2026-04-16"}
+    window = {"startDate": "2026-03-15", "endDate": "2026-05-20"}
     with system.client(customer, "admin") as client:
         assert _upload(client, customer, _csv(rows)).status_code == 200
         days = client.get(f"/v1/customers/{customer}/dailyStats", params=window)
@@ -679,3 +683,36 @@ async def _write_in_process(store: IngestStore, customer: str, upload_id: str, b
             all_or_nothing=False,
         )  # fmt: skip
     assert not outcome.failed and not outcome.repeated
+
+
+def test_the_migration_packs_stored_statistics_as_uploads_keep_them_packed(
+    system: System, postgres: PostgresUnderTest
+) -> None:
+    """Statistics stored before the packed months existed are packed by the migration that
+    adds them exactly as every write packs them since."""
+    customer = _fresh_customer()
+    with system.client(customer, "admin") as client:
+        for body in _files_with_updates_repeats_and_reversals():
+            assert _upload(client, customer, body).status_code == 200
+    migration = importlib.import_module(
+        "services.ingest.migrations.versions.0003_daily_stat_months"
+    )
+    query = (
+        "SELECT payer, code_group, month, days, amounts, histogram, carc_codes, carc "
+        "FROM ingest.daily_stat_months WHERE customer_id = %s ORDER BY 1, 2, 3"
+    )
+    with psycopg.connect(schemas.libpq_url(postgres.admin_url)) as connection:
+        kept = connection.execute(query, (customer,)).fetchall()
+        connection.execute(
+            "DELETE FROM ingest.daily_stat_months WHERE customer_id = %s", (customer,)
+        )
+        connection.execute(
+            migration._PACK_EVERY_MONTH.replace(
+                "FROM ingest.daily_stats\n", "FROM ingest.daily_stats WHERE customer_id = %s\n", 1
+            ),
+            (customer,),
+        )
+        packed = connection.execute(query, (customer,)).fetchall()
+        connection.rollback()
+    assert len(kept) >= 2
+    assert packed == kept
