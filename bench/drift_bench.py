@@ -59,7 +59,7 @@ from services.drift.detection import (
 from services.drift.ingest_client import IngestClient, joined, series_from_message
 from services.drift.series import CellSeries
 from services.ingest.counting import COUNT_TABLES, apply_counts, count_in
-from services.ingest.months import SeriesRows
+from services.ingest.months import SeriesOfMonths
 from services.ingest.server import daily_stat_series_messages
 from services.ingest.store import SERIES_QUERY, series_parameters
 
@@ -334,7 +334,7 @@ def direct_reader(admin_url: str, windows: Windows) -> Iterator[Callable[[], lis
             months = connection.execute(
                 SERIES_QUERY, series_parameters(CUSTOMER, [], start, end), binary=True
             ).fetchall()
-            series = SeriesRows(start, end)
+            series = SeriesOfMonths(start, end)
             rows = [row for month in months if (row := series.add(month)) is not None]
             if (last := series.finish()) is not None:
                 rows.append(last)

@@ -26,6 +26,8 @@ def _array(values: Iterable[int]) -> IntArray:
 
 
 def series_from_message(message: resources_pb2.DailyStatSeries) -> CellSeries:
+    if message.HasField("packed"):
+        return _series_from_packed(message)
     return CellSeries(
         payer=message.payer,
         code_group=message.code_group,
@@ -47,6 +49,36 @@ def series_from_message(message: resources_pb2.DailyStatSeries) -> CellSeries:
         carc_day=_array(message.carc_day),
         carc_code=_array(message.carc_code),
         carc_claims=_array(message.carc_claims),
+        codes=tuple(message.carc_codes),
+    )
+
+
+# The day amounts of a packed series, in the contract's order (`PackedDailyStatSeries`),
+# and where those a series keeps (AMOUNTS) are among them.
+_PACKED_AMOUNTS = (
+    "decided", "denied", "partially_denied", "billed_cents", "allowed_cents", "paid_cents",
+    "denied_billed_cents",
+)  # fmt: skip
+_KEPT_AMOUNTS = [_PACKED_AMOUNTS.index(name) for name in AMOUNTS]
+
+
+def _series_from_packed(message: resources_pb2.DailyStatSeries) -> CellSeries:
+    packed = message.packed
+    days = np.frombuffer(packed.decision_dates, dtype="<i4").astype(np.int64)
+    amounts = np.frombuffer(packed.day_amounts, dtype="<i8").reshape(-1, len(_PACKED_AMOUNTS))
+    histogram = np.frombuffer(packed.histogram, dtype="<i4").reshape(-1, 3).astype(np.int64)
+    carc = np.frombuffer(packed.carc, dtype="<i4").reshape(-1, 3).astype(np.int64)
+    return CellSeries(
+        payer=message.payer,
+        code_group=message.code_group,
+        days=days + _EPOCH_ORDINAL,
+        amounts=np.ascontiguousarray(amounts[:, _KEPT_AMOUNTS].T),
+        histogram_day=histogram[:, 0].copy(),
+        histogram_value=histogram[:, 1].copy(),
+        histogram_claims=histogram[:, 2].copy(),
+        carc_day=carc[:, 0].copy(),
+        carc_code=carc[:, 1].copy(),
+        carc_claims=carc[:, 2].copy(),
         codes=tuple(message.carc_codes),
     )
 
@@ -87,6 +119,7 @@ class IngestClient:
                 parent=f"customers/{customer}",
                 start_date=date_message(start),
                 end_date=date_message(end),
+                encoding=ingest_service_pb2.StreamDailyStatSeriesRequest.PACKED,
             ),
             timeout=STREAM_TIMEOUT_SECONDS,
         )

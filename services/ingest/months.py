@@ -32,70 +32,90 @@ class PackedMonth:
     carc: bytes
 
 
-def series_row(
-    payer: str, code_group: str, months: Sequence[PackedMonth], start: dt.date, end: dt.date
-) -> tuple[Any, ...] | None:
-    """The series of `months` (in order) from `start` to `end`, as lists in the order of
-    `DailyStatSeries`' fields; None when no day of it is in the range."""
-    days = [np.frombuffer(m.days, dtype=">i4") for m in months]
-    offsets = np.cumsum([0, *(len(d) for d in days[:-1])])
-    dates = np.concatenate(days)
-    first, stop = np.searchsorted(dates, [(start - _EPOCH).days, (end - _EPOCH).days + 1])
-    if first >= stop:
-        return None
-    amounts = np.concatenate(
-        [np.frombuffer(m.amounts, dtype=">i8").reshape(-1, len(DAY_AMOUNTS)) for m in months]
-    )[first:stop]
-    histogram = _entries([m.histogram for m in months], offsets, first, stop)
-    codes = sorted({code for m in months for code in m.carc_codes})
-    carc = _entries([m.carc for m in months], offsets, first, stop)
-    if len(carc):
-        # Each month numbers its own codes; the series numbers the union of them.
-        local = np.concatenate(
-            [
-                np.searchsorted(codes, m.carc_codes) if m.carc_codes else np.zeros(0, int)
-                for m in months
-            ]
-        ).astype(np.int64)
-        base = np.cumsum([0, *(len(m.carc_codes) for m in months[:-1])])
-        month_of = _month_of(carc, offsets, first)
-        carc[:, 1] = local[base[month_of] + carc[:, 1]]
-        used = np.unique(carc[:, 1])
-        codes = [codes[i] for i in used.tolist()]
-        carc[:, 1] = np.searchsorted(used, carc[:, 1])
-    else:
-        codes = []
-    return (
-        payer,
-        code_group,
-        dates[first:stop].tolist(),
-        *(column.tolist() for column in amounts.T),
-        *(column.tolist() for column in histogram.T),
-        codes,
-        *(column.tolist() for column in carc.T),
-    )
+@dataclass(frozen=True)
+class Series:
+    """The days of one payer × code group as arrays (int64), in the layout of
+    `DailyStatSeries`: `dates` (days since 1970-01-01), `amounts` (a row of DAY_AMOUNTS per
+    day), `histogram` and `carc` (rows of day index, value or code index, claims)."""
+
+    payer: str
+    code_group: str
+    dates: np.ndarray
+    amounts: np.ndarray
+    histogram: np.ndarray
+    carc_codes: list[str]
+    carc: np.ndarray
+
+    def days(self, first: int, stop: int) -> Series:
+        """The days `first` to `stop` (exclusive), their entries' day indexes counted from
+        `first`; the CARC code list stays whole."""
+        return Series(
+            self.payer,
+            self.code_group,
+            self.dates[first:stop],
+            self.amounts[first:stop],
+            _entries_of_days(self.histogram, first, stop),
+            self.carc_codes,
+            _entries_of_days(self.carc, first, stop),
+        )
 
 
-def _entries(packed: list[bytes], offsets: np.ndarray, first: int, stop: int) -> np.ndarray:
-    """Triplets (day index, value, claims) of every month, their day indexes counted from
-    the series' first day in the range, those outside it dropped."""
-    months = [np.frombuffer(p, dtype=">i4").reshape(-1, 3).astype(np.int64) for p in packed]
-    for month, offset in zip(months, offsets.tolist(), strict=True):
-        month[:, 0] += offset
-    entries = np.concatenate(months) if months else np.zeros((0, 3), np.int64)
+def _entries_of_days(entries: np.ndarray, first: int, stop: int) -> np.ndarray:
     kept = entries[(entries[:, 0] >= first) & (entries[:, 0] < stop)]
     kept[:, 0] -= first
     return kept
 
 
-def _month_of(entries: np.ndarray, offsets: np.ndarray, first: int) -> np.ndarray:
-    """Which month (index into `offsets`) each entry's day belongs to."""
-    return np.searchsorted(offsets, entries[:, 0] + first, side="right") - 1
+def series_of_months(
+    payer: str, code_group: str, months: Sequence[PackedMonth], start: dt.date, end: dt.date
+) -> Series | None:
+    """The series of `months` (in order) from `start` to `end`, with only the CARC codes it
+    uses; None when no day of it is in the range."""
+    days = [np.frombuffer(m.days, dtype=">i4") for m in months]
+    offsets = np.cumsum([0, *(len(d) for d in days[:-1])])
+    dates = np.concatenate(days).astype(np.int64)
+    first, stop = np.searchsorted(dates, [(start - _EPOCH).days, (end - _EPOCH).days + 1])
+    if first >= stop:
+        return None
+    amounts = np.concatenate(
+        [np.frombuffer(m.amounts, dtype=">i8").reshape(-1, len(DAY_AMOUNTS)) for m in months]
+    ).astype(np.int64)
+    histogram = _joined_entries([m.histogram for m in months], offsets)
+    carc = _joined_entries([m.carc for m in months], offsets)
+    # Each month numbers its own codes; the series numbers the union of them.
+    codes = sorted({code for m in months for code in m.carc_codes})
+    month_codes = [np.searchsorted(codes, m.carc_codes).astype(np.int64) for m in months]
+    if len(carc):
+        month_of = np.searchsorted(offsets, carc[:, 0], side="right") - 1
+        base = np.cumsum([0, *(len(c) for c in month_codes[:-1])])
+        carc[:, 1] = np.concatenate(month_codes)[base[month_of] + carc[:, 1]]
+    whole = Series(payer, code_group, dates, amounts, histogram, codes, carc)
+    series = whole.days(int(first), int(stop))
+    used = np.unique(series.carc[:, 1])
+    series.carc[:, 1] = np.searchsorted(used, series.carc[:, 1])
+    return Series(
+        payer,
+        code_group,
+        series.dates,
+        series.amounts,
+        series.histogram,
+        [codes[i] for i in used.tolist()],
+        series.carc,
+    )
 
 
-class SeriesRows:
+def _joined_entries(packed: list[bytes], offsets: np.ndarray) -> np.ndarray:
+    """Triplets (day index, value, claims) of every month, day indexes counted from the
+    first month's first day."""
+    months = [np.frombuffer(p, dtype=">i4").reshape(-1, 3).astype(np.int64) for p in packed]
+    for month, offset in zip(months, offsets.tolist(), strict=True):
+        month[:, 0] += offset
+    return np.concatenate(months)
+
+
+class SeriesOfMonths:
     """Turns the rows of `SERIES_QUERY` (packed months in payer, code group, month order)
-    into series rows, one cell at a time: `add` returns a cell's series when the next cell
+    into series, one cell at a time: `add` returns a cell's series when the next cell
     begins, `finish` the last one."""
 
     def __init__(self, start: dt.date, end: dt.date) -> None:
@@ -103,7 +123,7 @@ class SeriesRows:
         self._cell: tuple[str, str] | None = None
         self._months: list[PackedMonth] = []
 
-    def add(self, row: Sequence[Any]) -> tuple[Any, ...] | None:
+    def add(self, row: Sequence[Any]) -> Series | None:
         payer, code_group, *packed = row
         done = None
         if (payer, code_group) != self._cell:
@@ -112,9 +132,9 @@ class SeriesRows:
         self._months.append(PackedMonth(*packed))
         return done
 
-    def finish(self) -> tuple[Any, ...] | None:
+    def finish(self) -> Series | None:
         cell, months = self._cell, self._months
         self._cell, self._months = None, []
         if cell is None:
             return None
-        return series_row(*cell, months, self._start, self._end)
+        return series_of_months(*cell, months, self._start, self._end)

@@ -7,7 +7,7 @@ import datetime as dt
 import functools
 import re
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -27,7 +27,9 @@ from runtime.outbox import OutboxEvent, OutboxRelay
 from runtime.server import ServiceDefinition, running_task
 from runtime.settings import Settings
 from runtime.updates import mask_paths
+from services.ingest.counting import DAY_AMOUNTS
 from services.ingest.csv_claims import COLUMN_ALIASES
+from services.ingest.months import Series
 from services.ingest.parsing import UploadParser
 from services.ingest.records import FileError, UploadWarning
 from services.ingest.staging import Staged, display_name, name_key
@@ -618,8 +620,11 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         start, end = _date_range(request)
         batch = ingest_service_pb2.StreamDailyStatSeriesResponse()
         size = 0
-        async for row in self._store.stream_daily_stat_series(customer, request.payers, start, end):
-            for series in daily_stat_series_messages(row):
+        packed = request.encoding == ingest_service_pb2.StreamDailyStatSeriesRequest.PACKED
+        async for cell in self._store.stream_daily_stat_series(
+            customer, request.payers, start, end
+        ):
+            for series in daily_stat_series_messages(cell, packed=packed):
                 batch.daily_stat_series.append(series)
                 size += series.ByteSize()
                 if size >= SERIES_BYTES_PER_MESSAGE:
@@ -631,22 +636,16 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
 
 
 def daily_stat_series_messages(
-    row: tuple[Any, ...], max_entries: int = MAX_SERIES_ENTRIES
+    series: Series, max_entries: int = MAX_SERIES_ENTRIES, *, packed: bool = False
 ) -> list[resources_pb2.DailyStatSeries]:
-    """The message(s) of one payer × code group: a series with more histogram and CARC
-    entries than `max_entries` is cut into runs of whole days, each its own message (gRPC
-    refuses messages over 4 MiB)."""
-    (payer, code_group, dates, decided, denied, partially_denied, billed, allowed, paid,
-     denied_billed, histogram_day, histogram_days, histogram_claims, carc_codes, carc_day,
-     carc_code, carc_claims) = row  # fmt: skip
-    days = (dates, decided, denied, partially_denied, billed, allowed, paid, denied_billed)
-    histogram = (histogram_day or [], histogram_days or [], histogram_claims or [])
-    carc = (carc_day or [], carc_code or [], carc_claims or [])
-    if len(histogram[0]) + len(carc[0]) <= max_entries:
-        return [_series_message(payer, code_group, days, histogram, carc_codes or [], carc)]
-    hist_at, carc_at = np.asarray(histogram[0]), np.asarray(carc[0])
-    per_day = np.bincount(hist_at, minlength=len(dates)) + np.bincount(
-        carc_at, minlength=len(dates)
+    """The message(s) of one payer × code group, its numbers in repeated fields or, when
+    `packed`, as little-endian arrays: a series with more histogram and CARC entries than
+    `max_entries` is cut into runs of whole days, each its own message (gRPC refuses
+    messages over 4 MiB)."""
+    if len(series.histogram) + len(series.carc) <= max_entries:
+        return [_series_message(series, packed)]
+    per_day = np.bincount(series.histogram[:, 0], minlength=len(series.dates)) + np.bincount(
+        series.carc[:, 0], minlength=len(series.dates)
     )
     # A new piece starts at each day whose entries would take its piece over the limit.
     starts, taken = [0], 0
@@ -655,57 +654,33 @@ def daily_stat_series_messages(
             starts.append(day)
             taken = 0
         taken += entries
-    pieces = []
-    for first, end in zip(starts, [*starts[1:], len(dates)], strict=True):
-        in_hist = (hist_at >= first) & (hist_at < end)
-        in_carc = (carc_at >= first) & (carc_at < end)
-        pieces.append(
-            _series_message(
-                payer,
-                code_group,
-                tuple(column[first:end] for column in days),
-                (
-                    (hist_at[in_hist] - first).tolist(),
-                    *(np.asarray(c)[in_hist].tolist() for c in histogram[1:]),
-                ),
-                carc_codes or [],
-                (
-                    (carc_at[in_carc] - first).tolist(),
-                    *(np.asarray(c)[in_carc].tolist() for c in carc[1:]),
-                ),
-            )
-        )
-    return pieces
+    return [
+        _series_message(series.days(first, stop), packed)
+        for first, stop in zip(starts, [*starts[1:], len(series.dates)], strict=True)
+    ]
 
 
-def _series_message(
-    payer: str,
-    code_group: str,
-    days: tuple[Sequence[int], ...],
-    histogram: tuple[Sequence[int], ...],
-    carc_codes: Sequence[str],
-    carc: tuple[Sequence[int], ...],
-) -> resources_pb2.DailyStatSeries:
-    dates, decided, denied, partially_denied, billed, allowed, paid, denied_billed = days
-    return resources_pb2.DailyStatSeries(
-        payer=payer,
-        code_group=code_group,
-        decision_dates=dates,
-        decided_claims=decided,
-        denied_claims=denied,
-        partially_denied_claims=partially_denied,
-        billed_cents=billed,
-        allowed_cents=allowed,
-        paid_cents=paid,
-        denied_billed_cents=denied_billed,
-        histogram_day=histogram[0],
-        histogram_days=histogram[1],
-        histogram_claims=histogram[2],
-        carc_codes=carc_codes,
-        carc_day=carc[0],
-        carc_code=carc[1],
-        carc_claims=carc[2],
+def _series_message(series: Series, packed: bool) -> resources_pb2.DailyStatSeries:
+    message = resources_pb2.DailyStatSeries(
+        payer=series.payer, code_group=series.code_group, carc_codes=series.carc_codes
     )
+    if packed:
+        message.packed.decision_dates = series.dates.astype("<i4").tobytes()
+        message.packed.day_amounts = series.amounts.astype("<i8").tobytes()
+        message.packed.histogram = series.histogram.astype("<i4").tobytes()
+        message.packed.carc = series.carc.astype("<i4").tobytes()
+        return message
+    message.decision_dates.extend(series.dates.tolist())
+    # The daily statistics' amount columns and the message's fields have the same names.
+    for field, column in zip(DAY_AMOUNTS, series.amounts.T.tolist(), strict=True):
+        getattr(message, field).extend(column)
+    for fields, entries in (
+        (("histogram_day", "histogram_days", "histogram_claims"), series.histogram),
+        (("carc_day", "carc_code", "carc_claims"), series.carc),
+    ):
+        for field, column in zip(fields, entries.T.tolist(), strict=True):
+            getattr(message, field).extend(column)
+    return message
 
 
 def mapping_message(customer: str, row: Row) -> resources_pb2.PayerMapping:

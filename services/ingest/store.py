@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime.filtering import FilterField, parse_filter
 from services.ingest.counting import COUNT_TABLES, apply_counts, count_in, recording_changes
-from services.ingest.months import SeriesRows
+from services.ingest.months import Series, SeriesOfMonths
 from services.ingest.uploads import MAPPING_FOR_PAYER, UploadWriter
 
 metadata = sa.MetaData(schema="ingest")
@@ -453,9 +453,9 @@ class IngestStore:
 
     async def stream_daily_stat_series(
         self, customer: str, payer_names: Sequence[str], start: dt.date, end: dt.date
-    ) -> AsyncIterator[tuple[Any, ...]]:
-        """One row per payer × code group with days in the range: its days as parallel arrays
-        (see `DailyStatSeries`), joined from its packed months (services/ingest/months.py)."""
+    ) -> AsyncIterator[Series]:
+        """Each payer × code group with days in the range, as arrays (see `DailyStatSeries`),
+        joined from its packed months (services/ingest/months.py)."""
         async with self._engine.connect() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
@@ -463,7 +463,7 @@ class IngestStore:
                 await cursor.execute(
                     SERIES_QUERY, series_parameters(customer, payer_names, start, end), binary=True
                 )
-                series = SeriesRows(start, end)
+                series = SeriesOfMonths(start, end)
                 while rows := await cursor.fetchmany(SERIES_PER_FETCH):
                     for month in rows:
                         if (row := series.add(month)) is not None:

@@ -6,6 +6,7 @@ import datetime as dt
 import random
 
 import numpy as np
+import pytest
 
 from services.drift.ingest_client import joined, series_from_message
 from services.drift.series import (
@@ -16,6 +17,7 @@ from services.drift.series import (
     cell_series,
     payer_series,
 )
+from services.ingest.months import Series
 from services.ingest.server import daily_stat_series_messages
 
 FIRST_DAY = dt.date(2026, 1, 1)
@@ -53,25 +55,32 @@ def _days(payer: str, group: str, count: int, seed: int) -> list[DayStat]:
     return stats
 
 
-def _row(stats: list[DayStat]) -> tuple[object, ...]:
-    """The stored statistics of one payer × code group as ingest's series query returns them."""
+def _stored(stats: list[DayStat]) -> Series:
+    """The stored statistics of one payer × code group as ingest reads them."""
     codes = sorted({code for s in stats for code in s.carc_counts})
     histogram = [(i, v, n) for i, s in enumerate(stats) for v, n in s.decision_days.items()]
     carc = [(i, codes.index(c), n) for i, s in enumerate(stats) for c, n in s.carc_counts.items()]
-    return (
+    return Series(
         stats[0].payer,
         stats[0].code_group,
-        [(s.day - EPOCH).days for s in stats],
-        [s.decided for s in stats],
-        [s.denied for s in stats],
-        [s.partially_denied for s in stats],
-        [s.billed_cents for s in stats],
-        [s.allowed_cents for s in stats],
-        [s.paid_cents for s in stats],
-        [s.denied_billed_cents for s in stats],
-        *([e[k] for e in histogram] for k in range(3)),
+        np.array([(s.day - EPOCH).days for s in stats]),
+        np.array(
+            [
+                (
+                    s.decided,
+                    s.denied,
+                    s.partially_denied,
+                    s.billed_cents,
+                    s.allowed_cents,
+                    s.paid_cents,
+                    s.denied_billed_cents,
+                )
+                for s in stats
+            ]
+        ),
+        np.array(histogram).reshape(-1, 3),
         codes,
-        *([e[k] for e in carc] for k in range(3)),
+        np.array(carc).reshape(-1, 3),
     )
 
 
@@ -121,16 +130,22 @@ def test_a_payer_series_is_its_groups_added_day_by_day() -> None:
     assert np.array_equal(payer.days, whole.days)
 
 
-def test_a_long_series_sent_in_pieces_is_joined_into_the_same_series() -> None:
+@pytest.mark.parametrize("packed", [False, True], ids=["readable", "packed"])
+def test_a_long_series_sent_in_pieces_is_joined_into_the_same_series(packed: bool) -> None:
+    """Cut into messages of whole days, in either encoding, a series reads back as the series
+    the stored statistics hold."""
     stats = _days("Aetna", "RADIOLOGY", 200, seed=4)
-    row = _row(stats)
-    (whole,) = daily_stat_series_messages(row)
-    pieces = daily_stat_series_messages(row, max_entries=300)
+    stored = _stored(stats)
+    (whole,) = daily_stat_series_messages(stored, packed=packed)
+    pieces = daily_stat_series_messages(stored, max_entries=300, packed=packed)
     assert len(pieces) > 3
-    assert all(len(p.histogram_day) + len(p.carc_day) <= 300 for p in pieces)
-    assert [d for p in pieces for d in p.decision_dates] == list(whole.decision_dates)
-    (rejoined,) = joined(series_from_message(p) for p in pieces)
-    (expected,) = joined([series_from_message(whole)])
+    as_read = [series_from_message(p) for p in pieces]
+    assert all(len(p.histogram_day) + len(p.carc_day) <= 300 for p in as_read)
+    assert np.array_equal(
+        np.concatenate([p.days for p in as_read]), series_from_message(whole).days
+    )
+    (rejoined,) = joined(as_read)
+    (expected,) = cell_series(stats)
     for start, end in ((0, 199), (17, 80), (150, 160)):
         window = Window(FIRST_DAY + dt.timedelta(days=start), FIRST_DAY + dt.timedelta(days=end))
         assert _sums(rejoined, window) == _sums(expected, window)

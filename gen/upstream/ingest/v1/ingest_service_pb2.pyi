@@ -7,6 +7,7 @@ from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.type import date_pb2 as _date_pb2
 from upstream.ingest.v1 import resources_pb2 as _resources_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -193,16 +194,26 @@ class StreamDailyStatsRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., payers: _Optional[_Iterable[str]] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
 
 class StreamDailyStatSeriesRequest(_message.Message):
-    __slots__ = ("parent", "payers", "start_date", "end_date")
+    __slots__ = ("parent", "payers", "start_date", "end_date", "encoding")
+    class Encoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ENCODING_UNSPECIFIED: _ClassVar[StreamDailyStatSeriesRequest.Encoding]
+        READABLE: _ClassVar[StreamDailyStatSeriesRequest.Encoding]
+        PACKED: _ClassVar[StreamDailyStatSeriesRequest.Encoding]
+    ENCODING_UNSPECIFIED: StreamDailyStatSeriesRequest.Encoding
+    READABLE: StreamDailyStatSeriesRequest.Encoding
+    PACKED: StreamDailyStatSeriesRequest.Encoding
     PARENT_FIELD_NUMBER: _ClassVar[int]
     PAYERS_FIELD_NUMBER: _ClassVar[int]
     START_DATE_FIELD_NUMBER: _ClassVar[int]
     END_DATE_FIELD_NUMBER: _ClassVar[int]
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
     parent: str
     payers: _containers.RepeatedScalarFieldContainer[str]
     start_date: _date_pb2.Date
     end_date: _date_pb2.Date
-    def __init__(self, parent: _Optional[str] = ..., payers: _Optional[_Iterable[str]] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+    encoding: StreamDailyStatSeriesRequest.Encoding
+    def __init__(self, parent: _Optional[str] = ..., payers: _Optional[_Iterable[str]] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., encoding: _Optional[_Union[StreamDailyStatSeriesRequest.Encoding, str]] = ...) -> None: ...
 
 class StreamDailyStatSeriesResponse(_message.Message):
     __slots__ = ("daily_stat_series",)

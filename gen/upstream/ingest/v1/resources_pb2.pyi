@@ -281,7 +281,7 @@ class DailyStat(_message.Message):
     def __init__(self, payer: _Optional[str] = ..., code_group: _Optional[str] = ..., decision_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., decided_claims: _Optional[int] = ..., denied_claims: _Optional[int] = ..., partially_denied_claims: _Optional[int] = ..., decision_days_histogram: _Optional[_Mapping[int, int]] = ..., billed_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., allowed_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., paid_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., denied_billed_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., carc_counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class DailyStatSeries(_message.Message):
-    __slots__ = ("payer", "code_group", "decision_dates", "decided_claims", "denied_claims", "partially_denied_claims", "billed_cents", "allowed_cents", "paid_cents", "denied_billed_cents", "histogram_day", "histogram_days", "histogram_claims", "carc_codes", "carc_day", "carc_code", "carc_claims")
+    __slots__ = ("payer", "code_group", "decision_dates", "decided_claims", "denied_claims", "partially_denied_claims", "billed_cents", "allowed_cents", "paid_cents", "denied_billed_cents", "histogram_day", "histogram_days", "histogram_claims", "carc_codes", "carc_day", "carc_code", "carc_claims", "packed")
     PAYER_FIELD_NUMBER: _ClassVar[int]
     CODE_GROUP_FIELD_NUMBER: _ClassVar[int]
     DECISION_DATES_FIELD_NUMBER: _ClassVar[int]
@@ -299,6 +299,7 @@ class DailyStatSeries(_message.Message):
     CARC_DAY_FIELD_NUMBER: _ClassVar[int]
     CARC_CODE_FIELD_NUMBER: _ClassVar[int]
     CARC_CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    PACKED_FIELD_NUMBER: _ClassVar[int]
     payer: str
     code_group: str
     decision_dates: _containers.RepeatedScalarFieldContainer[int]
@@ -316,4 +317,17 @@ class DailyStatSeries(_message.Message):
     carc_day: _containers.RepeatedScalarFieldContainer[int]
     carc_code: _containers.RepeatedScalarFieldContainer[int]
     carc_claims: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, payer: _Optional[str] = ..., code_group: _Optional[str] = ..., decision_dates: _Optional[_Iterable[int]] = ..., decided_claims: _Optional[_Iterable[int]] = ..., denied_claims: _Optional[_Iterable[int]] = ..., partially_denied_claims: _Optional[_Iterable[int]] = ..., billed_cents: _Optional[_Iterable[int]] = ..., allowed_cents: _Optional[_Iterable[int]] = ..., paid_cents: _Optional[_Iterable[int]] = ..., denied_billed_cents: _Optional[_Iterable[int]] = ..., histogram_day: _Optional[_Iterable[int]] = ..., histogram_days: _Optional[_Iterable[int]] = ..., histogram_claims: _Optional[_Iterable[int]] = ..., carc_codes: _Optional[_Iterable[str]] = ..., carc_day: _Optional[_Iterable[int]] = ..., carc_code: _Optional[_Iterable[int]] = ..., carc_claims: _Optional[_Iterable[int]] = ...) -> None: ...
+    packed: PackedDailyStatSeries
+    def __init__(self, payer: _Optional[str] = ..., code_group: _Optional[str] = ..., decision_dates: _Optional[_Iterable[int]] = ..., decided_claims: _Optional[_Iterable[int]] = ..., denied_claims: _Optional[_Iterable[int]] = ..., partially_denied_claims: _Optional[_Iterable[int]] = ..., billed_cents: _Optional[_Iterable[int]] = ..., allowed_cents: _Optional[_Iterable[int]] = ..., paid_cents: _Optional[_Iterable[int]] = ..., denied_billed_cents: _Optional[_Iterable[int]] = ..., histogram_day: _Optional[_Iterable[int]] = ..., histogram_days: _Optional[_Iterable[int]] = ..., histogram_claims: _Optional[_Iterable[int]] = ..., carc_codes: _Optional[_Iterable[str]] = ..., carc_day: _Optional[_Iterable[int]] = ..., carc_code: _Optional[_Iterable[int]] = ..., carc_claims: _Optional[_Iterable[int]] = ..., packed: _Optional[_Union[PackedDailyStatSeries, _Mapping]] = ...) -> None: ...
+
+class PackedDailyStatSeries(_message.Message):
+    __slots__ = ("decision_dates", "day_amounts", "histogram", "carc")
+    DECISION_DATES_FIELD_NUMBER: _ClassVar[int]
+    DAY_AMOUNTS_FIELD_NUMBER: _ClassVar[int]
+    HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
+    CARC_FIELD_NUMBER: _ClassVar[int]
+    decision_dates: bytes
+    day_amounts: bytes
+    histogram: bytes
+    carc: bytes
+    def __init__(self, decision_dates: _Optional[bytes] = ..., day_amounts: _Optional[bytes] = ..., histogram: _Optional[bytes] = ..., carc: _Optional[bytes] = ...) -> None: ...
