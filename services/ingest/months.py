@@ -34,9 +34,9 @@ class PackedMonth:
 
 @dataclass(frozen=True)
 class Series:
-    """The days of one payer × code group as arrays (int64), in the layout of
-    `DailyStatSeries`: `dates` (days since 1970-01-01), `amounts` (a row of DAY_AMOUNTS per
-    day), `histogram` and `carc` (rows of day index, value or code index, claims)."""
+    """The days of one payer × code group as arrays, in the layout of `DailyStatSeries`:
+    `dates` (days since 1970-01-01), `amounts` (a row of DAY_AMOUNTS per day, int64),
+    `histogram` and `carc` (rows of day index, value or code index, claims; int32)."""
 
     payer: str
     code_group: str
@@ -70,47 +70,55 @@ def series_of_months(
     payer: str, code_group: str, months: Sequence[PackedMonth], start: dt.date, end: dt.date
 ) -> Series | None:
     """The series of `months` (in order) from `start` to `end`, with only the CARC codes it
-    uses; None when no day of it is in the range."""
-    days = [np.frombuffer(m.days, dtype=">i4") for m in months]
-    offsets = np.cumsum([0, *(len(d) for d in days[:-1])])
-    dates = np.concatenate(days).astype(np.int64)
-    first, stop = np.searchsorted(dates, [(start - _EPOCH).days, (end - _EPOCH).days + 1])
-    if first >= stop:
-        return None
-    amounts = np.concatenate(
-        [np.frombuffer(m.amounts, dtype=">i8").reshape(-1, len(DAY_AMOUNTS)) for m in months]
-    ).astype(np.int64)
-    histogram = _joined_entries([m.histogram for m in months], offsets)
-    carc = _joined_entries([m.carc for m in months], offsets)
-    # Each month numbers its own codes; the series numbers the union of them.
+    uses; None when no day of it is in the range. Day numbers and entries stay 32-bit (as
+    packed), each month copied once: a year of statistics is tens of megabytes."""
+    first_day, last_day = (start - _EPOCH).days, (end - _EPOCH).days
     codes = sorted({code for m in months for code in m.carc_codes})
-    month_codes = [np.searchsorted(codes, m.carc_codes).astype(np.int64) for m in months]
-    if len(carc):
-        month_of = np.searchsorted(offsets, carc[:, 0], side="right") - 1
-        base = np.cumsum([0, *(len(c) for c in month_codes[:-1])])
-        carc[:, 1] = np.concatenate(month_codes)[base[month_of] + carc[:, 1]]
-    whole = Series(payer, code_group, dates, amounts, histogram, codes, carc)
-    series = whole.days(int(first), int(stop))
-    used = np.unique(series.carc[:, 1])
-    series.carc[:, 1] = np.searchsorted(used, series.carc[:, 1])
+    dates, amounts, histogram, carc = [], [], [], []
+    offset = 0
+    for month in months:
+        days = np.frombuffer(month.days, dtype=">i4")
+        low, high = (int(i) for i in np.searchsorted(days, (first_day, last_day + 1)))
+        if low == high:
+            continue
+        dates.append(days[low:high])
+        amounts.append(
+            np.frombuffer(month.amounts, dtype=">i8").reshape(-1, len(DAY_AMOUNTS))[low:high]
+        )
+        whole = low == 0 and high == len(days)
+        histogram.append(_entries(month.histogram, low, high, offset, whole))
+        entries = _entries(month.carc, low, high, offset, whole)
+        if len(entries):
+            # Each month numbers its own codes; the series numbers the union of them.
+            entries[:, 1] = np.searchsorted(codes, month.carc_codes).astype(np.int32)[entries[:, 1]]
+        carc.append(entries)
+        offset += high - low
+    if not offset:
+        return None
+    joined_carc = np.concatenate(carc)
+    # Only the codes the days in the range carry.
+    used = np.bincount(joined_carc[:, 1], minlength=len(codes)) > 0
+    joined_carc[:, 1] = (np.cumsum(used) - 1).astype(np.int32)[joined_carc[:, 1]]
     return Series(
         payer,
         code_group,
-        series.dates,
-        series.amounts,
-        series.histogram,
-        [codes[i] for i in used.tolist()],
-        series.carc,
+        np.concatenate(dates).astype(np.int32),
+        np.concatenate(amounts).astype(np.int64),
+        np.concatenate(histogram),
+        [code for code, kept in zip(codes, used.tolist(), strict=True) if kept],
+        joined_carc,
     )
 
 
-def _joined_entries(packed: list[bytes], offsets: np.ndarray) -> np.ndarray:
-    """Triplets (day index, value, claims) of every month, day indexes counted from the
-    first month's first day."""
-    months = [np.frombuffer(p, dtype=">i4").reshape(-1, 3).astype(np.int64) for p in packed]
-    for month, offset in zip(months, offsets.tolist(), strict=True):
-        month[:, 0] += offset
-    return np.concatenate(months)
+def _entries(packed: bytes, low: int, high: int, offset: int, whole: bool) -> np.ndarray:
+    """A month's triplets (day index, value, claims) of its days `low` to `high`, as native
+    int32, their day indexes counted from the series' first day (`offset` days before)."""
+    entries = np.frombuffer(packed, dtype=">i4").reshape(-1, 3)
+    if not whole:
+        entries = entries[(entries[:, 0] >= low) & (entries[:, 0] < high)]
+    native = entries.astype(np.int32)
+    native[:, 0] += offset - low
+    return native
 
 
 class SeriesOfMonths:
