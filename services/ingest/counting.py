@@ -163,13 +163,17 @@ _KEY = "customer_id, payer, code_group, month"
 MONTHS_FROM_DAILY_STATS = f"""
 WITH touched AS ({{touched}}),
 days AS (
-    SELECT s.customer_id, s.payer, s.code_group, t.month, s.decision_date,
+    -- The touched months' days, found by a scan of the customers' days from the first of
+    -- them (a join by month ranges lets the planner rescan whole months per touched cell).
+    SELECT s.customer_id, s.payer, s.code_group, m.month, s.decision_date,
            {", ".join("s." + a for a in DAY_AMOUNTS)}, s.decision_days, s.carc_counts,
-           (row_number() OVER (PARTITION BY {", ".join("t." + k for k in _KEY.split(", "))}
+           (row_number() OVER (PARTITION BY s.customer_id, s.payer, s.code_group, m.month
                                ORDER BY s.decision_date) - 1)::int AS i
-    FROM touched t JOIN ingest.daily_stats s
-      ON s.customer_id = t.customer_id AND s.payer = t.payer AND s.code_group = t.code_group
-     AND s.decision_date >= t.month AND s.decision_date < (t.month + interval '1 month')::date
+    FROM ingest.daily_stats s,
+         LATERAL (SELECT date_trunc('month', s.decision_date)::date AS month) m
+    WHERE s.customer_id IN (SELECT customer_id FROM touched)
+      AND s.decision_date >= (SELECT min(month) FROM touched)
+      AND ({_KEY}) IN (SELECT {_KEY} FROM touched)
 ), cells AS (
     SELECT {_KEY},
            string_agg(int4send(decision_date - DATE '1970-01-01'), ''::bytea ORDER BY i) AS days,
@@ -179,7 +183,7 @@ days AS (
 ), histograms AS (
     SELECT {_KEY},
            string_agg(int4send(i) || int4send(e.key::int) || int4send(e.value::int), ''::bytea
-                      ORDER BY i, e.key::int) AS histogram
+                      ORDER BY i) AS histogram
     FROM days, jsonb_each_text(decision_days) AS e GROUP BY {_KEY}
 ), codes AS (
     SELECT {_KEY}, i, e.key AS code, e.value::int AS claims,
@@ -188,7 +192,7 @@ days AS (
 ), carcs AS (
     SELECT {_KEY}, array_agg(DISTINCT code ORDER BY code) AS codes,
            string_agg(int4send(i) || int4send(code_i) || int4send(claims), ''::bytea
-                      ORDER BY i, code_i) AS carc
+                      ORDER BY i) AS carc
     FROM codes GROUP BY {_KEY}
 )
 INSERT INTO ingest.daily_stat_months ({_KEY}, days, amounts, histogram, carc_codes, carc)

@@ -708,7 +708,7 @@ def test_the_migration_packs_stored_statistics_as_uploads_keep_them_packed(
         )
         connection.execute(
             migration._PACK_EVERY_MONTH.replace(
-                "FROM ingest.daily_stats\n", "FROM ingest.daily_stats WHERE customer_id = %s\n", 1
+                "AS month) m\n", "AS month) m WHERE s.customer_id = %s\n", 1
             ),
             (customer,),
         )
