@@ -59,7 +59,7 @@ from services.drift.detection import (
 from services.drift.ingest_client import IngestClient, joined, series_from_message
 from services.drift.series import CellSeries
 from services.ingest.counting import COUNT_TABLES, apply_counts, count_in
-from services.ingest.months import SeriesOfMonths
+from services.ingest.months import series_of_rows
 from services.ingest.server import daily_stat_series_messages
 from services.ingest.store import SERIES_QUERY, series_parameters
 
@@ -334,15 +334,11 @@ def direct_reader(admin_url: str, windows: Windows) -> Iterator[Callable[[], lis
             months = connection.execute(
                 SERIES_QUERY, series_parameters(CUSTOMER, [], start, end), binary=True
             ).fetchall()
-            series = SeriesOfMonths(start, end)
-            rows = [row for month in months if (row := series.add(month)) is not None]
-            if (last := series.finish()) is not None:
-                rows.append(last)
             return joined(
                 [
                     series_from_message(message)
-                    for row in rows
-                    for message in daily_stat_series_messages(row)
+                    for series in series_of_rows(months, start, end)
+                    for message in daily_stat_series_messages(series, packed=True)
                 ]
             )
 

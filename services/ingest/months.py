@@ -10,7 +10,7 @@ cut off. No count map is unfolded, so reading a year of a cell costs twelve rows
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +119,16 @@ def _entries(packed: bytes, low: int, high: int, offset: int, whole: bool) -> np
     native = entries.astype(np.int32)
     native[:, 0] += offset - low
     return native
+
+
+def series_of_rows(rows: Iterable[Sequence[Any]], start: dt.date, end: dt.date) -> Iterator[Series]:
+    """Every series of the rows of `SERIES_QUERY`, in order."""
+    series = SeriesOfMonths(start, end)
+    for row in rows:
+        if (done := series.add(row)) is not None:
+            yield done
+    if (last := series.finish()) is not None:
+        yield last
 
 
 class SeriesOfMonths:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from runtime.filtering import FilterField, parse_filter
 from services.ingest.counting import COUNT_TABLES, apply_counts, count_in, recording_changes
 from services.ingest.months import Series, SeriesOfMonths
-from services.ingest.uploads import MAPPING_FOR_PAYER, UploadWriter
+from services.ingest.uploads import MAPPING_FOR_PAYER, UploadWriter, lock_customer
 
 metadata = sa.MetaData(schema="ingest")
 
@@ -251,10 +251,7 @@ class IngestStore:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
             async with raw.cursor() as cursor:
-                await cursor.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext('ingest.upload'), hashtext(%s))",
-                    (customer,),
-                )
+                await lock_customer(cursor, customer)
                 await cursor.execute(
                     "SELECT file_name, sha256, rows_accepted FROM ingest.uploads "
                     "WHERE customer_id = %s AND upload_id = %s",
@@ -422,11 +419,8 @@ class IngestStore:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
             async with raw.cursor() as cursor:
-                # Uploads merge under the same lock, so they never see half a remap.
-                await cursor.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext('ingest.upload'), hashtext(%s))",
-                    (customer,),
-                )
+                # Uploads run under the same lock, so they never see half a remap.
+                await lock_customer(cursor, customer)
                 row = await change.apply(connection, customer)
                 await _remap_payers(cursor, customer)
             return row

@@ -171,7 +171,7 @@ class UploadWriter:
         async with raw.cursor() as cursor:
             for statement in _CREATE_UPLOAD_TABLES:
                 await cursor.execute(statement)
-            await _lock(cursor, customer)
+            await lock_customer(cursor, customer)
             await cursor.execute(
                 "SELECT EXISTS (SELECT FROM ingest.claims WHERE customer_id = %s)", (customer,)
             )
@@ -500,9 +500,10 @@ class UploadWriter:
         )  # fmt: skip
 
 
-async def _lock(cursor: Any, customer: str) -> None:
-    """One upload at a time per customer: statistics and duplicate checks stay exact, and
-    nobody else adds the claims an upload found missing."""
+async def lock_customer(cursor: Any, customer: str) -> None:
+    """One writer of a customer's claims at a time (uploads, deletions, payer remaps), until
+    the transaction ends: statistics and duplicate checks stay exact, and nobody else adds
+    the claims an upload found missing."""
     await cursor.execute(
         "SELECT pg_advisory_xact_lock(hashtext('ingest.upload'), hashtext(%s))", (customer,)
     )
