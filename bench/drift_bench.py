@@ -54,12 +54,18 @@ from services.drift.detection import (
     Windows,
     detect,
     first_day_read,
+    span_starts_read,
     windows_for,
 )
-from services.drift.ingest_client import IngestClient, joined, series_from_message
+from services.drift.ingest_client import (
+    IngestClient,
+    entry_spans,
+    joined,
+    series_from_message,
+)
 from services.drift.series import CellSeries
 from services.ingest.counting import COUNT_TABLES, apply_counts, count_in
-from services.ingest.months import series_of_rows
+from services.ingest.months import series_of_rows, span_starts
 from services.ingest.server import daily_stat_series_messages
 from services.ingest.store import SERIES_QUERY, series_parameters
 
@@ -323,6 +329,11 @@ def _first_day(windows: Windows) -> dt.date:
     return first_day_read(windows.current.end, DetectionConfig())
 
 
+def _span_starts(windows: Windows) -> set[dt.date]:
+    """The spans a run sums its histogram and CARC entries over."""
+    return span_starts_read(windows.current.end, DetectionConfig())
+
+
 @contextmanager
 def direct_reader(admin_url: str, windows: Windows) -> Iterator[Callable[[], list[CellSeries]]]:
     """Reads the window from ingest.daily_stats as the admin user, with ingest's own query
@@ -331,14 +342,18 @@ def direct_reader(admin_url: str, windows: Windows) -> Iterator[Callable[[], lis
 
         def read() -> list[CellSeries]:
             start, end = _first_day(windows), windows.current.end
+            edges = _span_starts(windows)
+            spans = span_starts(edges, start, end)
             months = connection.execute(
                 SERIES_QUERY, series_parameters(CUSTOMER, [], start, end), binary=True
             ).fetchall()
             return joined(
                 [
-                    series_from_message(message)
+                    series_from_message(message, entry_spans(start, end, edges))
                     for series in series_of_rows(months, start, end)
-                    for message in daily_stat_series_messages(series, packed=True)
+                    for message in daily_stat_series_messages(
+                        series.summed_over_spans(spans), packed=True
+                    )
                 ]
             )
 
@@ -365,7 +380,9 @@ def grpc_reader(
         client = IngestClient(channel)
         try:
             yield lambda: runner.run(
-                client.daily_stat_series(CUSTOMER, _first_day(windows), windows.current.end)
+                client.daily_stat_series(
+                    CUSTOMER, _first_day(windows), windows.current.end, _span_starts(windows)
+                )
             )
         finally:
             runner.run(channel.close())

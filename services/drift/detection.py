@@ -56,6 +56,22 @@ def first_day_read(as_of: dt.date, config: DetectionConfig) -> dt.date:
     return windows_for(as_of - dt.timedelta(days=PERSISTENCE_DAYS), config).baseline.start
 
 
+def window_edges(windows: Iterable[Window]) -> set[dt.date]:
+    """The days on which `windows` begin, and the days after they end: histogram and CARC
+    entries summed over the spans these days begin still sum every one of the windows."""
+    return {edge for w in windows for edge in (w.start, w.end + dt.timedelta(days=1))}
+
+
+def span_starts_read(as_of: dt.date, config: DetectionConfig) -> set[dt.date]:
+    """The spans a run as of `as_of` may read its entries summed over: it sums nothing finer
+    than its windows and those ending each of the PERSISTENCE_DAYS days before."""
+    every = [
+        windows_for(as_of - dt.timedelta(days=days_before), config)
+        for days_before in range(PERSISTENCE_DAYS + 1)
+    ]
+    return window_edges(window for w in every for window in (w.baseline, w.current))
+
+
 @dataclass(frozen=True)
 class Cell:
     payer: str

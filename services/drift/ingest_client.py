@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import grpc
 import numpy as np
 
 from runtime.messages import date_message
-from services.drift.series import AMOUNTS, CellSeries, IntArray, merged
+from services.drift.series import AMOUNTS, CellSeries, EntrySpans, IntArray, merged
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
 # A year of statistics streams in seconds; the default deadline is for quick calls.
@@ -25,9 +25,12 @@ def _array(values: Iterable[int]) -> IntArray:
     return np.array(values, dtype=np.int64)
 
 
-def series_from_message(message: resources_pb2.DailyStatSeries) -> CellSeries:
+def series_from_message(
+    message: resources_pb2.DailyStatSeries, entry_spans: EntrySpans | None = None
+) -> CellSeries:
+    """A message's series; `entry_spans` when it was read with entries summed over spans."""
     if message.HasField("packed"):
-        return _series_from_packed(message)
+        return _series_from_packed(message, entry_spans)
     return CellSeries(
         payer=message.payer,
         code_group=message.code_group,
@@ -50,6 +53,7 @@ def series_from_message(message: resources_pb2.DailyStatSeries) -> CellSeries:
         carc_code=_array(message.carc_code),
         carc_claims=_array(message.carc_claims),
         codes=tuple(message.carc_codes),
+        entry_spans=entry_spans,
     )
 
 
@@ -62,7 +66,9 @@ _PACKED_AMOUNTS = (
 _KEPT_AMOUNTS = [_PACKED_AMOUNTS.index(name) for name in AMOUNTS]
 
 
-def _series_from_packed(message: resources_pb2.DailyStatSeries) -> CellSeries:
+def _series_from_packed(
+    message: resources_pb2.DailyStatSeries, entry_spans: EntrySpans | None
+) -> CellSeries:
     packed = message.packed
     days = np.frombuffer(packed.decision_dates, dtype="<i4").astype(np.int64)
     amounts = np.frombuffer(packed.day_amounts, dtype="<i8").reshape(-1, len(_PACKED_AMOUNTS))
@@ -80,6 +86,7 @@ def _series_from_packed(message: resources_pb2.DailyStatSeries) -> CellSeries:
         carc_code=carc[:, 1].copy(),
         carc_claims=carc[:, 2].copy(),
         codes=tuple(message.carc_codes),
+        entry_spans=entry_spans,
     )
 
 
@@ -110,25 +117,43 @@ class IngestClient:
                 return latest
 
     async def daily_stat_series(
-        self, customer: str, start: dt.date, end: dt.date
+        self,
+        customer: str,
+        start: dt.date,
+        end: dt.date,
+        span_starts: Collection[dt.date] = (),
     ) -> list[CellSeries]:
         """The customer's daily statistics from `start` to `end`, one series per payer × code
-        group."""
+        group; with `span_starts`, their histogram and CARC entries summed over the spans of
+        days those begin (the series then sum only windows of whole spans)."""
         call = self._stub.StreamDailyStatSeries(
             ingest_service_pb2.StreamDailyStatSeriesRequest(
                 parent=f"customers/{customer}",
                 start_date=date_message(start),
                 end_date=date_message(end),
                 encoding=ingest_service_pb2.StreamDailyStatSeriesRequest.PACKED,
+                entry_span_starts=[date_message(day) for day in sorted(span_starts)],
             ),
             timeout=STREAM_TIMEOUT_SECONDS,
         )
+        spans = entry_spans(start, end, span_starts)
         pieces = [
-            series_from_message(series)
+            series_from_message(series, spans)
             async for message in call
             for series in message.daily_stat_series
         ]
         return joined(pieces)
+
+
+def entry_spans(
+    start: dt.date, end: dt.date, span_starts: Collection[dt.date]
+) -> EntrySpans | None:
+    """What series read from `start` to `end` with `span_starts` can sum (None: any window)."""
+    if not span_starts:
+        return None
+    return EntrySpans(
+        start.toordinal(), end.toordinal() + 1, frozenset(day.toordinal() for day in span_starts)
+    )
 
 
 def joined(pieces: Iterable[CellSeries]) -> list[CellSeries]:

@@ -47,6 +47,26 @@ class Window:
         return self.start <= day <= self.end
 
 
+@dataclass(frozen=True)
+class EntrySpans:
+    """How a series' histogram and CARC entries were read: summed over spans of days, each
+    entry on a day of its span. `first` to `stop` (exclusive) is the range read and `starts`
+    the days that begin a span inside it, all as ordinals. Sums over a window are exact when
+    neither of its ends cuts a span, and refused otherwise."""
+
+    first: int
+    stop: int
+    starts: frozenset[int]
+
+    def check(self, window: Window) -> None:
+        for edge in (window.start.toordinal(), window.end.toordinal() + 1):
+            if self.first < edge < self.stop and edge not in self.starts:
+                raise ValueError(
+                    f"the window {window.start}..{window.end} cuts a span of days whose "
+                    "entries were read summed"
+                )
+
+
 # The per-day amounts of a series, in this order.
 AMOUNTS = (
     "decided",
@@ -88,7 +108,8 @@ class CellSeries:
     ascending; `amounts` has one row per name in `AMOUNTS` and one column per day. The
     decision-days histogram and the CARC counts are lists of entries, each naming the day it
     belongs to by its index in `days`; entries may come in any order (they are put in day
-    order) and may repeat a value.
+    order) and may repeat a value. With `entry_spans`, an entry holds a whole span of days
+    (see `EntrySpans`), and only windows made of whole spans can be summed.
     """
 
     payer: str
@@ -102,6 +123,7 @@ class CellSeries:
     carc_code: IntArray  # index into `codes`
     carc_claims: IntArray
     codes: tuple[str, ...]
+    entry_spans: EntrySpans | None = None
 
     def __post_init__(self) -> None:
         # Entries in day order, so that a window's entries are one slice.
@@ -124,6 +146,8 @@ class CellSeries:
         return int(self.amounts[0, low:high].sum())
 
     def totals(self, window: Window) -> Totals:
+        if self.entry_spans is not None:
+            self.entry_spans.check(window)
         low, high = self._bounds(window)
         decided, denied, billed, allowed, paid, denied_billed = (
             self.amounts[:, low:high].sum(axis=1).tolist()
@@ -166,7 +190,8 @@ _EMPTY = np.zeros(0, dtype=np.int64)
 
 
 def merged(payer: str, code_group: str, parts: Sequence[CellSeries]) -> CellSeries:
-    """One series of everything in `parts`, days that occur in several summed."""
+    """One series of everything in `parts` (read together: their entries summed over the
+    same spans, if any), days that occur in several summed."""
     days = np.unique(np.concatenate([part.days for part in parts]))
     amounts = np.zeros((len(AMOUNTS), days.size), dtype=np.int64)
     codes = tuple(sorted({code for part in parts for code in part.codes}))
@@ -188,6 +213,7 @@ def merged(payer: str, code_group: str, parts: Sequence[CellSeries]) -> CellSeri
         *_concatenated(histogram),
         *_concatenated(carc),
         codes,
+        parts[0].entry_spans,
     )
 
 

@@ -29,10 +29,16 @@ from runtime.server import ServiceDefinition, running_task, work_forever
 from runtime.settings import Settings
 from runtime.updates import mask_paths
 from services.drift.config import DetectionConfig, violations
-from services.drift.detection import Windows, detect, first_day_read, windows_for
+from services.drift.detection import (
+    Windows,
+    detect,
+    first_day_read,
+    span_starts_read,
+    windows_for,
+)
 from services.drift.ingest_client import IngestClient
 from services.drift.store import DriftStore, StoredConfig
-from services.drift.summaries import Metrics, summarize, summary_start
+from services.drift.summaries import Metrics, summarize, summary_span_starts, summary_start
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc, resources_pb2
 from upstream.reports.v1 import reports_service_pb2, reports_service_pb2_grpc
 
@@ -192,7 +198,10 @@ class RunWorker:
             try:
                 config = (await self._store.get_config(customer)).config
                 series = await self._ingest.daily_stat_series(
-                    customer, first_day_read(run.as_of, config), run.as_of
+                    customer,
+                    first_day_read(run.as_of, config),
+                    run.as_of,
+                    span_starts_read(run.as_of, config),
                 )
                 detection = await asyncio.to_thread(detect, series, run.as_of, config)
                 trace_context: dict[str, str] = {}
@@ -423,7 +432,9 @@ class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
         if as_of is None:
             return response
         windows = windows_for(as_of, config)
-        series = await self._ingest.daily_stat_series(customer, summary_start(windows), as_of)
+        series = await self._ingest.daily_stat_series(
+            customer, summary_start(windows), as_of, summary_span_starts(windows)
+        )
         summaries = await asyncio.to_thread(summarize, series, windows)
         open_events = await self._store.open_event_counts(customer)
         for summary in summaries[offset : offset + size]:

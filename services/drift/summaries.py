@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from services.drift.detection import Windows
+from services.drift.detection import Windows, window_edges
 from services.drift.series import CellSeries, Totals, Window, payer_series
 
 WEEKS = 26
@@ -55,21 +55,32 @@ def week_start(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
+def _weeks(windows: Windows) -> list[Window]:
+    """The WEEKS weeks shown, oldest first, the last one holding the end of the current
+    window."""
+    last_week = week_start(windows.current.end)
+    return [
+        Window(monday, monday + WEEK_END)
+        for monday in (last_week - dt.timedelta(weeks=n) for n in range(WEEKS - 1, -1, -1))
+    ]
+
+
+def summary_span_starts(windows: Windows) -> set[dt.date]:
+    """The spans the summaries may read their entries summed over: the weeks and windows."""
+    return window_edges([windows.baseline, windows.current, *_weeks(windows)])
+
+
 def summarize(series: Iterable[CellSeries], windows: Windows) -> list[PayerSummary]:
     """One summary per payer with days in the baseline, current window or the weeks shown,
     largest current volume first."""
-    last_week = week_start(windows.current.end)
-    weeks = [last_week - dt.timedelta(weeks=n) for n in range(WEEKS - 1, -1, -1)]
-    first = min(weeks[0], windows.baseline.start)
+    weeks = _weeks(windows)
+    first = min(weeks[0].start, windows.baseline.start)
     summaries = [
         PayerSummary(
             payer,
             Metrics.of(one.totals(windows.current)),
             Metrics.of(one.totals(windows.baseline)),
-            [
-                (week, Metrics.of(one.totals(Window(week, week + dt.timedelta(days=6)))))
-                for week in weeks
-            ],
+            [(week.start, Metrics.of(one.totals(week))) for week in weeks],
         )
         for payer, one in payer_series(series).items()
         if one.has_days_in(first, windows.current.end)
@@ -79,6 +90,4 @@ def summarize(series: Iterable[CellSeries], windows: Windows) -> list[PayerSumma
 
 def summary_start(windows: Windows) -> dt.date:
     """First day the summaries need: the baseline or the 26 weeks, whichever is earlier."""
-    return min(
-        windows.baseline.start, week_start(windows.current.end) - dt.timedelta(weeks=WEEKS - 1)
-    )
+    return min(windows.baseline.start, _weeks(windows)[0].start)

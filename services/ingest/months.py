@@ -18,7 +18,8 @@ import numpy as np
 
 from services.ingest.counting import DAY_AMOUNTS
 
-_EPOCH = dt.date(1970, 1, 1)
+# Packed days, and days on the wire, count from this one.
+EPOCH = dt.date(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,53 @@ class Series:
             _entries_of_days(self.carc, first, stop),
         )
 
+    def summed_over_spans(self, span_starts: np.ndarray) -> Series:
+        """The histogram and CARC entries summed over the spans of days that `span_starts`
+        (days since 1970-01-01, ascending) begin, each sum an entry of its span's last day
+        (see `StreamDailyStatSeriesRequest.entry_span_starts`); the days stay as they are."""
+        span = np.searchsorted(span_starts, self.dates, side="right")
+        # Days are in order, so each span's days are a run; its last day closes the run.
+        last_of_span = (np.searchsorted(span, span, side="right") - 1).astype(np.int32)
+        return Series(
+            self.payer,
+            self.code_group,
+            self.dates,
+            self.amounts,
+            _summed(self.histogram, last_of_span),
+            self.carc_codes,
+            _summed(self.carc, last_of_span),
+        )
+
+
+def span_starts(days: Iterable[dt.date], start: dt.date, end: dt.date) -> np.ndarray:
+    """The days of `days` that begin a span inside `start`..`end` (the range's first span
+    begins on `start` anyway), as ascending days since 1970-01-01, for `summed_over_spans`."""
+    return np.array(sorted({(day - EPOCH).days for day in days if start < day <= end}), np.int32)
+
+
+# Above this many (day, value) pairs an entry could take, entries are summed by sorting
+# instead of counting into one slot per pair.
+_MAX_DENSE_SLOTS = 1 << 22
+
+
+def _summed(entries: np.ndarray, last_of_span: np.ndarray) -> np.ndarray:
+    """Entries (day index, value, claims) moved to their span's last day, those of the same
+    day and value summed, in day then value order."""
+    if not len(entries):
+        return entries
+    day = last_of_span[entries[:, 0]].astype(np.int64)
+    width = int(entries[:, 1].max()) + 1
+    key = day * width + entries[:, 1]
+    claims = entries[:, 2].astype(np.int64)
+    if len(last_of_span) * width <= _MAX_DENSE_SLOTS:
+        sums = np.bincount(key, weights=claims)
+        key = np.flatnonzero(sums)
+        summed = sums[key]
+    else:
+        key, at = np.unique(key, return_inverse=True)
+        summed = np.bincount(at, weights=claims)
+    return np.column_stack((key // width, key % width, summed)).astype(np.int32)
+
 
 def _entries_of_days(entries: np.ndarray, first: int, stop: int) -> np.ndarray:
     kept = entries[(entries[:, 0] >= first) & (entries[:, 0] < stop)]
@@ -72,7 +120,7 @@ def series_of_months(
     """The series of `months` (in order) from `start` to `end`, with only the CARC codes it
     uses; None when no day of it is in the range. Day numbers and entries stay 32-bit (as
     packed), each month copied once: a year of statistics is tens of megabytes."""
-    first_day, last_day = (start - _EPOCH).days, (end - _EPOCH).days
+    first_day, last_day = (start - EPOCH).days, (end - EPOCH).days
     codes = sorted({code for m in months for code in m.carc_codes})
     dates, amounts, histogram, carc = [], [], [], []
     offset = 0

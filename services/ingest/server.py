@@ -29,7 +29,7 @@ from runtime.settings import Settings
 from runtime.updates import mask_paths
 from services.ingest.counting import DAY_AMOUNTS
 from services.ingest.csv_claims import COLUMN_ALIASES
-from services.ingest.months import Series
+from services.ingest.months import Series, span_starts
 from services.ingest.parsing import UploadParser
 from services.ingest.records import FileError, UploadWarning
 from services.ingest.staging import Staged, display_name, name_key
@@ -168,6 +168,34 @@ def _date_range(
             errors.FieldViolation("end_date", "must not be before start_date"),
         )
     return start, end
+
+
+MAX_ENTRY_SPAN_STARTS = 1000
+
+
+def _span_starts(
+    request: ingest_service_pb2.StreamDailyStatSeriesRequest, start: dt.date, end: dt.date
+) -> np.ndarray | None:
+    """The request's `entry_span_starts` inside the range, as ascending days since
+    1970-01-01; None when it asks for none (every day its own span)."""
+    if not request.entry_span_starts:
+        return None
+    if len(request.entry_span_starts) > MAX_ENTRY_SPAN_STARTS:
+        raise errors.invalid_argument(
+            f"{len(request.entry_span_starts)} entry_span_starts, more than "
+            f"{MAX_ENTRY_SPAN_STARTS}",
+            errors.FieldViolation(
+                "entry_span_starts", f"at most {MAX_ENTRY_SPAN_STARTS} dates are allowed"
+            ),
+        )
+    return span_starts(
+        [
+            _python_date(day, f"entry_span_starts[{i}]")
+            for i, day in enumerate(request.entry_span_starts)
+        ],
+        start,
+        end,
+    )
 
 
 def _python_date(value: date_pb2.Date, field: str) -> dt.date:
@@ -621,9 +649,12 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         batch = ingest_service_pb2.StreamDailyStatSeriesResponse()
         size = 0
         packed = request.encoding == ingest_service_pb2.StreamDailyStatSeriesRequest.PACKED
+        spans = _span_starts(request, start, end)
         async for cell in self._store.stream_daily_stat_series(
             customer, request.payers, start, end
         ):
+            if spans is not None:
+                cell = cell.summed_over_spans(spans)
             for series in daily_stat_series_messages(cell, packed=packed):
                 batch.daily_stat_series.append(series)
                 size += series.ByteSize()

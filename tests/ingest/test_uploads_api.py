@@ -23,6 +23,7 @@ from services.ingest.uploads import UploadFacts
 from tests.conftest import PostgresUnderTest
 from tests.fixtures import X12_835_FIXTURES
 from tests.system import System
+from tests.test_gateway_api import violations
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
 FIXTURES = X12_835_FIXTURES
@@ -260,6 +261,53 @@ def test_the_series_stream_holds_exactly_the_days_of_the_day_stream(system: Syst
     assert len({(payer, group) for payer, group, _ in found}) >= 4
     assert any(carc for *_, carc in found.values())
     assert {payer for payer, _, _ in _series_days(aetna.text)} == {"Aetna"}
+
+
+def test_the_series_stream_sums_entries_over_the_spans_asked_for(system: System) -> None:
+    """With `entrySpanStarts`, each span's histogram and CARC entries arrive summed on one of
+    its days: every span holds what its days hold, the days' amounts are untouched; too many
+    span starts or a bad date are refused, naming the field."""
+    customer = _fresh_customer()
+    rows = [
+        f"S{i},{('Aetna', 'Cigna')[i % 2]},{('99213', '71046')[i // 2 % 2]},2026-03-01,"
+        f"2026-03-{1 + i % 7:02d},2026-04-{1 + i // 4 % 30:02d},"
+        f"{'DENIED' if i % 5 == 0 else 'PAID'},{100 + i}.00,80,70,10,"
+        f"{('CO-50', 'CO-197')[i % 3 % 2] if i % 5 == 0 else ''}"
+        for i in range(400)
+    ]
+    window = {"startDate": "2026-04-03", "endDate": "2026-04-27"}
+    starts = ["2026-03-01", "2026-04-10", "2026-04-11", "2026-04-20", "2026-05-01"]
+    with system.client(customer, "admin") as client:
+        assert _upload(client, customer, _csv(rows)).status_code == 200
+        url = f"/v1/customers/{customer}/dailyStatSeries"
+        by_day = client.get(url, params=window)
+        by_span = client.get(url, params={**window, "entrySpanStarts": starts})
+        too_many = client.get(url, params={**window, "entrySpanStarts": ["2026-04-10"] * 1001})
+        bad_date = client.get(url, params={**window, "entrySpanStarts": ["2026-02-30"]})
+    assert by_day.status_code == by_span.status_code == 200
+    days, spanned = _series_days(by_day.text), _series_days(by_span.text)
+    assert {key: value[:4] for key, value in spanned.items()} == {
+        key: value[:4] for key, value in days.items()
+    }
+    span_of = [dt.date(2026, 4, 10), dt.date(2026, 4, 11), dt.date(2026, 4, 20)]
+
+    def per_span(found: dict) -> dict:
+        summed: dict = {}
+        for (payer, group, day), (*_, histogram, carc) in found.items():
+            span = sum(day >= first for first in span_of)
+            into = summed.setdefault((payer, group, span), ({}, {}))
+            for target, counts in zip(into, (histogram, carc), strict=True):
+                for key, claims in counts.items():
+                    target[key] = target.get(key, 0) + claims
+        return summed
+
+    assert per_span(spanned) == per_span(days)
+    assert len(per_span(days)) == 4 * 4
+    entries = sum(len(histogram) for *_, histogram, _ in spanned.values())
+    assert entries < sum(len(histogram) for *_, histogram, _ in days.values())
+    assert too_many.status_code == bad_date.status_code == 400
+    assert violations(too_many) == {"entry_span_starts": "at most 1000 dates are allowed"}
+    assert set(violations(bad_date)) == {"entry_span_starts[0]"}
 
 
 def _cents(money: dict) -> int:

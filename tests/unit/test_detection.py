@@ -9,8 +9,17 @@ import pytest
 
 from services.drift import detection
 from services.drift.config import DetectionConfig
-from services.drift.detection import ALL_CODES, Detection, detect, windows_for
+from services.drift.detection import (
+    ALL_CODES,
+    Detection,
+    detect,
+    first_day_read,
+    span_starts_read,
+    windows_for,
+)
 from services.drift.series import DayStat, cell_series
+from services.drift.summaries import summarize, summary_span_starts, summary_start
+from tests.unit.series_reading import read
 
 AS_OF = dt.date(2026, 6, 30)
 CONFIG = DetectionConfig()
@@ -240,3 +249,27 @@ def test_many_true_drifts_do_not_carry_a_chance_excursion_with_them(
     monkeypatch.setattr(detection, "PAYER_BONFERRONI_MULTIPLE", 10**9)
     monkeypatch.setattr(detection, "GROUP_BONFERRONI_MULTIPLE", 10**9)
     assert "Noise" in {f.cell.payer for f in detect_days(stats, AS_OF, CONFIG).findings}
+
+
+def test_reading_entries_summed_over_the_runs_windows_changes_no_finding_or_summary() -> None:
+    """Drift reads histogram and CARC entries summed over the spans its windows begin:
+    findings, their evidence and the payer summaries are exactly those of the days."""
+    stats = [
+        *_history("Aetna", denial_rate=0.25),
+        *_history("Cigna", "SURGERY", decision_days=22),
+        *_history("Cigna", "RADIOLOGY"),
+        *_history("Humana", paid_share=0.65),
+        *_history("Kaiser", "LABORATORY", decision_days=18),
+        *_history("Kaiser", "SURGERY", denial_rate=0.2),
+    ]
+    by_day = detect_days(stats, AS_OF, CONFIG)
+    first = first_day_read(AS_OF, CONFIG)
+    read_by_span = read(stats, first, AS_OF, span_starts_read(AS_OF, CONFIG))
+    assert sum(s.histogram_day.size for s in read_by_span) * 4 < sum(
+        s.histogram_day.size for s in cell_series(stats)
+    )
+    assert detect(read_by_span, AS_OF, CONFIG) == by_day
+    assert len(by_day.findings) >= 4
+    windows = windows_for(AS_OF, CONFIG)
+    read_for_summaries = read(stats, summary_start(windows), AS_OF, summary_span_starts(windows))
+    assert summarize(read_for_summaries, windows) == summarize(cell_series(stats), windows)

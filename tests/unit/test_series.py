@@ -17,11 +17,10 @@ from services.drift.series import (
     cell_series,
     payer_series,
 )
-from services.ingest.months import Series
 from services.ingest.server import daily_stat_series_messages
+from tests.unit.series_reading import read, stored
 
 FIRST_DAY = dt.date(2026, 1, 1)
-EPOCH = dt.date(1970, 1, 1)
 
 
 def _days(payer: str, group: str, count: int, seed: int) -> list[DayStat]:
@@ -53,35 +52,6 @@ def _days(payer: str, group: str, count: int, seed: int) -> list[DayStat]:
             )
         )
     return stats
-
-
-def _stored(stats: list[DayStat]) -> Series:
-    """The stored statistics of one payer × code group as ingest reads them."""
-    codes = sorted({code for s in stats for code in s.carc_counts})
-    histogram = [(i, v, n) for i, s in enumerate(stats) for v, n in s.decision_days.items()]
-    carc = [(i, codes.index(c), n) for i, s in enumerate(stats) for c, n in s.carc_counts.items()]
-    return Series(
-        stats[0].payer,
-        stats[0].code_group,
-        np.array([(s.day - EPOCH).days for s in stats]),
-        np.array(
-            [
-                (
-                    s.decided,
-                    s.denied,
-                    s.partially_denied,
-                    s.billed_cents,
-                    s.allowed_cents,
-                    s.paid_cents,
-                    s.denied_billed_cents,
-                )
-                for s in stats
-            ]
-        ),
-        np.array(histogram).reshape(-1, 3),
-        codes,
-        np.array(carc).reshape(-1, 3),
-    )
 
 
 def _sums(series: CellSeries, window: Window) -> tuple[object, ...]:
@@ -135,9 +105,9 @@ def test_a_long_series_sent_in_pieces_is_joined_into_the_same_series(packed: boo
     """Cut into messages of whole days, in either encoding, a series reads back as the series
     the stored statistics hold."""
     stats = _days("Aetna", "RADIOLOGY", 200, seed=4)
-    stored = _stored(stats)
-    (whole,) = daily_stat_series_messages(stored, packed=packed)
-    pieces = daily_stat_series_messages(stored, max_entries=300, packed=packed)
+    kept = stored(stats)
+    (whole,) = daily_stat_series_messages(kept, packed=packed)
+    pieces = daily_stat_series_messages(kept, max_entries=300, packed=packed)
     assert len(pieces) > 3
     as_read = [series_from_message(p) for p in pieces]
     assert all(len(p.histogram_day) + len(p.carc_day) <= 300 for p in as_read)
@@ -149,3 +119,50 @@ def test_a_long_series_sent_in_pieces_is_joined_into_the_same_series(packed: boo
     for start, end in ((0, 199), (17, 80), (150, 160)):
         window = Window(FIRST_DAY + dt.timedelta(days=start), FIRST_DAY + dt.timedelta(days=end))
         assert _sums(rejoined, window) == _sums(expected, window)
+
+
+def _day(n: int) -> dt.date:
+    return FIRST_DAY + dt.timedelta(days=n)
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["readable", "packed"])
+def test_entries_read_summed_over_spans_sum_every_window_of_whole_spans_as_days_do(
+    packed: bool,
+) -> None:
+    """Read with span starts (some outside the range), a series has far fewer histogram
+    entries, and every window from one span boundary to another sums what the days sum, also
+    when the series comes in pieces; a window that cuts a span is refused."""
+    stats = _days("Aetna", "RADIOLOGY", 200, seed=5)
+    start, end = _day(3), _day(190)
+    starts = {_day(n) for n in (0, 10, 11, 12, 40, 100, 101, 150, 191, 250)}
+    (by_day,) = read(stats, start, end, packed=packed)
+    (by_span,) = read(stats, start, end, starts, packed=packed, max_entries=40)
+    assert by_span.histogram_day.size * 3 < by_day.histogram_day.size
+    assert np.array_equal(by_span.days, by_day.days)
+    bounds = sorted({start, end + dt.timedelta(days=1), *(d for d in starts if start < d <= end)})
+    for i, first in enumerate(bounds):
+        for after in bounds[i + 1 :]:
+            window = Window(first, after - dt.timedelta(days=1))
+            assert _sums(by_span, window) == _sums(by_day, window), window
+    # Before the range or after it nothing is cut.
+    assert _sums(by_span, Window(_day(-30), _day(39))) == _sums(by_day, Window(start, _day(39)))
+    assert _sums(by_span, Window(_day(150), _day(400))) == _sums(by_day, Window(_day(150), end))
+    with pytest.raises(ValueError, match="cuts a span"):
+        by_span.totals(Window(_day(20), _day(39)))
+    with pytest.raises(ValueError, match="cuts a span"):
+        by_span.totals(Window(_day(40), _day(98)))
+
+
+def test_a_payer_read_summed_over_spans_sums_as_its_days_do() -> None:
+    """Code groups with different days merged into their payer keep the sums of whole
+    spans."""
+    groups = [*_days("Aetna", "RADIOLOGY", 120, 6), *_days("Aetna", "SURGERY", 120, 7)]
+    starts = {_day(30), _day(31), _day(90)}
+    by_span = payer_series(read(groups, FIRST_DAY, _day(119), starts))["Aetna"]
+    by_day = payer_series(cell_series(groups))["Aetna"]
+    for window in (
+        Window(FIRST_DAY, _day(29)),
+        Window(_day(31), _day(89)),
+        Window(_day(30), _day(119)),
+    ):
+        assert _sums(by_span, window) == _sums(by_day, window)

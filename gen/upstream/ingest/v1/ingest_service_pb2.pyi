@@ -194,7 +194,7 @@ class StreamDailyStatsRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., payers: _Optional[_Iterable[str]] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
 
 class StreamDailyStatSeriesRequest(_message.Message):
-    __slots__ = ("parent", "payers", "start_date", "end_date", "encoding")
+    __slots__ = ("parent", "payers", "start_date", "end_date", "encoding", "entry_span_starts")
     class Encoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ENCODING_UNSPECIFIED: _ClassVar[StreamDailyStatSeriesRequest.Encoding]
@@ -208,12 +208,14 @@ class StreamDailyStatSeriesRequest(_message.Message):
     START_DATE_FIELD_NUMBER: _ClassVar[int]
     END_DATE_FIELD_NUMBER: _ClassVar[int]
     ENCODING_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_SPAN_STARTS_FIELD_NUMBER: _ClassVar[int]
     parent: str
     payers: _containers.RepeatedScalarFieldContainer[str]
     start_date: _date_pb2.Date
     end_date: _date_pb2.Date
     encoding: StreamDailyStatSeriesRequest.Encoding
-    def __init__(self, parent: _Optional[str] = ..., payers: _Optional[_Iterable[str]] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., encoding: _Optional[_Union[StreamDailyStatSeriesRequest.Encoding, str]] = ...) -> None: ...
+    entry_span_starts: _containers.RepeatedCompositeFieldContainer[_date_pb2.Date]
+    def __init__(self, parent: _Optional[str] = ..., payers: _Optional[_Iterable[str]] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., encoding: _Optional[_Union[StreamDailyStatSeriesRequest.Encoding, str]] = ..., entry_span_starts: _Optional[_Iterable[_Union[_date_pb2.Date, _Mapping]]] = ...) -> None: ...
 
 class StreamDailyStatSeriesResponse(_message.Message):
     __slots__ = ("daily_stat_series",)
