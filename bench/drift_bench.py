@@ -350,10 +350,8 @@ def direct_reader(admin_url: str, windows: Windows) -> Iterator[Callable[[], lis
             return joined(
                 [
                     series_from_message(message, entry_spans(start, end, edges))
-                    for series in series_of_rows(months, start, end)
-                    for message in daily_stat_series_messages(
-                        series.summed_over_spans(spans), packed=True
-                    )
+                    for series in series_of_rows(months, start, end, spans)
+                    for message in daily_stat_series_messages(series, packed=True)
                 ]
             )
 

@@ -60,53 +60,6 @@ class Series:
             _entries_of_days(self.carc, first, stop),
         )
 
-    def summed_over_spans(self, span_starts: np.ndarray) -> Series:
-        """The histogram and CARC entries summed over the spans of days that `span_starts`
-        (days since 1970-01-01, ascending) begin, each sum an entry of its span's last day
-        (see `StreamDailyStatSeriesRequest.entry_span_starts`); the days stay as they are."""
-        span = np.searchsorted(span_starts, self.dates, side="right")
-        # Days are in order, so each span's days are a run; its last day closes the run.
-        last_of_span = (np.searchsorted(span, span, side="right") - 1).astype(np.int32)
-        return Series(
-            self.payer,
-            self.code_group,
-            self.dates,
-            self.amounts,
-            _summed(self.histogram, last_of_span),
-            self.carc_codes,
-            _summed(self.carc, last_of_span),
-        )
-
-
-def span_starts(days: Iterable[dt.date], start: dt.date, end: dt.date) -> np.ndarray:
-    """The days of `days` that begin a span inside `start`..`end` (the range's first span
-    begins on `start` anyway), as ascending days since 1970-01-01, for `summed_over_spans`."""
-    return np.array(sorted({(day - EPOCH).days for day in days if start < day <= end}), np.int32)
-
-
-# Above this many (day, value) pairs an entry could take, entries are summed by sorting
-# instead of counting into one slot per pair.
-_MAX_DENSE_SLOTS = 1 << 22
-
-
-def _summed(entries: np.ndarray, last_of_span: np.ndarray) -> np.ndarray:
-    """Entries (day index, value, claims) moved to their span's last day, those of the same
-    day and value summed, in day then value order."""
-    if not len(entries):
-        return entries
-    day = last_of_span[entries[:, 0]].astype(np.int64)
-    width = int(entries[:, 1].max()) + 1
-    key = day * width + entries[:, 1]
-    claims = entries[:, 2].astype(np.int64)
-    if len(last_of_span) * width <= _MAX_DENSE_SLOTS:
-        sums = np.bincount(key, weights=claims)
-        key = np.flatnonzero(sums)
-        summed = sums[key]
-    else:
-        key, at = np.unique(key, return_inverse=True)
-        summed = np.bincount(at, weights=claims)
-    return np.column_stack((key // width, key % width, summed)).astype(np.int32)
-
 
 def _entries_of_days(entries: np.ndarray, first: int, stop: int) -> np.ndarray:
     kept = entries[(entries[:, 0] >= first) & (entries[:, 0] < stop)]
@@ -114,64 +67,119 @@ def _entries_of_days(entries: np.ndarray, first: int, stop: int) -> np.ndarray:
     return kept
 
 
+def span_starts(days: Iterable[dt.date], start: dt.date, end: dt.date) -> np.ndarray:
+    """The days of `days` that begin a span inside `start`..`end` (the range's first span
+    begins on `start` anyway), as ascending days since 1970-01-01."""
+    return np.array(sorted({(day - EPOCH).days for day in days if start < day <= end}), np.int32)
+
+
 def series_of_months(
-    payer: str, code_group: str, months: Sequence[PackedMonth], start: dt.date, end: dt.date
+    payer: str,
+    code_group: str,
+    months: Sequence[PackedMonth],
+    start: dt.date,
+    end: dt.date,
+    spans: np.ndarray | None = None,
 ) -> Series | None:
     """The series of `months` (in order) from `start` to `end`, with only the CARC codes it
-    uses; None when no day of it is in the range. Day numbers and entries stay 32-bit (as
-    packed), each month copied once: a year of statistics is tens of megabytes."""
+    uses; None when no day of it is in the range. With `spans` (see `span_starts`), the
+    histogram and CARC entries are summed over the spans of days those begin, each sum an
+    entry of its span's last day (`StreamDailyStatSeriesRequest.entry_span_starts`).
+
+    The months are joined as one: their packed arrays concatenated and decoded once, each
+    entry's day index shifted by the days of the months before its own."""
     first_day, last_day = (start - EPOCH).days, (end - EPOCH).days
-    codes = sorted({code for m in months for code in m.carc_codes})
-    dates, amounts, histogram, carc = [], [], [], []
-    offset = 0
-    for month in months:
-        days = np.frombuffer(month.days, dtype=">i4")
-        low, high = (int(i) for i in np.searchsorted(days, (first_day, last_day + 1)))
-        if low == high:
-            continue
-        dates.append(days[low:high])
-        amounts.append(
-            np.frombuffer(month.amounts, dtype=">i8").reshape(-1, len(DAY_AMOUNTS))[low:high]
-        )
-        whole = low == 0 and high == len(days)
-        histogram.append(_entries(month.histogram, low, high, offset, whole))
-        entries = _entries(month.carc, low, high, offset, whole)
-        if len(entries):
-            # Each month numbers its own codes; the series numbers the union of them.
-            entries[:, 1] = np.searchsorted(codes, month.carc_codes).astype(np.int32)[entries[:, 1]]
-        carc.append(entries)
-        offset += high - low
-    if not offset:
+    days = np.frombuffer(b"".join(m.days for m in months), dtype=">i4")
+    low, high = (int(i) for i in np.searchsorted(days, (first_day, last_day + 1)))
+    if low == high:
         return None
-    joined_carc = np.concatenate(carc)
-    # Only the codes the days in the range carry.
-    used = np.bincount(joined_carc[:, 1], minlength=len(codes)) > 0
-    joined_carc[:, 1] = (np.cumsum(used) - 1).astype(np.int32)[joined_carc[:, 1]]
+    month_days = [len(m.days) // 4 for m in months]
+    before = np.cumsum(month_days) - month_days
+    dates = days[low:high].astype(np.int32)
+    # Where each of the months' days goes: its index in the series, or with spans the index
+    # of its span's last day; days outside the range to one slot past the series' days.
+    slot = np.full(len(days), high - low, dtype=np.int64)
+    if spans is None:
+        slot[low:high] = np.arange(high - low)
+    else:
+        # Days are in order, so each span's days are a run; its last day closes the run.
+        span = np.searchsorted(spans, dates, side="right")
+        slot[low:high] = np.searchsorted(span, span, side="right") - 1
+    summed = spans is not None
+    histogram = _entries([m.histogram for m in months], before, slot, high - low, summed)
+    # Each month numbers its own CARC codes; the series numbers those it uses, in order.
+    month_codes = [list(m.carc_codes) for m in months]
+    codes = sorted({code for listed in month_codes for code in listed})
+    code_counts = [len(listed) for listed in month_codes]
+    series_code = (
+        np.searchsorted(codes, [c for listed in month_codes for c in listed]),
+        np.cumsum(code_counts) - code_counts,
+    )
+    carc = _entries([m.carc for m in months], before, slot, high - low, summed, series_code)
+    used = np.bincount(carc[:, 1], minlength=len(codes)) > 0
+    if not used.all():
+        carc[:, 1] = (np.cumsum(used) - 1).astype(np.int32)[carc[:, 1]]
+    amounts = np.frombuffer(b"".join(m.amounts for m in months), dtype=">i8")
     return Series(
         payer,
         code_group,
-        np.concatenate(dates).astype(np.int32),
-        np.concatenate(amounts).astype(np.int64),
-        np.concatenate(histogram),
+        dates,
+        amounts.reshape(-1, len(DAY_AMOUNTS))[low:high].astype(np.int64),
+        histogram,
         [code for code, kept in zip(codes, used.tolist(), strict=True) if kept],
-        joined_carc,
+        carc,
     )
 
 
-def _entries(packed: bytes, low: int, high: int, offset: int, whole: bool) -> np.ndarray:
-    """A month's triplets (day index, value, claims) of its days `low` to `high`, as native
-    int32, their day indexes counted from the series' first day (`offset` days before)."""
-    entries = np.frombuffer(packed, dtype=">i4").reshape(-1, 3)
-    if not whole:
-        entries = entries[(entries[:, 0] >= low) & (entries[:, 0] < high)]
-    native = entries.astype(np.int32)
-    native[:, 0] += offset - low
-    return native
+# Above this many (day, value) pairs an entry could take, entries are summed by sorting
+# instead of counting into one slot per pair.
+_MAX_DENSE_SLOTS = 1 << 22
 
 
-def series_of_rows(rows: Iterable[Sequence[Any]], start: dt.date, end: dt.date) -> Iterator[Series]:
-    """Every series of the rows of `SERIES_QUERY`, in order."""
-    series = SeriesOfMonths(start, end)
+def _entries(
+    packed: Sequence[bytes],
+    before: np.ndarray,
+    slot: np.ndarray,
+    days: int,
+    summed: bool,
+    codes: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """The months' triplets (day index in the month, value, claims) as native int32 rows of
+    the series: each entry moved to the `slot` of its day (`before` its month, the months'
+    days before it; a slot of `days` or more is outside the range and dropped), its CARC
+    code index made the series' when `codes` (the series' index of every month's codes, and
+    where each month's begin) are given, and, when `summed`, entries of the same slot and
+    value added up (in slot, then value order)."""
+    per_month = [len(p) // 12 for p in packed]
+    raw = np.frombuffer(b"".join(packed), dtype=">i4").reshape(-1, 3)
+    if not len(raw):
+        return np.zeros((0, 3), dtype=np.int32)
+    at = slot[raw[:, 0] + np.repeat(before, per_month)]
+    value = raw[:, 1].astype(np.int64)
+    if codes is not None:
+        series_code, offsets = codes
+        value = series_code[value + np.repeat(offsets, per_month)]
+    if not summed:
+        kept = at < days
+        return np.column_stack((at[kept], value[kept], raw[kept, 2])).astype(np.int32)
+    width = int(value.max()) + 1
+    if (days + 1) * width <= _MAX_DENSE_SLOTS:
+        # One counter per (slot, value); those past the series' days are dropped.
+        sums = np.bincount(at * width + value, weights=raw[:, 2], minlength=(days + 1) * width)
+        key = np.flatnonzero(sums[: days * width])
+        claims = sums[key]
+    else:
+        kept = at < days
+        key, where = np.unique(at[kept] * width + value[kept], return_inverse=True)
+        claims = np.bincount(where, weights=raw[kept, 2])
+    return np.column_stack((key // width, key % width, claims)).astype(np.int32)
+
+
+def series_of_rows(
+    rows: Iterable[Sequence[Any]], start: dt.date, end: dt.date, spans: np.ndarray | None = None
+) -> Iterator[Series]:
+    """Every series of the rows of `SERIES_QUERY`, in order (see `series_of_months`)."""
+    series = SeriesOfMonths(start, end, spans)
     for row in rows:
         if (done := series.add(row)) is not None:
             yield done
@@ -182,10 +190,10 @@ def series_of_rows(rows: Iterable[Sequence[Any]], start: dt.date, end: dt.date) 
 class SeriesOfMonths:
     """Turns the rows of `SERIES_QUERY` (packed months in payer, code group, month order)
     into series, one cell at a time: `add` returns a cell's series when the next cell
-    begins, `finish` the last one."""
+    begins, `finish` the last one (see `series_of_months`)."""
 
-    def __init__(self, start: dt.date, end: dt.date) -> None:
-        self._start, self._end = start, end
+    def __init__(self, start: dt.date, end: dt.date, spans: np.ndarray | None = None) -> None:
+        self._start, self._end, self._spans = start, end, spans
         self._cell: tuple[str, str] | None = None
         self._months: list[PackedMonth] = []
 
@@ -203,4 +211,4 @@ class SeriesOfMonths:
         self._cell, self._months = None, []
         if cell is None:
             return None
-        return series_of_months(*cell, months, self._start, self._end)
+        return series_of_months(*cell, months, self._start, self._end, self._spans)

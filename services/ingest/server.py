@@ -651,10 +651,8 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         packed = request.encoding == ingest_service_pb2.StreamDailyStatSeriesRequest.PACKED
         spans = _span_starts(request, start, end)
         async for cell in self._store.stream_daily_stat_series(
-            customer, request.payers, start, end
+            customer, request.payers, start, end, spans
         ):
-            if spans is not None:
-                cell = cell.summed_over_spans(spans)
             for series in daily_stat_series_messages(cell, packed=packed):
                 batch.daily_stat_series.append(series)
                 size += series.ByteSize()

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
@@ -446,10 +447,16 @@ class IngestStore:
                 yield row
 
     async def stream_daily_stat_series(
-        self, customer: str, payer_names: Sequence[str], start: dt.date, end: dt.date
+        self,
+        customer: str,
+        payer_names: Sequence[str],
+        start: dt.date,
+        end: dt.date,
+        spans: np.ndarray | None = None,
     ) -> AsyncIterator[Series]:
         """Each payer × code group with days in the range, as arrays (see `DailyStatSeries`),
-        joined from its packed months (services/ingest/months.py)."""
+        joined from its packed months, entries summed over `spans` if given
+        (services/ingest/months.py)."""
         async with self._engine.connect() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
@@ -457,7 +464,7 @@ class IngestStore:
                 await cursor.execute(
                     SERIES_QUERY, series_parameters(customer, payer_names, start, end), binary=True
                 )
-                series = SeriesOfMonths(start, end)
+                series = SeriesOfMonths(start, end, spans)
                 while rows := await cursor.fetchmany(SERIES_PER_FETCH):
                     for month in rows:
                         if (row := series.add(month)) is not None:

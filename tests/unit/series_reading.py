@@ -10,37 +10,51 @@ import numpy as np
 
 from services.drift.ingest_client import entry_spans, joined, series_from_message
 from services.drift.series import CellSeries, DayStat
-from services.ingest.months import EPOCH, Series, span_starts
+from services.ingest.months import EPOCH, PackedMonth, Series, series_of_months, span_starts
 from services.ingest.server import MAX_SERIES_ENTRIES, daily_stat_series_messages
 
 
-def stored(stats: list[DayStat]) -> Series:
-    """The stored statistics of one payer × code group (days in order) as ingest reads them."""
-    codes = sorted({code for s in stats for code in s.carc_counts})
-    histogram = [(i, v, n) for i, s in enumerate(stats) for v, n in s.decision_days.items()]
-    carc = [(i, codes.index(c), n) for i, s in enumerate(stats) for c, n in s.carc_counts.items()]
-    return Series(
-        stats[0].payer,
-        stats[0].code_group,
-        np.array([(s.day - EPOCH).days for s in stats], dtype=np.int32),
-        np.array(
-            [
-                (
-                    s.decided,
-                    s.denied,
-                    s.partially_denied,
-                    s.billed_cents,
-                    s.allowed_cents,
-                    s.paid_cents,
-                    s.denied_billed_cents,
-                )
-                for s in stats
-            ],
-            dtype=np.int64,
-        ).reshape(-1, 7),
-        np.array(histogram, dtype=np.int32).reshape(-1, 3),
-        codes,
-        np.array(carc, dtype=np.int32).reshape(-1, 3),
+def packed_months(stats: list[DayStat]) -> list[PackedMonth]:
+    """The days of one payer × code group (in order) packed by month, as ingest stores them
+    in `ingest.daily_stat_months`."""
+    months: dict[tuple[int, int], list[DayStat]] = {}
+    for stat in stats:
+        months.setdefault((stat.day.year, stat.day.month), []).append(stat)
+    packed = []
+    for days in months.values():
+        codes = sorted({code for s in days for code in s.carc_counts})
+        histogram = [
+            (i, v, n) for i, s in enumerate(days) for v, n in sorted(s.decision_days.items())
+        ]
+        carc = [
+            (i, codes.index(c), n)
+            for i, s in enumerate(days)
+            for c, n in sorted(s.carc_counts.items())
+        ]
+        amounts = [
+            (s.decided, s.denied, s.partially_denied, s.billed_cents, s.allowed_cents,
+             s.paid_cents, s.denied_billed_cents)
+            for s in days
+        ]  # fmt: skip
+        packed.append(
+            PackedMonth(
+                np.array([(s.day - EPOCH).days for s in days], dtype=">i4").tobytes(),
+                np.array(amounts, dtype=">i8").tobytes(),
+                np.array(histogram, dtype=">i4").reshape(-1, 3).tobytes(),
+                codes,
+                np.array(carc, dtype=">i4").reshape(-1, 3).tobytes(),
+            )
+        )
+    return packed
+
+
+def stored(
+    stats: list[DayStat], start: dt.date, end: dt.date, spans: np.ndarray | None = None
+) -> Series | None:
+    """One payer × code group's days (in order) from `start` to `end` as ingest reads them
+    from its packed months."""
+    return series_of_months(
+        stats[0].payer, stats[0].code_group, packed_months(stats), start, end, spans
     )
 
 
@@ -62,8 +76,7 @@ def read(
     spans = entry_spans(start, end, starts)
     messages = []
     for days in by_cell.values():
-        series = stored(days)
-        if starts:
-            series = series.summed_over_spans(span_starts(starts, start, end))
+        series = stored(days, start, end, span_starts(starts, start, end) if starts else None)
+        assert series is not None
         messages += daily_stat_series_messages(series, max_entries, packed=packed)
     return joined(series_from_message(message, spans) for message in messages)

@@ -105,7 +105,8 @@ def test_a_long_series_sent_in_pieces_is_joined_into_the_same_series(packed: boo
     """Cut into messages of whole days, in either encoding, a series reads back as the series
     the stored statistics hold."""
     stats = _days("Aetna", "RADIOLOGY", 200, seed=4)
-    kept = stored(stats)
+    kept = stored(stats, stats[0].day, stats[-1].day)
+    assert kept is not None
     (whole,) = daily_stat_series_messages(kept, packed=packed)
     pieces = daily_stat_series_messages(kept, max_entries=300, packed=packed)
     assert len(pieces) > 3
