@@ -12,15 +12,26 @@ number of cells and days, not on the number of claims.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from services.drift import statistics
 from services.drift.config import DetectionConfig
-from services.drift.series import ALL_CODES, CellSeries, Totals, Window, payer_series
+from services.drift.series import (
+    ALL_CODES,
+    CellSeries,
+    SeriesTable,
+    Totals,
+    Window,
+    WindowTotals,
+    payer_series,
+)
 
 # Denial-reason mix: too few denials make a mix meaningless; the change must be visible.
 MIN_DENIALS_FOR_MIX = 30
@@ -161,77 +172,244 @@ def detect(
             tested_cells.append(cell)
         elif cell.code_group == ALL_CODES:
             skipped += 1  # a small group is still in its payer's cell; a small payer is not
-    candidates: list[tuple[Cell, str, Evidence, int]] = []
-    for cell in tested_cells:
-        baseline, current = _window_totals(cells[cell], windows)
-        for metric in config.enabled_metrics:
-            tested = _compare(metric, baseline, current, config)
-            if tested is not None:
-                candidates.append((cell, metric, *tested))
-    q_values = statistics.benjamini_hochberg([c[2].p_value for c in candidates])
+    # Every comparison's p-value, a metric at a time for all cells together; effects and
+    # the earlier windows for those under the cut-off, evidence for the findings only.
+    table = SeriesTable([cells[cell] for cell in tested_cells])
+    screens = _Screens(table, windows, config)
+    p_values = {metric: screens.p_values(metric) for metric in config.enabled_metrics}
+    candidates = [
+        (i, metric, p)
+        for i in range(len(tested_cells))
+        for metric in config.enabled_metrics
+        if not math.isnan(p := float(p_values[metric][i]))
+    ]
+    q_values = statistics.benjamini_hochberg([p for _, _, p in candidates])
     # Benjamini–Hochberg's critical value in this run: with k of m comparisons rejected, any
     # p value up to k·q/m is rejected too.
     rejected = sum(q <= config.false_discovery_rate for q in q_values)
     m = max(len(candidates), 1)
     # Capped at a multiple of the Bonferroni bound: BH's cut-off grows with every true drift
     # in the run, and on a customer with several drifts it let noise cells through with it.
-    payer_cutoff = min(rejected, PAYER_BONFERRONI_MULTIPLE) * config.false_discovery_rate / m
-    group_cutoff = min(rejected, GROUP_BONFERRONI_MULTIPLE) * config.false_discovery_rate / m
-    earlier = _EarlierWindows(cells, as_of, config, persistence_days)
+    cutoffs = np.array(
+        [
+            min(rejected, PAYER_BONFERRONI_MULTIPLE if cell.code_group == ALL_CODES else 1)
+            * config.false_discovery_rate
+            / m
+            for cell in tested_cells
+        ]
+    )
+    under = [
+        (i, metric, p, q)
+        for (i, metric, p), q in zip(candidates, q_values, strict=True)
+        if p <= cutoffs[i]
+    ]
+    held = _held(under, screens, table, as_of, config, cutoffs, persistence_days)
     findings = []
-    for (cell, metric, evidence, dollars), q in zip(candidates, q_values, strict=True):
-        evidence = _with_q(evidence, q)
-        cutoff = payer_cutoff if cell.code_group == ALL_CODES else group_cutoff
-        if (
-            evidence.p_value <= cutoff
-            and _over_floor(metric, evidence, config)
-            and earlier.held(cell, metric, cutoff)
-        ):
-            findings.append(
-                Finding(
-                    cell,
-                    metric,
-                    _severity(metric, evidence, dollars, config),
-                    evidence,
-                    dollars,
-                    summary(cell, metric, evidence, dollars, windows),
-                )
+    for i, metric, p_value, q in held:
+        cell = tested_cells[i]
+        compared = _compare(metric, *_window_totals(cells[cell], windows), config)
+        assert compared is not None  # the same sums had a p-value
+        # The p-value Benjamini–Hochberg ranked, so that p and q agree to the last digit.
+        evidence = _with(compared[0], p_value=p_value, q_value=q)
+        dollars = compared[1]
+        findings.append(
+            Finding(
+                cell,
+                metric,
+                _severity(metric, evidence, dollars, config),
+                evidence,
+                dollars,
+                summary(cell, metric, evidence, dollars, windows),
             )
+        )
     return Detection(
         windows,
         findings,
         cells_tested=len(tested_cells),
         cells_skipped=skipped,
-        tested={(c.payer, c.code_group, metric) for c, metric, _, _ in candidates},
+        tested={
+            (tested_cells[i].payer, tested_cells[i].code_group, metric)
+            for i, metric, _ in candidates
+        },
     )
 
 
-class _EarlierWindows:
-    """Whether a finding also held on the windows ending each of the `days` days before the
-    run's, at the run's p-value cut-off and above the floor."""
+def _held(
+    under: list[tuple[int, str, float, float]],
+    screens: _Screens,
+    table: SeriesTable,
+    as_of: dt.date,
+    config: DetectionConfig,
+    cutoffs: statistics.FloatArray,
+    days: int,
+) -> list[tuple[int, str, float, float]]:
+    """The comparisons of `under` (series, metric, p, q) whose effect is over the floor on
+    the run's windows and that also held on the windows ending each of the `days` days
+    before the run's: enough claims, p at most the run's cut-off, effect over the floor.
+    Only the series still in question are summed again for each earlier day."""
+    alive = under
+    for days_before in range(days + 1):
+        if not alive:
+            break
+        rows = sorted({i for i, _, _, _ in alive})
+        if days_before:
+            earlier = windows_for(as_of - dt.timedelta(days=days_before), config)
+            screens = _Screens(SeriesTable([table.series[i] for i in rows]), earlier, config)
+            at = {row: n for n, row in enumerate(rows)}
+        else:
+            at = {row: row for row in rows}
+        kept: set[tuple[int, str]] = set()
+        for metric in dict.fromkeys(metric for _, metric, _, _ in alive):
+            mine = np.array([i for i, one, _, _ in alive if one == metric])
+            where = np.array([at[i] for i in mine.tolist()])
+            ok = screens.over_floor(metric, where)
+            if days_before:
+                # NaN (no comparison) is not at most the cut-off.
+                p = screens.p_values(metric)[where]
+                ok &= screens.enough[where] & (p <= cutoffs[mine])
+            kept |= {(i, metric) for i in mine[ok].tolist()}
+        alive = [one for one in alive if (one[0], one[1]) in kept]
+    return alive
 
-    def __init__(
-        self, cells: Mapping[Cell, CellSeries], as_of: dt.date, config: DetectionConfig, days: int
-    ) -> None:
-        self._cells, self._as_of, self._config, self._days = cells, as_of, config, days
 
-    def held(self, cell: Cell, metric: str, cutoff: float) -> bool:
-        series = self._cells[cell]
-        for days_before in range(1, self._days + 1):
-            windows = windows_for(self._as_of - dt.timedelta(days=days_before), self._config)
-            if not _enough(series, windows, self._config):
-                return False
-            tested = _compare(metric, *_window_totals(series, windows), self._config)
-            if tested is None:
-                return False
-            evidence = tested[0]
-            if evidence.p_value > cutoff or not _over_floor(metric, evidence, self._config):
-                return False
-        return True
+def _with(evidence: Evidence, **changes: float) -> Evidence:
+    return Evidence(**{**evidence.__dict__, **changes})
 
 
-def _with_q(evidence: Evidence, q: float) -> Evidence:
-    return Evidence(**{**evidence.__dict__, "q_value": q})
+class _Screens:
+    """Every series of a table compared on one pair of windows, a metric at a time: the
+    p-values (as `_compare` finds them one series at a time) and whether the effects clear
+    their floors."""
+
+    def __init__(self, table: SeriesTable, windows: Windows, config: DetectionConfig) -> None:
+        self._table, self._config = table, config
+        self._baseline, self._current = (
+            table.totals(windows.baseline),
+            table.totals(windows.current),
+        )
+        self.enough = (self._current.amount("decided") >= config.min_current_claims) & (
+            self._baseline.amount("decided") >= config.min_baseline_claims
+        )
+        self._p: dict[str, statistics.FloatArray] = {}
+        self._payment: _PaymentDays | None = None
+
+    def p_values(self, metric: str) -> statistics.FloatArray:
+        """Each series' p-value, NaN where the comparison cannot be made."""
+        if metric not in self._p:
+            self._p[metric] = self._compute_p_values(metric)
+        return self._p[metric]
+
+    def _compute_p_values(self, metric: str) -> statistics.FloatArray:
+        base, cur = self._baseline, self._current
+        if metric == "DENIAL_RATE":
+            return statistics.fisher_greater(
+                base.amount("denied"),
+                base.amount("decided"),
+                cur.amount("denied"),
+                cur.amount("decided"),
+            )
+        if metric == "DECISION_DAYS":
+            p = statistics.mann_whitney_greater_rows(base.decision_days, cur.decision_days)[1]
+            empty = (base.decision_days.sum(axis=1) == 0) | (cur.decision_days.sum(axis=1) == 0)
+            return np.where(empty, np.nan, p)
+        if metric == "PAYMENT_RATIO":
+            days = self._payment_days()
+            p = statistics.mann_whitney_less_groups(
+                days.ratios, days.owner, days.current, len(self._table.series)
+            )
+            return np.where(days.enough, p, np.nan)
+        if metric == "DENIAL_REASON_MIX":
+            p = statistics.mix_p_values(base.carc_counts, cur.carc_counts, self._table.codes)
+            few = (base.carc_counts.sum(axis=1) < MIN_DENIALS_FOR_MIX) | (
+                cur.carc_counts.sum(axis=1) < MIN_DENIALS_FOR_MIX
+            )
+            return np.where(few, np.nan, p)
+        raise ValueError(f"unknown metric {metric!r}")
+
+    def over_floor(self, metric: str, rows: statistics.IntArray) -> npt.NDArray[np.bool_]:
+        """Whether the effect of each of `rows` clears `metric`'s floor: a denial rate up by
+        the configured points and ratio, decisions later by the configured days and share
+        of the baseline median (Hodges–Lehmann shift), a paid/allowed ratio down by the
+        configured drop, a denial mix at least MIX_MIN_DISTANCE (total variation) away."""
+        config, base, cur = self._config, self._baseline, self._current
+        if metric == "DENIAL_RATE":
+            before, now = (
+                _shares(w.amount("denied")[rows], w.amount("decided")[rows]) for w in (base, cur)
+            )
+            return ((now - before) * 100 >= config.denial_rate_min_increase_points) & (
+                now >= config.denial_rate_min_ratio * before
+            )
+        if metric == "DECISION_DAYS":
+            base_days, cur_days = base.decision_days[rows], cur.decision_days[rows]
+            shift = statistics.shift_rows(base_days, cur_days, base.values)
+            floor = np.maximum(
+                config.decision_days_min_increase,
+                config.decision_days_min_increase_fraction
+                * statistics.median_rows(base_days, base.values),
+            )
+            return shift >= floor
+        if metric == "PAYMENT_RATIO":
+            days = self._payment_days()
+            before, now = (
+                _shares(paid[rows], allowed[rows])
+                for paid, allowed in (days.baseline_sums, days.current_sums)
+            )
+            return -(now - before) >= config.payment_ratio_min_drop
+        if metric == "DENIAL_REASON_MIX":
+            base_mix, cur_mix = base.carc_counts[rows], cur.carc_counts[rows]
+            distance = 0.5 * np.abs(_shares_of_rows(base_mix) - _shares_of_rows(cur_mix)).sum(
+                axis=1
+            )
+            return distance >= MIX_MIN_DISTANCE
+        raise ValueError(f"unknown metric {metric!r}")
+
+    def _payment_days(self) -> _PaymentDays:
+        if self._payment is None:
+            self._payment = _PaymentDays(self._table, self._baseline, self._current)
+        return self._payment
+
+
+class _PaymentDays:
+    """The days with allowed dollars of every series in both windows (a day of pure denials
+    says nothing about the share): their paid/allowed ratios, and each window's sums."""
+
+    def __init__(self, table: SeriesTable, baseline: WindowTotals, current: WindowTotals):
+        count = len(table.series)
+        days, owners, windows = [], [], []
+        for window, in_current in ((baseline, False), (current, True)):
+            sizes = window.high - window.low
+            owner = np.repeat(np.arange(count), sizes)
+            position = window.low[owner] + (
+                np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+            )
+            paying = table.daily_allowed[position] > 0
+            days.append(position[paying])
+            owners.append(owner[paying])
+            windows.append(np.full(int(paying.sum()), in_current))
+        position = np.concatenate(days)
+        self.owner, self.current = np.concatenate(owners), np.concatenate(windows)
+        paid, allowed = table.daily_paid[position], table.daily_allowed[position]
+        self.ratios = paid / allowed
+        self.baseline_sums, self.current_sums = (
+            tuple(
+                np.bincount(self.owner[mask], weights=amounts[mask], minlength=count)
+                for amounts in (paid, allowed)
+            )
+            for mask in (~self.current, self.current)
+        )
+        self.enough = np.ones(count, dtype=bool)
+        for mask in (~self.current, self.current):
+            self.enough &= np.bincount(self.owner[mask], minlength=count) >= MIN_DAYS_FOR_RATIO
+
+
+def _shares(part: npt.NDArray[Any], whole: npt.NDArray[Any]) -> statistics.FloatArray:
+    """part / whole, 0.0 where the whole is not positive."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(whole > 0, part / np.where(whole > 0, whole, 1), 0.0)
+
+
+def _shares_of_rows(counts: statistics.IntArray) -> statistics.FloatArray:
+    return _shares(counts, counts.sum(axis=1, keepdims=True))
 
 
 def _compare(
@@ -348,22 +526,6 @@ def _total_variation(baseline: Mapping[str, int], current: Mapping[str, int]) ->
     return 0.5 * sum(
         abs(baseline.get(c, 0) / base_total - current.get(c, 0) / current_total) for c in codes
     )
-
-
-def _over_floor(metric: str, evidence: Evidence, config: DetectionConfig) -> bool:
-    if metric == "DENIAL_RATE":
-        points = evidence.effect_size
-        ratio_ok = evidence.current_value >= config.denial_rate_min_ratio * evidence.baseline_value
-        return points >= config.denial_rate_min_increase_points and ratio_ok
-    if metric == "DECISION_DAYS":
-        floor = max(
-            config.decision_days_min_increase,
-            config.decision_days_min_increase_fraction * evidence.baseline_value,
-        )
-        return evidence.effect_size >= floor
-    if metric == "PAYMENT_RATIO":
-        return -evidence.effect_size >= config.payment_ratio_min_drop
-    return evidence.effect_size >= MIX_MIN_DISTANCE
 
 
 def _severity(metric: str, evidence: Evidence, dollars: int, config: DetectionConfig) -> str:

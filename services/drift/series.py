@@ -189,6 +189,121 @@ class CellSeries:
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class WindowTotals:
+    """One window of every series of a `SeriesTable`, summed: row (or element) i is series
+    i's."""
+
+    sums: IntArray  # (len(AMOUNTS), series)
+    decision_days: IntArray  # (series, values): claims per days to decision (`values`)
+    values: IntArray
+    carc_counts: IntArray  # (series, codes): claims per code of the table's `codes`
+    # Where each series' days in the window are in the table's daily arrays: low to high.
+    low: IntArray
+    high: IntArray
+
+    def amount(self, name: str) -> IntArray:
+        return self.sums[AMOUNTS.index(name)]
+
+
+# Days are ordinals below 2**22 (the year 9999 is 3,652,059); a series' number goes above.
+_DAY_BITS = 22
+# Past this many days-to-decision values in a table, only the values present get a column.
+_MAX_VALUE_COLUMNS = 4096
+
+
+class SeriesTable:
+    """Many series as one, their days, amounts and entries end to end, so that a window is
+    summed for all of them in a few array operations (a run tests a thousand cells)."""
+
+    def __init__(self, series: Sequence[CellSeries]) -> None:
+        self.series = list(series)
+        count = len(self.series)
+        sizes = np.array([one.days.size for one in self.series], dtype=np.int64)
+        offsets = np.concatenate(([0], np.cumsum(sizes)))
+        owner = np.repeat(np.arange(count, dtype=np.int64), sizes)
+        days = np.concatenate([one.days for one in self.series]) if count else _EMPTY
+        self._keys = (owner << _DAY_BITS) | days
+        amounts = (
+            np.concatenate([one.amounts for one in self.series], axis=1)
+            if count
+            else np.zeros((len(AMOUNTS), 0), dtype=np.int64)
+        )
+        self.daily_paid, self.daily_allowed = amounts[PAID], amounts[ALLOWED]
+        self._cumulative = np.zeros((len(AMOUNTS), amounts.shape[1] + 1), dtype=np.int64)
+        np.cumsum(amounts, axis=1, out=self._cumulative[:, 1:])
+        self._histogram = self._entries(
+            offsets,
+            [(one.histogram_day, one.histogram_value, one.histogram_claims) for one in self.series],
+        )
+        values = self._histogram[1]
+        if values.size and int(values.max()) >= _MAX_VALUE_COLUMNS:
+            self.values, column = np.unique(values, return_inverse=True)
+        else:
+            self.values = np.arange(int(values.max()) + 1 if values.size else 0)
+            column = values
+        self._histogram = (self._histogram[0], column, *self._histogram[2:])
+        self.codes = tuple(sorted({code for one in self.series for code in one.codes}))
+        self._carc = self._entries(
+            offsets,
+            [
+                (
+                    one.carc_day,
+                    np.searchsorted(self.codes, one.codes)[one.carc_code],
+                    one.carc_claims,
+                )
+                if one.codes
+                else (_EMPTY, _EMPTY, _EMPTY)
+                for one in self.series
+            ],
+        )
+        self._spans = {one.entry_spans for one in self.series if one.entry_spans is not None}
+
+    @staticmethod
+    def _entries(
+        offsets: IntArray, entries: list[tuple[IntArray, IntArray, IntArray]]
+    ) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+        """(position of the entry's day in the table's days, value, claims, series)."""
+        if not entries:
+            return _EMPTY, _EMPTY, _EMPTY, _EMPTY
+        sizes = [day.size for day, _, _ in entries]
+        owner = np.repeat(np.arange(len(entries), dtype=np.int64), sizes)
+        day, value, claims = (np.concatenate(column) for column in zip(*entries, strict=True))
+        return day + offsets[owner], value, claims, owner
+
+    def totals(self, window: Window) -> WindowTotals:
+        for spans in self._spans:
+            spans.check(window)
+        count = len(self.series)
+        ids = np.arange(count, dtype=np.int64) << _DAY_BITS
+        low = np.searchsorted(self._keys, ids | window.start.toordinal())
+        high = np.searchsorted(self._keys, ids | (window.end.toordinal() + 1))
+        return WindowTotals(
+            self._cumulative[:, high] - self._cumulative[:, low],
+            self._window_counts(self._histogram, low, high, self.values.size),
+            self.values,
+            self._window_counts(self._carc, low, high, len(self.codes)),
+            low,
+            high,
+        )
+
+    def _window_counts(
+        self,
+        entries: tuple[IntArray, IntArray, IntArray, IntArray],
+        low: IntArray,
+        high: IntArray,
+        columns: int,
+    ) -> IntArray:
+        position, column, claims, owner = entries
+        inside = (position >= low[owner]) & (position < high[owner])
+        counts = np.bincount(
+            owner[inside] * columns + column[inside],
+            weights=claims[inside],
+            minlength=len(self.series) * columns,
+        )
+        return counts.astype(np.int64).reshape(len(self.series), columns)
+
+
 def merged(payer: str, code_group: str, parts: Sequence[CellSeries]) -> CellSeries:
     """One series of everything in `parts` (read together: their entries summed over the
     same spans, if any), days that occur in several summed."""
@@ -200,8 +315,7 @@ def merged(payer: str, code_group: str, parts: Sequence[CellSeries]) -> CellSeri
     carc: list[tuple[IntArray, IntArray, IntArray]] = []
     for part in parts:
         at = np.searchsorted(days, part.days)
-        for row in range(len(AMOUNTS)):
-            np.add.at(amounts[row], at, part.amounts[row])
+        np.add.at(amounts.T, at, part.amounts.T)
         histogram.append((at[part.histogram_day], part.histogram_value, part.histogram_claims))
         recode = np.array([code_index[code] for code in part.codes], dtype=np.int64)
         carc.append((at[part.carc_day], recode[part.carc_code], part.carc_claims))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,47 +79,142 @@ def denial_rate_test(
     """One-sided Fisher exact test that the current denial rate exceeds the baseline rate."""
     _check_events(baseline_denied, baseline_total)
     _check_events(current_denied, current_total)
-    if baseline_total == 0 or current_total == 0:
-        p_value = 1.0
-    else:
-        # Exact rather than a z-test: a zero baseline rate or a handful of claims is routine.
-        p_value = _hypergeometric_tail(
-            current_denied,
-            baseline_total + current_total,
-            baseline_denied + current_denied,
-            current_total,
-        )
+    (p_value,) = fisher_greater(
+        np.array([baseline_denied]),
+        np.array([baseline_total]),
+        np.array([current_denied]),
+        np.array([current_total]),
+    ).tolist()
     return RateTest(
         baseline_rate=_rate(baseline_denied, baseline_total),
         current_rate=_rate(current_denied, current_total),
-        p_value=_probability(p_value),
+        p_value=p_value,
         baseline_interval=wilson_interval(baseline_denied, baseline_total),
         current_interval=wilson_interval(current_denied, current_total),
     )
 
 
-def _hypergeometric_tail(at_least: int, population: int, marked: int, drawn: int) -> float:
-    """P(X ≥ at_least) for X the marked items among `drawn` of `population` (hypergeometric):
-    the one-sided Fisher exact p-value, as `scipy.stats.fisher_exact(…, alternative="greater")`
-    computes it, without its per-call overhead (a run makes thousands of these).
+def fisher_greater(
+    baseline_events: IntArray,
+    baseline_total: IntArray,
+    current_events: IntArray,
+    current_total: IntArray,
+) -> FloatArray:
+    """One-sided Fisher exact p-values that the current rate exceeds the baseline rate, one per
+    element of the (equally long) arrays; 1.0 where either window is empty. Exact rather than
+    a z-test: a zero baseline rate or a handful of claims is routine.
 
-    The probabilities over the support come from the ratio of consecutive terms, accumulated in
-    log space and scaled by the largest, so no large factorial costs precision.
-    """
-    low = max(0, drawn - (population - marked))
-    high = min(marked, drawn)
-    if at_least <= low:
-        return 1.0
-    if at_least > high:
-        return 0.0
-    x = np.arange(low, high, dtype=np.float64)
-    # log P(x + 1) − log P(x) for x = low … high − 1.
-    steps = np.log((marked - x) * (drawn - x)) - np.log(
-        (x + 1) * (population - marked - drawn + x + 1)
+    P(X ≥ current events) for X hypergeometric (the current window drawn from both windows'
+    claims, the events marked), as `scipy.stats.fisher_exact(…, alternative="greater")`
+    computes it, for a whole run's cells in a few array operations. The probabilities over
+    each support come from the ratio of consecutive terms, accumulated in log space and
+    scaled by the largest, so no large factorial costs precision."""
+    population = baseline_total + current_total
+    marked = baseline_events + current_events
+    at_least, drawn = current_events, current_total
+    low = np.maximum(0, drawn - (population - marked))
+    high = np.minimum(marked, drawn)
+    empty = (baseline_total == 0) | (current_total == 0)
+    p_value = np.where((at_least > high) & ~empty, 0.0, 1.0)
+    todo = np.flatnonzero((at_least > low) & (at_least <= high) & ~empty)
+    # Rows of similar support length together, a few million terms at a time.
+    todo = todo[np.argsort((high - low)[todo], kind="stable")]
+    lengths = ((high - low)[todo] + 1).tolist()
+    start = 0
+    while start < todo.size:
+        stop = start + 1
+        while stop < todo.size and (stop - start + 1) * lengths[stop] <= _TERMS:
+            stop += 1
+        rows = todo[start:stop]
+        p_value[rows] = _hypergeometric_tails(
+            at_least[rows], population[rows], marked[rows], drawn[rows], low[rows], high[rows]
+        )
+        start = stop
+    return np.clip(p_value, 0.0, 1.0)
+
+
+# Hypergeometric terms computed at once, at most (beyond a single row's support).
+_TERMS = 1 << 22
+
+
+def _hypergeometric_tails(
+    at_least: IntArray,
+    population: IntArray,
+    marked: IntArray,
+    drawn: IntArray,
+    low: IntArray,
+    high: IntArray,
+    *,
+    whole: bool = False,
+) -> FloatArray:
+    """The tails of `fisher_greater` for rows whose support (`low` to `high`) holds
+    `at_least` above its lowest value.
+
+    Each row's terms are scaled to 1 at its mode and built outwards by the ratio of
+    consecutive terms (a running product, no logarithm): the terms shrink away from the
+    mode, so none overflows, and those too small for a float become 0. Unless `whole`, a
+    side stops TAIL_REACH standard deviations from the mode, where its terms have long
+    become 0; a row whose last term there is not 0 yet is computed whole."""
+    n, k, d = (a.astype(np.float64)[:, None] for a in (population, marked, drawn))
+    mode = np.clip(np.floor((d + 1) * (k + 1) / (n + 2))[:, 0], low, high)
+    reach = None
+    if not whole:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            variance = (d * k * (n - k) * (n - d) / (n * n * (n - 1)))[:, 0]
+        reach = np.ceil(TAIL_REACH * np.sqrt(np.nan_to_num(variance))) + 20
+    right = _term_ratios(
+        mode, high, reach, lambda x: (k - x) * (d - x) / ((x + 1) * (n - k - d + x + 1))
     )
-    log_terms = np.concatenate(([0.0], np.cumsum(steps)))
-    terms = np.exp(log_terms - log_terms.max())
-    return float(terms[at_least - low :].sum() / terms.sum())
+    left = _term_ratios(
+        mode, low, reach, lambda x: x * (n - k - d + x) / ((k - x + 1) * (d - x + 1))
+    )
+    # Terms of x = mode + 1, mode + 2, … and x = mode − 1, mode − 2, …
+    above, below = np.cumprod(right, axis=1), np.cumprod(left, axis=1)
+    total = 1 + above.sum(axis=1) + below.sum(axis=1)
+    start = (at_least - mode)[:, None]
+    tail = np.where(
+        start[:, 0] > 0,
+        (above * (np.arange(1, above.shape[1] + 1)[None, :] >= start)).sum(axis=1),
+        1
+        + above.sum(axis=1)
+        + (below * (-np.arange(1, below.shape[1] + 1)[None, :] >= start)).sum(axis=1),
+    )
+    p_value = np.asarray(tail / total, dtype=np.float64)
+    if reach is not None:
+        stopped = (np.abs(high - mode) > reach) & (above[:, -1] != 0) | (
+            (np.abs(mode - low) > reach) & (below[:, -1] != 0)
+        )
+        if stopped.any():
+            p_value[stopped] = _hypergeometric_tails(
+                *(a[stopped] for a in (at_least, population, marked, drawn, low, high)),
+                whole=True,
+            )
+    return p_value
+
+
+# Standard deviations from the mode past which hypergeometric terms are far below the
+# smallest float (a normal density there is e^-1012; they underflow at about e^-745).
+TAIL_REACH = 45
+
+
+def _term_ratios(
+    mode: FloatArray,
+    end: IntArray,
+    reach: FloatArray | None,
+    ratio: Callable[[FloatArray], FloatArray],
+) -> FloatArray:
+    """Row by row, `ratio` of each term to the one before, from the mode towards `end` of the
+    support (0 past it), at most `reach` terms."""
+    steps = np.abs(end - mode)
+    if reach is not None:
+        steps = np.minimum(steps, reach)
+    width = max(int(steps.max()), 1)
+    direction = np.sign(end - mode)[:, None]
+    x = mode[:, None] + direction * np.arange(width)[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = ratio(x)
+    ratios[np.arange(width)[None, :] >= steps[:, None]] = 0.0
+    return ratios
 
 
 def _check_events(events: int, total: int) -> None:
@@ -226,30 +321,92 @@ def decision_days_shift(baseline: Histogram, current: Histogram) -> ShiftTest:
 
 def _mann_whitney_greater(baseline: Histogram, current: Histogram) -> tuple[float, float]:
     """(U of the current window, one-sided p-value that current values tend to be larger)."""
-    days = np.union1d(baseline.values, current.values)
-    cur_at = np.zeros(days.size, dtype=np.int64)
-    cur_at[np.searchsorted(days, current.values)] = current.counts
-    tied = np.zeros(days.size, dtype=np.int64)
-    tied[np.searchsorted(days, baseline.values)] = baseline.counts
-    tied += cur_at
-    # Every claim of a day gets the day's midrank: ranks before it, plus the middle of its run.
-    midranks = (np.cumsum(tied) - tied) + (tied + 1) / 2
-    n_cur, n_base = current.total, baseline.total
-    u_statistic = float(np.dot(cur_at, midranks)) - n_cur * (n_cur + 1) / 2
-    # Tie-corrected variance, kept in integers until the last step so that a window on a single
-    # day value gives exactly zero instead of a rounding residue. From 2**21 claims on, the sum
-    # of t³ could overflow int64, so Python integers take over there.
+    values = np.union1d(baseline.values, current.values)
+    rows = np.zeros((2, 1, values.size), dtype=np.int64)
+    rows[0, 0, np.searchsorted(values, baseline.values)] = baseline.counts
+    rows[1, 0, np.searchsorted(values, current.values)] = current.counts
+    u_statistic, p_value = mann_whitney_greater_rows(rows[0], rows[1])
+    return float(u_statistic[0]), float(p_value[0])
+
+
+def mann_whitney_greater_rows(
+    baseline: IntArray, current: IntArray
+) -> tuple[FloatArray, FloatArray]:
+    """Mann–Whitney for many pairs of histograms at once: row i of `baseline` and `current`
+    counts the claims of each value (columns in ascending value order, shared by both).
+    Returns (U of each current row, one-sided p-value that its values tend to be larger),
+    with the normal approximation, tie-corrected variance and continuity correction; p = 1.0
+    for a row with an empty window or a single value."""
+    tied = baseline + current
+    # Every claim of a value gets its midrank: ranks before it, plus the middle of its run.
+    midranks = (np.cumsum(tied, axis=1) - tied) + (tied + 1) / 2
+    n_cur, n_base = current.sum(axis=1), baseline.sum(axis=1)
+    u_statistic = (current * midranks).sum(axis=1) - n_cur * (n_cur + 1.0) / 2
+    # Tie-corrected variance, kept in integers until the last step so that a window on a
+    # single value gives exactly zero instead of a rounding residue. From 2**21 claims on,
+    # t³ and n³ could overflow int64, so Python integers take over for such a row.
     n = n_cur + n_base
-    if n < 2**21:
-        tie_term = int(np.sum(tied**3 - tied))
-    else:
-        tie_term = sum(t**3 - t for t in tied.tolist())
+    tie_term = (tied**3 - tied).sum(axis=1)
     untied_term = (n + 1) * n * (n - 1)
-    if untied_term == tie_term:
-        return u_statistic, 1.0  # every claim on one day value: no ordering to test
-    variance = n_cur * n_base * (untied_term - tie_term) / (12 * n * (n - 1))
-    z = (u_statistic - n_cur * n_base / 2 - 0.5) / math.sqrt(variance)
-    return u_statistic, _probability(float(special.ndtr(-z)))
+    spread = (untied_term - tie_term).astype(np.float64)
+    for row in np.flatnonzero(n >= 2**21).tolist():
+        big = int(n[row])
+        spread[row] = float((big + 1) * big * (big - 1) - sum(t**3 - t for t in tied[row].tolist()))
+    testable = (n_cur > 0) & (n_base > 0) & (spread > 0)
+    cur, base, both = (counts.astype(np.float64) for counts in (n_cur, n_base, n))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance = cur * base * spread / (12 * both * (both - 1))
+        z = (u_statistic - cur * base / 2 - 0.5) / np.sqrt(variance)
+    p_value = np.where(testable, special.ndtr(-np.where(testable, z, 0.0)), 1.0)
+    return u_statistic, np.clip(p_value, 0.0, 1.0)
+
+
+def median_rows(counts: IntArray, values: IntArray) -> FloatArray:
+    """`Histogram.median` of each row of `counts` (claims per value of `values`, ascending)."""
+    cumulative = np.cumsum(counts, axis=1)
+    total = cumulative[:, -1] if counts.shape[1] else np.zeros(counts.shape[0], np.int64)
+    low = (cumulative < ((total + 1) // 2)[:, None]).sum(axis=1)
+    high = (cumulative < (total // 2 + 1)[:, None]).sum(axis=1)
+    last = max(values.size - 1, 0)
+    middle = (values[np.minimum(low, last)] + values[np.minimum(high, last)]) / 2
+    return np.where(total > 0, middle, 0.0)
+
+
+# Pair counts of this many (row, value, value) cells at most are held at once.
+_PAIR_CELLS = 1 << 22
+
+
+def shift_rows(baseline: IntArray, current: IntArray, values: IntArray) -> FloatArray:
+    """The Hodges–Lehmann shift of `decision_days_shift` (the median of all pairwise
+    differences current − baseline) for many pairs of histograms at once: rows of claims
+    per value of `values` (ascending). 0.0 for a row with an empty window."""
+    shifts = np.zeros(baseline.shape[0])
+    present = np.flatnonzero((baseline > 0).any(axis=0) | (current > 0).any(axis=0))
+    if not present.size:
+        return shifts
+    base, cur, kept = baseline[:, present], current[:, present], values[present]
+    differences = kept[:, None] - kept[None, :]
+    lowest = int(differences.min())
+    span = int(differences.max()) - lowest + 1
+    slot = (differences - lowest).ravel()
+    pairs = base.sum(axis=1) * cur.sum(axis=1)
+    # Float counts are exact below 2**53 pairs; larger windows take the exact scalar path.
+    exact = pairs < 2**53
+    rows = max(1, _PAIR_CELLS // max(kept.size**2, span))
+    for first in range(0, base.shape[0], rows):
+        last = min(first + rows, base.shape[0])
+        weights = (cur[first:last, :, None] * base[first:last, None, :]).reshape(last - first, -1)
+        at = (np.arange(last - first)[:, None] * span + slot[None, :]).ravel()
+        counts = np.bincount(at, weights=weights.ravel(), minlength=(last - first) * span)
+        shifts[first:last] = median_rows(
+            counts.reshape(last - first, span), np.arange(lowest, lowest + span)
+        )
+    for row in np.flatnonzero(~exact).tolist():
+        shifts[row] = _difference_histogram(
+            Histogram(kept[base[row] > 0], base[row][base[row] > 0]),
+            Histogram(kept[cur[row] > 0], cur[row][cur[row] > 0]),
+        ).median()
+    return shifts
 
 
 def _difference_histogram(baseline: Histogram, current: Histogram) -> Histogram:
@@ -338,20 +495,52 @@ def payment_ratio_shift(
 
 
 def _mann_whitney_less(baseline: FloatArray, current: FloatArray) -> float:
-    """One-sided Mann–Whitney p-value that current values tend to be smaller, as
-    `scipy.stats.mannwhitneyu(current, baseline, alternative="less")` computes it: exact for
-    a sample of at most 8 without ties (scipy's own choice), else the normal approximation,
-    here over the ranks so that it costs no more than the decision-days test."""
-    both = np.concatenate((baseline, current))
-    distinct, rank = np.unique(-both, return_inverse=True)
-    if min(baseline.size, current.size) <= SMALL_SAMPLE and distinct.size == both.size:
-        return float(stats.mannwhitneyu(current, baseline, alternative="less").pvalue)
-    counts = np.bincount(rank[: baseline.size], minlength=distinct.size)
-    base_hist = Histogram(np.flatnonzero(counts), counts[counts > 0])
-    counts = np.bincount(rank[baseline.size :], minlength=distinct.size)
-    cur_hist = Histogram(np.flatnonzero(counts), counts[counts > 0])
-    # A smaller ratio is a larger rank of the negated ratios.
-    return _mann_whitney_greater(base_hist, cur_hist)[1]
+    """One-sided Mann–Whitney p-value that current values tend to be smaller (see
+    `mann_whitney_less_groups`)."""
+    values = np.concatenate((baseline, current))
+    is_current = np.arange(values.size) >= baseline.size
+    (p_value,) = mann_whitney_less_groups(values, np.zeros(values.size, np.int64), is_current, 1)
+    return float(p_value)
+
+
+def mann_whitney_less_groups(
+    values: FloatArray, group: IntArray, is_current: npt.NDArray[np.bool_], groups: int
+) -> FloatArray:
+    """One-sided Mann–Whitney p-values that the current values of each group tend to be
+    smaller than its baseline values, for `groups` groups at once (`group` names each
+    value's, `is_current` its window), as `scipy.stats.mannwhitneyu(current, baseline,
+    alternative="less")` computes them: exact for a sample of at most 8 without ties
+    (scipy's own choice), else the normal approximation over the ranks. p = 1.0 for a group
+    with an empty window."""
+    if not values.size:
+        return np.ones(groups)
+    # Negated, a smaller value is a larger rank: the test becomes "greater" on the ranks.
+    order = np.lexsort((-values, group))
+    sorted_group, negated = group[order], -values[order]
+    current = is_current[order]
+    starts_group = np.r_[True, sorted_group[1:] != sorted_group[:-1]]
+    starts_run = starts_group | np.r_[True, negated[1:] != negated[:-1]]
+    run = np.cumsum(starts_run) - 1
+    # Each group's distinct values are columns 0, 1, … of its row.
+    first_run = np.zeros(groups, dtype=np.int64)
+    first_run[sorted_group[starts_group]] = run[starts_group]
+    column = run - first_run[sorted_group]
+    width = int(column.max()) + 1 if values.size else 1
+    at = sorted_group * width + column
+    baseline, current_rows = (
+        np.bincount(at[mask], minlength=groups * width).reshape(groups, width)
+        for mask in (~current, current)
+    )
+    p_value = mann_whitney_greater_rows(baseline, current_rows)[1]
+    sizes = baseline.sum(axis=1), current_rows.sum(axis=1)
+    distinct = np.bincount(sorted_group[starts_run], minlength=groups)
+    small = (np.minimum(*sizes) <= SMALL_SAMPLE) & (np.minimum(*sizes) > 0)
+    for row in np.flatnonzero(small & (distinct == sizes[0] + sizes[1])).tolist():
+        mine = group == row
+        p_value[row] = stats.mannwhitneyu(
+            values[mine & is_current], values[mine & ~is_current], alternative="less"
+        ).pvalue
+    return np.clip(p_value, 0.0, 1.0)
 
 
 def _paid_share(paid: IntArray, allowed: IntArray) -> float:
@@ -400,25 +589,57 @@ def denial_reason_mix_test(
         if after > before
     ]
     grown.sort(key=lambda shift: (shift[1] - shift[2], shift[0]))
-    return MixTest(
-        p_value=_probability(_homogeneity_p_value(base_counts, cur_counts)),
-        js_distance=min(js, 1.0),
-        shifts=grown,
-    )
+    every = sorted({*baseline, *current})
+    (p_value,) = mix_p_values(
+        np.array([[baseline.get(code, 0) for code in every]], dtype=np.int64),
+        np.array([[current.get(code, 0) for code in every]], dtype=np.int64),
+        every,
+        top,
+    ).tolist()
+    return MixTest(p_value=p_value, js_distance=min(js, 1.0), shifts=grown)
 
 
-def _homogeneity_p_value(base_counts: IntArray, cur_counts: IntArray) -> float:
-    """Chi-square test of homogeneity of two rows of counts (no column empty), as
+def mix_p_values(
+    baseline: IntArray, current: IntArray, codes: Sequence[str], top: int = 8
+) -> FloatArray:
+    """The p-values of `denial_reason_mix_test` for many pairs of mixes at once: row i of
+    `baseline` and `current` counts each of `codes` (one column per code, names ascending).
+    Per row, the `top` codes by combined count are kept and the rest folded into `OTHER`
+    (as `_folded_mix` does), then a chi-square test of homogeneity of the two rows, as
     `scipy.stats.chi2_contingency` computes it: Yates' correction only at one degree of
-    freedom (two codes), where it helps."""
-    observed = np.vstack([base_counts, cur_counts]).astype(np.float64)
-    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / observed.sum()
-    dof = observed.shape[1] - 1
-    if dof == 1:
+    freedom (two codes), where it helps. p = 1.0 for a row with an empty window or fewer
+    than two codes."""
+    combined = baseline + current
+    column = np.broadcast_to(np.arange(len(codes)), combined.shape)
+    # Largest combined count first, then code name; empty codes last.
+    rank = np.argsort(np.lexsort((column, -combined), axis=1), axis=1)
+    kept = (rank < top) & (combined > 0)
+    folded = (combined > 0) & ~kept
+    if OTHER in codes:
+        # A code named OTHER is the column the tail folds into.
+        other = list(codes).index(OTHER)
+        folded[:, other] |= kept[:, other]
+        kept[:, other] = False
+    observed = np.stack(
+        [
+            np.concatenate((np.where(kept, rows, 0), (rows * folded).sum(1)[:, None]), axis=1)
+            for rows in (baseline, current)
+        ]
+    ).astype(np.float64)
+    present = np.concatenate((kept, np.any(folded, axis=1, keepdims=True)), axis=1)
+    row_totals = observed.sum(axis=2)
+    total = row_totals.sum(axis=0)
+    dof = present.sum(axis=1) - 1
+    testable = (row_totals[0] > 0) & (row_totals[1] > 0) & (dof >= 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = row_totals[:, :, None] * observed.sum(axis=0)[None] / total[None, :, None]
         difference = expected - observed
-        observed += np.minimum(0.5, np.abs(difference)) * np.sign(difference)
-    chi2 = float(np.sum((observed - expected) ** 2 / expected))
-    return float(special.chdtrc(dof, chi2))
+        yates = (dof == 1)[None, :, None] & present[None]
+        observed += np.where(yates, np.minimum(0.5, np.abs(difference)) * np.sign(difference), 0)
+        terms = np.where(present[None], (observed - expected) ** 2 / expected, 0.0)
+    chi2 = terms.sum(axis=(0, 2))
+    p_value = np.where(testable, special.chdtrc(np.maximum(dof, 1), chi2), 1.0)
+    return np.clip(p_value, 0.0, 1.0)
 
 
 def _jensen_shannon(p: FloatArray, q: FloatArray) -> float:

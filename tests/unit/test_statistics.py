@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial import distance
 
+from services.drift import statistics as statistics_module
 from services.drift.statistics import (
     OTHER,
     Interval,
@@ -18,6 +19,10 @@ from services.drift.statistics import (
     decision_days_test,
     denial_rate_test,
     denial_reason_mix_test,
+    fisher_greater,
+    mann_whitney_greater_rows,
+    mann_whitney_less_groups,
+    mix_p_values,
     payment_ratio_test,
     wilson_interval,
 )
@@ -449,6 +454,87 @@ def test_mix_p_value_and_distance_match_scipy() -> None:
         assert result.js_distance == pytest.approx(float(expected_js), rel=1e-9, abs=1e-12)
 
 
+@pytest.mark.parametrize("named_other", [False, True])
+def test_a_folded_mix_p_value_matches_scipy_on_the_folded_table(named_other: bool) -> None:
+    """Past the top codes, the tail is one OTHER column (a code named OTHER joins it)."""
+    rng = np.random.default_rng(9)
+    names = [f"CO-{n}" for n in range(20)] + ([OTHER] if named_other else [])
+    for top in (1, 3, 4, 8):
+        baseline = {c: int(n) for c, n in zip(names, rng.integers(0, 300, len(names)), strict=True)}
+        current = {c: int(n) for c, n in zip(names, rng.integers(0, 100, len(names)), strict=True)}
+        combined = {c: baseline[c] + current[c] for c in names if baseline[c] + current[c]}
+        ranked = sorted(combined, key=lambda c: (-combined[c], c))
+        kept = [c for c in ranked[:top] if c != OTHER]
+        tail = [c for c in names if c not in kept]
+        table = np.array(
+            [[mix[c] for c in kept] + [sum(mix[c] for c in tail)] for mix in (baseline, current)]
+        )
+        expected = stats.chi2_contingency(table).pvalue
+        result = denial_reason_mix_test(baseline, current, top=top)
+        assert result.p_value == pytest.approx(float(expected), rel=1e-9, abs=1e-300)
+
+
+def test_each_test_gives_every_row_of_a_batch_what_it_gives_that_row_alone() -> None:
+    """A run tests all its cells in one call per metric: no row changes another's result."""
+    rng = np.random.default_rng(21)
+    rows = 40
+    # Denial rate: Fisher, with empty windows and zero counts among the rows.
+    totals = rng.integers(0, 400, (2, rows))
+    totals[:, :3] = [[0, 5, 0], [7, 0, 0]]
+    events = rng.integers(0, totals + 1)
+    batch = fisher_greater(events[0], totals[0], events[1], totals[1])
+    alone = [
+        denial_rate_test(*counts).p_value
+        for counts in np.stack((events[0], totals[0], events[1], totals[1]), axis=1).tolist()
+    ]
+    assert batch.tolist() == pytest.approx(alone, rel=1e-12, abs=1e-300)
+    # Days to decision: histograms over shared columns, some empty, one on a single value.
+    counts = rng.integers(0, 6, (2, rows, 30)) * (rng.random((2, rows, 30)) < 0.4)
+    counts[0, 0] = 0
+    counts[:, 1] = 0
+    counts[:, 1, 7] = 5
+    p_batch = mann_whitney_greater_rows(counts[0], counts[1])[1]
+    for row in range(rows):
+        base, cur = ({int(v): int(n) for v, n in enumerate(c[row]) if n} for c in counts)
+        assert p_batch[row] == pytest.approx(
+            decision_days_test(base, cur).p_value, rel=1e-12, abs=1e-300
+        )
+    # Payment ratios: groups of different sizes, ties, and small samples scipy solves exactly.
+    sizes = rng.integers(0, 30, (rows, 2))
+    sizes[:4] = [[5, 4], [9, 2], [0, 6], [3, 3]]
+    values, group, is_current = [], [], []
+    for row, (base_days, cur_days) in enumerate(sizes.tolist()):
+        for current, days in ((False, base_days), (True, cur_days)):
+            ratios = rng.choice([0.5, 0.7, 0.8], days) if row % 3 == 0 else rng.random(days)
+            values += ratios.tolist()
+            group += [row] * days
+            is_current += [current] * days
+    p_groups = mann_whitney_less_groups(
+        np.array(values), np.array(group), np.array(is_current), rows
+    )
+    for row in range(rows):
+        mine = np.array(group) == row
+        base = np.array(values)[mine & ~np.array(is_current)]
+        cur = np.array(values)[mine & np.array(is_current)]
+        if min(base.size, cur.size) == 0:
+            assert p_groups[row] == 1.0
+            continue
+        expected = stats.mannwhitneyu(cur, base, alternative="less").pvalue
+        assert p_groups[row] == pytest.approx(float(expected), rel=1e-9, abs=1e-300)
+    # Denial-reason mixes: many codes, some rows with one code or an empty window.
+    names = [f"CO-{n:02d}" for n in range(15)]
+    mixes = rng.integers(0, 50, (2, rows, 15)) * (rng.random((2, rows, 15)) < 0.5)
+    mixes[1, 0] = 0
+    mixes[:, 1] = 0
+    mixes[:, 1, 3] = 9
+    p_mix = mix_p_values(mixes[0], mixes[1], names, top=5)
+    for row in range(rows):
+        base, cur = ({c: int(n) for c, n in zip(names, m[row], strict=True) if n} for m in mixes)
+        assert p_mix[row] == pytest.approx(
+            denial_reason_mix_test(base, cur, top=5).p_value, rel=1e-12, abs=1e-300
+        )
+
+
 def test_negative_reason_counts_and_an_empty_top_are_rejected() -> None:
     with pytest.raises(ValueError, match="non-negative"):
         denial_reason_mix_test({"CO-16": -1}, {"CO-16": 3})
@@ -532,3 +618,19 @@ def test_denial_reason_mix_test_takes_any_mixes(
     growth = [after - before for _, before, after in result.shifts]
     assert growth == sorted(growth, reverse=True)
     assert all(g > 0 for g in growth)
+
+
+def test_fisher_tails_cut_too_short_are_computed_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Terms are built out from the mode only as far as they can matter; a row whose terms
+    have not vanished where that stops is computed over its whole support instead."""
+    rng = np.random.default_rng(3)
+    tables = rng.integers(0, 60, (50, 4))
+    tables[:, 1] += tables[:, 0]
+    tables[:, 3] += tables[:, 2]
+    expected = [
+        stats.fisher_exact([[c, t - c], [b, s - b]], alternative="greater").pvalue
+        for b, s, c, t in tables.tolist()
+    ]
+    monkeypatch.setattr(statistics_module, "TAIL_REACH", 0.01)
+    found = fisher_greater(tables[:, 0], tables[:, 1], tables[:, 2], tables[:, 3])
+    assert found.tolist() == pytest.approx(expected, rel=1e-12, abs=1e-300)
