@@ -175,7 +175,8 @@ def detect(
     # Every comparison's p-value, a metric at a time for all cells together; effects and
     # the earlier windows for those under the cut-off, evidence for the findings only.
     table = SeriesTable([cells[cell] for cell in tested_cells])
-    screens = _Screens(table, windows, config)
+    rows = np.arange(len(tested_cells))
+    screens = _Screens(table, rows, np.full(rows.size, as_of.toordinal()), config)
     p_values = {metric: screens.p_values(metric) for metric in config.enabled_metrics}
     candidates = [
         (i, metric, p)
@@ -203,7 +204,7 @@ def detect(
         for (i, metric, p), q in zip(candidates, q_values, strict=True)
         if p <= cutoffs[i]
     ]
-    held = _held(under, screens, table, as_of, config, cutoffs, persistence_days)
+    held = _held(under, screens, as_of, config, cutoffs, persistence_days)
     findings = []
     for i, metric, p_value, q in held:
         cell = tested_cells[i]
@@ -237,39 +238,47 @@ def detect(
 def _held(
     under: list[tuple[int, str, float, float]],
     screens: _Screens,
-    table: SeriesTable,
     as_of: dt.date,
     config: DetectionConfig,
     cutoffs: statistics.FloatArray,
     days: int,
 ) -> list[tuple[int, str, float, float]]:
     """The comparisons of `under` (series, metric, p, q) whose effect is over the floor on
-    the run's windows and that also held on the windows ending each of the `days` days
-    before the run's: enough claims, p at most the run's cut-off, effect over the floor.
-    Only the series still in question are summed again for each earlier day."""
-    alive = under
-    for days_before in range(days + 1):
-        if not alive:
-            break
-        rows = sorted({i for i, _, _, _ in alive})
-        if days_before:
-            earlier = windows_for(as_of - dt.timedelta(days=days_before), config)
-            screens = _Screens(SeriesTable([table.series[i] for i in rows]), earlier, config)
-            at = {row: n for n, row in enumerate(rows)}
-        else:
-            at = {row: row for row in rows}
-        kept: set[tuple[int, str]] = set()
-        for metric in dict.fromkeys(metric for _, metric, _, _ in alive):
-            mine = np.array([i for i, one, _, _ in alive if one == metric])
-            where = np.array([at[i] for i in mine.tolist()])
-            ok = screens.over_floor(metric, where)
-            if days_before:
-                # NaN (no comparison) is not at most the cut-off.
-                p = screens.p_values(metric)[where]
-                ok &= screens.enough[where] & (p <= cutoffs[mine])
-            kept |= {(i, metric) for i in mine[ok].tolist()}
-        alive = [one for one in alive if (one[0], one[1]) in kept]
-    return alive
+    the run's windows (`screens`) and that also held on the windows ending each of the
+    `days` days before the run's: enough claims, p at most the run's cut-off, effect over
+    the floor. Those earlier windows are summed only for the series still in question, all
+    days at once."""
+    passed = set()
+    for metric in dict.fromkeys(m for _, m, _, _ in under):
+        mine = np.array([i for i, m, _, _ in under if m == metric])
+        passed |= {(i, metric) for i in mine[screens.over_floor(metric, mine)].tolist()}
+    alive = [one for one in under if (one[0], one[1]) in passed]
+    if not alive or not days:
+        return alive
+    series = np.array(sorted({i for i, _, _, _ in alive}))
+    # Row (d - 1) * len(series) + j: series[j] on the windows ending d days before the run's.
+    earlier = _Screens(
+        screens.table,
+        np.tile(series, days),
+        np.repeat(as_of.toordinal() - np.arange(1, days + 1), series.size),
+        config,
+    )
+    row_of = {i: j for j, i in enumerate(series.tolist())}
+    held = set()
+    for metric in dict.fromkeys(m for _, m, _, _ in alive):
+        mine = np.array([i for i, m, _, _ in alive if m == metric])
+        rows = (
+            np.array([row_of[i] for i in mine.tolist()])[None, :]
+            + series.size * np.arange(days)[:, None]
+        ).ravel()
+        ok = (
+            earlier.enough[rows]
+            # NaN (no comparison) is not at most the cut-off.
+            & (earlier.p_values(metric)[rows] <= np.tile(cutoffs[mine], days))
+            & earlier.over_floor(metric, rows)
+        )
+        held |= {(i, metric) for i in mine[ok.reshape(days, -1).all(axis=0)].tolist()}
+    return [one for one in alive if (one[0], one[1]) in held]
 
 
 def _with(evidence: Evidence, **changes: float) -> Evidence:
@@ -281,12 +290,19 @@ class _Screens:
     p-values (as `_compare` finds them one series at a time) and whether the effects clear
     their floors."""
 
-    def __init__(self, table: SeriesTable, windows: Windows, config: DetectionConfig) -> None:
-        self._table, self._config = table, config
-        self._baseline, self._current = (
-            table.totals(windows.baseline),
-            table.totals(windows.current),
-        )
+    def __init__(
+        self,
+        table: SeriesTable,
+        series: statistics.IntArray,
+        as_of: statistics.IntArray,
+        config: DetectionConfig,
+    ) -> None:
+        """Row i: series `series[i]` on the windows of a run as of `as_of[i]` (ordinal)."""
+        self.table, self._config, self.rows = table, config, series.size
+        current_start = as_of - (config.current_window_days - 1)
+        baseline_start = current_start - config.baseline_window_days
+        self._baseline = table.windows(series, baseline_start, current_start - 1)
+        self._current = table.windows(series, current_start, as_of)
         self.enough = (self._current.amount("decided") >= config.min_current_claims) & (
             self._baseline.amount("decided") >= config.min_baseline_claims
         )
@@ -315,11 +331,11 @@ class _Screens:
         if metric == "PAYMENT_RATIO":
             days = self._payment_days()
             p = statistics.mann_whitney_less_groups(
-                days.ratios, days.owner, days.current, len(self._table.series)
+                days.ratios, days.owner, days.current, self.rows
             )
             return np.where(days.enough, p, np.nan)
         if metric == "DENIAL_REASON_MIX":
-            p = statistics.mix_p_values(base.carc_counts, cur.carc_counts, self._table.codes)
+            p = statistics.mix_p_values(base.carc_counts, cur.carc_counts, self.table.codes)
             few = (base.carc_counts.sum(axis=1) < MIN_DENIALS_FOR_MIX) | (
                 cur.carc_counts.sum(axis=1) < MIN_DENIALS_FOR_MIX
             )
@@ -365,7 +381,7 @@ class _Screens:
 
     def _payment_days(self) -> _PaymentDays:
         if self._payment is None:
-            self._payment = _PaymentDays(self._table, self._baseline, self._current)
+            self._payment = _PaymentDays(self.table, self.rows, self._baseline, self._current)
         return self._payment
 
 
@@ -373,8 +389,9 @@ class _PaymentDays:
     """The days with allowed dollars of every series in both windows (a day of pure denials
     says nothing about the share): their paid/allowed ratios, and each window's sums."""
 
-    def __init__(self, table: SeriesTable, baseline: WindowTotals, current: WindowTotals):
-        count = len(table.series)
+    def __init__(
+        self, table: SeriesTable, count: int, baseline: WindowTotals, current: WindowTotals
+    ):
         days, owners, windows = [], [], []
         for window, in_current in ((baseline, False), (current, True)):
             sizes = window.high - window.low

@@ -242,7 +242,7 @@ class SeriesTable:
         else:
             self.values = np.arange(int(values.max()) + 1 if values.size else 0)
             column = values
-        self._histogram = (self._histogram[0], column, *self._histogram[2:])
+        self._histogram = (self._histogram[0], column, self._histogram[2])
         self.codes = tuple(sorted({code for one in self.series for code in one.codes}))
         self._carc = self._entries(
             offsets,
@@ -262,46 +262,58 @@ class SeriesTable:
     @staticmethod
     def _entries(
         offsets: IntArray, entries: list[tuple[IntArray, IntArray, IntArray]]
-    ) -> tuple[IntArray, IntArray, IntArray, IntArray]:
-        """(position of the entry's day in the table's days, value, claims, series)."""
+    ) -> tuple[IntArray, IntArray, IntArray]:
+        """(position of the entry's day in the table's days, value, claims), in position
+        order (each series' entries are in day order)."""
         if not entries:
-            return _EMPTY, _EMPTY, _EMPTY, _EMPTY
+            return _EMPTY, _EMPTY, _EMPTY
         sizes = [day.size for day, _, _ in entries]
         owner = np.repeat(np.arange(len(entries), dtype=np.int64), sizes)
         day, value, claims = (np.concatenate(column) for column in zip(*entries, strict=True))
-        return day + offsets[owner], value, claims, owner
+        return day + offsets[owner], value, claims
 
     def totals(self, window: Window) -> WindowTotals:
-        for spans in self._spans:
-            spans.check(window)
+        """`window` of every series, row i being series i."""
         count = len(self.series)
-        ids = np.arange(count, dtype=np.int64) << _DAY_BITS
-        low = np.searchsorted(self._keys, ids | window.start.toordinal())
-        high = np.searchsorted(self._keys, ids | (window.end.toordinal() + 1))
+        return self.windows(
+            np.arange(count),
+            np.full(count, window.start.toordinal()),
+            np.full(count, window.end.toordinal()),
+        )
+
+    def windows(self, series: IntArray, first: IntArray, last: IntArray) -> WindowTotals:
+        """One window per row: row i sums series `series[i]` from day `first[i]` to `last[i]`
+        (ordinals, inclusive). A series may be in several rows."""
+        for start, end in set(zip(first.tolist(), last.tolist(), strict=True)):
+            for spans in self._spans:
+                spans.check(Window(dt.date.fromordinal(start), dt.date.fromordinal(end)))
+        ids = series.astype(np.int64) << _DAY_BITS
+        low = np.searchsorted(self._keys, ids | first)
+        high = np.searchsorted(self._keys, ids | (last + 1))
         return WindowTotals(
             self._cumulative[:, high] - self._cumulative[:, low],
-            self._window_counts(self._histogram, low, high, self.values.size),
+            _counts_between(self._histogram, low, high, self.values.size),
             self.values,
-            self._window_counts(self._carc, low, high, len(self.codes)),
+            _counts_between(self._carc, low, high, len(self.codes)),
             low,
             high,
         )
 
-    def _window_counts(
-        self,
-        entries: tuple[IntArray, IntArray, IntArray, IntArray],
-        low: IntArray,
-        high: IntArray,
-        columns: int,
-    ) -> IntArray:
-        position, column, claims, owner = entries
-        inside = (position >= low[owner]) & (position < high[owner])
-        counts = np.bincount(
-            owner[inside] * columns + column[inside],
-            weights=claims[inside],
-            minlength=len(self.series) * columns,
-        )
-        return counts.astype(np.int64).reshape(len(self.series), columns)
+
+def _counts_between(
+    entries: tuple[IntArray, IntArray, IntArray], low: IntArray, high: IntArray, columns: int
+) -> IntArray:
+    """Row i: the claims of each column (value or code) of the entries whose day position
+    is from low[i] to high[i] (exclusive)."""
+    position, column, claims = entries
+    first, stop = np.searchsorted(position, low), np.searchsorted(position, high)
+    sizes = stop - first
+    row = np.repeat(np.arange(low.size), sizes)
+    at = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes - first, sizes)
+    counts = np.bincount(
+        row * columns + column[at], weights=claims[at], minlength=low.size * columns
+    )
+    return counts.astype(np.int64).reshape(low.size, columns)
 
 
 def merged(payer: str, code_group: str, parts: Sequence[CellSeries]) -> CellSeries:
