@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import uuid
@@ -465,10 +466,19 @@ class IngestStore:
                     SERIES_QUERY, series_parameters(customer, payer_names, start, end), binary=True
                 )
                 series = SeriesOfMonths(start, end, spans)
-                while rows := await cursor.fetchmany(SERIES_PER_FETCH):
-                    for month in rows:
-                        if (row := series.add(month)) is not None:
-                            yield row
+                # PostgreSQL reads the next rows while these are joined.
+                fetching = asyncio.ensure_future(cursor.fetchmany(SERIES_PER_FETCH))
+                try:
+                    while rows := await fetching:
+                        fetching = asyncio.ensure_future(cursor.fetchmany(SERIES_PER_FETCH))
+                        await asyncio.sleep(0)  # the fetch is sent before the work below
+                        for month in rows:
+                            if (row := series.add(month)) is not None:
+                                yield row
+                finally:
+                    fetching.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await fetching
                 if (row := series.finish()) is not None:
                     yield row
 
