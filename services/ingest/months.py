@@ -81,54 +81,93 @@ def series_of_months(
     end: dt.date,
     spans: np.ndarray | None = None,
 ) -> Series | None:
-    """The series of `months` (in order) from `start` to `end`, with only the CARC codes it
-    uses; None when no day of it is in the range. With `spans` (see `span_starts`), the
+    """The series of one payer × code group's `months` (see `series_of_cells`)."""
+    (series,) = series_of_cells([(payer, code_group, months)], start, end, spans)
+    return series
+
+
+# A payer, a code group and its packed months in order.
+Cell = tuple[str, str, Sequence[PackedMonth]]
+
+
+def series_of_cells(
+    cells: Sequence[Cell], start: dt.date, end: dt.date, spans: np.ndarray | None = None
+) -> list[Series | None]:
+    """The series of each cell from `start` to `end`, with only the CARC codes it uses;
+    None for a cell without a day in the range. With `spans` (see `span_starts`), the
     histogram and CARC entries are summed over the spans of days those begin, each sum an
     entry of its span's last day (`StreamDailyStatSeriesRequest.entry_span_starts`).
 
-    The months are joined as one: their packed arrays concatenated and decoded once, each
-    entry's day index shifted by the days of the months before its own."""
-    first_day, last_day = (start - EPOCH).days, (end - EPOCH).days
-    days = np.frombuffer(b"".join(m.days for m in months), dtype=">i4")
-    low, high = (int(i) for i in np.searchsorted(days, (first_day, last_day + 1)))
-    if low == high:
-        return None
-    month_days = [len(m.days) // 4 for m in months]
-    before = np.cumsum(month_days) - month_days
-    dates = days[low:high].astype(np.int32)
-    # Where each of the months' days goes: its index in the series, or with spans the index
-    # of its span's last day; days outside the range to one slot past the series' days.
-    slot = np.full(len(days), high - low, dtype=np.int64)
+    All the cells' months are joined as one: their packed arrays concatenated and decoded
+    once, each entry sent to the slot of its day among all the cells' days in the range,
+    and the result cut into cells. A batch of cells costs a few array operations."""
+    months = [month for _, _, listed in cells for month in listed]
+    month_days = np.array([len(m.days) // 4 for m in months], dtype=np.int64)
+    cell_of_month = np.repeat(np.arange(len(cells)), [len(listed) for _, _, listed in cells])
+    days = np.frombuffer(b"".join(m.days for m in months), dtype=">i4").astype(np.int64)
+    in_range = (days >= (start - EPOCH).days) & (days <= (end - EPOCH).days)
+    cell_of_day = np.repeat(cell_of_month, month_days)[in_range]
+    dates = days[in_range].astype(np.int32)
+    sizes = np.bincount(cell_of_day, minlength=len(cells))
+    firsts = np.cumsum(sizes) - sizes
+    # Where each of the months' days goes: its place among the days kept, or with spans its
+    # span's (the spans of all cells numbered in order); days outside the range to one slot
+    # past them all. A span's entries end up on its last day.
     if spans is None:
-        slot[low:high] = np.arange(high - low)
+        slots, last_day = dates.size, None
+        slot_of_day = np.arange(dates.size)
     else:
-        # Days are in order, so each span's days are a run; its last day closes the run.
-        span = np.searchsorted(spans, dates, side="right")
-        slot[low:high] = np.searchsorted(span, span, side="right") - 1
-    summed = spans is not None
-    histogram = _entries([m.histogram for m in months], before, slot, high - low, summed)
-    # Each month numbers its own CARC codes; the series numbers those it uses, in order.
+        # A cell's days are in order, so each of its spans is a run of days.
+        run = cell_of_day * (spans.size + 1) + np.searchsorted(spans, dates, side="right")
+        begins = np.r_[True, run[1:] != run[:-1]] if run.size else np.zeros(0, dtype=bool)
+        slot_of_day = np.cumsum(begins) - 1
+        slots = int(begins.sum())
+        last_day = np.r_[np.flatnonzero(begins)[1:], run.size] - 1
+    slot = np.full(days.size, slots, dtype=np.int64)
+    slot[in_range] = slot_of_day
+    month_first = np.cumsum(month_days) - month_days
+    histogram = _entries([m.histogram for m in months], month_first, slot, slots, last_day)
+    # Each month numbers its own CARC codes; the batch numbers them all, in order.
     month_codes = [list(m.carc_codes) for m in months]
     codes = sorted({code for listed in month_codes for code in listed})
     code_counts = [len(listed) for listed in month_codes]
-    series_code = (
+    batch_code = (
         np.searchsorted(codes, [c for listed in month_codes for c in listed]),
         np.cumsum(code_counts) - code_counts,
     )
-    carc = _entries([m.carc for m in months], before, slot, high - low, summed, series_code)
-    used = np.bincount(carc[:, 1], minlength=len(codes)) > 0
-    if not used.all():
-        carc[:, 1] = (np.cumsum(used) - 1).astype(np.int32)[carc[:, 1]]
+    carc = _entries([m.carc for m in months], month_first, slot, slots, last_day, batch_code)
+    # Entries are in slot order, so each cell's are a run; their days count from its first.
+    owners, cuts = [], []
+    for entries in (histogram, carc):
+        owner = np.searchsorted(firsts, entries[:, 0], side="right") - 1
+        entries[:, 0] -= firsts[owner].astype(np.int32)
+        owners.append(owner)
+        cuts.append(np.searchsorted(owner, np.arange(len(cells) + 1)))
+    # Each cell numbers the codes it uses, in order.
+    width = max(len(codes), 1)
+    pairs, local = np.unique(owners[1] * width + carc[:, 1], return_inverse=True)
+    pair_cuts = np.searchsorted(pairs, np.arange(len(cells) + 1) * width)
+    carc[:, 1] = local - pair_cuts[owners[1]]
     amounts = np.frombuffer(b"".join(m.amounts for m in months), dtype=">i8")
-    return Series(
-        payer,
-        code_group,
-        dates,
-        amounts.reshape(-1, len(DAY_AMOUNTS))[low:high].astype(np.int64),
-        histogram,
-        [code for code, kept in zip(codes, used.tolist(), strict=True) if kept],
-        carc,
-    )
+    amounts = amounts.reshape(-1, len(DAY_AMOUNTS))[in_range].astype(np.int64)
+    series: list[Series | None] = []
+    for i, (payer, code_group, _) in enumerate(cells):
+        if not sizes[i]:
+            series.append(None)
+            continue
+        first, stop = int(firsts[i]), int(firsts[i] + sizes[i])
+        series.append(
+            Series(
+                payer,
+                code_group,
+                dates[first:stop],
+                amounts[first:stop],
+                histogram[cuts[0][i] : cuts[0][i + 1]],
+                [codes[p % width] for p in pairs[pair_cuts[i] : pair_cuts[i + 1]].tolist()],
+                carc[cuts[1][i] : cuts[1][i + 1]],
+            )
+        )
+    return series
 
 
 # Above this many (day, value) pairs an entry could take, entries are summed by sorting
@@ -140,16 +179,17 @@ def _entries(
     packed: Sequence[bytes],
     before: np.ndarray,
     slot: np.ndarray,
-    days: int,
-    summed: bool,
+    slots: int,
+    last_day: np.ndarray | None,
     codes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The months' triplets (day index in the month, value, claims) as native int32 rows of
-    the series: each entry moved to the `slot` of its day (`before` its month, the months'
-    days before it; a slot of `days` or more is outside the range and dropped), its CARC
-    code index made the series' when `codes` (the series' index of every month's codes, and
-    where each month's begin) are given, and, when `summed`, entries of the same slot and
-    value added up (in slot, then value order)."""
+    the days kept: each entry moved to the `slot` of its day (`before` its month, the
+    months' days before it; a slot of `slots` or more is outside the range and dropped),
+    its CARC code index made the batch's when `codes` (the batch's index of every month's
+    codes, and where each month's begin) are given. With `last_day` (of each slot, a span),
+    entries of the same slot and value are added up onto the slot's last day. In day, then
+    value order."""
     per_month = [len(p) // 12 for p in packed]
     raw = np.frombuffer(b"".join(packed), dtype=">i4").reshape(-1, 3)
     if not len(raw):
@@ -159,56 +199,67 @@ def _entries(
     if codes is not None:
         series_code, offsets = codes
         value = series_code[value + np.repeat(offsets, per_month)]
-    if not summed:
-        kept = at < days
+    if last_day is None:
+        kept = at < slots
         return np.column_stack((at[kept], value[kept], raw[kept, 2])).astype(np.int32)
     width = int(value.max()) + 1
-    if (days + 1) * width <= _MAX_DENSE_SLOTS:
-        # One counter per (slot, value); those past the series' days are dropped.
-        sums = np.bincount(at * width + value, weights=raw[:, 2], minlength=(days + 1) * width)
-        key = np.flatnonzero(sums[: days * width])
+    if (slots + 1) * width <= _MAX_DENSE_SLOTS:
+        # One counter per (slot, value); those past the slots are dropped.
+        sums = np.bincount(at * width + value, weights=raw[:, 2], minlength=(slots + 1) * width)
+        key = np.flatnonzero(sums[: slots * width])
         claims = sums[key]
     else:
-        kept = at < days
+        kept = at < slots
         key, where = np.unique(at[kept] * width + value[kept], return_inverse=True)
         claims = np.bincount(where, weights=raw[kept, 2])
-    return np.column_stack((key // width, key % width, claims)).astype(np.int32)
+    return np.column_stack((last_day[key // width], key % width, claims)).astype(np.int32)
 
 
 def series_of_rows(
     rows: Iterable[Sequence[Any]], start: dt.date, end: dt.date, spans: np.ndarray | None = None
 ) -> Iterator[Series]:
-    """Every series of the rows of `SERIES_QUERY`, in order (see `series_of_months`)."""
+    """Every series of the rows of `SERIES_QUERY`, in order (see `series_of_cells`)."""
     series = SeriesOfMonths(start, end, spans)
+    batch = []
     for row in rows:
-        if (done := series.add(row)) is not None:
-            yield done
-    if (last := series.finish()) is not None:
-        yield last
+        batch.append(row)
+        if len(batch) == MONTHS_PER_BATCH:
+            yield from series.add(batch)
+            batch = []
+    yield from series.add(batch)
+    yield from series.finish()
+
+
+# Packed months joined at once: enough to make the per-batch cost small, few enough that a
+# batch's day slots stay in the cache.
+MONTHS_PER_BATCH = 500
 
 
 class SeriesOfMonths:
     """Turns the rows of `SERIES_QUERY` (packed months in payer, code group, month order)
-    into series, one cell at a time: `add` returns a cell's series when the next cell
-    begins, `finish` the last one (see `series_of_months`)."""
+    into series, a batch of cells at a time: `add` returns the series of the cells its rows
+    complete (the last cell may go on in the next rows), `finish` the rest (see
+    `series_of_cells`)."""
 
     def __init__(self, start: dt.date, end: dt.date, spans: np.ndarray | None = None) -> None:
         self._start, self._end, self._spans = start, end, spans
-        self._cell: tuple[str, str] | None = None
-        self._months: list[PackedMonth] = []
+        self._cells: list[tuple[str, str, list[PackedMonth]]] = []
 
-    def add(self, row: Sequence[Any]) -> Series | None:
-        payer, code_group, *packed = row
-        done = None
-        if (payer, code_group) != self._cell:
-            done = self.finish()
-            self._cell = (payer, code_group)
-        self._months.append(PackedMonth(*packed))
-        return done
+    def add(self, rows: Iterable[Sequence[Any]]) -> list[Series]:
+        cells = self._cells
+        for payer, code_group, *packed in rows:
+            if not cells or (cells[-1][0], cells[-1][1]) != (payer, code_group):
+                cells.append((payer, code_group, []))
+            cells[-1][2].append(PackedMonth(*packed))
+        done, self._cells = cells[:-1], cells[-1:]
+        return self._series(done)
 
-    def finish(self) -> Series | None:
-        cell, months = self._cell, self._months
-        self._cell, self._months = None, []
-        if cell is None:
-            return None
-        return series_of_months(*cell, months, self._start, self._end, self._spans)
+    def finish(self) -> list[Series]:
+        done, self._cells = self._cells, []
+        return self._series(done)
+
+    def _series(self, cells: Sequence[Cell]) -> list[Series]:
+        if not cells:
+            return []
+        joined = series_of_cells(cells, self._start, self._end, self._spans)
+        return [one for one in joined if one is not None]

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime.filtering import FilterField, parse_filter
 from services.ingest.counting import COUNT_TABLES, apply_counts, count_in, recording_changes
-from services.ingest.months import Series, SeriesOfMonths
+from services.ingest.months import MONTHS_PER_BATCH, Series, SeriesOfMonths
 from services.ingest.uploads import MAPPING_FOR_PAYER, UploadWriter, lock_customer
 
 metadata = sa.MetaData(schema="ingest")
@@ -467,20 +467,19 @@ class IngestStore:
                 )
                 series = SeriesOfMonths(start, end, spans)
                 # PostgreSQL reads the next rows while these are joined.
-                fetching = asyncio.ensure_future(cursor.fetchmany(SERIES_PER_FETCH))
+                fetching = asyncio.ensure_future(cursor.fetchmany(MONTHS_PER_BATCH))
                 try:
                     while rows := await fetching:
-                        fetching = asyncio.ensure_future(cursor.fetchmany(SERIES_PER_FETCH))
+                        fetching = asyncio.ensure_future(cursor.fetchmany(MONTHS_PER_BATCH))
                         await asyncio.sleep(0)  # the fetch is sent before the work below
-                        for month in rows:
-                            if (row := series.add(month)) is not None:
-                                yield row
+                        for one in series.add(rows):
+                            yield one
                 finally:
                     fetching.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await fetching
-                if (row := series.finish()) is not None:
-                    yield row
+                for one in series.finish():
+                    yield one
 
 
 def series_parameters(
@@ -496,7 +495,6 @@ def series_parameters(
     }
 
 
-SERIES_PER_FETCH = 500
 # The packed months of every payer × code group that has days in the range, in order.
 SERIES_QUERY = """
 SELECT payer, code_group, days, amounts, histogram, carc_codes, carc
