@@ -327,7 +327,10 @@ def merged(payer: str, code_group: str, parts: Sequence[CellSeries]) -> CellSeri
     carc: list[tuple[IntArray, IntArray, IntArray]] = []
     for part in parts:
         at = np.searchsorted(days, part.days)
-        np.add.at(amounts.T, at, part.amounts.T)
+        if at.size < 2 or bool(np.all(at[1:] > at[:-1])):
+            amounts[:, at] += part.amounts
+        else:  # a part that gives a day twice (see `cell_series`)
+            np.add.at(amounts.T, at, part.amounts.T)
         histogram.append((at[part.histogram_day], part.histogram_value, part.histogram_claims))
         recode = np.array([code_index[code] for code in part.codes], dtype=np.int64)
         carc.append((at[part.carc_day], recode[part.carc_code], part.carc_claims))

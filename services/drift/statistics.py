@@ -515,7 +515,10 @@ def mann_whitney_less_groups(
     if not values.size:
         return np.ones(groups)
     # Negated, a smaller value is a larger rank: the test becomes "greater" on the ranks.
-    order = np.lexsort((-values, group))
+    # In group order, then by negated value: each value's place among all, within its group.
+    place = np.empty(values.size, dtype=np.int64)
+    place[np.argsort(-values, kind="stable")] = np.arange(values.size)
+    order = np.argsort(group.astype(np.int64) * values.size + place)
     sorted_group, negated = group[order], -values[order]
     current = is_current[order]
     starts_group = np.r_[True, sorted_group[1:] != sorted_group[:-1]]
