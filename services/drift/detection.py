@@ -31,6 +31,7 @@ from services.drift.series import (
     Window,
     WindowTotals,
     payer_series,
+    runs,
 )
 
 # Denial-reason mix: too few denials make a mix meaningless; the change must be visible.
@@ -191,11 +192,10 @@ def detect(
     m = max(len(candidates), 1)
     # Capped at a multiple of the Bonferroni bound: BH's cut-off grows with every true drift
     # in the run, and on a customer with several drifts it let noise cells through with it.
+    multiples = {True: PAYER_BONFERRONI_MULTIPLE, False: GROUP_BONFERRONI_MULTIPLE}
     cutoffs = np.array(
         [
-            min(rejected, PAYER_BONFERRONI_MULTIPLE if cell.code_group == ALL_CODES else 1)
-            * config.false_discovery_rate
-            / m
+            min(rejected, multiples[cell.code_group == ALL_CODES]) * config.false_discovery_rate / m
             for cell in tested_cells
         ]
     )
@@ -394,11 +394,7 @@ class _PaymentDays:
     ):
         days, owners, windows = [], [], []
         for window, in_current in ((baseline, False), (current, True)):
-            sizes = window.high - window.low
-            owner = np.repeat(np.arange(count), sizes)
-            position = window.low[owner] + (
-                np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-            )
+            owner, position = runs(window.low, window.high)
             paying = table.daily_allowed[position] > 0
             days.append(position[paying])
             owners.append(owner[paying])

@@ -300,16 +300,21 @@ class SeriesTable:
         )
 
 
+def runs(first: IntArray, stop: IntArray) -> tuple[IntArray, IntArray]:
+    """Every index from first[i] to stop[i] (exclusive), for each i in turn, and the i of
+    each: (i, index)."""
+    sizes = stop - first
+    row = np.repeat(np.arange(first.size), sizes)
+    return row, np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes - first, sizes)
+
+
 def _counts_between(
     entries: tuple[IntArray, IntArray, IntArray], low: IntArray, high: IntArray, columns: int
 ) -> IntArray:
     """Row i: the claims of each column (value or code) of the entries whose day position
     is from low[i] to high[i] (exclusive)."""
     position, column, claims = entries
-    first, stop = np.searchsorted(position, low), np.searchsorted(position, high)
-    sizes = stop - first
-    row = np.repeat(np.arange(low.size), sizes)
-    at = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes - first, sizes)
+    row, at = runs(np.searchsorted(position, low), np.searchsorted(position, high))
     counts = np.bincount(
         row * columns + column[at], weights=claims[at], minlength=low.size * columns
     )

@@ -13,6 +13,7 @@ from services.drift.series import (
     ALL_CODES,
     CellSeries,
     DayStat,
+    SeriesTable,
     Window,
     cell_series,
     payer_series,
@@ -167,3 +168,51 @@ def test_a_payer_read_summed_over_spans_sums_as_its_days_do() -> None:
         Window(_day(30), _day(119)),
     ):
         assert _sums(by_span, window) == _sums(by_day, window)
+
+
+def test_a_table_sums_each_rows_window_as_its_series_does() -> None:
+    """Rows may share a series and have windows of their own (a run's earlier windows); an
+    empty window, one past the data and a series without denials sum to nothing."""
+    series = [
+        *cell_series(_days("Aetna", "RADIOLOGY", 150, seed=11)),
+        *cell_series(_days("Cigna", "SURGERY", 90, seed=12)),
+        *cell_series(
+            [
+                DayStat(**{**s.__dict__, "denied": 0, "carc_counts": {}})
+                for s in _days("Kaiser", "", 60, 13)
+            ]
+        ),
+    ]
+    table = SeriesTable(series)
+    rng = random.Random(14)
+    rows, windows = [], []
+    for _ in range(40):
+        start = _day(rng.randint(-20, 170))
+        windows.append(Window(start, start + dt.timedelta(days=rng.randint(-1, 60))))
+        rows.append(rng.randrange(len(series)))
+    totals = table.windows(
+        np.array(rows),
+        np.array([w.start.toordinal() for w in windows]),
+        np.array([w.end.toordinal() for w in windows]),
+    )
+    for i, (row, window) in enumerate(zip(rows, windows, strict=True)):
+        alone = series[row].totals(window)
+        assert totals.sums[:, i].tolist() == [
+            alone.decided, alone.denied, alone.billed_cents, alone.allowed_cents,
+            alone.paid_cents, alone.denied_billed_cents,
+        ]  # fmt: skip
+        histogram = dict(
+            zip(
+                alone.decision_days.values.tolist(),
+                alone.decision_days.counts.tolist(),
+                strict=True,
+            )
+        )
+        found = {
+            int(v): int(n) for v, n in zip(table.values, totals.decision_days[i], strict=True) if n
+        }
+        assert found == histogram
+        codes = {c: int(n) for c, n in zip(table.codes, totals.carc_counts[i], strict=True) if n}
+        assert codes == alone.carc_counts
+        days = slice(int(totals.low[i]), int(totals.high[i]))
+        assert table.daily_paid[days].tolist() == alone.daily_paid.tolist()
