@@ -9,8 +9,9 @@ drifting in the current window), and
 Then, three times each, timed in the same run:
 
 - what a drift run does: read the daily statistics its windows cover (baseline, current and
-  the persistence days) as one series per payer × code group, and run `detect` with the
-  default `DetectionConfig`. The statistics are read two ways: with ingest's query and
+  the persistence days) as one series per payer × code group, histogram and CARC entries
+  summed over the spans its windows begin, and run `detect` with the default
+  `DetectionConfig`. The statistics are read two ways: with ingest's query and
   message building on a psycopg connection as the admin user (no gRPC, no ingest process),
   and the real way, `IngestClient.daily_stat_series` over gRPC from a running
   `python -m services.ingest`;
