@@ -7,6 +7,7 @@ per call), errors (exceptions become `google.rpc.Status`), identity (token, tena
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -180,14 +181,26 @@ class ObservationInterceptor(_WrappingInterceptor):
         started = time.perf_counter()
         if method.is_api:
             self._in_flight.enter()
+        # A call its client gave up on ends in the handler with one of these.
+        given_up = False
         try:
             yield
+        except (asyncio.CancelledError, GeneratorExit):
+            given_up = True
+            raise
         finally:
             if method.is_api:
                 self._in_flight.leave()
-            current_deadline.reset(token)
+            # A stream whose client gave up is closed from another context, which holds no
+            # deadline of this call; the call is still counted and logged.
+            with contextlib.suppress(ValueError):
+                current_deadline.reset(token)
             elapsed = time.perf_counter() - started
-            code = _status_code(context.code())
+            code = (
+                grpc.StatusCode.CANCELLED
+                if given_up or context.cancelled()
+                else _status_code(context.code())
+            )
             grpc_server_handled_total.labels(*labels, code.name).inc()
             grpc_server_handling_seconds.labels(*labels).observe(elapsed)
             if method.is_api:

@@ -6,6 +6,8 @@ import concurrent.futures
 import datetime as dt
 import hashlib
 import importlib
+import re
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -13,6 +15,7 @@ import grpc
 import httpx
 import psycopg
 import pytest
+from google.type import date_pb2
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from runtime import schemas
@@ -764,3 +767,61 @@ def test_the_migration_packs_stored_statistics_as_uploads_keep_them_packed(
         connection.rollback()
     assert len(kept) >= 2
     assert packed == kept
+
+
+def test_a_series_stream_given_up_midway_leaves_the_next_ones_whole(system: System) -> None:
+    """A reader that stops after the first message (its call cancelled while ingest reads
+    ahead) costs nothing to the streams after it: each still holds every series."""
+    customer = _fresh_customer()
+    # 60 payers × 2 code groups × 200 days (7 months): more packed months than ingest fetches
+    # at once, and more series than one message holds.
+    first = dt.date(2026, 1, 1)
+    rows = [
+        f"M{i},Payer {i % 60:02d},{('99213', '71046')[i // 60 % 2]},2025-12-01,2025-12-01,"
+        f"{first + dt.timedelta(days=i // 120 % 200)},PAID,100.00,80,70,10,"
+        for i in range(24_000)
+    ]
+    _upload_over_grpc(system, customer, _csv(rows), chunk_bytes=1 << 16)
+    request = ingest_service_pb2.StreamDailyStatSeriesRequest(
+        parent=f"customers/{customer}",
+        start_date=date_pb2.Date(year=2026, month=1, day=1),
+        end_date=date_pb2.Date(year=2026, month=12, day=31),
+        encoding=ingest_service_pb2.StreamDailyStatSeriesRequest.PACKED,
+        entry_span_starts=[date_pb2.Date(year=2026, month=6, day=1)],
+    )
+    metadata = [("authorization", f"Bearer {system.token(customer)}")]
+    with grpc.insecure_channel(system.targets["ingest"]) as channel:
+        stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
+        for _ in range(12):
+            call = stub.StreamDailyStatSeries(request, metadata=metadata, timeout=60)
+            next(call)
+            call.cancel()
+            whole = list(stub.StreamDailyStatSeries(request, metadata=metadata, timeout=60))
+            assert len(whole) > 1
+            cells = [(s.payer, s.code_group) for m in whole for s in m.daily_stat_series]
+            assert len(cells) == len(set(cells)) == 120
+    # Every call is counted, those given up on midway as CANCELLED (a stream is closed a
+    # moment after its call; one that was sent whole before the client gave up is OK).
+    deadline = time.monotonic() + 10
+    while True:
+        metrics = _metrics(system, "ingest")
+        started, handled = (
+            {
+                labels: float(count)
+                for labels, count in re.findall(
+                    rf"grpc_server_{kind}_total\{{([^}}]*StreamDailyStatSeries[^}}]*)\}} (\S+)",
+                    metrics,
+                )
+            }
+            for kind in ("started", "handled")
+        )
+        done = sum(handled.values()) == sum(started.values()) >= 24
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert done, (started, handled)
+    assert any('grpc_code="CANCELLED"' in labels for labels in handled)
+
+
+def _metrics(system: System, service: str) -> str:
+    return httpx.get(f"http://127.0.0.1:{system.metrics_ports[service]}/metrics").text
