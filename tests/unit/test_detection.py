@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections import Counter
 
 import pytest
 
-from services.drift import detection
+from services.drift import detection, statistics
 from services.drift.config import DetectionConfig
 from services.drift.detection import (
     ALL_CODES,
@@ -273,3 +274,25 @@ def test_reading_entries_summed_over_the_runs_windows_changes_no_finding_or_summ
     windows = windows_for(AS_OF, CONFIG)
     read_for_summaries = read(stats, summary_start(windows), AS_OF, summary_span_starts(windows))
     assert summarize(read_for_summaries, windows) == summarize(cell_series(stats), windows)
+
+
+def test_decision_days_decades_long_are_compared_like_any_other() -> None:
+    """A claim decided 5,000 days after submission (a mistyped year) is one more value: the
+    run finds the same drift with the same numbers as the test run on its windows alone."""
+    stats = _history("Cigna", decision_days=22)
+    stats = [
+        DayStat(**{**s.__dict__, "decision_days": {**s.decision_days, 5000 + n % 3: 1}})
+        for n, s in enumerate(stats)
+    ]
+    detection = detect_days(stats, AS_OF, CONFIG)
+    (finding,) = detection.findings
+    windows = windows_for(AS_OF, CONFIG)
+    baseline, current = (
+        sum((Counter(s.decision_days) for s in stats if s.day in window), Counter())
+        for window in (windows.baseline, windows.current)
+    )
+    alone = statistics.decision_days_test(baseline, current)
+    evidence = finding.evidence
+    assert finding.metric == "DECISION_DAYS"
+    assert evidence.p_value == pytest.approx(alone.p_value, rel=1e-12)
+    assert evidence.effect_size == alone.shift and evidence.baseline_value == alone.baseline_median
