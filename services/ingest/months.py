@@ -4,7 +4,9 @@
 big-endian arrays (see services/ingest/counting.py). A series is the months' arrays joined:
 day indexes of the histogram and CARC entries shifted by the days before their month, each
 month's CARC code indexes mapped into the series' code list, and the days outside the range
-cut off. No count map is unfolded, so reading a year of a cell costs twelve rows.
+cut off; asked for spans of days, the entries of each span summed onto its last day. No count
+map is unfolded, so reading a year of a cell costs twelve rows, and the months of many cells
+are joined together in a few array operations.
 """
 
 from __future__ import annotations
