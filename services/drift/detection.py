@@ -37,7 +37,6 @@ from services.drift.series import (
 # Denial-reason mix: too few denials make a mix meaningless; the change must be visible.
 MIN_DENIALS_FOR_MIX = 30
 MIX_MIN_DISTANCE = 0.15
-MIN_DAYS_FOR_RATIO = 3
 # A finding must also hold on the windows ending each of the days before the run's: a random
 # excursion of a noisy cell rarely lasts a week, a drift does. Costs about that many days of
 # latency, and tests only the cells that are findings.
@@ -147,12 +146,6 @@ def _window_totals(series: CellSeries, windows: Windows) -> tuple[Totals, Totals
     return series.totals(windows.baseline), series.totals(windows.current)
 
 
-def _enough(series: CellSeries, windows: Windows, config: DetectionConfig) -> bool:
-    return series.decided_in(windows.current) >= config.min_current_claims and (
-        series.decided_in(windows.baseline) >= config.min_baseline_claims
-    )
-
-
 def detect(
     series: Iterable[CellSeries],
     as_of: dt.date,
@@ -164,24 +157,28 @@ def detect(
     windows = windows_for(as_of, config)
     cells = _cells(series, windows.baseline.start, windows.current.end)
     groups_per_payer = Counter(c.payer for c in cells if c.code_group != ALL_CODES)
-    tested_cells: list[Cell] = []
-    skipped = 0
-    for cell in sorted(cells, key=lambda cell: (cell.payer, cell.code_group)):
-        if cell.code_group != ALL_CODES and groups_per_payer[cell.payer] == 1:
-            continue  # the payer's only group: the payer-level cell is the same comparison
-        if _enough(cells[cell], windows, config):
-            tested_cells.append(cell)
-        elif cell.code_group == ALL_CODES:
-            skipped += 1  # a small group is still in its payer's cell; a small payer is not
+    # A payer's only group is left out: the payer-level cell is the same comparison.
+    compared = [
+        cell
+        for cell in sorted(cells, key=lambda cell: (cell.payer, cell.code_group))
+        if cell.code_group == ALL_CODES or groups_per_payer[cell.payer] > 1
+    ]
     # Every comparison's p-value, a metric at a time for all cells together; effects and
     # the earlier windows for those under the cut-off, evidence for the findings only.
-    table = SeriesTable([cells[cell] for cell in tested_cells])
-    rows = np.arange(len(tested_cells))
+    table = SeriesTable([cells[cell] for cell in compared])
+    rows = np.arange(len(compared))
     screens = _Screens(table, rows, np.full(rows.size, as_of.toordinal()), config)
+    tested = np.flatnonzero(screens.enough).tolist()
+    # A small group is still in its payer's cell; a small payer is not.
+    skipped = sum(
+        1
+        for cell, enough in zip(compared, screens.enough.tolist(), strict=True)
+        if not enough and cell.code_group == ALL_CODES
+    )
     p_values = {metric: screens.p_values(metric) for metric in config.enabled_metrics}
     candidates = [
         (i, metric, p)
-        for i in range(len(tested_cells))
+        for i in tested
         for metric in config.enabled_metrics
         if not math.isnan(p := float(p_values[metric][i]))
     ]
@@ -196,7 +193,7 @@ def detect(
     cutoffs = np.array(
         [
             min(rejected, multiples[cell.code_group == ALL_CODES]) * config.false_discovery_rate / m
-            for cell in tested_cells
+            for cell in compared
         ]
     )
     under = [
@@ -207,12 +204,12 @@ def detect(
     held = _held(under, screens, as_of, config, cutoffs, persistence_days)
     findings = []
     for i, metric, p_value, q in held:
-        cell = tested_cells[i]
-        compared = _compare(metric, *_window_totals(cells[cell], windows), config)
-        assert compared is not None  # the same sums had a p-value
+        cell = compared[i]
+        comparison = _compare(metric, *_window_totals(cells[cell], windows), config)
+        assert comparison is not None  # the same sums had a p-value
         # The p-value Benjamini–Hochberg ranked, so that p and q agree to the last digit.
-        evidence = _with(compared[0], p_value=p_value, q_value=q)
-        dollars = compared[1]
+        evidence = _with(comparison[0], p_value=p_value, q_value=q)
+        dollars = comparison[1]
         findings.append(
             Finding(
                 cell,
@@ -226,12 +223,9 @@ def detect(
     return Detection(
         windows,
         findings,
-        cells_tested=len(tested_cells),
+        cells_tested=len(tested),
         cells_skipped=skipped,
-        tested={
-            (tested_cells[i].payer, tested_cells[i].code_group, metric)
-            for i, metric, _ in candidates
-        },
+        tested={(compared[i].payer, compared[i].code_group, metric) for i, metric, _ in candidates},
     )
 
 
@@ -381,7 +375,7 @@ class _Screens:
 
     def _payment_days(self) -> _PaymentDays:
         if self._payment is None:
-            self._payment = _PaymentDays(self.table, self.rows, self._baseline, self._current)
+            self._payment = _PaymentDays(self.table, self._baseline, self._current)
         return self._payment
 
 
@@ -389,9 +383,8 @@ class _PaymentDays:
     """The days with allowed dollars of every series in both windows (a day of pure denials
     says nothing about the share): their paid/allowed ratios, and each window's sums."""
 
-    def __init__(
-        self, table: SeriesTable, count: int, baseline: WindowTotals, current: WindowTotals
-    ):
+    def __init__(self, table: SeriesTable, baseline: WindowTotals, current: WindowTotals):
+        count = baseline.low.size
         days, owners, windows = [], [], []
         for window, in_current in ((baseline, False), (current, True)):
             owner, position = runs(window.low, window.high)
@@ -412,7 +405,9 @@ class _PaymentDays:
         )
         self.enough = np.ones(count, dtype=bool)
         for mask in (~self.current, self.current):
-            self.enough &= np.bincount(self.owner[mask], minlength=count) >= MIN_DAYS_FOR_RATIO
+            self.enough &= (
+                np.bincount(self.owner[mask], minlength=count) >= statistics.MIN_PAYMENT_DAYS
+            )
 
 
 def _shares(part: npt.NDArray[Any], whole: npt.NDArray[Any]) -> statistics.FloatArray:
@@ -478,8 +473,8 @@ def _compare(
     if metric == "PAYMENT_RATIO":
         # Days with allowed dollars only: a day of pure denials says nothing about the share.
         base_paying, cur_paying = baseline.daily_allowed > 0, current.daily_allowed > 0
-        if np.count_nonzero(base_paying) < MIN_DAYS_FOR_RATIO or (
-            np.count_nonzero(cur_paying) < MIN_DAYS_FOR_RATIO
+        if np.count_nonzero(base_paying) < statistics.MIN_PAYMENT_DAYS or (
+            np.count_nonzero(cur_paying) < statistics.MIN_PAYMENT_DAYS
         ):
             return None
         ratio = statistics.payment_ratio_shift(

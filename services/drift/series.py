@@ -141,10 +141,6 @@ class CellSeries:
         low, high = np.searchsorted(self.days, (start.toordinal(), end.toordinal() + 1))
         return bool(high > low)
 
-    def decided_in(self, window: Window) -> int:
-        low, high = self._bounds(window)
-        return int(self.amounts[0, low:high].sum())
-
     def totals(self, window: Window) -> Totals:
         if self.entry_spans is not None:
             self.entry_spans.check(window)

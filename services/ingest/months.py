@@ -75,19 +75,6 @@ def span_starts(days: Iterable[dt.date], start: dt.date, end: dt.date) -> np.nda
     return np.array(sorted({(day - EPOCH).days for day in days if start < day <= end}), np.int32)
 
 
-def series_of_months(
-    payer: str,
-    code_group: str,
-    months: Sequence[PackedMonth],
-    start: dt.date,
-    end: dt.date,
-    spans: np.ndarray | None = None,
-) -> Series | None:
-    """The series of one payer × code group's `months` (see `series_of_cells`)."""
-    (series,) = series_of_cells([(payer, code_group, months)], start, end, spans)
-    return series
-
-
 # A payer, a code group and its packed months in order.
 Cell = tuple[str, str, Sequence[PackedMonth]]
 

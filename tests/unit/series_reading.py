@@ -10,7 +10,7 @@ import numpy as np
 
 from services.drift.ingest_client import entry_spans, joined, series_from_message
 from services.drift.series import CellSeries, DayStat
-from services.ingest.months import EPOCH, PackedMonth, Series, series_of_months, span_starts
+from services.ingest.months import EPOCH, PackedMonth, Series, series_of_cells, span_starts
 from services.ingest.server import MAX_SERIES_ENTRIES, daily_stat_series_messages
 
 
@@ -53,9 +53,10 @@ def stored(
 ) -> Series | None:
     """One payer × code group's days (in order) from `start` to `end` as ingest reads them
     from its packed months."""
-    return series_of_months(
-        stats[0].payer, stats[0].code_group, packed_months(stats), start, end, spans
+    (series,) = series_of_cells(
+        [(stats[0].payer, stats[0].code_group, packed_months(stats))], start, end, spans
     )
+    return series
 
 
 def read(
