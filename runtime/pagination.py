@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import sqlalchemy as sa
+
 from runtime import errors
 
 Row = TypeVar("Row")
@@ -99,3 +101,11 @@ async def keyset_page(
     if len(rows) <= size:
         return Page(rows, "")
     return Page(rows[:size], encode(position(rows[size - 1]), *request_parts))
+
+
+def after_position(columns: Sequence[Any], values: Sequence[Any], *, descending: bool) -> Any:
+    """The SQL condition of a keyset page: rows strictly after `values`, the sort key of the
+    row the previous page ended on, in the order of `columns`."""
+    key = sa.tuple_(*columns)
+    position = sa.tuple_(*(sa.literal(v) for v in values))
+    return key < position if descending else key > position

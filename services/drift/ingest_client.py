@@ -10,7 +10,7 @@ import grpc
 import numpy as np
 
 from runtime.messages import date_message
-from services.drift.series import AMOUNTS, CellSeries, EntrySpans, IntArray, merged
+from services.drift.series import AMOUNTS, CellSeries, EntrySpans, merged
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
 # A year of statistics streams in seconds; the default deadline is for quick calls.
@@ -19,42 +19,6 @@ STREAM_TIMEOUT_SECONDS = 300.0
 
 # Ingest numbers days from 1970-01-01; series number them as proleptic ordinals.
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
-
-
-def _array(values: Iterable[int]) -> IntArray:
-    return np.array(values, dtype=np.int64)
-
-
-def series_from_message(
-    message: resources_pb2.DailyStatSeries, entry_spans: EntrySpans | None = None
-) -> CellSeries:
-    """A message's series; `entry_spans` when it was read with entries summed over spans."""
-    if message.HasField("packed"):
-        return _series_from_packed(message, entry_spans)
-    return CellSeries(
-        payer=message.payer,
-        code_group=message.code_group,
-        days=_array(message.decision_dates) + _EPOCH_ORDINAL,
-        amounts=np.array(
-            [
-                message.decided_claims,
-                message.denied_claims,
-                message.billed_cents,
-                message.allowed_cents,
-                message.paid_cents,
-                message.denied_billed_cents,
-            ],
-            dtype=np.int64,
-        ).reshape(len(AMOUNTS), -1),
-        histogram_day=_array(message.histogram_day),
-        histogram_value=_array(message.histogram_days),
-        histogram_claims=_array(message.histogram_claims),
-        carc_day=_array(message.carc_day),
-        carc_code=_array(message.carc_code),
-        carc_claims=_array(message.carc_claims),
-        codes=tuple(message.carc_codes),
-        entry_spans=entry_spans,
-    )
 
 
 # The day amounts of a packed series, in the contract's order (`PackedDailyStatSeries`),
@@ -66,9 +30,11 @@ _PACKED_AMOUNTS = (
 _KEPT_AMOUNTS = [_PACKED_AMOUNTS.index(name) for name in AMOUNTS]
 
 
-def _series_from_packed(
-    message: resources_pb2.DailyStatSeries, entry_spans: EntrySpans | None
+def series_from_message(
+    message: resources_pb2.DailyStatSeries, entry_spans: EntrySpans | None = None
 ) -> CellSeries:
+    """A message's series (drift asks for the PACKED encoding); `entry_spans` when it was
+    read with entries summed over spans."""
     packed = message.packed
     days = np.frombuffer(packed.decision_dates, dtype="<i4").astype(np.int64)
     amounts = np.frombuffer(packed.day_amounts, dtype="<i8").reshape(-1, len(_PACKED_AMOUNTS))

@@ -1,22 +1,16 @@
-"""DriftService over gRPC: a thin adapter between the contract and the domain and store.
-
-Runs are queued rows: `RunDetection` records a PENDING run and returns it; the run worker
-in this process (or any replica) takes it, reads the statistics from ingest, detects, and
-records the findings. A run whose worker dies is taken again when its lease expires.
-"""
+"""DriftService over gRPC: a thin adapter between the contract and the use cases
+(`services/drift/runs.py`) and store: messages in and out, errors mapped."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import datetime as dt
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
-from opentelemetry import propagate, trace
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,27 +19,19 @@ from runtime.auth import require_identity, service_token
 from runtime.clients import open_channel
 from runtime.messages import date_message, money_message, set_fields, timestamp_message
 from runtime.outbox import OutboxEvent, OutboxRelay
-from runtime.server import ServiceDefinition, running_task, work_forever
+from runtime.server import ServiceDefinition, running_task
 from runtime.settings import Settings
+from runtime.standard_methods import customer_of, get_resource, list_resources
 from runtime.updates import mask_paths
 from services.drift.config import DetectionConfig, violations
-from services.drift.detection import (
-    Windows,
-    detect,
-    first_day_read,
-    span_starts_read,
-    windows_for,
-)
+from services.drift.detection import Windows
 from services.drift.ingest_client import IngestClient
+from services.drift.runs import DetectionRuns, payer_summaries
 from services.drift.store import DriftStore, StoredConfig
-from services.drift.summaries import Metrics, summarize, summary_span_starts, summary_start
+from services.drift.summaries import Metrics, PayerSummary
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc, resources_pb2
 from upstream.reports.v1 import reports_service_pb2, reports_service_pb2_grpc
 
-logger = logging.getLogger("upstream.drift")
-tracer = trace.get_tracer("upstream.drift")
-
-CUSTOMER_NAME = "customers/{customer}"
 CONFIG_NAME = "customers/{customer}/driftConfig"
 RUN_NAME = "customers/{customer}/driftRuns/{run}"
 EVENT_NAME = "customers/{customer}/driftEvents/{event}"
@@ -53,7 +39,6 @@ SUMMARY_NAME = "customers/{customer}/payerSummaries/{payer}"
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(DetectionConfig))
 TRIAGE_FIELDS = ("state", "triage_note")
 MAX_NOTE = 2000
-WORKER_POLL_SECONDS = 2.0
 
 
 def _range(start: dt.date | None, end: dt.date | None) -> resources_pb2.DateRange | None:
@@ -171,67 +156,11 @@ def _metrics(values: Metrics) -> resources_pb2.PayerMetrics:
     )
 
 
-def _customer(parent: str) -> str:
-    return names.parse(parent, CUSTOMER_NAME, field="parent")["customer"]
-
-
-class RunWorker:
-    """Executes queued runs, one at a time per process."""
-
-    def __init__(self, store: DriftStore, ingest: IngestClient, published: asyncio.Event) -> None:
-        self._store = store
-        self._ingest = ingest
-        self._published = published
-        self.queued = asyncio.Event()
-
-    async def run_forever(self) -> None:
-        await work_forever("drift run worker", self.run_next, self.queued, WORKER_POLL_SECONDS)
-
-    async def run_next(self) -> bool:
-        run = await self._store.claim_next_run()
-        if run is None:
-            return False
-        customer = run.customer_id
-        with tracer.start_as_current_span(
-            "drift run", attributes={"upstream.customer": customer, "upstream.run": run.run_id}
-        ):
-            try:
-                config = (await self._store.get_config(customer)).config
-                series = await self._ingest.daily_stat_series(
-                    customer,
-                    first_day_read(run.as_of, config),
-                    run.as_of,
-                    span_starts_read(run.as_of, config),
-                )
-                detection = await asyncio.to_thread(detect, series, run.as_of, config)
-                trace_context: dict[str, str] = {}
-                propagate.inject(trace_context)
-                outcome = await self._store.record_detection(
-                    customer, run, detection, trace_context
-                )
-            except Exception as exc:
-                logger.exception("drift run failed", extra={"run_id": run.run_id})
-                await self._store.fail_run(customer, run.run_id, f"{type(exc).__name__}: {exc}")
-                return True
-        logger.info(
-            "drift run finished",
-            extra={
-                "run_id": run.run_id,
-                "cells_tested": detection.cells_tested,
-                "events_opened": outcome.opened,
-                "events_updated": outcome.updated,
-                "events_closed": outcome.closed,
-            },
-        )
-        self._published.set()
-        return True
-
-
 class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
-    def __init__(self, store: DriftStore, ingest: IngestClient, worker: RunWorker) -> None:
+    def __init__(self, store: DriftStore, ingest: IngestClient, runs: DetectionRuns) -> None:
         self._store = store
         self._ingest = ingest
-        self._worker = worker
+        self._runs = runs
 
     # --- configuration ----------------------------------------------------------------------
 
@@ -280,11 +209,12 @@ class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
     async def RunDetection(
         self, request: drift_service_pb2.RunDetectionRequest, context: grpc.aio.ServicerContext
     ) -> resources_pb2.DriftRun:
-        customer = _customer(request.parent)
+        customer = customer_of(request.parent)
         if len(request.request_id) > 128:
             raise errors.invalid_argument(
                 "request_id is too long", errors.FieldViolation("request_id", "at most 128")
             )
+        as_of = None
         if request.HasField("as_of"):
             try:
                 as_of = dt.date(request.as_of.year, request.as_of.month, request.as_of.day)
@@ -292,47 +222,32 @@ class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
                 raise errors.invalid_argument(
                     "as_of is not a date", errors.FieldViolation("as_of", "a valid date")
                 ) from None
-        else:
-            # By default, analyse where the customer's data is (last year's upload included).
-            as_of = (
-                await self._ingest.latest_decision_date(customer) or dt.datetime.now(dt.UTC).date()
-            )
-        trigger = resources_pb2.DriftRun.Trigger.Name(
-            request.trigger or resources_pb2.DriftRun.MANUAL
-        )
-        row = await self._store.create_run(
+        row = await self._runs.request(
             customer,
-            request_id=request.request_id or None,
-            trigger=trigger,
-            creator=require_identity().subject,
             as_of=as_of,
+            request_id=request.request_id or None,
+            trigger=resources_pb2.DriftRun.Trigger.Name(
+                request.trigger or resources_pb2.DriftRun.MANUAL
+            ),
+            creator=require_identity().subject,
         )
-        self._worker.queued.set()
         return run_message(row)
 
     async def GetDriftRun(
         self, request: drift_service_pb2.GetDriftRunRequest, context: grpc.aio.ServicerContext
     ) -> resources_pb2.DriftRun:
-        parsed = names.parse(request.name, RUN_NAME)
-        row = await self._store.get_run(parsed["customer"], parsed["run"])
-        if row is None:
-            raise errors.not_found(request.name)
-        return run_message(row)
+        return await get_resource(request.name, RUN_NAME, self._store.get_run, run_message)
 
     async def ListDriftRuns(
         self, request: drift_service_pb2.ListDriftRunsRequest, context: grpc.aio.ServicerContext
     ) -> drift_service_pb2.ListDriftRunsResponse:
-        customer = _customer(request.parent)
-        page = await pagination.keyset_page(
+        return await list_resources(
             request,
-            lambda limit, after: self._store.list_runs(customer, request.filter, limit, after),
+            drift_service_pb2.ListDriftRunsResponse,
+            "drift_runs",
+            self._store.list_runs,
             lambda last: [last.create_time.isoformat(), last.run_id],
-            request.parent,
-            request.filter,
-        )
-        return drift_service_pb2.ListDriftRunsResponse(
-            drift_runs=[run_message(row) for row in page.rows],
-            next_page_token=page.next_page_token,
+            run_message,
         )
 
     # --- events -----------------------------------------------------------------------------
@@ -342,27 +257,19 @@ class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
         request: drift_service_pb2.ListDriftEventsRequest,
         context: grpc.aio.ServicerContext,
     ) -> drift_service_pb2.ListDriftEventsResponse:
-        customer = _customer(request.parent)
-        page = await pagination.keyset_page(
+        return await list_resources(
             request,
-            lambda limit, after: self._store.list_events(customer, request.filter, limit, after),
+            drift_service_pb2.ListDriftEventsResponse,
+            "drift_events",
+            self._store.list_events,
             lambda last: [last.last_seen_time.isoformat(), last.event_id],
-            request.parent,
-            request.filter,
-        )
-        return drift_service_pb2.ListDriftEventsResponse(
-            drift_events=[event_message(row) for row in page.rows],
-            next_page_token=page.next_page_token,
+            event_message,
         )
 
     async def GetDriftEvent(
         self, request: drift_service_pb2.GetDriftEventRequest, context: grpc.aio.ServicerContext
     ) -> resources_pb2.DriftEvent:
-        parsed = names.parse(request.name, EVENT_NAME)
-        row = await self._store.get_event(parsed["customer"], parsed["event"])
-        if row is None:
-            raise errors.not_found(request.name)
-        return event_message(row)
+        return await get_resource(request.name, EVENT_NAME, self._store.get_event, event_message)
 
     async def UpdateDriftEvent(
         self,
@@ -422,32 +329,27 @@ class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
         request: drift_service_pb2.ListPayerSummariesRequest,
         context: grpc.aio.ServicerContext,
     ) -> drift_service_pb2.ListPayerSummariesResponse:
-        customer = _customer(request.parent)
+        customer = customer_of(request.parent)
         size = pagination.page_size(request.page_size)
         token = pagination.decode(request.page_token, request.parent)
         offset = int(token.after[0]) if token else 0
-        config = (await self._store.get_config(customer)).config
-        as_of = await self._ingest.latest_decision_date(customer)
         response = drift_service_pb2.ListPayerSummariesResponse()
-        if as_of is None:
+        found = await payer_summaries(self._store, self._ingest, customer)
+        if found is None:
             return response
-        windows = windows_for(as_of, config)
-        series = await self._ingest.daily_stat_series(
-            customer, summary_start(windows), as_of, summary_span_starts(windows)
-        )
-        summaries = await asyncio.to_thread(summarize, series, windows)
-        open_events = await self._store.open_event_counts(customer)
-        for summary in summaries[offset : offset + size]:
+        for summary in found.summaries[offset : offset + size]:
             response.payer_summaries.append(
-                _summary_message(customer, summary, windows, open_events.get(summary.payer, 0))
+                _summary_message(
+                    customer, summary, found.windows, found.open_events.get(summary.payer, 0)
+                )
             )
-        if offset + size < len(summaries):
+        if offset + size < len(found.summaries):
             response.next_page_token = pagination.encode([offset + size], request.parent)
         return response
 
 
 def _summary_message(
-    customer: str, summary: Any, windows: Windows, open_events: int
+    customer: str, summary: PayerSummary, windows: Windows, open_events: int
 ) -> resources_pb2.PayerSummary:
     message = resources_pb2.PayerSummary(
         name=SUMMARY_NAME.format(customer=customer, payer=summary.payer),
@@ -494,7 +396,7 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
         authorization=authorization,
     )
     ingest = IngestClient(ingest_channel)
-    worker = RunWorker(store, ingest, published)
+    runs = DetectionRuns(store, ingest, published)
 
     @asynccontextmanager
     async def background() -> AsyncIterator[None]:
@@ -513,7 +415,7 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
 
         relay = OutboxRelay(engine, "drift", notify_reports, published)
         async with (
-            running_task("drift-run-worker", worker.run_forever),
+            running_task("drift-run-worker", runs.run_forever),
             running_task("drift-outbox-relay", relay.run),
         ):
             yield
@@ -522,7 +424,7 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
 
     return ServiceDefinition(
         full_name="upstream.drift.v1.DriftService",
-        servicer=DriftServicer(store, ingest, worker),
+        servicer=DriftServicer(store, ingest, runs),
         add_to_server=drift_service_pb2_grpc.add_DriftServiceServicer_to_server,
         background=[background],
     )

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runtime.filtering import FilterField, parse_filter
+from runtime.pagination import after_position
 from services.drift.config import DetectionConfig
 from services.drift.detection import Detection, Finding
 
@@ -143,11 +144,6 @@ def config_etag(config: DetectionConfig) -> str:
     return digest.hexdigest()[:16]
 
 
-def _keyset(columns: Sequence[Any], values: Sequence[Any], descending: bool) -> Any:
-    key, position = sa.tuple_(*columns), sa.tuple_(*(sa.literal(v) for v in values))
-    return key < position if descending else key > position
-
-
 class DriftStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -262,7 +258,9 @@ class DriftStore:
         if after is not None:
             position = (dt.datetime.fromisoformat(after[0]), after[1])
             query = query.where(
-                _keyset((drift_runs.c.create_time, drift_runs.c.run_id), position, True)
+                after_position(
+                    (drift_runs.c.create_time, drift_runs.c.run_id), position, descending=True
+                )
             )
         async with self._engine.connect() as connection:
             return list((await connection.execute(query)).all())
@@ -486,7 +484,11 @@ class DriftStore:
         if after is not None:
             position = (dt.datetime.fromisoformat(after[0]), after[1])
             query = query.where(
-                _keyset((drift_events.c.last_seen_time, drift_events.c.event_id), position, True)
+                after_position(
+                    (drift_events.c.last_seen_time, drift_events.c.event_id),
+                    position,
+                    descending=True,
+                )
             )
         async with self._engine.connect() as connection:
             return list((await connection.execute(query)).all())

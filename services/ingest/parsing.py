@@ -24,7 +24,6 @@ from services.ingest.records import (
 )
 from services.ingest.x12 import X12Parser
 
-FORMATS = ("CSV", "X12_835")
 # Enough of the start of a file to tell an ISA header from a CSV header.
 _SNIFF_CHARS = 16
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 
@@ -116,11 +116,3 @@ class ParseLimits:
     max_columns: int = 200
     max_segment_bytes: int = 64 * 1024
     max_claim_lines: int = 999
-
-
-@dataclass
-class ParseSummary:
-    """Counts the parser keeps while it streams."""
-
-    rows_read: int = 0
-    warnings: list[UploadWarning] = field(default_factory=list)

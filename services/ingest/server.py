@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -15,26 +14,24 @@ import grpc
 import numpy as np
 from google.protobuf import empty_pb2
 from google.type import date_pb2
-from opentelemetry import propagate
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from runtime import errors, names, pagination
+from runtime import errors, names
 from runtime.auth import require_identity, service_token
 from runtime.clients import open_channel
 from runtime.messages import date_message, money_message, set_fields, timestamp_message
 from runtime.outbox import OutboxEvent, OutboxRelay
 from runtime.server import ServiceDefinition, running_task
 from runtime.settings import Settings
+from runtime.standard_methods import customer_of, get_resource, list_resources
 from runtime.updates import mask_paths
 from services.ingest.counting import DAY_AMOUNTS
 from services.ingest.csv_claims import COLUMN_ALIASES
+from services.ingest.intake import UploadIntake, UploadRejectedError, UploadRequest
 from services.ingest.months import Series, span_starts
-from services.ingest.parsing import UploadParser
-from services.ingest.records import FileError, UploadWarning
-from services.ingest.staging import Staged, display_name, name_key
+from services.ingest.staging import display_name, name_key
 from services.ingest.store import IngestStore, MappingChange, MappingConflictError, mapping_etag
-from services.ingest.uploads import UploadFacts, failure_message
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
 from upstream.drift.v1 import resources_pb2 as drift_resources_pb2
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
@@ -43,10 +40,8 @@ UPLOAD_NAME = "customers/{customer}/uploads/{upload}"
 CLAIM_NAME = "customers/{customer}/claims/{claim}"
 PAYER_NAME = "customers/{customer}/payers/{payer}"
 MAPPING_NAME = "customers/{customer}/payerMappings/{payer_mapping}"
-CUSTOMER_NAME = "customers/{customer}"
 MAX_REQUEST_ID = 128
 MAX_FILE_NAME = 255
-MAX_KEPT_WARNINGS = 1000
 STATS_PER_MESSAGE = 1000
 # Series per stream message: gathered up to about this many bytes (gRPC allows 4 MiB).
 SERIES_BYTES_PER_MESSAGE = 1 << 20
@@ -152,10 +147,6 @@ def daily_stat_message(row: Row) -> resources_pb2.DailyStat:
     )
 
 
-def _customer(parent: str, field: str = "parent") -> str:
-    return names.parse(parent, CUSTOMER_NAME, field=field)["customer"]
-
-
 def _date_range(
     request: ingest_service_pb2.StreamDailyStatsRequest
     | ingest_service_pb2.StreamDailyStatSeriesRequest,
@@ -207,18 +198,10 @@ def _python_date(value: date_pb2.Date, field: str) -> dt.date:
         ) from exc
 
 
-# Chunks parsed ahead of what PostgreSQL has loaded (each about as large as a chunk received).
-_PARSED_AHEAD = 4
-
-
 class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
-    def __init__(
-        self, store: IngestStore, settings: Settings, uploaded: asyncio.Event | None = None
-    ) -> None:
+    def __init__(self, store: IngestStore, intake: UploadIntake) -> None:
         self._store = store
-        self._settings = settings
-        # Set after each committed upload, so the outbox relay publishes at once.
-        self._uploaded = uploaded or asyncio.Event()
+        self._intake = intake
 
     # --- uploads ---------------------------------------------------------------------------
 
@@ -234,77 +217,10 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             raise errors.invalid_argument(
                 "the upload stream is empty", errors.FieldViolation("parent", "required")
             ) from None
-        customer = _customer(first.parent)
-        metadata = first.upload
+        customer = customer_of(first.parent)
         _check_upload_metadata(first)
-        identity = require_identity()
-        request_id = first.request_id or None
-        if request_id:
-            earlier = await self._store.find_upload_by_request(customer, request_id)
-            if earlier is not None:
-                await _discard(requests)
-                return upload_message(earlier)
-        mode = resources_pb2.Upload.Mode.Name(metadata.mode or resources_pb2.Upload.ACCEPT_VALID)
-        declared = resources_pb2.Upload.Format.Name(metadata.format) if metadata.format else ""
-        parser = UploadParser(
-            declared_format=declared,
-            column_map=dict(metadata.column_map),
-            max_bytes=self._settings.max_upload_bytes,
-        )
-        upload_id = "u_" + secrets.token_hex(8)
-        warnings: list[UploadWarning] = []
-        trace_context: dict[str, str] = {}
-        propagate.inject(trace_context)
-        # What the upload is, as far as it has been read (counts grow while it streams).
-        describe = functools.partial(
-            self._facts, customer, upload_id, request_id, metadata.file_name, parser, mode,
-            identity.subject, warnings, trace_context,
-        )  # fmt: skip
-        async with self._store.upload_transaction(
-            customer, upload_id, merge_every=self._settings.upload_merge_rows
-        ) as writer:
-            try:
-                await self._stream_into(writer, parser, first, requests, warnings)
-            except FileError as problem:
-                await _discard(requests)
-                outcome = await writer.record_failure(describe(), str(problem))
-                if outcome.repeated:
-                    return await self._existing(customer, outcome.upload_id)
-                failure = str(problem)
-            else:
-                outcome = await writer.finish(describe(), all_or_nothing=mode == "ALL_OR_NOTHING")
-                if outcome.repeated:
-                    return await self._existing(customer, outcome.upload_id)
-                failure = (
-                    failure_message(writer.accepted, outcome.first_problems)
-                    if outcome.failed
-                    else ""
-                )
-        if failure:
-            name = UPLOAD_NAME.format(customer=customer, upload=upload_id)
-            raise errors.ApiError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"{first.upload.file_name or 'the file'}: {failure}",
-                reason="UPLOAD_REJECTED",
-                metadata={"upload": name},
-                violations=[
-                    errors.FieldViolation(
-                        f"line {p.line_number}" + (f" {p.column}" if p.column else ""), p.reason
-                    )
-                    for p in outcome.first_problems
-                ],
-            )
-        self._uploaded.set()
-        return await self._existing(customer, upload_id)
+        metadata = first.upload
 
-    async def _stream_into(
-        self,
-        writer: Any,
-        parser: UploadParser,
-        first: ingest_service_pb2.CreateUploadRequest,
-        requests: AsyncIterator[ingest_service_pb2.CreateUploadRequest],
-        warnings: list[UploadWarning],
-    ) -> None:
         async def chunks() -> AsyncIterator[bytes]:
             if first.http_body.data:
                 yield first.http_body.data
@@ -312,104 +228,51 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                 if request.http_body.data:
                     yield request.http_body.data
 
-        def read(chunk: bytes | None) -> tuple[Staged, list[UploadWarning]]:
-            # Parsing and encoding are CPU work: off the event loop, in a worker thread.
-            batch = parser.close() if chunk is None else parser.feed(chunk)
-            return writer.encode(batch), batch.warnings
-
-        # PostgreSQL loads and merges what is parsed while the next chunks are parsed; the
-        # queue between them is bounded, so memory stays flat however large the file.
-        queue: asyncio.Queue[Staged | None] = asyncio.Queue(maxsize=_PARSED_AHEAD)
-
-        async def load() -> None:
-            while (staged := await queue.get()) is not None:
-                await writer.load(staged)
-
-        loader = asyncio.create_task(load())
-
-        async def hand_over(staged: Staged | None) -> None:
-            putting = asyncio.ensure_future(queue.put(staged))
-            await asyncio.wait((putting, loader), return_when=asyncio.FIRST_COMPLETED)
-            if not putting.done():
-                putting.cancel()
-                loader.result()  # the loader failed: its error is the upload's
-
-        try:
-            async for chunk in chunks():
-                staged, found = await asyncio.to_thread(read, chunk)
-                _keep(warnings, found)
-                await hand_over(staged)
-            staged, found = await asyncio.to_thread(read, None)
-            _keep(warnings, found)
-            await hand_over(staged)
-            await hand_over(None)
-        except BaseException:
-            if not loader.done():
-                # What was not loaded is dropped (the upload is failing); the step under way
-                # always completes: a COPY cut mid-write could not be ended.
-                while not queue.empty():
-                    queue.get_nowait()
-                queue.put_nowait(None)
-            raise
-        finally:
-            await asyncio.shield(loader)
-
-    def _facts(
-        self,
-        customer: str,
-        upload_id: str,
-        request_id: str | None,
-        file_name: str,
-        parser: UploadParser,
-        mode: str,
-        creator: str,
-        warnings: list[UploadWarning],
-        trace_context: dict[str, str],
-    ) -> UploadFacts:
-        return UploadFacts(
+        upload = UploadRequest(
             customer=customer,
-            upload_id=upload_id,
-            request_id=request_id,
-            file_name=file_name,
-            format=parser.format or "CSV",
-            mode=mode,
-            creator=creator,
-            size_bytes=parser.size_bytes,
-            sha256=parser.sha256,
-            rows_read=parser.rows_read,
-            warnings=warnings,
-            trace_context=trace_context,
+            creator=require_identity().subject,
+            file_name=metadata.file_name,
+            request_id=first.request_id or None,
+            declared_format=(
+                resources_pb2.Upload.Format.Name(metadata.format) if metadata.format else ""
+            ),
+            column_map=dict(metadata.column_map),
+            mode=resources_pb2.Upload.Mode.Name(metadata.mode or resources_pb2.Upload.ACCEPT_VALID),
         )
-
-    async def _existing(self, customer: str, upload_id: str) -> resources_pb2.Upload:
-        row = await self._store.get_upload(customer, upload_id)
-        if row is None:
-            raise errors.not_found(UPLOAD_NAME.format(customer=customer, upload=upload_id))
+        try:
+            row = await self._intake.create(upload, chunks())
+        except UploadRejectedError as rejected:
+            raise errors.ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{metadata.file_name or 'the file'}: {rejected}",
+                reason="UPLOAD_REJECTED",
+                metadata={
+                    "upload": UPLOAD_NAME.format(customer=customer, upload=rejected.upload_id)
+                },
+                violations=[
+                    errors.FieldViolation(
+                        f"line {p.line_number}" + (f" {p.column}" if p.column else ""), p.reason
+                    )
+                    for p in rejected.problems
+                ],
+            ) from None
         return upload_message(row)
 
     async def GetUpload(
         self, request: ingest_service_pb2.GetUploadRequest, context: grpc.aio.ServicerContext
     ) -> resources_pb2.Upload:
-        parsed = names.parse(request.name, UPLOAD_NAME)
-        row = await self._store.get_upload(parsed["customer"], parsed["upload"])
-        if row is None:
-            raise errors.not_found(request.name)
-        return upload_message(row)
+        return await get_resource(request.name, UPLOAD_NAME, self._store.get_upload, upload_message)
 
     async def ListUploads(
         self, request: ingest_service_pb2.ListUploadsRequest, context: grpc.aio.ServicerContext
     ) -> ingest_service_pb2.ListUploadsResponse:
-        customer = _customer(request.parent)
-        page = await pagination.keyset_page(
+        return await list_resources(
             request,
-            lambda limit, after: self._store.list_uploads(customer, request.filter, limit, after),
+            ingest_service_pb2.ListUploadsResponse,
+            "uploads",
+            self._store.list_uploads,
             lambda last: [last.create_time.isoformat(), last.upload_id],
-            request.parent,
-            request.filter,
-        )
-        return ingest_service_pb2.ListUploadsResponse(
-            uploads=[upload_message(row) for row in page.rows],
-            next_page_token=page.next_page_token,
+            upload_message,
         )
 
     async def DeleteUpload(
@@ -428,33 +291,23 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         request: ingest_service_pb2.ListUploadRejectionsRequest,
         context: grpc.aio.ServicerContext,
     ) -> ingest_service_pb2.ListUploadRejectionsResponse:
-        parsed = names.parse(request.parent, UPLOAD_NAME, field="parent")
-        customer, upload_id = parsed["customer"], parsed["upload"]
-        if await self._store.get_upload(customer, upload_id) is None:
-            raise errors.not_found(request.parent)
-        page = await pagination.keyset_page(
+        await get_resource(request.parent, UPLOAD_NAME, self._store.get_upload, lambda row: row)
+        return await list_resources(
             request,
-            lambda limit, after: self._store.list_rejections(
-                customer, upload_id, request.filter, limit, after
-            ),
+            ingest_service_pb2.ListUploadRejectionsResponse,
+            "upload_rejections",
+            self._store.list_rejections,
             lambda last: [last.seq],
-            request.parent,
-            request.filter,
-        )
-        return ingest_service_pb2.ListUploadRejectionsResponse(
-            next_page_token=page.next_page_token,
-            upload_rejections=[
-                resources_pb2.UploadRejection(
-                    name=f"{request.parent}/rejections/{row.seq}",
-                    line_number=row.line_number if not row.segment_number else 0,
-                    segment_number=row.segment_number,
-                    column=row.column_name or "",
-                    raw_value=(row.raw_value or "")[:100],
-                    reason=row.reason,
-                    code=row.code,
-                )
-                for row in page.rows
-            ],
+            lambda row: resources_pb2.UploadRejection(
+                name=f"{request.parent}/rejections/{row.seq}",
+                line_number=row.line_number if not row.segment_number else 0,
+                segment_number=row.segment_number,
+                column=row.column_name or "",
+                raw_value=(row.raw_value or "")[:100],
+                reason=row.reason,
+                code=row.code,
+            ),
+            parent=UPLOAD_NAME,
         )
 
     # --- claims -----------------------------------------------------------------------------
@@ -462,18 +315,12 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     async def GetClaim(
         self, request: ingest_service_pb2.GetClaimRequest, context: grpc.aio.ServicerContext
     ) -> resources_pb2.Claim:
-        parsed = names.parse(request.name, CLAIM_NAME)
-        row = await self._store.get_claim(parsed["customer"], parsed["claim"])
-        if row is None:
-            raise errors.not_found(request.name)
-        return claim_message(row)
+        return await get_resource(request.name, CLAIM_NAME, self._store.get_claim, claim_message)
 
     async def ListClaims(
         self, request: ingest_service_pb2.ListClaimsRequest, context: grpc.aio.ServicerContext
     ) -> ingest_service_pb2.ListClaimsResponse:
-        customer = _customer(request.parent)
         order = _claim_order(request.order_by)
-        filter_text = _upload_filter(request.filter)
 
         def position(last: Row) -> list[Any]:
             value = getattr(last, order[0])
@@ -482,60 +329,36 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                 at = "0001-01-01" if order[0] == "decision_date" else None
             return [at, last.claim_uid]
 
-        page = await pagination.keyset_page(
+        return await list_resources(
             request,
-            lambda limit, after: self._store.list_claims(
-                customer, filter_text, order, limit, after
+            ingest_service_pb2.ListClaimsResponse,
+            "claims",
+            lambda customer, filter_text, limit, after: self._store.list_claims(
+                customer, _upload_filter(filter_text), order, limit, after
             ),
             position,
-            request.parent,
-            request.filter,
-            request.order_by,
-        )
-        return ingest_service_pb2.ListClaimsResponse(
-            claims=[claim_message(row) for row in page.rows],
-            next_page_token=page.next_page_token,
+            claim_message,
+            order_by=request.order_by,
         )
 
     async def ListPayers(
         self, request: ingest_service_pb2.ListPayersRequest, context: grpc.aio.ServicerContext
     ) -> ingest_service_pb2.ListPayersResponse:
-        customer = _customer(request.parent)
-        page = await pagination.keyset_page(
+        return await list_resources(
             request,
-            lambda limit, after: self._store.list_payers(customer, request.filter, limit, after),
+            ingest_service_pb2.ListPayersResponse,
+            "payers",
+            self._store.list_payers,
             lambda last: [last.claim_count, last.payer_uid],
-            request.parent,
-            request.filter,
+            payer_message,
         )
-        response = ingest_service_pb2.ListPayersResponse(next_page_token=page.next_page_token)
-        for row in page.rows:
-            payer = resources_pb2.Payer(
-                name=PAYER_NAME.format(customer=customer, payer=row.payer_uid),
-                raw_payer_name=row.raw_name,
-                raw_payer_id=row.raw_id,
-                canonical_payer=row.canonical_payer,
-                mapped=row.mapping_id is not None,
-                payer_mapping=(
-                    f"customers/{customer}/payerMappings/{row.mapping_id}" if row.mapping_id else ""
-                ),
-                claim_count=row.claim_count,
-            )
-            response.payers.append(
-                set_fields(
-                    payer,
-                    first_seen_time=timestamp_message(row.first_seen_time),
-                    last_seen_time=timestamp_message(row.last_seen_time),
-                )
-            )
-        return response
 
     async def CreatePayerMapping(
         self,
         request: ingest_service_pb2.CreatePayerMappingRequest,
         context: grpc.aio.ServicerContext,
     ) -> resources_pb2.PayerMapping:
-        customer = _customer(request.parent)
+        customer = customer_of(request.parent)
         mapping = request.payer_mapping
         _check_mapping(mapping, creating=True)
         change = MappingChange(
@@ -547,35 +370,29 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                 "canonical_payer": display_name(mapping.canonical_payer),
             },
         )
-        return mapping_message(customer, await self._change_mapping(customer, change))
+        return mapping_message(await self._change_mapping(customer, change))
 
     async def GetPayerMapping(
         self,
         request: ingest_service_pb2.GetPayerMappingRequest,
         context: grpc.aio.ServicerContext,
     ) -> resources_pb2.PayerMapping:
-        parsed = names.parse(request.name, MAPPING_NAME)
-        row = await self._store.get_mapping(parsed["customer"], parsed["payer_mapping"])
-        if row is None:
-            raise errors.not_found(request.name)
-        return mapping_message(parsed["customer"], row)
+        return await get_resource(
+            request.name, MAPPING_NAME, self._store.get_mapping, mapping_message
+        )
 
     async def ListPayerMappings(
         self,
         request: ingest_service_pb2.ListPayerMappingsRequest,
         context: grpc.aio.ServicerContext,
     ) -> ingest_service_pb2.ListPayerMappingsResponse:
-        customer = _customer(request.parent)
-        page = await pagination.keyset_page(
+        return await list_resources(
             request,
-            lambda limit, after: self._store.list_mappings(customer, request.filter, limit, after),
+            ingest_service_pb2.ListPayerMappingsResponse,
+            "payer_mappings",
+            self._store.list_mappings,
             lambda last: [last.mapping_id],
-            request.parent,
-            request.filter,
-        )
-        return ingest_service_pb2.ListPayerMappingsResponse(
-            payer_mappings=[mapping_message(customer, row) for row in page.rows],
-            next_page_token=page.next_page_token,
+            mapping_message,
         )
 
     async def UpdatePayerMapping(
@@ -597,9 +414,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             canonical_payer=display_name(mapping.canonical_payer),
             etag=mapping.etag,
         )
-        return mapping_message(
-            parsed["customer"], await self._change_mapping(parsed["customer"], change, mapping.name)
-        )
+        return mapping_message(await self._change_mapping(parsed["customer"], change, mapping.name))
 
     async def DeletePayerMapping(
         self,
@@ -628,7 +443,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         request: ingest_service_pb2.StreamDailyStatsRequest,
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[ingest_service_pb2.StreamDailyStatsResponse]:
-        customer = _customer(request.parent)
+        customer = customer_of(request.parent)
         start, end = _date_range(request)
         batch = ingest_service_pb2.StreamDailyStatsResponse()
         async for row in self._store.stream_daily_stats(customer, request.payers, start, end):
@@ -644,7 +459,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         request: ingest_service_pb2.StreamDailyStatSeriesRequest,
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[ingest_service_pb2.StreamDailyStatSeriesResponse]:
-        customer = _customer(request.parent)
+        customer = customer_of(request.parent)
         start, end = _date_range(request)
         batch = ingest_service_pb2.StreamDailyStatSeriesResponse()
         size = 0
@@ -712,9 +527,30 @@ def _series_message(series: Series, packed: bool) -> resources_pb2.DailyStatSeri
     return message
 
 
-def mapping_message(customer: str, row: Row) -> resources_pb2.PayerMapping:
+def payer_message(row: Row) -> resources_pb2.Payer:
+    payer = resources_pb2.Payer(
+        name=PAYER_NAME.format(customer=row.customer_id, payer=row.payer_uid),
+        raw_payer_name=row.raw_name,
+        raw_payer_id=row.raw_id,
+        canonical_payer=row.canonical_payer,
+        mapped=row.mapping_id is not None,
+        payer_mapping=(
+            MAPPING_NAME.format(customer=row.customer_id, payer_mapping=row.mapping_id)
+            if row.mapping_id
+            else ""
+        ),
+        claim_count=row.claim_count,
+    )
+    return set_fields(
+        payer,
+        first_seen_time=timestamp_message(row.first_seen_time),
+        last_seen_time=timestamp_message(row.last_seen_time),
+    )
+
+
+def mapping_message(row: Row) -> resources_pb2.PayerMapping:
     mapping = resources_pb2.PayerMapping(
-        name=MAPPING_NAME.format(customer=customer, payer_mapping=row.mapping_id),
+        name=MAPPING_NAME.format(customer=row.customer_id, payer_mapping=row.mapping_id),
         raw_payer_name=row.raw_payer_name,
         raw_payer_id=row.raw_payer_id,
         canonical_payer=row.canonical_payer,
@@ -751,19 +587,6 @@ def _check_mapping(mapping: resources_pb2.PayerMapping, *, creating: bool) -> No
             )
     if problems:
         raise errors.invalid_argument("payer_mapping is not valid", *problems)
-
-
-async def _discard(requests: AsyncIterator[Any]) -> None:
-    """Read what the client still sends before answering early: a client stream answered
-    while the client is still writing can reach it as an internal error instead of our
-    answer."""
-    async for _ in requests:
-        pass
-
-
-def _keep(kept: list[UploadWarning], new: list[UploadWarning]) -> None:
-    room = MAX_KEPT_WARNINGS - len(kept)
-    kept.extend(new[: max(room, 0)])
 
 
 def _check_upload_metadata(first: ingest_service_pb2.CreateUploadRequest) -> None:
@@ -808,6 +631,7 @@ def _upload_filter(text: str) -> str:
 
 
 def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
+    store = IngestStore(engine)
     uploaded = asyncio.Event()
 
     @asynccontextmanager
@@ -837,7 +661,15 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
 
     return ServiceDefinition(
         full_name="upstream.ingest.v1.IngestService",
-        servicer=IngestServicer(IngestStore(engine), settings, uploaded),
+        servicer=IngestServicer(
+            store,
+            UploadIntake(
+                store,
+                max_upload_bytes=settings.max_upload_bytes,
+                merge_every=settings.upload_merge_rows,
+                uploaded=uploaded,
+            ),
+        ),
         add_to_server=ingest_service_pb2_grpc.add_IngestServiceServicer_to_server,
         background=[drift_notifier],
     )

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime.filtering import FilterField, parse_filter
+from runtime.pagination import after_position
 from services.ingest.counting import COUNT_TABLES, apply_counts, count_in, recording_changes
 from services.ingest.months import MONTHS_PER_BATCH, Series, SeriesOfMonths
 from services.ingest.uploads import MAPPING_FOR_PAYER, UploadWriter, lock_customer
@@ -179,13 +180,6 @@ PAYER_FILTERS = {
 }
 
 
-def _after(columns: Sequence[Any], values: Sequence[Any], descending: bool) -> Any:
-    """Keyset condition: rows strictly after the position the last page ended on."""
-    key = sa.tuple_(*columns)
-    position = sa.tuple_(*(sa.literal(v) for v in values))
-    return key < position if descending else key > position
-
-
 class IngestStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -241,7 +235,9 @@ class IngestStore:
         if after is not None:
             position = (dt.datetime.fromisoformat(after[0]), after[1])
             query = query.where(
-                _after((uploads.c.create_time, uploads.c.upload_id), position, True)
+                after_position(
+                    (uploads.c.create_time, uploads.c.upload_id), position, descending=True
+                )
             )
         async with self._engine.connect() as connection:
             return list((await connection.execute(query)).all())
@@ -358,7 +354,9 @@ class IngestStore:
         )
         if after is not None:
             value = _from_token(column_name, after[0])
-            query = query.where(_after((key, claims.c.claim_uid), (value, after[1]), descending))
+            query = query.where(
+                after_position((key, claims.c.claim_uid), (value, after[1]), descending=descending)
+            )
         async with self._engine.connect() as connection:
             return list((await connection.execute(query)).all())
 
@@ -376,7 +374,11 @@ class IngestStore:
         )
         if after is not None:
             query = query.where(
-                _after((payers.c.claim_count, payers.c.payer_uid), (int(after[0]), after[1]), True)
+                after_position(
+                    (payers.c.claim_count, payers.c.payer_uid),
+                    (int(after[0]), after[1]),
+                    descending=True,
+                )
             )
         async with self._engine.connect() as connection:
             return list((await connection.execute(query)).all())

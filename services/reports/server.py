@@ -11,15 +11,15 @@ from google.protobuf import empty_pb2
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from runtime import errors, names, pagination
+from runtime import errors, names
 from runtime.messages import timestamp_message
 from runtime.server import ServiceDefinition
 from runtime.settings import Settings
+from runtime.standard_methods import customer_of, get_resource, list_resources
 from services.reports.store import ReportsStore
 from upstream.reports.v1 import reports_service_pb2, reports_service_pb2_grpc, resources_pb2
 
 WEBHOOK_NAME = "customers/{customer}/webhooks/{webhook}"
-CUSTOMER_NAME = "customers/{customer}"
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -58,7 +58,7 @@ class ReportsServicer(reports_service_pb2_grpc.ReportsServiceServicer):
         request: reports_service_pb2.CreateWebhookRequest,
         context: grpc.aio.ServicerContext,
     ) -> resources_pb2.Webhook:
-        customer = names.parse(request.parent, CUSTOMER_NAME, field="parent")["customer"]
+        customer = customer_of(request.parent)
         webhook = request.webhook
         problems = url_violations(webhook.url)
         if not webhook.event_types:
@@ -81,11 +81,9 @@ class ReportsServicer(reports_service_pb2_grpc.ReportsServiceServicer):
     async def GetWebhook(
         self, request: reports_service_pb2.GetWebhookRequest, context: grpc.aio.ServicerContext
     ) -> resources_pb2.Webhook:
-        parsed = names.parse(request.name, WEBHOOK_NAME)
-        row = await self._store.get_webhook(parsed["customer"], parsed["webhook"])
-        if row is None:
-            raise errors.not_found(request.name)
-        return webhook_message(row)
+        return await get_resource(
+            request.name, WEBHOOK_NAME, self._store.get_webhook, webhook_message
+        )
 
     async def DeleteWebhook(
         self,
@@ -102,16 +100,13 @@ class ReportsServicer(reports_service_pb2_grpc.ReportsServiceServicer):
         request: reports_service_pb2.ListWebhooksRequest,
         context: grpc.aio.ServicerContext,
     ) -> reports_service_pb2.ListWebhooksResponse:
-        customer = names.parse(request.parent, CUSTOMER_NAME, field="parent")["customer"]
-        page = await pagination.keyset_page(
+        return await list_resources(
             request,
-            lambda limit, after: self._store.list_webhooks(customer, limit, after),
+            reports_service_pb2.ListWebhooksResponse,
+            "webhooks",
+            self._store.list_webhooks,
             lambda last: [last.create_time.isoformat(), last.webhook_id],
-            request.parent,
-        )
-        return reports_service_pb2.ListWebhooksResponse(
-            webhooks=[webhook_message(row) for row in page.rows],
-            next_page_token=page.next_page_token,
+            webhook_message,
         )
 
 

@@ -10,6 +10,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from runtime.filtering import FilterField, parse_filter
+from runtime.pagination import after_position
+
 metadata = sa.MetaData(schema="reports")
 
 webhooks = sa.Table(
@@ -25,6 +28,11 @@ webhooks = sa.Table(
     sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
 )
+
+WEBHOOK_FILTERS = {
+    "disabled": FilterField(webhooks.c.disabled, "bool"),
+    "event_types": FilterField(webhooks.c.event_types, "text_array"),
+}
 
 
 class ReportsStore:
@@ -79,19 +87,23 @@ class ReportsStore:
             return bool(result.rowcount)
 
     async def list_webhooks(
-        self, customer: str, limit: int, after: Sequence[str] | None
+        self, customer: str, filter_text: str, limit: int, after: Sequence[str] | None
     ) -> list[Row]:
         """Oldest first; `after` is the (create_time, webhook_id) the last page ended on."""
         query = (
             sa.select(webhooks)
-            .where(webhooks.c.customer_id == customer)
+            .where(webhooks.c.customer_id == customer, parse_filter(filter_text, WEBHOOK_FILTERS))
             .order_by(webhooks.c.create_time, webhooks.c.webhook_id)
             .limit(limit)
         )
         if after is not None:
             created = dt.datetime.fromisoformat(after[0])
             query = query.where(
-                sa.tuple_(webhooks.c.create_time, webhooks.c.webhook_id) > (created, after[1])
+                after_position(
+                    (webhooks.c.create_time, webhooks.c.webhook_id),
+                    (created, after[1]),
+                    descending=False,
+                )
             )
         async with self._engine.connect() as connection:
             return list((await connection.execute(query)).all())

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
-import hashlib
 import importlib
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import httpx
@@ -19,10 +18,9 @@ from google.type import date_pb2
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from runtime import schemas
-from services.ingest.parsing import UploadParser
+from services.ingest.intake import UploadIntake, UploadRequest
 from services.ingest.staging import SeenClaims
 from services.ingest.store import IngestStore
-from services.ingest.uploads import UploadFacts
 from tests.conftest import PostgresUnderTest
 from tests.fixtures import X12_835_FIXTURES
 from tests.system import System
@@ -709,8 +707,8 @@ async def test_claims_merged_by_key_at_the_end_are_stored_as_claims_copied_direc
     engine = create_async_engine(postgres.url("ingest"))
     try:
         store = IngestStore(engine)
-        for number, body in enumerate(files):
-            await _write_in_process(store, merged, f"u_merged{number}", body)
+        for body in files:
+            await _write_in_process(store, merged, body)
     finally:
         await engine.dispose()
     assert _stored(postgres, merged) == _stored(postgres, through_gateway)
@@ -718,22 +716,16 @@ async def test_claims_merged_by_key_at_the_end_are_stored_as_claims_copied_direc
     assert (statuses["B1"], statuses["B2"], statuses["C2"]) == ("REVERSED", "REVERSED", "DENIED")
 
 
-async def _write_in_process(store: IngestStore, customer: str, upload_id: str, body: bytes) -> None:
-    """What CreateUpload does with a file, in this process: parse, encode and load it in
-    small chunks, then finish it."""
-    parser = UploadParser(max_bytes=1 << 20)
-    async with store.upload_transaction(customer, upload_id, merge_every=5) as writer:
+async def _write_in_process(store: IngestStore, customer: str, body: bytes) -> None:
+    """An upload through the use case in this process, the file sent in small chunks."""
+
+    async def chunks() -> AsyncIterator[bytes]:
         for at in range(0, len(body), 100):
-            await writer.load(writer.encode(parser.feed(body[at : at + 100])))
-        await writer.load(writer.encode(parser.close()))
-        outcome = await writer.finish(
-            UploadFacts(
-                customer, upload_id, None, "f.csv", "CSV", "ACCEPT_VALID", "test", len(body),
-                hashlib.sha256(body).hexdigest(), parser.rows_read, [], {},
-            ),
-            all_or_nothing=False,
-        )  # fmt: skip
-    assert not outcome.failed and not outcome.repeated
+            yield body[at : at + 100]
+
+    intake = UploadIntake(store, max_upload_bytes=1 << 20, merge_every=5)
+    upload = await intake.create(UploadRequest(customer, "test", "f.csv"), chunks())
+    assert upload.state == "SUCCEEDED"
 
 
 def test_the_migration_packs_stored_statistics_as_uploads_keep_them_packed(

@@ -65,7 +65,6 @@ def read(
     end: dt.date,
     starts: Collection[dt.date] = (),
     *,
-    packed: bool = True,
     max_entries: int = MAX_SERIES_ENTRIES,
 ) -> list[CellSeries]:
     """`stats` from `start` to `end` as drift reads them, entries summed over the spans
@@ -79,5 +78,5 @@ def read(
     for days in by_cell.values():
         series = stored(days, start, end, span_starts(starts, start, end) if starts else None)
         assert series is not None
-        messages += daily_stat_series_messages(series, max_entries, packed=packed)
+        messages += daily_stat_series_messages(series, max_entries, packed=True)
     return joined(series_from_message(message, spans) for message in messages)

@@ -18,6 +18,7 @@ from services.drift.series import (
     cell_series,
     payer_series,
 )
+from services.ingest.counting import DAY_AMOUNTS
 from services.ingest.server import daily_stat_series_messages
 from tests.unit.series_reading import read, stored
 
@@ -101,15 +102,14 @@ def test_a_payer_series_is_its_groups_added_day_by_day() -> None:
     assert np.array_equal(payer.days, whole.days)
 
 
-@pytest.mark.parametrize("packed", [False, True], ids=["readable", "packed"])
-def test_a_long_series_sent_in_pieces_is_joined_into_the_same_series(packed: bool) -> None:
-    """Cut into messages of whole days, in either encoding, a series reads back as the series
-    the stored statistics hold."""
+def test_a_long_series_sent_in_pieces_is_joined_into_the_same_series() -> None:
+    """Cut into messages of whole days, a series reads back as the series the stored
+    statistics hold."""
     stats = _days("Aetna", "RADIOLOGY", 200, seed=4)
     kept = stored(stats, stats[0].day, stats[-1].day)
     assert kept is not None
-    (whole,) = daily_stat_series_messages(kept, packed=packed)
-    pieces = daily_stat_series_messages(kept, max_entries=300, packed=packed)
+    (whole,) = daily_stat_series_messages(kept, packed=True)
+    pieces = daily_stat_series_messages(kept, max_entries=300, packed=True)
     assert len(pieces) > 3
     as_read = [series_from_message(p) for p in pieces]
     assert all(len(p.histogram_day) + len(p.carc_day) <= 300 for p in as_read)
@@ -123,22 +123,44 @@ def test_a_long_series_sent_in_pieces_is_joined_into_the_same_series(packed: boo
         assert _sums(rejoined, window) == _sums(expected, window)
 
 
+def test_readable_and_packed_messages_carry_the_same_numbers() -> None:
+    """REST clients read the READABLE encoding, drift the PACKED one: piece by piece, the
+    same days, amounts and entries."""
+    stats = _days("Aetna", "RADIOLOGY", 120, seed=6)
+    kept = stored(stats, stats[0].day, stats[-1].day)
+    assert kept is not None
+    readable = daily_stat_series_messages(kept, max_entries=300)
+    packed = daily_stat_series_messages(kept, max_entries=300, packed=True)
+    assert len(readable) == len(packed) > 1
+    for text, binary in zip(readable, packed, strict=True):
+        assert not text.HasField("packed")
+        numbers = binary.packed
+        assert list(text.decision_dates) == np.frombuffer(numbers.decision_dates, "<i4").tolist()
+        amounts = np.frombuffer(numbers.day_amounts, "<i8").reshape(-1, len(DAY_AMOUNTS))
+        for column, field in enumerate(DAY_AMOUNTS):
+            assert list(getattr(text, field)) == amounts[:, column].tolist(), field
+        for fields, entries in (
+            (("histogram_day", "histogram_days", "histogram_claims"), numbers.histogram),
+            (("carc_day", "carc_code", "carc_claims"), numbers.carc),
+        ):
+            columns = np.frombuffer(entries, "<i4").reshape(-1, 3).T.tolist()
+            assert [list(getattr(text, f)) for f in fields] == columns
+        assert text.carc_codes == binary.carc_codes
+
+
 def _day(n: int) -> dt.date:
     return FIRST_DAY + dt.timedelta(days=n)
 
 
-@pytest.mark.parametrize("packed", [False, True], ids=["readable", "packed"])
-def test_entries_read_summed_over_spans_sum_every_window_of_whole_spans_as_days_do(
-    packed: bool,
-) -> None:
+def test_entries_read_summed_over_spans_sum_every_window_of_whole_spans_as_days_do() -> None:
     """Read with span starts (some outside the range), a series has far fewer histogram
     entries, and every window from one span boundary to another sums what the days sum, also
     when the series comes in pieces; a window that cuts a span is refused."""
     stats = _days("Aetna", "RADIOLOGY", 200, seed=5)
     start, end = _day(3), _day(190)
     starts = {_day(n) for n in (0, 10, 11, 12, 40, 100, 101, 150, 191, 250)}
-    (by_day,) = read(stats, start, end, packed=packed)
-    (by_span,) = read(stats, start, end, starts, packed=packed, max_entries=40)
+    (by_day,) = read(stats, start, end)
+    (by_span,) = read(stats, start, end, starts, max_entries=40)
     assert by_span.histogram_day.size * 3 < by_day.histogram_day.size
     assert np.array_equal(by_span.days, by_day.days)
     bounds = sorted({start, end + dt.timedelta(days=1), *(d for d in starts if start < d <= end)})

@@ -1,0 +1,127 @@
+"""Detection runs, the use case: a run is asked for (a PENDING row), a worker in this process
+(or any replica) takes it, reads the statistics from ingest, detects and records the
+findings. A run whose worker dies is taken again when its lease expires. Callable without
+gRPC; the servicer only translates messages."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from opentelemetry import propagate, trace
+from sqlalchemy.engine import Row
+
+from runtime.server import work_forever
+from services.drift.config import DetectionConfig
+from services.drift.detection import Windows, detect, first_day_read, span_starts_read, windows_for
+from services.drift.ingest_client import IngestClient
+from services.drift.store import DriftStore
+from services.drift.summaries import PayerSummary, summarize, summary_span_starts, summary_start
+
+logger = logging.getLogger("upstream.drift")
+tracer = trace.get_tracer("upstream.drift")
+
+WORKER_POLL_SECONDS = 2.0
+
+
+class DetectionRuns:
+    """Asks for runs and executes them, one at a time per process. `published` is set when
+    a run has written events to the outbox, so the relay sends them at once."""
+
+    def __init__(self, store: DriftStore, ingest: IngestClient, published: asyncio.Event) -> None:
+        self._store = store
+        self._ingest = ingest
+        self._published = published
+        self._queued = asyncio.Event()
+
+    async def request(
+        self,
+        customer: str,
+        *,
+        as_of: dt.date | None,
+        request_id: str | None,
+        trigger: str,
+        creator: str,
+    ) -> Row:
+        """A PENDING run (or the earlier run of the same `request_id`). Without `as_of`, the
+        run analyses where the customer's data is (last year's upload included)."""
+        if as_of is None:
+            as_of = (
+                await self._ingest.latest_decision_date(customer) or dt.datetime.now(dt.UTC).date()
+            )
+        row = await self._store.create_run(
+            customer, request_id=request_id, trigger=trigger, creator=creator, as_of=as_of
+        )
+        self._queued.set()
+        return row
+
+    async def run_forever(self) -> None:
+        await work_forever("drift run worker", self.run_next, self._queued, WORKER_POLL_SECONDS)
+
+    async def run_next(self) -> bool:
+        """Execute the next queued run; False when there was none."""
+        run = await self._store.claim_next_run()
+        if run is None:
+            return False
+        customer = run.customer_id
+        with tracer.start_as_current_span(
+            "drift run", attributes={"upstream.customer": customer, "upstream.run": run.run_id}
+        ):
+            try:
+                config = (await self._store.get_config(customer)).config
+                series = await self._ingest.daily_stat_series(
+                    customer,
+                    first_day_read(run.as_of, config),
+                    run.as_of,
+                    span_starts_read(run.as_of, config),
+                )
+                detection = await asyncio.to_thread(detect, series, run.as_of, config)
+                trace_context: dict[str, str] = {}
+                propagate.inject(trace_context)
+                outcome = await self._store.record_detection(
+                    customer, run, detection, trace_context
+                )
+            except Exception as exc:
+                logger.exception("drift run failed", extra={"run_id": run.run_id})
+                await self._store.fail_run(customer, run.run_id, f"{type(exc).__name__}: {exc}")
+                return True
+        logger.info(
+            "drift run finished",
+            extra={
+                "run_id": run.run_id,
+                "cells_tested": detection.cells_tested,
+                "events_opened": outcome.opened,
+                "events_updated": outcome.updated,
+                "events_closed": outcome.closed,
+            },
+        )
+        self._published.set()
+        return True
+
+
+@dataclass(frozen=True)
+class PayerSummaries:
+    """Every payer's summary over the windows of the customer's configuration, most claims
+    first, with the number of open events of each payer."""
+
+    windows: Windows
+    summaries: list[PayerSummary]
+    open_events: dict[str, int]
+
+
+async def payer_summaries(
+    store: DriftStore, ingest: IngestClient, customer: str
+) -> PayerSummaries | None:
+    """None when the customer has no decided claims yet."""
+    config: DetectionConfig = (await store.get_config(customer)).config
+    as_of = await ingest.latest_decision_date(customer)
+    if as_of is None:
+        return None
+    windows = windows_for(as_of, config)
+    series = await ingest.daily_stat_series(
+        customer, summary_start(windows), as_of, summary_span_starts(windows)
+    )
+    summaries = await asyncio.to_thread(summarize, series, windows)
+    return PayerSummaries(windows, summaries, await store.open_event_counts(customer))

@@ -1,0 +1,191 @@
+"""An upload, the use case: a file read while it streams in, its rows parsed, validated and
+loaded in one transaction, the upload recorded with its rejections and an outbox event.
+Callable without gRPC; the servicer only translates messages and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from opentelemetry import propagate
+from sqlalchemy.engine import Row
+
+from services.ingest.parsing import UploadParser
+from services.ingest.records import FileError, Rejection, UploadWarning
+from services.ingest.staging import Staged
+from services.ingest.store import IngestStore
+from services.ingest.uploads import UploadFacts, UploadWriter, failure_message
+
+MAX_KEPT_WARNINGS = 1000
+# Chunks parsed ahead of what PostgreSQL has loaded (each about as large as a chunk received).
+_PARSED_AHEAD = 4
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    """What the caller asks: where the file goes and how to read it."""
+
+    customer: str
+    creator: str
+    file_name: str = ""
+    request_id: str | None = None
+    declared_format: str = ""  # "", "CSV" or "X12_835"
+    column_map: dict[str, str] = field(default_factory=dict)
+    mode: str = "ACCEPT_VALID"  # or "ALL_OR_NOTHING"
+
+
+class UploadRejectedError(Exception):
+    """The upload failed as a whole; its record (FAILED) and rejections are kept."""
+
+    def __init__(self, upload_id: str, message: str, problems: list[Rejection]) -> None:
+        super().__init__(message)
+        self.upload_id = upload_id
+        self.problems = problems
+
+
+class UploadIntake:
+    """Creates uploads. `uploaded` is set after each committed upload, so the outbox relay
+    publishes at once."""
+
+    def __init__(
+        self,
+        store: IngestStore,
+        *,
+        max_upload_bytes: int,
+        merge_every: int,
+        uploaded: asyncio.Event | None = None,
+    ) -> None:
+        self._store = store
+        self._max_upload_bytes = max_upload_bytes
+        self._merge_every = merge_every
+        self.uploaded = uploaded or asyncio.Event()
+
+    async def create(self, request: UploadRequest, chunks: AsyncIterator[bytes]) -> Row:
+        """The stored upload: the new one, or the earlier one this file or `request_id`
+        repeats. Raises UploadRejectedError when the file or its rows fail the upload."""
+        if request.request_id:
+            earlier = await self._store.find_upload_by_request(request.customer, request.request_id)
+            if earlier is not None:
+                await _discard(chunks)
+                return earlier
+        parser = UploadParser(
+            declared_format=request.declared_format,
+            column_map=request.column_map,
+            max_bytes=self._max_upload_bytes,
+        )
+        upload_id = "u_" + secrets.token_hex(8)
+        warnings: list[UploadWarning] = []
+        trace_context: dict[str, str] = {}
+        propagate.inject(trace_context)
+
+        def facts() -> UploadFacts:
+            # What the upload is, as far as it has been read (counts grow while it streams).
+            return UploadFacts(
+                customer=request.customer,
+                upload_id=upload_id,
+                request_id=request.request_id,
+                file_name=request.file_name,
+                format=parser.format or "CSV",
+                mode=request.mode,
+                creator=request.creator,
+                size_bytes=parser.size_bytes,
+                sha256=parser.sha256,
+                rows_read=parser.rows_read,
+                warnings=warnings,
+                trace_context=trace_context,
+            )
+
+        async with self._store.upload_transaction(
+            request.customer, upload_id, merge_every=self._merge_every
+        ) as writer:
+            try:
+                await _stream_into(writer, parser, chunks, warnings)
+            except FileError as problem:
+                await _discard(chunks)
+                outcome = await writer.record_failure(facts(), str(problem))
+                failure = str(problem)
+            else:
+                outcome = await writer.finish(
+                    facts(), all_or_nothing=request.mode == "ALL_OR_NOTHING"
+                )
+                failure = (
+                    failure_message(writer.accepted, outcome.first_problems)
+                    if outcome.failed
+                    else ""
+                )
+        if outcome.repeated:
+            return await self._stored(request.customer, outcome.upload_id)
+        if failure:
+            raise UploadRejectedError(upload_id, failure, outcome.first_problems)
+        self.uploaded.set()
+        return await self._stored(request.customer, upload_id)
+
+    async def _stored(self, customer: str, upload_id: str) -> Row:
+        row = await self._store.get_upload(customer, upload_id)
+        if row is None:
+            raise LookupError(f"upload {upload_id} of {customer} is not stored")
+        return row
+
+
+async def _stream_into(
+    writer: UploadWriter,
+    parser: UploadParser,
+    chunks: AsyncIterator[bytes],
+    warnings: list[UploadWarning],
+) -> None:
+    def read(chunk: bytes | None) -> tuple[Staged, list[UploadWarning]]:
+        # Parsing and encoding are CPU work: off the event loop, in a worker thread.
+        batch = parser.close() if chunk is None else parser.feed(chunk)
+        return writer.encode(batch), batch.warnings
+
+    # PostgreSQL loads and merges what is parsed while the next chunks are parsed; the
+    # queue between them is bounded, so memory stays flat however large the file.
+    queue: asyncio.Queue[Staged | None] = asyncio.Queue(maxsize=_PARSED_AHEAD)
+
+    async def load() -> None:
+        while (staged := await queue.get()) is not None:
+            await writer.load(staged)
+
+    loader = asyncio.create_task(load())
+
+    async def hand_over(staged: Staged | None) -> None:
+        putting = asyncio.ensure_future(queue.put(staged))
+        await asyncio.wait((putting, loader), return_when=asyncio.FIRST_COMPLETED)
+        if not putting.done():
+            putting.cancel()
+            loader.result()  # the loader failed: its error is the upload's
+
+    try:
+        async for chunk in chunks:
+            staged, found = await asyncio.to_thread(read, chunk)
+            _keep(warnings, found)
+            await hand_over(staged)
+        staged, found = await asyncio.to_thread(read, None)
+        _keep(warnings, found)
+        await hand_over(staged)
+        await hand_over(None)
+    except BaseException:
+        if not loader.done():
+            # What was not loaded is dropped (the upload is failing); the step under way
+            # always completes: a COPY cut mid-write could not be ended.
+            while not queue.empty():
+                queue.get_nowait()
+            queue.put_nowait(None)
+        raise
+    finally:
+        await asyncio.shield(loader)
+
+
+async def _discard(chunks: AsyncIterator[bytes]) -> None:
+    """Read what the client still sends before answering early: a client stream answered
+    while the client is still writing can reach it as an internal error instead of our
+    answer."""
+    async for _ in chunks:
+        pass
+
+
+def _keep(kept: list[UploadWarning], new: list[UploadWarning]) -> None:
+    room = MAX_KEPT_WARNINGS - len(kept)
+    kept.extend(new[: max(room, 0)])
