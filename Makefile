@@ -43,6 +43,12 @@ db-stop: $(STAMP) ## Stop the local PostgreSQL
 migrate: $(STAMP) ## Create schemas and roles, and migrate every service to head
 	$(PY) -m runtime.schemas migrate
 
+outbox-parked: $(STAMP) ## Outbox events the relay gave up on: make outbox-parked SERVICE=ingest
+	$(PY) -m runtime.outbox parked --service "$(SERVICE)"
+
+outbox-replay: $(STAMP) ## Publish parked events again: make outbox-replay SERVICE=ingest EVENT=<id>|all
+	$(PY) -m runtime.outbox replay --service "$(SERVICE)" "$(EVENT)"
+
 run: $(STAMP) ## Start PostgreSQL, migrate, and run the three services and the gateway
 	$(PY) -m devtools.stack
 
@@ -73,4 +79,4 @@ bench: $(STAMP) ## Benchmarks: ingest vs plain psql \copy; detection vs a GROUP 
 eval: $(STAMP) ## Detection accuracy on synthetic data with known drifts (prints figures)
 	$(PY) -m devtools.evaluation
 
-.PHONY: help venv lock protos breaking db db-stop migrate run demo-data token lint typecheck test bench eval
+.PHONY: help venv lock protos breaking db db-stop migrate outbox-parked outbox-replay run demo-data token lint typecheck test bench eval

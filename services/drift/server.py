@@ -18,7 +18,7 @@ from runtime import errors, names, pagination
 from runtime.auth import require_identity, service_token
 from runtime.clients import open_channel
 from runtime.messages import date_message, money_message, set_fields, timestamp_message
-from runtime.outbox import OutboxEvent, OutboxRelay
+from runtime.outbox import OutboxEvent, outbox_relay
 from runtime.server import ServiceDefinition, running_task
 from runtime.settings import Settings
 from runtime.standard_methods import customer_of, get_resource, list_resources
@@ -389,42 +389,38 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
         default_timeout=settings.client_timeout_seconds,
         authorization=authorization,
     )
-    reports_channel = open_channel(
-        settings.reports_target,
-        "upstream.reports.v1.ReportsService",
-        default_timeout=settings.client_timeout_seconds,
-        authorization=authorization,
-    )
     ingest = IngestClient(ingest_channel)
     runs = DetectionRuns(store, ingest, published)
 
+    async def notify_reports(channel: grpc.aio.Channel, event: OutboxEvent) -> None:
+        customer = event.payload["customer"]
+        rows = [await store.get_event(customer, e) for e in event.payload["event_ids"]]
+        await reports_service_pb2_grpc.ReportsServiceStub(channel).RecordDriftEvents(
+            reports_service_pb2.RecordDriftEventsRequest(
+                parent=f"customers/{customer}",
+                batch_id=event.event_id,
+                drift_events=[event_message(row) for row in rows if row is not None],
+            )
+        )
+
     @asynccontextmanager
     async def background() -> AsyncIterator[None]:
-        stub = reports_service_pb2_grpc.ReportsServiceStub(reports_channel)
-
-        async def notify_reports(event: OutboxEvent) -> None:
-            customer = event.payload["customer"]
-            rows = [await store.get_event(customer, e) for e in event.payload["event_ids"]]
-            await stub.RecordDriftEvents(
-                reports_service_pb2.RecordDriftEventsRequest(
-                    parent=f"customers/{customer}",
-                    batch_id=event.event_id,
-                    drift_events=[event_message(row) for row in rows if row is not None],
-                )
-            )
-
-        relay = OutboxRelay(engine, "drift", notify_reports, published)
-        async with (
-            running_task("drift-run-worker", runs.run_forever),
-            running_task("drift-outbox-relay", relay.run),
-        ):
+        async with running_task("drift-run-worker", runs.run_forever):
             yield
-        await reports_channel.close()
         await ingest_channel.close()
+
+    reports_notifier = outbox_relay(
+        settings,
+        engine,
+        published,
+        target=settings.reports_target,
+        full_service_name="upstream.reports.v1.ReportsService",
+        publish=notify_reports,
+    )
 
     return ServiceDefinition(
         full_name="upstream.drift.v1.DriftService",
         servicer=DriftServicer(store, ingest, runs),
         add_to_server=drift_service_pb2_grpc.add_DriftServiceServicer_to_server,
-        background=[background],
+        background=[background, reports_notifier],
     )

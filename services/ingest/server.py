@@ -7,7 +7,6 @@ import datetime as dt
 import re
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
@@ -18,11 +17,10 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import errors, names
-from runtime.auth import require_identity, service_token
-from runtime.clients import open_channel
+from runtime.auth import require_identity
 from runtime.messages import date_message, money_message, set_fields, timestamp_message
-from runtime.outbox import OutboxEvent, OutboxRelay
-from runtime.server import ServiceDefinition, running_task
+from runtime.outbox import OutboxEvent, outbox_relay
+from runtime.server import ServiceDefinition
 from runtime.settings import Settings
 from runtime.standard_methods import customer_of, get_resource, list_resources
 from runtime.updates import mask_paths
@@ -634,30 +632,24 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
     store = IngestStore(engine)
     uploaded = asyncio.Event()
 
-    @asynccontextmanager
-    async def drift_notifier() -> AsyncIterator[None]:
-        """The outbox relay: tells drift a customer has new data, once per upload."""
-        channel = open_channel(
-            settings.drift_target,
-            "upstream.drift.v1.DriftService",
-            default_timeout=settings.client_timeout_seconds,
-            authorization=lambda: f"Bearer {service_token(settings)}",
-        )
-        drift = drift_service_pb2_grpc.DriftServiceStub(channel)
-
-        async def run_detection(event: OutboxEvent) -> None:
-            await drift.RunDetection(
-                drift_service_pb2.RunDetectionRequest(
-                    parent=f"customers/{event.payload['customer']}",
-                    request_id=event.payload["upload_id"],
-                    trigger=drift_resources_pb2.DriftRun.UPLOAD,
-                )
+    async def run_detection(channel: grpc.aio.Channel, event: OutboxEvent) -> None:
+        """Tells drift a customer has new data, once per upload."""
+        await drift_service_pb2_grpc.DriftServiceStub(channel).RunDetection(
+            drift_service_pb2.RunDetectionRequest(
+                parent=f"customers/{event.payload['customer']}",
+                request_id=event.payload["upload_id"],
+                trigger=drift_resources_pb2.DriftRun.UPLOAD,
             )
+        )
 
-        relay = OutboxRelay(engine, "ingest", run_detection, uploaded)
-        async with running_task("ingest-outbox-relay", relay.run):
-            yield
-        await channel.close()
+    drift_notifier = outbox_relay(
+        settings,
+        engine,
+        uploaded,
+        target=settings.drift_target,
+        full_service_name="upstream.drift.v1.DriftService",
+        publish=run_detection,
+    )
 
     return ServiceDefinition(
         full_name="upstream.ingest.v1.IngestService",

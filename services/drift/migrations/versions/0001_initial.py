@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from runtime.outbox_migrations import create_outbox, drop_outbox
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -67,41 +69,10 @@ def upgrade() -> None:
         postgresql_where=sa.text("request_id IS NOT NULL"),
     )
 
-    op.create_table(
-        "outbox",
-        sa.Column("customer_id", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column("event_type", sa.Text(), nullable=False),
-        sa.Column("payload", postgresql.JSONB(), nullable=False),
-        # W3C traceparent/tracestate of the producing span, so the relay's call links to it.
-        sa.Column("trace_context", postgresql.JSONB(), server_default="{}", nullable=False),
-        sa.Column(
-            "create_time", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("attempts", sa.BigInteger(), server_default="0", nullable=False),
-        sa.Column(
-            "next_attempt_time",
-            sa.DateTime(timezone=True),
-            server_default=sa.func.now(),
-            nullable=False,
-        ),
-        sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("published_time", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("customer_id", "event_id", name="outbox_pkey"),
-        schema=SCHEMA,
-    )
-    # customer_id leads this index too (see ARCHITECTURE.md); the relay's global scan for due
-    # rows stays cheap because the index holds unpublished rows only.
-    op.create_index(
-        "outbox_pending_idx",
-        "outbox",
-        ["customer_id", "next_attempt_time"],
-        schema=SCHEMA,
-        postgresql_where=sa.text("published_time IS NULL"),
-    )
+    create_outbox(SCHEMA)
 
 
 def downgrade() -> None:
-    op.drop_table("outbox", schema=SCHEMA)
+    drop_outbox(SCHEMA)
     op.drop_table("drift_runs", schema=SCHEMA)
     op.drop_table("drift_configs", schema=SCHEMA)
