@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import grpc
@@ -29,6 +29,10 @@ from runtime.settings import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, REPO_ROO
 READY_TIMEOUT_SECONDS = 60.0
 
 
+class NotReadyError(Exception):
+    """A process exited while it was awaited, or what was awaited did not happen in time."""
+
+
 @dataclass
 class Stack:
     """The processes of a running system, started in order and stopped in reverse."""
@@ -36,11 +40,33 @@ class Stack:
     env: dict[str, str]
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
-    def start(self, name: str, module: str, extra_env: dict[str, str]) -> None:
+    def start(
+        self, name: str, module: str, extra_env: Mapping[str, str]
+    ) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
             [sys.executable, "-m", module], cwd=REPO_ROOT, env={**self.env, **extra_env}
         )
         self.processes.append((name, process))
+        return process
+
+    def start_service(
+        self, service: str, database_url: str, target: str, metrics_port: int
+    ) -> subprocess.Popen[bytes]:
+        """`services.<service>` serving gRPC on `target`'s port, logged in with
+        `database_url`."""
+        return self.start(
+            service,
+            f"services.{service}",
+            {
+                "DATABASE_URL": database_url,
+                "GRPC_PORT": target.rsplit(":", 1)[1],
+                "METRICS_PORT": str(metrics_port),
+            },
+        )
+
+    def wait_serving(self, service: str, target: str) -> None:
+        """Until `service` answers SERVING on `target`, while every process is alive."""
+        wait_until(service, lambda: grpc_serving(target), self)
 
     def stop(self) -> int:
         """SIGTERM each process (gateway first) and wait for its drain; the worst exit code."""
@@ -63,15 +89,22 @@ class Stack:
         return [name for name, process in self.processes if process.poll() is not None]
 
 
-def wait_until(what: str, ready: Callable[[], bool], stack: Stack) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+def wait_until(
+    what: str,
+    ready: Callable[[], bool],
+    stack: Stack | None = None,
+    timeout: float = READY_TIMEOUT_SECONDS,
+) -> None:
+    """Poll `ready` until it holds; NotReadyError after `timeout` seconds, or as soon as a
+    process of `stack` has exited."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if dead := stack.dead():
-            raise SystemExit(f"{', '.join(dead)} exited during start-up; see the log above")
+        if stack is not None and (dead := stack.dead()):
+            raise NotReadyError(f"{', '.join(dead)} exited while waiting for {what}")
         if ready():
             return
         time.sleep(0.2)
-    raise SystemExit(f"{what} not ready after {READY_TIMEOUT_SECONDS:.0f} s")
+    raise NotReadyError(f"{what} not ready after {timeout:g} s")
 
 
 def grpc_serving(target: str) -> bool:
@@ -137,22 +170,15 @@ def main() -> int:
     try:
         for service in schemas.SERVICES:
             app = schemas.role_name(service, "app")
-            target = env[f"{service.upper()}_TARGET"]
-            stack.start(
+            stack.start_service(
                 service,
-                f"services.{service}",
-                {
-                    "DATABASE_URL": schemas.service_url(admin_url, service, "app", passwords[app]),
-                    "GRPC_PORT": target.rsplit(":", 1)[1],
-                    "METRICS_PORT": env.get(
-                        f"{service.upper()}_METRICS_PORT", str(DEFAULT_METRICS_PORTS[service])
-                    ),
-                },
+                schemas.service_url(admin_url, service, "app", passwords[app]),
+                env[f"{service.upper()}_TARGET"],
+                int(env.get(f"{service.upper()}_METRICS_PORT", DEFAULT_METRICS_PORTS[service])),
             )
         stack.start("gateway", "gateway", {})
         for service in schemas.SERVICES:
-            target = env[f"{service.upper()}_TARGET"]
-            wait_until(service, lambda t=target: grpc_serving(t), stack)  # type: ignore[misc]
+            stack.wait_serving(service, env[f"{service.upper()}_TARGET"])
         base = f"http://{settings.host}:{settings.gateway_port}"
         wait_until("gateway", lambda: http_ok(f"{base}/readyz"), stack)
         demo = "" if args.no_demo else _load_demo(base, settings)
@@ -177,6 +203,9 @@ Ctrl-C stops everything.""",
         while not stack.dead():
             time.sleep(0.5)
         print(f"{', '.join(stack.dead())} exited; stopping the rest", file=sys.stderr)
+        return 1
+    except NotReadyError as error:
+        print(f"{error}; see the log above", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nstopping…", flush=True)

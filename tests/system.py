@@ -6,9 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
@@ -19,9 +17,9 @@ import grpc
 import httpx
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from devtools.stack import Stack, grpc_serving, http_ok, wait_until
+from devtools.stack import Stack, http_ok, wait_until
 from runtime.auth import Role, mint_token
-from runtime.settings import REPO_ROOT, Settings
+from runtime.settings import Settings
 
 SERVICES = ("ingest", "drift", "reports")
 TEST_JWT_SECRET = "test-secret-with-enough-entropy-for-hs256"
@@ -113,78 +111,56 @@ class System:
         )
 
 
-def base_env(sink_endpoint: str) -> dict[str, str]:
+def base_env(**settings: str) -> dict[str, str]:
+    """What every process under test starts from: this process's environment without its
+    database or telemetry settings, the test JWT secret, and `settings`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DATABASE_URL"))}
-    env.update(
-        JWT_SECRET=TEST_JWT_SECRET,
-        OTEL_TRACES_EXPORTER="otlp",
-        OTEL_EXPORTER_OTLP_ENDPOINT=sink_endpoint,
-        OTEL_EXPORTER_OTLP_INSECURE="true",
-        OTEL_BSP_SCHEDULE_DELAY="100",
-        SHUTDOWN_GRACE_SECONDS="10",
-        LOG_LEVEL="INFO",
-        # Small batches, so uploads of a few rows already take the streaming merge's path.
-        UPLOAD_MERGE_ROWS="7",
-    )
+    env.update(JWT_SECRET=TEST_JWT_SECRET, SHUTDOWN_GRACE_SECONDS="10", LOG_LEVEL="INFO")
+    env.update(settings)
     return env
 
 
 @contextmanager
 def running_service(
-    service: str, database_url: str, **extra_env: str
+    service: str, database_url: str, *, port: int | None = None, **extra_env: str
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """One service as its own process on a free port (for tests that stop or kill it)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DATABASE_URL"))}
-    env.update(
-        DATABASE_URL=database_url,
-        GRPC_PORT=str(port),
-        METRICS_PORT=str(free_port()),
-        JWT_SECRET=TEST_JWT_SECRET,
-        **extra_env,
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", f"services.{service}"], cwd=REPO_ROOT, env=env
-    )
-    target = f"127.0.0.1:{port}"
+    """One service as its own process, on `port` or a free one (for tests that stop or kill
+    it); `extra_env` overrides its settings."""
+    target = f"127.0.0.1:{port or free_port()}"
+    stack = Stack(base_env(**extra_env))
     try:
-        deadline = time.monotonic() + 30
-        while not grpc_serving(target):
-            assert process.poll() is None, f"{service} exited during start-up"
-            assert time.monotonic() < deadline, f"{service} not serving after 30 s"
-            time.sleep(0.1)
+        process = stack.start_service(service, database_url, target, free_port())
+        stack.wait_serving(service, target)
         yield process, target
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        stack.stop()
 
 
 @contextmanager
 def running_system(database_urls: dict[str, str]) -> Iterator[System]:
     """Start the services (each with its own app-role URL) and the gateway; stop them after."""
     with span_sink() as (sink, endpoint):
-        env = base_env(endpoint)
         targets = {service: f"127.0.0.1:{free_port()}" for service in SERVICES}
-        for service, target in targets.items():
-            env[f"{service.upper()}_TARGET"] = target
-        env["GATEWAY_PORT"] = str(free_port())
+        env = base_env(
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+            OTEL_EXPORTER_OTLP_INSECURE="true",
+            OTEL_BSP_SCHEDULE_DELAY="100",
+            # Small batches, so uploads of a few rows already take the streaming merge's path.
+            UPLOAD_MERGE_ROWS="7",
+            GATEWAY_PORT=str(free_port()),
+            **{f"{service.upper()}_TARGET": target for service, target in targets.items()},
+        )
         metrics_ports = {service: free_port() for service in SERVICES}
         stack = Stack(env)
         try:
             for service in SERVICES:
-                stack.start(
-                    service,
-                    f"services.{service}",
-                    {
-                        "DATABASE_URL": database_urls[service],
-                        "GRPC_PORT": targets[service].rsplit(":", 1)[1],
-                        "METRICS_PORT": str(metrics_ports[service]),
-                    },
+                stack.start_service(
+                    service, database_urls[service], targets[service], metrics_ports[service]
                 )
             stack.start("gateway", "gateway", {})
             for service in SERVICES:
-                wait_until(service, lambda t=targets[service]: grpc_serving(t), stack)  # type: ignore[misc]
+                stack.wait_serving(service, targets[service])
             gateway_url = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
             wait_until("gateway", lambda: http_ok(f"{gateway_url}/readyz"), stack)
             yield System(

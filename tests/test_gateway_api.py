@@ -53,7 +53,14 @@ def test_health_and_readiness(system: System) -> None:
     assert httpx.get(f"{system.gateway_url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{system.gateway_url}/readyz")
     assert ready.status_code == 200
-    assert set(ready.json()["backends"].values()) == {"SERVING"}
+    assert ready.json() == {
+        "status": "ready",
+        "backends": {
+            "upstream.ingest.v1.IngestService": "SERVING",
+            "upstream.drift.v1.DriftService": "SERVING",
+            "upstream.reports.v1.ReportsService": "SERVING",
+        },
+    }
 
 
 def test_another_tenants_resources_are_not_found_and_lists_too(system: System) -> None:

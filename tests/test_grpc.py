@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import httpx
+import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -40,16 +41,14 @@ def test_errors_carry_google_rpc_status_details(system: System) -> None:
     token = system.token("acme", "admin")
     with grpc.insecure_channel(system.targets["ingest"]) as channel:
         stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
-        try:
+        with pytest.raises(grpc.RpcError) as refused:
             stub.ListUploads(
                 ingest_service_pb2.ListUploadsRequest(parent="customers/acme", page_size=-5),
                 metadata=[("authorization", f"Bearer {token}")],
                 timeout=5,
             )
-            raise AssertionError("expected INVALID_ARGUMENT")
-        except grpc.RpcError as exc:
-            status = rpc_status.from_call(exc)  # type: ignore[arg-type]
-            assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    status = rpc_status.from_call(refused.value)  # type: ignore[arg-type]
     assert status is not None
     details = {d.TypeName(): d for d in status.details}
     info = error_details_pb2.ErrorInfo()
@@ -63,21 +62,19 @@ def test_errors_carry_google_rpc_status_details(system: System) -> None:
 def test_calls_without_a_token_are_unauthenticated(system: System) -> None:
     with grpc.insecure_channel(system.targets["drift"]) as channel:
         stub = drift_service_pb2_grpc.DriftServiceStub(channel)
-        try:
+        with pytest.raises(grpc.RpcError) as refused:
             stub.GetDriftConfig(
                 drift_service_pb2.GetDriftConfigRequest(name="customers/acme/driftConfig"),
                 timeout=5,
             )
-            raise AssertionError("expected UNAUTHENTICATED")
-        except grpc.RpcError as exc:
-            assert exc.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
 
 
 def test_a_bad_resource_name_is_a_field_violation(system: System) -> None:
     token = system.token("acme", "admin")
     with grpc.insecure_channel(system.targets["drift"]) as channel:
         stub = drift_service_pb2_grpc.DriftServiceStub(channel)
-        try:
+        with pytest.raises(grpc.RpcError) as refused:
             stub.UpdateDriftConfig(
                 drift_service_pb2.UpdateDriftConfigRequest(
                     drift_config=resources_pb2.DriftConfig(name="acme/driftConfig")
@@ -85,9 +82,8 @@ def test_a_bad_resource_name_is_a_field_violation(system: System) -> None:
                 metadata=[("authorization", f"Bearer {token}")],
                 timeout=5,
             )
-            raise AssertionError("expected INVALID_ARGUMENT")
-        except grpc.RpcError as exc:
-            status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    status = rpc_status.from_call(refused.value)  # type: ignore[arg-type]
     assert status is not None
     bad_request = error_details_pb2.BadRequest()
     next(d for d in status.details if d.Is(bad_request.DESCRIPTOR)).Unpack(bad_request)

@@ -10,8 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import psycopg
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from devtools.stack import wait_until
 from runtime import schemas
 from runtime.auth import Role, mint_token
 from runtime.settings import Settings
@@ -21,13 +23,6 @@ from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
 
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVING = health_pb2.HealthCheckResponse.SERVING
-
-
-def _wait(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def test_sigterm_drains_in_flight_calls_then_exits_zero(postgres: PostgresUnderTest) -> None:
@@ -52,7 +47,7 @@ def test_sigterm_drains_in_flight_calls_then_exits_zero(postgres: PostgresUnderT
                 pass  # the server closes the stream as it stops
 
         threading.Thread(target=watch, daemon=True).start()
-        _wait(lambda: statuses and statuses[-1][1] == SERVING)
+        wait_until("health SERVING", lambda: bool(statuses) and statuses[-1][1] == SERVING)
 
         admin = psycopg.connect(schemas.libpq_url(postgres.admin_url))
         # Hold the config table so the call below waits in the database: a real slow call.
@@ -74,27 +69,25 @@ def test_sigterm_drains_in_flight_calls_then_exits_zero(postgres: PostgresUnderT
                     ).fetchone()
                 return bool(row and row[0])
 
-            _wait(waiting_in_database)
+            wait_until("the call waiting on the lock", waiting_in_database)
             process.send_signal(signal.SIGTERM)
-            _wait(lambda: statuses[-1][1] == NOT_SERVING)
+            wait_until("health NOT_SERVING", lambda: statuses[-1][1] == NOT_SERVING)
             not_serving_at = statuses[-1][0]
             assert not slow.done(), "the slow call must still be in flight"
 
             # New calls are refused while the old one drains.
-            fresh = grpc.insecure_channel(target)
-            try:
+            with (
+                grpc.insecure_channel(target) as fresh,
+                pytest.raises(grpc.RpcError) as refused,
+            ):
                 health_pb2_grpc.HealthStub(fresh).Check(health_pb2.HealthCheckRequest(), timeout=2)
-                refused = False
-            except grpc.RpcError as exc:
-                refused = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
-            fresh.close()
 
             admin.rollback()  # release the lock: the in-flight call can finish
             reply = slow.result(timeout=30)
             finished_at = time.monotonic()
         assert reply.name == "customers/acme/driftConfig"
         assert not_serving_at < finished_at
-        assert refused
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
         assert process.wait(timeout=30) == 0
         admin.close()
         channel.close()

@@ -199,15 +199,33 @@ def test_an_episode_ends_when_a_run_no_longer_finds_it(system: System, drifted: 
     assert payer_level and payer_level[0]["active"] is False and "endTime" in payer_level[0]
 
 
+def _date(day: dt.date) -> dict[str, int]:
+    return {"year": day.year, "month": day.month, "day": day.day}
+
+
 def test_payer_summaries_show_the_drift_in_the_weekly_series(system: System, drifted: str) -> None:
     with system.client(drifted, "viewer") as client:
         summaries = client.get(f"/v1/customers/{drifted}/payerSummaries").json()["payerSummaries"]
     by_payer = {s["payer"]: s for s in summaries}
     drifted_payer = by_payer[DRIFTED_PAYER]
-    assert len(drifted_payer["weeklySeries"]) == 26
+    weeks = drifted_payer["weeklySeries"]
     assert drifted_payer["current"]["denialRate"] > 1.8 * drifted_payer["baseline"]["denialRate"]
-    assert sum(int(w["claims"]) for w in drifted_payer["weeklySeries"]) > 0
-    assert drifted_payer["currentWindow"]["endDate"] == {"year": 2026, "month": 6, "day": 7} or True
+    assert sum(int(w["claims"]) for w in weeks) > 0
+    # The windows end on the extract date, the latest decision in the upload (a Sunday): the
+    # default 30 days to it and the 180 before; the 26 weeks end with the week holding it.
+    extract = _scenario(drifted).end
+    assert extract == dt.date(2026, 6, 7)
+    assert drifted_payer["currentWindow"] == {
+        "startDate": _date(dt.date(2026, 5, 9)),
+        "endDate": _date(extract),
+    }
+    assert drifted_payer["baselineWindow"] == {
+        "startDate": _date(dt.date(2025, 11, 10)),
+        "endDate": _date(dt.date(2026, 5, 8)),
+    }
+    assert [w["weekStart"] for w in weeks] == [
+        _date(dt.date(2025, 12, 8) + dt.timedelta(weeks=n)) for n in range(26)
+    ]
 
 
 def test_drift_config_is_validated(system: System) -> None:
