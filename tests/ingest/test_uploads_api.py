@@ -120,7 +120,21 @@ def test_a_newer_adjudication_updates_the_claim_instead_of_duplicating_it(system
     assert claims[0]["decisionDate"] == {"year": 2026, "month": 2, "day": 20}
 
 
-@pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.glob("*.835")))
+# Each fixture's claims as its CLP segments state them: claim id → (billed, paid) in cents.
+FIXTURE_CLAIMS = {
+    "cob-contractural-adjustment.835": {"0001000055": (54100, 3400)},
+    "managed-care.835": {"5554555444": (80000, 45000), "8765432112": (120000, 49500)},
+    "medicare-part-a.835": {"666123": (21136697, 13801840), "777777": (1500000, 1198033)},
+    "secondary-payment.835": {"L0004828311": (1032364, 91200), "0001000053": (75150, 31000)},
+    "tertiary-payment.835": {"0001000054": (176650, 18750)},
+}
+
+
+def test_every_fixture_835_is_tested() -> None:
+    assert sorted(p.name for p in FIXTURES.glob("*.835")) == sorted(FIXTURE_CLAIMS)
+
+
+@pytest.mark.parametrize("fixture", sorted(FIXTURE_CLAIMS))
 def test_each_fixture_835_uploads_with_the_claims_it_holds(system: System, fixture: str) -> None:
     customer = _fresh_customer()
     body = (FIXTURES / fixture).read_bytes()
@@ -132,12 +146,12 @@ def test_each_fixture_835_uploads_with_the_claims_it_holds(system: System, fixtu
         resent = _upload(client, customer, body, key=f"835-{fixture}")
     assert upload["format"] == "X12_835"
     assert upload["state"] == "SUCCEEDED"
-    assert int(upload["rowsAccepted"]) == len(claims) >= 1
+    assert int(upload["rowsAccepted"]) == len(claims)
     assert resent.json()["name"] == upload["name"]
-    text = body.decode()
-    for claim in claims:
-        assert f"CLP*{claim['claimId']}*" in text
-        assert claim["payer"]
+    assert {
+        c["claimId"]: (_cents(c["billedAmount"]), _cents(c["paidAmount"])) for c in claims
+    } == FIXTURE_CLAIMS[fixture]
+    assert all(claim["payer"] for claim in claims)
 
 
 def test_files_with_nothing_valid_fail_with_a_summary(system: System) -> None:
