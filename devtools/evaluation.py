@@ -5,8 +5,8 @@ process, with `DetectionConfig()` defaults):
 
 - Customers: synthetic customers (a year of claims from `devtools.synthetic`, long-tailed payer
   volumes), half with drifts injected on some payers at known dates, half with none. Their
-  claims are turned into daily statistics as ingest does, and detection runs every day over
-  the last months. From the alarms it raises: precision (event- and episode-level), recall,
+  claims are counted into daily statistics by ingest's rules, and detection runs every day
+  over the last months. From the alarms it raises: precision (event- and episode-level), recall,
   days from drift start to first detection, and false alarms per customer-month without drift.
 - Power: recall by current-window volume × effect size, on cells built directly as daily
   statistics: one drifted cell among 200 of the metric under test, so that Benjamini–Hochberg
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import functools
 import os
 import random
 import time
@@ -38,96 +37,43 @@ from services.drift import statistics
 from services.drift.config import DetectionConfig
 from services.drift.detection import detect, windows_for
 from services.drift.series import DayStat, cell_series
-from services.ingest.code_groups import code_group
-from services.ingest.denials import denial_codes
-from services.ingest.records import ClaimRecord, ClaimStatus
+from services.ingest.claim_statistics import counted
+from services.ingest.counting import PartialSums
+from services.ingest.records import ClaimRecord
 
-# --- Daily statistics, as ingest computes them ----------------------------------------------
-
-_NOT_DECIDED = (ClaimStatus.PENDING, ClaimStatus.REVERSED)
-
-
-@dataclass(slots=True)
-class _DayTotals:
-    """One payer × code group × decision date, summed as claims stream past."""
-
-    decided: int = 0
-    denied: int = 0
-    partially_denied: int = 0
-    billed_cents: int = 0
-    allowed_cents: int = 0
-    paid_cents: int = 0
-    denied_billed_cents: int = 0
-    decision_days: Counter[int] = field(default_factory=Counter)
-    carc_counts: Counter[str] = field(default_factory=Counter)
-
-    def add(self, claim: ClaimRecord) -> None:
-        self.decided += 1
-        self.denied += claim.denied
-        self.partially_denied += claim.partially_denied
-        self.billed_cents += claim.billed_cents
-        # Ingest's coalesce(allowed, paid + patient responsibility): some payers send no allowed.
-        allowed = claim.allowed_cents
-        self.allowed_cents += (
-            allowed
-            if allowed is not None
-            else claim.paid_cents + claim.patient_responsibility_cents
-        )
-        self.paid_cents += claim.paid_cents
-        if claim.denied:
-            self.denied_billed_cents += claim.billed_cents
-        days = _decision_days(claim)
-        if days is not None:
-            self.decision_days[days] += 1
-        self.carc_counts.update(denial_codes(claim))
-
-
-def _decision_days(claim: ClaimRecord) -> int | None:
-    """Whole days from submission (or service) to decision; None where ingest stores NULL."""
-    started = claim.submitted_date or claim.service_date
-    if claim.decision_date is None or started is None:
-        return None
-    days = (claim.decision_date - started).days
-    return days if days >= 0 else None
-
-
-# Claims name a few dozen codes over and over; the grouping is pure.
-_code_group = functools.cache(code_group)
+# --- Daily statistics, as ingest counts them ------------------------------------------------
 
 
 def daily_stats(claims: Iterable[ClaimRecord]) -> list[DayStat]:
-    """Ingest's daily statistics (`ingest.daily_stats`) of decided claims, computed in Python.
+    """Ingest's daily statistics (`ingest.daily_stats`) of the claims, counted as ingest
+    counts the new claims of an upload: what each claim counts for, summed in `PartialSums`.
 
-    Streams: only the per-cell totals are kept, never the claims. Ordered by payer, code group
+    Streams: only the per-cell sums are kept, never the claims. Ordered by payer, code group
     and day.
     """
-    cells: dict[tuple[str, str, dt.date], _DayTotals] = {}
+    sums = PartialSums()
     for claim in claims:
-        if claim.decision_date is None or claim.status in _NOT_DECIDED:
-            continue
-        primary = claim.procedure_codes[0] if claim.procedure_codes else ""
-        key = (claim.payer_name, _code_group(primary) if primary else "", claim.decision_date)
-        totals = cells.get(key)
-        if totals is None:
-            totals = cells[key] = _DayTotals()
-        totals.add(claim)
-    return [
-        DayStat(
-            payer=payer,
-            code_group=group,
-            day=day,
-            decided=t.decided,
-            denied=t.denied,
-            partially_denied=t.partially_denied,
-            decision_days=dict(t.decision_days),
-            billed_cents=t.billed_cents,
-            allowed_cents=t.allowed_cents,
-            paid_cents=t.paid_cents,
-            denied_billed_cents=t.denied_billed_cents,
-            carc_counts=dict(t.carc_counts),
+        sums.add(*counted(claim, claim.payer_name))
+    stats = []
+    for (payer, group, day), cell in sorted(sums.cells().items()):
+        decided, denied, partially_denied, billed, allowed, paid, denied_billed = cell.amounts
+        stats.append(
+            DayStat(
+                payer=payer,
+                code_group=group,
+                day=day,
+                decided=decided,
+                denied=denied,
+                partially_denied=partially_denied,
+                decision_days=cell.decision_days,
+                billed_cents=billed,
+                allowed_cents=allowed,
+                paid_cents=paid,
+                denied_billed_cents=denied_billed,
+                carc_counts=cell.carc_counts,
+            )
         )
-        for (payer, group, day), t in sorted(cells.items())
-    ]
+    return stats
 
 
 # --- Alarms and their truth -------------------------------------------------------------------

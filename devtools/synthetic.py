@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Literal, TextIO, cast, get_args
 
 from services.ingest.code_groups import code_group
+from services.ingest.denials import classify
 from services.ingest.records import Adjustment, ClaimRecord, ClaimStatus, ServiceLine
 
 Metric = Literal["denial_rate", "decision_days", "payment_ratio"]
@@ -471,7 +472,7 @@ def generate_claims(s: Scenario) -> Iterator[ClaimRecord]:
                     adjustments.append(Adjustment("CO", reduction_reason, reduction))
                     paid -= reduction
                 adjustments += [Adjustment("PR", reason, cents) for reason, cents in patient_items]
-            yield ClaimRecord(
+            claim = ClaimRecord(
                 source_line=number + 1,
                 claim_id=f"CLM{number:09d}",
                 payer_name=payer.name,
@@ -488,35 +489,10 @@ def generate_claims(s: Scenario) -> Iterator[ClaimRecord]:
                 adjustments=tuple(adjustments),
                 lines=(ServiceLine(code, billed, paid, allowed),),
                 payer_claim_control_number=f"{payer.index + 1:02d}{decision_day:05d}{number:09d}",
-                denied=denied,
             )
-
-
-@dataclass(slots=True)
-class DailyCounts:
-    """What a payer decided on one day: the numbers ingest's daily statistics must show."""
-
-    decided: int = 0
-    denied: int = 0
-    billed_cents: int = 0
-    allowed_cents: int = 0
-    paid_cents: int = 0
-
-
-def expected_daily_stats(claims: Iterable[ClaimRecord]) -> dict[tuple[str, dt.date], DailyCounts]:
-    """Per (payer, decision date): decided and denied claims and amount sums. Pending claims
-    are left out, as in `IngestService.StreamDailyStats`."""
-    stats: dict[tuple[str, dt.date], DailyCounts] = {}
-    for claim in claims:
-        if claim.decision_date is None:
-            continue
-        day = stats.setdefault((claim.payer_name, claim.decision_date), DailyCounts())
-        day.decided += 1
-        day.denied += claim.denied
-        day.billed_cents += claim.billed_cents
-        day.allowed_cents += claim.allowed_cents or 0
-        day.paid_cents += claim.paid_cents
-    return stats
+            # Denied or not by ingest's rules, as every parsed claim is.
+            classify(claim)
+            yield claim
 
 
 # --- Writers -------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from services.ingest.copy_text import copy_text
 
@@ -43,7 +43,8 @@ COUNT_TABLES = (
 
 def version(which: str, prefix: str = "") -> str:
     """The `old` or `new` claim version for RETURNING, its columns named `prefix` + field.
-    A claim without an allowed amount counts what was paid plus the patient's share."""
+    A claim without an allowed amount counts what was paid plus the patient's share
+    (`claim_statistics.counted_allowed_cents`)."""
     return ", ".join(
         f"coalesce({which}.allowed_cents, {which}.paid_cents + "
         f"{which}.patient_responsibility_cents) AS {prefix}{field}"
@@ -73,7 +74,8 @@ def recording_changes(statement: str, versions: tuple[str, ...] = ("old", "new")
 
 def counting_in(source: str) -> str:
     """The end of a `WITH` list: statements adding the partial sums of the signed claim
-    versions in `source` (a table, or an earlier CTE, with `sign` and CHANGE_FIELDS)."""
+    versions in `source` (a table, or an earlier CTE, with `sign` and CHANGE_FIELDS). A claim
+    counts on its decision date unless it was reversed (`claim_statistics.counted_day`)."""
     decided = f"FROM {source} WHERE status <> 'REVERSED' AND decision_date IS NOT NULL"
     cell = "payer, code_group, decision_date"
     return (
@@ -235,11 +237,12 @@ async def apply_counts(cursor: Any, customer: str) -> None:
     )
 
 
-# What one new claim adds to the statistics and its payer's claim count (CHANGE_FIELDS of a
-# +1 version), as the arguments of `PartialSums.add`: payer uid, code group, decision date
-# (None while pending), decision days, denied, partially denied, billed, allowed and paid
-# cents, denial codes. A plain tuple: one is made per claim of files with millions of rows.
-Counted = tuple[str, str, dt.date | None, int | None, bool, bool, int, int, int, tuple[str, ...]]
+class CellSums(NamedTuple):
+    """The partial sums of one payer × code group × day."""
+
+    amounts: tuple[int, ...]  # DAY_AMOUNTS, in order
+    decision_days: dict[int, int]  # claims by days to decision
+    carc_counts: dict[str, int]  # claims by denial code
 
 
 class PartialSums:
@@ -251,8 +254,7 @@ class PartialSums:
         self.clear()
 
     def clear(self) -> None:
-        # (payer uid, code group, day) -> [decided, denied, partially denied, billed, allowed,
-        # paid, denied billed]
+        # (payer uid, code group, day) -> DAY_AMOUNTS
         self._cells: dict[tuple[str, str, dt.date], list[int]] = {}
         self._days: Counter[tuple[str, str, dt.date, int]] = Counter()
         self._codes: Counter[tuple[str, str, dt.date, str]] = Counter()
@@ -275,7 +277,8 @@ class PartialSums:
         denial_codes: Sequence[str],
         sign: int = 1,
     ) -> None:
-        """Count a claim in (`sign` 1) or out (-1); the arguments are those of `Counted`."""
+        """Count a claim in (`sign` 1) or out (-1); the arguments are those of
+        `claim_statistics.Counted`."""
         self._payers[payer_uid] += sign
         if decision_date is None:
             return
@@ -296,6 +299,15 @@ class PartialSums:
             self._days[(*cell, decision_days)] += sign
         for code in denial_codes:
             self._codes[(*cell, code)] += sign
+
+    def cells(self) -> dict[tuple[str, str, dt.date], CellSums]:
+        """The sums so far by (payer uid, code group, day)."""
+        cells = {cell: CellSums(tuple(sums), {}, {}) for cell, sums in self._cells.items()}
+        for (uid, group, day, days), n in self._days.items():
+            cells[uid, group, day].decision_days[days] = n
+        for (uid, group, day, code), n in self._codes.items():
+            cells[uid, group, day].carc_counts[code] = n
+        return cells
 
     async def write(self, cursor: Any, canonical: Mapping[str, str]) -> None:
         """Add the sums to the counting tables (`canonical`: payer uid -> canonical payer)

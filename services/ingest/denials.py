@@ -49,11 +49,11 @@ def classify(claim: ClaimRecord) -> None:
     )
 
 
-def denial_codes(claim: ClaimRecord) -> list[str]:
+def denial_codes(claim: ClaimRecord) -> tuple[str, ...]:
     """The CARC codes behind a denial or partial denial, as `CO-50`, once each."""
     if not (claim.denied or claim.partially_denied):
-        return []
-    return list(denial_reason_codes(claim.adjustments))
+        return ()
+    return denial_reason_codes(claim.adjustments)
 
 
 def denial_reason_codes(adjustments: tuple[Adjustment, ...]) -> tuple[str, ...]:

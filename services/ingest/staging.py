@@ -20,10 +20,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from services.ingest.code_groups import code_group
+from services.ingest.claim_statistics import Counted, claim_code_group, counted
 from services.ingest.copy_text import copy_text
-from services.ingest.counting import Counted, PartialSums
-from services.ingest.denials import denial_reason_codes
+from services.ingest.counting import PartialSums
 from services.ingest.parsing import Batch
 from services.ingest.records import Adjustment, ClaimRecord, ClaimStatus, Rejection
 
@@ -78,24 +77,18 @@ def _array(values: tuple[str, ...]) -> str:
 @functools.lru_cache(maxsize=4096)
 def _outcome_segment(
     status: ClaimStatus, denied: bool, partially_denied: bool, codes: tuple[str, ...]
-) -> tuple[str, str]:
-    """`status` to `code_group` (and a tab), and the code group of the claim's codes."""
-    group = code_group(codes[0]) if codes else ""
+) -> str:
+    """`status` to `code_group` (and a tab)."""
     return (
         f"{status.value}\t{'t' if denied else 'f'}\t{'t' if partially_denied else 'f'}\t"
-        f"{_array(codes)}\t{group}\t",
-        group,
+        f"{_array(codes)}\t{claim_code_group(codes)}\t"
     )
 
 
 @functools.lru_cache(maxsize=4096)
-def _reasons_segment(
-    adjustments: tuple[Adjustment, ...], denial: bool
-) -> tuple[str, tuple[str, ...]]:
-    """`adjustments` and `denial_codes` (and a tab), and the denial codes of a claim that is
-    denied or partially denied (`denial`)."""
-    codes = denial_reason_codes(adjustments) if denial else ()
-    return f"{_adjustments_json(adjustments)}\t{_array(codes)}\t", codes
+def _reasons_segment(adjustments: tuple[Adjustment, ...], denial_codes: tuple[str, ...]) -> str:
+    """`adjustments` and `denial_codes` (and a tab)."""
+    return f"{_adjustments_json(adjustments)}\t{_array(denial_codes)}\t"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -269,36 +262,28 @@ class Encoder:
 
     def _claim(self, claim: ClaimRecord, key_text: str, payer: str, digest: bytes) -> StagedClaim:
         uid = digest.hex()[:20]
-        decided = claim.decision_date
-        started = claim.submitted_date or claim.service_date
-        days = None
-        if decided is not None and started is not None and decided >= started:
-            days = (decided - started).days
+        # The stored claim keeps its days to decision and denial codes as it is counted.
+        counts = counted(claim, payer)
+        days, codes = counts[3], counts[9]
         allowed = claim.allowed_cents
-        outcome, group = _outcome_segment(
+        outcome = _outcome_segment(
             claim.status, claim.denied, claim.partially_denied, claim.procedure_codes
         )
-        reasons, codes = _reasons_segment(claim.adjustments, claim.denied or claim.partially_denied)
-        counted: Counted = (
-            payer, group, decided, days, claim.denied, claim.partially_denied,
-            claim.billed_cents,
-            claim.paid_cents + claim.patient_responsibility_cents if allowed is None else allowed,
-            claim.paid_cents, codes,
-        )  # fmt: skip
         head = f"{self._customer}\t{uid}\t{copy_text(claim.claim_id)}\t{key_text}\t{payer}\t"
         tail = (
             f"{_payer_segment(claim.payer_name, claim.payer_id)}{outcome}"
-            f"{_day(claim.service_date)}\t{_day(claim.submitted_date)}\t{_day(decided)}\t"
+            f"{_day(claim.service_date)}\t{_day(claim.submitted_date)}\t"
+            f"{_day(claim.decision_date)}\t"
             f"{_NULL if days is None else days}\t{claim.billed_cents}\t"
             f"{_NULL if allowed is None else allowed}\t{claim.paid_cents}\t"
-            f"{claim.patient_responsibility_cents}\t{reasons}"
+            f"{claim.patient_responsibility_cents}\t{_reasons_segment(claim.adjustments, codes)}"
             f"{copy_text(claim.payer_claim_control_number)}\t{self._upload_id}\t"
             f"{claim.source_line}\n"
         )
         canonical = self._canonical.get(payer)
         if canonical is None:
-            return StagedClaim(uid, payer, head + tail, len(head), counted)
-        return StagedClaim(uid, payer, head + canonical + tail, -1, counted)
+            return StagedClaim(uid, payer, head + tail, len(head), counts)
+        return StagedClaim(uid, payer, head + canonical + tail, -1, counts)
 
     def _rejection_line(self, rejection: Rejection, seq: int) -> str:
         return "\t".join(

@@ -33,7 +33,7 @@ def claim(
 def verdict(record: ClaimRecord) -> tuple[bool, bool, list[str]]:
     """(denied, partially denied, denial codes) once the rules have run."""
     classify(record)
-    return record.denied, record.partially_denied, denial_codes(record)
+    return record.denied, record.partially_denied, list(denial_codes(record))
 
 
 CO_50 = Adjustment("CO", "50", 10000)
