@@ -4,8 +4,8 @@ raw claims they summarise.
 On a throwaway PostgreSQL with every service migrated, N synthetic claims of one customer
 are written set-wise (`generate_series`, about 200 payers × 5 code groups, so about 1,000
 payer × code-group cells over the 216 days a run reads and a month more, a few payers
-drifting in the current window), and
-`ingest.daily_stats` is built from them by ingest's own counting (`services.ingest.counting`).
+drifting in the current window), and `ingest.daily_stats` is built from them by ingest's own
+counting (`services.ingest.daily_statistics`).
 Then, three times each, timed in the same run:
 
 - what a drift run does: read the daily statistics its windows cover (baseline, current and
@@ -65,7 +65,7 @@ from services.drift.ingest_client import (
     series_from_message,
 )
 from services.drift.series import CellSeries
-from services.ingest.counting import COUNT_TABLES, apply_counts, count_in
+from services.ingest.daily_statistics import COUNT_TABLES, apply_counts, count_in
 from services.ingest.months import series_of_rows, span_starts
 from services.ingest.server import daily_stat_series_messages
 from services.ingest.store import SERIES_QUERY, series_parameters

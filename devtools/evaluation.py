@@ -38,7 +38,7 @@ from services.drift.config import DetectionConfig
 from services.drift.detection import detect, windows_for
 from services.drift.series import DayStat, cell_series
 from services.ingest.claim_statistics import counted
-from services.ingest.counting import PartialSums
+from services.ingest.daily_statistics import PartialSums
 from services.ingest.records import ClaimRecord
 
 # --- Daily statistics, as ingest counts them ------------------------------------------------

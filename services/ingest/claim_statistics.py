@@ -5,8 +5,8 @@ date). Its days to decision run from submission, or from service when the submis
 not known; without either date, or with a decision dated before it, there is no value. A claim
 without an allowed amount counts what was paid plus the patient's share. Whether it is denied,
 and for which reasons, is the denial rules' (`denials`). The SQL that counts stored claims
-(`counting.version` and `counting.counting_in`) keeps the same rules; a test holds them
-together.
+(`daily_statistics.version` and `daily_statistics.counting_in`) keeps the same rules; a test
+holds them together.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from services.ingest.denials import denial_codes
 from services.ingest.records import ClaimRecord, ClaimStatus
 
 # What a claim adds to the statistics and its payer's claim count, as the arguments of
-# `counting.PartialSums.add`: payer, code group, the day it counts on (None: none), days to
+# `daily_statistics.PartialSums.add`: payer, code group, the day it counts on (None: none), days to
 # decision, denied, partially denied, billed, allowed and paid cents, denial codes. A plain
 # tuple: one is made per claim of files with millions of rows.
 Counted = tuple[str, str, dt.date | None, int | None, bool, bool, int, int, int, tuple[str, ...]]

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from opentelemetry import propagate
 from sqlalchemy.engine import Row
 
+from services.ingest.claim_writes import UploadFacts, UploadWriter, failure_message
+from services.ingest.copy_lines import Staged
 from services.ingest.parsing import UploadParser
 from services.ingest.records import FileError, Rejection, UploadWarning
-from services.ingest.staging import Staged
 from services.ingest.store import IngestStore
-from services.ingest.uploads import UploadFacts, UploadWriter, failure_message
 
 MAX_KEPT_WARNINGS = 1000
 # Chunks parsed ahead of what PostgreSQL has loaded (each about as large as a chunk received).

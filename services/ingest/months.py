@@ -1,7 +1,7 @@
 """A payer × code group's daily statistics over a date range, from its packed months.
 
 `ingest.daily_stat_months` keeps each month of a cell's daily statistics as packed
-big-endian arrays (see services/ingest/counting.py). A series is the months' arrays joined:
+big-endian arrays (see services/ingest/daily_statistics.py). A series is the months' arrays joined:
 day indexes of the histogram and CARC entries shifted by the days before their month, each
 month's CARC code indexes mapped into the series' code list, and the days outside the range
 cut off; asked for spans of days, the entries of each span summed onto its last day. No count
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from services.ingest.counting import DAY_AMOUNTS
+from services.ingest.daily_statistics import DAY_AMOUNTS
 
 # Packed days, and days on the wire, count from this one.
 EPOCH = dt.date(1970, 1, 1)

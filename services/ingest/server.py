@@ -24,11 +24,11 @@ from runtime.server import ServiceDefinition
 from runtime.settings import Settings
 from runtime.standard_methods import customer_of, get_resource, list_resources
 from runtime.updates import mask_paths
-from services.ingest.counting import DAY_AMOUNTS
+from services.ingest.copy_lines import display_name, name_key
 from services.ingest.csv_claims import COLUMN_ALIASES
+from services.ingest.daily_statistics import DAY_AMOUNTS
 from services.ingest.intake import UploadIntake, UploadRejectedError, UploadRequest
 from services.ingest.months import Series, span_starts
-from services.ingest.staging import display_name, name_key
 from services.ingest.store import IngestStore, MappingChange, MappingConflictError, mapping_etag
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
 from upstream.drift.v1 import resources_pb2 as drift_resources_pb2

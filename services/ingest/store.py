@@ -1,4 +1,5 @@
-"""Ingest's tables (schema `ingest`) and the queries the service runs on them."""
+"""Ingest's tables (schema `ingest`) and the queries the service runs on them: reads and
+small writes in SQLAlchemy Core; what writes claims is in `claim_writes`."""
 
 from __future__ import annotations
 
@@ -18,9 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime.filtering import FilterField, parse_filter
 from runtime.pagination import after_position
-from services.ingest.counting import COUNT_TABLES, apply_counts, count_in, recording_changes
+from services.ingest.claim_writes import (
+    UploadWriter,
+    delete_upload_claims,
+    lock_customer,
+    remap_payers,
+)
 from services.ingest.months import MONTHS_PER_BATCH, Series, SeriesOfMonths
-from services.ingest.uploads import MAPPING_FOR_PAYER, UploadWriter, lock_customer
 
 metadata = sa.MetaData(schema="ingest")
 
@@ -258,23 +263,7 @@ class IngestStore:
                 upload = await cursor.fetchone()
                 if upload is None:
                     return False
-                for statement in COUNT_TABLES:
-                    await cursor.execute(statement)
-                await cursor.execute(
-                    recording_changes(
-                        "DELETE FROM ingest.claims WHERE customer_id = %s AND upload_id = %s",
-                        ("old",),
-                    ),
-                    (customer, upload_id),
-                )
-                removed = cursor.rowcount
-                await count_in(cursor)
-                await apply_counts(cursor, customer)
-                await cursor.execute(
-                    "DELETE FROM ingest.upload_rejections "
-                    "WHERE customer_id = %s AND upload_id = %s",
-                    (customer, upload_id),
-                )
+                removed = await delete_upload_claims(cursor, customer, upload_id)
                 await cursor.execute(
                     "DELETE FROM ingest.uploads WHERE customer_id = %s AND upload_id = %s",
                     (customer, upload_id),
@@ -426,7 +415,7 @@ class IngestStore:
                 # Uploads run under the same lock, so they never see half a remap.
                 await lock_customer(cursor, customer)
                 row = await change.apply(connection, customer)
-                await _remap_payers(cursor, customer)
+                await remap_payers(cursor, customer)
             return row
 
     # --- daily statistics -------------------------------------------------------------------
@@ -573,38 +562,6 @@ class MappingChange:
 
 def mapping_etag(row: Row) -> str:
     return format(int(row.update_time.timestamp() * 1_000_000), "x")
-
-
-async def _remap_payers(cursor: Any, customer: str) -> None:
-    """Re-resolve every payer of the customer against the mappings; move the claims and
-    statistics of those whose canonical payer changed."""
-    await cursor.execute(
-        "CREATE TEMPORARY TABLE remapped ON COMMIT DROP AS "
-        "SELECT p.payer_uid, p.canonical_payer AS old_payer, "
-        "coalesce(m.canonical_payer, p.raw_name) AS new_payer, m.mapping_id "
-        "FROM ingest.payers p LEFT JOIN LATERAL ("
-        + MAPPING_FOR_PAYER.format(name="p.name_key", raw_id="p.raw_id")
-        + ") m ON true WHERE p.customer_id = %s",
-        (customer, customer),
-    )
-    await cursor.execute(
-        "UPDATE ingest.payers p SET canonical_payer = r.new_payer, mapping_id = r.mapping_id "
-        "FROM remapped r WHERE p.customer_id = %s AND p.payer_uid = r.payer_uid "
-        "AND (p.canonical_payer <> r.new_payer OR p.mapping_id IS DISTINCT FROM r.mapping_id)",
-        (customer,),
-    )
-    for statement in COUNT_TABLES:
-        await cursor.execute(statement)
-    await cursor.execute(
-        recording_changes(
-            "UPDATE ingest.claims c SET payer = r.new_payer FROM remapped r "
-            "WHERE c.customer_id = %s AND c.payer_uid = r.payer_uid "
-            "AND r.old_payer <> r.new_payer"
-        ),
-        (customer,),
-    )
-    await count_in(cursor)
-    await apply_counts(cursor, customer)
 
 
 def _lowest(column_name: str) -> Any:

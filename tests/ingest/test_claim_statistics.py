@@ -1,6 +1,6 @@
 """What a claim counts for in the daily statistics is said once in Python (`claim_statistics`
 and the denial rules), which an upload counts its new claims by, and once in SQL
-(`counting`), which counts claims as stored: updated, reversed, moved or deleted ones. The
+(`daily_statistics`), which counts claims as stored: updated, reversed, moved or deleted ones. The
 same claims, edge cases included, go through both in the real PostgreSQL, and agree claim by
 claim and day by day with each other and with the rules as written here."""
 
@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from runtime import schemas
 from services.ingest.claim_statistics import counted
-from services.ingest.counting import (
+from services.ingest.claim_writes import UploadFacts
+from services.ingest.daily_statistics import (
     COUNT_TABLES,
     DAY_AMOUNTS,
     CellSums,
@@ -32,7 +33,6 @@ from services.ingest.denials import classify
 from services.ingest.parsing import Batch
 from services.ingest.records import Adjustment, ClaimRecord, ClaimStatus, ServiceLine
 from services.ingest.store import IngestStore
-from services.ingest.uploads import UploadFacts
 from tests.conftest import PostgresUnderTest
 
 DAY = dt.date(2026, 3, 14)
@@ -278,7 +278,7 @@ async def _upload(
 
 
 def _stored_versions(connection: psycopg.Connection[Any], customer: str) -> dict[str, tuple]:
-    """Each stored claim as the SQL counting reads it (`counting.version`), in the order of
+    """Each stored claim as the SQL counting reads it (`daily_statistics.version`), in the order of
     `_counted_fields`."""
     with connection.cursor(row_factory=dict_row) as cursor:
         rows = cursor.execute(

@@ -18,8 +18,8 @@ from google.type import date_pb2
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from runtime import schemas
+from services.ingest.copy_lines import SeenClaims
 from services.ingest.intake import UploadIntake, UploadRequest
-from services.ingest.staging import SeenClaims
 from services.ingest.store import IngestStore
 from tests.conftest import PostgresUnderTest
 from tests.fixtures import X12_835_FIXTURES

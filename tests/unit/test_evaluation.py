@@ -20,11 +20,11 @@ from devtools.evaluation import (
 )
 from devtools.synthetic import Drift, Scenario, generate_claims, write_835, write_csv
 from services.drift.series import DayStat
-from services.ingest.counting import CellSums
+from services.ingest.copy_lines import Encoder
+from services.ingest.daily_statistics import CellSums
 from services.ingest.denials import classify
 from services.ingest.parsing import UploadParser
 from services.ingest.records import Adjustment, ClaimRecord, ClaimStatus, ServiceLine
-from services.ingest.staging import Encoder
 
 DAY = dt.date(2025, 6, 10)
 

@@ -18,7 +18,7 @@ from services.drift.series import (
     cell_series,
     payer_series,
 )
-from services.ingest.counting import DAY_AMOUNTS
+from services.ingest.daily_statistics import DAY_AMOUNTS
 from services.ingest.server import daily_stat_series_messages
 from tests.unit.series_reading import read, stored
 

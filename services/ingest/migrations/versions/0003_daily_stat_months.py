@@ -18,7 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 SCHEMA = "ingest"
 
-# The months of the statistics already stored, packed as services/ingest/counting.py packs
+# The months of the statistics already stored, packed as services/ingest/daily_statistics.py packs
 # them when statistics change (that module's MONTHS_FROM_DAILY_STATS, as it was here).
 _PACK_EVERY_MONTH = """
 WITH days AS (
@@ -63,7 +63,7 @@ LEFT JOIN carcs k USING (customer_id, payer, code_group, month)
 
 def upgrade() -> None:
     # Per customer × canonical payer × code group × month: the month's days of
-    # ingest.daily_stats as big-endian packed arrays (see services/ingest/counting.py).
+    # ingest.daily_stats as big-endian packed arrays (see services/ingest/daily_statistics.py).
     op.create_table(
         "daily_stat_months",
         sa.Column("customer_id", sa.Text(), nullable=False),

@@ -22,7 +22,7 @@ import numpy as np
 
 from services.ingest.claim_statistics import Counted, claim_code_group, counted
 from services.ingest.copy_text import copy_text
-from services.ingest.counting import PartialSums
+from services.ingest.daily_statistics import PartialSums
 from services.ingest.parsing import Batch
 from services.ingest.records import Adjustment, ClaimRecord, ClaimStatus, Rejection
 

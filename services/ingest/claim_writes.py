@@ -1,14 +1,16 @@
-"""Loading one upload into PostgreSQL: all of it in one transaction, or nothing.
+"""Everything that writes `ingest.claims`: an upload (COPY while the file streams, then one
+set-based merge), the deletion of an upload's claims, and the move of claims to a remapped
+payer. Each runs under the customer's lock and keeps the statistics in step
+(`daily_statistics`).
 
-Claims go where they belong while the file streams in, under a per-customer lock: a claim
-that is certainly new (the customer's stored claims do not have its key, and it did not
-occur earlier in the file) is copied straight into `ingest.claims`, its statistics summed in
-Python; anything else (a claim that may already be stored or repeat an earlier row, and
-reversals) is copied into a staging table and merged by key at the end, where a newer
-adjudication updates a known claim and never duplicates it. Rejected rows are copied into
-`ingest.upload_rejections`. At the end the statistics of exactly the touched cells are
-adjusted, and the upload row and its outbox event written. A crash at any point leaves
-nothing behind.
+An upload is loaded in one transaction, all of it or nothing. A claim that is certainly new
+(the customer's stored claims do not have its key, and it did not occur earlier in the file)
+is copied straight into `ingest.claims`, its statistics summed in Python; anything else (a
+claim that may already be stored or repeat an earlier row, and reversals) is copied into a
+staging table and merged by key at the end, where a newer adjudication updates a known claim
+and never duplicates it. Rejected rows are copied into `ingest.upload_rejections`. At the end
+the statistics of exactly the touched cells are adjusted, and the upload row and its outbox
+event written. A crash at any point leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from typing import Any
 from psycopg import AsyncConnection, AsyncCopy
 from sqlalchemy.ext.asyncio import AsyncConnection as SaConnection
 
-from services.ingest.counting import (
+from services.ingest.copy_lines import (
+    CLAIM_COLUMNS,
+    REJECTION_COLUMNS,
+    Encoder,
+    Staged,
+    StagedClaim,
+)
+from services.ingest.daily_statistics import (
     COUNT_TABLES,
     PartialSums,
     apply_counts,
@@ -33,13 +42,6 @@ from services.ingest.counting import (
 )
 from services.ingest.parsing import Batch
 from services.ingest.records import Rejection, UploadWarning
-from services.ingest.staging import (
-    CLAIM_COLUMNS,
-    REJECTION_COLUMNS,
-    Encoder,
-    Staged,
-    StagedClaim,
-)
 
 MAX_STORED_WARNINGS = 100
 
@@ -507,6 +509,59 @@ async def lock_customer(cursor: Any, customer: str) -> None:
     await cursor.execute(
         "SELECT pg_advisory_xact_lock(hashtext('ingest.upload'), hashtext(%s))", (customer,)
     )
+
+
+async def delete_upload_claims(cursor: Any, customer: str, upload_id: str) -> int:
+    """Remove the claims an upload last set and its rejections, and take those claims out of
+    the statistics and payer counts; returns how many claims went."""
+    for statement in COUNT_TABLES:
+        await cursor.execute(statement)
+    await cursor.execute(
+        recording_changes(
+            "DELETE FROM ingest.claims WHERE customer_id = %s AND upload_id = %s", ("old",)
+        ),
+        (customer, upload_id),
+    )
+    removed = int(cursor.rowcount)
+    await count_in(cursor)
+    await apply_counts(cursor, customer)
+    await cursor.execute(
+        "DELETE FROM ingest.upload_rejections WHERE customer_id = %s AND upload_id = %s",
+        (customer, upload_id),
+    )
+    return removed
+
+
+async def remap_payers(cursor: Any, customer: str) -> None:
+    """Re-resolve every payer of the customer against the mappings; move the claims and
+    statistics of those whose canonical payer changed."""
+    await cursor.execute(
+        "CREATE TEMPORARY TABLE remapped ON COMMIT DROP AS "
+        "SELECT p.payer_uid, p.canonical_payer AS old_payer, "
+        "coalesce(m.canonical_payer, p.raw_name) AS new_payer, m.mapping_id "
+        "FROM ingest.payers p LEFT JOIN LATERAL ("
+        + MAPPING_FOR_PAYER.format(name="p.name_key", raw_id="p.raw_id")
+        + ") m ON true WHERE p.customer_id = %s",
+        (customer, customer),
+    )
+    await cursor.execute(
+        "UPDATE ingest.payers p SET canonical_payer = r.new_payer, mapping_id = r.mapping_id "
+        "FROM remapped r WHERE p.customer_id = %s AND p.payer_uid = r.payer_uid "
+        "AND (p.canonical_payer <> r.new_payer OR p.mapping_id IS DISTINCT FROM r.mapping_id)",
+        (customer,),
+    )
+    for statement in COUNT_TABLES:
+        await cursor.execute(statement)
+    await cursor.execute(
+        recording_changes(
+            "UPDATE ingest.claims c SET payer = r.new_payer FROM remapped r "
+            "WHERE c.customer_id = %s AND c.payer_uid = r.payer_uid "
+            "AND r.old_payer <> r.new_payer"
+        ),
+        (customer,),
+    )
+    await count_in(cursor)
+    await apply_counts(cursor, customer)
 
 
 def probes_primary_key(plan: dict[str, Any]) -> bool:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 
-from services.ingest.staging import SeenClaims
-from services.ingest.uploads import probes_primary_key
+from services.ingest.claim_writes import probes_primary_key
+from services.ingest.copy_lines import SeenClaims
 
 
 def _digests(prefix: str, count: int) -> list[bytes]:
