@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from runtime.auth import service_token
 from runtime.clients import open_channel
 from runtime.db import create_engine
-from runtime.server import running_task
+from runtime.server import running_task, work_forever
 from runtime.settings import Settings
 
 logger = logging.getLogger("upstream.outbox")
@@ -55,8 +55,6 @@ tracer = trace.get_tracer("upstream.outbox")
 OUTBOX_SERVICES = ("ingest", "drift")
 BATCH_SIZE = 20
 POLL_SECONDS = 5.0
-# Rows locked by another relay's claim are due again within milliseconds; no busy loop meanwhile.
-MIN_WAIT_SECONDS = 0.25
 # Beyond a batch of publishes at their timeout: the claim and the outcome writes.
 LEASE_MARGIN_SECONDS = 30.0
 
@@ -201,17 +199,17 @@ class OutboxRelay:
     async def run(self) -> None:
         """Relay while there is work, then sleep until the next event is due, a producer
         wakes the relay, or the poll interval passes (events another replica will retry)."""
-        while True:
-            self._wake_up.clear()
-            wait = self._poll_seconds
-            try:
-                while await self.relay_due() == self._batch_size:
-                    pass
-                wait = min(wait, await self.observe_backlog())
-            except Exception:
-                logger.exception("outbox relay failed; retrying", extra={"schema": self._schema})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_up.wait(), max(wait, MIN_WAIT_SECONDS))
+
+        async def step() -> bool:
+            return await self.relay_due() == self._batch_size
+
+        await work_forever(
+            f"{self._schema} outbox relay",
+            step,
+            self._wake_up,
+            self._poll_seconds,
+            next_due=self.observe_backlog,
+        )
 
     async def relay_due(self) -> int:
         """Publish the events that are due now; returns how many it claimed."""

@@ -36,6 +36,9 @@ from runtime.telemetry import setup_logging, setup_tracing, shutdown_tracing
 
 logger = logging.getLogger("upstream.server")
 
+# The shortest wait between rounds of background work.
+MIN_WAIT_SECONDS = 0.25
+
 
 @dataclass
 class ServiceDefinition:
@@ -126,18 +129,25 @@ async def work_forever(
     step: Callable[[], Awaitable[bool]],
     wake_up: asyncio.Event,
     poll_seconds: float,
+    *,
+    next_due: Callable[[], Awaitable[float]] | None = None,
 ) -> None:
     """Background work queued in the database: run `step` while it finds work, then wait for
-    a wake-up (work queued by this process) or the poll interval (work from elsewhere)."""
+    a wake-up (work queued by this process), the poll interval (work from elsewhere), or the
+    seconds `next_due` says the next queued work is due in (at least MIN_WAIT_SECONDS: work
+    another replica holds is due again within milliseconds, and is no reason to spin)."""
     while True:
+        wake_up.clear()
+        wait = poll_seconds
         try:
             while await step():
                 pass
+            if next_due is not None:
+                wait = min(wait, await next_due())
         except Exception:
             logger.exception("%s failed; retrying", name)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake_up.wait(), poll_seconds)
-        wake_up.clear()
+            await asyncio.wait_for(wake_up.wait(), max(wait, MIN_WAIT_SECONDS))
 
 
 @contextlib.asynccontextmanager

@@ -62,6 +62,33 @@ def postgres(unused_tcp_port_factory: Callable[[], int]) -> Iterator[PostgresUnd
         yield database
 
 
+@contextmanager
+def own_database(
+    postgres: PostgresUnderTest, services: tuple[str, ...] = schemas.SERVICES
+) -> Iterator[PostgresUnderTest]:
+    """A new database on the session's server with `services` migrated, logged into by the
+    session's roles, dropped afterwards: for tests whose queued work (runs, outbox events)
+    the session's running system must not take."""
+    name = f"upstream_own_{secrets.token_hex(4)}"
+    server = schemas.libpq_url(postgres.admin_url)
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    database = PostgresUnderTest(
+        make_url(postgres.admin_url).set(database=name).render_as_string(hide_password=False),
+        postgres.passwords,
+    )
+    try:
+        schemas.bootstrap(database.admin_url, postgres.passwords, services)
+        for service in services:
+            schemas.migrate(service, database.url(service, "owner"))
+        yield database
+    finally:
+        with psycopg.connect(server, autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
 @pytest.fixture
 def pg_scratch_folder() -> Iterator[Path]:
     """An empty folder the PostgreSQL system user can reach; clusters in it are stopped after."""

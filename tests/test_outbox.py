@@ -21,9 +21,8 @@ import grpc
 import psycopg
 import pytest
 from prometheus_client import REGISTRY
-from psycopg import sql
 from psycopg.rows import dict_row
-from sqlalchemy import Row, make_url, text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from devtools.stack import wait_until
@@ -31,7 +30,7 @@ from runtime import schemas
 from runtime.auth import Role, mint_token
 from runtime.outbox import OUTBOX_SERVICES, OutboxEvent, OutboxRelay, RetryPolicy
 from runtime.settings import REPO_ROOT, Settings
-from tests.conftest import PostgresUnderTest
+from tests.conftest import PostgresUnderTest, own_database
 from tests.system import TEST_JWT_SECRET, base_env, free_port, running_service
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
 from upstream.drift.v1 import resources_pb2 as drift_resources_pb2
@@ -45,27 +44,10 @@ QUICK_RETRIES = RetryPolicy(first_backoff_seconds=0.05, max_backoff_seconds=0.2)
 
 @pytest.fixture(scope="module")
 def outbox_database(postgres: PostgresUnderTest) -> Iterator[PostgresUnderTest]:
-    """A database of this module's own with ingest and drift migrated: the relays of the
-    session's running system work on the session's database, never on these events."""
-    name = f"outbox_test_{uuid.uuid4().hex[:8]}"
-    server = schemas.libpq_url(postgres.admin_url)
-    with psycopg.connect(server, autocommit=True) as connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    admin_url = make_url(postgres.admin_url).set(database=name)
-    database = PostgresUnderTest(
-        admin_url.render_as_string(hide_password=False), postgres.passwords
-    )
-    try:
-        # The roles are the session's, with the same passwords: only this database is new.
-        schemas.bootstrap(database.admin_url, postgres.passwords, OUTBOX_SERVICES)
-        for service in OUTBOX_SERVICES:
-            schemas.migrate(service, database.url(service, "owner"))
+    """A database of this module's own: the relays of the session's running system work on
+    the session's database, never on these events."""
+    with own_database(postgres, OUTBOX_SERVICES) as database:
         yield database
-    finally:
-        with psycopg.connect(server, autocommit=True) as connection:
-            connection.execute(
-                sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 @pytest.fixture

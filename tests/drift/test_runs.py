@@ -1,0 +1,140 @@
+"""A detection run as a use case (services/drift/runs.py), called in this process without
+drift's gRPC server: it reads a real ingest process over gRPC and writes the real drift
+schema, in a database of this module's own (the session's running drift would take its
+queued runs otherwise)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from devtools.synthetic import Drift, Scenario, write_csv
+from runtime.auth import Role, mint_token, service_token
+from runtime.clients import open_channel
+from runtime.settings import Settings
+from services.drift.ingest_client import IngestClient
+from services.drift.runs import DetectionRuns, payer_summaries
+from services.drift.store import DriftStore
+from tests.conftest import PostgresUnderTest, own_database
+from tests.system import TEST_JWT_SECRET, running_service
+from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
+
+DRIFTED_PAYER = "Aetna"
+DRIFT_START = dt.date(2026, 5, 20)
+SETTINGS = Settings.from_env("drift", {"JWT_SECRET": TEST_JWT_SECRET})
+
+
+@pytest.fixture(scope="module")
+def database(postgres: PostgresUnderTest) -> Iterator[PostgresUnderTest]:
+    with own_database(postgres, ("ingest", "drift")) as database:
+        yield database
+
+
+@pytest.fixture(scope="module")
+def ingest_target(database: PostgresUnderTest) -> Iterator[str]:
+    # Nothing listens on DRIFT_TARGET: ingest's outbox only retries; the test runs drift itself.
+    with running_service("ingest", database.url("ingest"), DRIFT_TARGET="127.0.0.1:9") as (
+        _,
+        target,
+    ):
+        yield target
+
+
+def _history(customer: str) -> bytes:
+    scenario = Scenario(
+        customer=customer,
+        start=dt.date(2025, 10, 1),
+        days=250,
+        claims=12_000,
+        payers=4,
+        seed=5,
+        drifts=(Drift(payer=DRIFTED_PAYER, start=DRIFT_START, metric="denial_rate", factor=2.5),),
+    )
+    buffer = io.StringIO()
+    write_csv(scenario, buffer)
+    return buffer.getvalue().encode()
+
+
+def _upload(target: str, customer: str) -> None:
+    token = mint_token(
+        SETTINGS, subject=f"admin@{customer}", customer=customer, role=Role.ADMIN, ttl_seconds=600
+    )
+    body = _history(customer)
+    requests = [
+        ingest_service_pb2.CreateUploadRequest(
+            parent=f"customers/{customer}", upload=resources_pb2.Upload(file_name="history.csv")
+        ),
+        *(
+            ingest_service_pb2.CreateUploadRequest(http_body={"data": body[at : at + (1 << 20)]})
+            for at in range(0, len(body), 1 << 20)
+        ),
+    ]
+    with grpc.insecure_channel(target) as channel:
+        upload = ingest_service_pb2_grpc.IngestServiceStub(channel).CreateUpload(
+            iter(requests), metadata=[("authorization", f"Bearer {token}")], timeout=120
+        )
+    assert upload.state == resources_pb2.Upload.SUCCEEDED
+
+
+@dataclass
+class DriftParts:
+    runs: DetectionRuns
+    ingest: IngestClient
+    store: DriftStore
+
+
+@pytest.fixture
+async def drift(database: PostgresUnderTest, ingest_target: str) -> AsyncIterator[DriftParts]:
+    """Drift's use case, store and ingest client, as drift's server builds them."""
+    engine = create_async_engine(database.url("drift"))
+    channel = open_channel(
+        ingest_target,
+        "upstream.ingest.v1.IngestService",
+        default_timeout=30,
+        authorization=lambda: f"Bearer {service_token(SETTINGS)}",
+    )
+    store, ingest = DriftStore(engine), IngestClient(channel)
+    try:
+        yield DriftParts(DetectionRuns(store, ingest, asyncio.Event()), ingest, store)
+    finally:
+        await channel.close()
+        await engine.dispose()
+
+
+async def test_a_requested_run_reads_ingest_detects_and_records_the_drift(
+    ingest_target: str, drift: DriftParts
+) -> None:
+    customer = "runs" + uuid.uuid4().hex[:8]
+    await asyncio.to_thread(_upload, ingest_target, customer)
+
+    run = await drift.runs.request(
+        customer, as_of=None, request_id="after-history", trigger="MANUAL", creator="test"
+    )
+    again = await drift.runs.request(
+        customer, as_of=None, request_id="after-history", trigger="MANUAL", creator="test"
+    )
+    assert run.state == "PENDING" and again.run_id == run.run_id
+    # Without as_of, a run analyses up to the customer's last decision.
+    assert run.as_of == await drift.ingest.latest_decision_date(customer)
+    assert await drift.runs.run_next()
+    assert not await drift.runs.run_next()  # nothing else queued
+
+    done = await drift.store.get_run(customer, run.run_id)
+    assert done is not None and done.state == "SUCCEEDED", done
+    events = await drift.store.list_events(customer, "active = true", 100, None)
+    denials = {e.payer for e in events if e.metric == "DENIAL_RATE"}
+    assert denials == {DRIFTED_PAYER}, [(e.payer, e.code_group, e.metric) for e in events]
+    assert done.events_created == len(events)
+
+    summaries = await payer_summaries(drift.store, drift.ingest, customer)
+    assert summaries is not None
+    assert DRIFTED_PAYER in {s.payer for s in summaries.summaries}
+    assert summaries.open_events[DRIFTED_PAYER] == sum(e.payer == DRIFTED_PAYER for e in events)
