@@ -27,15 +27,9 @@ from services.ingest.records import (
 )
 from services.ingest.x12 import X12Parser
 from tests.fixtures import X12_835_FIXTURES
+from tests.fixtures import X12_835_NAMES as FIXTURE_NAMES
 
 FIXTURES = X12_835_FIXTURES
-FIXTURE_NAMES = (
-    "managed-care.835",
-    "medicare-part-a.835",
-    "secondary-payment.835",
-    "tertiary-payment.835",
-    "cob-contractural-adjustment.835",
-)
 # Patients and subscribers named in the fixtures (NM1*QC), with their member ids.
 PATIENT_DATA = (
     "BUDD", "WILLIAM", "SETTLE", "SUSAN", "JONES", "SAM", "BORDER", "LIZ", "TOWNSEND",

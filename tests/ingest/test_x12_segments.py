@@ -12,14 +12,8 @@ from hypothesis import strategies as st
 from services.ingest.records import FileError, UploadWarning
 from services.ingest.x12_segments import Segment, SegmentReader
 from tests.fixtures import X12_835_FIXTURES
+from tests.fixtures import X12_835_NAMES as FIXTURE_NAMES
 
-FIXTURE_NAMES = (
-    "managed-care.835",
-    "medicare-part-a.835",
-    "secondary-payment.835",
-    "tertiary-payment.835",
-    "cob-contractural-adjustment.835",
-)
 ISA = (
     "ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       "
     "*240401*1200*^*00501*000000001*0*P*:~"
