@@ -1,4 +1,4 @@
-"""Webhook subscriptions, and the inbox that makes event consumption idempotent.
+"""Webhook subscriptions, and an inbox of consumed event ids (dropped unused by 0002).
 
 Revision ID: 0001
 Revises:
