@@ -19,7 +19,8 @@ DRIFT_START = dt.date(2026, 5, 20)
 DRIFTED_PAYER = "UnitedHealthcare"
 
 
-def _scenario(customer: str) -> Scenario:
+def scenario(customer: str) -> Scenario:
+    """Claims of five payers from October 2025, UnitedHealthcare's denials ×2.5 from May 20."""
     return Scenario(
         customer=customer,
         start=dt.date(2025, 10, 1),
@@ -31,9 +32,10 @@ def _scenario(customer: str) -> Scenario:
     )
 
 
-def _csv(scenario: Scenario) -> bytes:
+def history_csv(customer: str) -> bytes:
+    """The customer's `scenario` as the CSV a billing system exports."""
     buffer = io.StringIO()
-    write_csv(scenario, buffer)
+    write_csv(scenario(customer), buffer)
     return buffer.getvalue().encode()
 
 
@@ -60,7 +62,7 @@ def drifted(system: System) -> str:
     with system.client(customer, "admin") as client:
         upload = client.post(
             f"/v1/customers/{customer}/uploads",
-            content=_csv(_scenario(customer)),
+            content=history_csv(customer),
             headers={"Idempotency-Key": "history"},
             timeout=300,
         )
@@ -213,7 +215,7 @@ def test_payer_summaries_show_the_drift_in_the_weekly_series(system: System, dri
     assert sum(int(w["claims"]) for w in weeks) > 0
     # The windows end on the extract date, the latest decision in the upload (a Sunday): the
     # default 30 days to it and the 180 before; the 26 weeks end with the week holding it.
-    extract = _scenario(drifted).end
+    extract = scenario(drifted).end
     assert extract == dt.date(2026, 6, 7)
     assert drifted_payer["currentWindow"] == {
         "startDate": _date(dt.date(2026, 5, 9)),

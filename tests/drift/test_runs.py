@@ -6,8 +6,6 @@ queued runs otherwise)."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import io
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -16,7 +14,6 @@ import grpc
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from devtools.synthetic import Drift, Scenario, write_csv
 from runtime.auth import Role, mint_token, service_token
 from runtime.clients import open_channel
 from runtime.settings import Settings
@@ -24,11 +21,10 @@ from services.drift.ingest_client import IngestClient
 from services.drift.runs import DetectionRuns, payer_summaries
 from services.drift.store import DriftStore
 from tests.conftest import PostgresUnderTest, own_database
+from tests.drift.test_detection_api import DRIFTED_PAYER, history_csv
 from tests.system import TEST_JWT_SECRET, running_service
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
-DRIFTED_PAYER = "Aetna"
-DRIFT_START = dt.date(2026, 5, 20)
 SETTINGS = Settings.from_env("drift", {"JWT_SECRET": TEST_JWT_SECRET})
 
 
@@ -48,26 +44,11 @@ def ingest_target(database: PostgresUnderTest) -> Iterator[str]:
         yield target
 
 
-def _history(customer: str) -> bytes:
-    scenario = Scenario(
-        customer=customer,
-        start=dt.date(2025, 10, 1),
-        days=250,
-        claims=12_000,
-        payers=4,
-        seed=5,
-        drifts=(Drift(payer=DRIFTED_PAYER, start=DRIFT_START, metric="denial_rate", factor=2.5),),
-    )
-    buffer = io.StringIO()
-    write_csv(scenario, buffer)
-    return buffer.getvalue().encode()
-
-
 def _upload(target: str, customer: str) -> None:
     token = mint_token(
         SETTINGS, subject=f"admin@{customer}", customer=customer, role=Role.ADMIN, ttl_seconds=600
     )
-    body = _history(customer)
+    body = history_csv(customer)
     requests = [
         ingest_service_pb2.CreateUploadRequest(
             parent=f"customers/{customer}", upload=resources_pb2.Upload(file_name="history.csv")
