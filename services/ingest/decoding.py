@@ -4,12 +4,22 @@ Windows-1252/Latin-1 exports, which are decoded rather than rejected."""
 from __future__ import annotations
 
 import codecs
+import re
 
 from services.ingest.records import FileError, UploadWarning
 
 _LEGACY = "cp1252"
 # Bytes no text export contains; a NUL means a binary file (or UTF-16 without a BOM).
 _BINARY = b"\x00"
+# A segment id, its element separator (no letter, digit, blank or line break), then what must
+# come next: ISA01 (two digits), GS01 (a functional id) or ST01 (835). A CSV whose first
+# column name merely starts with "ISA" or "ST" does not match.
+_X12_START = re.compile(
+    r"ISA(?P<isa>[^A-Za-z0-9 \t\r\n])[0-9]{2}(?P=isa)"
+    r"|GS(?P<gs>[^A-Za-z0-9 \t\r\n])[A-Za-z]{2}(?P=gs)"
+    r"|ST[^A-Za-z0-9 \t\r\n]835(?![0-9])",
+    re.IGNORECASE,
+)
 
 
 class StreamDecoder:
@@ -81,5 +91,6 @@ class StreamDecoder:
 
 
 def detect_format(text: str) -> str:
-    """`X12_835` when the text starts with an ISA header, else `CSV`."""
-    return "X12_835" if text.lstrip()[:3].upper() == "ISA" else "CSV"
+    """`X12_835` when the text starts like X12 (an ISA header, or a GS or bare ST*835 sent
+    without the envelopes around it), else `CSV`."""
+    return "X12_835" if _X12_START.match(text.lstrip(" \t\r\n\ufeff")) else "CSV"

@@ -24,7 +24,8 @@ from services.ingest.records import (
 )
 from services.ingest.x12 import X12Parser
 
-# Enough of the start of a file to tell an ISA header from a CSV header.
+# Enough of the start of a file to tell an X12 start (`ISA*00*`, `GS*HP*`, `ST*835*`) from a
+# CSV header.
 _SNIFF_CHARS = 16
 
 

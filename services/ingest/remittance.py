@@ -150,7 +150,7 @@ class RemittanceReader:
         emit: Callable[[ParsedItem], None],
     ) -> None:
         """`first_segment` is the number of the ST; `component_separator` is the ISA16 of
-        the interchange."""
+        the interchange, or "" when the file has no ISA to declare one."""
         self.claims_read = 0
         self._first_segment = first_segment
         self._component_separator = component_separator
@@ -382,16 +382,18 @@ class RemittanceReader:
     def _procedure_code(self, composite: str) -> str:
         """The code of an SVC01 composite `HC:99213:25` (qualifier, code, modifiers), or ""
         (with a warning) when there is none to read."""
-        parts = composite.split(self._component_separator)
+        declared = self._component_separator
+        parts = composite.split(declared) if declared else [composite]
         foreign = _FOREIGN_COMPOSITE.fullmatch(composite) if len(parts) == 1 else None
         if foreign is not None:
             separator = foreign.group(2)
             parts = composite.split(separator)
-            self._warn(
-                "COMPONENT_SEPARATOR_MISMATCH",
-                f"SVC01 separates its components with {separator!r}, "
-                f"not the ISA16 separator {self._component_separator!r}",
-            )
+            if declared:
+                self._warn(
+                    "COMPONENT_SEPARATOR_MISMATCH",
+                    f"SVC01 separates its components with {separator!r}, "
+                    f"not the ISA16 separator {declared!r}",
+                )
         code = parts[1].strip() if len(parts) > 1 and parts[0].strip() else ""
         if not code:
             self._warn(

@@ -10,9 +10,10 @@ It joins three parts, each usable alone: `SegmentReader` cuts the text into segm
 `RemittanceReader` maps the segments of each 835 transaction to claims (remittance).
 
 How the parser judges a file:
-- `FileError` when the file as a whole cannot be read: no ISA header, an ISA that is not
-  106 characters, binary data, a segment over `ParseLimits.max_segment_bytes`, envelopes out
-  of order, or envelopes still open at the end (a truncated file).
+- `FileError` when the file as a whole cannot be read: it starts with neither an ISA header
+  nor a GS or bare ST whose delimiters can be told, binary data, a segment over
+  `ParseLimits.max_segment_bytes`, envelopes out of order, another X12 version than 5010, or
+  envelopes still open at the end (a truncated file). The message names the segment.
 - `Rejection` of one claim when its meaning is unclear (see `services.ingest.remittance`).
 - `UploadWarning` where a segment breaks the standard but its meaning is clear: the parser
   reads it as meant and says so.
@@ -56,7 +57,7 @@ class X12Parser:
         self._items.clear()
         for segment in self._segments.close():
             self._read(segment)
-        self._envelopes.close(self._segments.segment_count)
+        self._envelopes.close(self._segments.last_segment)
         return self._items.copy()
 
     def _read(self, segment: Segment) -> None:

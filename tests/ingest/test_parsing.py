@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.ingest.decoding import StreamDecoder
+from services.ingest.decoding import StreamDecoder, detect_format
 from services.ingest.parsing import Batch, UploadParser
 from services.ingest.records import ClaimRecord, ClaimStatus, FileError, UploadWarning
 from tests.fixtures import X12_835_FIXTURES
@@ -178,6 +178,41 @@ def test_an_835_upload_is_recognised_and_parsed(declared: str, prefix: bytes) ->
     ]
     # Paid, with only contractual and patient-share adjustments: no denial.
     assert [(c.denied, c.partially_denied) for c in batch.claims] == [(False, False)] * 2
+
+
+@pytest.mark.parametrize(
+    ("head", "detected"),
+    [
+        ("ISA*00*          *00*", "X12_835"),
+        ("ISA|00||00||ZZ|SENDER", "X12_835"),  # not padded, `|` between elements
+        ("isa*00*", "X12_835"),
+        ("\ufeff\r\n  ISA*00*", "X12_835"),
+        ("ST*835*0001~BPR*I", "X12_835"),  # a transaction without its envelope
+        ("ST*835~", "X12_835"),
+        ("GS*HP*SENDER*RECEIVER", "X12_835"),
+        ("ISA Batch,claim_id,payer", "CSV"),
+        ("ISA,claim_id,payer", "CSV"),
+        ("ISAAC_ID;claim_id", "CSV"),
+        ("ISA*AB*claim", "CSV"),
+        ("ST,8350,claim_id", "CSV"),
+        ("STATUS,claim_id,payer", "CSV"),
+        ("GS,payer,claim_id", "CSV"),
+    ],
+)
+def test_x12_is_told_from_a_csv_that_starts_like_it(head: str, detected: str) -> None:
+    assert detect_format(head) == detected
+
+
+def test_a_bare_835_transaction_is_recognised_and_read() -> None:
+    managed_care = MANAGED_CARE.decode()
+    start, end = managed_care.index("ST*835"), managed_care.index("GE*")
+    parser, batch = upload(managed_care[start:end].encode(), [5, 9])
+    assert parser.format == "X12_835"
+    assert [(c.claim_id, c.billed_cents) for c in batch.claims] == [
+        ("5554555444", 80000),
+        ("8765432112", 120000),
+    ]
+    assert batch.warnings[0].code == "NO_ENVELOPE"
 
 
 @pytest.mark.parametrize(

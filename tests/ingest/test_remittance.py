@@ -163,6 +163,21 @@ def test_procedure_codes_are_split_at_the_interchange_component_separator() -> N
     assert claim.procedure_codes == ("99213",)
 
 
+def test_without_a_declared_component_separator_each_composite_shows_its_own() -> None:
+    # A file with no ISA header declares no ISA16: `HC:99213` and `HC>99214` are both clear.
+    header = ("BPR*I*0*C*CHK************20240315", "N1*PR*ACME HEALTH")
+    lines = (
+        "CLP*C1*1*30.00*30.00**12*PCN1",
+        "SVC*HC:99213:25*10.00*10.00",
+        "SVC*HC>99214*20.00*20.00",
+        "SVC*HC*5.00*5.00",
+    )
+    items = read((*header, *lines), component_separator="")
+    [claim] = [item for item in items if isinstance(item, ClaimRecord)]
+    assert claim.procedure_codes == ("99213", "99214")
+    assert warning_codes(items) == [("UNREADABLE_SERVICE_LINE", 9)]
+
+
 def test_transaction_warnings_point_at_its_st() -> None:
     items = read(("N1*PR**XV*12345", "CLP*C1*1*10.00*10.00**12*PCN1"))
     assert warning_codes(items) == [

@@ -3,7 +3,6 @@ the chunking, and what happens to broken, hostile and non-compliant files."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import os
@@ -391,6 +390,45 @@ def test_line_breaks_after_terminators_are_ignored(layout: str) -> None:
     assert parse(text.replace("~\n", "~" + layout)) == parse(text)
 
 
+def test_a_bare_transaction_reads_as_it_does_in_its_envelope() -> None:
+    enveloped = x12(CLAIM, "CAS*CO*45*20.00", "SVC*HC:99213*100.00*80.00", "DTM*472*20240301")
+    bare = enveloped[enveloped.index("ST*835") : enveloped.index("GE*")]
+    items = parse(bare)
+    # Two segments (ISA, GS) fewer come before each item.
+    assert items[1:] == [shifted(item, -2) for item in parse(enveloped)]
+    assert items[0] == UploadWarning(
+        "NO_ENVELOPE",
+        "the file has no ISA header: it starts with ST; it is read as 005010X221A1 with the "
+        "delimiters its ST segment shows: '*' between elements, components as each "
+        "composite shows them, '~' after each segment",
+        1,
+    )
+    assert parse(bare, sizes=[1]) == items
+
+
+def test_an_unpadded_isa_reads_as_the_padded_one() -> None:
+    padded = fixture("secondary-payment.835")
+    header = padded[: padded.index("~")]
+    unpadded = "*".join(element.strip() for element in header.split("*"))
+    items = parse(padded.replace(header, unpadded))
+    assert isinstance(items[0], UploadWarning)
+    assert (items[0].code, items[0].line_number) == ("ISA_NOT_FIXED_WIDTH", 1)
+    assert items[1:] == parse(padded)
+
+
+@pytest.mark.parametrize(("version", "name"), [("004010X091A1", "4010"), ("003051", "3051")])
+def test_a_group_of_another_x12_version_is_refused_before_its_claims(
+    version: str, name: str
+) -> None:
+    text = x12(CLAIM).replace("005010X221A1", version).replace("*00501*", "*00401*")
+    error = file_error(text)
+    assert (error.code, error.line_number) == ("UNSUPPORTED_VERSION", 2)
+    assert str(error) == (
+        f"segment 2 (GS): GS08 is '{version}', X12 version {name}; only 835 files of version "
+        "005010X221A1 (5010) can be read, so ask the sender for a 5010 file"
+    )
+
+
 def test_segment_numbers_count_across_interchanges() -> None:
     text = fixture("cob-contractural-adjustment.835")
     second = parse(text + "\n" + text)
@@ -421,6 +459,14 @@ def test_a_file_cut_inside_the_transaction_names_the_last_segment_read() -> None
     text = fixture("managed-care.835")
     error = file_error(text[: text.index("SE*26")])
     assert (error.code, error.line_number) == ("TRUNCATED_FILE", 27)
+    assert str(error) == (
+        "the file ends after segment 27 (CAS) without the SE, GE and IEA that close its "
+        "transaction, group and interchange; it may be truncated"
+    )
+    cut_in_a_segment = file_error(text[: text.index("SE*26") + 4])
+    assert str(cut_in_a_segment) == (
+        "the file ends in the middle of segment 28, after segment 27 (CAS); it may be truncated"
+    )
 
 
 def test_a_missing_last_terminator_is_only_a_warning() -> None:
@@ -439,11 +485,12 @@ def test_an_empty_file() -> None:
     assert file_error(" \r\n").code == "EMPTY_FILE"
 
 
-def test_an_isa_that_is_not_106_characters_is_refused() -> None:
+def test_an_isa_that_is_not_106_characters_is_read_with_a_warning() -> None:
     text = fixture("managed-care.835")
-    short = text.replace("000000005      ", "000000005     ", 1)
-    error = file_error(short)
-    assert (error.code, error.line_number) == ("BAD_ISA", 1)
+    short = text.replace("000000005      ", "000000005", 1)
+    items = parse(short)
+    assert claims(items) == claims(parse(text))
+    assert codes(items)[0] == ("ISA_NOT_FIXED_WIDTH", 1)
 
 
 @pytest.mark.parametrize(
@@ -532,11 +579,26 @@ def assert_well_formed(items: list[ParsedItem]) -> None:
             assert item.line_number >= 1 and item.message and item.code.isupper()
 
 
+def read_or_refuse_clearly(text: str, sizes: list[int]) -> None:
+    """Parses `text`: what it yields is well formed, or it is refused with a `FileError` whose
+    message names the segment where the reading stopped."""
+    try:
+        items = parse(text, sizes=sizes)
+    except FileError as error:
+        assert error.code.isupper() and str(error)
+        if error.line_number:
+            assert f"segment {error.line_number}" in str(error)
+        return
+    assert_well_formed(items)
+
+
 @settings(max_examples=150, deadline=None)
-@given(text=st.text(max_size=300), with_header=st.booleans())
-def test_random_text_fails_only_with_file_error(text: str, with_header: bool) -> None:
-    with contextlib.suppress(FileError):
-        assert_well_formed(parse((ISA if with_header else "") + text, sizes=[17]))
+@given(
+    text=st.text(max_size=300),
+    start=st.sampled_from(["", ISA, "ST*835*0001~", "GS*HP*S*R*20240401*1200*1*X*005010X221A1~"]),
+)
+def test_random_text_fails_only_with_file_error(text: str, start: str) -> None:
+    read_or_refuse_clearly(start + text, sizes=[17])
 
 
 MUTATION_CHARS = st.sampled_from(list("*:~^>|\n\r \x00\x1c-.0123456789AZaz")) | st.characters()
@@ -561,8 +623,7 @@ def test_mutated_fixtures_fail_only_with_file_error(
     for where, edit, char in edits:
         at = int(where * (len(text) - 1))
         text = text[:at] + (char if edit != "delete" else "") + text[at + (edit != "insert") :]
-    with contextlib.suppress(FileError):
-        assert_well_formed(parse(text, sizes=[size]))
+    read_or_refuse_clearly(text, sizes=[size])
 
 
 # --- Claim status, amounts, adjustments --------------------------------------------------------

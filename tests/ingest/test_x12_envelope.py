@@ -1,5 +1,6 @@
-"""The X12 envelope checks alone: ISA > GS > ST .. SE < GE < IEA nesting, trailer counts and
-control numbers, the transaction set and version, and a file that ends inside an envelope."""
+"""The X12 envelope checks alone: ISA > GS > ST .. SE < GE < IEA nesting (or GS and bare ST
+files without the outer envelopes), trailer counts and control numbers, the transaction set
+and version, and a file that ends inside an envelope."""
 
 from __future__ import annotations
 
@@ -30,9 +31,11 @@ def check(texts: tuple[str, ...], numbers: tuple[int, ...] | None = None) -> lis
     warnings: list[UploadWarning] = []
     envelopes = Envelopes(warnings.append)
     numbers = numbers or tuple(range(1, len(texts) + 1))
+    last = None
     for text, number in zip(texts, numbers, strict=True):
-        envelopes.read(segment(text, number))
-    envelopes.close(numbers[-1])
+        last = segment(text, number)
+        envelopes.read(last)
+    envelopes.close(last)
     return warnings
 
 
@@ -103,7 +106,6 @@ def test_a_trailer_that_does_not_match_its_header_is_a_warning(
 @pytest.mark.parametrize(
     ("texts", "message"),
     [
-        ((GS,), "segment 1: GS outside an interchange or inside a group"),
         ((ISA, GS, GS), "segment 3: GS outside an interchange or inside a group"),
         ((ISA, "ST*835*1"), "segment 2: ST outside a functional group or inside a transaction"),
         (
@@ -131,30 +133,127 @@ def test_a_transaction_that_is_not_an_835_is_refused() -> None:
     error = check_error((ISA, GS, "ST*837*0001"))
     assert (error.code, str(error), error.line_number) == (
         "NOT_835",
-        "transaction set '837' is not an 835 remittance advice",
+        "segment 3: transaction set '837' is not an 835 remittance advice",
         3,
     )
 
 
-def test_a_group_of_another_version_is_read_with_a_warning() -> None:
-    texts = (ISA, GS.replace("005010X221A1", "004010X091A1"), *ONE_TRANSACTION[2:])
+def test_another_5010_guide_is_read_with_a_warning() -> None:
+    texts = (
+        ISA,
+        GS.replace("005010X221A1", "005010X222A1"),
+        "ST*835*0001*005010X222A1",
+        *ONE_TRANSACTION[3:],
+    )
     assert check(texts, NUMBERS) == [
         UploadWarning(
-            "UNEXPECTED_VERSION", "GS08 is '004010X091A1'; the group is read as 005010X221A1", 2
-        )
+            "UNEXPECTED_VERSION", "GS08 is '005010X222A1'; the group is read as 005010X221A1", 2
+        ),
+        UploadWarning(
+            "UNEXPECTED_VERSION",
+            "ST03 is '005010X222A1'; the transaction is read as 005010X221A1",
+            3,
+        ),
     ]
 
 
-@pytest.mark.parametrize("open_envelopes", [1, 2, 3, 4, 5])
-def test_a_file_that_ends_inside_an_envelope_is_truncated(open_envelopes: int) -> None:
+@pytest.mark.parametrize(
+    ("texts", "message"),
+    [
+        (
+            (ISA, GS.replace("005010X221A1", "004010X091A1")),
+            "segment 2 (GS): GS08 is '004010X091A1', X12 version 4010",
+        ),
+        (
+            (ISA, GS.replace("005010X221A1", "00401")),
+            "segment 2 (GS): GS08 is '00401', X12 version 4010",
+        ),
+        (
+            (ISA, GS.replace("005010X221A1", "003051")),
+            "segment 2 (GS): GS08 is '003051', X12 version 3051",
+        ),
+        (
+            (ISA, GS, "ST*835*0001*006020X322"),
+            "segment 3 (ST): ST03 is '006020X322', X12 version 6020",
+        ),
+        (("ST*835*0001*004010X091A1",), "segment 1 (ST): ST03 is '004010X091A1', X12 version 4010"),
+    ],
+)
+def test_another_x12_version_is_refused_by_name(texts: tuple[str, ...], message: str) -> None:
+    error = check_error(texts)
+    assert (error.code, str(error), error.line_number) == (
+        "UNSUPPORTED_VERSION",
+        message + "; only 835 files of version 005010X221A1 (5010) can be read, "
+        "so ask the sender for a 5010 file",
+        len(texts),
+    )
+
+
+def test_a_4010_transaction_without_st03_is_judged_by_its_group() -> None:
+    texts = (ISA, GS, "ST*835*0001", *ONE_TRANSACTION[3:])
+    assert check(texts, NUMBERS) == []
+
+
+@pytest.mark.parametrize(
+    ("open_envelopes", "message"),
+    [
+        (1, "the file ends after segment 1 (ISA) without the IEA that closes its interchange"),
+        (
+            2,
+            "the file ends after segment 2 (GS) without the GE and IEA that close its group "
+            "and interchange",
+        ),
+        (
+            3,
+            "the file ends after segment 3 (ST) without the SE, GE and IEA that close its "
+            "transaction, group and interchange",
+        ),
+        (
+            4,
+            "the file ends after segment 8 (SE) without the GE and IEA that close its group "
+            "and interchange",
+        ),
+        (5, "the file ends after segment 9 (GE) without the IEA that closes its interchange"),
+    ],
+)
+def test_a_file_that_ends_inside_an_envelope_names_its_last_segment(
+    open_envelopes: int, message: str
+) -> None:
     texts = ONE_TRANSACTION[:open_envelopes]
     with pytest.raises(FileError) as caught:
         check(texts, NUMBERS[:open_envelopes])
     assert (caught.value.code, str(caught.value), caught.value.line_number) == (
         "TRUNCATED_FILE",
-        "the file ends inside an envelope (no closing SE, GE or IEA); it may be truncated",
+        message + "; it may be truncated",
         NUMBERS[open_envelopes - 1],
     )
+
+
+def test_a_file_of_bare_transactions_holds_no_other_envelope() -> None:
+    bare = ("ST*835*0001", "SE*4*0001", "ST*835*0002", "SE*3*0002")
+    assert check(bare, (1, 4, 5, 7)) == []
+    for envelope in (ISA, GS, "GE*1*1", "IEA*1*1"):
+        error = check_error((*bare[:2], envelope))
+        name = envelope.split("*")[0]
+        assert (error.code, str(error)) == (
+            "BAD_ENVELOPE",
+            f"segment 3: {name} in a file that starts with ST; the envelopes are broken",
+        )
+    error = check_error(bare[:3])
+    assert str(error) == (
+        "the file ends after segment 3 (ST) without the SE that closes its transaction; "
+        "it may be truncated"
+    )
+
+
+def test_a_file_of_groups_holds_no_interchange() -> None:
+    groups = (GS, "ST*835*1", "SE*2*1", "GE*1*12", GS.replace("*12*", "*13*"), "GE*0*13")
+    assert check(groups) == []
+    for envelope in (ISA, "IEA*1*1"):
+        error = check_error((*groups[:4], envelope))
+        assert str(error).startswith("segment 5: ")
+        assert str(error).endswith(" in a file that starts with GS; the envelopes are broken")
+    assert check_error(groups[:3]).code == "TRUNCATED_FILE"
 
 
 def test_interchanges_follow_one_another() -> None:
