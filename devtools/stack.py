@@ -25,6 +25,7 @@ from runtime import schemas
 from runtime.auth import Role, mint_token
 from runtime.postgres import DEFAULT_DATA_DIR, DEFAULT_PORT, LocalPostgres
 from runtime.settings import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, REPO_ROOT, Settings
+from runtime.telemetry import setup_logging
 
 READY_TIMEOUT_SECONDS = 60.0
 
@@ -138,11 +139,34 @@ def _load_demo(base: str, settings: Settings) -> str:
     return "Demo data (tokens for customers acme and globex see it):\n" + "\n".join(lines) + "\n"
 
 
+def _first_call(settings: Settings, base: str) -> str:
+    """A call to paste. Its token is shown only on a terminal: output that goes to a file or a
+    log collector (the services' logs share it) must hold no credential."""
+    url = f"{base}/v1/customers/acme/driftEvents?filter=active%3Dtrue"
+    if not sys.stdout.isatty():
+        return (
+            "Try it (`make token` prints a token; this output is not a terminal, so none here):\n"
+            "  TOKEN=$(make -s token CUSTOMER=acme ROLE=admin | tail -1)\n"
+            f"  curl -H \"Authorization: Bearer $TOKEN\" '{url}'"
+        )
+    token = mint_token(
+        settings, subject="admin@acme", customer="acme", role=Role.ADMIN, ttl_seconds=12 * 3600
+    )
+    return (
+        "Try it (an admin token for customer acme, valid 12 h; `make token` makes more):\n"
+        f"  curl -H 'Authorization: Bearer {token}' '{url}'"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep-database", action="store_true", help="leave PostgreSQL running")
     parser.add_argument("--no-demo", action="store_true", help="do not load the demo data")
     args = parser.parse_args()
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    settings = Settings.from_env("gateway", env)
+    # Migrations log (and may fail) in this process: as JSON, scrubbed, like the services.
+    setup_logging("stack", settings.log_level)
 
     cluster: LocalPostgres | None = None
     if "DATABASE_URL" in os.environ:
@@ -159,8 +183,6 @@ def main() -> int:
         owner = schemas.role_name(service, "owner")
         schemas.migrate(service, schemas.service_url(admin_url, service, "owner", passwords[owner]))
 
-    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    settings = Settings.from_env("gateway", env)
     for service in schemas.SERVICES:
         env.setdefault(f"{service.upper()}_TARGET", f"127.0.0.1:{DEFAULT_GRPC_PORTS[service]}")
     stack = Stack(env)
@@ -182,9 +204,6 @@ def main() -> int:
         base = f"http://{settings.host}:{settings.gateway_port}"
         wait_until("gateway", lambda: http_ok(f"{base}/readyz"), stack)
         demo = "" if args.no_demo else _load_demo(base, settings)
-        token = mint_token(
-            settings, subject="admin@acme", customer="acme", role=Role.ADMIN, ttl_seconds=12 * 3600
-        )
         print(
             f"""
 Upstream is running.
@@ -193,8 +212,7 @@ Upstream is running.
   drift     grpc://{env["DRIFT_TARGET"]}
   reports   grpc://{env["REPORTS_TARGET"]}
 
-Try it (an admin token for customer acme, valid 12 h; `make token` makes more):
-  curl -H 'Authorization: Bearer {token}' {base}/v1/customers/acme/driftEvents?filter=active%3Dtrue
+{_first_call(settings, base)}
 
 {demo}
 Ctrl-C stops everything.""",

@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
 import grpc
@@ -22,13 +23,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
+from starlette.routing import request_response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import transcoding
+from gateway.http11 import http_error_body
 from gateway.transcoding import Route
-from runtime import auth, errors
+from runtime import auth, errors, validation
 from runtime.clients import open_channel
 from runtime.methods import API_SERVICES
 from runtime.settings import Settings
@@ -40,6 +45,20 @@ HEALTH_TIMEOUT_SECONDS = 2.0
 # Idempotency-Key (the IETF draft header) fills the AIP-155 `request_id` field.
 IDEMPOTENCY_HEADER = "idempotency-key"
 REQUEST_ID_FIELD = "request_id"
+# The longest value of each header that reaches a service, checked before anything is
+# forwarded: as gRPC metadata (credentials, trace context; gRPC's default limit on metadata
+# received is 8 KiB in all) or in the request (Idempotency-Key's 128 are the contract's).
+AUTHORIZATION_HEADER = "Authorization"
+MAX_AUTHORIZATION_CHARS = 4096
+MAX_FORWARDED_HEADER_CHARS = {
+    "Idempotency-Key": 128,
+    "traceparent": 128,
+    "tracestate": 512,
+    "baggage": 1024,
+    "Content-Type": 256,
+}
+# JSON bodies are requests of a few fields; files are uploaded as streamed bodies instead.
+MAX_JSON_BODY_BYTES = 1024 * 1024
 
 
 def _error_body(status: status_pb2.Status) -> dict[str, Any]:
@@ -99,7 +118,9 @@ class Gateway:
             return _no_route(request.method, path, transcoding.path_exists(self.routes, path))
         route, path_values = found
         try:
+            _check_authorization_length(request.headers)
             self.verifier.verify_header(request.headers.get("authorization"))
+            _check_forwarded_header_lengths(request.headers)
             metadata = (("authorization", request.headers["authorization"]),)
             query = request.query_params.multi_items()
             body = await _json_body(route, request)
@@ -108,13 +129,20 @@ class Gateway:
             if key and REQUEST_ID_FIELD in route.method.input_type.fields_by_name:
                 fields.setdefault(REQUEST_ID_FIELD, key)
             grpc_request = transcoding.parse_request(route, fields)
+            # Before forwarding: services name a bad value in their errors, and gRPC refuses
+            # error trailers past 16 KiB (which reached clients as a 429).
+            validation.check_request(grpc_request)
             return await self._call(route, grpc_request, metadata, request)
         except errors.ApiError as exc:
             return error_response(exc.to_status())
         except grpc.aio.AioRpcError as exc:
             return error_response(_rpc_status(exc))
+        except ClientDisconnect:
+            # Nobody is left to answer (the client went, or its body stalled and was refused).
+            return Response(status_code=499)
         except Exception:
-            logger.exception("gateway failed on %s %s", request.method, path)
+            # The route's RPC, not the path: the path holds customer and resource ids.
+            logger.exception("gateway failed on %s", route.grpc_path)
             return error_response(errors.internal().to_status())
 
     async def _call(
@@ -135,7 +163,16 @@ class Gateway:
                 metadata=metadata,
                 timeout=self.settings.stream_timeout_seconds,
             )
-            return _unary_response(route, await call)
+            try:
+                reply = await call
+            except asyncio.CancelledError:
+                # gRPC cancels the call when reading the body fails: the client left, or was
+                # refused for stalling. Any other cancellation of this task goes on up.
+                task = asyncio.current_task()
+                if (task is not None and task.cancelling()) or not await request.is_disconnected():
+                    raise
+                raise ClientDisconnect from None
+            return _unary_response(route, reply)
         if method.server_streaming:
             unary_stream = channel.unary_stream(route.grpc_path, serialize, deserialize)
             call = unary_stream(
@@ -163,24 +200,51 @@ class Gateway:
 
 
 def _no_route(verb: str, path: str, path_exists: bool) -> JSONResponse:
-    http, name = (405, "METHOD_NOT_ALLOWED") if path_exists else (404, "NOT_FOUND")
+    status = HTTPStatus.METHOD_NOT_ALLOWED if path_exists else HTTPStatus.NOT_FOUND
     message = f"{verb} {path} is not a route of this API"
-    body = {"error": {"code": http, "status": name, "message": message, "details": []}}
-    return JSONResponse(body, status_code=http)
+    return JSONResponse(http_error_body(status, message), status_code=status.value)
+
+
+def _check_authorization_length(headers: Headers) -> None:
+    """An over-long credential is a malformed token (RFC 6750 `invalid_token`): 401, like
+    any other token that cannot be verified."""
+    if len(headers.get(AUTHORIZATION_HEADER, "")) > MAX_AUTHORIZATION_CHARS:
+        raise errors.unauthenticated(
+            f"{AUTHORIZATION_HEADER} header: the bearer token is longer than "
+            f"{MAX_AUTHORIZATION_CHARS} characters"
+        )
+
+
+def _check_forwarded_header_lengths(headers: Headers) -> None:
+    for name, limit in MAX_FORWARDED_HEADER_CHARS.items():
+        if any(len(value) > limit for value in headers.getlist(name)):
+            description = f"is longer than {limit} characters"
+            raise errors.invalid_argument(
+                f"{name} header: {description}", errors.FieldViolation(name, description)
+            )
 
 
 async def _json_body(route: Route, request: Request) -> Any:
     if route.streams_request_body or not route.binding.body:
         return None
-    raw = await request.body()
+    declared = request.headers.get("content-length", "")
+    if declared.isdecimal() and int(declared) > MAX_JSON_BODY_BYTES:
+        raise _body_too_large()
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw.extend(chunk)
+        if len(raw) > MAX_JSON_BODY_BYTES:
+            raise _body_too_large()
     if not raw.strip():
         return None
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise errors.invalid_argument(
-            f"request body is not valid JSON: {exc}", errors.FieldViolation("body", str(exc))
-        ) from exc
+    return transcoding.parse_json_body(bytes(raw))
+
+
+def _body_too_large() -> errors.ApiError:
+    description = f"is larger than {MAX_JSON_BODY_BYTES} bytes"
+    return errors.invalid_argument(
+        f"body: {description}", errors.FieldViolation("body", description)
+    )
 
 
 async def _body_chunks(
@@ -250,7 +314,9 @@ async def _streaming_response(route: Route, call: Any) -> Response:
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
-def create_app(settings: Settings) -> Any:
+def create_app(settings: Settings) -> ASGIApp:
+    """The gateway's ASGI app. With `gateway_metrics_port` set, `/metrics` is served only on
+    that port (kept off the public network) and the public port has no such route."""
     # grpc.aio channels belong to the event loop they are made on: uvicorn's, in lifespan.
     gateways: list[Gateway] = []
 
@@ -277,17 +343,29 @@ def create_app(settings: Settings) -> Any:
         yield
         await gateways.pop().close()
 
-    app = Starlette(
+    metrics_route = StarletteRoute("/metrics", metrics)
+    metrics_port = settings.gateway_metrics_port
+    public = Starlette(
         routes=[
             StarletteRoute("/healthz", healthz),
             StarletteRoute("/readyz", readyz),
-            StarletteRoute("/metrics", metrics),
-            StarletteRoute(
-                "/{path:path}",
-                handle,
-                methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
-            ),
+            *([metrics_route] if metrics_port is None else []),
         ],
         lifespan=lifespan,
     )
-    return OpenTelemetryMiddleware(app, excluded_urls="healthz,readyz,metrics")
+    # Every other request is the API's to route (or refuse in JSON), whatever its method or
+    # path: a route pattern would miss paths holding an escaped line break.
+    public.router.default = request_response(handle)
+    public_app = OpenTelemetryMiddleware(public, excluded_urls="healthz,readyz,metrics")
+    if metrics_port is None:
+        return public_app
+    internal = Starlette(routes=[metrics_route])
+
+    async def by_port(scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server")
+        on_metrics_port = (
+            scope["type"] == "http" and server is not None and server[1] == metrics_port
+        )
+        await (internal if on_metrics_port else public_app)(scope, receive, send)
+
+    return by_port

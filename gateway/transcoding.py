@@ -8,6 +8,7 @@ JSON by the proto3 JSON mapping. Pure code: no I/O.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ _INT_TYPES = {
     _FD.TYPE_SFIXED32, _FD.TYPE_SFIXED64,
 }  # fmt: skip
 _FLOAT_TYPES = {_FD.TYPE_FLOAT, _FD.TYPE_DOUBLE}
+# Deeper than any request message; refused before the recursive proto parsing.
+MAX_JSON_DEPTH = 64
 
 
 def _compile_segments(segments: str) -> str:
@@ -157,6 +160,52 @@ def _bad_field(field: str, description: str) -> errors.ApiError:
     return errors.invalid_argument(
         f"{field}: {description}", errors.FieldViolation(field, description)
     )
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """A request body as one plain JSON document: INVALID_ARGUMENT naming `body` for text
+    that is not UTF-8 JSON, a bare NaN or Infinity, a key given twice (which readers resolve
+    differently) or nesting deeper than MAX_JSON_DEPTH."""
+    try:
+        document = json.loads(
+            raw, object_pairs_hook=_object_of_distinct_keys, parse_constant=_no_constant
+        )
+    except RecursionError as exc:
+        raise _bad_field("body", f"is nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except ValueError as exc:
+        raise _bad_field("body", f"is not valid JSON: {exc}") from exc
+    if _nested_deeper_than(document, MAX_JSON_DEPTH):
+        raise _bad_field("body", f"is nested deeper than {MAX_JSON_DEPTH} levels")
+    return document
+
+
+def _object_of_distinct_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise _bad_field("body", f"names {key!r} more than once in one object")
+        document[key] = value
+    return document
+
+
+def _no_constant(constant: str) -> Any:
+    raise _bad_field("body", f"{constant} is not JSON; write it as the string {constant!r}")
+
+
+def _nested_deeper_than(document: Any, limit: int) -> bool:
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children = list(value.values())
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _resolve(
@@ -330,15 +379,71 @@ def _key_in(target: dict[str, Any], field: descriptor.FieldDescriptor) -> str:
 
 
 def parse_request(route: Route, fields: dict[str, Any]) -> message.Message:
+    _check_objects(fields, route.method.input_type, "")
     request = route.request_class()
     try:
         json_format.ParseDict(fields, request)
     except json_format.ParseError as exc:
-        raise errors.invalid_argument(
-            f"request does not match {route.method.input_type.full_name}: {exc}",
-            errors.FieldViolation("body", str(exc)),
-        ) from exc
+        raise _bad_field(*_parse_error_field(route.method.input_type, str(exc))) from exc
     return request
+
+
+def _check_objects(
+    document: dict[str, Any], message_type: descriptor.Descriptor, path: str
+) -> None:
+    """Refuse, naming the field, a key that is no field and JSON that is not an object where
+    a message is: json_format would read a list or a string as the keys of one, and its
+    errors quote keys in a way a key with a quote in it breaks."""
+    for key, value in document.items():
+        field = message_type.fields_by_name.get(key) or next(
+            (f for f in message_type.fields if f.json_name == key), None
+        )
+        if field is None:
+            raise _bad_field(f"{path}{errors.client_text(key)}", "is not a field of this request")
+        if not _json_is_object(field.message_type) or value is None:
+            continue
+        name = f"{path}{field.name}"
+        if not field.is_repeated:
+            if not isinstance(value, dict):
+                raise _bad_field(name, "must be a JSON object")
+            _check_objects(value, field.message_type, f"{name}.")
+        # Not a list at all: json_format names the field and says so.
+        elif isinstance(value, list):
+            if not all(isinstance(item, dict) for item in value):
+                raise _bad_field(name, "must be a list of JSON objects")
+            for item in value:
+                _check_objects(item, field.message_type, f"{name}.")
+
+
+def _json_is_object(message_type: descriptor.Descriptor | None) -> bool:
+    """Whether a message's JSON is an object: not a map entry, nor a well-known type, which
+    has a JSON form of its own (a string, a number, a list)."""
+    return (
+        message_type is not None
+        and not message_type.GetOptions().map_entry
+        and not message_type.full_name.startswith("google.protobuf.")
+    )
+
+
+_FAILED_FIELD = re.compile(r"Failed to parse (\w+) field: ")
+_ERROR_PLACE = re.compile(r" at [\w.\[\]]+\.?$")
+
+
+def _parse_error_field(message_descriptor: descriptor.Descriptor, error: str) -> tuple[str, str]:
+    """The field path (proto names) and the reason of a json_format error, which names the
+    fields it went through (`Failed to parse webhook field: Failed to parse url field: …`)."""
+    names = _FAILED_FIELD.findall(error)
+    reason = error.rsplit("field: ", 1)[-1]
+    path = []
+    current: descriptor.Descriptor | None = message_descriptor
+    for name in names:
+        field = current and (
+            current.fields_by_name.get(name)
+            or next((f for f in current.fields if f.json_name == name), None)
+        )
+        path.append(field.name if field else name)
+        current = field.message_type if field else None
+    return ".".join(path) or "body", _ERROR_PLACE.sub("", reason.strip()).rstrip(".")
 
 
 def to_json(response: message.Message) -> dict[str, Any]:

@@ -20,6 +20,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         url,
         pool_size=settings.database_pool_size,
         pool_pre_ping=True,
+        # An error's text never carries the statement's values (claim ids, payer names,
+        # secrets): it reaches logs, and the outbox's last_error column.
+        hide_parameters=True,
         connect_args={"application_name": f"upstream-{settings.service}"},
     )
     SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)

@@ -9,13 +9,36 @@ gRPC context about errors.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 ERROR_DOMAIN = "upstream.dev"
+# A status travels in gRPC trailers, which peers refuse beyond a few KiB (8 KiB by default):
+# client text quoted in an error is cut to MAX_QUOTED_CHARS, and every text of a status to
+# MAX_TEXT_BYTES of UTF-8, whatever a message embeds.
+MAX_QUOTED_CHARS = 100
+MAX_TEXT_BYTES = 1024
+ELLIPSIS = "…"
+# Control characters a client sent are shown escaped, never written into a message as is.
+_ESCAPED_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+
+
+def client_text(value: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """Text a client sent, as an error may quote it: control characters escaped, and cut to
+    `limit` characters with "…"."""
+    shown = value.translate(_ESCAPED_CONTROLS)
+    return shown if len(shown) <= limit else shown[: limit - 1] + ELLIPSIS
+
+
+def _bounded(text: str) -> str:
+    encoded = text.encode()
+    if len(encoded) <= MAX_TEXT_BYTES:
+        return text
+    room = MAX_TEXT_BYTES - len(ELLIPSIS.encode())
+    return encoded[:room].decode(errors="ignore") + ELLIPSIS
 
 
 @dataclass(frozen=True)
@@ -40,12 +63,16 @@ class ApiError(Exception):
         violations: Iterable[FieldViolation] = (),
         retry_after_seconds: float | None = None,
     ) -> None:
+        message = _bounded(message)
         super().__init__(message)
         self.code = code
         self.message = message
         self.reason = reason
-        self.metadata = dict(metadata or {})
-        self.violations = tuple(violations)
+        self.metadata = {key: _bounded(value) for key, value in (metadata or {}).items()}
+        self.violations = tuple(
+            replace(v, field=_bounded(v.field), description=_bounded(v.description))
+            for v in violations
+        )
         self.retry_after_seconds = retry_after_seconds
 
     def to_status(self) -> status_pb2.Status:
@@ -86,11 +113,12 @@ def invalid_argument(message: str, *violations: FieldViolation) -> ApiError:
 
 def not_found(resource_name: str) -> ApiError:
     """The resource does not exist, or belongs to a tenant the caller cannot see."""
+    shown = client_text(resource_name)
     return ApiError(
         grpc.StatusCode.NOT_FOUND,
-        f"{resource_name} not found",
+        f"{shown} not found",
         reason="RESOURCE_NOT_FOUND",
-        metadata={"resource": resource_name},
+        metadata={"resource": shown},
     )
 
 

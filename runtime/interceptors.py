@@ -1,7 +1,8 @@
 """Server interceptors: the cross-cutting work of every RPC, kept out of the handlers.
 
 Order, outermost first: tracing (OpenTelemetry's), observation (metrics and one JSON log line
-per call), errors (exceptions become `google.rpc.Status`), identity (token, tenant, role).
+per call), errors (exceptions become `google.rpc.Status`), identity (token, tenant, role),
+validation (every request message against its contract, before any handler sees it).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import grpc
 from grpc_status import rpc_status
 
-from runtime import auth, errors
+from runtime import auth, errors, validation
 from runtime.methods import MethodInfo, customer_of, field_value, method_info
 from runtime.telemetry import (
     grpc_server_handled_total,
@@ -81,8 +82,8 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
             )
         if handler.unary_stream:
             inner_us = handler.unary_stream
-            if not inspect.isasyncgenfunction(inner_us):
-                # A handler that answers with `context.write()` (the health Watch) stays one.
+            if not method.is_api and not inspect.isasyncgenfunction(inner_us):
+                # Health's Watch answers with `context.write()`, and stays such a handler.
                 async def unary_writer(request: Any, context: grpc.aio.ServicerContext) -> None:
                     async with around(method, context):
                         self.on_request(method, request, 0)
@@ -97,7 +98,7 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
             ) -> AsyncIterator[Any]:
                 async with around(method, context):
                     self.on_request(method, request, 0)
-                    async for response in inner_us(request, context):
+                    async for response in _responses(inner_us(request, context)):
                         yield response
 
             return grpc.unary_stream_rpc_method_handler(
@@ -116,7 +117,7 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
                 stream_unary, handler.request_deserializer, handler.response_serializer
             )
         inner_ss = handler.stream_stream
-        if not inspect.isasyncgenfunction(inner_ss):
+        if not method.is_api and not inspect.isasyncgenfunction(inner_ss):
 
             async def stream_writer(
                 requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
@@ -132,12 +133,24 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
             requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
         ) -> AsyncIterator[Any]:
             async with around(method, context):
-                async for response in inner_ss(self._requests(method, requests), context):
+                responses = inner_ss(self._requests(method, requests), context)
+                async for response in _responses(responses):
                     yield response
 
         return grpc.stream_stream_rpc_method_handler(
             stream_stream, handler.request_deserializer, handler.response_serializer
         )
+
+
+async def _responses(answer: Any) -> AsyncIterator[Any]:
+    """The messages of a server-streaming handler's answer. Our API's streams are async
+    generators once wrapped, since OpenTelemetry's wrapper iterates them: a coroutine (a
+    handler that writes with `context.write()`) is awaited and yields nothing more."""
+    if inspect.isawaitable(answer):
+        await answer
+        return
+    async for response in answer:
+        yield response
 
 
 class InFlight:
@@ -287,7 +300,9 @@ class IdentityInterceptor(_WrappingInterceptor):
             if customer is None:
                 raise errors.invalid_argument(
                     f"{path} must be a resource name under customers/{{customer}}",
-                    errors.FieldViolation(path, f"{name!r} is not customers/{{customer}}/..."),
+                    errors.FieldViolation(
+                        path, f"'{errors.client_text(name)}' is not customers/{{customer}}/..."
+                    ),
                 )
             if not identity.can_read(customer):
                 raise errors.not_found(name)
@@ -300,6 +315,22 @@ class IdentityInterceptor(_WrappingInterceptor):
                 f"role {identity.role.value!r} is read-only; {method.method} needs admin",
                 role=identity.role.value,
             )
+
+
+class ValidationInterceptor(_WrappingInterceptor):
+    """Each request message of our API, stream messages included, is checked against its
+    contract (`runtime.validation`) once the caller is known and before the handler reads
+    it, so a bad request never reaches a handler or the database."""
+
+    @asynccontextmanager
+    async def around(
+        self, method: MethodInfo, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[None]:
+        yield
+
+    def on_request(self, method: MethodInfo, request: Any, index: int) -> None:
+        if method.is_api:
+            validation.check_request(request)
 
 
 def _status_code(code: grpc.StatusCode | int | None) -> grpc.StatusCode:

@@ -40,6 +40,11 @@ def jwt_secret() -> str:
     return load_or_create("jwt_secret", lambda: secrets.token_urlsafe(32))
 
 
+def page_token_key() -> str:
+    """The key local page tokens are signed and verified with."""
+    return load_or_create("page_token_key", lambda: secrets.token_urlsafe(32))
+
+
 def _write_privately(path: Path, stored: dict[str, str]) -> None:
     """Write `stored` as JSON to `path`, mode 0600, all or nothing."""
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

@@ -47,6 +47,7 @@ from runtime.clients import open_channel
 from runtime.db import create_engine
 from runtime.server import running_task, work_forever
 from runtime.settings import Settings
+from runtime.telemetry import error_text
 
 logger = logging.getLogger("upstream.outbox")
 tracer = trace.get_tracer("upstream.outbox")
@@ -150,8 +151,9 @@ def publish_failure(error: Exception) -> PublishFailure:
         code = grpc.StatusCode.DEADLINE_EXCEEDED
         return PublishFailure(code, f"{code.name}: the publish took longer than its timeout")
     # Not an answer of the consumer (a payload the publisher cannot read, a database error):
-    # UNKNOWN, so only the long bound parks it.
-    return PublishFailure(grpc.StatusCode.UNKNOWN, f"{type(error).__name__}: {error}")
+    # UNKNOWN, so only the long bound parks it. Logged and kept in `last_error`, the text
+    # holds no value a database error would echo.
+    return PublishFailure(grpc.StatusCode.UNKNOWN, error_text(error))
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,12 @@ from alembic import command, context
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from psycopg import sql
-from sqlalchemy import create_engine, make_url, pool
+from sqlalchemy import Engine, create_engine, make_url, pool
 
 from runtime.local_secrets import load_or_create
 from runtime.postgres import DEFAULT_DATA_DIR, DEFAULT_PORT, LocalPostgres
 from runtime.settings import REPO_ROOT
+from runtime.telemetry import setup_logging
 
 SERVICES = ("ingest", "drift", "reports")
 Role = Literal["owner", "app"]
@@ -169,9 +170,14 @@ def run_migration_env(service: str) -> None:
     if context.is_offline_mode():
         _run_migrations(service, dialect_name="postgresql", literal_binds=True)
         return
-    engine = create_engine(context.config.attributes["url"], poolclass=pool.NullPool)
-    with engine.connect() as connection:
+    with migration_engine(context.config.attributes["url"]).connect() as connection:
         _run_migrations(service, connection=connection)
+
+
+def migration_engine(url: str) -> Engine:
+    """The engine migrations run on. Its errors never carry a statement's values: a failed
+    migration's log (a Job's, shipped like the services') shows the statement's shape only."""
+    return create_engine(url, poolclass=pool.NullPool, hide_parameters=True)
 
 
 def _run_migrations(service: str, **target: Any) -> None:
@@ -229,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
                 path.write_text(script)
                 print(path)
         return 0
+    # The services' JSON log, scrubbed of values, also for a migration run as a Job. Not
+    # `Settings.from_env`, which makes a token secret and a page-token key it has no use for.
+    setup_logging("migrate", os.environ.get("LOG_LEVEL", "INFO"))
     admin_url = local_admin_url()
     passwords = local_passwords(services)
     bootstrap(admin_url, passwords, services)

@@ -1,7 +1,8 @@
 """The `grpc.aio` server every service runs, the same way.
 
-Health (a real `HealthServicer`), reflection, keepalive and max-connection-age (so clients
-rebalance behind Kubernetes), the interceptors, Prometheus metrics, and graceful shutdown:
+Health (a real `HealthServicer`), reflection (unless `GRPC_REFLECTION` turns it off),
+keepalive and max-connection-age (so clients rebalance behind Kubernetes), the interceptors,
+Prometheus metrics, and graceful shutdown:
 SIGTERM → health NOT_SERVING → in-flight calls finish within the grace period → exit 0.
 """
 
@@ -30,6 +31,7 @@ from runtime.interceptors import (
     IdentityInterceptor,
     InFlight,
     ObservationInterceptor,
+    ValidationInterceptor,
 )
 from runtime.settings import Settings
 from runtime.telemetry import setup_logging, setup_tracing, shutdown_tracing
@@ -80,15 +82,17 @@ async def serve(settings: Settings, definition: ServiceDefinition) -> None:
             ObservationInterceptor(in_flight),
             ErrorInterceptor(),
             IdentityInterceptor(verifier, definition.service_only_methods),
+            ValidationInterceptor(),
         ],
         options=server_options(settings),
     )
     definition.add_to_server(definition.servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (definition.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    if settings.grpc_reflection:
+        reflection.enable_server_reflection(
+            (definition.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
     address = f"{settings.host}:{settings.grpc_port}"
     if server.add_insecure_port(address) == 0:
         raise RuntimeError(f"cannot listen on {address}")

@@ -37,17 +37,28 @@ class Settings:
     jwt_jwks_url: str
     jwt_issuer: str
     jwt_audience: str
+    # Page tokens are signed with the first key and verified with any; every replica shares them.
+    page_token_keys: tuple[str, ...]
     shutdown_grace_seconds: float
     client_timeout_seconds: float
     # Deadline of streamed calls (uploads, downloads), which run as long as the file does.
     stream_timeout_seconds: float
     keepalive_time_seconds: int
     max_connection_age_seconds: int
+    # gRPC server reflection (`grpcurl list`): on for local runs, off in production.
+    grpc_reflection: bool
     log_level: str
     # Largest upload ingest accepts, in bytes.
     max_upload_bytes: int
     # Claims staged before ingest writes them while the rest of the file streams in.
     upload_merge_rows: int
+    # Gateway: the whole request head must arrive within this many seconds of its first byte,
+    # and a request body may pause at most this long between reads (and must then average
+    # 500 bytes a second); else 408.
+    gateway_header_timeout_seconds: float
+    gateway_body_timeout_seconds: float
+    # Port serving the gateway's /metrics instead of the public port; None: the public port.
+    gateway_metrics_port: int | None
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> Settings:
@@ -78,12 +89,32 @@ class Settings:
             jwt_jwks_url=jwks_url,
             jwt_issuer=env.get("JWT_ISSUER", "upstream-local"),
             jwt_audience=env.get("JWT_AUDIENCE", "upstream"),
+            page_token_keys=_page_token_keys(env),
             shutdown_grace_seconds=float(env.get("SHUTDOWN_GRACE_SECONDS", "20")),
             client_timeout_seconds=float(env.get("GRPC_CLIENT_TIMEOUT_SECONDS", "10")),
             stream_timeout_seconds=float(env.get("GRPC_STREAM_TIMEOUT_SECONDS", "900")),
             keepalive_time_seconds=int(env.get("GRPC_KEEPALIVE_TIME_SECONDS", "30")),
             max_connection_age_seconds=int(env.get("GRPC_MAX_CONNECTION_AGE_SECONDS", "300")),
+            grpc_reflection=env.get("GRPC_REFLECTION", "true").strip().lower()
+            in ("1", "true", "yes", "on"),
             log_level=env.get("LOG_LEVEL", "INFO"),
             max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(2 * 1024**3))),
             upload_merge_rows=int(env.get("UPLOAD_MERGE_ROWS", "100000")),
+            gateway_header_timeout_seconds=float(env.get("GATEWAY_HEADER_TIMEOUT_SECONDS", "10")),
+            gateway_body_timeout_seconds=float(env.get("GATEWAY_BODY_TIMEOUT_SECONDS", "10")),
+            gateway_metrics_port=int(env.get("GATEWAY_METRICS_PORT") or 0) or None,
         )
+
+
+def _page_token_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    keys = tuple(key.strip() for key in env.get("PAGE_TOKEN_KEYS", "").split(",") if key.strip())
+    if keys:
+        return keys
+    if env.get("JWT_JWKS_URL"):
+        # Production (tokens from an issuer): a key made up per replica would refuse the
+        # tokens of every other replica.
+        raise RuntimeError("PAGE_TOKEN_KEYS is not set; every replica must share the same keys")
+    # Locally a key is generated once, so every process of `make run` accepts the others' tokens.
+    from runtime.local_secrets import page_token_key
+
+    return (page_token_key(),)

@@ -1,10 +1,14 @@
 """The bodies of the standard methods every service has (AIP-131 Get, AIP-132 List): the
-resource name parsed, NOT_FOUND for a row that is not there, one keyset page of a list."""
+resource name parsed, NOT_FOUND for a row that is not there, one page of a list with its
+signed page token."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from google.protobuf.message import Message as ProtoMessage
 
 from runtime import errors, names, pagination
 
@@ -13,6 +17,33 @@ CUSTOMER = "customers/{customer}"
 Row = TypeVar("Row")
 Message = TypeVar("Message")
 Response = TypeVar("Response")
+
+_page_tokens: pagination.PageTokens | None = None
+
+
+def sign_page_tokens_with(keys: Sequence[str]) -> None:
+    """Set the keys this process signs and verifies page tokens with
+    (`Settings.page_token_keys`), once at start-up, before any List is served."""
+    global _page_tokens
+    _page_tokens = pagination.PageTokens(keys)
+
+
+def _tokens() -> pagination.PageTokens:
+    if _page_tokens is None:
+        raise RuntimeError("page token keys are not set; call sign_page_tokens_with at start-up")
+    return _page_tokens
+
+
+def _binding(request: ProtoMessage) -> bytes:
+    """What a page token is bound to: the List method and every field of its request but the
+    page's size and token (parent, filter, order, and any field that changes the result)."""
+    scope = type(request)()
+    scope.CopyFrom(request)
+    scope.ClearField("page_size")
+    scope.ClearField("page_token")
+    scope.DiscardUnknownFields()
+    # A message's full name has no newline, so the name ends where the fields begin.
+    return f"{scope.DESCRIPTOR.full_name}\n".encode() + scope.SerializeToString(deterministic=True)
 
 
 def customer_of(name: str, *, field: str = "parent") -> str:
@@ -25,10 +56,13 @@ async def get_resource(
     pattern: str,
     fetch: Callable[..., Awaitable[Row | None]],
     message: Callable[[Row], Message],
+    *,
+    field: str = "name",
 ) -> Message:
     """`fetch(*variables of name under pattern)` as a message; NOT_FOUND when it is None
-    (another tenant's resource included, so existence does not leak)."""
-    row = await fetch(*names.parse(name, pattern).values())
+    (another tenant's resource included, so existence does not leak). A name that does not
+    fit is INVALID_ARGUMENT naming the request's `field`."""
+    row = await fetch(*names.parse(name, pattern, field=field).values())
     if row is None:
         raise errors.not_found(name)
     return message(row)
@@ -43,21 +77,45 @@ async def list_resources(
     message: Callable[[Row], Any],
     *,
     parent: str = CUSTOMER,
-    order_by: str = "",
+    key_length: int = 2,
 ) -> Response:
     """One page of a List: `fetch(*variables of request.parent, request.filter, limit,
     after)` returns up to `limit` rows after the position `after` (None on the first page);
-    `position(row)` is where a row stands in the list's order. The response carries the rows
-    as `message`s in `field`, and the next page's token."""
+    `position(row)` is where a row stands in the list's order, as `key_length` values (most
+    lists sort by a time and an id). The response carries the rows as `message`s in `field`,
+    and the next page's token."""
     variables = names.parse(request.parent, parent, field="parent").values()
     page = await pagination.keyset_page(
         request,
         lambda limit, after: fetch(*variables, request.filter, limit, after),
         position,
-        request.parent,
-        request.filter,
-        order_by,
+        _tokens(),
+        _binding(request),
+        key_length=key_length,
     )
     return response(
         **{field: [message(row) for row in page.rows]}, next_page_token=page.next_page_token
     )
+
+
+@dataclass(frozen=True)
+class OffsetPage:
+    """Where one page of a list that is computed whole for every request starts."""
+
+    request: ProtoMessage
+    offset: int
+    size: int
+
+    def of(self, items: Sequence[Row]) -> pagination.Page[Row]:
+        """This page of `items`, with the token of the next page ('' on the last)."""
+        end = self.offset + self.size
+        token = _tokens().encode([end], _binding(self.request)) if end < len(items) else ""
+        return pagination.Page(list(items[self.offset : end]), token)
+
+
+def offset_page(request: Any) -> OffsetPage:
+    """The page a List request over a computed list asks for, its `page_size` and
+    `page_token` checked before the list is computed."""
+    size = pagination.page_size(request.page_size)
+    after = _tokens().decode(request.page_token, _binding(request), key_length=1)
+    return OffsetPage(request, int(after[0]) if after else 0, size)

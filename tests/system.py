@@ -23,6 +23,7 @@ from runtime.settings import Settings
 
 SERVICES = ("ingest", "drift", "reports")
 TEST_JWT_SECRET = "test-secret-with-enough-entropy-for-hs256"
+TEST_PAGE_TOKEN_KEY = "test-page-token-key-with-enough-entropy"
 
 
 def free_port() -> int:
@@ -113,9 +114,10 @@ class System:
 
 def base_env(**settings: str) -> dict[str, str]:
     """What every process under test starts from: this process's environment without its
-    database or telemetry settings, the test JWT secret, and `settings`."""
+    database or telemetry settings, the test JWT secret and page token key, and `settings`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DATABASE_URL"))}
-    env.update(JWT_SECRET=TEST_JWT_SECRET, SHUTDOWN_GRACE_SECONDS="10", LOG_LEVEL="INFO")
+    env.update(JWT_SECRET=TEST_JWT_SECRET, PAGE_TOKEN_KEYS=TEST_PAGE_TOKEN_KEY)
+    env.update(SHUTDOWN_GRACE_SECONDS="10", LOG_LEVEL="INFO")
     env.update(settings)
     return env
 

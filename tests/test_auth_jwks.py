@@ -21,6 +21,8 @@ from runtime.errors import ApiError
 from runtime.settings import Settings
 
 ISSUER = "https://issuer.example.com/"
+# Production settings state the page-token keys every replica shares.
+PRODUCTION_KEYS = {"PAGE_TOKEN_KEYS": "k" * 32}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,9 @@ def _claims(**overrides: object) -> dict[str, object]:
 def test_tokens_signed_by_the_issuer_are_accepted(
     signing_key: rsa.RSAPrivateKey, jwks_url: str
 ) -> None:
-    settings = Settings.from_env("tests", {"JWT_JWKS_URL": jwks_url, "JWT_ISSUER": ISSUER})
+    settings = Settings.from_env(
+        "tests", {**PRODUCTION_KEYS, "JWT_JWKS_URL": jwks_url, "JWT_ISSUER": ISSUER}
+    )
     token = jwt.encode(_claims(), signing_key, algorithm="RS256", headers={"kid": "key-1"})
     identity = TokenVerifier(settings).verify(token)
     assert (identity.subject, identity.customer, identity.role) == (
@@ -91,10 +95,19 @@ def _hs256_signed_with_public_key(signing_key: rsa.RSAPrivateKey) -> str:
     return (signing_input + b"." + base64url_encode(signature)).decode()
 
 
+def test_production_settings_refuse_to_start_without_shared_page_token_keys(
+    jwks_url: str,
+) -> None:
+    with pytest.raises(RuntimeError, match="PAGE_TOKEN_KEYS is not set"):
+        Settings.from_env("tests", {"JWT_JWKS_URL": jwks_url, "JWT_ISSUER": ISSUER})
+
+
 def test_other_keys_and_symmetric_tricks_are_refused(
     signing_key: rsa.RSAPrivateKey, jwks_url: str
 ) -> None:
-    settings = Settings.from_env("tests", {"JWT_JWKS_URL": jwks_url, "JWT_ISSUER": ISSUER})
+    settings = Settings.from_env(
+        "tests", {**PRODUCTION_KEYS, "JWT_JWKS_URL": jwks_url, "JWT_ISSUER": ISSUER}
+    )
     verifier = TokenVerifier(settings)
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     forged = jwt.encode(_claims(), stranger, algorithm="RS256", headers={"kid": "key-1"})

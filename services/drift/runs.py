@@ -14,6 +14,7 @@ from opentelemetry import propagate, trace
 from sqlalchemy.engine import Row
 
 from runtime.server import work_forever
+from runtime.telemetry import error_text
 from services.drift.config import DetectionConfig
 from services.drift.detection import Windows, detect, first_day_read, span_starts_read, windows_for
 from services.drift.ingest_client import IngestClient
@@ -85,7 +86,8 @@ class DetectionRuns:
                 )
             except Exception as exc:
                 logger.exception("drift run failed", extra={"run_id": run.run_id})
-                await self._store.fail_run(customer, run.run_id, f"{type(exc).__name__}: {exc}")
+                # The run's error is shown to the customer: never a database error's values.
+                await self._store.fail_run(customer, run.run_id, error_text(exc))
                 return True
         logger.info(
             "drift run finished",

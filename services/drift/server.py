@@ -14,14 +14,20 @@ import grpc
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from runtime import errors, names, pagination
-from runtime.auth import require_identity, service_token
+from runtime import errors, names
+from runtime.auth import Role, require_identity, service_token
 from runtime.clients import open_channel
 from runtime.messages import date_message, money_message, set_fields, timestamp_message
 from runtime.outbox import OutboxEvent, outbox_relay
 from runtime.server import ServiceDefinition, running_task
 from runtime.settings import Settings
-from runtime.standard_methods import customer_of, get_resource, list_resources
+from runtime.standard_methods import (
+    customer_of,
+    get_resource,
+    list_resources,
+    offset_page,
+    sign_page_tokens_with,
+)
 from runtime.updates import mask_paths
 from services.drift.config import DetectionConfig, violations
 from services.drift.detection import Windows
@@ -38,7 +44,7 @@ EVENT_NAME = "customers/{customer}/driftEvents/{event}"
 SUMMARY_NAME = "customers/{customer}/payerSummaries/{payer}"
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(DetectionConfig))
 TRIAGE_FIELDS = ("state", "triage_note")
-MAX_NOTE = 2000
+_CALLER_TRIGGERS = (resources_pb2.DriftRun.TRIGGER_UNSPECIFIED, resources_pb2.DriftRun.MANUAL)
 
 
 def _range(start: dt.date | None, end: dt.date | None) -> resources_pb2.DateRange | None:
@@ -210,18 +216,24 @@ class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
         self, request: drift_service_pb2.RunDetectionRequest, context: grpc.aio.ServicerContext
     ) -> resources_pb2.DriftRun:
         customer = customer_of(request.parent)
-        if len(request.request_id) > 128:
+        # UPLOAD and SCHEDULE runs are started by Upstream's own services, never by people.
+        from_service = require_identity().role is Role.SUPERUSER
+        if request.trigger not in _CALLER_TRIGGERS and not from_service:
             raise errors.invalid_argument(
-                "request_id is too long", errors.FieldViolation("request_id", "at most 128")
+                "trigger must be MANUAL: other triggers are for Upstream's own services",
+                errors.FieldViolation("trigger", "must be MANUAL or unset"),
             )
+        # Lengths, characters and calendar dates are checked where requests enter
+        # (runtime.validation, from the limits in the protos).
         as_of = None
         if request.HasField("as_of"):
-            try:
-                as_of = dt.date(request.as_of.year, request.as_of.month, request.as_of.day)
-            except ValueError:
+            as_of = dt.date(request.as_of.year, request.as_of.month, request.as_of.day)
+            today = dt.datetime.now(dt.UTC).date()
+            if as_of > today:
                 raise errors.invalid_argument(
-                    "as_of is not a date", errors.FieldViolation("as_of", "a valid date")
-                ) from None
+                    f"as_of {as_of.isoformat()} is in the future (today is {today.isoformat()})",
+                    errors.FieldViolation("as_of", "must not be after today (UTC)"),
+                )
         row = await self._runs.request(
             customer,
             as_of=as_of,
@@ -293,11 +305,6 @@ class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
                 )
             updates["state"] = resources_pb2.DriftEvent.State.Name(change.state)
         if "triage_note" in paths:
-            if len(change.triage_note) > MAX_NOTE:
-                raise errors.invalid_argument(
-                    "triage_note is too long",
-                    errors.FieldViolation("drift_event.triage_note", f"at most {MAX_NOTE}"),
-                )
             updates["triage_note"] = change.triage_note
         expected = None
         if change.etag:
@@ -330,21 +337,19 @@ class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> drift_service_pb2.ListPayerSummariesResponse:
         customer = customer_of(request.parent)
-        size = pagination.page_size(request.page_size)
-        token = pagination.decode(request.page_token, request.parent)
-        offset = int(token.after[0]) if token else 0
+        page = offset_page(request)
         response = drift_service_pb2.ListPayerSummariesResponse()
         found = await payer_summaries(self._store, self._ingest, customer)
         if found is None:
             return response
-        for summary in found.summaries[offset : offset + size]:
+        summaries = page.of(found.summaries)
+        for summary in summaries.rows:
             response.payer_summaries.append(
                 _summary_message(
                     customer, summary, found.windows, found.open_events.get(summary.payer, 0)
                 )
             )
-        if offset + size < len(found.summaries):
-            response.next_page_token = pagination.encode([offset + size], request.parent)
+        response.next_page_token = summaries.next_page_token
         return response
 
 
@@ -376,6 +381,7 @@ def _summary_message(
 
 
 def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
+    sign_page_tokens_with(settings.page_token_keys)
     store = DriftStore(engine)
     published = asyncio.Event()
 

@@ -11,10 +11,17 @@ staging table and merged by key at the end, where a newer adjudication updates a
 and never duplicates it. Rejected rows are copied into `ingest.upload_rejections`. At the end
 the statistics of exactly the touched cells are adjusted, and the upload row and its outbox
 event written. A crash at any point leaves nothing behind.
+
+The rows of a CSV upload are lines of claims. Lines of one claim that came in one chunk are
+combined before they are loaded; a claim whose lines came in several chunks has its first
+piece loaded like any claim and the later ones staged, and at the end the pieces of each
+such claim are read back in line order, combined into the claim, and merged in its place
+(or, naming different payers, refused and taken out).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -27,8 +34,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection as SaConnection
 
 from services.ingest.copy_lines import (
     CLAIM_COLUMNS,
+    PIECE_COLUMNS,
+    PIECE_LINE_COLUMNS,
     REJECTION_COLUMNS,
+    Assembled,
     Encoder,
+    PieceAssembly,
     Staged,
     StagedClaim,
 )
@@ -41,7 +52,7 @@ from services.ingest.daily_statistics import (
     recording_changes,
 )
 from services.ingest.parsing import Batch
-from services.ingest.records import Rejection, UploadWarning
+from services.ingest.records import ParseLimits, Rejection, UploadWarning
 
 MAX_STORED_WARNINGS = 100
 
@@ -53,16 +64,45 @@ _CLAIM_UPDATES = (
     f"({', '.join('excluded.' + column for column in _UPDATED_COLUMNS)})"
 )
 # The temporary tables of one upload: claims to merge at the end (`upload_rest`, in the
-# columns of `ingest.claims`), the payers seen, and the counting of statistics and payer
-# counts.
+# columns of `ingest.claims`), the payers seen, the counting of statistics and payer counts,
+# and for CSV uploads the pieces of claims to combine at the end (`upload_pieces`), the uids
+# of their earlier pieces (`upload_lookups`), what their claim lines do not say of them
+# (`upload_lines`), and the claims they combine into (`upload_combined`).
 _CREATE_UPLOAD_TABLES = (
     "CREATE TEMPORARY TABLE upload_rest (LIKE ingest.claims INCLUDING DEFAULTS) ON COMMIT DROP",
     "CREATE TEMPORARY TABLE upload_payers (payer_uid text PRIMARY KEY) ON COMMIT DROP",
     *COUNT_TABLES,
+    "CREATE TEMPORARY TABLE upload_pieces (LIKE ingest.claims INCLUDING DEFAULTS) ON COMMIT DROP",
+    "CREATE TEMPORARY TABLE upload_lookups (claim_uid text) ON COMMIT DROP",
+    "CREATE TEMPORARY TABLE upload_lines (claim_uid text, source_line bigint, "
+    "status_stated boolean, lines text) ON COMMIT DROP",
+    "CREATE TEMPORARY TABLE upload_combined (LIKE ingest.claims INCLUDING DEFAULTS) ON COMMIT DROP",
 )
 _COPY_CLAIMS = f"COPY ingest.claims ({_CLAIM_COLUMN_LIST}) FROM STDIN"
 _COPY_REST = f"COPY upload_rest ({_CLAIM_COLUMN_LIST}) FROM STDIN"
 _COPY_REJECTIONS = f"COPY ingest.upload_rejections ({', '.join(REJECTION_COLUMNS)}) FROM STDIN"
+_COPY_PIECES = f"COPY upload_pieces ({_CLAIM_COLUMN_LIST}) FROM STDIN"
+_COPY_LOOKUPS = "COPY upload_lookups (claim_uid) FROM STDIN"
+_COPY_PIECE_LINES = f"COPY upload_lines ({', '.join(PIECE_LINE_COLUMNS)}) FROM STDIN"
+_COPY_COMBINED = f"COPY upload_combined ({_CLAIM_COLUMN_LIST}) FROM STDIN"
+# Every piece of the claim ids with pieces staged, in claim id and line order: the first
+# pieces, written to ingest.claims by this upload or staged in the rest, and the staged
+# pieces; with what `upload_lines` keeps of each. Run with nested loops off: the planner,
+# not knowing the claims this transaction wrote, would probe the upload's claims through
+# another index than the key, scanning them once per piece.
+_PIECE_LIST = ", ".join(f"x.{column}" for column in PIECE_COLUMNS)
+_PIECES_IN_ORDER = (
+    f"SELECT x.origin, {_PIECE_LIST}, l.status_stated, l.lines FROM ("
+    "SELECT 'written' AS origin, c.* FROM ingest.claims c WHERE c.customer_id = %(customer)s "
+    "AND c.upload_id = %(upload)s AND c.claim_uid IN (SELECT claim_uid FROM upload_lookups) "
+    "UNION ALL SELECT 'rest', r.* FROM upload_rest r WHERE r.status <> 'REVERSED' "
+    "AND r.claim_uid IN (SELECT claim_uid FROM upload_lookups) "
+    "UNION ALL SELECT 'piece', p.* FROM upload_pieces p) x "
+    "LEFT JOIN upload_lines l ON l.claim_uid = x.claim_uid AND l.source_line = x.source_line "
+    "ORDER BY x.claim_id, x.source_line"
+)
+# Pieces read back at a time: one claim id's pieces are held at most, whatever the file.
+_PIECES_PER_FETCH = 5000
 # Which of a customer's claims are stored, by key, a few hundred keys per branch of one
 # statement. Run only when its plan probes the primary key (`probes_primary_key`): the
 # planner prefers scanning all of a customer's claims through another index when it expects
@@ -146,12 +186,21 @@ class UploadWriter:
         self._counted_here = PartialSums()
         self._rest: list[str] = []
         self._rejections: list[str] = []
+        self._pieces: list[str] = []
+        self._lookups: list[str] = []
+        self._piece_lines: list[str] = []
+        self._pieces_staged = 0
         self._unwritten = 0
         # One COPY into ingest.claims stays open while the file streams.
         self._copy: AsyncCopy | None = None
         self._copying = contextlib.AsyncExitStack()
+        # Rows accepted, and whether they are lines of claims (CSV) or claims (835).
         self.accepted = 0
-        self.reversals = 0
+        self.claim_lines = False
+        # Of CSV lines: the claims staged less those combined into others or refused at
+        # the end, and the claims of their reversals.
+        self._claims_left = 0
+        self._reversal_claims = 0
         self.decision_dates: tuple[dt.date, dt.date] | None = None
         self.rejected_lines: set[int] = set()
         self.first_rejections: list[Rejection] = []
@@ -181,18 +230,22 @@ class UploadWriter:
             await cursor.execute("SAVEPOINT upload_start")
         return cls(raw, customer, upload_id, merge_every=merge_every, stored_before=stored_before)
 
-    def encode(self, batch: Batch) -> Staged:
+    def encode(self, batch: Batch, *, claim_lines: bool = False) -> Staged:
         """The batch's rows as COPY lines: CPU work, which may run in a worker thread (one
-        batch at a time)."""
+        batch at a time). With `claim_lines` (CSV) its records are lines of claims."""
         for claim in batch.claims:
             if claim.decision_date is not None:
                 self._saw_decision(claim.decision_date)
-        for rejection in batch.rejections:
+            self.accepted += claim.rows
+        self._note_rejections(batch.rejections)
+        self.claim_lines = claim_lines
+        return self._encoder.encode(batch, claim_lines=claim_lines)
+
+    def _note_rejections(self, rejections: list[Rejection]) -> None:
+        for rejection in rejections:
             self.rejected_lines.add(rejection.line_number)
             if len(self.first_rejections) < 10:
                 self.first_rejections.append(rejection)
-        self.accepted += len(batch.claims)
-        return self._encoder.encode(batch)
 
     def _saw_decision(self, day: dt.date) -> None:
         if self.decision_dates is None:
@@ -205,7 +258,6 @@ class UploadWriter:
 
     async def load(self, staged: Staged) -> None:
         """Write what `encode` made: new claims into `ingest.claims`, the rest staged."""
-        self.reversals += staged.reversals
         if staged.sums is not None:
             self._sums.append(staged.sums)
         if staged.new_payers:
@@ -226,7 +278,14 @@ class UploadWriter:
             self._rest.append("".join([c.complete(canonical) for c in rest]))
         if staged.rejections:
             self._rejections.append(staged.rejections)
-        self._unwritten += len(fresh) + len(rest) + staged.rejection_count
+        if staged.pieces:
+            self._pieces.append("".join([c.complete(canonical) for c in staged.pieces]))
+            self._pieces_staged += len(staged.pieces)
+        if staged.earlier_pieces:
+            self._lookups.append("".join(uid + "\n" for uid in staged.earlier_pieces))
+        if staged.piece_lines:
+            self._piece_lines.append(staged.piece_lines)
+        self._unwritten += len(fresh) + len(rest) + len(staged.pieces) + staged.rejection_count
         if self._unwritten >= self._merge_every:
             await self._write_staged()
 
@@ -300,7 +359,13 @@ class UploadWriter:
     async def _write_staged(self) -> None:
         """Write the staged claims, rejections and partial sums gathered so far."""
         async with await self._statements() as cursor:
-            staged = ((_COPY_REST, self._rest), (_COPY_REJECTIONS, self._rejections))
+            staged = (
+                (_COPY_REST, self._rest),
+                (_COPY_REJECTIONS, self._rejections),
+                (_COPY_PIECES, self._pieces),
+                (_COPY_LOOKUPS, self._lookups),
+                (_COPY_PIECE_LINES, self._piece_lines),
+            )
             for statement, parts in staged:
                 if parts:
                     async with cursor.copy(statement) as copy:
@@ -320,6 +385,9 @@ class UploadWriter:
         self._counted_here.clear()
         self._rest.clear()
         self._rejections.clear()
+        self._pieces.clear()
+        self._lookups.clear()
+        self._piece_lines.clear()
 
     async def finish(self, facts: UploadFacts, *, all_or_nothing: bool) -> Outcome:
         """Merge what is left and write the upload; the caller commits."""
@@ -337,6 +405,8 @@ class UploadWriter:
                 return Outcome(earlier[0], repeated=True, failed=False, first_problems=[])
             self._sums.append(self._encoder.take_sums())
             await self._write_staged()
+            self._claims_left = self._encoder.claims
+            written_replaced = await self._assemble_pieces(cursor)
             failed = self.accepted == 0 or (all_or_nothing and bool(self.rejected_lines))
             if failed:
                 await self._take_back_new_claims(cursor)
@@ -346,11 +416,20 @@ class UploadWriter:
                 return Outcome(facts.upload_id, False, True, self.first_rejections)
             warnings = list(facts.warnings)
             updated, unmatched = await self._merge_rest(cursor)
+            # A combined claim replacing its first piece updates nothing stored before.
+            updated -= written_replaced
             if unmatched:
                 warnings.append(
                     UploadWarning(
                         "UNMATCHED_REVERSAL",
                         f"{unmatched} reversal(s) name a payer claim number no stored claim has",
+                    )
+                )
+            if self.claims_accepted < self.accepted:
+                warnings.append(
+                    UploadWarning(
+                        "LINES_COMBINED",
+                        f"{self.accepted} lines were combined into {self.claims_accepted} claims",
                     )
                 )
             await self._insert_upload(
@@ -367,6 +446,60 @@ class UploadWriter:
                 ),
             )
         return Outcome(facts.upload_id, False, False, [])
+
+    @property
+    def claims_accepted(self) -> int:
+        """The distinct claims the accepted rows make (an 835 claim is one row)."""
+        if not self.claim_lines:
+            return self.accepted
+        return self._claims_left + self._reversal_claims
+
+    async def _assemble_pieces(self, cursor: Any) -> int:
+        """Combine each staged CSV claim piece with the other pieces of its claim id into the
+        claim, staged in the rest in their place; refuse the claim id's lines if they name
+        more than one payer (or are too many), taking its written pieces back out. Returns
+        how many combined claims replace a piece written to ingest.claims."""
+        if not self._pieces_staged:
+            return 0
+        for table in ("upload_pieces", "upload_lookups", "upload_lines"):
+            await cursor.execute(f"ANALYZE {table}")
+        assembly = PieceAssembly(self._encoder, ParseLimits().max_claim_lines)
+        parameters = {"customer": self._customer, "upload": self._upload_id}
+        async with self._raw.cursor(name="upload_pieces_in_order") as pieces:
+            # The plan is made when the cursor is declared.
+            await cursor.execute("SET LOCAL enable_nestloop = off")
+            await pieces.execute(_PIECES_IN_ORDER, parameters)
+            await cursor.execute("SET LOCAL enable_nestloop = on")
+            while rows := await pieces.fetchmany(_PIECES_PER_FETCH):
+                await self._write_assembled(cursor, await asyncio.to_thread(assembly.read, rows))
+        await self._write_assembled(cursor, assembly.close())
+        # The first pieces in the rest were read; the claims they are part of replace them.
+        await cursor.execute(
+            "DELETE FROM upload_rest WHERE status <> 'REVERSED' "
+            "AND claim_uid IN (SELECT claim_uid FROM upload_lookups)"
+        )
+        await cursor.execute("INSERT INTO upload_rest SELECT * FROM upload_combined")
+        self._claims_left -= assembly.pieces_combined + assembly.pieces_refused
+        return assembly.written_replaced
+
+    async def _write_assembled(self, cursor: Any, assembled: Assembled) -> None:
+        if assembled.claims:
+            async with cursor.copy(_COPY_COMBINED) as copy:
+                await copy.write("".join(assembled.claims).encode())
+        if assembled.rejections:
+            self._note_rejections(assembled.rejections)
+            self.accepted -= len(assembled.rejections)
+            async with cursor.copy(_COPY_REJECTIONS) as copy:
+                await copy.write(self._encoder.rejection_lines(assembled.rejections).encode())
+        if assembled.refused_written:
+            await cursor.execute(
+                recording_changes(
+                    "DELETE FROM ingest.claims WHERE customer_id = %s AND upload_id = %s "
+                    "AND claim_uid = ANY(%s)",
+                    ("old",),
+                ),
+                (self._customer, self._upload_id, assembled.refused_written),
+            )
 
     async def record_failure(self, facts: UploadFacts, problem: str) -> Outcome:
         """A file that could not be read at all: recorded as FAILED with why, nothing else
@@ -428,11 +561,22 @@ class UploadWriter:
             )
             // 2
         )
+        # The reversals' claims (the lines of one are staged apart when they lie apart), the
+        # payer claim numbers they name (one claim each), and those that name none.
+        await cursor.execute(
+            "SELECT count(DISTINCT claim_uid), count(DISTINCT (payer_key, "
+            "payer_claim_control_number)) FILTER (WHERE payer_claim_control_number <> ''), "
+            "count(DISTINCT claim_uid) FILTER (WHERE payer_claim_control_number = '') "
+            "FROM upload_rest WHERE status = 'REVERSED'"
+        )
+        self._reversal_claims, named, unnamed = await cursor.fetchone()
+        unmatched = max(named - reversed_count, 0) + unnamed
         replaced_before = await _replaced_versions(cursor)
         # Claims that may be stored: a newer adjudication replaces an older one, an older
         # file changes nothing; a claim this upload wrote is replaced by its later row in
-        # the file; a claim not stored after all goes in. Each is found by its key, as a
-        # conflict, whatever the planner believes.
+        # the file, or by the claim its lines combine into (which starts on its line); a
+        # claim not stored after all goes in. Each is found by its key, as a conflict,
+        # whatever the planner believes.
         await cursor.execute(
             recording_changes(
                 f"INSERT INTO ingest.claims AS c ({_CLAIM_COLUMN_LIST}) "
@@ -442,7 +586,7 @@ class UploadWriter:
                 f"ON CONFLICT (customer_id, claim_uid) DO UPDATE SET {_CLAIM_UPDATES}, "
                 "update_time = now() "
                 "WHERE CASE WHEN c.upload_id = %(upload)s "
-                "THEN excluded.source_line > c.source_line "
+                "THEN excluded.source_line >= c.source_line "
                 "ELSE c.decision_date IS NULL OR c.status = 'REVERSED' "
                 "OR excluded.decision_date >= c.decision_date END"
             ),
@@ -458,7 +602,7 @@ class UploadWriter:
         self.payers = list((await cursor.fetchone())[0])
         await count_in(cursor)
         await apply_counts(cursor, customer)
-        return updated + reversed_count, self.reversals - reversed_count
+        return updated + reversed_count, unmatched
 
     async def _insert_upload(
         self,
@@ -487,14 +631,15 @@ class UploadWriter:
             status = {"code": 3, "message": message}
         await cursor.execute(
             "INSERT INTO ingest.uploads (customer_id, upload_id, state, format, mode, file_name, "
-            "size_bytes, sha256, request_id, creator, rows_read, rows_accepted, rows_rejected, "
-            "rows_updated, first_decision_date, last_decision_date, payers, warnings, error, "
-            "finish_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-            "%s, %s, %s, %s, %s, now())",
+            "size_bytes, sha256, request_id, creator, rows_read, rows_accepted, claims_accepted, "
+            "rows_rejected, rows_updated, first_decision_date, last_decision_date, payers, "
+            "warnings, error, finish_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            "%s, %s, %s, %s, %s, %s, %s, %s, %s, now())",
             (
                 facts.customer, facts.upload_id, state, facts.format, facts.mode, facts.file_name,
                 facts.size_bytes, facts.sha256 if state != "FAILED" else None, facts.request_id,
                 facts.creator, facts.rows_read, self.accepted if state != "FAILED" else 0,
+                self.claims_accepted if state != "FAILED" else 0,
                 len(self.rejected_lines), updated, *(self.decision_dates or (None, None)),
                 self.payers if state != "FAILED" else [],
                 json.dumps(stored_warnings), json.dumps(status) if status else None,

@@ -6,6 +6,10 @@ around its canonical payer (known only once the payer row exists), with its key 
 adds to the statistics. Whether a claim may repeat one seen earlier in the same upload is
 decided here too, in fixed memory (`SeenClaims`), so the loader can copy claims that are
 certainly new straight into `ingest.claims`.
+
+The rows of a CSV export are lines of claims (`claim_lines`): a chunk's lines of one claim
+are combined here, and a claim whose lines also came in other chunks is staged as a piece,
+with the keys of its earlier pieces, to be combined with them at the end (`PieceAssembly`).
 """
 
 from __future__ import annotations
@@ -13,18 +17,28 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from services.ingest.claim_lines import ClaimAssembly, combine, payer_of
 from services.ingest.claim_statistics import Counted, claim_code_group, counted
 from services.ingest.copy_text import copy_text
 from services.ingest.daily_statistics import PartialSums
 from services.ingest.parsing import Batch
-from services.ingest.records import Adjustment, ClaimRecord, ClaimStatus, Rejection
+from services.ingest.records import (
+    Adjustment,
+    ClaimRecord,
+    ClaimStatus,
+    ParseLimits,
+    Rejection,
+    ServiceLine,
+    name_key,
+)
 
 # The columns of a claim line, in `ingest.claims` and in the upload's staging table alike.
 CLAIM_COLUMNS = (
@@ -39,14 +53,13 @@ REJECTION_COLUMNS = (
     "raw_value", "reason", "code",
 )  # fmt: skip
 
+# What an upload keeps of a claim's pieces besides their claim lines (`upload_lines`): whether
+# the file stated the status, and the lines of a piece of several rows (as JSON: source
+# line, procedure code, billed, paid and allowed cents).
+PIECE_LINE_COLUMNS = ("claim_uid", "source_line", "status_stated", "lines")
+
 _SPACES = re.compile(r"\s+")
 _NULL = "\\N"
-
-
-@functools.lru_cache(maxsize=4096)
-def name_key(raw_name: str) -> str:
-    """How payer names are compared: case and spacing do not matter."""
-    return _SPACES.sub(" ", raw_name.strip()).upper()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -141,15 +154,22 @@ class StagedClaim(NamedTuple):
 class Staged:
     """What one chunk of the file yielded, ready to load."""
 
-    reversals: int = 0
     # The partial sums of the new claims of this and earlier chunks, when the encoder
     # counts them (see `Encoder`) and it is time to write them.
     sums: PartialSums | None = None
 
-    # Claims not seen earlier in the upload (each once: a later row of the chunk wins).
+    # Claims not seen earlier in the upload (each once: of two 835 claims with one key the
+    # later wins; a chunk's CSV lines of one claim are combined).
     fresh: list[StagedClaim] = field(default_factory=list)
-    # Claims that may repeat one seen earlier in the upload, and reversals.
+    # Claims that may repeat one seen earlier in the upload (835), and reversals.
     repeated: list[StagedClaim] = field(default_factory=list)
+    # CSV: pieces of claims whose id came in earlier chunks too (or twice in this one, with
+    # another payer), combined with their other pieces at the end; the uids of the earlier
+    # pieces, which were loaded as `fresh` or `repeated` claims; and COPY lines of
+    # PIECE_LINE_COLUMNS for the pieces their claim line does not describe whole.
+    pieces: list[StagedClaim] = field(default_factory=list)
+    earlier_pieces: list[str] = field(default_factory=list)
+    piece_lines: str = ""
     # Payers first seen in this chunk: (payer uid, name key, raw id, display name).
     new_payers: list[tuple[str, str, str, str]] = field(default_factory=list)
     # COPY lines of REJECTION_COLUMNS.
@@ -174,16 +194,42 @@ class SeenClaims:
         adds them."""
         if not digests:
             return np.zeros(0, dtype=bool)
-        halves = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2)
-        first, step = halves[:, 0], halves[:, 1] | np.uint64(1)
-        positions = np.stack(
-            [(first + np.uint64(i) * step) & np.uint64(self.BITS - 1) for i in range(self.HASHES)]
-        )
-        cells, masks = positions >> np.uint64(3), np.left_shift(1, positions & np.uint64(7))
-        masks = masks.astype(np.uint8)
+        return self._check_and_add(*self._hashes(digests))
+
+    def check_and_add_texts(self, texts: Collection[str]) -> np.ndarray:
+        """As `check_and_add`, for texts by Python's hash of them: cheaper than an md5 each,
+        and salted per process, which a filter that lives for one upload does not mind."""
+        first = np.fromiter(map(hash, texts), dtype=np.int64, count=len(texts)).view(np.uint64)
+        # The second hash mixed from the first (the multiplier of splitmix64).
+        step = (first * np.uint64(0x9E3779B97F4A7C15)) ^ (first >> np.uint64(31))
+        return self._check_and_add(first, step | np.uint64(1))
+
+    def contains(self, digests: list[bytes]) -> np.ndarray:
+        """Whether each claim may have been added."""
+        if not digests:
+            return np.zeros(0, dtype=bool)
+        cells, masks = self._positions(*self._hashes(digests))
+        return np.all(self._bits[cells] & masks, axis=0)
+
+    def _check_and_add(self, first: np.ndarray, step: np.ndarray) -> np.ndarray:
+        cells, masks = self._positions(first, step)
         seen = np.all(self._bits[cells] & masks, axis=0)
         np.bitwise_or.at(self._bits, cells.ravel(), masks.ravel())
         return seen
+
+    @staticmethod
+    def _hashes(digests: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """The two hashes of double hashing, from the halves of each digest."""
+        halves = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2)
+        return halves[:, 0], halves[:, 1] | np.uint64(1)
+
+    def _positions(self, first: np.ndarray, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each claim's bytes in the filter and the bit in each, one row per hash."""
+        positions = np.stack(
+            [(first + np.uint64(i) * step) & np.uint64(self.BITS - 1) for i in range(self.HASHES)]
+        )
+        masks = np.left_shift(1, positions & np.uint64(7)).astype(np.uint8)
+        return positions >> np.uint64(3), masks
 
 
 class Encoder:
@@ -202,6 +248,7 @@ class Encoder:
         count_fresh: bool,
         count_every: int,
         canonical: Mapping[str, str],
+        max_claim_lines: int = ParseLimits().max_claim_lines,
     ) -> None:
         # Canonical payers as the loader learns them (read here, written there).
         self._canonical = canonical
@@ -209,34 +256,50 @@ class Encoder:
         self._upload_id = copy_text(upload_id)
         self._count_fresh = count_fresh
         self._count_every = count_every
+        self._max_claim_lines = max_claim_lines
         self._counted = 0
         self._sums = PartialSums()
+        # Claim keys (payer and claim id) staged; for CSV lines, claim ids too, whatever the
+        # payer, so that lines of one claim id that name another payer are found.
         self._seen = SeenClaims()
+        self._seen_ids = SeenClaims()
         self._payers: set[str] = set()
+        self._name_keys: dict[str, None] = {}
         self._rejection_seq = 0
+        # CSV: claims staged (reversals aside), each piece of one counted once.
+        self.claims = 0
 
     def take_sums(self) -> PartialSums:
         sums, self._sums, self._counted = self._sums, PartialSums(), 0
         return sums
 
-    def encode(self, batch: Batch) -> Staged:
+    def encode(self, batch: Batch, *, claim_lines: bool = False) -> Staged:
+        """The chunk's claims as COPY lines; with `claim_lines` (CSV), its records are lines
+        of claims, combined by claim."""
         staged = Staged()
+        if claim_lines:
+            self._encode_lines(batch.claims, staged)
+        else:
+            self._encode_claims(batch.claims, staged)
+        if self._count_fresh:
+            add = self._sums.add
+            for encoded in staged.fresh:
+                add(*encoded.counted)
+            self._counted += len(staged.fresh)
+            if self._counted >= self._count_every:
+                staged.sums = self.take_sums()
+        if batch.rejections:
+            staged.rejections = self.rejection_lines(batch.rejections)
+            staged.rejection_count = len(batch.rejections)
+        return staged
+
+    def _encode_claims(self, claims: list[ClaimRecord], staged: Staged) -> None:
         distinct: dict[str, tuple[StagedClaim, bytes]] = {}
-        payers = self._payers
-        for claim in batch.claims:
-            key, key_text = _name_key_text(claim.payer_name)
-            # A claim's uid: the md5 of (payer name key, claim id), its first 20 hex digits.
-            digest = hashlib.md5(f"{key}|{claim.claim_id}".encode()).digest()
-            encoded = self._claim(claim, key_text, payer_uid(key, claim.payer_id), digest)
+        for claim in claims:
+            encoded, digest = self._encoded(claim, staged)
             if claim.status is ClaimStatus.REVERSED:
                 staged.repeated.append(encoded)
-                staged.reversals += 1
                 continue
-            if encoded.payer_uid not in payers:
-                payers.add(encoded.payer_uid)
-                staged.new_payers.append(
-                    (encoded.payer_uid, key, claim.payer_id, display_name(claim.payer_name))
-                )
             # A claim twice in a chunk: the later row wins.
             distinct.pop(encoded.claim_uid, None)
             distinct[encoded.claim_uid] = (encoded, digest)
@@ -244,21 +307,94 @@ class Encoder:
         fresh, repeated = staged.fresh, staged.repeated
         for (encoded, _), maybe_seen in zip(distinct.values(), seen.tolist(), strict=True):
             (repeated if maybe_seen else fresh).append(encoded)
-        if self._count_fresh:
-            add = self._sums.add
-            for encoded in fresh:
-                add(*encoded.counted)
-            self._counted += len(fresh)
-            if self._counted >= self._count_every:
-                staged.sums = self.take_sums()
-        if batch.rejections:
-            lines = []
-            for rejection in batch.rejections:
-                self._rejection_seq += 1
-                lines.append(self._rejection_line(rejection, self._rejection_seq))
-            staged.rejections = "".join(lines)
-            staged.rejection_count = len(lines)
-        return staged
+
+    def _encode_lines(self, claims: list[ClaimRecord], staged: Staged) -> None:
+        # Each claim id's lines combined; those of another payer than its first line's, or
+        # past a claim's line limit, apart (no list per claim id: chunks hold many).
+        first: dict[str, ClaimRecord] = {}
+        apart: dict[str, list[ClaimRecord]] = {}
+        for claim in claims:
+            if claim.status is ClaimStatus.REVERSED:
+                staged.repeated.append(self._encoded(claim, staged)[0])
+                continue
+            piece = first.get(claim.claim_id)
+            if piece is None:
+                first[claim.claim_id] = claim
+            elif self._same_claim(piece, claim):
+                first[claim.claim_id] = combine(piece, claim)
+            else:
+                pieces = apart.setdefault(claim.claim_id, [])
+                at = next((i for i, p in enumerate(pieces) if self._same_claim(p, claim)), -1)
+                if at < 0:
+                    pieces.append(claim)
+                else:
+                    pieces[at] = combine(pieces[at], claim)
+        ids_seen = self._seen_ids.check_and_add_texts(first.keys()).tolist()
+        records = list(first.values())
+        for pieces in apart.values():
+            records += pieces
+        encoded = [self._encoded(record, staged) for record in records]
+        keys_seen = self._seen.check_and_add([digest for _, digest in encoded]).tolist()
+        self.claims += len(records)
+        id_was_seen = dict(zip(first, ids_seen, strict=True))
+        piece_lines = []
+        for record, (line, _), key_seen in zip(records, encoded, keys_seen, strict=True):
+            id_seen = id_was_seen[record.claim_id]
+            # The first lines of a claim id: certainly new to the upload.
+            if not id_seen and record.claim_id not in apart:
+                staged.fresh.append(line)
+            else:
+                staged.pieces.append(line)
+                if key_seen:
+                    staged.earlier_pieces.append(line.claim_uid)
+                elif id_seen:
+                    staged.earlier_pieces += self._other_payers_pieces(record)
+            if record.lines or not record.status_stated:
+                piece_lines.append(_piece_line(line.claim_uid, record))
+        staged.piece_lines = "".join(piece_lines)
+
+    def _same_claim(self, piece: ClaimRecord, line: ClaimRecord) -> bool:
+        """Whether `line` is combined into `piece`: of one payer, within the line limit."""
+        return payer_of(piece) == payer_of(line) and piece.rows + line.rows <= self._max_claim_lines
+
+    def _other_payers_pieces(self, piece: ClaimRecord) -> list[str]:
+        """The uids of pieces the upload may have staged of the piece's claim id with other
+        payers."""
+        own = name_key(piece.payer_name)
+        digests = [
+            hashlib.md5(f"{key}|{piece.claim_id}".encode()).digest()
+            for key in self._name_keys
+            if key != own
+        ]
+        found = self._seen.contains(digests).tolist()
+        return [digest.hex()[:20] for digest, hit in zip(digests, found, strict=True) if hit]
+
+    def _encoded(self, claim: ClaimRecord, staged: Staged) -> tuple[StagedClaim, bytes]:
+        """The claim's line and the md5 digest of its key; its payer noted if new (that of a
+        reversal is not: a reversal names a claim, whose payer is known)."""
+        key, key_text = _name_key_text(claim.payer_name)
+        # A claim's uid: the md5 of (payer name key, claim id), its first 20 hex digits.
+        digest = hashlib.md5(f"{key}|{claim.claim_id}".encode()).digest()
+        encoded = self._claim(claim, key_text, payer_uid(key, claim.payer_id), digest)
+        if encoded.payer_uid not in self._payers and claim.status is not ClaimStatus.REVERSED:
+            self._payers.add(encoded.payer_uid)
+            self._name_keys[key] = None
+            staged.new_payers.append(
+                (encoded.payer_uid, key, claim.payer_id, display_name(claim.payer_name))
+            )
+        return encoded, digest
+
+    def claim_line(self, claim: ClaimRecord) -> str:
+        """A claim of a payer already staged, as a COPY line of CLAIM_COLUMNS."""
+        return self._encoded(claim, Staged())[0].complete(self._canonical)
+
+    def rejection_lines(self, rejections: Iterable[Rejection]) -> str:
+        """Rejections as COPY lines of REJECTION_COLUMNS, numbered on from the last."""
+        lines = []
+        for rejection in rejections:
+            self._rejection_seq += 1
+            lines.append(self._rejection_line(rejection, self._rejection_seq))
+        return "".join(lines)
 
     def _claim(self, claim: ClaimRecord, key_text: str, payer: str, digest: bytes) -> StagedClaim:
         uid = digest.hex()[:20]
@@ -294,3 +430,127 @@ class Encoder:
                 copy_text(rejection.code),
             )
         ) + "\n"  # fmt: skip
+
+
+def _piece_line(claim_uid: str, piece: ClaimRecord) -> str:
+    """A piece's COPY line of PIECE_LINE_COLUMNS."""
+    lines = _NULL
+    if piece.lines:
+        lines = copy_text(
+            json.dumps(
+                [
+                    [number, line.procedure_code, line.billed_cents, line.paid_cents,
+                     line.allowed_cents]
+                    for number, line in zip(piece.source_lines, piece.lines, strict=True)
+                ],
+                separators=(",", ":"),
+            )
+        )  # fmt: skip
+    stated = "t" if piece.status_stated else "f"
+    return f"{claim_uid}\t{piece.source_line}\t{stated}\t{lines}\n"
+
+
+# The columns of a staged piece read back to combine it (`PieceAssembly`): where it is (a
+# claim the upload `written` to `ingest.claims`, one staged in the `rest`, or a `piece`),
+# these of CLAIM_COLUMNS, then PIECE_LINE_COLUMNS' `status_stated` and `lines`.
+PIECE_COLUMNS = (
+    "claim_uid", "claim_id", "payer_raw_name", "payer_raw_id", "status", "procedure_codes",
+    "service_date", "submitted_date", "decision_date", "billed_cents", "allowed_cents",
+    "paid_cents", "patient_responsibility_cents", "adjustments", "payer_claim_control_number",
+    "source_line",
+)  # fmt: skip
+
+
+@dataclass
+class Assembled:
+    """What a run of read-back pieces made: COPY lines of the claims they combine into, the
+    rejections of claims refused, and the uids of the refused claims' pieces the upload
+    wrote to `ingest.claims`."""
+
+    claims: list[str] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    refused_written: list[str] = field(default_factory=list)
+
+
+class PieceAssembly:
+    """The pieces of CSV claims an upload staged, read back in claim id and line order (rows
+    of `origin` and PIECE_COLUMNS): each claim id's pieces combined into its claim, or refused
+    (`claim_lines.ClaimAssembly`). Holds one claim id's pieces at a time."""
+
+    def __init__(self, encoder: Encoder, max_claim_lines: int) -> None:
+        self._encoder = encoder
+        self._max_claim_lines = max_claim_lines
+        self._claim_id: str | None = None
+        self._assembly = ClaimAssembly(max_claim_lines)
+        self._written: list[str] = []
+        # Pieces that joined an earlier piece's claim, and pieces refused.
+        self.pieces_combined = 0
+        self.pieces_refused = 0
+        # Combined claims that replace a piece the upload wrote to `ingest.claims`.
+        self.written_replaced = 0
+
+    def read(self, rows: Iterable[Sequence[Any]]) -> Assembled:
+        assembled = Assembled()
+        for row in rows:
+            piece = _stored_piece(row)
+            if piece.claim_id != self._claim_id:
+                self._finish(assembled)
+                self._claim_id = piece.claim_id
+            if row[0] == "written":
+                self._written.append(row[1])
+            assembled.rejections += self._assembly.add(piece)
+        return assembled
+
+    def close(self) -> Assembled:
+        assembled = Assembled()
+        self._finish(assembled)
+        return assembled
+
+    def _finish(self, assembled: Assembled) -> None:
+        assembly = self._assembly
+        if not assembly.pieces:
+            return
+        claim, rejections = assembly.finish()
+        if claim is None:
+            assembled.rejections += rejections
+            assembled.refused_written += self._written
+            self.pieces_refused += assembly.pieces
+        else:
+            assembled.claims.append(self._encoder.claim_line(claim))
+            self.pieces_combined += assembly.pieces - 1
+            self.written_replaced += bool(self._written)
+        self._assembly = ClaimAssembly(self._max_claim_lines)
+        self._written = []
+
+
+def _stored_piece(row: Sequence[Any]) -> ClaimRecord:
+    """A piece as it was staged (a row of `origin`, PIECE_COLUMNS, `status_stated`, `lines`)."""
+    (
+        _, _, claim_id, payer_name, payer_id, status, codes, service_date, submitted_date,
+        decision_date, billed, allowed, paid, patient, adjustments, control_number,
+        source_line, stated, lines,
+    ) = row  # fmt: skip
+    listed = json.loads(lines) if lines else []
+    return ClaimRecord(
+        source_line=source_line,
+        claim_id=claim_id,
+        payer_name=payer_name,
+        payer_id=payer_id,
+        status=ClaimStatus(status),
+        # A piece kept without its lines is one row that stated its status.
+        status_stated=True if stated is None else stated,
+        procedure_codes=tuple(codes),
+        service_date=service_date,
+        submitted_date=submitted_date,
+        decision_date=decision_date,
+        billed_cents=billed,
+        allowed_cents=allowed,
+        paid_cents=paid,
+        patient_responsibility_cents=patient,
+        adjustments=tuple(
+            Adjustment(a["group"], a["reason"], a["cents"], a["line"]) for a in adjustments
+        ),
+        lines=tuple(ServiceLine(*line[1:]) for line in listed),
+        payer_claim_control_number=control_number,
+        source_lines=tuple(line[0] for line in listed),
+    )

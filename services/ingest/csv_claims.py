@@ -1,8 +1,11 @@
-"""Claims CSV exports: header variants, US and ISO dates, `$1,234.56` and `(12.00)` amounts.
+"""Claims CSV exports: header variants, US and ISO dates, `$1,234.56` and `(12.00)` amounts,
+adjustments as CARC codes (`CO-50;PR-1`) or in columns of their own (group, reason, amount).
 
 Push-based: `feed()` takes text as it arrives and returns the records of the complete rows
 in it, so memory stays flat for any file size. A bad row becomes a `Rejection` naming its
-line, column, raw value and the reason; it never takes the good rows with it.
+line, column, raw value and the reason; it never takes the good rows with it. A row is a
+claim or one line of one: rows of one claim that follow each other come out combined
+(`claim_lines`), and the upload combines those further apart.
 """
 
 from __future__ import annotations
@@ -14,8 +17,12 @@ import io
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from services.ingest.claim_lines import combine, same_claim
 from services.ingest.records import (
+    ADJUSTMENT_GROUPS,
+    CARC,
     Adjustment,
     ClaimRecord,
     ClaimStatus,
@@ -53,6 +60,12 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
                    "denial codes", "denial reason", "denial reason codes", "reason codes"),
     "payer_claim_control_number": ("payer claim control number", "payer claim number", "icn",
                                    "payer claim id"),
+    # One adjustment in three columns; more are numbered: adj_0_group, adj_0_code, adj_0_amount.
+    "adjustment_group": ("adjustment group", "adjustment group code", "adj group", "group code",
+                         "claim adjustment group code", "cas group"),
+    "adjustment_reason_code": ("reason code", "adjustment reason code", "adjustment reason",
+                               "adj reason code", "claim adjustment reason code"),
+    "adjustment_amount": ("adjustment amount", "adjustment amt", "adj amount", "adj amt"),
 }  # fmt: skip
 REQUIRED_COLUMNS = ("claim_id", "payer")
 _STATUSES = {
@@ -71,6 +84,9 @@ _STATUSES = {
     "VOIDED": ClaimStatus.REVERSED,
 }
 _CARC = re.compile(r"^(CO|PR|OA|PI|CR)[-\s:]?([A-Z]?\d{1,3})$")
+# Numbered adjustment columns (after `_normalise`): `adj 0 group`, `adjustment 1 amount`.
+_NUMBERED_ADJUSTMENT = re.compile(r"adj(?:ustment)? ?([0-9]{1,3}) (group|code|reason|amount|amt)")
+_ADJUSTMENT_PARTS = {"group": 0, "code": 1, "reason": 1, "amount": 2, "amt": 2}
 _PROCEDURE = re.compile(r"^[A-Z0-9]{4,5}$")
 # ASCII digits only: str.isdigit() and int() also take "²", "١", "+3" and "0_3".
 _DIGITS = re.compile(r"[0-9]+")
@@ -234,6 +250,65 @@ def _adjustments(raw: str) -> tuple[Adjustment, ...]:
     return tuple(adjustments)
 
 
+class AdjustmentColumns(NamedTuple):
+    """Where one adjustment's group code, reason code and amount are in a row (-1: absent),
+    and the names its rejections give those columns."""
+
+    group_at: int
+    reason_at: int
+    amount_at: int
+    group: str
+    reason: str
+    amount: str
+
+
+def split_adjustment(
+    cells: list[str], columns: AdjustmentColumns, *, decimal_comma: bool = False
+) -> Adjustment | None:
+    """The adjustment in one set of adjustment columns, read as an 835 CAS segment is read
+    (group code, reason code, amount; an export may leave the amount out); None when its
+    columns are empty."""
+    group_raw, reason_raw = cells[columns.group_at], cells[columns.reason_at]
+    amount_raw = cells[columns.amount_at]
+    group, reason = group_raw.strip().upper(), reason_raw.strip().upper()
+    if not (group or reason or amount_raw.strip()):
+        return None
+    if not group:
+        # A reason code written with its group (`CO-45`) needs no group column.
+        spelled = _CARC.match(reason)
+        if spelled is None:
+            raise RowError(
+                columns.group, group_raw, f"{columns.group} is required", "MISSING_FIELD"
+            )
+        group, reason = spelled.groups()
+    if group not in ADJUSTMENT_GROUPS:
+        raise RowError(
+            columns.group,
+            group_raw,
+            f"{group_raw.strip()!r} is not an adjustment group code (CO, PR, OA, PI, CR)",
+            "BAD_GROUP_CODE",
+        )
+    if not reason:
+        raise RowError(columns.reason, reason_raw, f"{columns.reason} is required", "MISSING_FIELD")
+    if not CARC.fullmatch(reason):
+        raise RowError(
+            columns.reason,
+            reason_raw,
+            f"{reason_raw.strip()!r} is not a claim adjustment reason code (e.g. 45, B7)",
+            "BAD_CARC",
+        )
+    cents = parse_cents(columns.amount, amount_raw, decimal_comma=decimal_comma)
+    return Adjustment(group, reason, cents or 0)
+
+
+def _csv_problem(error: csv.Error) -> str:
+    """The csv module's complaint, as the person who sent the file can act on it."""
+    if "new-line character" in str(error):
+        # A carriage return alone inside a line: binary data, not an export's text.
+        return "the file does not look like CSV text (a carriage return inside a value)"
+    return str(error)
+
+
 @functools.lru_cache(maxsize=4096)
 def _procedure_code(raw: str) -> str:
     """The CPT/HCPCS code of a cell (`99213`, `99213-25` with its modifier); '' if empty."""
@@ -278,8 +353,11 @@ class CsvParser:
         self._at: tuple[int, ...] = ()
         self._header_width = 0
         self._dialect: type[csv.Dialect] | csv.Dialect = csv.excel
+        self._adjustments: tuple[AdjustmentColumns, ...] = ()
         self._lines = _Lines()
         self._reader = csv.reader(self._lines, self._dialect)
+        # The claim of the last rows read: the next row may be another line of it.
+        self._open: ClaimRecord | None = None
         self.rows_read = 0
 
     def feed(self, text: str) -> list[ParsedItem]:
@@ -290,7 +368,28 @@ class CsvParser:
         items = self._drain(final=True)
         if self._columns is None:
             raise FileError("the file has no header row", code="NO_HEADER")
+        if self._open is not None:
+            items.append(self._open)
+            self._open = None
         return items
+
+    def _take(self, item: ClaimRecord | Rejection, items: list[ParsedItem]) -> None:
+        """Adds a row's item to `items`; a claim is held while the next rows may be more
+        lines of it (exports list a claim's lines together), up to a claim's line limit."""
+        if isinstance(item, Rejection):
+            items.append(item)
+            return
+        held, self._open = self._open, item
+        if held is None:
+            return
+        if (
+            held.claim_id == item.claim_id
+            and held.rows < self._limits.max_claim_lines
+            and same_claim(held, item)
+        ):
+            self._open = combine(held, item)
+        else:
+            items.append(held)
 
     def _drain(self, *, final: bool) -> list[ParsedItem]:
         items: list[ParsedItem] = []
@@ -308,7 +407,11 @@ class CsvParser:
                 self.rows_read += 1
                 items.append(self._too_long(first_line))
             elif record.strip():
-                items.extend(self._record(record, first_line))
+                for item in self._record(record, first_line):
+                    if isinstance(item, ClaimRecord | Rejection):
+                        self._take(item, items)
+                    else:
+                        items.append(item)
         end = self._complete_end(final)
         if end:
             complete, self._buffer = self._buffer[:end], self._buffer[end:]
@@ -399,7 +502,9 @@ class CsvParser:
                 # The rest of the record is skipped as a whole, whatever the error left.
                 source.index = start + _record_line_count(lines, start, self._field_starts())
                 self.rows_read += 1
-                items.append(Rejection(base + start, f"not a valid CSV row: {exc}", "BAD_CSV"))
+                items.append(
+                    Rejection(base + start, f"not a valid CSV row: {_csv_problem(exc)}", "BAD_CSV")
+                )
                 continue
             stop = source.index
             length = len(lines[start]) if stop - start == 1 else sum(map(len, lines[start:stop]))
@@ -409,7 +514,7 @@ class CsvParser:
                 self.rows_read += 1
                 items.append(self._too_long(base + start))
             elif len(cells) > 1 or (cells and cells[0].strip()) or _text_in(lines[start:stop]):
-                items.append(self._row(cells, base + start))
+                self._take(self._row(cells, base + start), items)
 
     def _record(self, record: str, line: int) -> Iterator[ParsedItem]:
         """The header, or a row cut out on its own."""
@@ -417,9 +522,11 @@ class CsvParser:
             cells = next(csv.reader([record.rstrip("\r")], self._dialect))
         except csv.Error as exc:
             if self._columns is None:
-                raise FileError(f"line {line}: {exc}", code="BAD_CSV", line_number=line) from exc
+                raise FileError(
+                    f"line {line}: {_csv_problem(exc)}", code="BAD_CSV", line_number=line
+                ) from exc
             self.rows_read += 1
-            yield Rejection(line, f"not a valid CSV row: {exc}", "BAD_CSV")
+            yield Rejection(line, f"not a valid CSV row: {_csv_problem(exc)}", "BAD_CSV")
             return
         if self._columns is None:
             if len(cells) > self._limits.max_columns:
@@ -475,18 +582,22 @@ class CsvParser:
                     line_number=line,
                 )
             columns[canonical] = by_header[_normalise(header)]
+        numbered: dict[int, list[int]] = {}
         for name, index in by_header.items():
             alias_of = _ALIAS_INDEX.get(name)
             if alias_of is not None:
                 columns.setdefault(alias_of, index)
+            elif found := _NUMBERED_ADJUSTMENT.fullmatch(name):
+                parts = numbered.setdefault(int(found.group(1)), [-1, -1, -1])
+                parts[_ADJUSTMENT_PARTS[found.group(2)]] = index
         # Mapped columns are used; an alias the column_map overrode is not.
-        used = set(columns.values())
+        used = set(columns.values()) | {i for parts in numbered.values() for i in parts}
         ignored = [cells[index].strip() for index in by_header.values() if index not in used]
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if "decision_date" not in columns and "status" not in columns:
             missing.append("decision_date")
         if missing:
-            wanted = "; ".join(f"{m} (or {', '.join(COLUMN_ALIASES[m][:3])})" for m in missing)
+            wanted = "; ".join(f"{m} (or {', '.join(_other_spellings(m)[:3])})" for m in missing)
             raise FileError(
                 f"line {line}: missing required column {wanted}",
                 code="MISSING_COLUMN",
@@ -494,6 +605,7 @@ class CsvParser:
             )
         self._columns = columns
         self._at = tuple(columns.get(name, -1) for name in _CLAIM_COLUMNS)
+        self._adjustments = _adjustment_columns(columns, numbered)
         self._header_width = len(cells)
         if ignored:
             yield UploadWarning(
@@ -533,6 +645,10 @@ class CsvParser:
         billed = parse_cents("billed_amount", cells[billed_at], decimal_comma=decimal_comma) or 0
         paid = parse_cents("paid_amount", cells[paid_at], decimal_comma=decimal_comma) or 0
         adjustments = parse_adjustments(cells[carc_at])
+        for columns in self._adjustments:
+            split = split_adjustment(cells, columns, decimal_comma=decimal_comma)
+            if split is not None:
+                adjustments += (split,)
         try:
             code = _procedure_code(cells[code_at])
         except ValueError as bad:
@@ -542,14 +658,14 @@ class CsvParser:
                 f"{bad.args[0]!r} is not a CPT/HCPCS code",
                 "BAD_PROCEDURE_CODE",
             ) from None
-        if status is None:
-            status = ClaimStatus.PENDING if decision_date is None else ClaimStatus.PAID
         return ClaimRecord(
             source_line=line,
             claim_id=_text("claim_id", cells[claim_at], required=True),
             payer_name=_text("payer", cells[payer_at], required=True),
             payer_id=_text("payer_id", cells[payer_id_at], required=False),
-            status=status,
+            # A row that states no status is decided: the denial rules say how.
+            status=status or ClaimStatus.PAID,
+            status_stated=status is not None,
             procedure_codes=(code,) if code else (),
             service_date=parse_date("service_date", cells[service_at]),
             submitted_date=parse_date("submitted_date", cells[submitted_at]),
@@ -575,6 +691,29 @@ _CLAIM_COLUMNS = (
     "decision_date", "status", "billed_amount", "allowed_amount", "paid_amount",
     "patient_responsibility", "carc_codes", "payer_claim_control_number",
 )  # fmt: skip
+_ADJUSTMENT_COLUMNS = ("adjustment_group", "adjustment_reason_code", "adjustment_amount")
+
+
+def _other_spellings(column: str) -> list[str]:
+    """The header spellings of a column other than its own name."""
+    return [a for a in COLUMN_ALIASES[column] if _normalise(a) != _normalise(column)]
+
+
+def _adjustment_columns(
+    columns: Mapping[str, int], numbered: Mapping[int, list[int]]
+) -> tuple[AdjustmentColumns, ...]:
+    """The header's sets of adjustment columns, in the order the header has them."""
+    found = [
+        AdjustmentColumns(
+            group, reason, amount,
+            f"adj_{number}_group", f"adj_{number}_code", f"adj_{number}_amount",
+        )
+        for number, (group, reason, amount) in numbered.items()
+    ]  # fmt: skip
+    if any(name in columns for name in _ADJUSTMENT_COLUMNS):
+        group, reason, amount = (columns.get(name, -1) for name in _ADJUSTMENT_COLUMNS)
+        found.append(AdjustmentColumns(group, reason, amount, *_ADJUSTMENT_COLUMNS))
+    return tuple(sorted(found, key=lambda c: min(i for i in c[:3] if i >= 0)))
 
 
 @dataclass

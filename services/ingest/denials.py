@@ -4,7 +4,8 @@ A claim is denied when the payer pays nothing and the reason is not the patient'
 (group PR) or the contractual write-down (CO-45); when every line was allowed nothing and a
 denial reason is given; or when the payer says so (835 CLP02 = 4, or a DENIED status in a
 CSV export). A claim that is paid but has a line paid nothing for a denial reason is
-partially denied, and kept apart from full denials.
+partially denied, and kept apart from full denials. A CSV export without a status says
+nothing of the kind: its claims' status is what these rules find.
 """
 
 from __future__ import annotations
@@ -22,28 +23,36 @@ def is_denial_reason(adjustment: Adjustment) -> bool:
 
 
 def classify(claim: ClaimRecord) -> None:
-    """Set `denied` and `partially_denied` on a parsed claim."""
-    claim.denied = False
-    claim.partially_denied = False
+    """Set `denied` and `partially_denied` on a parsed claim, and the status of one whose file
+    states none: DENIED or PARTIAL when these rules find a denial, else PAID (or PENDING
+    while undecided), as the 835 path stores a claim processed by the payer."""
+    if not claim.status_stated:
+        claim.status = ClaimStatus.PENDING if claim.decision_date is None else ClaimStatus.PAID
+    claim.denied, claim.partially_denied = _verdict(claim)
+    if not claim.status_stated:
+        if claim.denied:
+            claim.status = ClaimStatus.DENIED
+        elif claim.partially_denied:
+            claim.status = ClaimStatus.PARTIAL
+
+
+def _verdict(claim: ClaimRecord) -> tuple[bool, bool]:
+    """(denied, partially denied)."""
     if claim.status in (ClaimStatus.PENDING, ClaimStatus.REVERSED):
-        return
+        return False, False
     if claim.status is ClaimStatus.DENIED:
-        claim.denied = True
-        return
+        return True, False
     # CSV exports list CARC codes without amounts (0 here); a negative amount gives money back.
     denial_reasons = [a for a in claim.adjustments if is_denial_reason(a) and a.amount_cents >= 0]
     if claim.paid_cents == 0 and claim.billed_cents > 0 and denial_reasons:
-        claim.denied = True
-        return
+        return True, False
     lines_allowed = [line.allowed_cents for line in claim.lines]
     if lines_allowed and all(a == 0 for a in lines_allowed) and denial_reasons:
-        claim.denied = True
-        return
+        return True, False
     if claim.status is ClaimStatus.PARTIAL:
-        claim.partially_denied = True
-        return
+        return False, True
     denied_lines = {a.line_number for a in denial_reasons if a.line_number > 0}
-    claim.partially_denied = any(
+    return False, any(
         line.paid_cents == 0 and number in denied_lines
         for number, line in enumerate(claim.lines, start=1)
     )

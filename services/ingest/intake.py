@@ -138,7 +138,8 @@ async def _stream_into(
     def read(chunk: bytes | None) -> tuple[Staged, list[UploadWarning]]:
         # Parsing and encoding are CPU work: off the event loop, in a worker thread.
         batch = parser.close() if chunk is None else parser.feed(chunk)
-        return writer.encode(batch), batch.warnings
+        # A CSV export's rows are lines of claims; an 835's records are claims.
+        return writer.encode(batch, claim_lines=parser.format == "CSV"), batch.warnings
 
     # PostgreSQL loads and merges what is parsed while the next chunks are parsed; the
     # queue between them is bounded, so memory stays flat however large the file.

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
+import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -19,6 +21,20 @@ class ClaimStatus(enum.StrEnum):
     DENIED = "DENIED"
     PENDING = "PENDING"
     REVERSED = "REVERSED"
+
+
+# CAS01 group codes, and the shape of a Claim Adjustment Reason Code (`45`, `A2`, `B22`,
+# `P24`), as an 835 CAS segment has them; a CSV export's adjustment columns are read alike.
+ADJUSTMENT_GROUPS = frozenset({"CO", "PR", "OA", "PI", "CR"})
+CARC = re.compile(r"[A-Z0-9]{1,5}")
+
+_SPACES = re.compile(r"\s+")
+
+
+@functools.lru_cache(maxsize=4096)
+def name_key(raw_name: str) -> str:
+    """How payer names are compared: case and spacing do not matter."""
+    return _SPACES.sub(" ", raw_name.strip()).upper()
 
 
 class Adjustment(NamedTuple):
@@ -53,6 +69,8 @@ class ClaimRecord:
     payer_name: str
     payer_id: str = ""
     status: ClaimStatus = ClaimStatus.PAID
+    # False when the file states no status (a CSV without one): the denial rules derive it.
+    status_stated: bool = True
     procedure_codes: tuple[str, ...] = ()
     service_date: dt.date | None = None
     # When the payer received the claim (CSV submitted_date; 835 DTM*050).
@@ -70,6 +88,13 @@ class ClaimRecord:
     # Set by the denial rules (services.ingest.denials), not by the parsers.
     denied: bool = False
     partially_denied: bool = False
+    # The lines of the CSV rows combined into this claim, when more than one.
+    source_lines: tuple[int, ...] = ()
+
+    @property
+    def rows(self) -> int:
+        """How many rows of the file the record was read from."""
+        return len(self.source_lines) or 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,4 +140,5 @@ class ParseLimits:
     max_line_bytes: int = 64 * 1024
     max_columns: int = 200
     max_segment_bytes: int = 64 * 1024
+    # Lines of one claim: the SVC loops of an 835 claim, the rows of a CSV claim.
     max_claim_lines: int = 999

@@ -22,7 +22,12 @@ from runtime.messages import date_message, money_message, set_fields, timestamp_
 from runtime.outbox import OutboxEvent, outbox_relay
 from runtime.server import ServiceDefinition
 from runtime.settings import Settings
-from runtime.standard_methods import customer_of, get_resource, list_resources
+from runtime.standard_methods import (
+    customer_of,
+    get_resource,
+    list_resources,
+    sign_page_tokens_with,
+)
 from runtime.updates import mask_paths
 from services.ingest.copy_lines import display_name, name_key
 from services.ingest.csv_claims import COLUMN_ALIASES
@@ -63,6 +68,7 @@ def upload_message(row: Row) -> resources_pb2.Upload:
         size_bytes=row.size_bytes,
         rows_read=row.rows_read,
         rows_accepted=row.rows_accepted,
+        claims_accepted=row.claims_accepted,
         rows_rejected=row.rows_rejected,
         rows_updated=row.rows_updated,
         payers=row.payers,
@@ -252,7 +258,9 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                         f"line {p.line_number}" + (f" {p.column}" if p.column else ""), p.reason
                     )
                     for p in rejected.problems
-                ],
+                ]
+                # A file refused as a whole (empty, binary, no header) has no row to name.
+                or [errors.FieldViolation("http_body", str(rejected))],
             ) from None
         return upload_message(row)
 
@@ -289,7 +297,9 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         request: ingest_service_pb2.ListUploadRejectionsRequest,
         context: grpc.aio.ServicerContext,
     ) -> ingest_service_pb2.ListUploadRejectionsResponse:
-        await get_resource(request.parent, UPLOAD_NAME, self._store.get_upload, lambda row: row)
+        await get_resource(
+            request.parent, UPLOAD_NAME, self._store.get_upload, lambda row: row, field="parent"
+        )
         return await list_resources(
             request,
             ingest_service_pb2.ListUploadRejectionsResponse,
@@ -306,6 +316,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
                 code=row.code,
             ),
             parent=UPLOAD_NAME,
+            key_length=1,
         )
 
     # --- claims -----------------------------------------------------------------------------
@@ -336,7 +347,6 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             ),
             position,
             claim_message,
-            order_by=request.order_by,
         )
 
     async def ListPayers(
@@ -391,6 +401,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             self._store.list_mappings,
             lambda last: [last.mapping_id],
             mapping_message,
+            key_length=1,
         )
 
     async def UpdatePayerMapping(
@@ -629,6 +640,7 @@ def _upload_filter(text: str) -> str:
 
 
 def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
+    sign_page_tokens_with(settings.page_token_keys)
     store = IngestStore(engine)
     uploaded = asyncio.Event()
 

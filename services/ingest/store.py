@@ -44,6 +44,7 @@ uploads = sa.Table(
     sa.Column("creator", sa.Text, nullable=False),
     sa.Column("rows_read", sa.BigInteger, nullable=False),
     sa.Column("rows_accepted", sa.BigInteger, nullable=False),
+    sa.Column("claims_accepted", sa.BigInteger, nullable=False),
     sa.Column("rows_rejected", sa.BigInteger, nullable=False),
     sa.Column("rows_updated", sa.BigInteger, nullable=False),
     sa.Column("first_decision_date", sa.Date),

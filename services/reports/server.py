@@ -15,7 +15,12 @@ from runtime import errors, names
 from runtime.messages import timestamp_message
 from runtime.server import ServiceDefinition
 from runtime.settings import Settings
-from runtime.standard_methods import customer_of, get_resource, list_resources
+from runtime.standard_methods import (
+    customer_of,
+    get_resource,
+    list_resources,
+    sign_page_tokens_with,
+)
 from services.reports.store import ReportsStore
 from upstream.reports.v1 import reports_service_pb2, reports_service_pb2_grpc, resources_pb2
 
@@ -111,6 +116,7 @@ class ReportsServicer(reports_service_pb2_grpc.ReportsServiceServicer):
 
 
 def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
+    sign_page_tokens_with(settings.page_token_keys)
     return ServiceDefinition(
         full_name="upstream.reports.v1.ReportsService",
         servicer=ReportsServicer(ReportsStore(engine)),

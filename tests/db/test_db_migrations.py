@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import secrets
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from alembic.script import ScriptDirectory
+from sqlalchemy.exc import DBAPIError
 
-from runtime.schemas import SERVICES, alembic_config, libpq_url, migrate
+from runtime.postgres import LocalPostgres
+from runtime.schemas import SERVICES, alembic_config, libpq_url, migrate, migration_engine
+from runtime.settings import REPO_ROOT
+from tests.system import base_env, free_port
 
 if TYPE_CHECKING:
     from tests.conftest import PostgresUnderTest
@@ -47,3 +57,60 @@ def test_migrating_again_changes_nothing(postgres: PostgresUnderTest, service: s
     before = schema_state()
     migrate(service, postgres.url(service, "owner"))
     assert schema_state() == before
+
+
+def test_the_migration_engine_keeps_a_statements_values_out_of_its_errors(
+    postgres: PostgresUnderTest,
+) -> None:
+    secret = "whsec_" + secrets.token_hex(8)
+    engine = migration_engine(postgres.url("reports", "owner"))
+    try:
+        with engine.connect() as connection, pytest.raises(DBAPIError) as raised:
+            connection.execute(
+                sa.text("SELECT length(CAST(:secret AS text)) / 0"), {"secret": secret}
+            )
+    finally:
+        engine.dispose()
+    assert "division by zero" in str(raised.value)
+    assert secret not in str(raised.value) and "[parameters:" not in str(raised.value)
+
+
+# Fired by every DDL statement of a migration (which runs as an owner role): an error whose
+# message and DETAIL quote a value, as a data migration's constraint violation does.
+REFUSE_MIGRATIONS = """
+CREATE FUNCTION public.refuse_migrations() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF session_user::text LIKE '%\\_owner' THEN
+        RAISE EXCEPTION 'refused for %', '{marker}'
+            USING DETAIL = 'Failing row contains ({marker})';
+    END IF;
+END $$;
+CREATE EVENT TRIGGER refuse_migrations ON ddl_command_start
+    EXECUTE FUNCTION public.refuse_migrations();
+"""
+
+
+def test_a_failed_migration_logs_json_without_the_values_of_its_error(
+    pg_scratch_folder: Path,
+) -> None:
+    """`python -m runtime.schemas migrate`, as `make migrate` and a deployment's Job run it,
+    on a PostgreSQL of its own (it sets the roles' passwords, shared by a whole server)."""
+    marker = "customer" + secrets.token_hex(6)
+    cluster = LocalPostgres(pg_scratch_folder / "data", free_port())
+    cluster.start()
+    with psycopg.connect(libpq_url(cluster.admin_url()), autocommit=True) as connection:
+        connection.execute(REFUSE_MIGRATIONS.format(marker=marker).encode())
+    migration = subprocess.run(
+        [sys.executable, "-m", "runtime.schemas", "migrate", "--service", "reports"],
+        cwd=REPO_ROOT,
+        env=base_env(DATABASE_URL=cluster.admin_url()),
+        capture_output=True,
+        timeout=120,
+    )
+    output = (migration.stdout + migration.stderr).decode()
+    assert migration.returncode != 0, output
+    assert marker not in output, output
+    records = [json.loads(line) for line in migration.stderr.decode().splitlines() if line]
+    (failure,) = [record for record in records if record["level"] == "CRITICAL"]
+    assert failure["service"] == "migrate", failure
+    assert "RaiseException SQLSTATE P0001" in failure["exc_info"], failure

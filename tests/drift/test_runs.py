@@ -11,11 +11,14 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import grpc
+import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from runtime.auth import Role, mint_token, service_token
 from runtime.clients import open_channel
+from runtime.schemas import libpq_url
 from runtime.settings import Settings
 from services.drift.ingest_client import IngestClient
 from services.drift.runs import DetectionRuns, payer_summaries
@@ -119,3 +122,31 @@ async def test_a_requested_run_reads_ingest_detects_and_records_the_drift(
     assert summaries is not None
     assert DRIFTED_PAYER in {s.payer for s in summaries.summaries}
     assert summaries.open_events[DRIFTED_PAYER] == sum(e.payer == DRIFTED_PAYER for e in events)
+
+
+async def test_a_run_failed_by_the_database_keeps_no_value_in_its_error(
+    database: PostgresUnderTest, ingest_target: str, drift: DriftParts
+) -> None:
+    """A run's error is shown to the customer: a database error is given by its shape, never
+    by the DETAIL or parameters that quote the refused row."""
+    customer = "runs" + uuid.uuid4().hex[:8]
+    await asyncio.to_thread(_upload, ingest_target, customer)
+    # This customer's events are refused, as a constraint a later migration adds could.
+    with psycopg.connect(libpq_url(database.admin_url), autocommit=True) as connection:
+        connection.execute(
+            sql.SQL(
+                "ALTER TABLE drift.drift_events ADD CONSTRAINT {} "
+                "CHECK (customer_id <> {}) NOT VALID"
+            ).format(sql.Identifier(f"refuse_{uuid.uuid4().hex[:8]}"), sql.Literal(customer))
+        )
+    run = await drift.runs.request(
+        customer, as_of=None, request_id=None, trigger="MANUAL", creator="test"
+    )
+    assert await drift.runs.run_next()
+
+    failed = await drift.store.get_run(customer, run.run_id)
+    assert failed is not None and failed.state == "FAILED", failed
+    message = failed.error["message"]
+    assert "CheckViolation" in message and "SQLSTATE 23514" in message, message
+    for leaked in (customer, DRIFTED_PAYER, "DETAIL", "Failing row", "[parameters:"):
+        assert leaked not in message, message

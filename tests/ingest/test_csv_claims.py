@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.ingest.claim_lines import combine
 from services.ingest.csv_claims import CsvParser
+from services.ingest.parsing import UploadParser
 from services.ingest.records import (
     Adjustment,
     ClaimRecord,
@@ -23,8 +25,10 @@ from services.ingest.records import (
     Rejection,
     UploadWarning,
 )
+from tests.fixtures import FIXTURES_DIR
 
 FAST = settings(max_examples=60, deadline=None)
+LINE_LEVEL_EXPORT = FIXTURES_DIR / "csv" / "line-level-export.csv"
 FULL_HEADER = (
     "claim_id,payer,payer_id,procedure_code,service_date,submitted_date,decision_date,status,"
     "billed_amount,allowed_amount,paid_amount,patient_responsibility,carc_codes,"
@@ -380,7 +384,7 @@ def test_a_huge_amount_is_rejected_rather_than_stored() -> None:
         ("partial", ClaimStatus.PARTIAL),
         ("Void", ClaimStatus.REVERSED),
         ("reversal", ClaimStatus.REVERSED),
-        ("", ClaimStatus.PAID),  # decided, with no status: paid
+        ("", ClaimStatus.PAID),  # decided, with no status: the denial rules decide
     ],
 )
 def test_status_in_any_case_and_its_aliases(raw: str, status: ClaimStatus) -> None:
@@ -681,3 +685,290 @@ def test_arbitrary_text_without_a_header_yields_items_or_a_file_error(
 ) -> None:
     result = outcome(text, [c for c in cuts if c <= len(text)], ParseLimits(max_line_bytes=100))
     assert result == outcome(text, [], ParseLimits(max_line_bytes=100))
+
+
+# --- Lines of one claim --------------------------------------------------------------------
+
+LINES_HEADER = (
+    "claim_id,payer,payer_id,procedure_code,service_date,submitted_date,decision_date,"
+    "billed_amount,allowed_amount,paid_amount,patient_responsibility,carc_codes,"
+    "payer_claim_control_number"
+)
+
+
+def test_adjacent_lines_of_a_claim_are_one_claim() -> None:
+    text = (
+        f"{LINES_HEADER}\n"
+        "C1,Aetna,60054,99215,2026-02-04,2026-02-06,2026-02-24,1250.00,1092.86,1057.86,35.00,"
+        "CO-45,\n"
+        "C1,AETNA ,60054,93000,2026-02-03,2026-02-05,2026-02-26,950.00,865.00,865.00,0,"
+        "CO-45,ICN-9\n"
+        "C1,Aetna,60054,99215,2026-02-05,,2026-02-25,100.00,80.00,0.00,0,CO-97,ICN-10\n"
+    )
+    [claim] = claims(parse(text))
+    assert (claim.source_line, claim.source_lines, claim.rows) == (2, (2, 3, 4), 3)
+    assert (claim.claim_id, claim.payer_name, claim.payer_id) == ("C1", "Aetna", "60054")
+    # Amounts summed; codes once each in order of appearance.
+    assert (claim.billed_cents, claim.allowed_cents, claim.paid_cents) == (230000, 203786, 192286)
+    assert claim.patient_responsibility_cents == 3500
+    assert claim.procedure_codes == ("99215", "93000")
+    # The earliest service and submission dates, the latest decision date.
+    assert (claim.service_date, claim.submitted_date, claim.decision_date) == (
+        dt.date(2026, 2, 3),
+        dt.date(2026, 2, 5),
+        dt.date(2026, 2, 26),
+    )
+    # Each line's adjustments on its line; the first claim number given.
+    assert claim.adjustments == (
+        Adjustment("CO", "45", 0, 1),
+        Adjustment("CO", "45", 0, 2),
+        Adjustment("CO", "97", 0, 3),
+    )
+    assert claim.payer_claim_control_number == "ICN-9"
+    # The third line was paid nothing for a denial reason: the claim is partly denied.
+    assert [line.paid_cents for line in claim.lines] == [105786, 86500, 0]
+    assert (claim.status, claim.denied, claim.partially_denied) == (
+        ClaimStatus.PARTIAL,
+        False,
+        True,
+    )
+
+
+def test_a_claim_with_a_line_whose_allowed_amount_is_unknown_has_no_allowed_total() -> None:
+    text = f"{LINES_HEADER}\nC1,Aetna,,,,,2026-03-14,10,8,8,,,\nC1,Aetna,,,,,2026-03-14,5,,5,,,\n"
+    [claim] = claims(parse(text))
+    assert (claim.billed_cents, claim.allowed_cents, claim.paid_cents) == (1500, None, 1300)
+
+
+def test_lines_apart_or_of_another_payer_are_left_to_the_upload_to_combine_or_refuse() -> None:
+    """The parser combines the lines that follow each other; lines of a claim further
+    apart, or of the same claim id with another payer (or payer id), come out apart."""
+    text = (
+        f"{LINES_HEADER}\n"
+        "C1,Aetna,,,,,2026-03-14,10,,10,,,\n"
+        "C1,Cigna,,,,,2026-03-14,20,,20,,,\n"
+        "C1,Cigna,7,,,,2026-03-14,25,,25,,,\n"
+        "C2,Aetna,,,,,2026-03-14,30,,30,,,\n"
+        "C1,Aetna,,,,,2026-03-14,40,,40,,,\n"
+    )
+    assert [(c.claim_id, c.payer_name, c.billed_cents) for c in claims(parse(text))] == [
+        ("C1", "Aetna", 1000),
+        ("C1", "Cigna", 2000),
+        ("C1", "Cigna", 2500),
+        ("C2", "Aetna", 3000),
+        ("C1", "Aetna", 4000),
+    ]
+
+
+def test_a_claim_of_more_lines_than_the_limit_comes_out_in_pieces() -> None:
+    text = HEADER + "\n" + "".join("C1,Aetna,2026-03-14,1,1\n" for _ in range(5))
+    pieces = claims(parse(text, limits=ParseLimits(max_claim_lines=3)))
+    assert [piece.source_lines for piece in pieces] == [(2, 3, 4), (5, 6)]
+
+
+def test_a_bad_line_is_rejected_and_the_claim_keeps_its_other_lines() -> None:
+    text = f"{HEADER}\nC1,Aetna,2026-03-14,1,1\nC1,Aetna,2026-03-14,x,1\nC1,Aetna,2026-03-14,2,2\n"
+    items = parse(text)
+    assert [(r.line_number, r.column) for r in rejections(items)] == [(3, "billed_amount")]
+    assert [(c.source_lines, c.billed_cents) for c in claims(items)] == [((2, 4), 300)]
+
+
+STATUS_HEADER = "claim_id,payer,decision_date,status,billed_amount,paid_amount,carc_codes"
+
+
+@pytest.mark.parametrize(
+    ("statuses", "combined"),
+    [
+        (("PAID", "PAID"), ClaimStatus.PAID),
+        (("DENIED", "DENIED"), ClaimStatus.DENIED),
+        # Some lines paid, some denied: a partially paid claim.
+        (("PAID", "DENIED"), ClaimStatus.PARTIAL),
+        (("DENIED", "PARTIAL"), ClaimStatus.PARTIAL),
+        # Pending lines leave the decided lines' status.
+        (("PENDING", "DENIED"), ClaimStatus.DENIED),
+        (("PENDING", "PENDING"), ClaimStatus.PENDING),
+        # A line that states no status leaves it to the lines that do.
+        (("", "DENIED"), ClaimStatus.DENIED),
+    ],
+)
+def test_the_status_of_a_claim_whose_lines_state_different_ones(
+    statuses: tuple[str, str], combined: ClaimStatus
+) -> None:
+    rows = "".join(f"C1,Aetna,2026-03-14,{status},10,5,\n" for status in statuses)
+    [claim] = claims(parse(f"{STATUS_HEADER}\n{rows}"))
+    assert claim.status is combined
+    assert (claim.decision_date is None) == (combined is ClaimStatus.PENDING)
+
+
+@pytest.mark.parametrize(
+    ("lines", "status", "denied", "partially_denied"),
+    [
+        # Nothing paid for a denial reason on every line.
+        (["0,CO-50", "0,CO-50"], ClaimStatus.DENIED, True, False),
+        # A line paid nothing for a denial reason beside a paid one.
+        (["10,CO-45", "0,CO-97"], ClaimStatus.PARTIAL, False, True),
+        # Nothing paid for the patient's share is no denial.
+        (["10,", "0,PR-1"], ClaimStatus.PAID, False, False),
+    ],
+)
+def test_without_a_status_the_denial_rules_say_the_claims_status(
+    lines: list[str], status: ClaimStatus, denied: bool, partially_denied: bool
+) -> None:
+    rows = "".join(f"C1,Aetna,2026-03-14,10,{line}\n" for line in lines)
+    parser = UploadParser(max_bytes=1 << 20)
+    batch = parser.feed(f"claim_id,payer,decision_date,billed,paid,carc\n{rows}".encode())
+    [claim] = batch.claims + parser.close().claims
+    assert (claim.status, claim.status_stated) == (status, False)
+    assert (claim.denied, claim.partially_denied) == (denied, partially_denied)
+
+
+def test_a_line_level_file_reads_the_same_however_it_is_cut() -> None:
+    text = LINE_LEVEL_EXPORT.read_text()
+    whole = parse_in_pieces(text, [])
+    assert len(claims(whole[0])) == 5  # 4 claims, one with a line apart
+    for size in (1, 7, 100):
+        assert parse_in_pieces(text, list(range(size, len(text), size))) == whole
+
+
+# --- Adjustments in columns of their own ---------------------------------------------------
+
+ADJUSTMENTS_HEADER = (
+    "claim_id,payer,decision_date,adj_0_group,adj_0_code,adj_0_amount,"
+    "Adjustment Group,Reason Code,Adjustment Amount,adj_1_group,adj_1_code,adj_1_amount"
+)
+
+
+def test_adjustment_columns_are_read_as_cas_adjustments_in_header_order() -> None:
+    items = parse(
+        f"{ADJUSTMENTS_HEADER}\n"
+        "C1,Aetna,2026-03-14,co,45,$30.00,PR,1,10.00,OA,23,(5.00)\n"
+        "C2,Aetna,2026-03-14,,,,,CO-50,,,,\n"
+        "C3,Aetna,2026-03-14,,,,,,,,,\n"
+    )
+    assert not [item for item in items if isinstance(item, UploadWarning)]
+    assert [c.adjustments for c in claims(items)] == [
+        (Adjustment("CO", "45", 3000), Adjustment("PR", "1", 1000), Adjustment("OA", "23", -500)),
+        # A reason code that spells its group needs no group column.
+        (Adjustment("CO", "50", 0),),
+        (),
+    ]
+
+
+def test_a_single_adjustment_in_columns_adds_to_the_carc_codes_column() -> None:
+    header = "claim_id,payer,decision_date,carc_codes,Adjustment Group,Reason Code"
+    claim = claim_of("C1,Aetna,2026-03-14,PR-2,CO,B7", header)
+    assert claim.adjustments == (Adjustment("PR", "2", 0), Adjustment("CO", "B7", 0))
+
+
+@pytest.mark.parametrize(
+    ("cells", "column", "code", "raw"),
+    [
+        ("XX,45,1.00", "adj_0_group", "BAD_GROUP_CODE", "XX"),
+        ("CO,45,ten", "adj_0_amount", "BAD_AMOUNT", "ten"),
+        ("CO,4-5,1.00", "adj_0_code", "BAD_CARC", "4-5"),
+        ("CO,,1.00", "adj_0_code", "MISSING_FIELD", ""),
+        (",45,1.00", "adj_0_group", "MISSING_FIELD", ""),
+    ],
+)
+def test_a_bad_adjustment_rejects_its_row_naming_the_column(
+    cells: str, column: str, code: str, raw: str
+) -> None:
+    header = "claim_id,payer,decision_date,adj_0_group,adj_0_code,adj_0_amount"
+    rejection = rejection_of(f"C1,Aetna,2026-03-14,{cells}", header)
+    assert (rejection.line_number, rejection.column, rejection.code, rejection.raw_value) == (
+        2,
+        column,
+        code,
+        raw,
+    )
+
+
+# --- Files that are not what they seem -----------------------------------------------------
+
+
+def test_a_missing_column_is_named_once_with_other_spellings_of_it() -> None:
+    error = file_error("claim_id,procedure_code,decision_date\nA1,99213,2026-01-02\n")
+    assert str(error) == (
+        "line 1: missing required column payer (or payer name, insurance, insurance name)"
+    )
+
+
+def test_binary_bytes_without_a_nul_do_not_look_like_csv_text() -> None:
+    error = file_error("PK\x03\x04\x14\x06\x08\rA\x9c,\x13claim_id\n\x02\x03")
+    assert (error.code, error.line_number) == ("BAD_CSV", 1)
+    assert str(error) == (
+        "line 1: the file does not look like CSV text (a carriage return inside a value)"
+    )
+    rejection = rejection_of("C1,Aet\rna,2026-03-14,1,1")
+    assert rejection.reason == (
+        "not a valid CSV row: the file does not look like CSV text "
+        "(a carriage return inside a value)"
+    )
+
+
+def _line(number: int, draw: st.DrawFn) -> ClaimRecord:
+    """One row of claim C1 of Aetna, as the parser reads one (reversals are never lines)."""
+    status = draw(st.sampled_from([None, *(s for s in ClaimStatus if s != "REVERSED")]))
+    day = dt.date(2026, 3, 1) + dt.timedelta(days=draw(st.integers(0, 20)))
+    return ClaimRecord(
+        source_line=number,
+        claim_id="C1",
+        payer_name="Aetna",
+        status=status or ClaimStatus.PAID,
+        status_stated=status is not None,
+        procedure_codes=(draw(st.sampled_from(["99213", "99214", "71046"])),),
+        service_date=draw(st.none() | st.just(day - dt.timedelta(days=3))),
+        submitted_date=draw(st.none() | st.just(day - dt.timedelta(days=2))),
+        decision_date=None if status is ClaimStatus.PENDING else day,
+        billed_cents=draw(st.integers(0, 10_000)),
+        allowed_cents=draw(st.none() | st.integers(0, 10_000)),
+        paid_cents=draw(st.integers(0, 10_000)),
+        patient_responsibility_cents=draw(st.integers(0, 1_000)),
+        adjustments=tuple(
+            Adjustment(group, reason, draw(st.integers(0, 500)))
+            for group, reason in draw(
+                st.lists(st.sampled_from([("CO", "45"), ("CO", "50"), ("PR", "1")]), max_size=2)
+            )
+        ),
+        payer_claim_control_number=draw(st.sampled_from(["", "ICN1", "ICN2"])),
+    )
+
+
+@st.composite
+def _claim_lines_and_cuts(draw: st.DrawFn) -> tuple[list[ClaimRecord], list[int]]:
+    count = draw(st.integers(1, 8))
+    lines = [_line(number, draw) for number in range(2, 2 + count)]
+    return lines, sorted(draw(st.sets(st.integers(1, count - 1))) if count > 1 else [])
+
+
+def _fold(lines: list[ClaimRecord]) -> ClaimRecord:
+    claim = lines[0]
+    for line in lines[1:]:
+        claim = combine(claim, line)
+    return claim
+
+
+@FAST
+@given(lines_and_cuts=_claim_lines_and_cuts())
+def test_lines_combined_in_pieces_make_the_claim_they_make_in_one(
+    lines_and_cuts: tuple[list[ClaimRecord], list[int]],
+) -> None:
+    """An upload combines a claim's lines as they come: in the parser, in a chunk, and the
+    pieces at the end. However the lines are cut into pieces, the claim is the same."""
+    lines, cuts = lines_and_cuts
+    whole = _fold(lines)
+    pieces = [_fold(lines[start:end]) for start, end in pairwise([0, *cuts, len(lines)])]
+    assert _fold(pieces) == whole
+    assert whole.rows == len(lines)
+    assert whole.source_lines == (tuple(line.source_line for line in lines) if lines[1:] else ())
+    assert (whole.billed_cents, whole.paid_cents) == (
+        sum(line.billed_cents for line in lines),
+        sum(line.paid_cents for line in lines),
+    )
+    allowed = [line.allowed_cents for line in lines]
+    assert whole.allowed_cents == (None if None in allowed else sum(filter(None, allowed)))
+    decided = [line.decision_date for line in lines if line.decision_date is not None]
+    if whole.status is not ClaimStatus.PENDING:
+        assert whole.decision_date == max(decided)
+    codes = (code for line in lines for code in line.procedure_codes)
+    assert whole.procedure_codes == tuple(dict.fromkeys(codes))

@@ -3,6 +3,8 @@ reported behind one, and the procedure-code groups drift is compared within."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from services.ingest.code_groups import code_group
@@ -126,6 +128,47 @@ def test_pending_and_reversed_claims_are_never_denied(status: ClaimStatus) -> No
     record = claim(status=status, adjustments=(CO_50,))
     record.denied = record.partially_denied = True  # as a stale earlier classification left it
     assert verdict(record) == (False, False, [])
+
+
+PAID_LINE, DENIED_LINE = ServiceLine("99213", 6000, 5000), ServiceLine("80053", 4000, 0)
+
+
+@pytest.mark.parametrize(
+    ("paid", "lines", "adjustments", "status"),
+    [
+        # Nothing paid for a denial reason: denied, as the rules count a CLP02 = 1 claim.
+        (0, (), (CO_50,), ClaimStatus.DENIED),
+        (5000, (PAID_LINE, DENIED_LINE), (Adjustment("CO", "97", 4000, 2),), ClaimStatus.PARTIAL),
+        (5000, (), (CO_45,), ClaimStatus.PAID),
+        # The patient's share is no denial.
+        (0, (), (PR_1,), ClaimStatus.PAID),
+    ],
+)
+def test_a_claim_whose_file_states_no_status_has_the_status_the_rules_find(
+    paid: int,
+    lines: tuple[ServiceLine, ...],
+    adjustments: tuple[Adjustment, ...],
+    status: ClaimStatus,
+) -> None:
+    record = claim(paid=paid, lines=lines, adjustments=adjustments)
+    record.status_stated = False
+    record.decision_date = dt.date(2026, 3, 14)
+    denied, partially_denied, _ = verdict(record)
+    assert (record.status, denied, partially_denied) == (
+        status,
+        status is ClaimStatus.DENIED,
+        status is ClaimStatus.PARTIAL,
+    )
+    # Run again (a combined claim is classified again): the same.
+    assert verdict(record)[:2] == (denied, partially_denied)
+    assert record.status is status
+
+
+def test_an_undecided_claim_whose_file_states_no_status_is_pending() -> None:
+    record = claim(adjustments=(CO_50,))
+    record.status_stated = False
+    assert verdict(record) == (False, False, [])
+    assert record.status is ClaimStatus.PENDING
 
 
 def test_denial_codes_are_listed_once_in_order_of_appearance() -> None:

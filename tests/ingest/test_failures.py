@@ -7,7 +7,7 @@ import random
 import signal
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -64,6 +64,24 @@ def _rows(start: int, count: int) -> bytes:
     )
 
 
+def _claim_lines(start: int, count: int) -> bytes:
+    """Rows of a line-level export of 15,000 claims of two lines each, a claim's second line
+    15,000 rows after its first (in other chunks and merge batches)."""
+    return b"".join(
+        f"L{i % 15_000},Aetna,99213,2026-03-{1 + i % 28:02d},PAID,100.00,80.00\n".encode()
+        for i in range(start, start + count)
+    )
+
+
+def _paid_cents(postgres: PostgresUnderTest, customer: str) -> int:
+    with psycopg.connect(schemas.libpq_url(postgres.admin_url)) as connection:
+        row = connection.execute(
+            "SELECT coalesce(sum(paid_cents), 0) FROM ingest.claims WHERE customer_id = %s",
+            (customer,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _rows_being_copied(postgres: PostgresUnderTest) -> int:
     """Rows ingest's open COPY into ingest.claims has taken in. They are uncommitted, so
     only PostgreSQL's progress view shows them."""
@@ -78,9 +96,11 @@ def _rows_being_copied(postgres: PostgresUnderTest) -> int:
     return int(row[0]) if row else 0
 
 
+@pytest.mark.parametrize(("rows", "claims"), [(_rows, 30_000), (_claim_lines, 15_000)])
 def test_killing_ingest_mid_upload_leaves_nothing_and_a_retry_succeeds_once(
-    postgres: PostgresUnderTest,
+    postgres: PostgresUnderTest, rows: Callable[[int, int], bytes], claims: int
 ) -> None:
+    """Whether each row is a claim or the rows are lines of claims lying apart."""
     customer = "kill" + uuid.uuid4().hex[:8]
     metadata = [("authorization", f"Bearer {_token(customer)}")]
     killed = threading.Event()
@@ -89,7 +109,7 @@ def test_killing_ingest_mid_upload_leaves_nothing_and_a_retry_succeeds_once(
         """A file whose sender stops half-way and waits until the server is killed."""
         yield HEADER
         for batch in range(20):
-            yield _rows(batch * 1000, 1000)
+            yield rows(batch * 1000, 1000)
         killed.wait(60)
 
     with (
@@ -120,7 +140,7 @@ def test_killing_ingest_mid_upload_leaves_nothing_and_a_retry_succeeds_once(
     def whole_file() -> Iterator[bytes]:
         yield HEADER
         for batch in range(30):
-            yield _rows(batch * 1000, 1000)
+            yield rows(batch * 1000, 1000)
 
     with (
         running_service("ingest", postgres.url("ingest", "app")) as (_, target),
@@ -134,10 +154,11 @@ def test_killing_ingest_mid_upload_leaves_nothing_and_a_retry_succeeds_once(
             _requests(customer, "kill-key", whole_file()), metadata=metadata, timeout=120
         )
     assert first.state == resources_pb2.Upload.SUCCEEDED
-    assert first.rows_accepted == 30_000
+    assert (first.rows_accepted, first.claims_accepted) == (30_000, claims)
     assert second.name == first.name
     assert _count(postgres, "uploads", customer) == 1
-    assert _count(postgres, "claims", customer) == 30_000
+    assert _count(postgres, "claims", customer) == claims
+    assert _paid_cents(postgres, customer) == 30_000 * 80_00
     assert _count(postgres, "outbox", customer) == 1
 
 
@@ -150,7 +171,8 @@ BINARY_JUNK = random.Random(835).randbytes(4096) + b"\x00" + random.Random(836).
 REFUSED_FILES = {
     "truncated-835": (
         MANAGED_CARE[: len(MANAGED_CARE) // 2],
-        "truncated-835: the file ends in the middle of a segment; it may be truncated",
+        "truncated-835: the file ends in the middle of segment 13, after segment 12 (LX); it"
+        " may be truncated",
     ),
     "binary-junk": (
         BINARY_JUNK,
@@ -159,12 +181,18 @@ REFUSED_FILES = {
     "missing-required-column": (
         b"claim_id,procedure_code,decision_date\nA1,99213,2026-01-02\n",
         "missing-required-column: line 1: missing required column payer"
-        " (or payer, payer name, insurance)",
+        " (or payer name, insurance, insurance name)",
     ),
     "ten-megabyte-line": (
         b"A" * (10 * 1024 * 1024),
         "ten-megabyte-line: line 1 is longer than 65536 bytes; this does not look like a CSV"
         " header",
+    ),
+    # Binary bytes without a NUL: a carriage return alone in the first line gives it away.
+    "binary-without-nul": (
+        b"PK\x03\x04\x14\x06\x08\rA\x9c\xfe,\x13\x88\xffclaim_id\x7f\x01\n\x02\x03",
+        "binary-without-nul: line 1: the file does not look like CSV text"
+        " (a carriage return inside a value)",
     ),
     "empty": (b"", "empty: the file is empty"),
     "header-only": (HEADER, "header-only: no claim in the file"),

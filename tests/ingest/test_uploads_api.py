@@ -22,8 +22,8 @@ from services.ingest.copy_lines import SeenClaims
 from services.ingest.intake import UploadIntake, UploadRequest
 from services.ingest.store import IngestStore
 from tests.conftest import PostgresUnderTest
-from tests.fixtures import X12_835_FIXTURES
-from tests.system import System
+from tests.fixtures import FIXTURES_DIR, X12_835_FIXTURES
+from tests.system import System, running_service
 from tests.test_gateway_api import violations
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
@@ -320,8 +320,9 @@ def test_the_series_stream_sums_entries_over_the_spans_asked_for(system: System)
     assert len(per_span(days)) == 4 * 4
     entries = sum(len(histogram) for *_, histogram, _ in spanned.values())
     assert entries < sum(len(histogram) for *_, histogram, _ in days.values())
-    assert too_many.status_code == bad_date.status_code == 400
-    assert violations(too_many) == {"entry_span_starts": "at most 1000 dates are allowed"}
+    # 1001 dates make a URL of 27 KB: over the gateway's 8 KiB, refused before any service.
+    assert too_many.status_code == 414
+    assert bad_date.status_code == 400
     assert set(violations(bad_date)) == {"entry_span_starts[0]"}
 
 
@@ -519,7 +520,7 @@ def test_statistics_and_payer_counts_stay_exact_through_updates_moves_and_revers
 ) -> None:
     """Uploads, payer mappings and deletions change the statistics by what they change;
     after any mix of new claims, newer adjudications that move a claim to another payer,
-    day, code or outcome, pending claims decided, repeats within a file, reversals, a
+    day, code or outcome, pending claims decided, lines of one claim, reversals, a
     remapped payer and a deleted upload, they equal a recount of the stored claims."""
     customer = _fresh_customer()
     header = HEADER.rstrip("\n") + ",payer_claim_control_number\n"
@@ -549,7 +550,7 @@ def test_statistics_and_payer_counts_stay_exact_through_updates_moves_and_revers
             "M2,Aetna,99213,2026-04-01,2026-04-02,2026-04-01,PAID,999.00,1,1,0,CO-45,ICN2",
             # Decided at last.
             "M90,Aetna,99213,2026-04-01,2026-04-02,2026-04-25,PAID,50.00,40.00,40.00,0,,ICN90",
-            # Twice in one file: the last row wins.
+            # Two lines of one claim: combined.
             "N1,Humana,99213,2026-04-01,2026-04-03,2026-04-12,PAID,30.00,30.00,30.00,0,,",
             "N1,Humana,99213,2026-04-01,2026-04-03,2026-04-13,DENIED,30.00,0,0,0,CO-50,",
             # Reverses stored claims by their payer claim control number.
@@ -628,9 +629,9 @@ def test_how_an_upload_is_cut_into_chunks_and_batches_never_changes_what_is_stor
 ) -> None:
     """The same two files, streamed over gRPC in 40-byte chunks (what is staged written
     every 7 rows while the file streams) and uploaded whole, leave the same claims,
-    statistics and counts: repeats within the file across chunks, stored claims updated, and
+    statistics and counts: lines of one claim across chunks, stored claims updated, and
     reversals included."""
-    files = _files_with_updates_repeats_and_reversals()
+    files = _files_with_updates_claim_lines_and_reversals()
     whole, streamed = _fresh_customer(), _fresh_customer()
     for body in files:
         with system.client(whole, "admin") as client:
@@ -638,12 +639,12 @@ def test_how_an_upload_is_cut_into_chunks_and_batches_never_changes_what_is_stor
         _upload_over_grpc(system, streamed, body, chunk_bytes=40)
     assert _stored(postgres, streamed) == _stored(postgres, whole)
     statuses = _assert_statistics_match_a_recount(postgres, streamed)
-    assert (statuses["B1"], statuses["B2"], statuses["C2"]) == ("REVERSED", "REVERSED", "DENIED")
+    assert (statuses["B1"], statuses["B2"], statuses["C2"]) == ("REVERSED", "REVERSED", "PARTIAL")
 
 
-def _files_with_updates_repeats_and_reversals() -> list[bytes]:
+def _files_with_updates_claim_lines_and_reversals() -> list[bytes]:
     """Two files: new claims, then newer adjudications of some, new claims of which one
-    repeats late in the file, and reversals of two stored claims (B1 and B2)."""
+    has a second line late in the file, and reversals of two stored claims (B1 and B2)."""
     header = HEADER.rstrip("\n") + ",payer_claim_control_number\n"
     first = [
         f"B{i},{('Aetna', 'Cigna', 'Humana')[i % 3]},9921{i % 3},2026-05-01,2026-05-02,"
@@ -657,7 +658,8 @@ def _files_with_updates_repeats_and_reversals() -> list[bytes]:
             for i in range(0, 30, 3)
         ),
         *(f"C{i},Cigna,99213,,,2026-05-21,PAID,10.00,10.00,10.00,0,,X{i}" for i in range(12)),
-        # C2 again, late in the file and in another batch: this row wins.
+        # A second line of C2, late in the file and in another batch: combined with the
+        # first, a paid and a denied line make a partially paid claim.
         "C2,Cigna,99213,,,2026-05-19,DENIED,10.00,0,0,0,CO-97,X2",
         "R1,Cigna,99213,,,2026-05-22,REVERSED,0,0,0,0,,ICN1",
         "R2,Humana,99213,,,2026-05-22,REVERSED,0,0,0,0,,ICN2",
@@ -665,7 +667,12 @@ def _files_with_updates_repeats_and_reversals() -> list[bytes]:
     return [(header + "".join(r + "\n" for r in rows)).encode() for rows in (first, second)]
 
 
-def _upload_over_grpc(system: System, customer: str, body: bytes, *, chunk_bytes: int) -> None:
+def _upload_over_grpc(
+    system: System, customer: str, body: bytes, *, chunk_bytes: int, target: str = ""
+) -> resources_pb2.Upload:
+    """The upload of `body` sent to ingest (the system's, or the one at `target`) in chunks
+    of `chunk_bytes`."""
+
     def requests() -> Iterator[ingest_service_pb2.CreateUploadRequest]:
         yield ingest_service_pb2.CreateUploadRequest(
             parent=f"customers/{customer}", upload=resources_pb2.Upload(file_name="f.csv")
@@ -675,13 +682,14 @@ def _upload_over_grpc(system: System, customer: str, body: bytes, *, chunk_bytes
             request.http_body.data = body[at : at + chunk_bytes]
             yield request
 
-    with grpc.insecure_channel(system.targets["ingest"]) as channel:
+    with grpc.insecure_channel(target or system.targets["ingest"]) as channel:
         upload = ingest_service_pb2_grpc.IngestServiceStub(channel).CreateUpload(
             requests(),
             metadata=[("authorization", f"Bearer {system.token(customer)}")],
             timeout=60,
         )
     assert upload.state == resources_pb2.Upload.SUCCEEDED
+    return upload
 
 
 def _stored(postgres: PostgresUnderTest, customer: str) -> tuple[list, list, list]:
@@ -712,7 +720,7 @@ async def test_claims_merged_by_key_at_the_end_are_stored_as_claims_copied_direc
     new; a claim the upload's filter of seen claims calls seen (rarely wrong for a new one)
     is merged by key at the end. With a filter so small that it calls nearly every claim
     seen, the same files leave exactly what they leave through the gateway."""
-    files = _files_with_updates_repeats_and_reversals()
+    files = _files_with_updates_claim_lines_and_reversals()
     through_gateway, merged = _fresh_customer(), _fresh_customer()
     for body in files:
         with system.client(through_gateway, "admin") as client:
@@ -727,7 +735,7 @@ async def test_claims_merged_by_key_at_the_end_are_stored_as_claims_copied_direc
         await engine.dispose()
     assert _stored(postgres, merged) == _stored(postgres, through_gateway)
     statuses = _assert_statistics_match_a_recount(postgres, merged)
-    assert (statuses["B1"], statuses["B2"], statuses["C2"]) == ("REVERSED", "REVERSED", "DENIED")
+    assert (statuses["B1"], statuses["B2"], statuses["C2"]) == ("REVERSED", "REVERSED", "PARTIAL")
 
 
 async def _write_in_process(store: IngestStore, customer: str, body: bytes) -> None:
@@ -749,7 +757,7 @@ def test_the_migration_packs_stored_statistics_as_uploads_keep_them_packed(
     adds them exactly as every write packs them since."""
     customer = _fresh_customer()
     with system.client(customer, "admin") as client:
-        for body in _files_with_updates_repeats_and_reversals():
+        for body in _files_with_updates_claim_lines_and_reversals():
             assert _upload(client, customer, body).status_code == 200
     migration = importlib.import_module(
         "services.ingest.migrations.versions.0003_daily_stat_months"
@@ -831,3 +839,302 @@ def test_a_series_stream_given_up_midway_leaves_the_next_ones_whole(system: Syst
 
 def _metrics(system: System, service: str) -> str:
     return httpx.get(f"http://127.0.0.1:{system.metrics_ports[service]}/metrics").text
+
+
+# --- Line-level CSV exports ----------------------------------------------------------------
+
+LINE_LEVEL_EXPORT = (FIXTURES_DIR / "csv" / "line-level-export.csv").read_bytes()
+# The fixture's 18 lines as the 4 claims they make, summed by hand from the file: status,
+# denied, partially denied; billed, allowed, paid and patient responsibility in cents; the
+# earliest service date, the latest decision date; procedure codes in order of appearance;
+# CARCs as (group, reason, cents, line of the claim).
+LINE_LEVEL_CLAIMS = {
+    "CLM-1001": (
+        "PAID", False, False, 220000, 195786, 192286, 3500, dt.date(2026, 2, 3),
+        dt.date(2026, 2, 26), ["99215", "93000"],
+        [("CO", "45", 15714, 1), ("CO", "45", 8500, 2)],
+    ),
+    "CLM-1002": (
+        "PARTIAL", False, True, 167000, 76950, 72950, 4000, dt.date(2026, 2, 10),
+        dt.date(2026, 3, 5),
+        ["99223", "99232", "80053", "85025", "71046", "93005", "36415", "J1100", "99238"],
+        [
+            ("CO", "45", 17000, 1), ("CO", "45", 7000, 2), ("CO", "45", 7000, 3),
+            ("CO", "45", 8050, 4), ("CO", "45", 5000, 5), ("CO", "97", 18000, 6),
+            ("CO", "97", 12000, 7), ("CO", "45", 2200, 8), ("CO", "45", 3800, 9),
+            ("CO", "45", 10000, 10),
+        ],
+    ),
+    "CLM-1003": (
+        "DENIED", True, False, 57000, 0, 0, 0, dt.date(2026, 2, 17), dt.date(2026, 3, 10),
+        ["97110", "97140", "97112"],
+        [("CO", "50", 15000, 1), ("CO", "50", 13000, 2), ("CO", "50", 15000, 3),
+         ("CO", "50", 14000, 4)],
+    ),
+    "CLM-1004": (
+        "PAID", False, False, 22500, 11495, 9495, 2000, dt.date(2026, 3, 2),
+        dt.date(2026, 3, 20), ["99213", "87880"],
+        [("PR", "3", 2000, 1), ("CO", "45", 2845, 2)],
+    ),
+}  # fmt: skip
+# The daily statistics of those claims: (payer, decision date) → decided, denied, partially
+# denied, billed and paid cents, days from submission to decision, denial codes.
+LINE_LEVEL_STATISTICS = {
+    ("Aetna", dt.date(2026, 2, 26)): (1, 0, 0, 220000, 192286, {21: 1}, {}),
+    ("Blue Cross Blue Shield", dt.date(2026, 3, 5)): (1, 0, 1, 167000, 72950, {19: 1},
+                                                      {"CO-97": 1}),
+    ("Cigna", dt.date(2026, 3, 10)): (1, 1, 0, 57000, 0, {18: 1}, {"CO-50": 1}),
+    ("Humana", dt.date(2026, 3, 20)): (1, 0, 0, 22500, 9495, {17: 1}, {}),
+}  # fmt: skip
+
+
+def _claims_of(client: httpx.Client, customer: str) -> dict[str, tuple]:
+    """The customer's claims through the API, in the shape of LINE_LEVEL_CLAIMS."""
+    claims = client.get(f"/v1/customers/{customer}/claims").json().get("claims", [])
+    return {
+        c["claimId"]: (
+            c["status"], c.get("denied", False), c.get("partiallyDenied", False),
+            _cents(c["billedAmount"]), _cents(c.get("allowedAmount", {})),
+            _cents(c.get("paidAmount", {})), _cents(c.get("patientResponsibility", {})),
+            _date(c.get("serviceDate")), _date(c.get("decisionDate")),
+            c.get("procedureCodes", []),
+            [
+                (a["groupCode"], a["reasonCode"], _cents(a["amount"]), a.get("lineNumber", 0))
+                for a in c.get("adjustments", [])
+            ],
+        )
+        for c in claims
+    }  # fmt: skip
+
+
+def _date(message: dict | None) -> dt.date | None:
+    return None if message is None else dt.date(**message)
+
+
+def _statistics_of(client: httpx.Client, customer: str) -> dict[tuple[str, dt.date], tuple]:
+    """The customer's daily statistics of 2026 through the API, in the shape of
+    LINE_LEVEL_STATISTICS (code groups summed)."""
+    response = client.get(
+        f"/v1/customers/{customer}/dailyStats",
+        params={"startDate": "2026-01-01", "endDate": "2026-12-31"},
+    )
+    assert response.status_code == 200, response.text
+    found: dict[tuple[str, dt.date], list] = {}
+    for stat in _stats(response.text):
+        cell = found.setdefault(
+            (stat["payer"], dt.date(**stat["decisionDate"])), [0, 0, 0, 0, 0, {}, {}]
+        )
+        cell[0] += int(stat["decidedClaims"])
+        cell[1] += int(stat.get("deniedClaims", 0))
+        cell[2] += int(stat.get("partiallyDeniedClaims", 0))
+        cell[3] += _cents(stat["billedAmount"])
+        cell[4] += _cents(stat.get("paidAmount", {}))
+        for days, n in stat.get("decisionDaysHistogram", {}).items():
+            cell[5][int(days)] = cell[5].get(int(days), 0) + int(n)
+        for code, n in stat.get("carcCounts", {}).items():
+            cell[6][code] = cell[6].get(code, 0) + int(n)
+    return {key: tuple(value) for key, value in found.items()}
+
+
+def test_a_line_level_export_stores_each_claim_once_with_its_lines_combined(
+    system: System,
+) -> None:
+    """18 lines of 4 claims make 4 claims: amounts summed (a claim paid 1,057.86 and 865.00
+    on its lines is paid 1,922.86), the earliest service date, the latest decision date,
+    every code; the upload says how many lines became how many claims, the statistics count
+    4 claims, and sending the file again changes nothing."""
+    customer = _fresh_customer()
+    with system.client(customer, "admin") as client:
+        response = _upload(client, customer, LINE_LEVEL_EXPORT, key="line-level")
+        assert response.status_code == 200, response.text
+        upload = response.json()
+        stored = _claims_of(client, customer)
+        statistics = _statistics_of(client, customer)
+        series = client.get(
+            f"/v1/customers/{customer}/dailyStatSeries",
+            params={"startDate": "2026-01-01", "endDate": "2026-12-31"},
+        )
+        again = _upload(client, customer, LINE_LEVEL_EXPORT, key="line-level").json()
+        same_content = _upload(client, customer, LINE_LEVEL_EXPORT, key="another-key").json()
+        stored_after = _claims_of(client, customer)
+        statistics_after = _statistics_of(client, customer)
+        uploads = client.get(f"/v1/customers/{customer}/uploads").json()["uploads"]
+    assert (upload["rowsRead"], upload["rowsAccepted"], upload["claimsAccepted"]) == (
+        "18",
+        "18",
+        "4",
+    )
+    assert upload.get("rowsRejected", "0") == "0"
+    assert ("LINES_COMBINED", "18 lines were combined into 4 claims") in [
+        (w["code"], w["message"]) for w in upload["warnings"]
+    ]
+    assert stored["CLM-1001"][5] == 192286  # 1,057.86 + 865.00
+    assert stored == LINE_LEVEL_CLAIMS
+    assert statistics == LINE_LEVEL_STATISTICS
+    # What drift reads: the same 4 claims (one code group each).
+    assert series.status_code == 200, series.text
+    by_cell = _series_days(series.text)
+    drift_reads = {(payer, day): cell for (payer, _, day), cell in by_cell.items()}
+    assert drift_reads == {
+        key: (decided, denied, billed, paid, histogram, carc)
+        for key, (decided, denied, _, billed, paid, histogram, carc) in (
+            LINE_LEVEL_STATISTICS.items()
+        )
+    }
+    assert again["name"] == same_content["name"] == upload["name"]
+    assert [u["name"] for u in uploads] == [upload["name"]]
+    assert (stored_after, statistics_after) == (stored, statistics)
+
+
+def _interleaved(export: bytes) -> bytes:
+    """The export's rows taken a claim at a time, round-robin: every claim's lines lie apart,
+    each claim's own lines still in their order."""
+    header, *rows = export.decode().splitlines()
+    by_claim: dict[str, list[str]] = {}
+    for row in rows:
+        by_claim.setdefault(row.split(",")[0], []).append(row)
+    queues = list(by_claim.values())
+    mixed = [queue[i] for i in range(max(map(len, queues))) for queue in queues if i < len(queue)]
+    assert sorted(mixed) == sorted(rows) and mixed != rows
+    return ("\n".join([header, *mixed]) + "\n").encode()
+
+
+def test_lines_of_a_claim_in_different_chunks_and_merge_batches_make_the_same_claim(
+    system: System, postgres: PostgresUnderTest
+) -> None:
+    """Sent in 50-byte chunks to an ingest that writes what it staged every 2 rows, the
+    export, and the same rows interleaved claim by claim for a customer who has an older
+    adjudication of one of the claims stored, leave the claims the whole file leaves, the
+    older one replaced; the statistics stay those of the stored claims."""
+    whole, streamed, interleaved = (_fresh_customer() for _ in range(3))
+    with system.client(whole, "admin") as client:
+        assert _upload(client, whole, LINE_LEVEL_EXPORT).status_code == 200
+        expected = _claims_of(client, whole)
+    older = _csv(["CLM-1001,Aetna,99215,2026-02-03,2026-02-05,2026-02-20,PAID,10,10,10,0,"])
+    with system.client(interleaved, "admin") as client:
+        assert _upload(client, interleaved, older).status_code == 200
+    with running_service("ingest", postgres.url("ingest", "app"), UPLOAD_MERGE_ROWS="2") as (
+        _,
+        target,
+    ):
+        as_is = _upload_over_grpc(
+            system, streamed, LINE_LEVEL_EXPORT, chunk_bytes=50, target=target
+        )
+        mixed = _upload_over_grpc(
+            system, interleaved, _interleaved(LINE_LEVEL_EXPORT), chunk_bytes=50, target=target
+        )
+    assert (as_is.rows_accepted, as_is.claims_accepted) == (18, 4)
+    assert (mixed.rows_accepted, mixed.claims_accepted, mixed.rows_updated) == (18, 4, 1)
+    with system.client(streamed, "admin") as client:
+        assert _claims_of(client, streamed) == expected
+    with system.client(interleaved, "admin") as client:
+        assert _claims_of(client, interleaved) == expected
+        assert _statistics_of(client, interleaved) == LINE_LEVEL_STATISTICS
+    assert _stored(postgres, streamed) == _stored(postgres, whole)
+    for customer in (streamed, interleaved):
+        _assert_statistics_match_a_recount(postgres, customer)
+
+
+def test_lines_of_one_claim_id_that_name_different_payers_are_rejected_together(
+    system: System, postgres: PostgresUnderTest
+) -> None:
+    """Every line of a claim id whose lines name two payers is rejected, naming the payer
+    column and both payers; nothing of it is stored (its claim from an earlier upload stays
+    as it was), and the other claims of the file are stored as usual, whether the lines
+    come in one chunk or in many."""
+    rows = [
+        "K1,Aetna,99213,2026-03-01,2026-03-02,2026-03-14,PAID,100.00,80.00,80.00,0,",
+        "K2,Aetna,99213,2026-03-01,2026-03-02,2026-03-14,PAID,50.00,40.00,40.00,0,",
+        "K1,Cigna,99214,2026-03-01,2026-03-02,2026-03-15,PAID,70.00,60.00,60.00,0,",
+        "K3,Cigna,71046,2026-03-01,2026-03-02,2026-03-15,PAID,30.00,30.00,30.00,0,",
+        "K3,Cigna,71045,2026-03-01,2026-03-02,2026-03-16,PAID,20.00,20.00,20.00,0,",
+        "K1,AETNA,99215,2026-03-01,2026-03-02,2026-03-16,PAID,90.00,90.00,90.00,0,",
+    ]
+    earlier = _csv(["K1,Aetna,99213,2026-03-01,2026-03-02,2026-03-10,PAID,5.00,5.00,5.00,0,"])
+    for send in ("whole", "in chunks"):
+        customer = _fresh_customer()
+        with system.client(customer, "admin") as client:
+            assert _upload(client, customer, earlier).status_code == 200
+            if send == "whole":
+                response = _upload(client, customer, _csv(rows))
+                assert response.status_code == 200, response.text
+                upload = response.json()
+            else:
+                message = _upload_over_grpc(system, customer, _csv(rows), chunk_bytes=40)
+                upload = client.get(f"/v1/{message.name}").json()
+            rejections = client.get(f"/v1/{upload['name']}/rejections").json()
+            stored = _claims_of(client, customer)
+        assert (upload["rowsAccepted"], upload["claimsAccepted"], upload["rowsRejected"]) == (
+            "3",
+            "2",
+            "3",
+        ), send
+        found = rejections["uploadRejections"]
+        assert [(r["lineNumber"], r["column"], r["code"]) for r in found] == [
+            ("2", "payer", "CONFLICTING_PAYER"),
+            ("4", "payer", "CONFLICTING_PAYER"),
+            ("7", "payer", "CONFLICTING_PAYER"),
+        ], send
+        assert all("'Aetna'" in r["reason"] and "'Cigna'" in r["reason"] for r in found)
+        assert [r["rawValue"] for r in found] == ["Aetna", "Cigna", "Aetna"]
+        assert {claim_id: claim[3:6] for claim_id, claim in stored.items()} == {
+            "K1": (500, 500, 500),  # as the earlier upload stored it
+            "K2": (5000, 4000, 4000),
+            "K3": (5000, 5000, 5000),
+        }, send
+        _assert_statistics_match_a_recount(postgres, customer)
+
+
+def test_adjustments_in_split_columns_are_the_claims_carcs(system: System) -> None:
+    """`adj_N_group` / `adj_N_code` / `adj_N_amount` columns are read as an 835's CAS
+    adjustments; a value that is no group code or no amount rejects its row, naming the
+    column and line."""
+    customer = _fresh_customer()
+    body = (
+        b"claim_id,payer,decision_date,billed_amount,paid_amount,adj_0_group,adj_0_code,"
+        b"adj_0_amount,adj_1_group,adj_1_code,adj_1_amount\n"
+        b"A1,Aetna,2026-03-14,100.00,60.00,CO,45,30.00,PR,1,10.00\n"
+        b"A2,Aetna,2026-03-14,100.00,0.00,co,B7,100.00,,,\n"
+        b"A3,Aetna,2026-03-14,100.00,0.00,CO,45,100.00,XX,50,1.00\n"
+        b"A4,Aetna,2026-03-14,100.00,0.00,CO,50,ten,,,\n"
+    )
+    with system.client(customer, "admin") as client:
+        response = _upload(client, customer, body)
+        assert response.status_code == 200, response.text
+        stored = _claims_of(client, customer)
+        rejections = client.get(f"/v1/{response.json()['name']}/rejections").json()
+    assert {claim_id: (claim[0], claim[10]) for claim_id, claim in stored.items()} == {
+        "A1": ("PAID", [("CO", "45", 3000, 0), ("PR", "1", 1000, 0)]),
+        "A2": ("DENIED", [("CO", "B7", 10000, 0)]),
+    }
+    assert [
+        (r["lineNumber"], r["column"], r["code"], r["rawValue"])
+        for r in rejections["uploadRejections"]
+    ] == [("4", "adj_1_group", "BAD_GROUP_CODE", "XX"), ("5", "adj_0_amount", "BAD_AMOUNT", "ten")]
+
+
+def test_without_a_status_column_a_claim_paid_nothing_for_a_denial_reason_is_denied(
+    system: System,
+) -> None:
+    """With no status in the file, the status is what the denial rules make of the claim,
+    as for an 835: nothing paid for CO-50 is DENIED, a paid claim PAID, nothing paid for the
+    patient's deductible (PR-1) PAID."""
+    customer = _fresh_customer()
+    body = (
+        b"Claim Number,Payer,Remit Date,Billed,Paid,CARC\n"
+        b"Z1,Aetna,2026-03-14,250.00,0.00,CO-50\n"
+        b"Z2,Aetna,2026-03-14,250.00,200.00,CO-45\n"
+        b"Z3,Aetna,2026-03-14,250.00,0.00,PR-1\n"
+    )
+    with system.client(customer, "admin") as client:
+        assert _upload(client, customer, body).status_code == 200
+        stored = _claims_of(client, customer)
+        denied = client.get(
+            f"/v1/customers/{customer}/claims", params={"filter": "denied = true"}
+        ).json()["claims"]
+    assert {claim_id: claim[:2] for claim_id, claim in stored.items()} == {
+        "Z1": ("DENIED", True),
+        "Z2": ("PAID", False),
+        "Z3": ("PAID", False),
+    }
+    assert [c["claimId"] for c in denied] == ["Z1"]

@@ -161,7 +161,9 @@ def test_a_token_minted_for_another_audience_is_refused() -> None:
 
 
 def test_minting_needs_a_local_secret() -> None:
-    jwks_only = Settings.from_env("tests", {"JWT_JWKS_URL": "https://issuer.example/jwks.json"})
+    jwks_only = Settings.from_env(
+        "tests", {"JWT_JWKS_URL": "https://issuer.example/jwks.json", "PAGE_TOKEN_KEYS": "k" * 32}
+    )
     with pytest.raises(RuntimeError, match="JWT_SECRET"):
         auth.mint_token(jwks_only, subject="s", customer="c", role=Role.ADMIN, ttl_seconds=60)
 

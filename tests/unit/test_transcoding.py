@@ -3,6 +3,7 @@ the request message it becomes."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,16 +14,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.transcoding import (
+    MAX_JSON_DEPTH,
     Route,
     build_routes,
     compile_template,
     match,
+    parse_json_body,
     parse_request,
     path_exists,
     request_dict,
     to_json,
 )
-from runtime.errors import ApiError
+from runtime.errors import ApiError, client_text
 from runtime.methods import API_SERVICES, HttpBinding
 from upstream.drift.v1 import drift_service_pb2, resources_pb2
 from upstream.ingest.v1 import ingest_service_pb2
@@ -456,26 +459,47 @@ def test_an_explicit_update_mask_wins_over_the_body() -> None:
     assert list(request.update_mask.paths) == ["current_window_days"]
 
 
-@pytest.mark.parametrize("body", [[1], "text", 5, True])
-def test_a_named_message_body_must_be_a_json_object(body: Any) -> None:
-    # Used to fail with TypeError (a 500) while setting `drift_config.name` from the path.
-    error = refusal("PATCH", "/v1/customers/a/driftConfig", body=body)
-    assert violated_fields(error) == ["drift_config"]
+MESSAGE_BODY_ROUTES = {
+    f"{route.binding.verb.upper()} {route.binding.template}": route
+    for route in ROUTES
+    if route.body_field is not None and not route.streams_request_body
+}
+
+
+@pytest.mark.parametrize("route_key", MESSAGE_BODY_ROUTES)
+@pytest.mark.parametrize("body", [[None], [1], "text", 5, True, []])
+def test_a_named_message_body_must_be_a_json_object(route_key: str, body: Any) -> None:
+    # Used to fail with TypeError (a 500) while setting `drift_config.name` from the path, and
+    # to name fields that do not exist (`webhook.None`, `webhook.x`) where no path variable is
+    # in the body.
+    route = MESSAGE_BODY_ROUTES[route_key]
+    path_values = {variable: "customers/a/x/b" for variable in route.variables}
+    with pytest.raises(ApiError) as caught:
+        parse_request(route, request_dict(route, path_values, [], body))
+    body_field = route.binding.body
+    assert violated_fields(caught.value) == [body_field]
+    assert caught.value.message == f"{body_field}: must be a JSON object"
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "field"),
     [
-        {"currentWindowDays": "many"},
-        {"enabledMetrics": ["NOT_A_METRIC"]},
-        {"colour": "red"},
-        {"currentWindowDays": 1.5},
+        ({"currentWindowDays": "many"}, "drift_config.current_window_days"),
+        ({"enabledMetrics": ["NOT_A_METRIC"]}, "drift_config.enabled_metrics"),
+        ({"colour": "red"}, "drift_config.colour"),
+        ({"currentWindowDays": 1.5}, "drift_config.current_window_days"),
+        ({"currentWindowDays": 10**30}, "drift_config.current_window_days"),
+        ({"falseDiscoveryRate": float("inf")}, "drift_config.false_discovery_rate"),
+        ({"updateTime": 5}, "drift_config.update_time"),
+        ({"etag": {"nested": ["x"]}}, "drift_config.etag"),
     ],
 )
-def test_a_body_that_does_not_fit_the_message_is_refused(body: dict[str, Any]) -> None:
+def test_a_body_that_does_not_fit_the_message_names_the_field(
+    body: dict[str, Any], field: str
+) -> None:
     error = refusal("PATCH", "/v1/customers/a/driftConfig", body=body)
-    assert violated_fields(error) == ["body"]
-    assert "upstream.drift.v1.UpdateDriftConfigRequest" in error.message
+    assert violated_fields(error) == [field]
+    assert error.message.startswith(f"{field}: ")
 
 
 def test_responses_use_json_names() -> None:
@@ -489,6 +513,67 @@ def test_responses_use_json_names() -> None:
     assert upload["name"] == "customers/a/uploads/u1" and upload["fileName"] == "r.csv"
     # Zero values are shown, not left out: a browser reads "rowsRejected": "0".
     assert upload["rowsRejected"] == "0" and upload["payers"] == []
+
+
+# --- JSON bodies as sent ---------------------------------------------------------------------
+
+
+def _nested_lists(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def test_json_as_deep_as_the_limit_is_read_and_one_level_more_is_refused() -> None:
+    assert parse_json_body(_nested_lists(MAX_JSON_DEPTH)) is not None
+    for depth in (MAX_JSON_DEPTH + 1, 500, 10_000):
+        with pytest.raises(ApiError) as caught:
+            parse_json_body(_nested_lists(depth))
+        assert violated_fields(caught.value) == ["body"]
+        assert f"nested deeper than {MAX_JSON_DEPTH}" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (b'{"a": 1, "b": {"c": 2, "c": 3}}', "'c' more than once"),
+        (b'{"rate": NaN}', "NaN is not JSON"),
+        (b'{"rate": -Infinity}', "-Infinity is not JSON"),
+        (b'{"name": "\xff"}', "not valid JSON"),
+        (b'{"count": 1' + b"0" * 5000 + b"}", "not valid JSON"),
+        (b'{"open": ', "not valid JSON"),
+    ],
+    ids=["repeated-key", "nan", "infinity", "bad-utf8", "5001-digits", "cut-short"],
+)
+def test_json_that_is_not_one_plain_document_is_refused_naming_the_body(
+    raw: bytes, words: str
+) -> None:
+    with pytest.raises(ApiError) as caught:
+        parse_json_body(raw)
+    assert violated_fields(caught.value) == ["body"]
+    assert words in caught.value.message
+
+
+_JSON_DOCUMENTS = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+@given(document=_JSON_DOCUMENTS)
+def test_any_json_document_within_the_limits_reads_back_as_sent(document: Any) -> None:
+    assert parse_json_body(json.dumps(document).encode()) == document
+
+
+@given(raw=st.binary(max_size=200) | st.text(alphabet='[]{}":,0123456789eE.-tfnu ').map(str.encode))
+def test_any_bytes_are_a_document_or_a_clean_refusal(raw: bytes) -> None:
+    try:
+        parse_json_body(raw)
+    except ApiError as error:
+        assert violated_fields(error) == ["body"]
 
 
 # --- properties -----------------------------------------------------------------------------
@@ -581,3 +666,74 @@ def test_any_json_body_transcodes_or_is_a_clean_error(method_name: str, body: An
         parse_request(route, request_dict(route, path_values, [], body))
     except ApiError as error:
         assert error.code is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _json_names(message_type: Any, depth: int = 0) -> set[str]:
+    """The JSON names of a message's fields and of its nested messages' fields."""
+    found = {field.json_name for field in message_type.fields}
+    if depth < 2:
+        for field in message_type.fields:
+            if field.message_type is not None:
+                found |= _json_names(field.message_type, depth + 1)
+    return found
+
+
+_BODY_ROUTES = {
+    f"{route.binding.verb.upper()} {route.binding.template}": route
+    for route in ROUTES
+    if route.binding.body and not route.streams_request_body
+}
+_BODY_KEYS = sorted(
+    set().union(*(_json_names(route.method.input_type) for route in _BODY_ROUTES.values()))
+)
+_ANY_BODY = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(_BODY_KEYS) | st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _is_field_path(message_type: Any, path: str) -> bool:
+    current = message_type
+    for part in path.split("."):
+        field = current.fields_by_name.get(part) if current is not None else None
+        if field is None:
+            return False
+        current = field.message_type
+    return True
+
+
+def _sent_key_paths(body: Any, prefix: str) -> set[str]:
+    """The key paths of a body as an error quotes them (control characters escaped)."""
+    if not isinstance(body, dict):
+        return set()
+    paths = set()
+    for key, value in body.items():
+        shown = client_text(key)
+        paths.add(f"{prefix}{shown}")
+        paths |= _sent_key_paths(value, f"{prefix}{shown}.")
+    return paths
+
+
+@settings(max_examples=300, deadline=None)
+@given(route_key=st.sampled_from(sorted(_BODY_ROUTES)), body=_ANY_BODY)
+def test_any_json_body_is_refused_naming_a_field_of_the_request_or_a_key_sent(
+    route_key: str, body: Any
+) -> None:
+    route = _BODY_ROUTES[route_key]
+    path_values = {variable: "customers/a/x/b" for variable in route.variables}
+    try:
+        parse_request(route, request_dict(route, path_values, [], body))
+    except ApiError as error:
+        assert error.code is grpc.StatusCode.INVALID_ARGUMENT
+        prefix = "" if route.binding.body == "*" else f"{route.binding.body}."
+        sent = _sent_key_paths(body, prefix)
+        for violation in violated_fields(error):
+            assert (
+                violation == "body"
+                or _is_field_path(route.method.input_type, violation)
+                or violation in sent
+            ), f"{violation!r} is neither a field of {route.method.name} nor a key sent: {body!r}"

@@ -27,10 +27,11 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
+from upstream.api.v1 import field_limits_pb2 as upstream_dot_api_dot_v1_dot_field__limits__pb2
 from upstream.drift.v1 import resources_pb2 as upstream_dot_drift_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%upstream/drift/v1/drift_service.proto\x12\x11upstream.drift.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a google/protobuf/field_mask.proto\x1a\x16google/type/date.proto\x1a!upstream/drift/v1/resources.proto\"\xc8\x01\n\x13RunDetectionRequest\x12\x33\n\x06parent\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\x12\x1aupstream.drift.v1/DriftRun\x12&\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x01\x12\x18\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12:\n\x07trigger\x18\x04 \x01(\x0e\x32#.upstream.drift.v1.DriftRun.TriggerB\x04\xe2\x41\x01\x01\"G\n\x12GetDriftRunRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\n\x1aupstream.drift.v1/DriftRun\"\x94\x01\n\x14ListDriftRunsRequest\x12\x33\n\x06parent\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\x12\x1aupstream.drift.v1/DriftRun\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"s\n\x15ListDriftRunsResponse\x12/\n\ndrift_runs\x18\x01 \x03(\x0b\x32\x1b.upstream.drift.v1.DriftRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"\xb0\x01\n\x16ListDriftEventsRequest\x12\x35\n\x06parent\x18\x01 \x01(\tB%\xe2\x41\x01\x02\xfa\x41\x1e\x12\x1cupstream.drift.v1/DriftEvent\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08order_by\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"y\n\x17ListDriftEventsResponse\x12\x33\n\x0c\x64rift_events\x18\x01 \x03(\x0b\x32\x1d.upstream.drift.v1.DriftEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"K\n\x14GetDriftEventRequest\x12\x33\n\x04name\x18\x01 \x01(\tB%\xe2\x41\x01\x02\xfa\x41\x1e\n\x1cupstream.drift.v1/DriftEvent\"\x8a\x01\n\x17UpdateDriftEventRequest\x12\x38\n\x0b\x64rift_event\x18\x01 \x01(\x0b\x32\x1d.upstream.drift.v1.DriftEventB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\"\xb5\x01\n\x19ListPayerSummariesRequest\x12\x37\n\x06parent\x18\x01 \x01(\tB\'\xe2\x41\x01\x02\xfa\x41 \x12\x1eupstream.drift.v1/PayerSummary\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08order_by\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"\x81\x01\n\x1aListPayerSummariesResponse\x12\x38\n\x0fpayer_summaries\x18\x01 \x03(\x0b\x32\x1f.upstream.drift.v1.PayerSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"M\n\x15GetDriftConfigRequest\x12\x34\n\x04name\x18\x01 \x01(\tB&\xe2\x41\x01\x02\xfa\x41\x1f\n\x1dupstream.drift.v1/DriftConfig\"\x8d\x01\n\x18UpdateDriftConfigRequest\x12:\n\x0c\x64rift_config\x18\x01 \x01(\x0b\x32\x1e.upstream.drift.v1.DriftConfigB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\x32\xc6\n\n\x0c\x44riftService\x12\x85\x01\n\x0cRunDetection\x12&.upstream.drift.v1.RunDetectionRequest\x1a\x1b.upstream.drift.v1.DriftRun\"0\x90\x02\x02\x82\xd3\xe4\x93\x02\'\"\"/v1/{parent=customers/*}/driftRuns:\x01*\x12}\n\x0bGetDriftRun\x12%.upstream.drift.v1.GetDriftRunRequest\x1a\x1b.upstream.drift.v1.DriftRun\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=customers/*/driftRuns/*}\x12\x8e\x01\n\rListDriftRuns\x12\'.upstream.drift.v1.ListDriftRunsRequest\x1a(.upstream.drift.v1.ListDriftRunsResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{parent=customers/*}/driftRuns\x12\x96\x01\n\x0fListDriftEvents\x12).upstream.drift.v1.ListDriftEventsRequest\x1a*.upstream.drift.v1.ListDriftEventsResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/{parent=customers/*}/driftEvents\x12\x85\x01\n\rGetDriftEvent\x12\'.upstream.drift.v1.GetDriftEventRequest\x1a\x1d.upstream.drift.v1.DriftEvent\",\x82\xd3\xe4\x93\x02&\x12$/v1/{name=customers/*/driftEvents/*}\x12\xa4\x01\n\x10UpdateDriftEvent\x12*.upstream.drift.v1.UpdateDriftEventRequest\x1a\x1d.upstream.drift.v1.DriftEvent\"E\x82\xd3\xe4\x93\x02?20/v1/{drift_event.name=customers/*/driftEvents/*}:\x0b\x64rift_event\x12\xa2\x01\n\x12ListPayerSummaries\x12,.upstream.drift.v1.ListPayerSummariesRequest\x1a-.upstream.drift.v1.ListPayerSummariesResponse\"/\x82\xd3\xe4\x93\x02)\x12\'/v1/{parent=customers/*}/payerSummaries\x12\x86\x01\n\x0eGetDriftConfig\x12(.upstream.drift.v1.GetDriftConfigRequest\x1a\x1e.upstream.drift.v1.DriftConfig\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=customers/*/driftConfig}\x12\xa7\x01\n\x11UpdateDriftConfig\x12+.upstream.drift.v1.UpdateDriftConfigRequest\x1a\x1e.upstream.drift.v1.DriftConfig\"E\x82\xd3\xe4\x93\x02?2//v1/{drift_config.name=customers/*/driftConfig}:\x0c\x64rift_configb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%upstream/drift/v1/drift_service.proto\x12\x11upstream.drift.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a google/protobuf/field_mask.proto\x1a\x16google/type/date.proto\x1a\"upstream/api/v1/field_limits.proto\x1a!upstream/drift/v1/resources.proto\"\xd8\x01\n\x13RunDetectionRequest\x12\x33\n\x06parent\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\x12\x1aupstream.drift.v1/DriftRun\x12-\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x11.google.type.DateB\x0b\xe2\x41\x01\x01\xa2\xbb\x18\x03\x38\xf0\x0e\x12!\n\nrequest_id\x18\x03 \x01(\tB\r\xe2\x41\x01\x01\xa2\xbb\x18\x05\x08\x80\x01(\x01\x12:\n\x07trigger\x18\x04 \x01(\x0e\x32#.upstream.drift.v1.DriftRun.TriggerB\x04\xe2\x41\x01\x01\"G\n\x12GetDriftRunRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\n\x1aupstream.drift.v1/DriftRun\"\x9d\x01\n\x14ListDriftRunsRequest\x12\x33\n\x06parent\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\x12\x1aupstream.drift.v1/DriftRun\x12 \n\tpage_size\x18\x02 \x01(\x05\x42\r\xe2\x41\x01\x01\xa2\xbb\x18\x05\x18\x00 \xe8\x07\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"s\n\x15ListDriftRunsResponse\x12/\n\ndrift_runs\x18\x01 \x03(\x0b\x32\x1b.upstream.drift.v1.DriftRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"\xb9\x01\n\x16ListDriftEventsRequest\x12\x35\n\x06parent\x18\x01 \x01(\tB%\xe2\x41\x01\x02\xfa\x41\x1e\x12\x1cupstream.drift.v1/DriftEvent\x12 \n\tpage_size\x18\x02 \x01(\x05\x42\r\xe2\x41\x01\x01\xa2\xbb\x18\x05\x18\x00 \xe8\x07\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08order_by\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"y\n\x17ListDriftEventsResponse\x12\x33\n\x0c\x64rift_events\x18\x01 \x03(\x0b\x32\x1d.upstream.drift.v1.DriftEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"K\n\x14GetDriftEventRequest\x12\x33\n\x04name\x18\x01 \x01(\tB%\xe2\x41\x01\x02\xfa\x41\x1e\n\x1cupstream.drift.v1/DriftEvent\"\x8a\x01\n\x17UpdateDriftEventRequest\x12\x38\n\x0b\x64rift_event\x18\x01 \x01(\x0b\x32\x1d.upstream.drift.v1.DriftEventB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\"\xbe\x01\n\x19ListPayerSummariesRequest\x12\x37\n\x06parent\x18\x01 \x01(\tB\'\xe2\x41\x01\x02\xfa\x41 \x12\x1eupstream.drift.v1/PayerSummary\x12 \n\tpage_size\x18\x02 \x01(\x05\x42\r\xe2\x41\x01\x01\xa2\xbb\x18\x05\x18\x00 \xe8\x07\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08order_by\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"\x81\x01\n\x1aListPayerSummariesResponse\x12\x38\n\x0fpayer_summaries\x18\x01 \x03(\x0b\x32\x1f.upstream.drift.v1.PayerSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"M\n\x15GetDriftConfigRequest\x12\x34\n\x04name\x18\x01 \x01(\tB&\xe2\x41\x01\x02\xfa\x41\x1f\n\x1dupstream.drift.v1/DriftConfig\"\x8d\x01\n\x18UpdateDriftConfigRequest\x12:\n\x0c\x64rift_config\x18\x01 \x01(\x0b\x32\x1e.upstream.drift.v1.DriftConfigB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\x32\xc6\n\n\x0c\x44riftService\x12\x85\x01\n\x0cRunDetection\x12&.upstream.drift.v1.RunDetectionRequest\x1a\x1b.upstream.drift.v1.DriftRun\"0\x90\x02\x02\x82\xd3\xe4\x93\x02\'\"\"/v1/{parent=customers/*}/driftRuns:\x01*\x12}\n\x0bGetDriftRun\x12%.upstream.drift.v1.GetDriftRunRequest\x1a\x1b.upstream.drift.v1.DriftRun\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=customers/*/driftRuns/*}\x12\x8e\x01\n\rListDriftRuns\x12\'.upstream.drift.v1.ListDriftRunsRequest\x1a(.upstream.drift.v1.ListDriftRunsResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{parent=customers/*}/driftRuns\x12\x96\x01\n\x0fListDriftEvents\x12).upstream.drift.v1.ListDriftEventsRequest\x1a*.upstream.drift.v1.ListDriftEventsResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/{parent=customers/*}/driftEvents\x12\x85\x01\n\rGetDriftEvent\x12\'.upstream.drift.v1.GetDriftEventRequest\x1a\x1d.upstream.drift.v1.DriftEvent\",\x82\xd3\xe4\x93\x02&\x12$/v1/{name=customers/*/driftEvents/*}\x12\xa4\x01\n\x10UpdateDriftEvent\x12*.upstream.drift.v1.UpdateDriftEventRequest\x1a\x1d.upstream.drift.v1.DriftEvent\"E\x82\xd3\xe4\x93\x02?20/v1/{drift_event.name=customers/*/driftEvents/*}:\x0b\x64rift_event\x12\xa2\x01\n\x12ListPayerSummaries\x12,.upstream.drift.v1.ListPayerSummariesRequest\x1a-.upstream.drift.v1.ListPayerSummariesResponse\"/\x82\xd3\xe4\x93\x02)\x12\'/v1/{parent=customers/*}/payerSummaries\x12\x86\x01\n\x0eGetDriftConfig\x12(.upstream.drift.v1.GetDriftConfigRequest\x1a\x1e.upstream.drift.v1.DriftConfig\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=customers/*/driftConfig}\x12\xa7\x01\n\x11UpdateDriftConfig\x12+.upstream.drift.v1.UpdateDriftConfigRequest\x1a\x1e.upstream.drift.v1.DriftConfig\"E\x82\xd3\xe4\x93\x02?2//v1/{drift_config.name=customers/*/driftConfig}:\x0c\x64rift_configb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,9 +41,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNDETECTIONREQUEST'].fields_by_name['parent']._loaded_options = None
   _globals['_RUNDETECTIONREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A\034\022\032upstream.drift.v1/DriftRun'
   _globals['_RUNDETECTIONREQUEST'].fields_by_name['as_of']._loaded_options = None
-  _globals['_RUNDETECTIONREQUEST'].fields_by_name['as_of']._serialized_options = b'\342A\001\001'
+  _globals['_RUNDETECTIONREQUEST'].fields_by_name['as_of']._serialized_options = b'\342A\001\001\242\273\030\0038\360\016'
   _globals['_RUNDETECTIONREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_RUNDETECTIONREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_RUNDETECTIONREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\242\273\030\005\010\200\001(\001'
   _globals['_RUNDETECTIONREQUEST'].fields_by_name['trigger']._loaded_options = None
   _globals['_RUNDETECTIONREQUEST'].fields_by_name['trigger']._serialized_options = b'\342A\001\001'
   _globals['_GETDRIFTRUNREQUEST'].fields_by_name['name']._loaded_options = None
@@ -50,7 +51,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTDRIFTRUNSREQUEST'].fields_by_name['parent']._loaded_options = None
   _globals['_LISTDRIFTRUNSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A\034\022\032upstream.drift.v1/DriftRun'
   _globals['_LISTDRIFTRUNSREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTDRIFTRUNSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTDRIFTRUNSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\242\273\030\005\030\000 \350\007'
   _globals['_LISTDRIFTRUNSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTDRIFTRUNSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_LISTDRIFTRUNSREQUEST'].fields_by_name['filter']._loaded_options = None
@@ -58,7 +59,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTDRIFTEVENTSREQUEST'].fields_by_name['parent']._loaded_options = None
   _globals['_LISTDRIFTEVENTSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A\036\022\034upstream.drift.v1/DriftEvent'
   _globals['_LISTDRIFTEVENTSREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTDRIFTEVENTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTDRIFTEVENTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\242\273\030\005\030\000 \350\007'
   _globals['_LISTDRIFTEVENTSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTDRIFTEVENTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_LISTDRIFTEVENTSREQUEST'].fields_by_name['filter']._loaded_options = None
@@ -74,7 +75,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTPAYERSUMMARIESREQUEST'].fields_by_name['parent']._loaded_options = None
   _globals['_LISTPAYERSUMMARIESREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A \022\036upstream.drift.v1/PayerSummary'
   _globals['_LISTPAYERSUMMARIESREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTPAYERSUMMARIESREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTPAYERSUMMARIESREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\242\273\030\005\030\000 \350\007'
   _globals['_LISTPAYERSUMMARIESREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTPAYERSUMMARIESREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_LISTPAYERSUMMARIESREQUEST'].fields_by_name['filter']._loaded_options = None
@@ -105,30 +106,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DRIFTSERVICE'].methods_by_name['GetDriftConfig']._serialized_options = b'\202\323\344\223\002$\022\"/v1/{name=customers/*/driftConfig}'
   _globals['_DRIFTSERVICE'].methods_by_name['UpdateDriftConfig']._loaded_options = None
   _globals['_DRIFTSERVICE'].methods_by_name['UpdateDriftConfig']._serialized_options = b'\202\323\344\223\002?2//v1/{drift_config.name=customers/*/driftConfig}:\014drift_config'
-  _globals['_RUNDETECTIONREQUEST']._serialized_start=244
-  _globals['_RUNDETECTIONREQUEST']._serialized_end=444
-  _globals['_GETDRIFTRUNREQUEST']._serialized_start=446
-  _globals['_GETDRIFTRUNREQUEST']._serialized_end=517
-  _globals['_LISTDRIFTRUNSREQUEST']._serialized_start=520
-  _globals['_LISTDRIFTRUNSREQUEST']._serialized_end=668
-  _globals['_LISTDRIFTRUNSRESPONSE']._serialized_start=670
-  _globals['_LISTDRIFTRUNSRESPONSE']._serialized_end=785
-  _globals['_LISTDRIFTEVENTSREQUEST']._serialized_start=788
-  _globals['_LISTDRIFTEVENTSREQUEST']._serialized_end=964
-  _globals['_LISTDRIFTEVENTSRESPONSE']._serialized_start=966
-  _globals['_LISTDRIFTEVENTSRESPONSE']._serialized_end=1087
-  _globals['_GETDRIFTEVENTREQUEST']._serialized_start=1089
-  _globals['_GETDRIFTEVENTREQUEST']._serialized_end=1164
-  _globals['_UPDATEDRIFTEVENTREQUEST']._serialized_start=1167
-  _globals['_UPDATEDRIFTEVENTREQUEST']._serialized_end=1305
-  _globals['_LISTPAYERSUMMARIESREQUEST']._serialized_start=1308
-  _globals['_LISTPAYERSUMMARIESREQUEST']._serialized_end=1489
-  _globals['_LISTPAYERSUMMARIESRESPONSE']._serialized_start=1492
-  _globals['_LISTPAYERSUMMARIESRESPONSE']._serialized_end=1621
-  _globals['_GETDRIFTCONFIGREQUEST']._serialized_start=1623
-  _globals['_GETDRIFTCONFIGREQUEST']._serialized_end=1700
-  _globals['_UPDATEDRIFTCONFIGREQUEST']._serialized_start=1703
-  _globals['_UPDATEDRIFTCONFIGREQUEST']._serialized_end=1844
-  _globals['_DRIFTSERVICE']._serialized_start=1847
-  _globals['_DRIFTSERVICE']._serialized_end=3197
+  _globals['_RUNDETECTIONREQUEST']._serialized_start=280
+  _globals['_RUNDETECTIONREQUEST']._serialized_end=496
+  _globals['_GETDRIFTRUNREQUEST']._serialized_start=498
+  _globals['_GETDRIFTRUNREQUEST']._serialized_end=569
+  _globals['_LISTDRIFTRUNSREQUEST']._serialized_start=572
+  _globals['_LISTDRIFTRUNSREQUEST']._serialized_end=729
+  _globals['_LISTDRIFTRUNSRESPONSE']._serialized_start=731
+  _globals['_LISTDRIFTRUNSRESPONSE']._serialized_end=846
+  _globals['_LISTDRIFTEVENTSREQUEST']._serialized_start=849
+  _globals['_LISTDRIFTEVENTSREQUEST']._serialized_end=1034
+  _globals['_LISTDRIFTEVENTSRESPONSE']._serialized_start=1036
+  _globals['_LISTDRIFTEVENTSRESPONSE']._serialized_end=1157
+  _globals['_GETDRIFTEVENTREQUEST']._serialized_start=1159
+  _globals['_GETDRIFTEVENTREQUEST']._serialized_end=1234
+  _globals['_UPDATEDRIFTEVENTREQUEST']._serialized_start=1237
+  _globals['_UPDATEDRIFTEVENTREQUEST']._serialized_end=1375
+  _globals['_LISTPAYERSUMMARIESREQUEST']._serialized_start=1378
+  _globals['_LISTPAYERSUMMARIESREQUEST']._serialized_end=1568
+  _globals['_LISTPAYERSUMMARIESRESPONSE']._serialized_start=1571
+  _globals['_LISTPAYERSUMMARIESRESPONSE']._serialized_end=1700
+  _globals['_GETDRIFTCONFIGREQUEST']._serialized_start=1702
+  _globals['_GETDRIFTCONFIGREQUEST']._serialized_end=1779
+  _globals['_UPDATEDRIFTCONFIGREQUEST']._serialized_start=1782
+  _globals['_UPDATEDRIFTCONFIGREQUEST']._serialized_end=1923
+  _globals['_DRIFTSERVICE']._serialized_start=1926
+  _globals['_DRIFTSERVICE']._serialized_end=3276
 # @@protoc_insertion_point(module_scope)

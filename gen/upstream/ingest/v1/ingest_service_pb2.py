@@ -29,10 +29,11 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
+from upstream.api.v1 import field_limits_pb2 as upstream_dot_api_dot_v1_dot_field__limits__pb2
 from upstream.ingest.v1 import resources_pb2 as upstream_dot_ingest_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'upstream/ingest/v1/ingest_service.proto\x12\x12upstream.ingest.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x19google/api/resource.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x16google/type/date.proto\x1a\"upstream/ingest/v1/resources.proto\"\xc4\x01\n\x13\x43reateUploadRequest\x12\x32\n\x06parent\x18\x01 \x01(\tB\"\xe2\x41\x01\x02\xfa\x41\x1b\x12\x19upstream.ingest.v1/Upload\x12\x30\n\x06upload\x18\x02 \x01(\x0b\x32\x1a.upstream.ingest.v1.UploadB\x04\xe2\x41\x01\x01\x12\x18\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12-\n\thttp_body\x18\x04 \x01(\x0b\x32\x14.google.api.HttpBodyB\x04\xe2\x41\x01\x01\"D\n\x10GetUploadRequest\x12\x30\n\x04name\x18\x01 \x01(\tB\"\xe2\x41\x01\x02\xfa\x41\x1b\n\x19upstream.ingest.v1/Upload\"\xa9\x01\n\x12ListUploadsRequest\x12\x32\n\x06parent\x18\x01 \x01(\tB\"\xe2\x41\x01\x02\xfa\x41\x1b\x12\x19upstream.ingest.v1/Upload\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08order_by\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"m\n\x13ListUploadsResponse\x12+\n\x07uploads\x18\x01 \x03(\x0b\x32\x1a.upstream.ingest.v1.Upload\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"G\n\x13\x44\x65leteUploadRequest\x12\x30\n\x04name\x18\x01 \x01(\tB\"\xe2\x41\x01\x02\xfa\x41\x1b\n\x19upstream.ingest.v1/Upload\"\xa3\x01\n\x1bListUploadRejectionsRequest\x12;\n\x06parent\x18\x01 \x01(\tB+\xe2\x41\x01\x02\xfa\x41$\x12\"upstream.ingest.v1/UploadRejection\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"\x89\x01\n\x1cListUploadRejectionsResponse\x12>\n\x11upload_rejections\x18\x01 \x03(\x0b\x32#.upstream.ingest.v1.UploadRejection\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"B\n\x0fGetClaimRequest\x12/\n\x04name\x18\x01 \x01(\tB!\xe2\x41\x01\x02\xfa\x41\x1a\n\x18upstream.ingest.v1/Claim\"\xa7\x01\n\x11ListClaimsRequest\x12\x31\n\x06parent\x18\x01 \x01(\tB!\xe2\x41\x01\x02\xfa\x41\x1a\x12\x18upstream.ingest.v1/Claim\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08order_by\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"j\n\x12ListClaimsResponse\x12)\n\x06\x63laims\x18\x01 \x03(\x0b\x32\x19.upstream.ingest.v1.Claim\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"\x94\x01\n\x19\x43reatePayerMappingRequest\x12\x38\n\x06parent\x18\x01 \x01(\tB(\xe2\x41\x01\x02\xfa\x41!\x12\x1fupstream.ingest.v1/PayerMapping\x12=\n\rpayer_mapping\x18\x02 \x01(\x0b\x32 .upstream.ingest.v1.PayerMappingB\x04\xe2\x41\x01\x02\"P\n\x16GetPayerMappingRequest\x12\x36\n\x04name\x18\x01 \x01(\tB(\xe2\x41\x01\x02\xfa\x41!\n\x1fupstream.ingest.v1/PayerMapping\"\x9d\x01\n\x18ListPayerMappingsRequest\x12\x38\n\x06parent\x18\x01 \x01(\tB(\xe2\x41\x01\x02\xfa\x41!\x12\x1fupstream.ingest.v1/PayerMapping\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"\x80\x01\n\x19ListPayerMappingsResponse\x12\x38\n\x0epayer_mappings\x18\x01 \x03(\x0b\x32 .upstream.ingest.v1.PayerMapping\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"\x91\x01\n\x19UpdatePayerMappingRequest\x12=\n\rpayer_mapping\x18\x01 \x01(\x0b\x32 .upstream.ingest.v1.PayerMappingB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\"g\n\x19\x44\x65letePayerMappingRequest\x12\x36\n\x04name\x18\x01 \x01(\tB(\xe2\x41\x01\x02\xfa\x41!\n\x1fupstream.ingest.v1/PayerMapping\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"\xa7\x01\n\x11ListPayersRequest\x12\x31\n\x06parent\x18\x01 \x01(\tB!\xe2\x41\x01\x02\xfa\x41\x1a\x12\x18upstream.ingest.v1/Payer\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08order_by\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"j\n\x12ListPayersResponse\x12)\n\x06payers\x18\x01 \x03(\x0b\x32\x19.upstream.ingest.v1.Payer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"\x9d\x01\n\x17StreamDailyStatsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06payers\x18\x02 \x03(\tB\x04\xe2\x41\x01\x01\x12+\n\nstart_date\x18\x03 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12)\n\x08\x65nd_date\x18\x04 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\"\xe9\x02\n\x1cStreamDailyStatSeriesRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06payers\x18\x02 \x03(\tB\x04\xe2\x41\x01\x01\x12+\n\nstart_date\x18\x03 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12)\n\x08\x65nd_date\x18\x04 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12Q\n\x08\x65ncoding\x18\x05 \x01(\x0e\x32\x39.upstream.ingest.v1.StreamDailyStatSeriesRequest.EncodingB\x04\xe2\x41\x01\x01\x12\x32\n\x11\x65ntry_span_starts\x18\x06 \x03(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x01\">\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x0c\n\x08READABLE\x10\x01\x12\n\n\x06PACKED\x10\x02\"_\n\x1dStreamDailyStatSeriesResponse\x12>\n\x11\x64\x61ily_stat_series\x18\x01 \x03(\x0b\x32#.upstream.ingest.v1.DailyStatSeries\"N\n\x18StreamDailyStatsResponse\x12\x32\n\x0b\x64\x61ily_stats\x18\x01 \x03(\x0b\x32\x1d.upstream.ingest.v1.DailyStat2\xc2\x11\n\rIngestService\x12\x8a\x01\n\x0c\x43reateUpload\x12\'.upstream.ingest.v1.CreateUploadRequest\x1a\x1a.upstream.ingest.v1.Upload\"3\x82\xd3\xe4\x93\x02-\" /v1/{parent=customers/*}/uploads:\thttp_body(\x01\x12w\n\tGetUpload\x12$.upstream.ingest.v1.GetUploadRequest\x1a\x1a.upstream.ingest.v1.Upload\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{name=customers/*/uploads/*}\x12\x88\x01\n\x0bListUploads\x12&.upstream.ingest.v1.ListUploadsRequest\x1a\'.upstream.ingest.v1.ListUploadsResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{parent=customers/*}/uploads\x12y\n\x0c\x44\x65leteUpload\x12\'.upstream.ingest.v1.DeleteUploadRequest\x1a\x16.google.protobuf.Empty\"(\x82\xd3\xe4\x93\x02\"* /v1/{name=customers/*/uploads/*}\x12\xb0\x01\n\x14ListUploadRejections\x12/.upstream.ingest.v1.ListUploadRejectionsRequest\x1a\x30.upstream.ingest.v1.ListUploadRejectionsResponse\"5\x82\xd3\xe4\x93\x02/\x12-/v1/{parent=customers/*/uploads/*}/rejections\x12s\n\x08GetClaim\x12#.upstream.ingest.v1.GetClaimRequest\x1a\x19.upstream.ingest.v1.Claim\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/{name=customers/*/claims/*}\x12\x84\x01\n\nListClaims\x12%.upstream.ingest.v1.ListClaimsRequest\x1a&.upstream.ingest.v1.ListClaimsResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/{parent=customers/*}/claims\x12\xa4\x01\n\x12\x43reatePayerMapping\x12-.upstream.ingest.v1.CreatePayerMappingRequest\x1a .upstream.ingest.v1.PayerMapping\"=\x82\xd3\xe4\x93\x02\x37\"&/v1/{parent=customers/*}/payerMappings:\rpayer_mapping\x12\x8f\x01\n\x0fGetPayerMapping\x12*.upstream.ingest.v1.GetPayerMappingRequest\x1a .upstream.ingest.v1.PayerMapping\".\x82\xd3\xe4\x93\x02(\x12&/v1/{name=customers/*/payerMappings/*}\x12\xa0\x01\n\x11ListPayerMappings\x12,.upstream.ingest.v1.ListPayerMappingsRequest\x1a-.upstream.ingest.v1.ListPayerMappingsResponse\".\x82\xd3\xe4\x93\x02(\x12&/v1/{parent=customers/*}/payerMappings\x12\xb2\x01\n\x12UpdatePayerMapping\x12-.upstream.ingest.v1.UpdatePayerMappingRequest\x1a .upstream.ingest.v1.PayerMapping\"K\x82\xd3\xe4\x93\x02\x45\x32\x34/v1/{payer_mapping.name=customers/*/payerMappings/*}:\rpayer_mapping\x12\x8b\x01\n\x12\x44\x65letePayerMapping\x12-.upstream.ingest.v1.DeletePayerMappingRequest\x1a\x16.google.protobuf.Empty\".\x82\xd3\xe4\x93\x02(*&/v1/{name=customers/*/payerMappings/*}\x12\x84\x01\n\nListPayers\x12%.upstream.ingest.v1.ListPayersRequest\x1a&.upstream.ingest.v1.ListPayersResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/{parent=customers/*}/payers\x12\x9c\x01\n\x10StreamDailyStats\x12+.upstream.ingest.v1.StreamDailyStatsRequest\x1a,.upstream.ingest.v1.StreamDailyStatsResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/{parent=customers/*}/dailyStats0\x01\x12\xb0\x01\n\x15StreamDailyStatSeries\x12\x30.upstream.ingest.v1.StreamDailyStatSeriesRequest\x1a\x31.upstream.ingest.v1.StreamDailyStatSeriesResponse\"0\x82\xd3\xe4\x93\x02*\x12(/v1/{parent=customers/*}/dailyStatSeries0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'upstream/ingest/v1/ingest_service.proto\x12\x12upstream.ingest.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x19google/api/resource.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x16google/type/date.proto\x1a\"upstream/api/v1/field_limits.proto\x1a\"upstream/ingest/v1/resources.proto\"\xcd\x01\n\x13\x43reateUploadRequest\x12\x32\n\x06parent\x18\x01 \x01(\tB\"\xe2\x41\x01\x02\xfa\x41\x1b\x12\x19upstream.ingest.v1/Upload\x12\x30\n\x06upload\x18\x02 \x01(\x0b\x32\x1a.upstream.ingest.v1.UploadB\x04\xe2\x41\x01\x01\x12!\n\nrequest_id\x18\x03 \x01(\tB\r\xe2\x41\x01\x01\xa2\xbb\x18\x05\x08\x80\x01(\x01\x12-\n\thttp_body\x18\x04 \x01(\x0b\x32\x14.google.api.HttpBodyB\x04\xe2\x41\x01\x01\"D\n\x10GetUploadRequest\x12\x30\n\x04name\x18\x01 \x01(\tB\"\xe2\x41\x01\x02\xfa\x41\x1b\n\x19upstream.ingest.v1/Upload\"\xb2\x01\n\x12ListUploadsRequest\x12\x32\n\x06parent\x18\x01 \x01(\tB\"\xe2\x41\x01\x02\xfa\x41\x1b\x12\x19upstream.ingest.v1/Upload\x12 \n\tpage_size\x18\x02 \x01(\x05\x42\r\xe2\x41\x01\x01\xa2\xbb\x18\x05\x18\x00 \xe8\x07\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08order_by\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"m\n\x13ListUploadsResponse\x12+\n\x07uploads\x18\x01 \x03(\x0b\x32\x1a.upstream.ingest.v1.Upload\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"G\n\x13\x44\x65leteUploadRequest\x12\x30\n\x04name\x18\x01 \x01(\tB\"\xe2\x41\x01\x02\xfa\x41\x1b\n\x19upstream.ingest.v1/Upload\"\xac\x01\n\x1bListUploadRejectionsRequest\x12;\n\x06parent\x18\x01 \x01(\tB+\xe2\x41\x01\x02\xfa\x41$\x12\"upstream.ingest.v1/UploadRejection\x12 \n\tpage_size\x18\x02 \x01(\x05\x42\r\xe2\x41\x01\x01\xa2\xbb\x18\x05\x18\x00 \xe8\x07\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"\x89\x01\n\x1cListUploadRejectionsResponse\x12>\n\x11upload_rejections\x18\x01 \x03(\x0b\x32#.upstream.ingest.v1.UploadRejection\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"B\n\x0fGetClaimRequest\x12/\n\x04name\x18\x01 \x01(\tB!\xe2\x41\x01\x02\xfa\x41\x1a\n\x18upstream.ingest.v1/Claim\"\xb0\x01\n\x11ListClaimsRequest\x12\x31\n\x06parent\x18\x01 \x01(\tB!\xe2\x41\x01\x02\xfa\x41\x1a\x12\x18upstream.ingest.v1/Claim\x12 \n\tpage_size\x18\x02 \x01(\x05\x42\r\xe2\x41\x01\x01\xa2\xbb\x18\x05\x18\x00 \xe8\x07\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08order_by\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"j\n\x12ListClaimsResponse\x12)\n\x06\x63laims\x18\x01 \x03(\x0b\x32\x19.upstream.ingest.v1.Claim\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"\x94\x01\n\x19\x43reatePayerMappingRequest\x12\x38\n\x06parent\x18\x01 \x01(\tB(\xe2\x41\x01\x02\xfa\x41!\x12\x1fupstream.ingest.v1/PayerMapping\x12=\n\rpayer_mapping\x18\x02 \x01(\x0b\x32 .upstream.ingest.v1.PayerMappingB\x04\xe2\x41\x01\x02\"P\n\x16GetPayerMappingRequest\x12\x36\n\x04name\x18\x01 \x01(\tB(\xe2\x41\x01\x02\xfa\x41!\n\x1fupstream.ingest.v1/PayerMapping\"\xa6\x01\n\x18ListPayerMappingsRequest\x12\x38\n\x06parent\x18\x01 \x01(\tB(\xe2\x41\x01\x02\xfa\x41!\x12\x1fupstream.ingest.v1/PayerMapping\x12 \n\tpage_size\x18\x02 \x01(\x05\x42\r\xe2\x41\x01\x01\xa2\xbb\x18\x05\x18\x00 \xe8\x07\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"\x80\x01\n\x19ListPayerMappingsResponse\x12\x38\n\x0epayer_mappings\x18\x01 \x03(\x0b\x32 .upstream.ingest.v1.PayerMapping\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"\x91\x01\n\x19UpdatePayerMappingRequest\x12=\n\rpayer_mapping\x18\x01 \x01(\x0b\x32 .upstream.ingest.v1.PayerMappingB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\"g\n\x19\x44\x65letePayerMappingRequest\x12\x36\n\x04name\x18\x01 \x01(\tB(\xe2\x41\x01\x02\xfa\x41!\n\x1fupstream.ingest.v1/PayerMapping\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"\xb0\x01\n\x11ListPayersRequest\x12\x31\n\x06parent\x18\x01 \x01(\tB!\xe2\x41\x01\x02\xfa\x41\x1a\x12\x18upstream.ingest.v1/Payer\x12 \n\tpage_size\x18\x02 \x01(\x05\x42\r\xe2\x41\x01\x01\xa2\xbb\x18\x05\x18\x00 \xe8\x07\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08order_by\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"j\n\x12ListPayersResponse\x12)\n\x06payers\x18\x01 \x03(\x0b\x32\x19.upstream.ingest.v1.Payer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"\x9d\x01\n\x17StreamDailyStatsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06payers\x18\x02 \x03(\tB\x04\xe2\x41\x01\x01\x12+\n\nstart_date\x18\x03 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12)\n\x08\x65nd_date\x18\x04 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\"\xf0\x02\n\x1cStreamDailyStatSeriesRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06payers\x18\x02 \x03(\tB\x04\xe2\x41\x01\x01\x12+\n\nstart_date\x18\x03 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12)\n\x08\x65nd_date\x18\x04 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12Q\n\x08\x65ncoding\x18\x05 \x01(\x0e\x32\x39.upstream.ingest.v1.StreamDailyStatSeriesRequest.EncodingB\x04\xe2\x41\x01\x01\x12\x39\n\x11\x65ntry_span_starts\x18\x06 \x03(\x0b\x32\x11.google.type.DateB\x0b\xe2\x41\x01\x01\xa2\xbb\x18\x03\x10\xe8\x07\">\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x0c\n\x08READABLE\x10\x01\x12\n\n\x06PACKED\x10\x02\"_\n\x1dStreamDailyStatSeriesResponse\x12>\n\x11\x64\x61ily_stat_series\x18\x01 \x03(\x0b\x32#.upstream.ingest.v1.DailyStatSeries\"N\n\x18StreamDailyStatsResponse\x12\x32\n\x0b\x64\x61ily_stats\x18\x01 \x03(\x0b\x32\x1d.upstream.ingest.v1.DailyStat2\xc2\x11\n\rIngestService\x12\x8a\x01\n\x0c\x43reateUpload\x12\'.upstream.ingest.v1.CreateUploadRequest\x1a\x1a.upstream.ingest.v1.Upload\"3\x82\xd3\xe4\x93\x02-\" /v1/{parent=customers/*}/uploads:\thttp_body(\x01\x12w\n\tGetUpload\x12$.upstream.ingest.v1.GetUploadRequest\x1a\x1a.upstream.ingest.v1.Upload\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{name=customers/*/uploads/*}\x12\x88\x01\n\x0bListUploads\x12&.upstream.ingest.v1.ListUploadsRequest\x1a\'.upstream.ingest.v1.ListUploadsResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{parent=customers/*}/uploads\x12y\n\x0c\x44\x65leteUpload\x12\'.upstream.ingest.v1.DeleteUploadRequest\x1a\x16.google.protobuf.Empty\"(\x82\xd3\xe4\x93\x02\"* /v1/{name=customers/*/uploads/*}\x12\xb0\x01\n\x14ListUploadRejections\x12/.upstream.ingest.v1.ListUploadRejectionsRequest\x1a\x30.upstream.ingest.v1.ListUploadRejectionsResponse\"5\x82\xd3\xe4\x93\x02/\x12-/v1/{parent=customers/*/uploads/*}/rejections\x12s\n\x08GetClaim\x12#.upstream.ingest.v1.GetClaimRequest\x1a\x19.upstream.ingest.v1.Claim\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/{name=customers/*/claims/*}\x12\x84\x01\n\nListClaims\x12%.upstream.ingest.v1.ListClaimsRequest\x1a&.upstream.ingest.v1.ListClaimsResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/{parent=customers/*}/claims\x12\xa4\x01\n\x12\x43reatePayerMapping\x12-.upstream.ingest.v1.CreatePayerMappingRequest\x1a .upstream.ingest.v1.PayerMapping\"=\x82\xd3\xe4\x93\x02\x37\"&/v1/{parent=customers/*}/payerMappings:\rpayer_mapping\x12\x8f\x01\n\x0fGetPayerMapping\x12*.upstream.ingest.v1.GetPayerMappingRequest\x1a .upstream.ingest.v1.PayerMapping\".\x82\xd3\xe4\x93\x02(\x12&/v1/{name=customers/*/payerMappings/*}\x12\xa0\x01\n\x11ListPayerMappings\x12,.upstream.ingest.v1.ListPayerMappingsRequest\x1a-.upstream.ingest.v1.ListPayerMappingsResponse\".\x82\xd3\xe4\x93\x02(\x12&/v1/{parent=customers/*}/payerMappings\x12\xb2\x01\n\x12UpdatePayerMapping\x12-.upstream.ingest.v1.UpdatePayerMappingRequest\x1a .upstream.ingest.v1.PayerMapping\"K\x82\xd3\xe4\x93\x02\x45\x32\x34/v1/{payer_mapping.name=customers/*/payerMappings/*}:\rpayer_mapping\x12\x8b\x01\n\x12\x44\x65letePayerMapping\x12-.upstream.ingest.v1.DeletePayerMappingRequest\x1a\x16.google.protobuf.Empty\".\x82\xd3\xe4\x93\x02(*&/v1/{name=customers/*/payerMappings/*}\x12\x84\x01\n\nListPayers\x12%.upstream.ingest.v1.ListPayersRequest\x1a&.upstream.ingest.v1.ListPayersResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/{parent=customers/*}/payers\x12\x9c\x01\n\x10StreamDailyStats\x12+.upstream.ingest.v1.StreamDailyStatsRequest\x1a,.upstream.ingest.v1.StreamDailyStatsResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/{parent=customers/*}/dailyStats0\x01\x12\xb0\x01\n\x15StreamDailyStatSeries\x12\x30.upstream.ingest.v1.StreamDailyStatSeriesRequest\x1a\x31.upstream.ingest.v1.StreamDailyStatSeriesResponse\"0\x82\xd3\xe4\x93\x02*\x12(/v1/{parent=customers/*}/dailyStatSeries0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,7 +45,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEUPLOADREQUEST'].fields_by_name['upload']._loaded_options = None
   _globals['_CREATEUPLOADREQUEST'].fields_by_name['upload']._serialized_options = b'\342A\001\001'
   _globals['_CREATEUPLOADREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_CREATEUPLOADREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_CREATEUPLOADREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\242\273\030\005\010\200\001(\001'
   _globals['_CREATEUPLOADREQUEST'].fields_by_name['http_body']._loaded_options = None
   _globals['_CREATEUPLOADREQUEST'].fields_by_name['http_body']._serialized_options = b'\342A\001\001'
   _globals['_GETUPLOADREQUEST'].fields_by_name['name']._loaded_options = None
@@ -52,7 +53,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTUPLOADSREQUEST'].fields_by_name['parent']._loaded_options = None
   _globals['_LISTUPLOADSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A\033\022\031upstream.ingest.v1/Upload'
   _globals['_LISTUPLOADSREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTUPLOADSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTUPLOADSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\242\273\030\005\030\000 \350\007'
   _globals['_LISTUPLOADSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTUPLOADSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_LISTUPLOADSREQUEST'].fields_by_name['filter']._loaded_options = None
@@ -64,7 +65,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTUPLOADREJECTIONSREQUEST'].fields_by_name['parent']._loaded_options = None
   _globals['_LISTUPLOADREJECTIONSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A$\022\"upstream.ingest.v1/UploadRejection'
   _globals['_LISTUPLOADREJECTIONSREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTUPLOADREJECTIONSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTUPLOADREJECTIONSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\242\273\030\005\030\000 \350\007'
   _globals['_LISTUPLOADREJECTIONSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTUPLOADREJECTIONSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_LISTUPLOADREJECTIONSREQUEST'].fields_by_name['filter']._loaded_options = None
@@ -74,7 +75,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTCLAIMSREQUEST'].fields_by_name['parent']._loaded_options = None
   _globals['_LISTCLAIMSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A\032\022\030upstream.ingest.v1/Claim'
   _globals['_LISTCLAIMSREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTCLAIMSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTCLAIMSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\242\273\030\005\030\000 \350\007'
   _globals['_LISTCLAIMSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTCLAIMSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_LISTCLAIMSREQUEST'].fields_by_name['filter']._loaded_options = None
@@ -90,7 +91,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTPAYERMAPPINGSREQUEST'].fields_by_name['parent']._loaded_options = None
   _globals['_LISTPAYERMAPPINGSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A!\022\037upstream.ingest.v1/PayerMapping'
   _globals['_LISTPAYERMAPPINGSREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTPAYERMAPPINGSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTPAYERMAPPINGSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\242\273\030\005\030\000 \350\007'
   _globals['_LISTPAYERMAPPINGSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTPAYERMAPPINGSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_LISTPAYERMAPPINGSREQUEST'].fields_by_name['filter']._loaded_options = None
@@ -106,7 +107,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTPAYERSREQUEST'].fields_by_name['parent']._loaded_options = None
   _globals['_LISTPAYERSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A\032\022\030upstream.ingest.v1/Payer'
   _globals['_LISTPAYERSREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTPAYERSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTPAYERSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\242\273\030\005\030\000 \350\007'
   _globals['_LISTPAYERSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTPAYERSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_LISTPAYERSREQUEST'].fields_by_name['filter']._loaded_options = None
@@ -132,7 +133,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAMDAILYSTATSERIESREQUEST'].fields_by_name['encoding']._loaded_options = None
   _globals['_STREAMDAILYSTATSERIESREQUEST'].fields_by_name['encoding']._serialized_options = b'\342A\001\001'
   _globals['_STREAMDAILYSTATSERIESREQUEST'].fields_by_name['entry_span_starts']._loaded_options = None
-  _globals['_STREAMDAILYSTATSERIESREQUEST'].fields_by_name['entry_span_starts']._serialized_options = b'\342A\001\001'
+  _globals['_STREAMDAILYSTATSERIESREQUEST'].fields_by_name['entry_span_starts']._serialized_options = b'\342A\001\001\242\273\030\003\020\350\007'
   _globals['_INGESTSERVICE'].methods_by_name['CreateUpload']._loaded_options = None
   _globals['_INGESTSERVICE'].methods_by_name['CreateUpload']._serialized_options = b'\202\323\344\223\002-\" /v1/{parent=customers/*}/uploads:\thttp_body'
   _globals['_INGESTSERVICE'].methods_by_name['GetUpload']._loaded_options = None
@@ -163,52 +164,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INGESTSERVICE'].methods_by_name['StreamDailyStats']._serialized_options = b'\202\323\344\223\002%\022#/v1/{parent=customers/*}/dailyStats'
   _globals['_INGESTSERVICE'].methods_by_name['StreamDailyStatSeries']._loaded_options = None
   _globals['_INGESTSERVICE'].methods_by_name['StreamDailyStatSeries']._serialized_options = b'\202\323\344\223\002*\022(/v1/{parent=customers/*}/dailyStatSeries'
-  _globals['_CREATEUPLOADREQUEST']._serialized_start=304
-  _globals['_CREATEUPLOADREQUEST']._serialized_end=500
-  _globals['_GETUPLOADREQUEST']._serialized_start=502
-  _globals['_GETUPLOADREQUEST']._serialized_end=570
-  _globals['_LISTUPLOADSREQUEST']._serialized_start=573
-  _globals['_LISTUPLOADSREQUEST']._serialized_end=742
-  _globals['_LISTUPLOADSRESPONSE']._serialized_start=744
-  _globals['_LISTUPLOADSRESPONSE']._serialized_end=853
-  _globals['_DELETEUPLOADREQUEST']._serialized_start=855
-  _globals['_DELETEUPLOADREQUEST']._serialized_end=926
-  _globals['_LISTUPLOADREJECTIONSREQUEST']._serialized_start=929
-  _globals['_LISTUPLOADREJECTIONSREQUEST']._serialized_end=1092
-  _globals['_LISTUPLOADREJECTIONSRESPONSE']._serialized_start=1095
-  _globals['_LISTUPLOADREJECTIONSRESPONSE']._serialized_end=1232
-  _globals['_GETCLAIMREQUEST']._serialized_start=1234
-  _globals['_GETCLAIMREQUEST']._serialized_end=1300
-  _globals['_LISTCLAIMSREQUEST']._serialized_start=1303
-  _globals['_LISTCLAIMSREQUEST']._serialized_end=1470
-  _globals['_LISTCLAIMSRESPONSE']._serialized_start=1472
-  _globals['_LISTCLAIMSRESPONSE']._serialized_end=1578
-  _globals['_CREATEPAYERMAPPINGREQUEST']._serialized_start=1581
-  _globals['_CREATEPAYERMAPPINGREQUEST']._serialized_end=1729
-  _globals['_GETPAYERMAPPINGREQUEST']._serialized_start=1731
-  _globals['_GETPAYERMAPPINGREQUEST']._serialized_end=1811
-  _globals['_LISTPAYERMAPPINGSREQUEST']._serialized_start=1814
-  _globals['_LISTPAYERMAPPINGSREQUEST']._serialized_end=1971
-  _globals['_LISTPAYERMAPPINGSRESPONSE']._serialized_start=1974
-  _globals['_LISTPAYERMAPPINGSRESPONSE']._serialized_end=2102
-  _globals['_UPDATEPAYERMAPPINGREQUEST']._serialized_start=2105
-  _globals['_UPDATEPAYERMAPPINGREQUEST']._serialized_end=2250
-  _globals['_DELETEPAYERMAPPINGREQUEST']._serialized_start=2252
-  _globals['_DELETEPAYERMAPPINGREQUEST']._serialized_end=2355
-  _globals['_LISTPAYERSREQUEST']._serialized_start=2358
-  _globals['_LISTPAYERSREQUEST']._serialized_end=2525
-  _globals['_LISTPAYERSRESPONSE']._serialized_start=2527
-  _globals['_LISTPAYERSRESPONSE']._serialized_end=2633
-  _globals['_STREAMDAILYSTATSREQUEST']._serialized_start=2636
-  _globals['_STREAMDAILYSTATSREQUEST']._serialized_end=2793
-  _globals['_STREAMDAILYSTATSERIESREQUEST']._serialized_start=2796
-  _globals['_STREAMDAILYSTATSERIESREQUEST']._serialized_end=3157
-  _globals['_STREAMDAILYSTATSERIESREQUEST_ENCODING']._serialized_start=3095
-  _globals['_STREAMDAILYSTATSERIESREQUEST_ENCODING']._serialized_end=3157
-  _globals['_STREAMDAILYSTATSERIESRESPONSE']._serialized_start=3159
-  _globals['_STREAMDAILYSTATSERIESRESPONSE']._serialized_end=3254
-  _globals['_STREAMDAILYSTATSRESPONSE']._serialized_start=3256
-  _globals['_STREAMDAILYSTATSRESPONSE']._serialized_end=3334
-  _globals['_INGESTSERVICE']._serialized_start=3337
-  _globals['_INGESTSERVICE']._serialized_end=5579
+  _globals['_CREATEUPLOADREQUEST']._serialized_start=340
+  _globals['_CREATEUPLOADREQUEST']._serialized_end=545
+  _globals['_GETUPLOADREQUEST']._serialized_start=547
+  _globals['_GETUPLOADREQUEST']._serialized_end=615
+  _globals['_LISTUPLOADSREQUEST']._serialized_start=618
+  _globals['_LISTUPLOADSREQUEST']._serialized_end=796
+  _globals['_LISTUPLOADSRESPONSE']._serialized_start=798
+  _globals['_LISTUPLOADSRESPONSE']._serialized_end=907
+  _globals['_DELETEUPLOADREQUEST']._serialized_start=909
+  _globals['_DELETEUPLOADREQUEST']._serialized_end=980
+  _globals['_LISTUPLOADREJECTIONSREQUEST']._serialized_start=983
+  _globals['_LISTUPLOADREJECTIONSREQUEST']._serialized_end=1155
+  _globals['_LISTUPLOADREJECTIONSRESPONSE']._serialized_start=1158
+  _globals['_LISTUPLOADREJECTIONSRESPONSE']._serialized_end=1295
+  _globals['_GETCLAIMREQUEST']._serialized_start=1297
+  _globals['_GETCLAIMREQUEST']._serialized_end=1363
+  _globals['_LISTCLAIMSREQUEST']._serialized_start=1366
+  _globals['_LISTCLAIMSREQUEST']._serialized_end=1542
+  _globals['_LISTCLAIMSRESPONSE']._serialized_start=1544
+  _globals['_LISTCLAIMSRESPONSE']._serialized_end=1650
+  _globals['_CREATEPAYERMAPPINGREQUEST']._serialized_start=1653
+  _globals['_CREATEPAYERMAPPINGREQUEST']._serialized_end=1801
+  _globals['_GETPAYERMAPPINGREQUEST']._serialized_start=1803
+  _globals['_GETPAYERMAPPINGREQUEST']._serialized_end=1883
+  _globals['_LISTPAYERMAPPINGSREQUEST']._serialized_start=1886
+  _globals['_LISTPAYERMAPPINGSREQUEST']._serialized_end=2052
+  _globals['_LISTPAYERMAPPINGSRESPONSE']._serialized_start=2055
+  _globals['_LISTPAYERMAPPINGSRESPONSE']._serialized_end=2183
+  _globals['_UPDATEPAYERMAPPINGREQUEST']._serialized_start=2186
+  _globals['_UPDATEPAYERMAPPINGREQUEST']._serialized_end=2331
+  _globals['_DELETEPAYERMAPPINGREQUEST']._serialized_start=2333
+  _globals['_DELETEPAYERMAPPINGREQUEST']._serialized_end=2436
+  _globals['_LISTPAYERSREQUEST']._serialized_start=2439
+  _globals['_LISTPAYERSREQUEST']._serialized_end=2615
+  _globals['_LISTPAYERSRESPONSE']._serialized_start=2617
+  _globals['_LISTPAYERSRESPONSE']._serialized_end=2723
+  _globals['_STREAMDAILYSTATSREQUEST']._serialized_start=2726
+  _globals['_STREAMDAILYSTATSREQUEST']._serialized_end=2883
+  _globals['_STREAMDAILYSTATSERIESREQUEST']._serialized_start=2886
+  _globals['_STREAMDAILYSTATSERIESREQUEST']._serialized_end=3254
+  _globals['_STREAMDAILYSTATSERIESREQUEST_ENCODING']._serialized_start=3192
+  _globals['_STREAMDAILYSTATSERIESREQUEST_ENCODING']._serialized_end=3254
+  _globals['_STREAMDAILYSTATSERIESRESPONSE']._serialized_start=3256
+  _globals['_STREAMDAILYSTATSERIESRESPONSE']._serialized_end=3351
+  _globals['_STREAMDAILYSTATSRESPONSE']._serialized_start=3353
+  _globals['_STREAMDAILYSTATSRESPONSE']._serialized_end=3431
+  _globals['_INGESTSERVICE']._serialized_start=3434
+  _globals['_INGESTSERVICE']._serialized_end=5676
 # @@protoc_insertion_point(module_scope)

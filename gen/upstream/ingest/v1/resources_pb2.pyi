@@ -6,6 +6,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
 from google.type import date_pb2 as _date_pb2
 from google.type import money_pb2 as _money_pb2
+from upstream.api.v1 import field_limits_pb2 as _field_limits_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -16,7 +17,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Upload(_message.Message):
-    __slots__ = ("name", "state", "format", "mode", "file_name", "column_map", "sha256", "size_bytes", "rows_read", "rows_accepted", "rows_rejected", "rows_updated", "first_decision_date", "last_decision_date", "payers", "warnings", "error", "creator", "request_id", "create_time", "finish_time")
+    __slots__ = ("name", "state", "format", "mode", "file_name", "column_map", "sha256", "size_bytes", "rows_read", "rows_accepted", "rows_rejected", "rows_updated", "first_decision_date", "last_decision_date", "payers", "warnings", "error", "creator", "request_id", "create_time", "finish_time", "claims_accepted")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[Upload.State]
@@ -71,6 +72,7 @@ class Upload(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: Upload.State
     format: Upload.Format
@@ -92,7 +94,8 @@ class Upload(_message.Message):
     request_id: str
     create_time: _timestamp_pb2.Timestamp
     finish_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[Upload.State, str]] = ..., format: _Optional[_Union[Upload.Format, str]] = ..., mode: _Optional[_Union[Upload.Mode, str]] = ..., file_name: _Optional[str] = ..., column_map: _Optional[_Mapping[str, str]] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., rows_read: _Optional[int] = ..., rows_accepted: _Optional[int] = ..., rows_rejected: _Optional[int] = ..., rows_updated: _Optional[int] = ..., first_decision_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., last_decision_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., payers: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[_Union[UploadWarning, _Mapping]]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., creator: _Optional[str] = ..., request_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    claims_accepted: int
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[Upload.State, str]] = ..., format: _Optional[_Union[Upload.Format, str]] = ..., mode: _Optional[_Union[Upload.Mode, str]] = ..., file_name: _Optional[str] = ..., column_map: _Optional[_Mapping[str, str]] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., rows_read: _Optional[int] = ..., rows_accepted: _Optional[int] = ..., rows_rejected: _Optional[int] = ..., rows_updated: _Optional[int] = ..., first_decision_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., last_decision_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., payers: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[_Union[UploadWarning, _Mapping]]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., creator: _Optional[str] = ..., request_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claims_accepted: _Optional[int] = ...) -> None: ...
 
 class UploadWarning(_message.Message):
     __slots__ = ("code", "message", "line_number", "segment_number")

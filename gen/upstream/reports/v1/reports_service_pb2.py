@@ -28,11 +28,12 @@ from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
+from upstream.api.v1 import field_limits_pb2 as upstream_dot_api_dot_v1_dot_field__limits__pb2
 from upstream.drift.v1 import resources_pb2 as upstream_dot_drift_dot_v1_dot_resources__pb2
 from upstream.reports.v1 import resources_pb2 as upstream_dot_reports_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)upstream/reports/v1/reports_service.proto\x12\x13upstream.reports.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x19google/api/resource.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a!upstream/drift/v1/resources.proto\x1a#upstream/reports/v1/resources.proto\"\x97\x01\n\x13\x43reateReportRequest\x12\x33\n\x06parent\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\x12\x1aupstream.reports.v1/Report\x12\x31\n\x06report\x18\x02 \x01(\x0b\x32\x1b.upstream.reports.v1.ReportB\x04\xe2\x41\x01\x02\x12\x18\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"E\n\x10GetReportRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\n\x1aupstream.reports.v1/Report\"\x92\x01\n\x12ListReportsRequest\x12\x33\n\x06parent\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\x12\x1aupstream.reports.v1/Report\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"n\n\x13ListReportsResponse\x12,\n\x07reports\x18\x01 \x03(\x0b\x32\x1b.upstream.reports.v1.Report\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"H\n\x13\x44\x65leteReportRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\n\x1aupstream.reports.v1/Report\"J\n\x15\x44ownloadReportRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\n\x1aupstream.reports.v1/Report\"\x9e\x01\n\x1b\x43reateReportScheduleRequest\x12;\n\x06parent\x18\x01 \x01(\tB+\xe2\x41\x01\x02\xfa\x41$\x12\"upstream.reports.v1/ReportSchedule\x12\x42\n\x0freport_schedule\x18\x02 \x01(\x0b\x32#.upstream.reports.v1.ReportScheduleB\x04\xe2\x41\x01\x02\"U\n\x18GetReportScheduleRequest\x12\x39\n\x04name\x18\x01 \x01(\tB+\xe2\x41\x01\x02\xfa\x41$\n\"upstream.reports.v1/ReportSchedule\"\xa2\x01\n\x1aListReportSchedulesRequest\x12;\n\x06parent\x18\x01 \x01(\tB+\xe2\x41\x01\x02\xfa\x41$\x12\"upstream.reports.v1/ReportSchedule\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"\x87\x01\n\x1bListReportSchedulesResponse\x12=\n\x10report_schedules\x18\x01 \x03(\x0b\x32#.upstream.reports.v1.ReportSchedule\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"\x98\x01\n\x1bUpdateReportScheduleRequest\x12\x42\n\x0freport_schedule\x18\x01 \x01(\x0b\x32#.upstream.reports.v1.ReportScheduleB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\"l\n\x1b\x44\x65leteReportScheduleRequest\x12\x39\n\x04name\x18\x01 \x01(\tB+\xe2\x41\x01\x02\xfa\x41$\n\"upstream.reports.v1/ReportSchedule\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"\x81\x01\n\x14\x43reateWebhookRequest\x12\x34\n\x06parent\x18\x01 \x01(\tB$\xe2\x41\x01\x02\xfa\x41\x1d\x12\x1bupstream.reports.v1/Webhook\x12\x33\n\x07webhook\x18\x02 \x01(\x0b\x32\x1c.upstream.reports.v1.WebhookB\x04\xe2\x41\x01\x02\"G\n\x11GetWebhookRequest\x12\x32\n\x04name\x18\x01 \x01(\tB$\xe2\x41\x01\x02\xfa\x41\x1d\n\x1bupstream.reports.v1/Webhook\"\x94\x01\n\x13ListWebhooksRequest\x12\x34\n\x06parent\x18\x01 \x01(\tB$\xe2\x41\x01\x02\xfa\x41\x1d\x12\x1bupstream.reports.v1/Webhook\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"q\n\x14ListWebhooksResponse\x12.\n\x08webhooks\x18\x01 \x03(\x0b\x32\x1c.upstream.reports.v1.Webhook\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"\x82\x01\n\x14UpdateWebhookRequest\x12\x33\n\x07webhook\x18\x01 \x01(\x0b\x32\x1c.upstream.reports.v1.WebhookB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\"^\n\x14\x44\x65leteWebhookRequest\x12\x32\n\x04name\x18\x01 \x01(\tB$\xe2\x41\x01\x02\xfa\x41\x1d\n\x1bupstream.reports.v1/Webhook\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"H\n\x12TestWebhookRequest\x12\x32\n\x04name\x18\x01 \x01(\tB$\xe2\x41\x01\x02\xfa\x41\x1d\n\x1bupstream.reports.v1/Webhook\"\xa5\x01\n\x1cListWebhookDeliveriesRequest\x12<\n\x06parent\x18\x01 \x01(\tB,\xe2\x41\x01\x02\xfa\x41%\x12#upstream.reports.v1/WebhookDelivery\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"\x8c\x01\n\x1dListWebhookDeliveriesResponse\x12@\n\x12webhook_deliveries\x18\x01 \x03(\x0b\x32$.upstream.reports.v1.WebhookDelivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"W\n\x19GetWebhookDeliveryRequest\x12:\n\x04name\x18\x01 \x01(\tB,\xe2\x41\x01\x02\xfa\x41%\n#upstream.reports.v1/WebhookDelivery\"\x83\x01\n\x18RecordDriftEventsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08\x62\x61tch_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x39\n\x0c\x64rift_events\x18\x03 \x03(\x0b\x32\x1d.upstream.drift.v1.DriftEventB\x04\xe2\x41\x01\x02\"O\n\x19RecordDriftEventsResponse\x12\x17\n\x0f\x65vents_recorded\x18\x01 \x01(\x05\x12\x19\n\x11\x64\x65liveries_queued\x18\x02 \x01(\x05\x32\xda\x16\n\x0eReportsService\x12\x8a\x01\n\x0c\x43reateReport\x12(.upstream.reports.v1.CreateReportRequest\x1a\x1b.upstream.reports.v1.Report\"3\x90\x02\x02\x82\xd3\xe4\x93\x02*\" /v1/{parent=customers/*}/reports:\x06report\x12y\n\tGetReport\x12%.upstream.reports.v1.GetReportRequest\x1a\x1b.upstream.reports.v1.Report\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{name=customers/*/reports/*}\x12\x8a\x01\n\x0bListReports\x12\'.upstream.reports.v1.ListReportsRequest\x1a(.upstream.reports.v1.ListReportsResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{parent=customers/*}/reports\x12z\n\x0c\x44\x65leteReport\x12(.upstream.reports.v1.DeleteReportRequest\x1a\x16.google.protobuf.Empty\"(\x82\xd3\xe4\x93\x02\"* /v1/{name=customers/*/reports/*}\x12\x87\x01\n\x0e\x44ownloadReport\x12*.upstream.reports.v1.DownloadReportRequest\x1a\x14.google.api.HttpBody\"1\x82\xd3\xe4\x93\x02+\x12)/v1/{name=customers/*/reports/*}:download0\x01\x12\xb0\x01\n\x14\x43reateReportSchedule\x12\x30.upstream.reports.v1.CreateReportScheduleRequest\x1a#.upstream.reports.v1.ReportSchedule\"A\x82\xd3\xe4\x93\x02;\"(/v1/{parent=customers/*}/reportSchedules:\x0freport_schedule\x12\x99\x01\n\x11GetReportSchedule\x12-.upstream.reports.v1.GetReportScheduleRequest\x1a#.upstream.reports.v1.ReportSchedule\"0\x82\xd3\xe4\x93\x02*\x12(/v1/{name=customers/*/reportSchedules/*}\x12\xaa\x01\n\x13ListReportSchedules\x12/.upstream.reports.v1.ListReportSchedulesRequest\x1a\x30.upstream.reports.v1.ListReportSchedulesResponse\"0\x82\xd3\xe4\x93\x02*\x12(/v1/{parent=customers/*}/reportSchedules\x12\xc0\x01\n\x14UpdateReportSchedule\x12\x30.upstream.reports.v1.UpdateReportScheduleRequest\x1a#.upstream.reports.v1.ReportSchedule\"Q\x82\xd3\xe4\x93\x02K28/v1/{report_schedule.name=customers/*/reportSchedules/*}:\x0freport_schedule\x12\x92\x01\n\x14\x44\x65leteReportSchedule\x12\x30.upstream.reports.v1.DeleteReportScheduleRequest\x1a\x16.google.protobuf.Empty\"0\x82\xd3\xe4\x93\x02**(/v1/{name=customers/*/reportSchedules/*}\x12\x8c\x01\n\rCreateWebhook\x12).upstream.reports.v1.CreateWebhookRequest\x1a\x1c.upstream.reports.v1.Webhook\"2\x82\xd3\xe4\x93\x02,\"!/v1/{parent=customers/*}/webhooks:\x07webhook\x12}\n\nGetWebhook\x12&.upstream.reports.v1.GetWebhookRequest\x1a\x1c.upstream.reports.v1.Webhook\")\x82\xd3\xe4\x93\x02#\x12!/v1/{name=customers/*/webhooks/*}\x12\x8e\x01\n\x0cListWebhooks\x12(.upstream.reports.v1.ListWebhooksRequest\x1a).upstream.reports.v1.ListWebhooksResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/{parent=customers/*}/webhooks\x12\x94\x01\n\rUpdateWebhook\x12).upstream.reports.v1.UpdateWebhookRequest\x1a\x1c.upstream.reports.v1.Webhook\":\x82\xd3\xe4\x93\x02\x34\x32)/v1/{webhook.name=customers/*/webhooks/*}:\x07webhook\x12}\n\rDeleteWebhook\x12).upstream.reports.v1.DeleteWebhookRequest\x1a\x16.google.protobuf.Empty\")\x82\xd3\xe4\x93\x02#*!/v1/{name=customers/*/webhooks/*}\x12\x8f\x01\n\x0bTestWebhook\x12\'.upstream.reports.v1.TestWebhookRequest\x1a$.upstream.reports.v1.WebhookDelivery\"1\x82\xd3\xe4\x93\x02+\"&/v1/{name=customers/*/webhooks/*}:test:\x01*\x12\xb6\x01\n\x15ListWebhookDeliveries\x12\x31.upstream.reports.v1.ListWebhookDeliveriesRequest\x1a\x32.upstream.reports.v1.ListWebhookDeliveriesResponse\"6\x82\xd3\xe4\x93\x02\x30\x12./v1/{parent=customers/*/webhooks/*}/deliveries\x12\xa2\x01\n\x12GetWebhookDelivery\x12..upstream.reports.v1.GetWebhookDeliveryRequest\x1a$.upstream.reports.v1.WebhookDelivery\"6\x82\xd3\xe4\x93\x02\x30\x12./v1/{name=customers/*/webhooks/*/deliveries/*}\x12\xb3\x01\n\x11RecordDriftEvents\x12-.upstream.reports.v1.RecordDriftEventsRequest\x1a..upstream.reports.v1.RecordDriftEventsResponse\"?\x90\x02\x02\x82\xd3\xe4\x93\x02\x36\"1/v1/{parent=customers/*}/driftEventBatches:record:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)upstream/reports/v1/reports_service.proto\x12\x13upstream.reports.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x19google/api/resource.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\"upstream/api/v1/field_limits.proto\x1a!upstream/drift/v1/resources.proto\x1a#upstream/reports/v1/resources.proto\"\xa0\x01\n\x13\x43reateReportRequest\x12\x33\n\x06parent\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\x12\x1aupstream.reports.v1/Report\x12\x31\n\x06report\x18\x02 \x01(\x0b\x32\x1b.upstream.reports.v1.ReportB\x04\xe2\x41\x01\x02\x12!\n\nrequest_id\x18\x03 \x01(\tB\r\xe2\x41\x01\x01\xa2\xbb\x18\x05\x08\x80\x01(\x01\"E\n\x10GetReportRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\n\x1aupstream.reports.v1/Report\"\x9b\x01\n\x12ListReportsRequest\x12\x33\n\x06parent\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\x12\x1aupstream.reports.v1/Report\x12 \n\tpage_size\x18\x02 \x01(\x05\x42\r\xe2\x41\x01\x01\xa2\xbb\x18\x05\x18\x00 \xe8\x07\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"n\n\x13ListReportsResponse\x12,\n\x07reports\x18\x01 \x03(\x0b\x32\x1b.upstream.reports.v1.Report\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"H\n\x13\x44\x65leteReportRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\n\x1aupstream.reports.v1/Report\"J\n\x15\x44ownloadReportRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\n\x1aupstream.reports.v1/Report\"\x9e\x01\n\x1b\x43reateReportScheduleRequest\x12;\n\x06parent\x18\x01 \x01(\tB+\xe2\x41\x01\x02\xfa\x41$\x12\"upstream.reports.v1/ReportSchedule\x12\x42\n\x0freport_schedule\x18\x02 \x01(\x0b\x32#.upstream.reports.v1.ReportScheduleB\x04\xe2\x41\x01\x02\"U\n\x18GetReportScheduleRequest\x12\x39\n\x04name\x18\x01 \x01(\tB+\xe2\x41\x01\x02\xfa\x41$\n\"upstream.reports.v1/ReportSchedule\"\xab\x01\n\x1aListReportSchedulesRequest\x12;\n\x06parent\x18\x01 \x01(\tB+\xe2\x41\x01\x02\xfa\x41$\x12\"upstream.reports.v1/ReportSchedule\x12 \n\tpage_size\x18\x02 \x01(\x05\x42\r\xe2\x41\x01\x01\xa2\xbb\x18\x05\x18\x00 \xe8\x07\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"\x87\x01\n\x1bListReportSchedulesResponse\x12=\n\x10report_schedules\x18\x01 \x03(\x0b\x32#.upstream.reports.v1.ReportSchedule\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"\x98\x01\n\x1bUpdateReportScheduleRequest\x12\x42\n\x0freport_schedule\x18\x01 \x01(\x0b\x32#.upstream.reports.v1.ReportScheduleB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\"l\n\x1b\x44\x65leteReportScheduleRequest\x12\x39\n\x04name\x18\x01 \x01(\tB+\xe2\x41\x01\x02\xfa\x41$\n\"upstream.reports.v1/ReportSchedule\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"\x81\x01\n\x14\x43reateWebhookRequest\x12\x34\n\x06parent\x18\x01 \x01(\tB$\xe2\x41\x01\x02\xfa\x41\x1d\x12\x1bupstream.reports.v1/Webhook\x12\x33\n\x07webhook\x18\x02 \x01(\x0b\x32\x1c.upstream.reports.v1.WebhookB\x04\xe2\x41\x01\x02\"G\n\x11GetWebhookRequest\x12\x32\n\x04name\x18\x01 \x01(\tB$\xe2\x41\x01\x02\xfa\x41\x1d\n\x1bupstream.reports.v1/Webhook\"\x9d\x01\n\x13ListWebhooksRequest\x12\x34\n\x06parent\x18\x01 \x01(\tB$\xe2\x41\x01\x02\xfa\x41\x1d\x12\x1bupstream.reports.v1/Webhook\x12 \n\tpage_size\x18\x02 \x01(\x05\x42\r\xe2\x41\x01\x01\xa2\xbb\x18\x05\x18\x00 \xe8\x07\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"q\n\x14ListWebhooksResponse\x12.\n\x08webhooks\x18\x01 \x03(\x0b\x32\x1c.upstream.reports.v1.Webhook\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"\x82\x01\n\x14UpdateWebhookRequest\x12\x33\n\x07webhook\x18\x01 \x01(\x0b\x32\x1c.upstream.reports.v1.WebhookB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\"^\n\x14\x44\x65leteWebhookRequest\x12\x32\n\x04name\x18\x01 \x01(\tB$\xe2\x41\x01\x02\xfa\x41\x1d\n\x1bupstream.reports.v1/Webhook\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"H\n\x12TestWebhookRequest\x12\x32\n\x04name\x18\x01 \x01(\tB$\xe2\x41\x01\x02\xfa\x41\x1d\n\x1bupstream.reports.v1/Webhook\"\xae\x01\n\x1cListWebhookDeliveriesRequest\x12<\n\x06parent\x18\x01 \x01(\tB,\xe2\x41\x01\x02\xfa\x41%\x12#upstream.reports.v1/WebhookDelivery\x12 \n\tpage_size\x18\x02 \x01(\x05\x42\r\xe2\x41\x01\x01\xa2\xbb\x18\x05\x18\x00 \xe8\x07\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"\x8c\x01\n\x1dListWebhookDeliveriesResponse\x12@\n\x12webhook_deliveries\x18\x01 \x03(\x0b\x32$.upstream.reports.v1.WebhookDelivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04R\ntotal_size\"W\n\x19GetWebhookDeliveryRequest\x12:\n\x04name\x18\x01 \x01(\tB,\xe2\x41\x01\x02\xfa\x41%\n#upstream.reports.v1/WebhookDelivery\"\x8a\x01\n\x18RecordDriftEventsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08\x62\x61tch_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12@\n\x0c\x64rift_events\x18\x03 \x03(\x0b\x32\x1d.upstream.drift.v1.DriftEventB\x0b\xe2\x41\x01\x02\xa2\xbb\x18\x03\x10\xe8\x07\"O\n\x19RecordDriftEventsResponse\x12\x17\n\x0f\x65vents_recorded\x18\x01 \x01(\x05\x12\x19\n\x11\x64\x65liveries_queued\x18\x02 \x01(\x05\x32\xda\x16\n\x0eReportsService\x12\x8a\x01\n\x0c\x43reateReport\x12(.upstream.reports.v1.CreateReportRequest\x1a\x1b.upstream.reports.v1.Report\"3\x90\x02\x02\x82\xd3\xe4\x93\x02*\" /v1/{parent=customers/*}/reports:\x06report\x12y\n\tGetReport\x12%.upstream.reports.v1.GetReportRequest\x1a\x1b.upstream.reports.v1.Report\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{name=customers/*/reports/*}\x12\x8a\x01\n\x0bListReports\x12\'.upstream.reports.v1.ListReportsRequest\x1a(.upstream.reports.v1.ListReportsResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{parent=customers/*}/reports\x12z\n\x0c\x44\x65leteReport\x12(.upstream.reports.v1.DeleteReportRequest\x1a\x16.google.protobuf.Empty\"(\x82\xd3\xe4\x93\x02\"* /v1/{name=customers/*/reports/*}\x12\x87\x01\n\x0e\x44ownloadReport\x12*.upstream.reports.v1.DownloadReportRequest\x1a\x14.google.api.HttpBody\"1\x82\xd3\xe4\x93\x02+\x12)/v1/{name=customers/*/reports/*}:download0\x01\x12\xb0\x01\n\x14\x43reateReportSchedule\x12\x30.upstream.reports.v1.CreateReportScheduleRequest\x1a#.upstream.reports.v1.ReportSchedule\"A\x82\xd3\xe4\x93\x02;\"(/v1/{parent=customers/*}/reportSchedules:\x0freport_schedule\x12\x99\x01\n\x11GetReportSchedule\x12-.upstream.reports.v1.GetReportScheduleRequest\x1a#.upstream.reports.v1.ReportSchedule\"0\x82\xd3\xe4\x93\x02*\x12(/v1/{name=customers/*/reportSchedules/*}\x12\xaa\x01\n\x13ListReportSchedules\x12/.upstream.reports.v1.ListReportSchedulesRequest\x1a\x30.upstream.reports.v1.ListReportSchedulesResponse\"0\x82\xd3\xe4\x93\x02*\x12(/v1/{parent=customers/*}/reportSchedules\x12\xc0\x01\n\x14UpdateReportSchedule\x12\x30.upstream.reports.v1.UpdateReportScheduleRequest\x1a#.upstream.reports.v1.ReportSchedule\"Q\x82\xd3\xe4\x93\x02K28/v1/{report_schedule.name=customers/*/reportSchedules/*}:\x0freport_schedule\x12\x92\x01\n\x14\x44\x65leteReportSchedule\x12\x30.upstream.reports.v1.DeleteReportScheduleRequest\x1a\x16.google.protobuf.Empty\"0\x82\xd3\xe4\x93\x02**(/v1/{name=customers/*/reportSchedules/*}\x12\x8c\x01\n\rCreateWebhook\x12).upstream.reports.v1.CreateWebhookRequest\x1a\x1c.upstream.reports.v1.Webhook\"2\x82\xd3\xe4\x93\x02,\"!/v1/{parent=customers/*}/webhooks:\x07webhook\x12}\n\nGetWebhook\x12&.upstream.reports.v1.GetWebhookRequest\x1a\x1c.upstream.reports.v1.Webhook\")\x82\xd3\xe4\x93\x02#\x12!/v1/{name=customers/*/webhooks/*}\x12\x8e\x01\n\x0cListWebhooks\x12(.upstream.reports.v1.ListWebhooksRequest\x1a).upstream.reports.v1.ListWebhooksResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/{parent=customers/*}/webhooks\x12\x94\x01\n\rUpdateWebhook\x12).upstream.reports.v1.UpdateWebhookRequest\x1a\x1c.upstream.reports.v1.Webhook\":\x82\xd3\xe4\x93\x02\x34\x32)/v1/{webhook.name=customers/*/webhooks/*}:\x07webhook\x12}\n\rDeleteWebhook\x12).upstream.reports.v1.DeleteWebhookRequest\x1a\x16.google.protobuf.Empty\")\x82\xd3\xe4\x93\x02#*!/v1/{name=customers/*/webhooks/*}\x12\x8f\x01\n\x0bTestWebhook\x12\'.upstream.reports.v1.TestWebhookRequest\x1a$.upstream.reports.v1.WebhookDelivery\"1\x82\xd3\xe4\x93\x02+\"&/v1/{name=customers/*/webhooks/*}:test:\x01*\x12\xb6\x01\n\x15ListWebhookDeliveries\x12\x31.upstream.reports.v1.ListWebhookDeliveriesRequest\x1a\x32.upstream.reports.v1.ListWebhookDeliveriesResponse\"6\x82\xd3\xe4\x93\x02\x30\x12./v1/{parent=customers/*/webhooks/*}/deliveries\x12\xa2\x01\n\x12GetWebhookDelivery\x12..upstream.reports.v1.GetWebhookDeliveryRequest\x1a$.upstream.reports.v1.WebhookDelivery\"6\x82\xd3\xe4\x93\x02\x30\x12./v1/{name=customers/*/webhooks/*/deliveries/*}\x12\xb3\x01\n\x11RecordDriftEvents\x12-.upstream.reports.v1.RecordDriftEventsRequest\x1a..upstream.reports.v1.RecordDriftEventsResponse\"?\x90\x02\x02\x82\xd3\xe4\x93\x02\x36\"1/v1/{parent=customers/*}/driftEventBatches:record:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,13 +45,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEREPORTREQUEST'].fields_by_name['report']._loaded_options = None
   _globals['_CREATEREPORTREQUEST'].fields_by_name['report']._serialized_options = b'\342A\001\002'
   _globals['_CREATEREPORTREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_CREATEREPORTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_CREATEREPORTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\242\273\030\005\010\200\001(\001'
   _globals['_GETREPORTREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_GETREPORTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\034\n\032upstream.reports.v1/Report'
   _globals['_LISTREPORTSREQUEST'].fields_by_name['parent']._loaded_options = None
   _globals['_LISTREPORTSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A\034\022\032upstream.reports.v1/Report'
   _globals['_LISTREPORTSREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTREPORTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTREPORTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\242\273\030\005\030\000 \350\007'
   _globals['_LISTREPORTSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTREPORTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_LISTREPORTSREQUEST'].fields_by_name['filter']._loaded_options = None
@@ -68,7 +69,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTREPORTSCHEDULESREQUEST'].fields_by_name['parent']._loaded_options = None
   _globals['_LISTREPORTSCHEDULESREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A$\022\"upstream.reports.v1/ReportSchedule'
   _globals['_LISTREPORTSCHEDULESREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTREPORTSCHEDULESREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTREPORTSCHEDULESREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\242\273\030\005\030\000 \350\007'
   _globals['_LISTREPORTSCHEDULESREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTREPORTSCHEDULESREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_LISTREPORTSCHEDULESREQUEST'].fields_by_name['filter']._loaded_options = None
@@ -90,7 +91,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTWEBHOOKSREQUEST'].fields_by_name['parent']._loaded_options = None
   _globals['_LISTWEBHOOKSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A\035\022\033upstream.reports.v1/Webhook'
   _globals['_LISTWEBHOOKSREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTWEBHOOKSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTWEBHOOKSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\242\273\030\005\030\000 \350\007'
   _globals['_LISTWEBHOOKSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTWEBHOOKSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_LISTWEBHOOKSREQUEST'].fields_by_name['filter']._loaded_options = None
@@ -108,7 +109,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTWEBHOOKDELIVERIESREQUEST'].fields_by_name['parent']._loaded_options = None
   _globals['_LISTWEBHOOKDELIVERIESREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A%\022#upstream.reports.v1/WebhookDelivery'
   _globals['_LISTWEBHOOKDELIVERIESREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTWEBHOOKDELIVERIESREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\242\273\030\005\030\000 \350\007'
   _globals['_LISTWEBHOOKDELIVERIESREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTWEBHOOKDELIVERIESREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_LISTWEBHOOKDELIVERIESREQUEST'].fields_by_name['filter']._loaded_options = None
@@ -120,7 +121,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECORDDRIFTEVENTSREQUEST'].fields_by_name['batch_id']._loaded_options = None
   _globals['_RECORDDRIFTEVENTSREQUEST'].fields_by_name['batch_id']._serialized_options = b'\342A\001\002'
   _globals['_RECORDDRIFTEVENTSREQUEST'].fields_by_name['drift_events']._loaded_options = None
-  _globals['_RECORDDRIFTEVENTSREQUEST'].fields_by_name['drift_events']._serialized_options = b'\342A\001\002'
+  _globals['_RECORDDRIFTEVENTSREQUEST'].fields_by_name['drift_events']._serialized_options = b'\342A\001\002\242\273\030\003\020\350\007'
   _globals['_REPORTSSERVICE'].methods_by_name['CreateReport']._loaded_options = None
   _globals['_REPORTSSERVICE'].methods_by_name['CreateReport']._serialized_options = b'\220\002\002\202\323\344\223\002*\" /v1/{parent=customers/*}/reports:\006report'
   _globals['_REPORTSSERVICE'].methods_by_name['GetReport']._loaded_options = None
@@ -159,54 +160,54 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTSSERVICE'].methods_by_name['GetWebhookDelivery']._serialized_options = b'\202\323\344\223\0020\022./v1/{name=customers/*/webhooks/*/deliveries/*}'
   _globals['_REPORTSSERVICE'].methods_by_name['RecordDriftEvents']._loaded_options = None
   _globals['_REPORTSSERVICE'].methods_by_name['RecordDriftEvents']._serialized_options = b'\220\002\002\202\323\344\223\0026\"1/v1/{parent=customers/*}/driftEventBatches:record:\001*'
-  _globals['_CREATEREPORTREQUEST']._serialized_start=319
-  _globals['_CREATEREPORTREQUEST']._serialized_end=470
-  _globals['_GETREPORTREQUEST']._serialized_start=472
-  _globals['_GETREPORTREQUEST']._serialized_end=541
-  _globals['_LISTREPORTSREQUEST']._serialized_start=544
-  _globals['_LISTREPORTSREQUEST']._serialized_end=690
-  _globals['_LISTREPORTSRESPONSE']._serialized_start=692
-  _globals['_LISTREPORTSRESPONSE']._serialized_end=802
-  _globals['_DELETEREPORTREQUEST']._serialized_start=804
-  _globals['_DELETEREPORTREQUEST']._serialized_end=876
-  _globals['_DOWNLOADREPORTREQUEST']._serialized_start=878
-  _globals['_DOWNLOADREPORTREQUEST']._serialized_end=952
-  _globals['_CREATEREPORTSCHEDULEREQUEST']._serialized_start=955
-  _globals['_CREATEREPORTSCHEDULEREQUEST']._serialized_end=1113
-  _globals['_GETREPORTSCHEDULEREQUEST']._serialized_start=1115
-  _globals['_GETREPORTSCHEDULEREQUEST']._serialized_end=1200
-  _globals['_LISTREPORTSCHEDULESREQUEST']._serialized_start=1203
-  _globals['_LISTREPORTSCHEDULESREQUEST']._serialized_end=1365
-  _globals['_LISTREPORTSCHEDULESRESPONSE']._serialized_start=1368
-  _globals['_LISTREPORTSCHEDULESRESPONSE']._serialized_end=1503
-  _globals['_UPDATEREPORTSCHEDULEREQUEST']._serialized_start=1506
-  _globals['_UPDATEREPORTSCHEDULEREQUEST']._serialized_end=1658
-  _globals['_DELETEREPORTSCHEDULEREQUEST']._serialized_start=1660
-  _globals['_DELETEREPORTSCHEDULEREQUEST']._serialized_end=1768
-  _globals['_CREATEWEBHOOKREQUEST']._serialized_start=1771
-  _globals['_CREATEWEBHOOKREQUEST']._serialized_end=1900
-  _globals['_GETWEBHOOKREQUEST']._serialized_start=1902
-  _globals['_GETWEBHOOKREQUEST']._serialized_end=1973
-  _globals['_LISTWEBHOOKSREQUEST']._serialized_start=1976
-  _globals['_LISTWEBHOOKSREQUEST']._serialized_end=2124
-  _globals['_LISTWEBHOOKSRESPONSE']._serialized_start=2126
-  _globals['_LISTWEBHOOKSRESPONSE']._serialized_end=2239
-  _globals['_UPDATEWEBHOOKREQUEST']._serialized_start=2242
-  _globals['_UPDATEWEBHOOKREQUEST']._serialized_end=2372
-  _globals['_DELETEWEBHOOKREQUEST']._serialized_start=2374
-  _globals['_DELETEWEBHOOKREQUEST']._serialized_end=2468
-  _globals['_TESTWEBHOOKREQUEST']._serialized_start=2470
-  _globals['_TESTWEBHOOKREQUEST']._serialized_end=2542
-  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_start=2545
-  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_end=2710
-  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_start=2713
-  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_end=2853
-  _globals['_GETWEBHOOKDELIVERYREQUEST']._serialized_start=2855
-  _globals['_GETWEBHOOKDELIVERYREQUEST']._serialized_end=2942
-  _globals['_RECORDDRIFTEVENTSREQUEST']._serialized_start=2945
-  _globals['_RECORDDRIFTEVENTSREQUEST']._serialized_end=3076
-  _globals['_RECORDDRIFTEVENTSRESPONSE']._serialized_start=3078
-  _globals['_RECORDDRIFTEVENTSRESPONSE']._serialized_end=3157
-  _globals['_REPORTSSERVICE']._serialized_start=3160
-  _globals['_REPORTSSERVICE']._serialized_end=6066
+  _globals['_CREATEREPORTREQUEST']._serialized_start=355
+  _globals['_CREATEREPORTREQUEST']._serialized_end=515
+  _globals['_GETREPORTREQUEST']._serialized_start=517
+  _globals['_GETREPORTREQUEST']._serialized_end=586
+  _globals['_LISTREPORTSREQUEST']._serialized_start=589
+  _globals['_LISTREPORTSREQUEST']._serialized_end=744
+  _globals['_LISTREPORTSRESPONSE']._serialized_start=746
+  _globals['_LISTREPORTSRESPONSE']._serialized_end=856
+  _globals['_DELETEREPORTREQUEST']._serialized_start=858
+  _globals['_DELETEREPORTREQUEST']._serialized_end=930
+  _globals['_DOWNLOADREPORTREQUEST']._serialized_start=932
+  _globals['_DOWNLOADREPORTREQUEST']._serialized_end=1006
+  _globals['_CREATEREPORTSCHEDULEREQUEST']._serialized_start=1009
+  _globals['_CREATEREPORTSCHEDULEREQUEST']._serialized_end=1167
+  _globals['_GETREPORTSCHEDULEREQUEST']._serialized_start=1169
+  _globals['_GETREPORTSCHEDULEREQUEST']._serialized_end=1254
+  _globals['_LISTREPORTSCHEDULESREQUEST']._serialized_start=1257
+  _globals['_LISTREPORTSCHEDULESREQUEST']._serialized_end=1428
+  _globals['_LISTREPORTSCHEDULESRESPONSE']._serialized_start=1431
+  _globals['_LISTREPORTSCHEDULESRESPONSE']._serialized_end=1566
+  _globals['_UPDATEREPORTSCHEDULEREQUEST']._serialized_start=1569
+  _globals['_UPDATEREPORTSCHEDULEREQUEST']._serialized_end=1721
+  _globals['_DELETEREPORTSCHEDULEREQUEST']._serialized_start=1723
+  _globals['_DELETEREPORTSCHEDULEREQUEST']._serialized_end=1831
+  _globals['_CREATEWEBHOOKREQUEST']._serialized_start=1834
+  _globals['_CREATEWEBHOOKREQUEST']._serialized_end=1963
+  _globals['_GETWEBHOOKREQUEST']._serialized_start=1965
+  _globals['_GETWEBHOOKREQUEST']._serialized_end=2036
+  _globals['_LISTWEBHOOKSREQUEST']._serialized_start=2039
+  _globals['_LISTWEBHOOKSREQUEST']._serialized_end=2196
+  _globals['_LISTWEBHOOKSRESPONSE']._serialized_start=2198
+  _globals['_LISTWEBHOOKSRESPONSE']._serialized_end=2311
+  _globals['_UPDATEWEBHOOKREQUEST']._serialized_start=2314
+  _globals['_UPDATEWEBHOOKREQUEST']._serialized_end=2444
+  _globals['_DELETEWEBHOOKREQUEST']._serialized_start=2446
+  _globals['_DELETEWEBHOOKREQUEST']._serialized_end=2540
+  _globals['_TESTWEBHOOKREQUEST']._serialized_start=2542
+  _globals['_TESTWEBHOOKREQUEST']._serialized_end=2614
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_start=2617
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_end=2791
+  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_start=2794
+  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_end=2934
+  _globals['_GETWEBHOOKDELIVERYREQUEST']._serialized_start=2936
+  _globals['_GETWEBHOOKDELIVERYREQUEST']._serialized_end=3023
+  _globals['_RECORDDRIFTEVENTSREQUEST']._serialized_start=3026
+  _globals['_RECORDDRIFTEVENTSREQUEST']._serialized_end=3164
+  _globals['_RECORDDRIFTEVENTSRESPONSE']._serialized_start=3166
+  _globals['_RECORDDRIFTEVENTSRESPONSE']._serialized_end=3245
+  _globals['_REPORTSSERVICE']._serialized_start=3248
+  _globals['_REPORTSSERVICE']._serialized_end=6154
 # @@protoc_insertion_point(module_scope)

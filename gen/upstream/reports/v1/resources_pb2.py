@@ -27,9 +27,10 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
+from upstream.api.v1 import field_limits_pb2 as upstream_dot_api_dot_v1_dot_field__limits__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#upstream/reports/v1/resources.proto\x12\x13upstream.reports.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x16google/type/date.proto\"c\n\tDateRange\x12+\n\nstart_date\x18\x01 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12)\n\x08\x65nd_date\x18\x02 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\"\x8d\x01\n\x10ReportParameters\x12:\n\ndate_range\x18\x01 \x01(\x0b\x32\x1e.upstream.reports.v1.DateRangeB\x04\xe2\x41\x01\x01H\x00\x12\x1d\n\rlookback_days\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01H\x00\x12\x14\n\x06payers\x18\x03 \x03(\tB\x04\xe2\x41\x01\x01\x42\x08\n\x06period\"\xa4\x06\n\x06Report\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x34\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.upstream.reports.v1.ReportKindB\x05\xe2\x41\x02\x02\x05\x12\x38\n\x06\x66ormat\x18\x03 \x01(\x0e\x32!.upstream.reports.v1.ReportFormatB\x05\xe2\x41\x02\x02\x05\x12@\n\nparameters\x18\x04 \x01(\x0b\x32%.upstream.reports.v1.ReportParametersB\x05\xe2\x41\x02\x02\x05\x12\x36\n\x05state\x18\x05 \x01(\x0e\x32!.upstream.reports.v1.Report.StateB\x04\xe2\x41\x01\x03\x12\'\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x12.google.rpc.StatusB\x04\xe2\x41\x01\x03\x12\x18\n\nsize_bytes\x18\x07 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x1a\n\x0c\x63ontent_type\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06sha256\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12=\n\x08schedule\x18\n \x01(\tB+\xe2\x41\x01\x03\xfa\x41$\n\"upstream.reports.v1/ReportSchedule\x12\x15\n\x07\x63reator\x18\x0b \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x66inish_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"S\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04:W\xea\x41T\n\x1aupstream.reports.v1/Report\x12%customers/{customer}/reports/{report}*\x07reports2\x06report\"\xbf\x01\n\x0eReportTemplate\x12\x33\n\x04kind\x18\x01 \x01(\x0e\x32\x1f.upstream.reports.v1.ReportKindB\x04\xe2\x41\x01\x02\x12\x37\n\x06\x66ormat\x18\x02 \x01(\x0e\x32!.upstream.reports.v1.ReportFormatB\x04\xe2\x41\x01\x02\x12?\n\nparameters\x18\x03 \x01(\x0b\x32%.upstream.reports.v1.ReportParametersB\x04\xe2\x41\x01\x02\"\xf8\x04\n\x0eReportSchedule\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x1a\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04\x63ron\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\ttime_zone\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x42\n\x0freport_template\x18\x05 \x01(\x0b\x32#.upstream.reports.v1.ReportTemplateB\x04\xe2\x41\x01\x02\x12\x14\n\x06paused\x18\x06 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12\x37\n\rnext_run_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x37\n\rlast_run_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x38\n\x0blast_report\x18\t \x01(\tB#\xe2\x41\x01\x03\xfa\x41\x1c\n\x1aupstream.reports.v1/Report\x12\x35\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\x0c \x01(\tB\x04\xe2\x41\x01\x01:\x80\x01\xea\x41}\n\"upstream.reports.v1/ReportSchedule\x12\x36\x63ustomers/{customer}/reportSchedules/{report_schedule}*\x0freportSchedules2\x0ereportSchedule\"\x9d\x03\n\x07Webhook\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x1a\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x11\n\x03url\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x39\n\x0b\x65vent_types\x18\x04 \x03(\x0e\x32\x1e.upstream.reports.v1.EventTypeB\x04\xe2\x41\x01\x02\x12\x1c\n\x0esigning_secret\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x64isabled\x18\x06 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12\x35\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\t \x01(\tB\x04\xe2\x41\x01\x01:\\\xea\x41Y\n\x1bupstream.reports.v1/Webhook\x12\'customers/{customer}/webhooks/{webhook}*\x08webhooks2\x07webhook\"\xa3\x05\n\x0fWebhookDelivery\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x16\n\x08\x65vent_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x38\n\nevent_type\x18\x03 \x01(\x0e\x32\x1e.upstream.reports.v1.EventTypeB\x04\xe2\x41\x01\x03\x12?\n\x05state\x18\x04 \x01(\x0e\x32*.upstream.reports.v1.WebhookDelivery.StateB\x04\xe2\x41\x01\x03\x12\x1b\n\rattempt_count\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12 \n\x12last_response_code\x18\x06 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x18\n\nlast_error\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\x12;\n\x11next_attempt_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x37\n\rcomplete_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"T\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\r\n\tSUCCEEDED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x12\x0c\n\x08RETRYING\x10\x04:\x8c\x01\xea\x41\x88\x01\n#upstream.reports.v1/WebhookDelivery\x12=customers/{customer}/webhooks/{webhook}/deliveries/{delivery}*\x11webhookDeliveries2\x0fwebhookDelivery*w\n\nReportKind\x12\x1b\n\x17REPORT_KIND_UNSPECIFIED\x10\x00\x12\x11\n\rDRIFT_SUMMARY\x10\x01\x12\x13\n\x0fPAYER_SCORECARD\x10\x02\x12\x11\n\rCLAIMS_EXPORT\x10\x03\x12\x11\n\rEVENTS_EXPORT\x10\x04*I\n\x0cReportFormat\x12\x1d\n\x19REPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x07\n\x03PDF\x10\x01\x12\x07\n\x03\x43SV\x10\x02\x12\x08\n\x04JSON\x10\x03*\x8c\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44RIFT_EVENT_OPENED\x10\x01\x12\x17\n\x13\x44RIFT_EVENT_UPDATED\x10\x02\x12\x16\n\x12\x44RIFT_EVENT_CLOSED\x10\x03\x12\x10\n\x0cREPORT_READY\x10\x04\x12\x08\n\x04TEST\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#upstream/reports/v1/resources.proto\x12\x13upstream.reports.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x16google/type/date.proto\x1a\"upstream/api/v1/field_limits.proto\"c\n\tDateRange\x12+\n\nstart_date\x18\x01 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12)\n\x08\x65nd_date\x18\x02 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\"\x9c\x01\n\x10ReportParameters\x12:\n\ndate_range\x18\x01 \x01(\x0b\x32\x1e.upstream.reports.v1.DateRangeB\x04\xe2\x41\x01\x01H\x00\x12&\n\rlookback_days\x18\x02 \x01(\x05\x42\r\xe2\x41\x01\x01\xa2\xbb\x18\x05\x18\x01 \xda\x05H\x00\x12\x1a\n\x06payers\x18\x03 \x03(\tB\n\xe2\x41\x01\x01\xa2\xbb\x18\x02\x10\x64\x42\x08\n\x06period\"\xa4\x06\n\x06Report\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x34\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.upstream.reports.v1.ReportKindB\x05\xe2\x41\x02\x02\x05\x12\x38\n\x06\x66ormat\x18\x03 \x01(\x0e\x32!.upstream.reports.v1.ReportFormatB\x05\xe2\x41\x02\x02\x05\x12@\n\nparameters\x18\x04 \x01(\x0b\x32%.upstream.reports.v1.ReportParametersB\x05\xe2\x41\x02\x02\x05\x12\x36\n\x05state\x18\x05 \x01(\x0e\x32!.upstream.reports.v1.Report.StateB\x04\xe2\x41\x01\x03\x12\'\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x12.google.rpc.StatusB\x04\xe2\x41\x01\x03\x12\x18\n\nsize_bytes\x18\x07 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x1a\n\x0c\x63ontent_type\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06sha256\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12=\n\x08schedule\x18\n \x01(\tB+\xe2\x41\x01\x03\xfa\x41$\n\"upstream.reports.v1/ReportSchedule\x12\x15\n\x07\x63reator\x18\x0b \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x66inish_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"S\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04:W\xea\x41T\n\x1aupstream.reports.v1/Report\x12%customers/{customer}/reports/{report}*\x07reports2\x06report\"\xbf\x01\n\x0eReportTemplate\x12\x33\n\x04kind\x18\x01 \x01(\x0e\x32\x1f.upstream.reports.v1.ReportKindB\x04\xe2\x41\x01\x02\x12\x37\n\x06\x66ormat\x18\x02 \x01(\x0e\x32!.upstream.reports.v1.ReportFormatB\x04\xe2\x41\x01\x02\x12?\n\nparameters\x18\x03 \x01(\x0b\x32%.upstream.reports.v1.ReportParametersB\x04\xe2\x41\x01\x02\"\xfe\x04\n\x0eReportSchedule\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12 \n\x0c\x64isplay_name\x18\x02 \x01(\tB\n\xe2\x41\x01\x02\xa2\xbb\x18\x02\x08\x64\x12\x12\n\x04\x63ron\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\ttime_zone\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x42\n\x0freport_template\x18\x05 \x01(\x0b\x32#.upstream.reports.v1.ReportTemplateB\x04\xe2\x41\x01\x02\x12\x14\n\x06paused\x18\x06 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12\x37\n\rnext_run_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x37\n\rlast_run_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x38\n\x0blast_report\x18\t \x01(\tB#\xe2\x41\x01\x03\xfa\x41\x1c\n\x1aupstream.reports.v1/Report\x12\x35\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\x0c \x01(\tB\x04\xe2\x41\x01\x01:\x80\x01\xea\x41}\n\"upstream.reports.v1/ReportSchedule\x12\x36\x63ustomers/{customer}/reportSchedules/{report_schedule}*\x0freportSchedules2\x0ereportSchedule\"\xaa\x03\n\x07Webhook\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12 \n\x0c\x64isplay_name\x18\x02 \x01(\tB\n\xe2\x41\x01\x01\xa2\xbb\x18\x02\x08\x64\x12\x18\n\x03url\x18\x03 \x01(\tB\x0b\xe2\x41\x01\x02\xa2\xbb\x18\x03\x08\x80\x10\x12\x39\n\x0b\x65vent_types\x18\x04 \x03(\x0e\x32\x1e.upstream.reports.v1.EventTypeB\x04\xe2\x41\x01\x02\x12\x1c\n\x0esigning_secret\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x64isabled\x18\x06 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12\x35\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\t \x01(\tB\x04\xe2\x41\x01\x01:\\\xea\x41Y\n\x1bupstream.reports.v1/Webhook\x12\'customers/{customer}/webhooks/{webhook}*\x08webhooks2\x07webhook\"\xa3\x05\n\x0fWebhookDelivery\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x16\n\x08\x65vent_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x38\n\nevent_type\x18\x03 \x01(\x0e\x32\x1e.upstream.reports.v1.EventTypeB\x04\xe2\x41\x01\x03\x12?\n\x05state\x18\x04 \x01(\x0e\x32*.upstream.reports.v1.WebhookDelivery.StateB\x04\xe2\x41\x01\x03\x12\x1b\n\rattempt_count\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12 \n\x12last_response_code\x18\x06 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x18\n\nlast_error\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\x12;\n\x11next_attempt_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x37\n\rcomplete_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"T\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\r\n\tSUCCEEDED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x12\x0c\n\x08RETRYING\x10\x04:\x8c\x01\xea\x41\x88\x01\n#upstream.reports.v1/WebhookDelivery\x12=customers/{customer}/webhooks/{webhook}/deliveries/{delivery}*\x11webhookDeliveries2\x0fwebhookDelivery*w\n\nReportKind\x12\x1b\n\x17REPORT_KIND_UNSPECIFIED\x10\x00\x12\x11\n\rDRIFT_SUMMARY\x10\x01\x12\x13\n\x0fPAYER_SCORECARD\x10\x02\x12\x11\n\rCLAIMS_EXPORT\x10\x03\x12\x11\n\rEVENTS_EXPORT\x10\x04*I\n\x0cReportFormat\x12\x1d\n\x19REPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x07\n\x03PDF\x10\x01\x12\x07\n\x03\x43SV\x10\x02\x12\x08\n\x04JSON\x10\x03*\x8c\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44RIFT_EVENT_OPENED\x10\x01\x12\x17\n\x13\x44RIFT_EVENT_UPDATED\x10\x02\x12\x16\n\x12\x44RIFT_EVENT_CLOSED\x10\x03\x12\x10\n\x0cREPORT_READY\x10\x04\x12\x08\n\x04TEST\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,9 +44,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTPARAMETERS'].fields_by_name['date_range']._loaded_options = None
   _globals['_REPORTPARAMETERS'].fields_by_name['date_range']._serialized_options = b'\342A\001\001'
   _globals['_REPORTPARAMETERS'].fields_by_name['lookback_days']._loaded_options = None
-  _globals['_REPORTPARAMETERS'].fields_by_name['lookback_days']._serialized_options = b'\342A\001\001'
+  _globals['_REPORTPARAMETERS'].fields_by_name['lookback_days']._serialized_options = b'\342A\001\001\242\273\030\005\030\001 \332\005'
   _globals['_REPORTPARAMETERS'].fields_by_name['payers']._loaded_options = None
-  _globals['_REPORTPARAMETERS'].fields_by_name['payers']._serialized_options = b'\342A\001\001'
+  _globals['_REPORTPARAMETERS'].fields_by_name['payers']._serialized_options = b'\342A\001\001\242\273\030\002\020d'
   _globals['_REPORT'].fields_by_name['name']._loaded_options = None
   _globals['_REPORT'].fields_by_name['name']._serialized_options = b'\342A\001\010'
   _globals['_REPORT'].fields_by_name['kind']._loaded_options = None
@@ -85,7 +86,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTSCHEDULE'].fields_by_name['name']._loaded_options = None
   _globals['_REPORTSCHEDULE'].fields_by_name['name']._serialized_options = b'\342A\001\010'
   _globals['_REPORTSCHEDULE'].fields_by_name['display_name']._loaded_options = None
-  _globals['_REPORTSCHEDULE'].fields_by_name['display_name']._serialized_options = b'\342A\001\002'
+  _globals['_REPORTSCHEDULE'].fields_by_name['display_name']._serialized_options = b'\342A\001\002\242\273\030\002\010d'
   _globals['_REPORTSCHEDULE'].fields_by_name['cron']._loaded_options = None
   _globals['_REPORTSCHEDULE'].fields_by_name['cron']._serialized_options = b'\342A\001\002'
   _globals['_REPORTSCHEDULE'].fields_by_name['time_zone']._loaded_options = None
@@ -111,9 +112,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WEBHOOK'].fields_by_name['name']._loaded_options = None
   _globals['_WEBHOOK'].fields_by_name['name']._serialized_options = b'\342A\001\010'
   _globals['_WEBHOOK'].fields_by_name['display_name']._loaded_options = None
-  _globals['_WEBHOOK'].fields_by_name['display_name']._serialized_options = b'\342A\001\001'
+  _globals['_WEBHOOK'].fields_by_name['display_name']._serialized_options = b'\342A\001\001\242\273\030\002\010d'
   _globals['_WEBHOOK'].fields_by_name['url']._loaded_options = None
-  _globals['_WEBHOOK'].fields_by_name['url']._serialized_options = b'\342A\001\002'
+  _globals['_WEBHOOK'].fields_by_name['url']._serialized_options = b'\342A\001\002\242\273\030\003\010\200\020'
   _globals['_WEBHOOK'].fields_by_name['event_types']._loaded_options = None
   _globals['_WEBHOOK'].fields_by_name['event_types']._serialized_options = b'\342A\001\002'
   _globals['_WEBHOOK'].fields_by_name['signing_secret']._loaded_options = None
@@ -150,28 +151,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WEBHOOKDELIVERY'].fields_by_name['complete_time']._serialized_options = b'\342A\001\003'
   _globals['_WEBHOOKDELIVERY']._loaded_options = None
   _globals['_WEBHOOKDELIVERY']._serialized_options = b'\352A\210\001\n#upstream.reports.v1/WebhookDelivery\022=customers/{customer}/webhooks/{webhook}/deliveries/{delivery}*\021webhookDeliveries2\017webhookDelivery'
-  _globals['_REPORTKIND']._serialized_start=3177
-  _globals['_REPORTKIND']._serialized_end=3296
-  _globals['_REPORTFORMAT']._serialized_start=3298
-  _globals['_REPORTFORMAT']._serialized_end=3371
-  _globals['_EVENTTYPE']._serialized_start=3374
-  _globals['_EVENTTYPE']._serialized_end=3514
-  _globals['_DATERANGE']._serialized_start=202
-  _globals['_DATERANGE']._serialized_end=301
-  _globals['_REPORTPARAMETERS']._serialized_start=304
-  _globals['_REPORTPARAMETERS']._serialized_end=445
-  _globals['_REPORT']._serialized_start=448
-  _globals['_REPORT']._serialized_end=1252
-  _globals['_REPORT_STATE']._serialized_start=1080
-  _globals['_REPORT_STATE']._serialized_end=1163
-  _globals['_REPORTTEMPLATE']._serialized_start=1255
-  _globals['_REPORTTEMPLATE']._serialized_end=1446
-  _globals['_REPORTSCHEDULE']._serialized_start=1449
-  _globals['_REPORTSCHEDULE']._serialized_end=2081
-  _globals['_WEBHOOK']._serialized_start=2084
-  _globals['_WEBHOOK']._serialized_end=2497
-  _globals['_WEBHOOKDELIVERY']._serialized_start=2500
-  _globals['_WEBHOOKDELIVERY']._serialized_end=3175
-  _globals['_WEBHOOKDELIVERY_STATE']._serialized_start=2948
-  _globals['_WEBHOOKDELIVERY_STATE']._serialized_end=3032
+  _globals['_REPORTKIND']._serialized_start=3247
+  _globals['_REPORTKIND']._serialized_end=3366
+  _globals['_REPORTFORMAT']._serialized_start=3368
+  _globals['_REPORTFORMAT']._serialized_end=3441
+  _globals['_EVENTTYPE']._serialized_start=3444
+  _globals['_EVENTTYPE']._serialized_end=3584
+  _globals['_DATERANGE']._serialized_start=238
+  _globals['_DATERANGE']._serialized_end=337
+  _globals['_REPORTPARAMETERS']._serialized_start=340
+  _globals['_REPORTPARAMETERS']._serialized_end=496
+  _globals['_REPORT']._serialized_start=499
+  _globals['_REPORT']._serialized_end=1303
+  _globals['_REPORT_STATE']._serialized_start=1131
+  _globals['_REPORT_STATE']._serialized_end=1214
+  _globals['_REPORTTEMPLATE']._serialized_start=1306
+  _globals['_REPORTTEMPLATE']._serialized_end=1497
+  _globals['_REPORTSCHEDULE']._serialized_start=1500
+  _globals['_REPORTSCHEDULE']._serialized_end=2138
+  _globals['_WEBHOOK']._serialized_start=2141
+  _globals['_WEBHOOK']._serialized_end=2567
+  _globals['_WEBHOOKDELIVERY']._serialized_start=2570
+  _globals['_WEBHOOKDELIVERY']._serialized_end=3245
+  _globals['_WEBHOOKDELIVERY_STATE']._serialized_start=3018
+  _globals['_WEBHOOKDELIVERY_STATE']._serialized_end=3102
 # @@protoc_insertion_point(module_scope)

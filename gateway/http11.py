@@ -1,0 +1,256 @@
+"""HTTP/1.1 as the gateway serves it: uvicorn's h11 protocol with the read limits a public
+server needs and uvicorn lacks.
+
+- The request head (request line and headers) must arrive whole within the header timeout
+  of its first byte, or of the connection's opening: a client trickling its headers gets 408,
+  as with nginx's `client_header_timeout`.
+- A request body may pause at most the body timeout between reads, and after its first
+  body timeout must keep up an average of `min_body_bytes_per_second` (Apache
+  mod_reqtimeout's `MinRate`), so an upload of any size that keeps arriving goes on while a
+  body trickled a byte at a time does not. Time the gateway itself stops reading (its
+  backend is slower, or the client awaits `100 Continue`) never counts. Past either: 408.
+- A request target over `max_target_bytes` is 414, header fields over `max_header_bytes` 431.
+
+A refused connection answers, half-closes, then reads and drops what the client still sends
+for a moment before closing, so that the client reads the answer instead of a reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, ClassVar, cast
+
+import h11
+from uvicorn.config import Config
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
+
+logger = logging.getLogger("upstream.gateway")
+
+# How long a refused connection drains what the client still sends before it is closed.
+LINGER_SECONDS = 2.0
+# Line ends as h11 reads them: CRLF, or a bare LF.
+_LINE_END = re.compile(rb"\r?\n")
+_HEAD_END = re.compile(rb"\n\r?\n")
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """How long and how large a request's parts may be, as the module docstring says."""
+
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 10.0
+    min_body_bytes_per_second: int = 500
+    max_target_bytes: int = 8 * 1024
+    max_header_bytes: int = 16 * 1024
+
+    @property
+    def max_head_bytes(self) -> int:
+        """How much of an unfinished head h11 may hold: more than the checks here let by, so
+        they answer first with the precise status."""
+        return self.max_target_bytes + self.max_header_bytes + 1024
+
+
+def http_error_body(status: HTTPStatus, message: str) -> dict[str, Any]:
+    """The gateway's JSON error shape, for refusals that no gRPC status code describes."""
+    return {
+        "error": {"code": status.value, "status": status.name, "message": message, "details": []}
+    }
+
+
+class LimitedH11Protocol(H11Protocol):
+    """One HTTP/1.1 connection, held to `limits` (set by `protocol_with`)."""
+
+    limits: ClassVar[ReadLimits] = ReadLimits()
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._read_timer: asyncio.TimerHandle | None = None
+        self._reading_body = False
+        self._last_read = 0.0
+        # While a body is read: when it is too slow unless more arrives.
+        self._body_deadline = 0.0
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._last_read = self.loop.time()
+        if self._reading_body:
+            self._body_deadline += len(data) / self.limits.min_body_bytes_per_second
+        if self._read_timer is None and self.conn.their_state is h11.IDLE:
+            # The first bytes of another request on a kept-alive connection.
+            self._await_head()
+        super().data_received(data)
+
+    def handle_events(self) -> None:
+        if self.conn.their_state is h11.IDLE and self._head_refused():
+            return
+        super().handle_events()
+        if not self._refused:
+            self._follow_request()
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(HTTPStatus.BAD_REQUEST, msg)
+
+    def shutdown(self) -> None:
+        if self._refused:
+            self.transport.close()
+        else:
+            super().shutdown()
+
+    def _head_refused(self) -> bool:
+        """Refuse the head being received once its target or its header fields are too long
+        (414, 431), before h11 would parse or buffer any more of it."""
+        head = self.conn.trailing_data[0].lstrip(b"\r\n")
+        line_end = _LINE_END.search(head)
+        request_line = head if line_end is None else head[: line_end.start()]
+        target = request_line.partition(b" ")[2]
+        if line_end is not None:
+            target = target.rpartition(b" ")[0]
+        limits = self.limits
+        if len(target) > limits.max_target_bytes:
+            self._refuse(
+                HTTPStatus.REQUEST_URI_TOO_LONG,
+                f"the request target (path and query) is longer than {limits.max_target_bytes}"
+                " bytes",
+            )
+            return True
+        if line_end is not None:
+            head_end = _HEAD_END.search(head, line_end.start())
+            fields = (len(head) if head_end is None else head_end.start()) - line_end.end()
+            if fields > limits.max_header_bytes:
+                self._refuse(
+                    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    f"the request headers are larger than {limits.max_header_bytes} bytes",
+                )
+                return True
+        return False
+
+    def _follow_request(self) -> None:
+        """Time what the client is sending now: a head, a body, or nothing."""
+        state = self.conn.their_state
+        if state is h11.IDLE:
+            if self._read_timer is None and self.conn.trailing_data[0]:
+                self._await_head()  # a pipelined request whose head is not all here
+        elif state is h11.SEND_BODY:
+            if not self._reading_body:
+                timeout = self.limits.body_timeout_seconds
+                self._start_timer(timeout, self._body_timed_out)
+                self._reading_body = True
+                self._body_deadline = self.loop.time() + timeout
+        else:
+            self._stop_timer()
+
+    def _await_head(self) -> None:
+        self._start_timer(self.limits.header_timeout_seconds, self._head_timed_out)
+        self._reading_body = False
+
+    def _head_timed_out(self) -> None:
+        self._read_timer = None
+        if self.conn.their_state is not h11.IDLE:
+            return
+        if self.conn.trailing_data[0]:
+            timeout = self.limits.header_timeout_seconds
+            self._refuse(
+                HTTPStatus.REQUEST_TIMEOUT,
+                f"the request headers did not arrive within {timeout:g} s",
+            )
+        else:
+            # A connection that never began a request: nothing to answer.
+            self.transport.close()
+
+    def _body_timed_out(self) -> None:
+        self._read_timer = None
+        if self.conn.their_state is not h11.SEND_BODY:
+            return
+        limits = self.limits
+        timeout = limits.body_timeout_seconds
+        now = self.loop.time()
+        cycle = self.cycle
+        if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
+            # The gateway is not reading: the client is neither idle nor slow.
+            self._last_read = now
+            self._body_deadline = max(self._body_deadline, now + timeout)
+        deadline = min(self._last_read + timeout, self._body_deadline)
+        if now < deadline:
+            self._start_timer(deadline - now, self._body_timed_out)
+        elif now - self._last_read >= timeout:
+            self._refuse(
+                HTTPStatus.REQUEST_TIMEOUT, f"the request body paused for more than {timeout:g} s"
+            )
+        else:
+            self._refuse(
+                HTTPStatus.REQUEST_TIMEOUT,
+                f"the request body arrived slower than {limits.min_body_bytes_per_second}"
+                " bytes a second",
+            )
+
+    def _refuse(self, status: HTTPStatus, message: str) -> None:
+        """Answer `status` (unless a response has begun), stop serving the request in
+        flight, and close after a lingering drain."""
+        self._refused = True
+        reading_body = self._reading_body
+        self._stop_timer()
+        logger.info("refused a request from %s: %d %s", self.client, status.value, message)
+        cycle = self.cycle
+        # The request being received, if it has got as far as the application; a body can
+        # still be arriving after its response was sent.
+        if cycle is not None and (reading_body or not cycle.response_complete):
+            # The application's receive() now says the client is gone; its send() is dropped.
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if cycle.response_started:
+                self.transport.close()
+                return
+        body = json.dumps(http_error_body(status, message), separators=(",", ":")).encode()
+        head = (
+            f"HTTP/1.1 {status.value} {status.phrase}\r\n"
+            "content-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n"
+            "connection: close\r\n\r\n"
+        ).encode("ascii")
+        self.transport.write(head + body)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.flow.resume_reading()
+        self._read_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+    def _start_timer(self, seconds: float, expired: Callable[[], None]) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+        self._read_timer = self.loop.call_later(seconds, expired)
+
+    def _stop_timer(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+        self._reading_body = False
+
+
+def protocol_with(limits: ReadLimits) -> type[LimitedH11Protocol]:
+    """The protocol class for uvicorn's `http=`, holding every connection to `limits`."""
+    return cast(
+        type[LimitedH11Protocol],
+        type("LimitedH11Protocol", (LimitedH11Protocol,), {"limits": limits}),
+    )
