@@ -11,12 +11,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import psycopg
 import pytest
 from hypothesis import settings
 from psycopg import sql
 from sqlalchemy import make_url
 
+from gen.upstream.drift.v1 import drift_service_pb2_grpc
+from gen.upstream.ingest.v1 import ingest_service_pb2_grpc
+from gen.upstream.reports.v1 import reports_service_pb2_grpc
 from runtime import schemas
 from runtime.postgres import LocalPostgres
 from runtime.settings import LOCAL_DIR
@@ -149,3 +153,22 @@ def system(postgres: PostgresUnderTest) -> Iterator[System]:
 # of a test can take 100× its usual time, which says nothing about the code under test.
 settings.register_profile("upstream", deadline=None)
 settings.load_profile("upstream")
+
+
+# gRPC stubs of the session's services, over real sockets.
+@pytest.fixture
+def ingest(system: System) -> Iterator[ingest_service_pb2_grpc.IngestServiceStub]:
+    with grpc.insecure_channel(system.targets["ingest"]) as channel:
+        yield ingest_service_pb2_grpc.IngestServiceStub(channel)
+
+
+@pytest.fixture
+def drift(system: System) -> Iterator[drift_service_pb2_grpc.DriftServiceStub]:
+    with grpc.insecure_channel(system.targets["drift"]) as channel:
+        yield drift_service_pb2_grpc.DriftServiceStub(channel)
+
+
+@pytest.fixture
+def reports(system: System) -> Iterator[reports_service_pb2_grpc.ReportsServiceStub]:
+    with grpc.insecure_channel(system.targets["reports"]) as channel:
+        yield reports_service_pb2_grpc.ReportsServiceStub(channel)

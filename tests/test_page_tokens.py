@@ -18,7 +18,7 @@ from grpc_status import rpc_status
 
 from runtime import pagination
 from tests.system import System
-from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
+from upstream.drift.v1 import drift_service_pb2
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
 HEADER = b"claim_id,payer,procedure_code,decision_date,status,billed_amount,paid_amount\n"
@@ -81,18 +81,6 @@ def acme(system: System) -> Customer:
 @pytest.fixture(scope="module")
 def globex(system: System) -> Customer:
     return _customer_with_uploads(system)
-
-
-@pytest.fixture
-def ingest(system: System) -> Iterator[ingest_service_pb2_grpc.IngestServiceStub]:
-    with grpc.insecure_channel(system.targets["ingest"]) as channel:
-        yield ingest_service_pb2_grpc.IngestServiceStub(channel)
-
-
-@pytest.fixture
-def drift(system: System) -> Iterator[drift_service_pb2_grpc.DriftServiceStub]:
-    with grpc.insecure_channel(system.targets["drift"]) as channel:
-        yield drift_service_pb2_grpc.DriftServiceStub(channel)
 
 
 def every_page(call: Callable[..., Any], request: Any, field: str, metadata: Any) -> list[Any]:

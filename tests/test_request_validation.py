@@ -43,24 +43,6 @@ def refusal(call: Callable[[], Any]) -> tuple[str, dict[str, str]]:
     return status.message, {v.field: v.description for v in bad_request.field_violations}
 
 
-@pytest.fixture
-def reports(system: System) -> Iterator[reports_service_pb2_grpc.ReportsServiceStub]:
-    with grpc.insecure_channel(system.targets["reports"]) as channel:
-        yield reports_service_pb2_grpc.ReportsServiceStub(channel)
-
-
-@pytest.fixture
-def ingest(system: System) -> Iterator[ingest_service_pb2_grpc.IngestServiceStub]:
-    with grpc.insecure_channel(system.targets["ingest"]) as channel:
-        yield ingest_service_pb2_grpc.IngestServiceStub(channel)
-
-
-@pytest.fixture
-def drift(system: System) -> Iterator[drift_service_pb2_grpc.DriftServiceStub]:
-    with grpc.insecure_channel(system.targets["drift"]) as channel:
-        yield drift_service_pb2_grpc.DriftServiceStub(channel)
-
-
 # --- reports ------------------------------------------------------------------------------
 
 GOOD_WEBHOOK: dict[str, Any] = {"url": "https://hooks.example.com/upstream", "event_types": [1]}
