@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.ingest.records import (
+    ADJUSTMENT_GROUPS,
+    CARC,
     Adjustment,
     ClaimRecord,
     ClaimStatus,
@@ -39,8 +41,6 @@ from services.ingest.x12_segments import Segment, echo
 # X12 decimal (R) amounts: an optional minus, digits, an optional point; never exponents.
 _NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _DATE = re.compile(r"[0-9]{8}")
-# Claim Adjustment Reason Codes: `45`, `A2`, `B22`, `P24`.
-_CARC = re.compile(r"[A-Z0-9]{1,5}")
 # A composite written with another separator than ISA16, e.g. `HC>99213` under ISA16 `:`.
 _FOREIGN_COMPOSITE = re.compile(r"([A-Z0-9]{2})([^A-Za-z0-9\s])(.+)")
 # Dollars beyond this many digits do not fit a BIGINT of cents and are no real claim.
@@ -70,7 +70,6 @@ _SKIPPED_STATUSES = {
         "the claim is a predetermination of benefits, not a payment decision (CLP02 = 25)",
     ),
 }
-_ADJUSTMENT_GROUPS = frozenset({"CO", "PR", "OA", "PI", "CR"})
 _CLAIM_DATES = frozenset({"050", "232"})
 _LINE_DATES = frozenset({"150", "151", "472"})
 # The 835 segments the reader takes data from.
@@ -312,7 +311,7 @@ class RemittanceReader:
         if claim is None:
             return
         group = segment.element(1).upper()
-        if group not in _ADJUSTMENT_GROUPS:
+        if group not in ADJUSTMENT_GROUPS:
             self._reject(claim, "CAS01", group, "BAD_GROUP_CODE", "CAS01 is not CO/PR/OA/PI/CR")
             return
         values = [value.strip() for value in segment.elements[2:]]
@@ -509,7 +508,7 @@ def _adjustment_values(values: list[str], *, step: int) -> list[tuple[str, int]]
 def _adjustment_fault(element: int, reason: str, amount: str, quantity: str) -> _Fault | None:
     if not reason:
         return _Fault(element, "", "MISSING_FIELD", "adjustment reason code is missing")
-    if not _CARC.fullmatch(reason.upper()):
+    if not CARC.fullmatch(reason.upper()):
         return _Fault(element, reason, "BAD_CARC", "not a claim adjustment reason code")
     if not amount:
         return _Fault(element + 1, "", "MISSING_FIELD", "adjustment amount is missing")
