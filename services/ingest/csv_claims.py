@@ -23,6 +23,7 @@ from services.ingest.claim_lines import combine, same_claim
 from services.ingest.records import (
     ADJUSTMENT_GROUPS,
     CARC,
+    MAX_CLAIM_ID_LENGTH,
     Adjustment,
     ClaimRecord,
     ClaimStatus,
@@ -329,6 +330,15 @@ def _text(column: str, raw: str, *, required: bool) -> str:
     ):
         raise RowError(column, raw, "looks like a spreadsheet formula, not a value", "FORMULA")
     return text
+
+
+def _claim_id(raw: str) -> str:
+    claim_id = _text("claim_id", raw, required=True)
+    if len(claim_id) > MAX_CLAIM_ID_LENGTH:
+        raise RowError(
+            "claim_id", raw, f"claim_id is longer than {MAX_CLAIM_ID_LENGTH} characters", "TOO_LONG"
+        )
+    return claim_id
 
 
 class CsvParser:
@@ -660,7 +670,7 @@ class CsvParser:
             ) from None
         return ClaimRecord(
             source_line=line,
-            claim_id=_text("claim_id", cells[claim_at], required=True),
+            claim_id=_claim_id(cells[claim_at]),
             payer_name=_text("payer", cells[payer_at], required=True),
             payer_id=_text("payer_id", cells[payer_id_at], required=False),
             # A row that states no status is decided: the denial rules say how.

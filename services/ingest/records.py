@@ -27,6 +27,9 @@ class ClaimStatus(enum.StrEnum):
 # `P24`), as an 835 CAS segment has them; a CSV export's adjustment columns are read alike.
 ADJUSTMENT_GROUPS = frozenset({"CO", "PR", "OA", "PI", "CR"})
 CARC = re.compile(r"[A-Z0-9]{1,5}")
+# Longer than any real claim id (an 835's CLP01 holds at most 38), and short enough that a
+# list sorted by claim id always fits its page token.
+MAX_CLAIM_ID_LENGTH = 50
 
 _SPACES = re.compile(r"\s+")
 

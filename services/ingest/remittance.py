@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from services.ingest.records import (
     ADJUSTMENT_GROUPS,
     CARC,
+    MAX_CLAIM_ID_LENGTH,
     Adjustment,
     ClaimRecord,
     ClaimStatus,
@@ -295,6 +296,14 @@ class RemittanceReader:
             self._reject(claim, "N102", "", "MISSING_FIELD", "the transaction names no payer")
         if not claim.claim_id:
             self._reject(claim, "CLP01", "", "MISSING_FIELD", "CLP01 (claim id) is missing")
+        elif len(claim.claim_id) > MAX_CLAIM_ID_LENGTH:
+            self._reject(
+                claim,
+                "CLP01",
+                claim.claim_id,
+                "TOO_LONG",
+                f"CLP01 (claim id) is longer than {MAX_CLAIM_ID_LENGTH} characters",
+            )
         if not status:
             self._reject(claim, "CLP02", "", "MISSING_FIELD", "CLP02 (claim status) is missing")
         elif status not in _CLAIM_STATUSES:

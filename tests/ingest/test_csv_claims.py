@@ -883,6 +883,15 @@ def test_a_bad_adjustment_rejects_its_row_naming_the_column(
     )
 
 
+def test_a_claim_id_longer_than_any_real_one_rejects_its_row() -> None:
+    longest = "C" * 50
+    assert (
+        claim_of(f"{longest},Aetna,2026-03-14", "claim_id,payer,decision_date").claim_id == longest
+    )
+    rejection = rejection_of(f"{longest}X,Aetna,2026-03-14", "claim_id,payer,decision_date")
+    assert (rejection.line_number, rejection.column, rejection.code) == (2, "claim_id", "TOO_LONG")
+
+
 # --- Files that are not what they seem -----------------------------------------------------
 
 

@@ -708,6 +708,7 @@ def test_an_amount_that_is_not_dollars_and_cents_rejects_only_its_claim(raw: str
         ("CLP*C1*7*100.00*80.00**12*PCN1", "CLP02", "BAD_STATUS", "7"),
         ("CLP*C1**100.00*80.00**12*PCN1", "CLP02", "MISSING_FIELD", ""),
         ("CLP*C1*1**80.00**12*PCN1", "CLP03", "MISSING_FIELD", ""),
+        ("CLP*" + "C" * 51 + "*1*100.00*80.00**12*PCN1", "CLP01", "TOO_LONG", "C" * 51),
     ],
 )
 def test_a_claim_without_clear_meaning_is_rejected(
