@@ -201,6 +201,7 @@ class UploadWriter:
         # the end, and the claims of their reversals.
         self._claims_left = 0
         self._reversal_claims = 0
+        self._claims_refused = False
         self.decision_dates: tuple[dt.date, dt.date] | None = None
         self.rejected_lines: set[int] = set()
         self.first_rejections: list[Rejection] = []
@@ -234,8 +235,6 @@ class UploadWriter:
         """The batch's rows as COPY lines: CPU work, which may run in a worker thread (one
         batch at a time). With `claim_lines` (CSV) its records are lines of claims."""
         for claim in batch.claims:
-            if claim.decision_date is not None:
-                self._saw_decision(claim.decision_date)
             self.accepted += claim.rows
         self._note_rejections(batch.rejections)
         self.claim_lines = claim_lines
@@ -246,15 +245,6 @@ class UploadWriter:
             self.rejected_lines.add(rejection.line_number)
             if len(self.first_rejections) < 10:
                 self.first_rejections.append(rejection)
-
-    def _saw_decision(self, day: dt.date) -> None:
-        if self.decision_dates is None:
-            self.decision_dates = (day, day)
-        elif not self.decision_dates[0] <= day <= self.decision_dates[1]:
-            self.decision_dates = (
-                min(day, self.decision_dates[0]),
-                max(day, self.decision_dates[1]),
-            )
 
     async def load(self, staged: Staged) -> None:
         """Write what `encode` made: new claims into `ingest.claims`, the rest staged."""
@@ -415,6 +405,7 @@ class UploadWriter:
                 )
                 return Outcome(facts.upload_id, False, True, self.first_rejections)
             warnings = list(facts.warnings)
+            await self._note_what_is_kept(cursor)
             updated, unmatched = await self._merge_rest(cursor)
             # A combined claim replacing its first piece updates nothing stored before.
             updated -= written_replaced
@@ -480,7 +471,41 @@ class UploadWriter:
         )
         await cursor.execute("INSERT INTO upload_rest SELECT * FROM upload_combined")
         self._claims_left -= assembly.pieces_combined + assembly.pieces_refused
+        self._claims_refused = assembly.pieces_refused > 0
         return assembly.written_replaced
+
+    async def _note_what_is_kept(self, cursor: Any) -> None:
+        """The decision dates and payers of the claims the upload keeps. Claims whose lines lay
+        apart were combined at the end (a claim's decision date is its latest line's), some
+        maybe refused: their dates and payers are read back from what the upload holds
+        before it is merged (its new claims but the pieces replaced, and the rest staged)."""
+        self.decision_dates = self._encoder.decision_dates
+        if not self._pieces_staged:
+            return
+        # A first piece written to ingest.claims is replaced by its claim, staged in the rest.
+        kept = (
+            "SELECT decision_date, payer_uid, status FROM ingest.claims c "
+            "WHERE customer_id = %(customer)s AND upload_id = %(upload)s AND NOT EXISTS "
+            "(SELECT FROM upload_combined u WHERE u.claim_uid = c.claim_uid) "
+            "UNION ALL SELECT decision_date, payer_uid, status FROM upload_rest"
+        )
+        parameters = {"customer": self._customer, "upload": self._upload_id}
+        await cursor.execute("ANALYZE upload_combined")
+        await cursor.execute(f"SELECT min(decision_date), max(decision_date) FROM ({kept}) k",
+                             parameters)  # fmt: skip
+        first, last = await cursor.fetchone()
+        self.decision_dates = None if first is None else (first, last)
+        if self._claims_refused:
+            # A payer named only by refused lines is none of the upload's, nor, when the
+            # upload first saw it, one of the customer's.
+            await cursor.execute(
+                f"WITH kept AS ({kept}), gone AS (DELETE FROM upload_payers u WHERE NOT EXISTS "
+                "(SELECT FROM kept WHERE kept.payer_uid = u.payer_uid "
+                "AND kept.status <> 'REVERSED') RETURNING u.payer_uid) "
+                "DELETE FROM ingest.payers p USING gone WHERE p.customer_id = %(customer)s "
+                "AND p.payer_uid = gone.payer_uid AND p.first_seen_time = now()",
+                parameters,
+            )
 
     async def _write_assembled(self, cursor: Any, assembled: Assembled) -> None:
         if assembled.claims:
@@ -517,7 +542,6 @@ class UploadWriter:
                 if earlier is not None:
                     return Outcome(earlier[0], repeated=True, failed=False, first_problems=[])
             self.accepted = 0
-            self.decision_dates = None
             self.rejected_lines.clear()
             await self._insert_upload(
                 cursor, facts, "FAILED", updated=0, warnings=facts.warnings, error=problem

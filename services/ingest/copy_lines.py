@@ -268,6 +268,9 @@ class Encoder:
         self._rejection_seq = 0
         # CSV: claims staged (reversals aside), each piece of one counted once.
         self.claims = 0
+        # The earliest and latest decision dates of the claims encoded (of CSV lines, once
+        # the chunk's lines are combined).
+        self.decision_dates: tuple[dt.date, dt.date] | None = None
 
     def take_sums(self) -> PartialSums:
         sums, self._sums, self._counted = self._sums, PartialSums(), 0
@@ -293,7 +296,17 @@ class Encoder:
             staged.rejection_count = len(batch.rejections)
         return staged
 
+    def _saw_decisions(self, claims: Iterable[ClaimRecord]) -> None:
+        days = [claim.decision_date for claim in claims if claim.decision_date is not None]
+        if not days:
+            return
+        first, last = min(days), max(days)
+        if self.decision_dates is not None:
+            first, last = min(first, self.decision_dates[0]), max(last, self.decision_dates[1])
+        self.decision_dates = (first, last)
+
     def _encode_claims(self, claims: list[ClaimRecord], staged: Staged) -> None:
+        self._saw_decisions(claims)
         distinct: dict[str, tuple[StagedClaim, bytes]] = {}
         for claim in claims:
             encoded, digest = self._encoded(claim, staged)
@@ -313,9 +326,11 @@ class Encoder:
         # past a claim's line limit, apart (no list per claim id: chunks hold many).
         first: dict[str, ClaimRecord] = {}
         apart: dict[str, list[ClaimRecord]] = {}
+        reversals = []
         for claim in claims:
             if claim.status is ClaimStatus.REVERSED:
                 staged.repeated.append(self._encoded(claim, staged)[0])
+                reversals.append(claim)
                 continue
             piece = first.get(claim.claim_id)
             if piece is None:
@@ -333,6 +348,7 @@ class Encoder:
         records = list(first.values())
         for pieces in apart.values():
             records += pieces
+        self._saw_decisions(records + reversals)
         encoded = [self._encoded(record, staged) for record in records]
         keys_seen = self._seen.check_and_add([digest for _, digest in encoded]).tolist()
         self.claims += len(records)

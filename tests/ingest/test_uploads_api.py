@@ -1085,6 +1085,45 @@ def test_lines_of_one_claim_id_that_name_different_payers_are_rejected_together(
         _assert_statistics_match_a_recount(postgres, customer)
 
 
+def test_an_uploads_dates_and_payers_are_those_of_the_claims_it_keeps(system: System) -> None:
+    """Lines refused for naming two payers leave nothing in the upload's decision dates or
+    payers, nor a payer only they named in the customer's payer list; a claim whose lines lie
+    apart counts with its decision date (its latest line's)."""
+    rows = [
+        "K9,Humana,99213,2025-12-01,2025-12-02,2026-01-05,PAID,10.00,10.00,10.00,0,",
+        "A1,Aetna,99213,2026-03-01,2026-03-02,2026-03-14,PAID,50.00,40.00,40.00,0,",
+        "C1,Cigna,71046,2026-03-01,2026-03-02,2026-03-10,PAID,30.00,30.00,30.00,0,",
+        *[
+            f"A{n},Aetna,99213,2026-03-01,2026-03-02,2026-03-15,PAID,5.00,5.00,5.00,0,"
+            for n in range(2, 12)
+        ],
+        "C1,Cigna,71045,2026-03-01,2026-03-02,2026-03-20,PAID,20.00,20.00,20.00,0,",
+        "K9,Kaiser,99214,2026-06-01,2026-06-02,2026-06-30,PAID,70.00,60.00,60.00,0,",
+    ]
+    for send in ("whole", "in chunks"):
+        customer = _fresh_customer()
+        with system.client(customer, "admin") as client:
+            if send == "whole":
+                response = _upload(client, customer, _csv(rows))
+                assert response.status_code == 200, response.text
+                upload = response.json()
+            else:
+                message = _upload_over_grpc(system, customer, _csv(rows), chunk_bytes=40)
+                upload = client.get(f"/v1/{message.name}").json()
+            payers = client.get(f"/v1/customers/{customer}/payers").json()["payers"]
+        assert (upload["rowsAccepted"], upload["claimsAccepted"], upload["rowsRejected"]) == (
+            "13",
+            "12",
+            "2",
+        ), send
+        assert upload["payers"] == ["Aetna", "Cigna"], send
+        assert (upload["firstDecisionDate"], upload["lastDecisionDate"]) == (
+            {"year": 2026, "month": 3, "day": 14},
+            {"year": 2026, "month": 3, "day": 20},
+        ), send
+        assert sorted(p["canonicalPayer"] for p in payers) == ["Aetna", "Cigna"], send
+
+
 def test_adjustments_in_split_columns_are_the_claims_carcs(system: System) -> None:
     """`adj_N_group` / `adj_N_code` / `adj_N_amount` columns are read as an 835's CAS
     adjustments; a value that is no group code or no amount rejects its row, naming the
