@@ -24,8 +24,10 @@ from runtime import errors
 Row = TypeVar("Row")
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-# Longer than any token this API issues; a cap keeps the checks below cheap.
-MAX_TOKEN_LENGTH = 1024
+# Longer than any token this API issues (sort keys of up to four values of 50 characters,
+# each JSON-escaped at worst), and the contract's limit on `page_token`; a cap keeps the
+# checks below cheap.
+MAX_TOKEN_LENGTH = 2000
 MIN_KEY_LENGTH = 32
 # The first byte of every token, so a later layout can be told apart from this one.
 TOKEN_FORMAT = b"\x01"
@@ -57,7 +59,9 @@ class PageTokens:
 
     def encode(self, position: Sequence[Any], binding: bytes) -> str:
         """The token of the page after `position`, for the request `binding` stands for."""
-        payload = json.dumps(list(position), separators=(",", ":"), default=str).encode()
+        payload = json.dumps(
+            list(position), separators=(",", ":"), default=str, ensure_ascii=False
+        ).encode()
         return _text(TOKEN_FORMAT + _signature(self._keys[0], binding, payload) + payload)
 
     def decode(

@@ -197,9 +197,17 @@ def test_a_token_that_is_not_ours_is_invalid(token: str) -> None:
     refused_token(token)
 
 
-# Sort keys are short (times, numbers, ids), so every token
-# stays under MAX_TOKEN_LENGTH even with each character JSON-escaped.
-_POSITION = st.lists(st.one_of(st.text(max_size=50), st.integers(), st.none()), max_size=5)
+# Sort keys are short (times, numbers, ids of at most 50 characters) and at most four, so
+# every token stays under MAX_TOKEN_LENGTH even with each character JSON-escaped.
+_POSITION = st.lists(st.one_of(st.text(max_size=50), st.integers(), st.none()), max_size=4)
+
+
+def test_the_longest_position_a_list_can_have_round_trips() -> None:
+    """Four keys of 50 characters that JSON escapes or that take four bytes each."""
+    position = ["\x1f" * 25 + "\U00010000" * 25] * 4
+    token = TOKENS.encode(position, b"request")
+    assert len(token) <= pagination.MAX_TOKEN_LENGTH
+    assert TOKENS.decode(token, b"request", key_length=4) == position
 
 
 @settings(max_examples=200)
