@@ -65,7 +65,7 @@ from services.drift.ingest_client import (
     series_from_message,
 )
 from services.drift.series import CellSeries
-from services.ingest.daily_statistics import COUNT_TABLES, apply_counts, count_in
+from services.ingest.daily_statistics import COUNT_TABLES, apply_counts, count_in, version
 from services.ingest.months import series_of_rows, span_starts
 from services.ingest.server import daily_stat_series_messages
 from services.ingest.store import SERIES_QUERY, series_parameters
@@ -246,12 +246,9 @@ async def _refresh_every_day(admin_url: str) -> None:
         # Every stored claim counted in once, as ingest counts in an upload's new claims.
         await cursor.execute(
             sql.SQL(
-                "CREATE TEMPORARY VIEW every_claim AS SELECT 1 AS sign, payer_uid, payer, "
-                "code_group, decision_date, status, denied, partially_denied, decision_days, "
-                "billed_cents, coalesce(allowed_cents, paid_cents + patient_responsibility_cents) "
-                "AS allowed_cents, paid_cents, denial_codes FROM ingest.claims "
-                "WHERE customer_id = {}"
-            ).format(sql.Literal(CUSTOMER))
+                "CREATE TEMPORARY VIEW every_claim AS SELECT 1 AS sign, {} FROM ingest.claims c "
+                "WHERE c.customer_id = {}"
+            ).format(sql.SQL(version("c")), sql.Literal(CUSTOMER))
         )
         for statement in COUNT_TABLES:
             await cursor.execute(statement)

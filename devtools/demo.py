@@ -1,6 +1,8 @@
-"""Demo data: a year of claims for customer `acme` with three injected drifts, so a new
-user of `make run` sees detection results at once, and two months of X12 835 remittances
-for a second customer, `globex`.
+"""Demo data: two years of claims for customer `acme` to mid-February, so a new user of
+`make run` sees detection results at once: three drifts that began in January among payers
+in their deductible and plan-change season (expected from last January, not alarmed), and a
+payer too new to be compared yet; and two months of X12 835 remittances for a second
+customer, `globex`.
 
     python -m devtools.demo write   # `make demo-data`: the files under .local/demo/
     python -m devtools.demo load    # upload them through the gateway (idempotent)
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from devtools.synthetic import Drift, Scenario, write_835, write_csv
+from devtools.synthetic import Drift, NewPayer, Scenario, write_835, write_csv
 from runtime.auth import Role, mint_token
 from runtime.settings import LOCAL_DIR, Settings
 
@@ -23,22 +25,25 @@ DEMO_DIR = LOCAL_DIR / "demo"
 CUSTOMER = "acme"
 SCENARIO = Scenario(
     customer=CUSTOMER,
-    start=dt.date(2025, 10, 1),
-    days=365,
-    claims=60_000,
+    start=dt.date(2024, 2, 16),
+    days=731,
+    claims=120_000,
     payers=15,
     seed=2026,
     drifts=(
-        # Each starts just before the default 30-day current window (September 2026).
+        # Each begins in January 2026, inside the default 30-day current window that ends on
+        # the extract date (February 15, 2026), in the season of deductibles and plan changes.
         Drift(
             payer="Blue Cross Blue Shield of Texas",
-            start=dt.date(2026, 8, 28),
+            start=dt.date(2026, 1, 20),
             metric="denial_rate",
             factor=2.2,
         ),
-        Drift(payer="UnitedHealthcare", start=dt.date(2026, 8, 28), metric="decision_days", days=7),
-        Drift(payer="Cigna", start=dt.date(2026, 8, 25), metric="payment_ratio", ratio_drop=0.12),
+        Drift(payer="UnitedHealthcare", start=dt.date(2026, 1, 20), metric="decision_days", days=7),
+        Drift(payer="Cigna", start=dt.date(2026, 1, 16), metric="payment_ratio", ratio_drop=0.12),
     ),
+    # A payer the practice began billing in November: not enough history to compare yet.
+    new_payers=(NewPayer(payer="Humana", first_service=dt.date(2025, 11, 3)),),
 )
 # A second tenant with a remittance file shows the X12 835 path next to the CSV one.
 REMITTANCE = Scenario(
@@ -49,7 +54,9 @@ REMITTANCE = Scenario(
 def write_files(folder: Path = DEMO_DIR) -> list[Path]:
     """The demo files, written once (the generator is deterministic)."""
     folder.mkdir(parents=True, exist_ok=True)
-    csv_file, remittance = folder / "acme-claims.csv", folder / "globex-remittance.835"
+    # Named by the period they cover: a change of the scenario writes new files.
+    csv_file = folder / f"acme-claims-{SCENARIO.start}-{SCENARIO.end}.csv"
+    remittance = folder / f"globex-remittance-{REMITTANCE.start}-{REMITTANCE.end}.835"
     if not csv_file.exists():
         write_csv(SCENARIO, csv_file)
     if not remittance.exists():

@@ -3,8 +3,12 @@
 A `Scenario` describes a provider organisation's claims over a period: long-tailed payer
 volumes, a realistic CPT/HCPCS mix, payer-specific fee schedules, denial rates and decision
 times, patient responsibility, a few claims held pending, and any number of injected `Drift`s
-(a payer denying more, deciding slower or paying less from a given decision date). The same
-scenario and seed always give the same claims and the same bytes.
+(a payer denying more, deciding slower or paying less from a given decision date). Payers may
+start late (`NewPayer`) or change volume at the same rates (`VolumeChange`). Every year brings
+the same seasons for a payer: deductibles that take much of the allowed amount early in the
+year, eligibility denials (CO-27) on claims of the first weeks of January as plans change, and
+slower decisions over the year-end holidays. The same scenario and seed always give the same
+claims and the same bytes.
 
 Claims are generated lazily, day of service by day of service, so the CSV writer streams any
 number of rows in flat memory. The 835 writer groups claims by payer and decision date, so it
@@ -85,6 +89,28 @@ class Drift:
 
 
 @dataclass(frozen=True)
+class NewPayer:
+    """A payer whose first claims are those serviced on `first_service`: none before."""
+
+    payer: str
+    first_service: dt.date
+
+
+@dataclass(frozen=True)
+class VolumeChange:
+    """A payer's claims serviced from `start` on are `factor` times its usual volume, at the
+    same rates (a practice joining the group, a new employer contract)."""
+
+    payer: str
+    start: dt.date
+    factor: float
+
+    def __post_init__(self) -> None:
+        if self.factor < 0:
+            raise ValueError(f"a volume factor must be ≥ 0, got {self.factor}")
+
+
+@dataclass(frozen=True)
 class Scenario:
     """What to generate. Service dates run from `start` for `days` days; the last of them is
     also the extract date: claims the payer would decide after it are PENDING."""
@@ -99,6 +125,8 @@ class Scenario:
     # decision would fall after the extract date are PENDING on top of these.
     pending_fraction: float = 0.03
     drifts: tuple[Drift, ...] = ()
+    new_payers: tuple[NewPayer, ...] = ()
+    volume_changes: tuple[VolumeChange, ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= self.payers <= len(_PAYERS):
@@ -108,9 +136,16 @@ class Scenario:
         if not 0 <= self.pending_fraction <= 1:
             raise ValueError(f"pending_fraction must be in [0, 1], got {self.pending_fraction}")
         names = payer_names(self)
+        for what, payer in (
+            *(("drift", d.payer) for d in self.drifts),
+            *(("new payer", n.payer) for n in self.new_payers),
+            *(("volume change", v.payer) for v in self.volume_changes),
+        ):
+            if payer not in names:
+                raise ValueError(f"{what} payer {payer!r} is not one of this scenario's")
+        if len({n.payer for n in self.new_payers}) < len(self.new_payers):
+            raise ValueError("a payer can start only once")
         for drift in self.drifts:
-            if drift.payer not in names:
-                raise ValueError(f"drift payer {drift.payer!r} is not one of this scenario's")
             if drift.code_group is not None and drift.code_group not in CODE_GROUPS:
                 raise ValueError(
                     f"drift code_group {drift.code_group!r} is not one of {', '.join(CODE_GROUPS)}"
@@ -167,6 +202,8 @@ _PAYERS: tuple[tuple[str, str, str], ...] = (
     ("Dean Health Plan", "39113", "hmo"),
     ("Scott and White Health Plan", "88030", "hmo"),
 )
+# The kind of each payer, by canonical name.
+PAYER_KINDS: dict[str, str] = {name: kind for name, _, kind in _PAYERS}
 _FILING_INDICATOR = {
     "commercial": "CI",
     "blues": "BL",
@@ -179,6 +216,40 @@ _FILING_INDICATOR = {
 _ZIPF_EXPONENT = 1.1
 _MEDICARE_PART_B_DEDUCTIBLE_CENTS = 257_00
 _MEDICARE_SEQUESTRATION = 0.02
+
+# --- Seasons -------------------------------------------------------------------------------
+# Deductibles reset on January 1: the chance that a patient on a plan with a deductible has not
+# met it yet, by month of service. It takes most of the allowed amount of early-year claims.
+_DEDUCTIBLE_UNMET_BY_MONTH = (
+    0.85, 0.70, 0.55, 0.42, 0.32, 0.24, 0.18, 0.13, 0.10, 0.08, 0.06, 0.05,
+)  # fmt: skip
+_MEDICARE_DEDUCTIBLE_UNMET_BY_MONTH = (
+    0.65, 0.40, 0.25, 0.15, 0.10, 0.07, 0.05, 0.04, 0.03, 0.03, 0.02, 0.02,
+)  # fmt: skip
+# Share of members whose plan's deductible applies to office visits too, by payer kind.
+_DEDUCTIBLE_MEMBERS = {
+    "commercial": (0.45, 0.70),
+    "blues": (0.40, 0.60),
+    "hmo": (0.15, 0.30),
+    "tricare": (0.20, 0.35),
+    "medicare": (1.0, 1.0),
+    "medicaid": (0.0, 0.0),
+}
+# Plans change on January 1: claims serviced in the first weeks are denied for eligibility
+# (CO-27) with this peak chance on January 1, falling to none after the 21st.
+_ELIGIBILITY_DENIAL_PEAK = {
+    "commercial": (0.08, 0.20),
+    "blues": (0.08, 0.20),
+    "hmo": (0.08, 0.20),
+    "tricare": (0.05, 0.10),
+    "medicare": (0.03, 0.06),
+    "medicaid": (0.04, 0.10),
+}
+_ELIGIBILITY_DAYS = 21
+_ELIGIBILITY_CARC = "27"
+# Decisions the payer would make from December 21 to January 4 wait for staff back from the
+# holidays: the payer's holiday delay times 0.5–1.5.
+_HOLIDAY_DELAY_DAYS = (3.0, 9.0)
 
 # --- Procedures ----------------------------------------------------------------------------
 # Code, typical billed dollars, relative volume. Their groups are ingest's (`code_group`).
@@ -217,6 +288,12 @@ _PROCEDURES: tuple[tuple[str, float, float], ...] = (
 _PROCEDURE_GROUPS = tuple(code_group(code) for code, _, _ in _PROCEDURES)
 # The procedure-code groups the generator's claims fall in.
 CODE_GROUPS: tuple[str, ...] = tuple(dict.fromkeys(_PROCEDURE_GROUPS))
+# The share of every payer's claims in each group.
+CODE_GROUP_SHARES: dict[str, float] = {
+    group: sum(w for (_, _, w), g in zip(_PROCEDURES, _PROCEDURE_GROUPS, strict=True) if g == group)
+    / sum(w for _, _, w in _PROCEDURES)
+    for group in CODE_GROUPS
+}
 _BILLED_SIGMA = 0.2
 
 # Denial reasons (CARC) and their baseline weights; some groups lean on some reasons
@@ -272,6 +349,9 @@ class _Payer:
     fee_cents: tuple[int, ...]  # allowed amount per procedure, in _PROCEDURES order
     copay_cents: int
     coinsurance: float
+    deductible_members: float  # share of members whose deductible applies to every claim
+    eligibility_denial_peak: float
+    holiday_delay_days: float
     denial_factors: tuple[_DriftSpan, ...]
     extra_days: tuple[_DriftSpan, ...]
     ratio_drops: tuple[_DriftSpan, ...]
@@ -314,6 +394,9 @@ def _payer_profiles(s: Scenario) -> list[_Payer]:
                 fee_cents=fees,
                 copay_cents=rng.choice((20, 25, 30, 35, 40, 50)) * 100,
                 coinsurance=rng.choice((0.1, 0.15, 0.2, 0.2, 0.3)),
+                deductible_members=rng.uniform(*_DEDUCTIBLE_MEMBERS[kind]),
+                eligibility_denial_peak=rng.uniform(*_ELIGIBILITY_DENIAL_PEAK[kind]),
+                holiday_delay_days=rng.uniform(*_HOLIDAY_DELAY_DAYS),
                 denial_factors=_drift_spans(s, name, "denial_rate", lambda d: d.factor),
                 extra_days=_drift_spans(s, name, "decision_days", lambda d: d.days),
                 ratio_drops=_drift_spans(s, name, "payment_ratio", lambda d: d.ratio_drop),
@@ -326,12 +409,73 @@ def _cumulative(weights: Iterable[float]) -> list[float]:
     return list(itertools.accumulate(weights))
 
 
-def _daily_volumes(s: Scenario) -> list[int]:
+def _payer_weights(count: int) -> list[float]:
+    """Each payer's usual share of the claims, unnormalised, largest first."""
+    return [(i + 1) ** -_ZIPF_EXPONENT for i in range(count)]
+
+
+@dataclass(frozen=True)
+class _Regimes:
+    """Spans of service days with the same payer volumes: the first day of each (offsets,
+    ascending, the first 0) and each span's payer weights."""
+
+    starts: list[int]
+    weights: list[list[float]]
+
+    def at(self, day: int) -> list[float]:
+        return self.weights[bisect.bisect(self.starts, day) - 1]
+
+
+def _regimes(s: Scenario) -> _Regimes:
+    names = payer_names(s)
+    usual = _payer_weights(len(names))
+    first = {n.payer: (n.first_service - s.start).days for n in s.new_payers}
+    changes = sorted(((v.start - s.start).days, v.payer, v.factor) for v in s.volume_changes)
+    starts = sorted({0, *(d for d in (*first.values(), *(c[0] for c in changes)) if d > 0)})
+    weights = []
+    for start in starts:
+        factor = dict.fromkeys(names, 1.0)
+        for day, payer, value in changes:
+            if day <= start:
+                factor[payer] = value
+        weights.append(
+            [
+                0.0 if first.get(name, 0) > start else w * factor[name]
+                for name, w in zip(names, usual, strict=True)
+            ]
+        )
+    return _Regimes(starts, weights)
+
+
+def _day_weights(s: Scenario, regimes: _Regimes) -> list[float]:
+    """Each service day's share of the claims, unnormalised: its weekday times its payers'."""
+    return [
+        _WEEKDAY_VOLUME[(s.start + dt.timedelta(days=i)).weekday()] * sum(regimes.at(i))
+        for i in range(s.days)
+    ]
+
+
+def _daily_volumes(s: Scenario, regimes: _Regimes) -> list[int]:
     """Claims per service day, summing exactly to `s.claims`."""
-    weights = [_WEEKDAY_VOLUME[(s.start + dt.timedelta(days=i)).weekday()] for i in range(s.days)]
+    weights = _day_weights(s, regimes)
     total = sum(weights)
+    if not total:
+        return [0] * s.days
     bounds = [round(s.claims * c / total) for c in itertools.accumulate(weights)]
     return [b - a for a, b in itertools.pairwise([0, *bounds])]
+
+
+def usual_monthly_claims(s: Scenario) -> dict[str, float]:
+    """Each payer's claims serviced in an average month at its usual volume (once it has
+    started, before any volume change)."""
+    regimes = _regimes(s)
+    total = sum(_day_weights(s, regimes))
+    per_weight = s.claims / total if total else 0.0
+    month = sum(_WEEKDAY_VOLUME) / 7 * 365.25 / 12
+    return {
+        name: weight * per_weight * month
+        for name, weight in zip(payer_names(s), _payer_weights(s.payers), strict=True)
+    }
 
 
 def _applies(offset: int, start: int, group: str | None, claim_group: str) -> bool:
@@ -341,25 +485,39 @@ def _applies(offset: int, start: int, group: str | None, claim_group: str) -> bo
 def _patient_responsibility(
     payer: _Payer, group: str, allowed: int, month: int, u1: float, u2: float, u3: float
 ) -> list[tuple[str, int]]:
-    """PR adjustments (reason, cents) of a paid claim: deductible, coinsurance, copay. May
-    hold zero amounts."""
+    """PR adjustments (reason, cents) of a paid claim serviced in `month`: deductible,
+    coinsurance, copay. May hold zero amounts."""
     if payer.kind == "medicaid":
         return [("3", min(allowed, 300))] if u1 < 0.15 else []
-    start_of_year = month <= 3  # deductibles reset in January
     if payer.kind == "medicare":
         deductible = 0
-        if u1 < (0.30 if start_of_year else 0.04):
+        if u1 < _MEDICARE_DEDUCTIBLE_UNMET_BY_MONTH[month - 1]:
             deductible = min(allowed, round(_MEDICARE_PART_B_DEDUCTIBLE_CENTS * u2))
         items = [("1", deductible)] if deductible else []
         return [*items, ("2", round(0.20 * (allowed - deductible)))]
-    if group == "EVALUATION_MANAGEMENT" and u1 < 0.75:
-        return [("3", min(allowed, payer.copay_cents))]
     deductible = 0
-    if u2 < (0.35 if start_of_year else 0.10):
-        deductible = round(allowed * (0.3 + 0.7 * u3))
+    if u2 < payer.deductible_members * _DEDUCTIBLE_UNMET_BY_MONTH[month - 1]:
+        # Half the time what is left of the deductible exceeds the claim.
+        deductible = min(allowed, round(allowed * (0.4 + 1.2 * u3)))
+    elif group == "EVALUATION_MANAGEMENT" and u1 < 0.75:
+        return [("3", min(allowed, payer.copay_cents))]
     items = [("1", deductible)] if deductible else []
     coinsurance = round(payer.coinsurance * (allowed - deductible))
     return [*items, ("2", coinsurance)] if coinsurance else items
+
+
+def _eligibility_denial_chance(payer: _Payer, service_date: dt.date) -> float:
+    if service_date.month != 1 or service_date.day > _ELIGIBILITY_DAYS:
+        return 0.0
+    return (
+        payer.eligibility_denial_peak
+        * (_ELIGIBILITY_DAYS + 1 - service_date.day)
+        / _ELIGIBILITY_DAYS
+    )
+
+
+def _in_holidays(day: dt.date) -> bool:
+    return (day.month == 12 and day.day >= 21) or (day.month == 1 and day.day <= 4)
 
 
 def generate_claims(s: Scenario) -> Iterator[ClaimRecord]:
@@ -371,7 +529,8 @@ def generate_claims(s: Scenario) -> Iterator[ClaimRecord]:
     rng = random.Random(s.seed)
     uniform, gauss = rng.random, rng.gauss
     payers = _payer_profiles(s)
-    payer_cumulative = _cumulative((i + 1) ** -_ZIPF_EXPONENT for i in range(len(payers)))
+    regimes = _regimes(s)
+    regime_cumulative = [_cumulative(weights) for weights in regimes.weights]
     procedure_cumulative = _cumulative(weight for *_, weight in _PROCEDURES)
     submit_cumulative = _cumulative(_SUBMIT_DELAY_WEIGHTS)
     carc_cumulative = {
@@ -383,9 +542,11 @@ def generate_claims(s: Scenario) -> Iterator[ClaimRecord]:
     }
     dates = [s.start + dt.timedelta(days=i) for i in range(s.days)]
     last = s.days - 1
+    holidays = {day for day, date in enumerate(dates) if _in_holidays(date)}
     number = 0
-    for day, volume in enumerate(_daily_volumes(s)):
+    for day, volume in enumerate(_daily_volumes(s, regimes)):
         service_date = dates[day]
+        payer_cumulative = regime_cumulative[bisect.bisect(regimes.starts, day) - 1]
         for _ in range(volume):
             number += 1
             # Fixed draws per claim, in a fixed order (see the docstring). Days are offsets
@@ -394,6 +555,7 @@ def generate_claims(s: Scenario) -> Iterator[ClaimRecord]:
                 uniform(), uniform(), uniform(), uniform(), uniform(), uniform(), uniform(),
                 uniform(), uniform(),
             )  # fmt: skip
+            u_eligibility, u_holiday = uniform(), uniform()
             z_billed, z_decision = gauss(), gauss()
 
             payer = payers[bisect.bisect(payer_cumulative, u_payer * payer_cumulative[-1])]
@@ -412,6 +574,8 @@ def generate_claims(s: Scenario) -> Iterator[ClaimRecord]:
             extra = sum(
                 n for start, n, g in payer.extra_days if _applies(would_decide_day, start, g, group)
             )
+            if would_decide_day in holidays:
+                extra += payer.holiday_delay_days * (0.5 + u_holiday)
             decision_day = submit_day + max(1, round(raw_days + extra))
 
             # Nothing is submit_day after the extract date: late ones are dated on it.
@@ -436,10 +600,15 @@ def generate_claims(s: Scenario) -> Iterator[ClaimRecord]:
             for start, factor, g in payer.denial_factors:
                 if _applies(decision_day, start, g, group):
                     p_denial *= factor
-            denied = u_deny < min(p_denial, _MAX_DENIAL_PROBABILITY)
+            ineligible = u_eligibility < _eligibility_denial_chance(payer, service_date)
+            denied = ineligible or u_deny < min(p_denial, _MAX_DENIAL_PROBABILITY)
             if denied:
                 cumulative = carc_cumulative[group]
-                carc = _DENIAL_CARCS[bisect.bisect(cumulative, u_carc * cumulative[-1])]
+                carc = (
+                    _ELIGIBILITY_CARC
+                    if ineligible
+                    else _DENIAL_CARCS[bisect.bisect(cumulative, u_carc * cumulative[-1])]
+                )
                 allowed = paid = responsibility = 0
                 adjustments = [Adjustment("CO", carc, billed)]
             else:

@@ -14,17 +14,19 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy import stats
 
 from services.drift import statistics
 from services.drift.config import DetectionConfig
 from services.drift.series import (
     ALL_CODES,
+    AMOUNTS,
     CellSeries,
     SeriesTable,
     Totals,
@@ -46,6 +48,43 @@ PERSISTENCE_DAYS = 6
 # groups. Groups are many and small, and their chance excursions were most false alarms.
 PAYER_BONFERRONI_MULTIPLE = 2
 GROUP_BONFERRONI_MULTIPLE = 1
+# A payer that appears after the customer's data begins (a new payer, or a new procedure group
+# of one) has biased first weeks: its first decisions can only be the quick ones. Its history
+# must begin this long before a baseline window for the comparison to be made; a cell whose
+# history does not cover its baseline window is not compared at all ("not enough history").
+NEW_PAYER_LEAD_DAYS = 60
+# Days after the customer's first that a cell's first decision may come and the cell still
+# count as there from the start (a small payer is not decided on every day).
+NEW_PAYER_SLACK_DAYS = 14
+# Seasonality: last year's same weeks are 52 weeks back (weekdays line up). Where the history
+# reaches back that far, the baseline is adjusted by how last year's same weeks differed from
+# the days before them (the longest of these references the history covers), scaled to this
+# year's level; see `_Season`.
+SEASON_DAYS = 364
+SEASON_REFERENCE_DAYS = (30, 90, 180)
+# Fewer decided claims than this in a window of last year's says nothing about a season.
+MIN_SEASON_CLAIMS = 30
+# Last year's change of denial reasons counts as seasonal when this unlikely by chance.
+SEASON_MIX_P_VALUE = 0.01
+# Sequential test (see `_Cusum`): the metrics it watches, how many of the last days must
+# still lean towards the change (a spike that ended is no drift), and how far above the
+# baseline's estimate the rate it starts from is put (one-sided z), so that a baseline that
+# happened to come out low does not make every ordinary day look like a change. Decision
+# times are not watched so: their holiday slowdowns fall in the last days of a window, where
+# a season adjusted over the whole window does not reach.
+SEQUENTIAL_METRICS = ("DENIAL_RATE",)
+RECENT_DAYS = 7
+BASELINE_MARGIN_Z = 1.28
+# Censored decision times (see `_Screens.pending`): claims still pending past the time the
+# baseline decided this share of its claims in count against the payer; so many more than
+# the baseline leads to expect, and at least twice as many, make a finding.
+PENDING_QUANTILE = 0.9
+PENDING_MIN_EXCESS = 10
+# The last day a run may read past its as-of day (for claims pending on it), as an ordinal.
+_LAST_DAY = dt.date(9999, 12, 31).toordinal()
+# How many tests a decision-days comparison is (window, pending claims): its p value is the
+# smallest of theirs times this (Bonferroni).
+DECISION_DAYS_TESTS = 2
 
 
 @dataclass(frozen=True)
@@ -63,8 +102,24 @@ def windows_for(as_of: dt.date, config: DetectionConfig) -> Windows:
 
 
 def first_day_read(as_of: dt.date, config: DetectionConfig) -> dt.date:
-    """The earliest day whose statistics a run as of `as_of` reads (see PERSISTENCE_DAYS)."""
-    return windows_for(as_of - dt.timedelta(days=PERSISTENCE_DAYS), config).baseline.start
+    """The earliest day whose statistics a run as of `as_of` reads: its windows and those of
+    the PERSISTENCE_DAYS days before, and the same weeks a year before them (seasons; also
+    how long before its baseline a payer's history begins)."""
+    earliest = windows_for(as_of - dt.timedelta(days=PERSISTENCE_DAYS), config).baseline.start
+    return earliest - dt.timedelta(days=SEASON_DAYS)
+
+
+def season_windows(windows: Windows, reference_days: int) -> tuple[Window, Window, Window]:
+    """Last year's same weeks as the current window, the `reference_days` before them, and
+    this year's `reference_days` before the current window (the end of the baseline)."""
+    year = dt.timedelta(days=SEASON_DAYS)
+    reference = dt.timedelta(days=reference_days)
+    current = windows.current
+    return (
+        Window(current.start - year, current.end - year),
+        Window(current.start - year - reference, current.start - year - dt.timedelta(days=1)),
+        Window(current.start - reference, current.start - dt.timedelta(days=1)),
+    )
 
 
 def window_edges(windows: Iterable[Window]) -> set[dt.date]:
@@ -80,7 +135,21 @@ def span_starts_read(as_of: dt.date, config: DetectionConfig) -> set[dt.date]:
         windows_for(as_of - dt.timedelta(days=days_before), config)
         for days_before in range(PERSISTENCE_DAYS + 1)
     ]
-    return window_edges(window for w in every for window in (w.baseline, w.current))
+    seasons = [
+        window
+        for w in every
+        for days in SEASON_REFERENCE_DAYS
+        for window in season_windows(w, days)
+    ]
+    # The sequential test reads the current window day by day.
+    current = every[0].current
+    days = [
+        Window(current.start + dt.timedelta(days=n), current.start + dt.timedelta(days=n))
+        for n in range((current.end - current.start).days + 1)
+    ]
+    return window_edges(
+        [*(window for w in every for window in (w.baseline, w.current)), *seasons, *days]
+    )
 
 
 @dataclass(frozen=True)
@@ -107,6 +176,9 @@ class Evidence:
     current_interval: statistics.Interval | None = None
     carc_shifts: tuple[tuple[str, float, float], ...] = ()
     q_value: float = 1.0
+    # What the season led to expect in place of the baseline value (None: no season known):
+    # the effect and p value are then measured against it.
+    expected_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +189,8 @@ class Finding:
     evidence: Evidence
     dollars_at_stake_cents: int
     summary: str
+    # When the change is estimated to have started; the current values cover it to the run.
+    since: dt.date | None = None
 
 
 @dataclass
@@ -129,6 +203,9 @@ class Detection:
     cells_skipped: int
     # (payer, code_group, metric) of every comparison made.
     tested: set[tuple[str, str, str]]
+    # Payers whose history does not cover the baseline yet, with the first day a run may
+    # compare them ("not enough history yet").
+    history_until: dict[str, dt.date] = field(default_factory=dict)
 
 
 def _cells(series: Iterable[CellSeries], first: dt.date, last: dt.date) -> dict[Cell, CellSeries]:
@@ -155,6 +232,7 @@ def detect(
 ) -> Detection:
     """Findings as of `as_of`; `persistence_days` of 0 judges the run's own windows alone."""
     windows = windows_for(as_of, config)
+    series = list(series)
     cells = _cells(series, windows.baseline.start, windows.current.end)
     groups_per_payer = Counter(c.payer for c in cells if c.code_group != ALL_CODES)
     # A payer's only group is left out: the payer-level cell is the same comparison.
@@ -166,8 +244,9 @@ def detect(
     # Every comparison's p-value, a metric at a time for all cells together; effects and
     # the earlier windows for those under the cut-off, evidence for the findings only.
     table = SeriesTable([cells[cell] for cell in compared])
+    history = _History(table, series)
     rows = np.arange(len(compared))
-    screens = _Screens(table, rows, np.full(rows.size, as_of.toordinal()), config)
+    screens = _Screens(table, rows, np.full(rows.size, as_of.toordinal()), config, history)
     tested = np.flatnonzero(screens.enough).tolist()
     # A small group is still in its payer's cell; a small payer is not.
     skipped = sum(
@@ -175,6 +254,12 @@ def detect(
         for cell, enough in zip(compared, screens.enough.tolist(), strict=True)
         if not enough and cell.code_group == ALL_CODES
     )
+    first_run = history.first_run(rows, config)
+    history_until = {
+        cell.payer: dt.date.fromordinal(day)
+        for cell, day in zip(compared, first_run.tolist(), strict=True)
+        if cell.code_group == ALL_CODES and day > as_of.toordinal()
+    }
     p_values = {metric: screens.p_values(metric) for metric in config.enabled_metrics}
     candidates = [
         (i, metric, p)
@@ -201,15 +286,51 @@ def detect(
         for (i, metric, p), q in zip(candidates, q_values, strict=True)
         if p <= cutoffs[i]
     ]
-    held = _held(under, screens, as_of, config, cutoffs, persistence_days)
+    # A change the sequential test found is a finding as it stands, measured since it began;
+    # the others must hold on the windows of the days before too.
+    pending = {
+        i
+        for i, metric, _, _ in under
+        if metric == "DECISION_DAYS"
+        and DECISION_DAYS_TESTS * screens.pending.p_value[i] <= cutoffs[i]
+        and screens.pending.clears_floor(i)
+    }
+    sequential = {
+        (i, metric): since
+        for i, metric, _, _ in under
+        if not (metric == "DECISION_DAYS" and i in pending)
+        if (since := _sequential_finding(screens, cells[compared[i]], i, metric, cutoffs[i], as_of))
+    }
+    sequential |= {(i, "DECISION_DAYS"): as_of for i in pending}
+    held = [one for one in under if (one[0], one[1]) in sequential] + _held(
+        [one for one in under if (one[0], one[1]) not in sequential],
+        screens,
+        as_of,
+        config,
+        cutoffs,
+        persistence_days,
+    )
     findings = []
-    for i, metric, p_value, q in held:
+    for i, metric, p_value, q in sorted(held, key=lambda one: (one[0], one[1])):
         cell = compared[i]
-        comparison = _compare(metric, *_window_totals(cells[cell], windows), config)
-        assert comparison is not None  # the same sums had a p-value
+        if metric == "DECISION_DAYS" and i in pending:
+            baseline, current = _window_totals(cells[cell], windows)
+            evidence, dollars = _pending_evidence(screens.pending, i, baseline, current)
+            since = windows.current.start
+            text = _pending_summary(cell, evidence, dollars)
+        else:
+            began = sequential.get((i, metric))
+            measured = windows if began is None else replace(windows, current=Window(began, as_of))
+            baseline, current = _window_totals(cells[cell], measured)
+            comparison = _compare(metric, screens.expected(i, metric, baseline), current, config)
+            assert comparison is not None  # the same sums had a p-value
+            evidence, dollars = comparison
+            if screens.seasonal(i, metric):
+                evidence = _seasonal_evidence(evidence, metric, baseline, current, config)
+            since = began or screens.change_start(i, metric) or windows.current.start
+            text = summary(cell, metric, evidence, dollars, since)
         # The p-value Benjamini–Hochberg ranked, so that p and q agree to the last digit.
-        evidence = _with(comparison[0], p_value=p_value, q_value=q)
-        dollars = comparison[1]
+        evidence = _with(evidence, p_value=p_value, q_value=q)
         findings.append(
             Finding(
                 cell,
@@ -217,7 +338,8 @@ def detect(
                 _severity(metric, evidence, dollars, config),
                 evidence,
                 dollars,
-                summary(cell, metric, evidence, dollars, windows),
+                text,
+                since,
             )
         )
     return Detection(
@@ -226,6 +348,85 @@ def detect(
         cells_tested=len(tested),
         cells_skipped=skipped,
         tested={(compared[i].payer, compared[i].code_group, metric) for i, metric, _ in candidates},
+        history_until=history_until,
+    )
+
+
+def _sequential_finding(
+    screens: _Screens, series: CellSeries, row: int, metric: str, cutoff: float, as_of: dt.date
+) -> dt.date | None:
+    """The day a change began, when the sequential test alone brings the comparison under the
+    run's cut-off, the last RECENT_DAYS still lean towards it, and the change measured since
+    it began (enough claims, seasonally expected baseline) clears the metric's floor."""
+    if metric not in SEQUENTIAL_METRICS:
+        return None
+    cusum = screens.cusum(metric)
+    if not (2 * cusum.p_value[row] <= cutoff and cusum.recent[row]):
+        return None
+    since = dt.date.fromordinal(int(cusum.start[row]))
+    config = screens.config
+    baseline = screens.expected(row, metric, series.totals(screens.windows.baseline))
+    current = series.totals(Window(since, as_of))
+    if current.decided < config.min_current_claims // 2:
+        return None
+    comparison = _compare(metric, baseline, current, config)
+    if comparison is None or not _clears_floor(metric, comparison[0], config):
+        return None
+    return since
+
+
+PENDING_UNIT = "claims"
+
+
+def _pending_evidence(
+    pending: _Pending, row: int, baseline: Totals, current: Totals
+) -> tuple[Evidence, int]:
+    """A finding of claims pending past the usual decision time: the counts expected and
+    seen, and the payments they hold back (at the current window's average payment)."""
+    observed, expected, usual = (
+        int(pending.observed[row]),
+        float(pending.expected[row]),
+        int(pending.usual[row]),
+    )
+    average_paid = current.paid_cents / current.decided if current.decided else 0.0
+    return (
+        Evidence(
+            baseline.decided,
+            current.decided,
+            round(expected),
+            observed,
+            float(usual),
+            float(usual),
+            observed - expected,
+            PENDING_UNIT,
+            float(pending.p_value[row]),
+            f"one-sided Poisson test of the claims pending past {usual} days (the baseline's "
+            f"{PENDING_QUANTILE:.0%} decision time) against the baseline's pace",
+        ),
+        round(observed * average_paid),
+    )
+
+
+def _pending_summary(cell: Cell, evidence: Evidence, dollars: int) -> str:
+    scope = f"{cell.code_group.replace('_', ' ').lower()} claims" if cell.code_group else "claims"
+    stake = f" — about {_money(dollars)} held back" if dollars else ""
+    return (
+        f"{cell.payer} has {evidence.current_events} {scope} waiting more than "
+        f"{evidence.baseline_value:.0f} days for a decision, where its usual pace leaves about "
+        f"{evidence.baseline_events}: decisions have slowed or stopped{stake}."
+    )
+
+
+def _clears_floor(metric: str, evidence: Evidence, config: DetectionConfig) -> bool:
+    """`_Screens.over_floor` for one comparison's evidence."""
+    if metric == "DENIAL_RATE":
+        return (
+            evidence.effect_size >= config.denial_rate_min_increase_points
+            and evidence.current_value >= config.denial_rate_min_ratio * evidence.baseline_value
+        )
+    return evidence.effect_size >= max(
+        config.decision_days_min_increase,
+        config.decision_days_min_increase_fraction * evidence.baseline_value,
     )
 
 
@@ -256,6 +457,7 @@ def _held(
         np.tile(series, days),
         np.repeat(as_of.toordinal() - np.arange(1, days + 1), series.size),
         config,
+        screens.history,
     )
     row_of = {i: j for j, i in enumerate(series.tolist())}
     held = set()
@@ -275,8 +477,8 @@ def _held(
     return [one for one in alive if (one[0], one[1]) in held]
 
 
-def _with(evidence: Evidence, **changes: float) -> Evidence:
-    return Evidence(**{**evidence.__dict__, **changes})
+def _with(evidence: Evidence, **changes: Any) -> Evidence:
+    return replace(evidence, **changes)
 
 
 class _Screens:
@@ -290,24 +492,90 @@ class _Screens:
         series: statistics.IntArray,
         as_of: statistics.IntArray,
         config: DetectionConfig,
+        history: _History,
     ) -> None:
-        """Row i: series `series[i]` on the windows of a run as of `as_of[i]` (ordinal)."""
-        self.table, self._config, self.rows = table, config, series.size
+        """Row i: series `series[i]` on the windows of a run as of `as_of[i]` (ordinal). The
+        baseline of a row whose history reaches a year back is adjusted for the season."""
+        self.table, self.config, self.rows, self.history = table, config, series.size, history
+        self._config = config
+        self._as_of = as_of
+        self._series = series
+        self._cusum: dict[str, _Cusum] = {}
+        self._pending: _Pending | None = None
         current_start = as_of - (config.current_window_days - 1)
         baseline_start = current_start - config.baseline_window_days
-        self._baseline = table.windows(series, baseline_start, current_start - 1)
+        observed = table.windows(series, baseline_start, current_start - 1)
         self._current = table.windows(series, current_start, as_of)
-        self.enough = (self._current.amount("decided") >= config.min_current_claims) & (
-            self._baseline.amount("decided") >= config.min_baseline_claims
+        self._season = _Season(table, series, current_start, observed, config, history)
+        self._baseline, self._current = self._season.adjusted(observed, self._current)
+        self.enough = (
+            (self._current.amount("decided") >= config.min_current_claims)
+            & (observed.amount("decided") >= config.min_baseline_claims)
+            & (history.covered_from(series) <= baseline_start)
         )
         self._p: dict[str, statistics.FloatArray] = {}
         self._payment: _PaymentDays | None = None
 
+    @property
+    def windows(self) -> Windows:
+        """The windows of the first row's run (a run's own screens share one as-of day)."""
+        return windows_for(dt.date.fromordinal(int(self._as_of[0])), self._config)
+
     def p_values(self, metric: str) -> statistics.FloatArray:
-        """Each series' p-value, NaN where the comparison cannot be made."""
+        """Each series' p-value, NaN where the comparison cannot be made: the window test's,
+        or for SEQUENTIAL_METRICS the smaller of it and the sequential test's, doubled
+        (Bonferroni over the two)."""
         if metric not in self._p:
-            self._p[metric] = self._compute_p_values(metric)
+            p = self._compute_p_values(metric)
+            # NaN stays NaN: the other tests need what the window test needs.
+            if metric == "DENIAL_RATE":
+                p = np.minimum(1.0, 2 * np.minimum(p, self.cusum(metric).p_value))
+            elif metric == "DECISION_DAYS":
+                p = np.minimum(1.0, DECISION_DAYS_TESTS * np.minimum(p, self.pending.p_value))
+            self._p[metric] = p
         return self._p[metric]
+
+    @property
+    def pending(self) -> _Pending:
+        if self._pending is None:
+            self._pending = _Pending.of(self.table, self._series, self._as_of, self._baseline,
+                                        self._current, self._config)  # fmt: skip
+        return self._pending
+
+    def change_start(self, row: int, metric: str) -> dt.date | None:
+        """When the sequential test estimates the row's change began (None: not watched)."""
+        if metric not in SEQUENTIAL_METRICS:
+            return None
+        return dt.date.fromordinal(int(self.cusum(metric).start[row]))
+
+    def cusum(self, metric: str) -> _Cusum:
+        if metric not in self._cusum:
+            self._cusum[metric] = self._sequential(metric)
+        return self._cusum[metric]
+
+    def _sequential(self, metric: str) -> _Cusum:
+        """The sequential test of every row over its current window, day by day: from the
+        baseline's denial rate to the rate the metric's floor means."""
+        config, base, days = self._config, self._baseline, self._config.current_window_days
+        first = self._as_of - (days - 1)
+        p0 = _upper_rate(base.amount("denied"), base.amount("decided"))
+        p1 = np.maximum(
+            p0 + config.denial_rate_min_increase_points / 100,
+            p0 * config.denial_rate_min_ratio,
+        )
+        trials = self._by_day(self.table.daily_decided, first, days)
+        successes = self._by_day(self.table.daily_denied, first, days)
+        return _Cusum.of(successes, trials, p0, p1, first)
+
+    def _by_day(
+        self, daily: statistics.IntArray, first: statistics.IntArray, days: int
+    ) -> statistics.IntArray:
+        """Each row's current window of a daily amount of the table, one column per day."""
+        current = self._current
+        row, position = runs(current.low, current.high)
+        matrix = np.zeros((self.rows, days), dtype=np.int64)
+        np.add.at(matrix, (row, self.table.days[position] - first[row]), daily[position])
+        return matrix
 
     def _compute_p_values(self, metric: str) -> statistics.FloatArray:
         base, cur = self._baseline, self._current
@@ -373,10 +641,510 @@ class _Screens:
             return distance >= MIX_MIN_DISTANCE
         raise ValueError(f"unknown metric {metric!r}")
 
+    def expected(self, row: int, metric: str, baseline: Totals) -> Totals:
+        """Row `row`'s baseline window of one series as `metric` compares it: adjusted for
+        the season, like the row's sums."""
+        return self._season.expected(row, metric, baseline)
+
+    def seasonal(self, row: int, metric: str) -> bool:
+        """Whether `metric`'s baseline of row `row` was adjusted for the season."""
+        return self._season.adjusts(row, metric)
+
     def _payment_days(self) -> _PaymentDays:
         if self._payment is None:
             self._payment = _PaymentDays(self.table, self._baseline, self._current)
         return self._payment
+
+
+def _upper_rate(events: statistics.IntArray, total: statistics.IntArray) -> statistics.FloatArray:
+    """A rate put BASELINE_MARGIN_Z standard errors above its estimate, within (0, 1)."""
+    n = np.maximum(total, 1)
+    rate = events / n
+    upper = rate + BASELINE_MARGIN_Z * np.sqrt(rate * (1 - rate) / n) + 0.5 / n
+    return np.clip(upper, 1e-4, 0.99)
+
+
+@dataclass(frozen=True)
+class _Cusum:
+    """A one-sided CUSUM of each row's daily log-likelihood ratio, claims as Bernoulli trials
+    from rate p0 (no change) against p1 (a change as large as the floor), over its current
+    window. Page's statistic is the largest log-likelihood ratio of any stretch of days
+    ending on any day; its p value is bounded by the window's days × e^−statistic (Ville's
+    inequality for each start day, a union over the starts). It finds a change days after
+    it begins, where a window test waits for the change to fill enough of its window.
+    `start`: the first day of the stretch (ordinal), the change's estimated beginning;
+    `recent`: whether the last RECENT_DAYS lean towards the change."""
+
+    p_value: statistics.FloatArray
+    start: statistics.IntArray
+    recent: npt.NDArray[np.bool_]
+
+    @classmethod
+    def of(
+        cls,
+        successes: statistics.IntArray,
+        trials: statistics.IntArray,
+        p0: statistics.FloatArray,
+        p1: statistics.FloatArray,
+        first: statistics.IntArray,
+    ) -> _Cusum:
+        p1 = np.clip(np.maximum(p1, p0 + 1e-3), 1e-4, 0.999)
+        with_change, without = np.log(p1 / p0), np.log((1 - p1) / (1 - p0))
+        ratio = successes * with_change[:, None] + (trials - successes) * without[:, None]
+        rows, days = ratio.shape
+        statistic, best = np.zeros(rows), np.zeros(rows)
+        start, best_start = np.zeros(rows, dtype=np.int64), np.zeros(rows, dtype=np.int64)
+        for day in range(days):
+            was_zero = statistic <= 0
+            statistic = np.maximum(0.0, statistic + ratio[:, day])
+            start = np.where(was_zero & (statistic > 0), day, start)
+            better = statistic > best
+            best = np.where(better, statistic, best)
+            best_start = np.where(better, start, best_start)
+        return cls(
+            np.minimum(1.0, days * np.exp(-best)),
+            first + best_start,
+            ratio[:, -RECENT_DAYS:].sum(axis=1) > 0,
+        )
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """Claims still pending on each row's as-of day that started between the baseline's usual
+    decision time (`usual`: days within which it decided PENDING_QUANTILE of its claims) and
+    a current window earlier: `observed`, against `expected`, what the baseline's decision
+    times leave pending of as many claims a day as it, or the current window if more,
+    decided, plus the payer's usual backlog (the share of a baseline's worth of still older
+    starts that is pending too). A payer that stops deciding shows here weeks before its late
+    decisions arrive. Pending on the as-of day: claims decided after it (when the statistics
+    reach that far) and those pending still, which started by it. p: one-sided Poisson."""
+
+    usual: statistics.IntArray
+    observed: statistics.IntArray
+    expected: statistics.FloatArray
+    p_value: statistics.FloatArray
+
+    @classmethod
+    def of(
+        cls,
+        table: SeriesTable,
+        series: statistics.IntArray,
+        as_of: statistics.IntArray,
+        baseline: WindowTotals,
+        current: WindowTotals,
+        config: DetectionConfig,
+    ) -> _Pending:
+        counts, values = baseline.decision_days, baseline.values
+        usual = statistics.quantile_rows(counts, values, PENDING_QUANTILE).astype(np.int64)
+        total = counts.sum(axis=1)
+        # Share of the baseline's claims still undecided at each age (column: age in days).
+        oldest = int(values[-1]) + 1 if values.size else 1
+        dense = np.zeros((counts.shape[0], oldest + 1), dtype=np.float64)
+        dense[:, values] = counts
+        with np.errstate(divide="ignore", invalid="ignore"):
+            undecided = 1 - np.cumsum(dense, axis=1) / np.maximum(total, 1)[:, None]
+        days = config.current_window_days
+        ages = usual[:, None] + 1 + np.arange(days)[None, :]
+        share = np.take_along_axis(undecided, np.minimum(ages, oldest), axis=1).sum(axis=1)
+        per_day = np.maximum(
+            baseline.amount("decided") / config.baseline_window_days,
+            current.amount("decided") / days,
+        )
+        position, value, claims = table.histogram_entries()
+        after = table.windows(series, as_of + 1, np.full(series.size, _LAST_DAY))
+        first_entry = np.searchsorted(position, after.low)
+        last_entry = np.searchsorted(position, after.high)
+        reference_days = config.baseline_window_days
+
+        def pending(row: int, oldest_age: int, youngest_age: int) -> int:
+            """Claims of the row pending on its as-of day, aged from `youngest_age` to
+            `oldest_age` days."""
+            started_from, started_to = as_of[row] - oldest_age, as_of[row] - youngest_age
+            mine = slice(first_entry[row], last_entry[row])
+            started = table.days[position[mine]] - value[mine]
+            count = claims[mine][(started >= started_from) & (started <= started_to)].sum()
+            one = table.series[series[row]]
+            waiting = (one.pending_started >= started_from) & (one.pending_started <= started_to)
+            return int(count + one.pending_claims[waiting].sum())
+
+        observed = np.zeros(series.size, dtype=np.int64)
+        stale = np.zeros(series.size, dtype=np.int64)
+        for row in range(series.size):
+            observed[row] = pending(row, usual[row] + days, usual[row] + 1)
+            # Older claims still open (never to be decided, or stuck for reasons of their
+            # own): the share of a baseline's worth of older starts that is, a payer's
+            # usual backlog, expected of the newer ones too.
+            stale[row] = pending(row, usual[row] + days + reference_days, usual[row] + days + 1)
+        stale_share = np.clip(stale / np.maximum(per_day * reference_days, 1), 0.0, 1.0)
+        expected = per_day * (stale_share * days + (1 - stale_share) * share)
+        p_value = np.where(
+            (total > 0) & (expected > 0), stats.poisson.sf(observed - 1, expected), 1.0
+        )
+        return cls(usual, observed, expected, p_value)
+
+    def clears_floor(self, row: int) -> bool:
+        observed, expected = int(self.observed[row]), float(self.expected[row])
+        return observed >= 2 * expected and observed - expected >= PENDING_MIN_EXCESS
+
+
+class _History:
+    """How far back the history of each series of a table reaches: a cell is compared only
+    once its history covers its baseline window, and a new payer's (one that appeared after
+    the customer's data began) only NEW_PAYER_LEAD_DAYS after its first decision."""
+
+    def __init__(self, table: SeriesTable, every: Sequence[CellSeries]) -> None:
+        firsts = [int(one.days[0]) for one in every if one.days.size]
+        customer_first = min(firsts, default=0)
+        first = np.array(
+            [int(one.days[0]) if one.days.size else customer_first for one in table.series],
+            dtype=np.int64,
+        )
+        new = first > customer_first + NEW_PAYER_SLACK_DAYS
+        self._covered_from = np.where(new, first + NEW_PAYER_LEAD_DAYS, first)
+
+    def covered_from(self, series: statistics.IntArray) -> statistics.IntArray:
+        """The earliest baseline start each of `series` covers (ordinals)."""
+        return self._covered_from[series]
+
+    def first_run(
+        self, series: statistics.IntArray, config: DetectionConfig
+    ) -> statistics.IntArray:
+        """The first day a run may compare each of `series`: its baseline covered, and those
+        of the PERSISTENCE_DAYS days before (ordinals)."""
+        reach = config.baseline_window_days + config.current_window_days - 1 + PERSISTENCE_DAYS
+        return self._covered_from[series] + reach
+
+
+def history_until(
+    series: Iterable[CellSeries], as_of: dt.date, config: DetectionConfig
+) -> dict[str, dt.date]:
+    """The payers a run as of `as_of` would not compare for want of history (see `_History`),
+    with the first day a run may compare them; `series` read from `first_day_read`."""
+    every = list(series)
+    payers = payer_series(every)
+    table = SeriesTable(list(payers.values()))
+    first_run = _History(table, every).first_run(np.arange(len(payers)), config)
+    return {
+        payer: dt.date.fromordinal(day)
+        for payer, day in zip(payers, first_run.tolist(), strict=True)
+        if day > as_of.toordinal()
+    }
+
+
+class _Season:
+    """What the season leads a row to expect, where its series' history reaches a year back.
+
+    Last year's same weeks (S) are compared with the days just before them (R', the longest of
+    SEASON_REFERENCE_DAYS the history covers), and that change is carried over to this year:
+    scaled to this year's level through the same reference days before the current window
+    (R) against the whole baseline (B). So January's deductible, eligibility and holiday
+    effects, there every year, are expected rather than alarmed, while a payer's new
+    behaviour is not (it was not there last year). Per metric:
+    - denial rate: the baseline's denials × S/R' × R/B (rates), shrunk towards no change by
+      its noise (positive-part James–Stein on the log scale: kept whole only when the change
+      is many standard errors) and never below 1 (a season only raises expectations);
+    - days to decision: the baseline shifted by median(S) − median(R') + median(R) −
+      median(B), shrunk the same way (standard errors of medians from interquartile ranges);
+    - denial-reason mix: the baseline's shares moved by S's shares − R''s, when last year's
+      change is itself clear (chi-square p < SEASON_MIX_P_VALUE);
+    - payment: none; patients' shares are counted with what is paid (the deductible season
+      moves dollars from payer to patient, not out of the settlement).
+    """
+
+    def __init__(
+        self,
+        table: SeriesTable,
+        series: statistics.IntArray,
+        current_start: statistics.IntArray,
+        observed: WindowTotals,
+        config: DetectionConfig,
+        history: _History,
+    ) -> None:
+        lengths = sorted(d for d in SEASON_REFERENCE_DAYS if d <= config.baseline_window_days)
+        own = _season_windows(table, series, current_start, observed, config, history, lengths)
+        pooled = _pooled_season(table, current_start, config, history, lengths)
+        change = _pooled_towards(_denial_change(own), _denial_change(pooled))
+        self.denial_factor = np.exp(np.maximum(change, 0.0))
+        self.day_shift = np.zeros(series.size, dtype=np.int64)
+        values = table.values
+        # A table of values beyond its dense columns (days far out) is left without a season.
+        if not values.size or int(values[-1]) == values.size - 1:
+            shift = _pooled_towards(_day_change(own, values), _day_change(pooled, values))
+            self.day_shift = np.rint(np.maximum(shift, 0.0)).astype(np.int64)
+        own_mix, own_moved = _mix_change(own, table.codes)
+        pooled_mix, pooled_moved = _mix_change(pooled, table.codes)
+        self.mix = own_mix | pooled_mix
+        moved = np.where(own_mix[:, None], own_moved, pooled_moved)
+        shares = np.clip(_shares_of_rows(observed.carc_counts) + moved, 0.0, None)
+        adjusted = np.rint(_shares_of_rows(shares) * observed.carc_counts.sum(axis=1)[:, None])
+        self.mix_adjusted = np.where(
+            self.mix[:, None], adjusted.astype(np.int64), observed.carc_counts
+        )
+        self._codes = table.codes
+
+    def adjusted(
+        self, observed: WindowTotals, current: WindowTotals
+    ) -> tuple[WindowTotals, WindowTotals]:
+        """The baseline sums adjusted row by row, and the current ones (their days-to-decision
+        columns widened to match)."""
+        sums = observed.sums.copy()
+        denied = AMOUNTS.index("denied")
+        sums[denied] = np.minimum(
+            observed.amount("decided"), np.rint(observed.sums[denied] * self.denial_factor)
+        ).astype(np.int64)
+        widest = int(self.day_shift.max(initial=0))
+        baseline_days, current_days = observed.decision_days, current.decision_days
+        values = observed.values
+        if widest:
+            rows, width = baseline_days.shape
+            values = np.arange(width + widest)
+            shifted = np.zeros((rows, width + widest), dtype=np.int64)
+            for shift in np.unique(self.day_shift).tolist():
+                mine = self.day_shift == shift
+                shifted[mine, shift : shift + width] = baseline_days[mine]
+            baseline_days = shifted
+            current_days = np.pad(current_days, ((0, 0), (0, widest)))
+        carc = np.where(self.mix[:, None], self.mix_adjusted, observed.carc_counts)
+        return (
+            replace(
+                observed, sums=sums, decision_days=baseline_days, values=values, carc_counts=carc
+            ),
+            replace(current, decision_days=current_days, values=values),
+        )
+
+    def adjusts(self, row: int, metric: str) -> bool:
+        if metric == "DENIAL_RATE":
+            return bool(self.denial_factor[row] > 1.0)
+        if metric == "DECISION_DAYS":
+            return bool(self.day_shift[row] > 0)
+        if metric == "DENIAL_REASON_MIX":
+            return bool(self.mix[row])
+        return False
+
+    def expected(self, row: int, metric: str, baseline: Totals) -> Totals:
+        """One series' baseline window adjusted as row `row`'s sums are."""
+        if not self.adjusts(row, metric):
+            return baseline
+        if metric == "DENIAL_RATE":
+            denied = min(baseline.decided, round(baseline.denied * float(self.denial_factor[row])))
+            return replace(baseline, denied=denied)
+        if metric == "DECISION_DAYS":
+            days = baseline.decision_days
+            return replace(
+                baseline,
+                decision_days=statistics.Histogram(
+                    days.values + int(self.day_shift[row]), days.counts
+                ),
+            )
+        counts = self.mix_adjusted[row]
+        return replace(
+            baseline,
+            carc_counts={self._codes[i]: int(counts[i]) for i in np.flatnonzero(counts).tolist()},
+        )
+
+
+def _season_windows(
+    table: SeriesTable,
+    series: statistics.IntArray,
+    current_start: statistics.IntArray,
+    observed: WindowTotals,
+    config: DetectionConfig,
+    history: _History,
+    lengths: Sequence[int],
+) -> _SeasonWindows:
+    """Each row's season windows, the reference the longest of `lengths` its history
+    covers."""
+    reach = history.covered_from(series)
+    last_start = current_start - SEASON_DAYS
+    reference = np.zeros(series.size, dtype=np.int64)
+    for days in lengths:
+        reference = np.where(reach <= last_start - days, days, reference)
+    has = reference > 0
+
+    def window(first: statistics.IntArray, last: statistics.IntArray) -> WindowTotals:
+        # Rows without a season sum an empty window.
+        return table.windows(
+            series, np.where(has, first, current_start), np.where(has, last, current_start - 1)
+        )
+
+    return _SeasonWindows(
+        window(last_start, last_start + config.current_window_days - 1),
+        window(last_start - reference, last_start - 1),
+        window(current_start - reference, current_start - 1),
+        observed,
+        reference == config.baseline_window_days,
+        has,
+    )
+
+
+def _pooled_season(
+    table: SeriesTable,
+    current_start: statistics.IntArray,
+    config: DetectionConfig,
+    history: _History,
+    lengths: Sequence[int],
+) -> _SeasonWindows:
+    """The season windows of the customer as a whole (every payer of the table summed, each
+    with the longest reference its history covers), for each row's current window."""
+    payers = np.array(
+        [j for j, one in enumerate(table.series) if one.code_group == ALL_CODES], dtype=np.int64
+    )
+    starts, row_of = np.unique(current_start, return_inverse=True)
+    series = np.tile(payers, starts.size)
+    first = np.repeat(starts, payers.size)
+    baseline = table.windows(series, first - config.baseline_window_days, first - 1)
+    season = _season_windows(table, series, first, baseline, config, history, lengths)
+
+    def summed(w: WindowTotals) -> WindowTotals:
+        """The payers' rows of each current window summed, one row per row of the caller."""
+        shape = (starts.size, payers.size)
+        sums = w.sums.reshape(len(AMOUNTS), *shape).sum(axis=2)[:, row_of]
+        days = w.decision_days.reshape(*shape, w.decision_days.shape[1]).sum(axis=1)[row_of]
+        carc = w.carc_counts.reshape(*shape, w.carc_counts.shape[1]).sum(axis=1)[row_of]
+        return replace(w, sums=sums, decision_days=days, carc_counts=carc)
+
+    has = np.asarray(season.has.reshape(starts.size, payers.size).any(axis=1))[row_of]
+    return _SeasonWindows(
+        summed(season.same),
+        summed(season.before),
+        summed(season.recent),
+        summed(season.observed),
+        np.zeros(row_of.size, dtype=bool),
+        has,
+    )
+
+
+def _log_change(
+    parts: Sequence[tuple[statistics.FloatArray, statistics.FloatArray]],
+) -> tuple[statistics.FloatArray, statistics.FloatArray]:
+    """Σ sign·estimate and Σ variance over (estimate, variance) pairs, signs + − + −."""
+    total = sum((1 if i % 2 == 0 else -1) * estimate for i, (estimate, _) in enumerate(parts))
+    variance = sum(var for _, var in parts)
+    return np.asarray(total, dtype=np.float64), np.asarray(variance, dtype=np.float64)
+
+
+def _shrunk(
+    change: statistics.FloatArray, variance: statistics.FloatArray
+) -> statistics.FloatArray:
+    """`change` kept in the proportion its size exceeds its noise (positive-part James–Stein):
+    none at one standard error or less, three quarters at two, nearly all at five."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        keep = np.clip(1 - variance / np.square(change), 0.0, 1.0)
+    return np.where(np.isfinite(keep), keep * change, 0.0)
+
+
+@dataclass(frozen=True)
+class _SeasonWindows:
+    """Each row's season windows: last year's same weeks, the reference days before them,
+    this year's reference days before the current window, and the baseline; whether the
+    reference is the whole baseline; and whether the row has them at all."""
+
+    same: WindowTotals
+    before: WindowTotals
+    recent: WindowTotals
+    observed: WindowTotals
+    whole: npt.NDArray[np.bool_]
+    has: npt.NDArray[np.bool_]
+
+
+def _change(
+    season: _SeasonWindows,
+    estimates: Sequence[tuple[statistics.FloatArray, statistics.FloatArray]],
+    ok: npt.NDArray[np.bool_],
+) -> tuple[npt.NDArray[np.bool_], statistics.FloatArray, statistics.FloatArray]:
+    """(usable, change, variance) from (estimate, variance) of same, before, recent and
+    observed: same − before + recent − observed, the last two left out for a whole-baseline
+    reference (they are the same window)."""
+    change, variance = _log_change(estimates[:2])
+    rest, rest_variance = _log_change(estimates[2:])
+    change = change + np.where(season.whole, 0.0, rest)
+    variance = variance + np.where(season.whole, 0.0, rest_variance)
+    return ok & season.has, change, variance
+
+
+def _pooled_towards(
+    cell: tuple[npt.NDArray[np.bool_], statistics.FloatArray, statistics.FloatArray],
+    pooled: tuple[npt.NDArray[np.bool_], statistics.FloatArray, statistics.FloatArray],
+) -> statistics.FloatArray:
+    """A row's seasonal change: the customer's (all payers pooled) shrunk towards none by
+    its noise, then the row's own shrunk towards that by its own noise. A row without its
+    own year of history takes the customer's."""
+    pooled_ok, pooled_change, pooled_variance = pooled
+    target = np.where(pooled_ok, _shrunk(pooled_change, pooled_variance), 0.0)
+    ok, change, variance = cell
+    return np.where(ok, target + _shrunk(change - target, variance), target)
+
+
+def _denial_change(
+    season: _SeasonWindows,
+) -> tuple[npt.NDArray[np.bool_], statistics.FloatArray, statistics.FloatArray]:
+    ok = np.ones(season.has.size, dtype=bool)
+    estimates = []
+    for w in (season.same, season.before, season.recent, season.observed):
+        decided, denied = w.amount("decided"), w.amount("denied")
+        ok &= (decided >= MIN_SEASON_CLAIMS) & (denied > 0)
+        safe_denied, safe_decided = np.maximum(denied, 1), np.maximum(decided, 1)
+        estimates.append((np.log(safe_denied / safe_decided), 1 / safe_denied - 1 / safe_decided))
+    return _change(season, estimates, ok)
+
+
+# A median's standard error is about 1.2533·σ/√n; σ is about the interquartile range / 1.349.
+_MEDIAN_ERROR = 1.2533 / 1.349
+
+
+def _day_change(
+    season: _SeasonWindows, values: statistics.IntArray
+) -> tuple[npt.NDArray[np.bool_], statistics.FloatArray, statistics.FloatArray]:
+    ok = np.ones(season.has.size, dtype=bool)
+    estimates = []
+    for w in (season.same, season.before, season.recent, season.observed):
+        counts = w.decision_days
+        claims = counts.sum(axis=1)
+        ok &= claims >= MIN_SEASON_CLAIMS
+        spread = statistics.quantile_rows(counts, values, 0.75) - statistics.quantile_rows(
+            counts, values, 0.25
+        )
+        estimates.append(
+            (
+                statistics.median_rows(counts, values),
+                np.square(_MEDIAN_ERROR * np.maximum(spread, 1.0)) / np.maximum(claims, 1),
+            )
+        )
+    return _change(season, estimates, ok)
+
+
+def _mix_change(
+    season: _SeasonWindows, codes: tuple[str, ...]
+) -> tuple[npt.NDArray[np.bool_], statistics.FloatArray]:
+    """Whether last year's change of denial reasons into these weeks is clear, and the change
+    of each reason's share."""
+    windows = (season.same, season.before, season.recent, season.observed)
+    totals = [w.carc_counts.sum(axis=1) for w in windows]
+    ok = season.has & np.all([t >= MIN_DENIALS_FOR_MIX for t in totals], axis=0)
+    if not ok.any():
+        return ok, np.zeros(season.same.carc_counts.shape)
+    p = statistics.mix_p_values(season.before.carc_counts, season.same.carc_counts, codes)
+    same, before, recent, observed = (_shares_of_rows(w.carc_counts) for w in windows)
+    # Expected: last year's same weeks, at this year's level (its reference days against
+    # last year's); as a move from the baseline's shares.
+    moved = same + recent - before - observed
+    return ok & (p < SEASON_MIX_P_VALUE), moved
+
+
+def _seasonal_evidence(
+    evidence: Evidence, metric: str, baseline: Totals, current: Totals, config: DetectionConfig
+) -> Evidence:
+    """Evidence measured against the season's expectation, stating the baseline as it was."""
+    observed = _compare(metric, baseline, current, config)
+    assert observed is not None  # the adjusted sums had a comparison; the same counts do
+    as_observed = observed[0]
+    return _with(
+        evidence,
+        baseline_value=as_observed.baseline_value,
+        baseline_events=as_observed.baseline_events,
+        baseline_interval=as_observed.baseline_interval,
+        expected_value=evidence.baseline_value,
+    )
 
 
 class _PaymentDays:
@@ -394,7 +1162,9 @@ class _PaymentDays:
             windows.append(np.full(int(paying.sum()), in_current))
         position = np.concatenate(days)
         self.owner, self.current = np.concatenate(owners), np.concatenate(windows)
-        paid, allowed = table.daily_paid[position], table.daily_allowed[position]
+        # What the payer settles: its payment and the patient's share it assigns.
+        paid = table.daily_paid[position] + table.daily_patient[position]
+        allowed = table.daily_allowed[position]
         self.ratios = paid / allowed
         self.baseline_sums, self.current_sums = (
             tuple(
@@ -416,7 +1186,7 @@ def _shares(part: npt.NDArray[Any], whole: npt.NDArray[Any]) -> statistics.Float
         return np.where(whole > 0, part / np.where(whole > 0, whole, 1), 0.0)
 
 
-def _shares_of_rows(counts: statistics.IntArray) -> statistics.FloatArray:
+def _shares_of_rows(counts: npt.NDArray[Any]) -> statistics.FloatArray:
     return _shares(counts, counts.sum(axis=1, keepdims=True))
 
 
@@ -477,10 +1247,13 @@ def _compare(
             np.count_nonzero(cur_paying) < statistics.MIN_PAYMENT_DAYS
         ):
             return None
+        # What the payer settles: its payment and the patient's share it assigns.
+        settled = (w.daily_paid + w.daily_patient for w in (baseline, current))
+        base_settled, cur_settled = settled
         ratio = statistics.payment_ratio_shift(
-            baseline.daily_paid[base_paying],
+            base_settled[base_paying],
             baseline.daily_allowed[base_paying],
-            current.daily_paid[cur_paying],
+            cur_settled[cur_paying],
             current.daily_allowed[cur_paying],
         )
         return (
@@ -548,6 +1321,9 @@ def _severity(metric: str, evidence: Evidence, dollars: int, config: DetectionCo
         "DENIAL_REASON_MIX": MIX_MIN_DISTANCE,
     }
     times_floor = abs(evidence.effect_size) / max(floors[metric], 1e-9)
+    if evidence.effect_unit == PENDING_UNIT:
+        # Claims pending past the usual time: how many times as many as expected, less one.
+        times_floor = evidence.current_events / max(evidence.baseline_events, 1) - 1
     if times_floor >= 3 or dollars >= 5_000_000:
         return "HIGH"
     if times_floor >= 1.5 or dollars >= 1_000_000:
@@ -559,26 +1335,34 @@ def _money(cents: int) -> str:
     return f"${cents / 100:,.0f}"
 
 
-def summary(cell: Cell, metric: str, evidence: Evidence, dollars: int, windows: Windows) -> str:
-    """One line a revenue-cycle lead can act on."""
+def summary(cell: Cell, metric: str, evidence: Evidence, dollars: int, began: dt.date) -> str:
+    """One line a revenue-cycle lead can act on; `began`: when the change began."""
     scope = f"{cell.code_group.replace('_', ' ').lower()} claims" if cell.code_group else "claims"
-    since = f"since {windows.current.start:%b} {windows.current.start.day}"
+    since = f"since {began:%b} {began.day}"
     stake = f" — about {_money(dollars)} at stake" if dollars else ""
+    expected = evidence.expected_value
     if metric == "DENIAL_RATE":
+        season = "" if expected is None else f" ({expected:.1%} expected for the season)"
         return (
             f"{cell.payer} now denies {evidence.current_value:.1%} of {scope}, up from "
-            f"{evidence.baseline_value:.1%}, {since}{stake}."
+            f"{evidence.baseline_value:.1%}{season}, {since}{stake}."
         )
     if metric == "DECISION_DAYS":
+        season = "" if expected is None else f", {expected:.0f} expected for the season"
+        more = "than the season explains " if expected is not None else ""
         return (
-            f"{cell.payer} takes {evidence.effect_size:.1f} days longer to decide {scope} "
-            f"(median {evidence.current_value:.0f} days, was {evidence.baseline_value:.0f}), "
-            f"{since}{stake.replace('at stake', 'paid late')}."
+            f"{cell.payer} takes {evidence.effect_size:.1f} days longer {more}to decide {scope} "
+            f"(median {evidence.current_value:.0f} days, was {evidence.baseline_value:.0f}"
+            f"{season}), {since}{stake.replace('at stake', 'paid late')}."
         )
     if metric == "PAYMENT_RATIO":
         return (
-            f"{cell.payer} pays {evidence.current_value:.1%} of the allowed amount on {scope}, "
-            f"down from {evidence.baseline_value:.1%}, {since}{stake}."
+            f"{cell.payer} settles {evidence.current_value:.1%} of the allowed amount on "
+            f"{scope} (its payment and the patients' share), down from "
+            f"{evidence.baseline_value:.1%}, {since}{stake}."
         )
     grown = ", ".join(code for code, _, _ in evidence.carc_shifts[:3]) or "other codes"
-    return f"{cell.payer} denies {scope} for different reasons {since}: more {grown}{stake}."
+    season = " than the season explains" if expected is not None else ""
+    return (
+        f"{cell.payer} denies {scope} for different reasons{season} {since}: more {grown}{stake}."
+    )

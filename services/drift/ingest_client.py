@@ -21,13 +21,15 @@ STREAM_TIMEOUT_SECONDS = 300.0
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
-# The day amounts of a packed series, in the contract's order (`PackedDailyStatSeries`),
-# and where those a series keeps (AMOUNTS) are among them.
+# The day amounts of a packed series, in the contract's order (`PackedDailyStatSeries`:
+# `day_amounts`, then the patients' share sent apart), and where those a series keeps
+# (AMOUNTS) are among them.
 _PACKED_AMOUNTS = (
     "decided", "denied", "partially_denied", "billed_cents", "allowed_cents", "paid_cents",
     "denied_billed_cents",
 )  # fmt: skip
-_KEPT_AMOUNTS = [_PACKED_AMOUNTS.index(name) for name in AMOUNTS]
+_DAY_AMOUNTS = (*_PACKED_AMOUNTS, "patient_responsibility_cents")
+_KEPT_AMOUNTS = [_DAY_AMOUNTS.index(name) for name in AMOUNTS]
 
 
 def series_from_message(
@@ -38,13 +40,19 @@ def series_from_message(
     packed = message.packed
     days = np.frombuffer(packed.decision_dates, dtype="<i4").astype(np.int64)
     amounts = np.frombuffer(packed.day_amounts, dtype="<i8").reshape(-1, len(_PACKED_AMOUNTS))
+    # An ingest that does not count the patients' share sends none.
+    patient = (
+        np.frombuffer(packed.patient_responsibility_cents, dtype="<i8")
+        if packed.patient_responsibility_cents
+        else np.zeros(days.size, dtype=np.int64)
+    )
     histogram = np.frombuffer(packed.histogram, dtype="<i4").reshape(-1, 3).astype(np.int64)
     carc = np.frombuffer(packed.carc, dtype="<i4").reshape(-1, 3).astype(np.int64)
     return CellSeries(
         payer=message.payer,
         code_group=message.code_group,
         days=days + _EPOCH_ORDINAL,
-        amounts=np.ascontiguousarray(amounts[:, _KEPT_AMOUNTS].T),
+        amounts=np.ascontiguousarray(np.column_stack((amounts, patient))[:, _KEPT_AMOUNTS].T),
         histogram_day=histogram[:, 0].copy(),
         histogram_value=histogram[:, 1].copy(),
         histogram_claims=histogram[:, 2].copy(),
@@ -53,6 +61,9 @@ def series_from_message(
         carc_claims=carc[:, 2].copy(),
         codes=tuple(message.carc_codes),
         entry_spans=entry_spans,
+        pending_started=np.frombuffer(packed.pending_start_dates, dtype="<i4").astype(np.int64)
+        + _EPOCH_ORDINAL,
+        pending_claims=np.frombuffer(packed.pending_claims, dtype="<i8").astype(np.int64),
     )
 
 

@@ -122,8 +122,13 @@ async def payer_summaries(
     if as_of is None:
         return None
     windows = windows_for(as_of, config)
+    # From as far back as a run reads: how long each payer's history is decides whether a
+    # run compares it.
     series = await ingest.daily_stat_series(
-        customer, summary_start(windows), as_of, summary_span_starts(windows)
+        customer,
+        min(summary_start(windows), first_day_read(as_of, config)),
+        as_of,
+        summary_span_starts(windows) | span_starts_read(as_of, config),
     )
-    summaries = await asyncio.to_thread(summarize, series, windows)
+    summaries = await asyncio.to_thread(summarize, series, windows, config)
     return PayerSummaries(windows, summaries, await store.open_event_counts(customer))

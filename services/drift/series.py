@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,6 +36,19 @@ class DayStat:
     paid_cents: int
     denied_billed_cents: int
     carc_counts: Mapping[str, int]
+    # The patients' share (deductible, coinsurance, copay) of the claims decided that day.
+    patient_responsibility_cents: int = 0
+
+
+@dataclass(frozen=True)
+class PendingStat:
+    """Claims of one payer × code group still pending, by the day they started (submission,
+    or service when the submission date is not known)."""
+
+    payer: str
+    code_group: str
+    started: dt.date
+    claims: int
 
 
 @dataclass(frozen=True)
@@ -75,8 +88,10 @@ AMOUNTS = (
     "allowed_cents",
     "paid_cents",
     "denied_billed_cents",
+    "patient_responsibility_cents",
 )
 ALLOWED, PAID = AMOUNTS.index("allowed_cents"), AMOUNTS.index("paid_cents")
+PATIENT = AMOUNTS.index("patient_responsibility_cents")
 
 
 @dataclass(frozen=True)
@@ -89,11 +104,13 @@ class Totals:
     allowed_cents: int
     paid_cents: int
     denied_billed_cents: int
+    patient_responsibility_cents: int
     decision_days: Histogram
     carc_counts: dict[str, int]
-    # Paid and allowed cents of each day with claims, for the payment-ratio test.
+    # Paid, allowed and patient-share cents of each day with claims, for the payment test.
     daily_paid: IntArray
     daily_allowed: IntArray
+    daily_patient: IntArray
 
     @property
     def denial_rate(self) -> float:
@@ -109,7 +126,9 @@ class CellSeries:
     decision-days histogram and the CARC counts are lists of entries, each naming the day it
     belongs to by its index in `days`; entries may come in any order (they are put in day
     order) and may repeat a value. With `entry_spans`, an entry holds a whole span of days
-    (see `EntrySpans`), and only windows made of whole spans can be summed.
+    (see `EntrySpans`), and only windows made of whole spans can be summed. `pending_started`
+    and `pending_claims` are the claims still pending when the statistics were read, by the
+    day they started (ordinals, ascending, distinct).
     """
 
     payer: str
@@ -124,6 +143,8 @@ class CellSeries:
     carc_claims: IntArray
     codes: tuple[str, ...]
     entry_spans: EntrySpans | None = None
+    pending_started: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pending_claims: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __post_init__(self) -> None:
         # Entries in day order, so that a window's entries are one slice.
@@ -145,7 +166,7 @@ class CellSeries:
         if self.entry_spans is not None:
             self.entry_spans.check(window)
         low, high = self._bounds(window)
-        decided, denied, billed, allowed, paid, denied_billed = (
+        decided, denied, billed, allowed, paid, denied_billed, patient = (
             self.amounts[:, low:high].sum(axis=1).tolist()
         )
         first, last = np.searchsorted(self.histogram_day, (low, high))
@@ -169,10 +190,12 @@ class CellSeries:
             allowed,
             paid,
             denied_billed,
+            patient,
             decision_days=histogram,
             carc_counts={self.codes[i]: int(carc[i]) for i in np.flatnonzero(carc).tolist()},
             daily_paid=self.amounts[PAID, low:high],
             daily_allowed=self.amounts[ALLOWED, low:high],
+            daily_patient=self.amounts[PATIENT, low:high],
         )
 
     def _bounds(self, window: Window) -> tuple[int, int]:
@@ -226,6 +249,12 @@ class SeriesTable:
             else np.zeros((len(AMOUNTS), 0), dtype=np.int64)
         )
         self.daily_paid, self.daily_allowed = amounts[PAID], amounts[ALLOWED]
+        self.daily_patient = amounts[PATIENT]
+        # Every series' days and daily claims decided and denied, end to end (for sequential
+        # tests, day by day).
+        self.days = days
+        self.daily_decided = amounts[AMOUNTS.index("decided")]
+        self.daily_denied = amounts[AMOUNTS.index("denied")]
         self._cumulative = np.zeros((len(AMOUNTS), amounts.shape[1] + 1), dtype=np.int64)
         np.cumsum(amounts, axis=1, out=self._cumulative[:, 1:])
         self._histogram = self._entries(
@@ -267,6 +296,12 @@ class SeriesTable:
         owner = np.repeat(np.arange(len(entries), dtype=np.int64), sizes)
         day, value, claims = (np.concatenate(column) for column in zip(*entries, strict=True))
         return day + offsets[owner], value, claims
+
+    def histogram_entries(self) -> tuple[IntArray, IntArray, IntArray]:
+        """(position in the table's days, days to decision, claims) of every histogram
+        entry, in position order."""
+        position, column, claims = self._histogram
+        return position, self.values[column], claims
 
     def totals(self, window: Window) -> WindowTotals:
         """`window` of every series, row i being series i."""
@@ -335,6 +370,13 @@ def merged(payer: str, code_group: str, parts: Sequence[CellSeries]) -> CellSeri
         histogram.append((at[part.histogram_day], part.histogram_value, part.histogram_claims))
         recode = np.array([code_index[code] for code in part.codes], dtype=np.int64)
         carc.append((at[part.carc_day], recode[part.carc_code], part.carc_claims))
+    started = np.concatenate([part.pending_started for part in parts])
+    pending_started, at = np.unique(started, return_inverse=True)
+    pending_claims = np.bincount(
+        at,
+        weights=np.concatenate([part.pending_claims for part in parts]),
+        minlength=pending_started.size,
+    ).astype(np.int64)
     return CellSeries(
         payer,
         code_group,
@@ -344,6 +386,8 @@ def merged(payer: str, code_group: str, parts: Sequence[CellSeries]) -> CellSeri
         *_concatenated(carc),
         codes,
         parts[0].entry_spans,
+        pending_started,
+        pending_claims,
     )
 
 
@@ -365,13 +409,20 @@ def payer_series(series: Iterable[CellSeries]) -> dict[str, CellSeries]:
     }
 
 
-def cell_series(stats: Iterable[DayStat]) -> list[CellSeries]:
-    """Single days as series, one per payer × code group (for callers that have days)."""
+def cell_series(stats: Iterable[DayStat], pending: Iterable[PendingStat] = ()) -> list[CellSeries]:
+    """Single days as series, one per payer × code group (for callers that have days), with
+    the claims of `pending` still pending."""
     by_cell: dict[tuple[str, str], list[DayStat]] = {}
     for stat in stats:
         by_cell.setdefault((stat.payer, stat.code_group), []).append(stat)
+    waiting: dict[tuple[str, str], list[PendingStat]] = {}
+    for one in pending:
+        waiting.setdefault((one.payer, one.code_group), []).append(one)
     series = []
-    for (payer, code_group), days in sorted(by_cell.items()):
+    # A payer × code group with pending claims and no decided day is a series too.
+    for payer, code_group in sorted(by_cell.keys() | waiting.keys()):
+        days = by_cell.get((payer, code_group), [])
+        still = waiting.get((payer, code_group), [])
         codes = tuple(sorted({code for day in days for code in day.carc_counts}))
         code_index = {code: i for i, code in enumerate(codes)}
         histogram = [
@@ -396,12 +447,15 @@ def cell_series(stats: Iterable[DayStat]) -> list[CellSeries]:
                     [d.allowed_cents for d in days],
                     [d.paid_cents for d in days],
                     [d.denied_billed_cents for d in days],
+                    [d.patient_responsibility_cents for d in days],
                 ],
                 dtype=np.int64,
             ).reshape(len(AMOUNTS), len(days)),
             *_columns(histogram),
             *_columns(carc),
             codes,
+            pending_started=np.array([p.started.toordinal() for p in still], dtype=np.int64),
+            pending_claims=np.array([p.claims for p in still], dtype=np.int64),
         )
         # Sorted, and a day given twice summed.
         series.append(merged(payer, code_group, [one_per_stat]))

@@ -122,6 +122,7 @@ def event_message(row: Row) -> resources_pb2.DriftEvent:
         ),
         baseline_interval=interval(evidence.get("baseline_interval")),
         current_interval=interval(evidence.get("current_interval")),
+        seasonal_expected_value=evidence.get("expected_value"),
     )
     event = resources_pb2.DriftEvent(
         name=EVENT_NAME.format(customer=row.customer_id, event=row.event_id),
@@ -159,6 +160,7 @@ def _metrics(values: Metrics) -> resources_pb2.PayerMetrics:
         median_decision_days=values.median_decision_days,
         paid_to_allowed_ratio=values.paid_to_allowed_ratio,
         denied_billed_amount=money_message(values.denied_billed_cents),
+        patient_share=values.patient_share,
     )
 
 
@@ -377,6 +379,10 @@ def _summary_message(
         message,
         current_window=_range(windows.current.start, windows.current.end),
         baseline_window=_range(windows.baseline.start, windows.baseline.end),
+        detection_start_date=(
+            date_message(summary.compared_from) if summary.compared_from else None
+        ),
+        season_note=summary.season or None,
     )
 
 

@@ -372,6 +372,16 @@ def median_rows(counts: IntArray, values: IntArray) -> FloatArray:
     return np.where(total > 0, middle, 0.0)
 
 
+def quantile_rows(counts: IntArray, values: IntArray, share: float) -> FloatArray:
+    """The value below which `share` of each row's claims fall (the lower one at a tie);
+    0.0 for an empty row."""
+    cumulative = np.cumsum(counts, axis=1)
+    total = cumulative[:, -1] if counts.shape[1] else np.zeros(counts.shape[0], np.int64)
+    rank = np.maximum(np.ceil(total * share), 1)
+    at = np.minimum((cumulative < rank[:, None]).sum(axis=1), max(values.size - 1, 0))
+    return np.where(total > 0, values[at] if values.size else 0.0, 0.0).astype(np.float64)
+
+
 # Pair counts of this many (row, value, value) cells at most are held at once.
 _PAIR_CELLS = 1 << 22
 
@@ -452,7 +462,7 @@ class RatioTest:
     test: str
 
 
-PAYMENT_TEST_NAME = "one-sided Mann–Whitney U on daily paid/allowed ratios"
+PAYMENT_TEST_NAME = "one-sided Mann–Whitney U on daily (paid + patient share)/allowed ratios"
 
 
 def payment_ratio_test(

@@ -581,6 +581,7 @@ def _finding_values(finding: Finding, run_id: str, windows: Any) -> dict[str, An
             "baseline_interval": interval(evidence.baseline_interval),
             "current_interval": interval(evidence.current_interval),
             "carc_shifts": [list(shift) for shift in evidence.carc_shifts],
+            "expected_value": evidence.expected_value,
         },
         "dollars_at_stake_cents": finding.dollars_at_stake_cents,
         "summary": finding.summary,

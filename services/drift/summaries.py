@@ -6,11 +6,15 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from services.drift.detection import Windows, window_edges
+from services.drift.config import DetectionConfig
+from services.drift.detection import Windows, history_until, window_edges
 from services.drift.series import CellSeries, Totals, Window, payer_series
 
 WEEKS = 26
 WEEK_END = dt.timedelta(days=6)  # Monday + 6 days: Sunday
+# Patients paying this much more of the allowed amount (deductibles, coinsurance) is a
+# season shown beside the payer, not a payer drift.
+PATIENT_SEASON_POINTS = 0.05
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,7 @@ class Metrics:
     allowed_cents: int
     denied_billed_cents: int
     median_decision_days: float
+    patient_responsibility_cents: int = 0
 
     @classmethod
     def of(cls, totals: Totals) -> Metrics:
@@ -31,6 +36,7 @@ class Metrics:
             totals.allowed_cents,
             totals.denied_billed_cents,
             totals.decision_days.median(),
+            totals.patient_responsibility_cents,
         )
 
     @property
@@ -41,6 +47,16 @@ class Metrics:
     def paid_to_allowed_ratio(self) -> float:
         return self.paid_cents / self.allowed_cents if self.allowed_cents else 0.0
 
+    @property
+    def patient_share(self) -> float:
+        """The patients' share of the allowed amount (deductibles, coinsurance, copays)."""
+        return self.patient_responsibility_cents / self.allowed_cents if self.allowed_cents else 0.0
+
+    @property
+    def settled_ratio(self) -> float:
+        """What the payer settles (its payment and the patients' share) ÷ allowed."""
+        return self.paid_to_allowed_ratio + self.patient_share
+
 
 @dataclass
 class PayerSummary:
@@ -49,6 +65,25 @@ class PayerSummary:
     baseline: Metrics
     # (Monday of the week, metrics), oldest first, WEEKS of them ending with the as-of week.
     weekly: list[tuple[dt.date, Metrics]]
+    # The first day detection may compare the payer, while its history does not cover a
+    # baseline window yet ("not enough history yet"); None once it does.
+    compared_from: dt.date | None = None
+
+    @property
+    def season(self) -> str:
+        """What the season does to the payer's numbers, in words; "" when nothing shows."""
+        before, now = self.baseline.patient_share, self.current.patient_share
+        if now - before < PATIENT_SEASON_POINTS:
+            return ""
+        settled = (
+            "what the payer settles is unchanged, so this is no payer drift"
+            if abs(self.current.settled_ratio - self.baseline.settled_ratio) < PATIENT_SEASON_POINTS
+            else "what the payer settles changed too"
+        )
+        return (
+            f"Deductible season: patients pay {now:.0%} of the allowed amount, up from "
+            f"{before:.0%}; {settled}."
+        )
 
 
 def week_start(day: dt.date) -> dt.date:
@@ -70,19 +105,25 @@ def summary_span_starts(windows: Windows) -> set[dt.date]:
     return window_edges([windows.baseline, windows.current, *_weeks(windows)])
 
 
-def summarize(series: Iterable[CellSeries], windows: Windows) -> list[PayerSummary]:
+def summarize(
+    series: Iterable[CellSeries], windows: Windows, config: DetectionConfig | None = None
+) -> list[PayerSummary]:
     """One summary per payer with days in the baseline, current window or the weeks shown,
-    largest current volume first."""
+    largest current volume first. With `config` (and `series` read from
+    `detection.first_day_read`), each says from when detection compares it."""
+    every = list(series)
     weeks = _weeks(windows)
     first = min(weeks[0].start, windows.baseline.start)
+    waiting = history_until(every, windows.current.end, config) if config else {}
     summaries = [
         PayerSummary(
             payer,
             Metrics.of(one.totals(windows.current)),
             Metrics.of(one.totals(windows.baseline)),
             [(week.start, Metrics.of(one.totals(week))) for week in weeks],
+            waiting.get(payer),
         )
-        for payer, one in payer_series(series).items()
+        for payer, one in payer_series(every).items()
         if one.has_days_in(first, windows.current.end)
     ]
     return sorted(summaries, key=lambda s: (-s.current.claims, s.payer))

@@ -1,11 +1,13 @@
-"""Keeping the daily statistics and the payers' claim counts exact by what changes.
+"""Keeping the daily statistics, the pending claims' counts and the payers' claim counts exact
+by what changes.
 
 Every write to `ingest.claims` yields signed claim versions: +1 for a version that comes (a
 new claim, the new side of an update), -1 for one that goes (the old side, a deleted claim).
 Their partial sums are gathered in temporary tables while the writes happen (`counting_in`,
 in the same statement as the write, or `count_in` from `claim_changes`), and `apply_counts`
-adds them to `ingest.daily_stats` and `ingest.payers` once, before the commit. Nothing is
-recounted from the stored claims, so writing a million new claims costs no read of them.
+adds them to `ingest.daily_stats`, `ingest.pending_stats` and `ingest.payers` once, before the
+commit. Nothing is recounted from the stored claims, so writing a million new claims costs no
+read of them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from services.ingest.copy_text import copy_text
 CHANGE_FIELDS = (
     "payer_uid", "payer", "code_group", "decision_date", "status", "denied", "partially_denied",
     "decision_days", "billed_cents", "allowed_cents", "paid_cents", "denial_codes",
+    "patient_responsibility_cents", "pending_started",
 )  # fmt: skip
 
 # The tables of one transaction's counting: claim versions recorded by updates and deletes,
@@ -29,14 +32,17 @@ COUNT_TABLES = (
     "CREATE TEMPORARY TABLE claim_changes (sign int, payer_uid text, payer text, "
     "code_group text, decision_date date, status text, denied boolean, partially_denied boolean, "
     "decision_days bigint, billed_cents bigint, allowed_cents bigint, paid_cents bigint, "
-    "denial_codes text[]) ON COMMIT DROP",
+    "denial_codes text[], patient_responsibility_cents bigint, pending_started date) "
+    "ON COMMIT DROP",
     "CREATE TEMPORARY TABLE stat_cells (payer text, code_group text, decision_date date, "
     "decided bigint, denied bigint, partially_denied bigint, billed bigint, allowed bigint, "
-    "paid bigint, denied_billed bigint) ON COMMIT DROP",
+    "paid bigint, denied_billed bigint, patient bigint) ON COMMIT DROP",
     "CREATE TEMPORARY TABLE stat_days (payer text, code_group text, decision_date date, "
     "days bigint, n bigint) ON COMMIT DROP",
     "CREATE TEMPORARY TABLE stat_codes (payer text, code_group text, decision_date date, "
     "code text, n bigint) ON COMMIT DROP",
+    "CREATE TEMPORARY TABLE stat_pending (payer text, code_group text, start_date date, "
+    "n bigint) ON COMMIT DROP",
     "CREATE TEMPORARY TABLE payer_sums (payer_uid text, n bigint) ON COMMIT DROP",
 )
 
@@ -44,13 +50,16 @@ COUNT_TABLES = (
 def version(which: str, prefix: str = "") -> str:
     """The `old` or `new` claim version for RETURNING, its columns named `prefix` + field.
     A claim without an allowed amount counts what was paid plus the patient's share
-    (`claim_statistics.counted_allowed_cents`)."""
+    (`claim_statistics.counted_allowed_cents`); a pending claim started on its submission,
+    else its service date (`claim_statistics.pending_started`)."""
+    computed = {
+        "allowed_cents": f"coalesce({which}.allowed_cents, {which}.paid_cents + "
+        f"{which}.patient_responsibility_cents)",
+        "pending_started": f"CASE WHEN {which}.status = 'PENDING' "
+        f"THEN coalesce({which}.submitted_date, {which}.service_date) END",
+    }
     return ", ".join(
-        f"coalesce({which}.allowed_cents, {which}.paid_cents + "
-        f"{which}.patient_responsibility_cents) AS {prefix}{field}"
-        if field == "allowed_cents"
-        else f"{which}.{field} AS {prefix}{field}"
-        for field in CHANGE_FIELDS
+        f"{computed.get(field, f'{which}.{field}')} AS {prefix}{field}" for field in CHANGE_FIELDS
     )
 
 
@@ -75,7 +84,8 @@ def recording_changes(statement: str, versions: tuple[str, ...] = ("old", "new")
 def counting_in(source: str) -> str:
     """The end of a `WITH` list: statements adding the partial sums of the signed claim
     versions in `source` (a table, or an earlier CTE, with `sign` and CHANGE_FIELDS). A claim
-    counts on its decision date unless it was reversed (`claim_statistics.counted_day`)."""
+    counts on its decision date unless it was reversed (`claim_statistics.counted_day`); a
+    pending one on the day it started."""
     decided = f"FROM {source} WHERE status <> 'REVERSED' AND decision_date IS NOT NULL"
     cell = "payer, code_group, decision_date"
     return (
@@ -83,13 +93,16 @@ def counting_in(source: str) -> str:
         "coalesce(sum(sign) FILTER (WHERE denied), 0), "
         "coalesce(sum(sign) FILTER (WHERE partially_denied), 0), sum(sign * billed_cents), "
         "sum(sign * allowed_cents), sum(sign * paid_cents), "
-        f"coalesce(sum(sign * billed_cents) FILTER (WHERE denied), 0) {decided} "
-        f"GROUP BY {cell}), "
+        "coalesce(sum(sign * billed_cents) FILTER (WHERE denied), 0), "
+        f"sum(sign * patient_responsibility_cents) {decided} GROUP BY {cell}), "
         f"day_sums AS (INSERT INTO stat_days SELECT {cell}, decision_days, sum(sign) "
         f"{decided} AND decision_days IS NOT NULL GROUP BY {cell}, decision_days), "
         f"code_sums AS (INSERT INTO stat_codes SELECT {cell}, code, sum(sign) "
         + decided.replace(f"FROM {source}", f"FROM {source}, unnest(denial_codes) AS code")
-        + f" GROUP BY {cell}, code) "
+        + f" GROUP BY {cell}, code), "
+        "pending_sums AS (INSERT INTO stat_pending SELECT payer, code_group, pending_started, "
+        f"sum(sign) FROM {source} WHERE pending_started IS NOT NULL "
+        "GROUP BY payer, code_group, pending_started) "
         f"INSERT INTO payer_sums SELECT payer_uid, sum(sign) FROM {source} GROUP BY payer_uid"
     )
 
@@ -110,7 +123,8 @@ _APPLY_TO_DAILY_STATS = """
 WITH base AS (
     SELECT payer, code_group, decision_date, sum(decided) AS decided, sum(denied) AS denied,
            sum(partially_denied) AS partially_denied, sum(billed) AS billed,
-           sum(allowed) AS allowed, sum(paid) AS paid, sum(denied_billed) AS denied_billed
+           sum(allowed) AS allowed, sum(paid) AS paid, sum(denied_billed) AS denied_billed,
+           sum(patient) AS patient
     FROM stat_cells GROUP BY payer, code_group, decision_date
 ),
 days AS (
@@ -127,10 +141,11 @@ codes AS (
 )
 INSERT INTO ingest.daily_stats AS s (customer_id, payer, code_group, decision_date,
     decided_claims, denied_claims, partially_denied_claims, decision_days,
-    billed_cents, allowed_cents, paid_cents, denied_billed_cents, carc_counts)
+    billed_cents, allowed_cents, paid_cents, denied_billed_cents, carc_counts,
+    patient_responsibility_cents)
 SELECT %(customer)s, b.payer, b.code_group, b.decision_date, b.decided, b.denied,
        b.partially_denied, coalesce(d.histogram, '{{}}'), b.billed, b.allowed, b.paid,
-       b.denied_billed, coalesce(c.counts, '{{}}')
+       b.denied_billed, coalesce(c.counts, '{{}}'), b.patient
 FROM base b
 LEFT JOIN days d USING (payer, code_group, decision_date)
 LEFT JOIN codes c USING (payer, code_group, decision_date)
@@ -143,7 +158,9 @@ ON CONFLICT (customer_id, payer, code_group, decision_date) DO UPDATE SET
     allowed_cents = s.allowed_cents + excluded.allowed_cents,
     paid_cents = s.paid_cents + excluded.paid_cents,
     denied_billed_cents = s.denied_billed_cents + excluded.denied_billed_cents,
-    carc_counts = {add_codes}
+    carc_counts = {add_codes},
+    patient_responsibility_cents = s.patient_responsibility_cents
+        + excluded.patient_responsibility_cents
 """.format(
     add_days=_ADD_COUNTS.format(a="s.decision_days", b="excluded.decision_days"),
     add_codes=_ADD_COUNTS.format(a="s.carc_counts", b="excluded.carc_counts"),
@@ -153,14 +170,18 @@ ON CONFLICT (customer_id, payer, code_group, decision_date) DO UPDATE SET
 # What drift reads: per customer × payer × code group × month, the month's daily statistics
 # packed (big-endian, as PostgreSQL's int4send/int8send write them), so a year of a cell is
 # read as twelve rows without unfolding any count map. `days`: int4 day numbers since
-# 1970-01-01, ascending; `amounts`: int8 × DAY_AMOUNTS per day; `histogram`: int4 triplets
-# (day index in the month, days to decision, claims); `carc`: int4 triplets (day index,
-# index into `carc_codes`, claims). Rebuilt from `ingest.daily_stats` for the months
-# `{touched}` (a query of customer_id, payer, code_group, month) names.
+# 1970-01-01, ascending; `amounts`: int8 × PACKED_DAY_AMOUNTS per day;
+# `patient_responsibility`: int8 per day; `histogram`: int4 triplets (day index in the month,
+# days to decision, claims); `carc`: int4 triplets (day index, index into `carc_codes`,
+# claims). Rebuilt from `ingest.daily_stats` for the months `{touched}` (a query of
+# customer_id, payer, code_group, month) names.
 DAY_AMOUNTS = (
     "decided_claims", "denied_claims", "partially_denied_claims", "billed_cents",
-    "allowed_cents", "paid_cents", "denied_billed_cents",
+    "allowed_cents", "paid_cents", "denied_billed_cents", "patient_responsibility_cents",
 )  # fmt: skip
+# The amounts packed together, in the packed months and in `PackedDailyStatSeries.day_amounts`.
+# The patients' share, counted since, is packed on its own: readers of the seven read on.
+PACKED_DAY_AMOUNTS = DAY_AMOUNTS[:7]
 _KEY = "customer_id, payer, code_group, month"
 MONTHS_FROM_DAILY_STATS = f"""
 WITH touched AS ({{touched}}),
@@ -179,8 +200,10 @@ days AS (
 ), cells AS (
     SELECT {_KEY},
            string_agg(int4send(decision_date - DATE '1970-01-01'), ''::bytea ORDER BY i) AS days,
-           string_agg({" || ".join(f"int8send({a})" for a in DAY_AMOUNTS)}, ''::bytea
-                      ORDER BY i) AS amounts
+           string_agg({" || ".join(f"int8send({a})" for a in PACKED_DAY_AMOUNTS)}, ''::bytea
+                      ORDER BY i) AS amounts,
+           string_agg(int8send(patient_responsibility_cents), ''::bytea
+                      ORDER BY i) AS patient_responsibility
     FROM days GROUP BY {_KEY}
 ), histograms AS (
     SELECT {_KEY},
@@ -197,9 +220,10 @@ days AS (
                       ORDER BY i) AS carc
     FROM codes GROUP BY {_KEY}
 )
-INSERT INTO ingest.daily_stat_months ({_KEY}, days, amounts, histogram, carc_codes, carc)
-SELECT {_KEY}, c.days, c.amounts, coalesce(h.histogram, ''::bytea), coalesce(k.codes, '{{{{}}}}'),
-       coalesce(k.carc, ''::bytea)
+INSERT INTO ingest.daily_stat_months ({_KEY}, days, amounts, patient_responsibility, histogram,
+                                      carc_codes, carc)
+SELECT {_KEY}, c.days, c.amounts, c.patient_responsibility, coalesce(h.histogram, ''::bytea),
+       coalesce(k.codes, '{{{{}}}}'), coalesce(k.carc, ''::bytea)
 FROM cells c LEFT JOIN histograms h USING ({_KEY}) LEFT JOIN carcs k USING ({_KEY})
 """
 # The months the gathered partial sums touch.
@@ -209,8 +233,19 @@ _TOUCHED_MONTHS = (
 )
 
 
+_APPLY_TO_PENDING_STATS = """
+INSERT INTO ingest.pending_stats AS s (customer_id, payer, code_group, start_date,
+    pending_claims)
+SELECT %(customer)s, payer, code_group, start_date, sum(n) FROM stat_pending
+GROUP BY payer, code_group, start_date HAVING sum(n) <> 0
+ON CONFLICT (customer_id, payer, code_group, start_date) DO UPDATE SET
+    pending_claims = s.pending_claims + excluded.pending_claims
+"""
+
+
 async def apply_counts(cursor: Any, customer: str) -> None:
-    """Add the gathered partial sums to the customer's daily statistics and payer counts."""
+    """Add the gathered partial sums to the customer's daily statistics, pending claims and
+    payer counts."""
     await cursor.execute(_APPLY_TO_DAILY_STATS, {"customer": customer})
     # A cell whose last claim left has no statistics.
     await cursor.execute(
@@ -228,6 +263,15 @@ async def apply_counts(cursor: Any, customer: str) -> None:
     )
     await cursor.execute(
         MONTHS_FROM_DAILY_STATS.format(touched=_TOUCHED_MONTHS), {"customer": customer}
+    )
+    await cursor.execute(_APPLY_TO_PENDING_STATS, {"customer": customer})
+    # A start day whose last pending claim was decided has no count.
+    await cursor.execute(
+        "DELETE FROM ingest.pending_stats s USING (SELECT DISTINCT payer, code_group, "
+        "start_date FROM stat_pending) t WHERE s.customer_id = %s AND s.payer = t.payer "
+        "AND s.code_group = t.code_group AND s.start_date = t.start_date "
+        "AND s.pending_claims = 0",
+        (customer,),
     )
     await cursor.execute(
         "UPDATE ingest.payers p SET claim_count = p.claim_count + d.n "
@@ -258,6 +302,8 @@ class PartialSums:
         self._cells: dict[tuple[str, str, dt.date], list[int]] = {}
         self._days: Counter[tuple[str, str, dt.date, int]] = Counter()
         self._codes: Counter[tuple[str, str, dt.date, str]] = Counter()
+        # (payer uid, code group, day started) -> pending claims
+        self._pending: Counter[tuple[str, str, dt.date]] = Counter()
         self._payers: Counter[str] = Counter()
 
     def __bool__(self) -> bool:
@@ -275,17 +321,21 @@ class PartialSums:
         allowed_cents: int,
         paid_cents: int,
         denial_codes: Sequence[str],
+        patient_responsibility_cents: int,
+        pending_started: dt.date | None,
         sign: int = 1,
     ) -> None:
         """Count a claim in (`sign` 1) or out (-1); the arguments are those of
         `claim_statistics.Counted`."""
         self._payers[payer_uid] += sign
+        if pending_started is not None:
+            self._pending[(payer_uid, code_group, pending_started)] += sign
         if decision_date is None:
             return
         cell = (payer_uid, code_group, decision_date)
         sums = self._cells.get(cell)
         if sums is None:
-            sums = self._cells[cell] = [0, 0, 0, 0, 0, 0, 0]
+            sums = self._cells[cell] = [0, 0, 0, 0, 0, 0, 0, 0]
         sums[0] += sign
         if denied:
             sums[1] += sign
@@ -295,6 +345,7 @@ class PartialSums:
         sums[3] += sign * billed_cents
         sums[4] += sign * allowed_cents
         sums[5] += sign * paid_cents
+        sums[7] += sign * patient_responsibility_cents
         if decision_days is not None:
             self._days[(*cell, decision_days)] += sign
         for code in denial_codes:
@@ -308,6 +359,10 @@ class PartialSums:
         for (uid, group, day, code), n in self._codes.items():
             cells[uid, group, day].carc_counts[code] = n
         return cells
+
+    def pending(self) -> dict[tuple[str, str, dt.date], int]:
+        """The pending claims so far by (payer uid, code group, day they started)."""
+        return {start: n for start, n in self._pending.items() if n}
 
     async def write(self, cursor: Any, canonical: Mapping[str, str]) -> None:
         """Add the sums to the counting tables (`canonical`: payer uid -> canonical payer)
@@ -336,6 +391,13 @@ class PartialSums:
                     for (uid, group, day, code), n in self._codes.items()
                 ),
             ),
+            (
+                "stat_pending",
+                (
+                    f"{cells[uid]}\t{group}\t{day}\t{n}\n"
+                    for (uid, group, day), n in self._pending.items()
+                ),
+            ),
             ("payer_sums", (f"{uid}\t{n}\n" for uid, n in self._payers.items())),
         )
         for table, lines in tables:
@@ -348,4 +410,6 @@ class PartialSums:
 
 async def discard_counts(cursor: Any) -> None:
     """Forget what was gathered (the writes it came from were taken back)."""
-    await cursor.execute("TRUNCATE claim_changes, stat_cells, stat_days, stat_codes, payer_sums")
+    await cursor.execute(
+        "TRUNCATE claim_changes, stat_cells, stat_days, stat_codes, stat_pending, payer_sums"
+    )

@@ -6,7 +6,8 @@ day indexes of the histogram and CARC entries shifted by the days before their m
 month's CARC code indexes mapped into the series' code list, and the days outside the range
 cut off; asked for spans of days, the entries of each span summed onto its last day. No count
 map is unfolded, so reading a year of a cell costs twelve rows, and the months of many cells
-are joined together in a few array operations.
+are joined together in a few array operations. A cell's claims still pending
+(`ingest.pending_stats`) come with it, as they are now, whatever the range.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from services.ingest.daily_statistics import DAY_AMOUNTS
+from services.ingest.daily_statistics import PACKED_DAY_AMOUNTS
 
 # Packed days, and days on the wire, count from this one.
 EPOCH = dt.date(1970, 1, 1)
@@ -30,16 +31,31 @@ class PackedMonth:
 
     days: bytes
     amounts: bytes
+    # Empty for a month packed by an ingest that did not count the patients' share yet.
+    patient_responsibility: bytes
     histogram: bytes
     carc_codes: Sequence[str]
     carc: bytes
 
 
 @dataclass(frozen=True)
+class PendingClaims:
+    """The claims of one payer × code group still pending, by the day they started:
+    `started` (days since 1970-01-01, ascending, int32) and `claims` (int64)."""
+
+    started: np.ndarray
+    claims: np.ndarray
+
+
+NO_PENDING = PendingClaims(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64))
+
+
+@dataclass(frozen=True)
 class Series:
     """The days of one payer × code group as arrays, in the layout of `DailyStatSeries`:
     `dates` (days since 1970-01-01), `amounts` (a row of DAY_AMOUNTS per day, int64),
-    `histogram` and `carc` (rows of day index, value or code index, claims; int32)."""
+    `histogram` and `carc` (rows of day index, value or code index, claims; int32), and its
+    claims still pending."""
 
     payer: str
     code_group: str
@@ -48,10 +64,12 @@ class Series:
     histogram: np.ndarray
     carc_codes: list[str]
     carc: np.ndarray
+    pending: PendingClaims = NO_PENDING
 
     def days(self, first: int, stop: int) -> Series:
         """The days `first` to `stop` (exclusive), their entries' day indexes counted from
-        `first`; the CARC code list stays whole."""
+        `first`; the CARC code list stays whole, and the pending claims go with the first
+        days only (a series cut into pieces counts them once)."""
         return Series(
             self.payer,
             self.code_group,
@@ -60,6 +78,7 @@ class Series:
             _entries_of_days(self.histogram, first, stop),
             self.carc_codes,
             _entries_of_days(self.carc, first, stop),
+            self.pending if first == 0 else NO_PENDING,
         )
 
 
@@ -75,24 +94,25 @@ def span_starts(days: Iterable[dt.date], start: dt.date, end: dt.date) -> np.nda
     return np.array(sorted({(day - EPOCH).days for day in days if start < day <= end}), np.int32)
 
 
-# A payer, a code group and its packed months in order.
-Cell = tuple[str, str, Sequence[PackedMonth]]
+# A payer, a code group, its packed months in order and its pending claims.
+Cell = tuple[str, str, Sequence[PackedMonth], PendingClaims]
 
 
 def series_of_cells(
     cells: Sequence[Cell], start: dt.date, end: dt.date, spans: np.ndarray | None = None
 ) -> list[Series | None]:
     """The series of each cell from `start` to `end`, with only the CARC codes it uses;
-    None for a cell without a day in the range. With `spans` (see `span_starts`), the
-    histogram and CARC entries are summed over the spans of days those begin, each sum an
-    entry of its span's last day (`StreamDailyStatSeriesRequest.entry_span_starts`).
+    None for a cell without a day in the range or a pending claim. With `spans` (see
+    `span_starts`), the histogram and CARC entries are summed over the spans of days those
+    begin, each sum an entry of its span's last day
+    (`StreamDailyStatSeriesRequest.entry_span_starts`).
 
     All the cells' months are joined as one: their packed arrays concatenated and decoded
     once, each entry sent to the slot of its day among all the cells' days in the range,
     and the result cut into cells. A batch of cells costs a few array operations."""
-    months = [month for _, _, listed in cells for month in listed]
+    months = [month for _, _, listed, _ in cells for month in listed]
     month_days = np.array([len(m.days) // 4 for m in months], dtype=np.int64)
-    cell_of_month = np.repeat(np.arange(len(cells)), [len(listed) for _, _, listed in cells])
+    cell_of_month = np.repeat(np.arange(len(cells)), [len(listed) for _, _, listed, _ in cells])
     days = np.frombuffer(b"".join(m.days for m in months), dtype=">i4").astype(np.int64)
     in_range = (days >= (start - EPOCH).days) & (days <= (end - EPOCH).days)
     cell_of_day = np.repeat(cell_of_month, month_days)[in_range]
@@ -138,10 +158,15 @@ def series_of_cells(
     pair_cuts = np.searchsorted(pairs, np.arange(len(cells) + 1) * width)
     carc[:, 1] = local - pair_cuts[owners[1]]
     amounts = np.frombuffer(b"".join(m.amounts for m in months), dtype=">i8")
-    amounts = amounts.reshape(-1, len(DAY_AMOUNTS))[in_range].astype(np.int64)
+    # A month packed before the patients' share was counted has none: zeros.
+    patient = np.frombuffer(
+        b"".join(m.patient_responsibility or bytes(2 * len(m.days)) for m in months), dtype=">i8"
+    )
+    amounts = np.column_stack((amounts.reshape(-1, len(PACKED_DAY_AMOUNTS)), patient))
+    amounts = amounts[in_range].astype(np.int64)
     series: list[Series | None] = []
-    for i, (payer, code_group, _) in enumerate(cells):
-        if not sizes[i]:
+    for i, (payer, code_group, _, pending) in enumerate(cells):
+        if not sizes[i] and pending is NO_PENDING:
             series.append(None)
             continue
         first, stop = int(firsts[i]), int(firsts[i] + sizes[i])
@@ -154,6 +179,7 @@ def series_of_cells(
                 histogram[cuts[0][i] : cuts[0][i + 1]],
                 [codes[p % width] for p in pairs[pair_cuts[i] : pair_cuts[i + 1]].tolist()],
                 carc[cuts[1][i] : cuts[1][i + 1]],
+                pending,
             )
         )
     return series
@@ -225,21 +251,25 @@ MONTHS_PER_BATCH = 500
 
 
 class SeriesOfMonths:
-    """Turns the rows of `SERIES_QUERY` (packed months in payer, code group, month order)
-    into series, a batch of cells at a time: `add` returns the series of the cells its rows
-    complete (the last cell may go on in the next rows), `finish` the rest (see
-    `series_of_cells`)."""
+    """Turns the rows of `SERIES_QUERY` (packed months in payer, code group, month order,
+    each cell's pending claims after its months) into series, a batch of cells at a time:
+    `add` returns the series of the cells its rows complete (the last cell may go on in the
+    next rows), `finish` the rest (see `series_of_cells`)."""
 
     def __init__(self, start: dt.date, end: dt.date, spans: np.ndarray | None = None) -> None:
         self._start, self._end, self._spans = start, end, spans
-        self._cells: list[tuple[str, str, list[PackedMonth]]] = []
+        self._cells: list[tuple[str, str, list[PackedMonth], PendingClaims]] = []
 
     def add(self, rows: Iterable[Sequence[Any]]) -> list[Series]:
         cells = self._cells
-        for payer, code_group, *packed in rows:
+        for payer, code_group, *packed, pending_started, pending_claims in rows:
             if not cells or (cells[-1][0], cells[-1][1]) != (payer, code_group):
-                cells.append((payer, code_group, []))
-            cells[-1][2].append(PackedMonth(*packed))
+                cells.append((payer, code_group, [], NO_PENDING))
+            months = cells[-1][2]
+            if pending_started is None:
+                months.append(PackedMonth(*packed))
+            else:
+                cells[-1] = (payer, code_group, months, _pending(pending_started, pending_claims))
         done, self._cells = cells[:-1], cells[-1:]
         return self._series(done)
 
@@ -252,3 +282,11 @@ class SeriesOfMonths:
             return []
         joined = series_of_cells(cells, self._start, self._end, self._spans)
         return [one for one in joined if one is not None]
+
+
+def _pending(started: bytes, claims: bytes) -> PendingClaims:
+    """A cell's pending claims from the packed arrays of `SERIES_QUERY`."""
+    return PendingClaims(
+        np.frombuffer(started, dtype=">i4").astype(np.int32),
+        np.frombuffer(claims, dtype=">i8").astype(np.int64),
+    )

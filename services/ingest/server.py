@@ -31,7 +31,7 @@ from runtime.standard_methods import (
 from runtime.updates import mask_paths
 from services.ingest.copy_lines import display_name, name_key
 from services.ingest.csv_claims import COLUMN_ALIASES
-from services.ingest.daily_statistics import DAY_AMOUNTS
+from services.ingest.daily_statistics import DAY_AMOUNTS, PACKED_DAY_AMOUNTS
 from services.ingest.intake import UploadIntake, UploadRejectedError, UploadRequest
 from services.ingest.months import Series, span_starts
 from services.ingest.store import IngestStore, MappingChange, MappingConflictError, mapping_etag
@@ -148,6 +148,7 @@ def daily_stat_message(row: Row) -> resources_pb2.DailyStat:
         paid_amount=money_message(row.paid_cents),
         denied_billed_amount=money_message(row.denied_billed_cents),
         carc_counts=row.carc_counts,
+        patient_responsibility_amount=money_message(row.patient_responsibility_cents),
     )
 
 
@@ -518,12 +519,21 @@ def _series_message(series: Series, packed: bool) -> resources_pb2.DailyStatSeri
         payer=series.payer, code_group=series.code_group, carc_codes=series.carc_codes
     )
     if packed:
-        message.packed.decision_dates = series.dates.astype("<i4").tobytes()
-        message.packed.day_amounts = series.amounts.astype("<i8").tobytes()
-        message.packed.histogram = series.histogram.astype("<i4").tobytes()
-        message.packed.carc = series.carc.astype("<i4").tobytes()
+        numbers = message.packed
+        numbers.decision_dates = series.dates.astype("<i4").tobytes()
+        numbers.day_amounts = series.amounts[:, : len(PACKED_DAY_AMOUNTS)].astype("<i8").tobytes()
+        # The amounts after the packed ones: the patients' share.
+        numbers.patient_responsibility_cents = (
+            series.amounts[:, len(PACKED_DAY_AMOUNTS) :].astype("<i8").tobytes()
+        )
+        numbers.histogram = series.histogram.astype("<i4").tobytes()
+        numbers.carc = series.carc.astype("<i4").tobytes()
+        numbers.pending_start_dates = series.pending.started.astype("<i4").tobytes()
+        numbers.pending_claims = series.pending.claims.astype("<i8").tobytes()
         return message
     message.decision_dates.extend(series.dates.tolist())
+    message.pending_start_dates.extend(series.pending.started.tolist())
+    message.pending_claims.extend(series.pending.claims.tolist())
     # The daily statistics' amount columns and the message's fields have the same names.
     for field, column in zip(DAY_AMOUNTS, series.amounts.T.tolist(), strict=True):
         getattr(message, field).extend(column)

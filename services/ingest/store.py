@@ -141,6 +141,7 @@ daily_stats = sa.Table(
     sa.Column("paid_cents", sa.BigInteger),
     sa.Column("denied_billed_cents", sa.BigInteger),
     sa.Column("carc_counts", postgresql.JSONB),
+    sa.Column("patient_responsibility_cents", sa.BigInteger),
 )
 audit_log = sa.Table(
     "audit_log",
@@ -447,9 +448,9 @@ class IngestStore:
         end: dt.date,
         spans: np.ndarray | None = None,
     ) -> AsyncIterator[Series]:
-        """Each payer × code group with days in the range, as arrays (see `DailyStatSeries`),
-        joined from its packed months, entries summed over `spans` if given
-        (services/ingest/months.py)."""
+        """Each payer × code group with days in the range or claims pending, as arrays (see
+        `DailyStatSeries`), joined from its packed months, entries summed over `spans` if
+        given (services/ingest/months.py)."""
         async with self._engine.connect() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
@@ -487,13 +488,27 @@ def series_parameters(
     }
 
 
-# The packed months of every payer × code group that has days in the range, in order.
+# The packed months of every payer × code group that has days in the range, in order, and
+# after a cell's months (a NULL month sorts last) a row of its pending claims, their start
+# days and counts packed as the months are: one ordering, the database's, for both.
 SERIES_QUERY = """
-SELECT payer, code_group, days, amounts, histogram, carc_codes, carc
-FROM ingest.daily_stat_months
-WHERE customer_id = %(customer)s
-  AND month BETWEEN date_trunc('month', %(start)s::date)::date AND %(end)s
-  AND (%(every_payer)s OR payer = ANY(%(payers)s))
+SELECT payer, code_group, days, amounts, patient_responsibility, histogram, carc_codes, carc,
+       pending_started, pending_claims
+FROM (
+    SELECT payer, code_group, month, days, amounts, patient_responsibility, histogram,
+           carc_codes, carc, NULL::bytea AS pending_started, NULL::bytea AS pending_claims
+    FROM ingest.daily_stat_months
+    WHERE customer_id = %(customer)s
+      AND month BETWEEN date_trunc('month', %(start)s::date)::date AND %(end)s
+      AND (%(every_payer)s OR payer = ANY(%(payers)s))
+    UNION ALL
+    SELECT payer, code_group, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+           string_agg(int4send(start_date - DATE '1970-01-01'), ''::bytea ORDER BY start_date),
+           string_agg(int8send(pending_claims), ''::bytea ORDER BY start_date)
+    FROM ingest.pending_stats
+    WHERE customer_id = %(customer)s AND (%(every_payer)s OR payer = ANY(%(payers)s))
+    GROUP BY payer, code_group
+) cells
 ORDER BY payer, code_group, month
 """
 

@@ -245,3 +245,56 @@ def test_drift_config_is_validated(system: System) -> None:
         for v in d["fieldViolations"]
     }
     assert fields == {"drift_config.min_current_claims", "drift_config.enabled_metrics"}
+
+
+def _claims_csv(rows: list[tuple[str, str, dt.date, int, int, int]]) -> bytes:
+    """(claim id, payer, decision date, allowed, paid, patient cents) as a CSV export; each
+    claim submitted 15 days before its decision."""
+    lines = [
+        "claim_id,payer,procedure_code,service_date,submitted_date,decision_date,status,"
+        "billed_amount,allowed_amount,paid_amount,patient_responsibility"
+    ]
+    for claim_id, payer, decided, allowed, paid, patient in rows:
+        submitted = decided - dt.timedelta(days=15)
+        lines.append(
+            f"{claim_id},{payer},99213,{submitted},{submitted},{decided},PAID,"
+            f"{allowed / 100:.2f},{allowed / 100:.2f},{paid / 100:.2f},{patient / 100:.2f}"
+        )
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_payer_summaries_say_when_a_new_payer_will_be_compared_and_show_the_season(
+    system: System,
+) -> None:
+    """Aetna has a year of history and, in the current window, patients paying much more of
+    the allowed amount while Aetna settles the same share: its summary says deductible
+    season. Newco appeared in April: not enough history yet, and the summary says the first
+    day a run will compare it."""
+    customer = "season" + uuid.uuid4().hex[:6]
+    last = dt.date(2026, 6, 30)
+    rows = []
+    for n in range(365):
+        day = last - dt.timedelta(days=n)
+        deductible = day >= dt.date(2026, 6, 1)
+        patient = 6_000 if deductible else 1_000
+        for k in range(4):
+            rows.append((f"A{n}-{k}", "Aetna", day, 10_000, 8_000 - patient, patient))
+        if day >= dt.date(2026, 4, 1):
+            rows.append((f"N{n}", "Newco", day, 10_000, 8_000, 1_000))
+    with system.client(customer, "admin") as client:
+        upload = client.post(
+            f"/v1/customers/{customer}/uploads", content=_claims_csv(rows), timeout=120
+        )
+        assert upload.status_code == 200, upload.text
+        summaries = client.get(f"/v1/customers/{customer}/payerSummaries").json()
+    by_payer = {s["payer"]: s for s in summaries["payerSummaries"]}
+    aetna, newco = by_payer["Aetna"], by_payer["Newco"]
+    assert "detectionStartDate" not in aetna
+    assert aetna["current"]["patientShare"] == pytest.approx(0.6)
+    assert aetna["baseline"]["patientShare"] == pytest.approx(0.1)
+    assert aetna["seasonNote"].startswith("Deductible season: patients pay 60% of the allowed")
+    assert "what the payer settles is unchanged" in aetna["seasonNote"]
+    # First decision April 1, 60 days' lead for a payer newer than the customer's data,
+    # then a 180-day baseline, the 30-day window and the 6 days a finding must hold.
+    assert newco["detectionStartDate"] == _date(dt.date(2026, 4, 1) + dt.timedelta(days=275))
+    assert newco["seasonNote"] == ""

@@ -1,8 +1,9 @@
-"""What a claim counts for in the daily statistics is said once in Python (`claim_statistics`
-and the denial rules), which an upload counts its new claims by, and once in SQL
-(`daily_statistics`), which counts claims as stored: updated, reversed, moved or deleted ones. The
-same claims, edge cases included, go through both in the real PostgreSQL, and agree claim by
-claim and day by day with each other and with the rules as written here."""
+"""What a claim counts for in the daily statistics and the pending claims' counts is said once
+in Python (`claim_statistics` and the denial rules), which an upload counts its new claims by,
+and once in SQL (`daily_statistics`), which counts claims as stored: updated, reversed, moved or
+deleted ones. The same claims, edge cases included, go through both in the real PostgreSQL, and
+agree claim by claim, day by day and start day by start day with each other and with the rules
+as written here."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ from tests.conftest import PostgresUnderTest
 DAY = dt.date(2026, 3, 14)
 NEXT_DAY = dt.date(2026, 3, 15)
 STARTED = dt.date(2026, 3, 2)  # submitted: 12 days before DAY
-# A payer × code group × day of the statistics.
+SERVED = STARTED - dt.timedelta(days=1)
+# A payer × code group × day of the statistics (or, for pending claims, day started).
 Cell = tuple[str, str, dt.date]
 
 
@@ -48,7 +50,7 @@ def claim(claim_id: str, **fields: Any) -> ClaimRecord:
         "source_line": 1,
         "payer_name": "Aetna",
         "procedure_codes": ("99213",),
-        "service_date": STARTED - dt.timedelta(days=1),
+        "service_date": SERVED,
         "submitted_date": STARTED,
         "decision_date": DAY,
         "billed_cents": 150_00,
@@ -75,12 +77,15 @@ class Case:
     partially_denied: bool = False
     codes: tuple[str, ...] = ()
     code_group: str = "EVALUATION_MANAGEMENT"  # that of its first procedure code
+    pending_started: dt.date | None = None  # the day it started, while pending
 
 
 NOTHING_PAID = {"allowed_cents": 0, "paid_cents": 0, "patient_responsibility_cents": 0}
+PENDING = {"status": ClaimStatus.PENDING, "decision_date": None}
 # Claims the second upload changes: a newer adjudication of one sent without an allowed
-# amount (moved to the next day), and a reversal.
+# amount (moved to the next day), a pending claim decided, and a reversal.
 FIRST_ADJUDICATION = claim("N1", allowed_cents=None, paid_cents=70_00, decision_date=DAY)
+PENDING_BEFORE = claim("W4", **PENDING)
 REVERSED_BEFORE = claim("R1", payer_name="Cigna")
 CASES = (
     Case(claim("P1"), DAY, 12, 100_00),
@@ -176,22 +181,49 @@ CASES = (
     Case(
         claim("G2", procedure_codes=(), decision_date=NEXT_DAY), NEXT_DAY, 13, 100_00, code_group=""
     ),
-    # Not decided yet, and reversed by the second upload: they count on no day.
+    # Not decided yet, and reversed by the second upload: they count on no day. A pending
+    # claim counts among the pending from its submission, else its service, else not at all.
     Case(
-        claim("W1", status=ClaimStatus.PENDING, decision_date=None, allowed_cents=None),
+        claim("W1", allowed_cents=None, **PENDING),
         None,
         None,
         80_00 + 20_00,
+        pending_started=STARTED,
+    ),
+    Case(claim("W2", submitted_date=None, **PENDING), None, None, 100_00, pending_started=SERVED),
+    Case(
+        claim("W3", procedure_codes=("80053",), payer_name="Cigna", **PENDING),
+        None,
+        None,
+        100_00,
+        code_group="LABORATORY",
+        pending_started=STARTED,
+    ),
+    Case(claim("W5", submitted_date=None, service_date=None, **PENDING), None, None, 100_00),
+    # Decided by the second upload: no longer pending.
+    Case(claim("W4"), DAY, 12, 100_00),
+    # Its patient owes most: the share counts on its day like what was paid.
+    Case(
+        claim(
+            "PR2",
+            paid_cents=10_00,
+            patient_responsibility_cents=90_00,
+            adjustments=(Adjustment("PR", "1", 90_00), Adjustment("CO", "45", 50_00)),
+        ),
+        DAY,
+        12,
+        100_00,
     ),
     Case(claim("R1", payer_name="Cigna", status=ClaimStatus.REVERSED), None, 12, 100_00),
 )
 STORED = {case.claim.claim_id: case.claim for case in CASES}
 FIRST_UPLOAD = [
-    {"N1": FIRST_ADJUDICATION, "R1": REVERSED_BEFORE}.get(claim_id, record)
+    {"N1": FIRST_ADJUDICATION, "R1": REVERSED_BEFORE, "W4": PENDING_BEFORE}.get(claim_id, record)
     for claim_id, record in STORED.items()
 ]
 SECOND_UPLOAD = [
     STORED["N1"],
+    STORED["W4"],
     claim(
         "R1-REVERSAL",
         payer_name="Cigna",
@@ -203,10 +235,9 @@ SECOND_UPLOAD = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.claim.claim_id for c in CASES])
 def test_each_claim_counts_as_the_rules_say(case: Case) -> None:
-    _, group, day, days, denied, partially_denied, billed, allowed, paid, codes = counted(
-        case.claim, case.claim.payer_name
-    )
-    assert (group, day, days, allowed, denied, partially_denied, codes) == (
+    (_, group, day, days, denied, partially_denied, billed, allowed, paid, codes, patient,
+     started) = counted(case.claim, case.claim.payer_name)  # fmt: skip
+    assert (group, day, days, allowed, denied, partially_denied, codes, started) == (
         case.code_group,
         case.day,
         case.days,
@@ -214,8 +245,13 @@ def test_each_claim_counts_as_the_rules_say(case: Case) -> None:
         case.denied,
         case.partially_denied,
         case.codes,
+        case.pending_started,
     )
-    assert (billed, paid) == (case.claim.billed_cents, case.claim.paid_cents)
+    assert (billed, paid, patient) == (
+        case.claim.billed_cents,
+        case.claim.paid_cents,
+        case.claim.patient_responsibility_cents,
+    )
 
 
 async def test_stored_claims_keep_and_sql_counts_what_the_rules_say(
@@ -227,7 +263,8 @@ async def test_stored_claims_keep_and_sql_counts_what_the_rules_say(
     with psycopg.connect(schemas.libpq_url(postgres.admin_url)) as connection:
         stored = _stored_versions(connection, customer)
         statistics = _daily_stats(connection, customer)
-        recounted = _recount_in_sql(connection, customer)
+        pending = _pending_stats(connection, customer)
+        recounted, recounted_pending = _recount_in_sql(connection, customer)
         connection.rollback()
 
     assert stored == {claim_id: _counted_fields(record) for claim_id, record in STORED.items()}
@@ -236,21 +273,39 @@ async def test_stored_claims_keep_and_sql_counts_what_the_rules_say(
     assert statistics == expected
     assert recounted == expected
     assert {day for _, _, day in expected} == {DAY, NEXT_DAY}
+    expected_pending = _pending_summed(STORED.values())
+    assert pending == recounted_pending == expected_pending
+    assert expected_pending == {
+        ("Aetna", "EVALUATION_MANAGEMENT", STARTED): 1,
+        ("Aetna", "EVALUATION_MANAGEMENT", SERVED): 1,
+        ("Cigna", "LABORATORY", STARTED): 1,
+    }
+    assert sum(cell.amounts[-1] for cell in statistics.values()) == sum(
+        case.claim.patient_responsibility_cents for case in CASES if case.day is not None
+    )
 
 
 def _counted_fields(record: ClaimRecord) -> tuple[Any, ...]:
     """What a claim counts for, but the day it counts on (compared day by day)."""
-    _, group, _, days, denied, partially_denied, billed, allowed, paid, codes = counted(
-        record, record.payer_name
+    _, group, _, days, denied, partially_denied, billed, allowed, paid, codes, patient, started = (
+        counted(record, record.payer_name)
     )
-    return (group, days, denied, partially_denied, billed, allowed, paid, codes)
+    return (group, days, denied, partially_denied, billed, allowed, paid, codes, patient, started)
 
 
-def _summed(records: Iterable[ClaimRecord]) -> dict[Cell, CellSums]:
+def _partial_sums(records: Iterable[ClaimRecord]) -> PartialSums:
     sums = PartialSums()
     for record in records:
         sums.add(*counted(record, record.payer_name))
-    return sums.cells()
+    return sums
+
+
+def _summed(records: Iterable[ClaimRecord]) -> dict[Cell, CellSums]:
+    return _partial_sums(records).cells()
+
+
+def _pending_summed(records: Iterable[ClaimRecord]) -> dict[Cell, int]:
+    return _partial_sums(records).pending()
 
 
 async def _upload(
@@ -289,7 +344,8 @@ def _stored_versions(connection: psycopg.Connection[Any], customer: str) -> dict
         row["claim_id"]: (
             row["code_group"], row["decision_days"], row["denied"], row["partially_denied"],
             row["billed_cents"], row["allowed_cents"], row["paid_cents"],
-            tuple(row["denial_codes"]),
+            tuple(row["denial_codes"]), row["patient_responsibility_cents"],
+            row["pending_started"],
         )
         for row in rows
     }  # fmt: skip
@@ -309,10 +365,21 @@ def _daily_stats(connection: psycopg.Connection[Any], customer: str) -> dict[Cel
     }
 
 
-def _recount_in_sql(connection: psycopg.Connection[Any], customer: str) -> dict[Cell, CellSums]:
+def _pending_stats(connection: psycopg.Connection[Any], customer: str) -> dict[Cell, int]:
+    rows = connection.execute(
+        "SELECT payer, code_group, start_date, pending_claims FROM ingest.pending_stats "
+        "WHERE customer_id = %s",
+        (customer,),
+    ).fetchall()
+    return {(payer, group, day): n for payer, group, day, n in rows}
+
+
+def _recount_in_sql(
+    connection: psycopg.Connection[Any], customer: str
+) -> tuple[dict[Cell, CellSums], dict[Cell, int]]:
     """The customer's stored claims counted by the SQL that counts changed claims: each
-    recorded as a new version (as a payer remapping records them), summed by `counting_in`.
-    The caller rolls back."""
+    recorded as a new version (as a payer remapping records them), summed by `counting_in`;
+    the daily statistics and the pending claims. The caller rolls back."""
     for statement in COUNT_TABLES:
         connection.execute(statement)
     connection.execute(
@@ -326,7 +393,8 @@ def _recount_in_sql(connection: psycopg.Connection[Any], customer: str) -> dict[
     amounts = ", ".join(
         f"sum({column})::bigint"
         for column in (
-            "decided", "denied", "partially_denied", "billed", "allowed", "paid", "denied_billed"
+            "decided", "denied", "partially_denied", "billed", "allowed", "paid", "denied_billed",
+            "patient",
         )
     )  # fmt: skip
     cells: dict[Cell, CellSums] = {
@@ -343,4 +411,11 @@ def _recount_in_sql(connection: psycopg.Connection[Any], customer: str) -> dict[
         f"SELECT {cell}, code, sum(n)::bigint FROM stat_codes GROUP BY {cell}, code"
     ).fetchall():
         cells[payer, group, day].carc_counts[code] = n
-    return cells
+    pending = {
+        (payer, group, day): n
+        for payer, group, day, n in connection.execute(
+            "SELECT payer, code_group, start_date, sum(n)::bigint FROM stat_pending "
+            "GROUP BY payer, code_group, start_date"
+        ).fetchall()
+    }
+    return cells, pending

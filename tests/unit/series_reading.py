@@ -1,5 +1,6 @@
-"""Day statistics through the path drift reads them by: stored as ingest keeps a payer × code
-group, sent as `DailyStatSeries` messages, decoded and joined as drift does."""
+"""Day statistics and pending claims through the path drift reads them by: stored as ingest
+keeps a payer × code group, sent as `DailyStatSeries` messages, decoded and joined as drift
+does."""
 
 from __future__ import annotations
 
@@ -9,8 +10,16 @@ from collections.abc import Collection
 import numpy as np
 
 from services.drift.ingest_client import entry_spans, joined, series_from_message
-from services.drift.series import CellSeries, DayStat
-from services.ingest.months import EPOCH, PackedMonth, Series, series_of_cells, span_starts
+from services.drift.series import CellSeries, DayStat, PendingStat
+from services.ingest.months import (
+    EPOCH,
+    NO_PENDING,
+    PackedMonth,
+    PendingClaims,
+    Series,
+    series_of_cells,
+    span_starts,
+)
 from services.ingest.server import MAX_SERIES_ENTRIES, daily_stat_series_messages
 
 
@@ -36,10 +45,13 @@ def packed_months(stats: list[DayStat]) -> list[PackedMonth]:
              s.paid_cents, s.denied_billed_cents)
             for s in days
         ]  # fmt: skip
+        patient = [s.patient_responsibility_cents for s in days]
         packed.append(
             PackedMonth(
                 np.array([(s.day - EPOCH).days for s in days], dtype=">i4").tobytes(),
                 np.array(amounts, dtype=">i8").tobytes(),
+                # As the migration leaves a month whose patients owe nothing: empty.
+                np.array(patient, dtype=">i8").tobytes() if any(patient) else b"",
                 np.array(histogram, dtype=">i4").reshape(-1, 3).tobytes(),
                 codes,
                 np.array(carc, dtype=">i4").reshape(-1, 3).tobytes(),
@@ -48,13 +60,32 @@ def packed_months(stats: list[DayStat]) -> list[PackedMonth]:
     return packed
 
 
+def pending_claims(pending: list[PendingStat]) -> PendingClaims:
+    """One payer × code group's pending claims as ingest reads them (`ingest.pending_stats`)."""
+    if not pending:
+        return NO_PENDING
+    ordered = sorted(pending, key=lambda p: p.started)
+    return PendingClaims(
+        np.array([(p.started - EPOCH).days for p in ordered], dtype=np.int32),
+        np.array([p.claims for p in ordered], dtype=np.int64),
+    )
+
+
 def stored(
-    stats: list[DayStat], start: dt.date, end: dt.date, spans: np.ndarray | None = None
+    stats: list[DayStat],
+    start: dt.date,
+    end: dt.date,
+    spans: np.ndarray | None = None,
+    pending: list[PendingStat] | None = None,
 ) -> Series | None:
-    """One payer × code group's days (in order) from `start` to `end` as ingest reads them
-    from its packed months."""
+    """One payer × code group's days (in order) from `start` to `end`, and its pending
+    claims, as ingest reads them from its packed months and pending counts."""
+    cell = stats[0] if stats else (pending or [])[0]
     (series,) = series_of_cells(
-        [(stats[0].payer, stats[0].code_group, packed_months(stats))], start, end, spans
+        [(cell.payer, cell.code_group, packed_months(stats), pending_claims(pending or []))],
+        start,
+        end,
+        spans,
     )
     return series
 
@@ -66,17 +97,27 @@ def read(
     starts: Collection[dt.date] = (),
     *,
     max_entries: int = MAX_SERIES_ENTRIES,
+    pending: Collection[PendingStat] = (),
 ) -> list[CellSeries]:
-    """`stats` from `start` to `end` as drift reads them, entries summed over the spans
-    `starts` begin (each day its own span when there are none)."""
+    """`stats` from `start` to `end`, and the claims `pending`, as drift reads them, entries
+    summed over the spans `starts` begin (each day its own span when there are none)."""
     by_cell: dict[tuple[str, str], list[DayStat]] = {}
     for stat in sorted(stats, key=lambda s: (s.payer, s.code_group, s.day)):
         if start <= stat.day <= end:
             by_cell.setdefault((stat.payer, stat.code_group), []).append(stat)
+    waiting: dict[tuple[str, str], list[PendingStat]] = {}
+    for one in pending:
+        waiting.setdefault((one.payer, one.code_group), []).append(one)
     spans = entry_spans(start, end, starts)
     messages = []
-    for days in by_cell.values():
-        series = stored(days, start, end, span_starts(starts, start, end) if starts else None)
+    for cell in sorted(by_cell.keys() | waiting.keys()):
+        series = stored(
+            by_cell.get(cell, []),
+            start,
+            end,
+            span_starts(starts, start, end) if starts else None,
+            waiting.get(cell, []),
+        )
         assert series is not None
         messages += daily_stat_series_messages(series, max_entries, packed=True)
     return joined(series_from_message(message, spans) for message in messages)

@@ -18,12 +18,18 @@ from services.drift.detection import (
     span_starts_read,
     windows_for,
 )
-from services.drift.series import DayStat, cell_series
+from services.drift.series import DayStat, PendingStat, cell_series
 from services.drift.summaries import summarize, summary_span_starts, summary_start
 from tests.unit.series_reading import read
 
 AS_OF = dt.date(2026, 6, 30)
 CONFIG = DetectionConfig()
+# The data begins with the baseline of the earliest window a finding must hold on: every
+# cell's history covers its baselines, and there is no season (nothing a year back).
+HISTORY_START = windows_for(
+    AS_OF - dt.timedelta(days=detection.PERSISTENCE_DAYS), CONFIG
+).baseline.start
+BASELINE_DAYS = (windows_for(AS_OF, CONFIG).current.start - HISTORY_START).days
 
 
 def detect_days(
@@ -83,8 +89,8 @@ def _history(payer: str, group: str = "RADIOLOGY", **current: float) -> list[Day
         payer,
         group,
         per_day=20,
-        start=windows.baseline.start,
-        days=CONFIG.baseline_window_days,
+        start=HISTORY_START,
+        days=BASELINE_DAYS,
         **base,
     )
     now = {**base, **current}
@@ -112,7 +118,12 @@ def test_a_doubled_denial_rate_is_found_with_its_evidence() -> None:
     (finding,) = [f for f in detection.findings if f.metric == "DENIAL_RATE"]
     evidence = finding.evidence
     assert finding.cell.payer == "Aetna" and finding.cell.code_group == ALL_CODES
-    assert evidence.current_count == 600 and evidence.baseline_count == 3600
+    # Measured since the change is estimated to have begun: the current window's first days.
+    assert finding.since is not None
+    began = windows_for(AS_OF, CONFIG).current.start
+    assert began <= finding.since <= began + dt.timedelta(days=6)
+    assert evidence.current_count == 20 * ((AS_OF - finding.since).days + 1)
+    assert evidence.baseline_count == 3600
     assert evidence.current_value > 0.2 and evidence.baseline_value < 0.12
     assert evidence.q_value <= 0.10 and evidence.p_value < 1e-6
     assert evidence.baseline_interval is not None and evidence.current_interval is not None
@@ -137,8 +148,8 @@ def test_a_small_but_significant_change_stays_under_the_floor() -> None:
     # +3 points on a huge payer is "significant" but below the +5 point floor.
     windows = windows_for(AS_OF, CONFIG)
     stats = _stats(
-        "Big", "", per_day=2000, denial_rate=0.10, start=windows.baseline.start,
-        days=CONFIG.baseline_window_days,
+        "Big", "", per_day=2000, denial_rate=0.10, start=HISTORY_START,
+        days=BASELINE_DAYS,
     )  # fmt: skip
     stats += _stats(
         "Big", "", per_day=2000, denial_rate=0.13, start=windows.current.start, days=30, seed=3
@@ -154,8 +165,8 @@ def test_zero_baseline_denials_do_not_break_the_rate_test() -> None:
         "",
         per_day=10,
         denial_rate=0.0,
-        start=windows.baseline.start,
-        days=CONFIG.baseline_window_days,
+        start=HISTORY_START,
+        days=BASELINE_DAYS,
     )
     stats += _stats(
         "Zero", "", per_day=10, denial_rate=0.3, start=windows.current.start, days=30, seed=4
@@ -165,8 +176,7 @@ def test_zero_baseline_denials_do_not_break_the_rate_test() -> None:
 
 
 def test_small_payers_are_skipped_and_small_groups_roll_up() -> None:
-    windows = windows_for(AS_OF, CONFIG)
-    tiny = _stats("Tiny", "", per_day=1, denial_rate=0.5, start=windows.baseline.start, days=120)
+    tiny = _stats("Tiny", "", per_day=1, denial_rate=0.5, start=HISTORY_START, days=120)
     groups = [
         *_history("Split", "RADIOLOGY", denial_rate=0.3),
         *_stats(
@@ -174,7 +184,7 @@ def test_small_payers_are_skipped_and_small_groups_roll_up() -> None:
             "LABORATORY",
             per_day=1,
             denial_rate=0.1,
-            start=windows.baseline.start,
+            start=HISTORY_START,
             days=120,
         ),
     ]
@@ -207,27 +217,29 @@ def test_many_null_cells_rarely_raise_an_alarm() -> None:
     assert len(detection.findings) <= 2
 
 
-def test_a_few_days_spike_is_not_a_drift_but_the_same_change_held_for_weeks_is() -> None:
-    """A finding must hold on the windows ending each of the days before the run's too."""
+def test_a_change_of_the_last_days_is_found_since_it_began() -> None:
+    """Nine claims in ten denied for the last five days: the sequential test finds it now,
+    measured since the day it began, where the windows alone would wait for it to hold on the
+    windows of the days before; the same days of ordinary denials raise nothing."""
     windows = windows_for(AS_OF, CONFIG)
     spike_start = windows.current.start + dt.timedelta(days=25)
-    stats = [
-        *_stats("Aetna", "RADIOLOGY", per_day=20, start=windows.baseline.start,
-                days=CONFIG.baseline_window_days, denial_rate=0.10),
-        *_stats("Aetna", "RADIOLOGY", per_day=20, start=windows.current.start, days=25, seed=2,
-                denial_rate=0.10),
-        # The last five days: nine claims in ten denied.
-        *_stats("Aetna", "RADIOLOGY", per_day=20, start=spike_start, days=5, seed=3,
-                denial_rate=0.9),
-    ]  # fmt: skip
-    held = detect_days(_history("Aetna", denial_rate=0.25), AS_OF, CONFIG)
-    assert [f.metric for f in held.findings].count("DENIAL_RATE") == 1
-    spiked = detect_days(stats, AS_OF, CONFIG)
-    assert "DENIAL_RATE" not in [f.metric for f in spiked.findings]
-    assert ("Aetna", ALL_CODES, "DENIAL_RATE") in spiked.tested
-    # The run's own windows alone would have called the spike a drift.
-    alone = detect_days(stats, AS_OF, CONFIG, persistence_days=0)
-    assert "DENIAL_RATE" in [f.metric for f in alone.findings]
+
+    def with_last_days(denial_rate: float) -> list[DayStat]:
+        return [
+            *_stats("Aetna", "RADIOLOGY", per_day=20, start=HISTORY_START, days=BASELINE_DAYS,
+                    denial_rate=0.10),
+            *_stats("Aetna", "RADIOLOGY", per_day=20, start=windows.current.start, days=25,
+                    seed=2, denial_rate=0.10),
+            *_stats("Aetna", "RADIOLOGY", per_day=20, start=spike_start, days=5, seed=3,
+                    denial_rate=denial_rate),
+        ]  # fmt: skip
+
+    (finding,) = detect_days(with_last_days(0.9), AS_OF, CONFIG).findings
+    assert (finding.metric, finding.since) == ("DENIAL_RATE", spike_start)
+    assert finding.evidence.current_count == 100 and finding.evidence.current_value > 0.8
+    assert "since Jun 26" in finding.summary
+    ordinary = detect_days(with_last_days(0.1), AS_OF, CONFIG)
+    assert ordinary.findings == [] and ("Aetna", ALL_CODES, "DENIAL_RATE") in ordinary.tested
 
 
 def test_many_true_drifts_do_not_carry_a_chance_excursion_with_them(
@@ -238,8 +250,8 @@ def test_many_true_drifts_do_not_carry_a_chance_excursion_with_them(
     windows = windows_for(AS_OF, CONFIG)
     stats = [s for n in range(10) for s in _history(f"Drifting{n}", denial_rate=0.4)]
     stats += _stats(
-        "Noise", "", per_day=5, denial_rate=0.10, start=windows.baseline.start,
-        days=CONFIG.baseline_window_days, seed=7,
+        "Noise", "", per_day=5, denial_rate=0.10, start=HISTORY_START,
+        days=BASELINE_DAYS, seed=7,
     )  # fmt: skip
     stats += _stats(
         "Noise", "", per_day=5, denial_rate=0.19, start=windows.current.start, days=30, seed=107
@@ -266,7 +278,7 @@ def test_reading_entries_summed_over_the_runs_windows_changes_no_finding_or_summ
     by_day = detect_days(stats, AS_OF, CONFIG)
     first = first_day_read(AS_OF, CONFIG)
     read_by_span = read(stats, first, AS_OF, span_starts_read(AS_OF, CONFIG))
-    assert sum(s.histogram_day.size for s in read_by_span) * 4 < sum(
+    assert sum(s.histogram_day.size for s in read_by_span) * 2 < sum(
         s.histogram_day.size for s in cell_series(stats)
     )
     assert detect(read_by_span, AS_OF, CONFIG) == by_day
@@ -296,3 +308,181 @@ def test_decision_days_decades_long_are_compared_like_any_other() -> None:
     assert finding.metric == "DECISION_DAYS"
     assert evidence.p_value == pytest.approx(alone.p_value, rel=1e-12)
     assert evidence.effect_size == alone.shift and evidence.baseline_value == alone.baseline_median
+
+
+def _seasonal_years(
+    payer: str,
+    *,
+    through: dt.date,
+    january: dict[str, float],
+    years_with_season: tuple[int, ...],
+    per_day: int = 40,
+    seed: int = 20,
+) -> list[DayStat]:
+    """Two years and a month of days to `through`: steady behaviour, but in January of the
+    years named the `january` values instead (a season)."""
+    steady = {"denial_rate": 0.10, "decision_days": 15, "paid_share": 0.8}
+    first = through - dt.timedelta(days=2 * 365 + 31)
+    stats = []
+    for n in range((through - first).days + 1):
+        day = first + dt.timedelta(days=n)
+        season = day.month == 1 and day.year in years_with_season
+        values = {**steady, **(january if season else {})}
+        stats += _stats(payer, "", per_day=per_day, start=day, days=1, seed=seed * 10_000 + n,
+                        **values)  # fmt: skip
+    return stats
+
+
+JANUARY_RUN = dt.date(2026, 1, 31)
+
+
+def test_a_january_that_comes_every_year_is_expected_and_one_that_is_new_is_found() -> None:
+    """Denials rise every January (eligibility checks when plans change): with last year's
+    January in the history the run as of January 31 expects it; the same rise with no such
+    January last year is a drift, and a rise well beyond the season's is one too, its evidence
+    stating what the season led to expect."""
+    every_year = _seasonal_years(
+        "Aetna", through=JANUARY_RUN, january={"denial_rate": 0.2}, years_with_season=(2025, 2026)
+    )
+    assert not [
+        f
+        for f in detect_days(every_year, JANUARY_RUN, CONFIG).findings
+        if f.metric == "DENIAL_RATE"
+    ]
+    only_now = _seasonal_years(
+        "Aetna", through=JANUARY_RUN, january={"denial_rate": 0.2}, years_with_season=(2026,)
+    )
+    (new,) = [
+        f for f in detect_days(only_now, JANUARY_RUN, CONFIG).findings if f.metric == "DENIAL_RATE"
+    ]
+    assert new.evidence.expected_value is None
+    beyond = [
+        s if s.day.year < 2026 else t
+        for s, t in zip(
+            every_year,
+            _seasonal_years(
+                "Aetna", through=JANUARY_RUN, january={"denial_rate": 0.4},
+                years_with_season=(2025, 2026),
+            ),
+            strict=True,
+        )
+    ]  # fmt: skip
+    (worse,) = [
+        f for f in detect_days(beyond, JANUARY_RUN, CONFIG).findings if f.metric == "DENIAL_RATE"
+    ]
+    evidence = worse.evidence
+    assert evidence.expected_value is not None
+    assert evidence.baseline_value < 0.12 < evidence.expected_value < evidence.current_value
+    assert evidence.effect_size == pytest.approx(
+        (evidence.current_value - evidence.expected_value) * 100
+    )
+    assert "expected for the season" in worse.summary
+
+
+def test_a_holiday_slowdown_every_year_is_expected() -> None:
+    """Decisions take longer every January: expected where last January is in the history,
+    a drift where it is not."""
+    slow = {"decision_days": 24}
+    every_year = _seasonal_years(
+        "Cigna", through=JANUARY_RUN, january=slow, years_with_season=(2025, 2026)
+    )
+    only_now = _seasonal_years(
+        "Cigna", through=JANUARY_RUN, january=slow, years_with_season=(2026,)
+    )
+    metrics = [
+        {f.metric for f in detect_days(stats, JANUARY_RUN, CONFIG).findings}
+        for stats in (every_year, only_now)
+    ]
+    assert metrics == [set(), {"DECISION_DAYS"}]
+
+
+def test_the_deductible_season_is_no_payment_drift_but_a_payer_paying_less_is() -> None:
+    """In deductible season patients pay part of the allowed amount the payer paid before:
+    what the payer settles (its payment and the patient's share) is unchanged, so nothing is
+    raised. A payer that pays less without the patients paying more is a drift."""
+    windows = windows_for(AS_OF, CONFIG)
+
+    def with_patients(stats: list[DayStat], share: float) -> list[DayStat]:
+        return [
+            DayStat(**{**s.__dict__, "paid_cents": round(s.paid_cents * (1 - share)),
+                       "patient_responsibility_cents": round(s.paid_cents * share)})
+            for s in stats
+        ]  # fmt: skip
+
+    baseline = with_patients(
+        _stats("Cascade", "", per_day=20, denial_rate=0.1, start=HISTORY_START, days=BASELINE_DAYS),
+        0.05,
+    )
+    recent = _stats(
+        "Cascade", "", per_day=20, denial_rate=0.1, start=windows.current.start, days=30, seed=9
+    )
+    deductibles = detect_days(baseline + with_patients(recent, 0.45), AS_OF, CONFIG)
+    assert "PAYMENT_RATIO" not in {f.metric for f in deductibles.findings}
+    cut = [DayStat(**{**s.__dict__, "paid_cents": round(s.paid_cents * 0.7)}) for s in recent]
+    (finding,) = [
+        f
+        for f in detect_days(baseline + with_patients(cut, 0.05), AS_OF, CONFIG).findings
+        if f.metric == "PAYMENT_RATIO"
+    ]
+    assert finding.evidence.effect_size < -0.2
+    assert "patients' share" in finding.summary
+
+
+def test_a_new_payer_is_compared_only_once_its_history_covers_the_baseline() -> None:
+    """A payer that appeared after the customer's data began is compared only once its
+    history began NEW_PAYER_LEAD_DAYS before its baseline; the run says from when. A payer
+    there from the start is compared as soon as its history covers the baseline."""
+    windows = windows_for(AS_OF, CONFIG)
+    old = _history("Aetna", denial_rate=0.25)
+    appeared = HISTORY_START + dt.timedelta(days=20)
+    new = [s for s in _history("Newco", denial_rate=0.25) if s.day >= appeared]
+    found = detect_days(old + new, AS_OF, CONFIG)
+    assert {f.cell.payer for f in found.findings} == {"Aetna"}
+    first_run = appeared + dt.timedelta(
+        days=detection.NEW_PAYER_LEAD_DAYS + CONFIG.baseline_window_days
+        + CONFIG.current_window_days - 1 + detection.PERSISTENCE_DAYS
+    )  # fmt: skip
+    assert found.history_until == {"Newco": first_run}
+    assert first_run > AS_OF
+    # Alone, the payer's history is the customer's: it waits for its baselines, no longer.
+    alone = detect_days(new, AS_OF, CONFIG)
+    lead = dt.timedelta(days=detection.NEW_PAYER_LEAD_DAYS)
+    assert alone.history_until == {"Newco": first_run - lead}
+    assert (alone.findings, windows.baseline.start < appeared) == ([], True)
+
+
+def test_a_payer_that_stops_deciding_is_seen_in_its_pending_claims() -> None:
+    """A payer that decides a fifth of its claims from one day on, at its usual pace: the
+    claims it decides look as they always did, but those left pending past its usual
+    decision time are many more than its pace leaves, and that is a finding."""
+    windows = windows_for(AS_OF, CONFIG)
+    stopped = windows.current.start - dt.timedelta(days=30)
+    stats = [
+        s if s.day < stopped else DayStat(**{**s.__dict__, "decided": 4, "denied": 0,
+                                            "decision_days": {15: 4}, "carc_counts": {}})
+        for s in _history("Slowco")
+    ]  # fmt: skip
+    waiting = [
+        PendingStat("Slowco", "RADIOLOGY", stopped + dt.timedelta(days=n), 16)
+        for n in range((AS_OF - stopped).days + 1)
+    ]
+    quiet = detect(cell_series(stats), AS_OF, CONFIG)
+    assert "DECISION_DAYS" not in {f.metric for f in quiet.findings}
+    # A usual backlog (one claim in twenty never decided, whatever its age) is no finding.
+    backlog = [
+        PendingStat("Slowco", "RADIOLOGY", HISTORY_START + dt.timedelta(days=n), 1)
+        for n in range(0, (AS_OF - HISTORY_START).days, 1)
+    ]
+    steady = detect(cell_series(_history("Slowco"), backlog), AS_OF, CONFIG)
+    assert "DECISION_DAYS" not in {f.metric for f in steady.findings}
+    (finding,) = [
+        f
+        for f in detect(cell_series(stats, waiting), AS_OF, CONFIG).findings
+        if f.metric == "DECISION_DAYS"
+    ]
+    evidence = finding.evidence
+    assert evidence.effect_unit == "claims"
+    # Started 30 to 1 days before the usual decision time ran out: 30 days of 16 claims.
+    assert evidence.current_events == 30 * 16
+    assert evidence.baseline_events < 30 and 17 <= evidence.baseline_value <= 22
+    assert "waiting more than" in finding.summary and finding.severity == "HIGH"

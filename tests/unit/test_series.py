@@ -1,4 +1,5 @@
-"""Daily-statistic series: window sums, payer roll-ups, and long series sent in pieces."""
+"""Daily-statistic series: window sums, payer roll-ups, long series sent in pieces, and the
+claims still pending that come with them."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from services.drift.series import (
     ALL_CODES,
     CellSeries,
     DayStat,
+    PendingStat,
     SeriesTable,
     Window,
     cell_series,
     payer_series,
 )
-from services.ingest.daily_statistics import DAY_AMOUNTS
+from services.ingest.daily_statistics import PACKED_DAY_AMOUNTS
 from services.ingest.server import daily_stat_series_messages
 from tests.unit.series_reading import read, stored
 
@@ -33,6 +35,7 @@ def _days(payer: str, group: str, count: int, seed: int) -> list[DayStat]:
             continue  # days without decisions are not stored
         decided = rng.randint(1, 40)
         denied = rng.randint(0, decided)
+        paid = (decided - denied) * 7_000
         histogram: dict[int, int] = {}
         for _ in range(decided):
             days = rng.randint(0, 60)
@@ -48,9 +51,11 @@ def _days(payer: str, group: str, count: int, seed: int) -> list[DayStat]:
                 decision_days=histogram,
                 billed_cents=decided * 10_000,
                 allowed_cents=decided * 8_000,
-                paid_cents=(decided - denied) * 7_000,
+                paid_cents=paid,
                 denied_billed_cents=denied * 10_000,
                 carc_counts={rng.choice(["16", "50", "197"]): denied} if denied else {},
+                # Some months' patients owe nothing (their months are packed without it).
+                patient_responsibility_cents=rng.randint(0, 1_000) * (n // 30 % 3 != 1),
             )
         )
     return stats
@@ -66,6 +71,8 @@ def _sums(series: CellSeries, window: Window) -> tuple[object, ...]:
         totals.decision_days.counts.tolist(),
         totals.carc_counts,
         totals.daily_paid.tolist(),
+        totals.patient_responsibility_cents,
+        totals.daily_patient.tolist(),
     )
 
 
@@ -89,6 +96,8 @@ def test_window_totals_equal_the_days_summed_by_hand() -> None:
         [histogram[v] for v in sorted(histogram)],
         carc,
         [s.paid_cents for s in inside],
+        sum(s.patient_responsibility_cents for s in inside),
+        [s.patient_responsibility_cents for s in inside],
     )
 
 
@@ -136,9 +145,13 @@ def test_readable_and_packed_messages_carry_the_same_numbers() -> None:
         assert not text.HasField("packed")
         numbers = binary.packed
         assert list(text.decision_dates) == np.frombuffer(numbers.decision_dates, "<i4").tolist()
-        amounts = np.frombuffer(numbers.day_amounts, "<i8").reshape(-1, len(DAY_AMOUNTS))
-        for column, field in enumerate(DAY_AMOUNTS):
+        # Seven amounts a day, as a reader older than the patients' share reads them.
+        amounts = np.frombuffer(numbers.day_amounts, "<i8").reshape(-1, len(PACKED_DAY_AMOUNTS))
+        assert len(amounts) == len(text.decision_dates)
+        for column, field in enumerate(PACKED_DAY_AMOUNTS):
             assert list(getattr(text, field)) == amounts[:, column].tolist(), field
+        patient = np.frombuffer(numbers.patient_responsibility_cents, "<i8").tolist()
+        assert list(text.patient_responsibility_cents) == patient
         for fields, entries in (
             (("histogram_day", "histogram_days", "histogram_claims"), numbers.histogram),
             (("carc_day", "carc_code", "carc_claims"), numbers.carc),
@@ -221,7 +234,7 @@ def test_a_table_sums_each_rows_window_as_its_series_does() -> None:
         alone = series[row].totals(window)
         assert totals.sums[:, i].tolist() == [
             alone.decided, alone.denied, alone.billed_cents, alone.allowed_cents,
-            alone.paid_cents, alone.denied_billed_cents,
+            alone.paid_cents, alone.denied_billed_cents, alone.patient_responsibility_cents,
         ]  # fmt: skip
         histogram = dict(
             zip(
@@ -238,3 +251,93 @@ def test_a_table_sums_each_rows_window_as_its_series_does() -> None:
         assert codes == alone.carc_counts
         days = slice(int(totals.low[i]), int(totals.high[i]))
         assert table.daily_paid[days].tolist() == alone.daily_paid.tolist()
+
+
+def _pending(payer: str, group: str, seed: int) -> list[PendingStat]:
+    rng = random.Random(seed)
+    days = sorted(rng.sample(range(-400, 200), 25))
+    return [PendingStat(payer, group, _day(n), rng.randint(1, 30)) for n in days]
+
+
+def _pending_of(series: CellSeries) -> list[tuple[dt.date, int]]:
+    return [
+        (dt.date.fromordinal(day), claims)
+        for day, claims in zip(
+            series.pending_started.tolist(), series.pending_claims.tolist(), strict=True
+        )
+    ]
+
+
+def test_pending_claims_come_with_their_series_whatever_the_range_and_once_per_series() -> None:
+    """Claims still pending come with their payer × code group as they are: those that started
+    long before the range too, once for a series sent in pieces, and a payer × code group
+    with pending claims but no decided day in the range still comes."""
+    stats = [*_days("Aetna", "RADIOLOGY", 200, seed=8), *_days("Cigna", "SURGERY", 60, seed=9)]
+    pending = [
+        *_pending("Aetna", "RADIOLOGY", 10),
+        *_pending("Aetna", "SURGERY", 11),  # no decided day at all
+        *_pending("Cigna", "SURGERY", 12),  # its days all before the range
+    ]
+    start, end = _day(100), _day(199)
+    series = read(stats, start, end, {_day(130)}, max_entries=300, pending=pending)
+    assert [(s.payer, s.code_group) for s in series] == [
+        ("Aetna", "RADIOLOGY"),
+        ("Aetna", "SURGERY"),
+        ("Cigna", "SURGERY"),
+    ]
+    for one in series:
+        cell = (one.payer, one.code_group)
+        expected = sorted((p.started, p.claims) for p in pending if (p.payer, p.code_group) == cell)
+        assert _pending_of(one) == expected, cell
+    assert [one.days.size for one in series[1:]] == [0, 0]
+    # Each as `cell_series` builds it from single days and pending claims.
+    by_cell = {(one.payer, one.code_group): one for one in cell_series(stats, pending)}
+    for one in series:
+        built = by_cell[one.payer, one.code_group]
+        assert _pending_of(one) == _pending_of(built)
+        window = Window(start, end)
+        assert _sums(one, window) == _sums(built, window)
+    # A payer's pending claims are its code groups'.
+    aetna = payer_series(series)["Aetna"]
+    assert sum(aetna.pending_claims.tolist()) == sum(
+        p.claims for p in pending if p.payer == "Aetna"
+    )
+
+
+def test_readable_and_packed_messages_carry_the_same_pending_claims() -> None:
+    stats = _days("Aetna", "RADIOLOGY", 120, seed=15)
+    pending = _pending("Aetna", "RADIOLOGY", 16)
+    kept = stored(stats, stats[0].day, stats[-1].day, pending=pending)
+    assert kept is not None
+    readable = daily_stat_series_messages(kept, max_entries=300)
+    packed = daily_stat_series_messages(kept, max_entries=300, packed=True)
+    assert len(readable) == len(packed) > 1
+    # The first piece carries them, the others none.
+    assert [len(one.pending_start_dates) for one in readable] == [len(pending)] + [0] * (
+        len(readable) - 1
+    )
+    for text, binary in zip(readable, packed, strict=True):
+        numbers = binary.packed
+        assert (
+            list(text.pending_start_dates)
+            == np.frombuffer(numbers.pending_start_dates, "<i4").tolist()
+        )
+        assert list(text.pending_claims) == np.frombuffer(numbers.pending_claims, "<i8").tolist()
+    assert [
+        (dt.date(1970, 1, 1) + dt.timedelta(days=day), claims)
+        for day, claims in zip(
+            readable[0].pending_start_dates, readable[0].pending_claims, strict=True
+        )
+    ] == [(p.started, p.claims) for p in pending]
+
+
+def test_a_message_of_an_ingest_without_the_patients_share_reads_as_none_owed() -> None:
+    stats = _days("Aetna", "RADIOLOGY", 60, seed=17)
+    kept = stored(stats, stats[0].day, stats[-1].day)
+    assert kept is not None
+    (message,) = daily_stat_series_messages(kept, packed=True)
+    message.packed.ClearField("patient_responsibility_cents")
+    series = series_from_message(message)
+    totals = series.totals(Window(stats[0].day, stats[-1].day))
+    assert totals.patient_responsibility_cents == 0
+    assert totals.paid_cents == sum(s.paid_cents for s in stats)

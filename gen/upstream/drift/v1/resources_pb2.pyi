@@ -169,7 +169,7 @@ class DriftEvent(_message.Message):
     def __init__(self, name: _Optional[str] = ..., payer: _Optional[str] = ..., code_group: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., severity: _Optional[_Union[DriftEvent.Severity, str]] = ..., state: _Optional[_Union[DriftEvent.State, str]] = ..., triage_note: _Optional[str] = ..., triaged_by: _Optional[str] = ..., triage_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[bool] = ..., baseline_window: _Optional[_Union[DateRange, _Mapping]] = ..., current_window: _Optional[_Union[DateRange, _Mapping]] = ..., evidence: _Optional[_Union[DriftEvidence, _Mapping]] = ..., dollars_at_stake: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., summary: _Optional[str] = ..., first_detected_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_run: _Optional[str] = ..., last_run: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class DriftEvidence(_message.Message):
-    __slots__ = ("baseline_count", "current_count", "baseline_events", "current_events", "baseline_value", "current_value", "effect_size", "effect_unit", "p_value", "q_value", "baseline_interval", "current_interval", "test", "carc_codes_moved")
+    __slots__ = ("baseline_count", "current_count", "baseline_events", "current_events", "baseline_value", "current_value", "effect_size", "effect_unit", "p_value", "q_value", "baseline_interval", "current_interval", "test", "carc_codes_moved", "seasonal_expected_value")
     BASELINE_COUNT_FIELD_NUMBER: _ClassVar[int]
     CURRENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     BASELINE_EVENTS_FIELD_NUMBER: _ClassVar[int]
@@ -184,6 +184,7 @@ class DriftEvidence(_message.Message):
     CURRENT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     TEST_FIELD_NUMBER: _ClassVar[int]
     CARC_CODES_MOVED_FIELD_NUMBER: _ClassVar[int]
+    SEASONAL_EXPECTED_VALUE_FIELD_NUMBER: _ClassVar[int]
     baseline_count: int
     current_count: int
     baseline_events: int
@@ -198,7 +199,8 @@ class DriftEvidence(_message.Message):
     current_interval: ConfidenceInterval
     test: str
     carc_codes_moved: _containers.RepeatedCompositeFieldContainer[CarcShift]
-    def __init__(self, baseline_count: _Optional[int] = ..., current_count: _Optional[int] = ..., baseline_events: _Optional[int] = ..., current_events: _Optional[int] = ..., baseline_value: _Optional[float] = ..., current_value: _Optional[float] = ..., effect_size: _Optional[float] = ..., effect_unit: _Optional[str] = ..., p_value: _Optional[float] = ..., q_value: _Optional[float] = ..., baseline_interval: _Optional[_Union[ConfidenceInterval, _Mapping]] = ..., current_interval: _Optional[_Union[ConfidenceInterval, _Mapping]] = ..., test: _Optional[str] = ..., carc_codes_moved: _Optional[_Iterable[_Union[CarcShift, _Mapping]]] = ...) -> None: ...
+    seasonal_expected_value: float
+    def __init__(self, baseline_count: _Optional[int] = ..., current_count: _Optional[int] = ..., baseline_events: _Optional[int] = ..., current_events: _Optional[int] = ..., baseline_value: _Optional[float] = ..., current_value: _Optional[float] = ..., effect_size: _Optional[float] = ..., effect_unit: _Optional[str] = ..., p_value: _Optional[float] = ..., q_value: _Optional[float] = ..., baseline_interval: _Optional[_Union[ConfidenceInterval, _Mapping]] = ..., current_interval: _Optional[_Union[ConfidenceInterval, _Mapping]] = ..., test: _Optional[str] = ..., carc_codes_moved: _Optional[_Iterable[_Union[CarcShift, _Mapping]]] = ..., seasonal_expected_value: _Optional[float] = ...) -> None: ...
 
 class ConfidenceInterval(_message.Message):
     __slots__ = ("lower", "upper", "level")
@@ -221,7 +223,7 @@ class CarcShift(_message.Message):
     def __init__(self, code: _Optional[str] = ..., baseline_share: _Optional[float] = ..., current_share: _Optional[float] = ...) -> None: ...
 
 class PayerSummary(_message.Message):
-    __slots__ = ("name", "payer", "current_window", "baseline_window", "current", "baseline", "open_event_count", "weekly_series")
+    __slots__ = ("name", "payer", "current_window", "baseline_window", "current", "baseline", "open_event_count", "weekly_series", "detection_start_date", "season_note")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PAYER_FIELD_NUMBER: _ClassVar[int]
     CURRENT_WINDOW_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +232,8 @@ class PayerSummary(_message.Message):
     BASELINE_FIELD_NUMBER: _ClassVar[int]
     OPEN_EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     WEEKLY_SERIES_FIELD_NUMBER: _ClassVar[int]
+    DETECTION_START_DATE_FIELD_NUMBER: _ClassVar[int]
+    SEASON_NOTE_FIELD_NUMBER: _ClassVar[int]
     name: str
     payer: str
     current_window: DateRange
@@ -238,21 +242,25 @@ class PayerSummary(_message.Message):
     baseline: PayerMetrics
     open_event_count: int
     weekly_series: _containers.RepeatedCompositeFieldContainer[WeeklyPoint]
-    def __init__(self, name: _Optional[str] = ..., payer: _Optional[str] = ..., current_window: _Optional[_Union[DateRange, _Mapping]] = ..., baseline_window: _Optional[_Union[DateRange, _Mapping]] = ..., current: _Optional[_Union[PayerMetrics, _Mapping]] = ..., baseline: _Optional[_Union[PayerMetrics, _Mapping]] = ..., open_event_count: _Optional[int] = ..., weekly_series: _Optional[_Iterable[_Union[WeeklyPoint, _Mapping]]] = ...) -> None: ...
+    detection_start_date: _date_pb2.Date
+    season_note: str
+    def __init__(self, name: _Optional[str] = ..., payer: _Optional[str] = ..., current_window: _Optional[_Union[DateRange, _Mapping]] = ..., baseline_window: _Optional[_Union[DateRange, _Mapping]] = ..., current: _Optional[_Union[PayerMetrics, _Mapping]] = ..., baseline: _Optional[_Union[PayerMetrics, _Mapping]] = ..., open_event_count: _Optional[int] = ..., weekly_series: _Optional[_Iterable[_Union[WeeklyPoint, _Mapping]]] = ..., detection_start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., season_note: _Optional[str] = ...) -> None: ...
 
 class PayerMetrics(_message.Message):
-    __slots__ = ("claims", "denial_rate", "median_decision_days", "paid_to_allowed_ratio", "denied_billed_amount")
+    __slots__ = ("claims", "denial_rate", "median_decision_days", "paid_to_allowed_ratio", "denied_billed_amount", "patient_share")
     CLAIMS_FIELD_NUMBER: _ClassVar[int]
     DENIAL_RATE_FIELD_NUMBER: _ClassVar[int]
     MEDIAN_DECISION_DAYS_FIELD_NUMBER: _ClassVar[int]
     PAID_TO_ALLOWED_RATIO_FIELD_NUMBER: _ClassVar[int]
     DENIED_BILLED_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_SHARE_FIELD_NUMBER: _ClassVar[int]
     claims: int
     denial_rate: float
     median_decision_days: float
     paid_to_allowed_ratio: float
     denied_billed_amount: _money_pb2.Money
-    def __init__(self, claims: _Optional[int] = ..., denial_rate: _Optional[float] = ..., median_decision_days: _Optional[float] = ..., paid_to_allowed_ratio: _Optional[float] = ..., denied_billed_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+    patient_share: float
+    def __init__(self, claims: _Optional[int] = ..., denial_rate: _Optional[float] = ..., median_decision_days: _Optional[float] = ..., paid_to_allowed_ratio: _Optional[float] = ..., denied_billed_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., patient_share: _Optional[float] = ...) -> None: ...
 
 class WeeklyPoint(_message.Message):
     __slots__ = ("week_start", "claims", "denial_rate", "median_decision_days", "paid_to_allowed_ratio")

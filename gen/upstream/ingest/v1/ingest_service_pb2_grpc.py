@@ -251,7 +251,8 @@ class IngestServiceServicer:
 
     def StreamDailyStatSeries(self, request, context):
         """Streams the same statistics as `StreamDailyStats`, one `DailyStatSeries` per (payer,
-        code group) holding all its days as parallel arrays, ordered by payer and code group.
+        code group) holding all its days as parallel arrays and its claims still pending,
+        ordered by payer and code group (one with pending claims but no day in the range too).
         A reader decodes whole arrays instead of one message per day, a fraction of the cost:
         drift detection reads its input here. A series of more than 150,000 histogram and CARC
         entries comes as several consecutive `DailyStatSeries` of the same payer and code group,

@@ -242,7 +242,7 @@ class Payer(_message.Message):
     def __init__(self, name: _Optional[str] = ..., raw_payer_name: _Optional[str] = ..., raw_payer_id: _Optional[str] = ..., canonical_payer: _Optional[str] = ..., mapped: _Optional[bool] = ..., payer_mapping: _Optional[str] = ..., claim_count: _Optional[int] = ..., first_seen_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DailyStat(_message.Message):
-    __slots__ = ("payer", "code_group", "decision_date", "decided_claims", "denied_claims", "partially_denied_claims", "decision_days_histogram", "billed_amount", "allowed_amount", "paid_amount", "denied_billed_amount", "carc_counts")
+    __slots__ = ("payer", "code_group", "decision_date", "decided_claims", "denied_claims", "partially_denied_claims", "decision_days_histogram", "billed_amount", "allowed_amount", "paid_amount", "denied_billed_amount", "carc_counts", "patient_responsibility_amount")
     class DecisionDaysHistogramEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -269,6 +269,7 @@ class DailyStat(_message.Message):
     PAID_AMOUNT_FIELD_NUMBER: _ClassVar[int]
     DENIED_BILLED_AMOUNT_FIELD_NUMBER: _ClassVar[int]
     CARC_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_RESPONSIBILITY_AMOUNT_FIELD_NUMBER: _ClassVar[int]
     payer: str
     code_group: str
     decision_date: _date_pb2.Date
@@ -281,10 +282,11 @@ class DailyStat(_message.Message):
     paid_amount: _money_pb2.Money
     denied_billed_amount: _money_pb2.Money
     carc_counts: _containers.ScalarMap[str, int]
-    def __init__(self, payer: _Optional[str] = ..., code_group: _Optional[str] = ..., decision_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., decided_claims: _Optional[int] = ..., denied_claims: _Optional[int] = ..., partially_denied_claims: _Optional[int] = ..., decision_days_histogram: _Optional[_Mapping[int, int]] = ..., billed_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., allowed_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., paid_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., denied_billed_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., carc_counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    patient_responsibility_amount: _money_pb2.Money
+    def __init__(self, payer: _Optional[str] = ..., code_group: _Optional[str] = ..., decision_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., decided_claims: _Optional[int] = ..., denied_claims: _Optional[int] = ..., partially_denied_claims: _Optional[int] = ..., decision_days_histogram: _Optional[_Mapping[int, int]] = ..., billed_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., allowed_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., paid_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., denied_billed_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., carc_counts: _Optional[_Mapping[str, int]] = ..., patient_responsibility_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
 
 class DailyStatSeries(_message.Message):
-    __slots__ = ("payer", "code_group", "decision_dates", "decided_claims", "denied_claims", "partially_denied_claims", "billed_cents", "allowed_cents", "paid_cents", "denied_billed_cents", "histogram_day", "histogram_days", "histogram_claims", "carc_codes", "carc_day", "carc_code", "carc_claims", "packed")
+    __slots__ = ("payer", "code_group", "decision_dates", "decided_claims", "denied_claims", "partially_denied_claims", "billed_cents", "allowed_cents", "paid_cents", "denied_billed_cents", "histogram_day", "histogram_days", "histogram_claims", "carc_codes", "carc_day", "carc_code", "carc_claims", "patient_responsibility_cents", "pending_start_dates", "pending_claims", "packed")
     PAYER_FIELD_NUMBER: _ClassVar[int]
     CODE_GROUP_FIELD_NUMBER: _ClassVar[int]
     DECISION_DATES_FIELD_NUMBER: _ClassVar[int]
@@ -302,6 +304,9 @@ class DailyStatSeries(_message.Message):
     CARC_DAY_FIELD_NUMBER: _ClassVar[int]
     CARC_CODE_FIELD_NUMBER: _ClassVar[int]
     CARC_CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_RESPONSIBILITY_CENTS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_START_DATES_FIELD_NUMBER: _ClassVar[int]
+    PENDING_CLAIMS_FIELD_NUMBER: _ClassVar[int]
     PACKED_FIELD_NUMBER: _ClassVar[int]
     payer: str
     code_group: str
@@ -320,17 +325,26 @@ class DailyStatSeries(_message.Message):
     carc_day: _containers.RepeatedScalarFieldContainer[int]
     carc_code: _containers.RepeatedScalarFieldContainer[int]
     carc_claims: _containers.RepeatedScalarFieldContainer[int]
+    patient_responsibility_cents: _containers.RepeatedScalarFieldContainer[int]
+    pending_start_dates: _containers.RepeatedScalarFieldContainer[int]
+    pending_claims: _containers.RepeatedScalarFieldContainer[int]
     packed: PackedDailyStatSeries
-    def __init__(self, payer: _Optional[str] = ..., code_group: _Optional[str] = ..., decision_dates: _Optional[_Iterable[int]] = ..., decided_claims: _Optional[_Iterable[int]] = ..., denied_claims: _Optional[_Iterable[int]] = ..., partially_denied_claims: _Optional[_Iterable[int]] = ..., billed_cents: _Optional[_Iterable[int]] = ..., allowed_cents: _Optional[_Iterable[int]] = ..., paid_cents: _Optional[_Iterable[int]] = ..., denied_billed_cents: _Optional[_Iterable[int]] = ..., histogram_day: _Optional[_Iterable[int]] = ..., histogram_days: _Optional[_Iterable[int]] = ..., histogram_claims: _Optional[_Iterable[int]] = ..., carc_codes: _Optional[_Iterable[str]] = ..., carc_day: _Optional[_Iterable[int]] = ..., carc_code: _Optional[_Iterable[int]] = ..., carc_claims: _Optional[_Iterable[int]] = ..., packed: _Optional[_Union[PackedDailyStatSeries, _Mapping]] = ...) -> None: ...
+    def __init__(self, payer: _Optional[str] = ..., code_group: _Optional[str] = ..., decision_dates: _Optional[_Iterable[int]] = ..., decided_claims: _Optional[_Iterable[int]] = ..., denied_claims: _Optional[_Iterable[int]] = ..., partially_denied_claims: _Optional[_Iterable[int]] = ..., billed_cents: _Optional[_Iterable[int]] = ..., allowed_cents: _Optional[_Iterable[int]] = ..., paid_cents: _Optional[_Iterable[int]] = ..., denied_billed_cents: _Optional[_Iterable[int]] = ..., histogram_day: _Optional[_Iterable[int]] = ..., histogram_days: _Optional[_Iterable[int]] = ..., histogram_claims: _Optional[_Iterable[int]] = ..., carc_codes: _Optional[_Iterable[str]] = ..., carc_day: _Optional[_Iterable[int]] = ..., carc_code: _Optional[_Iterable[int]] = ..., carc_claims: _Optional[_Iterable[int]] = ..., patient_responsibility_cents: _Optional[_Iterable[int]] = ..., pending_start_dates: _Optional[_Iterable[int]] = ..., pending_claims: _Optional[_Iterable[int]] = ..., packed: _Optional[_Union[PackedDailyStatSeries, _Mapping]] = ...) -> None: ...
 
 class PackedDailyStatSeries(_message.Message):
-    __slots__ = ("decision_dates", "day_amounts", "histogram", "carc")
+    __slots__ = ("decision_dates", "day_amounts", "histogram", "carc", "patient_responsibility_cents", "pending_start_dates", "pending_claims")
     DECISION_DATES_FIELD_NUMBER: _ClassVar[int]
     DAY_AMOUNTS_FIELD_NUMBER: _ClassVar[int]
     HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
     CARC_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_RESPONSIBILITY_CENTS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_START_DATES_FIELD_NUMBER: _ClassVar[int]
+    PENDING_CLAIMS_FIELD_NUMBER: _ClassVar[int]
     decision_dates: bytes
     day_amounts: bytes
     histogram: bytes
     carc: bytes
-    def __init__(self, decision_dates: _Optional[bytes] = ..., day_amounts: _Optional[bytes] = ..., histogram: _Optional[bytes] = ..., carc: _Optional[bytes] = ...) -> None: ...
+    patient_responsibility_cents: bytes
+    pending_start_dates: bytes
+    pending_claims: bytes
+    def __init__(self, decision_dates: _Optional[bytes] = ..., day_amounts: _Optional[bytes] = ..., histogram: _Optional[bytes] = ..., carc: _Optional[bytes] = ..., patient_responsibility_cents: _Optional[bytes] = ..., pending_start_dates: _Optional[bytes] = ..., pending_claims: _Optional[bytes] = ...) -> None: ...
