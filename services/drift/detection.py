@@ -36,8 +36,9 @@ from services.drift.series import (
     runs,
 )
 
-# Denial-reason mix: too few denials make a mix meaningless; the change must be visible.
-MIN_DENIALS_FOR_MIX = 30
+# Denial-reason mix: too few denials make a mix meaningless (with 30, a total variation of
+# 0.15 between two windows is a common chance excursion); the change must be visible.
+MIN_DENIALS_FOR_MIX = 60
 MIX_MIN_DISTANCE = 0.15
 # A finding must also hold on the windows ending each of the days before the run's: a random
 # excursion of a noisy cell rarely lasts a week, a drift does. Costs about that many days of
@@ -80,6 +81,9 @@ BASELINE_MARGIN_Z = 1.28
 # the baseline leads to expect, and at least twice as many, make a finding.
 PENDING_QUANTILE = 0.9
 PENDING_MIN_EXCESS = 10
+# Three times as many: a payer whose volume just doubled, or one in its holiday weeks, has
+# up to twice as many pending as its usual pace leaves; one that stops deciding, many more.
+PENDING_MIN_RATIO = 3.0
 # The last day a run may read past its as-of day (for claims pending on it), as an ordinal.
 _LAST_DAY = dt.date(9999, 12, 31).toordinal()
 # How many tests a decision-days comparison is (window, pending claims): its p value is the
@@ -784,7 +788,9 @@ class _Pending:
 
     def clears_floor(self, row: int) -> bool:
         observed, expected = int(self.observed[row]), float(self.expected[row])
-        return observed >= 2 * expected and observed - expected >= PENDING_MIN_EXCESS
+        return (
+            observed >= PENDING_MIN_RATIO * expected and observed - expected >= PENDING_MIN_EXCESS
+        )
 
 
 class _History:
@@ -832,20 +838,23 @@ def history_until(
 
 
 class _Season:
-    """What the season leads a row to expect, where its series' history reaches a year back.
+    """What the season leads a row to expect, where the history reaches a year back.
 
     Last year's same weeks (S) are compared with the days just before them (R', the longest of
     SEASON_REFERENCE_DAYS the history covers), and that change is carried over to this year:
     scaled to this year's level through the same reference days before the current window
     (R) against the whole baseline (B). So January's deductible, eligibility and holiday
     effects, there every year, are expected rather than alarmed, while a payer's new
-    behaviour is not (it was not there last year). Per metric:
-    - denial rate: the baseline's denials × S/R' × R/B (rates), shrunk towards no change by
-      its noise (positive-part James–Stein on the log scale: kept whole only when the change
-      is many standard errors) and never below 1 (a season only raises expectations);
+    behaviour is not (it was not there last year). Each change is estimated for the customer
+    as a whole (its payers pooled) and for the row, and shrunk by its noise (positive-part
+    James–Stein): the customer's towards none, the row's towards the customer's, so a small
+    cell borrows the customer's season and keeps its own only where that is clear. A row
+    without a year of its own history takes the customer's. Per metric:
+    - denial rate: the baseline's denials × S/R' × R/B (rates, on the log scale), never
+      below 1 (a season only raises expectations);
     - days to decision: the baseline shifted by median(S) − median(R') + median(R) −
-      median(B), shrunk the same way (standard errors of medians from interquartile ranges);
-    - denial-reason mix: the baseline's shares moved by S's shares − R''s, when last year's
+      median(B) (standard errors of medians from interquartile ranges);
+    - denial-reason mix: the baseline's shares moved to S + R − R' (shares), when last year's
       change is itself clear (chi-square p < SEASON_MIX_P_VALUE);
     - payment: none; patients' shares are counted with what is paid (the deductible season
       moves dollars from payer to patient, not out of the settlement).
