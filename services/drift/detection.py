@@ -39,7 +39,7 @@ from services.drift.series import (
 # Denial-reason mix: too few denials make a mix meaningless (with 30, a total variation of
 # 0.15 between two windows is a common chance excursion); the change must be visible.
 MIN_DENIALS_FOR_MIX = 60
-MIX_MIN_DISTANCE = 0.15
+MIX_MIN_DISTANCE = 0.2
 # A finding must also hold on the windows ending each of the days before the run's: a random
 # excursion of a noisy cell rarely lasts a week, a drift does. Costs about that many days of
 # latency, and tests only the cells that are findings.
