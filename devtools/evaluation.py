@@ -1046,6 +1046,18 @@ class OracleCalibration:
     def detector_rate(self) -> float:
         return self.detector_alarms / self.cell_months if self.cell_months else 0.0
 
+    @property
+    def target_rate(self) -> float:
+        """The rate the oracle is held to: the detector's, or with no false alarm seen, the
+        95 % upper bound of a rate that gave none (three in as many cell-months): a rate of
+        0 would put the oracle's threshold past anything and its delays with it."""
+        alarms = self.detector_alarms or ZERO_ALARMS_UPPER_BOUND
+        return alarms / self.cell_months if self.cell_months else 0.0
+
+
+# No false alarm in n trials: the rate's 95 % upper bound is about 3/n (the rule of three).
+ZERO_ALARMS_UPPER_BOUND = 3
+
 
 def calibrate_oracle(references: Sequence[ReferenceCells]) -> dict[str, OracleCalibration]:
     """For each metric, the oracle's threshold at the detector's false-alarm rate on the same
@@ -1055,7 +1067,7 @@ def calibrate_oracle(references: Sequence[ReferenceCells]) -> dict[str, OracleCa
         increments = np.concatenate([r.increments[metric] for r in references])
         cell_months = increments.size / oracle.DAYS_PER_MONTH
         alarms = sum(r.detector_alarms[metric] for r in references)
-        target = alarms / cell_months if cell_months else 0.0
+        target = (alarms or ZERO_ALARMS_UPPER_BOUND) / cell_months if cell_months else 0.0
         calibrations[metric] = OracleCalibration(
             metric, alarms, cell_months, oracle.calibrate(increments, target)
         )
@@ -1118,8 +1130,13 @@ def print_delays(
             f"  oracle {calibration.metric}: detector {calibration.detector_alarms} false alarms "
             f"on {calibration.calibration.cells} cells without drift of ≥ {REFERENCE_MIN_MONTHLY} "
             f"claims a month ({calibration.cell_months:.0f} cell-months) = "
-            f"{calibration.detector_rate:.4f} per cell-month; CUSUM threshold "
-            f"{calibration.calibration.threshold:.2f} gives {oracle_rate:.4f}"
+            f"{calibration.detector_rate:.4f} per cell-month"
+            + (
+                ""
+                if calibration.detector_alarms
+                else f" (held to {calibration.target_rate:.4f}, the 95 % upper bound of none)"
+            )
+            + f"; CUSUM threshold {calibration.calibration.threshold:.2f} gives {oracle_rate:.4f}"
         )
     return ok
 

@@ -447,3 +447,22 @@ def test_a_customer_is_measured_drift_by_drift_with_the_oracles_series_of_its_ce
         one.alarm.payer not in {doubled.payer, slower.payer} for one in result.undrifted_alarms
     )
     assert result.exposure == pytest.approx(3 / 5) and result.runs == 2
+
+
+def test_a_detector_without_false_alarms_holds_the_oracle_to_the_rates_upper_bound() -> None:
+    """No false alarm in the cell-months seen: the oracle's threshold is set for three in as
+    many (the 95 % upper bound), not past everything its statistic reaches."""
+    rng = np.random.default_rng(8)
+    increments = rng.normal(-0.3, 1.0, size=(20, evaluation.RUN_YEAR_DAYS))
+    references = [
+        ReferenceCells(
+            [(f"P{n}", "") for n in range(20)],
+            {m: increments for m in evaluation.ORACLE_METRICS},
+            Counter(),
+        )
+    ]
+    calibration = evaluation.calibrate_oracle(references)["DENIAL_RATE"]
+    assert calibration.detector_alarms == 0
+    allowed = 3 / calibration.cell_months
+    assert calibration.target_rate == pytest.approx(allowed)
+    assert 0 < oracle.alarms(increments, calibration.calibration.threshold).sum() <= 3
