@@ -364,7 +364,7 @@ def _sequential_finding(
     it began (enough claims, seasonally expected baseline) clears the metric's floor."""
     if metric not in SEQUENTIAL_METRICS:
         return None
-    cusum = screens.cusum(metric)
+    cusum = screens.cusum
     if not (2 * cusum.p_value[row] <= cutoff and cusum.recent[row]):
         return None
     since = dt.date.fromordinal(int(cusum.start[row]))
@@ -504,7 +504,7 @@ class _Screens:
         self._config = config
         self._as_of = as_of
         self._series = series
-        self._cusum: dict[str, _Cusum] = {}
+        self._cusum: _Cusum | None = None
         self._pending: _Pending | None = None
         current_start = as_of - (config.current_window_days - 1)
         baseline_start = current_start - config.baseline_window_days
@@ -533,7 +533,7 @@ class _Screens:
             p = self._compute_p_values(metric)
             # NaN stays NaN: the other tests need what the window test needs.
             if metric == "DENIAL_RATE":
-                p = np.minimum(1.0, 2 * np.minimum(p, self.cusum(metric).p_value))
+                p = np.minimum(1.0, 2 * np.minimum(p, self.cusum.p_value))
             elif metric == "DECISION_DAYS":
                 p = np.minimum(1.0, DECISION_DAYS_TESTS * np.minimum(p, self.pending.p_value))
             self._p[metric] = p
@@ -550,16 +550,17 @@ class _Screens:
         """When the sequential test estimates the row's change began (None: not watched)."""
         if metric not in SEQUENTIAL_METRICS:
             return None
-        return dt.date.fromordinal(int(self.cusum(metric).start[row]))
+        return dt.date.fromordinal(int(self.cusum.start[row]))
 
-    def cusum(self, metric: str) -> _Cusum:
-        if metric not in self._cusum:
-            self._cusum[metric] = self._sequential(metric)
-        return self._cusum[metric]
-
-    def _sequential(self, metric: str) -> _Cusum:
+    @property
+    def cusum(self) -> _Cusum:
         """The sequential test of every row over its current window, day by day: from the
-        baseline's denial rate to the rate the metric's floor means."""
+        baseline's denial rate to the rate the denial-rate floor means."""
+        if self._cusum is None:
+            self._cusum = self._denial_cusum()
+        return self._cusum
+
+    def _denial_cusum(self) -> _Cusum:
         config, base, days = self._config, self._baseline, self._config.current_window_days
         first = self._as_of - (days - 1)
         p0 = _upper_rate(base.amount("denied"), base.amount("decided"))

@@ -9,6 +9,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import grpc
 import httpx
@@ -1035,6 +1036,19 @@ def test_lines_of_a_claim_in_different_chunks_and_merge_batches_make_the_same_cl
         _assert_statistics_match_a_recount(postgres, customer)
 
 
+def _upload_sent(
+    system: System, client: httpx.Client, customer: str, body: bytes, send: str
+) -> dict[str, Any]:
+    """The upload of `body`, sent "whole" through the gateway or "in chunks" of 40 bytes
+    over gRPC, as the gateway shows it."""
+    if send == "whole":
+        response = _upload(client, customer, body)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+    message = _upload_over_grpc(system, customer, body, chunk_bytes=40)
+    return dict(client.get(f"/v1/{message.name}").json())
+
+
 def test_lines_of_one_claim_id_that_name_different_payers_are_rejected_together(
     system: System, postgres: PostgresUnderTest
 ) -> None:
@@ -1055,13 +1069,7 @@ def test_lines_of_one_claim_id_that_name_different_payers_are_rejected_together(
         customer = _fresh_customer()
         with system.client(customer, "admin") as client:
             assert _upload(client, customer, earlier).status_code == 200
-            if send == "whole":
-                response = _upload(client, customer, _csv(rows))
-                assert response.status_code == 200, response.text
-                upload = response.json()
-            else:
-                message = _upload_over_grpc(system, customer, _csv(rows), chunk_bytes=40)
-                upload = client.get(f"/v1/{message.name}").json()
+            upload = _upload_sent(system, client, customer, _csv(rows), send)
             rejections = client.get(f"/v1/{upload['name']}/rejections").json()
             stored = _claims_of(client, customer)
         assert (upload["rowsAccepted"], upload["claimsAccepted"], upload["rowsRejected"]) == (
@@ -1103,13 +1111,7 @@ def test_an_uploads_dates_and_payers_are_those_of_the_claims_it_keeps(system: Sy
     for send in ("whole", "in chunks"):
         customer = _fresh_customer()
         with system.client(customer, "admin") as client:
-            if send == "whole":
-                response = _upload(client, customer, _csv(rows))
-                assert response.status_code == 200, response.text
-                upload = response.json()
-            else:
-                message = _upload_over_grpc(system, customer, _csv(rows), chunk_bytes=40)
-                upload = client.get(f"/v1/{message.name}").json()
+            upload = _upload_sent(system, client, customer, _csv(rows), send)
             payers = client.get(f"/v1/customers/{customer}/payers").json()["payers"]
         assert (upload["rowsAccepted"], upload["claimsAccepted"], upload["rowsRejected"]) == (
             "13",
