@@ -84,6 +84,8 @@ PENDING_MIN_EXCESS = 10
 # Three times as many: a payer whose volume just doubled, or one in its holiday weeks, has
 # up to twice as many pending as its usual pace leaves; one that stops deciding, many more.
 PENDING_MIN_RATIO = 3.0
+# How sure the season's raise of the pending claims expected must be (see `_Pending`).
+PENDING_SEASON_CONFIDENCE = 0.9
 # The last day a run may read past its as-of day (for claims pending on it), as an ordinal.
 _LAST_DAY = dt.date(9999, 12, 31).toordinal()
 # How many tests a decision-days comparison is (window, pending claims): its p value is the
@@ -393,6 +395,8 @@ def _pending_evidence(
         int(pending.usual[row]),
     )
     average_paid = current.paid_cents / current.decided if current.decided else 0.0
+    factor = float(pending.factor[row])
+    season = f", ×{factor:.1f} as on the same days a year earlier" if factor > 1 else ""
     return (
         Evidence(
             baseline.decided,
@@ -405,7 +409,7 @@ def _pending_evidence(
             PENDING_UNIT,
             float(pending.p_value[row]),
             f"one-sided Poisson test of the claims pending past {usual} days (the baseline's "
-            f"{PENDING_QUANTILE:.0%} decision time) against the baseline's pace",
+            f"{PENDING_QUANTILE:.0%} decision time) against the baseline's pace{season}",
         ),
         round(observed * average_paid),
     )
@@ -543,7 +547,7 @@ class _Screens:
     def pending(self) -> _Pending:
         if self._pending is None:
             self._pending = _Pending.of(self.table, self._series, self._as_of, self._baseline,
-                                        self._current, self._config)  # fmt: skip
+                                        self._current, self._config, self.history)  # fmt: skip
         return self._pending
 
     def change_start(self, row: int, metric: str) -> dt.date | None:
@@ -722,12 +726,18 @@ class _Pending:
     decided, plus the payer's usual backlog (the share of a baseline's worth of still older
     starts that is pending too). A payer that stops deciding shows here weeks before its late
     decisions arrive. Pending on the as-of day: claims decided after it (when the statistics
-    reach that far) and those pending still, which started by it. p: one-sided Poisson."""
+    reach that far) and those pending still, which started by it. p: one-sided Poisson.
+
+    Where the row's history reaches a year back, the same count a year earlier (SEASON_DAYS),
+    against what its baseline then expected, is the season's `factor`: the lower bound of
+    that ratio (one-sided PENDING_SEASON_CONFIDENCE, Poisson), never below 1, raises the
+    expectation, so the backlog of every year's holidays is expected, not alarmed."""
 
     usual: statistics.IntArray
     observed: statistics.IntArray
     expected: statistics.FloatArray
     p_value: statistics.FloatArray
+    factor: statistics.FloatArray
 
     @classmethod
     def of(
@@ -738,60 +748,98 @@ class _Pending:
         baseline: WindowTotals,
         current: WindowTotals,
         config: DetectionConfig,
+        history: _History,
     ) -> _Pending:
-        counts, values = baseline.decision_days, baseline.values
-        usual = statistics.quantile_rows(counts, values, PENDING_QUANTILE).astype(np.int64)
-        total = counts.sum(axis=1)
-        # Share of the baseline's claims still undecided at each age (column: age in days).
-        oldest = int(values[-1]) + 1 if values.size else 1
-        dense = np.zeros((counts.shape[0], oldest + 1), dtype=np.float64)
-        dense[:, values] = counts
-        with np.errstate(divide="ignore", invalid="ignore"):
-            undecided = 1 - np.cumsum(dense, axis=1) / np.maximum(total, 1)[:, None]
-        days = config.current_window_days
-        ages = usual[:, None] + 1 + np.arange(days)[None, :]
-        share = np.take_along_axis(undecided, np.minimum(ages, oldest), axis=1).sum(axis=1)
-        per_day = np.maximum(
-            baseline.amount("decided") / config.baseline_window_days,
-            current.amount("decided") / days,
-        )
-        position, value, claims = table.histogram_entries()
-        after = table.windows(series, as_of + 1, np.full(series.size, _LAST_DAY))
-        first_entry = np.searchsorted(position, after.low)
-        last_entry = np.searchsorted(position, after.high)
-        reference_days = config.baseline_window_days
-
-        def pending(row: int, oldest_age: int, youngest_age: int) -> int:
-            """Claims of the row pending on its as-of day, aged from `youngest_age` to
-            `oldest_age` days."""
-            started_from, started_to = as_of[row] - oldest_age, as_of[row] - youngest_age
-            mine = slice(first_entry[row], last_entry[row])
-            started = table.days[position[mine]] - value[mine]
-            count = claims[mine][(started >= started_from) & (started <= started_to)].sum()
-            one = table.series[series[row]]
-            waiting = (one.pending_started >= started_from) & (one.pending_started <= started_to)
-            return int(count + one.pending_claims[waiting].sum())
-
-        observed = np.zeros(series.size, dtype=np.int64)
-        stale = np.zeros(series.size, dtype=np.int64)
-        for row in range(series.size):
-            observed[row] = pending(row, usual[row] + days, usual[row] + 1)
-            # Older claims still open (never to be decided, or stuck for reasons of their
-            # own): the share of a baseline's worth of older starts that is, a payer's
-            # usual backlog, expected of the newer ones too.
-            stale[row] = pending(row, usual[row] + days + reference_days, usual[row] + days + 1)
-        stale_share = np.clip(stale / np.maximum(per_day * reference_days, 1), 0.0, 1.0)
-        expected = per_day * (stale_share * days + (1 - stale_share) * share)
+        usual, observed, expected = _pending_counts(table, series, as_of, baseline, current, config)
+        last_as_of = as_of - SEASON_DAYS
+        last_current = last_as_of - (config.current_window_days - 1)
+        last_baseline = last_current - config.baseline_window_days
+        has = history.covered_from(series) <= last_baseline
+        factor = np.ones(series.size)
+        if has.any():
+            rows = np.flatnonzero(has)
+            mine = series[rows]
+            _, last_observed, last_expected = _pending_counts(
+                table,
+                mine,
+                last_as_of[rows],
+                table.windows(mine, last_baseline[rows], last_current[rows] - 1),
+                table.windows(mine, last_current[rows], last_as_of[rows]),
+                config,
+            )
+            with np.errstate(divide="ignore", invalid="ignore"):
+                low = stats.gamma.ppf(1 - PENDING_SEASON_CONFIDENCE, np.maximum(last_observed, 1))
+                ratio = np.where(
+                    (last_observed > 0) & (last_expected > 0), low / last_expected, 1.0
+                )
+            factor[rows] = np.maximum(ratio, 1.0)
+        expected = expected * factor
+        total = baseline.decision_days.sum(axis=1)
         p_value = np.where(
             (total > 0) & (expected > 0), stats.poisson.sf(observed - 1, expected), 1.0
         )
-        return cls(usual, observed, expected, p_value)
+        return cls(usual, observed, expected, p_value, factor)
 
     def clears_floor(self, row: int) -> bool:
         observed, expected = int(self.observed[row]), float(self.expected[row])
         return (
             observed >= PENDING_MIN_RATIO * expected and observed - expected >= PENDING_MIN_EXCESS
         )
+
+
+def _pending_counts(
+    table: SeriesTable,
+    series: statistics.IntArray,
+    as_of: statistics.IntArray,
+    baseline: WindowTotals,
+    current: WindowTotals,
+    config: DetectionConfig,
+) -> tuple[statistics.IntArray, statistics.IntArray, statistics.FloatArray]:
+    """(usual, observed, expected) of `_Pending` for each row's windows, before the season."""
+    counts, values = baseline.decision_days, baseline.values
+    usual = statistics.quantile_rows(counts, values, PENDING_QUANTILE).astype(np.int64)
+    total = counts.sum(axis=1)
+    # Share of the baseline's claims still undecided at each age (column: age in days).
+    oldest = int(values[-1]) + 1 if values.size else 1
+    dense = np.zeros((counts.shape[0], oldest + 1), dtype=np.float64)
+    dense[:, values] = counts
+    with np.errstate(divide="ignore", invalid="ignore"):
+        undecided = 1 - np.cumsum(dense, axis=1) / np.maximum(total, 1)[:, None]
+    days = config.current_window_days
+    ages = usual[:, None] + 1 + np.arange(days)[None, :]
+    share = np.take_along_axis(undecided, np.minimum(ages, oldest), axis=1).sum(axis=1)
+    per_day = np.maximum(
+        baseline.amount("decided") / config.baseline_window_days,
+        current.amount("decided") / days,
+    )
+    position, value, claims = table.histogram_entries()
+    after = table.windows(series, as_of + 1, np.full(series.size, _LAST_DAY))
+    first_entry = np.searchsorted(position, after.low)
+    last_entry = np.searchsorted(position, after.high)
+    reference_days = config.baseline_window_days
+
+    def pending(row: int, oldest_age: int, youngest_age: int) -> int:
+        """Claims of the row pending on its as-of day, aged from `youngest_age` to
+        `oldest_age` days."""
+        started_from, started_to = as_of[row] - oldest_age, as_of[row] - youngest_age
+        mine = slice(first_entry[row], last_entry[row])
+        started = table.days[position[mine]] - value[mine]
+        count = claims[mine][(started >= started_from) & (started <= started_to)].sum()
+        one = table.series[series[row]]
+        waiting = (one.pending_started >= started_from) & (one.pending_started <= started_to)
+        return int(count + one.pending_claims[waiting].sum())
+
+    observed = np.zeros(series.size, dtype=np.int64)
+    stale = np.zeros(series.size, dtype=np.int64)
+    for row in range(series.size):
+        observed[row] = pending(row, usual[row] + days, usual[row] + 1)
+        # Older claims still open (never to be decided, or stuck for reasons of their
+        # own): the share of a baseline's worth of older starts that is, a payer's
+        # usual backlog, expected of the newer ones too.
+        stale[row] = pending(row, usual[row] + days + reference_days, usual[row] + days + 1)
+    stale_share = np.clip(stale / np.maximum(per_day * reference_days, 1), 0.0, 1.0)
+    expected = per_day * (stale_share * days + (1 - stale_share) * share)
+    return usual, observed, expected
 
 
 class _History:
@@ -856,7 +904,10 @@ class _Season:
     - days to decision: the baseline shifted by median(S) − median(R') + median(R) −
       median(B) (standard errors of medians from interquartile ranges);
     - denial-reason mix: the baseline's shares moved to S + R − R' (shares), when last year's
-      change is itself clear (chi-square p < SEASON_MIX_P_VALUE);
+      change is itself clear (chi-square p < SEASON_MIX_P_VALUE), the row's own season where
+      it has enough denials to say, the customer's only where it has not; the expected mix
+      then counts as many denials as its windows' noise allows (1 / Σ 1/denials), not the
+      baseline's;
     - payment: none; patients' shares are counted with what is paid (the deductible season
       moves dollars from payer to patient, not out of the settlement).
     """
@@ -881,12 +932,27 @@ class _Season:
         if not values.size or int(values[-1]) == values.size - 1:
             shift = _pooled_towards(_day_change(own, values), _day_change(pooled, values))
             self.day_shift = np.rint(np.maximum(shift, 0.0)).astype(np.int64)
-        own_mix, own_moved = _mix_change(own, table.codes)
-        pooled_mix, pooled_moved = _mix_change(pooled, table.codes)
-        self.mix = own_mix | pooled_mix
-        moved = np.where(own_mix[:, None], own_moved, pooled_moved)
+        own_mix = _mix_change(own, table.codes)
+        pooled_mix = _mix_change(pooled, table.codes)
+        # Where the row's or the customer's season is clear, the row's own season of denial
+        # reasons is expected where it has enough denials to say (a customer's January
+        # eligibility denials are no season of a payer that does not deny for them), the
+        # customer's where it has not.
+        use_pooled = ~own_mix.usable & pooled_mix.clear
+        self.mix = (own_mix.usable & (own_mix.clear | pooled_mix.clear)) | use_pooled
+        moved = np.where(use_pooled[:, None], pooled_mix.moved, own_mix.moved)
         shares = np.clip(_shares_of_rows(observed.carc_counts) + moved, 0.0, None)
-        adjusted = np.rint(_shares_of_rows(shares) * observed.carc_counts.sum(axis=1)[:, None])
+        # The expectation is as precise as the windows it is made of: its counts are those
+        # of a sample with the variance of their sum (so a thin week of last year does not
+        # pass for the whole baseline's precision).
+        own_total = observed.carc_counts.sum(axis=1)
+        variance = np.where(
+            use_pooled,
+            _inverse(own_total) + pooled_mix.variance,
+            own_mix.variance,
+        )
+        precision = np.minimum(_inverse(variance), own_total)
+        adjusted = np.rint(_shares_of_rows(shares) * precision[:, None])
         self.mix_adjusted = np.where(
             self.mix[:, None], adjusted.astype(np.int64), observed.carc_counts
         )
@@ -1123,22 +1189,39 @@ def _day_change(
     return _change(season, estimates, ok)
 
 
-def _mix_change(
-    season: _SeasonWindows, codes: tuple[str, ...]
-) -> tuple[npt.NDArray[np.bool_], statistics.FloatArray]:
-    """Whether last year's change of denial reasons into these weeks is clear, and the change
-    of each reason's share."""
+@dataclass(frozen=True)
+class _MixChange:
+    """Last year's change of denial reasons into these weeks, per row: whether each window
+    has enough denials to say (`usable`), whether the change is clear (`clear`), the change
+    of each reason's share carried to this year (`moved`, from the baseline's shares), and
+    the variance that expectation has per denial (the sum of its windows' 1/denials)."""
+
+    usable: npt.NDArray[np.bool_]
+    clear: npt.NDArray[np.bool_]
+    moved: statistics.FloatArray
+    variance: statistics.FloatArray
+
+
+def _mix_change(season: _SeasonWindows, codes: tuple[str, ...]) -> _MixChange:
     windows = (season.same, season.before, season.recent, season.observed)
     totals = [w.carc_counts.sum(axis=1) for w in windows]
-    ok = season.has & np.all([t >= MIN_DENIALS_FOR_MIX for t in totals], axis=0)
-    if not ok.any():
-        return ok, np.zeros(season.same.carc_counts.shape)
+    usable = season.has & np.all([t >= MIN_DENIALS_FOR_MIX for t in totals], axis=0)
+    same_total, before_total, recent_total, _ = totals
+    # Expected: last year's same weeks at this year's level, S + R − R' (the baseline B
+    # cancels out of B + moved); each window's shares vary as 1/denials.
+    variance = _inverse(same_total) + _inverse(before_total) + _inverse(recent_total)
+    if not usable.any():
+        return _MixChange(usable, usable, np.zeros(season.same.carc_counts.shape), variance)
     p = statistics.mix_p_values(season.before.carc_counts, season.same.carc_counts, codes)
     same, before, recent, observed = (_shares_of_rows(w.carc_counts) for w in windows)
-    # Expected: last year's same weeks, at this year's level (its reference days against
-    # last year's); as a move from the baseline's shares.
     moved = same + recent - before - observed
-    return ok & (p < SEASON_MIX_P_VALUE), moved
+    return _MixChange(usable, usable & (p < SEASON_MIX_P_VALUE), moved, variance)
+
+
+def _inverse(counts: npt.NDArray[Any]) -> statistics.FloatArray:
+    """1/count, infinite for none."""
+    with np.errstate(divide="ignore"):
+        return np.divide(1.0, counts.astype(np.float64))
 
 
 def _seasonal_evidence(

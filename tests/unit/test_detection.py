@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
@@ -13,6 +14,7 @@ from services.drift.config import DetectionConfig
 from services.drift.detection import (
     ALL_CODES,
     Detection,
+    Finding,
     detect,
     first_day_read,
     span_starts_read,
@@ -486,3 +488,106 @@ def test_a_payer_that_stops_deciding_is_seen_in_its_pending_claims() -> None:
     assert evidence.current_events == 30 * 16
     assert evidence.baseline_events < 30 and 17 <= evidence.baseline_value <= 22
     assert "waiting more than" in finding.summary and finding.severity == "HIGH"
+
+
+def _reasons(stats: list[DayStat], shares: Callable[[DayStat], dict[str, float]]) -> list[DayStat]:
+    """The same days, their denials spread over the reasons `shares` gives each day."""
+    rng = random.Random(7)
+    spread = []
+    for s in stats:
+        codes, weights = zip(*shares(s).items(), strict=True)
+        counts = Counter(rng.choices(codes, weights, k=s.denied))
+        spread.append(DayStat(**{**s.__dict__, "carc_counts": dict(counts)}))
+    return spread
+
+
+def test_a_customers_january_denial_reasons_are_no_season_of_a_payer_without_them() -> None:
+    """Every January the commercial payers deny a third of their claims for eligibility
+    (CO-27) as plans change: expected of them, from their own last January. Medicare never
+    does, and its own last January says so: the customer's season is not pinned on it. A
+    payer whose reasons move as they did not last year is found."""
+    usual = {"CO-50": 0.4, "CO-16": 0.3, "CO-18": 0.3}
+    eligibility = {"CO-27": 0.35, "CO-50": 0.25, "CO-16": 0.2, "CO-18": 0.2}
+
+    def payer(
+        name: str, seed: int, january: dict[str, float], years: tuple[int, ...]
+    ) -> list[DayStat]:
+        days = _seasonal_years(name, through=JANUARY_RUN, january={}, years_with_season=(),
+                               seed=seed)  # fmt: skip
+        return _reasons(
+            days, lambda s: january if s.day.month == 1 and s.day.year in years else usual
+        )
+
+    every_year = (2025, 2026)
+    stats = [
+        *payer("Aetna", 31, eligibility, every_year),
+        *payer("Cigna", 32, eligibility, every_year),
+        *payer("Humana", 33, eligibility, every_year),
+        *payer("Medicare", 34, usual, every_year),
+    ]
+    assert not [
+        f
+        for f in detect_days(stats, JANUARY_RUN, CONFIG).findings
+        if f.metric == "DENIAL_REASON_MIX"
+    ]
+    prior_auth = {"CO-197": 0.4, "CO-50": 0.2, "CO-16": 0.2, "CO-18": 0.2}
+    moved = stats + payer("Wellcare", 35, prior_auth, (2026,))
+    (finding,) = [
+        f
+        for f in detect_days(moved, JANUARY_RUN, CONFIG).findings
+        if f.metric == "DENIAL_REASON_MIX"
+    ]
+    assert finding.cell.payer == "Wellcare"
+    assert finding.evidence.carc_shifts[0][0] == "CO-197"
+
+
+def test_a_backlog_every_year_at_the_holidays_is_expected() -> None:
+    """A payer that leaves four claims in five undecided over the last weeks of every year:
+    the backlog on December 31 is what it was a year earlier, so it is expected (and would be
+    a finding without last year's). One beyond the season's is still found."""
+    run = dt.date(2026, 12, 31)
+    year = dt.timedelta(days=detection.SEASON_DAYS)
+    steady = _seasonal_years("Slowco", through=run, january={}, years_with_season=(),
+                             per_day=20)  # fmt: skip
+
+    def holidays(as_of: dt.date) -> dt.date:
+        return as_of - dt.timedelta(days=30)
+
+    def slowed(stats: list[DayStat], years: tuple[dt.date, ...]) -> list[DayStat]:
+        slow = [s for s in stats if any(holidays(y) <= s.day <= y for y in years)]
+        kept = [
+            s if s not in slow else DayStat(**{**s.__dict__, "decided": 4, "denied": 0,
+                                             "decision_days": {15: 4}, "carc_counts": {}})
+            for s in stats
+        ]  # fmt: skip
+        # The claims left over are decided ten days after the season, at once.
+        caught_up: list[DayStat] = []
+        for last in years:
+            if last == run:
+                continue
+            day = last + dt.timedelta(days=10)
+            late = {
+                (day - (holidays(last) + dt.timedelta(days=n))).days: 16
+                for n in range((last - holidays(last)).days + 1)
+            }
+            caught_up.append(DayStat("Slowco", "", day, 16 * len(late), 0, 0, late,
+                                     0, 0, 0, 0, {}))  # fmt: skip
+        return kept + caught_up
+
+    def waiting(per_day: int) -> list[PendingStat]:
+        return [
+            PendingStat("Slowco", "", holidays(run) + dt.timedelta(days=n), per_day)
+            for n in range((run - holidays(run)).days + 1)
+        ]
+
+    def pending_findings(stats: list[DayStat], per_day: int) -> list[Finding]:
+        found = detect(cell_series(stats, waiting(per_day)), run, CONFIG).findings
+        return [f for f in found if f.evidence.effect_unit == "claims"]
+
+    every_year = slowed(steady, (run - year, run))
+    assert pending_findings(every_year, 16) == []
+    (new,) = pending_findings(slowed(steady, (run,)), 16)
+    assert "a year earlier" not in new.evidence.test
+    (worse,) = pending_findings(every_year, 60)
+    assert "as on the same days a year earlier" in worse.evidence.test
+    assert worse.evidence.baseline_events > new.evidence.baseline_events
