@@ -567,7 +567,8 @@ class _Screens:
     def _denial_cusum(self) -> _Cusum:
         config, base, days = self._config, self._baseline, self._config.current_window_days
         first = self._as_of - (days - 1)
-        p0 = _upper_rate(base.amount("denied"), base.amount("decided"))
+        # The baseline's rate as precise as the season's expectation of it.
+        p0 = _upper_rate(*self._season.denial_counts(base))
         p1 = np.maximum(
             p0 + config.denial_rate_min_increase_points / 100,
             p0 * config.denial_rate_min_ratio,
@@ -589,11 +590,9 @@ class _Screens:
     def _compute_p_values(self, metric: str) -> statistics.FloatArray:
         base, cur = self._baseline, self._current
         if metric == "DENIAL_RATE":
+            denied, decided = self._season.denial_counts(base)
             return statistics.fisher_greater(
-                base.amount("denied"),
-                base.amount("decided"),
-                cur.amount("denied"),
-                cur.amount("decided"),
+                denied, decided, cur.amount("denied"), cur.amount("decided")
             )
         if metric == "DECISION_DAYS":
             p = statistics.mann_whitney_greater_rows(base.decision_days, cur.decision_days)[1]
@@ -900,7 +899,8 @@ class _Season:
     cell borrows the customer's season and keeps its own only where that is clear. A row
     without a year of its own history takes the customer's. Per metric:
     - denial rate: the baseline's denials × S/R' × R/B (rates, on the log scale), never
-      below 1 (a season only raises expectations);
+      below 1 (a season only raises expectations), tested as a baseline of as many claims as
+      the noise of that expectation allows (`_denial_scale`);
     - days to decision: the baseline shifted by median(S) − median(R') + median(R) −
       median(B) (standard errors of medians from interquartile ranges);
     - denial-reason mix: the baseline's shares moved to S + R − R' (shares), when last year's
@@ -924,8 +924,11 @@ class _Season:
         lengths = sorted(d for d in SEASON_REFERENCE_DAYS if d <= config.baseline_window_days)
         own = _season_windows(table, series, current_start, observed, config, history, lengths)
         pooled = _pooled_season(table, current_start, config, history, lengths)
-        change = _pooled_towards(_denial_change(own), _denial_change(pooled))
+        own_denials, pooled_denials = _denial_change(own), _denial_change(pooled)
+        change = _pooled_towards(own_denials, pooled_denials)
         self.denial_factor = np.exp(np.maximum(change, 0.0))
+        self.denial_scale = _denial_scale(observed, self.denial_factor, own_denials,
+                                          pooled_denials)  # fmt: skip
         self.day_shift = np.zeros(series.size, dtype=np.int64)
         values = table.values
         # A table of values beyond its dense columns (days far out) is left without a season.
@@ -988,6 +991,16 @@ class _Season:
             replace(current, decision_days=current_days, values=values),
         )
 
+    def denial_counts(
+        self, adjusted: WindowTotals
+    ) -> tuple[statistics.IntArray, statistics.IntArray]:
+        """The (denied, decided) each row's denial rate is tested against: the adjusted
+        baseline's, scaled down to the precision of the season's expectation."""
+        return tuple(  # type: ignore[return-value]
+            np.rint(adjusted.amount(name) * self.denial_scale).astype(np.int64)
+            for name in ("denied", "decided")
+        )
+
     def adjusts(self, row: int, metric: str) -> bool:
         if metric == "DENIAL_RATE":
             return bool(self.denial_factor[row] > 1.0)
@@ -1003,7 +1016,9 @@ class _Season:
             return baseline
         if metric == "DENIAL_RATE":
             denied = min(baseline.decided, round(baseline.denied * float(self.denial_factor[row])))
-            return replace(baseline, denied=denied)
+            scale = float(self.denial_scale[row])
+            return replace(baseline, denied=round(denied * scale),
+                           decided=round(baseline.decided * scale))  # fmt: skip
         if metric == "DECISION_DAYS":
             days = baseline.decision_days
             return replace(
@@ -1151,6 +1166,36 @@ def _pooled_towards(
     return np.where(ok, target + _shrunk(change - target, variance), target)
 
 
+def _denial_scale(
+    observed: WindowTotals,
+    factor: statistics.FloatArray,
+    own: tuple[npt.NDArray[np.bool_], statistics.FloatArray, statistics.FloatArray],
+    pooled: tuple[npt.NDArray[np.bool_], statistics.FloatArray, statistics.FloatArray],
+) -> statistics.FloatArray:
+    """The share of the baseline's claims the season's expected denial rate is as precise as:
+    the variance of its log (the baseline's, (1 − r)/denials, plus the season's change's) set
+    equal to that of a sample of the rate. The row's change varies by its windows' noise; the
+    customer's, taken for a row without its own, also by how much the customer's rows' own
+    changes spread around it beyond their noise (method of moments). 1 without a season."""
+    own_ok, own_change, own_variance = own
+    pooled_ok, pooled_change, pooled_variance = pooled
+    both = own_ok & pooled_ok
+    spread = 0.0
+    if both.any():
+        excess = np.square(own_change[both] - pooled_change[both]) - own_variance[both]
+        spread = max(float(excess.mean()), 0.0)
+    change_variance = np.where(
+        own_ok, own_variance, np.where(pooled_ok, pooled_variance + spread, 0.0)
+    )
+    decided = np.maximum(observed.amount("decided"), 1).astype(np.float64)
+    denied = np.maximum(observed.amount("denied"), 1).astype(np.float64)
+    expected = np.minimum(denied * factor, decided)
+    baseline_variance = np.maximum(1 / denied - 1 / decided, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.maximum(1 / expected - 1 / decided, 0.0) / (baseline_variance + change_variance)
+    return np.where((factor > 1.0) & np.isfinite(scale), np.clip(scale, 0.0, 1.0), 1.0)
+
+
 def _denial_change(
     season: _SeasonWindows,
 ) -> tuple[npt.NDArray[np.bool_], statistics.FloatArray, statistics.FloatArray]:
@@ -1233,6 +1278,7 @@ def _seasonal_evidence(
     as_observed = observed[0]
     return _with(
         evidence,
+        baseline_count=as_observed.baseline_count,
         baseline_value=as_observed.baseline_value,
         baseline_events=as_observed.baseline_events,
         baseline_interval=as_observed.baseline_interval,

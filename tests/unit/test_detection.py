@@ -150,9 +150,13 @@ def test_a_small_but_significant_change_stays_under_the_floor() -> None:
     # +3 points on a huge payer is "significant" but below the +5 point floor.
     windows = windows_for(AS_OF, CONFIG)
     stats = _stats(
-        "Big", "", per_day=2000, denial_rate=0.10, start=HISTORY_START,
+        "Big",
+        "",
+        per_day=2000,
+        denial_rate=0.10,
+        start=HISTORY_START,
         days=BASELINE_DAYS,
-    )  # fmt: skip
+    )
     stats += _stats(
         "Big", "", per_day=2000, denial_rate=0.13, start=windows.current.start, days=30, seed=3
     )
@@ -252,9 +256,14 @@ def test_many_true_drifts_do_not_carry_a_chance_excursion_with_them(
     windows = windows_for(AS_OF, CONFIG)
     stats = [s for n in range(10) for s in _history(f"Drifting{n}", denial_rate=0.4)]
     stats += _stats(
-        "Noise", "", per_day=5, denial_rate=0.10, start=HISTORY_START,
-        days=BASELINE_DAYS, seed=7,
-    )  # fmt: skip
+        "Noise",
+        "",
+        per_day=5,
+        denial_rate=0.10,
+        start=HISTORY_START,
+        days=BASELINE_DAYS,
+        seed=7,
+    )
     stats += _stats(
         "Noise", "", per_day=5, denial_rate=0.19, start=windows.current.start, days=30, seed=107
     )
@@ -441,9 +450,12 @@ def test_a_new_payer_is_compared_only_once_its_history_covers_the_baseline() -> 
     found = detect_days(old + new, AS_OF, CONFIG)
     assert {f.cell.payer for f in found.findings} == {"Aetna"}
     first_run = appeared + dt.timedelta(
-        days=detection.NEW_PAYER_LEAD_DAYS + CONFIG.baseline_window_days
-        + CONFIG.current_window_days - 1 + detection.PERSISTENCE_DAYS
-    )  # fmt: skip
+        days=detection.NEW_PAYER_LEAD_DAYS
+        + CONFIG.baseline_window_days
+        + CONFIG.current_window_days
+        - 1
+        + detection.PERSISTENCE_DAYS
+    )
     assert found.history_until == {"Newco": first_run}
     assert first_run > AS_OF
     # Alone, the payer's history is the customer's: it waits for its baselines, no longer.
@@ -591,3 +603,43 @@ def test_a_backlog_every_year_at_the_holidays_is_expected() -> None:
     (worse,) = pending_findings(every_year, 60)
     assert "as on the same days a year earlier" in worse.evidence.test
     assert worse.evidence.baseline_events > new.evidence.baseline_events
+
+
+def test_a_payer_without_its_own_last_january_is_held_to_the_customers_spread_of_seasons() -> None:
+    """The customer's payers deny more every January, by how much differs from payer to
+    payer (×1.2 to ×3). A payer whose history begins after last January takes the customer's
+    season, as uncertain as its payers' seasons spread: a rise within that spread is no
+    drift, one far beyond it is."""
+    rises = {"Aetna": 1.2, "Cigna": 3.0, "Humana": 1.5, "Anthem": 2.5, "Kaiser": 1.3}
+    stats = [
+        s
+        for n, (name, rise) in enumerate(rises.items())
+        for s in _seasonal_years(
+            name,
+            through=JANUARY_RUN,
+            january={"denial_rate": 0.1 * rise},
+            years_with_season=(2025, 2026),
+            seed=40 + n,
+        )
+    ]
+    late_start = dt.date(2025, 3, 1)
+
+    def late(rise: float) -> list[DayStat]:
+        return [
+            s
+            for s in _seasonal_years(
+                "Highmark",
+                through=JANUARY_RUN,
+                january={"denial_rate": 0.1 * rise},
+                years_with_season=(2025, 2026),
+                seed=50,
+            )
+            if s.day >= late_start
+        ]
+
+    def denial_findings(extra: list[DayStat]) -> set[str]:
+        found = detect_days(stats + extra, JANUARY_RUN, CONFIG).findings
+        return {f.cell.payer for f in found if f.metric == "DENIAL_RATE"}
+
+    assert denial_findings(late(2.5)) == set()
+    assert denial_findings(late(6.0)) == {"Highmark"}
