@@ -86,6 +86,11 @@ PENDING_MIN_EXCESS = 10
 PENDING_MIN_RATIO = 3.0
 # How sure the season's raise of the pending claims expected must be (see `_Pending`).
 PENDING_SEASON_CONFIDENCE = 0.9
+# A year before, a run reads the decisions of this many days after its as-of day day by day
+# (a claim's start is its decision day less its days to decision): the claims pending then
+# are counted exactly where they were decided within them (later ones, from the span of days
+# they were decided in, as if on its first day).
+SEASON_DAILY_DAYS = 90
 # The last day a run may read past its as-of day (for claims pending on it), as an ordinal.
 _LAST_DAY = dt.date(9999, 12, 31).toordinal()
 # How many tests a decision-days comparison is (window, pending claims): its p value is the
@@ -147,15 +152,26 @@ def span_starts_read(as_of: dt.date, config: DetectionConfig) -> set[dt.date]:
         for days in SEASON_REFERENCE_DAYS
         for window in season_windows(w, days)
     ]
-    # The sequential test reads the current window day by day.
+    # The sequential test reads the current window day by day; the pending claims of a year
+    # earlier are worked out from the days of the decisions that followed (see `_Pending`).
     current = every[0].current
+    year = dt.timedelta(days=SEASON_DAYS)
+    last_year = every[-1].current.end - year
     days = [
-        Window(current.start + dt.timedelta(days=n), current.start + dt.timedelta(days=n))
-        for n in range((current.end - current.start).days + 1)
+        *_days_between(current.start, current.end),
+        *_days_between(last_year, current.end - year + dt.timedelta(days=SEASON_DAILY_DAYS)),
     ]
     return window_edges(
         [*(window for w in every for window in (w.baseline, w.current)), *seasons, *days]
     )
+
+
+def _days_between(first: dt.date, last: dt.date) -> list[Window]:
+    """Each day from `first` to `last` as a window of its own."""
+    return [
+        Window(first + dt.timedelta(days=n), first + dt.timedelta(days=n))
+        for n in range((last - first).days + 1)
+    ]
 
 
 @dataclass(frozen=True)

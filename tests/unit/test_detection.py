@@ -593,8 +593,14 @@ def test_a_backlog_every_year_at_the_holidays_is_expected() -> None:
         ]
 
     def pending_findings(stats: list[DayStat], per_day: int) -> list[Finding]:
-        found = detect(cell_series(stats, waiting(per_day)), run, CONFIG).findings
-        return [f for f in found if f.evidence.effect_unit == "claims"]
+        found = detect(cell_series(stats, waiting(per_day)), run, CONFIG)
+        # As a run reads them: entries summed over its spans, to its as-of day.
+        spans = span_starts_read(run, CONFIG)
+        first = first_day_read(run, CONFIG)
+        assert (
+            detect(read(stats, first, run, spans, pending=waiting(per_day)), run, CONFIG) == found
+        )
+        return [f for f in found.findings if f.evidence.effect_unit == "claims"]
 
     every_year = slowed(steady, (run - year, run))
     assert pending_findings(every_year, 16) == []
