@@ -71,11 +71,13 @@ SEASON_MIX_P_VALUE = 0.01
 # still lean towards the change (a spike that ended is no drift), and how far above the
 # baseline's estimate the rate it starts from is put (one-sided z), so that a baseline that
 # happened to come out low does not make every ordinary day look like a change. Decision
-# times are not watched so: their holiday slowdowns fall in the last days of a window, where
-# a season adjusted over the whole window does not reach.
-SEQUENTIAL_METRICS = ("DENIAL_RATE",)
+# times are watched as the share of claims slower than the baseline's median, each day
+# against last year's same days (SEASON_SMOOTH_DAYS either side): holiday slowdowns fall in a
+# window's last days, where a season adjusted over the whole window does not reach.
+SEQUENTIAL_METRICS = ("DENIAL_RATE", "DECISION_DAYS")
 RECENT_DAYS = 7
 BASELINE_MARGIN_Z = 1.28
+SEASON_SMOOTH_DAYS = 3
 # Censored decision times (see `_Screens.pending`): claims still pending past the time the
 # baseline decided this share of its claims in count against the payer; so many more than
 # the baseline leads to expect, and at least twice as many, make a finding.
@@ -93,9 +95,9 @@ PENDING_SEASON_CONFIDENCE = 0.9
 SEASON_DAILY_DAYS = 90
 # The last day a run may read past its as-of day (for claims pending on it), as an ordinal.
 _LAST_DAY = dt.date(9999, 12, 31).toordinal()
-# How many tests a decision-days comparison is (window, pending claims): its p value is the
-# smallest of theirs times this (Bonferroni).
-DECISION_DAYS_TESTS = 2
+# How many tests a comparison is (window, sequential, and for decision days pending claims):
+# its p value is the smallest of theirs times this (Bonferroni).
+TESTS = {"DENIAL_RATE": 2, "DECISION_DAYS": 3}
 
 
 @dataclass(frozen=True)
@@ -154,15 +156,26 @@ def span_starts_read(as_of: dt.date, config: DetectionConfig) -> set[dt.date]:
     ]
     # The sequential test reads the current window day by day; the pending claims of a year
     # earlier are worked out from the days of the decisions that followed (see `_Pending`).
-    current = every[0].current
+    # The same windows a year earlier: what its baseline expected then (pending claims, the
+    # share of slow decisions), and its current windows' days, SEASON_SMOOTH_DAYS either
+    # side, day by day.
     year = dt.timedelta(days=SEASON_DAYS)
-    last_year = every[-1].current.end - year
+    last_years = [windows_for(w.current.end - year, config) for w in every]
+    current = every[0].current
+    after = dt.timedelta(days=max(SEASON_DAILY_DAYS, SEASON_SMOOTH_DAYS))
     days = [
         *_days_between(current.start, current.end),
-        *_days_between(last_year, current.end - year + dt.timedelta(days=SEASON_DAILY_DAYS)),
+        *_days_between(
+            every[-1].current.start - year - dt.timedelta(days=SEASON_SMOOTH_DAYS),
+            current.end - year + after,
+        ),
     ]
     return window_edges(
-        [*(window for w in every for window in (w.baseline, w.current)), *seasons, *days]
+        [
+            *(window for w in every + last_years for window in (w.baseline, w.current)),
+            *seasons,
+            *days,
+        ]
     )
 
 
@@ -314,7 +327,7 @@ def detect(
         i
         for i, metric, _, _ in under
         if metric == "DECISION_DAYS"
-        and DECISION_DAYS_TESTS * screens.pending.p_value[i] <= cutoffs[i]
+        and TESTS["DECISION_DAYS"] * screens.pending.p_value[i] <= cutoffs[i]
         and screens.pending.clears_floor(i)
     }
     sequential = {
@@ -382,8 +395,8 @@ def _sequential_finding(
     it began (enough claims, seasonally expected baseline) clears the metric's floor."""
     if metric not in SEQUENTIAL_METRICS:
         return None
-    cusum = screens.cusum
-    if not (2 * cusum.p_value[row] <= cutoff and cusum.recent[row]):
+    cusum = screens.cusum(metric)
+    if not (TESTS[metric] * cusum.p_value[row] <= cutoff and cusum.recent[row]):
         return None
     since = dt.date.fromordinal(int(cusum.start[row]))
     config = screens.config
@@ -524,13 +537,14 @@ class _Screens:
         self._config = config
         self._as_of = as_of
         self._series = series
-        self._cusum: _Cusum | None = None
+        self._cusums: dict[str, _Cusum] = {}
         self._pending: _Pending | None = None
         current_start = as_of - (config.current_window_days - 1)
         baseline_start = current_start - config.baseline_window_days
         observed = table.windows(series, baseline_start, current_start - 1)
         self._current = table.windows(series, current_start, as_of)
         self._season = _Season(table, series, current_start, observed, config, history)
+        self._observed = observed
         self._baseline, self._current = self._season.adjusted(observed, self._current)
         self.enough = (
             (self._current.amount("decided") >= config.min_current_claims)
@@ -547,15 +561,16 @@ class _Screens:
 
     def p_values(self, metric: str) -> statistics.FloatArray:
         """Each series' p-value, NaN where the comparison cannot be made: the window test's,
-        or for SEQUENTIAL_METRICS the smaller of it and the sequential test's, doubled
-        (Bonferroni over the two)."""
+        or for SEQUENTIAL_METRICS the smallest of it, the sequential test's and (decision
+        days) the pending claims', times TESTS (Bonferroni)."""
         if metric not in self._p:
             p = self._compute_p_values(metric)
             # NaN stays NaN: the other tests need what the window test needs.
-            if metric == "DENIAL_RATE":
-                p = np.minimum(1.0, 2 * np.minimum(p, self.cusum.p_value))
-            elif metric == "DECISION_DAYS":
-                p = np.minimum(1.0, DECISION_DAYS_TESTS * np.minimum(p, self.pending.p_value))
+            if metric in SEQUENTIAL_METRICS:
+                p = np.minimum(p, self.cusum(metric).p_value)
+                if metric == "DECISION_DAYS":
+                    p = np.minimum(p, self.pending.p_value)
+                p = np.minimum(1.0, TESTS[metric] * p)
             self._p[metric] = p
         return self._p[metric]
 
@@ -570,15 +585,17 @@ class _Screens:
         """When the sequential test estimates the row's change began (None: not watched)."""
         if metric not in SEQUENTIAL_METRICS:
             return None
-        return dt.date.fromordinal(int(self.cusum.start[row]))
+        return dt.date.fromordinal(int(self.cusum(metric).start[row]))
 
-    @property
-    def cusum(self) -> _Cusum:
+    def cusum(self, metric: str) -> _Cusum:
         """The sequential test of every row over its current window, day by day: from the
-        baseline's denial rate to the rate the denial-rate floor means."""
-        if self._cusum is None:
-            self._cusum = self._denial_cusum()
-        return self._cusum
+        baseline's denial rate to the rate the denial-rate floor means; from the baseline's
+        share of claims slower than its median (as last year's same days had it) to the
+        share a shift by the decision-days floor means."""
+        if metric not in self._cusums:
+            make = self._denial_cusum if metric == "DENIAL_RATE" else self._decision_cusum
+            self._cusums[metric] = make()
+        return self._cusums[metric]
 
     def _denial_cusum(self) -> _Cusum:
         config, base, days = self._config, self._baseline, self._config.current_window_days
@@ -592,6 +609,28 @@ class _Screens:
         trials = self._by_day(self.table.daily_decided, first, days)
         successes = self._by_day(self.table.daily_denied, first, days)
         return _Cusum.of(successes, trials, p0, p1, first)
+
+    def _decision_cusum(self) -> _Cusum:
+        config, observed, days = self._config, self._observed, self._config.current_window_days
+        table, series = self.table, self._series
+        first = self._as_of - (days - 1)
+        counts, values = observed.decision_days, observed.values
+        median = statistics.median_rows(counts, values)
+        floor = np.maximum(
+            config.decision_days_min_increase, config.decision_days_min_increase_fraction * median
+        )
+        total = counts.sum(axis=1)
+        p0 = _upper_rate(_claims_beyond(counts, values, median), total)
+        p1 = _claims_beyond(counts, values, median - floor) / np.maximum(total, 1)
+        successes, trials = _daily_beyond(table, series, first, days, median)
+        season = _slow_season(table, series, first, days, config, self.history)
+        return _Cusum.of(
+            successes,
+            trials,
+            np.clip(p0[:, None] + season, 1e-4, 0.99),
+            np.clip(p1[:, None] + season, 1e-4, 0.999),
+            first,
+        )
 
     def _by_day(
         self, daily: statistics.IntArray, first: statistics.IntArray, days: int
@@ -688,6 +727,136 @@ def _upper_rate(events: statistics.IntArray, total: statistics.IntArray) -> stat
     return np.clip(upper, 1e-4, 0.99)
 
 
+def _claims_beyond(
+    counts: statistics.IntArray, values: statistics.IntArray, threshold: statistics.FloatArray
+) -> statistics.IntArray:
+    """Each row's claims of more days to decision than its `threshold`."""
+    return np.where(values[None, :] > threshold[:, None], counts, 0).sum(axis=1)
+
+
+def _daily_beyond(
+    table: SeriesTable,
+    series: statistics.IntArray,
+    first: statistics.IntArray,
+    days: int,
+    threshold: statistics.FloatArray,
+) -> tuple[statistics.IntArray, statistics.IntArray]:
+    """(slower, decided): each row's claims decided on each of the `days` days from `first`
+    (a column a day) taking more days than its `threshold`, and all of them."""
+    window = table.windows(series, first, first + days - 1)
+    position, value, claims = table.histogram_entries()
+    row, at = runs(np.searchsorted(position, window.low), np.searchsorted(position, window.high))
+    cell = row * days + table.days[position[at]] - first[row]
+    size = series.size * days
+    decided = np.bincount(cell, weights=claims[at], minlength=size)
+    slow = value[at] > threshold[row]
+    slower = np.bincount(cell[slow], weights=claims[at][slow], minlength=size)
+    shape = (series.size, days)
+    return slower.astype(np.int64).reshape(shape), decided.astype(np.int64).reshape(shape)
+
+
+def _slow_season(
+    table: SeriesTable,
+    series: statistics.IntArray,
+    first: statistics.IntArray,
+    days: int,
+    config: DetectionConfig,
+    history: _History,
+) -> statistics.FloatArray:
+    """How much larger than usual the share of claims slower than the median was on each day
+    of the current window a year earlier (SEASON_SMOOTH_DAYS either side), measured against
+    the days before them that year (the longest of SEASON_REFERENCE_DAYS the history covers:
+    their median and share); never below 0. Estimated for the customer (its payers' counts
+    summed, each against its own median) and for the row, shrunk as `_Season`'s changes are:
+    the customer's towards none, the row's towards the customer's; a row without its own
+    year of history takes the customer's."""
+    own = _slow_counts(table, series, first, days, config, history)
+    payers = np.array(
+        [j for j, one in enumerate(table.series) if one.code_group == ALL_CODES], dtype=np.int64
+    )
+    starts, row_of = np.unique(first, return_inverse=True)
+    every = _slow_counts(
+        table, np.tile(payers, starts.size), np.repeat(starts, payers.size), days, config, history
+    )
+    pooled = _SlowCounts(
+        *(
+            part.reshape(starts.size, payers.size, *part.shape[1:]).sum(axis=1)[row_of]
+            for part in (every.slow, every.decided, every.usual_slow, every.total)
+        )
+    )
+    pooled_ok, pooled_excess, pooled_variance = pooled.excess()
+    target = np.where(pooled_ok, _shrunk(pooled_excess, pooled_variance), 0.0)
+    ok, excess, variance = own.excess()
+    return np.maximum(np.where(ok, target + _shrunk(excess - target, variance), target), 0.0)
+
+
+@dataclass(frozen=True)
+class _SlowCounts:
+    """Per row, a year before its current window: claims slower than the reference days'
+    median on each day with those either side (`slow`, `decided`: rows × days), and over the
+    reference days (`usual_slow`, `total`); zeros where the history does not reach."""
+
+    slow: statistics.IntArray
+    decided: statistics.IntArray
+    usual_slow: statistics.IntArray
+    total: statistics.IntArray
+
+    def excess(
+        self,
+    ) -> tuple[npt.NDArray[np.bool_], statistics.FloatArray, statistics.FloatArray]:
+        """(enough claims, the share's excess over the usual one, its variance) a day."""
+        decided = np.maximum(self.decided, 1)
+        total = np.maximum(self.total, 1)[:, None]
+        share, usual = self.slow / decided, self.usual_slow[:, None] / total
+        variance = share * (1 - share) / decided + usual * (1 - usual) / total
+        enough = (self.decided >= MIN_SEASON_CLAIMS) & (self.total >= MIN_SEASON_CLAIMS)[:, None]
+        return enough, share - usual, variance
+
+
+def _slow_counts(
+    table: SeriesTable,
+    series: statistics.IntArray,
+    first: statistics.IntArray,
+    days: int,
+    config: DetectionConfig,
+    history: _History,
+) -> _SlowCounts:
+    counts = _SlowCounts(
+        np.zeros((series.size, days), dtype=np.int64),
+        np.zeros((series.size, days), dtype=np.int64),
+        np.zeros(series.size, dtype=np.int64),
+        np.zeros(series.size, dtype=np.int64),
+    )
+    last_first = first - SEASON_DAYS
+    reach = history.covered_from(series)
+    reference = np.zeros(series.size, dtype=np.int64)
+    for length in sorted(d for d in SEASON_REFERENCE_DAYS if d <= config.baseline_window_days):
+        reference = np.where(reach <= last_first - length, length, reference)
+    rows = np.flatnonzero(reference)
+    if not rows.size:
+        return counts
+    mine = series[rows]
+    baseline = table.windows(mine, last_first[rows] - reference[rows], last_first[rows] - 1)
+    values = baseline.values
+    median = statistics.median_rows(baseline.decision_days, values)
+    smooth = SEASON_SMOOTH_DAYS
+    slower, decided = _daily_beyond(
+        table, mine, last_first[rows] - smooth, days + 2 * smooth, median
+    )
+    width = 2 * smooth + 1
+
+    def around(daily: statistics.IntArray) -> statistics.IntArray:
+        """Each day's sum with its SEASON_SMOOTH_DAYS either side."""
+        cumulative = np.pad(np.cumsum(daily, axis=1), ((0, 0), (1, 0)))
+        return cumulative[:, width:] - cumulative[:, :-width]
+
+    counts.slow[rows] = around(slower)
+    counts.decided[rows] = around(decided)
+    counts.usual_slow[rows] = _claims_beyond(baseline.decision_days, values, median)
+    counts.total[rows] = baseline.decision_days.sum(axis=1)
+    return counts
+
+
 @dataclass(frozen=True)
 class _Cusum:
     """A one-sided CUSUM of each row's daily log-likelihood ratio, claims as Bernoulli trials
@@ -712,9 +881,11 @@ class _Cusum:
         p1: statistics.FloatArray,
         first: statistics.IntArray,
     ) -> _Cusum:
-        p1 = np.clip(np.maximum(p1, p0 + 1e-3), 1e-4, 0.999)
+        # Rates per row, or per row and day.
+        p0 = np.broadcast_to(p0 if p0.ndim == 2 else p0[:, None], successes.shape)
+        p1 = np.clip(np.maximum(p1 if p1.ndim == 2 else p1[:, None], p0 + 1e-3), 1e-4, 0.999)
         with_change, without = np.log(p1 / p0), np.log((1 - p1) / (1 - p0))
-        ratio = successes * with_change[:, None] + (trials - successes) * without[:, None]
+        ratio = successes * with_change + (trials - successes) * without
         rows, days = ratio.shape
         statistic, best = np.zeros(rows), np.zeros(rows)
         start, best_start = np.zeros(rows, dtype=np.int64), np.zeros(rows, dtype=np.int64)

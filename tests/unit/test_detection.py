@@ -649,3 +649,50 @@ def test_a_payer_without_its_own_last_january_is_held_to_the_customers_spread_of
 
     assert denial_findings(late(2.5)) == set()
     assert denial_findings(late(6.0)) == {"Highmark"}
+
+
+def test_decisions_slower_for_the_last_days_are_found_since_they_began() -> None:
+    """Every claim decided five days later than usual for the last eight days: the daily
+    test finds it now, since the day it began, where the windows alone would wait for it to
+    hold on the windows of the days before; the same days at the usual pace raise nothing."""
+    windows = windows_for(AS_OF, CONFIG)
+    slow_start = windows.current.start + dt.timedelta(days=22)
+
+    def with_last_days(decision_days: int) -> list[DayStat]:
+        return [
+            *_stats("Aetna", "RADIOLOGY", per_day=20, start=HISTORY_START, days=BASELINE_DAYS,
+                    denial_rate=0.10),
+            *_stats("Aetna", "RADIOLOGY", per_day=20, start=windows.current.start, days=22,
+                    seed=2, denial_rate=0.10),
+            *_stats("Aetna", "RADIOLOGY", per_day=20, start=slow_start, days=8, seed=3,
+                    denial_rate=0.10, decision_days=decision_days),
+        ]  # fmt: skip
+
+    (finding,) = detect_days(with_last_days(20), AS_OF, CONFIG).findings
+    assert (finding.metric, finding.since) == ("DECISION_DAYS", slow_start)
+    assert finding.evidence.current_count == 160 and finding.evidence.effect_size >= 4
+    ordinary = detect_days(with_last_days(15), AS_OF, CONFIG)
+    assert ordinary.findings == [] and ("Aetna", ALL_CODES, "DECISION_DAYS") in ordinary.tested
+
+
+def test_a_slowdown_of_the_last_days_of_every_year_is_expected() -> None:
+    """Decisions take six days longer from December 22 to January 4 every year: a run on
+    December 31 expects it from last year's same days; the same slowdown with none last year
+    is found, since the day it began."""
+    run = dt.date(2026, 12, 31)
+    holidays = dt.date(2026, 12, 22)
+
+    def slowed(day: dt.date, years: tuple[int, ...]) -> bool:
+        return any(dt.date(y, 12, 22) <= day <= dt.date(y + 1, 1, 4) for y in years)
+
+    def years(slow_years: tuple[int, ...]) -> list[DayStat]:
+        return [
+            s if not slowed(s.day, slow_years)
+            else DayStat(**{**s.__dict__,
+                            "decision_days": {d + 6: n for d, n in s.decision_days.items()}})
+            for s in _seasonal_years("Cigna", through=run, january={}, years_with_season=())
+        ]  # fmt: skip
+
+    assert detect_days(years((2025, 2026)), run, CONFIG).findings == []
+    (finding,) = detect_days(years((2026,)), run, CONFIG).findings
+    assert (finding.metric, finding.since) == ("DECISION_DAYS", holidays)
