@@ -143,7 +143,9 @@ def window_edges(windows: Iterable[Window]) -> set[dt.date]:
 
 def span_starts_read(as_of: dt.date, config: DetectionConfig) -> set[dt.date]:
     """The spans a run as of `as_of` may read its entries summed over: it sums nothing finer
-    than its windows and those ending each of the PERSISTENCE_DAYS days before."""
+    than its windows and those ending each of the PERSISTENCE_DAYS days before, their season
+    windows, and reads day by day its current window and the days around the same days a
+    year earlier (the sequential tests' seasons, last year's pending claims)."""
     every = [
         windows_for(as_of - dt.timedelta(days=days_before), config)
         for days_before in range(PERSISTENCE_DAYS + 1)

@@ -693,6 +693,11 @@ def test_a_slowdown_of_the_last_days_of_every_year_is_expected() -> None:
             for s in _seasonal_years("Cigna", through=run, january={}, years_with_season=())
         ]  # fmt: skip
 
-    assert detect_days(years((2025, 2026)), run, CONFIG).findings == []
+    every_year = years((2025, 2026))
+    found = detect_days(every_year, run, CONFIG)
+    assert found.findings == []
+    # As a run reads them: entries summed over its spans, to its as-of day.
+    spans = span_starts_read(run, CONFIG)
+    assert detect(read(every_year, first_day_read(run, CONFIG), run, spans), run, CONFIG) == found
     (finding,) = detect_days(years((2026,)), run, CONFIG).findings
     assert (finding.metric, finding.since) == ("DECISION_DAYS", holidays)
