@@ -86,8 +86,6 @@ PENDING_MIN_EXCESS = 10
 # Three times as many: a payer whose volume just doubled, or one in its holiday weeks, has
 # up to twice as many pending as its usual pace leaves; one that stops deciding, many more.
 PENDING_MIN_RATIO = 3.0
-# How sure the season's raise of the pending claims expected must be (see `_Pending`).
-PENDING_SEASON_CONFIDENCE = 0.9
 # A year before, a run reads the decisions of this many days after its as-of day day by day
 # (a claim's start is its decision day less its days to decision): the claims pending then
 # are counted exactly where they were decided within them (later ones, from the span of days
@@ -916,10 +914,12 @@ class _Pending:
     decisions arrive. Pending on the as-of day: claims decided after it (when the statistics
     reach that far) and those pending still, which started by it. p: one-sided Poisson.
 
-    Where the row's history reaches a year back, the same count a year earlier (SEASON_DAYS),
-    against what its baseline then expected, is the season's `factor`: the lower bound of
-    that ratio (one-sided PENDING_SEASON_CONFIDENCE, Poisson), never below 1, raises the
-    expectation, so the backlog of every year's holidays is expected, not alarmed."""
+    Where the history reaches a year back, the same count a year earlier (SEASON_DAYS),
+    against what its baseline then expected, is the season's `factor` (never below 1), which
+    raises the expectation, so the backlog of every year's holidays is expected, not
+    alarmed: estimated for the customer (its payers summed) and for the row, shrunk as
+    `_Season`'s changes are (the customer's towards none, the row's towards the customer's;
+    a row without its own year takes the customer's)."""
 
     usual: statistics.IntArray
     observed: statistics.IntArray
@@ -939,28 +939,22 @@ class _Pending:
         history: _History,
     ) -> _Pending:
         usual, observed, expected = _pending_counts(table, series, as_of, baseline, current, config)
-        last_as_of = as_of - SEASON_DAYS
-        last_current = last_as_of - (config.current_window_days - 1)
-        last_baseline = last_current - config.baseline_window_days
-        has = history.covered_from(series) <= last_baseline
-        factor = np.ones(series.size)
-        if has.any():
-            rows = np.flatnonzero(has)
-            mine = series[rows]
-            _, last_observed, last_expected = _pending_counts(
-                table,
-                mine,
-                last_as_of[rows],
-                table.windows(mine, last_baseline[rows], last_current[rows] - 1),
-                table.windows(mine, last_current[rows], last_as_of[rows]),
-                config,
-            )
-            with np.errstate(divide="ignore", invalid="ignore"):
-                low = stats.gamma.ppf(1 - PENDING_SEASON_CONFIDENCE, np.maximum(last_observed, 1))
-                ratio = np.where(
-                    (last_observed > 0) & (last_expected > 0), low / last_expected, 1.0
-                )
-            factor[rows] = np.maximum(ratio, 1.0)
+        own = _last_years_pending(table, series, as_of, config, history)
+        payers = np.array(
+            [j for j, one in enumerate(table.series) if one.code_group == ALL_CODES],
+            dtype=np.int64,
+        )
+        days, row_of = np.unique(as_of, return_inverse=True)
+        every = _last_years_pending(
+            table, np.tile(payers, days.size), np.repeat(days, payers.size), config, history
+        )
+        pooled = every.reshape(2, days.size, payers.size).sum(axis=2)[:, row_of]
+        # Log ratios of last year's pending to what was expected then; +½ keeps them finite.
+        own_change, own_variance = _pending_ratio(own)
+        pooled_change, pooled_variance = _pending_ratio(pooled)
+        target = np.where(pooled[1] > 0, _shrunk(pooled_change, pooled_variance), 0.0)
+        change = np.where(own[1] > 0, target + _shrunk(own_change - target, own_variance), target)
+        factor = np.exp(np.maximum(change, 0.0))
         expected = expected * factor
         total = baseline.decision_days.sum(axis=1)
         p_value = np.where(
@@ -1028,6 +1022,42 @@ def _pending_counts(
     stale_share = np.clip(stale / np.maximum(per_day * reference_days, 1), 0.0, 1.0)
     expected = per_day * (stale_share * days + (1 - stale_share) * share)
     return usual, observed, expected
+
+
+def _last_years_pending(
+    table: SeriesTable,
+    series: statistics.IntArray,
+    as_of: statistics.IntArray,
+    config: DetectionConfig,
+    history: _History,
+) -> statistics.FloatArray:
+    """(observed, expected) of `_pending_counts` a year (SEASON_DAYS) before each row's as-of
+    day, as rows of a 2 × rows array; zeros where the history does not reach back that far."""
+    counts = np.zeros((2, series.size))
+    last_as_of = as_of - SEASON_DAYS
+    last_current = last_as_of - (config.current_window_days - 1)
+    last_baseline = last_current - config.baseline_window_days
+    rows = np.flatnonzero(history.covered_from(series) <= last_baseline)
+    if rows.size:
+        mine = series[rows]
+        _, observed, expected = _pending_counts(
+            table,
+            mine,
+            last_as_of[rows],
+            table.windows(mine, last_baseline[rows], last_current[rows] - 1),
+            table.windows(mine, last_current[rows], last_as_of[rows]),
+            config,
+        )
+        counts[0, rows], counts[1, rows] = observed, expected
+    return counts
+
+
+def _pending_ratio(
+    counts: statistics.FloatArray,
+) -> tuple[statistics.FloatArray, statistics.FloatArray]:
+    """The log of observed ÷ expected pending claims, and its variance (Poisson counts)."""
+    observed, expected = counts[0] + 0.5, counts[1] + 0.5
+    return np.log(observed / expected), 1 / observed + 1 / expected
 
 
 class _History:
