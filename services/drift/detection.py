@@ -357,10 +357,11 @@ def detect(
             began = sequential.get((i, metric))
             measured = windows if began is None else replace(windows, current=Window(began, as_of))
             baseline, current = _window_totals(cells[cell], measured)
-            comparison = _compare(metric, screens.expected(i, metric, baseline), current, config)
+            expected = screens.expected(i, metric, baseline, began)
+            comparison = _compare(metric, expected, current, config)
             assert comparison is not None  # the same sums had a p-value
             evidence, dollars = comparison
-            if screens.seasonal(i, metric):
+            if screens.seasonal(i, metric, began):
                 evidence = _seasonal_evidence(evidence, metric, baseline, current, config)
             since = began or screens.change_start(i, metric) or windows.current.start
             text = summary(cell, metric, evidence, dollars, since)
@@ -400,7 +401,7 @@ def _sequential_finding(
         return None
     since = dt.date.fromordinal(int(cusum.start[row]))
     config = screens.config
-    baseline = screens.expected(row, metric, series.totals(screens.windows.baseline))
+    baseline = screens.expected(row, metric, series.totals(screens.windows.baseline), since)
     current = series.totals(Window(since, as_of))
     if current.decided < config.min_current_claims // 2:
         return None
@@ -538,6 +539,7 @@ class _Screens:
         self._as_of = as_of
         self._series = series
         self._cusums: dict[str, _Cusum] = {}
+        self._span_seasons: dict[tuple[int, int], _Season] = {}
         self._pending: _Pending | None = None
         current_start = as_of - (config.current_window_days - 1)
         baseline_start = current_start - config.baseline_window_days
@@ -704,14 +706,38 @@ class _Screens:
             return distance >= MIX_MIN_DISTANCE
         raise ValueError(f"unknown metric {metric!r}")
 
-    def expected(self, row: int, metric: str, baseline: Totals) -> Totals:
+    def expected(
+        self, row: int, metric: str, baseline: Totals, since: dt.date | None = None
+    ) -> Totals:
         """Row `row`'s baseline window of one series as `metric` compares it: adjusted for
-        the season, like the row's sums."""
-        return self._season.expected(row, metric, baseline)
+        the season, like the row's sums; for a change measured `since` a day of the current
+        window, for the season of the days since then."""
+        season, at = self._season_since(row, since)
+        return season.expected(at, metric, baseline)
 
-    def seasonal(self, row: int, metric: str) -> bool:
-        """Whether `metric`'s baseline of row `row` was adjusted for the season."""
-        return self._season.adjusts(row, metric)
+    def seasonal(self, row: int, metric: str, since: dt.date | None = None) -> bool:
+        """Whether `metric`'s baseline of row `row` (measured `since`) was adjusted for the
+        season."""
+        season, at = self._season_since(row, since)
+        return season.adjusts(at, metric)
+
+    def _season_since(self, row: int, since: dt.date | None) -> tuple[_Season, int]:
+        """The season of row `row`'s days from `since` to its as-of day, and its row in it:
+        a change that began inside the current window is expected only what last year's
+        same days brought (a holiday week's slowdown, not the window's average of it)."""
+        config = self._config
+        current_start = int(self._as_of[row]) - (config.current_window_days - 1)
+        if since is None or since.toordinal() <= current_start:
+            return self._season, row
+        key = (row, since.toordinal())
+        if key not in self._span_seasons:
+            series, start = self._series[[row]], np.array([current_start])
+            observed = self.table.windows(series, start - config.baseline_window_days, start - 1)
+            self._span_seasons[key] = _Season(
+                self.table, series, start, observed, config, self.history,
+                span_start=np.array([since.toordinal()]),
+            )  # fmt: skip
+        return self._span_seasons[key], 0
 
     def _payment_days(self) -> _PaymentDays:
         if self._payment is None:
@@ -769,8 +795,8 @@ def _slow_season(
     their median and share); never below 0. Estimated for the customer (its payers' counts
     summed, each against its own median) and for the row, shrunk as `_Season`'s changes are:
     the customer's towards none, the row's towards the customer's; a row without its own
-    year of history takes the customer's."""
-    own = _slow_counts(table, series, first, days, config, history)
+    year of history takes the customer's. A code group's is its payer's."""
+    own = _slow_counts(table, payer_rows(table)[series], first, days, config, history)
     payers = np.array(
         [j for j, one in enumerate(table.series) if one.code_group == ALL_CODES], dtype=np.int64
     )
@@ -1104,6 +1130,17 @@ def history_until(
     }
 
 
+def payer_rows(table: SeriesTable) -> statistics.IntArray:
+    """Each series' payer-level series in `table` (itself for a payer's; itself too where
+    its payer's is not in the table)."""
+    payer_level = {
+        one.payer: j for j, one in enumerate(table.series) if one.code_group == ALL_CODES
+    }
+    return np.array(
+        [payer_level.get(one.payer, j) for j, one in enumerate(table.series)], dtype=np.int64
+    )
+
+
 class _Season:
     """What the season leads a row to expect, where the history reaches a year back.
 
@@ -1121,7 +1158,9 @@ class _Season:
       below 1 (a season only raises expectations), tested as a baseline of as many claims as
       the noise of that expectation allows (`_denial_scale`);
     - days to decision: the baseline shifted by median(S) − median(R') + median(R) −
-      median(B) (standard errors of medians from interquartile ranges);
+      median(B) (standard errors of medians from interquartile ranges), a code group's its
+      payer's: holiday slowdowns are the payer's staff away, and a group's medians a year
+      back are too thin to tell its own from noise;
     - denial-reason mix: the baseline's shares moved to S + R − R' (shares), when last year's
       change is itself clear (chi-square p < SEASON_MIX_P_VALUE), the row's own season where
       it has enough denials to say, the customer's only where it has not; the expected mix
@@ -1139,10 +1178,16 @@ class _Season:
         observed: WindowTotals,
         config: DetectionConfig,
         history: _History,
+        span_start: statistics.IntArray | None = None,
     ) -> None:
+        """`span_start`: each row's season is that of the days from it to the current
+        window's end (a change measured since it began), not the whole current window's."""
         lengths = sorted(d for d in SEASON_REFERENCE_DAYS if d <= config.baseline_window_days)
-        own = _season_windows(table, series, current_start, observed, config, history, lengths)
-        pooled = _pooled_season(table, current_start, config, history, lengths)
+        if span_start is None:
+            span_start = current_start
+        windows = (table, current_start, span_start, config, history, lengths)
+        own = _season_windows(*windows, series=series, observed=observed)
+        pooled = _pooled_season(*windows)
         own_denials, pooled_denials = _denial_change(own), _denial_change(pooled)
         change = _pooled_towards(own_denials, pooled_denials)
         self.denial_factor = np.exp(np.maximum(change, 0.0))
@@ -1152,7 +1197,24 @@ class _Season:
         values = table.values
         # A table of values beyond its dense columns (days far out) is left without a season.
         if not values.size or int(values[-1]) == values.size - 1:
-            shift = _pooled_towards(_day_change(own, values), _day_change(pooled, values))
+            # Each payer's once for all its rows.
+            keys, row_of = np.unique(
+                np.stack([payer_rows(table)[series], current_start, span_start]),
+                axis=1,
+                return_inverse=True,
+            )
+            payers, starts, spans = keys
+            observed_payers = table.windows(payers, starts - config.baseline_window_days,
+                                            starts - 1)  # fmt: skip
+            payer_season = _season_windows(
+                table, starts, spans, config, history, lengths,
+                series=payers, observed=observed_payers,
+            )  # fmt: skip
+            ok, change, variance = _day_change(payer_season, values)
+            mine = row_of.ravel()
+            shift = _pooled_towards(
+                (ok[mine], change[mine], variance[mine]), _day_change(pooled, values)
+            )
             self.day_shift = np.rint(np.maximum(shift, 0.0)).astype(np.int64)
         own_mix = _mix_change(own, table.codes)
         pooled_mix = _mix_change(pooled, table.codes)
@@ -1255,15 +1317,17 @@ class _Season:
 
 def _season_windows(
     table: SeriesTable,
-    series: statistics.IntArray,
     current_start: statistics.IntArray,
-    observed: WindowTotals,
+    span_start: statistics.IntArray,
     config: DetectionConfig,
     history: _History,
     lengths: Sequence[int],
+    *,
+    series: statistics.IntArray,
+    observed: WindowTotals,
 ) -> _SeasonWindows:
     """Each row's season windows, the reference the longest of `lengths` its history
-    covers."""
+    covers; last year's same days those from `span_start` to the current window's end."""
     reach = history.covered_from(series)
     last_start = current_start - SEASON_DAYS
     reference = np.zeros(series.size, dtype=np.int64)
@@ -1278,7 +1342,7 @@ def _season_windows(
         )
 
     return _SeasonWindows(
-        window(last_start, last_start + config.current_window_days - 1),
+        window(span_start - SEASON_DAYS, last_start + config.current_window_days - 1),
         window(last_start - reference, last_start - 1),
         window(current_start - reference, current_start - 1),
         observed,
@@ -1290,20 +1354,26 @@ def _season_windows(
 def _pooled_season(
     table: SeriesTable,
     current_start: statistics.IntArray,
+    span_start: statistics.IntArray,
     config: DetectionConfig,
     history: _History,
     lengths: Sequence[int],
 ) -> _SeasonWindows:
     """The season windows of the customer as a whole (every payer of the table summed, each
-    with the longest reference its history covers), for each row's current window."""
+    with the longest reference its history covers), for each row's current window and span."""
     payers = np.array(
         [j for j, one in enumerate(table.series) if one.code_group == ALL_CODES], dtype=np.int64
     )
-    starts, row_of = np.unique(current_start, return_inverse=True)
+    keys, row_of = np.unique(np.stack([current_start, span_start]), axis=1, return_inverse=True)
+    row_of = row_of.ravel()
+    starts, spans = keys
     series = np.tile(payers, starts.size)
     first = np.repeat(starts, payers.size)
     baseline = table.windows(series, first - config.baseline_window_days, first - 1)
-    season = _season_windows(table, series, first, baseline, config, history, lengths)
+    season = _season_windows(
+        table, first, np.repeat(spans, payers.size), config, history, lengths,
+        series=series, observed=baseline,
+    )  # fmt: skip
 
     def summed(w: WindowTotals) -> WindowTotals:
         """The payers' rows of each current window summed, one row per row of the caller."""

@@ -701,3 +701,57 @@ def test_a_slowdown_of_the_last_days_of_every_year_is_expected() -> None:
     assert detect(read(every_year, first_day_read(run, CONFIG), run, spans), run, CONFIG) == found
     (finding,) = detect_days(years((2026,)), run, CONFIG).findings
     assert (finding.metric, finding.since) == ("DECISION_DAYS", holidays)
+
+
+def test_denials_that_rise_in_the_last_days_every_year_are_expected_of_those_days() -> None:
+    """Denials rise from January 16 every year (plans' eligibility checked): a run on January
+    29 finds the rise of its window's last two weeks day by day, and measures it against what
+    last year's same two weeks brought, not the whole window's average of them; the same
+    rise with none last year is found, since the day it began."""
+    run, rise = dt.date(2026, 1, 29), dt.date(2026, 1, 16)
+
+    def years(rise_years: tuple[int, ...]) -> list[DayStat]:
+        first = run - dt.timedelta(days=2 * 365 + 31)
+        stats = []
+        for n in range((run - first).days + 1):
+            day = first + dt.timedelta(days=n)
+            rising = any(dt.date(y, 1, 16) <= day <= dt.date(y, 2, 14) for y in rise_years)
+            stats += _stats("Aetna", "", per_day=40, start=day, days=1, seed=30_000 + n,
+                            denial_rate=0.25 if rising else 0.10)  # fmt: skip
+        return stats
+
+    every_year = years((2025, 2026))
+    expected = detect_days(every_year, run, CONFIG)
+    assert expected.findings == []
+    # As a run reads them: entries summed over its spans, to its as-of day.
+    spans = span_starts_read(run, CONFIG)
+    assert (
+        detect(read(every_year, first_day_read(run, CONFIG), run, spans), run, CONFIG) == expected
+    )
+    (finding,) = detect_days(years((2026,)), run, CONFIG).findings
+    assert (finding.metric, finding.since) == ("DENIAL_RATE", rise)
+
+
+def test_a_payers_holiday_slowdown_is_expected_of_each_of_its_code_groups() -> None:
+    """A payer decides six days slower over the holidays every year; last year its small
+    code group happened to be decided at the usual pace. The holidays are the payer's staff
+    away: this year's slowdown of the small group is expected as the payer's, not found."""
+    run = dt.date(2026, 12, 31)
+
+    def slowed(day: dt.date, years: tuple[int, ...]) -> bool:
+        return any(dt.date(y, 12, 22) <= day <= dt.date(y + 1, 1, 4) for y in years)
+
+    first = run - dt.timedelta(days=2 * 365 + 31)
+    stats = []
+    for group, per_day, slow_years in (
+        ("RADIOLOGY", 40, (2025, 2026)),
+        ("LABORATORY", 12, (2026,)),
+    ):
+        for n in range((run - first).days + 1):
+            day = first + dt.timedelta(days=n)
+            stats += _stats("Cigna", group, per_day=per_day, start=day, days=1,
+                            seed=per_day * 10_000 + n, denial_rate=0.10,
+                            decision_days=21 if slowed(day, slow_years) else 15)  # fmt: skip
+    detection_ = detect_days(stats, run, CONFIG)
+    assert ("Cigna", "LABORATORY", "DECISION_DAYS") in detection_.tested
+    assert detection_.findings == []
