@@ -724,7 +724,7 @@ class _Screens:
     def _season_since(self, row: int, since: dt.date | None) -> tuple[_Season, int]:
         """The season of row `row`'s days from `since` to its as-of day, and its row in it:
         a change that began inside the current window is expected only what last year's
-        same days brought (a holiday week's slowdown, not the window's average of it)."""
+        same dates brought (a holiday week's slowdown, not the window's average of it)."""
         config = self._config
         current_start = int(self._as_of[row]) - (config.current_window_days - 1)
         if since is None or since.toordinal() <= current_start:
@@ -733,9 +733,10 @@ class _Screens:
         if key not in self._span_seasons:
             series, start = self._series[[row]], np.array([current_start])
             observed = self.table.windows(series, start - config.baseline_window_days, start - 1)
+            as_of = dt.date.fromordinal(int(self._as_of[row]))
+            same = np.array([[_a_year_before(since)], [_a_year_before(as_of)]])
             self._span_seasons[key] = _Season(
-                self.table, series, start, observed, config, self.history,
-                span_start=np.array([since.toordinal()]),
+                self.table, series, start, observed, config, self.history, same=same
             )  # fmt: skip
         return self._span_seasons[key], 0
 
@@ -1130,6 +1131,15 @@ def history_until(
     }
 
 
+def _a_year_before(day: dt.date) -> int:
+    """The same date a year earlier (February 29: the 28th), as an ordinal: the year-end
+    holidays are dates, not weekdays."""
+    try:
+        return day.replace(year=day.year - 1).toordinal()
+    except ValueError:
+        return day.replace(year=day.year - 1, day=28).toordinal()
+
+
 def payer_rows(table: SeriesTable) -> statistics.IntArray:
     """Each series' payer-level series in `table` (itself for a payer's; itself too where
     its payer's is not in the table)."""
@@ -1178,14 +1188,15 @@ class _Season:
         observed: WindowTotals,
         config: DetectionConfig,
         history: _History,
-        span_start: statistics.IntArray | None = None,
+        same: statistics.IntArray | None = None,
     ) -> None:
-        """`span_start`: each row's season is that of the days from it to the current
-        window's end (a change measured since it began), not the whole current window's."""
+        """`same`: each row's last year's same days, first and last (2 × rows), where not
+        its current window's 52 weeks back (a change measured since it began: its dates)."""
         lengths = sorted(d for d in SEASON_REFERENCE_DAYS if d <= config.baseline_window_days)
-        if span_start is None:
-            span_start = current_start
-        windows = (table, current_start, span_start, config, history, lengths)
+        if same is None:
+            first = current_start - SEASON_DAYS
+            same = np.stack([first, first + config.current_window_days - 1])
+        windows = (table, current_start, same, config, history, lengths)
         own = _season_windows(*windows, series=series, observed=observed)
         pooled = _pooled_season(*windows)
         own_denials, pooled_denials = _denial_change(own), _denial_change(pooled)
@@ -1199,15 +1210,15 @@ class _Season:
         if not values.size or int(values[-1]) == values.size - 1:
             # Each payer's once for all its rows.
             keys, row_of = np.unique(
-                np.stack([payer_rows(table)[series], current_start, span_start]),
+                np.vstack([payer_rows(table)[series], current_start, same]),
                 axis=1,
                 return_inverse=True,
             )
-            payers, starts, spans = keys
+            payers, starts = keys[0], keys[1]
             observed_payers = table.windows(payers, starts - config.baseline_window_days,
                                             starts - 1)  # fmt: skip
             payer_season = _season_windows(
-                table, starts, spans, config, history, lengths,
+                table, starts, keys[2:], config, history, lengths,
                 series=payers, observed=observed_payers,
             )  # fmt: skip
             ok, change, variance = _day_change(payer_season, values)
@@ -1318,7 +1329,7 @@ class _Season:
 def _season_windows(
     table: SeriesTable,
     current_start: statistics.IntArray,
-    span_start: statistics.IntArray,
+    same: statistics.IntArray,
     config: DetectionConfig,
     history: _History,
     lengths: Sequence[int],
@@ -1327,7 +1338,7 @@ def _season_windows(
     observed: WindowTotals,
 ) -> _SeasonWindows:
     """Each row's season windows, the reference the longest of `lengths` its history
-    covers; last year's same days those from `span_start` to the current window's end."""
+    covers; last year's same days from `same` (first and last, 2 × rows)."""
     reach = history.covered_from(series)
     last_start = current_start - SEASON_DAYS
     reference = np.zeros(series.size, dtype=np.int64)
@@ -1342,7 +1353,7 @@ def _season_windows(
         )
 
     return _SeasonWindows(
-        window(span_start - SEASON_DAYS, last_start + config.current_window_days - 1),
+        window(same[0], same[1]),
         window(last_start - reference, last_start - 1),
         window(current_start - reference, current_start - 1),
         observed,
@@ -1354,7 +1365,7 @@ def _season_windows(
 def _pooled_season(
     table: SeriesTable,
     current_start: statistics.IntArray,
-    span_start: statistics.IntArray,
+    same: statistics.IntArray,
     config: DetectionConfig,
     history: _History,
     lengths: Sequence[int],
@@ -1364,14 +1375,14 @@ def _pooled_season(
     payers = np.array(
         [j for j, one in enumerate(table.series) if one.code_group == ALL_CODES], dtype=np.int64
     )
-    keys, row_of = np.unique(np.stack([current_start, span_start]), axis=1, return_inverse=True)
+    keys, row_of = np.unique(np.vstack([current_start, same]), axis=1, return_inverse=True)
     row_of = row_of.ravel()
-    starts, spans = keys
+    starts = keys[0]
     series = np.tile(payers, starts.size)
     first = np.repeat(starts, payers.size)
     baseline = table.windows(series, first - config.baseline_window_days, first - 1)
     season = _season_windows(
-        table, first, np.repeat(spans, payers.size), config, history, lengths,
+        table, first, np.repeat(keys[1:], payers.size, axis=1), config, history, lengths,
         series=series, observed=baseline,
     )  # fmt: skip
 

@@ -755,3 +755,25 @@ def test_a_payers_holiday_slowdown_is_expected_of_each_of_its_code_groups() -> N
     detection_ = detect_days(stats, run, CONFIG)
     assert ("Cigna", "LABORATORY", "DECISION_DAYS") in detection_.tested
     assert detection_.findings == []
+
+
+@pytest.mark.parametrize("run", [dt.date(2025, 1, 4), dt.date(2026, 1, 4)])
+def test_the_year_end_holidays_are_dates_after_a_leap_year_too(run: dt.date) -> None:
+    """Every year decisions take five days longer from Christmas and ten from New Year's Day
+    to January 4 (the backlog): 52 weeks before January 1, 2025 is January 3, 2024, two days
+    past it. A run on the holidays' last day measures the backlog found since New Year's Day
+    against last year's same dates and expects it."""
+
+    def extra_days(day: dt.date) -> int:
+        if day.month == 1 and day.day <= 4:
+            return 10
+        return 5 if day.month == 12 and day.day >= 25 else 0
+
+    stats = [
+        DayStat(**{**s.__dict__, "decision_days": {
+            d + extra_days(s.day): n for d, n in s.decision_days.items()}})
+        for s in _seasonal_years("Cigna", through=run, january={}, years_with_season=())
+    ]  # fmt: skip
+    found = detect_days(stats, run, CONFIG)
+    assert ("Cigna", ALL_CODES, "DECISION_DAYS") in found.tested
+    assert found.findings == []
