@@ -946,7 +946,7 @@ class _Pending:
     raises the expectation, so the backlog of every year's holidays is expected, not
     alarmed: estimated for the customer (its payers summed) and for the row, shrunk as
     `_Season`'s changes are (the customer's towards none, the row's towards the customer's;
-    a row without its own year takes the customer's)."""
+    a row without its own year takes the customer's; a code group's is its payer's)."""
 
     usual: statistics.IntArray
     observed: statistics.IntArray
@@ -966,7 +966,8 @@ class _Pending:
         history: _History,
     ) -> _Pending:
         usual, observed, expected = _pending_counts(table, series, as_of, baseline, current, config)
-        own = _last_years_pending(table, series, as_of, config, history)
+        # A code group's backlog season is its payer's, as its decision times' are.
+        own = _last_years_pending(table, payer_rows(table)[series], as_of, config, history)
         payers = np.array(
             [j for j, one in enumerate(table.series) if one.code_group == ALL_CODES],
             dtype=np.int64,
@@ -1003,8 +1004,12 @@ def _pending_counts(
     baseline: WindowTotals,
     current: WindowTotals,
     config: DetectionConfig,
+    baseline_days: statistics.IntArray | None = None,
 ) -> tuple[statistics.IntArray, statistics.IntArray, statistics.FloatArray]:
-    """(usual, observed, expected) of `_Pending` for each row's windows, before the season."""
+    """(usual, observed, expected) of `_Pending` for each row's windows, before the season;
+    `baseline_days`: each row's baseline's length where not the configured one."""
+    if baseline_days is None:
+        baseline_days = np.full(series.size, config.baseline_window_days)
     counts, values = baseline.decision_days, baseline.values
     usual = statistics.quantile_rows(counts, values, PENDING_QUANTILE).astype(np.int64)
     total = counts.sum(axis=1)
@@ -1017,15 +1022,12 @@ def _pending_counts(
     days = config.current_window_days
     ages = usual[:, None] + 1 + np.arange(days)[None, :]
     share = np.take_along_axis(undecided, np.minimum(ages, oldest), axis=1).sum(axis=1)
-    per_day = np.maximum(
-        baseline.amount("decided") / config.baseline_window_days,
-        current.amount("decided") / days,
-    )
+    per_day = np.maximum(baseline.amount("decided") / baseline_days,
+                         current.amount("decided") / days)  # fmt: skip
     position, value, claims = table.histogram_entries()
     after = table.windows(series, as_of + 1, np.full(series.size, _LAST_DAY))
     first_entry = np.searchsorted(position, after.low)
     last_entry = np.searchsorted(position, after.high)
-    reference_days = config.baseline_window_days
 
     def pending(row: int, oldest_age: int, youngest_age: int) -> int:
         """Claims of the row pending on its as-of day, aged from `youngest_age` to
@@ -1045,8 +1047,8 @@ def _pending_counts(
         # Older claims still open (never to be decided, or stuck for reasons of their
         # own): the share of a baseline's worth of older starts that is, a payer's
         # usual backlog, expected of the newer ones too.
-        stale[row] = pending(row, usual[row] + days + reference_days, usual[row] + days + 1)
-    stale_share = np.clip(stale / np.maximum(per_day * reference_days, 1), 0.0, 1.0)
+        stale[row] = pending(row, usual[row] + days + baseline_days[row], usual[row] + days + 1)
+    stale_share = np.clip(stale / np.maximum(per_day * baseline_days, 1), 0.0, 1.0)
     expected = per_day * (stale_share * days + (1 - stale_share) * share)
     return usual, observed, expected
 
@@ -1059,21 +1061,26 @@ def _last_years_pending(
     history: _History,
 ) -> statistics.FloatArray:
     """(observed, expected) of `_pending_counts` a year (SEASON_DAYS) before each row's as-of
-    day, as rows of a 2 × rows array; zeros where the history does not reach back that far."""
+    day, as rows of a 2 × rows array, its baseline the longest of SEASON_REFERENCE_DAYS the
+    history covers; zeros where the history does not reach back that far."""
     counts = np.zeros((2, series.size))
     last_as_of = as_of - SEASON_DAYS
     last_current = last_as_of - (config.current_window_days - 1)
-    last_baseline = last_current - config.baseline_window_days
-    rows = np.flatnonzero(history.covered_from(series) <= last_baseline)
+    reach = history.covered_from(series)
+    reference = np.zeros(series.size, dtype=np.int64)
+    for length in sorted(d for d in SEASON_REFERENCE_DAYS if d <= config.baseline_window_days):
+        reference = np.where(reach <= last_current - length, length, reference)
+    rows = np.flatnonzero(reference)
     if rows.size:
-        mine = series[rows]
+        mine, first = series[rows], last_current[rows] - reference[rows]
         _, observed, expected = _pending_counts(
             table,
             mine,
             last_as_of[rows],
-            table.windows(mine, last_baseline[rows], last_current[rows] - 1),
+            table.windows(mine, first, last_current[rows] - 1),
             table.windows(mine, last_current[rows], last_as_of[rows]),
             config,
+            reference[rows],
         )
         counts[0, rows], counts[1, rows] = observed, expected
     return counts
