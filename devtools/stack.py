@@ -139,6 +139,15 @@ def _load_demo(base: str, settings: Settings) -> str:
     return "Demo data (tokens for customers acme and globex see it):\n" + "\n".join(lines) + "\n"
 
 
+def _webhook_note(env: Mapping[str, str]) -> str:
+    if Settings.from_env("reports", env).webhook_allow_loopback:
+        return (
+            "  webhooks  may go to receivers on loopback (http://127.0.0.1:PORT/...): a local\n"
+            "            development setting (WEBHOOK_ALLOW_LOOPBACK); production refuses them\n"
+        )
+    return ""
+
+
 def _first_call(settings: Settings, base: str) -> str:
     """A call to paste. Its token is shown only on a terminal: output that goes to a file or a
     log collector (the services' logs share it) must hold no credential."""
@@ -185,6 +194,8 @@ def main() -> int:
 
     for service in schemas.SERVICES:
         env.setdefault(f"{service.upper()}_TARGET", f"127.0.0.1:{DEFAULT_GRPC_PORTS[service]}")
+    # Local receivers (http://127.0.0.1:PORT/...) may take webhooks; production refuses them.
+    env.setdefault("WEBHOOK_ALLOW_LOOPBACK", "true")
     stack = Stack(env)
     # Ctrl-C and SIGTERM both stop the stack, also when started with SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -211,7 +222,7 @@ Upstream is running.
   ingest    grpc://{env["INGEST_TARGET"]}
   drift     grpc://{env["DRIFT_TARGET"]}
   reports   grpc://{env["REPORTS_TARGET"]}
-
+{_webhook_note(env)}
 {_first_call(settings, base)}
 
 {demo}

@@ -16,6 +16,8 @@ LOCAL_DIR = REPO_ROOT / ".local"
 
 DEFAULT_GRPC_PORTS = {"ingest": 50051, "drift": 50052, "reports": 50053}
 DEFAULT_METRICS_PORTS = {"ingest": 9101, "drift": 9102, "reports": 9103}
+# Retries of a webhook delivery over about a day: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+DEFAULT_RETRY_DELAYS = "5,300,1800,7200,18000,36000,36000"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,18 @@ class Settings:
     gateway_body_timeout_seconds: float
     # Port serving the gateway's /metrics instead of the public port; None: the public port.
     gateway_metrics_port: int | None
+    # Webhooks: receivers on loopback addresses (and plain http:// to them) are accepted; for
+    # local runs and tests only, never in production.
+    webhook_allow_loopback: bool
+    # Names resolved to fixed addresses before DNS is asked, like a hosts file ("name=address,
+    # …"); the addresses still pass the same checks as DNS answers.
+    webhook_host_overrides: tuple[tuple[str, str], ...]
+    # Seconds before each retry of a failed delivery (before jitter); one attempt more than
+    # there are delays.
+    webhook_retry_delays_seconds: tuple[float, ...]
+    webhook_attempt_timeout_seconds: float
+    # Attempts in flight at once per process; one webhook has at most one.
+    webhook_concurrency: int
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> Settings:
@@ -95,15 +109,34 @@ class Settings:
             stream_timeout_seconds=float(env.get("GRPC_STREAM_TIMEOUT_SECONDS", "900")),
             keepalive_time_seconds=int(env.get("GRPC_KEEPALIVE_TIME_SECONDS", "30")),
             max_connection_age_seconds=int(env.get("GRPC_MAX_CONNECTION_AGE_SECONDS", "300")),
-            grpc_reflection=env.get("GRPC_REFLECTION", "true").strip().lower()
-            in ("1", "true", "yes", "on"),
+            grpc_reflection=_flag(env.get("GRPC_REFLECTION", "true")),
             log_level=env.get("LOG_LEVEL", "INFO"),
             max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(2 * 1024**3))),
             upload_merge_rows=int(env.get("UPLOAD_MERGE_ROWS", "100000")),
             gateway_header_timeout_seconds=float(env.get("GATEWAY_HEADER_TIMEOUT_SECONDS", "10")),
             gateway_body_timeout_seconds=float(env.get("GATEWAY_BODY_TIMEOUT_SECONDS", "10")),
             gateway_metrics_port=int(env.get("GATEWAY_METRICS_PORT") or 0) or None,
+            webhook_allow_loopback=_flag(env.get("WEBHOOK_ALLOW_LOOPBACK", "false")),
+            webhook_host_overrides=_host_overrides(env.get("WEBHOOK_HOST_OVERRIDES", "")),
+            webhook_retry_delays_seconds=tuple(
+                float(delay)
+                for delay in env.get("WEBHOOK_RETRY_DELAYS_SECONDS", DEFAULT_RETRY_DELAYS).split(
+                    ","
+                )
+                if delay.strip()
+            ),
+            webhook_attempt_timeout_seconds=float(env.get("WEBHOOK_ATTEMPT_TIMEOUT_SECONDS", "10")),
+            webhook_concurrency=int(env.get("WEBHOOK_CONCURRENCY", "16")),
         )
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _host_overrides(value: str) -> tuple[tuple[str, str], ...]:
+    pairs = (pair.split("=", 1) for pair in value.split(",") if pair.strip())
+    return tuple((name.strip().lower(), address.strip()) for name, address in pairs)
 
 
 def _page_token_keys(env: Mapping[str, str]) -> tuple[str, ...]:

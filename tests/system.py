@@ -24,6 +24,20 @@ from runtime.settings import Settings
 SERVICES = ("ingest", "drift", "reports")
 TEST_JWT_SECRET = "test-secret-with-enough-entropy-for-hs256"
 TEST_PAGE_TOKEN_KEY = "test-page-token-key-with-enough-entropy"
+# Webhook receivers of tests listen on 127.0.0.1, and no test delivery leaves the machine:
+# hooks.example.com (the URL of tests that never receive) resolves to loopback, and the
+# `.test` names to addresses no delivery may reach, all without asking DNS. Retries come
+# within seconds, not hours.
+WEBHOOK_HOST_OVERRIDES = (
+    "hooks.example.com=127.0.0.1,loopback.test=127.0.0.1,private.test=10.1.2.3,"
+    "metadata.test=169.254.169.254,metadata6.test=fd00:ec2::254"
+)
+WEBHOOK_TEST_SETTINGS = {
+    "WEBHOOK_ALLOW_LOOPBACK": "true",
+    "WEBHOOK_HOST_OVERRIDES": WEBHOOK_HOST_OVERRIDES,
+    "WEBHOOK_RETRY_DELAYS_SECONDS": "0.2,0.4,0.6,0.8,1,1,1",
+    "WEBHOOK_ATTEMPT_TIMEOUT_SECONDS": "3",
+}
 
 
 def free_port() -> int:
@@ -150,6 +164,7 @@ def running_system(database_urls: dict[str, str]) -> Iterator[System]:
             OTEL_BSP_SCHEDULE_DELAY="100",
             # Small batches, so uploads of a few rows already take the streaming merge's path.
             UPLOAD_MERGE_ROWS="7",
+            **WEBHOOK_TEST_SETTINGS,
             GATEWAY_PORT=str(free_port()),
             **{f"{service.upper()}_TARGET": target for service, target in targets.items()},
         )

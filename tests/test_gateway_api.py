@@ -182,7 +182,7 @@ def test_bad_input_is_explained(system: System) -> None:
         )
         bad_url = client.post(
             "/v1/customers/acme/webhooks",
-            json={"url": "http://hooks.example.com", "eventTypes": ["TEST"]},
+            json={"url": "ftp://hooks.example.com", "eventTypes": ["TEST"]},
         )
     assert unknown_parameter.status_code == 400 and "colour" in violations(unknown_parameter)
     assert bad_filter.status_code == 400 and "NOPE" in violations(bad_filter)["filter"]

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
+import logging
 import secrets
-from urllib.parse import urlsplit
+from collections.abc import Sequence
 
 import grpc
-from google.protobuf import empty_pb2
+from google.protobuf import duration_pb2, empty_pb2, json_format
 from google.type import money_pb2
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import errors, names
-from runtime.messages import timestamp_message
+from runtime.messages import set_fields, timestamp_message
 from runtime.server import ServiceDefinition
 from runtime.settings import Settings
 from runtime.standard_methods import (
@@ -23,14 +25,27 @@ from runtime.standard_methods import (
     list_resources,
     sign_page_tokens_with,
 )
+from runtime.updates import mask_paths
 from runtime.validation import MAX_VIOLATIONS
-from services.reports.store import DriftEventState, ReportsStore
+from services.reports.deliveries import WebhookDeliveries, current_trace_context
+from services.reports.endpoints import (
+    EndpointPolicy,
+    RefusedEndpointError,
+    WebhookSender,
+    dns_resolver,
+)
+from services.reports.store import DriftEventState, ReportsStore, StoredDelivery
 from upstream.drift.v1 import resources_pb2 as drift_resources_pb2
 from upstream.reports.v1 import reports_service_pb2, reports_service_pb2_grpc, resources_pb2
 
+logger = logging.getLogger("upstream.reports")
+
 WEBHOOK_NAME = "customers/{customer}/webhooks/{webhook}"
+DELIVERY_NAME = "customers/{customer}/webhooks/{webhook}/deliveries/{delivery}"
 DRIFT_EVENT_NAME = "customers/{customer}/driftEvents/{event}"
-LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+WEBHOOK_FIELDS = ("display_name", "url", "event_types", "disabled")
+# Standard Webhooks secrets: "whsec_" and base64 of random bytes (24–64 of them).
+SECRET_BYTES = 32
 # The range of a PostgreSQL bigint, which holds the dollars at stake in cents.
 CENTS_RANGE = range(-(2**63), 2**63)
 NANOS_PER_CENT = 10_000_000
@@ -46,20 +61,58 @@ def webhook_message(row: Row, *, with_secret: bool = False) -> resources_pb2.Web
         disabled=row.disabled,
         create_time=timestamp_message(row.create_time),
         update_time=timestamp_message(row.update_time),
-        etag=format(int(row.update_time.timestamp() * 1_000_000), "x"),
+        etag=webhook_etag(row),
+        disabled_reason=row.disabled_reason or "",
     )
 
 
-def url_violations(url: str) -> list[errors.FieldViolation]:
-    """Deliveries go over HTTPS; plain HTTP only to this machine (for local receivers)."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return []
-    if parts.scheme == "http" and parts.hostname in LOCAL_HOSTS:
-        return []
-    return [
-        errors.FieldViolation("webhook.url", "must be an https:// URL (http:// only for localhost)")
-    ]
+def webhook_etag(row: Row) -> str:
+    return format(int(row.update_time.timestamp() * 1_000_000), "x")
+
+
+def delivery_message(stored: StoredDelivery) -> resources_pb2.WebhookDelivery:
+    row = stored.row
+    delivery = resources_pb2.WebhookDelivery(
+        name=DELIVERY_NAME.format(
+            customer=row.customer_id, webhook=row.webhook_id, delivery=row.delivery_id
+        ),
+        event_id=row.message_id,
+        event_type=resources_pb2.EventType.Value(row.event_type),
+        state=resources_pb2.WebhookDelivery.State.Value(row.state),
+        attempt_count=row.attempt_count,
+        last_response_code=row.last_response_code or 0,
+        last_error=row.last_error or "",
+    )
+    for attempt in stored.attempts:
+        latency = duration_pb2.Duration()
+        latency.FromNanoseconds(int(attempt.latency_seconds * 1e9))
+        delivery.attempts.append(
+            resources_pb2.WebhookDelivery.Attempt(
+                start_time=timestamp_message(attempt.start_time),
+                response_code=attempt.response_code or 0,
+                latency=latency,
+                response_body=attempt.response_body,
+                error=attempt.error,
+            )
+        )
+    return set_fields(
+        delivery,
+        next_attempt_time=timestamp_message(row.next_attempt_time),
+        create_time=timestamp_message(row.create_time),
+        complete_time=timestamp_message(row.complete_time),
+    )
+
+
+def event_type_violations(event_types: Sequence[int]) -> list[errors.FieldViolation]:
+    if not event_types:
+        return [errors.FieldViolation("webhook.event_types", "name at least one")]
+    if resources_pb2.EVENT_TYPE_UNSPECIFIED in event_types:
+        return [
+            errors.FieldViolation("webhook.event_types", "must not hold EVENT_TYPE_UNSPECIFIED")
+        ]
+    if len(set(event_types)) != len(event_types):
+        return [errors.FieldViolation("webhook.event_types", "must not hold duplicates")]
+    return []
 
 
 def cents(money: money_pb2.Money) -> int:
@@ -103,12 +156,43 @@ def drift_event_state(event: drift_resources_pb2.DriftEvent) -> DriftEventState:
         summary=event.summary,
         dollars_at_stake_cents=cents(event.dollars_at_stake),
         event=event.SerializeToString(deterministic=True),
+        data=json_format.MessageToDict(event),
+    )
+
+
+def _invalid_webhook(problems: list[errors.FieldViolation]) -> errors.ApiError:
+    first = problems[0]
+    return errors.invalid_argument(f"{first.field} {first.description}", *problems)
+
+
+def _stale(name: str) -> errors.ApiError:
+    return errors.ApiError(
+        grpc.StatusCode.ABORTED,
+        f"{errors.client_text(name)} changed since its etag was read",
+        reason="ETAG_MISMATCH",
     )
 
 
 class ReportsServicer(reports_service_pb2_grpc.ReportsServiceServicer):
-    def __init__(self, store: ReportsStore) -> None:
+    def __init__(
+        self,
+        store: ReportsStore,
+        endpoints: EndpointPolicy,
+        deliveries: WebhookDeliveries,
+        queued: asyncio.Event,
+    ) -> None:
         self._store = store
+        self._endpoints = endpoints
+        self._deliveries = deliveries
+        self._queued = queued
+
+    async def _url_violations(self, url: str) -> list[errors.FieldViolation]:
+        """Whether deliveries may go to `url`, resolving its host now."""
+        try:
+            await self._endpoints.check(url)
+        except RefusedEndpointError as refused:
+            return [errors.FieldViolation("webhook.url", str(refused))]
+        return []
 
     async def CreateWebhook(
         self,
@@ -117,13 +201,11 @@ class ReportsServicer(reports_service_pb2_grpc.ReportsServiceServicer):
     ) -> resources_pb2.Webhook:
         customer = customer_of(request.parent)
         webhook = request.webhook
-        problems = url_violations(webhook.url)
-        if not webhook.event_types:
-            problems.append(errors.FieldViolation("webhook.event_types", "name at least one"))
+        problems = event_type_violations(webhook.event_types)
+        problems += await self._url_violations(webhook.url)
         if problems:
-            raise errors.invalid_argument("webhook is not valid", *problems)
-        # Standard Webhooks secret format: "whsec_" and base64 of random bytes.
-        secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+            raise _invalid_webhook(problems)
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
         row = await self._store.create_webhook(
             customer,
             "wh_" + secrets.token_hex(8),
@@ -140,6 +222,81 @@ class ReportsServicer(reports_service_pb2_grpc.ReportsServiceServicer):
     ) -> resources_pb2.Webhook:
         return await get_resource(
             request.name, WEBHOOK_NAME, self._store.get_webhook, webhook_message
+        )
+
+    async def UpdateWebhook(
+        self,
+        request: reports_service_pb2.UpdateWebhookRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> resources_pb2.Webhook:
+        change = request.webhook
+        parsed = names.parse(change.name, WEBHOOK_NAME, field="webhook.name")
+        paths = mask_paths(request.update_mask, change, WEBHOOK_FIELDS)
+        current = await self._store.get_webhook(parsed["customer"], parsed["webhook"])
+        if current is None:
+            raise errors.not_found(change.name)
+        if change.etag and change.etag != webhook_etag(current):
+            raise _stale(change.name)
+        problems: list[errors.FieldViolation] = []
+        if "event_types" in paths:
+            problems += event_type_violations(change.event_types)
+        if "url" in paths:
+            problems += await self._url_violations(change.url)
+        if problems:
+            raise _invalid_webhook(problems)
+        values = {
+            path: [resources_pb2.EventType.Name(t) for t in change.event_types]
+            if path == "event_types"
+            else getattr(change, path)
+            for path in paths
+        }
+        row = await self._store.update_webhook(
+            parsed["customer"],
+            parsed["webhook"],
+            values,
+            expected_update_time=current.update_time if change.etag else None,
+        )
+        if row is None:
+            raise _stale(change.name) if change.etag else errors.not_found(change.name)
+        return webhook_message(row)
+
+    async def TestWebhook(
+        self,
+        request: reports_service_pb2.TestWebhookRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> resources_pb2.WebhookDelivery:
+        parsed = names.parse(request.name, WEBHOOK_NAME)
+        webhook = await self._store.get_webhook(parsed["customer"], parsed["webhook"])
+        if webhook is None:
+            raise errors.not_found(request.name)
+        data = json_format.MessageToDict(webhook_message(webhook))
+        delivery = await self._deliveries.test_now(parsed["customer"], parsed["webhook"], data)
+        if delivery is None:
+            raise errors.not_found(request.name)
+        return delivery_message(delivery)
+
+    async def ListWebhookDeliveries(
+        self,
+        request: reports_service_pb2.ListWebhookDeliveriesRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> reports_service_pb2.ListWebhookDeliveriesResponse:
+        return await list_resources(
+            request,
+            reports_service_pb2.ListWebhookDeliveriesResponse,
+            "webhook_deliveries",
+            self._store.list_deliveries,
+            lambda last: [last.row.create_time.isoformat(), last.row.delivery_id],
+            delivery_message,
+            parent=WEBHOOK_NAME,
+        )
+
+    async def GetWebhookDelivery(
+        self,
+        request: reports_service_pb2.GetWebhookDeliveryRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> resources_pb2.WebhookDelivery:
+        return await get_resource(
+            request.name, DELIVERY_NAME, self._store.get_delivery, delivery_message
         )
 
     async def DeleteWebhook(
@@ -186,8 +343,14 @@ class ReportsServicer(reports_service_pb2_grpc.ReportsServiceServicer):
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise errors.invalid_argument(f"{first.field} {first.description}{more}", *problems)
         recorded, queued = await self._store.record_drift_events(
-            customer, request.batch_id, [drift_event_state(e) for e in request.drift_events]
+            customer,
+            request.batch_id,
+            [drift_event_state(e) for e in request.drift_events],
+            max_attempts=self._deliveries.max_attempts,
+            trace_context=current_trace_context(),
         )
+        if queued:
+            self._queued.set()
         return reports_service_pb2.RecordDriftEventsResponse(
             events_recorded=recorded, deliveries_queued=queued
         )
@@ -195,9 +358,30 @@ class ReportsServicer(reports_service_pb2_grpc.ReportsServiceServicer):
 
 def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
     sign_page_tokens_with(settings.page_token_keys)
+    store = ReportsStore(engine)
+    endpoints = EndpointPolicy(
+        dns_resolver(settings.webhook_host_overrides),
+        allow_loopback=settings.webhook_allow_loopback,
+    )
+    if settings.webhook_allow_loopback:
+        logger.warning(
+            "webhooks may deliver to loopback addresses (WEBHOOK_ALLOW_LOOPBACK): a setting "
+            "for local runs and tests, never for production"
+        )
+    queued = asyncio.Event()
+    deliveries = WebhookDeliveries(
+        store,
+        WebhookSender(endpoints, settings.webhook_attempt_timeout_seconds),
+        retry_delays=settings.webhook_retry_delays_seconds,
+        attempt_timeout_seconds=settings.webhook_attempt_timeout_seconds,
+        concurrency=settings.webhook_concurrency,
+        wake_up=queued,
+    )
+
     return ServiceDefinition(
         full_name="upstream.reports.v1.ReportsService",
-        servicer=ReportsServicer(ReportsStore(engine)),
+        servicer=ReportsServicer(store, endpoints, deliveries, queued),
         add_to_server=reports_service_pb2_grpc.add_ReportsServiceServicer_to_server,
         service_only_methods=frozenset({"/upstream.reports.v1.ReportsService/RecordDriftEvents"}),
+        background=[deliveries.running],
     )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -13,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runtime.filtering import FilterField, parse_filter
 from runtime.pagination import after_position
+from services.reports.payloads import webhook_body
 
 metadata = sa.MetaData(schema="reports")
 
@@ -28,6 +31,7 @@ webhooks = sa.Table(
     sa.Column("disabled", sa.Boolean, nullable=False),
     sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("disabled_reason", sa.Text),
 )
 
 drift_events = sa.Table(
@@ -62,6 +66,43 @@ drift_event_changes = sa.Table(
     sa.Column("record_time", sa.DateTime(timezone=True), nullable=False),
 )
 
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("webhook_id", sa.Text, primary_key=True),
+    sa.Column("delivery_id", sa.Text, primary_key=True),
+    sa.Column("message_id", sa.Text, nullable=False),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("change_id", sa.BigInteger),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("trace_context", postgresql.JSONB, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("attempt_count", sa.BigInteger, nullable=False),
+    sa.Column("max_attempts", sa.BigInteger, nullable=False),
+    sa.Column("next_attempt_time", sa.DateTime(timezone=True)),
+    sa.Column("lease_token", sa.Uuid),
+    sa.Column("lease_expire_time", sa.DateTime(timezone=True)),
+    sa.Column("last_response_code", sa.BigInteger),
+    sa.Column("last_error", sa.Text),
+    sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("complete_time", sa.DateTime(timezone=True)),
+)
+
+webhook_delivery_attempts = sa.Table(
+    "webhook_delivery_attempts",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("webhook_id", sa.Text, primary_key=True),
+    sa.Column("delivery_id", sa.Text, primary_key=True),
+    sa.Column("attempt_number", sa.BigInteger, primary_key=True),
+    sa.Column("start_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("response_code", sa.BigInteger),
+    sa.Column("latency_seconds", sa.Float, nullable=False),
+    sa.Column("response_body", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+)
+
 drift_event_batches = sa.Table(
     "drift_event_batches",
     metadata,
@@ -77,10 +118,26 @@ DRIFT_EVENT_OPENED = "DRIFT_EVENT_OPENED"
 DRIFT_EVENT_UPDATED = "DRIFT_EVENT_UPDATED"
 DRIFT_EVENT_CLOSED = "DRIFT_EVENT_CLOSED"
 SEVERITY_RANKS = {"LOW": 1, "MEDIUM": 2, "HIGH": 3}
+TEST = "TEST"
+# Delivery states, as the WebhookDelivery.State names of the contract.
+PENDING, RETRYING, SUCCEEDED, FAILED = "PENDING", "RETRYING", "SUCCEEDED", "FAILED"
+UNDELIVERED = (PENDING, RETRYING)
+EVENT_TYPES = (DRIFT_EVENT_OPENED, DRIFT_EVENT_UPDATED, DRIFT_EVENT_CLOSED, "REPORT_READY", TEST)
 
 WEBHOOK_FILTERS = {
     "disabled": FilterField(webhooks.c.disabled, "bool"),
     "event_types": FilterField(webhooks.c.event_types, "text_array"),
+}
+
+DELIVERY_FILTERS = {
+    "state": FilterField(
+        webhook_deliveries.c.state,
+        "enum",
+        {state: state for state in (PENDING, RETRYING, SUCCEEDED, FAILED)},
+    ),
+    "event_type": FilterField(webhook_deliveries.c.event_type, "enum", {t: t for t in EVENT_TYPES}),
+    "event_id": FilterField(webhook_deliveries.c.message_id),
+    "create_time": FilterField(webhook_deliveries.c.create_time, "timestamp"),
 }
 
 
@@ -99,6 +156,8 @@ class DriftEventState:
     dollars_at_stake_cents: int
     # The serialized upstream.drift.v1.DriftEvent.
     event: bytes
+    # The same event in its proto3 JSON form, as webhook deliveries carry it.
+    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -192,12 +251,335 @@ class ReportsStore:
         async with self._engine.connect() as connection:
             return list((await connection.execute(query)).all())
 
+    async def update_webhook(
+        self,
+        customer: str,
+        webhook_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expected_update_time: dt.datetime | None,
+    ) -> Row | None:
+        """Apply `changes` (columns of `webhooks`); None if the webhook is not there, or (with
+        `expected_update_time`) was changed since. Enabling clears the reason it was disabled
+        for; disabling drops its undelivered deliveries (tests aside)."""
+        values = dict(changes, update_time=sa.func.now())
+        if changes.get("disabled") is False:
+            values["disabled_reason"] = None
+        condition = [webhooks.c.customer_id == customer, webhooks.c.webhook_id == webhook_id]
+        if expected_update_time is not None:
+            condition.append(webhooks.c.update_time == expected_update_time)
+        async with self._engine.begin() as connection:
+            row = (
+                await connection.execute(
+                    sa.update(webhooks).where(*condition).values(values).returning(webhooks)
+                )
+            ).first()
+            if row is not None and changes.get("disabled"):
+                await _drop_undelivered(connection, customer, webhook_id, "the webhook is disabled")
+            return row
+
+    async def create_test_delivery(
+        self,
+        customer: str,
+        webhook_id: str,
+        body: bytes,
+        *,
+        trace_context: Mapping[str, str],
+        lease_token: uuid.UUID,
+        lease_seconds: float,
+    ) -> Row | None:
+        """Queue a TEST delivery (one attempt), already claimed under `lease_token`: the
+        caller attempts it now, and a worker does if the caller dies first. None if the
+        webhook is not there."""
+        async with self._engine.begin() as connection:
+            found = (
+                await connection.execute(
+                    postgresql.insert(webhook_deliveries)
+                    .from_select(
+                        [
+                            "customer_id",
+                            "webhook_id",
+                            "delivery_id",
+                            "message_id",
+                            "event_type",
+                            "body",
+                            "trace_context",
+                            "state",
+                            "max_attempts",
+                            "next_attempt_time",
+                            "lease_token",
+                            "lease_expire_time",
+                        ],
+                        sa.select(
+                            webhooks.c.customer_id,
+                            webhooks.c.webhook_id,
+                            _new_id("wd_"),
+                            _new_id("msg_"),
+                            sa.literal(TEST),
+                            sa.literal(body, sa.LargeBinary),
+                            sa.literal(dict(trace_context), postgresql.JSONB),
+                            sa.literal(PENDING),
+                            sa.literal(1, sa.BigInteger),
+                            sa.func.now(),
+                            sa.literal(lease_token, sa.Uuid),
+                            sa.func.now() + _seconds(lease_seconds),
+                        ).where(
+                            webhooks.c.customer_id == customer,
+                            webhooks.c.webhook_id == webhook_id,
+                        ),
+                    )
+                    .returning(
+                        webhook_deliveries.c.customer_id,
+                        webhook_deliveries.c.webhook_id,
+                        webhook_deliveries.c.delivery_id,
+                    )
+                )
+            ).first()
+            if found is None:
+                return None
+            return (
+                await connection.execute(
+                    _claimed_query().where(
+                        webhook_deliveries.c.customer_id == customer,
+                        webhook_deliveries.c.webhook_id == webhook_id,
+                        webhook_deliveries.c.delivery_id == found.delivery_id,
+                    )
+                )
+            ).one()
+
+    async def claim_deliveries(
+        self, limit: int, lease_token: uuid.UUID, lease_seconds: float
+    ) -> list[Row]:
+        """Lease up to `limit` due deliveries, oldest due first and at most one per webhook,
+        skipping webhooks with an attempt in flight: a slow endpoint holds one worker slot,
+        never all of them. Rows come with their webhook's URL and secret."""
+        d = webhook_deliveries
+        busy = d.alias("busy")
+        due = (
+            sa.select(d.c.customer_id, d.c.webhook_id, d.c.delivery_id)
+            .join(
+                webhooks,
+                sa.and_(
+                    webhooks.c.customer_id == d.c.customer_id,
+                    webhooks.c.webhook_id == d.c.webhook_id,
+                ),
+            )
+            .where(
+                d.c.state.in_(UNDELIVERED),
+                d.c.next_attempt_time <= sa.func.now(),
+                sa.or_(d.c.lease_expire_time.is_(None), d.c.lease_expire_time <= sa.func.now()),
+                sa.or_(sa.not_(webhooks.c.disabled), d.c.event_type == TEST),
+                ~sa.exists().where(
+                    busy.c.customer_id == d.c.customer_id,
+                    busy.c.webhook_id == d.c.webhook_id,
+                    busy.c.state.in_(UNDELIVERED),
+                    busy.c.lease_expire_time > sa.func.now(),
+                ),
+            )
+            .order_by(d.c.next_attempt_time)
+            .limit(limit * 4)
+            .with_for_update(of=d, skip_locked=True)
+        )
+        async with self._engine.begin() as connection:
+            chosen: dict[tuple[str, str], str] = {}
+            for row in (await connection.execute(due)).all():
+                if len(chosen) < limit:
+                    chosen.setdefault((row.customer_id, row.webhook_id), row.delivery_id)
+            if not chosen:
+                return []
+            keys = [(c, w, delivery) for (c, w), delivery in chosen.items()]
+            await connection.execute(
+                sa.update(d)
+                .where(sa.tuple_(d.c.customer_id, d.c.webhook_id, d.c.delivery_id).in_(keys))
+                .values(
+                    lease_token=lease_token,
+                    lease_expire_time=sa.func.now() + _seconds(lease_seconds),
+                )
+            )
+            rows = await connection.execute(
+                _claimed_query()
+                .where(sa.tuple_(d.c.customer_id, d.c.webhook_id, d.c.delivery_id).in_(keys))
+                .order_by(d.c.next_attempt_time)
+            )
+            return list(rows.all())
+
+    async def record_attempt(
+        self,
+        claimed: Row,
+        attempt: AttemptRecord,
+        *,
+        state: str,
+        retry_in_seconds: float | None,
+        disable_reason: str | None,
+    ) -> bool:
+        """Record one attempt at a claimed delivery and the delivery's new state, if the
+        claim still holds (False: the lease ended and another worker owns the row now).
+        `disable_reason` disables the webhook too, dropping its other undelivered
+        deliveries."""
+        d = webhook_deliveries
+        key = (
+            d.c.customer_id == claimed.customer_id,
+            d.c.webhook_id == claimed.webhook_id,
+            d.c.delivery_id == claimed.delivery_id,
+        )
+        done = state in (SUCCEEDED, FAILED)
+        async with self._engine.begin() as connection:
+            updated = (
+                await connection.execute(
+                    sa.update(d)
+                    .where(*key, d.c.lease_token == claimed.lease_token)
+                    .values(
+                        attempt_count=d.c.attempt_count + 1,
+                        state=state,
+                        last_response_code=attempt.response_code,
+                        last_error=attempt.error or None,
+                        next_attempt_time=None
+                        if retry_in_seconds is None
+                        else sa.func.now() + _seconds(retry_in_seconds),
+                        complete_time=sa.func.now() if done else None,
+                        lease_token=None,
+                        lease_expire_time=None,
+                    )
+                    .returning(d.c.attempt_count)
+                )
+            ).first()
+            if updated is None:
+                return False
+            await connection.execute(
+                sa.insert(webhook_delivery_attempts).values(
+                    customer_id=claimed.customer_id,
+                    webhook_id=claimed.webhook_id,
+                    delivery_id=claimed.delivery_id,
+                    attempt_number=updated.attempt_count,
+                    start_time=attempt.start_time,
+                    response_code=attempt.response_code or None,
+                    latency_seconds=attempt.latency_seconds,
+                    response_body=attempt.response_body,
+                    error=attempt.error,
+                )
+            )
+            if disable_reason is not None:
+                await connection.execute(
+                    sa.update(webhooks)
+                    .where(
+                        webhooks.c.customer_id == claimed.customer_id,
+                        webhooks.c.webhook_id == claimed.webhook_id,
+                        sa.not_(webhooks.c.disabled),
+                    )
+                    .values(
+                        disabled=True, disabled_reason=disable_reason, update_time=sa.func.now()
+                    )
+                )
+                await _drop_undelivered(
+                    connection,
+                    claimed.customer_id,
+                    claimed.webhook_id,
+                    f"the webhook was disabled: {disable_reason}",
+                )
+            return True
+
+    async def delete_expired_deliveries(self, keep_days: float, limit: int) -> int:
+        """Delete up to `limit` deliveries completed more than `keep_days` ago (with their
+        attempts); returns how many."""
+        d = webhook_deliveries
+        expired = (
+            sa.select(d.c.customer_id, d.c.webhook_id, d.c.delivery_id)
+            .where(d.c.complete_time < sa.func.now() - _seconds(keep_days * 86400))
+            .limit(limit)
+        )
+        async with self._engine.begin() as connection:
+            result = await connection.execute(
+                sa.delete(d).where(
+                    sa.tuple_(d.c.customer_id, d.c.webhook_id, d.c.delivery_id).in_(expired)
+                )
+            )
+            return int(result.rowcount)
+
+    async def next_delivery_due_in(self) -> float | None:
+        """Seconds until the next delivery is due (0 if one is); None if none waits."""
+        d = webhook_deliveries
+        async with self._engine.connect() as connection:
+            due = (
+                await connection.execute(
+                    sa.select(
+                        sa.func.extract(
+                            "epoch",
+                            sa.func.min(
+                                sa.func.greatest(
+                                    d.c.next_attempt_time,
+                                    sa.func.coalesce(d.c.lease_expire_time, d.c.next_attempt_time),
+                                )
+                            )
+                            - sa.func.now(),
+                        )
+                    ).where(d.c.state.in_(UNDELIVERED))
+                )
+            ).scalar()
+        return None if due is None else max(float(due), 0.0)
+
+    async def get_delivery(
+        self, customer: str, webhook_id: str, delivery_id: str
+    ) -> StoredDelivery | None:
+        d = webhook_deliveries
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    sa.select(d).where(
+                        d.c.customer_id == customer,
+                        d.c.webhook_id == webhook_id,
+                        d.c.delivery_id == delivery_id,
+                    )
+                )
+            ).first()
+            if row is None:
+                return None
+            return (await _with_attempts(connection, [row]))[0]
+
+    async def list_deliveries(
+        self,
+        customer: str,
+        webhook_id: str,
+        filter_text: str,
+        limit: int,
+        after: Sequence[str] | None,
+    ) -> list[StoredDelivery]:
+        """Newest first; `after` is the (create_time, delivery_id) the last page ended on."""
+        d = webhook_deliveries
+        query = (
+            sa.select(d)
+            .where(
+                d.c.customer_id == customer,
+                d.c.webhook_id == webhook_id,
+                parse_filter(filter_text, DELIVERY_FILTERS),
+            )
+            .order_by(d.c.create_time.desc(), d.c.delivery_id.desc())
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(
+                after_position(
+                    (d.c.create_time, d.c.delivery_id),
+                    (dt.datetime.fromisoformat(after[0]), after[1]),
+                    descending=True,
+                )
+            )
+        async with self._engine.connect() as connection:
+            rows = list((await connection.execute(query)).all())
+            return await _with_attempts(connection, rows)
+
     async def record_drift_events(
-        self, customer: str, batch_id: str, events: Sequence[DriftEventState]
+        self,
+        customer: str,
+        batch_id: str,
+        events: Sequence[DriftEventState],
+        *,
+        max_attempts: int,
+        trace_context: Mapping[str, str],
     ) -> tuple[int, int]:
         """Record a batch of drift event states once per batch id, each event's change once
-        per version; returns (events recorded, deliveries queued), the first call's counts
-        for a batch recorded already."""
+        per version, and queue a delivery of each change to every enabled webhook subscribed
+        to it; returns (events recorded, deliveries queued), the first call's counts for a
+        batch recorded already."""
         async with self._engine.begin() as connection:
             # The batch row comes first: of two calls with one batch, the second waits on its
             # key here and then reads the first's counts.
@@ -228,16 +610,33 @@ class ReportsStore:
                 return stored.events_recorded, stored.deliveries_queued
             # Events locked in one order, so batches sharing events cannot deadlock; the
             # versions of one event in the order they happened.
+            queued = 0
             for event in sorted(events, key=lambda e: (e.event_id, e.version)):
-                await _record_drift_event(connection, customer, batch_id, event)
-            return len(events), 0
+                queued += await _record_drift_event(
+                    connection, customer, batch_id, event, max_attempts, trace_context
+                )
+            await connection.execute(
+                sa.update(drift_event_batches)
+                .where(
+                    drift_event_batches.c.customer_id == customer,
+                    drift_event_batches.c.batch_id == batch_id,
+                )
+                .values(deliveries_queued=queued)
+            )
+            return len(events), queued
 
 
 async def _record_drift_event(
-    connection: AsyncConnection, customer: str, batch_id: str, event: DriftEventState
-) -> None:
+    connection: AsyncConnection,
+    customer: str,
+    batch_id: str,
+    event: DriftEventState,
+    max_attempts: int,
+    trace_context: Mapping[str, str],
+) -> int:
     """Store `event` as the latest state of its event unless a newer one is stored, with the
-    change it makes; the event's row stays locked until the transaction ends."""
+    change it makes and its deliveries; returns how many deliveries it queued. The event's
+    row stays locked until the transaction ends."""
     state = {
         "version": event.version,
         "payer": event.payer,
@@ -273,10 +672,10 @@ async def _record_drift_event(
         ).one()
     change = drift_event_change(stored, event)
     if change is None:
-        return
+        return 0
     if stored is not None:
         await connection.execute(sa.update(drift_events).where(*key).values(**state))
-    await connection.execute(
+    recorded = await connection.execute(
         postgresql.insert(drift_event_changes)
         .values(
             customer_id=customer,
@@ -289,4 +688,127 @@ async def _record_drift_event(
             record_time=sa.func.now(),
         )
         .on_conflict_do_nothing()
+        .returning(drift_event_changes.c.change_id)
+    )
+    change_id = recorded.scalar()
+    if change_id is None:
+        return 0
+    body = webhook_body(change.change, event.version, event.data)
+    subscribed = sa.select(
+        webhooks.c.customer_id,
+        webhooks.c.webhook_id,
+        _new_id("wd_"),
+        _new_id("msg_"),
+        sa.literal(change.change),
+        sa.literal(change_id, sa.BigInteger),
+        sa.literal(body, sa.LargeBinary),
+        sa.literal(dict(trace_context), postgresql.JSONB),
+        sa.literal(PENDING),
+        sa.literal(max_attempts, sa.BigInteger),
+        sa.func.now(),
+    ).where(
+        webhooks.c.customer_id == customer,
+        sa.not_(webhooks.c.disabled),
+        webhooks.c.event_types.any(change.change),
+    )
+    queued = await connection.execute(
+        postgresql.insert(webhook_deliveries)
+        .from_select(
+            [
+                "customer_id",
+                "webhook_id",
+                "delivery_id",
+                "message_id",
+                "event_type",
+                "change_id",
+                "body",
+                "trace_context",
+                "state",
+                "max_attempts",
+                "next_attempt_time",
+            ],
+            subscribed,
+        )
+        .on_conflict_do_nothing(index_elements=["customer_id", "webhook_id", "change_id"])
+        .returning(webhook_deliveries.c.delivery_id)
+    )
+    return len(queued.all())
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One try at sending a delivery, as recorded."""
+
+    start_time: dt.datetime
+    response_code: int
+    latency_seconds: float
+    response_body: str
+    error: str
+
+
+@dataclass(frozen=True)
+class StoredDelivery:
+    """A delivery's row and its attempts, oldest first."""
+
+    row: Row
+    attempts: list[Row]
+
+
+def _seconds(value: float) -> Any:
+    return sa.func.make_interval(0, 0, 0, 0, 0, 0, sa.literal(value, sa.Float))
+
+
+def _claimed_query() -> sa.Select[Any]:
+    """A delivery with what sending it needs: its webhook's URL and secret."""
+    d = webhook_deliveries
+    return sa.select(d, webhooks.c.url, webhooks.c.signing_secret).join(
+        webhooks,
+        sa.and_(webhooks.c.customer_id == d.c.customer_id, webhooks.c.webhook_id == d.c.webhook_id),
+    )
+
+
+async def _drop_undelivered(
+    connection: AsyncConnection, customer: str, webhook_id: str, reason: str
+) -> None:
+    """Fail a webhook's undelivered deliveries not in flight (tests aside): events that
+    occur while a webhook is disabled are not delivered later."""
+    d = webhook_deliveries
+    await connection.execute(
+        sa.update(d)
+        .where(
+            d.c.customer_id == customer,
+            d.c.webhook_id == webhook_id,
+            d.c.state.in_(UNDELIVERED),
+            d.c.event_type != TEST,
+            sa.or_(d.c.lease_expire_time.is_(None), d.c.lease_expire_time <= sa.func.now()),
+        )
+        .values(
+            state=FAILED,
+            last_error=reason,
+            next_attempt_time=None,
+            complete_time=sa.func.now(),
+        )
+    )
+
+
+async def _with_attempts(connection: AsyncConnection, rows: list[Row]) -> list[StoredDelivery]:
+    if not rows:
+        return []
+    a = webhook_delivery_attempts
+    keys = [(r.customer_id, r.webhook_id, r.delivery_id) for r in rows]
+    found: dict[tuple[str, str, str], list[Row]] = {key: [] for key in keys}
+    attempts = await connection.execute(
+        sa.select(a)
+        .where(sa.tuple_(a.c.customer_id, a.c.webhook_id, a.c.delivery_id).in_(keys))
+        .order_by(a.c.attempt_number)
+    )
+    for attempt in attempts.all():
+        found[(attempt.customer_id, attempt.webhook_id, attempt.delivery_id)].append(attempt)
+    return [StoredDelivery(row, found[key]) for row, key in zip(rows, keys, strict=True)]
+
+
+def _new_id(prefix: str) -> Any:
+    """A random id made by the database, e.g. `wd_3f2a…` (32 hex digits)."""
+    return sa.literal(prefix) + sa.func.replace(
+        sa.cast(sa.func.gen_random_uuid(), sa.Text), "-", ""
     )

@@ -6,18 +6,14 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from devtools.stack import wait_until
-from runtime import schemas
 from runtime.auth import service_token
-from tests.conftest import PostgresUnderTest
 from tests.drift.test_detection_api import history_csv
 from tests.system import System
 from tests.test_request_validation import refusal
@@ -31,14 +27,6 @@ LOW, MEDIUM, HIGH = (
     drift_resources.DriftEvent.MEDIUM,
     drift_resources.DriftEvent.HIGH,
 )
-
-
-@pytest.fixture
-def database(postgres: PostgresUnderTest) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-    with psycopg.connect(
-        schemas.libpq_url(postgres.admin_url), autocommit=True, row_factory=dict_row
-    ) as connection:
-        yield connection
 
 
 def fresh_customer() -> str:
