@@ -798,9 +798,7 @@ def _slow_season(
     the customer's towards none, the row's towards the customer's; a row without its own
     year of history takes the customer's. A code group's is its payer's."""
     own = _slow_counts(table, payer_rows(table)[series], first, days, config, history)
-    payers = np.array(
-        [j for j, one in enumerate(table.series) if one.code_group == ALL_CODES], dtype=np.int64
-    )
+    payers = payer_level_series(table)
     starts, row_of = np.unique(first, return_inverse=True)
     every = _slow_counts(
         table, np.tile(payers, starts.size), np.repeat(starts, payers.size), days, config, history
@@ -967,11 +965,12 @@ class _Pending:
     ) -> _Pending:
         usual, observed, expected = _pending_counts(table, series, as_of, baseline, current, config)
         # A code group's backlog season is its payer's, as its decision times' are.
-        own = _last_years_pending(table, payer_rows(table)[series], as_of, config, history)
-        payers = np.array(
-            [j for j, one in enumerate(table.series) if one.code_group == ALL_CODES],
-            dtype=np.int64,
+        # Each payer's once for all its rows.
+        keys, row_of = np.unique(
+            np.stack([payer_rows(table)[series], as_of]), axis=1, return_inverse=True
         )
+        own = _last_years_pending(table, keys[0], keys[1], config, history)[:, row_of.ravel()]
+        payers = payer_level_series(table)
         days, row_of = np.unique(as_of, return_inverse=True)
         every = _last_years_pending(
             table, np.tile(payers, days.size), np.repeat(days, payers.size), config, history
@@ -1147,12 +1146,17 @@ def _a_year_before(day: dt.date) -> int:
         return day.replace(year=day.year - 1, day=28).toordinal()
 
 
+def payer_level_series(table: SeriesTable) -> statistics.IntArray:
+    """The series of `table` that are payer-level (every code group of a payer)."""
+    return np.array(
+        [j for j, one in enumerate(table.series) if one.code_group == ALL_CODES], dtype=np.int64
+    )
+
+
 def payer_rows(table: SeriesTable) -> statistics.IntArray:
     """Each series' payer-level series in `table` (itself for a payer's; itself too where
     its payer's is not in the table)."""
-    payer_level = {
-        one.payer: j for j, one in enumerate(table.series) if one.code_group == ALL_CODES
-    }
+    payer_level = {table.series[j].payer: j for j in payer_level_series(table).tolist()}
     return np.array(
         [payer_level.get(one.payer, j) for j, one in enumerate(table.series)], dtype=np.int64
     )
@@ -1379,9 +1383,7 @@ def _pooled_season(
 ) -> _SeasonWindows:
     """The season windows of the customer as a whole (every payer of the table summed, each
     with the longest reference its history covers), for each row's current window and span."""
-    payers = np.array(
-        [j for j, one in enumerate(table.series) if one.code_group == ALL_CODES], dtype=np.int64
-    )
+    payers = payer_level_series(table)
     keys, row_of = np.unique(np.vstack([current_start, same]), axis=1, return_inverse=True)
     row_of = row_of.ravel()
     starts = keys[0]
