@@ -52,6 +52,9 @@ outbox-replay: $(STAMP) ## Publish parked events again: make outbox-replay SERVI
 run: $(STAMP) ## Start PostgreSQL, migrate, and run the three services and the gateway
 	$(PY) -m devtools.stack
 
+receivers: $(STAMP) ## Local webhook receiver (:9009) and email catcher (:1025) for `make run`
+	$(PY) -m devtools.receivers
+
 demo-data: $(STAMP) ## Write the demo files (.local/demo/); `make run` loads them
 	$(PY) -m devtools.demo write
 
@@ -79,4 +82,4 @@ bench: $(STAMP) ## Benchmarks: ingest vs plain psql \copy; detection vs a GROUP 
 eval: $(STAMP) ## Detection accuracy on synthetic data with known drifts (prints figures)
 	$(PY) -m devtools.evaluation
 
-.PHONY: help venv lock protos breaking db db-stop migrate outbox-parked outbox-replay run demo-data token lint typecheck test bench eval
+.PHONY: help venv lock protos breaking db db-stop migrate outbox-parked outbox-replay run receivers demo-data token lint typecheck test bench eval

@@ -92,6 +92,81 @@ def load(gateway_url: str, settings: Settings) -> list[dict[str, str]]:
     return uploads
 
 
+# Where `make receivers` listens.
+WEBHOOK_URL = "http://127.0.0.1:9009/hooks"
+NOTIFIED_EVENTS = [
+    "DRIFT_EVENT_OPENED",
+    "DRIFT_EVENT_UPDATED",
+    "DRIFT_EVENT_CLOSED",
+    "REPORT_READY",
+]
+
+
+def _client(gateway_url: str, settings: Settings, customer: str) -> httpx.Client:
+    token = mint_token(
+        settings, subject=f"demo@{customer}", customer=customer, role=Role.ADMIN, ttl_seconds=600
+    )
+    return httpx.Client(
+        base_url=gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    )
+
+
+def subscribe(gateway_url: str, settings: Settings) -> str:
+    """A webhook of `acme` to the local receiver (once), before the demo's events are found."""
+    with _client(gateway_url, settings, CUSTOMER) as client:
+        listed = client.get(f"/v1/customers/{CUSTOMER}/webhooks").json().get("webhooks", [])
+        for webhook in listed:
+            if webhook["url"] == WEBHOOK_URL:
+                return str(webhook["name"])
+        created = client.post(
+            f"/v1/customers/{CUSTOMER}/webhooks",
+            json={
+                "displayName": "make receivers",
+                "url": WEBHOOK_URL,
+                "eventTypes": NOTIFIED_EVENTS,
+            },
+        )
+        created.raise_for_status()
+        return str(created.json()["name"])
+
+
+ALERT_RECIPIENT = "revenue-cycle@acme.example"
+
+
+def alert_by_email(gateway_url: str, settings: Settings) -> None:
+    """`acme`'s alert policy: email its revenue-cycle team (the local catcher takes it)."""
+    with _client(gateway_url, settings, CUSTOMER) as client:
+        updated = client.patch(
+            f"/v1/customers/{CUSTOMER}/alertPolicy",
+            params={"updateMask": "emailRecipients,minimumSeverity"},
+            json={"emailRecipients": [ALERT_RECIPIENT], "minimumSeverity": "MEDIUM"},
+        )
+        updated.raise_for_status()
+
+
+def scorecard(gateway_url: str, settings: Settings) -> str:
+    """Ask for `acme`'s payer scorecard of the demo's last 90 days (once); its name."""
+    end = SCENARIO.end
+    start = end - dt.timedelta(days=89)
+    with _client(gateway_url, settings, CUSTOMER) as client:
+        created = client.post(
+            f"/v1/customers/{CUSTOMER}/reports",
+            json={
+                "kind": "PAYER_SCORECARD",
+                "format": "PDF",
+                "parameters": {
+                    "dateRange": {
+                        "startDate": {"year": start.year, "month": start.month, "day": start.day},
+                        "endDate": {"year": end.year, "month": end.month, "day": end.day},
+                    }
+                },
+            },
+            headers={"Idempotency-Key": f"demo-scorecard-{start}-{end}"},
+        )
+        created.raise_for_status()
+        return str(created.json()["name"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=("write", "load"))

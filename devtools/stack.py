@@ -132,11 +132,22 @@ def _load_demo(base: str, settings: Settings) -> str:
     from devtools import demo
 
     print("loading demo data…", flush=True)
+    webhook = demo.subscribe(base, settings)
+    demo.alert_by_email(base, settings)
     lines = [
         f"  {u['name']}  {u['fileName']}: {u['rowsAccepted']} claims"
         for u in demo.load(base, settings)
     ]
-    return "Demo data (tokens for customers acme and globex see it):\n" + "\n".join(lines) + "\n"
+    report = demo.scorecard(base, settings)
+    return (
+        "Demo data (tokens for customers acme and globex see it):\n"
+        + "\n".join(lines)
+        + f"\n  {webhook} sends acme's drift events to {demo.WEBHOOK_URL}"
+        + f" and emails {demo.ALERT_RECIPIENT} through SMTP 127.0.0.1:1025"
+        + " (`make receivers` in another terminal shows both)"
+        + f"\n  {report}: acme's payer scorecard (PDF); download it with\n"
+        + f"    curl -OJ -H \"Authorization: Bearer $TOKEN\" '{base}/v1/{report}:download'\n"
+    )
 
 
 def _webhook_note(env: Mapping[str, str]) -> str:
@@ -196,6 +207,10 @@ def main() -> int:
         env.setdefault(f"{service.upper()}_TARGET", f"127.0.0.1:{DEFAULT_GRPC_PORTS[service]}")
     # Local receivers (http://127.0.0.1:PORT/...) may take webhooks; production refuses them.
     env.setdefault("WEBHOOK_ALLOW_LOOPBACK", "true")
+    # Alert emails go to `make receivers`' catcher; links in them to this gateway.
+    env.setdefault("SMTP_HOST", "127.0.0.1")
+    env.setdefault("SMTP_PORT", "1025")
+    env.setdefault("PUBLIC_BASE_URL", f"http://{settings.host}:{settings.gateway_port}")
     stack = Stack(env)
     # Ctrl-C and SIGTERM both stop the stack, also when started with SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -57,6 +57,10 @@ MAX_FORWARDED_HEADER_CHARS = {
     "baggage": 1024,
     "Content-Type": 256,
 }
+# Initial metadata a service sends with a download (see ReportsService.DownloadReport).
+DISPOSITION_METADATA = "content-disposition"
+LENGTH_METADATA = "x-content-length"
+DIGEST_METADATA = "x-content-sha256"
 # JSON bodies are requests of a few fields; files are uploaded as streamed bodies instead.
 MAX_JSON_BODY_BYTES = 1024 * 1024
 
@@ -113,7 +117,9 @@ class Gateway:
         # The path as sent: `match` decodes each bound variable once, as the spec says.
         raw_path = request.scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else request.url.path
-        found = transcoding.match(self.routes, request.method, path)
+        # HEAD is GET without the body (RFC 9110 §9.3.2): the same call, status and headers.
+        head = request.method == "HEAD"
+        found = transcoding.match(self.routes, "GET" if head else request.method, path)
         if found is None:
             return _no_route(request.method, path, transcoding.path_exists(self.routes, path))
         route, path_values = found
@@ -132,7 +138,11 @@ class Gateway:
             # Before forwarding: services name a bad value in their errors, and gRPC refuses
             # error trailers past 16 KiB (which reached clients as a 429).
             validation.check_request(grpc_request)
-            return await self._call(route, grpc_request, metadata, request)
+            response = await self._call(route, grpc_request, metadata, request)
+            # A stream's answer to HEAD was made without its body already.
+            return (
+                _without_body(response) if head and not route.method.server_streaming else response
+            )
         except errors.ApiError as exc:
             return error_response(exc.to_status())
         except grpc.aio.AioRpcError as exc:
@@ -178,7 +188,7 @@ class Gateway:
             call = unary_stream(
                 grpc_request, metadata=metadata, timeout=self.settings.stream_timeout_seconds
             )
-            return await _streaming_response(route, call)
+            return await _streaming_response(route, call, head=request.method == "HEAD")
         unary_unary = channel.unary_unary(route.grpc_path, serialize, deserialize)
         return _unary_response(route, await unary_unary(grpc_request, metadata=metadata))
 
@@ -276,15 +286,37 @@ async def _body_chunks(
         yield pending
 
 
+def _download_headers(metadata: Any) -> dict[str, str]:
+    """The HTTP headers a download's service sends in its initial metadata: the file name to
+    save as, the length and the SHA-256 (as a strong ETag)."""
+    found = dict(metadata or ())
+    headers = {}
+    if isinstance(disposition := found.get(DISPOSITION_METADATA), str):
+        headers["content-disposition"] = disposition
+    if isinstance(length := found.get(LENGTH_METADATA), str) and length.isdigit():
+        headers["content-length"] = length
+    if isinstance(digest := found.get(DIGEST_METADATA), str) and digest.isalnum():
+        headers["etag"] = f'"{digest}"'
+    return headers
+
+
+def _without_body(response: Response) -> Response:
+    """The answer to HEAD: the GET's status and headers, no body (its length kept)."""
+    headers = dict(response.headers)
+    headers["content-length"] = str(len(response.body))
+    return Response(b"", status_code=response.status_code, headers=headers)
+
+
 def _unary_response(route: Route, reply: message.Message) -> Response:
     if isinstance(reply, httpbody_pb2.HttpBody):
         return Response(reply.data, media_type=reply.content_type or "application/octet-stream")
     return JSONResponse(transcoding.to_json(reply))
 
 
-async def _streaming_response(route: Route, call: Any) -> Response:
+async def _streaming_response(route: Route, call: Any, *, head: bool = False) -> Response:
     """HttpBody streams as raw bytes; other messages as newline-delimited JSON, each line
-    `{"result": ...}` or, if the stream fails midway, `{"error": ...}` (grpc-gateway's shape)."""
+    `{"result": ...}` or, if the stream fails midway, `{"error": ...}` (grpc-gateway's shape).
+    For HEAD, the first message gives the headers and the call is cancelled."""
     iterator = call.__aiter__()
     try:
         first = await iterator.__anext__()
@@ -293,6 +325,10 @@ async def _streaming_response(route: Route, call: Any) -> Response:
     # Errors before the first message still get a proper HTTP status.
     if route.returns_http_body:
         media_type = (first.content_type if first is not None else "") or "application/octet-stream"
+        headers = _download_headers(await call.initial_metadata())
+        if head:
+            call.cancel()
+            return Response(b"", media_type=media_type, headers=headers)
 
         async def raw() -> AsyncIterator[bytes]:
             if first is not None:
@@ -300,7 +336,11 @@ async def _streaming_response(route: Route, call: Any) -> Response:
             async for reply in iterator:
                 yield reply.data
 
-        return StreamingResponse(raw(), media_type=media_type)
+        return StreamingResponse(raw(), media_type=media_type, headers=headers)
+
+    if head:
+        call.cancel()
+        return Response(b"", media_type="application/x-ndjson")
 
     async def lines() -> AsyncIterator[bytes]:
         if first is not None:

@@ -8,7 +8,7 @@ gRPC context about errors.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import grpc
@@ -108,6 +108,23 @@ def invalid_argument(message: str, *violations: FieldViolation) -> ApiError:
     """Bad input: INVALID_ARGUMENT with one field violation per problem."""
     return ApiError(
         grpc.StatusCode.INVALID_ARGUMENT, message, reason="INVALID_ARGUMENT", violations=violations
+    )
+
+
+def invalid_fields(problems: Sequence[FieldViolation]) -> ApiError:
+    """INVALID_ARGUMENT for one or more field violations, its message the first of them."""
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return invalid_argument(f"{first.field} {first.description}{more}", *problems)
+
+
+def stale(resource_name: str) -> ApiError:
+    """A conditional change whose etag no longer matches the resource (AIP-154)."""
+    return ApiError(
+        grpc.StatusCode.ABORTED,
+        f"{client_text(resource_name)} changed since its etag was read; get it again and retry",
+        reason="ETAG_MISMATCH",
+        metadata={"resource": resource_name},
     )
 
 

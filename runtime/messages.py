@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 from google.protobuf import timestamp_pb2
 from google.type import date_pb2, money_pb2
 
+from runtime import errors
+
 Message = TypeVar("Message")
 
 
@@ -16,6 +18,16 @@ def date_message(value: dt.date | None) -> date_pb2.Date | None:
     if value is None:
         return None
     return date_pb2.Date(year=value.year, month=value.month, day=value.day)
+
+
+def python_date(value: date_pb2.Date, field: str) -> dt.date:
+    """A request's date field as a date; INVALID_ARGUMENT naming `field` when it is not one."""
+    try:
+        return dt.date(value.year, value.month, value.day)
+    except ValueError as exc:
+        raise errors.invalid_argument(
+            f"{field} is not a valid date", errors.FieldViolation(field, "a valid date is required")
+        ) from exc
 
 
 def timestamp_message(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:

@@ -73,6 +73,21 @@ class Settings:
     webhook_attempt_timeout_seconds: float
     # Attempts in flight at once per process; one webhook has at most one.
     webhook_concurrency: int
+    # Reports built at once per process, and the lease a build renews while it runs: a
+    # process that dies lets another build its reports once the lease ends.
+    report_build_concurrency: int
+    report_lease_seconds: float
+    # Alert email goes through this SMTP server, from `smtp_from`; STARTTLS and a login
+    # where set (a login is sent only over STARTTLS, or to a server on loopback).
+    smtp_host: str
+    smtp_port: int
+    smtp_from: str
+    smtp_starttls: bool
+    smtp_username: str
+    smtp_password: str
+    # Where people reach Upstream (the gateway or the web app in front of it): alerts link
+    # to it.
+    public_base_url: str
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> Settings:
@@ -127,6 +142,15 @@ class Settings:
             ),
             webhook_attempt_timeout_seconds=float(env.get("WEBHOOK_ATTEMPT_TIMEOUT_SECONDS", "10")),
             webhook_concurrency=int(env.get("WEBHOOK_CONCURRENCY", "16")),
+            report_build_concurrency=int(env.get("REPORT_BUILD_CONCURRENCY", "2")),
+            report_lease_seconds=float(env.get("REPORT_LEASE_SECONDS", "60")),
+            smtp_host=env.get("SMTP_HOST", "127.0.0.1"),
+            smtp_port=int(env.get("SMTP_PORT", "25")),
+            smtp_from=env.get("SMTP_FROM", "Upstream <alerts@localhost>"),
+            smtp_starttls=_flag(env.get("SMTP_STARTTLS", "false")),
+            smtp_username=env.get("SMTP_USERNAME", ""),
+            smtp_password=env.get("SMTP_PASSWORD", ""),
+            public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8080").rstrip("/"),
         )
 
 

@@ -245,10 +245,3 @@ def test_lists_page_through_everything_once(system: System) -> None:
         assert sorted(seen) == sorted(made)
         foreign = client.get("/v1/customers/delta/uploads", params={"pageToken": "garbage"})
         assert foreign.status_code == 400 and "page_token" in violations(foreign)
-
-
-def test_unimplemented_methods_say_so(system: System) -> None:
-    with system.client() as client:
-        response = client.get("/v1/customers/acme/reportSchedules")
-    assert response.status_code == 501
-    assert error_of(response)["status"] == "UNIMPLEMENTED"

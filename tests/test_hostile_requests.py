@@ -574,9 +574,11 @@ def test_the_services_refuse_what_the_gateway_would_never_forward(
     assert stored.of(victim.customer) == before
 
 
-def test_a_stream_not_built_yet_says_so(system: System, victim: Victim) -> None:
-    """A server-streaming method the service has not built once answered UNKNOWN (the call
-    broke in the interceptors), and the gateway 500."""
+def test_a_stream_that_fails_before_its_first_message_says_why(
+    system: System, victim: Victim
+) -> None:
+    """A server-streaming method that fails before its first message once answered UNKNOWN
+    (the call broke in the interceptors), and the gateway 500."""
     report = f"customers/{victim.customer}/reports/r1"
     token = system.token(victim.customer, "admin")
     with grpc.insecure_channel(system.targets["reports"]) as channel:
@@ -593,12 +595,12 @@ def test_a_stream_not_built_yet_says_so(system: System, victim: Victim) -> None:
                     timeout=30,
                 )
             )
-    assert raised.value.code() is grpc.StatusCode.UNIMPLEMENTED, raised.value.details()
-    assert "DownloadReport" in raised.value.details()
+    assert raised.value.code() is grpc.StatusCode.NOT_FOUND, raised.value.details()
+    assert report in (raised.value.details() or "")
     with system.client(victim.customer, "admin") as client:
         response = client.get(f"/v1/{report}:download")
-    assert response.status_code == 501, response.text[:300]
-    assert http_error(response)["status"] == "UNIMPLEMENTED"
+    assert response.status_code == 404, response.text[:300]
+    assert http_error(response)["status"] == "NOT_FOUND"
 
 
 # --- page tokens --------------------------------------------------------------------------------

@@ -204,12 +204,7 @@ class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
             customer, config, require_identity().subject, change.etag
         )
         if stored is None:
-            raise errors.ApiError(
-                grpc.StatusCode.ABORTED,
-                "drift_config changed since it was read; get it again and retry",
-                reason="ETAG_MISMATCH",
-                metadata={"resource": change.name},
-            )
+            raise errors.stale(change.name)
         return config_message(customer, stored)
 
     # --- runs -------------------------------------------------------------------------------
@@ -323,12 +318,7 @@ class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
         except LookupError:
             raise errors.not_found(change.name) from None
         if row is None:
-            raise errors.ApiError(
-                grpc.StatusCode.ABORTED,
-                "the event changed since it was read; get it again and retry",
-                reason="ETAG_MISMATCH",
-                metadata={"resource": change.name},
-            )
+            raise errors.stale(change.name)
         return event_message(row)
 
     # --- summaries --------------------------------------------------------------------------

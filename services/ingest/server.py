@@ -12,13 +12,18 @@ from typing import Any
 import grpc
 import numpy as np
 from google.protobuf import empty_pb2
-from google.type import date_pb2
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import errors, names
 from runtime.auth import require_identity
-from runtime.messages import date_message, money_message, set_fields, timestamp_message
+from runtime.messages import (
+    date_message,
+    money_message,
+    python_date,
+    set_fields,
+    timestamp_message,
+)
 from runtime.outbox import OutboxEvent, outbox_relay
 from runtime.server import ServiceDefinition
 from runtime.settings import Settings
@@ -156,8 +161,8 @@ def _date_range(
     request: ingest_service_pb2.StreamDailyStatsRequest
     | ingest_service_pb2.StreamDailyStatSeriesRequest,
 ) -> tuple[dt.date, dt.date]:
-    start = _python_date(request.start_date, "start_date")
-    end = _python_date(request.end_date, "end_date")
+    start = python_date(request.start_date, "start_date")
+    end = python_date(request.end_date, "end_date")
     if end < start:
         raise errors.invalid_argument(
             "end_date is before start_date",
@@ -186,21 +191,12 @@ def _span_starts(
         )
     return span_starts(
         [
-            _python_date(day, f"entry_span_starts[{i}]")
+            python_date(day, f"entry_span_starts[{i}]")
             for i, day in enumerate(request.entry_span_starts)
         ],
         start,
         end,
     )
-
-
-def _python_date(value: date_pb2.Date, field: str) -> dt.date:
-    try:
-        return dt.date(value.year, value.month, value.day)
-    except ValueError as exc:
-        raise errors.invalid_argument(
-            f"{field} is not a valid date", errors.FieldViolation(field, "a valid date is required")
-        ) from exc
 
 
 class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):

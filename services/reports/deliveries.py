@@ -73,18 +73,20 @@ def next_step(
     retry_delays: Sequence[float],
     *,
     jitter: float = 1.0,
+    one_off: bool = False,
 ) -> NextStep:
     """2xx delivers; 410 Gone disables the webhook; anything else is retried after the
     attempt's delay (× `jitter`) until the attempts run out, which disables the webhook too
-    (a test delivery is attempted once and disables nothing)."""
+    (a test delivery, or a `one_off` attempt such as a manual redelivery, is not retried and
+    disables nothing)."""
     if result.delivered:
         return NextStep(SUCCEEDED)
     if result.response_code == 410:
         return NextStep(FAILED, disable_reason="the endpoint answered 410 Gone")
+    if one_off or max_attempts == 1:
+        return NextStep(FAILED)
     if attempt_number < max_attempts and attempt_number <= len(retry_delays):
         return NextStep(RETRYING, retry_in_seconds=retry_delays[attempt_number - 1] * jitter)
-    if max_attempts == 1:
-        return NextStep(FAILED)
     return NextStep(
         FAILED,
         disable_reason=f"all {attempt_number} attempts of a delivery failed; the last: "
@@ -163,6 +165,8 @@ class WebhookDeliveries:
     async def _prune(self) -> None:
         while await self._store.delete_expired_deliveries(KEEP_DAYS, PRUNE_BATCH) == PRUNE_BATCH:
             pass
+        # Sends ignore an expired secret already; this drops it from the row.
+        await self._store.forget_expired_secrets()
 
     async def _run(self) -> None:
         next_prune = time.monotonic()
@@ -236,6 +240,7 @@ class WebhookDeliveries:
                     claimed.message_id,
                     claimed.body,
                     now=started,
+                    previous_secret=claimed.previous_signing_secret,
                 )
             except Exception as error:  # a bug must not leave the row leased forever
                 logger.exception("webhook attempt failed unexpectedly")
@@ -246,6 +251,7 @@ class WebhookDeliveries:
                 int(claimed.max_attempts),
                 self._retry_delays,
                 jitter=random.uniform(*JITTER),
+                one_off=claimed.redelivery_count > 0,
             )
             span.set_attribute("http.response.status_code", result.response_code)
             span.set_attribute("upstream.delivery_state", step.state)

@@ -14,7 +14,7 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -209,20 +209,43 @@ class WebhookSender:
         await self._pool.aclose()
 
     async def send(
-        self, url: str, secret: str, message_id: str, body: bytes, *, now: dt.datetime
+        self,
+        url: str,
+        secret: str,
+        message_id: str,
+        body: bytes,
+        *,
+        now: dt.datetime,
+        previous_secret: str | None = None,
     ) -> AttemptResult:
+        """POST `body` signed with `secret` (and `previous_secret`, while a rotation keeps it
+        valid: a receiver holding either verifies)."""
+        signature = " ".join(
+            StandardWebhook(key).sign(message_id, now, body)
+            for key in (secret, previous_secret)
+            if key
+        )
+        signed = [
+            (b"webhook-id", message_id.encode()),
+            (b"webhook-timestamp", str(int(now.timestamp())).encode()),
+            (b"webhook-signature", signature.encode()),
+        ]
+        return await self.post(url, body, signed)
+
+    async def post(
+        self, url: str, body: bytes, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> AttemptResult:
+        """POST the JSON `body` (with `extra_headers`) to `url` if the policy accepts it;
+        what came back."""
         started = time.monotonic()
         code, excerpt = 0, b""
         try:
             # Checked here for the scheme's rules, and again by the connection itself.
             await self._policy.check(url)
-            signature = StandardWebhook(secret).sign(message_id, now, body)
             headers = [
                 (b"Content-Type", b"application/json"),
                 (b"User-Agent", USER_AGENT.encode()),
-                (b"webhook-id", message_id.encode()),
-                (b"webhook-timestamp", str(int(now.timestamp())).encode()),
-                (b"webhook-signature", signature.encode()),
+                *extra_headers,
             ]
             limits = dict.fromkeys(("connect", "read", "write", "pool"), self._timeout)
             async with asyncio.timeout(self._timeout):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 from google.protobuf import duration_pb2, empty_pb2, json_format
@@ -16,6 +17,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import errors, names
+from runtime.auth import service_token
+from runtime.clients import open_channel
 from runtime.messages import set_fields, timestamp_message
 from runtime.server import ServiceDefinition
 from runtime.settings import Settings
@@ -27,6 +30,11 @@ from runtime.standard_methods import (
 )
 from runtime.updates import mask_paths
 from runtime.validation import MAX_VIOLATIONS
+from services.reports import content
+from services.reports.alert_api import AlertPolicyMethods
+from services.reports.alert_store import AlertStore
+from services.reports.alerts import AlertWorker, EmailChannel
+from services.reports.builds import ReportBuilds
 from services.reports.deliveries import WebhookDeliveries, current_trace_context
 from services.reports.endpoints import (
     EndpointPolicy,
@@ -34,8 +42,19 @@ from services.reports.endpoints import (
     WebhookSender,
     dns_resolver,
 )
-from services.reports.store import DriftEventState, ReportsStore, StoredDelivery
+from services.reports.report_api import ReportMethods, report_message, resolve_period
+from services.reports.report_store import ReportStore
+from services.reports.schedule_api import ScheduleMethods
+from services.reports.schedules import Scheduler, ScheduleStore
+from services.reports.store import (
+    UNDELIVERED,
+    DriftEventState,
+    ReportsStore,
+    StoredDelivery,
+)
+from upstream.drift.v1 import drift_service_pb2_grpc
 from upstream.drift.v1 import resources_pb2 as drift_resources_pb2
+from upstream.ingest.v1 import ingest_service_pb2_grpc
 from upstream.reports.v1 import reports_service_pb2, reports_service_pb2_grpc, resources_pb2
 
 logger = logging.getLogger("upstream.reports")
@@ -46,13 +65,22 @@ DRIFT_EVENT_NAME = "customers/{customer}/driftEvents/{event}"
 WEBHOOK_FIELDS = ("display_name", "url", "event_types", "disabled")
 # Standard Webhooks secrets: "whsec_" and base64 of random bytes (24–64 of them).
 SECRET_BYTES = 32
+# After a rotation, sends are signed with the replaced secret too for this long.
+PREVIOUS_SECRET_VALID_SECONDS = 24 * 3600
 # The range of a PostgreSQL bigint, which holds the dollars at stake in cents.
 CENTS_RANGE = range(-(2**63), 2**63)
 NANOS_PER_CENT = 10_000_000
 
 
+def new_signing_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
 def webhook_message(row: Row, *, with_secret: bool = False) -> resources_pb2.Webhook:
-    return resources_pb2.Webhook(
+    previous_expires = row.previous_secret_expire_time
+    if previous_expires is not None and previous_expires <= dt.datetime.now(dt.UTC):
+        previous_expires = None  # expired, not yet dropped from the row
+    webhook = resources_pb2.Webhook(
         name=WEBHOOK_NAME.format(customer=row.customer_id, webhook=row.webhook_id),
         display_name=row.display_name,
         url=row.url,
@@ -64,6 +92,7 @@ def webhook_message(row: Row, *, with_secret: bool = False) -> resources_pb2.Web
         etag=webhook_etag(row),
         disabled_reason=row.disabled_reason or "",
     )
+    return set_fields(webhook, previous_secret_expire_time=timestamp_message(previous_expires))
 
 
 def webhook_etag(row: Row) -> str:
@@ -80,6 +109,7 @@ def delivery_message(stored: StoredDelivery) -> resources_pb2.WebhookDelivery:
         event_type=resources_pb2.EventType.Value(row.event_type),
         state=resources_pb2.WebhookDelivery.State.Value(row.state),
         attempt_count=row.attempt_count,
+        redelivery_count=row.redelivery_count,
         last_response_code=row.last_response_code or 0,
         last_error=row.last_error or "",
     )
@@ -173,18 +203,55 @@ def _stale(name: str) -> errors.ApiError:
     )
 
 
-class ReportsServicer(reports_service_pb2_grpc.ReportsServiceServicer):
+def _not_redeliverable(name: str, delivery: StoredDelivery) -> errors.ApiError:
+    """Why `delivery`, which was not queued again, cannot be: in flight, or its webhook off."""
+    state = delivery.row.state
+    shown = errors.client_text(name)
+    if state in UNDELIVERED:
+        message = (
+            f"{shown} is still being delivered (state {state}); redeliver it once it has "
+            "SUCCEEDED or FAILED"
+        )
+        reason = "DELIVERY_IN_PROGRESS"
+    else:
+        webhook = WEBHOOK_NAME.format(
+            customer=delivery.row.customer_id, webhook=delivery.row.webhook_id
+        )
+        message = (
+            f"{webhook} is disabled; enable it first (update it with `disabled` false), "
+            "then redeliver"
+        )
+        reason = "WEBHOOK_DISABLED"
+    return errors.ApiError(
+        grpc.StatusCode.FAILED_PRECONDITION, message, reason=reason, metadata={"resource": shown}
+    )
+
+
+class ReportsServicer(
+    ReportMethods,
+    ScheduleMethods,
+    AlertPolicyMethods,
+    reports_service_pb2_grpc.ReportsServiceServicer,
+):
     def __init__(
         self,
         store: ReportsStore,
         endpoints: EndpointPolicy,
         deliveries: WebhookDeliveries,
         queued: asyncio.Event,
+        reports: ReportStore,
+        builds_wake_up: asyncio.Event,
+        schedules: ScheduleStore,
+        scheduler_wake_up: asyncio.Event,
     ) -> None:
         self._store = store
         self._endpoints = endpoints
         self._deliveries = deliveries
         self._queued = queued
+        self._reports = reports
+        self._builds_wake_up = builds_wake_up
+        self._schedules = schedules
+        self._scheduler_wake_up = scheduler_wake_up
 
     async def _url_violations(self, url: str) -> list[errors.FieldViolation]:
         """Whether deliveries may go to `url`, resolving its host now."""
@@ -205,7 +272,7 @@ class ReportsServicer(reports_service_pb2_grpc.ReportsServiceServicer):
         problems += await self._url_violations(webhook.url)
         if problems:
             raise _invalid_webhook(problems)
-        secret = "whsec_" + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+        secret = new_signing_secret()
         row = await self._store.create_webhook(
             customer,
             "wh_" + secrets.token_hex(8),
@@ -290,6 +357,22 @@ class ReportsServicer(reports_service_pb2_grpc.ReportsServiceServicer):
             parent=WEBHOOK_NAME,
         )
 
+    async def RotateWebhookSecret(
+        self,
+        request: reports_service_pb2.RotateWebhookSecretRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> resources_pb2.Webhook:
+        parsed = names.parse(request.name, WEBHOOK_NAME)
+        row = await self._store.rotate_webhook_secret(
+            parsed["customer"],
+            parsed["webhook"],
+            new_signing_secret(),
+            keep_previous_seconds=PREVIOUS_SECRET_VALID_SECONDS,
+        )
+        if row is None:
+            raise errors.not_found(request.name)
+        return webhook_message(row, with_secret=True)
+
     async def GetWebhookDelivery(
         self,
         request: reports_service_pb2.GetWebhookDeliveryRequest,
@@ -298,6 +381,25 @@ class ReportsServicer(reports_service_pb2_grpc.ReportsServiceServicer):
         return await get_resource(
             request.name, DELIVERY_NAME, self._store.get_delivery, delivery_message
         )
+
+    async def RedeliverWebhookDelivery(
+        self,
+        request: reports_service_pb2.RedeliverWebhookDeliveryRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> resources_pb2.WebhookDelivery:
+        parsed = names.parse(request.name, DELIVERY_NAME)
+        found = await self._store.redeliver(
+            parsed["customer"],
+            parsed["webhook"],
+            parsed["delivery"],
+            trace_context=current_trace_context(),
+        )
+        if found.delivery is None:
+            raise errors.not_found(request.name)
+        if not found.queued:
+            raise _not_redeliverable(request.name, found.delivery)
+        self._queued.set()
+        return delivery_message(found.delivery)
 
     async def DeleteWebhook(
         self,
@@ -378,10 +480,88 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
         wake_up=queued,
     )
 
+    report_store = ReportStore(engine)
+    builds_wake_up = asyncio.Event()
+
+    def authorization() -> str:
+        return f"Bearer {service_token(settings)}"
+
+    # `build` runs on the server's event loop, which the channels belong to. Reports reads
+    # ingest and drift over their contracts only, on the service's own behalf.
+    channels = [
+        open_channel(
+            target,
+            service,
+            default_timeout=settings.client_timeout_seconds,
+            authorization=authorization,
+        )
+        for target, service in (
+            (settings.ingest_target, "upstream.ingest.v1.IngestService"),
+            (settings.drift_target, "upstream.drift.v1.DriftService"),
+        )
+    ]
+    builds = ReportBuilds(
+        report_store,
+        content.Sources(
+            ingest=ingest_service_pb2_grpc.IngestServiceStub(channels[0]),
+            drift=drift_service_pb2_grpc.DriftServiceStub(channels[1]),
+        ),
+        report_message,
+        concurrency=settings.report_build_concurrency,
+        lease_seconds=settings.report_lease_seconds,
+        webhook_max_attempts=deliveries.max_attempts,
+        wake_up=builds_wake_up,
+        deliveries_queued=queued,
+    )
+
+    schedule_store = ScheduleStore(engine)
+    scheduler_wake_up = asyncio.Event()
+    scheduler = Scheduler(
+        schedule_store,
+        lambda parameters, day: resolve_period(parameters, "report_template.parameters", today=day),
+        reports_created=builds_wake_up,
+        wake_up=scheduler_wake_up,
+    )
+
+    @contextlib.asynccontextmanager
+    async def close_sources() -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.gather(*(channel.close() for channel in channels))
+
+    servicer = ReportsServicer(
+        store,
+        endpoints,
+        deliveries,
+        queued,
+        report_store,
+        builds_wake_up,
+        schedule_store,
+        scheduler_wake_up,
+    )
+    alert_store = AlertStore(engine)
+    servicer.serve_alerts(alert_store, endpoints)
+    alerts = AlertWorker(
+        alert_store,
+        EmailChannel(settings, settings.webhook_attempt_timeout_seconds),
+        WebhookSender(endpoints, settings.webhook_attempt_timeout_seconds),
+        base_url=settings.public_base_url,
+        retry_delays=settings.webhook_retry_delays_seconds,
+        attempt_timeout_seconds=settings.webhook_attempt_timeout_seconds,
+        concurrency=settings.webhook_concurrency,
+    )
+
     return ServiceDefinition(
         full_name="upstream.reports.v1.ReportsService",
-        servicer=ReportsServicer(store, endpoints, deliveries, queued),
+        servicer=servicer,
         add_to_server=reports_service_pb2_grpc.add_ReportsServiceServicer_to_server,
         service_only_methods=frozenset({"/upstream.reports.v1.ReportsService/RecordDriftEvents"}),
-        background=[deliveries.running],
+        background=[
+            deliveries.running,
+            builds.running,
+            scheduler.running,
+            alerts.running,
+            close_sources,
+        ],
     )

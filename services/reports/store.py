@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runtime.filtering import FilterField, parse_filter
 from runtime.pagination import after_position
+from services.reports.alert_policy import SEVERITY_RANKS
+from services.reports.alert_store import queue_drift_event_alerts, queue_webhook_disabled_alert
 from services.reports.payloads import webhook_body
 
 metadata = sa.MetaData(schema="reports")
@@ -32,6 +34,8 @@ webhooks = sa.Table(
     sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("disabled_reason", sa.Text),
+    sa.Column("previous_signing_secret", sa.Text),
+    sa.Column("previous_secret_expire_time", sa.DateTime(timezone=True)),
 )
 
 drift_events = sa.Table(
@@ -87,6 +91,7 @@ webhook_deliveries = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("complete_time", sa.DateTime(timezone=True)),
+    sa.Column("redelivery_count", sa.BigInteger, nullable=False),
 )
 
 webhook_delivery_attempts = sa.Table(
@@ -117,7 +122,6 @@ drift_event_batches = sa.Table(
 DRIFT_EVENT_OPENED = "DRIFT_EVENT_OPENED"
 DRIFT_EVENT_UPDATED = "DRIFT_EVENT_UPDATED"
 DRIFT_EVENT_CLOSED = "DRIFT_EVENT_CLOSED"
-SEVERITY_RANKS = {"LOW": 1, "MEDIUM": 2, "HIGH": 3}
 TEST = "TEST"
 # Delivery states, as the WebhookDelivery.State names of the contract.
 PENDING, RETRYING, SUCCEEDED, FAILED = "PENDING", "RETRYING", "SUCCEEDED", "FAILED"
@@ -277,6 +281,37 @@ class ReportsStore:
             if row is not None and changes.get("disabled"):
                 await _drop_undelivered(connection, customer, webhook_id, "the webhook is disabled")
             return row
+
+    async def rotate_webhook_secret(
+        self, customer: str, webhook_id: str, new_secret: str, *, keep_previous_seconds: float
+    ) -> Row | None:
+        """Sign with `new_secret` from now on, and with the secret it replaces for
+        `keep_previous_seconds` more (a secret replaced before is forgotten); None if the
+        webhook is not there."""
+        async with self._engine.begin() as connection:
+            return (
+                await connection.execute(
+                    sa.update(webhooks)
+                    .where(webhooks.c.customer_id == customer, webhooks.c.webhook_id == webhook_id)
+                    .values(
+                        previous_signing_secret=webhooks.c.signing_secret,
+                        previous_secret_expire_time=sa.func.now() + _seconds(keep_previous_seconds),
+                        signing_secret=new_secret,
+                        update_time=sa.func.now(),
+                    )
+                    .returning(webhooks)
+                )
+            ).first()
+
+    async def forget_expired_secrets(self) -> int:
+        """Drop the replaced secrets no longer signed with; returns how many."""
+        async with self._engine.begin() as connection:
+            result = await connection.execute(
+                sa.update(webhooks)
+                .where(webhooks.c.previous_secret_expire_time <= sa.func.now())
+                .values(previous_signing_secret=None, previous_secret_expire_time=None)
+            )
+            return int(result.rowcount)
 
     async def create_test_delivery(
         self,
@@ -459,7 +494,7 @@ class ReportsStore:
                 )
             )
             if disable_reason is not None:
-                await connection.execute(
+                disabled = await connection.execute(
                     sa.update(webhooks)
                     .where(
                         webhooks.c.customer_id == claimed.customer_id,
@@ -469,6 +504,7 @@ class ReportsStore:
                     .values(
                         disabled=True, disabled_reason=disable_reason, update_time=sa.func.now()
                     )
+                    .returning(webhooks.c.display_name, webhooks.c.url)
                 )
                 await _drop_undelivered(
                     connection,
@@ -476,6 +512,17 @@ class ReportsStore:
                     claimed.webhook_id,
                     f"the webhook was disabled: {disable_reason}",
                 )
+                newly_disabled = disabled.first()
+                if newly_disabled is not None:
+                    await queue_webhook_disabled_alert(
+                        connection,
+                        claimed.customer_id,
+                        claimed.webhook_id,
+                        display_name=newly_disabled.display_name,
+                        url=newly_disabled.url,
+                        reason=disable_reason,
+                        max_attempts=int(claimed.max_attempts),
+                    )
             return True
 
     async def delete_expired_deliveries(self, keep_days: float, limit: int) -> int:
@@ -534,6 +581,63 @@ class ReportsStore:
             if row is None:
                 return None
             return (await _with_attempts(connection, [row]))[0]
+
+    async def redeliver(
+        self,
+        customer: str,
+        webhook_id: str,
+        delivery_id: str,
+        *,
+        trace_context: Mapping[str, str],
+    ) -> Redelivery:
+        """Queue one more attempt at a delivery in a final state of an enabled webhook, due
+        now and in the trace of `trace_context`; what was found says why not otherwise."""
+        d = webhook_deliveries
+        key = (
+            d.c.customer_id == customer,
+            d.c.webhook_id == webhook_id,
+            d.c.delivery_id == delivery_id,
+        )
+        async with self._engine.begin() as connection:
+            found = (
+                await connection.execute(
+                    sa.select(d, webhooks.c.disabled)
+                    .join(
+                        webhooks,
+                        sa.and_(
+                            webhooks.c.customer_id == d.c.customer_id,
+                            webhooks.c.webhook_id == d.c.webhook_id,
+                        ),
+                    )
+                    .where(*key)
+                    .with_for_update(of=d)
+                )
+            ).first()
+            if found is None:
+                return Redelivery(None, queued=False)
+            if found.state in UNDELIVERED or found.disabled:
+                (stored,) = await _with_attempts(connection, [found])
+                return Redelivery(stored, queued=False)
+            row = (
+                await connection.execute(
+                    sa.update(d)
+                    .where(*key)
+                    .values(
+                        state=PENDING,
+                        # One attempt more, not retried (see `redelivery_count`).
+                        max_attempts=d.c.attempt_count + 1,
+                        redelivery_count=d.c.redelivery_count + 1,
+                        next_attempt_time=sa.func.now(),
+                        complete_time=None,
+                        lease_token=None,
+                        lease_expire_time=None,
+                        trace_context=dict(trace_context),
+                    )
+                    .returning(d)
+                )
+            ).one()
+            (stored,) = await _with_attempts(connection, [row])
+            return Redelivery(stored, queued=True)
 
     async def list_deliveries(
         self,
@@ -693,13 +797,39 @@ async def _record_drift_event(
     change_id = recorded.scalar()
     if change_id is None:
         return 0
+    await queue_drift_event_alerts(
+        connection,
+        customer,
+        change_id,
+        event,
+        change,
+        max_attempts=max_attempts,
+        trace_context=trace_context,
+    )
     body = webhook_body(change.change, event.version, event.data)
+    return await queue_deliveries(
+        connection, customer, change.change, body, max_attempts, trace_context, change_id=change_id
+    )
+
+
+async def queue_deliveries(
+    connection: AsyncConnection,
+    customer: str,
+    event_type: str,
+    body: bytes,
+    max_attempts: int,
+    trace_context: Mapping[str, str],
+    *,
+    change_id: int | None = None,
+) -> int:
+    """Queue `body` for every enabled webhook of `customer` subscribed to `event_type`, once
+    per webhook and change (`change_id`); returns how many deliveries it queued."""
     subscribed = sa.select(
         webhooks.c.customer_id,
         webhooks.c.webhook_id,
         _new_id("wd_"),
         _new_id("msg_"),
-        sa.literal(change.change),
+        sa.literal(event_type),
         sa.literal(change_id, sa.BigInteger),
         sa.literal(body, sa.LargeBinary),
         sa.literal(dict(trace_context), postgresql.JSONB),
@@ -709,7 +839,7 @@ async def _record_drift_event(
     ).where(
         webhooks.c.customer_id == customer,
         sa.not_(webhooks.c.disabled),
-        webhooks.c.event_types.any(change.change),
+        webhooks.c.event_types.any(event_type),
     )
     queued = await connection.execute(
         postgresql.insert(webhook_deliveries)
@@ -754,14 +884,36 @@ class StoredDelivery:
     attempts: list[Row]
 
 
+@dataclass(frozen=True)
+class Redelivery:
+    """What asking to send a delivery again found: the delivery (None: it is not there) and
+    whether the attempt was queued (if not, the delivery is in flight or its webhook off)."""
+
+    delivery: StoredDelivery | None
+    queued: bool
+
+
 def _seconds(value: float) -> Any:
     return sa.func.make_interval(0, 0, 0, 0, 0, 0, sa.literal(value, sa.Float))
 
 
 def _claimed_query() -> sa.Select[Any]:
-    """A delivery with what sending it needs: its webhook's URL and secret."""
+    """A delivery with what sending it needs: its webhook's URL and secret, and the secret
+    a rotation replaced while that is still valid (else NULL)."""
     d = webhook_deliveries
-    return sa.select(d, webhooks.c.url, webhooks.c.signing_secret).join(
+    previous_secret = sa.case(
+        (
+            webhooks.c.previous_secret_expire_time > sa.func.now(),
+            webhooks.c.previous_signing_secret,
+        ),
+        else_=sa.null(),
+    )
+    return sa.select(
+        d,
+        webhooks.c.url,
+        webhooks.c.signing_secret,
+        previous_secret.label("previous_signing_secret"),
+    ).join(
         webhooks,
         sa.and_(webhooks.c.customer_id == d.c.customer_id, webhooks.c.webhook_id == d.c.webhook_id),
     )

@@ -169,6 +169,12 @@ class TestWebhookRequest(_message.Message):
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
+class RotateWebhookSecretRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
 class ListWebhookDeliveriesRequest(_message.Message):
     __slots__ = ("parent", "page_size", "page_token", "filter")
     PARENT_FIELD_NUMBER: _ClassVar[int]
@@ -195,6 +201,12 @@ class GetWebhookDeliveryRequest(_message.Message):
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
+class RedeliverWebhookDeliveryRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
 class RecordDriftEventsRequest(_message.Message):
     __slots__ = ("parent", "batch_id", "drift_events")
     PARENT_FIELD_NUMBER: _ClassVar[int]
@@ -212,3 +224,43 @@ class RecordDriftEventsResponse(_message.Message):
     events_recorded: int
     deliveries_queued: int
     def __init__(self, events_recorded: _Optional[int] = ..., deliveries_queued: _Optional[int] = ...) -> None: ...
+
+class GetAlertPolicyRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class UpdateAlertPolicyRequest(_message.Message):
+    __slots__ = ("alert_policy", "update_mask")
+    ALERT_POLICY_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    alert_policy: _resources_pb2_1.AlertPolicy
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, alert_policy: _Optional[_Union[_resources_pb2_1.AlertPolicy, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class ListAlertsRequest(_message.Message):
+    __slots__ = ("parent", "page_size", "page_token", "filter")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    page_size: int
+    page_token: str
+    filter: str
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[str] = ...) -> None: ...
+
+class ListAlertsResponse(_message.Message):
+    __slots__ = ("alerts", "next_page_token")
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    alerts: _containers.RepeatedCompositeFieldContainer[_resources_pb2_1.Alert]
+    next_page_token: str
+    def __init__(self, alerts: _Optional[_Iterable[_Union[_resources_pb2_1.Alert, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetAlertRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...

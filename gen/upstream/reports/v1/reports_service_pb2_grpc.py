@@ -123,6 +123,11 @@ class ReportsServiceStub:
                 request_serializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.TestWebhookRequest.SerializeToString,
                 response_deserializer=upstream_dot_reports_dot_v1_dot_resources__pb2.WebhookDelivery.FromString,
                 _registered_method=True)
+        self.RotateWebhookSecret = channel.unary_unary(
+                '/upstream.reports.v1.ReportsService/RotateWebhookSecret',
+                request_serializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.RotateWebhookSecretRequest.SerializeToString,
+                response_deserializer=upstream_dot_reports_dot_v1_dot_resources__pb2.Webhook.FromString,
+                _registered_method=True)
         self.ListWebhookDeliveries = channel.unary_unary(
                 '/upstream.reports.v1.ReportsService/ListWebhookDeliveries',
                 request_serializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.ListWebhookDeliveriesRequest.SerializeToString,
@@ -133,10 +138,35 @@ class ReportsServiceStub:
                 request_serializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.GetWebhookDeliveryRequest.SerializeToString,
                 response_deserializer=upstream_dot_reports_dot_v1_dot_resources__pb2.WebhookDelivery.FromString,
                 _registered_method=True)
+        self.RedeliverWebhookDelivery = channel.unary_unary(
+                '/upstream.reports.v1.ReportsService/RedeliverWebhookDelivery',
+                request_serializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.RedeliverWebhookDeliveryRequest.SerializeToString,
+                response_deserializer=upstream_dot_reports_dot_v1_dot_resources__pb2.WebhookDelivery.FromString,
+                _registered_method=True)
         self.RecordDriftEvents = channel.unary_unary(
                 '/upstream.reports.v1.ReportsService/RecordDriftEvents',
                 request_serializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.RecordDriftEventsRequest.SerializeToString,
                 response_deserializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.RecordDriftEventsResponse.FromString,
+                _registered_method=True)
+        self.GetAlertPolicy = channel.unary_unary(
+                '/upstream.reports.v1.ReportsService/GetAlertPolicy',
+                request_serializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.GetAlertPolicyRequest.SerializeToString,
+                response_deserializer=upstream_dot_reports_dot_v1_dot_resources__pb2.AlertPolicy.FromString,
+                _registered_method=True)
+        self.UpdateAlertPolicy = channel.unary_unary(
+                '/upstream.reports.v1.ReportsService/UpdateAlertPolicy',
+                request_serializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.UpdateAlertPolicyRequest.SerializeToString,
+                response_deserializer=upstream_dot_reports_dot_v1_dot_resources__pb2.AlertPolicy.FromString,
+                _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/upstream.reports.v1.ReportsService/ListAlerts',
+                request_serializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.ListAlertsRequest.SerializeToString,
+                response_deserializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.ListAlertsResponse.FromString,
+                _registered_method=True)
+        self.GetAlert = channel.unary_unary(
+                '/upstream.reports.v1.ReportsService/GetAlert',
+                request_serializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.GetAlertRequest.SerializeToString,
+                response_deserializer=upstream_dot_reports_dot_v1_dot_resources__pb2.Alert.FromString,
                 _registered_method=True)
 
 
@@ -244,7 +274,7 @@ class ReportsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateWebhook(self, request, context):
-        """Updates a webhook. The signing secret does not change.
+        """Updates a webhook. The signing secret does not change (see `RotateWebhookSecret`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -266,6 +296,18 @@ class ReportsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateWebhookSecret(self, request, context):
+        """Replaces the webhook's signing secret with a new one the server generates. The
+        response is the only place the new `signing_secret` appears. The old secret stays
+        valid for 24 hours (until `previous_secret_expire_time`): every send until then
+        carries a signature with each secret in `webhook-signature`, so a receiver verifies
+        with either while it switches. Rotating again within those 24 hours drops the older
+        secret at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListWebhookDeliveries(self, request, context):
         """Lists the deliveries of a webhook, newest first. Deliveries are kept 30 days.
         """
@@ -280,10 +322,52 @@ class ReportsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RedeliverWebhookDelivery(self, request, context):
+        """Sends a delivery once more, with the same body and the same `webhook-id`: the
+        delivery itself goes back to PENDING, due now, and the attempt is appended to its
+        `attempts` (earlier attempts are kept). A redelivery is attempted once, not retried.
+        Only a delivery in a final state (SUCCEEDED or FAILED) of an enabled webhook can be
+        redelivered, else FAILED_PRECONDITION. Returns the delivery as queued.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RecordDriftEvents(self, request, context):
         """Internal: drift's outbox relay hands over new and changed drift events, and reports
         queues a webhook delivery per matching webhook. Only service callers (role
         `superuser`) may call it; others get PERMISSION_DENIED. Idempotent on `batch_id`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAlertPolicy(self, request, context):
+        """Gets a customer's alert policy. A customer that never set one has the defaults, which
+        alert no one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAlertPolicy(self, request, context):
+        """Updates a customer's alert policy. Bad values are rejected with INVALID_ARGUMENT and a
+        `BadRequest` field violation naming each field.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAlerts(self, request, context):
+        """Lists the alerts sent (or being sent) to a customer, newest first. Alerts are kept
+        30 days.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAlert(self, request, context):
+        """Gets one alert.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -372,6 +456,11 @@ def add_ReportsServiceServicer_to_server(servicer, server):
                     request_deserializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.TestWebhookRequest.FromString,
                     response_serializer=upstream_dot_reports_dot_v1_dot_resources__pb2.WebhookDelivery.SerializeToString,
             ),
+            'RotateWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateWebhookSecret,
+                    request_deserializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.RotateWebhookSecretRequest.FromString,
+                    response_serializer=upstream_dot_reports_dot_v1_dot_resources__pb2.Webhook.SerializeToString,
+            ),
             'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
                     servicer.ListWebhookDeliveries,
                     request_deserializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.ListWebhookDeliveriesRequest.FromString,
@@ -382,10 +471,35 @@ def add_ReportsServiceServicer_to_server(servicer, server):
                     request_deserializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.GetWebhookDeliveryRequest.FromString,
                     response_serializer=upstream_dot_reports_dot_v1_dot_resources__pb2.WebhookDelivery.SerializeToString,
             ),
+            'RedeliverWebhookDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedeliverWebhookDelivery,
+                    request_deserializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.RedeliverWebhookDeliveryRequest.FromString,
+                    response_serializer=upstream_dot_reports_dot_v1_dot_resources__pb2.WebhookDelivery.SerializeToString,
+            ),
             'RecordDriftEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordDriftEvents,
                     request_deserializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.RecordDriftEventsRequest.FromString,
                     response_serializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.RecordDriftEventsResponse.SerializeToString,
+            ),
+            'GetAlertPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAlertPolicy,
+                    request_deserializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.GetAlertPolicyRequest.FromString,
+                    response_serializer=upstream_dot_reports_dot_v1_dot_resources__pb2.AlertPolicy.SerializeToString,
+            ),
+            'UpdateAlertPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAlertPolicy,
+                    request_deserializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.UpdateAlertPolicyRequest.FromString,
+                    response_serializer=upstream_dot_reports_dot_v1_dot_resources__pb2.AlertPolicy.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.ListAlertsRequest.FromString,
+                    response_serializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.ListAlertsResponse.SerializeToString,
+            ),
+            'GetAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAlert,
+                    request_deserializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.GetAlertRequest.FromString,
+                    response_serializer=upstream_dot_reports_dot_v1_dot_resources__pb2.Alert.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -837,6 +951,33 @@ class ReportsService:
             _registered_method=True)
 
     @staticmethod
+    def RotateWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/upstream.reports.v1.ReportsService/RotateWebhookSecret',
+            upstream_dot_reports_dot_v1_dot_reports__service__pb2.RotateWebhookSecretRequest.SerializeToString,
+            upstream_dot_reports_dot_v1_dot_resources__pb2.Webhook.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListWebhookDeliveries(request,
             target,
             options=(),
@@ -891,6 +1032,33 @@ class ReportsService:
             _registered_method=True)
 
     @staticmethod
+    def RedeliverWebhookDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/upstream.reports.v1.ReportsService/RedeliverWebhookDelivery',
+            upstream_dot_reports_dot_v1_dot_reports__service__pb2.RedeliverWebhookDeliveryRequest.SerializeToString,
+            upstream_dot_reports_dot_v1_dot_resources__pb2.WebhookDelivery.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def RecordDriftEvents(request,
             target,
             options=(),
@@ -907,6 +1075,114 @@ class ReportsService:
             '/upstream.reports.v1.ReportsService/RecordDriftEvents',
             upstream_dot_reports_dot_v1_dot_reports__service__pb2.RecordDriftEventsRequest.SerializeToString,
             upstream_dot_reports_dot_v1_dot_reports__service__pb2.RecordDriftEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAlertPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/upstream.reports.v1.ReportsService/GetAlertPolicy',
+            upstream_dot_reports_dot_v1_dot_reports__service__pb2.GetAlertPolicyRequest.SerializeToString,
+            upstream_dot_reports_dot_v1_dot_resources__pb2.AlertPolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAlertPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/upstream.reports.v1.ReportsService/UpdateAlertPolicy',
+            upstream_dot_reports_dot_v1_dot_reports__service__pb2.UpdateAlertPolicyRequest.SerializeToString,
+            upstream_dot_reports_dot_v1_dot_resources__pb2.AlertPolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/upstream.reports.v1.ReportsService/ListAlerts',
+            upstream_dot_reports_dot_v1_dot_reports__service__pb2.ListAlertsRequest.SerializeToString,
+            upstream_dot_reports_dot_v1_dot_reports__service__pb2.ListAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/upstream.reports.v1.ReportsService/GetAlert',
+            upstream_dot_reports_dot_v1_dot_reports__service__pb2.GetAlertRequest.SerializeToString,
+            upstream_dot_reports_dot_v1_dot_resources__pb2.Alert.FromString,
             options,
             channel_credentials,
             insecure,

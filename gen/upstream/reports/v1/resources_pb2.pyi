@@ -7,6 +7,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
 from google.type import date_pb2 as _date_pb2
 from upstream.api.v1 import field_limits_pb2 as _field_limits_pb2
+from upstream.drift.v1 import resources_pb2 as _resources_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -128,7 +129,7 @@ class ReportTemplate(_message.Message):
     def __init__(self, kind: _Optional[_Union[ReportKind, str]] = ..., format: _Optional[_Union[ReportFormat, str]] = ..., parameters: _Optional[_Union[ReportParameters, _Mapping]] = ...) -> None: ...
 
 class ReportSchedule(_message.Message):
-    __slots__ = ("name", "display_name", "cron", "time_zone", "report_template", "paused", "next_run_time", "last_run_time", "last_report", "create_time", "update_time", "etag")
+    __slots__ = ("name", "display_name", "cron", "time_zone", "report_template", "paused", "next_run_time", "last_run_time", "last_report", "create_time", "update_time", "etag", "email_recipients")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     CRON_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +142,7 @@ class ReportSchedule(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     cron: str
@@ -153,10 +155,11 @@ class ReportSchedule(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., cron: _Optional[str] = ..., time_zone: _Optional[str] = ..., report_template: _Optional[_Union[ReportTemplate, _Mapping]] = ..., paused: _Optional[bool] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_report: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    email_recipients: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., cron: _Optional[str] = ..., time_zone: _Optional[str] = ..., report_template: _Optional[_Union[ReportTemplate, _Mapping]] = ..., paused: _Optional[bool] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_report: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., email_recipients: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Webhook(_message.Message):
-    __slots__ = ("name", "display_name", "url", "event_types", "signing_secret", "disabled", "create_time", "update_time", "etag", "disabled_reason")
+    __slots__ = ("name", "display_name", "url", "event_types", "signing_secret", "disabled", "create_time", "update_time", "etag", "disabled_reason", "previous_secret_expire_time")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +170,7 @@ class Webhook(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
     DISABLED_REASON_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_SECRET_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     url: str
@@ -177,10 +181,11 @@ class Webhook(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     etag: str
     disabled_reason: str
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., url: _Optional[str] = ..., event_types: _Optional[_Iterable[_Union[EventType, str]]] = ..., signing_secret: _Optional[str] = ..., disabled: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., disabled_reason: _Optional[str] = ...) -> None: ...
+    previous_secret_expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., url: _Optional[str] = ..., event_types: _Optional[_Iterable[_Union[EventType, str]]] = ..., signing_secret: _Optional[str] = ..., disabled: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., disabled_reason: _Optional[str] = ..., previous_secret_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class WebhookDelivery(_message.Message):
-    __slots__ = ("name", "event_id", "event_type", "state", "attempt_count", "last_response_code", "last_error", "next_attempt_time", "create_time", "complete_time", "attempts")
+    __slots__ = ("name", "event_id", "event_type", "state", "attempt_count", "last_response_code", "last_error", "next_attempt_time", "create_time", "complete_time", "attempts", "redelivery_count")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[WebhookDelivery.State]
@@ -217,6 +222,7 @@ class WebhookDelivery(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     COMPLETE_TIME_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    REDELIVERY_COUNT_FIELD_NUMBER: _ClassVar[int]
     name: str
     event_id: str
     event_type: EventType
@@ -228,4 +234,114 @@ class WebhookDelivery(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     complete_time: _timestamp_pb2.Timestamp
     attempts: _containers.RepeatedCompositeFieldContainer[WebhookDelivery.Attempt]
-    def __init__(self, name: _Optional[str] = ..., event_id: _Optional[str] = ..., event_type: _Optional[_Union[EventType, str]] = ..., state: _Optional[_Union[WebhookDelivery.State, str]] = ..., attempt_count: _Optional[int] = ..., last_response_code: _Optional[int] = ..., last_error: _Optional[str] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[WebhookDelivery.Attempt, _Mapping]]] = ...) -> None: ...
+    redelivery_count: int
+    def __init__(self, name: _Optional[str] = ..., event_id: _Optional[str] = ..., event_type: _Optional[_Union[EventType, str]] = ..., state: _Optional[_Union[WebhookDelivery.State, str]] = ..., attempt_count: _Optional[int] = ..., last_response_code: _Optional[int] = ..., last_error: _Optional[str] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[WebhookDelivery.Attempt, _Mapping]]] = ..., redelivery_count: _Optional[int] = ...) -> None: ...
+
+class AlertPolicy(_message.Message):
+    __slots__ = ("name", "email_recipients", "slack_webhook_url", "slack_webhook_host", "minimum_severity", "suppression_window", "delivery_mode", "digest_hour", "time_zone", "disabled", "update_time", "etag")
+    class DeliveryMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        DELIVERY_MODE_UNSPECIFIED: _ClassVar[AlertPolicy.DeliveryMode]
+        IMMEDIATE: _ClassVar[AlertPolicy.DeliveryMode]
+        DAILY_DIGEST: _ClassVar[AlertPolicy.DeliveryMode]
+    DELIVERY_MODE_UNSPECIFIED: AlertPolicy.DeliveryMode
+    IMMEDIATE: AlertPolicy.DeliveryMode
+    DAILY_DIGEST: AlertPolicy.DeliveryMode
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    SLACK_WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    SLACK_WEBHOOK_HOST_FIELD_NUMBER: _ClassVar[int]
+    MINIMUM_SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESSION_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_MODE_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_HOUR_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    email_recipients: _containers.RepeatedScalarFieldContainer[str]
+    slack_webhook_url: str
+    slack_webhook_host: str
+    minimum_severity: _resources_pb2.DriftEvent.Severity
+    suppression_window: _duration_pb2.Duration
+    delivery_mode: AlertPolicy.DeliveryMode
+    digest_hour: int
+    time_zone: str
+    disabled: bool
+    update_time: _timestamp_pb2.Timestamp
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., email_recipients: _Optional[_Iterable[str]] = ..., slack_webhook_url: _Optional[str] = ..., slack_webhook_host: _Optional[str] = ..., minimum_severity: _Optional[_Union[_resources_pb2.DriftEvent.Severity, str]] = ..., suppression_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., delivery_mode: _Optional[_Union[AlertPolicy.DeliveryMode, str]] = ..., digest_hour: _Optional[int] = ..., time_zone: _Optional[str] = ..., disabled: _Optional[bool] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class Alert(_message.Message):
+    __slots__ = ("name", "kind", "channel", "recipients", "subject", "drift_events", "drift_event_change_count", "webhook", "state", "attempt_count", "last_error", "next_attempt_time", "create_time", "complete_time", "attempts")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[Alert.Kind]
+        DRIFT_EVENT: _ClassVar[Alert.Kind]
+        DIGEST: _ClassVar[Alert.Kind]
+        WEBHOOK_DISABLED: _ClassVar[Alert.Kind]
+    KIND_UNSPECIFIED: Alert.Kind
+    DRIFT_EVENT: Alert.Kind
+    DIGEST: Alert.Kind
+    WEBHOOK_DISABLED: Alert.Kind
+    class Channel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        CHANNEL_UNSPECIFIED: _ClassVar[Alert.Channel]
+        EMAIL: _ClassVar[Alert.Channel]
+        SLACK: _ClassVar[Alert.Channel]
+    CHANNEL_UNSPECIFIED: Alert.Channel
+    EMAIL: Alert.Channel
+    SLACK: Alert.Channel
+    class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATE_UNSPECIFIED: _ClassVar[Alert.State]
+        PENDING: _ClassVar[Alert.State]
+        SENT: _ClassVar[Alert.State]
+        RETRYING: _ClassVar[Alert.State]
+        FAILED: _ClassVar[Alert.State]
+    STATE_UNSPECIFIED: Alert.State
+    PENDING: Alert.State
+    SENT: Alert.State
+    RETRYING: Alert.State
+    FAILED: Alert.State
+    class Attempt(_message.Message):
+        __slots__ = ("start_time", "response_code", "error")
+        START_TIME_FIELD_NUMBER: _ClassVar[int]
+        RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
+        ERROR_FIELD_NUMBER: _ClassVar[int]
+        start_time: _timestamp_pb2.Timestamp
+        response_code: int
+        error: str
+        def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., response_code: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_EVENT_CHANGE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: Alert.Kind
+    channel: Alert.Channel
+    recipients: _containers.RepeatedScalarFieldContainer[str]
+    subject: str
+    drift_events: _containers.RepeatedScalarFieldContainer[str]
+    drift_event_change_count: int
+    webhook: str
+    state: Alert.State
+    attempt_count: int
+    last_error: str
+    next_attempt_time: _timestamp_pb2.Timestamp
+    create_time: _timestamp_pb2.Timestamp
+    complete_time: _timestamp_pb2.Timestamp
+    attempts: _containers.RepeatedCompositeFieldContainer[Alert.Attempt]
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[Alert.Kind, str]] = ..., channel: _Optional[_Union[Alert.Channel, str]] = ..., recipients: _Optional[_Iterable[str]] = ..., subject: _Optional[str] = ..., drift_events: _Optional[_Iterable[str]] = ..., drift_event_change_count: _Optional[int] = ..., webhook: _Optional[str] = ..., state: _Optional[_Union[Alert.State, str]] = ..., attempt_count: _Optional[int] = ..., last_error: _Optional[str] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Alert.Attempt, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,177 @@
+"""What a report reads, over gRPC only: ingest's claims and daily statistics, drift's events.
+
+Lists are read page by page (1,000 a page) and handed on as they come, so an export of any
+size holds one page at a time. A payer list is asked for one payer at a time: a filter of a
+hundred long payer names would pass the filter's length limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from runtime.messages import date_message
+from services.drift.ingest_client import STREAM_TIMEOUT_SECONDS, entry_spans, joined
+from services.drift.ingest_client import series_from_message as _series
+from services.drift.series import CellSeries
+from services.reports.content.spec import ReportFailed
+from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
+from upstream.drift.v1 import resources_pb2 as drift_resources_pb2
+from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
+from upstream.ingest.v1 import resources_pb2 as ingest_resources_pb2
+
+PAGE_SIZE = 1000
+# What our services answer to a request a report made that only the report's author can fix.
+_REQUEST_FAULTS = (
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.OUT_OF_RANGE,
+    grpc.StatusCode.FAILED_PRECONDITION,
+)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Stubs on channels made with `runtime.clients.open_channel` and the service's token."""
+
+    ingest: ingest_service_pb2_grpc.IngestServiceStub
+    drift: drift_service_pb2_grpc.DriftServiceStub
+
+
+def quoted(text: str) -> str:
+    """`text` as an AIP-160 string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _payer_filters(base: str, payers: Collection[str]) -> list[str]:
+    if not payers:
+        return [base]
+    return [f"{base} AND payer = {quoted(payer)}" for payer in sorted(set(payers))]
+
+
+async def _pages(
+    call: Callable[[str], Any], items: Callable[[Any], Sequence[Any]], what: str
+) -> AsyncIterator[Sequence[Any]]:
+    token = ""
+    while True:
+        try:
+            page = await call(token)
+        except grpc.aio.AioRpcError as error:
+            if error.code() in _REQUEST_FAULTS:
+                raise ReportFailed(f"{what}: {error.details()}") from error
+            raise
+        yield items(page)
+        token = page.next_page_token
+        if not token:
+            return
+
+
+async def claim_pages(
+    ingest: ingest_service_pb2_grpc.IngestServiceStub,
+    customer: str,
+    start: dt.date,
+    end: dt.date,
+    payers: Collection[str] = (),
+) -> AsyncIterator[Sequence[ingest_resources_pb2.Claim]]:
+    """The claims decided from `start` to `end`, by decision date (payer by payer when
+    `payers` are named), a page at a time."""
+    period = f'decision_date >= "{start.isoformat()}" AND decision_date <= "{end.isoformat()}"'
+    for text in _payer_filters(period, payers):
+
+        def page(token: str, text: str = text) -> Any:
+            return ingest.ListClaims(
+                ingest_service_pb2.ListClaimsRequest(
+                    parent=f"customers/{customer}",
+                    page_size=PAGE_SIZE,
+                    page_token=token,
+                    filter=text,
+                    order_by="decision_date",
+                )
+            )
+
+        async for claims in _pages(page, lambda response: response.claims, "reading claims"):
+            yield claims
+
+
+def _rfc3339(day: dt.date) -> str:
+    return f"{day.isoformat()}T00:00:00Z"
+
+
+async def event_pages(
+    drift: drift_service_pb2_grpc.DriftServiceStub,
+    customer: str,
+    start: dt.date,
+    end: dt.date,
+    payers: Collection[str] = (),
+) -> AsyncIterator[Sequence[drift_resources_pb2.DriftEvent]]:
+    """The drift events whose episode overlaps the period (UTC days): first detected before
+    its end and last seen on or after its start, by first detection, a page at a time."""
+    overlapping = (
+        f'first_detected_time < "{_rfc3339(end + dt.timedelta(days=1))}" '
+        f'AND last_seen_time >= "{_rfc3339(start)}"'
+    )
+    for text in _payer_filters(overlapping, payers):
+
+        def page(token: str, text: str = text) -> Any:
+            return drift.ListDriftEvents(
+                drift_service_pb2.ListDriftEventsRequest(
+                    parent=f"customers/{customer}",
+                    page_size=PAGE_SIZE,
+                    page_token=token,
+                    filter=text,
+                    order_by="first_detected_time",
+                )
+            )
+
+        async for events in _pages(page, lambda response: response.drift_events, "reading events"):
+            yield events
+
+
+async def all_events(
+    drift: drift_service_pb2_grpc.DriftServiceStub,
+    customer: str,
+    start: dt.date,
+    end: dt.date,
+    payers: Collection[str] = (),
+) -> list[drift_resources_pb2.DriftEvent]:
+    return [
+        event
+        async for events in event_pages(drift, customer, start, end, payers)
+        for event in events
+    ]
+
+
+async def daily_series(
+    ingest: ingest_service_pb2_grpc.IngestServiceStub,
+    customer: str,
+    start: dt.date,
+    end: dt.date,
+    span_starts: Collection[dt.date],
+    payers: Collection[str] = (),
+) -> list[CellSeries]:
+    """Ingest's daily statistics from `start` to `end` as drift reads them: one series per
+    payer × code group, histogram and CARC entries summed over the spans `span_starts` begin."""
+    call = ingest.StreamDailyStatSeries(
+        ingest_service_pb2.StreamDailyStatSeriesRequest(
+            parent=f"customers/{customer}",
+            payers=sorted(set(payers)),
+            start_date=date_message(start),
+            end_date=date_message(end),
+            encoding=ingest_service_pb2.StreamDailyStatSeriesRequest.PACKED,
+            entry_span_starts=[date_message(day) for day in sorted(span_starts)],
+        ),
+        timeout=STREAM_TIMEOUT_SECONDS,
+    )
+    spans = entry_spans(start, end, span_starts)
+    try:
+        pieces = [
+            _series(series, spans) async for message in call for series in message.daily_stat_series
+        ]
+    except grpc.aio.AioRpcError as error:
+        if error.code() in _REQUEST_FAULTS:
+            raise ReportFailed(f"reading daily statistics: {error.details()}") from error
+        raise
+    return joined(pieces)
