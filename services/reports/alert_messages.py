@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -150,6 +150,27 @@ def webhook_disabled_alert(
         f"{_one_line(reason, MAX_SUMMARY_CHARS)}.",
         "Events that occur while it is disabled are not delivered later.",
         f"Once the endpoint answers again, enable the webhook: {enable}.",
+    ]
+    text = "\n\n".join(paragraphs) + "\n"
+    body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+    slack = {
+        "text": f"{subject}: {paragraphs[0]}",
+        "blocks": [_slack_section(_mrkdwn(p)) for p in paragraphs],
+    }
+    return AlertMessage(subject, text, _html_document(subject, body), slack)
+
+
+def report_ready_alert(detail: Mapping[str, Any], base_url: str) -> AlertMessage:
+    """The email that a scheduled report is ready, with the link that downloads it."""
+    report = str(detail.get("report", ""))
+    schedule = _one_line(str(detail.get("schedule_display_name", "")) or "A schedule")
+    subject = _subject(f"Report ready: {schedule}, {detail.get('period', '')}")
+    download = f"{base_url}/v1/{quote(report, safe='/')}:download"
+    paragraphs = [
+        f"{schedule} made {detail.get('file_name', 'a report')} "
+        f"({detail.get('size_bytes', 0):,} bytes), covering {detail.get('period', '')}.",
+        f"Download it (with an Upstream token) from {download} until "
+        f"{detail.get('expire_date', 'it expires')}.",
     ]
     text = "\n\n".join(paragraphs) + "\n"
     body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)

@@ -119,6 +119,7 @@ alert_suppressions = sa.Table(
 
 # Kinds, channels and states, as the Alert enums of the contract name them.
 DRIFT_EVENT, DIGEST, WEBHOOK_DISABLED = "DRIFT_EVENT", "DIGEST", "WEBHOOK_DISABLED"
+REPORT_READY = "REPORT_READY"
 EMAIL, SLACK = "EMAIL", "SLACK"
 PENDING, SENT, RETRYING, FAILED = "PENDING", "SENT", "RETRYING", "FAILED"
 UNSENT = (PENDING, RETRYING)
@@ -129,7 +130,9 @@ ALERT_FILTERS = {
     "state": FilterField(alerts.c.state, "enum", {s: s for s in (PENDING, SENT, RETRYING, FAILED)}),
     "channel": FilterField(alerts.c.channel, "enum", {c: c for c in (EMAIL, SLACK)}),
     "kind": FilterField(
-        alerts.c.kind, "enum", {k: k for k in (DRIFT_EVENT, DIGEST, WEBHOOK_DISABLED)}
+        alerts.c.kind,
+        "enum",
+        {k: k for k in (DRIFT_EVENT, DIGEST, WEBHOOK_DISABLED, REPORT_READY)},
     ),
     "create_time": FilterField(alerts.c.create_time, "timestamp"),
 }
@@ -506,6 +509,30 @@ async def queue_webhook_disabled_alert(
         max_attempts=max_attempts,
         trace_context={},
         webhook_id=webhook_id,
+        detail=detail,
+    )
+    return len(queued)
+
+
+async def queue_report_ready_email(
+    connection: AsyncConnection,
+    customer: str,
+    recipients: Sequence[str],
+    *,
+    detail: Mapping[str, Any],
+    max_attempts: int,
+) -> int:
+    """Queue, in the transaction that finishes a scheduled report, one email telling the
+    schedule's recipients it is ready (`detail`: what to name and link)."""
+    if not recipients:
+        return 0
+    queued = await _queue(
+        connection,
+        customer,
+        PolicyValues(email_recipients=tuple(recipients)),
+        kind=REPORT_READY,
+        max_attempts=max_attempts,
+        trace_context={},
         detail=detail,
     )
     return len(queued)

@@ -36,12 +36,14 @@ from services.reports.alert_messages import (
     EventChange,
     digest_alert,
     drift_event_alert,
+    report_ready_alert,
     webhook_disabled_alert,
 )
 from services.reports.alert_store import (
     DIGEST,
     EMAIL,
     FAILED,
+    REPORT_READY,
     RETRYING,
     SENT,
     WEBHOOK_DISABLED,
@@ -157,6 +159,8 @@ def alert_message(
             detail.get("reason", ""),
             base_url,
         )
+    if claimed.kind == REPORT_READY:
+        return report_ready_alert(claimed.detail or {}, base_url)
     if claimed.kind == DIGEST:
         zone = zoneinfo.ZoneInfo((claimed.detail or {}).get("time_zone", "UTC"))
         day = claimed.digest_time.astimezone(zone).date()
@@ -306,7 +310,7 @@ class AlertWorker:
     async def _message(self, claimed: Row) -> AlertMessage:
         changes: list[EventChange] = []
         total = 0
-        if claimed.kind != WEBHOOK_DISABLED:
+        if claimed.kind not in (WEBHOOK_DISABLED, REPORT_READY):
             content = await self._store.alert_content(claimed)
             changes = [
                 EventChange(drift_resources.DriftEvent.FromString(event), escalated)

@@ -237,6 +237,7 @@ class ReportBuilds:
             keep_days=KEEP_DAYS,
             ready_body=self._ready_body,
             max_attempts=self._webhook_max_attempts,
+            report_name=name,
         )
         if ready is None:
             return

@@ -16,10 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runtime.filtering import FilterField, parse_filter
 from runtime.pagination import after_position
+from services.reports.alert_store import queue_report_ready_email
 from services.reports.store import metadata, queue_deliveries
 
 reports = sa.Table(
@@ -64,6 +65,25 @@ report_chunks = sa.Table(
     sa.Column("build", sa.BigInteger, primary_key=True),
     sa.Column("chunk_number", sa.BigInteger, primary_key=True),
     sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+report_schedules = sa.Table(
+    "report_schedules",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("schedule_id", sa.Text, primary_key=True),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("cron", sa.Text, nullable=False),
+    sa.Column("time_zone", sa.Text, nullable=False),
+    sa.Column("report_template", sa.LargeBinary, nullable=False),
+    sa.Column("email_recipients", postgresql.ARRAY(sa.Text), nullable=False),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("next_run_time", sa.DateTime(timezone=True)),
+    sa.Column("last_run_time", sa.DateTime(timezone=True)),
+    sa.Column("last_report_id", sa.Text),
+    sa.Column("creator", sa.Text, nullable=False),
+    sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
 )
 
 # Report states, as the Report.State names of the contract.
@@ -260,6 +280,7 @@ class ReportStore:
         keep_days: float,
         ready_body: Callable[[Row], bytes],
         max_attempts: int,
+        report_name: str = "",
     ) -> Row | None:
         """Mark a build's report SUCCEEDED with its content, drop every other build's
         chunks and queue REPORT_READY to subscribed webhooks, all at once; None when the
@@ -305,6 +326,8 @@ class ReportStore:
                 max_attempts,
                 claimed.trace_context or {},
             )
+            if row.schedule_id is not None:
+                await _email_schedule_recipients(connection, row, report_name, max_attempts)
             return row
 
     async def fail(
@@ -420,3 +443,33 @@ class ReportStore:
             )
             seconds = found.scalar()
             return None if seconds is None else max(float(seconds), 0.0)
+
+
+async def _email_schedule_recipients(
+    connection: AsyncConnection, row: Row, report_name: str, max_attempts: int
+) -> None:
+    """Queue the email telling a scheduled report's recipients that it is ready."""
+    s = report_schedules
+    schedule = (
+        await connection.execute(
+            sa.select(s.c.display_name, s.c.email_recipients).where(
+                s.c.customer_id == row.customer_id, s.c.schedule_id == row.schedule_id
+            )
+        )
+    ).first()
+    if schedule is None or not schedule.email_recipients:
+        return
+    await queue_report_ready_email(
+        connection,
+        row.customer_id,
+        schedule.email_recipients,
+        detail={
+            "report": report_name,
+            "schedule_display_name": schedule.display_name,
+            "file_name": row.file_name,
+            "size_bytes": row.size_bytes,
+            "period": f"{row.start_date.isoformat()} to {row.end_date.isoformat()}",
+            "expire_date": row.expire_time.date().isoformat(),
+        },
+        max_attempts=max_attempts,
+    )

@@ -31,30 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from runtime import errors
 from runtime.filtering import FilterField, parse_filter
 from runtime.pagination import after_position
-from services.reports.report_store import PENDING, reports
-from services.reports.store import metadata
+from services.reports.alert_policy import email_problem
+from services.reports.report_store import PENDING, report_schedules, reports
 from upstream.reports.v1 import resources_pb2
 
 logger = logging.getLogger("upstream.reports.schedules")
-
-report_schedules = sa.Table(
-    "report_schedules",
-    metadata,
-    sa.Column("customer_id", sa.Text, primary_key=True),
-    sa.Column("schedule_id", sa.Text, primary_key=True),
-    sa.Column("display_name", sa.Text, nullable=False),
-    sa.Column("cron", sa.Text, nullable=False),
-    sa.Column("time_zone", sa.Text, nullable=False),
-    sa.Column("report_template", sa.LargeBinary, nullable=False),
-    sa.Column("email_recipients", postgresql.ARRAY(sa.Text), nullable=False),
-    sa.Column("paused", sa.Boolean, nullable=False),
-    sa.Column("next_run_time", sa.DateTime(timezone=True)),
-    sa.Column("last_run_time", sa.DateTime(timezone=True)),
-    sa.Column("last_report_id", sa.Text),
-    sa.Column("creator", sa.Text, nullable=False),
-    sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
-)
 
 SCHEDULE_FILTERS = {
     "paused": FilterField(report_schedules.c.paused, "bool"),
@@ -335,19 +316,8 @@ def schedule_violations(
         )
     if "email_recipients" in paths:
         for index, address in enumerate(schedule.email_recipients):
-            if not _looks_like_email(address):
+            if (problem := email_problem(address)) is not None:
                 problems.append(
-                    errors.FieldViolation(
-                        f"{field}.email_recipients[{index}]", "must be an email address"
-                    )
+                    errors.FieldViolation(f"{field}.email_recipients[{index}]", problem)
                 )
     return problems
-
-
-def _looks_like_email(address: str) -> bool:
-    local, at, domain = address.partition("@")
-    return (
-        bool(at and local and "." in domain.strip("."))
-        and len(address) <= 254
-        and not any(c.isspace() or c in '<>,;"' for c in address)
-    )

@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import uuid
 import zoneinfo
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -19,6 +20,7 @@ from runtime import schemas
 from services.reports.report_api import resolve_period
 from services.reports.schedules import ScheduleStore, cron_problem, next_run
 from tests.conftest import PostgresUnderTest, own_database
+from tests.reports.test_alerts import MailServer
 from tests.system import System, running_service
 from tests.test_gateway_api import error_of, violations
 from upstream.reports.v1 import resources_pb2
@@ -199,7 +201,9 @@ def test_a_schedule_is_created_paused_updated_and_deleted(system: System) -> Non
 # --- Each run once ---------------------------------------------------------------------------
 
 
-async def _add_due_schedules(url: str, count: int, cron: str, due: dt.datetime) -> list[str]:
+async def _add_due_schedules(
+    url: str, count: int, cron: str, due: dt.datetime, recipients: tuple[str, ...] = ()
+) -> list[str]:
     engine = create_async_engine(url)
     store = ScheduleStore(engine)
     made = []
@@ -216,7 +220,7 @@ async def _add_due_schedules(url: str, count: int, cron: str, due: dt.datetime) 
                         format=resources_pb2.CSV,
                         parameters=resources_pb2.ReportParameters(lookback_days=7),
                     ).SerializeToString(),
-                    "email_recipients": [],
+                    "email_recipients": list(recipients),
                     "paused": False,
                     "next_run_time": due,
                     "creator": "admin@test",
@@ -301,3 +305,53 @@ def test_a_run_already_made_is_not_made_again(postgres: PostgresUnderTest) -> No
         counts = _reports_per_schedule(database.admin_url)
     assert first + second == 20 and again == 0
     assert len(counts) == 20 and set(counts.values()) == {1}
+
+
+@pytest.fixture
+def mail_server() -> Iterator[MailServer]:
+    server = MailServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_scheduled_report_is_built_and_its_recipients_are_emailed_a_link(
+    postgres: PostgresUnderTest, system: System, mail_server: MailServer
+) -> None:
+    """A due schedule's run builds its report; once it is ready, the schedule's recipients
+    get one email naming the file and linking to its download."""
+    targets = {f"{s.upper()}_TARGET": t for s, t in system.targets.items()}
+    with own_database(postgres, ("reports",)) as database:
+        due = dt.datetime.now(UTC) - dt.timedelta(minutes=5)
+        url = database.url("reports", "app")
+        asyncio.run(
+            _add_due_schedules(
+                url, 1, "0 7 * * *", due, recipients=("cfo@example.com", "ops@example.com")
+            )
+        )
+        with running_service(
+            "reports",
+            url,
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(mail_server.port),
+            PUBLIC_BASE_URL="https://upstream.example.com",
+            **targets,
+        ):
+            wait_until(
+                "the report's email",
+                lambda: any("Report ready" in m.message["subject"] for m in mail_server.received()),
+                timeout=60,
+            )
+        with psycopg.connect(schemas.libpq_url(database.admin_url)) as connection:
+            report = connection.execute(
+                "SELECT customer_id, report_id, state, file_name FROM reports.reports"
+            ).fetchone()
+    assert report is not None and report[2] == "SUCCEEDED"
+    mails = [m for m in mail_server.received() if "Report ready" in m.message["subject"]]
+    assert len(mails) == 1
+    assert sorted(mails[0].recipients) == ["cfo@example.com", "ops@example.com"]
+    assert report[3] in mails[0].text
+    link = f"https://upstream.example.com/v1/customers/{report[0]}/reports/{report[1]}:download"
+    assert link in mails[0].text

@@ -281,10 +281,12 @@ class Alert(_message.Message):
         DRIFT_EVENT: _ClassVar[Alert.Kind]
         DIGEST: _ClassVar[Alert.Kind]
         WEBHOOK_DISABLED: _ClassVar[Alert.Kind]
+        REPORT_READY: _ClassVar[Alert.Kind]
     KIND_UNSPECIFIED: Alert.Kind
     DRIFT_EVENT: Alert.Kind
     DIGEST: Alert.Kind
     WEBHOOK_DISABLED: Alert.Kind
+    REPORT_READY: Alert.Kind
     class Channel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         CHANNEL_UNSPECIFIED: _ClassVar[Alert.Channel]

@@ -88,7 +88,8 @@ def upgrade() -> None:
         sa.Column("complete_time", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("customer_id", "alert_id", name="alerts_pkey"),
         sa.CheckConstraint(
-            "kind IN ('DRIFT_EVENT', 'DIGEST', 'WEBHOOK_DISABLED')", name="alerts_kind_check"
+            "kind IN ('DRIFT_EVENT', 'DIGEST', 'WEBHOOK_DISABLED', 'REPORT_READY')",
+            name="alerts_kind_check",
         ),
         sa.CheckConstraint("channel IN ('EMAIL', 'SLACK')", name="alerts_channel_check"),
         sa.CheckConstraint(
