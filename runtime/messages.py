@@ -30,12 +30,19 @@ def python_date(value: date_pb2.Date, field: str) -> dt.date:
         ) from exc
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
 def timestamp_message(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    """A time as a Timestamp, a naive one taken as UTC (as `Timestamp.FromDatetime` does,
+    at a fraction of its cost: exports write one per claim)."""
     if value is None:
         return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    seconds, micros = divmod((value - _EPOCH) // _MICROSECOND, 1_000_000)
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=micros * 1000)
 
 
 def money_message(cents: int | None) -> money_pb2.Money | None:

@@ -155,6 +155,9 @@ audit_log = sa.Table(
     sa.Column("create_time", sa.DateTime(timezone=True)),
 )
 
+# Claims one query of `stream_claims` reads: large enough that a query's fixed cost is small
+# beside its rows, small enough that each query is short and memory stays flat.
+CLAIMS_PER_QUERY = 5000
 UPLOAD_STATES = ("PROCESSING", "SUCCEEDED", "FAILED")
 CLAIM_STATUSES = ("PAID", "PARTIAL", "DENIED", "PENDING", "REVERSED")
 UPLOAD_FILTERS = {
@@ -350,6 +353,55 @@ class IngestStore:
             )
         async with self._engine.connect() as connection:
             return list((await connection.execute(query)).all())
+
+    async def stream_claims(
+        self, customer: str, payer_names: Sequence[str], start: dt.date, end: dt.date
+    ) -> AsyncIterator[list[Row]]:
+        """The claims decided from `start` to `end`, by decision date then claim uid (payer by
+        payer, names ascending, when `payer_names` are given), in batches of at most
+        CLAIMS_PER_QUERY. Each batch is its own short keyset query; the next one runs in
+        PostgreSQL while the caller works on this one."""
+        payer_order: list[str | None] = [*sorted(set(payer_names))] if payer_names else [None]
+        async with self._engine.connect() as connection:
+            for payer in payer_order:
+                query = (
+                    sa.select(claims)
+                    .where(
+                        claims.c.customer_id == customer,
+                        claims.c.decision_date.between(start, end),
+                    )
+                    .order_by(claims.c.decision_date, claims.c.claim_uid)
+                    .limit(CLAIMS_PER_QUERY)
+                )
+                if payer is not None:
+                    query = query.where(claims.c.payer == payer)
+
+                async def batch(after: Row | None, query: Any = query) -> list[Row]:
+                    if after is not None:
+                        query = query.where(
+                            after_position(
+                                (claims.c.decision_date, claims.c.claim_uid),
+                                (after.decision_date, after.claim_uid),
+                                descending=False,
+                            )
+                        )
+                    return list((await connection.execute(query)).all())
+
+                rows = await batch(None)
+                while rows:
+                    following = (
+                        asyncio.ensure_future(batch(rows[-1]))
+                        if len(rows) == CLAIMS_PER_QUERY
+                        else None
+                    )
+                    try:
+                        yield rows
+                        rows = await following if following is not None else []
+                    finally:
+                        if following is not None and not following.done():
+                            following.cancel()
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await following
 
     # --- payers and mappings ----------------------------------------------------------------
 

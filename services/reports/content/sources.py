@@ -1,8 +1,9 @@
 """What a report reads, over gRPC only: ingest's claims and daily statistics, drift's events.
 
-Lists are read page by page (1,000 a page) and handed on as they come, so an export of any
-size holds one page at a time. A payer list is asked for one payer at a time: a filter of a
-hundred long payer names would pass the filter's length limit.
+Claims are streamed (`StreamClaims`) and events read page by page (1,000 a page), each
+message or page handed on as it comes, so an export of any size holds one at a time. For
+events a payer list is asked for one payer at a time: a filter of a hundred long payer names
+would pass the filter's length limit.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 from upstream.ingest.v1 import resources_pb2 as ingest_resources_pb2
 
 PAGE_SIZE = 1000
+# Millions of claims stream in minutes; the default deadline is for quick calls.
+EXPORT_TIMEOUT_SECONDS = 3600.0
 # What our services answer to a request a report made that only the report's author can fix.
 _REQUEST_FAULTS = (
     grpc.StatusCode.INVALID_ARGUMENT,
@@ -77,23 +80,26 @@ async def claim_pages(
     payers: Collection[str] = (),
 ) -> AsyncIterator[Sequence[ingest_resources_pb2.Claim]]:
     """The claims decided from `start` to `end`, by decision date (payer by payer when
-    `payers` are named), a page at a time."""
-    period = f'decision_date >= "{start.isoformat()}" AND decision_date <= "{end.isoformat()}"'
-    for text in _payer_filters(period, payers):
-
-        def page(token: str, text: str = text) -> Any:
-            return ingest.ListClaims(
-                ingest_service_pb2.ListClaimsRequest(
-                    parent=f"customers/{customer}",
-                    page_size=PAGE_SIZE,
-                    page_token=token,
-                    filter=text,
-                    order_by="decision_date",
-                )
-            )
-
-        async for claims in _pages(page, lambda response: response.claims, "reading claims"):
-            yield claims
+    `payers` are named), a stream message (up to 1,000 claims) at a time."""
+    call = ingest.StreamClaims(
+        ingest_service_pb2.StreamClaimsRequest(
+            parent=f"customers/{customer}",
+            payers=sorted(set(payers)),
+            start_date=date_message(start),
+            end_date=date_message(end),
+        ),
+        timeout=EXPORT_TIMEOUT_SECONDS,
+    )
+    try:
+        async for message in call:
+            yield message.claims
+    except grpc.aio.AioRpcError as error:
+        if error.code() in _REQUEST_FAULTS:
+            raise ReportFailed(f"reading claims: {error.details()}") from error
+        raise
+    finally:
+        # An export stopped midway (its build cancelled) stops ingest's query too.
+        call.cancel()
 
 
 def _rfc3339(day: dt.date) -> str:

@@ -110,6 +110,24 @@ class ListClaimsResponse(_message.Message):
     next_page_token: str
     def __init__(self, claims: _Optional[_Iterable[_Union[_resources_pb2.Claim, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class StreamClaimsRequest(_message.Message):
+    __slots__ = ("parent", "payers", "start_date", "end_date")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PAYERS_FIELD_NUMBER: _ClassVar[int]
+    START_DATE_FIELD_NUMBER: _ClassVar[int]
+    END_DATE_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    payers: _containers.RepeatedScalarFieldContainer[str]
+    start_date: _date_pb2.Date
+    end_date: _date_pb2.Date
+    def __init__(self, parent: _Optional[str] = ..., payers: _Optional[_Iterable[str]] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+
+class StreamClaimsResponse(_message.Message):
+    __slots__ = ("claims",)
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    claims: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Claim]
+    def __init__(self, claims: _Optional[_Iterable[_Union[_resources_pb2.Claim, _Mapping]]] = ...) -> None: ...
+
 class CreatePayerMappingRequest(_message.Message):
     __slots__ = ("parent", "payer_mapping")
     PARENT_FIELD_NUMBER: _ClassVar[int]

@@ -77,6 +77,11 @@ class IngestServiceStub:
                 request_serializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.ListClaimsRequest.SerializeToString,
                 response_deserializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.ListClaimsResponse.FromString,
                 _registered_method=True)
+        self.StreamClaims = channel.unary_stream(
+                '/upstream.ingest.v1.IngestService/StreamClaims',
+                request_serializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamClaimsRequest.SerializeToString,
+                response_deserializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamClaimsResponse.FromString,
+                _registered_method=True)
         self.CreatePayerMapping = channel.unary_unary(
                 '/upstream.ingest.v1.IngestService/CreatePayerMapping',
                 request_serializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.CreatePayerMappingRequest.SerializeToString,
@@ -194,6 +199,17 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamClaims(self, request, context):
+        """Streams a customer's claims decided from `start_date` to `end_date`, up to 1,000 to a
+        message, ordered by decision date, then by claim name; payer by payer (names in
+        ascending code-point order) when `payers` are named. Exports read claims here: one
+        call instead of a page token per thousand claims. Over REST, each line of the response
+        is one message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreatePayerMapping(self, request, context):
         """Creates a payer mapping. Re-maps the customer's stored claims that it matches.
         """
@@ -299,6 +315,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.ListClaims,
                     request_deserializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.ListClaimsRequest.FromString,
                     response_serializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.ListClaimsResponse.SerializeToString,
+            ),
+            'StreamClaims': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamClaims,
+                    request_deserializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamClaimsRequest.FromString,
+                    response_serializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamClaimsResponse.SerializeToString,
             ),
             'CreatePayerMapping': grpc.unary_unary_rpc_method_handler(
                     servicer.CreatePayerMapping,
@@ -536,6 +557,33 @@ class IngestService:
             '/upstream.ingest.v1.IngestService/ListClaims',
             upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.ListClaimsRequest.SerializeToString,
             upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.ListClaimsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamClaims(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/upstream.ingest.v1.IngestService/StreamClaims',
+            upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamClaimsRequest.SerializeToString,
+            upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamClaimsResponse.FromString,
             options,
             channel_credentials,
             insecure,
