@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -29,7 +28,6 @@ from pathlib import Path
 import grpc
 import psutil
 import psycopg
-from sqlalchemy import make_url
 
 from bench.ingest_bench import (
     BENCH_JWT_SECRET,
@@ -40,13 +38,13 @@ from bench.ingest_bench import (
     dataset,
     log,
     throwaway_cluster,
+    timed_psql,
     timed_upload,
 )
 from devtools.stack import Stack
 from runtime import schemas
 from runtime.auth import Role, mint_token
 from runtime.messages import date_message
-from runtime.postgres import bin_dir
 from runtime.settings import Settings
 from tests.system import free_port
 from upstream.reports.v1 import reports_service_pb2, reports_service_pb2_grpc
@@ -152,26 +150,15 @@ def timed_copy_out(
     admin_url: str, customer: str, start: dt.date, end: dt.date, *, ordered: bool
 ) -> float:
     """Seconds for `psql \\copy (SELECT <the export's columns> …) TO STDOUT WITH CSV`."""
-    url = make_url(admin_url)
     where = f"customer_id = '{customer}' AND decision_date BETWEEN '{start}' AND '{end}'"
     if ordered:
         where += " ORDER BY decision_date, claim_uid"
     select = " ".join(f"SELECT {_EXPORT_COLUMNS} FROM ingest.claims WHERE {where}".split())
-    psql = [
-        str(bin_dir() / "psql"),
-        "--no-psqlrc",
-        "--quiet",
-        "--set=ON_ERROR_STOP=1",
-        f"--host={url.host}",
-        f"--port={url.port}",
-        f"--username={url.username}",
-        f"--dbname={url.database}",
-        f"--command=\\copy ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)",
-    ]
-    env = {**os.environ, "PGPASSWORD": url.password or ""}
-    started = time.monotonic()
-    subprocess.run(psql, env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.monotonic() - started
+    return timed_psql(
+        admin_url,
+        f"\\copy ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)",
+        quiet_output=True,
+    )
 
 
 def vm_status(pid: int, field: str) -> int:

@@ -349,12 +349,18 @@ def row_count(admin_url: str, name: str) -> int:
 
 def timed_copy(admin_url: str, name: str, path: Path) -> float:
     """Seconds for `psql \\copy` of the CSV into `bench.<name>` (one transaction)."""
-    url = make_url(admin_url)
     literal = str(path).replace("'", "''")
     command = (
         f"\\copy {REFERENCE_SCHEMA}.{name} ({', '.join(CSV_HEADER)}) "
         f"FROM '{literal}' WITH (FORMAT csv, HEADER true)"
     )
+    return timed_psql(admin_url, command)
+
+
+def timed_psql(admin_url: str, command: str, *, quiet_output: bool = False) -> float:
+    """Seconds `psql` takes to run one command (a `\\copy`) on the database of `admin_url`;
+    with `quiet_output`, what it writes to stdout is dropped."""
+    url = make_url(admin_url)
     psql = [
         str(bin_dir() / "psql"),
         "--no-psqlrc",
@@ -369,7 +375,7 @@ def timed_copy(admin_url: str, name: str, path: Path) -> float:
     # The password goes by environment, not argv, where `ps` would show it.
     env = {**os.environ, "PGPASSWORD": url.password or ""}
     started = time.monotonic()
-    subprocess.run(psql, env=env, check=True)
+    subprocess.run(psql, env=env, check=True, stdout=subprocess.DEVNULL if quiet_output else None)
     return time.monotonic() - started
 
 
