@@ -17,7 +17,7 @@ Then, three times each, timed in the same run:
   `python -m services.ingest`;
 - the reference: the same window aggregated from `ingest.claims` with one GROUP BY.
 
-The figures are printed with the issue's target (< 2 s per run) beside them; nothing is
+The figures are printed with the target (< 2 s per run) beside them; nothing is
 asserted, and the exit status is 0 unless something broke.
 
     python -m bench.drift_bench [--claims 10000000] [--cells 1000] [--keep] [--profile]

@@ -5,8 +5,9 @@ A customer is filled with a synthetic claims file (the one `bench.ingest_bench` 
 `.local/bench-data/`) through a real ingest process. In the same run and on the same
 throwaway PostgreSQL, the period's claims are copied out with `psql \\copy`, then a real
 reports process builds the export (created over gRPC, polled until SUCCEEDED, downloaded),
-its resident memory sampled every 50 ms. The figures are printed beside the issue's target;
-nothing is asserted, and the exit status is 0 unless something broke.
+its resident memory sampled every 50 ms, after a month's export has warmed it up. The
+figures are printed beside the targets; nothing is asserted, and the exit status is 0
+unless something broke.
 
     python -m bench.export_bench [--claims 1000000] [--seed 7] [--keep]
 """
@@ -55,7 +56,7 @@ SERVICES = ("ingest", "reports")
 SAMPLE_SECONDS = 0.05
 POLL_SECONDS = 0.1
 BUILD_TIMEOUT_SECONDS = 3600
-# The issue's target: the export at half the plain \copy rate or better, reports' memory flat.
+# The target: the export at half the plain \copy rate or better, reports' memory flat.
 TARGET_RATIO = 0.5
 # Sampling noise and allocator slack: a peak within this of the RSS at rest is flat.
 FLAT_TOLERANCE = 0.25
@@ -322,6 +323,14 @@ def measure(claims: int, seed: int, keep: bool) -> None:
             log(
                 f"  the same ORDER BY decision_date, claim_uid (the export's order): "
                 f"{ordered:.1f} s, {decided / ordered:,.0f} rows/s"
+            )
+            # A month's export first: what reports takes on once (Arrow's kernels and memory
+            # pool, worker threads) is in its memory before the measured one starts, so
+            # growth over it is what the export's size costs.
+            warm_up = timed_export(running, customer, start, start + dt.timedelta(days=30))
+            log(
+                f"  a month's export first ({warm_up.rows:,} rows): reports RSS "
+                f"{warm_up.rss_at_start / MB:.0f} → {warm_up.rss_at_end / MB:.0f} MB"
             )
             run = timed_export(running, customer, start, end)
     rate = run.rows / run.build_seconds

@@ -5,7 +5,7 @@ is streamed over gRPC into a real ingest process in 1 MiB chunks, the whole `Cre
 call timed (parse, validate, stage, merge, statistics, commit) while the process's resident
 memory is sampled every 50 ms. In the same run and on the same throwaway PostgreSQL, the same
 file is loaded with `psql \\copy` into a table with ingest's claim keys and indexes, and into
-one with no index. The figures are printed with the targets of the issue beside them; nothing
+one with no index. The figures are printed with their targets beside them; nothing
 is asserted, and the exit status is 0 unless something broke.
 
     python -m bench.ingest_bench [--rows 1000000 5000000] [--seed 7] [--keep]
@@ -54,7 +54,7 @@ BENCH_JWT_SECRET = "bench-secret-with-enough-entropy-for-hs256"
 UPLOAD_TIMEOUT_SECONDS = 3600
 MB = 1_000_000
 
-# The issue's targets: the upload path at half the plain \copy rate or better, and a peak
+# The targets: the upload path at half the plain \copy rate or better, and a peak
 # RSS under 300 MB that does not grow with the file.
 TARGET_RATIO = 0.5
 TARGET_PEAK_RSS = 300 * MB

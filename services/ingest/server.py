@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+import pyarrow as pa
 from google.protobuf import empty_pb2
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,6 +35,7 @@ from runtime.standard_methods import (
     sign_page_tokens_with,
 )
 from runtime.updates import mask_paths
+from services.ingest.claims_arrow import ArrowClaims
 from services.ingest.copy_lines import display_name, name_key
 from services.ingest.csv_claims import COLUMN_ALIASES
 from services.ingest.daily_statistics import DAY_AMOUNTS, PACKED_DAY_AMOUNTS
@@ -201,9 +203,10 @@ def _span_starts(
 
 
 class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
-    def __init__(self, store: IngestStore, intake: UploadIntake) -> None:
+    def __init__(self, store: IngestStore, intake: UploadIntake, arrow: ArrowClaims) -> None:
         self._store = store
         self._intake = intake
+        self._arrow = arrow
 
     # --- uploads ---------------------------------------------------------------------------
 
@@ -352,6 +355,10 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     ) -> AsyncIterator[ingest_service_pb2.StreamClaimsResponse]:
         customer = customer_of(request.parent)
         start, end = _date_range(request)
+        if request.encoding == ingest_service_pb2.StreamClaimsRequest.ARROW:
+            async for batch in self._arrow.stream(customer, request.payers, start, end):
+                yield ingest_service_pb2.StreamClaimsResponse(arrow_record_batch=batch)
+            return
         async for rows in self._store.stream_claims(customer, request.payers, start, end):
             for first in range(0, len(rows), CLAIMS_PER_MESSAGE):
                 yield ingest_service_pb2.StreamClaimsResponse(
@@ -659,6 +666,9 @@ def _upload_filter(text: str) -> str:
 
 def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
     sign_page_tokens_with(settings.page_token_keys)
+    # Arrow's own allocator (mimalloc) keeps freed pages for reuse: ~90 MB more resident
+    # memory after a large export for no gain in speed. The C library's gives them back.
+    pa.set_memory_pool(pa.system_memory_pool())
     store = IngestStore(engine)
     uploaded = asyncio.Event()
 
@@ -691,6 +701,7 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
                 merge_every=settings.upload_merge_rows,
                 uploaded=uploaded,
             ),
+            ArrowClaims(settings.database_url, application_name=f"upstream-{settings.service}"),
         ),
         add_to_server=ingest_service_pb2_grpc.add_IngestServiceServicer_to_server,
         background=[drift_notifier],

@@ -38,6 +38,8 @@ tracer = trace.get_tracer("upstream.reports.builds")
 POLL_SECONDS = 5.0
 # Chunks are stored and streamed at this size (the contract's download chunks are ≤ 1 MiB).
 CHUNK_BYTES = 1024 * 1024
+# Chunks built and waiting to be written, at most: a build holds about this many MiB.
+CHUNKS_AHEAD = 4
 # Reports and their content are kept this long after they finish (the contract's 30 days).
 KEEP_DAYS = 30
 PRUNE_EVERY_SECONDS = 3600.0
@@ -246,34 +248,53 @@ class ReportBuilds:
         self._deliveries_queued.set()
 
     async def _store_content(self, claimed: Row, spec: content.ReportSpec) -> tuple[int, str]:
-        """Build the content into chunks of this build; its size and SHA-256."""
+        """Build the content into chunks of this build; its size and SHA-256. Chunks are
+        written by a second task while the next ones are built, at most CHUNKS_AHEAD queued."""
         digest = hashlib.sha256()
         size = 0
-        pending = bytearray()
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=CHUNKS_AHEAD)
+        writer = asyncio.create_task(self._write_chunks(claimed, queue))
+
+        async def put(chunk: bytes | None) -> None:
+            # A writer that failed stops the build with its error instead of blocking it.
+            putting = asyncio.ensure_future(queue.put(chunk))
+            await asyncio.wait((putting, writer), return_when=asyncio.FIRST_COMPLETED)
+            if not putting.done():
+                putting.cancel()
+                writer.result()
+
+        try:
+            pending = bytearray()
+            async for piece in self._builder(spec, self._sources):
+                digest.update(piece)
+                size += len(piece)
+                pending += piece
+                while len(pending) >= CHUNK_BYTES:
+                    await put(bytes(pending[:CHUNK_BYTES]))
+                    del pending[:CHUNK_BYTES]
+            await put(bytes(pending))
+            await put(None)
+            await writer
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        return size, digest.hexdigest()
+
+    async def _write_chunks(self, claimed: Row, queue: asyncio.Queue[bytes | None]) -> None:
+        """Write the queued chunks in order until None; an empty last chunk only when it is
+        the only one (empty content is one empty chunk)."""
         chunk_number = 0
-        async for piece in self._builder(spec, self._sources):
-            digest.update(piece)
-            size += len(piece)
-            pending += piece
-            while len(pending) >= CHUNK_BYTES:
+        while (chunk := await queue.get()) is not None:
+            if chunk or chunk_number == 0:
                 await self._store.write_chunk(
                     claimed.customer_id,
                     claimed.report_id,
                     claimed.build_count,
                     chunk_number,
-                    bytes(pending[:CHUNK_BYTES]),
+                    chunk,
                 )
-                del pending[:CHUNK_BYTES]
                 chunk_number += 1
-        if pending or chunk_number == 0:
-            await self._store.write_chunk(
-                claimed.customer_id,
-                claimed.report_id,
-                claimed.build_count,
-                chunk_number,
-                bytes(pending),
-            )
-        return size, digest.hexdigest()
 
     async def _keep_lease(self, claimed: Row, build: asyncio.Task[None] | None) -> bool:
         """Renew the lease every third of it; cancel the build and return True if it is lost."""

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import AsyncIterator, Sequence
 
 import grpc
+import pyarrow as pa
 from google.protobuf import duration_pb2, empty_pb2, json_format
 from google.type import money_pb2
 from sqlalchemy.engine import Row
@@ -460,6 +461,9 @@ class ReportsServicer(
 
 def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
     sign_page_tokens_with(settings.page_token_keys)
+    # Arrow's own allocator (mimalloc) keeps freed pages for reuse: ~90 MB more resident
+    # memory after a large export for no gain in speed. The C library's gives them back.
+    pa.set_memory_pool(pa.system_memory_pool())
     store = ReportsStore(engine)
     endpoints = EndpointPolicy(
         dns_resolver(settings.webhook_host_overrides),

@@ -1,21 +1,31 @@
 """`StreamClaims` over real gRPC (and REST through the real gateway) against claims uploaded
 through the gateway: the claims decided in a period, in one stable order across messages and
-queries, the same messages `ListClaims` returns, and never another customer's."""
+queries, the same messages `ListClaims` returns, and never another customer's; with the
+ARROW encoding, the same claims as Arrow record batches, read across keyset queries and
+stopped cleanly when the reader goes away."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
+import psycopg
+import pyarrow as pa
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from runtime import schemas
 from runtime.messages import date_message
+from services.ingest import claims_arrow
+from services.ingest.claims_arrow import SCHEMA, ArrowClaims
 from services.ingest.store import CLAIMS_PER_QUERY
+from tests.conftest import PostgresUnderTest
 from tests.system import System
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
@@ -82,10 +92,21 @@ def stub(system: System) -> Iterator[ingest_service_pb2_grpc.IngestServiceStub]:
         yield ingest_service_pb2_grpc.IngestServiceStub(channel)
 
 
+ARROW = ingest_service_pb2.StreamClaimsRequest.ARROW
+
+
 def _request(
-    customer: str, start: dt.date | None, end: dt.date | None, payers: tuple[str, ...] = ()
+    customer: str,
+    start: dt.date | None,
+    end: dt.date | None,
+    payers: tuple[str, ...] = (),
+    encoding: ingest_service_pb2.StreamClaimsRequest.Encoding = (
+        ingest_service_pb2.StreamClaimsRequest.ENCODING_UNSPECIFIED
+    ),
 ) -> ingest_service_pb2.StreamClaimsRequest:
-    request = ingest_service_pb2.StreamClaimsRequest(parent=f"customers/{customer}", payers=payers)
+    request = ingest_service_pb2.StreamClaimsRequest(
+        parent=f"customers/{customer}", payers=payers, encoding=encoding
+    )
     if start is not None:
         request.start_date.CopyFrom(date_message(start))
     if end is not None:
@@ -280,3 +301,186 @@ def test_rest_readers_get_one_message_a_line_through_the_gateway(
         1 for i in range(0, CLAIMS_IN_PERIOD, DAYS) if PAYERS[i % 3] == "Humana"
     )
     assert backwards.status_code == 400
+
+
+# --- The ARROW encoding ------------------------------------------------------------------------
+
+
+async def wait_for_value(read: Callable[[], int], wanted: int, seconds: float) -> int:
+    """`read()` once it gives `wanted`, or its last value after `seconds`."""
+    deadline = time.monotonic() + seconds
+    value = read()
+    while value != wanted and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        value = read()
+    return value
+
+
+def _batch(message: ingest_service_pb2.StreamClaimsResponse) -> pa.RecordBatch:
+    reader = pa.ipc.open_stream(message.arrow_record_batch)
+    batch = reader.read_next_batch()
+    with pytest.raises(StopIteration):
+        reader.read_next_batch()
+    return batch
+
+
+def _arrow_rows(batches: list[pa.RecordBatch]) -> list[dict[str, object]]:
+    """Rows of the batches with unset text as empty text, as a message shows it."""
+    return [
+        {key: "" if value is None and SCHEMA.field(key).type == pa.string() else value
+         for key, value in row.items()}
+        for batch in batches
+        for row in batch.to_pylist()
+    ]  # fmt: skip
+
+
+def _cents(claim: resources_pb2.Claim, field: str) -> int | None:
+    if not claim.HasField(field):
+        return None
+    money = getattr(claim, field)
+    return int(money.units * 100 + money.nanos // 10_000_000)
+
+
+def _date(value: object) -> dt.date | None:
+    year, month, day = (getattr(value, part) for part in ("year", "month", "day"))
+    return dt.date(year, month, day) if year else None
+
+
+def _as_arrow_row(claim: resources_pb2.Claim) -> dict[str, object]:
+    """A Claim message as the row the ARROW encoding documents for it."""
+    return {
+        "claim_uid": claim.name.rsplit("/", 1)[1],
+        "claim_id": claim.claim_id,
+        "payer": claim.payer,
+        "payer_raw_name": claim.payer_raw_name,
+        "payer_raw_id": claim.payer_raw_id,
+        "status": resources_pb2.Claim.Status.Name(claim.status),
+        "denied": claim.denied,
+        "partially_denied": claim.partially_denied,
+        "procedure_codes": list(claim.procedure_codes),
+        "code_group": claim.code_group,
+        "service_date": _date(claim.service_date),
+        "submitted_date": _date(claim.submitted_date),
+        "decision_date": _date(claim.decision_date),
+        "billed_cents": _cents(claim, "billed_amount"),
+        "allowed_cents": _cents(claim, "allowed_amount"),
+        "paid_cents": _cents(claim, "paid_amount"),
+        "patient_responsibility_cents": _cents(claim, "patient_responsibility"),
+        "adjustments": [
+            {
+                "group_code": a.group_code,
+                "reason_code": a.reason_code,
+                "amount_cents": a.amount.units * 100 + a.amount.nanos // 10_000_000,
+                "line_number": a.line_number,
+            }
+            for a in claim.adjustments
+        ],
+        "payer_claim_control_number": claim.payer_claim_control_number,
+        "upload_id": claim.upload.rsplit("/", 1)[1],
+        "update_time": claim.update_time.ToDatetime(dt.UTC),
+    }
+
+
+@pytest.mark.parametrize("payers", [(), ("Humana", "Aetna", "No Such")])
+def test_arrow_batches_carry_the_claims_the_messages_carry_in_the_same_order(
+    system: System,
+    stub: ingest_service_pb2_grpc.IngestServiceStub,
+    customers: tuple[str, str],
+    payers: tuple[str, ...],
+) -> None:
+    acme, _ = customers
+    last_day = FIRST_DAY + dt.timedelta(days=DAYS - 1)
+    messages = _claims(_messages(system, stub, _request(acme, FIRST_DAY, last_day, payers)))
+    arrow = _messages(system, stub, _request(acme, FIRST_DAY, last_day, payers, ARROW))
+    batches = [_batch(message) for message in arrow]
+
+    assert all(not message.claims for message in arrow)
+    assert all(batch.schema == SCHEMA for batch in batches)
+    # Each message is about a megabyte at most, far under gRPC's 4 MiB limit.
+    assert all(len(message.arrow_record_batch) < 2 * 1024 * 1024 for message in arrow)
+    assert _arrow_rows(batches) == [_as_arrow_row(claim) for claim in messages]
+
+
+def test_arrow_batches_never_carry_another_customers_claims_and_an_empty_period_has_none(
+    system: System, stub: ingest_service_pb2_grpc.IngestServiceStub, customers: tuple[str, str]
+) -> None:
+    acme, other = customers
+    theirs = _messages(system, stub, _request(other, FIRST_DAY, FIRST_DAY, (), ARROW))
+    empty = _messages(
+        system, stub, _request(acme, dt.date(2020, 1, 1), dt.date(2020, 1, 2), (), ARROW)
+    )
+
+    rows = _arrow_rows([_batch(message) for message in theirs])
+    assert len(rows) == 51 and "OTHER-ONLY" in {row["claim_id"] for row in rows}
+    assert empty == []
+
+
+async def _read_arrow(
+    reader: ArrowClaims, customer: str, payers: tuple[str, ...], start: dt.date, end: dt.date
+) -> list[pa.RecordBatch]:
+    return [
+        pa.ipc.open_stream(message).read_next_batch()
+        async for message in reader.stream(customer, payers, start, end)
+    ]
+
+
+async def test_arrow_reads_cross_keyset_queries_without_losing_or_repeating_a_claim(
+    postgres: PostgresUnderTest, customers: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acme, _ = customers
+    # Queries of 700 claims: the 5 days' claims take several, and a query ends mid-day.
+    monkeypatch.setattr(claims_arrow, "CLAIMS_PER_QUERY", 700)
+    reader = ArrowClaims(postgres.url("ingest"), application_name="upstream-ingest-test")
+    last_day = FIRST_DAY + dt.timedelta(days=DAYS - 1)
+
+    rows = _arrow_rows(await _read_arrow(reader, acme, (), FIRST_DAY, last_day))
+    aetna = _arrow_rows(await _read_arrow(reader, acme, ("Aetna",), FIRST_DAY, last_day))
+
+    assert sorted(row["claim_id"] for row in rows) == sorted(
+        f"C{i}" for i in range(CLAIMS_IN_PERIOD)
+    )
+    order = [(row["decision_date"], row["claim_uid"]) for row in rows]
+    assert order == sorted(order)
+    assert len(aetna) == sum(1 for i in range(CLAIMS_IN_PERIOD) if PAYERS[i % 3] == "Aetna")
+
+
+async def test_arrow_filters_are_values_never_sql(
+    postgres: PostgresUnderTest, customers: tuple[str, str]
+) -> None:
+    acme, _ = customers
+    reader = ArrowClaims(postgres.url("ingest"), application_name="upstream-ingest-test")
+    hostile = ("Aetna' OR '1'='1", 'Aetna"); DROP TABLE ingest.claims; --', "O'Brien Health")
+
+    injected = await _read_arrow(reader, acme, hostile, FIRST_DAY, FIRST_DAY)
+    foreign = await _read_arrow(reader, f"{acme}' OR 'x'='x", (), FIRST_DAY, FIRST_DAY)
+    still_there = await _read_arrow(reader, acme, ("Aetna",), FIRST_DAY, FIRST_DAY)
+
+    assert (injected, foreign) == ([], [])
+    assert sum(batch.num_rows for batch in still_there) == len(range(10, CLAIMS_IN_PERIOD, 15))
+
+
+async def test_a_reader_that_stops_midway_leaves_no_query_or_connection_behind(
+    postgres: PostgresUnderTest, customers: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acme, _ = customers
+    monkeypatch.setattr(claims_arrow, "MESSAGE_BYTES", 16 * 1024)
+    name = f"upstream-ingest-test-{uuid.uuid4().hex[:8]}"
+    reader = ArrowClaims(postgres.url("ingest"), application_name=name)
+    stream = reader.stream(acme, (), FIRST_DAY, FIRST_DAY + dt.timedelta(days=DAYS - 1))
+
+    first = await anext(stream)
+    with psycopg.connect(schemas.libpq_url(postgres.admin_url), autocommit=True) as admin:
+
+        def connections() -> int:
+            found = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)
+            ).fetchone()
+            return int(found[0]) if found else 0
+
+        during = connections()
+        await stream.aclose()
+        # The server ends the session as soon as it reads the close: moments, not seconds.
+        after = await wait_for_value(connections, 0, seconds=10)
+
+    assert pa.ipc.open_stream(first).read_next_batch().num_rows > 0
+    assert (during, after) == (1, 0)

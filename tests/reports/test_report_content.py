@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pyarrow as pa
 import pytest
 from google.protobuf import json_format
 from hypothesis import given
@@ -28,8 +29,10 @@ from devtools.stack import wait_until
 from devtools.synthetic import Drift, Scenario, write_csv
 from runtime.auth import service_token
 from runtime.clients import open_channel
+from runtime.messages import money_message, timestamp_message
 from services.drift.series import DayStat, Window, cell_series
 from services.drift.statistics import histogram
+from services.ingest.claims_arrow import SCHEMA as CLAIMS_SCHEMA
 from services.reports.content import (
     ReportFailed,
     ReportSpec,
@@ -40,12 +43,12 @@ from services.reports.content import (
     supported,
 )
 from services.reports.content.exports import (
-    CHUNK_BYTES,
     CLAIM_COLUMNS,
     EVENT_COLUMNS,
-    CsvWriter,
+    ArrowCsvWriter,
     money_text,
     neutralised,
+    time_text,
 )
 from services.reports.content.weekly import RatioSpread, denial_band, median_band, weeks_of
 from tests.system import System
@@ -254,7 +257,7 @@ async def test_claims_csv_has_a_header_and_one_row_per_claim_decided_in_the_peri
     rows = csv_rows(body)
     header = body.split(b"\r\n", 1)[0].decode()
 
-    assert header.split(",") == [name for name, _ in CLAIM_COLUMNS]
+    assert header.split(",") == [column.name for column in CLAIM_COLUMNS]
     assert body.endswith(b"\r\n") and b"\n" not in body.replace(b"\r\n", b"")
     ids = [row["claim_id"].removeprefix("'") for row in rows]
     assert sorted(ids) == sorted(IN_MARCH)
@@ -307,7 +310,7 @@ async def test_claims_export_honours_the_payer_filter_and_an_empty_period_has_on
 
     assert sorted(row["claim_id"] for row in only) == ["'-5", "Zoë-7"]
     assert {row["payer"] for row in only} == {"Mutuelle Générale Santé"}
-    assert nothing == ",".join(name for name, _ in CLAIM_COLUMNS).encode() + b"\r\n"
+    assert nothing == ",".join(column.name for column in CLAIM_COLUMNS).encode() + b"\r\n"
     assert nothing_jsonl == b""
 
 
@@ -493,26 +496,126 @@ def test_neutralised_text_never_starts_a_formula_and_keeps_the_text(text: str) -
 
 
 def test_money_is_written_as_plain_decimals() -> None:
-    from runtime.messages import money_message
-
     assert [money_text(money_message(c)) for c in (0, 5, -1250, 123456, -7)] == [
         "0.00", "0.05", "-12.50", "1234.56", "-0.07",
     ]  # fmt: skip
 
 
-def test_a_csv_of_many_rows_comes_in_chunks_that_parse_whole() -> None:
-    claims = [
-        ingest_resources.Claim(
-            claim_id=f"=c{n}", payer="Aetna ÷ Ünited", procedure_codes=["99213"] * 20
-        )
-        for n in range(20_000)
-    ]
-    writer = CsvWriter(CLAIM_COLUMNS)
-    chunks = [*writer.rows(claims), writer.flush()]
+def _claims_batch(rows: list[dict[str, Any]]) -> pa.RecordBatch:
+    """Claims in the columns of ingest's ARROW encoding, defaults where a row leaves them."""
+    defaults: dict[str, Any] = {
+        "claim_uid": "u1", "claim_id": "c1", "payer": "Aetna", "payer_raw_name": "AETNA",
+        "payer_raw_id": "60054", "status": "PAID", "denied": False, "partially_denied": False,
+        "procedure_codes": ["99213"], "code_group": "E&M", "service_date": dt.date(2026, 3, 1),
+        "submitted_date": dt.date(2026, 3, 2), "decision_date": dt.date(2026, 3, 9),
+        "billed_cents": 20000, "allowed_cents": 15000, "paid_cents": 12000,
+        "patient_responsibility_cents": 3000, "adjustments": [], "payer_claim_control_number": "",
+        "upload_id": "u_1", "update_time": dt.datetime(2026, 3, 9, 14, 5, tzinfo=dt.UTC),
+    }  # fmt: skip
+    return pa.RecordBatch.from_pylist([{**defaults, **row} for row in rows], schema=CLAIMS_SCHEMA)
 
-    assert len(chunks) > 3 and all(len(c) <= 4 * CHUNK_BYTES for c in chunks)
-    rows = csv_rows(b"".join(chunks))
+
+def _written(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    writer = ArrowCsvWriter(CLAIM_COLUMNS, "acme")
+    return csv_rows(writer.header() + writer.rows(_claims_batch(rows)))
+
+
+# Text with everything CSV and spreadsheets care about: quotes, separators, line ends,
+# formula starts, non-ASCII.
+_cell_text = st.text(
+    st.sampled_from(
+        ["a", "Z", "é", "Ω", "😀", '"', ",", ";", "\r", "\n", "\t", "=", "+", "-", "@", "'", " "]
+    ),
+    max_size=12,
+)
+
+
+@given(st.lists(st.tuples(_cell_text, _cell_text, _cell_text), min_size=1, max_size=20))
+def test_claim_text_comes_back_whole_and_neutralised_from_the_csv(
+    texts: list[tuple[str, str, str]],
+) -> None:
+    rows = [
+        {"claim_id": claim_id, "payer_raw_name": raw_name, "payer_claim_control_number": icn,
+         "procedure_codes": [claim_id, raw_name]}
+        for claim_id, raw_name, icn in texts
+    ]  # fmt: skip
+    written = _written(rows)
+
+    assert [
+        (row["claim_id"], row["payer_raw_name"], row["payer_claim_control_number"],
+         row["procedure_codes"])
+        for row in written
+    ] == [
+        (neutralised(claim_id), neutralised(raw_name), neutralised(icn),
+         neutralised(f"{claim_id};{raw_name}"))
+        for claim_id, raw_name, icn in texts
+    ]  # fmt: skip
+
+
+@given(st.lists(st.integers(-(10**15), 10**15), min_size=1, max_size=20))
+def test_amounts_in_the_csv_are_the_cents_as_plain_decimals(cents: list[int]) -> None:
+    written = _written(
+        [
+            {"billed_cents": amount, "adjustments": [
+                {"group_code": "CO", "reason_code": "45", "amount_cents": amount, "line_number": 1},
+                {"group_code": "PR", "reason_code": "1", "amount_cents": -amount, "line_number": 1},
+            ]}
+            for amount in cents
+        ]
+    )  # fmt: skip
+
+    assert [row["billed_amount"] for row in written] == [
+        money_text(money_message(amount)) for amount in cents
+    ]
+    assert [row["adjustment_amounts"] for row in written] == [
+        f"{money_text(money_message(amount))};{money_text(money_message(-amount))}"
+        for amount in cents
+    ]
+    assert {row["carc_codes"] for row in written} == {"CO-45;PR-1"}
+
+
+def test_unset_values_are_empty_cells_and_times_and_dates_read_as_the_json_form() -> None:
+    times = [
+        dt.datetime(2026, 3, 9, 14, 5, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 9, 14, 5, 1, 250_000, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 9, 14, 5, 1, 123_456, tzinfo=dt.UTC),
+    ]
+    written = _written(
+        [
+            {"update_time": times[0], "allowed_cents": None, "decision_date": None,
+             "payer_raw_id": None, "adjustments": None, "procedure_codes": []},
+            {"update_time": times[1], "denied": True},
+            {"update_time": times[2], "status": "DENIED"},
+        ]
+    )  # fmt: skip
+
+    assert [row["update_time"] for row in written] == [
+        time_text(timestamp_message(stamp)) for stamp in times
+    ]
+    first = written[0]
+    unset = ("allowed_amount", "decision_date", "payer_raw_id", "carc_codes", "procedure_codes",
+             "received_date")  # fmt: skip
+    assert [first[name] for name in unset] == [""] * len(unset)
+    assert (written[1]["denied"], written[1]["service_date"]) == ("true", "2026-03-01")
+    assert (first["upload"], first["name"]) == (
+        "customers/acme/uploads/u_1",
+        "customers/acme/claims/u1",
+    )
+
+
+def test_a_csv_of_many_rows_parses_whole_with_one_row_per_claim() -> None:
+    batch = _claims_batch(
+        [{"claim_id": f"=c{n}", "payer": "Aetna ÷ Ünited", "claim_uid": f"u{n}",
+          "procedure_codes": ["99213"] * 20} for n in range(20_000)]
+    )  # fmt: skip
+    writer = ArrowCsvWriter(CLAIM_COLUMNS, "acme")
+    body = writer.header() + b"".join(
+        writer.rows(batch.slice(at, 3000)) for at in range(0, 20_000, 3000)
+    )
+
+    rows = csv_rows(body)
     assert [row["claim_id"] for row in rows] == [f"'=c{n}" for n in range(20_000)]
+    assert body.count(b"\r\n") == 20_001
 
 
 def test_weeks_are_iso_weeks_cut_to_the_period() -> None:

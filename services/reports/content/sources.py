@@ -1,6 +1,7 @@
 """What a report reads, over gRPC only: ingest's claims and daily statistics, drift's events.
 
-Claims are streamed (`StreamClaims`) and events read page by page (1,000 a page), each
+Claims are streamed (`StreamClaims`: Arrow batches for CSV, messages for JSON Lines) and
+events read page by page (1,000 a page), each
 message or page handed on as it comes, so an export of any size holds one at a time. For
 events a payer list is asked for one payer at a time: a filter of a hundred long payer names
 would pass the filter's length limit.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import pyarrow as pa
 
 from runtime.messages import date_message
 from services.drift.ingest_client import STREAM_TIMEOUT_SECONDS, entry_spans, joined
@@ -81,18 +83,48 @@ async def claim_pages(
 ) -> AsyncIterator[Sequence[ingest_resources_pb2.Claim]]:
     """The claims decided from `start` to `end`, by decision date (payer by payer when
     `payers` are named), a stream message (up to 1,000 claims) at a time."""
+    async for message in _claim_stream(
+        ingest, customer, start, end, payers, ingest_service_pb2.StreamClaimsRequest.MESSAGES
+    ):
+        yield message.claims
+
+
+async def claim_batches(
+    ingest: ingest_service_pb2_grpc.IngestServiceStub,
+    customer: str,
+    start: dt.date,
+    end: dt.date,
+    payers: Collection[str] = (),
+) -> AsyncIterator[pa.RecordBatch]:
+    """The same claims as `claim_pages`, as Arrow record batches (about a megabyte each) in
+    the columns `StreamClaimsResponse` documents."""
+    async for message in _claim_stream(
+        ingest, customer, start, end, payers, ingest_service_pb2.StreamClaimsRequest.ARROW
+    ):
+        yield pa.ipc.open_stream(message.arrow_record_batch).read_next_batch()
+
+
+async def _claim_stream(
+    ingest: ingest_service_pb2_grpc.IngestServiceStub,
+    customer: str,
+    start: dt.date,
+    end: dt.date,
+    payers: Collection[str],
+    encoding: ingest_service_pb2.StreamClaimsRequest.Encoding,
+) -> AsyncIterator[ingest_service_pb2.StreamClaimsResponse]:
     call = ingest.StreamClaims(
         ingest_service_pb2.StreamClaimsRequest(
             parent=f"customers/{customer}",
             payers=sorted(set(payers)),
             start_date=date_message(start),
             end_date=date_message(end),
+            encoding=encoding,
         ),
         timeout=EXPORT_TIMEOUT_SECONDS,
     )
     try:
         async for message in call:
-            yield message.claims
+            yield message
     except grpc.aio.AioRpcError as error:
         if error.code() in _REQUEST_FAULTS:
             raise ReportFailed(f"reading claims: {error.details()}") from error

@@ -111,22 +111,34 @@ class ListClaimsResponse(_message.Message):
     def __init__(self, claims: _Optional[_Iterable[_Union[_resources_pb2.Claim, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class StreamClaimsRequest(_message.Message):
-    __slots__ = ("parent", "payers", "start_date", "end_date")
+    __slots__ = ("parent", "payers", "start_date", "end_date", "encoding")
+    class Encoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ENCODING_UNSPECIFIED: _ClassVar[StreamClaimsRequest.Encoding]
+        MESSAGES: _ClassVar[StreamClaimsRequest.Encoding]
+        ARROW: _ClassVar[StreamClaimsRequest.Encoding]
+    ENCODING_UNSPECIFIED: StreamClaimsRequest.Encoding
+    MESSAGES: StreamClaimsRequest.Encoding
+    ARROW: StreamClaimsRequest.Encoding
     PARENT_FIELD_NUMBER: _ClassVar[int]
     PAYERS_FIELD_NUMBER: _ClassVar[int]
     START_DATE_FIELD_NUMBER: _ClassVar[int]
     END_DATE_FIELD_NUMBER: _ClassVar[int]
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
     parent: str
     payers: _containers.RepeatedScalarFieldContainer[str]
     start_date: _date_pb2.Date
     end_date: _date_pb2.Date
-    def __init__(self, parent: _Optional[str] = ..., payers: _Optional[_Iterable[str]] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+    encoding: StreamClaimsRequest.Encoding
+    def __init__(self, parent: _Optional[str] = ..., payers: _Optional[_Iterable[str]] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., encoding: _Optional[_Union[StreamClaimsRequest.Encoding, str]] = ...) -> None: ...
 
 class StreamClaimsResponse(_message.Message):
-    __slots__ = ("claims",)
+    __slots__ = ("claims", "arrow_record_batch")
     CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    ARROW_RECORD_BATCH_FIELD_NUMBER: _ClassVar[int]
     claims: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Claim]
-    def __init__(self, claims: _Optional[_Iterable[_Union[_resources_pb2.Claim, _Mapping]]] = ...) -> None: ...
+    arrow_record_batch: bytes
+    def __init__(self, claims: _Optional[_Iterable[_Union[_resources_pb2.Claim, _Mapping]]] = ..., arrow_record_batch: _Optional[bytes] = ...) -> None: ...
 
 class CreatePayerMappingRequest(_message.Message):
     __slots__ = ("parent", "payer_mapping")
