@@ -113,6 +113,9 @@ EVENT_FILTERS = {
     ),
     "state": FilterField(drift_events.c.state, "enum", {s: s for s in EVENT_STATES}),
     "active": FilterField(drift_events.c.active, "bool"),
+    # The days of claims the latest evidence was measured on.
+    "current_window.start_date": FilterField(drift_events.c.current_start, "date"),
+    "current_window.end_date": FilterField(drift_events.c.current_end, "date"),
     "first_detected_time": FilterField(drift_events.c.first_detected_time, "timestamp"),
     "last_seen_time": FilterField(drift_events.c.last_seen_time, "timestamp"),
     "update_time": FilterField(drift_events.c.update_time, "timestamp"),

@@ -109,6 +109,31 @@ def test_an_upload_with_a_known_drift_raises_the_event_without_further_calls(
     assert {e["payer"] for e in others if e["codeGroup"] == ""} == {DRIFTED_PAYER}
 
 
+def test_events_are_found_by_the_days_of_claims_they_were_measured_on(
+    system: System, drifted: str
+) -> None:
+    with system.client(drifted, "viewer") as client:
+        everything = _events(client, drifted, pageSize="1000")
+        window = everything[0]["currentWindow"]
+        start, end = dt.date(**window["startDate"]), dt.date(**window["endDate"])
+        overlapping = _events(
+            client,
+            drifted,
+            pageSize="1000",
+            filter=f'current_window.start_date <= "{end}" AND current_window.end_date >= "{start}"',
+        )
+        after = _events(client, drifted, filter=f'current_window.start_date > "{end}"')
+        bad = client.get(
+            f"/v1/customers/{drifted}/driftEvents",
+            params={"filter": 'current_window.end_date >= "March"'},
+        )
+
+    assert {e["name"] for e in overlapping} == {e["name"] for e in everything}
+    assert after == []
+    assert bad.status_code == 400
+    assert "current_window.end_date" in bad.text and "YYYY-MM-DD" in bad.text
+
+
 def test_concurrent_runs_leave_exactly_the_events_one_run_leaves(
     system: System, drifted: str
 ) -> None:

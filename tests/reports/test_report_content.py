@@ -379,6 +379,27 @@ async def test_events_export_lists_the_drift_events_of_the_period_as_csv_and_jso
     assert csv_rows(before) == []
 
 
+async def test_a_history_uploaded_today_has_its_drift_in_the_period_its_claims_were_decided(
+    system: System, drifted: tuple[str, dt.date, dt.date]
+) -> None:
+    customer, start, _ = drifted
+    with system.client(customer, "viewer") as client:
+        events = events_of(client, customer)
+    claims_end = max(dt.date(**e["currentWindow"]["endDate"]) for e in events)
+    # The claims' weeks only, months before today's detection run.
+    period = (start, claims_end)
+    exported = csv_rows(await content(system, spec(customer, EVENTS, CSV, period)))
+    summary = json.loads(await content(system, spec(customer, SUMMARY, JSON, period)))
+    scorecard = json.loads(await content(system, spec(customer, SCORECARD, JSON, period)))
+
+    assert claims_end < today() - dt.timedelta(days=30)
+    assert sorted(row["name"] for row in exported) == sorted(e["name"] for e in events)
+    opened = {name for p in summary["payers"] for name in p["eventsOpened"]}
+    assert opened == {e["name"] for e in events}
+    united = next(p for p in scorecard["payers"] if p["payer"] == "UnitedHealthcare")
+    assert united["eventsOpenAtEnd"] and int(united["dollarsAtStake"]["units"]) > 0
+
+
 # --- Documents -------------------------------------------------------------------------------
 
 

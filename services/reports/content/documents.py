@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format, timestamp_pb2
+from google.type import date_pb2
 
 from runtime.messages import money_message
 from services.drift.series import CellSeries, Window, payer_series
@@ -55,6 +56,22 @@ def _day(stamp: timestamp_pb2.Timestamp) -> dt.date | None:
     return stamp.ToDatetime(tzinfo=dt.UTC).date()
 
 
+def first_seen(event: DriftEvent) -> dt.date | None:
+    """The first day an event stands for: the day it was first detected, or the last day of
+    the claims its evidence was measured on when that is earlier (a history uploaded after
+    the fact has its drift when its claims were decided, not when they were uploaded)."""
+    days = [
+        day
+        for day in (_day(event.first_detected_time), _date(event.current_window.end_date))
+        if day is not None
+    ]
+    return min(days) if days else None
+
+
+def _date(value: date_pb2.Date) -> dt.date | None:
+    return dt.date(value.year, value.month, value.day) if value.year else None
+
+
 @dataclass(frozen=True)
 class PayerSection:
     figures: PayerFigures
@@ -66,15 +83,19 @@ class PayerSection:
         return self.figures.payer
 
     def opened(self) -> list[DriftEvent]:
-        return [e for e in self.events if _in(_day(e.first_detected_time), self.period)]
+        return [e for e in self.events if _in(first_seen(e), self.period)]
 
     def closed(self) -> list[DriftEvent]:
         return [e for e in self.events if _in(_day(e.end_time), self.period)]
 
     def open_at_end(self) -> list[DriftEvent]:
-        """Events still ongoing when the period ended."""
+        """Events begun by the period's end and still ongoing when it ended."""
         return [
-            e for e in self.events if (end := _day(e.end_time)) is None or end > self.period.end
+            e
+            for e in self.events
+            if (seen := first_seen(e)) is not None
+            and seen <= self.period.end
+            and ((end := _day(e.end_time)) is None or end > self.period.end)
         ]
 
     def dollars_at_stake_cents(self) -> int:

@@ -54,7 +54,7 @@ def quoted(text: str) -> str:
 def _payer_filters(base: str, payers: Collection[str]) -> list[str]:
     if not payers:
         return [base]
-    return [f"{base} AND payer = {quoted(payer)}" for payer in sorted(set(payers))]
+    return [f"({base}) AND payer = {quoted(payer)}" for payer in sorted(set(payers))]
 
 
 async def _pages(
@@ -145,11 +145,14 @@ async def event_pages(
     end: dt.date,
     payers: Collection[str] = (),
 ) -> AsyncIterator[Sequence[drift_resources_pb2.DriftEvent]]:
-    """The drift events whose episode overlaps the period (UTC days): first detected before
-    its end and last seen on or after its start, by first detection, a page at a time."""
+    """The drift events of the period, by first detection, a page at a time: those detected
+    in it (first detected before its end and last seen on or after its start, UTC days) and
+    those measured on its claims (their current window overlaps it)."""
     overlapping = (
-        f'first_detected_time < "{_rfc3339(end + dt.timedelta(days=1))}" '
-        f'AND last_seen_time >= "{_rfc3339(start)}"'
+        f'(first_detected_time < "{_rfc3339(end + dt.timedelta(days=1))}" '
+        f'AND last_seen_time >= "{_rfc3339(start)}") '
+        f'OR (current_window.start_date <= "{end.isoformat()}" '
+        f'AND current_window.end_date >= "{start.isoformat()}")'
     )
     for text in _payer_filters(overlapping, payers):
 
