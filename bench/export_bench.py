@@ -171,12 +171,12 @@ def vm_status(pid: int, field: str) -> int:
 
 
 class BuildObserver:
-    """Samples, every 50 ms on a thread, the reports process's resident set size (keeping the
-    peak), and the CPU time ingest and reports spend while it runs."""
+    """Samples, every 50 ms on a thread, the resident set size of a reports process (keeping
+    the peak), and the CPU time it and an ingest process (when one is named) spend meanwhile."""
 
-    def __init__(self, reports_pid: int, ingest_pid: int) -> None:
+    def __init__(self, reports_pid: int, ingest_pid: int | None = None) -> None:
         self._reports = psutil.Process(reports_pid)
-        self._ingest = psutil.Process(ingest_pid)
+        self._ingest = psutil.Process(ingest_pid) if ingest_pid is not None else None
         self.rss_at_start = self._reports.memory_info().rss
         self.hwm_at_start = vm_status(reports_pid, "VmHWM")
         self.peak_rss = self.rss_at_start
@@ -205,7 +205,9 @@ class BuildObserver:
                 return
 
 
-def _cpu(process: psutil.Process) -> float:
+def _cpu(process: psutil.Process | None) -> float:
+    if process is None:
+        return 0.0
     times = process.cpu_times()
     return float(times.user + times.system)
 

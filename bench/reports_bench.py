@@ -8,7 +8,9 @@ all at once (a burst: deliveries per second until every delivery is SUCCEEDED), 
 at half the burst's rate (the time from an event's recording to its arrival, p50/p99, under
 a load the process keeps up with). Reference in the same run: the same number of signed
 POSTs sent straight to the receiver with httpx at reports' concurrency, each on a fresh
-connection as reports sends them.
+connection as reports sends them. Last, 1,000 events in one `RecordDriftEvents` call for a
+customer with one webhook: the call's time, the deliveries', and reports' memory meanwhile
+(flat: a peak within 25 % of the start).
 
 Scorecard: synthetic daily statistics of P payers (baseline and period) and a few open drift
 events each, built into the document, rendered as PDF (seconds, pages, bytes) and as JSON.
@@ -44,6 +46,7 @@ from google.protobuf import json_format
 from pypdf import PdfReader
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
+from bench.export_bench import FLAT_TOLERANCE, BuildObserver
 from bench.ingest_bench import BENCH_JWT_SECRET, log, throwaway_cluster
 from devtools.stack import Stack, grpc_serving, http_ok, wait_until
 from runtime import schemas
@@ -68,6 +71,8 @@ DEFAULT_SEED = 7
 # reports' default: attempts in flight at once per process (one per webhook at most).
 CONCURRENCY = 16
 BATCH_EVENTS = 10
+# The largest batch drift sends: memory must not grow with it.
+BIG_BATCH = 1000
 POLL_SECONDS = 0.1
 FAN_OUT_TIMEOUT_SECONDS = 600
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -176,9 +181,16 @@ def migrate_reports(admin_url: str) -> str:
     return schemas.service_url(admin_url, "reports", "app", passwords[app])
 
 
+@dataclass(frozen=True)
+class RunningReports:
+    target: str
+    settings: Settings
+    pid: int
+
+
 @contextmanager
-def reports_process(database_url: str) -> Iterator[tuple[str, Settings]]:
-    """`python -m services.reports` on free ports, delivering to loopback; its target."""
+def reports_process(database_url: str) -> Iterator[RunningReports]:
+    """`python -m services.reports` on free ports, delivering to loopback."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DATABASE_URL"))}
     env.update(
         JWT_SECRET=BENCH_JWT_SECRET,
@@ -193,10 +205,10 @@ def reports_process(database_url: str) -> Iterator[tuple[str, Settings]]:
     port = free_port()
     stack = Stack(env)
     try:
-        stack.start_service("reports", database_url, f"127.0.0.1:{port}", free_port())
+        process = stack.start_service("reports", database_url, f"127.0.0.1:{port}", free_port())
         target = f"127.0.0.1:{port}"
         wait_until("reports", lambda: grpc_serving(target), stack)
-        yield target, Settings.from_env("bench", env)
+        yield RunningReports(target, Settings.from_env("bench", env), process.pid)
     finally:
         stack.stop()
 
@@ -241,25 +253,24 @@ class FanOut:
         self.customers = [f"bench{n:02d}" for n in range(customers)]
         self.webhooks_per_customer = webhooks // customers
         for customer in self.customers:
-            token = mint_token(
-                self._settings,
-                subject="bench",
-                customer=customer,
-                role=Role.ADMIN,
-                ttl_seconds=3600,
-            )
-            for n in range(self.webhooks_per_customer):
-                self._stub.CreateWebhook(
-                    reports_service_pb2.CreateWebhookRequest(
-                        parent=f"customers/{customer}",
-                        webhook=reports_resources.Webhook(
-                            url=f"{self._receiver}/{customer}/{n}",
-                            event_types=[reports_resources.DRIFT_EVENT_OPENED],
-                        ),
+            self.add_webhooks(customer, self.webhooks_per_customer)
+
+    def add_webhooks(self, customer: str, webhooks: int) -> None:
+        token = mint_token(
+            self._settings, subject="bench", customer=customer, role=Role.ADMIN, ttl_seconds=3600
+        )
+        for n in range(webhooks):
+            self._stub.CreateWebhook(
+                reports_service_pb2.CreateWebhookRequest(
+                    parent=f"customers/{customer}",
+                    webhook=reports_resources.Webhook(
+                        url=f"{self._receiver}/{customer}/{n}",
+                        event_types=[reports_resources.DRIFT_EVENT_OPENED],
                     ),
-                    metadata=[("authorization", f"Bearer {token}")],
-                    timeout=30,
-                )
+                ),
+                metadata=[("authorization", f"Bearer {token}")],
+                timeout=30,
+            )
 
     def record(self, customer: str, events: int) -> None:
         batch = [drift_event(customer, f"ev_{self._next_event + n}") for n in range(events)]
@@ -345,6 +356,43 @@ def paced(fan_out: FanOut, receiver: str, total: int, already: int, rate: float)
     return phase_result(f"paced at {rate:.0f}/s", fan_out, receiver, started, done, total)
 
 
+@dataclass(frozen=True)
+class OneBatch:
+    phase: Phase
+    record_seconds: float
+    rss_at_start: int
+    peak_rss: int
+    rss_at_end: int
+
+
+def one_batch(fan_out: FanOut, receiver: str, reports_pid: int, already: int) -> OneBatch:
+    """BIG_BATCH events in one RecordDriftEvents call for a customer with one webhook: the
+    call's time, every delivery made, and reports' memory meanwhile."""
+    customer = "bench-batch"
+    fan_out.add_webhooks(customer, 1)
+    with BuildObserver(reports_pid) as observer:
+        started = time.time()
+        fan_out.record(customer, BIG_BATCH)
+        recorded = time.time()
+        done = fan_out.wait_succeeded(already + BIG_BATCH)
+    phase = phase_result(f"{BIG_BATCH:,} in one batch", fan_out, receiver, started, done, BIG_BATCH)
+    return OneBatch(
+        phase, recorded - started, observer.rss_at_start, observer.peak_rss, observer.rss_at_end
+    )
+
+
+def one_batch_lines(big: OneBatch) -> str:
+    growth = big.peak_rss / big.rss_at_start - 1
+    verdict = "PASS" if growth <= FLAT_TOLERANCE else "MISS"
+    return (
+        f"{big.phase.name}: recorded in {big.record_seconds:.2f} s, {big.phase.deliveries:,} "
+        f"deliveries in {big.phase.seconds:.1f} s ({big.phase.duplicates} duplicates)\n"
+        f"  reports RSS {big.rss_at_start / MB:.0f} MB at the start, {big.peak_rss / MB:.0f} MB "
+        f"peak, {big.rss_at_end / MB:.0f} MB at the end: {growth:+.0%}, flat within "
+        f"{FLAT_TOLERANCE:.0%}: {verdict}"
+    )
+
+
 async def direct_posts(receiver: str, total: int, concurrency: int) -> Phase:
     """The reference: `total` signed POSTs of a drift event's payload, straight to the
     receiver with httpx, `concurrency` at a time, each on a fresh connection."""
@@ -377,14 +425,14 @@ async def direct_posts(receiver: str, total: int, concurrency: int) -> Phase:
     return Phase(f"direct httpx ×{concurrency}", total, seconds, latencies, 0)
 
 
-def measure_fan_out(webhooks: int, customers: int, deliveries: int) -> list[Phase]:
+def measure_fan_out(webhooks: int, customers: int, deliveries: int) -> tuple[list[Phase], OneBatch]:
     with (
         throwaway_cluster(keep=False) as admin_url,
         receiver_process() as receiver,
     ):
         database_url = migrate_reports(admin_url)
-        with reports_process(database_url) as (target, settings):
-            fan_out = FanOut(target, settings, admin_url, receiver)
+        with reports_process(database_url) as reports:
+            fan_out = FanOut(reports.target, reports.settings, admin_url, receiver)
             try:
                 fan_out.subscribe(customers, webhooks)
                 total = (
@@ -403,9 +451,10 @@ def measure_fan_out(webhooks: int, customers: int, deliveries: int) -> list[Phas
                 log(f"  burst: {first.rate:,.0f} deliveries/s")
                 second = paced(fan_out, receiver, total, total, first.rate / 2)
                 log(f"  {second.name}: done")
+                big = one_batch(fan_out, receiver, reports.pid, already=2 * total)
             finally:
                 fan_out.close()
-    return [reference, first, second]
+    return [reference, first, second], big
 
 
 def fan_out_table(phases: list[Phase]) -> str:
@@ -566,8 +615,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--deliveries must be at least {BATCH_EVENTS} × --webhooks")
     started = time.monotonic()
     try:
-        phases = measure_fan_out(args.webhooks, args.customers, args.deliveries)
+        phases, big = measure_fan_out(args.webhooks, args.customers, args.deliveries)
         log(f"\n{fan_out_table(phases)}")
+        log(f"\n{one_batch_lines(big)}")
         log(f"\nscorecard: {args.payers} payers of synthetic statistics …")
         log(f"\n{scorecard_table(measure_scorecard(args.payers, args.seed))}")
     except KeyboardInterrupt:
