@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from devtools.stack import wait_until
 from devtools.synthetic import Drift, NewPayer, Scenario, write_835, write_csv
 from runtime.auth import Role, mint_token
 from runtime.settings import LOCAL_DIR, Settings
@@ -144,11 +145,24 @@ def alert_by_email(gateway_url: str, settings: Settings) -> None:
         updated.raise_for_status()
 
 
+# The upload's detection run of two years of claims takes seconds; a slow machine, minutes.
+DETECTION_SECONDS = 300
+
+
 def scorecard(gateway_url: str, settings: Settings) -> str:
-    """Ask for `acme`'s payer scorecard of the demo's last 90 days (once); its name."""
+    """Ask for `acme`'s payer scorecard of the demo's last 90 days (once), after the upload's
+    detection run has finished, so the scorecard holds the drift it found; its name."""
     end = SCENARIO.end
     start = end - dt.timedelta(days=89)
     with _client(gateway_url, settings, CUSTOMER) as client:
+
+        def detection_finished() -> bool:
+            listed = client.get(f"/v1/customers/{CUSTOMER}/driftRuns")
+            listed.raise_for_status()
+            runs = listed.json().get("driftRuns", [])
+            return bool(runs) and all(r["state"] in ("SUCCEEDED", "FAILED") for r in runs)
+
+        wait_until("the demo's detection run", detection_finished, timeout=DETECTION_SECONDS)
         created = client.post(
             f"/v1/customers/{CUSTOMER}/reports",
             json={
