@@ -406,7 +406,13 @@ def test_an_opened_event_is_alerted_once_to_each_recipient_and_to_slack_and_supp
         mail_server.received(customer), key=lambda m: "escalated" in m.message["Subject"]
     )
     assert sorted(opened.recipients) == sorted(recipients)
-    assert opened.message["Subject"].startswith("[Upstream] MEDIUM drift opened, Aetna E&M")
+    assert opened.sender == "alerts@upstream.example.com"
+    assert opened.message["From"] == "Upstream alerts <alerts@upstream.example.com>"
+    # Whole, as written: a long subject with non-ASCII text is not folded into extra spaces.
+    assert opened.message["Subject"] == (
+        "[Upstream] MEDIUM drift opened, Aetna E&M denial rate 8.1% → 14.6% (+6.5 pts) in the "
+        "30 days to 2026-05-19; $42,310 at stake"
+    )
     link = f"{PUBLIC_BASE_URL}/v1/customers/{customer}/driftEvents/ev_1"
     for expected in (
         "Aetna E&M denial rate 8.1% → 14.6%",
