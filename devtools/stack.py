@@ -234,6 +234,7 @@ def main() -> int:
             f"""
 Upstream is running.
   gateway   {base}   (healthz, readyz, metrics; REST under /v1)
+  API docs  {base}/docs   (OpenAPI 3.1 at {base}/openapi.json)
   ingest    grpc://{env["INGEST_TARGET"]}
   drift     grpc://{env["DRIFT_TARGET"]}
   reports   grpc://{env["REPORTS_TARGET"]}

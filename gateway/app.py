@@ -30,7 +30,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.routing import request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway import transcoding
+from gateway import docs, transcoding
 from gateway.http11 import http_error_body
 from gateway.transcoding import Route
 from runtime import auth, errors, validation
@@ -389,6 +389,7 @@ def create_app(settings: Settings) -> ASGIApp:
         routes=[
             StarletteRoute("/healthz", healthz),
             StarletteRoute("/readyz", readyz),
+            *docs.routes(transcoding.build_routes(API_SERVICES)),
             *([metrics_route] if metrics_port is None else []),
         ],
         lifespan=lifespan,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build, lint and compatibility-check the API protos in protos/upstream/.
 #
-#   scripts/protos.sh generate   Python messages, gRPC stubs and .pyi into gen/
+#   scripts/protos.sh generate   Python messages, gRPC stubs, .pyi and a descriptor set
+#                                with comments (descriptors.binpb) into gen/
 #   scripts/protos.sh lint       buf lint (buf.yaml rules) over our protos
 #   scripts/protos.sh breaking   buf breaking: working tree against branch main
 #
@@ -58,6 +59,8 @@ cmd_generate() {
   "$PYTHON" -m grpc_tools.protoc -I "$PROTO_ROOT" -I "$sp" \
     --python_out="$GEN_DIR" --grpc_python_out="$GEN_DIR" --pyi_out="$GEN_DIR" \
     "${files[@]}"
+  # The same protos with their comments, for the gateway's OpenAPI document.
+  build_image "$PROTO_ROOT" "$GEN_DIR/upstream/descriptors.binpb"
   echo "generated ${#files[@]} protos into $GEN_DIR/upstream"
 }
 
@@ -93,7 +96,7 @@ cmd_breaking() {
 }
 
 usage() {
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in
