@@ -17,8 +17,8 @@ from typing import Any
 
 import grpc
 from google.api import httpbody_pb2
-from google.protobuf import descriptor, json_format, message
-from google.rpc import code_pb2, status_pb2
+from google.protobuf import descriptor, message
+from google.rpc import status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -31,7 +31,13 @@ from starlette.routing import request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import docs, transcoding
-from gateway.http11 import http_error_body
+from gateway.problems import (
+    PROBLEM_JSON,
+    RequestIds,
+    http_problem,
+    problem,
+    request_id_of,
+)
 from gateway.transcoding import Route
 from runtime import auth, errors, validation
 from runtime.clients import open_channel
@@ -65,20 +71,18 @@ DIGEST_METADATA = "x-content-sha256"
 MAX_JSON_BODY_BYTES = 1024 * 1024
 
 
-def _error_body(status: status_pb2.Status) -> dict[str, Any]:
-    """Google's JSON error shape: HTTP code, canonical status name, message, details."""
-    return {
-        "error": {
-            "code": errors.http_status(status.code),
-            "status": code_pb2.Code.Name(status.code),
-            "message": status.message,
-            "details": [json_format.MessageToDict(detail) for detail in status.details],
-        }
-    }
+def error_response(status: status_pb2.Status, request: Request) -> JSONResponse:
+    body = problem(status, _path(request), request_id_of(request.scope))
+    return _problem_response(body)
 
 
-def error_response(status: status_pb2.Status) -> JSONResponse:
-    return JSONResponse(_error_body(status), status_code=errors.http_status(status.code))
+def _problem_response(body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON)
+
+
+def _path(request: Request) -> str:
+    raw_path = request.scope.get("raw_path")
+    return raw_path.decode("latin-1") if raw_path else request.url.path
 
 
 def _rpc_status(exc: grpc.aio.AioRpcError) -> status_pb2.Status:
@@ -115,13 +119,12 @@ class Gateway:
         """One REST call: match, authenticate, transcode, call, transcode back. Every failure
         is a JSON error body with the mapped HTTP status, never a bare 500."""
         # The path as sent: `match` decodes each bound variable once, as the spec says.
-        raw_path = request.scope.get("raw_path")
-        path = raw_path.decode("latin-1") if raw_path else request.url.path
+        path = _path(request)
         # HEAD is GET without the body (RFC 9110 §9.3.2): the same call, status and headers.
         head = request.method == "HEAD"
         found = transcoding.match(self.routes, "GET" if head else request.method, path)
         if found is None:
-            return _no_route(request.method, path, transcoding.path_exists(self.routes, path))
+            return _no_route(request, path, transcoding.path_exists(self.routes, path))
         route, path_values = found
         try:
             _check_authorization_length(request.headers)
@@ -144,16 +147,16 @@ class Gateway:
                 _without_body(response) if head and not route.method.server_streaming else response
             )
         except errors.ApiError as exc:
-            return error_response(exc.to_status())
+            return error_response(exc.to_status(), request)
         except grpc.aio.AioRpcError as exc:
-            return error_response(_rpc_status(exc))
+            return error_response(_rpc_status(exc), request)
         except ClientDisconnect:
             # Nobody is left to answer (the client went, or its body stalled and was refused).
             return Response(status_code=499)
         except Exception:
             # The route's RPC, not the path: the path holds customer and resource ids.
             logger.exception("gateway failed on %s", route.grpc_path)
-            return error_response(errors.internal().to_status())
+            return error_response(errors.internal().to_status(), request)
 
     async def _call(
         self,
@@ -188,7 +191,7 @@ class Gateway:
             call = unary_stream(
                 grpc_request, metadata=metadata, timeout=self.settings.stream_timeout_seconds
             )
-            return await _streaming_response(route, call, head=request.method == "HEAD")
+            return await _streaming_response(route, call, request)
         unary_unary = channel.unary_unary(route.grpc_path, serialize, deserialize)
         return _unary_response(route, await unary_unary(grpc_request, metadata=metadata))
 
@@ -209,10 +212,11 @@ class Gateway:
         return dict(results)
 
 
-def _no_route(verb: str, path: str, path_exists: bool) -> JSONResponse:
+def _no_route(request: Request, path: str, path_exists: bool) -> JSONResponse:
     status = HTTPStatus.METHOD_NOT_ALLOWED if path_exists else HTTPStatus.NOT_FOUND
-    message = f"{verb} {path} is not a route of this API"
-    return JSONResponse(http_error_body(status, message), status_code=status.value)
+    body = http_problem(status, f"{request.method} {path} is not a route of this API")
+    body.update(instance=path, request_id=request_id_of(request.scope))
+    return _problem_response(body)
 
 
 def _check_authorization_length(headers: Headers) -> None:
@@ -313,10 +317,11 @@ def _unary_response(route: Route, reply: message.Message) -> Response:
     return JSONResponse(transcoding.to_json(reply))
 
 
-async def _streaming_response(route: Route, call: Any, *, head: bool = False) -> Response:
+async def _streaming_response(route: Route, call: Any, request: Request) -> Response:
     """HttpBody streams as raw bytes; other messages as newline-delimited JSON, each line
     `{"result": ...}` or, if the stream fails midway, `{"error": ...}` (grpc-gateway's shape).
     For HEAD, the first message gives the headers and the call is cancelled."""
+    head = request.method == "HEAD"
     iterator = call.__aiter__()
     try:
         first = await iterator.__anext__()
@@ -349,7 +354,8 @@ async def _streaming_response(route: Route, call: Any, *, head: bool = False) ->
             async for reply in iterator:
                 yield (json.dumps({"result": transcoding.to_json(reply)}) + "\n").encode()
         except grpc.aio.AioRpcError as exc:
-            yield (json.dumps(_error_body(_rpc_status(exc))) + "\n").encode()
+            failed = problem(_rpc_status(exc), _path(request), request_id_of(request.scope))
+            yield (json.dumps({"error": failed}) + "\n").encode()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
@@ -397,7 +403,7 @@ def create_app(settings: Settings) -> ASGIApp:
     # Every other request is the API's to route (or refuse in JSON), whatever its method or
     # path: a route pattern would miss paths holding an escaped line break.
     public.router.default = request_response(handle)
-    public_app = OpenTelemetryMiddleware(public, excluded_urls="healthz,readyz,metrics")
+    public_app = OpenTelemetryMiddleware(RequestIds(public), excluded_urls="healthz,readyz,metrics")
     if metrics_port is None:
         return public_app
     internal = Starlette(routes=[metrics_route])

@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -30,6 +31,8 @@ import h11
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
+
+from gateway.problems import API_VERSION, PROBLEM_JSON, http_problem
 
 logger = logging.getLogger("upstream.gateway")
 
@@ -55,13 +58,6 @@ class ReadLimits:
         """How much of an unfinished head h11 may hold: more than the checks here let by, so
         they answer first with the precise status."""
         return self.max_target_bytes + self.max_header_bytes + 1024
-
-
-def http_error_body(status: HTTPStatus, message: str) -> dict[str, Any]:
-    """The gateway's JSON error shape, for refusals that no gRPC status code describes."""
-    return {
-        "error": {"code": status.value, "status": status.name, "message": message, "details": []}
-    }
 
 
 class LimitedH11Protocol(H11Protocol):
@@ -223,10 +219,15 @@ class LimitedH11Protocol(H11Protocol):
             if cycle.response_started:
                 self.transport.close()
                 return
-        body = json.dumps(http_error_body(status, message), separators=(",", ":")).encode()
+        # Refused before the application saw it: the request gets its id here.
+        request_id = uuid.uuid4().hex
+        problem = {**http_problem(status, message), "request_id": request_id}
+        body = json.dumps(problem, separators=(",", ":")).encode()
         head = (
             f"HTTP/1.1 {status.value} {status.phrase}\r\n"
-            "content-type: application/json\r\n"
+            f"content-type: {PROBLEM_JSON}\r\n"
+            f"x-request-id: {request_id}\r\n"
+            f"api-version: {API_VERSION}\r\n"
             f"content-length: {len(body)}\r\n"
             "connection: close\r\n\r\n"
         ).encode("ascii")

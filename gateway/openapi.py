@@ -21,6 +21,7 @@ from typing import Any
 from google.api import field_behavior_pb2
 from google.protobuf import descriptor, descriptor_pb2
 
+from gateway.problems import PROBLEM_JSON
 from gateway.transcoding import DATE, FIELD_MASK, HTTP_BODY, Route
 from runtime.methods import API_SERVICES
 from upstream.api.v1 import field_limits_pb2
@@ -448,7 +449,7 @@ def _operation(
                         "type": "object",
                         "properties": {
                             "result": schemas.ref(output),
-                            "error": {"$ref": SCHEMA_REF + ERROR_SCHEMA + "/properties/error"},
+                            "error": {"$ref": SCHEMA_REF + ERROR_SCHEMA},
                         },
                     }
                 }
@@ -470,24 +471,35 @@ def _operation(
 def _error_schema() -> dict[str, Any]:
     return {
         "type": "object",
-        "description": "Google's JSON error shape (AIP-193).",
-        "required": ["error"],
+        "description": "RFC 9457 problem details, with the gRPC status as extension members.",
+        "required": ["type", "title", "status", "detail", "code"],
         "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "status", "message"],
-                "properties": {
-                    "code": {"type": "integer", "description": "The HTTP status."},
-                    "status": {"type": "string", "description": "The canonical gRPC status name."},
-                    "message": {"type": "string"},
-                    "details": {
-                        "type": "array",
-                        "items": {"type": "object", "properties": {"@type": {"type": "string"}}},
-                        "description": "`google.rpc.BadRequest` (field violations), "
-                        "`ErrorInfo`, `RetryInfo`…, each with its `@type`.",
+            "type": {"type": "string", "description": "`about:blank`: the status says it."},
+            "title": {"type": "string", "description": "The HTTP status phrase."},
+            "status": {"type": "integer", "description": "The HTTP status."},
+            "detail": {"type": "string", "description": "What is wrong, in words."},
+            "instance": {"type": "string", "description": "The path asked for."},
+            "code": {"type": "string", "description": "The canonical gRPC status name."},
+            "violations": {
+                "type": "array",
+                "description": "Each bad field (a request field, a header or `body`).",
+                "items": {
+                    "type": "object",
+                    "required": ["field", "description"],
+                    "properties": {
+                        "field": {"type": "string"},
+                        "description": {"type": "string"},
                     },
                 },
-            }
+            },
+            "details": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"@type": {"type": "string"}}},
+                "description": "The gRPC error details (`google.rpc.BadRequest`, "
+                "`ErrorInfo`, `RetryInfo`…), each with its `@type`.",
+            },
+            "request_id": {"type": "string", "description": "The `X-Request-ID` answered."},
+            "trace_id": {"type": "string", "description": "The call's trace."},
         },
     }
 
@@ -503,7 +515,7 @@ def build_spec(
     for route in sorted(routes, key=lambda r: (r.binding.template, r.binding.verb)):
         path, verb, operation = _operation(schemas, comments, route, ids)
         paths.setdefault(path, {})[verb] = operation
-    error = {"content": {"application/json": {"schema": {"$ref": SCHEMA_REF + ERROR_SCHEMA}}}}
+    error = {"content": {PROBLEM_JSON: {"schema": {"$ref": SCHEMA_REF + ERROR_SCHEMA}}}}
     return {
         "openapi": "3.1.0",
         "info": {

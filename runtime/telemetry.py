@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
-from opentelemetry import trace
+from opentelemetry import baggage, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
@@ -86,12 +86,22 @@ def shutdown_tracing() -> None:
         _provider.shutdown()
 
 
+# The baggage entry naming the HTTP request a call serves (set by the gateway).
+REQUEST_ID_BAGGAGE = "request_id"
+
+
 class _TraceContextFilter(logging.Filter):
+    """Each record of a traced call gets its trace and span ids, and the id of the HTTP
+    request it serves (the gateway's `X-Request-ID`, carried as baggage across services)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
             record.trace_id = format(context.trace_id, "032x")
             record.span_id = format(context.span_id, "016x")
+        request_id = baggage.get_baggage(REQUEST_ID_BAGGAGE)
+        if request_id is not None:
+            record.request_id = str(request_id)
         return True
 
 

@@ -12,9 +12,10 @@ from tests.system import TEST_JWT_SECRET, System
 
 
 def error_of(response: httpx.Response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    return body["error"]
+    assert response.headers["content-type"] == "application/problem+json", response.text
+    body: dict = response.json()
+    assert body["status"] == response.status_code and body["detail"], body
+    return body
 
 
 def violations(response: httpx.Response) -> dict[str, str]:
@@ -94,7 +95,7 @@ def test_viewer_reads_but_cannot_write(system: System) -> None:
         assert viewer.get("/v1/customers/acme/driftConfig").status_code == 200
         response = viewer.patch("/v1/customers/acme/driftConfig", json={"currentWindowDays": 45})
         assert response.status_code == 403
-        assert error_of(response)["status"] == "PERMISSION_DENIED"
+        assert error_of(response)["code"] == "PERMISSION_DENIED"
         created = viewer.post(
             "/v1/customers/acme/webhooks",
             json={"url": "https://hooks.example.com/v", "eventTypes": ["TEST"]},
@@ -151,7 +152,7 @@ def test_bad_or_missing_tokens_are_unauthenticated(system: System, authorization
     headers = {"Authorization": authorization} if authorization else {}
     response = httpx.get(f"{system.gateway_url}/v1/customers/acme/uploads", headers=headers)
     assert response.status_code == 401, response.text
-    assert error_of(response)["status"] == "UNAUTHENTICATED"
+    assert error_of(response)["code"] == "UNAUTHENTICATED"
 
 
 def test_bad_page_size_is_400_with_a_field_violation(system: System) -> None:
@@ -161,7 +162,7 @@ def test_bad_page_size_is_400_with_a_field_violation(system: System) -> None:
         not_a_number = client.get("/v1/customers/acme/uploads", params={"pageSize": "ten"})
     assert too_big.status_code == 400
     assert "page_size" in violations(too_big)
-    assert error_of(too_big)["status"] == "INVALID_ARGUMENT"
+    assert error_of(too_big)["code"] == "INVALID_ARGUMENT"
     assert negative.status_code == 400 and "page_size" in violations(negative)
     assert not_a_number.status_code == 400
     assert "pageSize" in violations(not_a_number)
@@ -219,7 +220,7 @@ def test_drift_config_update_is_kept_and_conditional_on_etag(system: System) -> 
             json={"currentWindowDays": 60, "etag": before["etag"]},
         )
         assert stale.status_code == 409
-        assert error_of(stale)["status"] == "ABORTED"
+        assert error_of(stale)["code"] == "ABORTED"
 
 
 def test_lists_page_through_everything_once(system: System) -> None:

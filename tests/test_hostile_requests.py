@@ -149,14 +149,14 @@ def names_field(violation: str, expected: str) -> bool:
 
 def http_error(response: httpx.Response) -> dict[str, Any]:
     """The error of a 4xx answer, which says in words what is wrong."""
-    assert response.headers.get("content-type", "").startswith("application/json"), (
-        f"{response.status_code} without a JSON error: {response.text[:300]!r}"
+    assert response.headers.get("content-type") == "application/problem+json", (
+        f"{response.status_code} without problem details: {response.text[:300]!r}"
     )
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error: dict[str, Any] = body["error"]
-    assert error["code"] == response.status_code, error
-    assert str(error.get("message", "")).strip(), error
+    error: dict[str, Any] = response.json()
+    assert {"type", "title", "status", "detail", "code", "request_id"} <= set(error), error
+    assert error["status"] == response.status_code, error
+    assert error["request_id"] == response.headers["x-request-id"], error
+    assert str(error["detail"]).strip(), error
     return error
 
 
@@ -600,7 +600,7 @@ def test_a_stream_that_fails_before_its_first_message_says_why(
     with system.client(victim.customer, "admin") as client:
         response = client.get(f"/v1/{report}:download")
     assert response.status_code == 404, response.text[:300]
-    assert http_error(response)["status"] == "NOT_FOUND"
+    assert http_error(response)["code"] == "NOT_FOUND"
 
 
 # --- page tokens --------------------------------------------------------------------------------
@@ -618,7 +618,7 @@ def _first_token(client: httpx.Client, path: str, **params: str) -> str:
 
 def assert_invalid_token(response: httpx.Response) -> None:
     error = assert_bad_request(response, "page_token")
-    assert error["message"] == INVALID_TOKEN, error
+    assert error["detail"] == INVALID_TOKEN, error
 
 
 def test_a_token_of_one_list_is_refused_on_every_other_list(system: System, victim: Victim) -> None:
@@ -822,7 +822,7 @@ def test_over_long_urls_and_headers_are_refused_with_their_status(
     answer = _raw_exchange(system, request_bytes)
     assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:300]
     body = answer.partition(b"\r\n\r\n")[2]
-    assert json.loads(body)["error"]["message"], answer[:500]
+    assert json.loads(body)["detail"], answer[:500]
 
 
 # --- generated requests: strategies from the request messages' descriptors ---------------------

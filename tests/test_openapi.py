@@ -58,7 +58,8 @@ def check(spec: dict[str, Any], path: str, verb: str, status: str, body: Any) ->
     answer = operation["responses"].get(status) or operation["responses"]["default"]
     if "$ref" in answer:
         answer = spec["components"]["responses"][answer["$ref"].rsplit("/", 1)[1]]
-    schema = answer["content"]["application/json"]["schema"]
+    (content,) = answer["content"].values()
+    schema = content["schema"]
     registry: Registry[Any] = Registry().with_resource(
         SPEC_URI, Resource.from_contents(spec, default_specification=DRAFT202012)
     )
@@ -152,6 +153,7 @@ def test_what_the_gateway_answers_is_what_the_document_says(
     for path, body in answers:
         check(spec, path, "get", "200", body)
     assert (missing.status_code, bad.status_code) == (404, 400)
+    assert missing.headers["content-type"] == "application/problem+json"
     check(spec, "/v1/customers/{customer}/uploads/{upload}", "get", "404", missing.json())
     check(spec, "/v1/customers/{customer}/uploads", "get", "400", bad.json())
 

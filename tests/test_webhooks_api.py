@@ -36,4 +36,4 @@ def test_webhooks_are_listed_by_their_filter_and_an_unknown_field_is_refused(
     assert enabled == ["https://hooks.example.com/drift", "https://hooks.example.com/reports"]
     assert reporting == ["https://hooks.example.com/reports"]
     assert refused.status_code == 400
-    assert "secret" in refused.json()["error"]["message"]
+    assert "secret" in refused.json()["detail"]

@@ -265,7 +265,7 @@ def test_drift_config_is_validated(system: System) -> None:
     assert response.status_code == 400
     fields = {
         v["field"]
-        for d in response.json()["error"]["details"]
+        for d in response.json()["details"]
         if d["@type"].endswith("BadRequest")
         for v in d["fieldViolations"]
     }

@@ -329,8 +329,8 @@ def test_a_file_that_cannot_be_read_is_refused_saying_what_is_wrong(
         )
         claims = client.get(f"/v1/customers/{customer}/claims").json()["claims"]
     assert response.status_code == 400, response.text
-    error = response.json()["error"]
-    assert (error["status"], error["message"]) == ("INVALID_ARGUMENT", message)
+    error = response.json()
+    assert (error["status"], error["detail"]) == ("INVALID_ARGUMENT", message)
     assert claims == []
     assert _count(postgres, "outbox", customer) == 0
 

@@ -160,15 +160,15 @@ def test_files_with_nothing_valid_fail_with_a_summary(system: System) -> None:
     with system.client(customer, "admin") as client:
         response = _upload(client, customer, _csv(["X1,Aetna,99213,,,31/31/2026,PAID,1,1,1,0,"]))
         assert response.status_code == 400
-        error = response.json()["error"]
-        assert "no valid claim" in error["message"]
-        assert "line 2" in error["message"]
+        error = response.json()
+        assert "no valid claim" in error["detail"]
+        assert "line 2" in error["detail"]
         info = next(d for d in error["details"] if d["@type"].endswith("ErrorInfo"))
         failed = client.get(f"/v1/{info['metadata']['upload']}").json()
         assert failed["state"] == "FAILED"
         missing = _upload(client, customer, b"claim,amount\n1,2\n")
         assert missing.status_code == 400
-        assert "missing required column payer" in missing.json()["error"]["message"]
+        assert "missing required column payer" in missing.json()["detail"]
 
 
 def test_all_or_nothing_keeps_nothing_when_a_row_is_bad(system: System) -> None:
@@ -183,11 +183,11 @@ def test_all_or_nothing_keeps_nothing_when_a_row_is_bad(system: System) -> None:
         response = _upload(client, customer, body, **{"upload.mode": "ALL_OR_NOTHING"})
         claims = client.get(f"/v1/customers/{customer}/claims").json()
         payers = client.get(f"/v1/customers/{customer}/payers").json()
-        details = response.json()["error"]["details"]
+        details = response.json()["details"]
         info = next(d for d in details if d["@type"].endswith("ErrorInfo"))
         rejections = client.get(f"/v1/{info['metadata']['upload']}/rejections").json()
     assert response.status_code == 400
-    assert "line 3" in response.json()["error"]["message"]
+    assert "line 3" in response.json()["detail"]
     assert claims.get("claims", []) == []
     assert payers.get("payers", []) == []
     assert [r["lineNumber"] for r in rejections["uploadRejections"]] == ["3"]

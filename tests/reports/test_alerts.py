@@ -238,7 +238,7 @@ def settled(client: httpx.Client, customer: str, count: int) -> list[dict[str, A
 
 def violations(response: httpx.Response) -> dict[str, str]:
     assert response.status_code == 400, response.text
-    details = response.json()["error"]["details"]
+    details = response.json()["details"]
     return {v["field"]: v["description"] for d in details for v in d.get("fieldViolations", [])}
 
 
@@ -343,7 +343,7 @@ def test_bad_policy_values_are_refused_with_a_400_naming_the_field(
 
     found = violations(refused)
     assert expected in found[f"alert_policy.{field}"], found
-    assert refused.json()["error"]["message"].startswith(f"alert_policy.{field}")
+    assert refused.json()["detail"].startswith(f"alert_policy.{field}")
     assert "updateTime" not in after
 
 

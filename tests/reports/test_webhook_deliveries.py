@@ -313,8 +313,8 @@ def test_hostile_webhook_urls_are_refused_with_a_400_naming_the_field(
 
     for refused in (created, updated):
         assert refused.status_code == 400, refused.text
-        error = refused.json()["error"]
-        assert error["message"].startswith("webhook.url ")
+        error = refused.json()
+        assert error["detail"].startswith("webhook.url ")
         (violation,) = [v for d in error["details"] for v in d.get("fieldViolations", [])]
         assert violation["field"] == "webhook.url"
         assert expected in violation["description"]

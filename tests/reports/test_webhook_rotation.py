@@ -168,7 +168,7 @@ def test_rotating_needs_an_admin_and_a_webhook_of_the_callers_customer(system: S
 
     assert as_viewer.status_code == 403
     assert as_other.status_code == 404 and missing.status_code == 404
-    assert "wh_none not found" in missing.json()["error"]["message"]
+    assert "wh_none not found" in missing.json()["detail"]
     assert after["etag"] == webhook["etag"] and "previousSecretExpireTime" not in after
 
 
@@ -327,11 +327,11 @@ def test_redelivery_of_a_delivery_still_in_flight_or_of_a_disabled_webhook_is_re
         (while_disabled, "WEBHOOK_DISABLED", "is disabled; enable it first"),
     ):
         assert refused.status_code == 400, refused.text
-        error = refused.json()["error"]
-        assert error["status"] == "FAILED_PRECONDITION"
-        assert words in error["message"]
+        error = refused.json()
+        assert error["code"] == "FAILED_PRECONDITION"
+        assert words in error["detail"]
         assert error["details"][0]["reason"] == reason
-    assert webhook["name"] in while_disabled.json()["error"]["message"]
+    assert webhook["name"] in while_disabled.json()["detail"]
     assert once_enabled.status_code == 200 and once_enabled.json()["redeliveryCount"] == 1
     assert missing.status_code == 404
     assert as_viewer.status_code == 403 and as_other.status_code == 404
@@ -362,5 +362,5 @@ def test_deliveries_are_listed_by_state_event_type_and_time(
     assert [d["name"] for d in succeeded] == [tested["name"], first["name"]]
     assert failed == []
     assert bad.status_code == 400
-    details = bad.json()["error"]["details"]
+    details = bad.json()["details"]
     assert [v["field"] for d in details for v in d.get("fieldViolations", [])] == ["filter"]

@@ -48,7 +48,7 @@ async def test_an_unexpected_failure_is_a_500_logged_by_its_rpc_not_its_path(
     finally:
         await gateway.close()
     assert response.status_code == 500
-    assert json.loads(bytes(response.body))["error"]["status"] == "INTERNAL"
+    assert json.loads(bytes(response.body))["code"] == "INTERNAL"
     (record,) = [r for r in caplog.records if r.name == "upstream.gateway"]
     logged = record.getMessage()
     assert "/upstream.ingest.v1.IngestService/GetUpload" in logged
