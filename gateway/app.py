@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 from google.api import httpbody_pb2
 from google.protobuf import descriptor, message
-from google.rpc import status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -30,6 +30,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.routing import request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway import conditional as conditional_requests
 from gateway import docs, transcoding
 from gateway.problems import (
     PROBLEM_JSON,
@@ -71,13 +72,33 @@ DIGEST_METADATA = "x-content-sha256"
 MAX_JSON_BODY_BYTES = 1024 * 1024
 
 
-def error_response(status: status_pb2.Status, request: Request) -> JSONResponse:
+def error_response(
+    status: status_pb2.Status, request: Request, http_status: HTTPStatus | None = None
+) -> JSONResponse:
     body = problem(status, _path(request), request_id_of(request.scope))
+    if http_status is not None:
+        body.update(status=http_status.value, title=http_status.phrase)
     return _problem_response(body)
 
 
 def _problem_response(body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON)
+    return JSONResponse(
+        body,
+        status_code=body["status"],
+        media_type=PROBLEM_JSON,
+        headers={"Cache-Control": conditional_requests.NOT_STORED},
+    )
+
+
+def _is_stale(status: status_pb2.Status) -> bool:
+    """The service refused a change for its etag (`errors.stale`)."""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            if info.reason == "ETAG_MISMATCH":
+                return True
+    return False
 
 
 def _path(request: Request) -> str:
@@ -126,6 +147,7 @@ class Gateway:
         if found is None:
             return _no_route(request, path, transcoding.path_exists(self.routes, path))
         route, path_values = found
+        conditional = False
         try:
             _check_authorization_length(request.headers)
             self.verifier.verify_header(request.headers.get("authorization"))
@@ -137,11 +159,13 @@ class Gateway:
             key = request.headers.get(IDEMPOTENCY_HEADER)
             if key and REQUEST_ID_FIELD in route.method.input_type.fields_by_name:
                 fields.setdefault(REQUEST_ID_FIELD, key)
+            conditional = conditional_requests.apply_if_match(route, request.headers, fields)
             grpc_request = transcoding.parse_request(route, fields)
             # Before forwarding: services name a bad value in their errors, and gRPC refuses
             # error trailers past 16 KiB (which reached clients as a 429).
             validation.check_request(grpc_request)
-            response = await self._call(route, grpc_request, metadata, request)
+            response, reply = await self._call(route, grpc_request, metadata, request)
+            response = conditional_requests.finish(route, request.headers, reply, response)
             # A stream's answer to HEAD was made without its body already.
             return (
                 _without_body(response) if head and not route.method.server_streaming else response
@@ -149,7 +173,11 @@ class Gateway:
         except errors.ApiError as exc:
             return error_response(exc.to_status(), request)
         except grpc.aio.AioRpcError as exc:
-            return error_response(_rpc_status(exc), request)
+            status = _rpc_status(exc)
+            if conditional and _is_stale(status):
+                # The precondition the client set failed: HTTP's own answer for it.
+                return error_response(status, request, http_status=HTTPStatus.PRECONDITION_FAILED)
+            return error_response(status, request)
         except ClientDisconnect:
             # Nobody is left to answer (the client went, or its body stalled and was refused).
             return Response(status_code=499)
@@ -164,7 +192,8 @@ class Gateway:
         grpc_request: message.Message,
         metadata: tuple[tuple[str, str], ...],
         request: Request,
-    ) -> Response:
+    ) -> tuple[Response, message.Message | None]:
+        """The answer, and the reply message it was made of (None for streams)."""
         channel = self.channels[route.method.containing_service.full_name]
         serialize = type(grpc_request).SerializeToString
         deserialize = route.response_class.FromString
@@ -185,15 +214,16 @@ class Gateway:
                 if (task is not None and task.cancelling()) or not await request.is_disconnected():
                     raise
                 raise ClientDisconnect from None
-            return _unary_response(route, reply)
+            return _unary_response(route, reply), reply
         if method.server_streaming:
             unary_stream = channel.unary_stream(route.grpc_path, serialize, deserialize)
             call = unary_stream(
                 grpc_request, metadata=metadata, timeout=self.settings.stream_timeout_seconds
             )
-            return await _streaming_response(route, call, request)
+            return await _streaming_response(route, call, request), None
         unary_unary = channel.unary_unary(route.grpc_path, serialize, deserialize)
-        return _unary_response(route, await unary_unary(grpc_request, metadata=metadata))
+        reply = await unary_unary(grpc_request, metadata=metadata)
+        return _unary_response(route, reply), reply
 
     async def ready(self) -> dict[str, str]:
         """The health of every backend: SERVING, NOT_SERVING or why it could not be asked."""

@@ -417,6 +417,7 @@ def _operation(
     if body != "*":
         skip = set(path_fields) | ({body} if body else set())
         parameters.extend(_query_parameters(schemas, input_type, skip))
+    parameters.extend(_header_parameters(route))
     if parameters:
         operation["parameters"] = parameters
     if body == "*":
@@ -434,6 +435,7 @@ def _operation(
             content = {"application/json": {"schema": schemas.field(field)}}
         operation["requestBody"] = {"required": True, "content": content}
     output = method.output_type
+    response: dict[str, Any]
     if output.full_name == HTTP_BODY:
         response = {
             "description": "The file, with its `Content-Type`, `Content-Disposition` and length.",
@@ -460,12 +462,64 @@ def _operation(
             "description": comments.get(output.full_name, output.name).split("\n\n")[0],
             "content": {"application/json": {"schema": schemas.ref(output)}},
         }
+    is_read = route.binding.verb == "get"
+    response["headers"] = {
+        name: {"$ref": f"#/components/headers/{name}"}
+        for name in ("X-Request-ID", "API-Version", "Cache-Control")
+    }
+    if is_read and not method.server_streaming:
+        response["headers"]["ETag"] = {"$ref": "#/components/headers/ETag"}
     operation["responses"] = {
         "200": response,
+        **(
+            {"304": {"description": "The client's copy (If-None-Match) is current."}}
+            if is_read and not method.server_streaming
+            else {}
+        ),
         **{code: {"$ref": f"#/components/responses/{code}"} for code in _ERRORS},
         "default": {"$ref": "#/components/responses/default"},
     }
     return path, route.binding.verb, operation
+
+
+def _header_parameters(route: Route) -> list[dict[str, Any]]:
+    headers: list[dict[str, Any]] = [
+        {
+            "name": "X-Request-ID",
+            "in": "header",
+            "description": "Your id for the request (else one is made), returned and logged.",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+        }
+    ]
+    if route.binding.verb == "get" and not route.method.server_streaming:
+        headers.append(
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "description": "ETags of the copies you hold: 304 if one is current.",
+                "schema": {"type": "string"},
+            }
+        )
+    if route.binding.verb in ("patch", "delete") and _takes_etag(route):
+        headers.append(
+            {
+                "name": "If-Match",
+                "in": "header",
+                "description": "Change only if the resource's ETag is this one (else 412), or `*`.",
+                "schema": {"type": "string", "example": '"17f2a9c3"'},
+            }
+        )
+    return headers
+
+
+def _takes_etag(route: Route) -> bool:
+    input_type = route.method.input_type
+    body = route.binding.body
+    if body not in ("", "*"):
+        nested = input_type.fields_by_name[body].message_type
+        if nested is not None and "etag" in nested.fields_by_name:
+            return True
+    return "etag" in input_type.fields_by_name
 
 
 def _error_schema() -> dict[str, Any]:
@@ -537,6 +591,21 @@ def build_spec(
             "responses": {
                 **{code: {"description": text, **error} for code, text in _ERRORS.items()},
                 "default": {"description": "Any other error, in the same shape.", **error},
+            },
+            "headers": {
+                "X-Request-ID": {
+                    "description": "The request's id: yours, or one made for it.",
+                    "schema": {"type": "string"},
+                },
+                "API-Version": {"description": "The API's version.", "schema": {"type": "string"}},
+                "Cache-Control": {
+                    "description": "`private, no-cache` for reads, `no-store` for writes.",
+                    "schema": {"type": "string"},
+                },
+                "ETag": {
+                    "description": "Strong: the resource's etag, or a digest of the answer.",
+                    "schema": {"type": "string"},
+                },
             },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

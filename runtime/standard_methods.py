@@ -119,3 +119,19 @@ def offset_page(request: Any) -> OffsetPage:
     size = pagination.page_size(request.page_size)
     after = _tokens().decode(request.page_token, _binding(request), key_length=1)
     return OffsetPage(request, int(after[0]) if after else 0, size)
+
+
+async def etag_precondition(
+    etag: str, name: str, load: Callable[[], Awaitable[Any]], etag_of: Callable[[Any], str]
+) -> Any:
+    """For a delete that may name an etag (AIP-154): the stored `update_time` the row must
+    still have when it is deleted, or None when no etag was given. NOT_FOUND when the row is
+    gone, ABORTED (stale) when the etag is not its own."""
+    if not etag:
+        return None
+    current = await load()
+    if current is None:
+        raise errors.not_found(name)
+    if etag != etag_of(current):
+        raise errors.stale(name)
+    return current.update_time

@@ -124,6 +124,13 @@ def test_schemas_speak_the_proto3_json_mapping_with_the_protos_comments(
     stream = spec["paths"]["/v1/customers/{customer}/claims:stream"]["get"]
     assert "application/x-ndjson" in stream["responses"]["200"]["content"]
     assert {p["name"] for p in stream["parameters"]} >= {"startDate", "endDate", "payers"}
+    got = spec["paths"]["/v1/customers/{customer}/driftConfig"]["get"]
+    assert "304" in got["responses"] and "ETag" in got["responses"]["200"]["headers"]
+    assert "If-None-Match" in {p["name"] for p in got["parameters"]}
+    patched = spec["paths"]["/v1/customers/{customer}/driftConfig"]["patch"]
+    assert "If-Match" in {p["name"] for p in patched["parameters"]}
+    removed = spec["paths"]["/v1/customers/{customer}/uploads/{upload}"]["delete"]
+    assert "If-Match" not in {p["name"] for p in removed["parameters"]}  # uploads take no etag
 
 
 def test_what_the_gateway_answers_is_what_the_document_says(

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Row
 from runtime import errors, names
 from runtime.auth import require_identity
 from runtime.messages import set_fields, timestamp_message
-from runtime.standard_methods import customer_of, get_resource, list_resources
+from runtime.standard_methods import customer_of, etag_precondition, get_resource, list_resources
 from runtime.updates import mask_paths
 from services.reports import content
 from services.reports.report_api import (
@@ -202,14 +202,12 @@ class ScheduleMethods(reports_service_pb2_grpc.ReportsServiceServicer):
     ) -> empty_pb2.Empty:
         parsed = names.parse(request.name, SCHEDULE_NAME)
         customer, schedule_id = parsed["customer"], parsed["report_schedule"]
-        expected = None
-        if request.etag:
-            current = await self._schedules.get(customer, schedule_id)
-            if current is None:
-                raise errors.not_found(request.name)
-            if request.etag != schedule_etag(current):
-                raise errors.stale(request.name)
-            expected = current.update_time
+        expected = await etag_precondition(
+            request.etag,
+            request.name,
+            lambda: self._schedules.get(customer, schedule_id),
+            schedule_etag,
+        )
         if not await self._schedules.delete(customer, schedule_id, expected_update_time=expected):
             raise errors.stale(request.name) if request.etag else errors.not_found(request.name)
         return empty_pb2.Empty()

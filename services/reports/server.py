@@ -25,6 +25,7 @@ from runtime.server import ServiceDefinition
 from runtime.settings import Settings
 from runtime.standard_methods import (
     customer_of,
+    etag_precondition,
     get_resource,
     list_resources,
     sign_page_tokens_with,
@@ -408,8 +409,17 @@ class ReportsServicer(
         context: grpc.aio.ServicerContext,
     ) -> empty_pb2.Empty:
         parsed = names.parse(request.name, WEBHOOK_NAME)
-        if not await self._store.delete_webhook(parsed["customer"], parsed["webhook"]):
-            raise errors.not_found(request.name)
+        customer, webhook_id = parsed["customer"], parsed["webhook"]
+        expected = await etag_precondition(
+            request.etag,
+            request.name,
+            lambda: self._store.get_webhook(customer, webhook_id),
+            webhook_etag,
+        )
+        if not await self._store.delete_webhook(
+            customer, webhook_id, expected_update_time=expected
+        ):
+            raise errors.stale(request.name) if request.etag else errors.not_found(request.name)
         return empty_pb2.Empty()
 
     async def ListWebhooks(

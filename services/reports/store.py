@@ -224,13 +224,15 @@ class ReportsStore:
             )
             return result.first()
 
-    async def delete_webhook(self, customer: str, webhook_id: str) -> bool:
+    async def delete_webhook(
+        self, customer: str, webhook_id: str, *, expected_update_time: dt.datetime | None = None
+    ) -> bool:
+        """False when there is no such webhook, or (with `expected_update_time`) it changed."""
+        conditions = [webhooks.c.customer_id == customer, webhooks.c.webhook_id == webhook_id]
+        if expected_update_time is not None:
+            conditions.append(webhooks.c.update_time == expected_update_time)
         async with self._engine.begin() as connection:
-            result = await connection.execute(
-                sa.delete(webhooks).where(
-                    webhooks.c.customer_id == customer, webhooks.c.webhook_id == webhook_id
-                )
-            )
+            result = await connection.execute(sa.delete(webhooks).where(*conditions))
             return bool(result.rowcount)
 
     async def list_webhooks(

@@ -177,7 +177,7 @@ def test_a_schedule_is_created_paused_updated_and_deleted(system: System) -> Non
         assert paused.json()["paused"] is True and "nextRunTime" not in paused.json()
         stale = client.patch(f"/v1/{made['name']}", json={"paused": False, "etag": made["etag"]})
         assert stale.status_code == 409
-        assert error_of(stale)["status"] == "ABORTED"
+        assert error_of(stale)["code"] == "ABORTED"
 
         moved = client.patch(
             f"/v1/{made['name']}",
