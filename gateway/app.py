@@ -31,7 +31,7 @@ from starlette.routing import request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import conditional as conditional_requests
-from gateway import docs, transcoding
+from gateway import docs, http_policy, transcoding
 from gateway.problems import (
     PROBLEM_JSON,
     RequestIds,
@@ -433,7 +433,9 @@ def create_app(settings: Settings) -> ASGIApp:
     # Every other request is the API's to route (or refuse in JSON), whatever its method or
     # path: a route pattern would miss paths holding an escaped line break.
     public.router.default = request_response(handle)
-    public_app = OpenTelemetryMiddleware(RequestIds(public), excluded_urls="healthz,readyz,metrics")
+    public_app = OpenTelemetryMiddleware(
+        RequestIds(http_policy.wrap(public, settings)), excluded_urls="healthz,readyz,metrics"
+    )
     if metrics_port is None:
         return public_app
     internal = Starlette(routes=[metrics_route])

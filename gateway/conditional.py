@@ -20,6 +20,7 @@ from google.protobuf import message
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
+from gateway.http_policy import GZIP_ETAG_SUFFIX
 from gateway.transcoding import Route
 from runtime import errors
 
@@ -30,8 +31,13 @@ IF_MATCH = "If-Match"
 
 
 def _tags(header: str) -> list[str]:
-    """The entity tags of an If-Match / If-None-Match header, `*` as itself."""
-    return [tag.strip() for tag in header.split(",") if tag.strip()]
+    """The entity tags of an If-Match / If-None-Match header, `*` as itself; a tag of a
+    gzipped answer (`"x-gzip"`, see gateway.http_policy) as the tag of what was compressed."""
+    tags = [tag.strip() for tag in header.split(",") if tag.strip()]
+    return [
+        tag[: -len(GZIP_ETAG_SUFFIX) - 1] + '"' if tag.endswith(GZIP_ETAG_SUFFIX + '"') else tag
+        for tag in tags
+    ]
 
 
 def _quoted(tag: str) -> str:

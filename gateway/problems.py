@@ -1,9 +1,9 @@
 """Request ids and errors as RFC 9457 problem details.
 
-Every answer carries `X-Request-ID` (the client's, when it is a plain token of up to 128
-characters; else a new one) and `API-Version`. The id rides with the call as OpenTelemetry
-baggage (`request_id`), so every service's log lines of the call, and of the calls it makes
-in turn, carry it.
+Every request gets an id: the client's `X-Request-ID`, when it is a plain token of up to 128
+characters; else a new one (gateway.http_policy returns it, with `API-Version`). The id
+rides with the call as OpenTelemetry baggage (`request_id`), so every service's log lines of
+the call, and of the calls it makes in turn, carry it.
 
 An error is `application/problem+json`: `type` (`about:blank`: the status says what
 happened), `title` (the HTTP status phrase), `status`, `detail` (what is wrong, in words),
@@ -23,7 +23,7 @@ from google.protobuf import json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runtime import errors
 from runtime.telemetry import REQUEST_ID_BAGGAGE as REQUEST_ID
@@ -42,8 +42,8 @@ def request_id_of(scope: Scope) -> str | None:
 
 
 class RequestIds:
-    """ASGI middleware: the request's id kept in `scope["state"]` and in the call's baggage,
-    and returned with the API version on every answer."""
+    """ASGI middleware: the request's id kept in `scope["state"]` (gateway.http_policy
+    returns it) and in the call's baggage."""
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
@@ -55,19 +55,9 @@ class RequestIds:
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
         request_id = given if _ACCEPTED_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})[REQUEST_ID] = request_id
-        extra = [
-            (b"x-request-id", request_id.encode()),
-            (b"api-version", API_VERSION.encode()),
-        ]
-
-        async def send_with_ids(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
         token = otel_context.attach(baggage.set_baggage(REQUEST_ID, request_id))
         try:
-            await self._app(scope, receive, send_with_ids)
+            await self._app(scope, receive, send)
         finally:
             otel_context.detach(token)
 

@@ -61,6 +61,8 @@ class Settings:
     gateway_body_timeout_seconds: float
     # Port serving the gateway's /metrics instead of the public port; None: the public port.
     gateway_metrics_port: int | None
+    # Web origins (`https://app.example.com`) whose pages may call the gateway (CORS).
+    cors_allowed_origins: tuple[str, ...]
     # Webhooks: receivers on loopback addresses (and plain http:// to them) are accepted; for
     # local runs and tests only, never in production.
     webhook_allow_loopback: bool
@@ -131,6 +133,11 @@ class Settings:
             gateway_header_timeout_seconds=float(env.get("GATEWAY_HEADER_TIMEOUT_SECONDS", "10")),
             gateway_body_timeout_seconds=float(env.get("GATEWAY_BODY_TIMEOUT_SECONDS", "10")),
             gateway_metrics_port=int(env.get("GATEWAY_METRICS_PORT") or 0) or None,
+            cors_allowed_origins=tuple(
+                origin.strip().rstrip("/")
+                for origin in env.get("CORS_ALLOWED_ORIGINS", "").split(",")
+                if origin.strip()
+            ),
             webhook_allow_loopback=_flag(env.get("WEBHOOK_ALLOW_LOOPBACK", "false")),
             webhook_host_overrides=_host_overrides(env.get("WEBHOOK_HOST_OVERRIDES", "")),
             webhook_retry_delays_seconds=tuple(

@@ -330,7 +330,7 @@ def test_a_file_that_cannot_be_read_is_refused_saying_what_is_wrong(
         claims = client.get(f"/v1/customers/{customer}/claims").json()["claims"]
     assert response.status_code == 400, response.text
     error = response.json()
-    assert (error["status"], error["detail"]) == ("INVALID_ARGUMENT", message)
+    assert (error["code"], error["detail"]) == ("INVALID_ARGUMENT", message)
     assert claims == []
     assert _count(postgres, "outbox", customer) == 0
 
