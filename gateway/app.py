@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -39,6 +40,7 @@ from gateway.problems import (
     problem,
     request_id_of,
 )
+from gateway.rate_limits import RateLimitedError, RateLimits, emptier
 from gateway.transcoding import Route
 from runtime import auth, errors, validation
 from runtime.clients import open_channel
@@ -70,6 +72,9 @@ LENGTH_METADATA = "x-content-length"
 DIGEST_METADATA = "x-content-sha256"
 # JSON bodies are requests of a few fields; files are uploaded as streamed bodies instead.
 MAX_JSON_BODY_BYTES = 1024 * 1024
+# A refused request's body is still read so its client can read the answer; past this, the
+# connection is closed instead.
+DRAIN_BYTES = 64 * 1024 * 1024
 
 
 def error_response(
@@ -82,12 +87,26 @@ def error_response(
 
 
 def _problem_response(body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(
-        body,
-        status_code=body["status"],
-        media_type=PROBLEM_JSON,
-        headers={"Cache-Control": conditional_requests.NOT_STORED},
-    )
+    headers = {"Cache-Control": conditional_requests.NOT_STORED}
+    for detail in body.get("details", []):
+        if detail.get("@type", "").endswith("google.rpc.RetryInfo"):
+            # "1.500s" in the proto3 JSON form; Retry-After takes whole seconds.
+            seconds = float(str(detail.get("retryDelay", "1s")).rstrip("s"))
+            headers["Retry-After"] = str(max(1, math.ceil(seconds)))
+    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
+
+
+async def _drain(request: Request) -> None:
+    """Read what is left of the request's body, up to DRAIN_BYTES, and drop it."""
+    read = 0
+    try:
+        async for chunk in request.stream():
+            read += len(chunk)
+            if read > DRAIN_BYTES:
+                return
+    except (RuntimeError, ClientDisconnect):
+        # Read already (a stream is read once), or its client went away.
+        return
 
 
 def _is_stale(status: status_pb2.Status) -> bool:
@@ -118,6 +137,12 @@ class Gateway:
     def __init__(self, settings: Settings, services: Sequence[descriptor.ServiceDescriptor]):
         self.settings = settings
         self.verifier = auth.TokenVerifier(settings)
+        self.rate_limits = RateLimits(
+            settings.rate_limit_tenant_per_second,
+            settings.rate_limit_tenant_burst,
+            settings.rate_limit_client_per_second,
+            settings.rate_limit_client_burst,
+        )
         self.routes = transcoding.build_routes(services)
         targets = {
             "upstream.ingest.v1": settings.ingest_target,
@@ -137,8 +162,17 @@ class Gateway:
         await asyncio.gather(*(channel.close() for channel in self.channels.values()))
 
     async def handle(self, request: Request) -> Response:
-        """One REST call: match, authenticate, transcode, call, transcode back. Every failure
-        is a JSON error body with the mapped HTTP status, never a bare 500."""
+        """One REST call, its answer; when the call was refused before its body was read,
+        the body is read first (up to DRAIN_BYTES), so a client still sending it gets the
+        answer instead of a reset connection."""
+        response = await self._handle(request)
+        if response.status_code >= 400 and request.method in ("POST", "PATCH", "PUT"):
+            await _drain(request)
+        return response
+
+    async def _handle(self, request: Request) -> Response:
+        """Match, authenticate, transcode, call, transcode back. Every failure is a JSON
+        error body with the mapped HTTP status, never a bare 500."""
         # The path as sent: `match` decodes each bound variable once, as the spec says.
         path = _path(request)
         # HEAD is GET without the body (RFC 9110 §9.3.2): the same call, status and headers.
@@ -148,9 +182,13 @@ class Gateway:
             return _no_route(request, path, transcoding.path_exists(self.routes, path))
         route, path_values = found
         conditional = False
+        standing = None
         try:
+            client = request.client.host if request.client else ""
+            by_address = self.rate_limits.client(client)
             _check_authorization_length(request.headers)
-            self.verifier.verify_header(request.headers.get("authorization"))
+            identity = self.verifier.verify_header(request.headers.get("authorization"))
+            standing = emptier(by_address, self.rate_limits.tenant(identity.customer))
             _check_forwarded_header_lengths(request.headers)
             metadata = (("authorization", request.headers["authorization"]),)
             query = request.query_params.multi_items()
@@ -166,10 +204,16 @@ class Gateway:
             validation.check_request(grpc_request)
             response, reply = await self._call(route, grpc_request, metadata, request)
             response = conditional_requests.finish(route, request.headers, reply, response)
+            if standing is not None:
+                response.headers.update(standing.headers())
             # A stream's answer to HEAD was made without its body already.
             return (
                 _without_body(response) if head and not route.method.server_streaming else response
             )
+        except RateLimitedError as limited:
+            refused = error_response(limited.error.to_status(), request)
+            refused.headers.update(limited.standing.headers())
+            return refused
         except errors.ApiError as exc:
             return error_response(exc.to_status(), request)
         except grpc.aio.AioRpcError as exc:

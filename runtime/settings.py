@@ -63,6 +63,12 @@ class Settings:
     gateway_metrics_port: int | None
     # Web origins (`https://app.example.com`) whose pages may call the gateway (CORS).
     cors_allowed_origins: tuple[str, ...]
+    # Requests a second (and the burst allowed above it) per tenant and per client address,
+    # in each gateway replica; a rate of 0 turns that limit off.
+    rate_limit_tenant_per_second: float
+    rate_limit_tenant_burst: int
+    rate_limit_client_per_second: float
+    rate_limit_client_burst: int
     # Webhooks: receivers on loopback addresses (and plain http:// to them) are accepted; for
     # local runs and tests only, never in production.
     webhook_allow_loopback: bool
@@ -133,6 +139,10 @@ class Settings:
             gateway_header_timeout_seconds=float(env.get("GATEWAY_HEADER_TIMEOUT_SECONDS", "10")),
             gateway_body_timeout_seconds=float(env.get("GATEWAY_BODY_TIMEOUT_SECONDS", "10")),
             gateway_metrics_port=int(env.get("GATEWAY_METRICS_PORT") or 0) or None,
+            rate_limit_tenant_per_second=float(env.get("RATE_LIMIT_TENANT_PER_SECOND", "100")),
+            rate_limit_tenant_burst=int(env.get("RATE_LIMIT_TENANT_BURST", "200")),
+            rate_limit_client_per_second=float(env.get("RATE_LIMIT_CLIENT_PER_SECOND", "200")),
+            rate_limit_client_burst=int(env.get("RATE_LIMIT_CLIENT_BURST", "400")),
             cors_allowed_origins=tuple(
                 origin.strip().rstrip("/")
                 for origin in env.get("CORS_ALLOWED_ORIGINS", "").split(",")
