@@ -191,3 +191,18 @@ def running_system(database_urls: dict[str, str]) -> Iterator[System]:
             )
         finally:
             stack.stop()
+
+
+@contextmanager
+def extra_gateway(system: System, port: int | None = None, **settings: str) -> Iterator[str]:
+    """A second gateway process on `system`'s services, with `settings` added to its
+    environment; its URL. Stopped afterwards."""
+    port = port or free_port()
+    stack = Stack({**system.env, "GATEWAY_PORT": str(port), **settings})
+    try:
+        stack.start("gateway", "gateway", {})
+        url = f"http://127.0.0.1:{port}"
+        wait_until("a second gateway", lambda: http_ok(f"{url}/readyz"), stack)
+        yield url
+    finally:
+        stack.stop()

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from devtools.stack import Stack, http_ok, wait_until
 from gateway.transcoding import MAX_JSON_DEPTH
-from tests.system import System, free_port
+from tests.system import System, extra_gateway, free_port
 from tests.test_gateway_api import error_of, violations
 
 # The strict gateway's read timeouts: short, so that the tests that wait them out stay fast.
@@ -44,22 +43,14 @@ class StrictGateway:
 @pytest.fixture(scope="module")
 def strict_gateway(system: System) -> Iterator[StrictGateway]:
     port, metrics_port = free_port(), free_port()
-    stack = Stack(
-        {
-            **system.env,
-            "GATEWAY_PORT": str(port),
-            "GATEWAY_METRICS_PORT": str(metrics_port),
-            "GATEWAY_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT_SECONDS),
-            "GATEWAY_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT_SECONDS),
-        }
-    )
-    try:
-        stack.start("gateway", "gateway", {})
-        url = f"http://127.0.0.1:{port}"
-        wait_until("strict gateway", lambda: http_ok(f"{url}/readyz"), stack)
+    with extra_gateway(
+        system,
+        port,
+        GATEWAY_METRICS_PORT=str(metrics_port),
+        GATEWAY_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT_SECONDS),
+        GATEWAY_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT_SECONDS),
+    ) as url:
         yield StrictGateway(url, port, metrics_port)
-    finally:
-        stack.stop()
 
 
 def _fresh_customer() -> str:

@@ -13,8 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from devtools.stack import Stack, http_ok, wait_until
-from tests.system import System, free_port
+from tests.system import System, extra_gateway
 
 ALLOWED = "https://app.example.com"
 ROWS = "".join(
@@ -41,15 +40,8 @@ def customer(system: System) -> str:
 
 @pytest.fixture(scope="module")
 def cors_gateway(system: System) -> Iterator[str]:
-    port = free_port()
-    stack = Stack({**system.env, "GATEWAY_PORT": str(port), "CORS_ALLOWED_ORIGINS": ALLOWED})
-    try:
-        stack.start("gateway", "gateway", {})
-        url = f"http://127.0.0.1:{port}"
-        wait_until("CORS gateway", lambda: http_ok(f"{url}/readyz"), stack)
+    with extra_gateway(system, CORS_ALLOWED_ORIGINS=ALLOWED) as url:
         yield url
-    finally:
-        stack.stop()
 
 
 def raw_get(

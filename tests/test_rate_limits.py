@@ -15,40 +15,21 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from devtools.stack import Stack, http_ok, wait_until
-from tests.system import System, free_port
-
-
-def gateway(system: System, **limits: str) -> Iterator[str]:
-    port = free_port()
-    stack = Stack({**system.env, "GATEWAY_PORT": str(port), **limits})
-    try:
-        stack.start("gateway", "gateway", {})
-        url = f"http://127.0.0.1:{port}"
-        wait_until("a limited gateway", lambda: http_ok(f"{url}/readyz"), stack)
-        yield url
-    finally:
-        stack.stop()
+from tests.system import System, extra_gateway
 
 
 @pytest.fixture(scope="module")
 def tenant_limited(system: System) -> Iterator[str]:
-    yield from gateway(
-        system,
-        RATE_LIMIT_TENANT_PER_SECOND="1",
-        RATE_LIMIT_TENANT_BURST="3",
-        RATE_LIMIT_CLIENT_PER_SECOND="0",
-    )
+    limits = {"RATE_LIMIT_TENANT_PER_SECOND": "1", "RATE_LIMIT_TENANT_BURST": "3"}
+    with extra_gateway(system, RATE_LIMIT_CLIENT_PER_SECOND="0", **limits) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def client_limited(system: System) -> Iterator[str]:
-    yield from gateway(
-        system,
-        RATE_LIMIT_TENANT_PER_SECOND="0",
-        RATE_LIMIT_CLIENT_PER_SECOND="1",
-        RATE_LIMIT_CLIENT_BURST="3",
-    )
+    limits = {"RATE_LIMIT_CLIENT_PER_SECOND": "1", "RATE_LIMIT_CLIENT_BURST": "3"}
+    with extra_gateway(system, RATE_LIMIT_TENANT_PER_SECOND="0", **limits) as url:
+        yield url
 
 
 def get(system: System, url: str, customer: str) -> httpx.Response:
