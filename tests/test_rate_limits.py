@@ -1,7 +1,8 @@
-"""Rate limits and early refusals through real gateways: a second gateway on the session's
-services with tight limits, its buckets per tenant and per client address seen from outside
-(429 with Retry-After and the RateLimit headers, other tenants unaffected, allowed again
-after the wait); and a refused upload still answered to a client sending a large body."""
+"""Rate limits, deadlines and early refusals through real gateways: second gateways on the
+session's services with tight limits, their buckets per tenant and per client address seen
+from outside (429 with Retry-After and the RateLimit headers, other tenants unaffected,
+allowed again after the wait), a deadline no call meets (504); and a refused upload still
+answered to a client sending a large body."""
 
 from __future__ import annotations
 
@@ -100,3 +101,13 @@ def test_an_upload_refused_before_its_body_is_read_is_still_answered(
 
     assert refused.value.code == status
     assert json.loads(refused.value.read())["code"] == code
+
+
+def test_a_call_past_its_deadline_is_504(system: System) -> None:
+    # A deadline no service can meet: every call through this gateway runs out of time.
+    with extra_gateway(system, GRPC_CLIENT_TIMEOUT_SECONDS="0.000001") as url:
+        late = get(system, url, "rl" + uuid.uuid4().hex[:8])
+
+    assert late.status_code == 504, late.text
+    problem = late.json()
+    assert (problem["title"], problem["code"]) == ("Gateway Timeout", "DEADLINE_EXCEEDED")
