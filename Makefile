@@ -18,6 +18,8 @@ $(STAMP): requirements.lock requirements-dev.lock
 	# The repository root and the generated code are importable without installing.
 	site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
 	  printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen" > "$$site/upstream-dev.pth"
+	# The `upstream` command (pyproject's console script), run from the checkout.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 venv: $(STAMP) ## Create the virtualenv with the pinned dependencies
@@ -64,12 +66,12 @@ token: $(STAMP) ## Print a local JWT: make token CUSTOMER=acme ROLE=admin
 lint: $(STAMP) ## ruff, mypy, buf lint, squawk
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy runtime gateway services devtools bench
+	$(VENV)/bin/mypy runtime gateway services devtools bench cli
 	scripts/protos.sh lint
 	scripts/squawk.sh
 
 typecheck: $(STAMP) ## mypy
-	$(VENV)/bin/mypy runtime gateway services devtools bench
+	$(VENV)/bin/mypy runtime gateway services devtools bench cli
 
 test: $(STAMP) ## Lint, then the whole test suite against real PostgreSQL and real processes
 	$(MAKE) --no-print-directory lint

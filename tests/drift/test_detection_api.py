@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
-import io
 import time
 import uuid
 from typing import Any
@@ -12,31 +11,21 @@ from typing import Any
 import httpx
 import pytest
 
-from devtools.synthetic import Drift, Scenario, write_csv
+from devtools.synthetic import Scenario
+from tests.scenarios import DRIFTED_PAYER, as_csv, denial_drift
 from tests.system import System
 
 DRIFT_START = dt.date(2026, 5, 20)
-DRIFTED_PAYER = "UnitedHealthcare"
 
 
 def scenario(customer: str) -> Scenario:
     """Claims of five payers from October 2025, UnitedHealthcare's denials ×2.5 from May 20."""
-    return Scenario(
-        customer=customer,
-        start=dt.date(2025, 10, 1),
-        days=250,
-        claims=16_000,
-        payers=5,
-        seed=11,
-        drifts=(Drift(payer=DRIFTED_PAYER, start=DRIFT_START, metric="denial_rate", factor=2.5),),
-    )
+    return denial_drift(customer, dt.date(2025, 10, 1), DRIFT_START)
 
 
 def history_csv(customer: str) -> bytes:
     """The customer's `scenario` as the CSV a billing system exports."""
-    buffer = io.StringIO()
-    write_csv(scenario(customer), buffer)
-    return buffer.getvalue().encode()
+    return as_csv(scenario(customer)).encode()
 
 
 def _wait_for(fetch: Any, done: Any, timeout: float = 90.0) -> Any:

@@ -26,7 +26,6 @@ from hypothesis import strategies as st
 from pypdf import PdfReader
 
 from devtools.stack import wait_until
-from devtools.synthetic import Drift, Scenario, write_csv
 from runtime.auth import service_token
 from runtime.clients import open_channel
 from runtime.messages import money_message, timestamp_message
@@ -51,6 +50,7 @@ from services.reports.content.exports import (
     time_text,
 )
 from services.reports.content.weekly import RatioSpread, denial_band, median_band, weeks_of
+from tests.scenarios import as_csv, denial_drift
 from tests.system import System
 from upstream.drift.v1 import drift_service_pb2_grpc
 from upstream.drift.v1 import resources_pb2 as drift_resources
@@ -141,26 +141,9 @@ def drifted(system: System) -> tuple[str, dt.date, dt.date]:
     run."""
     customer = "contentdrift" + uuid.uuid4().hex[:8]
     start = today() - dt.timedelta(days=310)
-    scenario = Scenario(
-        customer=customer,
-        start=start,
-        days=250,
-        claims=16_000,
-        payers=5,
-        seed=11,
-        drifts=(
-            Drift(
-                payer="UnitedHealthcare",
-                start=start + dt.timedelta(days=231),
-                metric="denial_rate",
-                factor=2.5,
-            ),
-        ),
-    )
-    buffer = io.StringIO()
-    write_csv(scenario, buffer)
+    scenario = denial_drift(customer, start, start + dt.timedelta(days=231))
     with system.client(customer) as client:
-        upload(client, customer, buffer.getvalue().encode(), "history")
+        upload(client, customer, as_csv(scenario).encode(), "history")
 
         def detected() -> bool:
             runs = client.get(f"/v1/customers/{customer}/driftRuns").json().get("driftRuns", [])

@@ -1,0 +1,476 @@
+"""`upstream`: the command line over gRPC, for people and for scripts.
+
+    upstream upload FILE                      upload a CSV or X12 835 file, with a progress bar
+    upstream uploads                          the customer's uploads, newest first
+    upstream events [--payer P] [--metric M] [--state S] [--severity S] [--active]
+    upstream triage EVENT --state STATE [--note TEXT]
+    upstream report create --kind K --format F --start DATE --end DATE [--payer P]… [--wait]
+    upstream report download REPORT [-o FILE]
+    upstream payers
+
+The token comes from `--token` or `UPSTREAM_TOKEN` (`make token` prints one locally), the
+customer from the token (or `--customer`), the services' addresses from `--ingest`,
+`--drift`, `--reports` or `UPSTREAM_INGEST`, `UPSTREAM_DRIFT`, `UPSTREAM_REPORTS` (the local
+ports by default). `--json` prints what the services answered, in the proto3 JSON form, one
+object a line. Exit status: 0 done; 2 the command line is wrong; 3 the request was refused
+as invalid; 4 no such resource; 5 not signed in or not allowed; 6 a conflict (changed
+meanwhile, exists already); 7 a service could not be reached or timed out; 1 anything else.
+Errors are one line on stderr: `upstream: <STATUS>: <what is wrong>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import grpc
+from google.api import httpbody_pb2
+from google.protobuf import field_mask_pb2, json_format
+from google.protobuf.message import Message
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
+from upstream.drift.v1 import resources_pb2 as drift_resources
+from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
+from upstream.ingest.v1 import resources_pb2 as ingest_resources
+from upstream.reports.v1 import reports_service_pb2, reports_service_pb2_grpc
+from upstream.reports.v1 import resources_pb2 as reports_resources
+
+CHUNK_BYTES = 1024 * 1024
+PAGE_SIZE = 1000
+CALL_SECONDS = 30.0
+UPLOAD_SECONDS = 3600.0
+WAIT_SECONDS = 3600.0
+DEFAULTS = {"ingest": "127.0.0.1:50051", "drift": "127.0.0.1:50052", "reports": "127.0.0.1:50053"}
+EXIT_CODES = {
+    grpc.StatusCode.INVALID_ARGUMENT: 3,
+    grpc.StatusCode.OUT_OF_RANGE: 3,
+    grpc.StatusCode.FAILED_PRECONDITION: 3,
+    grpc.StatusCode.NOT_FOUND: 4,
+    grpc.StatusCode.UNAUTHENTICATED: 5,
+    grpc.StatusCode.PERMISSION_DENIED: 5,
+    grpc.StatusCode.ALREADY_EXISTS: 6,
+    grpc.StatusCode.ABORTED: 6,
+    grpc.StatusCode.UNAVAILABLE: 7,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 7,
+}
+
+
+class CommandError(Exception):
+    def __init__(self, status: str, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.status = status
+        self.exit_code = exit_code
+
+
+def _token_customer(token: str) -> str:
+    """The `customer` claim of a JWT, read without checking it (the services check it)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return str(claims["customer"])
+    except (IndexError, KeyError, ValueError) as error:
+        raise CommandError("USAGE", "the token names no customer; give --customer", 2) from error
+
+
+class Session:
+    """The caller's token, customer and a channel per service."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        token = args.token or os.environ.get("UPSTREAM_TOKEN", "")
+        if not token:
+            raise CommandError("USAGE", "no token: give --token or set UPSTREAM_TOKEN", 2)
+        self.metadata = (("authorization", f"Bearer {token}"),)
+        self.customer = args.customer or _token_customer(token)
+        self.parent = f"customers/{self.customer}"
+        self.json = args.json
+        self._targets = {
+            service: getattr(args, service)
+            or os.environ.get(f"UPSTREAM_{service.upper()}")
+            or DEFAULTS[service]
+            for service in DEFAULTS
+        }
+        self._channels: dict[str, grpc.Channel] = {}
+
+    def channel(self, service: str) -> grpc.Channel:
+        if service not in self._channels:
+            self._channels[service] = grpc.insecure_channel(self._targets[service])
+        return self._channels[service]
+
+    def ingest(self) -> ingest_service_pb2_grpc.IngestServiceStub:
+        return ingest_service_pb2_grpc.IngestServiceStub(self.channel("ingest"))
+
+    def drift(self) -> drift_service_pb2_grpc.DriftServiceStub:
+        return drift_service_pb2_grpc.DriftServiceStub(self.channel("drift"))
+
+    def reports(self) -> reports_service_pb2_grpc.ReportsServiceStub:
+        return reports_service_pb2_grpc.ReportsServiceStub(self.channel("reports"))
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+
+    def show(self, messages: Sequence[Message], columns: Callable[[Any], Sequence[str]]) -> None:
+        """One JSON object a line with --json, else a line of columns a message."""
+        for item in messages:
+            if self.json:
+                print(json.dumps(json_format.MessageToDict(item), ensure_ascii=False))
+            else:
+                print("  ".join(columns(item)))
+
+
+def _listed(
+    session: Session, method: Any, request_type: Any, field: str, **request: Any
+) -> list[Any]:
+    """Every item of a List method, page after page (AIP-158)."""
+    found: list[Any] = []
+    token = ""
+    while True:
+        page = method(
+            request_type(parent=session.parent, page_size=PAGE_SIZE, page_token=token, **request),
+            metadata=session.metadata,
+            timeout=CALL_SECONDS,
+        )
+        found.extend(getattr(page, field))
+        token = page.next_page_token
+        if not token:
+            return found
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def upload(session: Session, args: argparse.Namespace) -> None:
+    path = Path(args.file)
+    if not path.is_file():
+        raise CommandError("USAGE", f"{path}: no such file", 2)
+    size = path.stat().st_size
+    kind = (
+        ingest_resources.Upload.X12_835
+        if path.suffix.lower() in (".835", ".edi", ".x12")
+        else ingest_resources.Upload.CSV
+    )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        disable=args.json or not sys.stderr.isatty(),
+        console=None,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"uploading {path.name}", total=size)
+
+        def requests() -> Iterator[ingest_service_pb2.CreateUploadRequest]:
+            yield ingest_service_pb2.CreateUploadRequest(
+                parent=session.parent,
+                upload=ingest_resources.Upload(file_name=path.name, format=kind),
+                request_id=args.request_id or str(uuid.uuid4()),
+            )
+            with path.open("rb") as file:
+                while chunk := file.read(CHUNK_BYTES):
+                    yield ingest_service_pb2.CreateUploadRequest(
+                        http_body=httpbody_pb2.HttpBody(data=chunk)
+                    )
+                    progress.advance(task, len(chunk))
+            progress.update(task, description=f"{path.name}: sent, the service is reading it")
+
+        made = session.ingest().CreateUpload(
+            requests(), metadata=session.metadata, timeout=UPLOAD_SECONDS
+        )
+    session.show([made], _upload_columns)
+    if not session.json:
+        for warning in made.warnings[:20]:
+            print(f"  warning: {warning.message}")
+    if made.state == ingest_resources.Upload.FAILED:
+        raise CommandError("FAILED", f"{made.name}: {made.error.message or 'the upload failed'}", 3)
+
+
+def _upload_columns(upload: ingest_resources.Upload) -> list[str]:
+    state = ingest_resources.Upload.State.Name(upload.state)
+    return [
+        upload.name,
+        state,
+        upload.file_name,
+        f"{upload.rows_accepted} rows accepted",
+        f"{upload.rows_rejected} rejected",
+    ]
+
+
+def uploads(session: Session, args: argparse.Namespace) -> None:
+    found = _listed(
+        session, session.ingest().ListUploads, ingest_service_pb2.ListUploadsRequest, "uploads"
+    )
+    session.show(found, _upload_columns)
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def events(session: Session, args: argparse.Namespace) -> None:
+    terms = []
+    if args.payer:
+        terms.append(f"payer = {_quoted(args.payer)}")
+    if args.code_group:
+        terms.append(f"code_group = {_quoted(args.code_group)}")
+    for field, value in (("metric", args.metric), ("state", args.state)):
+        if value:
+            terms.append(f"{field} = {value}")
+    if args.severity:
+        terms.append(f"severity >= {args.severity}")
+    if args.active:
+        terms.append("active = true")
+    found = _listed(
+        session,
+        session.drift().ListDriftEvents,
+        drift_service_pb2.ListDriftEventsRequest,
+        "drift_events",
+        filter=" AND ".join(terms),
+    )
+    session.show(found, _event_columns)
+
+
+def _event_columns(event: drift_resources.DriftEvent) -> list[str]:
+    return [
+        event.name,
+        drift_resources.DriftEvent.Severity.Name(event.severity),
+        drift_resources.DriftEvent.State.Name(event.state),
+        event.summary,
+    ]
+
+
+def _event_name(session: Session, given: str) -> str:
+    return given if given.startswith("customers/") else f"{session.parent}/driftEvents/{given}"
+
+
+def triage(session: Session, args: argparse.Namespace) -> None:
+    stub = session.drift()
+    name = _event_name(session, args.event)
+    current = stub.GetDriftEvent(
+        drift_service_pb2.GetDriftEventRequest(name=name),
+        metadata=session.metadata,
+        timeout=CALL_SECONDS,
+    )
+    changed = drift_resources.DriftEvent(
+        name=name, state=drift_resources.DriftEvent.State.Value(args.state), etag=current.etag
+    )
+    paths = ["state"]
+    if args.note is not None:
+        changed.triage_note = args.note
+        paths.append("triage_note")
+    updated = stub.UpdateDriftEvent(
+        drift_service_pb2.UpdateDriftEventRequest(
+            drift_event=changed, update_mask=field_mask_pb2.FieldMask(paths=paths)
+        ),
+        metadata=session.metadata,
+        timeout=CALL_SECONDS,
+    )
+    session.show([updated], _event_columns)
+
+
+def payers(session: Session, args: argparse.Namespace) -> None:
+    found = _listed(
+        session, session.ingest().ListPayers, ingest_service_pb2.ListPayersRequest, "payers"
+    )
+    session.show(
+        found,
+        lambda p: [
+            p.name,
+            p.canonical_payer or "(unmapped)",
+            p.raw_payer_name,
+            f"{p.claim_count} claims",
+        ],
+    )
+
+
+def _date(text: str) -> Any:
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from error
+    return {"year": day.year, "month": day.month, "day": day.day}
+
+
+def report_create(session: Session, args: argparse.Namespace) -> None:
+    report = reports_resources.Report(
+        kind=reports_resources.ReportKind.Value(args.kind),
+        format=reports_resources.ReportFormat.Value(args.format),
+    )
+    json_format.ParseDict(
+        {"dateRange": {"startDate": args.start, "endDate": args.end}, "payers": args.payer or []},
+        report.parameters,
+    )
+    stub = session.reports()
+    made = stub.CreateReport(
+        reports_service_pb2.CreateReportRequest(
+            parent=session.parent, report=report, request_id=args.request_id or str(uuid.uuid4())
+        ),
+        metadata=session.metadata,
+        timeout=CALL_SECONDS,
+    )
+    if args.wait:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while made.state in (reports_resources.Report.PENDING, reports_resources.Report.RUNNING):
+            if time.monotonic() > deadline:
+                raise CommandError("DEADLINE_EXCEEDED", f"{made.name} is still being built", 7)
+            time.sleep(1)
+            made = stub.GetReport(
+                reports_service_pb2.GetReportRequest(name=made.name),
+                metadata=session.metadata,
+                timeout=CALL_SECONDS,
+            )
+    session.show([made], _report_columns)
+    if made.state == reports_resources.Report.FAILED:
+        raise CommandError("FAILED", f"{made.name}: {made.error.message}", 3)
+
+
+def _report_columns(report: reports_resources.Report) -> list[str]:
+    return [
+        report.name,
+        reports_resources.Report.State.Name(report.state),
+        report.content_type,
+        f"{report.size_bytes} bytes" if report.size_bytes else "",
+    ]
+
+
+_EXTENSIONS = {
+    "application/pdf": ".pdf",
+    "text/csv": ".csv",
+    "application/json": ".json",
+    "application/x-ndjson": ".jsonl",
+    "application/jsonl": ".jsonl",
+}
+
+
+def report_download(session: Session, args: argparse.Namespace) -> None:
+    name = (
+        args.report
+        if args.report.startswith("customers/")
+        else f"{session.parent}/reports/{args.report}"
+    )
+    stub = session.reports()
+    report = stub.GetReport(
+        reports_service_pb2.GetReportRequest(name=name),
+        metadata=session.metadata,
+        timeout=CALL_SECONDS,
+    )
+    extension = _EXTENSIONS.get(report.content_type.split(";")[0].strip(), "")
+    target = Path(args.output or name.rsplit("/", 1)[1] + extension)
+    partial = target.with_name(target.name + ".part")
+    size = 0
+    with partial.open("wb") as file:
+        for body in stub.DownloadReport(
+            reports_service_pb2.DownloadReportRequest(name=name),
+            metadata=session.metadata,
+            timeout=UPLOAD_SECONDS,
+        ):
+            file.write(body.data)
+            size += len(body.data)
+    # Only a whole file takes the name: a cut download leaves no half file behind it.
+    partial.replace(target)
+    if session.json:
+        print(json.dumps({"report": name, "file": str(target), "sizeBytes": size}))
+    else:
+        print(f"{target}  {size} bytes")
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="upstream", description=__doc__.split("\n\n")[0])
+    top.add_argument("--token", help="bearer token (default: $UPSTREAM_TOKEN)")
+    top.add_argument("--customer", help="customer id (default: the token's)")
+    for service in DEFAULTS:
+        top.add_argument(f"--{service}", help=f"{service} address (default {DEFAULTS[service]})")
+    top.add_argument("--json", action="store_true", help="print proto3 JSON, a line an item")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    command = commands.add_parser("upload", help="upload a claims file")
+    command.add_argument("file")
+    command.add_argument("--request-id", help="idempotency key (a retry makes no second upload)")
+    command.set_defaults(run=upload)
+    commands.add_parser("uploads", help="list uploads").set_defaults(run=uploads)
+    command = commands.add_parser("events", help="list drift events")
+    command.add_argument("--payer")
+    command.add_argument("--code-group")
+    command.add_argument(
+        "--metric", choices=["DENIAL_RATE", "DECISION_DAYS", "PAYMENT_RATIO", "DENIAL_REASON_MIX"]
+    )
+    command.add_argument("--state", choices=["NEW", "ACKNOWLEDGED", "RESOLVED", "DISMISSED"])
+    command.add_argument("--severity", choices=["LOW", "MEDIUM", "HIGH"], help="at least")
+    command.add_argument("--active", action="store_true", help="only ongoing episodes")
+    command.set_defaults(run=events)
+    command = commands.add_parser("triage", help="acknowledge, resolve or dismiss an event")
+    command.add_argument("event", help="event id or name")
+    command.add_argument(
+        "--state", required=True, choices=["NEW", "ACKNOWLEDGED", "RESOLVED", "DISMISSED"]
+    )
+    command.add_argument("--note")
+    command.set_defaults(run=triage)
+    commands.add_parser("payers", help="list payers").set_defaults(run=payers)
+
+    report = commands.add_parser("report", help="create or download a report")
+    actions = report.add_subparsers(dest="action", required=True)
+    command = actions.add_parser("create")
+    command.add_argument(
+        "--kind",
+        required=True,
+        choices=["PAYER_SCORECARD", "DRIFT_SUMMARY", "CLAIMS_EXPORT", "EVENTS_EXPORT"],
+    )
+    command.add_argument(
+        "--format",
+        required=True,
+        choices=["PDF", "JSON", "CSV"],
+        help="JSON is JSON Lines for exports",
+    )
+    command.add_argument("--start", required=True, type=_date, help="YYYY-MM-DD")
+    command.add_argument("--end", required=True, type=_date, help="YYYY-MM-DD")
+    command.add_argument("--payer", action="append", help="a payer (repeat for more)")
+    command.add_argument("--request-id")
+    command.add_argument("--wait", action="store_true", help="until built, then print it")
+    command.set_defaults(run=report_create)
+    command = actions.add_parser("download")
+    command.add_argument("report", help="report id or name")
+    command.add_argument("-o", "--output", help="file (default: the report's file name)")
+    command.set_defaults(run=report_download)
+    return top
+
+
+def _fail(status: str, message: str, exit_code: int) -> NoReturn:
+    print(f"upstream: {status}: {message}", file=sys.stderr)
+    sys.exit(exit_code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        session = Session(args)
+    except CommandError as failure:
+        _fail(failure.status, str(failure), failure.exit_code)
+    try:
+        args.run(session, args)
+    except CommandError as failure:
+        _fail(failure.status, str(failure), failure.exit_code)
+    except grpc.RpcError as error:
+        code = error.code()  # type: ignore[attr-defined]
+        _fail(code.name, error.details() or "", EXIT_CODES.get(code, 1))  # type: ignore[attr-defined]
+    except KeyboardInterrupt:
+        _fail("CANCELLED", "interrupted", 130)
+    finally:
+        session.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The `upstream` command as installed in the virtualenv, run as a process against the real
+services over gRPC: a history with a drift uploaded (once, however often it is retried), its
+uploads, payers and events listed, an event acknowledged, a claims export built and
+downloaded whole; and every failure an exit status and one line a script can rely on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.scenarios import DRIFTED_PAYER as DRIFTED
+from tests.scenarios import as_csv, denial_drift
+from tests.system import System
+
+UPSTREAM = Path(sys.executable).parent / "upstream"
+
+
+def run(
+    system: System, customer: str, *args: str, token: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "UPSTREAM_TOKEN": token if token is not None else system.token(customer),
+        "UPSTREAM_INGEST": system.targets["ingest"],
+        "UPSTREAM_DRIFT": system.targets["drift"],
+        "UPSTREAM_REPORTS": system.targets["reports"],
+    }
+    return subprocess.run(
+        [str(UPSTREAM), *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def lines(done: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def history(
+    system: System, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Path, dict[str, Any]]:
+    customer = "cli" + uuid.uuid4().hex[:8]
+    start = dt.date.today() - dt.timedelta(days=300)
+    scenario = denial_drift(customer, start, start + dt.timedelta(days=231))
+    path = tmp_path_factory.mktemp("cli") / "history.csv"
+    path.write_text(as_csv(scenario))
+    (made,) = lines(
+        run(system, customer, "--json", "upload", str(path), "--request-id", "history-1")
+    )
+    return customer, path, made
+
+
+def test_an_upload_is_made_once_however_often_it_is_sent(
+    system: System, history: tuple[str, Path, dict[str, Any]]
+) -> None:
+    customer, path, made = history
+    (again,) = lines(
+        run(system, customer, "--json", "upload", str(path), "--request-id", "history-1")
+    )
+    listed = lines(run(system, customer, "--json", "uploads"))
+    human = run(system, customer, "uploads")
+
+    assert made["state"] == "SUCCEEDED" and int(made["rowsAccepted"]) == 16_000
+    assert again["name"] == made["name"]
+    assert [u["name"] for u in listed] == [made["name"]]
+    assert made["name"] in human.stdout and "SUCCEEDED" in human.stdout
+
+
+def test_payers_and_events_are_listed_and_an_event_is_acknowledged(
+    system: System, history: tuple[str, Path, dict[str, Any]]
+) -> None:
+    customer, _, _ = history
+    payers = lines(run(system, customer, "--json", "payers"))
+    deadline = time.monotonic() + 120
+    while not (
+        found := lines(
+            run(system, customer, "--json", "events", "--payer", DRIFTED, "--metric", "DENIAL_RATE")
+        )
+    ):
+        assert time.monotonic() < deadline, "detection found no event"
+        time.sleep(1)
+    event = found[0]
+    (acknowledged,) = lines(
+        run(
+            system,
+            customer,
+            "--json",
+            "triage",
+            event["name"].rsplit("/", 1)[1],
+            "--state",
+            "ACKNOWLEDGED",
+            "--note",
+            "called the payer",
+        )
+    )
+    after = lines(run(system, customer, "--json", "events", "--state", "ACKNOWLEDGED"))
+
+    assert DRIFTED in {p["canonicalPayer"] for p in payers}
+    assert all(e["payer"] == DRIFTED and e["metric"] == "DENIAL_RATE" for e in found)
+    assert (acknowledged["state"], acknowledged["triageNote"]) == (
+        "ACKNOWLEDGED",
+        "called the payer",
+    )
+    assert event["name"] in {e["name"] for e in after}
+
+
+def test_a_claims_export_is_built_and_downloaded_whole(
+    system: System, history: tuple[str, Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    customer, _, _ = history
+    first = dt.date.today() - dt.timedelta(days=300)
+    (report,) = lines(
+        run(
+            system, customer, "--json", "report", "create", "--kind", "CLAIMS_EXPORT",
+            "--format", "CSV", "--start", str(first), "--end", str(first + dt.timedelta(days=30)),
+            "--payer", DRIFTED, "--wait",
+        )
+    )  # fmt: skip
+    target = tmp_path / "export.csv"
+    (downloaded,) = lines(
+        run(system, customer, "--json", "report", "download", report["name"], "-o", str(target))
+    )
+
+    assert report["state"] == "SUCCEEDED"
+    assert downloaded == {
+        "report": report["name"],
+        "file": str(target),
+        "sizeBytes": int(report["sizeBytes"]),
+    }
+    body = target.read_text()
+    assert body.startswith("claim_id,payer,") and f",{DRIFTED}," in body
+    assert not list(tmp_path.glob("*.part"))
+
+
+@pytest.mark.parametrize(
+    ("args", "token", "status", "words"),
+    [
+        (("--customer", "acme", "uploads"), "not-a-token", 5, "upstream: UNAUTHENTICATED: "),
+        (("uploads",), "not-a-token", 2, "upstream: USAGE: the token names no customer"),
+        (("triage", "ev_none", "--state", "ACKNOWLEDGED"), None, 4, "upstream: NOT_FOUND: "),
+        (("events", "--payer", "x" * 2000), None, 3, "upstream: INVALID_ARGUMENT: filter"),
+        (("upload", "/no/such/file.csv"), None, 2, "USAGE: /no/such/file.csv: no such file"),
+        (("uploads",), "", 2, "upstream: USAGE: no token"),
+        (("report", "create", "--kind", "CLAIMS_EXPORT", "--format", "CSV", "--start", "March",
+          "--end", "2026-03-31"), None, 2, "is not a date"),
+    ],
+)  # fmt: skip
+def test_a_failure_is_an_exit_status_and_one_line_on_stderr(
+    system: System, args: tuple[str, ...], token: str | None, status: int, words: str
+) -> None:
+    customer = "cli" + uuid.uuid4().hex[:8]
+    done = run(system, customer, *args, token=token)
+
+    assert done.returncode == status, done.stderr
+    assert words in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
