@@ -14,7 +14,8 @@ customer from the token (or `--customer`), the services' addresses from `--inges
 ports by default). `--json` prints what the services answered, in the proto3 JSON form, one
 object a line. Exit status: 0 done; 2 the command line is wrong; 3 the request was refused
 as invalid; 4 no such resource; 5 not signed in or not allowed; 6 a conflict (changed
-meanwhile, exists already); 7 a service could not be reached or timed out; 1 anything else.
+meanwhile, exists already); 7 a service could not be reached or timed out; 141 the reader
+of the output went away (`| head`); 1 anything else.
 Errors are one line on stderr: `upstream: <STATUS>: <what is wrong>`.
 """
 
@@ -467,6 +468,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(code.name, error.details() or "", EXIT_CODES.get(code, 1))  # type: ignore[attr-defined]
     except KeyboardInterrupt:
         _fail("CANCELLED", "interrupted", 130)
+    except BrokenPipeError:
+        # The reader went away (`upstream events | head`): no traceback, the status a
+        # process killed by SIGPIPE has, and nothing more written to the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     finally:
         session.close()
     return 0

@@ -163,3 +163,26 @@ def test_a_failure_is_an_exit_status_and_one_line_on_stderr(
     assert done.returncode == status, done.stderr
     assert words in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(
+    system: System, history: tuple[str, Path, dict[str, Any]]
+) -> None:
+    customer, _, _ = history
+    env = {
+        **os.environ,
+        "UPSTREAM_TOKEN": system.token(customer),
+        "UPSTREAM_INGEST": system.targets["ingest"],
+    }
+    reader = subprocess.Popen(
+        [str(UPSTREAM), "--json", "payers"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.close()  # as `| head` does once it has read enough
+    status = reader.wait(timeout=60)
+
+    assert status == 141
+    assert reader.stderr.read() == b""
