@@ -77,11 +77,12 @@ test: $(STAMP) ## Lint, then the whole test suite against real PostgreSQL and re
 	$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest -q
 
-bench: $(STAMP) ## Benchmarks beside references: ingest and claims export vs psql \copy, detection vs GROUP BY, webhooks, PDF
+bench: $(STAMP) ## Benchmarks beside references: ingest and claims export vs psql \copy, detection vs GROUP BY, webhooks, PDF, gateway vs gRPC
 	$(PY) -m bench.ingest_bench
 	$(PY) -m bench.drift_bench
 	$(PY) -m bench.export_bench
 	$(PY) -m bench.reports_bench
+	$(PY) -m bench.gateway_bench
 
 eval: $(STAMP) ## Detection accuracy on synthetic data with known drifts (prints figures)
 	$(PY) -m devtools.evaluation

@@ -80,12 +80,13 @@ _EXPORT_COLUMNS = """
 """
 
 
-def migrate(admin_url: str) -> dict[str, str]:
-    """Create ingest's and reports' schemas and roles, migrate them; their app roles' URLs."""
-    passwords = schemas.local_passwords(SERVICES)
-    schemas.bootstrap(admin_url, passwords, SERVICES)
+def migrate(admin_url: str, services: tuple[str, ...] = SERVICES) -> dict[str, str]:
+    """Create the services' schemas and roles (ingest's and reports' by default), migrate
+    them; their app roles' URLs."""
+    passwords = schemas.local_passwords(services)
+    schemas.bootstrap(admin_url, passwords, services)
     urls = {}
-    for service in SERVICES:
+    for service in services:
         owner, app = schemas.role_name(service, "owner"), schemas.role_name(service, "app")
         schemas.migrate(service, schemas.service_url(admin_url, service, "owner", passwords[owner]))
         urls[service] = schemas.service_url(admin_url, service, "app", passwords[app])

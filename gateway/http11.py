@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import re
+import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,6 +83,13 @@ class LimitedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # The listening sockets are bound beforehand (two ports, one server), and asyncio
+        # sets TCP_NODELAY only on sockets it knows as TCP by their protocol number. Without
+        # it, an answer's head and body (two writes) wait out the client's delayed ACK:
+        # 40 ms a request.
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._await_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
