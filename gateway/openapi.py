@@ -408,6 +408,7 @@ def _operation(
             "required": True,
             "description": f"A segment of `{field}` (`{pattern}`).",
             "schema": {"type": "string", "pattern": "^[^/]+$"},
+            **({"example": "acme"} if name == "customer" else {}),
         }
         for name, field, pattern in path_parameters
     ]
