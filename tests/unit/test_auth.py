@@ -59,6 +59,33 @@ def test_an_expired_token_is_refused() -> None:
     assert "expired" in refused(signed(iat=now - 600, exp=now - 10)).message
 
 
+def test_a_token_verified_once_is_refused_when_it_expires_later() -> None:
+    verifier = TokenVerifier(SETTINGS)
+    now = int(time.time())
+    token = signed(iat=now, exp=now + 1)
+
+    first = verifier.verify(token)
+    again = verifier.verify(token)  # remembered
+    time.sleep(max(0.0, now + 1.05 - time.time()))
+    with pytest.raises(ApiError) as late:
+        verifier.verify(token)
+
+    assert first == again == Identity(subject="user-1", customer="acme", role=Role.ADMIN)
+    assert "expired" in late.value.message
+
+
+def test_a_remembered_token_does_not_vouch_for_an_altered_copy() -> None:
+    verifier = TokenVerifier(SETTINGS)
+    token = signed(customer="acme")
+    verifier.verify(token)
+    header, _, signature = token.split(".")
+    other = jwt.encode(claims(customer="globex"), "another-secret-0123456789-abcdefghijkl")
+    altered = ".".join([header, other.split(".")[1], signature])
+
+    with pytest.raises(ApiError):
+        verifier.verify(altered)
+
+
 @pytest.mark.parametrize(
     ("overrides", "problem"),
     [
