@@ -77,8 +77,10 @@ def sequential(name: str, call: Callable[[], object], calls: int) -> Latencies:
 
 
 async def throughput(url: str, token: str, seconds: float, connections: int) -> float:
-    """Requests a second `connections` keep-alive clients get through `url`."""
-    done = 0
+    """Requests a second `connections` keep-alive clients get through `url`. A connection
+    the server closed under a request is opened again, as a client retries an idempotent
+    GET; such retries are printed."""
+    done = retried = 0
     deadline = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(
@@ -87,12 +89,19 @@ async def throughput(url: str, token: str, seconds: float, connections: int) -> 
 
         async def worker() -> None:
             nonlocal done
+            nonlocal retried
             while time.monotonic() < deadline:
-                response = await client.get(url)
+                try:
+                    response = await client.get(url)
+                except httpx.TransportError:
+                    retried += 1
+                    continue
                 response.raise_for_status()
                 done += 1
 
         await asyncio.gather(*(worker() for _ in range(connections)))
+    if retried:
+        log(f"  {url}: {retried} requests retried on a closed connection")
     return done / seconds
 
 

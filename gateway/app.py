@@ -478,7 +478,11 @@ def create_app(settings: Settings) -> ASGIApp:
     # path: a route pattern would miss paths holding an escaped line break.
     public.router.default = request_response(handle)
     public_app = OpenTelemetryMiddleware(
-        RequestIds(http_policy.wrap(public, settings)), excluded_urls="healthz,readyz,metrics"
+        RequestIds(http_policy.wrap(public, settings)),
+        excluded_urls="healthz,readyz,metrics",
+        # One span a request: a span for every ASGI send and receive says nothing a trace
+        # reader needs.
+        exclude_spans=["receive", "send"],
     )
     if metrics_port is None:
         return public_app

@@ -56,9 +56,8 @@ def require_identity() -> Identity:
 
 
 # Verified tokens remembered, at most this many, each at most this long (and never past its
-# own expiry): a client's every call carries the same token, and checking its signature
-# again was an eighth of a small call's time. A key taken out of the JWKS stops tokens
-# signed with it within the minute.
+# own expiry): a client's every call carries the same token, whose signature and claims need
+# checking once. A key taken out of the JWKS stops tokens signed with it within the minute.
 VERIFIED_TOKENS = 10_000
 VERIFIED_SECONDS = 60.0
 
