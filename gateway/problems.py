@@ -29,8 +29,6 @@ from runtime import errors
 from runtime.telemetry import REQUEST_ID_BAGGAGE as REQUEST_ID
 
 PROBLEM_JSON = "application/problem+json"
-REQUEST_ID_HEADER = "X-Request-ID"
-API_VERSION_HEADER = "API-Version"
 API_VERSION = "v1"
 _ACCEPTED_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
