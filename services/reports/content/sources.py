@@ -10,7 +10,8 @@ would pass the filter's length limit.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,18 @@ class Sources:
     drift: drift_service_pb2_grpc.DriftServiceStub
 
 
+@contextmanager
+def _request_faults(what: str) -> Iterator[None]:
+    """A refusal that only the report's author can fix becomes ReportFailed, saying what was
+    being read; any other failure goes on as it is."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as error:
+        if error.code() in _REQUEST_FAULTS:
+            raise ReportFailed(f"{what}: {error.details()}") from error
+        raise
+
+
 def quoted(text: str) -> str:
     """`text` as an AIP-160 string literal."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -62,12 +75,8 @@ async def _pages(
 ) -> AsyncIterator[Sequence[Any]]:
     token = ""
     while True:
-        try:
+        with _request_faults(what):
             page = await call(token)
-        except grpc.aio.AioRpcError as error:
-            if error.code() in _REQUEST_FAULTS:
-                raise ReportFailed(f"{what}: {error.details()}") from error
-            raise
         yield items(page)
         token = page.next_page_token
         if not token:
@@ -123,12 +132,9 @@ async def _claim_stream(
         timeout=EXPORT_TIMEOUT_SECONDS,
     )
     try:
-        async for message in call:
-            yield message
-    except grpc.aio.AioRpcError as error:
-        if error.code() in _REQUEST_FAULTS:
-            raise ReportFailed(f"reading claims: {error.details()}") from error
-        raise
+        with _request_faults("reading claims"):
+            async for message in call:
+                yield message
     finally:
         # An export stopped midway (its build cancelled) stops ingest's query too.
         call.cancel()
@@ -207,12 +213,8 @@ async def daily_series(
         timeout=STREAM_TIMEOUT_SECONDS,
     )
     spans = entry_spans(start, end, span_starts)
-    try:
+    with _request_faults("reading daily statistics"):
         pieces = [
             _series(series, spans) async for message in call for series in message.daily_stat_series
         ]
-    except grpc.aio.AioRpcError as error:
-        if error.code() in _REQUEST_FAULTS:
-            raise ReportFailed(f"reading daily statistics: {error.details()}") from error
-        raise
     return joined(pieces)
