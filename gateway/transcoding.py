@@ -385,6 +385,10 @@ def parse_request(route: Route, fields: dict[str, Any]) -> message.Message:
         json_format.ParseDict(fields, request)
     except json_format.ParseError as exc:
         raise _bad_field(*_parse_error_field(route.method.input_type, str(exc))) from exc
+    except OverflowError as exc:
+        # A number too large for a float (`1e999` reads as infinity) where an integer or an
+        # enum's number goes: protobuf's parser lets this one error through unwrapped.
+        raise _bad_field("body", "holds a number too large for its field") from exc
     return request
 
 

@@ -657,6 +657,17 @@ _JSON = st.recursive(
 )
 
 
+@pytest.mark.parametrize("body", [{"trigger": float("inf")}, {"trigger": float("-inf")}])
+def test_a_number_too_large_for_an_enum_is_a_clean_error(body: dict[str, Any]) -> None:
+    route = route_of("RunDetection")
+    path_values = {variable: "customers/a" for variable in route.variables}
+    with pytest.raises(ApiError) as refused:
+        parse_request(route, request_dict(route, path_values, [], body))
+
+    assert refused.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert "too large" in refused.value.message
+
+
 @settings(max_examples=200, deadline=None)
 @given(method_name=st.sampled_from(["RunDetection", "UpdateDriftConfig"]), body=_JSON)
 def test_any_json_body_transcodes_or_is_a_clean_error(method_name: str, body: Any) -> None:
