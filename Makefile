@@ -73,7 +73,15 @@ lint: $(STAMP) ## ruff, mypy, buf lint, squawk
 typecheck: $(STAMP) ## mypy
 	$(VENV)/bin/mypy runtime gateway services devtools bench cli
 
-test: $(STAMP) ## Lint, then the whole test suite against real PostgreSQL and real processes
+# The dashboard's browser tests drive Debian's Chromium; Playwright never downloads one.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@echo "Installing Debian's chromium for the dashboard's browser tests"
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -q --no-install-recommends chromium
+
+test: $(STAMP) $(CHROMIUM) ## Lint, then the whole test suite against real PostgreSQL and real processes
 	$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest -q
 

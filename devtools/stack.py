@@ -167,13 +167,15 @@ def _first_call(settings: Settings, base: str) -> str:
         return (
             "Try it (`make token` prints a token; this output is not a terminal, so none here):\n"
             "  TOKEN=$(make -s token CUSTOMER=acme ROLE=admin | tail -1)\n"
-            f"  curl -H \"Authorization: Bearer $TOKEN\" '{url}'"
+            f"  curl -H \"Authorization: Bearer $TOKEN\" '{url}'\n"
+            "  (the dashboard's sign-in takes the same token; ROLE=viewer for a read-only one)"
         )
     token = mint_token(
         settings, subject="admin@acme", customer="acme", role=Role.ADMIN, ttl_seconds=12 * 3600
     )
     return (
-        "Try it (an admin token for customer acme, valid 12 h; `make token` makes more):\n"
+        "Try it (an admin token for customer acme, valid 12 h; `make token` makes more;\n"
+        "the dashboard's sign-in takes it too):\n"
         f"  curl -H 'Authorization: Bearer {token}' '{url}'"
     )
 
@@ -233,6 +235,7 @@ def main() -> int:
         print(
             f"""
 Upstream is running.
+  dashboard {base}/   (sign in with a token from `make token`, below)
   gateway   {base}   (healthz, readyz, metrics; REST under /v1)
   API docs  {base}/docs   (OpenAPI 3.1 at {base}/openapi.json)
   ingest    grpc://{env["INGEST_TARGET"]}

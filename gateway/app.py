@@ -32,7 +32,7 @@ from starlette.routing import request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import conditional as conditional_requests
-from gateway import docs, http_policy, transcoding
+from gateway import dashboard, docs, http_policy, transcoding
 from gateway.problems import (
     PROBLEM_JSON,
     RequestIds,
@@ -470,6 +470,7 @@ def create_app(settings: Settings) -> ASGIApp:
             StarletteRoute("/healthz", healthz),
             StarletteRoute("/readyz", readyz),
             *docs.routes(transcoding.build_routes(API_SERVICES)),
+            *dashboard.routes(),
             *([metrics_route] if metrics_port is None else []),
         ],
         lifespan=lifespan,

@@ -30,7 +30,7 @@ NOT_STORED = "no-store"
 IF_MATCH = "If-Match"
 
 
-def _tags(header: str) -> list[str]:
+def entity_tags(header: str) -> list[str]:
     """The entity tags of an If-Match / If-None-Match header, `*` as itself; a tag of a
     gzipped answer (`"x-gzip"`, see gateway.http_policy) as the tag of what was compressed."""
     tags = [tag.strip() for tag in header.split(",") if tag.strip()]
@@ -49,7 +49,7 @@ def apply_if_match(route: Route, headers: Headers, fields: dict[str, Any]) -> bo
     header = headers.get(IF_MATCH)
     if header is None or route.binding.verb not in ("patch", "delete"):
         return False
-    tags = _tags(header)
+    tags = entity_tags(header)
     if tags == ["*"]:
         return False
     input_type = route.method.input_type
@@ -99,7 +99,7 @@ def finish(
         return response
     tag = entity_tag(reply, bytes(response.body))
     response.headers["ETag"] = tag
-    wanted = _tags(headers.get("If-None-Match", ""))
+    wanted = entity_tags(headers.get("If-None-Match", ""))
     # Weak comparison (RFC 9110 §13.1.2): W/"x" matches "x".
     if "*" in wanted or tag in {t.removeprefix("W/") for t in wanted}:
         return Response(status_code=304, headers={"ETag": tag, "Cache-Control": TENANT_DATA})

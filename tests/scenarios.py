@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import time
+from typing import Any
 
 from devtools.synthetic import Drift, Scenario, write_csv
+from tests.system import System
 
 DRIFTED_PAYER = "UnitedHealthcare"
+DETECTION_SECONDS = 120
 
 
 def denial_drift(customer: str, start: dt.date, drift_start: dt.date) -> Scenario:
@@ -29,3 +33,38 @@ def as_csv(scenario: Scenario) -> str:
     buffer = io.StringIO()
     write_csv(scenario, buffer)
     return buffer.getvalue()
+
+
+def drifted_history(customer: str) -> str:
+    """300 days up to today, UnitedHealthcare's denials ×2.5 for the last 69: a CSV."""
+    start = dt.date.today() - dt.timedelta(days=300)
+    return as_csv(denial_drift(customer, start, start + dt.timedelta(days=231)))
+
+
+def upload_drifted_history(system: System, customer: str) -> list[dict[str, Any]]:
+    """`drifted_history` uploaded over the REST API, and the events its detection opened
+    (detection is started by the outbox relay), once the denial drift is among them."""
+    with system.client(customer, "admin") as client:
+        made = client.post(
+            f"/v1/customers/{customer}/uploads",
+            params={"upload.fileName": "history.csv"},
+            content=drifted_history(customer).encode(),
+            headers={"Content-Type": "text/csv"},
+        )
+    assert made.status_code == 200, made.text
+    return wait_for_events(system, customer)
+
+
+def wait_for_events(system: System, customer: str) -> list[dict[str, Any]]:
+    """The customer's events, once its drifted payer's denial drift is among them."""
+    deadline = time.monotonic() + DETECTION_SECONDS
+    with system.client(customer, "viewer") as client:
+        while True:
+            found = client.get(
+                f"/v1/customers/{customer}/driftEvents", params={"pageSize": 1000}
+            ).json()
+            events: list[dict[str, Any]] = found.get("driftEvents", [])
+            if any(e["payer"] == DRIFTED_PAYER and e["metric"] == "DENIAL_RATE" for e in events):
+                return events
+            assert time.monotonic() < deadline, "detection found no denial drift"
+            time.sleep(1)

@@ -14,7 +14,7 @@ import grpc
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from runtime import errors, names
+from runtime import errors, names, ordering
 from runtime.auth import Role, require_identity, service_token
 from runtime.clients import open_channel
 from runtime.messages import date_message, money_message, set_fields, timestamp_message
@@ -33,7 +33,7 @@ from services.drift.config import DetectionConfig, violations
 from services.drift.detection import Windows
 from services.drift.ingest_client import IngestClient
 from services.drift.runs import DetectionRuns, payer_summaries
-from services.drift.store import DriftStore, StoredConfig
+from services.drift.store import EVENT_ORDERS, SUMMARY_ORDERS, DriftStore, StoredConfig
 from services.drift.summaries import Metrics, PayerSummary
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc, resources_pb2
 from upstream.reports.v1 import reports_service_pb2, reports_service_pb2_grpc
@@ -266,12 +266,15 @@ class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
         request: drift_service_pb2.ListDriftEventsRequest,
         context: grpc.aio.ServicerContext,
     ) -> drift_service_pb2.ListDriftEventsResponse:
+        order = ordering.parse_order_by(request.order_by, EVENT_ORDERS, "last_seen_time desc")
         return await list_resources(
             request,
             drift_service_pb2.ListDriftEventsResponse,
             "drift_events",
-            self._store.list_events,
-            lambda last: [last.last_seen_time.isoformat(), last.event_id],
+            lambda customer, filter_text, limit, after: self._store.list_events(
+                customer, filter_text, order, limit, after
+            ),
+            lambda last: ordering.position(order, last, "event_id"),
             event_message,
         )
 
@@ -331,10 +334,25 @@ class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
         customer = customer_of(request.parent)
         page = offset_page(request)
         response = drift_service_pb2.ListPayerSummariesResponse()
+        order = ordering.parse_order_by(request.order_by, SUMMARY_ORDERS, "current.claims desc")
         found = await payer_summaries(self._store, self._ingest, customer)
         if found is None:
+            # Nothing to list, but a filter or order that could never work is still refused.
+            await self._store.select_summaries([], request.filter, order)
             return response
-        summaries = page.of(found.summaries)
+        rows = [
+            (
+                position,
+                summary.payer,
+                found.open_events.get(summary.payer, 0),
+                summary.current.claims,
+                summary.current.denial_rate,
+                summary.current.denied_billed_cents,
+            )
+            for position, summary in enumerate(found.summaries)
+        ]
+        chosen = await self._store.select_summaries(rows, request.filter, order)
+        summaries = page.of([found.summaries[position] for position in chosen])
         for summary in summaries.rows:
             response.payer_summaries.append(
                 _summary_message(

@@ -16,7 +16,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from runtime import ordering
 from runtime.filtering import FilterField, parse_filter
+from runtime.ordering import Order, SortKey, fetch_page
 from runtime.pagination import after_position
 from services.drift.config import DetectionConfig
 from services.drift.detection import Detection, Finding
@@ -119,6 +121,38 @@ EVENT_FILTERS = {
     "first_detected_time": FilterField(drift_events.c.first_detected_time, "timestamp"),
     "last_seen_time": FilterField(drift_events.c.last_seen_time, "timestamp"),
     "update_time": FilterField(drift_events.c.update_time, "timestamp"),
+}
+EVENT_ORDERS = {
+    "last_seen_time": ordering.time_key(drift_events.c.last_seen_time),
+    "first_detected_time": ordering.time_key(drift_events.c.first_detected_time),
+    "severity": ordering.rank_key(drift_events.c.severity, SEVERITIES),
+    "dollars_at_stake": ordering.number_key(drift_events.c.dollars_at_stake_cents),
+    "update_time": ordering.time_key(drift_events.c.update_time),
+}
+# Payer summaries are computed, not stored: a page's summaries are filtered and sorted as a
+# VALUES list in PostgreSQL, so they read the same filter language as every other list.
+SUMMARY_COLUMNS = {
+    "position": sa.Integer,
+    "payer": sa.Text,
+    "open_event_count": sa.Integer,
+    "current_claims": sa.BigInteger,
+    "current_denial_rate": sa.Float,
+    "current_denied_billed_cents": sa.BigInteger,
+}
+_summary: dict[str, sa.ColumnClause[Any]] = {
+    name: sa.column(name, kind) for name, kind in SUMMARY_COLUMNS.items()
+}
+SUMMARY_FILTERS = {
+    "payer": FilterField(_summary["payer"]),
+    "open_event_count": FilterField(_summary["open_event_count"], "int"),
+    "current.claims": FilterField(_summary["current_claims"], "int"),
+}
+SUMMARY_ORDERS = {
+    "payer": ordering.text_key(_summary["payer"]),
+    "open_event_count": ordering.number_key(_summary["open_event_count"]),
+    "current.claims": ordering.number_key(_summary["current_claims"]),
+    "current.denial_rate": ordering.SortKey(_summary["current_denial_rate"]),
+    "current.denied_billed_amount": ordering.number_key(_summary["current_denied_billed_cents"]),
 }
 RUN_FILTERS = {
     "state": FilterField(drift_runs.c.state, "enum", {s: s for s in RUN_STATES}),
@@ -472,29 +506,33 @@ class DriftStore:
             ).first()
 
     async def list_events(
-        self, customer: str, filter_text: str, limit: int, after: Sequence[Any] | None
+        self,
+        customer: str,
+        filter_text: str,
+        order: Order[SortKey],
+        limit: int,
+        after: Sequence[Any] | None,
     ) -> list[Row]:
-        """Most recently seen first."""
-        query = (
-            sa.select(drift_events)
-            .where(
-                drift_events.c.customer_id == customer,
-                parse_filter(filter_text, EVENT_FILTERS),
-            )
-            .order_by(drift_events.c.last_seen_time.desc(), drift_events.c.event_id.desc())
-            .limit(limit)
+        query = sa.select(drift_events).where(
+            drift_events.c.customer_id == customer, parse_filter(filter_text, EVENT_FILTERS)
         )
-        if after is not None:
-            position = (dt.datetime.fromisoformat(after[0]), after[1])
-            query = query.where(
-                after_position(
-                    (drift_events.c.last_seen_time, drift_events.c.event_id),
-                    position,
-                    descending=True,
-                )
-            )
-        async with self._engine.connect() as connection:
-            return list((await connection.execute(query)).all())
+        return await fetch_page(self._engine, query, order, drift_events.c.event_id, limit, after)
+
+    async def select_summaries(
+        self, rows: Sequence[tuple[Any, ...]], filter_text: str, order: Order[SortKey]
+    ) -> list[int]:
+        """The positions of the `rows` (one per summary, in SUMMARY_COLUMNS' order) that
+        `filter_text` matches, in `order`, the payer name breaking ties."""
+        condition = parse_filter(filter_text, SUMMARY_FILTERS)
+        if not rows:
+            return []
+        values = sa.values(
+            *(sa.column(name, kind) for name, kind in SUMMARY_COLUMNS.items()),
+            name="payer_summaries",
+        ).data(list(rows))
+        query = sa.select(values.c.position).where(condition)
+        found = await fetch_page(self._engine, query, order, _summary["payer"], len(rows), None)
+        return [row.position for row in found]
 
     async def triage_event(
         self,

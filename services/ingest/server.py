@@ -7,7 +7,6 @@ import datetime as dt
 import re
 import secrets
 from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 import numpy as np
@@ -16,7 +15,7 @@ from google.protobuf import empty_pb2
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from runtime import errors, names
+from runtime import errors, names, ordering
 from runtime.auth import require_identity
 from runtime.messages import (
     date_message,
@@ -41,7 +40,15 @@ from services.ingest.csv_claims import COLUMN_ALIASES
 from services.ingest.daily_statistics import DAY_AMOUNTS, PACKED_DAY_AMOUNTS
 from services.ingest.intake import UploadIntake, UploadRejectedError, UploadRequest
 from services.ingest.months import Series, span_starts
-from services.ingest.store import IngestStore, MappingChange, MappingConflictError, mapping_etag
+from services.ingest.store import (
+    IngestStore,
+    MappingChange,
+    MappingConflictError,
+    claims,
+    mapping_etag,
+    payers,
+    uploads,
+)
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
 from upstream.drift.v1 import resources_pb2 as drift_resources_pb2
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
@@ -59,9 +66,19 @@ SERIES_BYTES_PER_MESSAGE = 1 << 20
 # Histogram and CARC entries in one series message (about 1.5 MB at most).
 MAX_SERIES_ENTRIES = 150_000
 CLAIM_ORDERS = {
-    "decision_date": "decision_date",
-    "update_time": "update_time",
-    "billed_amount": "billed_cents",
+    # A pending claim has no decision date: it sorts as the lowest.
+    "decision_date": ordering.date_key(claims.c.decision_date),
+    "update_time": ordering.time_key(claims.c.update_time),
+    "billed_amount": ordering.number_key(claims.c.billed_cents),
+}
+UPLOAD_ORDERS = {
+    "create_time": ordering.time_key(uploads.c.create_time),
+    "rows_read": ordering.number_key(uploads.c.rows_read),
+}
+PAYER_ORDERS = {
+    "claim_count": ordering.number_key(payers.c.claim_count),
+    "raw_payer_name": ordering.text_key(payers.c.raw_name),
+    "last_seen_time": ordering.time_key(payers.c.last_seen_time),
 }
 
 
@@ -273,12 +290,15 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     async def ListUploads(
         self, request: ingest_service_pb2.ListUploadsRequest, context: grpc.aio.ServicerContext
     ) -> ingest_service_pb2.ListUploadsResponse:
+        order = ordering.parse_order_by(request.order_by, UPLOAD_ORDERS, "create_time desc")
         return await list_resources(
             request,
             ingest_service_pb2.ListUploadsResponse,
             "uploads",
-            self._store.list_uploads,
-            lambda last: [last.create_time.isoformat(), last.upload_id],
+            lambda customer, filter_text, limit, after: self._store.list_uploads(
+                customer, filter_text, order, limit, after
+            ),
+            lambda last: ordering.position(order, last, "upload_id"),
             upload_message,
         )
 
@@ -330,15 +350,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     async def ListClaims(
         self, request: ingest_service_pb2.ListClaimsRequest, context: grpc.aio.ServicerContext
     ) -> ingest_service_pb2.ListClaimsResponse:
-        order = _claim_order(request.order_by)
-
-        def position(last: Row) -> list[Any]:
-            value = getattr(last, order[0])
-            at = value.isoformat() if hasattr(value, "isoformat") else value
-            if at is None:
-                at = "0001-01-01" if order[0] == "decision_date" else None
-            return [at, last.claim_uid]
-
+        order = ordering.parse_order_by(request.order_by, CLAIM_ORDERS, "decision_date desc")
         return await list_resources(
             request,
             ingest_service_pb2.ListClaimsResponse,
@@ -346,7 +358,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             lambda customer, filter_text, limit, after: self._store.list_claims(
                 customer, _upload_filter(filter_text), order, limit, after
             ),
-            position,
+            lambda last: ordering.position(order, last, "claim_uid"),
             claim_message,
         )
 
@@ -368,12 +380,15 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     async def ListPayers(
         self, request: ingest_service_pb2.ListPayersRequest, context: grpc.aio.ServicerContext
     ) -> ingest_service_pb2.ListPayersResponse:
+        order = ordering.parse_order_by(request.order_by, PAYER_ORDERS, "claim_count desc")
         return await list_resources(
             request,
             ingest_service_pb2.ListPayersResponse,
             "payers",
-            self._store.list_payers,
-            lambda last: [last.claim_count, last.payer_uid],
+            lambda customer, filter_text, limit, after: self._store.list_payers(
+                customer, filter_text, order, limit, after
+            ),
+            lambda last: ordering.position(order, last, "payer_uid"),
             payer_message,
         )
 
@@ -641,19 +656,6 @@ def _check_upload_metadata(first: ingest_service_pb2.CreateUploadRequest) -> Non
             )
     if problems:
         raise errors.invalid_argument("the upload's options are not valid", *problems)
-
-
-def _claim_order(order_by: str) -> tuple[str, bool]:
-    text = order_by.strip() or "decision_date desc"
-    field, _, direction = text.partition(" ")
-    if field not in CLAIM_ORDERS or direction.strip().lower() not in ("", "desc", "asc"):
-        raise errors.invalid_argument(
-            f"order_by {order_by!r} is not supported",
-            errors.FieldViolation(
-                "order_by", "one of decision_date, update_time, billed_amount, optionally desc"
-            ),
-        )
-    return CLAIM_ORDERS[field], direction.strip().lower() == "desc"
 
 
 _UPLOAD_TERM = re.compile(r'\bupload\s*=\s*"?customers/[^/"\s]+/uploads/([^"\s)]+)"?')

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime.filtering import FilterField, parse_filter
+from runtime.ordering import Order, SortKey, fetch_page
 from runtime.pagination import after_position
 from services.ingest.claim_writes import (
     UploadWriter,
@@ -233,24 +234,17 @@ class IngestStore:
             return result.first()
 
     async def list_uploads(
-        self, customer: str, filter_text: str, limit: int, after: Sequence[Any] | None
+        self,
+        customer: str,
+        filter_text: str,
+        order: Order[SortKey],
+        limit: int,
+        after: Sequence[Any] | None,
     ) -> list[Row]:
-        """Newest first; `after` is the (create_time, upload_id) the previous page ended on."""
-        query = (
-            sa.select(uploads)
-            .where(uploads.c.customer_id == customer, parse_filter(filter_text, UPLOAD_FILTERS))
-            .order_by(uploads.c.create_time.desc(), uploads.c.upload_id.desc())
-            .limit(limit)
+        query = sa.select(uploads).where(
+            uploads.c.customer_id == customer, parse_filter(filter_text, UPLOAD_FILTERS)
         )
-        if after is not None:
-            position = (dt.datetime.fromisoformat(after[0]), after[1])
-            query = query.where(
-                after_position(
-                    (uploads.c.create_time, uploads.c.upload_id), position, descending=True
-                )
-            )
-        async with self._engine.connect() as connection:
-            return list((await connection.execute(query)).all())
+        return await fetch_page(self._engine, query, order, uploads.c.upload_id, limit, after)
 
     async def delete_upload(self, customer: str, upload_id: str, actor: str) -> bool:
         """Remove an upload, the claims it last set and its rejections, take those claims
@@ -329,30 +323,14 @@ class IngestStore:
         self,
         customer: str,
         filter_text: str,
-        order: tuple[str, bool],
+        order: Order[SortKey],
         limit: int,
         after: Sequence[Any] | None,
     ) -> list[Row]:
-        column_name, descending = order
-        column = claims.c[column_name]
-        # NULL sort keys (pending claims) are compared as the lowest date or time.
-        key = sa.func.coalesce(column, _lowest(column_name))
-        query = (
-            sa.select(claims)
-            .where(claims.c.customer_id == customer, parse_filter(filter_text, CLAIM_FILTERS))
-            .order_by(
-                key.desc() if descending else key.asc(),
-                claims.c.claim_uid.desc() if descending else claims.c.claim_uid.asc(),
-            )
-            .limit(limit)
+        query = sa.select(claims).where(
+            claims.c.customer_id == customer, parse_filter(filter_text, CLAIM_FILTERS)
         )
-        if after is not None:
-            value = _from_token(column_name, after[0])
-            query = query.where(
-                after_position((key, claims.c.claim_uid), (value, after[1]), descending=descending)
-            )
-        async with self._engine.connect() as connection:
-            return list((await connection.execute(query)).all())
+        return await fetch_page(self._engine, query, order, claims.c.claim_uid, limit, after)
 
     async def stream_claims(
         self, customer: str, payer_names: Sequence[str], start: dt.date, end: dt.date
@@ -406,25 +384,17 @@ class IngestStore:
     # --- payers and mappings ----------------------------------------------------------------
 
     async def list_payers(
-        self, customer: str, filter_text: str, limit: int, after: Sequence[Any] | None
+        self,
+        customer: str,
+        filter_text: str,
+        order: Order[SortKey],
+        limit: int,
+        after: Sequence[Any] | None,
     ) -> list[Row]:
-        """Most claims first."""
-        query = (
-            sa.select(payers)
-            .where(payers.c.customer_id == customer, parse_filter(filter_text, PAYER_FILTERS))
-            .order_by(payers.c.claim_count.desc(), payers.c.payer_uid.desc())
-            .limit(limit)
+        query = sa.select(payers).where(
+            payers.c.customer_id == customer, parse_filter(filter_text, PAYER_FILTERS)
         )
-        if after is not None:
-            query = query.where(
-                after_position(
-                    (payers.c.claim_count, payers.c.payer_uid),
-                    (int(after[0]), after[1]),
-                    descending=True,
-                )
-            )
-        async with self._engine.connect() as connection:
-            return list((await connection.execute(query)).all())
+        return await fetch_page(self._engine, query, order, payers.c.payer_uid, limit, after)
 
     async def get_mapping(self, customer: str, mapping_id: str) -> Row | None:
         async with self._engine.connect() as connection:
@@ -630,19 +600,3 @@ class MappingChange:
 
 def mapping_etag(row: Row) -> str:
     return format(int(row.update_time.timestamp() * 1_000_000), "x")
-
-
-def _lowest(column_name: str) -> Any:
-    if column_name == "update_time":
-        return sa.literal(dt.datetime(1, 1, 1, tzinfo=dt.UTC))
-    if column_name == "billed_cents":
-        return sa.literal(-(2**62))
-    return sa.literal(dt.date(1, 1, 1))
-
-
-def _from_token(column_name: str, value: Any) -> Any:
-    if column_name == "update_time":
-        return dt.datetime.fromisoformat(value)
-    if column_name == "billed_cents":
-        return int(value)
-    return dt.date.fromisoformat(value)

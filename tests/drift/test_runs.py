@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from runtime.auth import Role, mint_token, service_token
 from runtime.clients import open_channel
+from runtime.ordering import parse_order_by
 from runtime.schemas import libpq_url
 from runtime.settings import Settings
 from services.drift.ingest_client import IngestClient
 from services.drift.runs import DetectionRuns, payer_summaries
-from services.drift.store import DriftStore
+from services.drift.store import EVENT_ORDERS, DriftStore
 from tests.conftest import PostgresUnderTest, own_database
 from tests.drift.test_detection_api import DRIFTED_PAYER, history_csv
 from tests.system import TEST_JWT_SECRET, running_service
@@ -113,7 +114,8 @@ async def test_a_requested_run_reads_ingest_detects_and_records_the_drift(
 
     done = await drift.store.get_run(customer, run.run_id)
     assert done is not None and done.state == "SUCCEEDED", done
-    events = await drift.store.list_events(customer, "active = true", 100, None)
+    newest = parse_order_by("", EVENT_ORDERS, "last_seen_time desc")
+    events = await drift.store.list_events(customer, "active = true", newest, 100, None)
     denials = {e.payer for e in events if e.metric == "DENIAL_RATE"}
     assert denials == {DRIFTED_PAYER}, [(e.payer, e.code_group, e.metric) for e in events]
     assert done.events_created == len(events)

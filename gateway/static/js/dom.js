@@ -1,0 +1,198 @@
+// Elements built from data, never from HTML strings: a payer name is text, whatever it holds.
+
+export function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) element.addEventListener(key.slice(2), value);
+    else if (key === "class") element.className = value;
+    else if (key === "dataset") Object.assign(element.dataset, value);
+    else if (value === true) element.setAttribute(key, "");
+    else element.setAttribute(key, String(value));
+  }
+  append(element, children);
+  return element;
+}
+
+function append(element, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+let uniqueCount = 0;
+export function uniqueId(prefix) {
+  uniqueCount += 1;
+  return `${prefix}-${uniqueCount}`;
+}
+
+// A labelled form control: the label names it for a screen reader and for a click.
+export function field(label, control, hint) {
+  control.id = control.id || uniqueId("field");
+  const parts = [h("label", { for: control.id }, label), control];
+  if (hint) {
+    const hintId = uniqueId("hint");
+    control.setAttribute("aria-describedby", hintId);
+    parts.push(h("small", { id: hintId, class: "hint" }, hint));
+  }
+  return h("div", { class: "field" }, parts);
+}
+
+export function select(name, options, value) {
+  return h(
+    "select",
+    { name },
+    options.map(([optionValue, text]) =>
+      h("option", { value: optionValue, selected: optionValue === value }, text),
+    ),
+  );
+}
+
+// A table with a caption (read first by screen readers) and one row per item.
+export function table(caption, headings, rows, empty = "Nothing here yet.") {
+  if (!rows.length) return h("p", { class: "empty" }, empty);
+  return h(
+    "div",
+    { class: "table-scroll" },
+    h(
+      "table",
+      { class: "stack" },
+      h("caption", {}, caption),
+      h("thead", {}, h("tr", {}, headings.map((text) => h("th", { scope: "col" }, text)))),
+      h(
+        "tbody",
+        {},
+        // Each cell names its column, so on a narrow screen a row reads as a card.
+        rows.map((cells) => h("tr", {}, cells.map((cell, index) => h("td", { "data-label": headings[index] }, cell)))),
+      ),
+    ),
+  );
+}
+
+export function badge(text, kind) {
+  return h("span", { class: `badge badge-${String(kind || text).toLowerCase()}` }, words(text));
+}
+
+// ENUM_NAMES as words: "ACKNOWLEDGED" → "acknowledged", "DENIAL_RATE" → "denial rate".
+export function words(name) {
+  return String(name || "").toLowerCase().replace(/_/g, " ");
+}
+
+// A google.type.Money as a number of its currency's units.
+export function amount(value) {
+  return value ? Number(value.units || 0) + Number(value.nanos || 0) / 1e9 : 0;
+}
+
+export function money(value) {
+  if (!value) return "—";
+  return new Intl.NumberFormat("en-US", {
+    style: "currency",
+    currency: value.currencyCode || "USD",
+    maximumFractionDigits: 0,
+  }).format(amount(value));
+}
+
+export function count(value) {
+  return new Intl.NumberFormat("en-US").format(Number(value || 0));
+}
+
+export function percent(value, digits = 1) {
+  return value === undefined || value === null ? "—" : `${(value * 100).toFixed(digits)} %`;
+}
+
+export function day(value) {
+  if (!value) return "—";
+  const date = new Date(Date.UTC(value.year, value.month - 1, value.day));
+  return date.toLocaleDateString("en-US", { year: "numeric", month: "short", day: "numeric", timeZone: "UTC" });
+}
+
+export function dayRange(range) {
+  return range ? `${day(range.startDate)} – ${day(range.endDate)}` : "—";
+}
+
+export function time(value) {
+  if (!value) return "—";
+  return new Date(value).toLocaleString("en-US", {
+    year: "numeric",
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+  });
+}
+
+export function bytes(value) {
+  const size = Number(value || 0);
+  if (size < 1024) return `${size} B`;
+  if (size < 1024 * 1024) return `${(size / 1024).toFixed(1)} KB`;
+  return `${(size / 1024 / 1024).toFixed(1)} MB`;
+}
+
+// The last part of a resource name: `customers/acme/uploads/u_1` → `u_1`.
+export function idOf(name) {
+  return String(name || "").split("/").pop();
+}
+
+// What went wrong, said where it went wrong: the problem's detail and each field named.
+export function errorBox(error) {
+  const box = h("div", { class: "error", role: "alert" }, h("p", {}, error.message));
+  if (error.violations && error.violations.length) {
+    box.append(
+      h(
+        "ul",
+        {},
+        error.violations.map((violation) => h("li", {}, `${violation.field}: ${violation.description}`)),
+      ),
+    );
+  }
+  if (error.requestId) box.append(h("p", { class: "hint" }, `Request ${error.requestId}`));
+  return box;
+}
+
+// A string in an AIP-160 filter: quoted, its quotes and backslashes escaped.
+export function quoted(text) {
+  return `"${String(text).replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+}
+
+// A change refused for a stale etag: said as such, with a way to see what is there now.
+export function conflictBox(text, reloadLabel, reload) {
+  return h(
+    "div",
+    { class: "error conflict", role: "alert" },
+    h("p", {}, text),
+    h("button", { type: "button", onclick: reload }, reloadLabel),
+  );
+}
+
+// Deleting asks twice, by a second button rather than window.confirm: the first click offers it.
+export function twoStep(label, what, action) {
+  const box = h("span", { class: "buttons" });
+  const ask = h("button", { type: "button", class: "secondary", "aria-label": `${label} ${what}` }, label);
+  ask.addEventListener("click", () => {
+    const yes = h(
+      "button",
+      { type: "button", class: "danger", "aria-label": `Yes, ${label.toLowerCase()} ${what}`, onclick: action },
+      `Yes, ${label.toLowerCase()}`,
+    );
+    const no = h("button", { type: "button", class: "secondary", "aria-label": `Keep ${what}` }, "Keep");
+    no.addEventListener("click", () => {
+      box.replaceChildren(ask);
+      ask.focus();
+    });
+    box.replaceChildren(yes, " ", no);
+    yes.focus();
+  });
+  box.append(ask);
+  return box;
+}
+
+// The IANA time zones the browser knows, UTC first, for a time-zone field's suggestions.
+export function timeZoneList() {
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  return h(
+    "datalist",
+    { id: uniqueId("zones") },
+    ["UTC", ...zones.filter((zone) => zone !== "UTC")].map((zone) => h("option", { value: zone })),
+  );
+}

@@ -1,0 +1,190 @@
+// Uploads: a file dropped or chosen is sent with a progress bar, then its rows counted;
+// the history of uploads; one upload's rejections (line, column, value, reason).
+
+import { badge, bytes, count, day, errorBox, field, h, idOf, select, table, time } from "../dom.js";
+
+const MODES = [
+  ["ACCEPT_VALID", "Keep the valid rows, list the others"],
+  ["ALL_OR_NOTHING", "Keep nothing if any row is invalid"],
+];
+
+function uploader(context) {
+  const { api } = context;
+  const input = h("input", { type: "file", name: "file", accept: ".csv,.txt,.835,.edi,.x12,text/csv" });
+  const mode = select("mode", MODES, "ACCEPT_VALID");
+  const progress = h("progress", { max: 100, value: 0, "aria-label": "Upload progress" });
+  const progressText = h("p", { class: "progress-text", "aria-live": "polite" });
+  const outcome = h("div", { class: "outcome" });
+  const button = h("button", { type: "submit" }, "Upload");
+  const zone = h(
+    "div",
+    { class: "drop-zone" },
+    h("p", {}, "Drop a claims file here (CSV or X12 835), or choose one."),
+    field("Claims file", input),
+  );
+  for (const type of ["dragenter", "dragover"]) {
+    zone.addEventListener(type, (event) => {
+      event.preventDefault();
+      zone.classList.add("dragging");
+    });
+  }
+  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dragging");
+    if (event.dataTransfer.files.length) {
+      input.files = event.dataTransfer.files;
+      send();
+    }
+  });
+
+  async function send() {
+    const file = input.files[0];
+    if (!file) {
+      outcome.replaceChildren(errorBox(new Error("Choose a file to upload first.")));
+      input.focus();
+      return;
+    }
+    button.disabled = true;
+    outcome.replaceChildren();
+    progress.hidden = false;
+    progress.value = 0;
+    try {
+      const upload = await api.upload(file, {
+        mode: mode.value,
+        // One key per file chosen: sending it again returns the same upload, never a second.
+        requestId: `web-${crypto.randomUUID()}`,
+        onProgress(sent, total) {
+          progress.max = total || 1;
+          progress.value = sent;
+          progressText.textContent =
+            sent < total
+              ? `${bytes(sent)} of ${bytes(total)} sent`
+              : `${bytes(total)} sent; reading rows…`;
+        },
+      });
+      progress.value = progress.max;
+      progressText.textContent = `${count(upload.rowsRead)} rows processed: ${count(upload.rowsAccepted)} accepted, ${count(upload.rowsRejected)} rejected.`;
+      context.announce(`Upload of ${file.name} finished.`);
+      outcome.replaceChildren(
+        h(
+          "p",
+          {},
+          badge(upload.state),
+          " ",
+          h("a", { href: `#/uploads/${idOf(upload.name)}` }, `${upload.fileName}: ${count(upload.claimsAccepted)} claims stored`),
+        ),
+      );
+      history.replaceChildren(await historyTable(api));
+    } catch (problem) {
+      progressText.textContent = "The upload was refused.";
+      outcome.replaceChildren(errorBox(problem));
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  const form = h(
+    "form",
+    { class: "card", "aria-labelledby": "new-upload" },
+    h("h2", { id: "new-upload" }, "Upload claims"),
+    zone,
+    field("When a row is invalid", mode),
+    button,
+    progress,
+    progressText,
+    outcome,
+  );
+  progress.hidden = true;
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    send();
+  });
+  const history = h("div");
+  return { form, history };
+}
+
+async function historyTable(api) {
+  const uploads = await api.list("/uploads", "uploads", {}, 100);
+  return table(
+    "Uploads, newest first",
+    ["File", "State", "Rows accepted", "Rows rejected", "Decisions", "Uploaded"],
+    uploads.map((upload) => [
+      h("a", { href: `#/uploads/${idOf(upload.name)}` }, upload.fileName || idOf(upload.name)),
+      badge(upload.state),
+      count(upload.rowsAccepted),
+      count(upload.rowsRejected),
+      `${day(upload.firstDecisionDate)} – ${day(upload.lastDecisionDate)}`,
+      time(upload.createTime),
+    ]),
+    "No upload yet.",
+  );
+}
+
+async function detail({ api, path }) {
+  const name = `${api.base.slice(4)}/uploads/${path[0]}`;
+  const [upload, rejections] = await Promise.all([
+    api.get(api.named(name)),
+    api.list(`${api.named(name)}/rejections`, "uploadRejections", {}, 1000),
+  ]);
+  return h(
+    "section",
+    { "aria-labelledby": "upload-title" },
+    h("p", {}, h("a", { href: "#/uploads" }, "← Uploads")),
+    h("h1", { id: "upload-title" }, upload.fileName || idOf(upload.name)),
+    h(
+      "dl",
+      { class: "facts" },
+      h("dt", {}, "State"),
+      h("dd", {}, badge(upload.state)),
+      h("dt", {}, "Format"),
+      h("dd", {}, upload.format),
+      h("dt", {}, "Size"),
+      h("dd", {}, bytes(upload.sizeBytes)),
+      h("dt", {}, "Rows"),
+      h("dd", {}, `${count(upload.rowsRead)} read, ${count(upload.rowsAccepted)} accepted, ${count(upload.rowsRejected)} rejected`),
+      h("dt", {}, "Claims stored"),
+      h("dd", {}, count(upload.claimsAccepted)),
+      h("dt", {}, "Payers"),
+      h("dd", {}, (upload.payers || []).join(", ") || "—"),
+      h("dt", {}, "Uploaded by"),
+      h("dd", {}, `${upload.creator || "—"}, ${time(upload.createTime)}`),
+    ),
+    upload.error ? h("div", { class: "error", role: "alert" }, upload.error.message || "") : null,
+    (upload.warnings || []).length
+      ? h(
+          "ul",
+          { class: "warnings" },
+          upload.warnings.map((warning) =>
+            h("li", {}, warning.lineNumber ? `Line ${warning.lineNumber}: ${warning.message}` : warning.message),
+          ),
+        )
+      : null,
+    h("h2", {}, "Rejected rows"),
+    table(
+      "Rows that were not stored, in file order",
+      ["Line", "Column", "Value", "Reason"],
+      rejections.map((rejection) => [
+        rejection.lineNumber || rejection.segmentNumber || "—",
+        rejection.column || "—",
+        h("code", {}, rejection.rawValue || ""),
+        rejection.reason,
+      ]),
+      "Every row was accepted.",
+    ),
+  );
+}
+
+export async function render(context) {
+  if (context.path.length) return detail(context);
+  const { form, history } = uploader(context);
+  history.append(await historyTable(context.api));
+  return h(
+    "section",
+    { "aria-labelledby": "uploads-title" },
+    h("h1", { id: "uploads-title" }, "Uploads"),
+    context.api.identity.canWrite ? form : null,
+    h("h2", {}, "History"),
+    history,
+  );
+}

@@ -1,0 +1,266 @@
+"""The web dashboard in a real headless Chromium (Debian's, driven by Playwright) against the
+real gateway and services: signing in, uploading a file with a drift in it, the event it
+raises, triage that survives a reload and refuses to overwrite someone else's change, what a
+viewer is not offered, a phone-sized screen and the keyboard. Every page must run without a
+console error."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
+
+from tests.scenarios import (
+    DRIFTED_PAYER,
+    drifted_history,
+    upload_drifted_history,
+    wait_for_events,
+)
+from tests.system import System
+
+CHROMIUM = "/usr/bin/chromium"
+# Chromium logs an HTTP error answer on the console; only tests that provoke one allow it.
+HTTP_ERROR_LOG = "Failed to load resource: the server responded with a status of"
+
+
+@dataclass
+class Session:
+    page: Page
+    errors: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if shutil.which("chromium") is None and not shutil.which(CHROMIUM):
+        pytest.fail("Debian's chromium is needed for the dashboard tests: apt-get install chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        yield launched
+        launched.close()
+
+
+def open_page(browser: Browser, width: int = 1280) -> Session:
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    context.set_default_timeout(15_000)
+    session = Session(context.new_page())
+
+    def logged(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            session.errors.append(message.text)
+
+    session.page.on("console", logged)
+    session.page.on("pageerror", lambda error: session.errors.append(str(error)))
+    return session
+
+
+def sign_in(session: Session, system: System, token: str) -> Page:
+    page = session.page
+    page.goto(system.gateway_url + "/")
+    page.get_by_label("Bearer token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1, name="Overview")).to_be_visible()
+    return page
+
+
+def go(page: Page, section: str) -> None:
+    page.get_by_role("navigation", name="Sections").get_by_role("link", name=section).click()
+    expect(page.get_by_role("heading", level=1, name=section)).to_be_visible()
+
+
+def rolled_up_denial_drift(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The drifted payer's denial drift over all its codes."""
+    (event,) = [
+        e
+        for e in events
+        if e["payer"] == DRIFTED_PAYER and e["metric"] == "DENIAL_RATE" and not e.get("codeGroup")
+    ]
+    return event
+
+
+@pytest.fixture(scope="module")
+def drifted(system: System) -> tuple[str, dict[str, Any]]:
+    """A customer whose history (uploaded over the API) holds a drift, and its event."""
+    customer = "web" + uuid.uuid4().hex[:8]
+    return customer, rolled_up_denial_drift(upload_drifted_history(system, customer))
+
+
+def test_an_analyst_uploads_a_drift_sees_its_event_and_acknowledges_it(
+    system: System, browser: Browser
+) -> None:
+    customer = "web" + uuid.uuid4().hex[:8]
+    session = open_page(browser)
+    page = sign_in(session, system, system.token(customer, "admin"))
+    expect(page.get_by_text("No upload yet")).to_be_visible()
+
+    go(page, "Uploads")
+    page.get_by_label("Claims file").set_input_files(
+        {"name": "claims.csv", "mimeType": "text/csv", "buffer": drifted_history(customer).encode()}
+    )
+    page.get_by_role("button", name="Upload", exact=True).click()
+    expect(page.get_by_text("16,000 rows processed: 16,000 accepted, 0 rejected.")).to_be_visible(
+        timeout=60_000
+    )
+    progress = page.get_by_role("progressbar", name="Upload progress")
+    assert progress.evaluate("bar => bar.value === bar.max && bar.max > 1000")
+    expect(page.get_by_role("table", name="Uploads, newest first")).to_contain_text("claims.csv")
+
+    event = rolled_up_denial_drift(wait_for_events(system, customer))
+    go(page, "Drift events")
+    page.get_by_label("Payer").fill(DRIFTED_PAYER)
+    page.get_by_label("Metric").select_option("DENIAL_RATE")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.get_by_role("table").get_by_role("row")
+    expect(rows.filter(has_text="all codes")).to_have_count(1)
+    rows.filter(has_text="all codes").get_by_role("link", name=DRIFTED_PAYER).click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"{DRIFTED_PAYER}: denial rate")
+    expect(page.get_by_text(event["summary"])).to_be_visible()
+    expect(page.get_by_role("table", name="Baseline against current")).to_be_visible()
+    expect(page.get_by_role("img", name="Denial rate: weekly values")).to_be_visible()
+    page.get_by_label("Note").fill("Called the payer; appeal filed.")
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(page.get_by_role("status")).to_have_text("Event acknowledged.")
+
+    page.reload()
+    expect(page.get_by_test_id("event-state")).to_have_text("acknowledged")
+    expect(page.get_by_text("Called the payer; appeal filed.").first).to_be_visible()
+    with system.client(customer, "viewer") as client:
+        stored = client.get(f"/v1/{event['name']}").json()
+    assert (stored["state"], stored["triageNote"]) == (
+        "ACKNOWLEDGED",
+        "Called the payer; appeal filed.",
+    )
+    assert session.errors == []
+
+
+def test_a_change_made_meanwhile_is_shown_as_a_conflict_not_overwritten(
+    system: System, browser: Browser, drifted: tuple[str, dict[str, Any]]
+) -> None:
+    customer, event = drifted
+    session = open_page(browser)
+    page = sign_in(session, system, system.token(customer, "admin"))
+    page.goto(f"{system.gateway_url}/#/events/{event['name'].rsplit('/', 1)[1]}")
+    expect(page.get_by_role("heading", name="Triage")).to_be_visible()
+
+    with system.client(customer, "admin") as colleague:
+        changed = colleague.patch(
+            f"/v1/{event['name']}",
+            params={"updateMask": "triage_note"},
+            json={"triageNote": "Looking into it — Sam"},
+        )
+    assert changed.status_code == 200, changed.text
+    page.get_by_role("button", name="Dismiss").click()
+
+    expect(page.get_by_role("alert")).to_contain_text("Someone changed this event")
+    page.get_by_role("button", name="Reload the event").click()
+    expect(page.get_by_label("Note")).to_have_value("Looking into it — Sam")
+    with system.client(customer, "viewer") as client:
+        assert client.get(f"/v1/{event['name']}").json()["state"] != "DISMISSED"
+    assert [e for e in session.errors if not e.startswith(HTTP_ERROR_LOG)] == []
+    assert len(session.errors) == 1 and "412" in session.errors[0]
+
+
+@pytest.mark.parametrize("role", ["viewer", "admin"])
+def test_write_controls_are_offered_to_writers_only(
+    system: System, browser: Browser, drifted: tuple[str, dict[str, Any]], role: str
+) -> None:
+    customer, event = drifted
+    session = open_page(browser)
+    page = sign_in(session, system, system.token(customer, role))
+
+    def offered(control: Locator) -> None:
+        if role == "admin":
+            expect(control.first).to_be_visible()
+        else:
+            expect(control).to_have_count(0)
+
+    expect(page.get_by_role("banner")).to_contain_text(f"{customer} · {role}")
+    go(page, "Uploads")
+    expect(page.get_by_role("table", name="Uploads, newest first")).to_contain_text("history.csv")
+    offered(page.get_by_label("Claims file"))
+    page.goto(f"{system.gateway_url}/#/events/{event['name'].rsplit('/', 1)[1]}")
+    expect(page.get_by_role("table", name="Baseline against current")).to_be_visible()
+    for action in ("Acknowledge", "Resolve", "Dismiss", "Save note"):
+        offered(page.get_by_role("button", name=action))
+    go(page, "Reports")
+    offered(page.get_by_role("button", name="Create report"))
+    offered(page.get_by_role("button", name="Create schedule"))
+    go(page, "Webhooks")
+    offered(page.get_by_role("button", name="Create webhook"))
+    go(page, "Settings")
+    offered(page.get_by_role("button", name="Save"))
+    assert session.errors == []
+
+
+def test_on_a_phone_nothing_needs_sideways_scrolling(
+    system: System, browser: Browser, drifted: tuple[str, dict[str, Any]]
+) -> None:
+    customer, event = drifted
+    session = open_page(browser, width=390)
+    page = sign_in(session, system, system.token(customer, "admin"))
+    event_id = event["name"].rsplit("/", 1)[1]
+    views = ("overview", "uploads", "events", f"events/{event_id}", "payers", "reports", "webhooks")
+    for view in (*views, "settings"):
+        page.goto(f"{system.gateway_url}/#/{view}")
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
+        expect(page.locator("main[aria-busy]")).to_have_count(0)
+        width = page.evaluate("document.scrollingElement.scrollWidth")
+        assert width <= 390, f"#/{view} is {width} px wide on a 390 px screen"
+    expect(page.get_by_role("link", name="Drift events")).to_be_in_viewport()
+    assert session.errors == []
+
+
+def test_signing_in_and_moving_around_by_keyboard(system: System, browser: Browser) -> None:
+    session = open_page(browser)
+    page = session.page
+    page.goto(system.gateway_url + "/")
+    expect(page.get_by_label("Bearer token")).to_be_focused()
+    page.keyboard.type(system.token("web-keys", "admin"))
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Sign in")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1, name="Overview")).to_be_visible()
+
+    page.get_by_role("link", name="Payers").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1, name="Payers")).to_be_visible()
+    expect(page.get_by_role("link", name="Payers")).to_have_attribute("aria-current", "page")
+    assert session.errors == []
+
+
+def test_a_bad_token_is_refused_on_the_sign_in_form(system: System, browser: Browser) -> None:
+    session = open_page(browser)
+    page = session.page
+    page.goto(system.gateway_url + "/")
+    page.get_by_label("Bearer token").fill("not-a-token")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not a bearer token")
+
+    expired = system.token("web-expired", "admin", ttl=-60)
+    page.get_by_label("Bearer token").fill(expired)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("expired")
+    assert session.errors == []
+
+
+def test_the_page_allows_no_inline_script_and_no_other_origin(system: System) -> None:
+    page = httpx.get(system.gateway_url + "/")
+    script = httpx.get(system.gateway_url + "/static/js/main.js")
+    again = httpx.get(
+        system.gateway_url + "/static/js/main.js", headers={"If-None-Match": script.headers["etag"]}
+    )
+
+    policy = page.headers["content-security-policy"]
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self';" in policy and "'unsafe-inline'" not in policy
+    assert "frame-ancestors 'none'" in policy and "connect-src 'self'" in policy
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert again.status_code == 304
