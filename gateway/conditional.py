@@ -20,7 +20,7 @@ from google.protobuf import message
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
-from gateway.http_policy import GZIP_ETAG_SUFFIX
+from gateway.http_policy import ENCODING_ETAG_SUFFIXES
 from gateway.transcoding import Route
 from runtime import errors
 
@@ -32,12 +32,16 @@ IF_MATCH = "If-Match"
 
 def entity_tags(header: str) -> list[str]:
     """The entity tags of an If-Match / If-None-Match header, `*` as itself; a tag of a
-    gzipped answer (`"x-gzip"`, see gateway.http_policy) as the tag of what was compressed."""
-    tags = [tag.strip() for tag in header.split(",") if tag.strip()]
-    return [
-        tag[: -len(GZIP_ETAG_SUFFIX) - 1] + '"' if tag.endswith(GZIP_ETAG_SUFFIX + '"') else tag
-        for tag in tags
-    ]
+    compressed answer (`"x-gzip"`, `"x-br"`, see gateway.http_policy) as the tag of what was
+    compressed."""
+    return [_uncompressed(tag.strip()) for tag in header.split(",") if tag.strip()]
+
+
+def _uncompressed(tag: str) -> str:
+    for suffix in ENCODING_ETAG_SUFFIXES.values():
+        if tag.endswith(suffix + '"'):
+            return tag[: -len(suffix) - 1] + '"'
+    return tag
 
 
 def _quoted(tag: str) -> str:

@@ -31,7 +31,7 @@ class _Files(StaticFiles):
     """Static files answered with the page's policy and revalidated on each load."""
 
     def is_not_modified(self, response_headers: Headers, request_headers: Headers) -> bool:
-        # A tag the browser got with a gzipped copy names the same file.
+        # A tag the browser got with a compressed copy names the same file.
         wanted = entity_tags(request_headers.get("if-none-match", ""))
         if wanted:
             return "*" in wanted or response_headers["etag"] in wanted
