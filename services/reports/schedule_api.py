@@ -14,6 +14,7 @@ from sqlalchemy.engine import Row
 from runtime import errors, names
 from runtime.auth import require_identity
 from runtime.messages import set_fields, timestamp_message
+from runtime.ordering import position
 from runtime.standard_methods import customer_of, etag_precondition, get_resource, list_resources
 from runtime.updates import mask_paths
 from services.reports import content
@@ -23,7 +24,13 @@ from services.reports.report_api import (
     payer_violations,
     resolve_period,
 )
-from services.reports.schedules import ScheduleStore, next_run, schedule_violations, time_zone_of
+from services.reports.schedules import (
+    BY_DISPLAY_NAME,
+    ScheduleStore,
+    next_run,
+    schedule_violations,
+    time_zone_of,
+)
 from upstream.reports.v1 import reports_service_pb2, reports_service_pb2_grpc, resources_pb2
 
 SCHEDULE_FIELDS = (
@@ -159,7 +166,7 @@ class ScheduleMethods(reports_service_pb2_grpc.ReportsServiceServicer):
             reports_service_pb2.ListReportSchedulesResponse,
             "report_schedules",
             self._schedules.list,
-            lambda last: [last.create_time.isoformat(), last.schedule_id],
+            lambda last: position(BY_DISPLAY_NAME, last, "schedule_id"),
             schedule_message,
         )
 

@@ -30,13 +30,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import errors
 from runtime.filtering import FilterField, parse_filter
-from runtime.pagination import after_position
+from runtime.ordering import Order, fetch_page, text_key
 from services.reports.alert_policy import email_problem
 from services.reports.report_store import PENDING, report_schedules, reports
 from upstream.reports.v1 import resources_pb2
 
 logger = logging.getLogger("upstream.reports.schedules")
 
+BY_DISPLAY_NAME = Order("display_name", text_key(report_schedules.c.display_name), False)
 SCHEDULE_FILTERS = {
     "paused": FilterField(report_schedules.c.paused, "bool"),
 }
@@ -124,26 +125,14 @@ class ScheduleStore:
     async def list(
         self, customer: str, filter_text: str, page_size: int, after: list[Any] | None
     ) -> list[Row]:
+        """By display name, as the contract says."""
         s = report_schedules
-        query = (
-            sa.select(s)
-            .where(s.c.customer_id == customer)
-            .order_by(s.c.create_time.desc(), s.c.schedule_id.desc())
-            .limit(page_size)
+        query = sa.select(s).where(
+            s.c.customer_id == customer, parse_filter(filter_text, SCHEDULE_FILTERS)
         )
-        condition = parse_filter(filter_text, SCHEDULE_FILTERS)
-        if condition is not None:
-            query = query.where(condition)
-        if after is not None:
-            query = query.where(
-                after_position(
-                    (s.c.create_time, s.c.schedule_id),
-                    (dt.datetime.fromisoformat(after[0]), after[1]),
-                    descending=True,
-                )
-            )
-        async with self._engine.connect() as connection:
-            return list((await connection.execute(query)).all())
+        return await fetch_page(
+            self._engine, query, BY_DISPLAY_NAME, s.c.schedule_id, page_size, after
+        )
 
     async def update(
         self,

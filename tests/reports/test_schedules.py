@@ -201,6 +201,25 @@ def test_a_schedule_is_created_paused_updated_and_deleted(system: System) -> Non
 # --- Each run once ---------------------------------------------------------------------------
 
 
+def test_schedules_are_listed_by_display_name_across_pages(system: System) -> None:
+    customer = "sched" + uuid.uuid4().hex[:8]
+    base = f"/v1/customers/{customer}/reportSchedules"
+    names = ["Weekly denials", "Board pack", "Month end", "Aetna review"]
+    listed: list[str] = []
+    with system.client(customer) as client:
+        for name in names:
+            made = client.post(base, json=schedule(displayName=name))
+            assert made.status_code == 200, made.text
+        token = ""
+        while True:
+            page = client.get(base, params={"pageSize": 1, "pageToken": token}).json()
+            listed.extend(s["displayName"] for s in page["reportSchedules"])
+            if not (token := page["nextPageToken"]):
+                break
+
+    assert listed == sorted(names)
+
+
 async def _add_due_schedules(
     url: str, count: int, cron: str, due: dt.datetime, recipients: tuple[str, ...] = ()
 ) -> list[str]:

@@ -315,8 +315,6 @@ function scheduleActions(context, schedule, reload, message) {
 async function scheduleList(context, reload, message) {
   const { api } = context;
   const schedules = await api.list("/reportSchedules", "reportSchedules", {}, 1000);
-  // Sorted here: the service lists them newest first, though its contract says by name.
-  schedules.sort((a, b) => a.displayName.localeCompare(b.displayName));
   return table(
     "Report schedules, by name",
     ["Name", "Report", "Runs", "Next run", "Last run", "State", ...(api.identity.canWrite ? ["Actions"] : [])],
