@@ -221,6 +221,9 @@ class _Schemas:
         notes = []
         if text := self._comments.get(field.full_name):
             notes.append(text)
+            example = _EXAMPLE.search(text)
+            if example and field.type == _FD.TYPE_STRING and not field.is_repeated:
+                schema = {**schema, "examples": [example.group(1)]}
         if field_behavior_pb2.IMMUTABLE in behaviors:
             notes.append("Set when the resource is created; cannot be changed.")
         if notes or field_behavior_pb2.OUTPUT_ONLY in behaviors:
@@ -278,6 +281,10 @@ class _Schemas:
                 schema["description"] = text
             self.components[enum.full_name] = schema
         return {"$ref": SCHEMA_REF + enum.full_name}
+
+
+# The first example a field's comment gives, "(e.g. `metric = DENIAL_RATE`)", is its example.
+_EXAMPLE = re.compile(r"e\.g\.,? `([^`]+)`")
 
 
 def _behaviors(field: descriptor.FieldDescriptor) -> list[int]:
@@ -363,6 +370,8 @@ def _query_parameters(
         described = schemas._described(field, {})
         if "description" in described:
             parameter["description"] = described["description"]
+        if "examples" in described:
+            parameter["example"] = described["examples"][0]
         if field_behavior_pb2.OUTPUT_ONLY in _behaviors(field):
             continue
         if field_behavior_pb2.REQUIRED in _behaviors(field) and not prefix:

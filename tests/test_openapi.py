@@ -165,6 +165,25 @@ def test_what_the_gateway_answers_is_what_the_document_says(
     check(spec, "/v1/customers/{customer}/uploads", "get", "400", bad.json())
 
 
+def test_every_query_example_the_document_gives_is_accepted_by_the_api(
+    system: System, spec: dict[str, Any], customer: str
+) -> None:
+    tried = []
+    with system.client(customer, "viewer") as client:
+        for path, operations in spec["paths"].items():
+            for parameter in operations.get("get", {}).get("parameters", []):
+                if parameter["in"] != "query" or "example" not in parameter:
+                    continue
+                url = path.replace("{customer}", customer)
+                if "{" in url:
+                    continue
+                answer = client.get(url, params={parameter["name"]: parameter["example"]})
+                tried.append((url, parameter["name"], answer.status_code))
+
+    assert len(tried) >= 5
+    assert all(status == 200 for _, _, status in tried), tried
+
+
 def test_an_answer_that_breaks_the_document_is_caught(spec: dict[str, Any]) -> None:
     # The check above can fail: a count as a JSON number is not the mapping's int64 text.
     with pytest.raises(Exception, match="is not of type 'string'"):
