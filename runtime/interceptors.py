@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 from grpc_status import rpc_status
+from sqlalchemy.exc import DBAPIError
 
 from runtime import auth, errors, validation
 from runtime.methods import MethodInfo, customer_of, field_value, method_info
@@ -258,6 +259,16 @@ class ErrorInterceptor(_WrappingInterceptor):
                 exc.code(), exc.details() or "", exc.trailing_metadata() or ()
             )
             await context.abort_with_status(rpc_status.to_status(status))
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                # PostgreSQL closed the connection (a restart, a failover): the pool has
+                # dropped it, and the same call made again gets a new one.
+                logger.warning("database connection lost in %s", method.full_name)
+                lost = errors.unavailable("the database connection was lost; retry the call")
+            else:
+                logger.exception("unhandled error in %s", method.full_name)
+                lost = errors.internal()
+            await context.abort_with_status(rpc_status.to_status(lost.to_status()))
         except Exception:
             logger.exception("unhandled error in %s", method.full_name)
             await context.abort_with_status(rpc_status.to_status(errors.internal().to_status()))

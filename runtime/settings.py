@@ -31,6 +31,8 @@ class Settings:
     gateway_port: int
     database_url: str
     database_pool_size: int
+    # A pooled connection idle longer than this is checked before use (see runtime.db).
+    database_ping_after_idle_seconds: float
     # Addresses of the three services, as `host:port` or a `dns:///` target.
     ingest_target: str
     drift_target: str
@@ -119,6 +121,9 @@ class Settings:
             gateway_port=int(env.get("GATEWAY_PORT", "8080")),
             database_url=env.get("DATABASE_URL", ""),
             database_pool_size=int(env.get("DATABASE_POOL_SIZE", "10")),
+            database_ping_after_idle_seconds=float(
+                env.get("DATABASE_PING_AFTER_IDLE_SECONDS", "0.5")
+            ),
             ingest_target=target("ingest"),
             drift_target=target("drift"),
             reports_target=target("reports"),

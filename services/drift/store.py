@@ -17,6 +17,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runtime import ordering
+from runtime.db import for_reads
 from runtime.filtering import FilterField, parse_filter
 from runtime.ordering import Order, SortKey, fetch_page
 from runtime.pagination import after_position
@@ -184,12 +185,13 @@ def config_etag(config: DetectionConfig) -> str:
 class DriftStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._reads = for_reads(engine)
 
     # --- configuration ----------------------------------------------------------------------
 
     async def get_config(self, customer: str) -> StoredConfig:
         """The customer's config, or the defaults when it never changed them."""
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             row = (
                 await connection.execute(
                     sa.select(drift_configs).where(drift_configs.c.customer_id == customer)
@@ -274,7 +276,7 @@ class DriftStore:
             ).one()
 
     async def get_run(self, customer: str, run_id: str) -> Row | None:
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             return (
                 await connection.execute(
                     sa.select(drift_runs).where(
@@ -299,7 +301,7 @@ class DriftStore:
                     (drift_runs.c.create_time, drift_runs.c.run_id), position, descending=True
                 )
             )
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             return list((await connection.execute(query)).all())
 
     async def claim_next_run(self) -> Row | None:
@@ -495,7 +497,7 @@ class DriftStore:
     # --- events -----------------------------------------------------------------------------
 
     async def get_event(self, customer: str, event_id: str) -> Row | None:
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             return (
                 await connection.execute(
                     sa.select(drift_events).where(
@@ -516,7 +518,7 @@ class DriftStore:
         query = sa.select(drift_events).where(
             drift_events.c.customer_id == customer, parse_filter(filter_text, EVENT_FILTERS)
         )
-        return await fetch_page(self._engine, query, order, drift_events.c.event_id, limit, after)
+        return await fetch_page(self._reads, query, order, drift_events.c.event_id, limit, after)
 
     async def select_summaries(
         self, rows: Sequence[tuple[Any, ...]], filter_text: str, order: Order[SortKey]
@@ -531,7 +533,7 @@ class DriftStore:
             name="payer_summaries",
         ).data(list(rows))
         query = sa.select(values.c.position).where(condition)
-        found = await fetch_page(self._engine, query, order, _summary["payer"], len(rows), None)
+        found = await fetch_page(self._reads, query, order, _summary["payer"], len(rows), None)
         return [row.position for row in found]
 
     async def triage_event(
@@ -578,7 +580,7 @@ class DriftStore:
 
     async def open_event_counts(self, customer: str) -> dict[str, int]:
         """Open (active, not dismissed) events per payer."""
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             rows = (
                 await connection.execute(
                     sa.select(drift_events.c.payer, sa.func.count())

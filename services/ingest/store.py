@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from runtime.db import for_reads
 from runtime.filtering import FilterField, parse_filter
 from runtime.ordering import Order, SortKey, fetch_page
 from runtime.pagination import after_position
@@ -194,6 +195,7 @@ PAYER_FILTERS = {
 class IngestStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._reads = for_reads(engine)
 
     # --- uploads ---------------------------------------------------------------------------
 
@@ -216,7 +218,7 @@ class IngestStore:
                 raise
 
     async def get_upload(self, customer: str, upload_id: str) -> Row | None:
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             result = await connection.execute(
                 sa.select(uploads).where(
                     uploads.c.customer_id == customer, uploads.c.upload_id == upload_id
@@ -225,7 +227,7 @@ class IngestStore:
             return result.first()
 
     async def find_upload_by_request(self, customer: str, request_id: str) -> Row | None:
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             result = await connection.execute(
                 sa.select(uploads).where(
                     uploads.c.customer_id == customer, uploads.c.request_id == request_id
@@ -244,7 +246,7 @@ class IngestStore:
         query = sa.select(uploads).where(
             uploads.c.customer_id == customer, parse_filter(filter_text, UPLOAD_FILTERS)
         )
-        return await fetch_page(self._engine, query, order, uploads.c.upload_id, limit, after)
+        return await fetch_page(self._reads, query, order, uploads.c.upload_id, limit, after)
 
     async def delete_upload(self, customer: str, upload_id: str, actor: str) -> bool:
         """Remove an upload, the claims it last set and its rejections, take those claims
@@ -305,13 +307,13 @@ class IngestStore:
         )
         if after is not None:
             query = query.where(upload_rejections.c.seq > int(after[0]))
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             return list((await connection.execute(query)).all())
 
     # --- claims -----------------------------------------------------------------------------
 
     async def get_claim(self, customer: str, claim_uid: str) -> Row | None:
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             result = await connection.execute(
                 sa.select(claims).where(
                     claims.c.customer_id == customer, claims.c.claim_uid == claim_uid
@@ -330,7 +332,7 @@ class IngestStore:
         query = sa.select(claims).where(
             claims.c.customer_id == customer, parse_filter(filter_text, CLAIM_FILTERS)
         )
-        return await fetch_page(self._engine, query, order, claims.c.claim_uid, limit, after)
+        return await fetch_page(self._reads, query, order, claims.c.claim_uid, limit, after)
 
     async def stream_claims(
         self, customer: str, payer_names: Sequence[str], start: dt.date, end: dt.date
@@ -394,10 +396,10 @@ class IngestStore:
         query = sa.select(payers).where(
             payers.c.customer_id == customer, parse_filter(filter_text, PAYER_FILTERS)
         )
-        return await fetch_page(self._engine, query, order, payers.c.payer_uid, limit, after)
+        return await fetch_page(self._reads, query, order, payers.c.payer_uid, limit, after)
 
     async def get_mapping(self, customer: str, mapping_id: str) -> Row | None:
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             result = await connection.execute(
                 sa.select(payer_mappings).where(
                     payer_mappings.c.customer_id == customer,
@@ -420,7 +422,7 @@ class IngestStore:
         )
         if after is not None:
             query = query.where(payer_mappings.c.mapping_id > after[0])
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             return list((await connection.execute(query)).all())
 
     async def change_mapping(

@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from runtime.db import for_reads
 from runtime.filtering import FilterField, parse_filter
 from runtime.pagination import after_position
 from services.reports.alert_policy import (
@@ -189,9 +190,10 @@ class AlertContent:
 class AlertStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._reads = for_reads(engine)
 
     async def get_policy(self, customer: str) -> StoredPolicy:
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             row = (
                 await connection.execute(
                     sa.select(alert_policies).where(alert_policies.c.customer_id == customer)
@@ -269,7 +271,7 @@ class AlertStore:
         """The changes `claimed` tells of, the most severe (then costly) first."""
         i = alert_items
         key = (i.c.customer_id == claimed.customer_id, i.c.alert_id == claimed.alert_id)
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             listed = await connection.execute(
                 sa.select(i.c.event, i.c.escalated)
                 .where(*key)
@@ -341,7 +343,7 @@ class AlertStore:
     async def next_alert_due_in(self, now: dt.datetime | None = None) -> float | None:
         """Seconds until the next alert is due (0 if one is); None if none waits."""
         a = alerts
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             due = (
                 await connection.execute(
                     sa.select(
@@ -372,7 +374,7 @@ class AlertStore:
 
     async def get_alert(self, customer: str, alert_id: str) -> StoredAlert | None:
         a = alerts
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             row = (
                 await connection.execute(
                     sa.select(a).where(a.c.customer_id == customer, a.c.alert_id == alert_id)
@@ -401,7 +403,7 @@ class AlertStore:
                     descending=True,
                 )
             )
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             rows = list((await connection.execute(query)).all())
             return await _with_details(connection, rows)
 

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from runtime.db import for_reads
 from runtime.filtering import FilterField, parse_filter
 from runtime.pagination import after_position
 from services.reports.alert_store import queue_report_ready_email
@@ -114,6 +115,7 @@ def _key(customer: str, report_id: str) -> tuple[Any, Any]:
 class ReportStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._reads = for_reads(engine)
 
     async def create_report(
         self,
@@ -163,7 +165,7 @@ class ReportStore:
             ).one()
 
     async def get_report(self, customer: str, report_id: str) -> Row | None:
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             found = await connection.execute(sa.select(reports).where(*_key(customer, report_id)))
             return found.first()
 
@@ -187,7 +189,7 @@ class ReportStore:
                     descending=True,
                 )
             )
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             return list((await connection.execute(query)).all())
 
     async def delete_report(self, customer: str, report_id: str) -> bool:
@@ -384,7 +386,7 @@ class ReportStore:
         report is deleted (expired) while it is read."""
         number = 0
         while True:
-            async with self._engine.connect() as connection:
+            async with self._reads.connect() as connection:
                 found = await connection.execute(
                     sa.select(report_chunks.c.data).where(
                         report_chunks.c.customer_id == row.customer_id,
@@ -423,7 +425,7 @@ class ReportStore:
     async def next_build_due_in(self) -> float | None:
         """Seconds until the next report waiting to be built is due; None if none waits."""
         r = reports
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             found = await connection.execute(
                 sa.select(
                     sa.func.min(

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import errors
+from runtime.db import for_reads
 from runtime.filtering import FilterField, parse_filter
 from runtime.ordering import Order, fetch_page, text_key
 from services.reports.alert_policy import email_problem
@@ -101,6 +102,7 @@ Resolve = Callable[[resources_pb2.ReportParameters, dt.date], tuple[dt.date, dt.
 class ScheduleStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._reads = for_reads(engine)
 
     async def create(self, customer: str, values: Mapping[str, Any]) -> Row:
         async with self._engine.begin() as connection:
@@ -116,7 +118,7 @@ class ScheduleStore:
             return created.one()
 
     async def get(self, customer: str, schedule_id: str) -> Row | None:
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             found = await connection.execute(
                 sa.select(report_schedules).where(*_key(customer, schedule_id))
             )
@@ -131,7 +133,7 @@ class ScheduleStore:
             s.c.customer_id == customer, parse_filter(filter_text, SCHEDULE_FILTERS)
         )
         return await fetch_page(
-            self._engine, query, BY_DISPLAY_NAME, s.c.schedule_id, page_size, after
+            self._reads, query, BY_DISPLAY_NAME, s.c.schedule_id, page_size, after
         )
 
     async def update(
@@ -226,7 +228,7 @@ class ScheduleStore:
         return created
 
     async def next_due_in(self, now: dt.datetime) -> float | None:
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             found = await connection.execute(
                 sa.select(sa.func.min(report_schedules.c.next_run_time)).where(
                     sa.not_(report_schedules.c.paused)

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from runtime.db import for_reads
 from runtime.filtering import FilterField, parse_filter
 from runtime.pagination import after_position
 from services.reports.alert_policy import SEVERITY_RANKS
@@ -185,6 +186,7 @@ def drift_event_change(stored: Row | None, incoming: DriftEventState) -> DriftEv
 class ReportsStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._reads = for_reads(engine)
 
     async def create_webhook(
         self,
@@ -216,7 +218,7 @@ class ReportsStore:
             return result.one()
 
     async def get_webhook(self, customer: str, webhook_id: str) -> Row | None:
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             result = await connection.execute(
                 sa.select(webhooks).where(
                     webhooks.c.customer_id == customer, webhooks.c.webhook_id == webhook_id
@@ -254,7 +256,7 @@ class ReportsStore:
                     descending=False,
                 )
             )
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             return list((await connection.execute(query)).all())
 
     async def update_webhook(
@@ -547,7 +549,7 @@ class ReportsStore:
     async def next_delivery_due_in(self) -> float | None:
         """Seconds until the next delivery is due (0 if one is); None if none waits."""
         d = webhook_deliveries
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             due = (
                 await connection.execute(
                     sa.select(
@@ -570,7 +572,7 @@ class ReportsStore:
         self, customer: str, webhook_id: str, delivery_id: str
     ) -> StoredDelivery | None:
         d = webhook_deliveries
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             row = (
                 await connection.execute(
                     sa.select(d).where(
@@ -669,7 +671,7 @@ class ReportsStore:
                     descending=True,
                 )
             )
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             rows = list((await connection.execute(query)).all())
             return await _with_attempts(connection, rows)
 
