@@ -16,6 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
 
+from tests.reports.webhook_receiver import receiving
 from tests.scenarios import (
     DRIFTED_PAYER,
     drifted_history,
@@ -197,6 +198,35 @@ def test_write_controls_are_offered_to_writers_only(
     offered(page.get_by_role("button", name="Create webhook"))
     go(page, "Settings")
     offered(page.get_by_role("button", name="Save"))
+    assert session.errors == []
+
+
+def test_a_webhook_is_made_its_secret_shown_once_and_a_test_event_delivered(
+    system: System, browser: Browser
+) -> None:
+    customer = "web" + uuid.uuid4().hex[:8]
+    session = open_page(browser)
+    page = sign_in(session, system, system.token(customer, "admin"))
+    go(page, "Webhooks")
+
+    with receiving() as receiver:
+        page.get_by_label("Name").fill("Revenue cycle bot")
+        page.get_by_label("URL").fill(receiver.url("/upstream"))
+        page.get_by_role("button", name="Create webhook").click()
+        secret_box = page.get_by_role("group", name="Signing secret of Revenue cycle bot")
+        expect(secret_box).to_contain_text("it will not be shown again")
+        secret = secret_box.locator("code").inner_text()
+        page.get_by_role("table").get_by_role("link", name="Revenue cycle bot").click()
+        expect(page.get_by_role("heading", level=1, name="Revenue cycle bot")).to_be_visible()
+        page.get_by_role("button", name="Send a test event").click()
+        expect(page.get_by_text("The endpoint answered HTTP 200")).to_be_visible()
+
+    assert secret.startswith("whsec_")
+    (delivered,) = receiver.received()
+    assert delivered.path == "/upstream" and delivered.verified(secret)
+    page.reload()
+    expect(page.get_by_role("heading", level=1, name="Revenue cycle bot")).to_be_visible()
+    assert secret not in page.content()
     assert session.errors == []
 
 
