@@ -338,30 +338,31 @@ def _body_too_large() -> errors.ApiError:
 async def _body_chunks(
     route: Route, first: message.Message, request: Request
 ) -> AsyncIterator[message.Message]:
-    """The raw body, in chunks, each in the request's HttpBody field; the first message also
-    carries the fields from the path and query string, as Envoy's transcoder sends them."""
+    """The fields from the path and query string in a first message, sent at once so the
+    service can start (and show the upload as PROCESSING) while the body still arrives; then
+    the raw body in chunks, each in the request's HttpBody field."""
     body_field = route.binding.body
     content_type = request.headers.get("content-type", "application/octet-stream")
     message_class = type(first)
-    pending = first
+    getattr(first, body_field).CopyFrom(httpbody_pb2.HttpBody(content_type=content_type))
+    yield first
     buffer = bytearray()
-    sent_any = False
     async for chunk in request.stream():
         buffer.extend(chunk)
         while len(buffer) >= UPLOAD_CHUNK_BYTES:
             part = bytes(buffer[:UPLOAD_CHUNK_BYTES])
             del buffer[:UPLOAD_CHUNK_BYTES]
-            getattr(pending, body_field).CopyFrom(
-                httpbody_pb2.HttpBody(content_type=content_type, data=part)
-            )
-            yield pending
-            sent_any = True
-            pending = message_class()
-    if buffer or not sent_any:
-        getattr(pending, body_field).CopyFrom(
-            httpbody_pb2.HttpBody(content_type=content_type, data=bytes(buffer))
-        )
-        yield pending
+            yield _body_message(message_class, body_field, content_type, part)
+    if buffer:
+        yield _body_message(message_class, body_field, content_type, bytes(buffer))
+
+
+def _body_message(
+    message_class: type[message.Message], body_field: str, content_type: str, data: bytes
+) -> message.Message:
+    chunk = message_class()
+    getattr(chunk, body_field).CopyFrom(httpbody_pb2.HttpBody(content_type=content_type, data=data))
+    return chunk
 
 
 def _download_headers(metadata: Any) -> dict[str, str]:

@@ -6,6 +6,7 @@ console error."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -62,6 +63,14 @@ def open_page(browser: Browser, width: int = 1280) -> Session:
     return session
 
 
+def signed_in(
+    browser: Browser, system: System, customer: str, role: str = "admin", width: int = 1280
+) -> tuple[Session, Page]:
+    """A new page signed in as `role` of `customer`, on the overview."""
+    session = open_page(browser, width)
+    return session, sign_in(session, system, system.token(customer, role))
+
+
 def sign_in(session: Session, system: System, token: str) -> Page:
     page = session.page
     page.goto(system.gateway_url + "/")
@@ -97,8 +106,7 @@ def test_an_analyst_uploads_a_drift_sees_its_event_and_acknowledges_it(
     system: System, browser: Browser
 ) -> None:
     customer = "web" + uuid.uuid4().hex[:8]
-    session = open_page(browser)
-    page = sign_in(session, system, system.token(customer, "admin"))
+    session, page = signed_in(browser, system, customer)
     expect(page.get_by_text("No upload yet")).to_be_visible()
 
     go(page, "Uploads")
@@ -142,12 +150,41 @@ def test_an_analyst_uploads_a_drift_sees_its_event_and_acknowledges_it(
     assert session.errors == []
 
 
+def test_an_upload_shows_bytes_sent_and_rows_processed_while_it_is_sent(
+    system: System, browser: Browser
+) -> None:
+    customer = "web" + uuid.uuid4().hex[:8]
+    session, page = signed_in(browser, system, customer)
+    go(page, "Uploads")
+    # A slow line (256 KB/s up), so the upload takes seconds and is seen while it runs.
+    network = page.context.new_cdp_session(page)
+    network.send("Network.enable")
+    network.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 262_144},
+    )
+
+    page.get_by_label("Claims file").set_input_files(
+        {"name": "slow.csv", "mimeType": "text/csv", "buffer": drifted_history(customer).encode()}
+    )
+    page.get_by_role("button", name="Upload", exact=True).click()
+    during = page.get_by_text(re.compile(r"[\d.]+ MB sent · [\d,]+ rows processed"))
+    expect(during).to_be_visible(timeout=20_000)
+    seen = during.inner_text()
+    expect(page.get_by_text("16,000 rows processed: 16,000 accepted, 0 rejected.")).to_be_visible(
+        timeout=60_000
+    )
+
+    rows = re.search(r"([\d,]+) rows processed", seen)
+    assert rows is not None and 0 < int(rows[1].replace(",", "")) < 16_000
+    assert session.errors == []
+
+
 def test_a_change_made_meanwhile_is_shown_as_a_conflict_not_overwritten(
     system: System, browser: Browser, drifted: tuple[str, dict[str, Any]]
 ) -> None:
     customer, event = drifted
-    session = open_page(browser)
-    page = sign_in(session, system, system.token(customer, "admin"))
+    session, page = signed_in(browser, system, customer)
     page.goto(f"{system.gateway_url}/#/events/{event['name'].rsplit('/', 1)[1]}")
     expect(page.get_by_role("heading", name="Triage")).to_be_visible()
 
@@ -174,8 +211,7 @@ def test_write_controls_are_offered_to_writers_only(
     system: System, browser: Browser, drifted: tuple[str, dict[str, Any]], role: str
 ) -> None:
     customer, event = drifted
-    session = open_page(browser)
-    page = sign_in(session, system, system.token(customer, role))
+    session, page = signed_in(browser, system, customer, role)
 
     def offered(control: Locator) -> None:
         if role == "admin":
@@ -205,8 +241,7 @@ def test_a_webhook_is_made_its_secret_shown_once_and_a_test_event_delivered(
     system: System, browser: Browser
 ) -> None:
     customer = "web" + uuid.uuid4().hex[:8]
-    session = open_page(browser)
-    page = sign_in(session, system, system.token(customer, "admin"))
+    session, page = signed_in(browser, system, customer)
     go(page, "Webhooks")
 
     with receiving() as receiver:
@@ -234,8 +269,7 @@ def test_on_a_phone_nothing_needs_sideways_scrolling(
     system: System, browser: Browser, drifted: tuple[str, dict[str, Any]]
 ) -> None:
     customer, event = drifted
-    session = open_page(browser, width=390)
-    page = sign_in(session, system, system.token(customer, "admin"))
+    session, page = signed_in(browser, system, customer, width=390)
     event_id = event["name"].rsplit("/", 1)[1]
     views = ("overview", "uploads", "events", f"events/{event_id}", "payers", "reports", "webhooks")
     for view in (*views, "settings"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -16,7 +17,7 @@ from services.ingest.claim_writes import UploadFacts, UploadWriter, failure_mess
 from services.ingest.copy_lines import Staged
 from services.ingest.parsing import UploadParser
 from services.ingest.records import FileError, Rejection, UploadWarning
-from services.ingest.store import IngestStore
+from services.ingest.store import PROGRESS_EVERY_SECONDS, IngestStore
 
 MAX_KEPT_WARNINGS = 1000
 # Chunks parsed ahead of what PostgreSQL has loaded (each about as large as a chunk received).
@@ -31,9 +32,15 @@ class UploadRequest:
     creator: str
     file_name: str = ""
     request_id: str | None = None
+    # Chosen by the client (AIP-133) to follow the upload while it is read; else made here.
+    upload_id: str | None = None
     declared_format: str = ""  # "", "CSV" or "X12_835"
     column_map: dict[str, str] = field(default_factory=dict)
     mode: str = "ACCEPT_VALID"  # or "ALL_OR_NOTHING"
+
+
+class UploadIdTakenError(Exception):
+    """The id the client chose names an upload stored or being read."""
 
 
 class UploadRejectedError(Exception):
@@ -75,7 +82,27 @@ class UploadIntake:
             column_map=request.column_map,
             max_bytes=self._max_upload_bytes,
         )
-        upload_id = "u_" + secrets.token_hex(8)
+        upload_id = request.upload_id or "u_" + secrets.token_hex(8)
+        if request.upload_id is not None:
+            started = await self._store.start_progress(
+                request.customer, upload_id, request.file_name, request.creator
+            )
+            if not started:
+                await _discard(chunks)
+                raise UploadIdTakenError(upload_id)
+        try:
+            return await self._read(request, upload_id, chunks, parser)
+        finally:
+            if request.upload_id is not None:
+                await asyncio.shield(self._store.end_progress(request.customer, upload_id))
+
+    async def _read(
+        self,
+        request: UploadRequest,
+        upload_id: str,
+        chunks: AsyncIterator[bytes],
+        parser: UploadParser,
+    ) -> Row:
         warnings: list[UploadWarning] = []
         trace_context: dict[str, str] = {}
         propagate.inject(trace_context)
@@ -97,11 +124,14 @@ class UploadIntake:
                 trace_context=trace_context,
             )
 
+        progress = None
+        if request.upload_id is not None:
+            progress = _Progress(self._store, request.customer, upload_id, parser)
         async with self._store.upload_transaction(
             request.customer, upload_id, merge_every=self._merge_every
         ) as writer:
             try:
-                await _stream_into(writer, parser, chunks, warnings)
+                await _stream_into(writer, parser, chunks, warnings, progress)
             except FileError as problem:
                 await _discard(chunks)
                 outcome = await writer.record_failure(facts(), str(problem))
@@ -129,11 +159,31 @@ class UploadIntake:
         return row
 
 
+class _Progress:
+    """Writes how far the upload has been read, at most every PROGRESS_EVERY_SECONDS."""
+
+    def __init__(self, store: IngestStore, customer: str, upload_id: str, parser: UploadParser):
+        self._store = store
+        self._customer = customer
+        self._upload_id = upload_id
+        self._parser = parser
+        self._written_at = time.monotonic()
+
+    async def tell(self) -> None:
+        if time.monotonic() - self._written_at < PROGRESS_EVERY_SECONDS:
+            return
+        self._written_at = time.monotonic()
+        await self._store.record_progress(
+            self._customer, self._upload_id, self._parser.size_bytes, self._parser.rows_read
+        )
+
+
 async def _stream_into(
     writer: UploadWriter,
     parser: UploadParser,
     chunks: AsyncIterator[bytes],
     warnings: list[UploadWarning],
+    progress: _Progress | None = None,
 ) -> None:
     def read(chunk: bytes | None) -> tuple[Staged, list[UploadWarning]]:
         # Parsing and encoding are CPU work: off the event loop, in a worker thread.
@@ -163,6 +213,8 @@ async def _stream_into(
             staged, found = await asyncio.to_thread(read, chunk)
             _keep(warnings, found)
             await hand_over(staged)
+            if progress is not None:
+                await progress.tell()
         staged, found = await asyncio.to_thread(read, None)
         _keep(warnings, found)
         await hand_over(staged)

@@ -38,7 +38,12 @@ from services.ingest.claims_arrow import ArrowClaims
 from services.ingest.copy_lines import display_name, name_key
 from services.ingest.csv_claims import COLUMN_ALIASES
 from services.ingest.daily_statistics import DAY_AMOUNTS, PACKED_DAY_AMOUNTS
-from services.ingest.intake import UploadIntake, UploadRejectedError, UploadRequest
+from services.ingest.intake import (
+    UploadIdTakenError,
+    UploadIntake,
+    UploadRejectedError,
+    UploadRequest,
+)
 from services.ingest.months import Series, span_starts
 from services.ingest.store import (
     IngestStore,
@@ -260,9 +265,18 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
             ),
             column_map=dict(metadata.column_map),
             mode=resources_pb2.Upload.Mode.Name(metadata.mode or resources_pb2.Upload.ACCEPT_VALID),
+            upload_id=first.upload_id or None,
         )
         try:
             row = await self._intake.create(upload, chunks())
+        except UploadIdTakenError:
+            name = UPLOAD_NAME.format(customer=customer, upload=first.upload_id)
+            raise errors.ApiError(
+                grpc.StatusCode.ALREADY_EXISTS,
+                f"{name} already exists: choose another upload_id",
+                reason="ALREADY_EXISTS",
+                metadata={"resource": name},
+            ) from None
         except UploadRejectedError as rejected:
             raise errors.ApiError(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -285,7 +299,28 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
     async def GetUpload(
         self, request: ingest_service_pb2.GetUploadRequest, context: grpc.aio.ServicerContext
     ) -> resources_pb2.Upload:
-        return await get_resource(request.name, UPLOAD_NAME, self._store.get_upload, upload_message)
+        return await get_resource(request.name, UPLOAD_NAME, self._upload_or_progress, lambda u: u)
+
+    async def _upload_or_progress(
+        self, customer: str, upload_id: str
+    ) -> resources_pb2.Upload | None:
+        """The stored upload, else the one being read under this id (PROCESSING)."""
+        row = await self._store.get_upload(customer, upload_id)
+        if row is not None:
+            return upload_message(row)
+        reading = await self._store.get_progress(customer, upload_id)
+        if reading is None:
+            return None
+        upload = resources_pb2.Upload(
+            name=UPLOAD_NAME.format(customer=customer, upload=upload_id),
+            state=resources_pb2.Upload.PROCESSING,
+            file_name=reading.file_name,
+            creator=reading.creator,
+            size_bytes=reading.size_bytes,
+            rows_read=reading.rows_read,
+        )
+        upload.create_time.FromDatetime(reading.create_time)
+        return upload
 
     async def ListUploads(
         self, request: ingest_service_pb2.ListUploadsRequest, context: grpc.aio.ServicerContext
@@ -642,6 +677,13 @@ def _check_upload_metadata(first: ingest_service_pb2.CreateUploadRequest) -> Non
     problems = []
     if len(first.request_id) > MAX_REQUEST_ID:
         problems.append(errors.FieldViolation("request_id", f"at most {MAX_REQUEST_ID} characters"))
+    if first.upload_id and not UPLOAD_ID.fullmatch(first.upload_id):
+        problems.append(
+            errors.FieldViolation(
+                "upload_id",
+                "3–63 lowercase letters, digits, '-' and '_', starting with a letter or digit",
+            )
+        )
     if len(first.upload.file_name) > MAX_FILE_NAME:
         problems.append(
             errors.FieldViolation("upload.file_name", f"at most {MAX_FILE_NAME} characters")
@@ -658,6 +700,7 @@ def _check_upload_metadata(first: ingest_service_pb2.CreateUploadRequest) -> Non
         raise errors.invalid_argument("the upload's options are not valid", *problems)
 
 
+UPLOAD_ID = re.compile(r"[a-z0-9][a-z0-9_-]{2,62}")
 _UPLOAD_TERM = re.compile(r'\bupload\s*=\s*"?customers/[^/"\s]+/uploads/([^"\s)]+)"?')
 
 

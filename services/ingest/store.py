@@ -57,6 +57,23 @@ uploads = sa.Table(
     sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finish_time", sa.DateTime(timezone=True)),
 )
+# An upload being read writes its progress at least this often (see intake); one not heard
+# from for PROGRESS_STALE is taken as dead, and its row is deleted after PROGRESS_KEPT.
+PROGRESS_EVERY_SECONDS = 1.0
+PROGRESS_STALE = dt.timedelta(seconds=60)
+PROGRESS_KEPT = dt.timedelta(days=1)
+upload_progress = sa.Table(
+    "upload_progress",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("upload_id", sa.Text, primary_key=True),
+    sa.Column("file_name", sa.Text, nullable=False),
+    sa.Column("creator", sa.Text, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("rows_read", sa.BigInteger, nullable=False),
+    sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
+)
 upload_rejections = sa.Table(
     "upload_rejections",
     metadata,
@@ -225,6 +242,80 @@ class IngestStore:
                 )
             )
             return result.first()
+
+    # --- uploads being read ---------------------------------------------------------------
+    # Each in its own short transaction, beside the upload's long one: what a client
+    # following the upload reads while nothing of it is committed yet.
+
+    async def start_progress(
+        self, customer: str, upload_id: str, file_name: str, creator: str
+    ) -> bool:
+        """Record that the upload is being read; False when the id is taken, by a stored
+        upload or one being read."""
+        async with self._engine.begin() as connection:
+            # Progress left by a process that died mid-upload is dropped after a while.
+            await connection.execute(
+                sa.delete(upload_progress).where(
+                    upload_progress.c.update_time < sa.func.now() - PROGRESS_KEPT
+                )
+            )
+            taken = await connection.execute(
+                sa.select(uploads.c.upload_id).where(
+                    uploads.c.customer_id == customer, uploads.c.upload_id == upload_id
+                )
+            )
+            if taken.first() is not None:
+                return False
+            inserted = await connection.execute(
+                postgresql.insert(upload_progress)
+                .values(
+                    customer_id=customer,
+                    upload_id=upload_id,
+                    file_name=file_name,
+                    creator=creator,
+                    size_bytes=0,
+                    rows_read=0,
+                    create_time=sa.func.now(),
+                    update_time=sa.func.now(),
+                )
+                .on_conflict_do_nothing()
+                .returning(upload_progress.c.upload_id)
+            )
+            return inserted.first() is not None
+
+    async def record_progress(
+        self, customer: str, upload_id: str, size_bytes: int, rows_read: int
+    ) -> None:
+        async with self._reads.connect() as connection:
+            await connection.execute(
+                sa.update(upload_progress)
+                .where(
+                    upload_progress.c.customer_id == customer,
+                    upload_progress.c.upload_id == upload_id,
+                )
+                .values(size_bytes=size_bytes, rows_read=rows_read, update_time=sa.func.now())
+            )
+
+    async def end_progress(self, customer: str, upload_id: str) -> None:
+        async with self._reads.connect() as connection:
+            await connection.execute(
+                sa.delete(upload_progress).where(
+                    upload_progress.c.customer_id == customer,
+                    upload_progress.c.upload_id == upload_id,
+                )
+            )
+
+    async def get_progress(self, customer: str, upload_id: str) -> Row | None:
+        """The upload being read, if it has been heard from within PROGRESS_STALE."""
+        async with self._reads.connect() as connection:
+            found = await connection.execute(
+                sa.select(upload_progress).where(
+                    upload_progress.c.customer_id == customer,
+                    upload_progress.c.upload_id == upload_id,
+                    upload_progress.c.update_time > sa.func.now() - PROGRESS_STALE,
+                )
+            )
+            return found.first()
 
     async def find_upload_by_request(self, customer: str, request_id: str) -> Row | None:
         async with self._reads.connect() as connection:

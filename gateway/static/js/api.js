@@ -123,11 +123,12 @@ export class Api {
     return items.slice(0, limit);
   }
 
-  // A file sent as the request body, `onProgress(sent, total)` as it goes; the Upload.
-  upload(file, { mode, requestId, onProgress }) {
+  // A file sent as the request body under the id `uploadId`, `onProgress(sent, total)` as
+  // it goes; the Upload.
+  upload(file, { mode, uploadId, requestId, onProgress }) {
     return new Promise((resolve, reject) => {
       const request = new XMLHttpRequest();
-      const query = { "upload.fileName": file.name, "upload.mode": mode };
+      const query = { "upload.fileName": file.name, "upload.mode": mode, uploadId };
       request.open("POST", this.url("/uploads", query));
       request.setRequestHeader("Authorization", `Bearer ${this.token}`);
       request.setRequestHeader("Content-Type", file.type || "application/octet-stream");

@@ -3,6 +3,7 @@
 
 import { badge, bytes, count, day, errorBox, field, h, idOf, select, table, time } from "../dom.js";
 
+const FOLLOW_EVERY_MS = 700;
 const MODES = [
   ["ACCEPT_VALID", "Keep the valid rows, list the others"],
   ["ALL_OR_NOTHING", "Keep nothing if any row is invalid"],
@@ -49,20 +50,50 @@ function uploader(context) {
     outcome.replaceChildren();
     progress.hidden = false;
     progress.value = 0;
+    // The id is chosen here, so the upload can be read (PROCESSING, rows so far) while it
+    // is sent; a retry of the same choice is the same upload (the key), never a second.
+    const uploadId = `web-${crypto.randomUUID()}`;
+    let sent = 0;
+    let total = file.size;
+    let rowsRead = 0;
+    const show = () => {
+      const rows = rowsRead ? ` · ${count(rowsRead)} rows processed` : "";
+      progressText.textContent =
+        sent < total ? `${bytes(sent)} of ${bytes(total)} sent${rows}` : `${bytes(total)} sent${rows}; reading the rest…`;
+    };
+    let following = null;
+    // Looked up once bytes are flowing (the service has begun it by then), so the first
+    // look never finds nothing.
+    const follow = () => {
+      following = setInterval(async () => {
+        try {
+          const reading = await api.get(`/uploads/${uploadId}`);
+          // A look answered after the upload ended says nothing new.
+          if (reading.state === "PROCESSING" && following !== -1) {
+            rowsRead = Number(reading.rowsRead || 0);
+            show();
+          }
+        } catch {
+          // A blip: the next look will tell.
+        }
+      }, FOLLOW_EVERY_MS);
+    };
     try {
       const upload = await api.upload(file, {
         mode: mode.value,
-        // One key per file chosen: sending it again returns the same upload, never a second.
-        requestId: `web-${crypto.randomUUID()}`,
-        onProgress(sent, total) {
-          progress.max = total || 1;
-          progress.value = sent;
-          progressText.textContent =
-            sent < total
-              ? `${bytes(sent)} of ${bytes(total)} sent`
-              : `${bytes(total)} sent; reading rows…`;
+        uploadId,
+        requestId: uploadId,
+        onProgress(bytesSent, bytesTotal) {
+          if (following === null) follow();
+          sent = bytesSent;
+          total = bytesTotal;
+          progress.max = bytesTotal || 1;
+          progress.value = bytesSent;
+          show();
         },
       });
+      clearInterval(following);
+      following = -1;
       progress.value = progress.max;
       progressText.textContent = `${count(upload.rowsRead)} rows processed: ${count(upload.rowsAccepted)} accepted, ${count(upload.rowsRejected)} rejected.`;
       context.announce(`Upload of ${file.name} finished.`);
@@ -77,6 +108,8 @@ function uploader(context) {
       );
       history.replaceChildren(await historyTable(api));
     } catch (problem) {
+      clearInterval(following);
+      following = -1;
       progressText.textContent = "The upload was refused.";
       outcome.replaceChildren(errorBox(problem));
     } finally {

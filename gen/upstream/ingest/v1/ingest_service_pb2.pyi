@@ -17,16 +17,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateUploadRequest(_message.Message):
-    __slots__ = ("parent", "upload", "request_id", "http_body")
+    __slots__ = ("parent", "upload", "request_id", "http_body", "upload_id")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     HTTP_BODY_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     parent: str
     upload: _resources_pb2.Upload
     request_id: str
     http_body: _httpbody_pb2.HttpBody
-    def __init__(self, parent: _Optional[str] = ..., upload: _Optional[_Union[_resources_pb2.Upload, _Mapping]] = ..., request_id: _Optional[str] = ..., http_body: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
+    upload_id: str
+    def __init__(self, parent: _Optional[str] = ..., upload: _Optional[_Union[_resources_pb2.Upload, _Mapping]] = ..., request_id: _Optional[str] = ..., http_body: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ..., upload_id: _Optional[str] = ...) -> None: ...
 
 class GetUploadRequest(_message.Message):
     __slots__ = ("name",)
