@@ -226,7 +226,21 @@ def main(argv: list[str] | None = None) -> int:
     sql_command.add_argument("--out-dir", type=Path, required=True)
     for subcommand in (migrate_command, sql_command):
         subcommand.add_argument("--service", choices=SERVICES, help="default: every service")
+    upgrade_command = commands.add_parser(
+        "upgrade",
+        help="upgrade one service to head as the owner role DATABASE_URL logs in as "
+        "(a deployment's migration Job; the roles exist already)",
+    )
+    upgrade_command.add_argument("--service", choices=SERVICES, required=True)
     args = parser.parse_args(argv)
+    if args.command == "upgrade":
+        setup_logging("migrate", os.environ.get("LOG_LEVEL", "INFO"))
+        owner_url = os.environ.get("DATABASE_URL", "")
+        if not owner_url:
+            parser.error("upgrade needs DATABASE_URL: the service's owner role")
+        migrate(args.service, owner_url.replace("postgresql://", f"{DRIVER}://", 1))
+        print(f"{args.service}: migrated to head")
+        return 0
     services = (args.service,) if args.service else SERVICES
     if args.command == "sql":
         for service in services:

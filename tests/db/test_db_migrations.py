@@ -16,7 +16,17 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.exc import DBAPIError
 
 from runtime.postgres import LocalPostgres
-from runtime.schemas import SERVICES, alembic_config, libpq_url, migrate, migration_engine
+from runtime.schemas import (
+    SERVICES,
+    alembic_config,
+    bootstrap,
+    libpq_url,
+    local_passwords,
+    migrate,
+    migration_engine,
+    role_name,
+    service_url,
+)
 from runtime.settings import REPO_ROOT
 from tests.system import base_env, free_port
 
@@ -114,3 +124,35 @@ def test_a_failed_migration_logs_json_without_the_values_of_its_error(
     (failure,) = [record for record in records if record["level"] == "CRITICAL"]
     assert failure["service"] == "migrate", failure
     assert "RaiseException SQLSTATE P0001" in failure["exc_info"], failure
+
+
+def test_a_deployments_upgrade_job_migrates_one_service_as_its_owner(
+    pg_scratch_folder: Path,
+) -> None:
+    """`python -m runtime.schemas upgrade --service drift`, as the Kubernetes migration Job
+    runs it: the roles exist (a DBA made them once), DATABASE_URL is the owner's."""
+    cluster = LocalPostgres(pg_scratch_folder / "data", free_port())
+    cluster.start()
+    admin_url = cluster.admin_url()
+    passwords = local_passwords(("drift",))
+    bootstrap(admin_url, passwords, ("drift",))
+    owner_url = service_url(admin_url, "drift", "owner", passwords[role_name("drift", "owner")])
+
+    def upgrade(url: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "runtime.schemas", "upgrade", "--service", "drift"],
+            cwd=REPO_ROOT,
+            env=base_env(DATABASE_URL=url),
+            capture_output=True,
+            timeout=120,
+        )
+
+    done = upgrade(libpq_url(owner_url))
+    again = upgrade(libpq_url(owner_url))
+    with psycopg.connect(libpq_url(owner_url)) as connection:
+        (version,) = connection.execute("SELECT version_num FROM alembic_version").fetchone() or ()
+
+    head = ScriptDirectory.from_config(alembic_config("drift")).get_current_head()
+    assert done.returncode == 0 and again.returncode == 0, done.stderr + again.stderr
+    assert b"drift: migrated to head" in done.stdout
+    assert version == head

@@ -1,0 +1,243 @@
+"""The Kubernetes manifests as rendered (`kubectl kustomize` of each overlay), validated against
+the pinned Kubernetes version's schemas (`kubernetes-validate --strict`), and held to the
+rules a zero-downtime rollout and a locked-down cluster need."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from runtime.settings import REPO_ROOT
+
+K8S = REPO_ROOT / "k8s"
+OVERLAYS = ("dev", "prod")
+KUBERNETES_VERSION = "1.32.0"
+SERVICES = {"ingest": 50051, "drift": 50052, "reports": 50053}
+# The gRPC calls each process makes (the channels services/*/server.py and the gateway open).
+CALLS = {
+    ("gateway", "ingest"),
+    ("gateway", "drift"),
+    ("gateway", "reports"),
+    ("ingest", "drift"),
+    ("drift", "ingest"),
+    ("drift", "reports"),
+    ("reports", "ingest"),
+    ("reports", "drift"),
+}
+
+
+def render(overlay: str) -> str:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.fail("kubectl (with kustomize) is needed to render k8s/")
+    done = subprocess.run(
+        [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def overlay(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    return request.param, [doc for doc in yaml.safe_load_all(render(request.param)) if doc]
+
+
+@pytest.fixture(scope="module")
+def prod() -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(render("prod")) if doc]
+
+
+def of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def named(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (found,) = [o for o in of_kind(objects, kind) if o["metadata"]["name"] == name]
+    return found
+
+
+def pod_specs(objects: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for o in objects:
+        if o["kind"] in ("Deployment", "Job"):
+            yield f"{o['kind']}/{o['metadata']['name']}", o["spec"]["template"]["spec"]
+
+
+def validate(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "kubernetes-validate"),
+            "--strict",
+            "--quiet",
+            "--kubernetes-version",
+            KUBERNETES_VERSION,
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_every_overlay_renders_and_validates_strictly(name: str, tmp_path: Path) -> None:
+    rendered = tmp_path / f"{name}.yaml"
+    rendered.write_text(render(name))
+    done = validate(rendered)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_validator_refuses_what_kubernetes_would(tmp_path: Path) -> None:
+    objects = [doc for doc in yaml.safe_load_all(render("prod")) if doc]
+    deployment = named(objects, "Deployment", "drift")
+    deployment["spec"]["replica"] = deployment["spec"].pop("replicas")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(deployment))
+    assert validate(broken).returncode != 0
+
+
+def test_every_container_is_probed_limited_and_locked_down(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = overlay
+    checked = 0
+    for where, spec in pod_specs(objects):
+        assert spec["automountServiceAccountToken"] is False, where
+        assert spec["securityContext"]["runAsNonRoot"] is True, where
+        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", where
+        for container in spec["containers"]:
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True, where
+            assert security["allowPrivilegeEscalation"] is False, where
+            assert security["capabilities"]["drop"] == ["ALL"], where
+            assert {"cpu", "memory"} <= set(container["resources"]["limits"]), where
+            assert {"cpu", "memory"} <= set(container["resources"]["requests"]), where
+            if where.startswith("Deployment/"):
+                for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                    assert probe in container, (where, probe)
+            checked += 1
+    assert checked == 7  # four Deployments, three migration Jobs
+    for account in of_kind(objects, "ServiceAccount"):
+        assert account["automountServiceAccountToken"] is False
+
+
+def test_no_secret_value_is_in_the_manifests(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = overlay
+    assert of_kind(objects, "Secret") == []
+    for where, spec in pod_specs(objects):
+        for container in spec["containers"]:
+            for variable in container.get("env", []):
+                if variable["name"] in ("DATABASE_URL", "PAGE_TOKEN_KEYS", "JWT_SECRET"):
+                    assert "secretKeyRef" in variable["valueFrom"], (where, variable)
+    config = named(objects, "ConfigMap", "upstream-config")["data"]
+    assert not any(re.search("SECRET|PASSWORD|KEYS", key) for key in config), config
+
+
+def test_a_rollout_in_prod_never_takes_the_last_ready_pod(prod: list[dict[str, Any]]) -> None:
+    config = named(prod, "ConfigMap", "upstream-config")["data"]
+    grace = float(config["SHUTDOWN_GRACE_SECONDS"])
+    budgets = of_kind(prod, "PodDisruptionBudget")
+    scalers = {
+        h["spec"]["scaleTargetRef"]["name"]: h for h in of_kind(prod, "HorizontalPodAutoscaler")
+    }
+    deployments = of_kind(prod, "Deployment")
+    assert sorted(d["metadata"]["name"] for d in deployments) == sorted(["gateway", *SERVICES])
+    for deployment in deployments:
+        name = deployment["metadata"]["name"]
+        spec = deployment["spec"]
+        labels = spec["template"]["metadata"]["labels"]
+        assert spec["replicas"] >= 2, name
+        assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
+        assert scalers[name]["spec"]["minReplicas"] >= 2, name
+        assert any(
+            b["spec"]["minAvailable"] >= 1
+            and b["spec"]["selector"]["matchLabels"].items() <= labels.items()
+            for b in budgets
+        ), name
+        pod = spec["template"]["spec"]
+        (container,) = pod["containers"]
+        pre_stop = float(container["lifecycle"]["preStop"]["exec"]["command"][1])
+        assert pod["terminationGracePeriodSeconds"] > pre_stop + grace, name
+
+
+def test_each_service_is_reached_through_a_headless_service_and_migrated_first(
+    prod: list[dict[str, Any]],
+) -> None:
+    config = named(prod, "ConfigMap", "upstream-config")["data"]
+    for service, port in SERVICES.items():
+        headless = named(prod, "Service", service)
+        assert headless["spec"]["clusterIP"] == "None"
+        assert config[f"{service.upper()}_TARGET"] == (
+            f"dns:///{service}.upstream.svc.cluster.local:{port}"
+        )
+        (container,) = named(prod, "Deployment", service)["spec"]["template"]["spec"]["containers"]
+        assert container["command"] == ["python", "-m", f"services.{service}"]
+        assert {p["containerPort"] for p in container["ports"]} >= {port}
+        assert container["startupProbe"]["grpc"]["port"] == port
+        job = named(prod, "Job", f"{service}-migrate")
+        (migrate,) = job["spec"]["template"]["spec"]["containers"]
+        assert migrate["command"] == [
+            "python", "-m", "runtime.schemas", "upgrade", "--service", service,
+        ]  # fmt: skip
+        (url,) = [v for v in migrate["env"] if v["name"] == "DATABASE_URL"]
+        assert url["valueFrom"]["secretKeyRef"]["key"] == "owner-url"
+        assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
+
+
+def test_the_entry_points_the_manifests_run_exist() -> None:
+    for module in ("services.ingest", "services.drift", "services.reports", "gateway"):
+        assert (REPO_ROOT / module.replace(".", "/") / "__main__.py").is_file(), module
+    upgrade = subprocess.run(
+        [sys.executable, "-m", "runtime.schemas", "upgrade", "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert upgrade.returncode == 0 and "--service" in upgrade.stdout
+
+
+def _selected(peer: dict[str, Any]) -> str | None:
+    return peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name")
+
+
+def test_network_policies_allow_exactly_the_calls_the_code_makes(
+    prod: list[dict[str, Any]],
+) -> None:
+    policies = of_kind(prod, "NetworkPolicy")
+    deny = named(prod, "NetworkPolicy", "default-deny")["spec"]
+    egress: set[tuple[str, str]] = set()
+    ingress: set[tuple[str, str]] = set()
+    for policy in policies:
+        own = policy["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name")
+        if own is None:
+            continue
+        for rule in policy["spec"].get("egress", []):
+            for peer in rule.get("to", []):
+                if callee := _selected(peer):
+                    ports = {p["port"] for p in rule["ports"]}
+                    assert ports == {SERVICES[callee]}, (own, callee, ports)
+                    egress.add((own, callee))
+        for rule in policy["spec"].get("ingress", []):
+            for peer in rule.get("from", []):
+                if caller := _selected(peer):
+                    ingress.add((caller, own))
+
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    assert egress == CALLS
+    assert ingress == CALLS
+    reports = named(prod, "NetworkPolicy", "reports")["spec"]["egress"]
+    open_ports = {p["port"] for rule in reports if "to" not in rule for p in rule["ports"]}
+    assert open_ports == {5432, 443, 587}
+    gateway = named(prod, "NetworkPolicy", "gateway")["spec"]["egress"]
+    assert all("to" in rule for rule in gateway)  # no database, no internet
