@@ -63,12 +63,13 @@ demo-data: $(STAMP) ## Write the demo files (.local/demo/); `make run` loads the
 token: $(STAMP) ## Print a local JWT: make token CUSTOMER=acme ROLE=admin
 	@$(PY) -m devtools.token --customer "$(CUSTOMER)" --role "$(ROLE)"
 
-lint: $(STAMP) ## ruff, mypy, buf lint, squawk
+lint: $(STAMP) ## ruff, mypy, buf lint, squawk, hadolint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy runtime gateway services devtools bench cli
 	scripts/protos.sh lint
 	scripts/squawk.sh
+	$(VENV)/bin/hadolint Dockerfile
 
 typecheck: $(STAMP) ## mypy
 	$(VENV)/bin/mypy runtime gateway services devtools bench cli
