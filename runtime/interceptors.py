@@ -172,8 +172,14 @@ class InFlight:
         if self._count == 0:
             self._idle.set()
 
-    async def wait_idle(self) -> None:
-        await self._idle.wait()
+    async def wait_idle(self, quiet_seconds: float = 0.0) -> None:
+        """Until no call is being served, and none has begun for `quiet_seconds`: a call the
+        server accepted just before it stopped accepting is still on its way here."""
+        while True:
+            await self._idle.wait()
+            await asyncio.sleep(quiet_seconds)
+            if self._idle.is_set():
+                return
 
 
 class ObservationInterceptor(_WrappingInterceptor):

@@ -37,6 +37,8 @@ from runtime.settings import Settings
 from runtime.telemetry import setup_logging, setup_tracing, shutdown_tracing
 
 logger = logging.getLogger("upstream.server")
+# How long a call gRPC accepted may take to reach the interceptors (and be counted in flight).
+ACCEPTED_CALL_ARRIVES_SECONDS = 0.25
 
 # The shortest wait between rounds of background work.
 MIN_WAIT_SECONDS = 0.25
@@ -119,7 +121,7 @@ async def serve(settings: Settings, definition: ServiceDefinition) -> None:
         stopping_task = asyncio.ensure_future(server.stop(settings.shutdown_grace_seconds))
         try:
             async with asyncio.timeout(settings.shutdown_grace_seconds):
-                await in_flight.wait_idle()
+                await in_flight.wait_idle(quiet_seconds=ACCEPTED_CALL_ARRIVES_SECONDS)
         except TimeoutError:
             logger.warning("grace period over; cancelling calls still in flight")
         await server.stop(None)
