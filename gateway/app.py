@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 from google.api import httpbody_pb2
 from google.protobuf import descriptor, message
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -218,6 +218,13 @@ class Gateway:
             return error_response(exc.to_status(), request)
         except grpc.aio.AioRpcError as exc:
             status = _rpc_status(exc)
+            if status.code == code_pb2.CANCELLED:
+                # The HTTP client is still here (its leaving is ClientDisconnect): the service
+                # ended the call, stopping. Made again, it reaches another replica.
+                return error_response(
+                    errors.unavailable("the service stopped while answering; retry").to_status(),
+                    request,
+                )
             if conditional and _is_stale(status):
                 # The precondition the client set failed: HTTP's own answer for it.
                 return error_response(status, request, http_status=HTTPStatus.PRECONDITION_FAILED)

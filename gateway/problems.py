@@ -60,6 +60,9 @@ class RequestIds:
             otel_context.detach(token)
 
 
+CLIENT_CLOSED_REQUEST = "Client Closed Request"
+
+
 def _trace_id() -> str | None:
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else None
@@ -69,7 +72,12 @@ def problem(
     status: status_pb2.Status, instance: str | None, request_id: str | None
 ) -> dict[str, Any]:
     """The problem details of a gRPC status."""
-    http = HTTPStatus(errors.http_status(status.code))
+    number = errors.http_status(status.code)
+    try:
+        title = HTTPStatus(number).phrase
+    except ValueError:
+        # 499, googleapis' mapping of CANCELLED (nginx's "client closed request").
+        title = CLIENT_CLOSED_REQUEST
     violations: list[dict[str, str]] = []
     for detail in status.details:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
@@ -80,8 +88,8 @@ def problem(
             )
     body: dict[str, Any] = {
         "type": "about:blank",
-        "title": http.phrase,
-        "status": http.value,
+        "title": title,
+        "status": number,
         "detail": status.message,
         "code": code_pb2.Code.Name(status.code),
     }

@@ -1,4 +1,5 @@
-"""Client channels to our services: round_robin, retries, deadlines, identity, tracing.
+"""Client channels to our services: round_robin over healthy replicas, retries, deadlines,
+identity, tracing.
 
 Retries on UNAVAILABLE apply to idempotent methods only, read from the contract: GET routes
 and methods marked `option idempotency_level = IDEMPOTENT` (they carry a request id).
@@ -49,7 +50,12 @@ def service_config(full_service_name: str) -> str:
         for m in service.methods
         if is_idempotent(m)
     ]
-    config: dict[str, Any] = {"loadBalancingConfig": [{"round_robin": {}}]}
+    # Each replica's health is watched: one that answers NOT_SERVING (stopping, or its
+    # database gone) gets no new calls while the others take them.
+    config: dict[str, Any] = {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "healthCheckConfig": {"serviceName": ""},
+    }
     if idempotent:
         config["methodConfig"] = [
             {

@@ -19,7 +19,7 @@ from typing import Any
 
 import grpc
 from grpc_status import rpc_status
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from runtime import auth, errors, validation
 from runtime.methods import MethodInfo, customer_of, field_value, method_info
@@ -188,6 +188,27 @@ class ObservationInterceptor(_WrappingInterceptor):
     def __init__(self, in_flight: InFlight) -> None:
         self._in_flight = in_flight
 
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        method = method_info(handler_call_details.method)
+        if not method.is_api:
+            return await super().intercept_service(continuation, handler_call_details)
+        # Counted in flight from its arrival, not from when its handler starts: shutdown then
+        # never cuts short a call gRPC accepted (`around` ends the count).
+        self._in_flight.enter()
+        try:
+            handler = await continuation(handler_call_details)
+        except BaseException:
+            self._in_flight.leave()
+            raise
+        if handler is None:
+            self._in_flight.leave()
+            return handler
+        return self._wrap(handler, method)
+
     @asynccontextmanager
     async def around(
         self, method: MethodInfo, context: grpc.aio.ServicerContext
@@ -199,8 +220,6 @@ class ObservationInterceptor(_WrappingInterceptor):
             time.monotonic() + remaining if remaining is not None else None
         )
         started = time.perf_counter()
-        if method.is_api:
-            self._in_flight.enter()
         # A call its client gave up on ends in the handler with one of these.
         given_up = False
         try:
@@ -266,11 +285,12 @@ class ErrorInterceptor(_WrappingInterceptor):
             )
             await context.abort_with_status(rpc_status.to_status(status))
         except DBAPIError as exc:
-            if exc.connection_invalidated:
-                # PostgreSQL closed the connection (a restart, a failover): the pool has
-                # dropped it, and the same call made again gets a new one.
-                logger.warning("database connection lost in %s", method.full_name)
-                lost = errors.unavailable("the database connection was lost; retry the call")
+            if exc.connection_invalidated or isinstance(exc, OperationalError):
+                # PostgreSQL closed the connection or cannot be reached (a restart, a
+                # failover): the pool has dropped the connection, and the same call made
+                # again gets a new one once the database answers.
+                logger.warning("database unavailable in %s", method.full_name)
+                lost = errors.unavailable("the database is unavailable; retry the call")
             else:
                 logger.exception("unhandled error in %s", method.full_name)
                 lost = errors.internal()

@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from prometheus_client import start_http_server
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import auth
@@ -37,6 +38,14 @@ from runtime.settings import Settings
 from runtime.telemetry import setup_logging, setup_tracing, shutdown_tracing
 
 logger = logging.getLogger("upstream.server")
+# The health service name a liveness probe asks for: SERVING for as long as the process runs,
+# while "" and the service's own name (readiness) follow the database.
+LIVENESS = "liveness"
+# How often the database is checked, and how long a check may take.
+DATABASE_CHECK_SECONDS = 2.0
+# Between NOT_SERVING and refusing calls: clients' channels watch health (runtime.clients)
+# and move new calls to other replicas within this.
+DRAIN_NOTICE_SECONDS = 1.0
 # How long a call gRPC accepted may take to reach the interceptors (and be counted in flight).
 ACCEPTED_CALL_ARRIVES_SECONDS = 0.25
 
@@ -70,8 +79,11 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
     ]
 
 
-async def serve(settings: Settings, definition: ServiceDefinition) -> None:
-    """Serve until SIGTERM or SIGINT, then drain and return."""
+async def serve(
+    settings: Settings, definition: ServiceDefinition, database: AsyncEngine | None = None
+) -> None:
+    """Serve until SIGTERM or SIGINT, then drain and return. With `database`, health follows
+    it (see watch_database)."""
     setup_logging(settings.service, settings.log_level)
     setup_tracing(settings.service)
     verifier = auth.TokenVerifier(settings)
@@ -109,13 +121,27 @@ async def serve(settings: Settings, definition: ServiceDefinition) -> None:
     async with contextlib.AsyncExitStack() as stack:
         for background in definition.background:
             await stack.enter_async_context(background())
-        for name in ("", definition.full_name):
+        for name in ("", definition.full_name, LIVENESS):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if database is not None:
+            await stack.enter_async_context(
+                running_task(
+                    "database health",
+                    lambda: watch_database(
+                        database,
+                        health_servicer,
+                        ("", definition.full_name),
+                        DATABASE_CHECK_SECONDS,
+                    ),
+                )
+            )
         logger.info("serving", extra={"address": address, "grpc_service": definition.full_name})
         await stopping.wait()
         logger.info("shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds})
-        # NOT_SERVING first, so load balancers and probes stop sending new calls.
+        # NOT_SERVING first, so clients watching health and probes stop sending new calls;
+        # calls keep being served while that news travels.
         await health_servicer.enter_graceful_shutdown()
+        await asyncio.sleep(DRAIN_NOTICE_SECONDS)
         # Refuse new calls at once, let API calls in flight finish within the grace period,
         # then end what is left (health watch streams, calls past their grace).
         stopping_task = asyncio.ensure_future(server.stop(settings.shutdown_grace_seconds))
@@ -156,6 +182,38 @@ async def work_forever(
             await asyncio.wait_for(wake_up.wait(), max(wait, MIN_WAIT_SECONDS))
 
 
+async def watch_database(
+    engine: AsyncEngine, health_servicer: Any, names: tuple[str, ...], every: float
+) -> None:
+    """NOT_SERVING while PostgreSQL does not answer (a restart, a failover, a network cut), so
+    readiness probes and load balancers send calls elsewhere; SERVING again once it answers.
+    The process itself keeps running: nothing needs restarting when the database is back."""
+    serving = True
+    while True:
+        await asyncio.sleep(every)
+        try:
+            async with asyncio.timeout(every):
+                await ping(engine)
+            reachable = True
+        except (DBAPIError, OSError, TimeoutError) as error:
+            reachable = False
+            reason = type(error).__name__
+        if reachable == serving:
+            continue
+        serving = reachable
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in names:
+            await health_servicer.set(name, status)
+        if serving:
+            logger.info("database reachable again: serving")
+        else:
+            logger.warning("database unreachable: not serving", extra={"error": reason})
+
+
 @contextlib.asynccontextmanager
 async def running_task(name: str, work: Callable[[], Any]) -> AsyncIterator[None]:
     """Runs `work()` as a task for the life of the server; cancels it on the way out."""
@@ -177,7 +235,7 @@ def run(service: str, build: Callable[[Settings, AsyncEngine], ServiceDefinition
         engine = create_engine(settings)
         try:
             await ping(engine)
-            await serve(settings, build(settings, engine))
+            await serve(settings, build(settings, engine), engine)
         finally:
             await engine.dispose()
 

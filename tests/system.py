@@ -18,7 +18,9 @@ import httpx
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from devtools.stack import Stack, http_ok, wait_until
+from runtime import schemas
 from runtime.auth import Role, mint_token
+from runtime.postgres import LocalPostgres
 from runtime.settings import Settings
 
 SERVICES = ("ingest", "drift", "reports")
@@ -206,3 +208,23 @@ def extra_gateway(system: System, port: int | None = None, **settings: str) -> I
         yield url
     finally:
         stack.stop()
+
+
+def service_on_own_cluster(cluster: LocalPostgres, service: str) -> str:
+    """`service`'s roles and schema on `cluster` (started here), migrated to head; the URL of
+    its app role. For tests that stop or restart PostgreSQL under a running service."""
+    cluster.start()
+    admin_url = cluster.admin_url()
+    passwords = schemas.local_passwords((service,))
+    schemas.bootstrap(admin_url, passwords, (service,))
+    owner, app = schemas.role_name(service, "owner"), schemas.role_name(service, "app")
+    schemas.migrate(service, schemas.service_url(admin_url, service, "owner", passwords[owner]))
+    return schemas.service_url(admin_url, service, "app", passwords[app])
+
+
+def token_for(customer: str, role: Role = Role.ADMIN, ttl: int = 900) -> str:
+    """A token the services under test accept (signed with TEST_JWT_SECRET)."""
+    settings = Settings.from_env("tests", {"JWT_SECRET": TEST_JWT_SECRET})
+    return mint_token(
+        settings, subject=f"{role}@{customer}", customer=customer, role=role, ttl_seconds=ttl
+    )

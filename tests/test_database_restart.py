@@ -11,11 +11,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from runtime import schemas
-from runtime.auth import Role, mint_token
 from runtime.postgres import LocalPostgres
-from runtime.settings import Settings
-from tests.system import TEST_JWT_SECRET, free_port, running_service
+from tests.system import free_port, running_service, service_on_own_cluster, token_for
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
 
 CUSTOMER = "restarted"
@@ -26,15 +23,8 @@ def test_calls_after_postgresql_restarts_under_the_service(
     pg_scratch_folder: Path, ping_after_idle: float, failures: int
 ) -> None:
     cluster = LocalPostgres(pg_scratch_folder / "data", free_port())
-    cluster.start()
-    admin_url = cluster.admin_url()
-    passwords = schemas.local_passwords(("drift",))
-    schemas.bootstrap(admin_url, passwords, ("drift",))
-    owner, app = schemas.role_name("drift", "owner"), schemas.role_name("drift", "app")
-    schemas.migrate("drift", schemas.service_url(admin_url, "drift", "owner", passwords[owner]))
-    app_url = schemas.service_url(admin_url, "drift", "app", passwords[app])
-    settings = Settings.from_env("test", {"JWT_SECRET": TEST_JWT_SECRET})
-    token = mint_token(settings, subject="ops", customer=CUSTOMER, role=Role.ADMIN, ttl_seconds=600)
+    app_url = service_on_own_cluster(cluster, "drift")
+    token = token_for(CUSTOMER)
     request = drift_service_pb2.GetDriftConfigRequest(name=f"customers/{CUSTOMER}/driftConfig")
     metadata = (("authorization", f"Bearer {token}"),)
     refused: list[grpc.StatusCode] = []

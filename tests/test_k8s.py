@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from runtime.server import LIVENESS
 from runtime.settings import REPO_ROOT
 
 K8S = REPO_ROOT / "k8s"
@@ -184,6 +185,9 @@ def test_each_service_is_reached_through_a_headless_service_and_migrated_first(
         assert container["command"] == ["python", "-m", f"services.{service}"]
         assert {p["containerPort"] for p in container["ports"]} >= {port}
         assert container["startupProbe"]["grpc"]["port"] == port
+        # Readiness follows the database; liveness asks for the name that never does.
+        assert "service" not in container["readinessProbe"]["grpc"]
+        assert container["livenessProbe"]["grpc"] == {"port": port, "service": LIVENESS}
         job = named(prod, "Job", f"{service}-migrate")
         (migrate,) = job["spec"]["template"]["spec"]["containers"]
         assert migrate["command"] == [

@@ -20,11 +20,9 @@ import httpx
 import pytest
 
 from devtools.stack import Stack, http_ok, wait_until
-from runtime.auth import Role, mint_token
 from runtime.clients import CHANNEL_OPTIONS, service_config
-from runtime.settings import Settings
 from tests.conftest import PostgresUnderTest, own_database
-from tests.system import TEST_JWT_SECRET, base_env, free_port
+from tests.system import base_env, free_port, token_for
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
 
 CUSTOMER = "rolling"
@@ -139,8 +137,7 @@ def test_each_replica_restarted_in_turn_under_load_fails_no_call(
     cluster: tuple[Stack, dict[str, list[Replica]], str],
 ) -> None:
     stack, replicas, url = cluster
-    settings = Settings.from_env("tests", {"JWT_SECRET": TEST_JWT_SECRET})
-    token = mint_token(settings, subject="sre", customer=CUSTOMER, role=Role.ADMIN, ttl_seconds=900)
+    token = token_for(CUSTOMER)
     headers = {"Authorization": f"Bearer {token}"}
     drift_targets = "ipv4:" + ",".join(r.target for r in replicas["drift"])
     options = [

@@ -10,12 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import psycopg
-import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devtools.stack import wait_until
 from runtime import schemas
 from runtime.auth import Role, mint_token
+from runtime.server import DRAIN_NOTICE_SECONDS
 from runtime.settings import Settings
 from tests.conftest import PostgresUnderTest
 from tests.system import TEST_JWT_SECRET, running_service
@@ -75,19 +75,30 @@ def test_sigterm_drains_in_flight_calls_then_exits_zero(postgres: PostgresUnderT
             not_serving_at = statuses[-1][0]
             assert not slow.done(), "the slow call must still be in flight"
 
-            # New calls are refused while the old one drains.
-            with (
-                grpc.insecure_channel(target) as fresh,
-                pytest.raises(grpc.RpcError) as refused,
-            ):
-                health_pb2_grpc.HealthStub(fresh).Check(health_pb2.HealthCheckRequest(), timeout=2)
+            # New calls are refused while the old one drains, once clients have had the
+            # notice (DRAIN_NOTICE_SECONDS) to move their calls elsewhere.
+            refused: list[grpc.StatusCode] = []
+
+            def refuses_new_calls() -> bool:
+                with grpc.insecure_channel(target) as fresh:
+                    try:
+                        health_pb2_grpc.HealthStub(fresh).Check(
+                            health_pb2.HealthCheckRequest(), timeout=2
+                        )
+                    except grpc.RpcError as error:
+                        refused.append(error.code())
+                        return True
+                return False
+
+            wait_until("new calls refused", refuses_new_calls, timeout=DRAIN_NOTICE_SECONDS + 5)
+            assert not slow.done(), "the slow call must still be in flight"
 
             admin.rollback()  # release the lock: the in-flight call can finish
             reply = slow.result(timeout=30)
             finished_at = time.monotonic()
         assert reply.name == "customers/acme/driftConfig"
         assert not_serving_at < finished_at
-        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert refused == [grpc.StatusCode.UNAVAILABLE]
         assert process.wait(timeout=30) == 0
         admin.close()
         channel.close()

@@ -7,9 +7,10 @@ import logging
 from typing import Any
 
 import pytest
+from google.rpc import code_pb2, status_pb2
 from starlette.requests import Request
 
-from gateway import app
+from gateway import app, problems
 from runtime import validation
 from runtime.auth import Role, mint_token
 from runtime.methods import API_SERVICES
@@ -53,3 +54,15 @@ async def test_an_unexpected_failure_is_a_500_logged_by_its_rpc_not_its_path(
     logged = record.getMessage()
     assert "/upstream.ingest.v1.IngestService/GetUpload" in logged
     assert CUSTOMER not in logged and UPLOAD not in logged
+
+
+def test_a_cancelled_call_is_problem_details_with_499_not_an_error() -> None:
+    cancelled = status_pb2.Status(code=code_pb2.CANCELLED, message="the call was cancelled")
+
+    body = problems.problem(cancelled, "/v1/customers/acme/uploads", "rid-1")
+
+    assert (body["status"], body["title"], body["code"]) == (
+        499,
+        "Client Closed Request",
+        "CANCELLED",
+    )
