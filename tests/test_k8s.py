@@ -4,6 +4,8 @@ rules a zero-downtime rollout and a locked-down cluster need."""
 
 from __future__ import annotations
 
+import importlib
+import json
 import re
 import shutil
 import subprocess
@@ -12,8 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import promql_parser
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 
 from runtime.server import LIVENESS
 from runtime.settings import REPO_ROOT
@@ -21,6 +25,9 @@ from runtime.settings import REPO_ROOT
 K8S = REPO_ROOT / "k8s"
 OVERLAYS = ("dev", "prod")
 KUBERNETES_VERSION = "1.32.0"
+OPERATOR_GROUP = "monitoring.coreos.com/"
+# What kube-state-metrics exports, which the alerts on pods read.
+KUBE_STATE_METRICS = {"kube_deployment_status_replicas_available", "kube_deployment_spec_replicas"}
 SERVICES = {"ingest": 50051, "drift": 50052, "reports": 50053}
 # The gRPC calls each process makes (the channels services/*/server.py and the gateway open).
 CALLS = {
@@ -92,8 +99,11 @@ def validate(path: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("name", OVERLAYS)
 def test_every_overlay_renders_and_validates_strictly(name: str, tmp_path: Path) -> None:
+    objects = [doc for doc in yaml.safe_load_all(render(name)) if doc]
+    # Kubernetes' own kinds; the Prometheus Operator's are checked by the tests below.
+    core = [o for o in objects if not o["apiVersion"].startswith(OPERATOR_GROUP)]
     rendered = tmp_path / f"{name}.yaml"
-    rendered.write_text(render(name))
+    rendered.write_text(yaml.safe_dump_all(core))
     done = validate(rendered)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -245,3 +255,71 @@ def test_network_policies_allow_exactly_the_calls_the_code_makes(
     assert open_ports == {5432, 443, 587}
     gateway = named(prod, "NetworkPolicy", "gateway")["spec"]["egress"]
     assert all("to" in rule for rule in gateway)  # no database, no internet
+
+
+def _metric_names(node: Any) -> set[str]:
+    """The metric names a parsed PromQL expression selects."""
+    if isinstance(node, promql_parser.VectorSelector):
+        return {node.name}
+    names: set[str] = set()
+    for attribute in ("lhs", "rhs", "expr", "param", "vector_selector", "args"):
+        child = getattr(node, attribute, None)
+        for item in child if isinstance(child, list) else [child]:
+            if item is not None and not isinstance(item, (str, int, float)):
+                names |= _metric_names(item)
+    return names
+
+
+def _exported_metrics() -> set[str]:
+    """Every series name Upstream's processes export (their modules register the metrics)."""
+    for module in ("services.ingest.server", "services.drift.server", "services.reports.server"):
+        importlib.import_module(module)
+    names = set()
+    for metric in REGISTRY.collect():
+        names.add(metric.name)
+        for sample in metric.samples:
+            names.add(sample.name)
+        if metric.type == "histogram":
+            names |= {f"{metric.name}_bucket", f"{metric.name}_sum", f"{metric.name}_count"}
+        if metric.type == "counter":
+            names.add(f"{metric.name}_total")
+    return names
+
+
+def test_alerts_and_dashboard_query_metrics_that_exist(prod: list[dict[str, Any]]) -> None:
+    rules = [
+        r for g in named(prod, "PrometheusRule", "upstream")["spec"]["groups"] for r in g["rules"]
+    ]
+    dashboard = json.loads(
+        named(prod, "ConfigMap", "upstream-grafana-dashboard")["data"]["upstream.json"]
+    )
+    queries = [r["expr"] for r in rules] + [
+        t["expr"] for panel in dashboard["panels"] for t in panel["targets"]
+    ]
+    exported = _exported_metrics() | KUBE_STATE_METRICS
+    selected: set[str] = set()
+    for query in queries:
+        selected |= _metric_names(promql_parser.parse(query))
+
+    assert len(rules) >= 5 and len(queries) >= 12
+    assert selected, queries
+    assert selected <= exported, sorted(selected - exported)
+    monitor = named(prod, "ServiceMonitor", "upstream")["spec"]
+    assert monitor["endpoints"][0]["port"] == "metrics"
+    scraped = [
+        s for s in of_kind(prod, "Service")
+        if any(p["name"] == "metrics" for p in s["spec"]["ports"])
+        and monitor["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
+    ]  # fmt: skip
+    assert sorted(s["metadata"]["name"] for s in scraped) == sorted(["gateway", *SERVICES])
+
+
+def test_every_alert_has_a_runbook_that_exists(prod: list[dict[str, Any]]) -> None:
+    rules = [
+        r for g in named(prod, "PrometheusRule", "upstream")["spec"]["groups"] for r in g["rules"]
+    ]
+    for rule in rules:
+        url = rule["annotations"]["runbook_url"]
+        path = url.split("/blob/main/", 1)[1]
+        assert (REPO_ROOT / path).is_file(), (rule["alert"], url)
+        assert rule["labels"]["severity"] in ("page", "ticket"), rule["alert"]
