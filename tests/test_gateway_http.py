@@ -388,3 +388,27 @@ def test_metrics_are_on_the_public_port_unless_an_internal_one_is_set(
     assert public_strict.status_code == 404
     assert on_internal.status_code == 200 and "# TYPE" in on_internal.text
     assert api_on_internal.status_code == 404
+
+
+def _counted(metrics: str, handler: str, method: str, status: str) -> float:
+    labels = f'handler="{handler}",method="{method}",status="{status}"'
+    found = [
+        line for line in metrics.splitlines() if line.startswith(f"http_requests_total{{{labels}}}")
+    ]
+    return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
+
+
+def test_requests_are_counted_by_route_template_never_by_path(system: System) -> None:
+    customer = "metrics" + uuid.uuid4().hex[:8]
+    template = "/v1/{name=customers/*/uploads/*}"
+    before = httpx.get(f"{system.gateway_url}/metrics").text
+    with system.client(customer, "viewer") as client:
+        for _ in range(3):
+            assert client.get(f"/v1/customers/{customer}/uploads/u_missing").status_code == 404
+        assert client.get("/v1/nothing/here").status_code == 404
+    after = httpx.get(f"{system.gateway_url}/metrics").text
+
+    assert _counted(after, template, "GET", "404") - _counted(before, template, "GET", "404") == 3
+    assert _counted(after, "none", "GET", "404") > _counted(before, "none", "GET", "404")
+    assert f'http_request_duration_seconds_count{{handler="{template}",method="GET"}}' in after
+    assert customer not in after and "u_missing" not in after

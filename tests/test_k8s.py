@@ -272,7 +272,8 @@ def _metric_names(node: Any) -> set[str]:
 
 def _exported_metrics() -> set[str]:
     """Every series name Upstream's processes export (their modules register the metrics)."""
-    for module in ("services.ingest.server", "services.drift.server", "services.reports.server"):
+    modules = ("services.ingest.server", "services.drift.server", "services.reports.server")
+    for module in (*modules, "gateway.app"):
         importlib.import_module(module)
     names = set()
     for metric in REGISTRY.collect():
