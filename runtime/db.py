@@ -6,12 +6,17 @@ import time
 from typing import Any
 
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from prometheus_client import Gauge
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from runtime.settings import Settings
 
 _RETURNED = "upstream_returned_at"
+db_pool_connections_in_use = Gauge(
+    "db_pool_connections_in_use", "Database connections checked out of the pool."
+)
+db_pool_size = Gauge("db_pool_size", "Connections the pool keeps (DATABASE_POOL_SIZE).")
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -29,6 +34,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         hide_parameters=True,
         connect_args={"application_name": f"upstream-{settings.service}"},
     )
+    db_pool_size.set(settings.database_pool_size)
     _ping_when_idle(engine, settings.database_ping_after_idle_seconds)
     SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
     return engine
@@ -45,9 +51,11 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
     @event.listens_for(sync_engine, "checkin")
     def returned(_: Any, record: Any) -> None:
         record.info[_RETURNED] = time.monotonic()
+        db_pool_connections_in_use.dec()
 
     @event.listens_for(sync_engine, "checkout")
     def taken(dbapi_connection: Any, record: Any, _: Any) -> None:
+        db_pool_connections_in_use.inc()
         at = record.info.get(_RETURNED)
         if at is None or time.monotonic() - at < idle_seconds:
             return

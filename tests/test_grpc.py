@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+
 import grpc
 import httpx
 import pytest
@@ -93,7 +96,13 @@ def test_a_bad_resource_name_is_a_field_violation(system: System) -> None:
 def test_prometheus_metrics_count_rpcs_by_code(system: System) -> None:
     with system.client("acme", "viewer") as client:
         client.get("/v1/customers/acme/driftConfig")
-        client.get("/v1/customers/acme/uploads", params={"pageSize": -1})
+    # Straight to ingest: the gateway itself refuses a negative page size before forwarding.
+    with grpc.insecure_channel(system.targets["ingest"]) as channel, pytest.raises(grpc.RpcError):
+        ingest_service_pb2_grpc.IngestServiceStub(channel).ListUploads(
+            ingest_service_pb2.ListUploadsRequest(parent="customers/acme", page_size=-1),
+            metadata=[("authorization", f"Bearer {system.token('acme', 'viewer')}")],
+            timeout=5,
+        )
     port = system.metrics_ports["drift"]
     drift_metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     assert (
@@ -104,3 +113,52 @@ def test_prometheus_metrics_count_rpcs_by_code(system: System) -> None:
     ingest_port = system.metrics_ports["ingest"]
     ingest_metrics = httpx.get(f"http://127.0.0.1:{ingest_port}/metrics").text
     assert 'grpc_code="INVALID_ARGUMENT",grpc_method="ListUploads"' in ingest_metrics
+
+
+def _sample(metrics: str, name: str) -> float:
+    """The value of one series (`name` with its labels, as exported); 0 when absent."""
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_uploads_and_detection_runs_are_counted_for_dashboards(system: System) -> None:
+    ingest = f"http://127.0.0.1:{system.metrics_ports['ingest']}/metrics"
+    drift = f"http://127.0.0.1:{system.metrics_ports['drift']}/metrics"
+    before_ingest, before_drift = httpx.get(ingest).text, httpx.get(drift).text
+    customer = "metrics" + uuid.uuid4().hex[:8]
+    rows = (
+        "claim_id,payer,procedure_code,decision_date,status,billed_amount,paid_amount\n"
+        "M1,Aetna,99213,2026-03-02,PAID,100.00,80.00\n"
+        "M2,Aetna,99214,2026-03-03,PAID,120.00,90.00\n"
+        "M3,Aetna,99214,not a date,PAID,120.00,90.00\n"
+    )
+    with system.client(customer, "admin") as client:
+        made = client.post(f"/v1/customers/{customer}/uploads", content=rows.encode())
+        assert made.status_code == 200, made.text
+        deadline = time.monotonic() + 60
+        while not client.get(f"/v1/customers/{customer}/driftRuns").json().get("driftRuns"):
+            assert time.monotonic() < deadline, "no detection run after the upload"
+            time.sleep(0.2)
+        run = client.get(f"/v1/customers/{customer}/driftRuns").json()["driftRuns"][0]
+        while run["state"] not in ("SUCCEEDED", "FAILED"):
+            assert time.monotonic() < deadline, "the detection run did not end"
+            time.sleep(0.2)
+            run = client.get(f"/v1/{run['name']}").json()
+    after_ingest, after_drift = httpx.get(ingest).text, httpx.get(drift).text
+
+    def grew(before: str, after: str, name: str) -> float:
+        return _sample(after, name) - _sample(before, name)
+
+    assert grew(before_ingest, after_ingest, 'ingest_rows_total{outcome="accepted"}') >= 2
+    assert grew(before_ingest, after_ingest, 'ingest_rows_total{outcome="rejected"}') >= 1
+    assert (
+        grew(before_ingest, after_ingest, 'ingest_uploads_total{format="CSV",state="SUCCEEDED"}')
+        >= 1
+    )
+    assert grew(before_ingest, after_ingest, 'ingest_upload_seconds_count{format="CSV"}') >= 1
+    assert grew(before_drift, after_drift, 'drift_runs_total{outcome="succeeded"}') >= 1
+    assert grew(before_drift, after_drift, "drift_run_seconds_count") >= 1
+    assert _sample(after_ingest, "db_pool_size") > 0
+    assert "db_pool_connections_in_use " in after_ingest

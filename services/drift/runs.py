@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 
 from opentelemetry import propagate, trace
+from prometheus_client import Counter, Histogram
 from sqlalchemy.engine import Row
 
 from runtime.server import work_forever
@@ -23,6 +25,18 @@ from services.drift.summaries import PayerSummary, summarize, summary_span_start
 
 logger = logging.getLogger("upstream.drift")
 tracer = trace.get_tracer("upstream.drift")
+drift_runs_total = Counter("drift_runs_total", "Detection runs, by outcome.", ("outcome",))
+drift_run_seconds = Histogram(
+    "drift_run_seconds",
+    "Seconds a detection run takes, reading the statistics to recording its events.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+drift_cells_tested_total = Counter(
+    "drift_cells_tested_total", "Payer × code group × metric comparisons made by runs."
+)
+drift_events_opened_total = Counter(
+    "drift_events_opened_total", "Drift events opened, by metric.", ("metric",)
+)
 
 WORKER_POLL_SECONDS = 2.0
 
@@ -67,6 +81,7 @@ class DetectionRuns:
         if run is None:
             return False
         customer = run.customer_id
+        started = time.perf_counter()
         with tracer.start_as_current_span(
             "drift run", attributes={"upstream.customer": customer, "upstream.run": run.run_id}
         ):
@@ -88,7 +103,13 @@ class DetectionRuns:
                 logger.exception("drift run failed", extra={"run_id": run.run_id})
                 # The run's error is shown to the customer: never a database error's values.
                 await self._store.fail_run(customer, run.run_id, error_text(exc))
+                drift_runs_total.labels("failed").inc()
                 return True
+        drift_runs_total.labels("succeeded").inc()
+        drift_run_seconds.observe(time.perf_counter() - started)
+        drift_cells_tested_total.inc(detection.cells_tested)
+        for metric in outcome.opened_metrics:
+            drift_events_opened_total.labels(metric).inc()
         logger.info(
             "drift run finished",
             extra={

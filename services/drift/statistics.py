@@ -362,7 +362,11 @@ def mann_whitney_greater_rows(
 
 
 def median_rows(counts: IntArray, values: IntArray) -> FloatArray:
-    """`Histogram.median` of each row of `counts` (claims per value of `values`, ascending)."""
+    """`Histogram.median` of each row of `counts` (claims per value of `values`, ascending);
+    0.0 for an empty row."""
+    if values.size == 0:
+        # No decided claim at all in these windows (a customer's first days).
+        return np.zeros(counts.shape[0], np.float64)
     cumulative = np.cumsum(counts, axis=1)
     total = cumulative[:, -1] if counts.shape[1] else np.zeros(counts.shape[0], np.int64)
     low = (cumulative < ((total + 1) // 2)[:, None]).sum(axis=1)

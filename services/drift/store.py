@@ -175,6 +175,8 @@ class RunOutcome:
     opened: int
     updated: int
     closed: int
+    # The metric of each event opened.
+    opened_metrics: tuple[str, ...] = ()
 
 
 def config_etag(config: DetectionConfig) -> str:
@@ -368,7 +370,7 @@ class DriftStore:
                     )
                 )
             )
-            opened, updated, changed = await self._upsert_findings(
+            opened_metrics, updated, changed = await self._upsert_findings(
                 connection, customer, run, detection
             )
             closed = await self._close_episodes(connection, customer, run, detection)
@@ -394,7 +396,7 @@ class DriftStore:
                     state="SUCCEEDED",
                     cells_tested=detection.cells_tested,
                     cells_skipped=detection.cells_skipped,
-                    events_created=opened,
+                    events_created=len(opened_metrics),
                     events_updated=updated,
                     events_closed=len(closed),
                     baseline_start=detection.windows.baseline.start,
@@ -405,12 +407,13 @@ class DriftStore:
                     lease_expire_time=None,
                 )
             )
-        return RunOutcome(opened, updated, len(closed))
+        return RunOutcome(len(opened_metrics), updated, len(closed), tuple(opened_metrics))
 
     async def _upsert_findings(
         self, connection: AsyncConnection, customer: str, run: Row, detection: Detection
-    ) -> tuple[int, int, list[str]]:
-        opened = updated = 0
+    ) -> tuple[list[str], int, list[str]]:
+        opened: list[str] = []
+        updated = 0
         changed: list[str] = []
         windows = detection.windows
         for finding in detection.findings:
@@ -443,7 +446,7 @@ class DriftStore:
                         **values,
                     )
                 )
-                opened += 1
+                opened.append(finding.metric)
             else:
                 event_id = episode.event_id
                 # New numbers, never a new triage state: a dismissed episode stays dismissed.

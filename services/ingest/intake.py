@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from opentelemetry import propagate
+from prometheus_client import Counter, Histogram
 from sqlalchemy.engine import Row
 
 from services.ingest.claim_writes import UploadFacts, UploadWriter, failure_message
@@ -84,17 +85,24 @@ class UploadIntake:
         )
         upload_id = request.upload_id or "u_" + secrets.token_hex(8)
         if request.upload_id is not None:
-            started = await self._store.start_progress(
+            reserved = await self._store.start_progress(
                 request.customer, upload_id, request.file_name, request.creator
             )
-            if not started:
+            if not reserved:
                 await _discard(chunks)
                 raise UploadIdTakenError(upload_id)
+        started = time.perf_counter()
         try:
-            return await self._read(request, upload_id, chunks, parser)
+            stored = await self._read(request, upload_id, chunks, parser)
+        except UploadRejectedError:
+            _observe(await self._store.get_upload(request.customer, upload_id), started)
+            raise
         finally:
             if request.upload_id is not None:
                 await asyncio.shield(self._store.end_progress(request.customer, upload_id))
+        if stored.upload_id == upload_id:  # not an earlier upload of the same file
+            _observe(stored, started)
+        return stored
 
     async def _read(
         self,
@@ -157,6 +165,29 @@ class UploadIntake:
         if row is None:
             raise LookupError(f"upload {upload_id} of {customer} is not stored")
         return row
+
+
+ingest_uploads_total = Counter(
+    "ingest_uploads_total", "Uploads stored, by format and state.", ("format", "state")
+)
+ingest_rows_total = Counter(
+    "ingest_rows_total", "Rows of stored uploads, accepted or rejected.", ("outcome",)
+)
+ingest_upload_seconds = Histogram(
+    "ingest_upload_seconds",
+    "Seconds from an upload's first byte to its commit, by format.",
+    ("format",),
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
+)
+
+
+def _observe(upload: Row | None, started: float) -> None:
+    if upload is None:
+        return
+    ingest_uploads_total.labels(upload.format, upload.state).inc()
+    ingest_rows_total.labels("accepted").inc(upload.rows_accepted)
+    ingest_rows_total.labels("rejected").inc(upload.rows_rejected)
+    ingest_upload_seconds.labels(upload.format).observe(time.perf_counter() - started)
 
 
 class _Progress:

@@ -634,3 +634,12 @@ def test_fisher_tails_cut_too_short_are_computed_whole(monkeypatch: pytest.Monke
     monkeypatch.setattr(statistics_module, "TAIL_REACH", 0.01)
     found = fisher_greater(tables[:, 0], tables[:, 1], tables[:, 2], tables[:, 3])
     assert found.tolist() == pytest.approx(expected, rel=1e-12, abs=1e-300)
+
+
+def test_medians_and_quantiles_of_windows_without_a_single_value_are_zero() -> None:
+    """A customer's first days: no decided claim in any window, so no value at all."""
+    counts = np.zeros((3, 0), dtype=np.int64)
+    values = np.zeros(0, dtype=np.int64)
+
+    assert statistics_module.median_rows(counts, values).tolist() == [0.0, 0.0, 0.0]
+    assert statistics_module.quantile_rows(counts, values, 0.75).tolist() == [0.0, 0.0, 0.0]
