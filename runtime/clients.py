@@ -24,12 +24,17 @@ _IDEMPOTENT_LEVELS = (
     descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS,
     descriptor_pb2.MethodOptions.IDEMPOTENT,
 )
+RECONNECT_WITHIN_MS = 2000
 # Keep clients from pinging more often than the servers allow (`min_ping_interval`).
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.max_receive_message_length", 32 * 1024 * 1024),
+    # A replica back from a restart is reached again within seconds, not gRPC's default of up
+    # to two minutes of backoff: rolling restarts take replicas away one after the other.
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", RECONNECT_WITHIN_MS),
 ]
 
 

@@ -23,7 +23,8 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from prometheus_client import start_http_server
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from runtime import auth
 from runtime.db import create_engine, ping
@@ -41,8 +42,10 @@ logger = logging.getLogger("upstream.server")
 # The health service name a liveness probe asks for: SERVING for as long as the process runs,
 # while "" and the service's own name (readiness) follow the database.
 LIVENESS = "liveness"
-# How often the database is checked, and how long a check may take.
+# How often the database is checked (a check may take twice that), and how many checks in a
+# row must fail before the service answers NOT_SERVING.
 DATABASE_CHECK_SECONDS = 2.0
+DATABASE_DOWN_AFTER_CHECKS = 2
 # Between NOT_SERVING and refusing calls: clients' channels watch health (runtime.clients)
 # and move new calls to other replicas within this.
 DRAIN_NOTICE_SECONDS = 1.0
@@ -186,32 +189,42 @@ async def watch_database(
     engine: AsyncEngine, health_servicer: Any, names: tuple[str, ...], every: float
 ) -> None:
     """NOT_SERVING while PostgreSQL does not answer (a restart, a failover, a network cut), so
-    readiness probes and load balancers send calls elsewhere; SERVING again once it answers.
-    The process itself keeps running: nothing needs restarting when the database is back."""
+    readiness probes and clients send calls elsewhere; SERVING again once it answers. The
+    process keeps running: nothing needs restarting when the database is back.
+
+    Each check opens a connection of its own, outside the pool: a pool busy with calls is
+    load, not an outage. DATABASE_DOWN_AFTER_CHECKS checks in a row must fail, so one slow
+    moment on a loaded machine does not take a replica out."""
+    checker = create_async_engine(engine.url, poolclass=NullPool)
     serving = True
-    while True:
-        await asyncio.sleep(every)
-        try:
-            async with asyncio.timeout(every):
-                await ping(engine)
-            reachable = True
-        except (DBAPIError, OSError, TimeoutError) as error:
-            reachable = False
-            reason = type(error).__name__
-        if reachable == serving:
-            continue
-        serving = reachable
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
-        for name in names:
-            await health_servicer.set(name, status)
-        if serving:
-            logger.info("database reachable again: serving")
-        else:
-            logger.warning("database unreachable: not serving", extra={"error": reason})
+    failures = 0
+    try:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                async with asyncio.timeout(every * 2):
+                    await ping(checker)
+                failures = 0
+            except (DBAPIError, OSError, TimeoutError) as error:
+                failures += 1
+                reason = type(error).__name__
+            reachable = failures < DATABASE_DOWN_AFTER_CHECKS
+            if reachable == serving:
+                continue
+            serving = reachable
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if serving
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            for name in names:
+                await health_servicer.set(name, status)
+            if serving:
+                logger.info("database reachable again: serving")
+            else:
+                logger.warning("database unreachable: not serving", extra={"error": reason})
+    finally:
+        await checker.dispose()
 
 
 @contextlib.asynccontextmanager

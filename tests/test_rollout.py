@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from devtools.stack import Stack, http_ok, wait_until
-from runtime.clients import CHANNEL_OPTIONS, service_config
+from runtime.clients import CHANNEL_OPTIONS, RECONNECT_WITHIN_MS, service_config
 from tests.conftest import PostgresUnderTest, own_database
 from tests.system import base_env, free_port, token_for
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
@@ -180,8 +180,10 @@ def test_each_replica_restarted_in_turn_under_load_fails_no_call(
             code = replica.stop(stack)
             replica.start(stack)
             stack.wait_serving(replica.service, replica.target)
-            # Back in rotation: the clients' channels send it calls again.
+            # Back in rotation: the gateway's channel sends it calls again, and every client
+            # has reconnected (they retry a lost replica at least every RECONNECT_WITHIN_MS).
             wait_until(f"{replica.target} serving calls", partial(serves, replica), stack)
+            time.sleep(2 * RECONNECT_WITHIN_MS / 1000)
             restarted.append((replica.target, code))
         load.stopping.set()
         for thread in threads:
