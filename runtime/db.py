@@ -55,20 +55,20 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
 
     @event.listens_for(sync_engine, "checkout")
     def taken(dbapi_connection: Any, record: Any, _: Any) -> None:
-        db_pool_connections_in_use.inc()
         at = record.info.get(_RETURNED)
-        if at is None or time.monotonic() - at < idle_seconds:
-            return
-        try:
-            dialect.do_ping(dbapi_connection)
-        except Exception as error:
-            dbapi_error = dialect.loaded_dbapi.Error
-            if isinstance(error, dbapi_error) and dialect.is_disconnect(
-                error, dbapi_connection, None
-            ):
-                # The pool opens another connection, and drops the others of the same age.
-                raise exc.InvalidatePoolError() from error
-            raise
+        if at is not None and time.monotonic() - at >= idle_seconds:
+            try:
+                dialect.do_ping(dbapi_connection)
+            except Exception as error:
+                dbapi_error = dialect.loaded_dbapi.Error
+                if isinstance(error, dbapi_error) and dialect.is_disconnect(
+                    error, dbapi_connection, None
+                ):
+                    # The pool opens another connection, and drops the others of its age.
+                    raise exc.InvalidatePoolError() from error
+                raise
+        # Counted once handed out: a connection the ping refused is never checked in.
+        db_pool_connections_in_use.inc()
 
 
 def for_reads(engine: AsyncEngine) -> AsyncEngine:
