@@ -11,7 +11,7 @@ import uvicorn
 from gateway.app import create_app
 from gateway.http11 import ReadLimits, protocol_with
 from runtime.settings import Settings
-from runtime.telemetry import setup_logging, setup_tracing, shutdown_tracing
+from runtime.telemetry import setup_error_reporting, setup_logging, setup_tracing, shutdown_tracing
 
 logger = logging.getLogger("upstream.gateway")
 
@@ -20,6 +20,7 @@ def main() -> None:
     settings = Settings.from_env("gateway")
     setup_logging("gateway", settings.log_level)
     setup_tracing("gateway")
+    setup_error_reporting("gateway")
     limits = ReadLimits(
         header_timeout_seconds=settings.gateway_header_timeout_seconds,
         body_timeout_seconds=settings.gateway_body_timeout_seconds,

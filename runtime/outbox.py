@@ -36,8 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from prometheus_client import Counter, Gauge
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -47,7 +46,7 @@ from runtime.clients import open_channel
 from runtime.db import create_engine
 from runtime.server import running_task, work_forever
 from runtime.settings import Settings
-from runtime.telemetry import error_text
+from runtime.telemetry import continuing, error_text
 
 logger = logging.getLogger("upstream.outbox")
 tracer = trace.get_tracer("upstream.outbox")
@@ -180,6 +179,7 @@ class OutboxRelay:
         batch_size: int = BATCH_SIZE,
         lease_seconds: float | None = None,
         poll_seconds: float = POLL_SECONDS,
+        destination: str = "",
     ) -> None:
         # Longer than a whole batch of publishes at their timeout, so a lease never ends
         # mid-batch and needs no renewing.
@@ -197,6 +197,8 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        # The consumer, as traces name it (`messaging.destination.name`).
+        self._destination = destination or f"{schema} outbox consumer"
 
     async def run(self) -> None:
         """Relay while there is work, then sleep until the next event is due, a producer
@@ -370,19 +372,21 @@ class OutboxRelay:
         self, event: OutboxEvent, carrier: dict[str, str]
     ) -> PublishFailure | None:
         """Publish within the producer's trace; what failed, or None."""
-        token = otel_context.attach(propagate.extract(carrier))
         try:
-            with tracer.start_as_current_span(
-                f"outbox publish {event.event_type}",
+            with continuing(
+                carrier,
+                tracer,
+                f"send {event.event_type}",
                 kind=trace.SpanKind.PRODUCER,
-                attributes={"messaging.message.id": event.event_id},
+                operation="send",
+                destination=self._destination,
+                message_id=event.event_id,
+                attributes={"messaging.message.type": event.event_type},
             ):
                 async with asyncio.timeout(self._publish_timeout):
                     await self._publish(event)
         except Exception as exc:
             return publish_failure(exc)
-        finally:
-            otel_context.detach(token)
         return None
 
 
@@ -416,6 +420,7 @@ def outbox_relay(
             functools.partial(publish, channel),
             wake_up,
             publish_timeout_seconds=settings.client_timeout_seconds,
+            destination=full_service_name,
         )
         try:
             async with running_task(f"{settings.service}-outbox-relay", relay.run):

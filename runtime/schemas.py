@@ -6,6 +6,8 @@ see another service's schema, so data crosses a boundary only through a gRPC cal
 
     python -m runtime.schemas migrate [--service S]             bootstrap roles, upgrade to head
     python -m runtime.schemas sql --out-dir DIR [--service S]   each revision's SQL, for squawk
+    python -m runtime.schemas upgrade --service S               to head, as DATABASE_URL's owner
+    python -m runtime.schemas downgrade --service S --to REV    back to REV, as DATABASE_URL's owner
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import secrets
 import sys
 from collections.abc import Iterable, Mapping
@@ -39,6 +42,12 @@ LOCK_TIMEOUT = "5s"
 # Generous: a migration may rewrite a large table, but it must not hang a rollout forever.
 STATEMENT_TIMEOUT = "15min"
 _VERSION_COLUMN = "    version_num VARCHAR"
+# `ALTER TABLE … ADD COLUMN … DEFAULT <a literal> NOT NULL;` as Alembic writes it offline.
+_CONSTANT_DEFAULT_COLUMN = re.compile(
+    r"^(ALTER TABLE \S+ ADD COLUMN (?:IF NOT EXISTS )?\S+ [A-Z ]+ "
+    r"DEFAULT (?:'[^']*'(?:::\w+)?|\d+|true|false) NOT NULL;)$",
+    re.MULTILINE,
+)
 
 
 def role_name(service: str, role: Role) -> str:
@@ -143,6 +152,11 @@ def migrate(service: str, owner_url: str) -> None:
     command.upgrade(alembic_config(service, owner_url), "head")
 
 
+def downgrade(service: str, owner_url: str, revision: str) -> None:
+    """Take `service`'s schema back to `revision` (`base`: nothing), as its owner role."""
+    command.downgrade(alembic_config(service, owner_url), revision)
+
+
 def revision_sql(service: str) -> dict[str, str]:
     """The offline SQL of each of `service`'s revisions on its own, by revision, oldest first.
 
@@ -159,10 +173,25 @@ def revision_sql(service: str) -> dict[str, str]:
         command.upgrade(config, f"{start}{revision.revision}", sql=True)
         assert isinstance(config.output_buffer, io.StringIO)
         # Alembic's own version table has a VARCHAR(32) column: not ours to change, so not linted.
-        scripts[revision.revision] = config.output_buffer.getvalue().replace(
+        script = config.output_buffer.getvalue().replace(
             _VERSION_COLUMN, f"    -- squawk-ignore prefer-text-field\n{_VERSION_COLUMN}", 1
         )
+        # An ignore comment (`squawk_ignore`) applies to the line after it: the statement.
+        script = re.sub(r"^(-- squawk-ignore [\w-]+)\n\n", r"\1\n", script, flags=re.MULTILINE)
+        scripts[revision.revision] = _CONSTANT_DEFAULT_COLUMN.sub(
+            r"-- A constant default: rows the previous release writes without the column get\n"
+            r"-- it, so no write of theirs is refused (and PostgreSQL 11+ rewrites nothing).\n"
+            r"-- squawk-ignore ban-new-write-restriction\n\1",
+            script,
+        )
     return scripts
+
+
+def squawk_ignore(rule: str, reason: str) -> None:
+    """Mark the migration's next statement as breaking squawk's `rule` on purpose, for
+    `reason`: a comment in the SQL squawk reads (offline), nothing when migrating."""
+    if context.is_offline_mode():
+        context.get_context().impl.static_output(f"-- {reason}\n-- squawk-ignore {rule}")
 
 
 def run_migration_env(service: str) -> None:
@@ -231,15 +260,27 @@ def main(argv: list[str] | None = None) -> int:
         help="upgrade one service to head as the owner role DATABASE_URL logs in as "
         "(a deployment's migration Job; the roles exist already)",
     )
-    upgrade_command.add_argument("--service", choices=SERVICES, required=True)
+    downgrade_command = commands.add_parser(
+        "downgrade",
+        help="take one service back to a revision as the owner role DATABASE_URL logs in as "
+        "(an incident's last resort: releases roll back without it)",
+    )
+    downgrade_command.add_argument("--to", required=True, help="a revision, or base")
+    for subcommand in (upgrade_command, downgrade_command):
+        subcommand.add_argument("--service", choices=SERVICES, required=True)
     args = parser.parse_args(argv)
-    if args.command == "upgrade":
+    if args.command in ("upgrade", "downgrade"):
         setup_logging("migrate", os.environ.get("LOG_LEVEL", "INFO"))
         owner_url = os.environ.get("DATABASE_URL", "")
         if not owner_url:
-            parser.error("upgrade needs DATABASE_URL: the service's owner role")
-        migrate(args.service, owner_url.replace("postgresql://", f"{DRIVER}://", 1))
-        print(f"{args.service}: migrated to head")
+            parser.error(f"{args.command} needs DATABASE_URL: the service's owner role")
+        owner_url = owner_url.replace("postgresql://", f"{DRIVER}://", 1)
+        if args.command == "upgrade":
+            migrate(args.service, owner_url)
+            print(f"{args.service}: migrated to head")
+        else:
+            downgrade(args.service, owner_url, args.to)
+            print(f"{args.service}: migrated down to {args.to}")
         return 0
     services = (args.service,) if args.service else SERVICES
     if args.command == "sql":

@@ -36,7 +36,7 @@ from runtime.interceptors import (
     ValidationInterceptor,
 )
 from runtime.settings import Settings
-from runtime.telemetry import setup_logging, setup_tracing, shutdown_tracing
+from runtime.telemetry import setup_error_reporting, setup_logging, setup_tracing, shutdown_tracing
 
 logger = logging.getLogger("upstream.server")
 # The health service name a liveness probe asks for: SERVING for as long as the process runs,
@@ -89,6 +89,7 @@ async def serve(
     it (see watch_database)."""
     setup_logging(settings.service, settings.log_level)
     setup_tracing(settings.service)
+    setup_error_reporting(settings.service)
     verifier = auth.TokenVerifier(settings)
     in_flight = InFlight()
     server = grpc.aio.server(

@@ -1,9 +1,9 @@
 """Tracing, metrics and logs, set up in one place for every process.
 
 Code elsewhere uses only the OpenTelemetry API (`trace.get_tracer`). The exporter is chosen
-by `OTEL_TRACES_EXPORTER` (`none` by default, `otlp`, or `console`); the OTLP exporter and the
-resource read the other standard `OTEL_*` variables themselves. Datadog takes spans through
-the agent's OTLP intake.
+by `OTEL_TRACES_EXPORTER`: `none` (the default), `console`, `otlp` (gRPC or HTTP, by
+`OTEL_EXPORTER_OTLP_PROTOCOL`; the exporter and the resource read the other standard
+`OTEL_*` variables themselves), or `datadog` (ddtrace as the provider, `DD_*` variables).
 
 Logs are JSON lines on stderr. A database error in them shows its shape (classes, SQLSTATE,
 constraint, statement), never the values it carries (`error_text`).
@@ -11,17 +11,19 @@ constraint, statement), never the values it carries (`error_text`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import threading
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
 import psycopg
-from opentelemetry import baggage, trace
+from opentelemetry import baggage, propagate, trace
+from opentelemetry import context as otel_context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
@@ -29,7 +31,7 @@ from prometheus_client import Counter, Histogram
 from pythonjsonlogger.json import JsonEncoder, JsonFormatter
 from sqlalchemy.exc import StatementError
 
-_provider: TracerProvider | None = None
+_provider: trace.TracerProvider | None = None
 
 GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
 # Names as go-grpc-prometheus exports them, which existing dashboards query.
@@ -53,28 +55,64 @@ _CAUSE = "\nThe above exception was the direct cause of the following exception:
 _CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
 
 
-def _exporter(name: str) -> SpanExporter | None:
-    if name == "otlp":
+EXPORTERS = ("none", "console", "otlp", "datadog")
+
+
+def _otlp_exporter() -> SpanExporter:
+    """OTLP over gRPC (the default) or HTTP, as `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL` says;
+    the exporter reads its endpoint, headers and TLS from the other `OTEL_EXPORTER_OTLP_*`."""
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "grpc"
+    ).strip()
+    if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         return OTLPSpanExporter()
-    if name == "console":
-        return ConsoleSpanExporter()
-    if name in ("", "none"):
-        return None
-    raise ValueError(f"OTEL_TRACES_EXPORTER={name!r} is not supported (otlp, console, none)")
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as OTLPHttpSpanExporter,
+        )
+
+        return OTLPHttpSpanExporter()
+    raise ValueError(
+        f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (grpc, http/protobuf)"
+    )
 
 
-def setup_tracing(service: str) -> TracerProvider:
-    """Install the process's tracer provider once; spans of every library go through it."""
+def _datadog_provider(service_name: str) -> trace.TracerProvider:
+    """ddtrace as the OpenTelemetry provider: every span (ours and the gRPC, SQL and ASGI
+    instrumentations') goes to the Datadog agent in its own format, configured by the
+    `DD_*` variables (`DD_TRACE_AGENT_URL` or `DD_AGENT_HOST`, `DD_ENV`, `DD_VERSION`).
+    ddtrace's own integrations stay off: they would trace each call a second time."""
+    os.environ.setdefault("DD_SERVICE", service_name)
+    os.environ.setdefault("DD_TRACE_OTEL_ENABLED", "true")
+    from ddtrace.opentelemetry import TracerProvider as DatadogTracerProvider
+
+    return DatadogTracerProvider()
+
+
+def setup_tracing(service: str) -> trace.TracerProvider:
+    """Install the process's tracer provider once; spans of every library go through it.
+    `OTEL_TRACES_EXPORTER` chooses where they go: nowhere (`none`, the default), stdout
+    (`console`), an OpenTelemetry collector (`otlp`), or a Datadog agent (`datadog`)."""
     global _provider
     if _provider is not None:
         return _provider
-    resource = Resource.create({"service.name": f"upstream-{service}"})
-    provider = TracerProvider(resource=resource)
-    exporter = _exporter(os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower())
-    if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+    name = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower() or "none"
+    if name not in EXPORTERS:
+        raise ValueError(f"OTEL_TRACES_EXPORTER={name!r} is not supported ({', '.join(EXPORTERS)})")
+    service_name = f"upstream-{service}"
+    provider: trace.TracerProvider
+    if name == "datadog":
+        provider = _datadog_provider(service_name)
+    else:
+        sdk_provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+        if name != "none":
+            exporter = ConsoleSpanExporter() if name == "console" else _otlp_exporter()
+            sdk_provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider = sdk_provider
     trace.set_tracer_provider(provider)
     _provider = provider
     return provider
@@ -82,8 +120,62 @@ def setup_tracing(service: str) -> TracerProvider:
 
 def shutdown_tracing() -> None:
     """Flush spans still buffered (called on the way out, after the server drained)."""
-    if _provider is not None:
+    if isinstance(_provider, TracerProvider):
         _provider.shutdown()
+    elif _provider is not None:
+        from ddtrace.trace import tracer as datadog_tracer
+
+        datadog_tracer.shutdown(timeout=5)
+
+
+# `messaging.system` of the hops that go through a table: the outbox, and the queues of
+# webhook deliveries, alerts and report builds.
+MESSAGING_SYSTEM = "upstream_outbox"
+
+
+def trace_carrier() -> dict[str, str]:
+    """The W3C trace context (and baggage) of the current span, as a queued message keeps it
+    so the work that follows continues the trace."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+@contextlib.contextmanager
+def continuing(
+    carrier: Mapping[str, str] | None,
+    tracer: trace.Tracer,
+    name: str,
+    *,
+    kind: trace.SpanKind,
+    operation: str,
+    destination: str,
+    message_id: str,
+    attributes: Mapping[str, Any] | None = None,
+) -> Iterator[trace.Span]:
+    """A span for the asynchronous hop of a queued message: a child of the context the
+    message was created in (so the request and what follows from it are one trace) that
+    also links to it, as the messaging conventions ask of a hop whose two ends are apart
+    in time. `operation` is `send` (publishing on) or `process` (doing the work)."""
+    parent = propagate.extract(dict(carrier or {}))
+    created = trace.get_current_span(parent).get_span_context()
+    token = otel_context.attach(parent)
+    try:
+        with tracer.start_as_current_span(
+            name,
+            kind=kind,
+            links=[trace.Link(created)] if created.is_valid else (),
+            attributes={
+                "messaging.system": MESSAGING_SYSTEM,
+                "messaging.operation.type": operation,
+                "messaging.destination.name": destination,
+                "messaging.message.id": message_id,
+                **(attributes or {}),
+            },
+        ) as span:
+            yield span
+    finally:
+        otel_context.detach(token)
 
 
 # The baggage entry naming the HTTP request a call serves (set by the gateway).
@@ -236,6 +328,72 @@ def log_formatter(service: str) -> logging.Formatter:
         static_fields={"service": service},
         json_encoder=_LogEncoder,
     )
+
+
+# Where the name of a database error's module begins: its message carries the values.
+_DATABASE_MODULES = ("psycopg", "sqlalchemy")
+_WITHHELD = "<withheld: a database error's message carries the values of the statement>"
+
+
+def setup_error_reporting(service: str) -> bool:
+    """Send errors to Sentry when `SENTRY_DSN` is set (`SENTRY_ENVIRONMENT`,
+    `SENTRY_RELEASE` as the SDK reads them); whether it does.
+
+    What is logged at ERROR or above, and what no one caught, becomes an event. None carries
+    claim data: no local variables, no breadcrumbs, no request bodies or users, and a
+    database error's message (which echoes the statement's values) is replaced by its
+    shape, as in the logs."""
+    dsn = os.environ.get("SENTRY_DSN", "").strip()
+    if not dsn:
+        return False
+    import sentry_sdk
+    from sentry_sdk.integrations.logging import LoggingIntegration
+
+    sentry_sdk.init(
+        dsn=dsn,
+        send_default_pii=False,
+        include_local_variables=False,
+        include_source_context=True,
+        max_breadcrumbs=0,
+        max_request_body_size="never",
+        auto_enabling_integrations=False,
+        integrations=[LoggingIntegration(level=None, event_level=logging.ERROR)],
+        before_send=_without_claim_data,  # type: ignore[arg-type]
+    )
+    sentry_sdk.get_global_scope().set_tag("service", f"upstream-{service}")
+    return True
+
+
+def _without_claim_data(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+    """`event` as Sentry may keep it: database errors by their shape, no request or user."""
+    for key in ("request", "user", "breadcrumbs"):
+        event.pop(key, None)
+    shapes: dict[str, str] = {}
+    exc_info = hint.get("exc_info")
+    error = exc_info[1] if exc_info else None
+    while isinstance(error, BaseException) and len(shapes) < 50:
+        if is_database_error(error):
+            shapes.setdefault(type(error).__name__, error_text(error))
+        error = error.__cause__ or error.__context__
+    for value in (event.get("exception") or {}).get("values") or []:
+        if str(value.get("module") or "").startswith(_DATABASE_MODULES):
+            value["value"] = shapes.get(str(value.get("type")), _WITHHELD)
+    entry = event.get("logentry")
+    if entry and entry.get("params"):
+        params = entry["params"]
+        shown = (
+            {key: _loggable(param) for key, param in params.items()}
+            if isinstance(params, Mapping)
+            else tuple(_loggable(param) for param in params)
+        )
+        entry["params"] = shown
+        try:
+            entry["formatted"] = str(entry.get("message", "")) % shown
+        except (TypeError, ValueError):
+            entry["formatted"] = str(entry.get("message", ""))
+    if isinstance(event.get("extra"), dict):
+        event["extra"] = {key: _loggable(value) for key, value in event["extra"].items()}
+    return event
 
 
 def setup_logging(service: str, level: str) -> None:

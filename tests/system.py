@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
 import httpx
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.stack import Stack, http_ok, wait_until
 from runtime import schemas
@@ -50,12 +52,17 @@ def free_port() -> int:
 
 @dataclass
 class SpanSink(trace_service_pb2_grpc.TraceServiceServicer):
-    """A real OTLP/gRPC trace receiver that keeps every span it is sent."""
+    """A real OTLP trace receiver that keeps every span it is sent: over gRPC (`span_sink`)
+    or HTTP (`http_span_sink`)."""
 
     spans: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def Export(self, request: Any, context: Any) -> Any:
+        self.keep(request)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def keep(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
         with self.lock:
             for resource_spans in request.resource_spans:
                 service = next(
@@ -77,9 +84,11 @@ class SpanSink(trace_service_pb2_grpc.TraceServiceServicer):
                                 "parent_span_id": span.parent_span_id.hex(),
                                 "kind": span.kind,
                                 "attributes": {a.key: a.value for a in span.attributes},
+                                "links": [
+                                    (link.trace_id.hex(), link.span_id.hex()) for link in span.links
+                                ],
                             }
                         )
-        return trace_service_pb2.ExportTraceServiceResponse()
 
     def trace(self, trace_id: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -97,6 +106,47 @@ def span_sink() -> Iterator[tuple[SpanSink, str]]:
         yield sink, f"http://127.0.0.1:{port}"
     finally:
         server.stop(0)
+
+
+@contextmanager
+def http_span_sink() -> Iterator[tuple[SpanSink, str]]:
+    """An OTLP/HTTP receiver (`POST /v1/traces`, protobuf) on 127.0.0.1; its base URL."""
+    sink = SpanSink()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if self.path != "/v1/traces":
+                self.send_response(404)
+                self.end_headers()
+                return
+            sink.keep(trace_service_pb2.ExportTraceServiceRequest.FromString(body))
+            answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with serving_http(Handler) as url:
+        yield sink, url
+
+
+@contextmanager
+def serving_http(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` served on a free port of 127.0.0.1 in a thread; the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @dataclass
@@ -140,14 +190,19 @@ def base_env(**settings: str) -> dict[str, str]:
 
 @contextmanager
 def running_service(
-    service: str, database_url: str, *, port: int | None = None, **extra_env: str
+    service: str,
+    database_url: str,
+    *,
+    port: int | None = None,
+    metrics_port: int | None = None,
+    **extra_env: str,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """One service as its own process, on `port` or a free one (for tests that stop or kill
-    it); `extra_env` overrides its settings."""
+    it), its metrics on `metrics_port` or a free one; `extra_env` overrides its settings."""
     target = f"127.0.0.1:{port or free_port()}"
     stack = Stack(base_env(**extra_env))
     try:
-        process = stack.start_service(service, database_url, target, free_port())
+        process = stack.start_service(service, database_url, target, metrics_port or free_port())
         stack.wait_serving(service, target)
         yield process, target
     finally:
@@ -208,6 +263,17 @@ def extra_gateway(system: System, port: int | None = None, **settings: str) -> I
         yield url
     finally:
         stack.stop()
+
+
+def metric_value(port: int, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` with `labels` on the Prometheus endpoint at `port`."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
 
 
 def service_on_own_cluster(cluster: LocalPostgres, service: str) -> str:

@@ -1,11 +1,14 @@
-"""No token, webhook secret, statement value or claim data reaches a log: the whole output of
-a `make run` fed the error paths, and the log format on real PostgreSQL errors."""
+"""No token, webhook secret, statement value or claim data (claim ids, payers, patients' names
+and member ids) reaches a log or Sentry: the whole output of a `make run` fed the error paths,
+the errors its processes sent to a Sentry ingest, and the log format on real PostgreSQL
+errors."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import dataclasses
+import gzip
 import json
 import logging
 import os
@@ -16,13 +19,16 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import IO, Any
 
+import brotli
 import httpx
 import psycopg
 import pytest
@@ -36,7 +42,8 @@ from runtime.postgres import LocalPostgres
 from runtime.settings import REPO_ROOT, Settings
 from runtime.telemetry import log_formatter
 from tests.conftest import PostgresUnderTest
-from tests.system import SERVICES, base_env, free_port
+from tests.fixtures import X12_835_FIXTURES
+from tests.system import SERVICES, base_env, free_port, serving_http
 
 JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
 BANNER_END = "Ctrl-C stops everything."
@@ -263,6 +270,20 @@ def _csv(rows: list[tuple[str, str]]) -> bytes:
     return (CSV_HEADER + "".join(line + "\n" for line in lines)).encode()
 
 
+def _remittance(marks: dict[str, str]) -> bytes:
+    """An X12 835 whose two patients (NM1*QC) have the marked names and member ids."""
+    text = (X12_835_FIXTURES / "managed-care.835").read_text()
+    for number, (last, first, member) in enumerate(
+        (("BUDD", "WILLIAM", "33344555510"), ("SETTLE", "SUSAN", "44455666610"))
+    ):
+        text = text.replace(
+            f"NM1*QC*1*{last}*{first}****MI*{member}~",
+            f"NM1*QC*1*{marks[f'patient {number}']}*{marks[f'first name {number}']}****MI*"
+            f"{marks[f'member id {number}']}~",
+        )
+    return text.encode()
+
+
 def _with_position(token: str, position: list[Any]) -> str:
     """`token` with the position it records replaced, where it is readable JSON; else the
     token with `position` appended, as a client tampering blindly would."""
@@ -297,6 +318,14 @@ def _feed_error_paths(run: MakeRun, customer: str, marks: dict[str, str]) -> Non
             params={"upload.fileName": f"{marks['file name']}.csv"},
         )
         assert uploaded.status_code == 200, uploaded.text
+        # Remittances naming patients and their member ids: one read, one with a bad amount
+        # in the claim of the second patient.
+        remittance = _remittance(marks)
+        for content in (remittance, remittance.replace(b"*1200.00*495.00*", b"*12X0.00*495.00*")):
+            read = client.post(
+                f"{base}/uploads", content=content, params={"upload.fileName": "remit.835"}
+            )
+            assert read.status_code == 200, read.text
         webhook = client.post(f"{base}/webhooks", json=_webhook(marks["webhook name"], marks))
         assert webhook.json()["signingSecret"].startswith("whsec_"), webhook.text
         first_page = client.get(f"{base}/claims", params={"pageSize": 1}).json()
@@ -375,7 +404,50 @@ def _without_caller_identity(line: str) -> str:
     return json.dumps(record)
 
 
-def test_the_run_log_holds_no_token_secret_statement_value_or_claim_data(
+@dataclass
+class SentryIngest:
+    """A real HTTP server standing in for Sentry's ingest: it keeps each envelope's items
+    (the events) as the SDK sent them."""
+
+    items: list[str] = dataclasses.field(default_factory=list)
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def keep(self, encoding: str, body: bytes) -> None:
+        if encoding == "gzip":
+            body = gzip.decompress(body)
+        elif encoding == "br":
+            body = brotli.decompress(body)
+        # An envelope: a header line, then each item's header line and payload line.
+        with self.lock:
+            self.items.extend(body.decode().splitlines()[2::2])
+
+    def events(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [json.loads(item) for item in self.items]
+
+
+@contextmanager
+def sentry_ingest() -> Iterator[tuple[SentryIngest, str]]:
+    """A Sentry ingest on 127.0.0.1 and the DSN that points at it."""
+    ingest = SentryIngest()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            ingest.keep(self.headers.get("Content-Encoding", ""), body)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with serving_http(Handler) as url:
+        yield ingest, url.replace("http://", "http://publickey@") + "/42"
+
+
+def test_the_run_log_and_sentry_hold_no_token_secret_statement_value_or_claim_data(
     pg_scratch_folder: Path,
 ) -> None:
     customer = _marker("clinic")
@@ -389,13 +461,23 @@ def test_the_run_log_holds_no_token_secret_statement_value_or_claim_data(
         "webhook host": _marker("hooks"),
         "filter value": _marker("filter"),
         "page token": _marker("token"),
+        **{f"patient {i}": _marker("PATIENT") for i in range(2)},
+        **{f"first name {i}": _marker("FIRST") for i in range(2)},
+        **{f"member id {i}": _marker("MEMBER") for i in range(2)},
     }
     log_path = pg_scratch_folder / "run.log"
     # The webhook's host resolves (to loopback, which `make run` allows) without asking DNS.
     resolved = f"{marks['webhook host']}.example.com=127.0.0.1"
     with (
+        sentry_ingest() as (sentry, dsn),
         open(log_path, "wb") as log,
-        make_run(pg_scratch_folder, log, subprocess.STDOUT, WEBHOOK_HOST_OVERRIDES=resolved) as run,
+        make_run(
+            pg_scratch_folder,
+            log,
+            subprocess.STDOUT,
+            WEBHOOK_HOST_OVERRIDES=resolved,
+            SENTRY_DSN=dsn,
+        ) as run,
     ):
         wait_for("the banner", lambda: BANNER_END in log_path.read_text(), run.process)
         with psycopg.connect(schemas.libpq_url(run.admin_url), autocommit=True) as admin:
@@ -410,7 +492,8 @@ def test_the_run_log_holds_no_token_secret_statement_value_or_claim_data(
         _feed_error_paths(run, customer, marks)
         stop(run.process)
         assert run.process.returncode == 0
-    lines = log_path.read_text().splitlines()
+    # Sentry's events are checked as the log's lines are.
+    lines = log_path.read_text().splitlines() + [f"sentry: {item}" for item in sentry.items]
     records = [json.loads(line) for line in lines if line.startswith("{")]
 
     leaks = []
@@ -437,3 +520,17 @@ def test_the_run_log_holds_no_token_secret_statement_value_or_claim_data(
         failures
     )
     assert "make -s token" in "\n".join(lines)
+    # The refused rows reached Sentry as errors, each by its shape, from the service's tag.
+    reported = [
+        (event["tags"]["service"], value["value"])
+        for event in sentry.events()
+        for value in event.get("exception", {}).get("values", [])
+    ]
+    assert any(
+        service == "upstream-reports" and "SQLSTATE 23514 constraint webhook_name_allowed" in shape
+        for service, shape in reported
+    ), reported
+    assert any(
+        service == "upstream-ingest" and "constraint claim_id_allowed" in shape
+        for service, shape in reported
+    ), reported

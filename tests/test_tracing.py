@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+import uuid
 from typing import Any
 
 from devtools.stack import wait_until
+from tests.reports.test_webhook_deliveries import create_webhook
+from tests.reports.webhook_receiver import receiving
+from tests.scenarios import DETECTION_SECONDS, drifted_history
 from tests.system import System
 
 SPAN_KIND_SERVER, SPAN_KIND_CLIENT = 2, 3
+SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5
 
 
 def _ancestors(span: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> list[str]:
@@ -80,25 +86,67 @@ def test_one_request_yields_one_trace_across_every_hop(system: System) -> None:
     assert all(s["trace_id"] == traceparent_trace_id for s in spans)
 
 
-def test_the_asynchronous_hop_through_the_outbox_stays_in_the_upload_trace(
+def test_one_trace_runs_from_a_rest_upload_to_the_webhook_its_drift_sends(
     system: System,
 ) -> None:
-    trace_id = "7bf92f3577b34da6a3ce929d0e0e4799"
-    with system.client("tracer", "admin") as client:
+    customer = "tracer"
+    trace_id = uuid.uuid4().hex
+    with receiving() as receiver, system.client(customer, "admin") as client:
+        create_webhook(client, customer, receiver.url(), "DRIFT_EVENT_OPENED")
         response = client.post(
-            "/v1/customers/tracer/uploads",
-            content=b"claim_id,payer,decision_date,status\nT1,Aetna,2026-01-05,PAID\n",
-            headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+            f"/v1/customers/{customer}/uploads",
+            content=drifted_history(customer).encode(),
+            headers={
+                "Content-Type": "text/csv",
+                "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01",
+            },
         )
-    assert response.status_code == 200, response.text
-    # HTTP request → upload RPC → commit → outbox relay → drift, all one trace.
+        assert response.status_code == 200, response.text
+        wait_until("a webhook delivery", receiver.received, timeout=DETECTION_SECONDS)
+    # The receiver can continue the trace: the POST carried it (W3C trace context).
+    version, sent_trace_id, sent_parent, _flags = (
+        receiver.received()[0].headers["traceparent"].split("-")
+    )
+    assert (version, sent_trace_id) == ("00", trace_id)
+
+    def named(service: str, name: str, kind: int) -> list[dict[str, Any]]:
+        return [
+            s
+            for s in system.spans.trace(trace_id)
+            if s["service"] == f"upstream-{service}" and s["name"] == name and s["kind"] == kind
+        ]
+
+    # HTTP request → upload RPC → its outbox → detection run → drift's outbox → reports →
+    # the webhook delivery's POST, all one trace.
     hops = {
-        ("upstream-ingest", "/upstream.ingest.v1.IngestService/CreateUpload"),
-        ("upstream-ingest", "outbox publish UploadCompleted"),
-        ("upstream-drift", "/upstream.drift.v1.DriftService/RunDetection"),
+        "upload RPC": ("ingest", "/upstream.ingest.v1.IngestService/CreateUpload", SERVER),
+        "ingest outbox": ("ingest", "send UploadCompleted", PRODUCER),
+        "detection RPC": ("drift", "/upstream.drift.v1.DriftService/RunDetection", SERVER),
+        "detection run": ("drift", "process drift run", CONSUMER),
+        "drift outbox": ("drift", "send DriftEventsChanged", PRODUCER),
+        "events RPC": ("reports", "/upstream.reports.v1.ReportsService/RecordDriftEvents", SERVER),
+        "delivery": ("reports", "process webhook delivery", CONSUMER),
+        "POST": ("reports", "POST", CLIENT),
     }
     wait_until(
-        "a span of every hop of the upload",
-        lambda: hops <= {(s["service"], s["name"]) for s in system.spans.trace(trace_id)},
+        "a span of every hop",
+        lambda: all(named(*hop) for hop in hops.values()),
         timeout=20,
     )
+    found = {hop: named(*where)[0] for hop, where in hops.items()}
+    by_id = {s["span_id"]: s for s in system.spans.trace(trace_id)}
+    assert found["POST"]["span_id"] == sent_parent
+    # Each hop descends from the one before it.
+    order = list(found.values())
+    for earlier, later in itertools.pairwise(order):
+        assert earlier["span_id"] in _ancestors(later, by_id), (earlier["name"], later["name"])
+    # The asynchronous hops (a row written, then read by another task) also link back to
+    # where their message was created, with the messaging attributes.
+    for hop in ("ingest outbox", "detection run", "drift outbox", "delivery"):
+        span = found[hop]
+        ((linked_trace, linked_span),) = span["links"]
+        assert linked_trace == trace_id
+        assert linked_span in _ancestors(span, by_id)
+        assert span["attributes"]["messaging.system"].string_value == "upstream_outbox"
+        assert span["attributes"]["messaging.message.id"].string_value
+    assert found["POST"]["attributes"]["http.response.status_code"].int_value == 200

@@ -11,12 +11,12 @@ import logging
 import time
 from dataclasses import dataclass
 
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 from sqlalchemy.engine import Row
 
 from runtime.server import work_forever
-from runtime.telemetry import error_text
+from runtime.telemetry import continuing, error_text, trace_carrier
 from services.drift.config import DetectionConfig
 from services.drift.detection import Windows, detect, first_day_read, span_starts_read, windows_for
 from services.drift.ingest_client import IngestClient
@@ -67,7 +67,12 @@ class DetectionRuns:
                 await self._ingest.latest_decision_date(customer) or dt.datetime.now(dt.UTC).date()
             )
         row = await self._store.create_run(
-            customer, request_id=request_id, trigger=trigger, creator=creator, as_of=as_of
+            customer,
+            request_id=request_id,
+            trigger=trigger,
+            creator=creator,
+            as_of=as_of,
+            trace_context=trace_carrier(),
         )
         self._queued.set()
         return row
@@ -82,8 +87,16 @@ class DetectionRuns:
             return False
         customer = run.customer_id
         started = time.perf_counter()
-        with tracer.start_as_current_span(
-            "drift run", attributes={"upstream.customer": customer, "upstream.run": run.run_id}
+        # In the trace of the call that asked for the run (an upload, a person, a schedule).
+        with continuing(
+            run.trace_context,
+            tracer,
+            "process drift run",
+            kind=trace.SpanKind.CONSUMER,
+            operation="process",
+            destination="drift runs",
+            message_id=run.run_id,
+            attributes={"upstream.customer": customer, "upstream.run": run.run_id},
         ):
             try:
                 config = (await self._store.get_config(customer)).config
@@ -94,10 +107,8 @@ class DetectionRuns:
                     span_starts_read(run.as_of, config),
                 )
                 detection = await asyncio.to_thread(detect, series, run.as_of, config)
-                trace_context: dict[str, str] = {}
-                propagate.inject(trace_context)
                 outcome = await self._store.record_detection(
-                    customer, run, detection, trace_context
+                    customer, run, detection, trace_carrier()
                 )
             except Exception as exc:
                 logger.exception("drift run failed", extra={"run_id": run.run_id})

@@ -7,7 +7,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,8 @@ drift_runs = sa.Table(
     sa.Column("current_start", sa.Date),
     sa.Column("current_end", sa.Date),
     sa.Column("lease_expire_time", sa.DateTime(timezone=True)),
+    # W3C trace context of the call that asked for the run: the run continues its trace.
+    sa.Column("trace_context", postgresql.JSONB),
 )
 drift_events = sa.Table(
     "drift_events",
@@ -246,6 +248,7 @@ class DriftStore:
         trigger: str,
         creator: str,
         as_of: dt.date,
+        trace_context: Mapping[str, str],
     ) -> Row:
         """A PENDING run, or the existing run with the same request id."""
         async with self._engine.begin() as connection:
@@ -261,6 +264,7 @@ class DriftStore:
                         creator=creator,
                         as_of=as_of,
                         create_time=sa.func.now(),
+                        trace_context=dict(trace_context),
                     )
                     .on_conflict_do_nothing()
                     .returning(drift_runs)

@@ -10,10 +10,10 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from opentelemetry import propagate
 from prometheus_client import Counter, Histogram
 from sqlalchemy.engine import Row
 
+from runtime.telemetry import trace_carrier
 from services.ingest.claim_writes import UploadFacts, UploadWriter, failure_message
 from services.ingest.copy_lines import Staged
 from services.ingest.parsing import UploadParser
@@ -112,8 +112,7 @@ class UploadIntake:
         parser: UploadParser,
     ) -> Row:
         warnings: list[UploadWarning] = []
-        trace_context: dict[str, str] = {}
-        propagate.inject(trace_context)
+        trace_context = trace_carrier()
 
         def facts() -> UploadFacts:
             # What the upload is, as far as it has been read (counts grow while it streams).

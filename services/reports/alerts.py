@@ -26,12 +26,12 @@ from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 
 import aiosmtplib
-from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from prometheus_client import Counter
 from sqlalchemy.engine import Row
 
 from runtime.settings import Settings
+from runtime.telemetry import continuing
 from services.reports.alert_messages import (
     AlertMessage,
     EventChange,
@@ -250,10 +250,15 @@ class AlertWorker:
 
     async def _attempt(self, claimed: Row) -> None:
         """One attempt, in the trace of the call that queued the alert."""
-        token = otel_context.attach(propagate.extract(claimed.trace_context or {}))
         try:
-            with tracer.start_as_current_span(
-                "alert attempt",
+            with continuing(
+                claimed.trace_context,
+                tracer,
+                "process alert",
+                kind=trace.SpanKind.CONSUMER,
+                operation="process",
+                destination="alerts",
+                message_id=claimed.alert_id,
                 attributes={
                     "upstream.customer": claimed.customer_id,
                     "upstream.alert": claimed.alert_id,
@@ -265,8 +270,6 @@ class AlertWorker:
         except Exception:
             # Its lease ends and the alert is attempted again.
             logger.exception("recording an alert attempt failed")
-        finally:
-            otel_context.detach(token)
 
     async def _attempt_traced(self, claimed: Row) -> None:
         started = self._clock() if self._clock is not None else dt.datetime.now(dt.UTC)

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import grpc
 from google.protobuf import json_format
-from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 from sqlalchemy.engine import Row
 
+from runtime.telemetry import continuing
 from services.reports import content
 from services.reports.payloads import webhook_body
 from services.reports.report_store import REPORT_READY, ReportStore
@@ -175,21 +175,23 @@ class ReportBuilds:
 
     async def _build(self, claimed: Row) -> None:
         """One build, in the trace of the call that asked for the report."""
-        token = otel_context.attach(propagate.extract(claimed.trace_context or {}))
-        try:
-            with tracer.start_as_current_span(
-                "report build",
-                attributes={
-                    "upstream.customer": claimed.customer_id,
-                    "upstream.report": claimed.report_id,
-                    "upstream.report_kind": claimed.kind,
-                    "upstream.report_format": claimed.format,
-                    "upstream.build": claimed.build_count,
-                },
-            ):
-                await self._build_traced(claimed)
-        finally:
-            otel_context.detach(token)
+        with continuing(
+            claimed.trace_context,
+            tracer,
+            "process report build",
+            kind=trace.SpanKind.CONSUMER,
+            operation="process",
+            destination="report builds",
+            message_id=claimed.report_id,
+            attributes={
+                "upstream.customer": claimed.customer_id,
+                "upstream.report": claimed.report_id,
+                "upstream.report_kind": claimed.kind,
+                "upstream.report_format": claimed.format,
+                "upstream.build": claimed.build_count,
+            },
+        ):
+            await self._build_traced(claimed)
 
     async def _build_traced(self, claimed: Row) -> None:
         name = self._report_message(claimed).name

@@ -20,11 +20,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from prometheus_client import Counter
 from sqlalchemy.engine import Row
 
+from runtime.telemetry import continuing, trace_carrier
 from services.reports.endpoints import AttemptResult, WebhookSender
 from services.reports.payloads import webhook_body
 from services.reports.store import (
@@ -94,13 +94,6 @@ def next_step(
     )
 
 
-def current_trace_context() -> dict[str, str]:
-    """The W3C trace context of the current span, as a delivery keeps it."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier
-
-
 class WebhookDeliveries:
     """Sends due deliveries, `concurrency` at a time, until stopped."""
 
@@ -140,7 +133,7 @@ class WebhookDeliveries:
             customer,
             webhook_id,
             body,
-            trace_context=current_trace_context(),
+            trace_context=trace_carrier(),
             lease_token=uuid.uuid4(),
             lease_seconds=self._lease_seconds,
         )
@@ -215,16 +208,15 @@ class WebhookDeliveries:
 
     async def _attempt(self, claimed: Row) -> None:
         """One attempt, in the trace of the call that queued the delivery."""
-        token = otel_context.attach(propagate.extract(claimed.trace_context or {}))
-        try:
-            await self._attempt_traced(claimed)
-        finally:
-            otel_context.detach(token)
-
-    async def _attempt_traced(self, claimed: Row) -> None:
         attempt_number = claimed.attempt_count + 1
-        with tracer.start_as_current_span(
-            "webhook delivery attempt",
+        with continuing(
+            claimed.trace_context,
+            tracer,
+            "process webhook delivery",
+            kind=trace.SpanKind.CONSUMER,
+            operation="process",
+            destination="webhook deliveries",
+            message_id=claimed.message_id,
             attributes={
                 "upstream.customer": claimed.customer_id,
                 "upstream.webhook": claimed.webhook_id,
@@ -253,7 +245,6 @@ class WebhookDeliveries:
                 jitter=random.uniform(*JITTER),
                 one_off=claimed.redelivery_count > 0,
             )
-            span.set_attribute("http.response.status_code", result.response_code)
             span.set_attribute("upstream.delivery_state", step.state)
             recorded = await self._store.record_attempt(
                 claimed,

@@ -20,6 +20,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 # `resolve(host, port)`: the addresses a connection to `host` may use.
@@ -27,6 +29,9 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 RESPONSE_EXCERPT_BYTES = 1024
+tracer = trace.get_tracer("upstream.reports.endpoints")
+# Only the trace context goes to a receiver (W3C `traceparent`, `tracestate`), no baggage.
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
 USER_AGENT = "Upstream-Webhooks/1"
 
 # Ranges no delivery may reach beyond what `ipaddress` calls non-global: cloud metadata
@@ -237,14 +242,31 @@ class WebhookSender:
     ) -> AttemptResult:
         """POST the JSON `body` (with `extra_headers`) to `url` if the policy accepts it;
         what came back."""
+        with tracer.start_as_current_span(
+            "POST", kind=trace.SpanKind.CLIENT, attributes=_http_attributes(url)
+        ) as span:
+            result = await self._post(url, body, extra_headers)
+            span.set_attribute("http.response.status_code", result.response_code)
+            if result.error:
+                error_type = str(result.response_code) if result.response_code else "connect"
+                span.set_attribute("error.type", error_type)
+                span.set_status(trace.StatusCode.ERROR, result.error)
+        return result
+
+    async def _post(
+        self, url: str, body: bytes, extra_headers: Sequence[tuple[bytes, bytes]]
+    ) -> AttemptResult:
         started = time.monotonic()
         code, excerpt = 0, b""
         try:
             # Checked here for the scheme's rules, and again by the connection itself.
             await self._policy.check(url)
+            trace_context: dict[str, str] = {}
+            _TRACE_CONTEXT.inject(trace_context)
             headers = [
                 (b"Content-Type", b"application/json"),
                 (b"User-Agent", USER_AGENT.encode()),
+                *((name.encode(), value.encode()) for name, value in trace_context.items()),
                 *extra_headers,
             ]
             limits = dict.fromkeys(("connect", "read", "write", "pool"), self._timeout)
@@ -270,6 +292,25 @@ class WebhookSender:
             excerpt.decode(errors="replace"),
             error,
         )
+
+
+def _http_attributes(url: str) -> dict[str, str | int]:
+    """The HTTP client span's attributes for a POST to `url`. Its path and query are left
+    out of `url.full`: for Slack, Teams and many receivers they are the secret."""
+    parts = urlsplit(url)
+    try:
+        given = parts.port
+    except ValueError:  # refused by the policy before any connection
+        given = None
+    port = given if given is not None else (443 if parts.scheme == "https" else 80)
+    hidden = "/REDACTED" if parts.path.strip("/") or parts.query else ""
+    return {
+        "http.request.method": "POST",
+        "url.full": f"{parts.scheme}://{parts.hostname}:{port}{hidden}",
+        "url.scheme": parts.scheme,
+        "server.address": parts.hostname or "",
+        "server.port": port,
+    }
 
 
 def _status_error(code: int, headers: list[tuple[bytes, bytes]]) -> str:

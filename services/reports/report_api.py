@@ -18,8 +18,8 @@ from runtime import errors, names
 from runtime.auth import require_identity
 from runtime.messages import date_message, python_date, set_fields, timestamp_message
 from runtime.standard_methods import customer_of, get_resource, list_resources
+from runtime.telemetry import trace_carrier
 from services.reports import content
-from services.reports.deliveries import current_trace_context
 from services.reports.report_store import SUCCEEDED, ReportStore
 from upstream.reports.v1 import reports_service_pb2, reports_service_pb2_grpc, resources_pb2
 
@@ -135,7 +135,7 @@ class ReportMethods(reports_service_pb2_grpc.ReportsServiceServicer):
             parameters=report.parameters.SerializeToString(deterministic=True),
             creator=require_identity().subject,
             request_id=request.request_id or None,
-            trace_context=current_trace_context(),
+            trace_context=trace_carrier(),
         )
         self._builds_wake_up.set()
         return report_message(row)

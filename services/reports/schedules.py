@@ -24,6 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from croniter import croniter
+from prometheus_client import Counter
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -46,6 +47,17 @@ SCHEDULE_FILTERS = {
 POLL_SECONDS = 30.0
 # Due schedules one claim runs; the rest wait for the next claim, a moment later.
 CLAIM_BATCH = 50
+
+
+report_schedule_runs_total = Counter(
+    "report_schedule_runs_total",
+    "Runs of report schedules: `created` made the report, `duplicate` found it made already.",
+    ("outcome",),
+)
+report_scheduler_failures_total = Counter(
+    "report_scheduler_failures_total",
+    "Passes of the scheduler over due schedules that failed (retried at the next poll).",
+)
 
 
 def cron_problem(cron: str) -> str | None:
@@ -216,6 +228,7 @@ class ScheduleStore:
                 )
                 made = inserted.scalar()
                 created += made is not None
+                report_schedule_runs_total.labels("created" if made else "duplicate").inc()
                 await connection.execute(
                     sa.update(s)
                     .where(*_key(schedule.customer_id, schedule.schedule_id))
@@ -284,6 +297,7 @@ class Scheduler:
                 if due_in is not None:
                     wait = min(wait, due_in)
             except Exception:
+                report_scheduler_failures_total.inc()
                 logger.exception("running due report schedules failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_up.wait(), max(wait, 0.25))

@@ -30,6 +30,7 @@ from runtime.standard_methods import (
     list_resources,
     sign_page_tokens_with,
 )
+from runtime.telemetry import trace_carrier
 from runtime.updates import mask_paths
 from runtime.validation import MAX_VIOLATIONS
 from services.reports import content
@@ -37,7 +38,7 @@ from services.reports.alert_api import AlertPolicyMethods
 from services.reports.alert_store import AlertStore
 from services.reports.alerts import AlertWorker, EmailChannel
 from services.reports.builds import ReportBuilds
-from services.reports.deliveries import WebhookDeliveries, current_trace_context
+from services.reports.deliveries import WebhookDeliveries
 from services.reports.endpoints import (
     EndpointPolicy,
     RefusedEndpointError,
@@ -394,7 +395,7 @@ class ReportsServicer(
             parsed["customer"],
             parsed["webhook"],
             parsed["delivery"],
-            trace_context=current_trace_context(),
+            trace_context=trace_carrier(),
         )
         if found.delivery is None:
             raise errors.not_found(request.name)
@@ -460,7 +461,7 @@ class ReportsServicer(
             request.batch_id,
             [drift_event_state(e) for e in request.drift_events],
             max_attempts=self._deliveries.max_attempts,
-            trace_context=current_trace_context(),
+            trace_context=trace_carrier(),
         )
         if queued:
             self._queued.set()

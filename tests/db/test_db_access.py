@@ -186,3 +186,40 @@ def test_customer_id_leads_every_table_primary_key_and_index(postgres: PostgresU
     assert [table for table, kind, nullable in tables if (kind, nullable) != ("text", "NO")] == []
     assert len(indexes) >= 12
     assert [index for index, column in indexes if column != "customer_id"] == []
+
+
+def test_every_key_and_foreign_key_stays_within_one_customer(postgres: PostgresUnderTest) -> None:
+    """What distributing the tables by `customer_id` (Citus) asks of the schema: every primary
+    key and unique constraint holds `customer_id`, and every foreign key joins rows of one
+    customer (`customer_id` on both sides, in the same place)."""
+    with psycopg.connect(libpq_url(postgres.admin_url)) as connection:
+        constraints = connection.execute(
+            "SELECT con.conname::text, con.contype::text,"
+            "  ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, i)"
+            "        JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n"
+            "        ORDER BY k.i),"
+            "  ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, i)"
+            "        JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n"
+            "        ORDER BY k.i),"
+            "  con.confrelid::regclass::text"
+            " FROM pg_constraint con JOIN pg_class tbl ON tbl.oid = con.conrelid"
+            " WHERE tbl.relnamespace::regnamespace::text = ANY(%s)"
+            "  AND tbl.relname <> 'alembic_version' AND con.contype IN ('p', 'u', 'f')",
+            (list(SERVICES),),
+        ).fetchall()
+    keys = [(name, columns) for name, kind, columns, _, _ in constraints if kind in "pu"]
+    foreign = [
+        (name, columns, referenced, table)
+        for name, kind, columns, referenced, table in constraints
+        if kind == "f"
+    ]
+    assert len(keys) >= 29 and len(foreign) >= 5
+    assert [name for name, columns in keys if "customer_id" not in columns] == []
+    crossing = [
+        (name, table)
+        for name, columns, referenced, table in foreign
+        if "customer_id" not in columns
+        or referenced[columns.index("customer_id")] != "customer_id"
+        or table.split(".")[0] not in SERVICES
+    ]
+    assert crossing == []

@@ -21,7 +21,7 @@ from services.reports.report_api import resolve_period
 from services.reports.schedules import ScheduleStore, cron_problem, next_run
 from tests.conftest import PostgresUnderTest, own_database
 from tests.reports.test_alerts import MailServer
-from tests.system import System, running_service
+from tests.system import System, free_port, metric_value, running_service
 from tests.test_gateway_api import error_of, violations
 from upstream.reports.v1 import resources_pb2
 
@@ -272,15 +272,28 @@ def test_two_reports_processes_run_each_of_100_due_schedules_once(
             _add_due_schedules(database.url("reports", "app"), 100, "0 * * * *", due)
         )
         url = database.url("reports", "app")
+        metrics_ports = [free_port(), free_port()]
         # No builds: the reports stay PENDING, and nothing needs ingest or drift.
         with (
-            running_service("reports", url, REPORT_BUILD_CONCURRENCY="0"),
-            running_service("reports", url, REPORT_BUILD_CONCURRENCY="0"),
+            running_service(
+                "reports", url, metrics_port=metrics_ports[0], REPORT_BUILD_CONCURRENCY="0"
+            ),
+            running_service(
+                "reports", url, metrics_port=metrics_ports[1], REPORT_BUILD_CONCURRENCY="0"
+            ),
         ):
             wait_until(
                 "every schedule run",
                 lambda: len(_reports_per_schedule(database.admin_url)) == 100,
                 timeout=60,
+            )
+            # What an SRE's dashboard shows: 100 runs made a report, over both replicas.
+            created = sum(
+                metric_value(port, "report_schedule_runs_total", outcome="created")
+                for port in metrics_ports
+            )
+            failures = sum(
+                metric_value(port, "report_scheduler_failures_total") for port in metrics_ports
             )
         counts = _reports_per_schedule(database.admin_url)
         with psycopg.connect(schemas.libpq_url(database.admin_url)) as connection:
@@ -294,6 +307,7 @@ def test_two_reports_processes_run_each_of_100_due_schedules_once(
     assert set(counts.values()) == {1}
     assert waiting == (0,)
     assert periods == [(6, "PENDING")]
+    assert (created, failures) == (100, 0)
 
 
 def test_a_run_already_made_is_not_made_again(postgres: PostgresUnderTest) -> None:

@@ -613,7 +613,7 @@ def test_each_attempt_continues_the_trace_of_the_call_that_queued_it(
         settled(client, webhook, 1)
 
     def attempt_spans() -> list[dict[str, Any]]:
-        return [s for s in system.spans.trace(trace_id) if s["name"] == "webhook delivery attempt"]
+        return [s for s in system.spans.trace(trace_id) if s["name"] == "process webhook delivery"]
 
     wait_until("the attempt's span", lambda: bool(attempt_spans()), timeout=WAIT)
     (span,) = attempt_spans()
