@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -42,12 +43,14 @@ CALLS = {
 }
 
 
-def render(overlay: str) -> str:
+def render(overlay: str | Path) -> str:
+    """`kubectl kustomize` of an overlay of k8s/overlays (by name) or of a folder."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.fail("kubectl (with kustomize) is needed to render k8s/")
+    folder = overlay if isinstance(overlay, Path) else K8S / "overlays" / overlay
     done = subprocess.run(
-        [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
+        [kubectl, "kustomize", str(folder)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -106,6 +109,47 @@ def test_every_overlay_renders_and_validates_strictly(name: str, tmp_path: Path)
     rendered.write_text(yaml.safe_dump_all(core))
     done = validate(rendered)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_datadog_component_sends_every_process_s_spans_to_its_node_s_agent(
+    tmp_path: Path,
+) -> None:
+    """prod with `components/datadog` added, as an SRE whose cluster runs the Datadog agent
+    would render it."""
+    overlay = tmp_path / "prod-datadog"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(K8S / "overlays" / "prod", overlay)],
+                "components": [os.path.relpath(K8S / "components" / "datadog", overlay)],
+            }
+        )
+    )
+    objects = [doc for doc in yaml.safe_load_all(render(overlay)) if doc]
+    core = [o for o in objects if not o["apiVersion"].startswith(OPERATOR_GROUP)]
+    rendered = tmp_path / "prod-datadog.yaml"
+    rendered.write_text(yaml.safe_dump_all(core))
+    done = validate(rendered)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    config = named(objects, "ConfigMap", "upstream-config")["data"]
+    assert config["OTEL_TRACES_EXPORTER"] == "datadog"
+    assert "DD_SERVICE" not in config  # each process names itself
+    for deployment in of_kind(objects, "Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        agent_host = {e["name"]: e for e in container["env"]}["DD_AGENT_HOST"]
+        assert agent_host["valueFrom"] == {"fieldRef": {"fieldPath": "status.hostIP"}}
+    allowed = [
+        port["port"]
+        for policy in of_kind(objects, "NetworkPolicy")
+        if policy["spec"]["podSelector"] == {}
+        for rule in policy["spec"].get("egress", [])
+        for port in rule.get("ports", [])
+    ]
+    assert 8126 in allowed
 
 
 def test_the_validator_refuses_what_kubernetes_would(tmp_path: Path) -> None:
