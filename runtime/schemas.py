@@ -18,16 +18,16 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
-from alembic import command, context
+from alembic import command, context, op
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from psycopg import sql
-from sqlalchemy import Engine, create_engine, make_url, pool
+from sqlalchemy import Engine, create_engine, make_url, pool, text
 
 from runtime.local_secrets import load_or_create
 from runtime.postgres import DEFAULT_DATA_DIR, DEFAULT_PORT, LocalPostgres
@@ -136,12 +136,16 @@ def _bootstrap_service(
         )
 
 
-def alembic_config(service: str, url: str | None = None) -> Config:
-    """Alembic configuration of `service`'s migrations, built in code (no alembic.ini)."""
+def alembic_config(
+    service: str, url: str | None = None, *, script_location: Path | None = None
+) -> Config:
+    """Alembic configuration of `service`'s migrations (those in `script_location`, if
+    given), built in code (no alembic.ini)."""
     if service not in SERVICES:
         raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
     config = Config(output_buffer=io.StringIO())
-    config.set_main_option("script_location", str(REPO_ROOT / "services" / service / "migrations"))
+    location = script_location or REPO_ROOT / "services" / service / "migrations"
+    config.set_main_option("script_location", str(location))
     # Passed as an attribute, not an ini option, since ini values treat `%` specially.
     config.attributes["url"] = url
     return config
@@ -157,18 +161,20 @@ def downgrade(service: str, owner_url: str, revision: str) -> None:
     command.downgrade(alembic_config(service, owner_url), revision)
 
 
-def revision_sql(service: str) -> dict[str, str]:
+def revision_sql(service: str, script_location: Path | None = None) -> dict[str, str]:
     """The offline SQL of each of `service`'s revisions on its own, by revision, oldest first.
 
     One script per revision, as squawk reads them: a table that an earlier revision created
     counts as existing (and busy), not as created in the same transaction.
     """
     scripts: dict[str, str] = {}
-    history = ScriptDirectory.from_config(alembic_config(service)).walk_revisions()
+    history = ScriptDirectory.from_config(
+        alembic_config(service, script_location=script_location)
+    ).walk_revisions()
     for revision in reversed(list(history)):
         if isinstance(revision.down_revision, tuple):
             raise ValueError(f"{service} {revision.revision}: merge revisions are not supported")
-        config = alembic_config(service)
+        config = alembic_config(service, script_location=script_location)
         start = f"{revision.down_revision}:" if revision.down_revision else ""
         command.upgrade(config, f"{start}{revision.revision}", sql=True)
         assert isinstance(config.output_buffer, io.StringIO)
@@ -192,6 +198,48 @@ def squawk_ignore(rule: str, reason: str) -> None:
     `reason`: a comment in the SQL squawk reads (offline), nothing when migrating."""
     if context.is_offline_mode():
         context.get_context().impl.static_output(f"-- {reason}\n-- squawk-ignore {rule}")
+
+
+def add_unique_constraint(
+    table: str, name: str, columns: Sequence[str], *, schema: str, why_no_write_is_refused: str
+) -> None:
+    """Add a unique constraint to a table in use, without blocking its writes for long: build
+    the unique index CONCURRENTLY (outside the migration's transaction), check that the
+    build left a valid index, then add the constraint USING it (a brief lock, no scan).
+
+    The release running meanwhile must never write a duplicate; the caller says why it
+    does not (`why_no_write_is_refused`), which is what squawk's lint of the SQL reads. A
+    build that failed (a duplicate, a timeout) leaves an invalid index behind; the check
+    stops the migration there, naming it, for an operator to drop it and the duplicates."""
+    with op.get_context().autocommit_block():
+        squawk_ignore("ban-new-write-restriction", why_no_write_is_refused)
+        op.create_index(
+            name,
+            table,
+            list(columns),
+            unique=True,
+            schema=schema,
+            if_not_exists=True,
+            postgresql_concurrently=True,
+        )
+    if not context.is_offline_mode():
+        valid = op.get_bind().execute(
+            text(
+                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                " WHERE c.relname = :name AND c.relnamespace = CAST(:schema AS regnamespace)"
+            ),
+            {"name": name, "schema": schema},
+        )
+        if valid.scalar() is not True:
+            raise RuntimeError(
+                f"the unique index {schema}.{name} was not built valid (duplicates in "
+                f"{table} ({', '.join(columns)}), or a build interrupted): drop it with "
+                f"DROP INDEX CONCURRENTLY {schema}.{name}, fix the rows, migrate again"
+            )
+    squawk_ignore("ban-new-write-restriction", why_no_write_is_refused)
+    op.execute(
+        f'ALTER TABLE {schema}."{table}" ADD CONSTRAINT "{name}" UNIQUE USING INDEX "{name}"'
+    )
 
 
 def run_migration_env(service: str) -> None:

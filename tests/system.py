@@ -7,7 +7,8 @@ import os
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,6 +43,50 @@ WEBHOOK_TEST_SETTINGS = {
     "WEBHOOK_RETRY_DELAYS_SECONDS": "0.2,0.4,0.6,0.8,1,1,1",
     "WEBHOOK_ATTEMPT_TIMEOUT_SECONDS": "3",
 }
+
+
+# Settings for constant load from one client: no rate limit it could reach.
+UNLIMITED = {
+    "RATE_LIMIT_TENANT_PER_SECOND": "100000",
+    "RATE_LIMIT_TENANT_BURST": "100000",
+    "RATE_LIMIT_CLIENT_PER_SECOND": "100000",
+    "RATE_LIMIT_CLIENT_BURST": "100000",
+}
+# Between one load thread's calls: steady load that leaves the two cores to the processes.
+LOAD_PAUSE_SECONDS = 0.01
+
+
+@dataclass
+class Load:
+    """Calls made over and over from threads until stopped; every failure kept."""
+
+    calls: int = 0
+    failures: list[str] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def run(self, name: str, call: Callable[[], None]) -> threading.Thread:
+        def loop() -> None:
+            while not self.stopping.is_set():
+                try:
+                    call()
+                except Exception as error:  # every failure is the finding
+                    with self.lock:
+                        self.failures.append(f"{name}: {error!r}")
+                with self.lock:
+                    self.calls += 1
+                time.sleep(LOAD_PAUSE_SECONDS)
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+        return thread
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
 
 
 def free_port() -> int:
@@ -210,8 +255,9 @@ def running_service(
 
 
 @contextmanager
-def running_system(database_urls: dict[str, str]) -> Iterator[System]:
-    """Start the services (each with its own app-role URL) and the gateway; stop them after."""
+def running_system(database_urls: dict[str, str], **settings: str) -> Iterator[System]:
+    """Start the services (each with its own app-role URL) and the gateway, `settings` added
+    to their environment; stop them after."""
     with span_sink() as (sink, endpoint):
         targets = {service: f"127.0.0.1:{free_port()}" for service in SERVICES}
         env = base_env(
@@ -224,6 +270,7 @@ def running_system(database_urls: dict[str, str]) -> Iterator[System]:
             **WEBHOOK_TEST_SETTINGS,
             GATEWAY_PORT=str(free_port()),
             **{f"{service.upper()}_TARGET": target for service, target in targets.items()},
+            **settings,
         )
         metrics_ports = {service: free_port() for service in SERVICES}
         stack = Stack(env)

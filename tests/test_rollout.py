@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,13 +21,11 @@ import pytest
 from devtools.stack import Stack, http_ok, wait_until
 from runtime.clients import CHANNEL_OPTIONS, RECONNECT_WITHIN_MS, service_config
 from tests.conftest import PostgresUnderTest, own_database
-from tests.system import base_env, free_port, token_for
+from tests.system import UNLIMITED, Load, base_env, free_port, token_for
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
 
 CUSTOMER = "rolling"
 REPLICAS = ("ingest", "drift")
-# Between one thread's calls: steady load that leaves the two cores to the processes.
-PAUSE_SECONDS = 0.01
 HANDLED = re.compile(
     r'^grpc_server_handled_total\{[^}]*grpc_service="upstream\.[^"]*"[^}]*\} (\S+)$'
 )
@@ -68,32 +65,6 @@ class Replica:
         return sum(float(m[1]) for line in text.splitlines() if (m := HANDLED.match(line)))
 
 
-@dataclass
-class Load:
-    """Calls made over and over from threads until stopped; every failure kept."""
-
-    calls: int = 0
-    failures: list[str] = field(default_factory=list)
-    stopping: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def run(self, name: str, call: Callable[[], None]) -> threading.Thread:
-        def loop() -> None:
-            while not self.stopping.is_set():
-                try:
-                    call()
-                except Exception as error:  # every failure is the finding
-                    with self.lock:
-                        self.failures.append(f"{name}: {error!r}")
-                with self.lock:
-                    self.calls += 1
-                time.sleep(PAUSE_SECONDS)
-
-        thread = threading.Thread(target=loop, daemon=True)
-        thread.start()
-        return thread
-
-
 @pytest.fixture
 def cluster(postgres: PostgresUnderTest) -> Iterator[tuple[Stack, dict[str, list[Replica]], str]]:
     with own_database(postgres) as database:
@@ -109,11 +80,7 @@ def cluster(postgres: PostgresUnderTest) -> Iterator[tuple[Stack, dict[str, list
             REPORTS_TARGET=reports.target,
             GATEWAY_PORT=str(gateway_port),
             SHUTDOWN_GRACE_SECONDS="10",
-            # Constant load from one client: no limit it could reach.
-            RATE_LIMIT_TENANT_PER_SECOND="100000",
-            RATE_LIMIT_TENANT_BURST="100000",
-            RATE_LIMIT_CLIENT_PER_SECOND="100000",
-            RATE_LIMIT_CLIENT_BURST="100000",
+            **UNLIMITED,
         )
         stack = Stack(env)
         try:
