@@ -7,6 +7,7 @@
     upstream report create --kind K --format F --start DATE --end DATE [--payer P]… [--wait]
     upstream report download REPORT [-o FILE]
     upstream payers
+    upstream audit [--service S]… [--actor A] [--resource NAME] [--field F] [--since DATE]
 
 The token comes from `--token` or `UPSTREAM_TOKEN` (`make token` prints one locally), the
 customer from the token (or `--customer`), the services' addresses from `--ingest`,
@@ -39,6 +40,7 @@ from google.protobuf import field_mask_pb2, json_format
 from google.protobuf.message import Message
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+from upstream.audit.v1 import audit_pb2
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
 from upstream.drift.v1 import resources_pb2 as drift_resources
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
@@ -130,14 +132,22 @@ class Session:
 
 
 def _listed(
-    session: Session, method: Any, request_type: Any, field: str, **request: Any
+    session: Session,
+    method: Any,
+    request_type: Any,
+    field: str,
+    parent: str | None = None,
+    **request: Any,
 ) -> list[Any]:
-    """Every item of a List method, page after page (AIP-158)."""
+    """Every item of a List method under `parent` (the customer by default), page after
+    page (AIP-158)."""
     found: list[Any] = []
     token = ""
     while True:
         page = method(
-            request_type(parent=session.parent, page_size=PAGE_SIZE, page_token=token, **request),
+            request_type(
+                parent=parent or session.parent, page_size=PAGE_SIZE, page_token=token, **request
+            ),
             metadata=session.metadata,
             timeout=CALL_SECONDS,
         )
@@ -239,6 +249,48 @@ def events(session: Session, args: argparse.Namespace) -> None:
         filter=" AND ".join(terms),
     )
     session.show(found, _event_columns)
+
+
+def audit(session: Session, args: argparse.Namespace) -> None:
+    terms = []
+    if args.actor:
+        terms.append(f"actor = {_quoted(args.actor)}")
+    if args.resource:
+        terms.append(f"resource = {_quoted(args.resource)}")
+    if args.field:
+        terms.append(f"changed_fields:{_quoted(args.field)}")
+    if args.since:
+        terms.append(f'create_time >= "{args.since.isoformat()}T00:00:00Z"')
+    stubs: dict[str, Callable[[], Any]] = {
+        "ingest": session.ingest,
+        "drift": session.drift,
+        "reports": session.reports,
+    }
+    found = [
+        entry
+        for service in args.service or list(stubs)
+        for entry in _listed(
+            session,
+            stubs[service]().ListAuditEntries,
+            audit_pb2.ListAuditEntriesRequest,
+            "entries",
+            parent=f"{session.parent}/auditLogs/{service}",
+            filter=" AND ".join(terms),
+        )
+    ]
+    # One list of every service's entries, newest first.
+    found.sort(key=lambda e: (e.create_time.seconds, e.create_time.nanos), reverse=True)
+    session.show(found, _audit_columns)
+
+
+def _audit_columns(entry: audit_pb2.AuditEntry) -> list[str]:
+    return [
+        entry.create_time.ToJsonString(),
+        entry.actor,
+        audit_pb2.AuditEntry.Action.Name(entry.action),
+        entry.resource,
+        ",".join(entry.changed_fields),
+    ]
 
 
 def _event_columns(event: drift_resources.DriftEvent) -> list[str]:
@@ -420,6 +472,15 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--note")
     command.set_defaults(run=triage)
     commands.add_parser("payers", help="list payers").set_defaults(run=payers)
+    command = commands.add_parser("audit", help="who changed what (admins)")
+    command.add_argument(
+        "--service", action="append", choices=list(DEFAULTS), help="one log (repeat for more)"
+    )
+    command.add_argument("--actor", help="a token subject, or service:<name>")
+    command.add_argument("--resource", help="a resource name")
+    command.add_argument("--field", help="entries that changed this stored field")
+    command.add_argument("--since", type=_date, help="YYYY-MM-DD")
+    command.set_defaults(run=audit)
 
     report = commands.add_parser("report", help="create or download a report")
     actions = report.add_subparsers(dest="action", required=True)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from opentelemetry import baggage
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from prometheus_client import Gauge
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from runtime import auth
 from runtime.settings import Settings
+from runtime.telemetry import REQUEST_ID_BAGGAGE
 
 _RETURNED = "upstream_returned_at"
 db_pool_connections_in_use = Gauge(
@@ -36,6 +39,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
     db_pool_size.set(settings.database_pool_size)
     _ping_when_idle(engine, settings.database_ping_after_idle_seconds)
+    _tag_write_transactions(engine)
     SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
     return engine
 
@@ -82,3 +86,28 @@ async def ping(engine: AsyncEngine) -> None:
     """Fail fast at start-up when the database is unreachable or the role cannot log in."""
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
+
+
+def _tag_write_transactions(engine: AsyncEngine) -> None:
+    """When a transaction of a call begins, tell PostgreSQL who is calling and in which
+    request (transaction-local settings, gone at commit), for the audit triggers
+    (runtime/audit.py). Reads in autocommit mode change nothing and are left alone."""
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def tag(connection: Any) -> None:
+        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return
+        identity = auth.current_identity.get()
+        request_id = baggage.get_baggage(REQUEST_ID_BAGGAGE)
+        if identity is None and request_id is None:
+            return
+        connection.exec_driver_sql(
+            "SELECT set_config('upstream.actor', %(actor)s, true),"
+            " set_config('upstream.actor_role', %(role)s, true),"
+            " set_config('upstream.request_id', %(request)s, true)",
+            {
+                "actor": identity.subject if identity else "",
+                "role": identity.role.value if identity else "",
+                "request": str(request_id or ""),
+            },
+        )

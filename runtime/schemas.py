@@ -41,6 +41,8 @@ DRIVER = "postgresql+psycopg"
 LOCK_TIMEOUT = "5s"
 # Generous: a migration may rewrite a large table, but it must not hang a rollout forever.
 STATEMENT_TIMEOUT = "15min"
+# Tables whose rows the app role may add but never change or delete (runtime/audit.py).
+APPEND_ONLY_TABLES = ("audit_entries",)
 _VERSION_COLUMN = "    version_num VARCHAR"
 # `ALTER TABLE … ADD COLUMN … DEFAULT <a literal> NOT NULL;` as Alembic writes it offline.
 _CONSTANT_DEFAULT_COLUMN = re.compile(
@@ -134,6 +136,15 @@ def _bootstrap_service(
         connection.execute(
             sql.SQL(statement).format(schema=schema, owner=owner, app=app, database=database)
         )
+    # The grant above covers every table; append-only ones take back what it gave.
+    for table in APPEND_ONLY_TABLES:
+        exists = connection.execute("SELECT to_regclass(%s)", (f"{service}.{table}",))
+        if (exists.fetchone() or (None,))[0] is not None:
+            connection.execute(
+                sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON {}.{} FROM {}").format(
+                    schema, sql.Identifier(table), app
+                )
+            )
 
 
 def alembic_config(

@@ -81,6 +81,9 @@ class Settings:
     # there are delays.
     webhook_retry_delays_seconds: tuple[float, ...]
     webhook_attempt_timeout_seconds: float
+    # An attempt's lease is its timeout plus this: a process that dies mid-attempt lets
+    # another send the delivery again (same webhook-id) once the lease ends.
+    webhook_lease_margin_seconds: float
     # Attempts in flight at once per process; one webhook has at most one.
     webhook_concurrency: int
     # Reports built at once per process, and the lease a build renews while it runs: a
@@ -98,6 +101,15 @@ class Settings:
     # Where people reach Upstream (the gateway or the web app in front of it): alerts link
     # to it.
     public_base_url: str
+    # Retention (runtime/retention.py): claims and their statistics kept this many years
+    # and audit entries this many days (0: kept for ever), per customer where
+    # `retention_overrides` names one; purged every `retention_interval_seconds`, in
+    # transactions of at most `retention_batch_rows` rows.
+    retention_claims_years: int = 0
+    retention_audit_days: int = 0
+    retention_overrides: tuple[tuple[str, int | None, int | None], ...] = ()
+    retention_interval_seconds: float = 3600.0
+    retention_batch_rows: int = 5000
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> Settings:
@@ -163,6 +175,7 @@ class Settings:
                 if delay.strip()
             ),
             webhook_attempt_timeout_seconds=float(env.get("WEBHOOK_ATTEMPT_TIMEOUT_SECONDS", "10")),
+            webhook_lease_margin_seconds=float(env.get("WEBHOOK_LEASE_MARGIN_SECONDS", "30")),
             webhook_concurrency=int(env.get("WEBHOOK_CONCURRENCY", "16")),
             report_build_concurrency=int(env.get("REPORT_BUILD_CONCURRENCY", "2")),
             report_lease_seconds=float(env.get("REPORT_LEASE_SECONDS", "60")),
@@ -173,7 +186,43 @@ class Settings:
             smtp_username=env.get("SMTP_USERNAME", ""),
             smtp_password=env.get("SMTP_PASSWORD", ""),
             public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8080").rstrip("/"),
+            retention_claims_years=_count(env, "RETENTION_CLAIMS_YEARS", "0"),
+            retention_audit_days=_count(env, "RETENTION_AUDIT_DAYS", "0"),
+            retention_overrides=_retention_overrides(env.get("RETENTION_OVERRIDES", "")),
+            retention_interval_seconds=float(env.get("RETENTION_INTERVAL_SECONDS", "3600")),
+            retention_batch_rows=max(_count(env, "RETENTION_BATCH_ROWS", "5000"), 1),
         )
+
+
+def _count(env: Mapping[str, str], name: str, default: str) -> int:
+    raw = env.get(name, default).strip()
+    if not raw.isdigit():
+        raise ValueError(f"{name}={raw!r}: a whole number ≥ 0 is needed")
+    return int(raw)
+
+
+_RETENTION_KEYS = ("claims_years", "audit_days")
+
+
+def _retention_overrides(value: str) -> tuple[tuple[str, int | None, int | None], ...]:
+    """`acme:claims_years=10,audit_days=400;beta:claims_years=0` as (customer, claims
+    years, audit days), None where the customer takes the default."""
+    overrides = []
+    for part in (p.strip() for p in value.split(";") if p.strip()):
+        customer, _, fields = part.partition(":")
+        found: dict[str, int] = {}
+        for item in (i.strip() for i in fields.split(",") if i.strip()):
+            key, _, number = item.partition("=")
+            if key.strip() not in _RETENTION_KEYS or not number.strip().isdigit():
+                raise ValueError(
+                    f"RETENTION_OVERRIDES: {item!r} of {customer.strip()!r} is not "
+                    "claims_years=N or audit_days=N"
+                )
+            found[key.strip()] = int(number)
+        if not customer.strip() or not found:
+            raise ValueError(f"RETENTION_OVERRIDES: {part!r} is not customer:key=N,…")
+        overrides.append((customer.strip(), found.get("claims_years"), found.get("audit_days")))
+    return tuple(overrides)
 
 
 def _flag(value: str) -> bool:

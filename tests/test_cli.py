@@ -111,6 +111,15 @@ def test_payers_and_events_are_listed_and_an_event_is_acknowledged(
         "called the payer",
     )
     assert event["name"] in {e["name"] for e in after}
+    # The triage is in the audit log, which the command reads across the services.
+    (triaged,) = lines(
+        run(system, customer, "--json", "audit", "--field", "triage_note", "--service", "drift")
+    )
+    assert (triaged["resource"], triaged["actor"]) == (event["name"], f"admin@{customer}")
+    everything = lines(run(system, customer, "--json", "audit"))
+    assert {e["name"].split("/")[3] for e in everything} >= {"ingest", "drift"}
+    times = [e["createTime"] for e in everything]
+    assert times == sorted(times, reverse=True)
 
 
 def test_a_claims_export_is_built_and_downloaded_whole(

@@ -15,10 +15,12 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import errors, names, ordering
+from runtime.audit import AuditLog, AuditMethods
 from runtime.auth import Role, require_identity, service_token
 from runtime.clients import open_channel
 from runtime.messages import date_message, money_message, set_fields, timestamp_message
 from runtime.outbox import OutboxEvent, outbox_relay
+from runtime.retention import RetentionJob, audit_purge
 from runtime.server import ServiceDefinition, running_task
 from runtime.settings import Settings
 from runtime.standard_methods import (
@@ -164,7 +166,7 @@ def _metrics(values: Metrics) -> resources_pb2.PayerMetrics:
     )
 
 
-class DriftServicer(drift_service_pb2_grpc.DriftServiceServicer):
+class DriftServicer(AuditMethods, drift_service_pb2_grpc.DriftServiceServicer):
     def __init__(self, store: DriftStore, ingest: IngestClient, runs: DetectionRuns) -> None:
         self._store = store
         self._ingest = ingest
@@ -438,9 +440,13 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
         publish=notify_reports,
     )
 
+    servicer = DriftServicer(store, ingest, runs)
+    audit_log = AuditLog(engine, "drift")
+    servicer.serve_audit(audit_log)
+    retention = RetentionJob(settings, [audit_purge(audit_log)])
     return ServiceDefinition(
         full_name="upstream.drift.v1.DriftService",
-        servicer=DriftServicer(store, ingest, runs),
+        servicer=servicer,
         add_to_server=drift_service_pb2_grpc.add_DriftServiceServicer_to_server,
-        background=[background, reports_notifier],
+        background=[background, reports_notifier, retention.running],
     )

@@ -701,6 +701,34 @@ async def delete_upload_claims(cursor: Any, customer: str, upload_id: str) -> in
     return removed
 
 
+async def purge_claims(cursor: Any, customer: str, before: dt.date, limit: int) -> int:
+    """Remove up to `limit` of the customer's claims decided before `before` (undecided ones
+    by their submission, else service date) and take them out of the statistics and payer
+    counts, oldest first; returns how many went."""
+    for statement in COUNT_TABLES:
+        await cursor.execute(statement)
+    await cursor.execute(
+        recording_changes(
+            # Both halves read the (customer_id, decision_date) index.
+            "DELETE FROM ingest.claims WHERE customer_id = %(customer)s AND claim_uid IN ("
+            "SELECT claim_uid FROM ("
+            "(SELECT claim_uid FROM ingest.claims WHERE customer_id = %(customer)s"
+            " AND decision_date < %(before)s ORDER BY decision_date LIMIT %(limit)s)"
+            " UNION ALL "
+            "(SELECT claim_uid FROM ingest.claims WHERE customer_id = %(customer)s"
+            " AND decision_date IS NULL"
+            " AND coalesce(submitted_date, service_date) < %(before)s LIMIT %(limit)s)"
+            ") oldest LIMIT %(limit)s)",
+            ("old",),
+        ),
+        {"customer": customer, "before": before, "limit": limit},
+    )
+    removed = int(cursor.rowcount)
+    await count_in(cursor)
+    await apply_counts(cursor, customer)
+    return removed
+
+
 async def remap_payers(cursor: Any, customer: str) -> None:
     """Re-resolve every payer of the customer against the mappings; move the claims and
     statistics of those whose canonical payer changed."""

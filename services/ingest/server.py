@@ -16,6 +16,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import errors, names, ordering
+from runtime.audit import AuditLog, AuditMethods
 from runtime.auth import require_identity
 from runtime.messages import (
     date_message,
@@ -25,6 +26,7 @@ from runtime.messages import (
     timestamp_message,
 )
 from runtime.outbox import OutboxEvent, outbox_relay
+from runtime.retention import Purge, RetentionJob, audit_purge, claims_cutoff
 from runtime.server import ServiceDefinition
 from runtime.settings import Settings
 from runtime.standard_methods import (
@@ -224,7 +226,7 @@ def _span_starts(
     )
 
 
-class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
+class IngestServicer(AuditMethods, ingest_service_pb2_grpc.IngestServiceServicer):
     def __init__(self, store: IngestStore, intake: UploadIntake, arrow: ArrowClaims) -> None:
         self._store = store
         self._intake = intake
@@ -341,9 +343,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         self, request: ingest_service_pb2.DeleteUploadRequest, context: grpc.aio.ServicerContext
     ) -> empty_pb2.Empty:
         parsed = names.parse(request.name, UPLOAD_NAME)
-        deleted = await self._store.delete_upload(
-            parsed["customer"], parsed["upload"], require_identity().subject
-        )
+        deleted = await self._store.delete_upload(parsed["customer"], parsed["upload"])
         if not deleted:
             raise errors.not_found(request.name)
         return empty_pb2.Empty()
@@ -736,18 +736,28 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
         publish=run_detection,
     )
 
+    servicer = IngestServicer(
+        store,
+        UploadIntake(
+            store,
+            max_upload_bytes=settings.max_upload_bytes,
+            merge_every=settings.upload_merge_rows,
+            uploaded=uploaded,
+        ),
+        ArrowClaims(settings.database_url, application_name=f"upstream-{settings.service}"),
+    )
+    audit_log = AuditLog(engine, "ingest")
+    servicer.serve_audit(audit_log)
+    claims_purge = Purge(
+        "claims",
+        lambda retention, now: claims_cutoff(retention, now.date()),
+        store.customers_with_claims_before,
+        store.purge_claims,
+    )
+    retention = RetentionJob(settings, [claims_purge, audit_purge(audit_log)])
     return ServiceDefinition(
         full_name="upstream.ingest.v1.IngestService",
-        servicer=IngestServicer(
-            store,
-            UploadIntake(
-                store,
-                max_upload_bytes=settings.max_upload_bytes,
-                merge_every=settings.upload_merge_rows,
-                uploaded=uploaded,
-            ),
-            ArrowClaims(settings.database_url, application_name=f"upstream-{settings.service}"),
-        ),
+        servicer=servicer,
         add_to_server=ingest_service_pb2_grpc.add_IngestServiceServicer_to_server,
-        background=[drift_notifier],
+        background=[drift_notifier, retention.running],
     )

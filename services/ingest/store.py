@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,10 +20,12 @@ from runtime.db import for_reads
 from runtime.filtering import FilterField, parse_filter
 from runtime.ordering import Order, SortKey, fetch_page
 from runtime.pagination import after_position
+from runtime.retention import record_purge
 from services.ingest.claim_writes import (
     UploadWriter,
     delete_upload_claims,
     lock_customer,
+    purge_claims,
     remap_payers,
 )
 from services.ingest.months import MONTHS_PER_BATCH, Series, SeriesOfMonths
@@ -161,17 +162,6 @@ daily_stats = sa.Table(
     sa.Column("denied_billed_cents", sa.BigInteger),
     sa.Column("carc_counts", postgresql.JSONB),
     sa.Column("patient_responsibility_cents", sa.BigInteger),
-)
-audit_log = sa.Table(
-    "audit_log",
-    metadata,
-    sa.Column("customer_id", sa.Text, primary_key=True),
-    sa.Column("entry_id", sa.Uuid, primary_key=True),
-    sa.Column("action", sa.Text),
-    sa.Column("resource", sa.Text),
-    sa.Column("actor", sa.Text),
-    sa.Column("details", postgresql.JSONB),
-    sa.Column("create_time", sa.DateTime(timezone=True)),
 )
 
 # Claims one query of `stream_claims` reads: large enough that a query's fixed cost is small
@@ -339,44 +329,62 @@ class IngestStore:
         )
         return await fetch_page(self._reads, query, order, uploads.c.upload_id, limit, after)
 
-    async def delete_upload(self, customer: str, upload_id: str, actor: str) -> bool:
-        """Remove an upload, the claims it last set and its rejections, take those claims
-        out of the statistics and payer counts, and record who did it."""
+    async def delete_upload(self, customer: str, upload_id: str) -> bool:
+        """Remove an upload, the claims it last set and its rejections, and take those claims
+        out of the statistics and payer counts (the audit log records who did it)."""
         async with self._engine.connect() as connection, connection.begin():
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
             async with raw.cursor() as cursor:
                 await lock_customer(cursor, customer)
                 await cursor.execute(
-                    "SELECT file_name, sha256, rows_accepted FROM ingest.uploads "
-                    "WHERE customer_id = %s AND upload_id = %s",
+                    "SELECT 1 FROM ingest.uploads WHERE customer_id = %s AND upload_id = %s",
                     (customer, upload_id),
                 )
-                upload = await cursor.fetchone()
-                if upload is None:
+                if await cursor.fetchone() is None:
                     return False
-                removed = await delete_upload_claims(cursor, customer, upload_id)
+                await delete_upload_claims(cursor, customer, upload_id)
                 await cursor.execute(
                     "DELETE FROM ingest.uploads WHERE customer_id = %s AND upload_id = %s",
                     (customer, upload_id),
                 )
-            await connection.execute(
-                sa.insert(audit_log).values(
-                    customer_id=customer,
-                    entry_id=uuid.uuid4(),
-                    action="DELETE_UPLOAD",
-                    resource=f"customers/{customer}/uploads/{upload_id}",
-                    actor=actor,
-                    details={
-                        "file_name": upload[0],
-                        "sha256": upload[1],
-                        "rows_accepted": upload[2],
-                        "claims_removed": removed,
-                    },
-                    create_time=sa.func.now(),
+        return True
+
+    async def customers_with_claims_before(self, before: dt.date) -> list[str]:
+        """Customers whose uploads hold claims decided (or, undecided, made) before
+        `before`, read from the small uploads table."""
+        u = uploads
+        async with self._reads.connect() as connection:
+            found = await connection.execute(
+                sa.select(u.c.customer_id)
+                .group_by(u.c.customer_id)
+                .having(
+                    sa.func.min(
+                        sa.func.coalesce(u.c.first_decision_date, sa.cast(u.c.create_time, sa.Date))
+                    )
+                    < before
                 )
             )
-        return True
+            return list(found.scalars())
+
+    async def purge_claims(self, customer: str, before: dt.date, limit: int) -> int:
+        """One batch of retention: up to `limit` claims decided before `before` removed, the
+        statistics kept whole, and the purge recorded in the audit log; how many went."""
+        async with self._engine.connect() as connection, connection.begin():
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert raw is not None
+            async with raw.cursor() as cursor:
+                await lock_customer(cursor, customer)
+                removed = await purge_claims(cursor, customer, before, limit)
+            if removed:
+                await record_purge(
+                    connection,
+                    "ingest",
+                    customer,
+                    f"customers/{customer}/claims",
+                    {"claims_removed": removed, "decided_before": before.isoformat()},
+                )
+        return removed
 
     async def list_rejections(
         self,

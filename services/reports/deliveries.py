@@ -107,11 +107,13 @@ class WebhookDeliveries:
         concurrency: int,
         wake_up: asyncio.Event,
         poll_seconds: float = POLL_SECONDS,
+        lease_margin_seconds: float = LEASE_MARGIN_SECONDS,
     ) -> None:
         self._store = store
         self._sender = sender
         self._retry_delays = tuple(retry_delays)
-        self._lease_seconds = attempt_timeout_seconds + LEASE_MARGIN_SECONDS
+        # An attempt's lease: its timeout, and time to record its outcome after it.
+        self._lease_seconds = attempt_timeout_seconds + lease_margin_seconds
         self._attempt_timeout = attempt_timeout_seconds
         self._concurrency = concurrency
         self._wake_up = wake_up

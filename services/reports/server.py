@@ -18,9 +18,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import errors, names
+from runtime.audit import AuditLog, AuditMethods
 from runtime.auth import service_token
 from runtime.clients import open_channel
 from runtime.messages import set_fields, timestamp_message
+from runtime.retention import RetentionJob, audit_purge
 from runtime.server import ServiceDefinition
 from runtime.settings import Settings
 from runtime.standard_methods import (
@@ -231,6 +233,7 @@ def _not_redeliverable(name: str, delivery: StoredDelivery) -> errors.ApiError:
 
 
 class ReportsServicer(
+    AuditMethods,
     ReportMethods,
     ScheduleMethods,
     AlertPolicyMethods,
@@ -493,6 +496,7 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
         attempt_timeout_seconds=settings.webhook_attempt_timeout_seconds,
         concurrency=settings.webhook_concurrency,
         wake_up=queued,
+        lease_margin_seconds=settings.webhook_lease_margin_seconds,
     )
 
     report_store = ReportStore(engine)
@@ -557,6 +561,9 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
     )
     alert_store = AlertStore(engine)
     servicer.serve_alerts(alert_store, endpoints)
+    audit_log = AuditLog(engine, "reports")
+    servicer.serve_audit(audit_log)
+    retention = RetentionJob(settings, [audit_purge(audit_log)])
     alerts = AlertWorker(
         alert_store,
         EmailChannel(settings, settings.webhook_attempt_timeout_seconds),
@@ -577,6 +584,7 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
             builds.running,
             scheduler.running,
             alerts.running,
+            retention.running,
             close_sources,
         ],
     )

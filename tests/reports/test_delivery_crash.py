@@ -21,10 +21,11 @@ from upstream.reports.v1 import reports_service_pb2, reports_service_pb2_grpc, r
 
 EVENTS_PER_CUSTOMER = 4
 # Long enough that the kill surely lands inside the attempt; the lease that the second
-# process waits out is this plus the deliveries' fixed margin.
+# process waits out is this plus the margin to record an outcome.
 ATTEMPT_TIMEOUT_SECONDS = "5"
-# The lease of an interrupted attempt (timeout + 30 s margin), and time to send after it.
-AFTER_RESTART = 90
+LEASE_MARGIN_SECONDS = "3"
+# The lease of an interrupted attempt, and time to send after it.
+AFTER_RESTART = 60
 SETTINGS = Settings.from_env("tests", base_env())
 
 
@@ -71,7 +72,11 @@ def test_a_reports_process_killed_mid_delivery_loses_nothing_and_resends_with_th
         released.wait(AFTER_RESTART)
         return 204, b"", {}
 
-    settings = {**WEBHOOK_TEST_SETTINGS, "WEBHOOK_ATTEMPT_TIMEOUT_SECONDS": ATTEMPT_TIMEOUT_SECONDS}
+    settings = {
+        **WEBHOOK_TEST_SETTINGS,
+        "WEBHOOK_ATTEMPT_TIMEOUT_SECONDS": ATTEMPT_TIMEOUT_SECONDS,
+        "WEBHOOK_LEASE_MARGIN_SECONDS": LEASE_MARGIN_SECONDS,
+    }
     with (
         own_database(postgres, ("reports",)) as database,
         receiving(Receiver(held_until_the_kill)) as receiver,

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from upstream.audit.v1 import audit_pb2 as upstream_dot_audit_dot_v1_dot_audit__pb2
 from upstream.drift.v1 import drift_service_pb2 as upstream_dot_drift_dot_v1_dot_drift__service__pb2
 from upstream.drift.v1 import resources_pb2 as upstream_dot_drift_dot_v1_dot_resources__pb2
 
@@ -87,6 +88,11 @@ class DriftServiceStub:
                 request_serializer=upstream_dot_drift_dot_v1_dot_drift__service__pb2.UpdateDriftConfigRequest.SerializeToString,
                 response_deserializer=upstream_dot_drift_dot_v1_dot_resources__pb2.DriftConfig.FromString,
                 _registered_method=True)
+        self.ListAuditEntries = channel.unary_unary(
+                '/upstream.drift.v1.DriftService/ListAuditEntries',
+                request_serializer=upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesRequest.SerializeToString,
+                response_deserializer=upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesResponse.FromString,
+                _registered_method=True)
 
 
 class DriftServiceServicer:
@@ -167,6 +173,14 @@ class DriftServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEntries(self, request, context):
+        """Lists the customer's drift audit log (`customers/{customer}/auditLogs/drift`),
+        newest first: every change to its resources and settings. Admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DriftServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -214,6 +228,11 @@ def add_DriftServiceServicer_to_server(servicer, server):
                     servicer.UpdateDriftConfig,
                     request_deserializer=upstream_dot_drift_dot_v1_dot_drift__service__pb2.UpdateDriftConfigRequest.FromString,
                     response_serializer=upstream_dot_drift_dot_v1_dot_resources__pb2.DriftConfig.SerializeToString,
+            ),
+            'ListAuditEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEntries,
+                    request_deserializer=upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesRequest.FromString,
+                    response_serializer=upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -466,6 +485,33 @@ class DriftService:
             '/upstream.drift.v1.DriftService/UpdateDriftConfig',
             upstream_dot_drift_dot_v1_dot_drift__service__pb2.UpdateDriftConfigRequest.SerializeToString,
             upstream_dot_drift_dot_v1_dot_resources__pb2.DriftConfig.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/upstream.drift.v1.DriftService/ListAuditEntries',
+            upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesRequest.SerializeToString,
+            upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,6 +6,7 @@ from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.type import date_pb2 as _date_pb2
 from upstream.api.v1 import field_limits_pb2 as _field_limits_pb2
+from upstream.audit.v1 import audit_pb2 as _audit_pb2
 from upstream.ingest.v1 import resources_pb2 as _resources_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper

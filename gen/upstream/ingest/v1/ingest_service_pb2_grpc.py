@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
+from upstream.audit.v1 import audit_pb2 as upstream_dot_audit_dot_v1_dot_audit__pb2
 from upstream.ingest.v1 import ingest_service_pb2 as upstream_dot_ingest_dot_v1_dot_ingest__service__pb2
 from upstream.ingest.v1 import resources_pb2 as upstream_dot_ingest_dot_v1_dot_resources__pb2
 
@@ -121,6 +122,11 @@ class IngestServiceStub:
                 '/upstream.ingest.v1.IngestService/StreamDailyStatSeries',
                 request_serializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesRequest.SerializeToString,
                 response_deserializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesResponse.FromString,
+                _registered_method=True)
+        self.ListAuditEntries = channel.unary_unary(
+                '/upstream.ingest.v1.IngestService/ListAuditEntries',
+                request_serializer=upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesRequest.SerializeToString,
+                response_deserializer=upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesResponse.FromString,
                 _registered_method=True)
 
 
@@ -278,6 +284,14 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEntries(self, request, context):
+        """Lists the customer's ingest audit log (`customers/{customer}/auditLogs/ingest`),
+        newest first: every change to its resources and settings. Admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -360,6 +374,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.StreamDailyStatSeries,
                     request_deserializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesRequest.FromString,
                     response_serializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesResponse.SerializeToString,
+            ),
+            'ListAuditEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEntries,
+                    request_deserializer=upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesRequest.FromString,
+                    response_serializer=upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -800,6 +819,33 @@ class IngestService:
             '/upstream.ingest.v1.IngestService/StreamDailyStatSeries',
             upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesRequest.SerializeToString,
             upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/upstream.ingest.v1.IngestService/ListAuditEntries',
+            upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesRequest.SerializeToString,
+            upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ import warnings
 
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
+from upstream.audit.v1 import audit_pb2 as upstream_dot_audit_dot_v1_dot_audit__pb2
 from upstream.reports.v1 import reports_service_pb2 as upstream_dot_reports_dot_v1_dot_reports__service__pb2
 from upstream.reports.v1 import resources_pb2 as upstream_dot_reports_dot_v1_dot_resources__pb2
 
@@ -167,6 +168,11 @@ class ReportsServiceStub:
                 '/upstream.reports.v1.ReportsService/GetAlert',
                 request_serializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.GetAlertRequest.SerializeToString,
                 response_deserializer=upstream_dot_reports_dot_v1_dot_resources__pb2.Alert.FromString,
+                _registered_method=True)
+        self.ListAuditEntries = channel.unary_unary(
+                '/upstream.reports.v1.ReportsService/ListAuditEntries',
+                request_serializer=upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesRequest.SerializeToString,
+                response_deserializer=upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesResponse.FromString,
                 _registered_method=True)
 
 
@@ -373,6 +379,14 @@ class ReportsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEntries(self, request, context):
+        """Lists the customer's reports audit log (`customers/{customer}/auditLogs/reports`),
+        newest first: every change to its resources and settings. Admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -500,6 +514,11 @@ def add_ReportsServiceServicer_to_server(servicer, server):
                     servicer.GetAlert,
                     request_deserializer=upstream_dot_reports_dot_v1_dot_reports__service__pb2.GetAlertRequest.FromString,
                     response_serializer=upstream_dot_reports_dot_v1_dot_resources__pb2.Alert.SerializeToString,
+            ),
+            'ListAuditEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEntries,
+                    request_deserializer=upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesRequest.FromString,
+                    response_serializer=upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1183,6 +1202,33 @@ class ReportsService:
             '/upstream.reports.v1.ReportsService/GetAlert',
             upstream_dot_reports_dot_v1_dot_reports__service__pb2.GetAlertRequest.SerializeToString,
             upstream_dot_reports_dot_v1_dot_resources__pb2.Alert.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/upstream.reports.v1.ReportsService/ListAuditEntries',
+            upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesRequest.SerializeToString,
+            upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

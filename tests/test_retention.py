@@ -1,0 +1,135 @@
+"""Retention by configuration, per customer: claims decided before the cutoff leave with
+their statistics (what stays reads as if the old claims had never been uploaded), audit
+entries leave after their own period, a customer whose override keeps everything keeps it,
+and each purge is itself in the audit log. The job runs in the real services, in batches."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+import httpx
+import psycopg
+
+from devtools.stack import wait_until
+from runtime.schemas import libpq_url
+from tests.conftest import PostgresUnderTest, own_database
+from tests.system import SERVICES, running_system
+
+CSV_HEADER = "claim_id,payer,decision_date,status,billed_amount,paid_amount\n"
+OLD_DAY, RECENT_DAY = dt.date(2019, 3, 4), dt.date.today() - dt.timedelta(days=20)
+BATCH = 7
+
+
+def _csv(rows: list[tuple[str, str, dt.date]]) -> bytes:
+    lines = [
+        f"{claim},{payer},{day},{'DENIED' if claim.endswith('D') else 'PAID'},150.00,90.00\n"
+        for claim, payer, day in rows
+    ]
+    return (CSV_HEADER + "".join(lines)).encode()
+
+
+OLD = [(f"O{n}{'D' if n % 4 == 0 else ''}", ("Aetna", "Cigna")[n % 2], OLD_DAY) for n in range(20)]
+RECENT = [(f"R{n}", ("Aetna", "Cigna")[n % 2], RECENT_DAY) for n in range(10)]
+
+
+def _stats(client: httpx.Client, customer: str, start: dt.date, end: dt.date) -> list[Any]:
+    answer = client.get(
+        f"/v1/customers/{customer}/dailyStats",
+        params={"startDate": start.isoformat(), "endDate": end.isoformat()},
+    )
+    assert answer.status_code == 200, answer.text
+    return sorted((json.loads(line) for line in answer.text.splitlines() if line), key=str)
+
+
+def _claims(client: httpx.Client, customer: str) -> list[str]:
+    listed = client.get(f"/v1/customers/{customer}/claims", params={"pageSize": 1000}).json()
+    return sorted(c["claimId"] for c in listed.get("claims", []))
+
+
+def test_claims_and_audit_entries_past_retention_are_purged_in_audited_batches(
+    postgres: PostgresUnderTest,
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    purged, keeper, fresh = f"purged{suffix}", f"keeper{suffix}", f"fresh{suffix}"
+    settings = {
+        "RETENTION_CLAIMS_YEARS": "3",
+        "RETENTION_AUDIT_DAYS": "30",
+        "RETENTION_OVERRIDES": f"{keeper}:claims_years=0,audit_days=0",
+        "RETENTION_INTERVAL_SECONDS": "0.5",
+        "RETENTION_BATCH_ROWS": str(BATCH),
+    }
+    with own_database(postgres) as database:
+        urls = {service: database.url(service) for service in SERVICES}
+        with running_system(urls, **settings) as system:
+            for customer, rows in ((purged, OLD + RECENT), (keeper, OLD + RECENT), (fresh, RECENT)):
+                with system.client(customer) as client:
+                    made = client.post(f"/v1/customers/{customer}/uploads", content=_csv(rows))
+                    assert made.status_code == 200, made.text
+            # An audit entry of 40 days ago (written as the schema's owner, which may), and
+            # one of today (the upload's own).
+            with psycopg.connect(libpq_url(database.url("drift", "owner"))) as owner:
+                for customer in (purged, keeper):
+                    owner.execute(
+                        "INSERT INTO drift.audit_entries (customer_id, entry_id, create_time,"
+                        " actor, actor_role, request_id, action, resource, changed_fields)"
+                        " VALUES (%s, gen_random_uuid(), now() - interval '40 days', 'jane',"
+                        " 'admin', '', 'UPDATE', %s, '{state}')",
+                        (customer, f"customers/{customer}/driftConfig"),
+                    )
+
+            with system.client(purged) as client:
+                wait_until(
+                    "the old claims purged",
+                    lambda: _claims(client, purged) == sorted(c for c, _, _ in RECENT),
+                    system.stack,
+                    timeout=60,
+                )
+
+                def drift_log(customer: str) -> list[Any]:
+                    with system.client(customer) as reader:
+                        return list(
+                            reader.get(f"/v1/customers/{customer}/auditLogs/drift/entries")
+                            .json()
+                            .get("entries", [])
+                        )
+
+                wait_until(
+                    "the old audit entry purged",
+                    lambda: all(e["actor"] != "jane" for e in drift_log(purged)),
+                    system.stack,
+                    timeout=60,
+                )
+                old_stats = _stats(client, purged, OLD_DAY, OLD_DAY)
+                recent_stats = _stats(client, purged, RECENT_DAY, RECENT_DAY)
+                ingest_log = client.get(
+                    f"/v1/customers/{purged}/auditLogs/ingest/entries",
+                    params={"filter": f'resource = "customers/{purged}/claims"'},
+                ).json()["entries"]
+            with system.client(fresh) as client:
+                reference = _stats(client, fresh, RECENT_DAY, RECENT_DAY)
+            with system.client(keeper) as client:
+                kept_claims = _claims(client, keeper)
+                kept_old_stats = _stats(client, keeper, OLD_DAY, OLD_DAY)
+            kept_log = drift_log(keeper)
+            purge_entries = drift_log(purged)
+
+    # What stays reads as if the old claims had never come.
+    assert old_stats == []
+    assert recent_stats == reference and reference
+    # The override keeps everything.
+    assert kept_claims == sorted(c for c, _, _ in OLD + RECENT)
+    assert kept_old_stats
+    assert any(e["actor"] == "jane" for e in kept_log)
+    # Each batch is in the audit log, by the service, with what it removed and why.
+    assert len(ingest_log) >= len(OLD) // BATCH
+    assert {(e["actor"], e["actorRole"], e["action"]) for e in ingest_log} == {
+        ("service:ingest", "service", "DELETE")
+    }
+    assert sum(int(e["before"]["claims_removed"]) for e in ingest_log) == len(OLD)
+    cutoff = dt.date(dt.date.today().year - 3, dt.date.today().month, 1).isoformat()
+    assert {e["before"]["decided_before"] for e in ingest_log} == {cutoff}
+    (audit_purge,) = [e for e in purge_entries if e["resource"].endswith("/auditLogs/drift")]
+    assert audit_purge["before"]["entries_removed"] == 1
