@@ -14,6 +14,7 @@ and each batch records what it removed in the service's audit log, in the same t
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import logging
@@ -86,6 +87,25 @@ async def record_purge(
             after=None,
         )
     )
+
+
+async def record_purges(
+    connection: AsyncConnection,
+    schema: str,
+    customers: Sequence[str],
+    collection: str,
+    why: str,
+) -> None:
+    """An audit entry per customer for a purge across customers that removed one row of
+    `collection` per item of `customers` (the deleted rows' customer ids)."""
+    for customer, count in sorted(collections.Counter(customers).items()):
+        await record_purge(
+            connection,
+            schema,
+            customer,
+            f"customers/{customer}/{collection}",
+            {"removed": count, "why": why},
+        )
 
 
 @dataclass(frozen=True)

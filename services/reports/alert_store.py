@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from runtime.db import for_reads
 from runtime.filtering import FilterField, parse_filter
 from runtime.pagination import after_position
+from runtime.retention import record_purges
 from services.reports.alert_policy import (
     DAILY_DIGEST,
     PolicyValues,
@@ -365,12 +366,22 @@ class AlertStore:
         s = alert_suppressions
         async with self._engine.begin() as connection:
             deleted = await connection.execute(
-                sa.delete(a).where(sa.tuple_(a.c.customer_id, a.c.alert_id).in_(expired))
+                sa.delete(a)
+                .where(sa.tuple_(a.c.customer_id, a.c.alert_id).in_(expired))
+                .returning(a.c.customer_id)
+            )
+            removed = list(deleted.scalars())
+            await record_purges(
+                connection,
+                "reports",
+                removed,
+                "alerts",
+                f"completed more than {keep_days:g} days ago",
             )
             await connection.execute(
                 sa.delete(s).where(s.c.alert_time < sa.func.now() - _seconds(91 * 86400))
             )
-            return int(deleted.rowcount)
+            return len(removed)
 
     async def get_alert(self, customer: str, alert_id: str) -> StoredAlert | None:
         a = alerts

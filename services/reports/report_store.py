@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from runtime.db import for_reads
 from runtime.filtering import FilterField, parse_filter
 from runtime.pagination import after_position
+from runtime.retention import record_purges
 from services.reports.alert_store import queue_report_ready_email
 from services.reports.store import metadata, queue_deliveries
 
@@ -418,9 +419,11 @@ class ReportStore:
                     r.c.customer_id == expired.c.customer_id,
                     r.c.report_id == expired.c.report_id,
                 )
-                .returning(r.c.report_id)
+                .returning(r.c.customer_id)
             )
-            return len(deleted.all())
+            removed = list(deleted.scalars())
+            await record_purges(connection, "reports", removed, "reports", "past their expiry")
+            return len(removed)
 
     async def next_build_due_in(self) -> float | None:
         """Seconds until the next report waiting to be built is due; None if none waits."""

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from runtime.db import for_reads
 from runtime.filtering import FilterField, parse_filter
 from runtime.pagination import after_position
+from runtime.retention import record_purges
 from services.reports.alert_policy import SEVERITY_RANKS
 from services.reports.alert_store import queue_drift_event_alerts, queue_webhook_disabled_alert
 from services.reports.payloads import webhook_body
@@ -540,11 +541,19 @@ class ReportsStore:
         )
         async with self._engine.begin() as connection:
             result = await connection.execute(
-                sa.delete(d).where(
-                    sa.tuple_(d.c.customer_id, d.c.webhook_id, d.c.delivery_id).in_(expired)
-                )
+                sa.delete(d)
+                .where(sa.tuple_(d.c.customer_id, d.c.webhook_id, d.c.delivery_id).in_(expired))
+                .returning(d.c.customer_id)
             )
-            return int(result.rowcount)
+            removed = list(result.scalars())
+            await record_purges(
+                connection,
+                "reports",
+                removed,
+                "webhooks/-/deliveries",
+                f"completed more than {keep_days:g} days ago",
+            )
+            return len(removed)
 
     async def next_delivery_due_in(self) -> float | None:
         """Seconds until the next delivery is due (0 if one is); None if none waits."""

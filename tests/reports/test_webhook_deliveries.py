@@ -25,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from devtools.stack import wait_until
+from runtime.audit import AuditLog
 from services.reports.deliveries import WebhookDeliveries
 from services.reports.endpoints import EndpointPolicy, WebhookSender, dns_resolver
 from services.reports.server import drift_event_state
@@ -625,7 +626,7 @@ def test_completed_deliveries_are_kept_thirty_days(postgres: PostgresUnderTest) 
     customer = fresh_customer()
     events = [drift_event(customer, f"ev_{age}") for age in (29, 31)]
 
-    async def scenario(url: str) -> list[str]:
+    async def scenario(url: str) -> tuple[list[str], list[Any]]:
         engine = create_async_engine(url)
         store = ReportsStore(engine)
         try:
@@ -667,11 +668,19 @@ def test_completed_deliveries_are_kept_thirty_days(postgres: PostgresUnderTest) 
             async with worker.running():
                 await asyncio.sleep(0.5)
             kept = await store.list_deliveries(customer, "wh_1", "", 10, None)
+            purges = await AuditLog(engine, "reports").list_entries(
+                customer, 'actor = "service:reports" AND action = "DELETE"', 10, None
+            )
         finally:
             await engine.dispose()
-        return [json.loads(d.row.body)["data"]["name"].rsplit("/", 1)[1] for d in kept]
+        names = [json.loads(d.row.body)["data"]["name"].rsplit("/", 1)[1] for d in kept]
+        return names, purges
 
     with own_database(postgres, ("reports",)) as database:
-        kept = asyncio.run(scenario(database.url("reports", "app")))
+        kept, purges = asyncio.run(scenario(database.url("reports", "app")))
 
     assert kept == ["ev_29"]
+    # The purge is itself in the customer's audit log.
+    ((resource, before),) = [(p.resource, p.before) for p in purges]
+    assert resource == f"customers/{customer}/webhooks/-/deliveries"
+    assert before == {"removed": 1, "why": "completed more than 30 days ago"}
