@@ -5,6 +5,7 @@ and each purge is itself in the audit log. The job runs in the real services, in
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import uuid
@@ -12,9 +13,13 @@ from typing import Any
 
 import httpx
 import psycopg
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from devtools.stack import wait_until
+from runtime.audit import AuditLog
 from runtime.schemas import libpq_url
+from services.reports.report_store import ReportStore
 from tests.conftest import PostgresUnderTest, own_database
 from tests.system import SERVICES, running_system
 
@@ -133,3 +138,52 @@ def test_claims_and_audit_entries_past_retention_are_purged_in_audited_batches(
     assert {e["before"]["decided_before"] for e in ingest_log} == {cutoff}
     (audit_purge,) = [e for e in purge_entries if e["resource"].endswith("/auditLogs/drift")]
     assert audit_purge["before"]["entries_removed"] == 1
+
+
+def test_an_expired_report_goes_and_its_purge_is_in_the_audit_log(
+    postgres: PostgresUnderTest,
+) -> None:
+    customer = "expiring" + uuid.uuid4().hex[:6]
+
+    async def scenario(url: str) -> tuple[int, Any, list[Any]]:
+        engine = create_async_engine(url)
+        store = ReportStore(engine)
+        try:
+            for report_id in ("rpt_old", "rpt_new"):
+                await store.create_report(
+                    customer,
+                    report_id,
+                    kind="EVENTS_EXPORT",
+                    format="CSV",
+                    start_date=dt.date(2026, 1, 1),
+                    end_date=dt.date(2026, 1, 31),
+                    payers=[],
+                    parameters=b"",
+                    creator="admin@x",
+                    request_id=None,
+                    trace_context={},
+                )
+            async with engine.begin() as connection:
+                await connection.execute(
+                    sa.text(
+                        "UPDATE reports.reports SET expire_time = now() - interval '1 second'"
+                        " WHERE customer_id = :customer AND report_id = 'rpt_old'"
+                    ),
+                    {"customer": customer},
+                )
+            removed = await store.delete_expired(100)
+            left = await store.get_report(customer, "rpt_new")
+            entries = await AuditLog(engine, "reports").list_entries(
+                customer, 'action = "DELETE"', 10, None
+            )
+        finally:
+            await engine.dispose()
+        return removed, left, entries
+
+    with own_database(postgres, ("reports",)) as database:
+        removed, left, entries = asyncio.run(scenario(database.url("reports", "app")))
+
+    assert removed == 1 and left is not None
+    ((entry),) = entries
+    assert (entry.actor, entry.resource) == ("service:reports", f"customers/{customer}/reports")
+    assert entry.before == {"removed": 1, "why": "past their expiry"}
