@@ -6,7 +6,7 @@
 #   docker push ghcr.io/upstream-health/upstream:1.1.0
 # The base is pinned by digest; to move it, read the current one with
 #   docker buildx imagetools inspect python:3.11-slim-bookworm
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:528257d48c1da0dcecc2e725d1ae34498d60c965f1241e39cd6a85a8859bdf84
 
 FROM ${PYTHON_IMAGE} AS dependencies
 ENV PIP_NO_CACHE_DIR=1 \
