@@ -83,6 +83,10 @@ SEASON_SMOOTH_DAYS = 3
 # the baseline leads to expect, and at least twice as many, make a finding.
 PENDING_QUANTILE = 0.9
 PENDING_MIN_EXCESS = 10
+# A finding of pending claims must stand on the runs of this many days before as well: a day
+# or two a small group's claims wait longer (a batch decided late) is not a payer that
+# stopped deciding.
+PENDING_PERSISTENCE_DAYS = 2
 # Three times as many: a payer whose volume just doubled, or one in its holiday weeks, has
 # up to twice as many pending as its usual pace leaves; one that stops deciding, many more.
 PENDING_MIN_RATIO = 3.0
@@ -323,13 +327,20 @@ def detect(
     ]
     # A change the sequential test found is a finding as it stands, measured since it began;
     # the others must hold on the windows of the days before too.
-    pending = {
-        i
-        for i, metric, _, _ in under
-        if metric == "DECISION_DAYS"
-        and TESTS["DECISION_DAYS"] * screens.pending.p_value[i] <= cutoffs[i]
-        and screens.pending.clears_floor(i)
-    }
+    pending = _pending_held(
+        [
+            i
+            for i, metric, _, _ in under
+            if metric == "DECISION_DAYS"
+            and TESTS["DECISION_DAYS"] * screens.pending.p_value[i] <= cutoffs[i]
+            and screens.pending.clears_floor(i)
+        ],
+        screens,
+        as_of,
+        config,
+        cutoffs,
+        min(PENDING_PERSISTENCE_DAYS, persistence_days),
+    )
     sequential = {
         (i, metric): since
         for i, metric, _, _ in under
@@ -466,6 +477,37 @@ def _clears_floor(metric: str, evidence: Evidence, config: DetectionConfig) -> b
         config.decision_days_min_increase,
         config.decision_days_min_increase_fraction * evidence.baseline_value,
     )
+
+
+def _pending_held(
+    rows: list[int],
+    screens: _Screens,
+    as_of: dt.date,
+    config: DetectionConfig,
+    cutoffs: statistics.FloatArray,
+    days: int,
+) -> set[int]:
+    """The rows whose pending claims are a finding on the run's day that are one on each of
+    the `days` days before too (the run's cut-off, the floor)."""
+    if not rows or not days:
+        return set(rows)
+    series = np.array(sorted(rows))
+    earlier = _Screens(
+        screens.table,
+        np.tile(series, days),
+        np.repeat(as_of.toordinal() - np.arange(1, days + 1), series.size),
+        config,
+        screens.history,
+    )
+    pending = earlier.pending
+    ok = np.array(
+        [
+            TESTS["DECISION_DAYS"] * pending.p_value[k] <= cutoffs[series[k % series.size]]
+            and pending.clears_floor(k)
+            for k in range(series.size * days)
+        ]
+    )
+    return set(series[ok.reshape(days, -1).all(axis=0)].tolist())
 
 
 def _held(

@@ -502,6 +502,34 @@ def test_a_payer_that_stops_deciding_is_seen_in_its_pending_claims() -> None:
     assert "waiting more than" in finding.summary and finding.severity == "HIGH"
 
 
+def test_a_batch_pending_past_the_usual_time_for_a_day_is_no_stop_until_it_lasts() -> None:
+    """Claims of one day still pending as they pass the payer's usual decision time: on that
+    day alone a batch decided late, not a payer that stopped (a finding of pending claims
+    must stand on the runs of the days before too); still waiting on those days, a finding."""
+    history = _history("Slowco")
+    stopped = windows_for(AS_OF, CONFIG).current.start - dt.timedelta(days=30)
+    waiting = [
+        PendingStat("Slowco", "RADIOLOGY", stopped + dt.timedelta(days=n), 16)
+        for n in range((AS_OF - stopped).days + 1)
+    ]
+    (stop,) = [
+        f
+        for f in detect(cell_series(history, waiting), AS_OF, CONFIG).findings
+        if f.metric == "DECISION_DAYS"
+    ]
+    usual = round(stop.evidence.baseline_value)
+
+    def pending_findings(age_today: int) -> list[detection.Finding]:
+        batch = [PendingStat("Slowco", "RADIOLOGY", AS_OF - dt.timedelta(days=age_today), 80)]
+        found = detect(cell_series(history, batch), AS_OF, CONFIG).findings
+        return [f for f in found if f.metric == "DECISION_DAYS"]
+
+    assert pending_findings(usual + 1) == []
+    assert pending_findings(usual + 2) == []
+    (lasting,) = pending_findings(usual + 1 + detection.PENDING_PERSISTENCE_DAYS)
+    assert lasting.evidence.effect_unit == "claims" and lasting.evidence.current_events >= 80
+
+
 def _reasons(stats: list[DayStat], shares: Callable[[DayStat], dict[str, float]]) -> list[DayStat]:
     """The same days, their denials spread over the reasons `shares` gives each day."""
     rng = random.Random(7)
