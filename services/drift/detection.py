@@ -1259,8 +1259,7 @@ class _Season:
                                           pooled_denials)  # fmt: skip
         self.day_shift = np.zeros(series.size, dtype=np.int64)
         values = table.values
-        # A table of values beyond its dense columns (days far out) is left without a season.
-        if not values.size or int(values[-1]) == values.size - 1:
+        if values.size:
             # Each payer's once for all its rows.
             keys, row_of = np.unique(
                 np.vstack([payer_rows(table)[series], current_start, same]),
@@ -1316,18 +1315,23 @@ class _Season:
         sums[denied] = np.minimum(
             observed.amount("decided"), np.rint(observed.sums[denied] * self.denial_factor)
         ).astype(np.int64)
-        widest = int(self.day_shift.max(initial=0))
         baseline_days, current_days = observed.decision_days, current.decision_days
         values = observed.values
-        if widest:
-            rows, width = baseline_days.shape
-            values = np.arange(width + widest)
-            shifted = np.zeros((rows, width + widest), dtype=np.int64)
-            for shift in np.unique(self.day_shift).tolist():
-                mine = self.day_shift == shift
-                shifted[mine, shift : shift + width] = baseline_days[mine]
+        if self.day_shift.any():
+            # The columns of every value a shifted baseline or the current window holds (the
+            # table's values need not be every day: a claim decided after a year is one).
+            shifts = np.union1d(np.unique(self.day_shift), [0])
+            widened = np.unique(np.concatenate([values + shift for shift in shifts.tolist()]))
+            shifted = np.zeros((baseline_days.shape[0], widened.size), dtype=np.int64)
+            for shift in shifts.tolist():
+                mine = np.flatnonzero(self.day_shift == shift)
+                shifted[np.ix_(mine, np.searchsorted(widened, values + shift))] = baseline_days[
+                    mine
+                ]
             baseline_days = shifted
-            current_days = np.pad(current_days, ((0, 0), (0, widest)))
+            current_widened = np.zeros((current_days.shape[0], widened.size), dtype=np.int64)
+            current_widened[:, np.searchsorted(widened, values)] = current_days
+            current_days, values = current_widened, widened
         carc = np.where(self.mix[:, None], self.mix_adjusted, observed.carc_counts)
         return (
             replace(

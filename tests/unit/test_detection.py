@@ -400,11 +400,25 @@ def test_a_holiday_slowdown_every_year_is_expected() -> None:
     only_now = _seasonal_years(
         "Cigna", through=JANUARY_RUN, january=slow, years_with_season=(2026,)
     )
+    # A claim of another payer decided 5,000 days after it began (dates a billing system
+    # got wrong): the run reads only the days to decision present, no longer every day up
+    # to the largest, and the season still holds.
+    straggler = DayStat(
+        **{
+            **_stats("Humana", "", per_day=1, denial_rate=0.0, start=JANUARY_RUN, days=1)[
+                0
+            ].__dict__,
+            "decided": 1,
+            "denied": 0,
+            "decision_days": {5000: 1},
+            "carc_counts": {},
+        }
+    )
     metrics = [
         {f.metric for f in detect_days(stats, JANUARY_RUN, CONFIG).findings}
-        for stats in (every_year, only_now)
+        for stats in (every_year, only_now, [*every_year, straggler])
     ]
-    assert metrics == [set(), {"DECISION_DAYS"}]
+    assert metrics == [set(), {"DECISION_DAYS"}, set()]
 
 
 def test_the_deductible_season_is_no_payment_drift_but_a_payer_paying_less_is() -> None:
