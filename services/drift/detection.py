@@ -479,6 +479,24 @@ def _clears_floor(metric: str, evidence: Evidence, config: DetectionConfig) -> b
     )
 
 
+def _earlier(
+    screens: _Screens,
+    series: statistics.IntArray,
+    as_of: dt.date,
+    config: DetectionConfig,
+    days: int,
+) -> _Screens:
+    """Screens of `series` (rows of `screens`' table) on the windows of each of the `days`
+    days before the run's: row (d - 1) * len(series) + j is series[j] d days before."""
+    return _Screens(
+        screens.table,
+        np.tile(series, days),
+        np.repeat(as_of.toordinal() - np.arange(1, days + 1), series.size),
+        config,
+        screens.history,
+    )
+
+
 def _pending_held(
     rows: list[int],
     screens: _Screens,
@@ -492,14 +510,7 @@ def _pending_held(
     if not rows or not days:
         return set(rows)
     series = np.array(sorted(rows))
-    earlier = _Screens(
-        screens.table,
-        np.tile(series, days),
-        np.repeat(as_of.toordinal() - np.arange(1, days + 1), series.size),
-        config,
-        screens.history,
-    )
-    pending = earlier.pending
+    pending = _earlier(screens, series, as_of, config, days).pending
     ok = np.array(
         [
             TESTS["DECISION_DAYS"] * pending.p_value[k] <= cutoffs[series[k % series.size]]
@@ -531,14 +542,7 @@ def _held(
     if not alive or not days:
         return alive
     series = np.array(sorted({i for i, _, _, _ in alive}))
-    # Row (d - 1) * len(series) + j: series[j] on the windows ending d days before the run's.
-    earlier = _Screens(
-        screens.table,
-        np.tile(series, days),
-        np.repeat(as_of.toordinal() - np.arange(1, days + 1), series.size),
-        config,
-        screens.history,
-    )
+    earlier = _earlier(screens, series, as_of, config, days)
     row_of = {i: j for j, i in enumerate(series.tolist())}
     held = set()
     for metric in dict.fromkeys(m for _, m, _, _ in alive):
