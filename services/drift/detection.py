@@ -77,6 +77,11 @@ SEASON_MIX_P_VALUE = 0.01
 SEQUENTIAL_METRICS = ("DENIAL_RATE", "DECISION_DAYS")
 RECENT_DAYS = 7
 BASELINE_MARGIN_Z = 1.28
+# A decision-time season (a shift of the median by at least a day) is expected up to this
+# many standard errors above its estimate, the error counting how much one year's holiday
+# slowdown differs from the next's (variance in days²) besides the medians' sampling noise.
+SEASON_DAY_MARGIN_Z = 1.0
+SEASON_DAY_YEAR_VARIANCE = 4.0
 SEASON_SMOOTH_DAYS = 3
 # Censored decision times (see `_Screens.pending`): claims still pending past the time the
 # baseline decided this share of its claims in count against the payer; so many more than
@@ -1279,9 +1284,14 @@ class _Season:
             )  # fmt: skip
             ok, change, variance = _day_change(payer_season, values)
             mine = row_of.ravel()
-            shift = _pooled_towards(
-                (ok[mine], change[mine], variance[mine]), _day_change(pooled, values)
-            )
+            pooled_days = _day_change(pooled, values)
+            shift = _pooled_towards((ok[mine], change[mine], variance[mine]), pooled_days)
+            # One year's holidays are a rough guide to the next (their weekdays and dates
+            # move): a clear season is expected up to SEASON_DAY_MARGIN_Z standard errors
+            # above its estimate, counting that between-year noise too.
+            noise = np.where(ok[mine], variance[mine], pooled_days[2])
+            allowance = SEASON_DAY_MARGIN_Z * np.sqrt(noise + SEASON_DAY_YEAR_VARIANCE)
+            shift = np.where(shift >= 1.0, shift + allowance, shift)
             self.day_shift = np.rint(np.maximum(shift, 0.0)).astype(np.int64)
         own_mix = _mix_change(own, table.codes)
         pooled_mix = _mix_change(pooled, table.codes)

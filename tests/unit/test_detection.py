@@ -421,6 +421,35 @@ def test_a_holiday_slowdown_every_year_is_expected() -> None:
     assert metrics == [set(), {"DECISION_DAYS"}, set()]
 
 
+def test_a_holiday_slowdown_a_little_longer_than_last_year_is_still_the_season() -> None:
+    """One year's holidays are a rough guide to the next: decisions that took 5 days longer
+    last January and 10 this January are the season; 15 longer this January is a drift."""
+
+    def januaries(last: int, this: int) -> list[DayStat]:
+        before = _seasonal_years(
+            "Cigna",
+            through=JANUARY_RUN,
+            january={"decision_days": 15 + last},
+            years_with_season=(2025,),
+        )
+        now = _seasonal_years(
+            "Cigna",
+            through=JANUARY_RUN,
+            january={"decision_days": 15 + this},
+            years_with_season=(2026,),
+        )
+        return [
+            b if not (b.day.year == 2026 and b.day.month == 1) else n
+            for b, n in zip(before, now, strict=True)
+        ]  # fmt: skip
+
+    def metrics(last: int, this: int) -> set[str]:
+        return {f.metric for f in detect_days(januaries(last, this), JANUARY_RUN, CONFIG).findings}
+
+    assert metrics(5, 10) == set()
+    assert metrics(5, 15) == {"DECISION_DAYS"}
+
+
 def test_the_deductible_season_is_no_payment_drift_but_a_payer_paying_less_is() -> None:
     """In deductible season patients pay part of the allowed amount the payer paid before:
     what the payer settles (its payment and the patient's share) is unchanged, so nothing is
