@@ -10,6 +10,7 @@ settings (`upstream.actor`, `upstream.actor_role`, `upstream.request_id`) that
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import functools
 import uuid
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 from google.protobuf import json_format, struct_pb2
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runtime import auth, errors
 from runtime.db import for_reads
@@ -107,9 +108,6 @@ class AuditLog:
     async def purge(self, customer: str, older_than: dt.datetime, batch: int) -> int:
         """Delete up to `batch` of the customer's entries older than `older_than` (through
         the one function that may), and record that it did; how many went."""
-        # A cycle of imports otherwise: retention reads this module's table.
-        from runtime.retention import record_purge
-
         async with self._engine.begin() as connection:
             purged = await connection.execute(
                 sa.text(
@@ -143,6 +141,47 @@ class AuditLog:
             lambda last: [last.create_time.isoformat(), str(last.entry_id)],
             functools.partial(entry_message, self.schema),
             parent=f"customers/{{customer}}/auditLogs/{self.schema}",
+        )
+
+
+async def record_purge(
+    connection: AsyncConnection, schema: str, customer: str, resource: str, what: dict[str, Any]
+) -> None:
+    """An audit entry for a purge, in the purge's own transaction: the service deleted
+    `resource` (a collection), `what` saying which rows and why."""
+    await connection.execute(
+        sa.insert(entries_table(schema)).values(
+            customer_id=customer,
+            entry_id=sa.func.gen_random_uuid(),
+            create_time=sa.func.now(),
+            actor=f"service:{schema}",
+            actor_role="service",
+            request_id="",
+            action="DELETE",
+            resource=resource,
+            changed_fields=[],
+            before=what,
+            after=None,
+        )
+    )
+
+
+async def record_purges(
+    connection: AsyncConnection,
+    schema: str,
+    customers: Sequence[str],
+    collection: str,
+    why: str,
+) -> None:
+    """An audit entry per customer for a purge across customers that removed one row of
+    `collection` per item of `customers` (the deleted rows' customer ids)."""
+    for customer, count in sorted(collections.Counter(customers).items()):
+        await record_purge(
+            connection,
+            schema,
+            customer,
+            f"customers/{customer}/{collection}",
+            {"removed": count, "why": why},
         )
 
 

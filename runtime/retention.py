@@ -14,7 +14,6 @@ and each batch records what it removed in the service's audit log, in the same t
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import datetime as dt
 import logging
@@ -22,11 +21,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from prometheus_client import Counter
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runtime.audit import AuditLog, entries_table
+from runtime.audit import AuditLog
 from runtime.settings import Settings
 
 logger = logging.getLogger("upstream.retention")
@@ -65,47 +62,6 @@ def audit_cutoff(retention: Retention, now: dt.datetime) -> dt.datetime | None:
     if retention.audit_days == 0:
         return None
     return now - dt.timedelta(days=retention.audit_days)
-
-
-async def record_purge(
-    connection: AsyncConnection, schema: str, customer: str, resource: str, what: dict[str, Any]
-) -> None:
-    """An audit entry for a purge, in the purge's own transaction: the service deleted
-    `resource` (a collection), `what` saying which rows and why."""
-    await connection.execute(
-        sa.insert(entries_table(schema)).values(
-            customer_id=customer,
-            entry_id=sa.func.gen_random_uuid(),
-            create_time=sa.func.now(),
-            actor=f"service:{schema}",
-            actor_role="service",
-            request_id="",
-            action="DELETE",
-            resource=resource,
-            changed_fields=[],
-            before=what,
-            after=None,
-        )
-    )
-
-
-async def record_purges(
-    connection: AsyncConnection,
-    schema: str,
-    customers: Sequence[str],
-    collection: str,
-    why: str,
-) -> None:
-    """An audit entry per customer for a purge across customers that removed one row of
-    `collection` per item of `customers` (the deleted rows' customer ids)."""
-    for customer, count in sorted(collections.Counter(customers).items()):
-        await record_purge(
-            connection,
-            schema,
-            customer,
-            f"customers/{customer}/{collection}",
-            {"removed": count, "why": why},
-        )
 
 
 @dataclass(frozen=True)

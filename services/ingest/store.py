@@ -16,11 +16,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from runtime.audit import record_purge
 from runtime.db import for_reads
 from runtime.filtering import FilterField, parse_filter
 from runtime.ordering import Order, SortKey, fetch_page
 from runtime.pagination import after_position
-from runtime.retention import record_purge
 from services.ingest.claim_writes import (
     UploadWriter,
     delete_upload_claims,

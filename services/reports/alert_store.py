@@ -23,10 +23,10 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from runtime.audit import record_purges
 from runtime.db import for_reads
 from runtime.filtering import FilterField, parse_filter
 from runtime.pagination import after_position
-from runtime.retention import record_purges
 from services.reports.alert_policy import (
     DAILY_DIGEST,
     PolicyValues,

@@ -13,10 +13,10 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from runtime.audit import record_purges
 from runtime.db import for_reads
 from runtime.filtering import FilterField, parse_filter
 from runtime.pagination import after_position
-from runtime.retention import record_purges
 from services.reports.alert_policy import SEVERITY_RANKS
 from services.reports.alert_store import queue_drift_event_alerts, queue_webhook_disabled_alert
 from services.reports.payloads import webhook_body
