@@ -63,6 +63,11 @@ NEW_PAYER_SLACK_DAYS = 14
 # year's level; see `_Season`.
 SEASON_DAYS = 364
 SEASON_REFERENCE_DAYS = (30, 90, 180)
+# A reference counts as covered by a history that begins this share of its days into it:
+# data that begins on a day has its first decisions days later, and a month's reference
+# next to the season (December before January) is itself half in it where three months' is
+# not.
+SEASON_REFERENCE_SLACK = 0.1
 # Fewer decided claims than this in a window of last year's says nothing about a season.
 MIN_SEASON_CLAIMS = 30
 # Last year's change of denial reasons counts as seasonal when this unlikely by chance.
@@ -904,21 +909,16 @@ def _slow_counts(
         np.zeros(series.size, dtype=np.int64),
     )
     last_first = first - SEASON_DAYS
-    reach = history.covered_from(series)
-    reference = np.zeros(series.size, dtype=np.int64)
-    for length in sorted(d for d in SEASON_REFERENCE_DAYS if d <= config.baseline_window_days):
-        reference = np.where(reach <= last_first - length, length, reference)
+    reference = history.reference_days(series, last_first, config)
     rows = np.flatnonzero(reference)
     if not rows.size:
         return counts
-    mine = series[rows]
-    baseline = table.windows(mine, last_first[rows] - reference[rows], last_first[rows] - 1)
+    mine, start = series[rows], last_first[rows]
+    baseline = table.windows(mine, start - reference[rows], start - 1)
     values = baseline.values
     median = statistics.median_rows(baseline.decision_days, values)
     smooth = SEASON_SMOOTH_DAYS
-    slower, decided = _daily_beyond(
-        table, mine, last_first[rows] - smooth, days + 2 * smooth, median
-    )
+    slower, decided = _daily_beyond(table, mine, start - smooth, days + 2 * smooth, median)
     width = 2 * smooth + 1
 
     def around(daily: statistics.IntArray) -> statistics.IntArray:
@@ -1116,10 +1116,7 @@ def _last_years_pending(
     counts = np.zeros((2, series.size))
     last_as_of = as_of - SEASON_DAYS
     last_current = last_as_of - (config.current_window_days - 1)
-    reach = history.covered_from(series)
-    reference = np.zeros(series.size, dtype=np.int64)
-    for length in sorted(d for d in SEASON_REFERENCE_DAYS if d <= config.baseline_window_days):
-        reference = np.where(reach <= last_current - length, length, reference)
+    reference = history.reference_days(series, last_current, config)
     rows = np.flatnonzero(reference)
     if rows.size:
         mine, first = series[rows], last_current[rows] - reference[rows]
@@ -1162,6 +1159,20 @@ class _History:
     def covered_from(self, series: statistics.IntArray) -> statistics.IntArray:
         """The earliest baseline start each of `series` covers (ordinals)."""
         return self._covered_from[series]
+
+    def reference_days(
+        self, series: statistics.IntArray, end: statistics.IntArray, config: DetectionConfig
+    ) -> statistics.IntArray:
+        """The longest of SEASON_REFERENCE_DAYS (none longer than the baseline) whose days
+        just before `end` (ordinals) each of `series`' history covers, 0 where none is: a
+        history may begin SEASON_REFERENCE_SLACK of a reference's days into it."""
+        reference = np.zeros(series.size, dtype=np.int64)
+        for length in sorted(d for d in SEASON_REFERENCE_DAYS if d <= config.baseline_window_days):
+            slack = int(length * SEASON_REFERENCE_SLACK)
+            reference = np.where(
+                self._covered_from[series] <= end - length + slack, length, reference
+            )
+        return reference
 
     def first_run(
         self, series: statistics.IntArray, config: DetectionConfig
@@ -1254,11 +1265,10 @@ class _Season:
     ) -> None:
         """`same`: each row's last year's same days, first and last (2 × rows), where not
         its current window's 52 weeks back (a change measured since it began: its dates)."""
-        lengths = sorted(d for d in SEASON_REFERENCE_DAYS if d <= config.baseline_window_days)
         if same is None:
             first = current_start - SEASON_DAYS
             same = np.stack([first, first + config.current_window_days - 1])
-        windows = (table, current_start, same, config, history, lengths)
+        windows = (table, current_start, same, config, history)
         own = _season_windows(*windows, series=series, observed=observed)
         pooled = _pooled_season(*windows)
         own_denials, pooled_denials = _denial_change(own), _denial_change(pooled)
@@ -1279,7 +1289,7 @@ class _Season:
             observed_payers = table.windows(payers, starts - config.baseline_window_days,
                                             starts - 1)  # fmt: skip
             payer_season = _season_windows(
-                table, starts, keys[2:], config, history, lengths,
+                table, starts, keys[2:], config, history,
                 series=payers, observed=observed_payers,
             )  # fmt: skip
             ok, change, variance = _day_change(payer_season, values)
@@ -1403,18 +1413,14 @@ def _season_windows(
     same: statistics.IntArray,
     config: DetectionConfig,
     history: _History,
-    lengths: Sequence[int],
     *,
     series: statistics.IntArray,
     observed: WindowTotals,
 ) -> _SeasonWindows:
-    """Each row's season windows, the reference the longest of `lengths` its history
-    covers; last year's same days from `same` (first and last, 2 × rows)."""
-    reach = history.covered_from(series)
+    """Each row's season windows, the reference the longest its history covers (see
+    `_History.reference_days`); last year's same days from `same` (first and last, 2 × rows)."""
     last_start = current_start - SEASON_DAYS
-    reference = np.zeros(series.size, dtype=np.int64)
-    for days in lengths:
-        reference = np.where(reach <= last_start - days, days, reference)
+    reference = history.reference_days(series, last_start, config)
     has = reference > 0
 
     def window(first: statistics.IntArray, last: statistics.IntArray) -> WindowTotals:
@@ -1439,7 +1445,6 @@ def _pooled_season(
     same: statistics.IntArray,
     config: DetectionConfig,
     history: _History,
-    lengths: Sequence[int],
 ) -> _SeasonWindows:
     """The season windows of the customer as a whole (every payer of the table summed, each
     with the longest reference its history covers), for each row's current window and span."""
@@ -1451,7 +1456,7 @@ def _pooled_season(
     first = np.repeat(starts, payers.size)
     baseline = table.windows(series, first - config.baseline_window_days, first - 1)
     season = _season_windows(
-        table, first, np.repeat(keys[1:], payers.size, axis=1), config, history, lengths,
+        table, first, np.repeat(keys[1:], payers.size, axis=1), config, history,
         series=series, observed=baseline,
     )  # fmt: skip
 

@@ -852,3 +852,32 @@ def test_the_year_end_holidays_are_dates_after_a_leap_year_too(run: dt.date) -> 
     found = detect_days(stats, run, CONFIG)
     assert ("Cigna", ALL_CODES, "DECISION_DAYS") in found.tested
     assert found.findings == []
+
+
+def test_a_season_is_measured_against_three_months_where_the_data_nearly_has_them() -> None:
+    """Data that begins on a day has its first decisions some days later. A customer whose
+    decisions begin five days into the three months before last January: last December
+    happened to be quick (ten days where fifteen is usual), so against December alone last
+    January would look five days slower than usual, and this January's nine days slower a
+    season. Against the three months, it is found."""
+    run = dt.date(2026, 1, 31)
+    year = dt.timedelta(days=detection.SEASON_DAYS)
+    first = windows_for(run, CONFIG).current.start - year - dt.timedelta(days=90 - 5)
+
+    def decision_days(day: dt.date) -> int:
+        if dt.date(2024, 12, 3) <= day <= dt.date(2025, 1, 1):
+            return 10
+        return 24 if day >= dt.date(2026, 1, 1) else 15
+
+    stats = [
+        one
+        for n in range((run - first).days + 1)
+        for one in _stats("Cigna", "", per_day=40, start=first + dt.timedelta(days=n), days=1,
+                          seed=40_000 + n, denial_rate=0.10,
+                          decision_days=decision_days(first + dt.timedelta(days=n)))
+    ]  # fmt: skip
+    (finding,) = detect_days(stats, run, CONFIG).findings
+    assert (finding.metric, finding.evidence.current_value) == ("DECISION_DAYS", 24)
+    # Expected: last January's few days over the three months, and a margin for a season.
+    assert finding.evidence.expected_value is not None
+    assert finding.evidence.expected_value < 24 - CONFIG.decision_days_min_increase
