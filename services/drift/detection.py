@@ -81,7 +81,7 @@ SEASON_MIX_P_VALUE = 0.01
 # window's last days, where a season adjusted over the whole window does not reach.
 SEQUENTIAL_METRICS = ("DENIAL_RATE", "DECISION_DAYS")
 RECENT_DAYS = 7
-BASELINE_MARGIN_Z = 1.28
+BASELINE_MARGIN_Z = 0.84
 # A decision-time season (a shift of the median by at least a day) is expected up to this
 # many standard errors above its estimate, the error counting how much one year's holiday
 # slowdown differs from the next's (variance in days²) besides the medians' sampling noise.
