@@ -93,7 +93,20 @@ bench: $(STAMP) ## Benchmarks beside references: ingest and claims export vs psq
 	$(PY) -m bench.reports_bench
 	$(PY) -m bench.gateway_bench
 
+# make load: PROFILE=fixed (RATE requests a second) or steps (finds the knee); BASELINE=1 keeps
+# the run as bench/baselines/$(PROFILE).json.
+PROFILE ?= fixed
+SOAK_SECONDS ?= 1200
+load: $(STAMP) ## Load through the gateway and gRPC (locust) on a fresh system: make load [PROFILE=steps] [RATE=20] [BASELINE=1]
+	$(PY) -m bench.load run --profile "$(PROFILE)" $(if $(RATE),--rate "$(RATE)") $(if $(BASELINE),--save-baseline)
+
+load-compare: $(STAMP) ## The latest `make load` against bench/baselines/ (exit 1: p95 +20 % or errors +1 point)
+	$(PY) -m bench.load compare --profile "$(PROFILE)"
+
+soak: $(STAMP) ## Half the knee for SOAK_SECONDS (1200): memory, connections, outbox backlog [KNEE=60]
+	$(PY) -m bench.load soak --seconds "$(SOAK_SECONDS)" $(if $(KNEE),--knee "$(KNEE)")
+
 eval: $(STAMP) ## Detection accuracy on synthetic data with known drifts (prints figures)
 	$(PY) -m devtools.evaluation
 
-.PHONY: help venv lock protos breaking db db-stop migrate outbox-parked outbox-replay run receivers demo-data token lint typecheck test bench eval
+.PHONY: help venv lock protos breaking db db-stop migrate outbox-parked outbox-replay run receivers demo-data token lint typecheck test bench load load-compare soak eval

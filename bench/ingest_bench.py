@@ -106,14 +106,18 @@ def log(message: str) -> None:
 
 def dataset(rows: int, seed: int) -> Path:
     """The CSV of `rows` synthetic claims, written once and reused (1M rows take ~20 s)."""
-    path = DATA_DIR / f"claims-{rows}-seed{seed}.csv"
+    return cached_csv(Scenario(claims=rows, seed=seed), DATA_DIR / f"claims-{rows}-seed{seed}.csv")
+
+
+def cached_csv(scenario: Scenario, path: Path) -> Path:
+    """The scenario's claims as CSV at `path`, written the first time and reused after."""
     if path.exists():
         return path
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
-    log(f"generating {rows:,} rows into {path} …")
+    log(f"generating {scenario.claims:,} rows into {path} …")
     started = time.monotonic()
-    write_csv(Scenario(claims=rows, seed=seed), partial)
+    write_csv(scenario, partial)
     # Renamed only when complete: an interrupted run must not leave a short file to reuse.
     partial.rename(path)
     log(f"  generated in {time.monotonic() - started:.1f} s")

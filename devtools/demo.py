@@ -112,20 +112,23 @@ def _client(gateway_url: str, settings: Settings, customer: str) -> httpx.Client
     )
 
 
-def subscribe(gateway_url: str, settings: Settings) -> str:
-    """A webhook of `acme` to the local receiver (once), before the demo's events are found."""
-    with _client(gateway_url, settings, CUSTOMER) as client:
-        listed = client.get(f"/v1/customers/{CUSTOMER}/webhooks").json().get("webhooks", [])
+def subscribe(
+    gateway_url: str,
+    settings: Settings,
+    url: str = WEBHOOK_URL,
+    customer: str = CUSTOMER,
+    display_name: str = "make receivers",
+) -> str:
+    """A webhook of `customer` to the local receiver at `url` (once), before the demo's
+    events are found."""
+    with _client(gateway_url, settings, customer) as client:
+        listed = client.get(f"/v1/customers/{customer}/webhooks").json().get("webhooks", [])
         for webhook in listed:
-            if webhook["url"] == WEBHOOK_URL:
+            if webhook["url"] == url:
                 return str(webhook["name"])
         created = client.post(
-            f"/v1/customers/{CUSTOMER}/webhooks",
-            json={
-                "displayName": "make receivers",
-                "url": WEBHOOK_URL,
-                "eventTypes": NOTIFIED_EVENTS,
-            },
+            f"/v1/customers/{customer}/webhooks",
+            json={"displayName": display_name, "url": url, "eventTypes": NOTIFIED_EVENTS},
         )
         created.raise_for_status()
         return str(created.json()["name"])

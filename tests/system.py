@@ -260,17 +260,20 @@ def running_system(database_urls: dict[str, str], **settings: str) -> Iterator[S
     to their environment; stop them after."""
     with span_sink() as (sink, endpoint):
         targets = {service: f"127.0.0.1:{free_port()}" for service in SERVICES}
+        # `settings` may override any of these (a load run turns tracing off, say).
         env = base_env(
-            OTEL_TRACES_EXPORTER="otlp",
-            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
-            OTEL_EXPORTER_OTLP_INSECURE="true",
-            OTEL_BSP_SCHEDULE_DELAY="100",
-            # Small batches, so uploads of a few rows already take the streaming merge's path.
-            UPLOAD_MERGE_ROWS="7",
-            **WEBHOOK_TEST_SETTINGS,
-            GATEWAY_PORT=str(free_port()),
-            **{f"{service.upper()}_TARGET": target for service, target in targets.items()},
-            **settings,
+            **{
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+                "OTEL_EXPORTER_OTLP_INSECURE": "true",
+                "OTEL_BSP_SCHEDULE_DELAY": "100",
+                # Small batches, so uploads of a few rows already take the streaming merge's path.
+                "UPLOAD_MERGE_ROWS": "7",
+                **WEBHOOK_TEST_SETTINGS,
+                "GATEWAY_PORT": str(free_port()),
+                **{f"{service.upper()}_TARGET": target for service, target in targets.items()},
+                **settings,
+            }
         )
         metrics_ports = {service: free_port() for service in SERVICES}
         stack = Stack(env)
