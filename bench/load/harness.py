@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,8 @@ from bench.load.summary import (
 from devtools import demo
 from runtime import schemas
 from runtime.settings import LOCAL_DIR, REPO_ROOT
-from tests.system import UNLIMITED, System, running_system, serving_http
+from tests.reports.webhook_receiver import Received, Receiver, receiving
+from tests.system import UNLIMITED, System, running_system
 
 LOAD_DIR = LOCAL_DIR / "load"
 BASELINE_DIR = REPO_ROOT / "bench" / "baselines"
@@ -73,25 +73,20 @@ class Deliveries:
 
 @contextmanager
 def webhook_receiver() -> Iterator[tuple[str, Deliveries]]:
-    """An HTTP receiver on 127.0.0.1 answering every delivery with 204; its URL and counts."""
+    """A webhook receiver on 127.0.0.1 (the tests' one) answering every delivery with 204,
+    counting them; its URL and counts."""
     deliveries = Deliveries()
 
-    class Hooks(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            try:
-                event_type = str(json.loads(body).get("type", "?"))
-            except ValueError:
-                event_type = "?"
-            deliveries.add(self.headers.get("webhook-id", ""), event_type)
-            self.send_response(204)
-            self.end_headers()
+    def count(request: Received) -> tuple[int, bytes, dict[str, str]]:
+        try:
+            event_type = str(json.loads(request.body).get("type", "?"))
+        except ValueError:
+            event_type = "?"
+        deliveries.add(request.headers.get("webhook-id", ""), event_type)
+        return 204, b"", {}
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    with serving_http(Hooks) as url:
-        yield f"{url}/hooks", deliveries
+    with receiving(Receiver(answer=count)) as receiver:
+        yield receiver.url("/hooks"), deliveries
 
 
 @contextmanager
