@@ -112,6 +112,16 @@ class OffsetPage:
         token = _tokens().encode([end], _binding(self.request)) if end < len(items) else ""
         return pagination.Page(list(items[self.offset : end]), token)
 
+    def of_window(self, items: Sequence[Row]) -> pagination.Page[Row]:
+        """This page from `items` read from `offset` with a limit of `size + 1` (the extra
+        row says whether a next page exists)."""
+        token = (
+            _tokens().encode([self.offset + self.size], _binding(self.request))
+            if len(items) > self.size
+            else ""
+        )
+        return pagination.Page(list(items[: self.size]), token)
+
 
 def offset_page(request: Any) -> OffsetPage:
     """The page a List request over a computed list asks for, its `page_size` and

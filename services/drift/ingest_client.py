@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 
 import grpc
 import numpy as np
@@ -67,12 +68,44 @@ def series_from_message(
     )
 
 
+@dataclass(frozen=True)
+class DataState:
+    """What ingest says of a customer's data: an etag that changes with it ("" when ingest
+    cannot say) and the last decision date it holds."""
+
+    etag: str
+    latest_decision_date: dt.date | None
+
+
 class IngestClient:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
 
+    async def data_state(self, customer: str) -> DataState:
+        """The etag of the customer's data now and the last decision date it holds. An
+        ingest without `GetDataState` (an older release during a rollout) gives no etag, and
+        the last decision date from the customer's uploads."""
+        try:
+            state = await self._stub.GetDataState(
+                ingest_service_pb2.GetDataStateRequest(name=f"customers/{customer}/dataState")
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() is not grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            return DataState("", await self._latest_upload_decision_date(customer))
+        latest = state.latest_decision_date
+        return DataState(
+            state.etag,
+            dt.date(latest.year, latest.month, latest.day)
+            if state.HasField("latest_decision_date")
+            else None,
+        )
+
     async def latest_decision_date(self, customer: str) -> dt.date | None:
         """The last decision date across the customer's successful uploads."""
+        return (await self.data_state(customer)).latest_decision_date
+
+    async def _latest_upload_decision_date(self, customer: str) -> dt.date | None:
         latest: dt.date | None = None
         token = ""
         while True:

@@ -9,7 +9,6 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass
 
 from opentelemetry import trace
 from prometheus_client import Counter, Histogram
@@ -17,11 +16,10 @@ from sqlalchemy.engine import Row
 
 from runtime.server import work_forever
 from runtime.telemetry import continuing, error_text, trace_carrier
-from services.drift.config import DetectionConfig
-from services.drift.detection import Windows, detect, first_day_read, span_starts_read, windows_for
+from services.drift.detection import detect, first_day_read, span_starts_read
 from services.drift.ingest_client import IngestClient
+from services.drift.kept_summaries import KeptSummaries
 from services.drift.store import DriftStore
-from services.drift.summaries import PayerSummary, summarize, summary_span_starts, summary_start
 
 logger = logging.getLogger("upstream.drift")
 tracer = trace.get_tracer("upstream.drift")
@@ -43,12 +41,21 @@ WORKER_POLL_SECONDS = 2.0
 
 class DetectionRuns:
     """Asks for runs and executes them, one at a time per process. `published` is set when
-    a run has written events to the outbox, so the relay sends them at once."""
+    a run has written events to the outbox, so the relay sends them at once. After a run,
+    the customer's payer summaries are brought up to date (`summaries`), so the first read
+    after an upload finds them kept."""
 
-    def __init__(self, store: DriftStore, ingest: IngestClient, published: asyncio.Event) -> None:
+    def __init__(
+        self,
+        store: DriftStore,
+        ingest: IngestClient,
+        published: asyncio.Event,
+        summaries: KeptSummaries | None = None,
+    ) -> None:
         self._store = store
         self._ingest = ingest
         self._published = published
+        self._summaries = summaries
         self._queued = asyncio.Event()
 
     async def request(
@@ -132,35 +139,12 @@ class DetectionRuns:
             },
         )
         self._published.set()
+        if self._summaries is not None:
+            try:
+                await self._summaries.refresh(customer)
+            except Exception:
+                # A read computes them then: nothing is lost but that read's time.
+                logger.exception(
+                    "payer summaries not computed after a run", extra={"run_id": run.run_id}
+                )
         return True
-
-
-@dataclass(frozen=True)
-class PayerSummaries:
-    """Every payer's summary over the windows of the customer's configuration, most claims
-    first, with the number of open events of each payer."""
-
-    windows: Windows
-    summaries: list[PayerSummary]
-    open_events: dict[str, int]
-
-
-async def payer_summaries(
-    store: DriftStore, ingest: IngestClient, customer: str
-) -> PayerSummaries | None:
-    """None when the customer has no decided claims yet."""
-    config: DetectionConfig = (await store.get_config(customer)).config
-    as_of = await ingest.latest_decision_date(customer)
-    if as_of is None:
-        return None
-    windows = windows_for(as_of, config)
-    # From as far back as a run reads: how long each payer's history is decides whether a
-    # run compares it.
-    series = await ingest.daily_stat_series(
-        customer,
-        min(summary_start(windows), first_day_read(as_of, config)),
-        as_of,
-        summary_span_starts(windows) | span_starts_read(as_of, config),
-    )
-    summaries = await asyncio.to_thread(summarize, series, windows, config)
-    return PayerSummaries(windows, summaries, await store.open_event_counts(customer))

@@ -32,11 +32,10 @@ from runtime.standard_methods import (
 )
 from runtime.updates import mask_paths
 from services.drift.config import DetectionConfig, violations
-from services.drift.detection import Windows
 from services.drift.ingest_client import IngestClient
-from services.drift.runs import DetectionRuns, payer_summaries
+from services.drift.kept_summaries import KeptSummaries, date_range
+from services.drift.runs import DetectionRuns
 from services.drift.store import EVENT_ORDERS, SUMMARY_ORDERS, DriftStore, StoredConfig
-from services.drift.summaries import Metrics, PayerSummary
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc, resources_pb2
 from upstream.reports.v1 import reports_service_pb2, reports_service_pb2_grpc
 
@@ -47,12 +46,6 @@ SUMMARY_NAME = "customers/{customer}/payerSummaries/{payer}"
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(DetectionConfig))
 TRIAGE_FIELDS = ("state", "triage_note")
 _CALLER_TRIGGERS = (resources_pb2.DriftRun.TRIGGER_UNSPECIFIED, resources_pb2.DriftRun.MANUAL)
-
-
-def _range(start: dt.date | None, end: dt.date | None) -> resources_pb2.DateRange | None:
-    if start is None or end is None:
-        return None
-    return resources_pb2.DateRange(start_date=date_message(start), end_date=date_message(end))
 
 
 def config_message(customer: str, stored: StoredConfig) -> resources_pb2.DriftConfig:
@@ -88,8 +81,8 @@ def run_message(row: Row) -> resources_pb2.DriftRun:
     return set_fields(
         run,
         as_of=date_message(row.as_of),
-        baseline_window=_range(row.baseline_start, row.baseline_end),
-        current_window=_range(row.current_start, row.current_end),
+        baseline_window=date_range(row.baseline_start, row.baseline_end),
+        current_window=date_range(row.current_start, row.current_end),
         create_time=timestamp_message(row.create_time),
         start_time=timestamp_message(row.start_time),
         end_time=timestamp_message(row.finish_time),
@@ -146,8 +139,8 @@ def event_message(row: Row) -> resources_pb2.DriftEvent:
     return set_fields(
         event,
         triage_time=timestamp_message(row.triage_time),
-        baseline_window=_range(row.baseline_start, row.baseline_end),
-        current_window=_range(row.current_start, row.current_end),
+        baseline_window=date_range(row.baseline_start, row.baseline_end),
+        current_window=date_range(row.current_start, row.current_end),
         first_detected_time=timestamp_message(row.first_detected_time),
         last_seen_time=timestamp_message(row.last_seen_time),
         end_time=timestamp_message(row.end_time),
@@ -155,22 +148,18 @@ def event_message(row: Row) -> resources_pb2.DriftEvent:
     )
 
 
-def _metrics(values: Metrics) -> resources_pb2.PayerMetrics:
-    return resources_pb2.PayerMetrics(
-        claims=values.claims,
-        denial_rate=values.denial_rate,
-        median_decision_days=values.median_decision_days,
-        paid_to_allowed_ratio=values.paid_to_allowed_ratio,
-        denied_billed_amount=money_message(values.denied_billed_cents),
-        patient_share=values.patient_share,
-    )
-
-
 class DriftServicer(AuditMethods, drift_service_pb2_grpc.DriftServiceServicer):
-    def __init__(self, store: DriftStore, ingest: IngestClient, runs: DetectionRuns) -> None:
+    def __init__(
+        self,
+        store: DriftStore,
+        ingest: IngestClient,
+        runs: DetectionRuns,
+        summaries: KeptSummaries,
+    ) -> None:
         self._store = store
         self._ingest = ingest
         self._runs = runs
+        self._summaries = summaries
 
     # --- configuration ----------------------------------------------------------------------
 
@@ -335,65 +324,20 @@ class DriftServicer(AuditMethods, drift_service_pb2_grpc.DriftServiceServicer):
     ) -> drift_service_pb2.ListPayerSummariesResponse:
         customer = customer_of(request.parent)
         page = offset_page(request)
-        response = drift_service_pb2.ListPayerSummariesResponse()
         order = ordering.parse_order_by(request.order_by, SUMMARY_ORDERS, "current.claims desc")
-        found = await payer_summaries(self._store, self._ingest, customer)
-        if found is None:
-            # Nothing to list, but a filter or order that could never work is still refused.
-            await self._store.select_summaries([], request.filter, order)
-            return response
-        rows = [
-            (
-                position,
-                summary.payer,
-                found.open_events.get(summary.payer, 0),
-                summary.current.claims,
-                summary.current.denial_rate,
-                summary.current.denied_billed_cents,
-            )
-            for position, summary in enumerate(found.summaries)
-        ]
-        chosen = await self._store.select_summaries(rows, request.filter, order)
-        summaries = page.of([found.summaries[position] for position in chosen])
-        for summary in summaries.rows:
-            response.payer_summaries.append(
-                _summary_message(
-                    customer, summary, found.windows, found.open_events.get(summary.payer, 0)
-                )
-            )
-        response.next_page_token = summaries.next_page_token
+        await self._summaries.refresh(customer)
+        rows = await self._store.list_summaries(
+            customer, request.filter, order, page.offset, page.size + 1
+        )
+        found = page.of_window(rows)
+        response = drift_service_pb2.ListPayerSummariesResponse(
+            next_page_token=found.next_page_token
+        )
+        for row in found.rows:
+            summary = response.payer_summaries.add()
+            summary.ParseFromString(row.message)
+            summary.open_event_count = row.open_event_count
         return response
-
-
-def _summary_message(
-    customer: str, summary: PayerSummary, windows: Windows, open_events: int
-) -> resources_pb2.PayerSummary:
-    message = resources_pb2.PayerSummary(
-        name=SUMMARY_NAME.format(customer=customer, payer=summary.payer),
-        payer=summary.payer,
-        current=_metrics(summary.current),
-        baseline=_metrics(summary.baseline),
-        open_event_count=open_events,
-        weekly_series=[
-            resources_pb2.WeeklyPoint(
-                week_start=date_message(week),
-                claims=values.claims,
-                denial_rate=values.denial_rate,
-                median_decision_days=values.median_decision_days,
-                paid_to_allowed_ratio=values.paid_to_allowed_ratio,
-            )
-            for week, values in summary.weekly
-        ],
-    )
-    return set_fields(
-        message,
-        current_window=_range(windows.current.start, windows.current.end),
-        baseline_window=_range(windows.baseline.start, windows.baseline.end),
-        detection_start_date=(
-            date_message(summary.compared_from) if summary.compared_from else None
-        ),
-        season_note=summary.season or None,
-    )
 
 
 def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
@@ -412,7 +356,8 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
         authorization=authorization,
     )
     ingest = IngestClient(ingest_channel)
-    runs = DetectionRuns(store, ingest, published)
+    summaries = KeptSummaries(store, ingest)
+    runs = DetectionRuns(store, ingest, published, summaries)
 
     async def notify_reports(channel: grpc.aio.Channel, event: OutboxEvent) -> None:
         customer = event.payload["customer"]
@@ -440,7 +385,7 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
         publish=notify_reports,
     )
 
-    servicer = DriftServicer(store, ingest, runs)
+    servicer = DriftServicer(store, ingest, runs, summaries)
     audit_log = AuditLog(engine, "drift")
     servicer.serve_audit(audit_log)
     retention = RetentionJob(settings, [audit_purge(audit_log)])

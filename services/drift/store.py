@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from runtime import ordering
 from runtime.db import for_reads
 from runtime.filtering import FilterField, parse_filter
-from runtime.ordering import Order, SortKey, fetch_page
+from runtime.ordering import Order, SortKey, fetch_page, ordered
 from runtime.pagination import after_position
 from services.drift.config import DetectionConfig
 from services.drift.detection import Detection, Finding
@@ -132,18 +132,53 @@ EVENT_ORDERS = {
     "dollars_at_stake": ordering.number_key(drift_events.c.dollars_at_stake_cents),
     "update_time": ordering.time_key(drift_events.c.update_time),
 }
-# Payer summaries are computed, not stored: a page's summaries are filtered and sorted as a
-# VALUES list in PostgreSQL, so they read the same filter language as every other list.
-SUMMARY_COLUMNS = {
-    "position": sa.Integer,
-    "payer": sa.Text,
-    "open_event_count": sa.Integer,
-    "current_claims": sa.BigInteger,
-    "current_denial_rate": sa.Float,
-    "current_denied_billed_cents": sa.BigInteger,
-}
+# Payer summaries are kept (see `services.drift.kept_summaries`): one set per customer, for
+# the data etag and settings it was computed from, and read with the live count of each
+# payer's open events, so they read the same filter language as every other list.
+payer_summary_sets = sa.Table(
+    "payer_summary_sets",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("data_etag", sa.Text, nullable=False),
+    sa.Column("config_etag", sa.Text, nullable=False),
+    sa.Column("as_of", sa.Date),
+    sa.Column("compute_time", sa.DateTime(timezone=True), nullable=False),
+)
+payer_summaries = sa.Table(
+    "payer_summaries",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("payer", sa.Text, primary_key=True),
+    sa.Column("current_claims", sa.BigInteger, nullable=False),
+    sa.Column("current_denial_rate", sa.Float, nullable=False),
+    sa.Column("current_denied_billed_cents", sa.BigInteger, nullable=False),
+    # The `PayerSummary` message without its open event count.
+    sa.Column("message", sa.LargeBinary, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class KeptSummary:
+    """One payer's summary as it is kept: the columns lists filter and sort on, and the
+    serialized message."""
+
+    payer: str
+    current_claims: int
+    current_denial_rate: float
+    current_denied_billed_cents: int
+    message: bytes
+
+
+# What a summaries filter or order names: the columns of `_summaries_of(customer)`.
 _summary: dict[str, sa.ColumnClause[Any]] = {
-    name: sa.column(name, kind) for name, kind in SUMMARY_COLUMNS.items()
+    name: sa.column(name, kind)
+    for name, kind in {
+        "payer": sa.Text,
+        "open_event_count": sa.Integer,
+        "current_claims": sa.BigInteger,
+        "current_denial_rate": sa.Float,
+        "current_denied_billed_cents": sa.BigInteger,
+    }.items()
 }
 SUMMARY_FILTERS = {
     "payer": FilterField(_summary["payer"]),
@@ -527,21 +562,97 @@ class DriftStore:
         )
         return await fetch_page(self._reads, query, order, drift_events.c.event_id, limit, after)
 
-    async def select_summaries(
-        self, rows: Sequence[tuple[Any, ...]], filter_text: str, order: Order[SortKey]
-    ) -> list[int]:
-        """The positions of the `rows` (one per summary, in SUMMARY_COLUMNS' order) that
-        `filter_text` matches, in `order`, the payer name breaking ties."""
+    # --- payer summaries --------------------------------------------------------------------
+
+    async def summary_set(self, customer: str) -> Row | None:
+        """The etags of the data and settings the customer's kept summaries were computed
+        from (None when none are kept)."""
+        async with self._reads.connect() as connection:
+            return (
+                await connection.execute(
+                    sa.select(payer_summary_sets).where(
+                        payer_summary_sets.c.customer_id == customer
+                    )
+                )
+            ).first()
+
+    async def keep_summaries(
+        self,
+        customer: str,
+        data_etag: str,
+        config_etag: str,
+        as_of: dt.date | None,
+        summaries: Sequence[KeptSummary],
+    ) -> None:
+        """Replace the customer's kept summaries with `summaries`, computed from the data of
+        `data_etag` and the settings of `config_etag`, in one transaction."""
+        s = payer_summary_sets
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                postgresql.insert(s)
+                .values(
+                    customer_id=customer,
+                    data_etag=data_etag,
+                    config_etag=config_etag,
+                    as_of=as_of,
+                    compute_time=sa.func.now(),
+                )
+                .on_conflict_do_update(
+                    index_elements=[s.c.customer_id],
+                    set_={
+                        "data_etag": data_etag,
+                        "config_etag": config_etag,
+                        "as_of": as_of,
+                        "compute_time": sa.func.now(),
+                    },
+                )
+            )
+            await connection.execute(
+                sa.delete(payer_summaries).where(payer_summaries.c.customer_id == customer)
+            )
+            if summaries:
+                await connection.execute(
+                    sa.insert(payer_summaries),
+                    [{"customer_id": customer, **vars(summary)} for summary in summaries],
+                )
+
+    def _summaries_of(self, customer: str) -> sa.Subquery:
+        """The customer's kept summaries with each payer's open events counted now."""
+        e, p = drift_events, payer_summaries
+        counts = (
+            sa.select(e.c.payer, sa.func.count().label("open_event_count"))
+            .where(e.c.customer_id == customer, e.c.active, e.c.state != "DISMISSED")
+            .group_by(e.c.payer)
+            .subquery("open_events")
+        )
+        return (
+            sa.select(
+                p.c.payer,
+                sa.func.coalesce(counts.c.open_event_count, 0).label("open_event_count"),
+                p.c.current_claims,
+                p.c.current_denial_rate,
+                p.c.current_denied_billed_cents,
+                p.c.message,
+            )
+            .select_from(p.outerjoin(counts, counts.c.payer == p.c.payer))
+            .where(p.c.customer_id == customer)
+            .subquery("payer_summaries")
+        )
+
+    async def list_summaries(
+        self, customer: str, filter_text: str, order: Order[SortKey], offset: int, limit: int
+    ) -> list[Row]:
+        """Up to `limit` of the customer's kept summaries from `offset` that `filter_text`
+        matches, in `order` (the payer name breaking ties): `message` and
+        `open_event_count`."""
         condition = parse_filter(filter_text, SUMMARY_FILTERS)
-        if not rows:
-            return []
-        values = sa.values(
-            *(sa.column(name, kind) for name, kind in SUMMARY_COLUMNS.items()),
-            name="payer_summaries",
-        ).data(list(rows))
-        query = sa.select(values.c.position).where(condition)
-        found = await fetch_page(self._reads, query, order, _summary["payer"], len(rows), None)
-        return [row.position for row in found]
+        kept = self._summaries_of(customer)
+        query = sa.select(kept.c.message, kept.c.open_event_count).where(condition)
+        async with self._reads.connect() as connection:
+            result = await connection.execute(
+                ordered(query, order, _summary["payer"], None).offset(offset).limit(limit)
+            )
+            return list(result.all())
 
     async def triage_event(
         self,

@@ -672,11 +672,18 @@ class UploadWriter:
 
 
 async def lock_customer(cursor: Any, customer: str) -> None:
-    """One writer of a customer's claims at a time (uploads, deletions, payer remaps), until
-    the transaction ends: statistics and duplicate checks stay exact, and nobody else adds
-    the claims an upload found missing."""
+    """One writer of a customer's claims at a time (uploads, deletions, payer remaps,
+    retention), until the transaction ends: statistics and duplicate checks stay exact, and
+    nobody else adds the claims an upload found missing. The customer's data version moves
+    on with the transaction (`ingest.data_versions`, read by `GetDataState`)."""
     await cursor.execute(
         "SELECT pg_advisory_xact_lock(hashtext('ingest.upload'), hashtext(%s))", (customer,)
+    )
+    await cursor.execute(
+        "INSERT INTO ingest.data_versions (customer_id, version, update_time) "
+        "VALUES (%s, 1, now()) ON CONFLICT (customer_id) DO UPDATE "
+        "SET version = ingest.data_versions.version + 1, update_time = now()",
+        (customer,),
     )
 
 

@@ -64,6 +64,7 @@ UPLOAD_NAME = "customers/{customer}/uploads/{upload}"
 CLAIM_NAME = "customers/{customer}/claims/{claim}"
 PAYER_NAME = "customers/{customer}/payers/{payer}"
 MAPPING_NAME = "customers/{customer}/payerMappings/{payer_mapping}"
+DATA_STATE_NAME = "customers/{customer}/dataState"
 MAX_REQUEST_ID = 128
 MAX_FILE_NAME = 255
 STATS_PER_MESSAGE = 1000
@@ -302,6 +303,12 @@ class IngestServicer(AuditMethods, ingest_service_pb2_grpc.IngestServiceServicer
         self, request: ingest_service_pb2.GetUploadRequest, context: grpc.aio.ServicerContext
     ) -> resources_pb2.Upload:
         return await get_resource(request.name, UPLOAD_NAME, self._upload_or_progress, lambda u: u)
+
+    async def GetDataState(
+        self, request: ingest_service_pb2.GetDataStateRequest, context: grpc.aio.ServicerContext
+    ) -> resources_pb2.DataState:
+        customer = names.parse(request.name, DATA_STATE_NAME)["customer"]
+        return data_state_message(customer, await self._store.data_state(customer))
 
     async def _upload_or_progress(
         self, customer: str, upload_id: str
@@ -698,6 +705,21 @@ def _check_upload_metadata(first: ingest_service_pb2.CreateUploadRequest) -> Non
             )
     if problems:
         raise errors.invalid_argument("the upload's options are not valid", *problems)
+
+
+def data_state_message(customer: str, row: Row) -> resources_pb2.DataState:
+    # The time as well as the counter: a customer whose data was restored from a backup
+    # never gets an etag it had before with other data.
+    etag = (
+        f"{row.version:x}.{int(row.update_time.timestamp() * 1_000_000):x}"
+        if row.update_time
+        else "0"
+    )
+    return set_fields(
+        resources_pb2.DataState(name=DATA_STATE_NAME.format(customer=customer), etag=etag),
+        latest_decision_date=date_message(row.latest_decision_date),
+        update_time=timestamp_message(row.update_time),
+    )
 
 
 UPLOAD_ID = re.compile(r"[a-z0-9][a-z0-9_-]{2,62}")

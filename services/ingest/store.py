@@ -75,6 +75,14 @@ upload_progress = sa.Table(
     sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
 )
+# Moved on by every transaction that changes a customer's claims (`lock_customer`).
+data_versions = sa.Table(
+    "data_versions",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
+)
 upload_rejections = sa.Table(
     "upload_rejections",
     metadata,
@@ -232,6 +240,31 @@ class IngestStore:
                 )
             )
             return result.first()
+
+    async def data_state(self, customer: str) -> Row:
+        """The customer's data `version` (0 before any change) and its `update_time`, and
+        the `latest_decision_date` of its successful uploads, in one statement."""
+        version = (
+            sa.select(data_versions.c.version, data_versions.c.update_time)
+            .where(data_versions.c.customer_id == customer)
+            .subquery()
+        )
+        latest = (
+            sa.select(sa.func.max(uploads.c.last_decision_date))
+            .where(uploads.c.customer_id == customer, uploads.c.state == "SUCCEEDED")
+            .scalar_subquery()
+        )
+        async with self._reads.connect() as connection:
+            result = await connection.execute(
+                sa.select(
+                    sa.func.coalesce(version.c.version, 0).label("version"),
+                    version.c.update_time,
+                    latest.label("latest_decision_date"),
+                ).select_from(
+                    sa.select(sa.literal(1).label("one")).subquery().outerjoin(version, sa.true())
+                )
+            )
+            return result.one()
 
     # --- uploads being read ---------------------------------------------------------------
     # Each in its own short transaction, beside the upload's long one: what a client

@@ -312,3 +312,55 @@ def test_payer_summaries_say_when_a_new_payer_will_be_compared_and_show_the_seas
     # then a 180-day baseline, the 30-day window and the 6 days a finding must hold.
     assert newco["detectionStartDate"] == _date(dt.date(2026, 4, 1) + dt.timedelta(days=275))
     assert newco["seasonNote"] == ""
+
+
+def test_payer_summaries_follow_every_change_of_the_data_and_the_settings(
+    system: System,
+) -> None:
+    """Summaries are kept between reads, never served stale: an upload, a deleted upload and
+    new detection settings show in the next read, as ingest's data state says."""
+    customer = "follow" + uuid.uuid4().hex[:6]
+    last = dt.date(2026, 6, 30)
+    aetna = [(f"A{n}", "Aetna", last - dt.timedelta(days=n), 10_000, 8_000, 0) for n in range(200)]
+    humana = [(f"H{n}", "Humana", dt.date(2026, 7, 10), 10_000, 8_000, 0) for n in range(5)]
+
+    with system.client(customer, "admin") as client:
+
+        def state() -> dict[str, Any]:
+            response = client.get(f"/v1/customers/{customer}/dataState")
+            assert response.status_code == 200, response.text
+            return dict(response.json())
+
+        def summaries() -> dict[str, dict[str, Any]]:
+            found = client.get(f"/v1/customers/{customer}/payerSummaries").json()
+            return {s["payer"]: s for s in found.get("payerSummaries", [])}
+
+        empty = state()
+        assert "latestDecisionDate" not in empty and summaries() == {}
+        first = client.post(f"/v1/customers/{customer}/uploads", content=_claims_csv(aetna))
+        assert first.status_code == 200, first.text
+        after_first = state()
+        assert after_first["etag"] != empty["etag"]
+        assert after_first["latestDecisionDate"] == _date(last)
+        assert list(summaries()) == ["Aetna"]
+        assert state() == after_first  # reads change nothing
+
+        second = client.post(f"/v1/customers/{customer}/uploads", content=_claims_csv(humana))
+        assert second.status_code == 200, second.text
+        assert state()["latestDecisionDate"] == _date(dt.date(2026, 7, 10))
+        both = summaries()
+        assert set(both) == {"Aetna", "Humana"}
+        assert both["Humana"]["currentWindow"]["endDate"] == _date(dt.date(2026, 7, 10))
+
+        patched = client.patch(
+            f"/v1/customers/{customer}/driftConfig", json={"currentWindowDays": 14}
+        )
+        assert patched.status_code == 200, patched.text
+        assert summaries()["Aetna"]["currentWindow"]["startDate"] == _date(dt.date(2026, 6, 27))
+
+        deleted = client.delete(f"/v1/{second.json()['name']}")
+        assert deleted.status_code == 200, deleted.text
+        after_delete = state()
+        assert after_delete["latestDecisionDate"] == _date(last)
+        assert after_delete["etag"] not in (after_first["etag"], empty["etag"])
+        assert list(summaries()) == ["Aetna"]

@@ -6,6 +6,7 @@ queued runs otherwise)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -18,15 +19,18 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from runtime.auth import Role, mint_token, service_token
 from runtime.clients import open_channel
+from runtime.messages import python_date
 from runtime.ordering import parse_order_by
 from runtime.schemas import libpq_url
 from runtime.settings import Settings
 from services.drift.ingest_client import IngestClient
-from services.drift.runs import DetectionRuns, payer_summaries
-from services.drift.store import EVENT_ORDERS, DriftStore
+from services.drift.kept_summaries import KeptSummaries
+from services.drift.runs import DetectionRuns
+from services.drift.store import EVENT_ORDERS, SUMMARY_ORDERS, DriftStore
 from tests.conftest import PostgresUnderTest, own_database
 from tests.drift.test_detection_api import DRIFTED_PAYER, history_csv
 from tests.system import TEST_JWT_SECRET, running_service
+from upstream.drift.v1 import resources_pb2 as drift_resources_pb2
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
 SETTINGS = Settings.from_env("drift", {"JWT_SECRET": TEST_JWT_SECRET})
@@ -48,10 +52,15 @@ def ingest_target(database: PostgresUnderTest) -> Iterator[str]:
         yield target
 
 
-def _upload(target: str, customer: str) -> None:
+def _admin(customer: str) -> list[tuple[str, str]]:
     token = mint_token(
         SETTINGS, subject=f"admin@{customer}", customer=customer, role=Role.ADMIN, ttl_seconds=600
     )
+    return [("authorization", f"Bearer {token}")]
+
+
+def _upload(target: str, customer: str) -> str:
+    """The name of the upload of `history_csv(customer)`."""
     body = history_csv(customer)
     requests = [
         ingest_service_pb2.CreateUploadRequest(
@@ -64,9 +73,20 @@ def _upload(target: str, customer: str) -> None:
     ]
     with grpc.insecure_channel(target) as channel:
         upload = ingest_service_pb2_grpc.IngestServiceStub(channel).CreateUpload(
-            iter(requests), metadata=[("authorization", f"Bearer {token}")], timeout=120
+            iter(requests), metadata=_admin(customer), timeout=120
         )
     assert upload.state == resources_pb2.Upload.SUCCEEDED
+    return str(upload.name)
+
+
+def _delete(target: str, upload: str) -> None:
+    customer = upload.split("/")[1]
+    with grpc.insecure_channel(target) as channel:
+        ingest_service_pb2_grpc.IngestServiceStub(channel).DeleteUpload(
+            ingest_service_pb2.DeleteUploadRequest(name=upload),
+            metadata=_admin(customer),
+            timeout=60,
+        )
 
 
 @dataclass
@@ -74,6 +94,7 @@ class DriftParts:
     runs: DetectionRuns
     ingest: IngestClient
     store: DriftStore
+    summaries: KeptSummaries
 
 
 @pytest.fixture
@@ -88,7 +109,10 @@ async def drift(database: PostgresUnderTest, ingest_target: str) -> AsyncIterato
     )
     store, ingest = DriftStore(engine), IngestClient(channel)
     try:
-        yield DriftParts(DetectionRuns(store, ingest, asyncio.Event()), ingest, store)
+        summaries = KeptSummaries(store, ingest)
+        yield DriftParts(
+            DetectionRuns(store, ingest, asyncio.Event(), summaries), ingest, store, summaries
+        )
     finally:
         await channel.close()
         await engine.dispose()
@@ -120,10 +144,56 @@ async def test_a_requested_run_reads_ingest_detects_and_records_the_drift(
     assert denials == {DRIFTED_PAYER}, [(e.payer, e.code_group, e.metric) for e in events]
     assert done.events_created == len(events)
 
-    summaries = await payer_summaries(drift.store, drift.ingest, customer)
-    assert summaries is not None
-    assert DRIFTED_PAYER in {s.payer for s in summaries.summaries}
-    assert summaries.open_events[DRIFTED_PAYER] == sum(e.payer == DRIFTED_PAYER for e in events)
+    # The run left the payer summaries kept for the data it read.
+    kept = await drift.store.summary_set(customer)
+    assert kept is not None
+    assert kept.data_etag == (await drift.ingest.data_state(customer)).etag
+    most_claims = parse_order_by("", SUMMARY_ORDERS, "current.claims desc")
+    listed = await drift.store.list_summaries(customer, "", most_claims, 0, 100)
+    open_events = {summary_payer(row.message): row.open_event_count for row in listed}
+    assert open_events[DRIFTED_PAYER] == sum(e.payer == DRIFTED_PAYER for e in events)
+
+
+def summary_payer(message: bytes) -> str:
+    return drift_resources_pb2.PayerSummary.FromString(message).payer
+
+
+async def test_payer_summaries_are_kept_until_the_data_or_the_settings_change(
+    ingest_target: str, drift: DriftParts
+) -> None:
+    customer = "kept" + uuid.uuid4().hex[:8]
+    # Before any upload: an empty set, kept too.
+    assert await drift.summaries.refresh(customer)
+    assert not await drift.summaries.refresh(customer)
+    upload = await asyncio.to_thread(_upload, ingest_target, customer)
+    most_claims = parse_order_by("", SUMMARY_ORDERS, "current.claims desc")
+    assert await drift.store.list_summaries(customer, "", most_claims, 0, 100) == []
+
+    assert await drift.summaries.refresh(customer)  # the upload changed the data
+    payers = [
+        summary_payer(row.message)
+        for row in await drift.store.list_summaries(customer, "", most_claims, 0, 100)
+    ]
+    assert DRIFTED_PAYER in payers
+    assert not await drift.summaries.refresh(customer)  # nothing changed: kept
+
+    stored = await drift.store.get_config(customer)
+    changed = dataclasses.replace(
+        stored.config, current_window_days=stored.config.current_window_days + 7
+    )
+    assert await drift.store.put_config(customer, changed, "test", stored.etag)
+    assert await drift.summaries.refresh(customer)  # other windows
+    kept = await drift.store.list_summaries(
+        customer, f'payer = "{DRIFTED_PAYER}"', most_claims, 0, 1
+    )
+    window = drift_resources_pb2.PayerSummary.FromString(kept[0].message).current_window
+    assert (
+        python_date(window.end_date, "end") - python_date(window.start_date, "start")
+    ).days + 1 == (changed.current_window_days)
+
+    await asyncio.to_thread(_delete, ingest_target, upload)
+    assert await drift.summaries.refresh(customer)  # the deletion changed the data
+    assert await drift.store.list_summaries(customer, "", most_claims, 0, 100) == []
 
 
 async def test_a_run_failed_by_the_database_keeps_no_value_in_its_error(

@@ -123,6 +123,11 @@ class IngestServiceStub:
                 request_serializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesRequest.SerializeToString,
                 response_deserializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesResponse.FromString,
                 _registered_method=True)
+        self.GetDataState = channel.unary_unary(
+                '/upstream.ingest.v1.IngestService/GetDataState',
+                request_serializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.GetDataStateRequest.SerializeToString,
+                response_deserializer=upstream_dot_ingest_dot_v1_dot_resources__pb2.DataState.FromString,
+                _registered_method=True)
         self.ListAuditEntries = channel.unary_unary(
                 '/upstream.ingest.v1.IngestService/ListAuditEntries',
                 request_serializer=upstream_dot_audit_dot_v1_dot_audit__pb2.ListAuditEntriesRequest.SerializeToString,
@@ -284,6 +289,16 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDataState(self, request, context):
+        """Gets the state of a customer's stored claims (`customers/{customer}/dataState`): an
+        etag that changes whenever an upload, a deletion, a payer remap or retention changes
+        them, and the last decision date they hold. What is computed from the claims (payer
+        summaries, say) is kept until this etag changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAuditEntries(self, request, context):
         """Lists the customer's ingest audit log (`customers/{customer}/auditLogs/ingest`),
         newest first: every change to its resources and settings. Admins only.
@@ -374,6 +389,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.StreamDailyStatSeries,
                     request_deserializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesRequest.FromString,
                     response_serializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesResponse.SerializeToString,
+            ),
+            'GetDataState': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDataState,
+                    request_deserializer=upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.GetDataStateRequest.FromString,
+                    response_serializer=upstream_dot_ingest_dot_v1_dot_resources__pb2.DataState.SerializeToString,
             ),
             'ListAuditEntries': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAuditEntries,
@@ -819,6 +839,33 @@ class IngestService:
             '/upstream.ingest.v1.IngestService/StreamDailyStatSeries',
             upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesRequest.SerializeToString,
             upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.StreamDailyStatSeriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDataState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/upstream.ingest.v1.IngestService/GetDataState',
+            upstream_dot_ingest_dot_v1_dot_ingest__service__pb2.GetDataStateRequest.SerializeToString,
+            upstream_dot_ingest_dot_v1_dot_resources__pb2.DataState.FromString,
             options,
             channel_credentials,
             insecure,

@@ -201,6 +201,18 @@ class Adjustment(_message.Message):
     line_number: int
     def __init__(self, group_code: _Optional[str] = ..., reason_code: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., line_number: _Optional[int] = ...) -> None: ...
 
+class DataState(_message.Message):
+    __slots__ = ("name", "etag", "latest_decision_date", "update_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    LATEST_DECISION_DATE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    etag: str
+    latest_decision_date: _date_pb2.Date
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., etag: _Optional[str] = ..., latest_decision_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class PayerMapping(_message.Message):
     __slots__ = ("name", "raw_payer_name", "raw_payer_id", "canonical_payer", "create_time", "update_time", "etag")
     NAME_FIELD_NUMBER: _ClassVar[int]
