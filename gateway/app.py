@@ -8,7 +8,6 @@ googleapis' `code.proto` does, and reports its own and its backends' health.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -109,7 +108,9 @@ def _problem_response(body: dict[str, Any]) -> JSONResponse:
             # "1.500s" in the proto3 JSON form; Retry-After takes whole seconds.
             seconds = float(str(detail.get("retryDelay", "1s")).rstrip("s"))
             headers["Retry-After"] = str(max(1, math.ceil(seconds)))
-    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
+    return transcoding.JSONBody(
+        body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 async def _drain(request: Request) -> None:
@@ -420,7 +421,7 @@ def _without_body(response: Response) -> Response:
 def _unary_response(route: Route, reply: message.Message) -> Response:
     if isinstance(reply, httpbody_pb2.HttpBody):
         return Response(reply.data, media_type=reply.content_type or "application/octet-stream")
-    return JSONResponse(transcoding.to_json(reply))
+    return transcoding.JSONBody(transcoding.to_json(reply))
 
 
 async def _streaming_response(route: Route, call: Any, request: Request) -> Response:
@@ -455,13 +456,13 @@ async def _streaming_response(route: Route, call: Any, request: Request) -> Resp
 
     async def lines() -> AsyncIterator[bytes]:
         if first is not None:
-            yield (json.dumps({"result": transcoding.to_json(first)}) + "\n").encode()
+            yield transcoding.json_bytes({"result": transcoding.to_json(first)}) + b"\n"
         try:
             async for reply in iterator:
-                yield (json.dumps({"result": transcoding.to_json(reply)}) + "\n").encode()
+                yield transcoding.json_bytes({"result": transcoding.to_json(reply)}) + b"\n"
         except grpc.aio.AioRpcError as exc:
             failed = problem(_rpc_status(exc), _path(request), request_id_of(request.scope))
-            yield (json.dumps({"error": failed}) + "\n").encode()
+            yield transcoding.json_bytes({"error": failed}) + b"\n"
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 

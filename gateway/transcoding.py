@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+import orjson
 from google.protobuf import descriptor, json_format, message, message_factory
+from starlette.responses import JSONResponse
 
+from gateway import json_printer
 from runtime import errors
 from runtime.methods import HttpBinding, http_bindings
 
@@ -452,4 +455,16 @@ def _parse_error_field(message_descriptor: descriptor.Descriptor, error: str) ->
 
 def to_json(response: message.Message) -> dict[str, Any]:
     # Zeros and empty lists are shown, not omitted: a browser reads `"rowsRejected": "0"`.
-    return json_format.MessageToDict(response, always_print_fields_with_no_presence=True)
+    return json_printer.message_to_dict(response)
+
+
+def json_bytes(value: Any) -> bytes:
+    """`value` (a JSON object of strings, numbers, lists and objects) as compact UTF-8 JSON."""
+    return orjson.dumps(value)
+
+
+class JSONBody(JSONResponse):
+    """Starlette's JSON response, rendered by orjson."""
+
+    def render(self, content: Any) -> bytes:
+        return json_bytes(content)

@@ -59,10 +59,17 @@ class SortKey:
     from_token: Callable[[Any], Any] = lambda value: value
 
 
+def _constant(value: Any) -> Any:
+    """`value` written into the SQL, not sent as a parameter: a sort expression is then the
+    same text in every query, and PostgreSQL can read it from an index on that expression
+    (`coalesce(decision_date, '0001-01-01')` of the claims, say)."""
+    return sa.literal(value, literal_execute=True)
+
+
 def time_key(column: Any) -> SortKey:
     """A timestamp; a missing one sorts as the lowest."""
     return SortKey(
-        sa.func.coalesce(column, sa.literal(_LOWEST_TIME)),
+        sa.func.coalesce(column, _constant(_LOWEST_TIME)),
         dt.datetime.isoformat,
         dt.datetime.fromisoformat,
     )
@@ -71,13 +78,15 @@ def time_key(column: Any) -> SortKey:
 def date_key(column: Any) -> SortKey:
     """A date; a missing one sorts as the lowest."""
     return SortKey(
-        sa.func.coalesce(column, sa.literal(_LOWEST_DATE)), dt.date.isoformat, dt.date.fromisoformat
+        sa.func.coalesce(column, _constant(_LOWEST_DATE)),
+        dt.date.isoformat,
+        dt.date.fromisoformat,
     )
 
 
 def number_key(column: Any) -> SortKey:
     """An integer; a missing one sorts as the lowest."""
-    return SortKey(sa.func.coalesce(column, sa.literal(-(2**62))), int, int)
+    return SortKey(sa.func.coalesce(column, _constant(-(2**62))), int, int)
 
 
 def rank_key(column: Any, names: Sequence[str]) -> SortKey:
@@ -87,7 +96,7 @@ def rank_key(column: Any, names: Sequence[str]) -> SortKey:
 
 
 def text_key(column: Any) -> SortKey:
-    return SortKey(sa.func.coalesce(column, sa.literal("")), str, str)
+    return SortKey(sa.func.coalesce(column, _constant("")), str, str)
 
 
 def ordered(

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from runtime.messages import date_message, money_message, set_fields
 from services.drift.config import DetectionConfig
 from services.drift.detection import Windows, first_day_read, span_starts_read, windows_for
 from services.drift.ingest_client import DataState, IngestClient
-from services.drift.store import DriftStore, KeptSummary
+from services.drift.store import DriftStore, KeptSummary, StoredConfig
 from services.drift.summaries import (
     Metrics,
     PayerSummary,
@@ -125,16 +126,22 @@ class KeptSummaries:
     """Brings a customer's kept summaries up to date: at most one computation per customer
     at a time in this process (readers that find them stale wait for it, then read)."""
 
-    def __init__(self, store: DriftStore, ingest: IngestClient) -> None:
+    def __init__(
+        self,
+        store: DriftStore,
+        ingest: IngestClient,
+        read_config: Callable[[str], Awaitable[StoredConfig]] | None = None,
+    ) -> None:
         self._store = store
         self._ingest = ingest
+        self._read_config = read_config or store.get_config
         self._computing: dict[str, asyncio.Lock] = {}
 
     async def refresh(self, customer: str) -> bool:
         """Compute and keep the customer's summaries unless those kept are for its data and
         settings now; True when they were computed."""
         state = await self._ingest.data_state(customer)
-        stored = await self._store.get_config(customer)
+        stored = await self._read_config(customer)
         key = _Key(state.etag, stored.etag)
         if await self._current(customer, key):
             return False

@@ -32,6 +32,7 @@ from runtime.standard_methods import (
 )
 from runtime.updates import mask_paths
 from services.drift.config import DetectionConfig, violations
+from services.drift.config_cache import ConfigCache
 from services.drift.ingest_client import IngestClient
 from services.drift.kept_summaries import KeptSummaries, date_range
 from services.drift.runs import DetectionRuns
@@ -155,11 +156,13 @@ class DriftServicer(AuditMethods, drift_service_pb2_grpc.DriftServiceServicer):
         ingest: IngestClient,
         runs: DetectionRuns,
         summaries: KeptSummaries,
+        configs: ConfigCache,
     ) -> None:
         self._store = store
         self._ingest = ingest
         self._runs = runs
         self._summaries = summaries
+        self._configs = configs
 
     # --- configuration ----------------------------------------------------------------------
 
@@ -167,7 +170,7 @@ class DriftServicer(AuditMethods, drift_service_pb2_grpc.DriftServiceServicer):
         self, request: drift_service_pb2.GetDriftConfigRequest, context: grpc.aio.ServicerContext
     ) -> resources_pb2.DriftConfig:
         customer = names.parse(request.name, CONFIG_NAME)["customer"]
-        return config_message(customer, await self._store.get_config(customer))
+        return config_message(customer, await self._configs.get(customer))
 
     async def UpdateDriftConfig(
         self,
@@ -196,6 +199,7 @@ class DriftServicer(AuditMethods, drift_service_pb2_grpc.DriftServiceServicer):
         )
         if stored is None:
             raise errors.stale(change.name)
+        self._configs.forget(customer)
         return config_message(customer, stored)
 
     # --- runs -------------------------------------------------------------------------------
@@ -356,7 +360,8 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
         authorization=authorization,
     )
     ingest = IngestClient(ingest_channel)
-    summaries = KeptSummaries(store, ingest)
+    configs = ConfigCache(store, settings.database_url)
+    summaries = KeptSummaries(store, ingest, configs.get)
     runs = DetectionRuns(store, ingest, published, summaries)
 
     async def notify_reports(channel: grpc.aio.Channel, event: OutboxEvent) -> None:
@@ -372,7 +377,10 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
 
     @asynccontextmanager
     async def background() -> AsyncIterator[None]:
-        async with running_task("drift-run-worker", runs.run_forever):
+        async with (
+            running_task("drift-config-listener", configs.listen_forever),
+            running_task("drift-run-worker", runs.run_forever),
+        ):
             yield
         await ingest_channel.close()
 
@@ -385,7 +393,7 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
         publish=notify_reports,
     )
 
-    servicer = DriftServicer(store, ingest, runs, summaries)
+    servicer = DriftServicer(store, ingest, runs, summaries, configs)
     audit_log = AuditLog(engine, "drift")
     servicer.serve_audit(audit_log)
     retention = RetentionJob(settings, [audit_purge(audit_log)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import secrets
@@ -207,6 +208,17 @@ class StoredConfig:
     etag: str
 
 
+# A customer's settings changed (payload: the customer); see services.drift.config_cache.
+CONFIG_CHANNEL = "drift_configs"
+
+
+@functools.cache
+def default_config() -> StoredConfig:
+    """What a customer that never changed its settings has."""
+    defaults = DetectionConfig()
+    return StoredConfig(defaults, None, "", config_etag(defaults))
+
+
 @dataclass(frozen=True)
 class RunOutcome:
     opened: int
@@ -237,8 +249,7 @@ class DriftStore:
                 )
             ).first()
         if row is None:
-            defaults = DetectionConfig()
-            return StoredConfig(defaults, None, "", config_etag(defaults))
+            return default_config()
         return StoredConfig(
             DetectionConfig.from_json(row.config), row.update_time, row.updated_by, row.etag
         )
@@ -263,7 +274,7 @@ class DriftStore:
                     .with_for_update()
                 )
             ).scalar()
-            if expected_etag and expected_etag != (current or config_etag(DetectionConfig())):
+            if expected_etag and expected_etag != (current or default_config().etag):
                 return None
             insert = postgresql.insert(drift_configs).values(values)
             upsert = insert.on_conflict_do_update(
@@ -271,6 +282,8 @@ class DriftStore:
                 set_={k: insert.excluded[k] for k in values if k != "customer_id"},
             ).returning(drift_configs.c.update_time)
             update_time = (await connection.execute(upsert)).scalar_one()
+            # Delivered to every listening drift process when the transaction commits.
+            await connection.execute(sa.select(sa.func.pg_notify(CONFIG_CHANNEL, customer)))
         return StoredConfig(config, update_time, updated_by, etag)
 
     # --- runs -------------------------------------------------------------------------------
