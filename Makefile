@@ -86,8 +86,9 @@ test: $(STAMP) $(CHROMIUM) ## Lint, then the whole test suite against real Postg
 	$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest -q
 
-bench: $(STAMP) ## Benchmarks beside references: ingest and claims export vs psql \copy, detection vs GROUP BY, webhooks, PDF, gateway vs gRPC
+bench: $(STAMP) ## Benchmarks beside references: ingest, a monthly upload and claims export vs psql \copy, detection vs GROUP BY, webhooks, PDF, gateway vs gRPC
 	$(PY) -m bench.ingest_bench
+	$(PY) -m bench.upload_bench
 	$(PY) -m bench.drift_bench
 	$(PY) -m bench.export_bench
 	$(PY) -m bench.reports_bench

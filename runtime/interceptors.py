@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -183,10 +184,17 @@ class InFlight:
 
 
 class ObservationInterceptor(_WrappingInterceptor):
-    """Prometheus RPC metrics and one JSON log line per call (no request content logged)."""
+    """Prometheus RPC metrics for every call, and one JSON log line per call (no request
+    content logged): every failed call and every call of `slow_ms` or more, and a random
+    `sample_rate` share of the others, each such line saying the rate (`log_sample_rate`) so
+    counts read from logs can be scaled back; the metrics count every call."""
 
-    def __init__(self, in_flight: InFlight) -> None:
+    def __init__(
+        self, in_flight: InFlight, *, sample_rate: float = 1.0, slow_ms: float = 500.0
+    ) -> None:
         self._in_flight = in_flight
+        self._sample_rate = sample_rate
+        self._slow_seconds = slow_ms / 1000
 
     async def intercept_service(
         self,
@@ -242,18 +250,23 @@ class ObservationInterceptor(_WrappingInterceptor):
             )
             grpc_server_handled_total.labels(*labels, code.name).inc()
             grpc_server_handling_seconds.labels(*labels).observe(elapsed)
-            if method.is_api:
+            sampled = (
+                self._sample_rate < 1
+                and code is grpc.StatusCode.OK
+                and elapsed < self._slow_seconds
+            )
+            if method.is_api and (not sampled or random.random() < self._sample_rate):
                 identity = auth.current_identity.get()
-                logger.info(
-                    "rpc handled",
-                    extra={
-                        "grpc_method": method.full_name,
-                        "grpc_code": code.name,
-                        "duration_ms": round(elapsed * 1000, 2),
-                        "subject": identity.subject if identity else None,
-                        "customer": identity.customer if identity else None,
-                    },
-                )
+                extra = {
+                    "grpc_method": method.full_name,
+                    "grpc_code": code.name,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "subject": identity.subject if identity else None,
+                    "customer": identity.customer if identity else None,
+                }
+                if sampled:
+                    extra["log_sample_rate"] = self._sample_rate
+                logger.info("rpc handled", extra=extra)
 
 
 class ErrorInterceptor(_WrappingInterceptor):

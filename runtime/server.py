@@ -97,7 +97,11 @@ async def serve(
             # Our API only: health and reflection would be noise, and OpenTelemetry's wrapper
             # cannot serve the health Watch (it answers through `context.write`).
             aio_server_interceptor(filter_=filters.service_prefix("upstream.")),
-            ObservationInterceptor(in_flight),
+            ObservationInterceptor(
+                in_flight,
+                sample_rate=settings.rpc_log_sample_rate,
+                slow_ms=settings.rpc_log_slow_ms,
+            ),
             ErrorInterceptor(),
             IdentityInterceptor(verifier, definition.service_only_methods),
             ValidationInterceptor(),

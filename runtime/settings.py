@@ -52,6 +52,10 @@ class Settings:
     # gRPC server reflection (`grpcurl list`): on for local runs, off in production.
     grpc_reflection: bool
     log_level: str
+    # Share of successful calls faster than `rpc_log_slow_ms` whose "rpc handled" line is
+    # written (each such line says the rate); failed and slow calls are always logged.
+    rpc_log_sample_rate: float
+    rpc_log_slow_ms: float
     # Largest upload ingest accepts, in bytes.
     max_upload_bytes: int
     # Claims staged before ingest writes them while the rest of the file streams in.
@@ -151,6 +155,8 @@ class Settings:
             max_connection_age_seconds=int(env.get("GRPC_MAX_CONNECTION_AGE_SECONDS", "300")),
             grpc_reflection=_flag(env.get("GRPC_REFLECTION", "true")),
             log_level=env.get("LOG_LEVEL", "INFO"),
+            rpc_log_sample_rate=_share(env, "RPC_LOG_SAMPLE_RATE", "1"),
+            rpc_log_slow_ms=float(env.get("RPC_LOG_SLOW_MS", "500")),
             max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(2 * 1024**3))),
             upload_merge_rows=int(env.get("UPLOAD_MERGE_ROWS", "100000")),
             gateway_header_timeout_seconds=float(env.get("GATEWAY_HEADER_TIMEOUT_SECONDS", "10")),
@@ -199,6 +205,17 @@ def _count(env: Mapping[str, str], name: str, default: str) -> int:
     if not raw.isdigit():
         raise ValueError(f"{name}={raw!r}: a whole number ≥ 0 is needed")
     return int(raw)
+
+
+def _share(env: Mapping[str, str], name: str, default: str) -> float:
+    raw = env.get(name, default).strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise ValueError(f"{name}={raw!r}: a number above 0 and at most 1 is needed")
+    return value
 
 
 _RETENTION_KEYS = ("claims_years", "audit_days")

@@ -100,4 +100,4 @@ def test_the_request_id_is_on_the_log_lines_of_every_service_it_reaches(
         if r.get("request_id") == "run-the-checks-7" and r["message"] == "rpc handled"
     }
     assert ("drift", "RunDetection") in handled
-    assert ("ingest", "ListUploads") in handled
+    assert ("ingest", "GetDataState") in handled
