@@ -93,6 +93,7 @@ bench: $(STAMP) ## Benchmarks beside references: ingest, a monthly upload and cl
 	$(PY) -m bench.export_bench
 	$(PY) -m bench.reports_bench
 	$(PY) -m bench.gateway_bench
+	$(PY) -m bench.routes_bench
 
 # make load: PROFILE=fixed (RATE requests a second) or steps (finds the knee); BASELINE=1 keeps
 # the run as bench/baselines/$(PROFILE).json.

@@ -17,7 +17,7 @@ Then, three times each, timed in the same run:
   `python -m services.ingest`;
 - the reference: the same window aggregated from `ingest.claims` with one GROUP BY.
 
-The figures are printed with the target (< 2 s per run) beside them; nothing is
+The figures are printed with the target (≤ 1 s per run) beside them; nothing is
 asserted, and the exit status is 0 unless something broke.
 
     python -m bench.drift_bench [--claims 10000000] [--cells 1000] [--keep] [--profile]
@@ -82,9 +82,9 @@ REPEATS = 3
 # Each batch commits on its own, so the fill reports progress and never holds 10M rows of WAL.
 BATCH_CLAIMS = 500_000
 SEED = 0.42
-TARGET_SECONDS = 2.0
+TARGET_SECONDS = 1.0
 # How many functions --profile lists.
-PROFILE_TOP = 15
+PROFILE_TOP = 30
 
 # (code group, a procedure code of it): five clinical areas per payer.
 CODE_GROUPS = (
@@ -385,12 +385,14 @@ def grpc_reader(
 
 
 def profile_detect(read: Callable[[], list[CellSeries]]) -> str:
-    """cProfile of one `detect` over the window, the top functions by cumulative time."""
+    """cProfile of one `detect` over the window, the top functions by cumulative time and by
+    their own time."""
     stats = read()
     profiler = cProfile.Profile()
     profiler.runcall(detect, stats, AS_OF, DetectionConfig())
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(PROFILE_TOP)
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(PROFILE_TOP)
     return out.getvalue()
 
 
@@ -435,7 +437,7 @@ class Figures:
 def _detection_line(run: DetectionRun) -> str:
     return (
         f"{run.seconds:.2f} s (read {run.read_seconds:.2f} + detect {run.detect_seconds:.2f})  "
-        f"{verdict(run.seconds < TARGET_SECONDS)}"
+        f"{verdict(run.seconds <= TARGET_SECONDS)}"
     )
 
 
@@ -457,7 +459,7 @@ def report(figures: Figures) -> str:
         ("ratio GROUP BY counts / run (gRPC)", f"{counts / grpc_run.seconds:.2f}"),
         ("ratio GROUP BY inputs / run (gRPC)", f"{everything / grpc_run.seconds:.2f}"),
         ("load average during timings", load),
-        ("target", f"detection run < {TARGET_SECONDS:.0f} s (read + detect, median of {REPEATS})"),
+        ("target", f"detection run ≤ {TARGET_SECONDS:.0f} s (read + detect, median of {REPEATS})"),
     )  # fmt: skip
     width = max(len(title) for title, _ in rows)
     return "\n".join(f"{title.ljust(width)}  {value}" for title, value in rows)

@@ -1358,10 +1358,10 @@ class _Season:
             current_days, values = current_widened, widened
         carc = np.where(self.mix[:, None], self.mix_adjusted, observed.carc_counts)
         return (
-            replace(
-                observed, sums=sums, decision_days=baseline_days, values=values, carc_counts=carc
+            observed.with_counts(
+                sums=sums, decision_days=baseline_days, values=values, carc_counts=carc
             ),
-            replace(current, decision_days=current_days, values=values),
+            current.with_counts(decision_days=current_days, values=values),
         )
 
     def denial_counts(
@@ -1466,7 +1466,7 @@ def _pooled_season(
         sums = w.sums.reshape(len(AMOUNTS), *shape).sum(axis=2)[:, row_of]
         days = w.decision_days.reshape(*shape, w.decision_days.shape[1]).sum(axis=1)[row_of]
         carc = w.carc_counts.reshape(*shape, w.carc_counts.shape[1]).sum(axis=1)[row_of]
-        return replace(w, sums=sums, decision_days=days, carc_counts=carc)
+        return w.with_counts(sums=sums, decision_days=days, carc_counts=carc)
 
     has = np.asarray(season.has.reshape(starts.size, payers.size).any(axis=1))[row_of]
     return _SeasonWindows(

@@ -10,8 +10,10 @@ the payer-level series. Pure: no gRPC, no database.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -208,21 +210,53 @@ class CellSeries:
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
+Entries = tuple[IntArray, IntArray, IntArray]
+
+
 @dataclass(frozen=True)
 class WindowTotals:
     """One window of every series of a `SeriesTable`, summed: row (or element) i is series
-    i's."""
+    i's. The amounts are summed at once; the days-to-decision and CARC counts, a row of
+    columns each (up to thousands), only when read: most windows of a run (the denial and
+    payment tests, the days a finding must hold) never read them."""
 
     sums: IntArray  # (len(AMOUNTS), series)
-    decision_days: IntArray  # (series, values): claims per days to decision (`values`)
     values: IntArray
-    carc_counts: IntArray  # (series, codes): claims per code of the table's `codes`
     # Where each series' days in the window are in the table's daily arrays: low to high.
     low: IntArray
     high: IntArray
+    histogram: Entries
+    carc: Entries
+    code_count: int
 
     def amount(self, name: str) -> IntArray:
         return self.sums[AMOUNTS.index(name)]
+
+    @functools.cached_property
+    def decision_days(self) -> IntArray:
+        """(series, values): claims per days to decision (`values`)."""
+        return _counts_between(self.histogram, self.low, self.high, self.values.size)
+
+    @functools.cached_property
+    def carc_counts(self) -> IntArray:
+        """(series, codes): claims per code of the table's `codes`."""
+        return _counts_between(self.carc, self.low, self.high, self.code_count)
+
+    def with_counts(
+        self,
+        *,
+        decision_days: IntArray | None = None,
+        carc_counts: IntArray | None = None,
+        **fields: Any,
+    ) -> WindowTotals:
+        """These totals with `fields` replaced and the counts given (those not given are
+        this one's)."""
+        changed = replace(self, **fields)
+        changed.__dict__["decision_days"] = (
+            self.decision_days if decision_days is None else decision_days
+        )
+        changed.__dict__["carc_counts"] = self.carc_counts if carc_counts is None else carc_counts
+        return changed
 
 
 # Days are ordinals below 2**22 (the year 9999 is 3,652,059); a series' number goes above.
@@ -323,11 +357,12 @@ class SeriesTable:
         high = np.searchsorted(self._keys, ids | (last + 1))
         return WindowTotals(
             self._cumulative[:, high] - self._cumulative[:, low],
-            _counts_between(self._histogram, low, high, self.values.size),
             self.values,
-            _counts_between(self._carc, low, high, len(self.codes)),
             low,
             high,
+            self._histogram,
+            self._carc,
+            len(self.codes),
         )
 
 
