@@ -334,8 +334,12 @@ class SeriesTable:
     def histogram_entries(self) -> tuple[IntArray, IntArray, IntArray]:
         """(position in the table's days, days to decision, claims) of every histogram
         entry, in position order."""
-        position, column, claims = self._histogram
-        return position, self.values[column], claims
+        position, _, claims = self._histogram
+        return position, self._histogram_values, claims
+
+    @functools.cached_property
+    def _histogram_values(self) -> IntArray:
+        return self.values[self._histogram[1]]
 
     def totals(self, window: Window) -> WindowTotals:
         """`window` of every series, row i being series i."""
