@@ -88,16 +88,22 @@ def one_call_ms(client: httpx.Client, url: str, calls: int = 200) -> float:
 Processes = dict[str, Callable[[], list[psutil.Process]]]
 
 
-def _cpu_seconds(processes: Processes) -> dict[str, float]:
-    found = {}
+def _cpu_seconds(processes: Processes) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of each process, by name then pid."""
+    found: dict[str, dict[int, float]] = {}
     for name, listed in processes.items():
-        total = 0.0
+        found[name] = {}
         for process in listed():
             with contextlib.suppress(psutil.NoSuchProcess):
                 times = process.cpu_times()
-                total += times.user + times.system
-        found[name] = total
+                found[name][process.pid] = times.user + times.system
     return found
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between the two readings by the processes alive at the second (a
+    backend started in between counts from 0)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 def _one(process: psutil.Process) -> Callable[[], list[psutil.Process]]:
@@ -139,7 +145,7 @@ def under_wrk(url: str, token: str, seconds: float, connections: int, pids: Proc
         quantiles.get("50", 0.0),
         quantiles.get("99", 0.0),
         int(errors.group(1)) if errors else 0,
-        {name: (after[name] - before[name]) * 1000 / requests for name in pids},
+        {name: _spent(before[name], after[name]) * 1000 / requests for name in pids},
     )
 
 
