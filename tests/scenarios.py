@@ -35,9 +35,15 @@ def as_csv(scenario: Scenario) -> str:
     return buffer.getvalue()
 
 
+# A fixed period, so what detection finds in it (the denial drift, and the other events the
+# tests that list several rely on) does not change with the day the tests run.
+HISTORY_START = dt.date(2026, 2, 7)
+
+
 def drifted_history(customer: str) -> str:
-    """300 days up to today, UnitedHealthcare's denials ×2.5 for the last 69: a CSV."""
-    start = dt.date.today() - dt.timedelta(days=300)
+    """250 days from HISTORY_START, UnitedHealthcare's denials ×2.5 for the last 19: a
+    CSV."""
+    start = HISTORY_START
     return as_csv(denial_drift(customer, start, start + dt.timedelta(days=231)))
 
 

@@ -171,5 +171,5 @@ class KeptSummaries:
         await self._store.keep_summaries(customer, key.data_etag, key.config_etag, as_of, kept)
         logger.info(
             "payer summaries computed",
-            extra={"customer": customer, "payers": len(kept), "data_etag": key.data_etag},
+            extra={"payers": len(kept), "data_etag": key.data_etag},
         )
