@@ -4,6 +4,7 @@ ports, against the test PostgreSQL, exporting spans to an in-test OTLP receiver.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import threading
@@ -13,6 +14,7 @@ from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -89,10 +91,36 @@ class Load:
             thread.join(timeout=30)
 
 
+_handed_out: set[int] = set()
+
+
+def _listening_ports() -> range:
+    """Ports below the machine's ephemeral range: the kernel gives an outgoing connection
+    its local port from that range, so a port handed out from it could be taken by any
+    client between the handing out and the bind of the process it is for."""
+    try:
+        first = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 32768
+    return range(max(1024, first - 12_000), first)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port of 127.0.0.1 nothing listens on, from below the ephemeral range, never handed
+    out twice in this test session."""
+    ports = _listening_ports()
+    for _ in range(1000):
+        port = random.choice(ports)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port of 127.0.0.1 in {ports.start}–{ports.stop - 1}")
 
 
 @dataclass

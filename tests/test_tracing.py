@@ -28,9 +28,12 @@ def _ancestors(span: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> list[s
 
 def test_one_request_yields_one_trace_across_every_hop(system: System) -> None:
     traceparent_trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-    with system.client("acme", "viewer") as client:
+    # A customer whose settings nothing has read yet, so drift reads them from PostgreSQL
+    # (later reads are answered from its memory, with no SQL hop).
+    customer = "hops" + uuid.uuid4().hex[:8]
+    with system.client(customer, "viewer") as client:
         response = client.get(
-            "/v1/customers/acme/driftConfig",
+            f"/v1/customers/{customer}/driftConfig",
             # The caller's own trace continues through Upstream (W3C trace context).
             headers={"traceparent": f"00-{traceparent_trace_id}-00f067aa0ba902b7-01"},
         )
