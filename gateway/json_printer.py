@@ -85,8 +85,11 @@ def _regular(message_descriptor: descriptor.Descriptor) -> Callable[[message.Mes
             maps.append(field.json_name)
         elif field.is_repeated:
             repeated.append(field.json_name)
-        else:
-            defaults[field.json_name] = _single(field)(field.default_value)
+        # A list's or map's place is kept here (a new one is put in it for each message), so
+        # the fields come out in the order the message declares them.
+        defaults[field.json_name] = (
+            None if field.is_repeated else _single(field)(field.default_value)
+        )
 
     def print_message(value: message.Message) -> dict[str, Any]:
         js = dict(defaults)

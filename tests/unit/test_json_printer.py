@@ -15,7 +15,7 @@ from google.type import date_pb2
 
 from gateway.json_printer import message_to_dict
 from runtime.methods import API_SERVICES
-from upstream.drift.v1 import resources_pb2
+from upstream.drift.v1 import drift_service_pb2, resources_pb2
 
 FieldDescriptor = descriptor.FieldDescriptor
 
@@ -185,3 +185,13 @@ def test_special_numbers_and_large_integers_print_as_proto3_json_says() -> None:
     }
     stamp = timestamp_pb2.Timestamp(seconds=1_767_225_600, nanos=5_000_000)
     assert message_to_dict(stamp) == "2026-01-01T00:00:00.005Z"
+
+
+def test_a_page_lists_its_items_before_its_next_page_token() -> None:
+    """Fields always printed come in the order the message declares them (set fields with
+    presence follow)."""
+    page = drift_service_pb2.ListPayerSummariesResponse(next_page_token="next")
+    page.payer_summaries.add(payer="Aetna")
+    printed = message_to_dict(page)
+    assert list(printed) == ["payerSummaries", "nextPageToken"]
+    assert list(printed["payerSummaries"][0])[:3] == ["name", "payer", "openEventCount"]
