@@ -7,7 +7,8 @@ and how to print it. Here that is decided once per message type: a printer is a 
 printed, and printing a message is `ListFields()` (set fields, in C) through those
 converters over a copy of the type's default values. Well-known types other than Timestamp
 (Any, Struct, Value, Duration, FieldMask, wrappers…) and any message with an extension are
-printed by `json_format` itself, so rarely met corners keep its exact behaviour.
+printed by `json_format` itself, as is a message with an enum whose values carry options,
+so rarely met corners keep its exact behaviour.
 """
 
 from __future__ import annotations
@@ -45,6 +46,17 @@ def _is_special(message_descriptor: descriptor.Descriptor) -> bool:
     return message_descriptor.full_name.startswith("google.protobuf.")
 
 
+def _has_enum_value_options(message_descriptor: descriptor.Descriptor) -> bool:
+    """A field's enum has a value with options (`pb.enumvalue.json` may rename it in
+    JSON): json_format knows them, the printers here do not."""
+    return any(
+        value.has_options and value.GetOptions().ListFields()
+        for field in message_descriptor.fields
+        if field.enum_type is not None
+        for value in field.enum_type.values
+    )
+
+
 def printer(message_descriptor: descriptor.Descriptor) -> Callable[[message.Message], Any]:
     """The printer of one message type, built once."""
     found = _printers.get(message_descriptor.full_name)
@@ -52,7 +64,7 @@ def printer(message_descriptor: descriptor.Descriptor) -> Callable[[message.Mess
         return found
     if message_descriptor.full_name == _TIMESTAMP:
         built: Callable[[message.Message], Any] = _timestamp
-    elif _is_special(message_descriptor):
+    elif _is_special(message_descriptor) or _has_enum_value_options(message_descriptor):
         built = _by_json_format
     else:
         built = _regular(message_descriptor)
@@ -188,12 +200,6 @@ def _enum(field: descriptor.FieldDescriptor) -> Converter:
     if enum_type.full_name == "google.protobuf.NullValue":
         return lambda value: None
     names = {number: value.name for number, value in enum_type.values_by_number.items()}
-    # An enum value with a JSON name of its own (`pb.enumvalue.json`) is printed by
-    # json_format, which knows that option.
-    if any(value.has_options and value.GetOptions().ListFields() for value in enum_type.values):
-        return lambda value: json_format._Printer(
-            always_print_fields_with_no_presence=True
-        )._FieldToJsonObject(field, value)
     closed = enum_type.is_closed
 
     def convert(value: int) -> Any:
