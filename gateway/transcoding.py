@@ -396,30 +396,32 @@ def parse_request(route: Route, fields: dict[str, Any]) -> message.Message:
 
 
 def _check_objects(
-    document: dict[str, Any], message_type: descriptor.Descriptor, path: str
+    document: dict[str, Any], message_type: descriptor.Descriptor, path: str, sent: str = ""
 ) -> None:
     """Refuse, naming the field, a key that is no field and JSON that is not an object where
     a message is: json_format would read a list or a string as the keys of one, and its
-    errors quote keys in a way a key with a quote in it breaks."""
+    errors quote keys in a way a key with a quote in it breaks. A field is named by its
+    path (`path`); a key that is no field by the keys the client sent to it (`sent`), since
+    it has no field path."""
     for key, value in document.items():
         field = message_type.fields_by_name.get(key) or next(
             (f for f in message_type.fields if f.json_name == key), None
         )
         if field is None:
-            raise _bad_field(f"{path}{errors.client_text(key)}", "is not a field of this request")
+            raise _bad_field(f"{sent}{errors.client_text(key)}", "is not a field of this request")
         if not _json_is_object(field.message_type) or value is None:
             continue
-        name = f"{path}{field.name}"
+        name, sent_name = f"{path}{field.name}", f"{sent}{key}"
         if not field.is_repeated:
             if not isinstance(value, dict):
                 raise _bad_field(name, "must be a JSON object")
-            _check_objects(value, field.message_type, f"{name}.")
+            _check_objects(value, field.message_type, f"{name}.", f"{sent_name}.")
         # Not a list at all: json_format names the field and says so.
         elif isinstance(value, list):
             if not all(isinstance(item, dict) for item in value):
                 raise _bad_field(name, "must be a list of JSON objects")
             for item in value:
-                _check_objects(item, field.message_type, f"{name}.")
+                _check_objects(item, field.message_type, f"{name}.", f"{sent_name}.")
 
 
 def _json_is_object(message_type: descriptor.Descriptor | None) -> bool:
