@@ -105,8 +105,6 @@ PENDING_MIN_RATIO = 3.0
 # are counted exactly where they were decided within them (later ones, from the span of days
 # they were decided in, as if on its first day).
 SEASON_DAILY_DAYS = 90
-# The last day a run may read past its as-of day (for claims pending on it), as an ordinal.
-_LAST_DAY = dt.date(9999, 12, 31).toordinal()
 # How many tests a comparison is (window, sequential, and for decision days pending claims):
 # its p value is the smallest of theirs times this (Bonferroni).
 TESTS = {"DENIAL_RATE": 2, "DECISION_DAYS": 3}
@@ -1074,30 +1072,26 @@ def _pending_counts(
     share = np.take_along_axis(undecided, np.minimum(ages, oldest), axis=1).sum(axis=1)
     per_day = np.maximum(baseline.amount("decided") / baseline_days,
                          current.amount("decided") / days)  # fmt: skip
+    # Pending on the as-of day: decided after it (at most the table's longest time to
+    # decision later, for a claim started by then), or pending still. Ages in days then.
+    longest = int(table.values[-1]) if table.values.size else 0
+    low, high = table.day_positions(series, as_of + 1, as_of + longest)
     position, value, claims = table.histogram_entries()
-    after = table.windows(series, as_of + 1, np.full(series.size, _LAST_DAY))
-    first_entry = np.searchsorted(position, after.low)
-    last_entry = np.searchsorted(position, after.high)
+    row, at = runs(np.searchsorted(position, low), np.searchsorted(position, high))
+    age = as_of[row] - (table.days[position[at]] - value[at])
 
-    def pending(row: int, oldest_age: int, youngest_age: int) -> int:
-        """Claims of the row pending on its as-of day, aged from `youngest_age` to
-        `oldest_age` days."""
-        started_from, started_to = as_of[row] - oldest_age, as_of[row] - youngest_age
-        mine = slice(first_entry[row], last_entry[row])
-        started = table.days[position[mine]] - value[mine]
-        count = claims[mine][(started >= started_from) & (started <= started_to)].sum()
-        one = table.series[series[row]]
-        waiting = (one.pending_started >= started_from) & (one.pending_started <= started_to)
-        return int(count + one.pending_claims[waiting].sum())
+    def pending(youngest: statistics.IntArray, eldest: statistics.IntArray) -> statistics.IntArray:
+        """Each row's claims pending on its as-of day, aged from `youngest` to `eldest` days."""
+        keep = (age >= youngest[row]) & (age <= eldest[row])
+        decided_later = np.bincount(row[keep], weights=claims[at][keep], minlength=series.size)
+        waiting = table.pending_started_between(series, as_of - eldest, as_of - youngest)
+        return decided_later.astype(np.int64) + waiting
 
-    observed = np.zeros(series.size, dtype=np.int64)
-    stale = np.zeros(series.size, dtype=np.int64)
-    for row in range(series.size):
-        observed[row] = pending(row, usual[row] + days, usual[row] + 1)
-        # Older claims still open (never to be decided, or stuck for reasons of their
-        # own): the share of a baseline's worth of older starts that is, a payer's
-        # usual backlog, expected of the newer ones too.
-        stale[row] = pending(row, usual[row] + days + baseline_days[row], usual[row] + days + 1)
+    observed = pending(usual + 1, usual + days)
+    # Older claims still open (never to be decided, or stuck for reasons of their own): the
+    # share of a baseline's worth of older starts that is, a payer's usual backlog, expected
+    # of the newer ones too.
+    stale = pending(usual + days + 1, usual + days + baseline_days)
     stale_share = np.clip(stale / np.maximum(per_day * baseline_days, 1), 0.0, 1.0)
     expected = per_day * (stale_share * days + (1 - stale_share) * share)
     return usual, observed, expected

@@ -213,6 +213,30 @@ _EMPTY = np.zeros(0, dtype=np.int64)
 Entries = tuple[IntArray, IntArray, IntArray]
 
 
+class EntryTable:
+    """Entries of every series of a table (histogram or CARC): the position of each entry's
+    day in the table's days, its column (value or code) and its claims, in position order;
+    summed between two positions for many rows at once, each set of windows once."""
+
+    def __init__(self, entries: Entries, columns: int) -> None:
+        self.position, self.column, self.claims = entries
+        self.columns = columns
+        self._summed: dict[tuple[bytes, bytes], IntArray] = {}
+
+    def between(self, low: IntArray, high: IntArray) -> IntArray:
+        """Row i: the claims of each column of the entries whose day position is from
+        low[i] to high[i] (exclusive). Read-only: the same windows summed again (a run's
+        tests share many) are the same array."""
+        key = (low.tobytes(), high.tobytes())
+        counts = self._summed.get(key)
+        if counts is None:
+            entries = (self.position, self.column, self.claims)
+            counts = _counts_between(entries, low, high, self.columns)
+            counts.setflags(write=False)
+            self._summed[key] = counts
+        return counts
+
+
 @dataclass(frozen=True)
 class WindowTotals:
     """One window of every series of a `SeriesTable`, summed: row (or element) i is series
@@ -225,9 +249,8 @@ class WindowTotals:
     # Where each series' days in the window are in the table's daily arrays: low to high.
     low: IntArray
     high: IntArray
-    histogram: Entries
-    carc: Entries
-    code_count: int
+    histogram: EntryTable
+    carc: EntryTable
 
     def amount(self, name: str) -> IntArray:
         return self.sums[AMOUNTS.index(name)]
@@ -235,12 +258,12 @@ class WindowTotals:
     @functools.cached_property
     def decision_days(self) -> IntArray:
         """(series, values): claims per days to decision (`values`)."""
-        return _counts_between(self.histogram, self.low, self.high, self.values.size)
+        return self.histogram.between(self.low, self.high)
 
     @functools.cached_property
     def carc_counts(self) -> IntArray:
         """(series, codes): claims per code of the table's `codes`."""
-        return _counts_between(self.carc, self.low, self.high, self.code_count)
+        return self.carc.between(self.low, self.high)
 
     def with_counts(
         self,
@@ -316,6 +339,8 @@ class SeriesTable:
                 for one in self.series
             ],
         )
+        self._histogram_table = EntryTable(self._histogram, self.values.size)
+        self._carc_table = EntryTable(self._carc, len(self.codes))
         self._spans = {one.entry_spans for one in self.series if one.entry_spans is not None}
 
     @staticmethod
@@ -341,6 +366,30 @@ class SeriesTable:
     def _histogram_values(self) -> IntArray:
         return self.values[self._histogram[1]]
 
+    @functools.cached_property
+    def _pending(self) -> tuple[IntArray, IntArray, IntArray]:
+        """(where each series' pending claims begin, and the start days and claims of every
+        series' end to end)."""
+        sizes = [one.pending_started.size for one in self.series]
+        offsets = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))
+        if not self.series:
+            return offsets, _EMPTY, _EMPTY
+        started = np.concatenate([one.pending_started for one in self.series])
+        claims = np.concatenate([one.pending_claims for one in self.series])
+        return offsets, started, claims
+
+    def pending_started_between(
+        self, series: IntArray, first: IntArray, last: IntArray
+    ) -> IntArray:
+        """Row i: the claims of series `series[i]` still pending when the statistics were
+        read that started from day `first[i]` to `last[i]` (ordinals, inclusive)."""
+        offsets, started, claims = self._pending
+        row, at = runs(offsets[series], offsets[series + 1])
+        keep = (started[at] >= first[row]) & (started[at] <= last[row])
+        return np.bincount(row[keep], weights=claims[at][keep], minlength=series.size).astype(
+            np.int64
+        )
+
     def totals(self, window: Window) -> WindowTotals:
         """`window` of every series, row i being series i."""
         count = len(self.series)
@@ -350,23 +399,30 @@ class SeriesTable:
             np.full(count, window.end.toordinal()),
         )
 
+    def day_positions(
+        self, series: IntArray, first: IntArray, last: IntArray
+    ) -> tuple[IntArray, IntArray]:
+        """Where the days of series `series[i]` from `first[i]` to `last[i]` (ordinals,
+        inclusive) are in the table's daily arrays: low to high. Unlike `windows`, the days
+        may cut a span: for callers that read the entries' days themselves."""
+        ids = series.astype(np.int64) << _DAY_BITS
+        keys = self._keys
+        return np.searchsorted(keys, ids | first), np.searchsorted(keys, ids | (last + 1))
+
     def windows(self, series: IntArray, first: IntArray, last: IntArray) -> WindowTotals:
         """One window per row: row i sums series `series[i]` from day `first[i]` to `last[i]`
         (ordinals, inclusive). A series may be in several rows."""
         for start, end in set(zip(first.tolist(), last.tolist(), strict=True)):
             for spans in self._spans:
                 spans.check(Window(dt.date.fromordinal(start), dt.date.fromordinal(end)))
-        ids = series.astype(np.int64) << _DAY_BITS
-        low = np.searchsorted(self._keys, ids | first)
-        high = np.searchsorted(self._keys, ids | (last + 1))
+        low, high = self.day_positions(series, first, last)
         return WindowTotals(
             self._cumulative[:, high] - self._cumulative[:, low],
             self.values,
             low,
             high,
-            self._histogram,
-            self._carc,
-            len(self.codes),
+            self._histogram_table,
+            self._carc_table,
         )
 
 
