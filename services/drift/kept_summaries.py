@@ -13,6 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from sqlalchemy.engine import Row
+
 from runtime.messages import date_message, money_message, set_fields
 from services.drift.config import DetectionConfig
 from services.drift.detection import Windows, first_day_read, span_starts_read, windows_for
@@ -140,9 +142,31 @@ class KeptSummaries:
     async def refresh(self, customer: str) -> bool:
         """Compute and keep the customer's summaries unless those kept are for its data and
         settings now; True when they were computed."""
+        return await self._bring_up_to_date(customer, *await self._now(customer))
+
+    async def read(
+        self, customer: str, read: Callable[[tuple[str, str] | None], Awaitable[list[Row]]]
+    ) -> list[Row]:
+        """What `read` finds of the customer's summaries once they are up to date. Asked
+        first for the summaries of the data and settings now (`read`'s argument: their
+        etags), and most often answered by that one query; only when it finds none is it
+        checked whether they are kept, computed if not, and read again (None: as kept)."""
+        key, state, stored = await self._now(customer)
+        if key.keepable:
+            rows = await read((key.data_etag, key.config_etag))
+            if rows:
+                return rows
+        await self._bring_up_to_date(customer, key, state, stored)
+        return await read(None)
+
+    async def _now(self, customer: str) -> tuple[_Key, DataState, StoredConfig]:
         state = await self._ingest.data_state(customer)
         stored = await self._read_config(customer)
-        key = _Key(state.etag, stored.etag)
+        return _Key(state.etag, stored.etag), state, stored
+
+    async def _bring_up_to_date(
+        self, customer: str, key: _Key, state: DataState, stored: StoredConfig
+    ) -> bool:
         if await self._current(customer, key):
             return False
         lock = self._computing.setdefault(customer, asyncio.Lock())

@@ -329,9 +329,11 @@ class DriftServicer(AuditMethods, drift_service_pb2_grpc.DriftServiceServicer):
         customer = customer_of(request.parent)
         page = offset_page(request)
         order = ordering.parse_order_by(request.order_by, SUMMARY_ORDERS, "current.claims desc")
-        await self._summaries.refresh(customer)
-        rows = await self._store.list_summaries(
-            customer, request.filter, order, page.offset, page.size + 1
+        rows = await self._summaries.read(
+            customer,
+            lambda kept_for: self._store.list_summaries(
+                customer, request.filter, order, page.offset, page.size + 1, kept_for
+            ),
         )
         found = page.of_window(rows)
         response = drift_service_pb2.ListPayerSummariesResponse(

@@ -653,14 +653,30 @@ class DriftStore:
         )
 
     async def list_summaries(
-        self, customer: str, filter_text: str, order: Order[SortKey], offset: int, limit: int
+        self,
+        customer: str,
+        filter_text: str,
+        order: Order[SortKey],
+        offset: int,
+        limit: int,
+        kept_for: tuple[str, str] | None = None,
     ) -> list[Row]:
         """Up to `limit` of the customer's kept summaries from `offset` that `filter_text`
         matches, in `order` (the payer name breaking ties): `message` and
-        `open_event_count`."""
+        `open_event_count`. With `kept_for` (a data etag and a settings etag), none unless
+        they are the summaries of that data and those settings."""
         condition = parse_filter(filter_text, SUMMARY_FILTERS)
         kept = self._summaries_of(customer)
         query = sa.select(kept.c.message, kept.c.open_event_count).where(condition)
+        if kept_for is not None:
+            s = payer_summary_sets
+            query = query.where(
+                sa.exists().where(
+                    s.c.customer_id == customer,
+                    s.c.data_etag == kept_for[0],
+                    s.c.config_etag == kept_for[1],
+                )
+            )
         async with self._reads.connect() as connection:
             result = await connection.execute(
                 ordered(query, order, _summary["payer"], None).offset(offset).limit(limit)

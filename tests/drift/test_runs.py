@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import grpc
 import psycopg
 import pytest
 from psycopg import sql
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from runtime.auth import Role, mint_token, service_token
@@ -194,6 +195,42 @@ async def test_payer_summaries_are_kept_until_the_data_or_the_settings_change(
     await asyncio.to_thread(_delete, ingest_target, upload)
     assert await drift.summaries.refresh(customer)  # the deletion changed the data
     assert await drift.store.list_summaries(customer, "", most_claims, 0, 100) == []
+
+
+async def test_a_page_of_summaries_is_read_up_to_date_and_an_empty_page_computes_nothing(
+    ingest_target: str, drift: DriftParts
+) -> None:
+    customer = "page" + uuid.uuid4().hex[:8]
+    most_claims = parse_order_by("", SUMMARY_ORDERS, "current.claims desc")
+
+    def page(filter_text: str) -> Callable[[tuple[str, str] | None], Awaitable[list[Row]]]:
+        return lambda kept_for: drift.store.list_summaries(
+            customer, filter_text, most_claims, 0, 100, kept_for
+        )
+
+    assert await drift.summaries.read(customer, page("")) == []  # no data yet
+    upload = await asyncio.to_thread(_upload, ingest_target, customer)
+    # The upload's payers, computed for this read: it does not show the summaries kept
+    # before it.
+    payers = [summary_payer(row.message) for row in await drift.summaries.read(customer, page(""))]
+    assert DRIFTED_PAYER in payers
+    kept = await drift.store.summary_set(customer)
+    assert kept is not None
+    # Summaries of another state of the data or settings are not read as this one's.
+    assert (
+        await drift.store.list_summaries(
+            customer, "", most_claims, 0, 100, (kept.data_etag, "another settings etag")
+        )
+        == []
+    )
+    # A filter that matches no payer of current summaries is an empty page, not a reason
+    # to compute them again.
+    assert await drift.summaries.read(customer, page('payer = "No Such Payer"')) == []
+    again = await drift.store.summary_set(customer)
+    assert again is not None and again.compute_time == kept.compute_time
+
+    await asyncio.to_thread(_delete, ingest_target, upload)
+    assert await drift.summaries.read(customer, page("")) == []  # the deletion's
 
 
 async def test_a_run_failed_by_the_database_keeps_no_value_in_its_error(
