@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import sqlalchemy as sa
 from opentelemetry import baggage
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from prometheus_client import Gauge
@@ -80,6 +81,13 @@ def for_reads(engine: AsyncEngine) -> AsyncEngine:
     one round trip to PostgreSQL instead of BEGIN, the statement and ROLLBACK. The pool is
     the same; a connection goes back to it in its usual mode."""
     return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def row_by_key(table: sa.Table, *key: str) -> sa.Select[Any]:
+    """One row of `table` by the values of its `key` columns, given when it is executed
+    under their names. Built once at import by a hot read: SQLAlchemy then compiles and
+    keys it once, where a statement built per call costs more than the query."""
+    return sa.select(table).where(*(table.c[name] == sa.bindparam(name) for name in key))
 
 
 async def ping(engine: AsyncEngine) -> None:

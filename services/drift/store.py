@@ -18,7 +18,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runtime import ordering
-from runtime.db import for_reads
+from runtime.db import for_reads, row_by_key
 from runtime.filtering import FilterField, parse_filter
 from runtime.ordering import Order, SortKey, fetch_page, ordered
 from runtime.pagination import after_position
@@ -231,6 +231,9 @@ class RunOutcome:
 def config_etag(config: DetectionConfig) -> str:
     digest = hashlib.sha256(json.dumps(config.to_json(), sort_keys=True).encode())
     return digest.hexdigest()[:16]
+
+
+_EVENT_BY_ID = row_by_key(drift_events, "customer_id", "event_id")
 
 
 class DriftStore:
@@ -553,14 +556,10 @@ class DriftStore:
 
     async def get_event(self, customer: str, event_id: str) -> Row | None:
         async with self._reads.connect() as connection:
-            return (
-                await connection.execute(
-                    sa.select(drift_events).where(
-                        drift_events.c.customer_id == customer,
-                        drift_events.c.event_id == event_id,
-                    )
-                )
-            ).first()
+            found = await connection.execute(
+                _EVENT_BY_ID, {"customer_id": customer, "event_id": event_id}
+            )
+            return found.first()
 
     async def list_events(
         self,

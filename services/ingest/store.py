@@ -17,7 +17,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime.audit import record_purge
-from runtime.db import for_reads
+from runtime.db import for_reads, row_by_key
 from runtime.filtering import FilterField, parse_filter
 from runtime.ordering import Order, SortKey, fetch_page
 from runtime.pagination import after_position
@@ -229,6 +229,7 @@ def _data_state() -> sa.Select[Any]:
 # Built once: read on every payer summaries page (drift asks before it reads them), and a
 # statement built per call costs more than the query.
 _DATA_STATE = _data_state()
+_UPLOAD_BY_ID = row_by_key(uploads, "customer_id", "upload_id")
 
 
 class IngestStore:
@@ -259,9 +260,7 @@ class IngestStore:
     async def get_upload(self, customer: str, upload_id: str) -> Row | None:
         async with self._reads.connect() as connection:
             result = await connection.execute(
-                sa.select(uploads).where(
-                    uploads.c.customer_id == customer, uploads.c.upload_id == upload_id
-                )
+                _UPLOAD_BY_ID, {"customer_id": customer, "upload_id": upload_id}
             )
             return result.first()
 
