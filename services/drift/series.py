@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from services.drift.statistics import Histogram, IntArray
 
@@ -213,14 +214,26 @@ _EMPTY = np.zeros(0, dtype=np.int64)
 Entries = tuple[IntArray, IntArray, IntArray]
 
 
+# Running totals of a table's entries are kept at every this many day positions, or more
+# where they would take more than _MAX_TOTALS cells (an int64 each: 16 MB).
+_BLOCK_POSITIONS = 16
+_MAX_TOTALS = 2_000_000
+
+
 class EntryTable:
     """Entries of every series of a table (histogram or CARC): the position of each entry's
     day in the table's days, its column (value or code) and its claims, in position order;
-    summed between two positions for many rows at once, each set of windows once."""
+    summed between two positions for many rows at once, each set of windows once.
 
-    def __init__(self, entries: Entries, columns: int) -> None:
+    A window is summed from running totals kept at every `block` positions (their difference
+    between the first and last such position inside it) plus the entries at its two ends
+    outside them: about as long for a year as for a week."""
+
+    def __init__(self, entries: Entries, columns: int, positions: int) -> None:
         self.position, self.column, self.claims = entries
         self.columns = columns
+        self.block = max(_BLOCK_POSITIONS, -(-(positions + 1) * max(columns, 1) // _MAX_TOTALS))
+        self._blocks = positions // self.block + 1
         self._summed: dict[tuple[bytes, bytes], IntArray] = {}
 
     def between(self, low: IntArray, high: IntArray) -> IntArray:
@@ -230,11 +243,37 @@ class EntryTable:
         key = (low.tobytes(), high.tobytes())
         counts = self._summed.get(key)
         if counts is None:
-            entries = (self.position, self.column, self.claims)
-            counts = _counts_between(entries, low, high, self.columns)
+            counts = self._between(low, high)
             counts.setflags(write=False)
             self._summed[key] = counts
         return counts
+
+    def _between(self, low: IntArray, high: IntArray) -> IntArray:
+        # The first and last kept totals inside each window, where it holds any.
+        first, last = -(-low // self.block), high // self.block
+        inside = first <= last
+        first, last = np.where(inside, first, 0), np.where(inside, last, 0)
+        counts = (self._totals[last] - self._totals[first]).astype(np.int64)
+        # The entries at its ends outside them (all of it where it holds none).
+        end = np.where(inside, last * self.block, high)
+        edges = _counts_between(
+            (self.position, self.column, self.claims),
+            np.concatenate([low, end]),
+            np.concatenate([np.where(inside, first * self.block, high), high]),
+            self.columns,
+        )
+        return counts + edges[: low.size] + edges[low.size :]
+
+    @functools.cached_property
+    def _totals(self) -> npt.NDArray[np.float64]:
+        """Row k: the claims of each column of the entries before position k × block (in
+        float64, exact below 2**53, where bincount sums them)."""
+        totals = np.bincount(
+            (self.position // self.block + 1) * self.columns + self.column,
+            weights=self.claims,
+            minlength=(self._blocks + 1) * self.columns,
+        ).astype(np.float64, copy=False)
+        return np.cumsum(totals.reshape(self._blocks + 1, self.columns), axis=0)
 
 
 @dataclass(frozen=True)
@@ -339,8 +378,8 @@ class SeriesTable:
                 for one in self.series
             ],
         )
-        self._histogram_table = EntryTable(self._histogram, self.values.size)
-        self._carc_table = EntryTable(self._carc, len(self.codes))
+        self._histogram_table = EntryTable(self._histogram, self.values.size, days.size)
+        self._carc_table = EntryTable(self._carc, len(self.codes), days.size)
         self._spans = {one.entry_spans for one in self.series if one.entry_spans is not None}
 
     @staticmethod
