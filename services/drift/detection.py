@@ -827,11 +827,11 @@ def _daily_beyond(
     window = table.windows(series, first, first + days - 1)
     position, value, claims = table.histogram_entries()
     row, at = runs(np.searchsorted(position, window.low), np.searchsorted(position, window.high))
-    cell = row * days + table.days[position[at]] - first[row]
+    cell = row * days + (table.days[position[at]] - first[row])
     size = series.size * days
-    decided = np.bincount(cell, weights=claims[at], minlength=size)
-    slow = value[at] > threshold[row]
-    slower = np.bincount(cell[slow], weights=claims[at][slow], minlength=size)
+    counted = claims[at]
+    decided = np.bincount(cell, weights=counted, minlength=size)
+    slower = np.bincount(cell, weights=counted * (value[at] > threshold[row]), minlength=size)
     shape = (series.size, days)
     return slower.astype(np.int64).reshape(shape), decided.astype(np.int64).reshape(shape)
 
