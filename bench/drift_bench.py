@@ -345,9 +345,11 @@ def direct_reader(admin_url: str, windows: Windows) -> Iterator[Callable[[], lis
             months = connection.execute(
                 SERIES_QUERY, series_parameters(CUSTOMER, [], start, end), binary=True
             ).fetchall()
+            # Once for every series, as the client does.
+            read_spans = entry_spans(start, end, edges)
             return joined(
                 [
-                    series_from_message(message, entry_spans(start, end, edges))
+                    series_from_message(message, read_spans)
                     for series in series_of_rows(months, start, end, spans)
                     for message in daily_stat_series_messages(series, packed=True)
                 ]

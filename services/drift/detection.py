@@ -33,6 +33,7 @@ from services.drift.series import (
     Window,
     WindowTotals,
     payer_series,
+    row_runs,
     runs,
 )
 
@@ -826,14 +827,19 @@ def _daily_beyond(
     (a column a day) taking more days than its `threshold`, and all of them."""
     window = table.windows(series, first, first + days - 1)
     position, value, claims = table.histogram_entries()
-    row, at = runs(np.searchsorted(position, window.low), np.searchsorted(position, window.high))
-    cell = row * days + (table.days[position[at]] - first[row])
-    size = series.size * days
-    counted = claims[at]
-    decided = np.bincount(cell, weights=counted, minlength=size)
-    slower = np.bincount(cell, weights=counted * (value[at] > threshold[row]), minlength=size)
-    shape = (series.size, days)
-    return slower.astype(np.int64).reshape(shape), decided.astype(np.int64).reshape(shape)
+    first_entry = np.searchsorted(position, window.low)
+    last_entry = np.searchsorted(position, window.high)
+    decided, slower = np.zeros((series.size, days)), np.zeros((series.size, days))
+    for rows in row_runs(last_entry - first_entry):
+        row, at = runs(first_entry[rows], last_entry[rows])
+        mine = row + rows.start
+        cell = row * days + (table.days[position[at]] - first[mine])
+        counted, size = claims[at], (rows.stop - rows.start) * days
+        decided[rows] = np.bincount(cell, weights=counted, minlength=size).reshape(-1, days)
+        slower[rows] = np.bincount(
+            cell, weights=counted * (value[at] > threshold[mine]), minlength=size
+        ).reshape(-1, days)
+    return slower.astype(np.int64), decided.astype(np.int64)
 
 
 def _slow_season(
@@ -1077,21 +1083,29 @@ def _pending_counts(
     longest = int(table.values[-1]) if table.values.size else 0
     low, high = table.day_positions(series, as_of + 1, as_of + longest)
     position, value, claims = table.histogram_entries()
-    row, at = runs(np.searchsorted(position, low), np.searchsorted(position, high))
-    age = as_of[row] - (table.days[position[at]] - value[at])
-
-    def pending(youngest: statistics.IntArray, eldest: statistics.IntArray) -> statistics.IntArray:
-        """Each row's claims pending on its as-of day, aged from `youngest` to `eldest` days."""
-        keep = (age >= youngest[row]) & (age <= eldest[row])
-        decided_later = np.bincount(row[keep], weights=claims[at][keep], minlength=series.size)
-        waiting = table.pending_started_between(series, as_of - eldest, as_of - youngest)
-        return decided_later.astype(np.int64) + waiting
-
-    observed = pending(usual + 1, usual + days)
-    # Older claims still open (never to be decided, or stuck for reasons of their own): the
-    # share of a baseline's worth of older starts that is, a payer's usual backlog, expected
-    # of the newer ones too.
-    stale = pending(usual + days + 1, usual + days + baseline_days)
+    first_entry, last_entry = np.searchsorted(position, low), np.searchsorted(position, high)
+    # Each row's claims aged from the first to the second bound: those pending (the rows'
+    # ages of the current window past their usual time), and older ones still open (never
+    # to be decided, or stuck for reasons of their own: the share of a baseline's worth of
+    # older starts that is, a payer's usual backlog, expected of the newer ones too).
+    bounds = ((usual + 1, usual + days), (usual + days + 1, usual + days + baseline_days))
+    decided_later = np.zeros((len(bounds), series.size))
+    # A few rows at a time, their entries' arrays kept small enough to stay in the cache.
+    for rows in row_runs(last_entry - first_entry):
+        row, at = runs(first_entry[rows], last_entry[rows])
+        mine = row + rows.start
+        age = as_of[mine] - (table.days[position[at]] - value[at])
+        weight = claims[at]
+        for k, (youngest, eldest) in enumerate(bounds):
+            kept = (age >= youngest[mine]) & (age <= eldest[mine])
+            decided_later[k, rows] = np.bincount(
+                row, weights=weight * kept, minlength=rows.stop - rows.start
+            )
+    observed, stale = (
+        decided_later[k].astype(np.int64)
+        + table.pending_started_between(series, as_of - eldest, as_of - youngest)
+        for k, (youngest, eldest) in enumerate(bounds)
+    )
     stale_share = np.clip(stale / np.maximum(per_day * baseline_days, 1), 0.0, 1.0)
     expected = per_day * (stale_share * days + (1 - stale_share) * share)
     return usual, observed, expected

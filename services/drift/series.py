@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -479,11 +480,33 @@ def _counts_between(
     """Row i: the claims of each column (value or code) of the entries whose day position
     is from low[i] to high[i] (exclusive)."""
     position, column, claims = entries
-    row, at = runs(np.searchsorted(position, low), np.searchsorted(position, high))
-    counts = np.bincount(
-        row * columns + column[at], weights=claims[at], minlength=low.size * columns
-    )
-    return counts.astype(np.int64).reshape(low.size, columns)
+    first, last = np.searchsorted(position, low), np.searchsorted(position, high)
+    counts = np.zeros((low.size, columns))
+    for rows in row_runs(last - first):
+        row, at = runs(first[rows], last[rows])
+        counts[rows] = np.bincount(
+            row * columns + column[at],
+            weights=claims[at],
+            minlength=(rows.stop - rows.start) * columns,
+        ).reshape(-1, columns)
+    return counts.astype(np.int64)
+
+
+# Entries read at once by `row_runs`' users: their arrays stay in the cache.
+_ENTRIES_AT_ONCE = 1 << 15
+
+
+def row_runs(entries: IntArray) -> list[slice]:
+    """Consecutive runs of rows, each holding about _ENTRIES_AT_ONCE of the `entries` (each
+    row's count) or a single row."""
+    cuts, taken = [0], 0
+    for row, count in enumerate(entries.tolist()):
+        if taken and taken + count > _ENTRIES_AT_ONCE:
+            cuts.append(row)
+            taken = 0
+        taken += count
+    cuts.append(entries.size)
+    return [slice(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
 def merged(payer: str, code_group: str, parts: Sequence[CellSeries]) -> CellSeries:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from services.drift import detection, statistics
+from services.drift import series as series_module
 from services.drift.config import DetectionConfig
 from services.drift.detection import (
     ALL_CODES,
@@ -881,3 +882,33 @@ def test_a_season_is_measured_against_three_months_where_the_data_nearly_has_the
     # Expected: last January's few days over the three months, and a margin for a season.
     assert finding.evidence.expected_value is not None
     assert finding.evidence.expected_value < 24 - CONFIG.decision_days_min_increase
+
+
+def test_findings_do_not_depend_on_how_many_entries_are_read_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Detection reads the entries of many cells a few cells at a time (their arrays kept
+    small); a customer with a season, a season that is new, slower decisions and a payer that
+    stops deciding gets the same findings read a cell or two at a time as at once."""
+    stats = [
+        *_seasonal_years("Aetna", through=JANUARY_RUN, january={"denial_rate": 0.2},
+                         years_with_season=(2025, 2026)),
+        *_seasonal_years("Cigna", through=JANUARY_RUN, january={"denial_rate": 0.25},
+                         years_with_season=(2026,), seed=21),
+        *_seasonal_years("Humana", through=JANUARY_RUN, january={"decision_days": 26},
+                         years_with_season=(2026,), seed=22),
+    ]  # fmt: skip
+    stopped = JANUARY_RUN - dt.timedelta(days=40)
+    stats = [
+        s if s.payer != "Humana" or s.day < stopped else DayStat(**{**s.__dict__, "decided": 8})
+        for s in stats
+    ]
+    waiting = [
+        PendingStat("Humana", "", stopped + dt.timedelta(days=n), 30)
+        for n in range((JANUARY_RUN - stopped).days + 1)
+    ]
+    series = cell_series(stats, waiting)
+    at_once = detect(series, JANUARY_RUN, CONFIG)
+    assert {f.cell.payer for f in at_once.findings} >= {"Cigna", "Humana"}
+    monkeypatch.setattr(series_module, "_ENTRIES_AT_ONCE", 3)
+    assert detect(series, JANUARY_RUN, CONFIG) == at_once
