@@ -146,10 +146,18 @@ def test_uploads_and_detection_runs_are_counted_for_dashboards(system: System) -
             assert time.monotonic() < deadline, "the detection run did not end"
             time.sleep(0.2)
             run = client.get(f"/v1/{run['name']}").json()
+        assert run["state"] == "SUCCEEDED", run
     after_ingest, after_drift = httpx.get(ingest).text, httpx.get(drift).text
 
     def grew(before: str, after: str, name: str) -> float:
         return _sample(after, name) - _sample(before, name)
+
+    # A run's counters move on just after its outcome is committed: a scrape in between
+    # (the client saw the state first) finds them on the next one.
+    while grew(before_drift, after_drift, 'drift_runs_total{outcome="succeeded"}') < 1:
+        assert time.monotonic() < deadline, "the run was not counted"
+        time.sleep(0.1)
+        after_drift = httpx.get(drift).text
 
     assert grew(before_ingest, after_ingest, 'ingest_rows_total{outcome="accepted"}') >= 2
     assert grew(before_ingest, after_ingest, 'ingest_rows_total{outcome="rejected"}') >= 1

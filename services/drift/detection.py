@@ -835,10 +835,11 @@ def _daily_beyond(
         mine = row + rows.start
         cell = row * days + (table.days[position[at]] - first[mine])
         counted, size = claims[at], (rows.stop - rows.start) * days
-        decided[rows] = np.bincount(cell, weights=counted, minlength=size).reshape(-1, days)
+        shape = (rows.stop - rows.start, days)
+        decided[rows] = np.bincount(cell, weights=counted, minlength=size).reshape(shape)
         slower[rows] = np.bincount(
             cell, weights=counted * (value[at] > threshold[mine]), minlength=size
-        ).reshape(-1, days)
+        ).reshape(shape)
     return slower.astype(np.int64), decided.astype(np.int64)
 
 

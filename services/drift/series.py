@@ -488,7 +488,7 @@ def _counts_between(
             row * columns + column[at],
             weights=claims[at],
             minlength=(rows.stop - rows.start) * columns,
-        ).reshape(-1, columns)
+        ).reshape(rows.stop - rows.start, columns)
     return counts.astype(np.int64)
 
 

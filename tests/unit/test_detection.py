@@ -182,6 +182,19 @@ def test_zero_baseline_denials_do_not_break_the_rate_test() -> None:
     assert findings and findings[0].evidence.baseline_value == 0.0
 
 
+def test_a_customer_whose_claims_were_never_denied_is_compared_on_the_rest() -> None:
+    """No denial codes at all (a table with no code column): the other metrics are still
+    compared, and decisions that slow down are found."""
+    windows = windows_for(AS_OF, CONFIG)
+    stats = _stats("Paysall", "", per_day=30, denial_rate=0.0, start=HISTORY_START,
+                   days=BASELINE_DAYS)  # fmt: skip
+    stats += _stats("Paysall", "", per_day=30, denial_rate=0.0, decision_days=30,
+                    start=windows.current.start, days=30, seed=5)  # fmt: skip
+    assert not any(s.carc_counts for s in stats)
+    detection = detect_days(stats, AS_OF, CONFIG)
+    assert {f.metric for f in detection.findings} == {"DECISION_DAYS"}
+
+
 def test_small_payers_are_skipped_and_small_groups_roll_up() -> None:
     tiny = _stats("Tiny", "", per_day=1, denial_rate=0.5, start=HISTORY_START, days=120)
     groups = [
