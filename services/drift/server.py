@@ -18,7 +18,13 @@ from runtime import errors, names, ordering
 from runtime.audit import AuditLog, AuditMethods
 from runtime.auth import Role, require_identity, service_token
 from runtime.clients import open_channel
-from runtime.messages import date_message, money_message, set_fields, timestamp_message
+from runtime.messages import (
+    MessagesByVersion,
+    date_message,
+    money_message,
+    set_fields,
+    timestamp_message,
+)
 from runtime.outbox import OutboxEvent, outbox_relay
 from runtime.retention import RetentionJob, audit_purge
 from runtime.server import ServiceDefinition, running_task
@@ -163,6 +169,10 @@ class DriftServicer(AuditMethods, drift_service_pb2_grpc.DriftServiceServicer):
         self._runs = runs
         self._summaries = summaries
         self._configs = configs
+        # Every change to an event moves its version (its etag) on.
+        self._listed_events = MessagesByVersion(
+            event_message, lambda row: (row.customer_id, row.event_id, row.version)
+        )
 
     # --- configuration ----------------------------------------------------------------------
 
@@ -270,7 +280,7 @@ class DriftServicer(AuditMethods, drift_service_pb2_grpc.DriftServiceServicer):
                 customer, filter_text, order, limit, after
             ),
             lambda last: ordering.position(order, last, "event_id"),
-            event_message,
+            self._listed_events,
         )
 
     async def GetDriftEvent(

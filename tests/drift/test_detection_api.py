@@ -180,6 +180,10 @@ def test_triage_is_kept_across_runs_and_checked(system: System, drifted: str) ->
             lambda run: run["state"] in ("SUCCEEDED", "FAILED"),
         )
         after = client.get(f"/v1/{event['name']}").json()
+        # A list read before the triage and the run shows them after too, as the event does.
+        listed = {
+            e["name"]: e for e in _events(client, drifted, filter=f'payer = "{DRIFTED_PAYER}"')
+        }
     with system.client(drifted, "viewer") as viewer:
         forbidden = viewer.patch(f"/v1/{event['name']}", json={"state": "NEW"})
     assert stale.status_code == 409
@@ -188,6 +192,7 @@ def test_triage_is_kept_across_runs_and_checked(system: System, drifted: str) ->
     assert after["state"] == "DISMISSED"  # a later run never reopens it within its episode
     assert after["triageNote"] == "known payer policy change"
     assert after["lastRun"] == rerun["name"] and after["active"] is True
+    assert listed[event["name"]] == after
 
 
 def test_an_episode_ends_when_a_run_no_longer_finds_it(system: System, drifted: str) -> None:
