@@ -216,7 +216,7 @@ Entries = tuple[IntArray, IntArray, IntArray]
 
 
 # Running totals of a table's entries are kept at every this many day positions, or more
-# where they would take more than _MAX_TOTALS cells (an int64 each: 16 MB).
+# where they would take more than _MAX_TOTALS cells (8 bytes each: 16 MB).
 _BLOCK_POSITIONS = 16
 _MAX_TOTALS = 2_000_000
 
