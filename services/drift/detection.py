@@ -33,8 +33,8 @@ from services.drift.series import (
     Window,
     WindowTotals,
     payer_series,
-    row_runs,
     runs,
+    runs_by_rows,
 )
 
 # Denial-reason mix: too few denials make a mix meaningless (with 30, a total variation of
@@ -830,8 +830,7 @@ def _daily_beyond(
     first_entry = np.searchsorted(position, window.low)
     last_entry = np.searchsorted(position, window.high)
     decided, slower = np.zeros((series.size, days)), np.zeros((series.size, days))
-    for rows in row_runs(last_entry - first_entry):
-        row, at = runs(first_entry[rows], last_entry[rows])
+    for rows, row, at in runs_by_rows(first_entry, last_entry):
         mine = row + rows.start
         cell = row * days + (table.days[position[at]] - first[mine])
         counted, size = claims[at], (rows.stop - rows.start) * days
@@ -1092,8 +1091,7 @@ def _pending_counts(
     bounds = ((usual + 1, usual + days), (usual + days + 1, usual + days + baseline_days))
     decided_later = np.zeros((len(bounds), series.size))
     # A few rows at a time, their entries' arrays kept small enough to stay in the cache.
-    for rows in row_runs(last_entry - first_entry):
-        row, at = runs(first_entry[rows], last_entry[rows])
+    for rows, row, at in runs_by_rows(first_entry, last_entry):
         mine = row + rows.start
         age = as_of[mine] - (table.days[position[at]] - value[at])
         weight = claims[at]

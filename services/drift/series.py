@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -482,8 +482,7 @@ def _counts_between(
     position, column, claims = entries
     first, last = np.searchsorted(position, low), np.searchsorted(position, high)
     counts = np.zeros((low.size, columns))
-    for rows in row_runs(last - first):
-        row, at = runs(first[rows], last[rows])
+    for rows, row, at in runs_by_rows(first, last):
         counts[rows] = np.bincount(
             row * columns + column[at],
             weights=claims[at],
@@ -492,21 +491,24 @@ def _counts_between(
     return counts.astype(np.int64)
 
 
-# Entries read at once by `row_runs`' users: their arrays stay in the cache.
+# Entries read at once by `runs_by_rows`: their arrays stay in the cache.
 _ENTRIES_AT_ONCE = 1 << 15
 
 
-def row_runs(entries: IntArray) -> list[slice]:
-    """Consecutive runs of rows, each holding about _ENTRIES_AT_ONCE of the `entries` (each
-    row's count) or a single row."""
+def runs_by_rows(first: IntArray, stop: IntArray) -> Iterator[tuple[slice, IntArray, IntArray]]:
+    """`runs(first, stop)` a few rows at a time, each piece holding about _ENTRIES_AT_ONCE
+    indexes (or a single row): (the rows, each index's row counted from the piece's first,
+    the index)."""
     cuts, taken = [0], 0
-    for row, count in enumerate(entries.tolist()):
+    for i, count in enumerate((stop - first).tolist()):
         if taken and taken + count > _ENTRIES_AT_ONCE:
-            cuts.append(row)
+            cuts.append(i)
             taken = 0
         taken += count
-    cuts.append(entries.size)
-    return [slice(a, b) for a, b in itertools.pairwise(cuts) if b > a]
+    cuts.append(first.size)
+    for a, b in itertools.pairwise(cuts):
+        if b > a:
+            yield (slice(a, b), *runs(first[a:b], stop[a:b]))
 
 
 def merged(payer: str, code_group: str, parts: Sequence[CellSeries]) -> CellSeries:
