@@ -50,6 +50,7 @@ from services.ingest.daily_statistics import (
     count_in,
     discard_counts,
     recording_changes,
+    without_nested_loops,
 )
 from services.ingest.parsing import Batch
 from services.ingest.records import ParseLimits, Rejection, UploadWarning
@@ -570,7 +571,7 @@ class UploadWriter:
         # Reversals cancel the claim with the payer's claim control number they name; not
         # a claim this upload itself wrote.
         reversed_count = (
-            await _without_nested_loops(
+            await without_nested_loops(
                 cursor,
                 recording_changes(
                     "UPDATE ingest.claims c SET status = 'REVERSED', denied = false, "
@@ -788,18 +789,6 @@ async def _replaced_versions(cursor: Any) -> int:
     """How many claim versions the transaction's writes have replaced or removed so far."""
     await cursor.execute("SELECT count(*) FROM claim_changes WHERE sign = -1")
     return int((await cursor.fetchone())[0])
-
-
-async def _without_nested_loops(cursor: Any, statement: str, parameters: Any) -> int:
-    """Run a statement that joins a customer's stored claims with nested loops off; returns
-    its row count. The planner's statistics may not know the customer's claims yet (a new
-    customer, or claims written earlier in this transaction): it would then expect one row
-    and rescan them all for every row of the other side."""
-    await cursor.execute("SET LOCAL enable_nestloop = off")
-    await cursor.execute(statement, parameters)
-    count = int(cursor.rowcount)
-    await cursor.execute("SET LOCAL enable_nestloop = on")
-    return count
 
 
 # The mapping that applies to a raw payer: one naming both its name and id wins over one

@@ -186,15 +186,16 @@ _KEY = "customer_id, payer, code_group, month"
 MONTHS_FROM_DAILY_STATS = f"""
 WITH touched AS ({{touched}}),
 days AS (
-    -- The touched months' days, found by a scan of the customers' days from the first of
+    -- The touched months' days, found by a scan of the customer's days from the first of
     -- them (a join by month ranges lets the planner rescan whole months per touched cell).
+    -- Run without nested loops: the planner may not know the customer's days yet.
     SELECT s.customer_id, s.payer, s.code_group, m.month, s.decision_date,
            {", ".join("s." + a for a in DAY_AMOUNTS)}, s.decision_days, s.carc_counts,
            (row_number() OVER (PARTITION BY s.customer_id, s.payer, s.code_group, m.month
                                ORDER BY s.decision_date) - 1)::int AS i
     FROM ingest.daily_stats s,
          LATERAL (SELECT date_trunc('month', s.decision_date)::date AS month) m
-    WHERE s.customer_id IN (SELECT customer_id FROM touched)
+    WHERE s.customer_id = %(customer)s
       AND s.decision_date >= (SELECT min(month) FROM touched)
       AND ({_KEY}) IN (SELECT {_KEY} FROM touched)
 ), cells AS (
@@ -243,6 +244,18 @@ ON CONFLICT (customer_id, payer, code_group, start_date) DO UPDATE SET
 """
 
 
+async def without_nested_loops(cursor: Any, statement: str, parameters: Any) -> int:
+    """Run a statement that joins a customer's stored claims or statistics with nested loops
+    off; returns its row count. The planner's statistics may not know the customer's rows yet
+    (a new customer, or rows written earlier in this transaction): it would then expect one
+    row and rescan them all for every row of the other side."""
+    await cursor.execute("SET LOCAL enable_nestloop = off")
+    await cursor.execute(statement, parameters)
+    count = int(cursor.rowcount)
+    await cursor.execute("SET LOCAL enable_nestloop = on")
+    return count
+
+
 async def apply_counts(cursor: Any, customer: str) -> None:
     """Add the gathered partial sums to the customer's daily statistics, pending claims and
     payer counts."""
@@ -261,8 +274,8 @@ async def apply_counts(cursor: Any, customer: str) -> None:
         "AND m.code_group = t.code_group AND m.month = t.month",
         {"customer": customer},
     )
-    await cursor.execute(
-        MONTHS_FROM_DAILY_STATS.format(touched=_TOUCHED_MONTHS), {"customer": customer}
+    await without_nested_loops(
+        cursor, MONTHS_FROM_DAILY_STATS.format(touched=_TOUCHED_MONTHS), {"customer": customer}
     )
     await cursor.execute(_APPLY_TO_PENDING_STATS, {"customer": customer})
     # A start day whose last pending claim was decided has no count.
