@@ -14,10 +14,11 @@ import csv
 import datetime as dt
 import functools
 import io
+import itertools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 from services.ingest.claim_lines import combine, same_claim
 from services.ingest.records import (
@@ -350,9 +351,16 @@ class CsvParser:
     """
 
     def __init__(
-        self, column_map: Mapping[str, str] | None = None, limits: ParseLimits | None = None
+        self,
+        column_map: Mapping[str, str] | None = None,
+        limits: ParseLimits | None = None,
+        *,
+        by_columns: bool = True,
     ) -> None:
+        """`by_columns`: read plain pieces of text column by column (`_Columns`); off, every
+        row is read on its own, as the rows `_Columns` cannot read always are."""
         self._column_map = dict(column_map or {})
+        self._by_columns = by_columns
         self._limits = limits or ParseLimits()
         self._buffer = ""
         self._line = 0  # physical lines consumed so far
@@ -496,6 +504,13 @@ class CsvParser:
 
     def _records(self, text: str) -> list[ParsedItem]:
         """The items of complete records, read by the one csv reader of the file."""
+        if (
+            self._by_columns
+            and not self._adjustments
+            and self._limits.max_line_bytes < csv.field_size_limit()
+            and _plain(text)
+        ):
+            return self._plain_records(text)
         lines = io.StringIO(text, newline="\n").readlines()
         source, reader, limit = self._lines, self._reader, self._limits.max_line_bytes
         source.reset(lines)
@@ -525,6 +540,84 @@ class CsvParser:
                 items.append(self._too_long(base + start))
             elif len(cells) > 1 or (cells and cells[0].strip()) or _text_in(lines[start:stop]):
                 self._take(self._row(cells, base + start), items)
+
+    def _plain_records(self, text: str) -> list[ParsedItem]:
+        """`_records` of text without quotes, NULs or lone carriage returns, so that each line
+        is one record and its cells are what splitting it at the delimiter gives, as the csv
+        reader would read them. The rows of the header's width are read column by column;
+        any other row, and any row with a cell the columns could not read, is read on its
+        own by `_row`, which says what is wrong with it."""
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()  # the text ends with a newline
+        base = self._line + 1
+        self._line += len(lines)
+        delimiter, width = self._dialect.delimiter, self._header_width
+        limit = self._limits.max_line_bytes
+        # The length the csv path measures includes the carriage return of a CRLF line.
+        lengths = list(map(len, lines))
+        if "\r" in text:
+            lines = [line.removesuffix("\r") for line in lines]
+        cells = [line.split(delimiter) for line in lines]
+        if (
+            lengths
+            and max(lengths) <= limit
+            and width > 1
+            and list(map(len, cells)).count(width) == len(cells)
+        ):
+            # Every line a row of the header's width (none blank): the usual text.
+            claims = _Columns(self, cells).claims(list(range(base, base + len(cells))))
+            if None not in claims:
+                return self._take_all(cast(list[ClaimRecord], claims))
+            return self._take_rows(list(cells), base, claims)
+        # An over-long line is refused whatever its cells (None: refused as too long).
+        rows = [None if length > limit else row for length, row in zip(lengths, cells, strict=True)]
+        whole = [row for row in rows if row is not None and len(row) == width]
+        numbers = [
+            base + offset
+            for offset, row in enumerate(rows)
+            if row is not None and len(row) == width
+        ]
+        return self._take_rows(rows, base, _Columns(self, whole).claims(numbers))
+
+    def _take_rows(
+        self, rows: list[list[str] | None], base: int, claims: list[ClaimRecord | None]
+    ) -> list[ParsedItem]:
+        """Each line's item in order: its claim from `claims` (those of the rows of the
+        header's width, in order) or, where that is None, the row read on its own; nothing
+        for a blank line; a rejection for an over-long one (its row None)."""
+        width = self._header_width
+        taken = iter(claims)
+        items: list[ParsedItem] = []
+        for offset, row in enumerate(rows):
+            if row is None:
+                self.rows_read += 1
+                items.append(self._too_long(base + offset))
+            elif len(row) == 1 and not row[0].strip():
+                continue  # a blank line
+            elif len(row) == width and (claim := next(taken)) is not None:
+                self.rows_read += 1
+                self._take(claim, items)
+            else:
+                self._take(self._row(row, base + offset), items)
+        return items
+
+    def _take_all(self, claims: list[ClaimRecord]) -> list[ParsedItem]:
+        """`_take` of each claim, at once where no claim id follows itself."""
+        ids = [claim.claim_id for claim in claims]
+        if (self._open is not None and ids[0] == self._open.claim_id) or any(
+            map(str.__eq__, ids, ids[1:])
+        ):
+            items: list[ParsedItem] = []
+            for claim in claims:
+                self.rows_read += 1
+                self._take(claim, items)
+            return items
+        self.rows_read += len(claims)
+        held, self._open = self._open, claims[-1]
+        items = [held] if held is not None else []
+        items += claims[:-1]
+        return items
 
     def _record(self, record: str, line: int) -> Iterator[ParsedItem]:
         """The header, or a row cut out on its own."""
@@ -803,3 +896,165 @@ class _Lines:
 
 class _Semicolon(csv.excel):
     delimiter = ";"
+
+
+def _plain(text: str) -> bool:
+    """Whether every line of `text` is one record whose cells splitting gives (no quotes, no
+    NUL, every carriage return the end of a CRLF line)."""
+    return '"' not in text and "\0" not in text and text.count("\r") == text.count("\r\n")
+
+
+# A whole column of amounts as most exports write them (`1234.56`, or nothing), joined by
+# newlines: what `parse_cents` reads on its quick path (or as None).
+_PLAIN_AMOUNTS = re.compile(r"(?:[0-9]{1,12}\.[0-9]{2})?(?:\n(?:[0-9]{1,12}\.[0-9]{2})?)*")
+# A cell of a text column that `_text` refuses or changes beyond stripping: a formula's start
+# (or a minus) after stripping, at the start of a line of the stripped cells joined.
+_TEXT_STARTS = ("\n=", "\n+", "\n@", "\n-")
+# A cell `_Columns` could not read: its row is read on its own.
+_UNREAD = object()
+
+
+class _Columns:
+    """The claims of rows of the header's width, each column read at once: repeated cells
+    (dates, statuses, codes) looked up, amounts and texts checked for the whole column in
+    one pass where they are all plain. A cell that is not plain is read by the same function
+    `_claim` uses; if that refuses it, the row's claim is None (the row is read on its own).
+    The claims equal those `_claim` makes of the same rows."""
+
+    def __init__(self, parser: CsvParser, rows: list[list[str]]) -> None:
+        self._rows = len(rows)
+        self._columns = list(zip(*rows, strict=True)) if rows else []
+        self._at = parser._at
+        self._decimal_comma = parser._dialect is _Semicolon
+        self._unread: set[int] = set()
+
+    def claims(self, line_numbers: list[int]) -> list[ClaimRecord | None]:
+        """The claim of each row, in order (`line_numbers`: the rows' lines); None for a row
+        to be read on its own."""
+        if not self._rows:
+            return []
+        (
+            claim_at, payer_at, payer_id_at, code_at, service_at, submitted_at, decision_at,
+            status_at, billed_at, allowed_at, paid_at, patient_at, carc_at, control_at,
+        ) = self._at  # fmt: skip
+        rows = self._rows
+        statuses = self._looked_up(status_at, _status)
+        decisions = self._looked_up(decision_at, _date)
+        pending = ClaimStatus.PENDING
+        if pending in statuses:
+            decisions = [
+                None if status is pending else day
+                for status, day in zip(statuses, decisions, strict=True)
+            ]
+        if None in decisions:
+            # Decided without a decision date: `_claim` says so.
+            self._unread.update(
+                i
+                for i, (status, day) in enumerate(zip(statuses, decisions, strict=True))
+                if day is None and status is not pending
+            )
+        stated = [status is not None for status in statuses] if None in statuses else [True] * rows
+        if None in statuses:
+            statuses = [status or ClaimStatus.PAID for status in statuses]
+        # ClaimRecord's fields in order, each a column.
+        fields = (
+            line_numbers,
+            self._texts(claim_at, "claim_id", required=True),
+            self._texts(payer_at, "payer", required=True),
+            self._texts(payer_id_at, "payer_id", required=False),
+            statuses,
+            stated,
+            self._looked_up(code_at, _procedure_codes),
+            self._looked_up(service_at, _date),
+            self._looked_up(submitted_at, _date),
+            decisions,
+            _zero_if_none(self._amounts(billed_at, "billed_amount")),
+            self._amounts(allowed_at, "allowed_amount"),
+            _zero_if_none(self._amounts(paid_at, "paid_amount")),
+            _zero_if_none(self._amounts(patient_at, "patient_responsibility")),
+            self._looked_up(carc_at, _adjustments),
+            itertools.repeat((), rows),
+            self._texts(control_at, "payer_claim_control_number", required=False),
+        )
+        claims: list[ClaimRecord | None] = list(map(ClaimRecord, *fields))
+        for i in self._unread:
+            claims[i] = None
+        return claims
+
+    def _column(self, at: int) -> Sequence[str]:
+        # An absent column (-1) reads as empty cells, as `_claim` reads it.
+        return self._columns[at] if at >= 0 else ("",) * self._rows
+
+    def _mark(self, values: list[Any]) -> list[Any]:
+        """Rows whose value is _UNREAD are read on their own."""
+        self._unread.update(i for i, value in enumerate(values) if value is _UNREAD)
+        return values
+
+    def _looked_up(self, at: int, read: Callable[[str], Any]) -> list[Any]:
+        """Each distinct cell of the column read once by `read` (a ValueError: unread)."""
+        column = self._column(at)
+        known: dict[str, Any] = {}
+        for cell in set(column):
+            try:
+                known[cell] = read(cell)
+            except ValueError:
+                known[cell] = _UNREAD
+        values = list(map(known.__getitem__, column))
+        return self._mark(values) if _UNREAD in known.values() else values
+
+    def _amounts(self, at: int, name: str) -> list[int | None] | list[Any]:
+        column = self._column(at)
+        joined = "\n".join(column)
+        if _PLAIN_AMOUNTS.fullmatch(joined):
+            digits = joined.replace(".", "").split("\n")
+            if "" not in digits:
+                return list(map(int, digits))
+            return [int(cell) if cell else None for cell in digits]
+        values: list[Any] = []
+        for cell in column:
+            try:
+                values.append(parse_cents(name, cell, decimal_comma=self._decimal_comma))
+            except RowError:
+                values.append(_UNREAD)
+        return self._mark(values)
+
+    def _texts(self, at: int, name: str, *, required: bool) -> list[str] | list[Any]:
+        column = self._column(at)
+        stripped = list(map(str.strip, column))
+        joined = "\n" + "\n".join(stripped) + "\n"
+        if (
+            not any(start in joined for start in _TEXT_STARTS)
+            and not (required and "\n\n" in joined)
+            and (name != "claim_id" or max(map(len, stripped)) <= MAX_CLAIM_ID_LENGTH)
+        ):
+            return stripped
+        read = (
+            _claim_id if name == "claim_id" else functools.partial(_text, name, required=required)
+        )
+        values: list[Any] = []
+        for cell in column:
+            try:
+                values.append(read(cell))
+            except RowError:
+                values.append(_UNREAD)
+        return self._mark(values)
+
+
+def _zero_if_none(values: list[Any]) -> list[Any]:
+    return [value or 0 for value in values] if None in values else values
+
+
+def _status(raw: str) -> ClaimStatus | None:
+    """A status cell as `_claim` reads it: None when empty; ValueError when unknown."""
+    text = raw.strip().upper()
+    if not text:
+        return None
+    status = _STATUSES.get(text)
+    if status is None:
+        raise ValueError(raw)
+    return status
+
+
+def _procedure_codes(raw: str) -> tuple[str, ...]:
+    code = _procedure_code(raw)
+    return (code,) if code else ()

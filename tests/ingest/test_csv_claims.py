@@ -981,3 +981,101 @@ def test_lines_combined_in_pieces_make_the_claim_they_make_in_one(
         assert whole.decision_date == max(decided)
     codes = (code for line in lines for code in line.procedure_codes)
     assert whole.procedure_codes == tuple(dict.fromkeys(codes))
+
+
+# --- Reading column by column --------------------------------------------------------------
+
+# Cells of each column of FULL_HEADER: the plain ones exports write most, and ones the
+# columns cannot read at once (other spellings, blanks, formulas, bad values).
+_CELLS = {
+    "claim_id": ["C1", "C1", "C2", "C3", " C4 ", "", "=C5", "-7", "-C8", "X" * 51],
+    "payer": ["Aetna", "Cigna", " Humana ", "", "+Aetna", "@SUM(A1)", "Médica"],
+    "payer_id": ["", "60054", "-60054", "=1"],
+    "procedure_code": ["99213", "", "99214-25", "71046:1", "BAD!", "12"],
+    "service_date": ["2026-03-01", "", "03/01/2026", "2026-02-30", "yesterday"],
+    "submitted_date": ["2026-03-02", "", "20260302", "3/2/26 10:00"],
+    "decision_date": ["2026-03-14", "2026-03-15", "", "2026-13-01", "14.03.2026"],
+    "status": ["PAID", "paid", "", "DENIED", "PENDING", "Partially Paid", "void", "LOST"],
+    "billed_amount": ["100.00", "1234.56", "", "$1,200.00", "(5.00)", "12", "1.234", "abc"],
+    "allowed_amount": ["80.00", "", "0.00", "1,5", "-3.50", "9999999999999.00"],
+    "paid_amount": ["70.00", "0.00", "", " 70.00 ", "7O.00"],
+    "patient_responsibility": ["10.00", "", "0.00", "٣.00"],
+    "carc_codes": ["", "CO-45;PR-1", "CO-50", "co45 pr2", "XX-1", "CO-"],
+    "payer_claim_control_number": ["", "ICN1", "=ICN", " ICN2 "],
+}
+_PLAIN_ROW = [values[0] for values in _CELLS.values()]
+
+
+@st.composite
+def _export(draw: st.DrawFn) -> tuple[str, list[int]]:
+    """A CSV export of FULL_HEADER's columns (comma or semicolon, LF or CRLF): rows mostly
+    plain, some with odd cells, blank lines, short, long and over-long rows; and cuts."""
+    delimiter = draw(st.sampled_from([",", ";"]))
+    end = draw(st.sampled_from(["\n", "\r\n"]))
+    lines = [FULL_HEADER.replace(",", delimiter)]
+    for _ in range(draw(st.integers(0, 25))):
+        kind = draw(st.sampled_from(["plain"] * 4 + ["odd", "blank", "short", "long", "huge"]))
+        row = list(_PLAIN_ROW)
+        row[0] = draw(st.sampled_from(["C1", "C2", "C3"]))
+        if kind == "odd":
+            for column in draw(st.sets(st.sampled_from(list(_CELLS)), min_size=1, max_size=3)):
+                row[list(_CELLS).index(column)] = draw(st.sampled_from(_CELLS[column]))
+        cells = {
+            "blank": [draw(st.sampled_from(["", "  ", "\t"]))],
+            "short": row[:-3],
+            "long": [*row, draw(st.sampled_from(["", "x"]))],
+            "huge": [*row[:-1], "Z" * 300],
+        }.get(kind, row)
+        lines.append(delimiter.join(cells))
+    text = end.join(lines) + draw(st.sampled_from(["", end]))
+    cuts = draw(st.lists(st.integers(0, len(text)), max_size=5))
+    return text, sorted(cuts)
+
+
+def _read(text: str, cuts: list[int], *, by_columns: bool) -> object:
+    parser = CsvParser(limits=ParseLimits(max_line_bytes=250), by_columns=by_columns)
+    items: list[ParsedItem] = []
+    try:
+        for start, end in pairwise([0, *cuts, len(text)]):
+            items += parser.feed(text[start:end])
+        items += parser.close()
+    except FileError as error:
+        return (error.code, error.line_number)
+    return items, parser.rows_read
+
+
+@settings(max_examples=300, deadline=None)
+@given(export=_export())
+def test_reading_column_by_column_gives_what_reading_row_by_row_gives(
+    export: tuple[str, list[int]],
+) -> None:
+    """Plain pieces of text are read column by column; each claim, rejection (line, column,
+    value, reason), warning and the row count are those of reading every row on its own."""
+    text, cuts = export
+    assert _read(text, cuts, by_columns=True) == _read(text, cuts, by_columns=False)
+
+
+def test_a_plain_export_is_read_column_by_column_with_its_odd_rows_explained() -> None:
+    rows = [
+        "C1,Aetna,60054,99213,2026-03-01,2026-03-02,2026-03-14,PAID,100.00,80.00,70.00,10.00,"
+        "CO-45;PR-1,ICN1",
+        "C2,Cigna,,99214,2026-03-01,,2026-03-15,DENIED,50.00,,0.00,0.00,CO-50,",
+        "C3,Aetna,,99213,2026-03-01,,2026-03-15,PAID,$1x,,0.00,0.00,,",
+        "C4,Humana,,99213,2026-03-01,2026-03-03,,PENDING,20.00,,0.00,0.00,,",
+    ]
+    items = parse(FULL_HEADER + "\n" + "\n".join(rows) + "\n")
+    assert [c.claim_id for c in claims(items)] == ["C1", "C2", "C4"]
+    assert claims(items)[0] == ClaimRecord(
+        source_line=2, claim_id="C1", payer_name="Aetna", payer_id="60054",
+        procedure_codes=("99213",), service_date=dt.date(2026, 3, 1),
+        submitted_date=dt.date(2026, 3, 2), decision_date=MARCH_14, billed_cents=10000,
+        allowed_cents=8000, paid_cents=7000, patient_responsibility_cents=1000,
+        adjustments=(Adjustment("CO", "45", 0), Adjustment("PR", "1", 0)),
+        payer_claim_control_number="ICN1",
+    )  # fmt: skip
+    assert claims(items)[2].decision_date is None
+    assert claims(items)[1].allowed_cents is None
+    [bad] = rejections(items)
+    assert (bad.line_number, bad.column, bad.raw_value, bad.code) == (
+        4, "billed_amount", "$1x", "BAD_AMOUNT",
+    )  # fmt: skip
