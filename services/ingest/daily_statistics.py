@@ -13,6 +13,7 @@ read of them.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -34,13 +35,12 @@ COUNT_TABLES = (
     "decision_days bigint, billed_cents bigint, allowed_cents bigint, paid_cents bigint, "
     "denial_codes text[], patient_responsibility_cents bigint, pending_started date) "
     "ON COMMIT DROP",
+    # A cell's sums, with its claims by days to decision and by denial code as count maps
+    # (`{"12": 3}`, `{"CO-50": 1}`, no zero counts); a cell may have several rows.
     "CREATE TEMPORARY TABLE stat_cells (payer text, code_group text, decision_date date, "
     "decided bigint, denied bigint, partially_denied bigint, billed bigint, allowed bigint, "
-    "paid bigint, denied_billed bigint, patient bigint) ON COMMIT DROP",
-    "CREATE TEMPORARY TABLE stat_days (payer text, code_group text, decision_date date, "
-    "days bigint, n bigint) ON COMMIT DROP",
-    "CREATE TEMPORARY TABLE stat_codes (payer text, code_group text, decision_date date, "
-    "code text, n bigint) ON COMMIT DROP",
+    "paid bigint, denied_billed bigint, patient bigint, histogram jsonb, codes jsonb) "
+    "ON COMMIT DROP",
     "CREATE TEMPORARY TABLE stat_pending (payer text, code_group text, start_date date, "
     "n bigint) ON COMMIT DROP",
     "CREATE TEMPORARY TABLE payer_sums (payer_uid text, n bigint) ON COMMIT DROP",
@@ -89,17 +89,26 @@ def counting_in(source: str) -> str:
     decided = f"FROM {source} WHERE status <> 'REVERSED' AND decision_date IS NOT NULL"
     cell = "payer, code_group, decision_date"
     return (
-        f"cell_sums AS (INSERT INTO stat_cells SELECT {cell}, sum(sign), "
-        "coalesce(sum(sign) FILTER (WHERE denied), 0), "
-        "coalesce(sum(sign) FILTER (WHERE partially_denied), 0), sum(sign * billed_cents), "
-        "sum(sign * allowed_cents), sum(sign * paid_cents), "
-        "coalesce(sum(sign * billed_cents) FILTER (WHERE denied), 0), "
-        f"sum(sign * patient_responsibility_cents) {decided} GROUP BY {cell}), "
-        f"day_sums AS (INSERT INTO stat_days SELECT {cell}, decision_days, sum(sign) "
+        f"day_counts AS (SELECT {cell}, decision_days, sum(sign) AS n "
         f"{decided} AND decision_days IS NOT NULL GROUP BY {cell}, decision_days), "
-        f"code_sums AS (INSERT INTO stat_codes SELECT {cell}, code, sum(sign) "
+        f"day_maps AS (SELECT {cell}, jsonb_object_agg(decision_days::text, n) AS histogram "
+        f"FROM day_counts WHERE n <> 0 GROUP BY {cell}), "
+        f"code_counts AS (SELECT {cell}, code, sum(sign) AS n "
         + decided.replace(f"FROM {source}", f"FROM {source}, unnest(denial_codes) AS code")
         + f" GROUP BY {cell}, code), "
+        f"code_maps AS (SELECT {cell}, jsonb_object_agg(code, n) AS codes "
+        f"FROM code_counts WHERE n <> 0 GROUP BY {cell}), "
+        f"cell_sums AS (INSERT INTO stat_cells SELECT {cell}, s.decided, s.denied, "
+        "s.partially_denied, s.billed, s.allowed, s.paid, s.denied_billed, s.patient, "
+        "coalesce(d.histogram, '{}'), coalesce(k.codes, '{}') FROM ("
+        f"SELECT {cell}, sum(sign) AS decided, "
+        "coalesce(sum(sign) FILTER (WHERE denied), 0) AS denied, "
+        "coalesce(sum(sign) FILTER (WHERE partially_denied), 0) AS partially_denied, "
+        "sum(sign * billed_cents) AS billed, sum(sign * allowed_cents) AS allowed, "
+        "sum(sign * paid_cents) AS paid, "
+        "coalesce(sum(sign * billed_cents) FILTER (WHERE denied), 0) AS denied_billed, "
+        f"sum(sign * patient_responsibility_cents) AS patient {decided} GROUP BY {cell}) s "
+        f"LEFT JOIN day_maps d USING ({cell}) LEFT JOIN code_maps k USING ({cell})), "
         "pending_sums AS (INSERT INTO stat_pending SELECT payer, code_group, pending_started, "
         f"sum(sign) FROM {source} WHERE pending_started IS NOT NULL "
         "GROUP BY payer, code_group, pending_started) "
@@ -112,43 +121,32 @@ async def count_in(cursor: Any, source: str = "claim_changes") -> None:
     await cursor.execute(f"WITH {counting_in(source)}")
 
 
-# The sum of two count maps (`{"CO-50": 3}`), keys whose total is zero left out.
-_ADD_COUNTS = (
+# The sum of an array of count maps (`{"CO-50": 3}`), keys whose total is zero left out.
+_SUM_OF_MAPS = (
     "(SELECT coalesce(jsonb_object_agg(key, total) FILTER (WHERE total <> 0), '{{}}') "
-    "FROM (SELECT key, sum(value::bigint) AS total FROM (SELECT * FROM jsonb_each_text({a}) "
-    "UNION ALL SELECT * FROM jsonb_each_text({b})) e GROUP BY key) t)"
+    "FROM (SELECT key, sum(value::bigint) AS total FROM unnest({maps}) AS m, "
+    "jsonb_each_text(m) GROUP BY key) t)"
 )
 
+# A cell of one row (every cell of new claims) keeps its maps as they are.
 _APPLY_TO_DAILY_STATS = """
-WITH base AS (
+WITH cells AS (
     SELECT payer, code_group, decision_date, sum(decided) AS decided, sum(denied) AS denied,
            sum(partially_denied) AS partially_denied, sum(billed) AS billed,
            sum(allowed) AS allowed, sum(paid) AS paid, sum(denied_billed) AS denied_billed,
-           sum(patient) AS patient
+           sum(patient) AS patient, array_agg(histogram) AS histograms,
+           array_agg(codes) AS codes
     FROM stat_cells GROUP BY payer, code_group, decision_date
-),
-days AS (
-    SELECT payer, code_group, decision_date, jsonb_object_agg(days::text, n) AS histogram
-    FROM (SELECT payer, code_group, decision_date, days, sum(n) AS n FROM stat_days
-          GROUP BY payer, code_group, decision_date, days) d
-    WHERE n <> 0 GROUP BY payer, code_group, decision_date
-),
-codes AS (
-    SELECT payer, code_group, decision_date, jsonb_object_agg(code, n) AS counts
-    FROM (SELECT payer, code_group, decision_date, code, sum(n) AS n FROM stat_codes
-          GROUP BY payer, code_group, decision_date, code) c
-    WHERE n <> 0 GROUP BY payer, code_group, decision_date
 )
 INSERT INTO ingest.daily_stats AS s (customer_id, payer, code_group, decision_date,
     decided_claims, denied_claims, partially_denied_claims, decision_days,
     billed_cents, allowed_cents, paid_cents, denied_billed_cents, carc_counts,
     patient_responsibility_cents)
-SELECT %(customer)s, b.payer, b.code_group, b.decision_date, b.decided, b.denied,
-       b.partially_denied, coalesce(d.histogram, '{{}}'), b.billed, b.allowed, b.paid,
-       b.denied_billed, coalesce(c.counts, '{{}}'), b.patient
-FROM base b
-LEFT JOIN days d USING (payer, code_group, decision_date)
-LEFT JOIN codes c USING (payer, code_group, decision_date)
+SELECT %(customer)s, payer, code_group, decision_date, decided, denied, partially_denied,
+       CASE WHEN cardinality(histograms) = 1 THEN histograms[1] ELSE {sum_days} END,
+       billed, allowed, paid, denied_billed,
+       CASE WHEN cardinality(codes) = 1 THEN codes[1] ELSE {sum_codes} END, patient
+FROM cells
 ON CONFLICT (customer_id, payer, code_group, decision_date) DO UPDATE SET
     decided_claims = s.decided_claims + excluded.decided_claims,
     denied_claims = s.denied_claims + excluded.denied_claims,
@@ -162,8 +160,10 @@ ON CONFLICT (customer_id, payer, code_group, decision_date) DO UPDATE SET
     patient_responsibility_cents = s.patient_responsibility_cents
         + excluded.patient_responsibility_cents
 """.format(
-    add_days=_ADD_COUNTS.format(a="s.decision_days", b="excluded.decision_days"),
-    add_codes=_ADD_COUNTS.format(a="s.carc_counts", b="excluded.carc_counts"),
+    sum_days=_SUM_OF_MAPS.format(maps="histograms"),
+    sum_codes=_SUM_OF_MAPS.format(maps="codes"),
+    add_days=_SUM_OF_MAPS.format(maps="ARRAY[s.decision_days, excluded.decision_days]"),
+    add_codes=_SUM_OF_MAPS.format(maps="ARRAY[s.carc_counts, excluded.carc_counts]"),
 )
 
 
@@ -382,26 +382,26 @@ class PartialSums:
         and start again from zero."""
         # COPY text made here: psycopg's row-by-row formatting costs more than the counting.
         cells = {uid: copy_text(name) for uid, name in canonical.items()}
+        # Each cell's count maps as JSON: days to decision are numbers; a denial code may be
+        # any text a file gave.
+        histograms: dict[tuple[str, str, dt.date], list[str]] = {}
+        for (uid, group, day, days), n in self._days.items():
+            if n:
+                histograms.setdefault((uid, group, day), []).append(f'"{days}":{n}')
+        codes: dict[tuple[str, str, dt.date], list[str]] = {}
+        for (uid, group, day, code), n in self._codes.items():
+            if n:
+                codes.setdefault((uid, group, day), []).append(f"{json.dumps(code)}:{n}")
         tables = (
             (
                 "stat_cells",
                 (
-                    f"{cells[uid]}\t{group}\t{day}\t" + "\t".join(map(str, sums)) + "\n"
-                    for (uid, group, day), sums in self._cells.items()
-                ),
-            ),
-            (
-                "stat_days",
-                (
-                    f"{cells[uid]}\t{group}\t{day}\t{days}\t{n}\n"
-                    for (uid, group, day, days), n in self._days.items()
-                ),
-            ),
-            (
-                "stat_codes",
-                (
-                    f"{cells[uid]}\t{group}\t{day}\t{copy_text(code)}\t{n}\n"
-                    for (uid, group, day, code), n in self._codes.items()
+                    f"{cells[cell[0]]}\t{cell[1]}\t{cell[2]}\t"
+                    + "\t".join(map(str, sums))
+                    + f"\t{{{','.join(histograms.get(cell, ()))}}}\t"
+                    + copy_text("{" + ",".join(codes.get(cell, ())) + "}")
+                    + "\n"
+                    for cell, sums in self._cells.items()
                 ),
             ),
             (
@@ -423,6 +423,4 @@ class PartialSums:
 
 async def discard_counts(cursor: Any) -> None:
     """Forget what was gathered (the writes it came from were taken back)."""
-    await cursor.execute(
-        "TRUNCATE claim_changes, stat_cells, stat_days, stat_codes, stat_pending, payer_sums"
-    )
+    await cursor.execute("TRUNCATE claim_changes, stat_cells, stat_pending, payer_sums")

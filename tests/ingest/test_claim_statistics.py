@@ -403,14 +403,14 @@ def _recount_in_sql(
             f"SELECT {cell}, {amounts} FROM stat_cells GROUP BY {cell}"
         ).fetchall()
     }
-    for payer, group, day, days, n in connection.execute(
-        f"SELECT {cell}, days, sum(n)::bigint FROM stat_days GROUP BY {cell}, days"
+    for payer, group, day, histogram, codes in connection.execute(
+        f"SELECT {cell}, histogram, codes FROM stat_cells"
     ).fetchall():
-        cells[payer, group, day].decision_days[days] = n
-    for payer, group, day, code, n in connection.execute(
-        f"SELECT {cell}, code, sum(n)::bigint FROM stat_codes GROUP BY {cell}, code"
-    ).fetchall():
-        cells[payer, group, day].carc_counts[code] = n
+        sums = cells[payer, group, day]
+        for days, n in histogram.items():
+            sums.decision_days[int(days)] = sums.decision_days.get(int(days), 0) + n
+        for code, n in codes.items():
+            sums.carc_counts[code] = sums.carc_counts.get(code, 0) + n
     pending = {
         (payer, group, day): n
         for payer, group, day, n in connection.execute(
