@@ -382,7 +382,11 @@ class UploadWriter:
 
     async def finish(self, facts: UploadFacts, *, all_or_nothing: bool) -> Outcome:
         """Merge what is left and write the upload; the caller commits."""
-        await self.end_copy()
+        # The last sums' COPY text is made while PostgreSQL finishes the COPY of the claims.
+        last_sums = self._encoder.take_sums()
+        await asyncio.gather(
+            asyncio.to_thread(last_sums.prepare, dict(self._canonical)), self.end_copy()
+        )
         async with self._raw.cursor() as cursor:
             await cursor.execute(
                 "SELECT upload_id FROM ingest.uploads WHERE customer_id = %s "
@@ -394,7 +398,7 @@ class UploadWriter:
             if earlier is not None:
                 await self._undo(cursor)
                 return Outcome(earlier[0], repeated=True, failed=False, first_problems=[])
-            self._sums.append(self._encoder.take_sums())
+            self._sums.append(last_sums)
             await self._write_staged()
             self._claims_left = self._encoder.claims
             written_replaced = await self._assemble_pieces(cursor)

@@ -318,6 +318,8 @@ class PartialSums:
         # (payer uid, code group, day started) -> pending claims
         self._pending: Counter[tuple[str, str, dt.date]] = Counter()
         self._payers: Counter[str] = Counter()
+        # The COPY texts `prepare` made of these sums.
+        self._prepared: list[tuple[str, str]] | None = None
 
     def __bool__(self) -> bool:
         return bool(self._payers)
@@ -377,9 +379,23 @@ class PartialSums:
         """The pending claims so far by (payer uid, code group, day they started)."""
         return {start: n for start, n in self._pending.items() if n}
 
+    def prepare(self, canonical: Mapping[str, str]) -> None:
+        """Make the COPY text `write` sends ahead, in a worker thread perhaps, while nothing
+        else changes the sums or `canonical`."""
+        self._prepared = self._copy_texts(canonical)
+
     async def write(self, cursor: Any, canonical: Mapping[str, str]) -> None:
         """Add the sums to the counting tables (`canonical`: payer uid -> canonical payer)
         and start again from zero."""
+        texts = self._prepared if self._prepared is not None else self._copy_texts(canonical)
+        for table, text in texts:
+            if text:
+                async with cursor.copy(f"COPY {table} FROM STDIN") as copy:
+                    await copy.write(text.encode())
+        self.clear()
+
+    def _copy_texts(self, canonical: Mapping[str, str]) -> list[tuple[str, str]]:
+        """Each counting table's COPY text of the sums."""
         # COPY text made here: psycopg's row-by-row formatting costs more than the counting.
         cells = {uid: copy_text(name) for uid, name in canonical.items()}
         # Each cell's count maps as JSON: days to decision are numbers; a denial code may be
@@ -413,12 +429,7 @@ class PartialSums:
             ),
             ("payer_sums", (f"{uid}\t{n}\n" for uid, n in self._payers.items())),
         )
-        for table, lines in tables:
-            text = "".join(lines)
-            if text:
-                async with cursor.copy(f"COPY {table} FROM STDIN") as copy:
-                    await copy.write(text.encode())
-        self.clear()
+        return [(table, "".join(lines)) for table, lines in tables]
 
 
 async def discard_counts(cursor: Any) -> None:
