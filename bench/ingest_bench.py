@@ -56,7 +56,7 @@ MB = 1_000_000
 
 # The targets: the upload path at half the plain \copy rate or better, and a peak
 # RSS under 300 MB that does not grow with the file.
-TARGET_RATIO = 0.5
+TARGET_RATIO = 0.8
 TARGET_PEAK_RSS = 300 * MB
 # Sampling noise and allocator slack: peak RSS within this of the smallest size's is flat.
 FLAT_TOLERANCE = 0.15
