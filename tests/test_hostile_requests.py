@@ -1,8 +1,8 @@
 """Hostile requests, as an attacker sends them, against the real gateway (HTTP) and the real
 services (gRPC): nothing answers 5xx, every refusal is a 4xx whose message says what is wrong
 and, for a bad request, a field violation names the field, and a refused request writes
-nothing. The cases of the issue first, then requests generated from every request message of
-the three services."""
+nothing. Known attacks first, then requests generated from every request message of the
+three services."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ WRONG_CODES = frozenset(
 )
 CALL_TIMEOUT_SECONDS = 30.0
 SETTLE_SECONDS = 60.0
-# The issue's figures: a head trickling in a byte every 3 s was still served after 30 s.
+# A head trickling in a byte every 3 s was once still served after 30 s.
 TRICKLE_SECONDS = 3.0
 STALL_LIMIT_SECONDS = 30.0
 NESTING_DEPTH = 10_000
@@ -265,7 +265,7 @@ def assert_clean_grpc_refusal(
         ), f"{method.name}: INVALID_ARGUMENT {details!r} names no field: {violations}"
 
 
-# --- a customer with something of everything, for the cases of the issue ----------------------
+# --- a customer with something of everything, for the known attacks ---------------------------
 
 
 @dataclass(frozen=True)
@@ -468,7 +468,7 @@ BAD_INPUT = {
     "display name of 200,000 characters": Case(
         "POST", "/webhooks", ("webhook.display_name",), body={**HOOK, "displayName": "d" * 200_000}
     ),
-    # The issue's 5 MB display name: past the size of any JSON request, so the body is named.
+    # A 5 MB display name: past the size of any JSON request, so the body is named.
     "display name of 5 MB": Case(
         "POST",
         "/webhooks",
