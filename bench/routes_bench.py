@@ -18,11 +18,7 @@ is asserted.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import re
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -36,6 +32,7 @@ import psycopg
 from bench.gateway_bench import passthrough
 from bench.ingest_bench import log, verdict
 from bench.load.harness import fresh_system, load_demo, webhook_receiver
+from bench.wrk import Load, Processes, installed, under_wrk
 from runtime import schemas
 from tests.system import System
 
@@ -49,15 +46,6 @@ class Route:
     name: str
     path: str
     targets: tuple[int | None, int | None, int | None]
-
-
-@dataclass(frozen=True)
-class Load:
-    rate: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    cpu_ms: dict[str, float]  # CPU milliseconds per request, by process
 
 
 def routes(system: System) -> list[Route]:
@@ -85,27 +73,6 @@ def one_call_ms(client: httpx.Client, url: str, calls: int = 200) -> float:
     return statistics.median(times)
 
 
-Processes = dict[str, Callable[[], list[psutil.Process]]]
-
-
-def _cpu_seconds(processes: Processes) -> dict[str, dict[int, float]]:
-    """CPU seconds so far of each process, by name then pid."""
-    found: dict[str, dict[int, float]] = {}
-    for name, listed in processes.items():
-        found[name] = {}
-        for process in listed():
-            with contextlib.suppress(psutil.NoSuchProcess):
-                times = process.cpu_times()
-                found[name][process.pid] = times.user + times.system
-    return found
-
-
-def _spent(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds spent between the two readings by the processes alive at the second (a
-    backend started in between counts from 0)."""
-    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
-
-
 def _one(process: psutil.Process) -> Callable[[], list[psutil.Process]]:
     return lambda: [process]
 
@@ -123,36 +90,10 @@ def system_processes(system: System, admin_url: str) -> Processes:
     return found
 
 
-_DURATION = re.compile(r"^\s*(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
-_SCALE = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def under_wrk(url: str, token: str, seconds: float, connections: int, pids: Processes) -> Load:
-    before = _cpu_seconds(pids)
-    result = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency",
-         "-H", f"Authorization: Bearer {token}", url],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    after = _cpu_seconds(pids)
-    out = result.stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    quantiles = {q: float(v) * _SCALE[unit] for q, v, unit in _DURATION.findall(out)}
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    requests = max(rate * seconds, 1)
-    return Load(
-        rate,
-        quantiles.get("50", 0.0),
-        quantiles.get("99", 0.0),
-        int(errors.group(1)) if errors else 0,
-        {name: _spent(before[name], after[name]) * 1000 / requests for name in pids},
-    )
-
-
 def measure(system: System, admin_url: str, seconds: float, connections: int) -> None:
     token = system.token(CUSTOMER, "viewer")
     pids = system_processes(system, admin_url)
-    have_wrk = shutil.which("wrk") is not None
+    have_wrk = installed()
     if not have_wrk:
         log("wrk is not installed (apt install wrk): single calls only")
     rows = []
@@ -175,7 +116,7 @@ def measure(system: System, admin_url: str, seconds: float, connections: int) ->
     if have_wrk:
         with passthrough(system.targets["drift"]) as bare:
             path = f"/v1/customers/{CUSTOMER}/driftConfig"
-            reference = under_wrk(bare + path, token, seconds, connections, {})
+            reference = under_wrk(bare + path, token, seconds, connections)
     report(rows, reference, pids)
 
 
