@@ -171,6 +171,9 @@ class ArrowClaims:
     """Opens one ADBC connection per stream, as the service's own role."""
 
     def __init__(self, database_url: str, application_name: str) -> None:
+        # Arrow's own allocator (mimalloc) keeps freed pages for reuse: ~90 MB more resident
+        # memory after a large export for no gain in speed. The C library's gives them back.
+        pa.set_memory_pool(pa.system_memory_pool())
         url = make_url(schemas.libpq_url(database_url))
         self._uri = url.update_query_dict({"application_name": application_name}).render_as_string(
             hide_password=False

@@ -7,10 +7,10 @@ import datetime as dt
 import re
 import secrets
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
-import pyarrow as pa
 from google.protobuf import empty_pb2
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,7 +36,6 @@ from runtime.standard_methods import (
     sign_page_tokens_with,
 )
 from runtime.updates import mask_paths
-from services.ingest.claims_arrow import ArrowClaims
 from services.ingest.copy_lines import display_name, name_key
 from services.ingest.csv_claims import COLUMN_ALIASES
 from services.ingest.daily_statistics import DAY_AMOUNTS, PACKED_DAY_AMOUNTS
@@ -59,6 +58,9 @@ from services.ingest.store import (
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
 from upstream.drift.v1 import resources_pb2 as drift_resources_pb2
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
+
+if TYPE_CHECKING:
+    from services.ingest.claims_arrow import ArrowClaims
 
 UPLOAD_NAME = "customers/{customer}/uploads/{upload}"
 CLAIM_NAME = "customers/{customer}/claims/{claim}"
@@ -227,8 +229,30 @@ def _span_starts(
     )
 
 
+class ArrowOnDemand:
+    """The Arrow reader of claims (`claims_arrow.ArrowClaims`), made on the first Arrow
+    export: pyarrow and the ADBC driver add about 50 MB to a process's resident memory, which
+    a process that never serves one does not carry. Loaded in a worker thread, so the event
+    loop keeps serving meanwhile."""
+
+    def __init__(self, database_url: str, application_name: str) -> None:
+        self._database_url = database_url
+        self._application_name = application_name
+        self._claims: ArrowClaims | None = None
+
+    async def get(self) -> ArrowClaims:
+        if self._claims is None:
+            self._claims = await asyncio.to_thread(self._make)
+        return self._claims
+
+    def _make(self) -> ArrowClaims:
+        from services.ingest.claims_arrow import ArrowClaims
+
+        return ArrowClaims(self._database_url, self._application_name)
+
+
 class IngestServicer(AuditMethods, ingest_service_pb2_grpc.IngestServiceServicer):
-    def __init__(self, store: IngestStore, intake: UploadIntake, arrow: ArrowClaims) -> None:
+    def __init__(self, store: IngestStore, intake: UploadIntake, arrow: ArrowOnDemand) -> None:
         self._store = store
         self._intake = intake
         self._arrow = arrow
@@ -410,7 +434,8 @@ class IngestServicer(AuditMethods, ingest_service_pb2_grpc.IngestServiceServicer
         customer = customer_of(request.parent)
         start, end = _date_range(request)
         if request.encoding == ingest_service_pb2.StreamClaimsRequest.ARROW:
-            async for batch in self._arrow.stream(customer, request.payers, start, end):
+            arrow = await self._arrow.get()
+            async for batch in arrow.stream(customer, request.payers, start, end):
                 yield ingest_service_pb2.StreamClaimsResponse(arrow_record_batch=batch)
             return
         async for rows in self._store.stream_claims(customer, request.payers, start, end):
@@ -733,9 +758,6 @@ def _upload_filter(text: str) -> str:
 
 def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
     sign_page_tokens_with(settings.page_token_keys)
-    # Arrow's own allocator (mimalloc) keeps freed pages for reuse: ~90 MB more resident
-    # memory after a large export for no gain in speed. The C library's gives them back.
-    pa.set_memory_pool(pa.system_memory_pool())
     store = IngestStore(engine)
     uploaded = asyncio.Event()
 
@@ -766,7 +788,7 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
             merge_every=settings.upload_merge_rows,
             uploaded=uploaded,
         ),
-        ArrowClaims(settings.database_url, application_name=f"upstream-{settings.service}"),
+        ArrowOnDemand(settings.database_url, application_name=f"upstream-{settings.service}"),
     )
     audit_log = AuditLog(engine, "ingest")
     servicer.serve_audit(audit_log)
