@@ -570,8 +570,11 @@ class CsvParser:
             if None not in claims:
                 return self._take_all(cast(list[ClaimRecord], claims))
             return self._take_rows(list(cells), base, claims)
-        # An over-long line is refused whatever its cells (None: refused as too long).
-        rows = [None if length > limit else row for length, row in zip(lengths, cells, strict=True)]
+        # An over-long line is refused whatever its cells (None); a blank line is no row ([]).
+        rows = [
+            None if length > limit else [] if len(row) == 1 and not row[0].strip() else row
+            for length, row in zip(lengths, cells, strict=True)
+        ]
         whole = [row for row in rows if row is not None and len(row) == width]
         numbers = [
             base + offset
@@ -585,7 +588,7 @@ class CsvParser:
     ) -> list[ParsedItem]:
         """Each line's item in order: its claim from `claims` (those of the rows of the
         header's width, in order) or, where that is None, the row read on its own; nothing
-        for a blank line; a rejection for an over-long one (its row None)."""
+        for a blank line (its row []); a rejection for an over-long one (its row None)."""
         width = self._header_width
         taken = iter(claims)
         items: list[ParsedItem] = []
@@ -593,8 +596,8 @@ class CsvParser:
             if row is None:
                 self.rows_read += 1
                 items.append(self._too_long(base + offset))
-            elif len(row) == 1 and not row[0].strip():
-                continue  # a blank line
+            elif not row:
+                continue
             elif len(row) == width and (claim := next(taken)) is not None:
                 self.rows_read += 1
                 self._take(claim, items)

@@ -1079,3 +1079,19 @@ def test_a_plain_export_is_read_column_by_column_with_its_odd_rows_explained() -
     assert (bad.line_number, bad.column, bad.raw_value, bad.code) == (
         4, "billed_amount", "$1x", "BAD_AMOUNT",
     )  # fmt: skip
+
+
+def test_blank_lines_in_a_one_column_export_are_skipped_when_read_by_columns() -> None:
+    """A column map may name one column for claim id, payer and status alike: a blank line
+    is then as wide as the header, and still a blank line."""
+    text = "Account\nOPEN\n\nSUBMITTED\n  \nPENDING\npending\n"
+    mapping = {"claim_id": "Account", "payer": "Account", "status": "Account"}
+
+    def read(by_columns: bool) -> list[ParsedItem]:
+        parser = CsvParser(mapping, by_columns=by_columns)
+        return parser.feed(text) + parser.close()
+
+    assert [(c.source_line, c.claim_id) for c in claims(read(True))] == [
+        (2, "OPEN"), (4, "SUBMITTED"), (6, "PENDING"), (7, "pending"),
+    ]  # fmt: skip
+    assert read(True) == read(False)
