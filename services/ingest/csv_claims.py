@@ -727,16 +727,16 @@ class CsvParser:
             claim_at, payer_at, payer_id_at, code_at, service_at, submitted_at, decision_at,
             status_at, billed_at, allowed_at, paid_at, patient_at, carc_at, control_at,
         ) = self._at  # fmt: skip
-        status_text = cells[status_at].strip().upper()
-        status = _STATUSES.get(status_text) if status_text else None
-        if status_text and status is None:
+        try:
+            status = _status(cells[status_at])
+        except ValueError:
             raw = cells[status_at]
             raise RowError(
                 "status",
                 raw,
                 f"unknown status {raw!r} (PAID, PARTIAL, DENIED, PENDING, REVERSED)",
                 "BAD_STATUS",
-            )
+            ) from None
         decision_date = parse_date("decision_date", cells[decision_at])
         if status is ClaimStatus.PENDING:
             decision_date = None
@@ -756,7 +756,7 @@ class CsvParser:
             if split is not None:
                 adjustments += (split,)
         try:
-            code = _procedure_code(cells[code_at])
+            codes = _procedure_codes(cells[code_at])
         except ValueError as bad:
             raise RowError(
                 "procedure_code",
@@ -772,7 +772,7 @@ class CsvParser:
             # A row that states no status is decided: the denial rules say how.
             status=status or ClaimStatus.PAID,
             status_stated=status is not None,
-            procedure_codes=(code,) if code else (),
+            procedure_codes=codes,
             service_date=parse_date("service_date", cells[service_at]),
             submitted_date=parse_date("submitted_date", cells[submitted_at]),
             decision_date=decision_date,
