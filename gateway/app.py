@@ -21,7 +21,6 @@ from google.api import httpbody_pb2
 from google.protobuf import descriptor, message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -33,9 +32,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import conditional as conditional_requests
 from gateway import dashboard, docs, http_policy, transcoding
+from gateway.edge import ROUTE_TEMPLATE, Edge
 from gateway.problems import (
     PROBLEM_JSON,
-    RequestIds,
     http_problem,
     problem,
     request_id_of,
@@ -43,7 +42,7 @@ from gateway.problems import (
 from gateway.rate_limits import RateLimitedError, RateLimits, emptier
 from gateway.transcoding import Route
 from runtime import auth, errors, validation
-from runtime.clients import open_channel
+from runtime.clients import CallPolicy, plain_channel
 from runtime.methods import API_SERVICES
 from runtime.settings import Settings
 
@@ -75,6 +74,8 @@ MAX_JSON_BODY_BYTES = 1024 * 1024
 # A refused request's body is still read so its client can read the answer; past this, the
 # connection is closed instead.
 DRAIN_BYTES = 64 * 1024 * 1024
+# Every path of the API begins so (the protos' `google.api.http` templates).
+API_PREFIX = "/v1/"
 
 
 # The names prometheus-fastapi-instrumentator exports, which HTTP dashboards already query.
@@ -166,12 +167,9 @@ class Gateway:
             "upstream.drift.v1": settings.drift_target,
             "upstream.reports.v1": settings.reports_target,
         }
+        self.policy = CallPolicy(settings.client_timeout_seconds)
         self.channels = {
-            service.full_name: open_channel(
-                targets[service.file.package],
-                service.full_name,
-                default_timeout=settings.client_timeout_seconds,
-            )
+            service.full_name: plain_channel(targets[service.file.package], service.full_name)
             for service in services
         }
 
@@ -187,7 +185,7 @@ class Gateway:
         if response.status_code >= 400 and request.method in ("POST", "PATCH", "PUT"):
             await _drain(request)
         # By route template, never by path: a path holds customer and resource ids.
-        handler = getattr(request.state, "route_template", UNMATCHED)
+        handler = request.scope.get("state", {}).get(ROUTE_TEMPLATE, UNMATCHED)
         http_requests_total.labels(handler, request.method, str(response.status_code)).inc()
         http_request_duration_seconds.labels(handler, request.method).observe(
             time.perf_counter() - started
@@ -205,7 +203,7 @@ class Gateway:
         if found is None:
             return _no_route(request, path, transcoding.path_exists(self.routes, path))
         route, path_values = found
-        request.state.route_template = route.binding.template
+        request.scope.setdefault("state", {})[ROUTE_TEMPLATE] = route.binding.template
         conditional = False
         standing = None
         try:
@@ -274,13 +272,20 @@ class Gateway:
         serialize = type(grpc_request).SerializeToString
         deserialize = route.response_class.FromString
         method = route.method
+        timeout = (
+            self.settings.stream_timeout_seconds
+            if method.client_streaming or method.server_streaming
+            else None
+        )
+        outgoing = self.policy.start(route.grpc_path, metadata, timeout)
         if method.client_streaming:
             stream_unary = channel.stream_unary(route.grpc_path, serialize, deserialize)
             call = stream_unary(
                 _body_chunks(route, grpc_request, request),
-                metadata=metadata,
-                timeout=self.settings.stream_timeout_seconds,
+                metadata=outgoing.metadata,
+                timeout=outgoing.timeout,
             )
+            outgoing.finish_when_done(call)
             try:
                 reply = await call
             except asyncio.CancelledError:
@@ -293,12 +298,18 @@ class Gateway:
             return _unary_response(route, reply), reply
         if method.server_streaming:
             unary_stream = channel.unary_stream(route.grpc_path, serialize, deserialize)
-            call = unary_stream(
-                grpc_request, metadata=metadata, timeout=self.settings.stream_timeout_seconds
-            )
+            call = unary_stream(grpc_request, metadata=outgoing.metadata, timeout=outgoing.timeout)
+            outgoing.finish_when_done(call)
             return await _streaming_response(route, call, request), None
         unary_unary = channel.unary_unary(route.grpc_path, serialize, deserialize)
-        reply = await unary_unary(grpc_request, metadata=metadata)
+        try:
+            reply = await unary_unary(
+                grpc_request, metadata=outgoing.metadata, timeout=outgoing.timeout
+            )
+        except BaseException as exc:
+            outgoing.failed(exc)
+            raise
+        outgoing.finished(grpc.StatusCode.OK)
         return _unary_response(route, reply), reply
 
     async def ready(self) -> dict[str, str]:
@@ -510,13 +521,19 @@ def create_app(settings: Settings) -> ASGIApp:
     )
     # Every other request is the API's to route (or refuse in JSON), whatever its method or
     # path: a route pattern would miss paths holding an escaped line break.
-    public.router.default = request_response(handle)
-    public_app = OpenTelemetryMiddleware(
-        RequestIds(http_policy.wrap(public, settings)),
-        excluded_urls="healthz,readyz,metrics",
-        # One span a request: a span for every ASGI send and receive says nothing a trace
-        # reader needs.
-        exclude_spans=["receive", "send"],
+    api = request_response(handle)
+    public.router.default = api
+
+    async def routed(scope: Scope, receive: Receive, send: Send) -> None:
+        # The API's own paths go straight to it: Starlette's router would first try each of
+        # the pages' and files' routes on them.
+        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
+            await api(scope, receive, send)
+        else:
+            await public(scope, receive, send)
+
+    public_app = Edge(
+        http_policy.wrap(routed, settings), untraced=("/healthz", "/readyz", "/metrics")
     )
     if metrics_port is None:
         return public_app

@@ -1,14 +1,11 @@
-"""What every HTTP answer of the gateway gets, whatever route made it: compression, security
-headers and CORS.
+"""What every HTTP answer of the gateway gets, whatever route made it: compression and CORS
+(the request id, API version and security headers are gateway.edge's).
 
 - brotli (brotli-asgi) when the client accepts it, else gzip (Starlette's), when the body is
   500 bytes or more, flushed chunk by chunk so a stream stays a stream; never a download
   (its length and SHA-256 are the file's) nor a 304. A compressed answer is another
   representation: its strong ETag gets `-br` or `-gzip`, which If-None-Match and If-Match
   read back (gateway.conditional).
-- `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, and for API answers a
-  `Content-Security-Policy` that allows nothing (`default-src 'none'; frame-ancestors
-  'none'`); a page sets its own. HSTS when the request came over TLS.
 - CORS for the origins `CORS_ALLOWED_ORIGINS` names (none by default): preflights answered,
   and the headers a web client reads (ETag, X-Request-ID, API-Version, Retry-After, the
   RateLimit ones, Content-Disposition) exposed.
@@ -22,7 +19,6 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.problems import API_VERSION, request_id_of
 from runtime.settings import Settings
 
 COMPRESS_FROM_BYTES = 500
@@ -32,8 +28,6 @@ COMPRESS_LEVEL = 6
 BROTLI_QUALITY = 4
 # The ETag suffix of each encoding's copy of an answer.
 ENCODING_ETAG_SUFFIXES = {"br": "-br", "gzip": "-gzip"}
-API_POLICY = "default-src 'none'; frame-ancestors 'none'"
-HSTS = "max-age=63072000; includeSubDomains"
 EXPOSED_HEADERS = (
     "ETag",
     "X-Request-ID",
@@ -89,39 +83,8 @@ class Compression:
         await compress(scope, receive, tagged)
 
 
-class AnswerHeaders:
-    """The headers every answer gets: the request's id and the API version, and the
-    security headers (an answer's own Content-Security-Policy kept)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        over_tls = scope.get("scheme") == "https"
-
-        async def answered(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(raw=list(message.get("headers", [])))
-                request_id = request_id_of(scope)
-                if request_id:
-                    headers["X-Request-ID"] = request_id
-                headers["API-Version"] = API_VERSION
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("Referrer-Policy", "no-referrer")
-                headers.setdefault("Content-Security-Policy", API_POLICY)
-                if over_tls:
-                    headers.setdefault("Strict-Transport-Security", HSTS)
-                message = {**message, "headers": headers.raw}
-            await send(message)
-
-        await self._app(scope, receive, answered)
-
-
 def wrap(app: ASGIApp, settings: Settings) -> ASGIApp:
-    """`app` inside compression, CORS (when origins are allowed) and the answer headers."""
+    """`app` inside compression and CORS (when origins are allowed)."""
     wrapped: ASGIApp = Compression(app)
     if settings.cors_allowed_origins:
         wrapped = CORSMiddleware(
@@ -132,4 +95,4 @@ def wrap(app: ASGIApp, settings: Settings) -> ASGIApp:
             expose_headers=list(EXPOSED_HEADERS),
             max_age=600,
         )
-    return AnswerHeaders(wrapped)
+    return wrapped

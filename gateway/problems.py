@@ -1,9 +1,9 @@
 """Request ids and errors as RFC 9457 problem details.
 
-Every request gets an id: the client's `X-Request-ID`, when it is a plain token of up to 128
-characters; else a new one (gateway.http_policy returns it, with `API-Version`). The id
-rides with the call as OpenTelemetry baggage (`request_id`), so every service's log lines of
-the call, and of the calls it makes in turn, carry it.
+Every request gets an id (gateway.edge): the client's `X-Request-ID`, when it is a plain
+token of up to 128 characters; else a new one. The id rides with the call as OpenTelemetry
+baggage (`request_id`), so every service's log lines of the call, and of the calls it makes in
+turn, carry it.
 
 An error is `application/problem+json`: `type` (`about:blank`: the status says what
 happened), `title` (the HTTP status phrase), `status`, `detail` (what is wrong, in words),
@@ -14,50 +14,25 @@ in their JSON form), `request_id` and `trace_id`.
 
 from __future__ import annotations
 
-import re
-import uuid
 from http import HTTPStatus
 from typing import Any
 
 from google.protobuf import json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from opentelemetry import baggage, trace
-from opentelemetry import context as otel_context
-from starlette.types import ASGIApp, Receive, Scope, Send
+from opentelemetry import trace
+from starlette.types import Scope
 
 from runtime import errors
 from runtime.telemetry import REQUEST_ID_BAGGAGE as REQUEST_ID
 
 PROBLEM_JSON = "application/problem+json"
 API_VERSION = "v1"
-_ACCEPTED_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 def request_id_of(scope: Scope) -> str | None:
     state = scope.get("state") or {}
     value = state.get(REQUEST_ID)
     return str(value) if value else None
-
-
-class RequestIds:
-    """ASGI middleware: the request's id kept in `scope["state"]` (gateway.http_policy
-    returns it) and in the call's baggage."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = given if _ACCEPTED_ID.match(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})[REQUEST_ID] = request_id
-        token = otel_context.attach(baggage.set_baggage(REQUEST_ID, request_id))
-        try:
-            await self._app(scope, receive, send)
-        finally:
-            otel_context.detach(token)
 
 
 CLIENT_CLOSED_REQUEST = "Client Closed Request"

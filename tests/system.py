@@ -156,6 +156,8 @@ class SpanSink(trace_service_pb2_grpc.TraceServiceServicer):
                                 "span_id": span.span_id.hex(),
                                 "parent_span_id": span.parent_span_id.hex(),
                                 "kind": span.kind,
+                                # 0 unset, 1 ok, 2 error (OTLP's StatusCode).
+                                "status": span.status.code,
                                 "attributes": {a.key: a.value for a in span.attributes},
                                 "links": [
                                     (link.trace_id.hex(), link.span_id.hex()) for link in span.links

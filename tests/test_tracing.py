@@ -14,6 +14,7 @@ from tests.system import System
 
 SPAN_KIND_SERVER, SPAN_KIND_CLIENT = 2, 3
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5
+STATUS_UNSET, STATUS_ERROR = 0, 2
 
 
 def _ancestors(span: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> list[str]:
@@ -26,18 +27,21 @@ def _ancestors(span: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> list[s
     return ids
 
 
+def _get_in_trace(system: System, customer: str, path: str, trace_id: str) -> int:
+    """GET `path` as a viewer of `customer`, continuing the caller's trace `trace_id` (W3C
+    trace context); the answer's status."""
+    with system.client(customer, "viewer") as client:
+        response = client.get(path, headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+    return response.status_code
+
+
 def test_one_request_yields_one_trace_across_every_hop(system: System) -> None:
     traceparent_trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     # A customer whose settings nothing has read yet, so drift reads them from PostgreSQL
     # (later reads are answered from its memory, with no SQL hop).
     customer = "hops" + uuid.uuid4().hex[:8]
-    with system.client(customer, "viewer") as client:
-        response = client.get(
-            f"/v1/customers/{customer}/driftConfig",
-            # The caller's own trace continues through Upstream (W3C trace context).
-            headers={"traceparent": f"00-{traceparent_trace_id}-00f067aa0ba902b7-01"},
-        )
-    assert response.status_code == 200
+    path = f"/v1/customers/{customer}/driftConfig"
+    assert _get_in_trace(system, customer, path, traceparent_trace_id) == 200
 
     def hops(spans: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         return {
@@ -87,6 +91,43 @@ def test_one_request_yields_one_trace_across_every_hop(system: System) -> None:
         grpc_server["span_id"] in _ancestors(sql, by_id) for sql in found["SQL on drift_configs"]
     )
     assert all(s["trace_id"] == traceparent_trace_id for s in spans)
+    # Named by the route's template (never the path, which holds the customer), with the
+    # HTTP and gRPC conventions' attributes; nothing failed, so no span is an error.
+    assert gateway_server["name"] == "GET /v1/{name=customers/*/driftConfig}"
+    attributes = gateway_server["attributes"]
+    assert attributes["http.route"].string_value == "/v1/{name=customers/*/driftConfig}"
+    assert attributes["http.request.method"].string_value == "GET"
+    assert attributes["http.response.status_code"].int_value == 200
+    assert attributes["url.path"].string_value == f"/v1/customers/{customer}/driftConfig"
+    assert grpc_client["name"] == "/upstream.drift.v1.DriftService/GetDriftConfig"
+    assert grpc_client["attributes"]["rpc.system"].string_value == "grpc"
+    assert grpc_client["attributes"]["rpc.method"].string_value == "GetDriftConfig"
+    assert grpc_client["attributes"]["rpc.grpc.status_code"].int_value == 0
+    assert {s["status"] for s in (gateway_server, grpc_client, grpc_server)} == {STATUS_UNSET}
+
+
+def test_a_refused_call_is_an_error_on_the_grpc_span_not_on_the_http_one(system: System) -> None:
+    trace_id = uuid.uuid4().hex
+    customer = "hops" + uuid.uuid4().hex[:8]
+    path = f"/v1/customers/{customer}/driftEvents/no-such-event"
+    assert _get_in_trace(system, customer, path, trace_id) == 404
+
+    def gateway_spans() -> dict[int, dict[str, Any]]:
+        return {
+            s["kind"]: s for s in system.spans.trace(trace_id) if s["service"] == "upstream-gateway"
+        }
+
+    wait_until("the gateway's spans", lambda: len(gateway_spans()) == 2, timeout=15)
+    spans = gateway_spans()
+    server, client_span = spans[SPAN_KIND_SERVER], spans[SPAN_KIND_CLIENT]
+    # A 4xx is the client's error, not the server's (HTTP conventions); NOT_FOUND is the
+    # call's outcome (gRPC conventions: a client span with any status but OK is an error).
+    assert server["attributes"]["http.response.status_code"].int_value == 404
+    assert server["name"] == "GET /v1/{name=customers/*/driftEvents/*}"
+    assert server["status"] == STATUS_UNSET
+    assert client_span["attributes"]["rpc.grpc.status_code"].int_value == 5
+    assert client_span["status"] == STATUS_ERROR
+    assert client_span["parent_span_id"] == server["span_id"]
 
 
 def test_one_trace_runs_from_a_rest_upload_to_the_webhook_its_drift_sends(

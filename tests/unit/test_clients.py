@@ -7,53 +7,55 @@ import time
 
 import grpc
 
-from runtime.clients import _UnaryUnaryPolicy as _CallPolicy
-from runtime.clients import service_config
+from runtime.clients import CallPolicy, Outgoing, service_config
 from runtime.interceptors import current_deadline
 
+METHOD = "/upstream.drift.v1.DriftService/GetDriftRun"
 
-def _details(timeout: float | None = None) -> grpc.aio.ClientCallDetails:
-    return grpc.aio.ClientCallDetails(
-        "/upstream.drift.v1.DriftService/GetDriftRun", timeout, None, None, None
-    )
+
+def _start(
+    policy: CallPolicy,
+    timeout: float | None = None,
+    metadata: tuple[tuple[str, str], ...] | None = None,
+) -> Outgoing:
+    outgoing = policy.start(METHOD, metadata, timeout)
+    outgoing.finished(grpc.StatusCode.OK)
+    return outgoing
 
 
 def test_outgoing_calls_inherit_the_remaining_budget_of_the_incoming_one() -> None:
-    policy = _CallPolicy(default_timeout=10.0, authorization=None)
+    policy = CallPolicy(default_timeout=10.0, authorization=None)
     token = current_deadline.set(time.monotonic() + 2.0)
     try:
-        timeout = policy._details(_details()).timeout
+        timeout = _start(policy).timeout
     finally:
         current_deadline.reset(token)
     assert timeout is not None and 1.5 < timeout <= 2.0
 
 
 def test_without_an_incoming_call_the_default_deadline_applies() -> None:
-    policy = _CallPolicy(default_timeout=10.0, authorization=None)
-    assert policy._details(_details()).timeout == 10.0
+    policy = CallPolicy(default_timeout=10.0, authorization=None)
+    assert _start(policy).timeout == 10.0
     # A longer incoming budget is capped; a caller's explicit timeout is kept.
     token = current_deadline.set(time.monotonic() + 600)
     try:
-        assert policy._details(_details()).timeout == 10.0
-        assert policy._details(_details(timeout=3.0)).timeout == 3.0
+        assert _start(policy).timeout == 10.0
+        assert _start(policy, timeout=3.0).timeout == 3.0
     finally:
         current_deadline.reset(token)
     expired = current_deadline.set(time.monotonic() - 1)
     try:
-        assert policy._details(_details()).timeout == 0.0
+        assert _start(policy).timeout == 0.0
     finally:
         current_deadline.reset(expired)
 
 
 def test_service_credentials_are_added_only_when_the_caller_has_none() -> None:
-    policy = _CallPolicy(default_timeout=5.0, authorization=lambda: "Bearer service")
-    own = policy._details(_details()).metadata
-    assert own is not None and own["authorization"] == "Bearer service"
-    forwarded = grpc.aio.ClientCallDetails(
-        "/x/y", None, grpc.aio.Metadata(("authorization", "Bearer user")), None, None
-    )
-    metadata = policy._details(forwarded).metadata
-    assert metadata is not None and metadata["authorization"] == "Bearer user"
+    policy = CallPolicy(default_timeout=5.0, authorization=lambda: "Bearer service")
+    own = dict(_start(policy).metadata)
+    assert own["authorization"] == "Bearer service"
+    forwarded = _start(policy, metadata=(("authorization", "Bearer user"),)).metadata
+    assert [value for key, value in forwarded if key == "authorization"] == ["Bearer user"]
 
 
 def test_service_config_balances_per_call_and_retries_only_idempotent_methods() -> None:
