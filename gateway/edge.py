@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
-from opentelemetry import baggage, propagate, trace
+from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
-from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.problems import API_VERSION, REQUEST_ID
+from runtime.telemetry import PROPAGATED, extract_context
 
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 HSTS = "max-age=63072000; includeSubDomains"
@@ -46,29 +46,9 @@ _HSTS = (b"strict-transport-security", HSTS.encode())
 _API_VERSION = API_VERSION.encode()
 # Where the gateway's handler leaves the template of the route it matched, in `scope["state"]`.
 ROUTE_TEMPLATE = "route_template"
-# Headers the trace context and baggage propagators read.
-_PROPAGATED = frozenset((b"traceparent", b"tracestate", b"baggage"))
+_PROPAGATED = frozenset(name.encode() for name in PROPAGATED)
 
 tracer = trace.get_tracer("upstream.gateway")
-
-
-class _Headers(Getter[Mapping[str, list[str]]]):
-    def get(self, carrier: Mapping[str, list[str]], key: str) -> list[str] | None:
-        return carrier.get(key)
-
-    def keys(self, carrier: Mapping[str, list[str]]) -> list[str]:
-        return list(carrier)
-
-
-_GETTER = _Headers()
-
-
-def _propagated(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for name, value in headers:
-        if name in _PROPAGATED:
-            found.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
-    return found
 
 
 def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str:
@@ -125,7 +105,11 @@ class Edge:
         state = scope.setdefault("state", {})
         state[REQUEST_ID] = request_id
         traced = scope.get("path") not in self._untraced
-        parent = propagate.extract(_propagated(scope["headers"]), getter=_GETTER)
+        parent = extract_context(
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in scope["headers"]
+            if name in _PROPAGATED
+        )
         context = baggage.set_baggage(REQUEST_ID, request_id, context=parent)
         span = (
             tracer.start_span(

@@ -1,8 +1,8 @@
 """Server interceptors: the cross-cutting work of every RPC, kept out of the handlers.
 
-Order, outermost first: tracing (OpenTelemetry's), observation (metrics and one JSON log line
-per call), errors (exceptions become `google.rpc.Status`), identity (token, tenant, role),
-validation (every request message against its contract, before any handler sees it).
+Order, outermost first: observation (a SERVER span continuing the caller's trace, metrics and
+one JSON log line per call), errors (exceptions become `google.rpc.Status`), identity (token,
+tenant, role), validation (every request message against its contract, before any handler sees it).
 """
 
 from __future__ import annotations
@@ -20,11 +20,15 @@ from typing import Any
 
 import grpc
 from grpc_status import rpc_status
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from runtime import auth, errors, validation
 from runtime.methods import MethodInfo, customer_of, field_value, method_info
 from runtime.telemetry import (
+    extract_context,
     grpc_server_handled_total,
     grpc_server_handling_seconds,
     grpc_server_started_total,
@@ -34,6 +38,46 @@ logger = logging.getLogger("upstream.rpc")
 
 # Absolute `time.monotonic()` deadline of the call being served; outgoing calls inherit it.
 current_deadline: ContextVar[float | None] = ContextVar("current_deadline", default=None)
+
+tracer = trace.get_tracer("upstream.rpc")
+# A server span is an error for these codes only: the others are the caller's (OpenTelemetry's
+# gRPC conventions).
+_SERVER_ERRORS = frozenset(
+    (
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    )
+)
+
+
+def _server_span(
+    method: MethodInfo, context: grpc.aio.ServicerContext
+) -> tuple[trace.Span, otel_context.Context]:
+    """The call's SERVER span, a child of the trace context its metadata carries, and the
+    context to make current: the span, and the metadata's baggage (the gateway's request id
+    among it)."""
+    parent = extract_context(
+        (key, value) for key, value in context.invocation_metadata() or () if isinstance(value, str)
+    )
+    attributes: dict[str, str | int] = {
+        "rpc.system": "grpc",
+        "rpc.service": method.service,
+        "rpc.method": method.method,
+    }
+    peer = context.peer() or ""  # "ipv4:127.0.0.1:54321", "ipv6:[::1]:54321"
+    if peer.startswith(("ipv4:", "ipv6:")):
+        address, _, port = peer[5:].rpartition(":")
+        attributes["client.address"] = address.strip("[]")
+        if port.isdigit():
+            attributes["client.port"] = int(port)
+    span = tracer.start_span(
+        method.full_name, context=parent, kind=SpanKind.SERVER, attributes=attributes
+    )
+    return span, trace.set_span_in_context(span, parent)
 
 
 class _WrappingInterceptor(grpc.aio.ServerInterceptor):
@@ -145,9 +189,8 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
 
 
 async def _responses(answer: Any) -> AsyncIterator[Any]:
-    """The messages of a server-streaming handler's answer. Our API's streams are async
-    generators once wrapped, since OpenTelemetry's wrapper iterates them: a coroutine (a
-    handler that writes with `context.write()`) is awaited and yields nothing more."""
+    """The messages of a server-streaming handler's answer: an async generator's, or, from a
+    handler that writes with `context.write()` (a coroutine), none: it is awaited."""
     if inspect.isawaitable(answer):
         await answer
         return
@@ -223,6 +266,10 @@ class ObservationInterceptor(_WrappingInterceptor):
     ) -> AsyncIterator[None]:
         labels = (method.rpc_type, method.service, method.method)
         grpc_server_started_total.labels(*labels).inc()
+        span, attached = None, None
+        if method.is_api:
+            span, current = _server_span(method, context)
+            attached = otel_context.attach(current)
         remaining = context.time_remaining()
         token = current_deadline.set(
             time.monotonic() + remaining if remaining is not None else None
@@ -230,10 +277,14 @@ class ObservationInterceptor(_WrappingInterceptor):
         started = time.perf_counter()
         # A call its client gave up on ends in the handler with one of these.
         given_up = False
+        failure: BaseException | None = None
         try:
             yield
         except (asyncio.CancelledError, GeneratorExit):
             given_up = True
+            raise
+        except BaseException as exc:
+            failure = exc
             raise
         finally:
             if method.is_api:
@@ -267,6 +318,27 @@ class ObservationInterceptor(_WrappingInterceptor):
                 if sampled:
                     extra["log_sample_rate"] = self._sample_rate
                 logger.info("rpc handled", extra=extra)
+            if span is not None:
+                _end_span(span, code, context, failure)
+            if attached is not None:
+                # A stream its client gave up on is closed from another context (as above).
+                with contextlib.suppress(ValueError):
+                    otel_context.detach(attached)
+
+
+def _end_span(
+    span: trace.Span,
+    code: grpc.StatusCode,
+    context: grpc.aio.ServicerContext,
+    failure: BaseException | None,
+) -> None:
+    span.set_attribute("rpc.grpc.status_code", code.value[0])
+    if code in _SERVER_ERRORS:
+        details = context.details() if hasattr(context, "details") else None
+        span.set_status(Status(StatusCode.ERROR, str(details or code.name)))
+    if failure is not None and not isinstance(failure, grpc.aio.AbortError):
+        span.record_exception(failure)
+    span.end()
 
 
 class ErrorInterceptor(_WrappingInterceptor):

@@ -20,7 +20,6 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from prometheus_client import start_http_server
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -94,9 +93,6 @@ async def serve(
     in_flight = InFlight()
     server = grpc.aio.server(
         interceptors=[
-            # Our API only: health and reflection would be noise, and OpenTelemetry's wrapper
-            # cannot serve the health Watch (it answers through `context.write`).
-            aio_server_interceptor(filter_=filters.service_prefix("upstream.")),
             ObservationInterceptor(
                 in_flight,
                 sample_rate=settings.rpc_log_sample_rate,

@@ -17,13 +17,14 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
 import psycopg
 from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
+from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
@@ -131,6 +132,31 @@ def shutdown_tracing() -> None:
 # `messaging.system` of the hops that go through a table: the outbox, and the queues of
 # webhook deliveries, alerts and report builds.
 MESSAGING_SYSTEM = "upstream_outbox"
+
+
+# The headers (or gRPC metadata) the trace context and baggage propagators read.
+PROPAGATED = frozenset(("traceparent", "tracestate", "baggage"))
+
+
+class _Lists(Getter[Mapping[str, list[str]]]):
+    def get(self, carrier: Mapping[str, list[str]], key: str) -> list[str] | None:
+        return carrier.get(key)
+
+    def keys(self, carrier: Mapping[str, list[str]]) -> list[str]:
+        return list(carrier)
+
+
+_LISTS = _Lists()
+
+
+def extract_context(pairs: Iterable[tuple[str, str]]) -> otel_context.Context:
+    """The trace context and baggage that lower-case header or metadata pairs carry (only the
+    PROPAGATED ones are read), in a context of their own: nothing current is carried over."""
+    carrier: dict[str, list[str]] = {}
+    for key, value in pairs:
+        if key in PROPAGATED:
+            carrier.setdefault(key, []).append(value)
+    return propagate.extract(carrier, getter=_LISTS)
 
 
 def trace_carrier() -> dict[str, str]:

@@ -112,22 +112,33 @@ def test_a_refused_call_is_an_error_on_the_grpc_span_not_on_the_http_one(system:
     path = f"/v1/customers/{customer}/driftEvents/no-such-event"
     assert _get_in_trace(system, customer, path, trace_id) == 404
 
-    def gateway_spans() -> dict[int, dict[str, Any]]:
-        return {
-            s["kind"]: s for s in system.spans.trace(trace_id) if s["service"] == "upstream-gateway"
-        }
+    def spans() -> dict[tuple[str, int], dict[str, Any]]:
+        return {(s["service"], s["kind"]): s for s in system.spans.trace(trace_id)}
 
-    wait_until("the gateway's spans", lambda: len(gateway_spans()) == 2, timeout=15)
-    spans = gateway_spans()
-    server, client_span = spans[SPAN_KIND_SERVER], spans[SPAN_KIND_CLIENT]
+    hops = {
+        ("upstream-gateway", SPAN_KIND_SERVER),
+        ("upstream-gateway", SPAN_KIND_CLIENT),
+        ("upstream-drift", SPAN_KIND_SERVER),
+    }
+    wait_until("the gateway's and drift's spans", lambda: hops <= spans().keys(), timeout=15)
+    found = spans()
+    server = found["upstream-gateway", SPAN_KIND_SERVER]
+    client_span = found["upstream-gateway", SPAN_KIND_CLIENT]
+    drift = found["upstream-drift", SPAN_KIND_SERVER]
     # A 4xx is the client's error, not the server's (HTTP conventions); NOT_FOUND is the
-    # call's outcome (gRPC conventions: a client span with any status but OK is an error).
+    # call's outcome, an error for its client but not for the server that answered it
+    # (gRPC conventions).
     assert server["attributes"]["http.response.status_code"].int_value == 404
     assert server["name"] == "GET /v1/{name=customers/*/driftEvents/*}"
     assert server["status"] == STATUS_UNSET
     assert client_span["attributes"]["rpc.grpc.status_code"].int_value == 5
     assert client_span["status"] == STATUS_ERROR
     assert client_span["parent_span_id"] == server["span_id"]
+    assert drift["name"] == "/upstream.drift.v1.DriftService/GetDriftEvent"
+    assert drift["parent_span_id"] == client_span["span_id"]
+    assert drift["attributes"]["rpc.grpc.status_code"].int_value == 5
+    assert drift["attributes"]["rpc.service"].string_value == "upstream.drift.v1.DriftService"
+    assert drift["status"] == STATUS_UNSET
 
 
 def test_one_trace_runs_from_a_rest_upload_to_the_webhook_its_drift_sends(
