@@ -169,8 +169,9 @@ class DriftServicer(AuditMethods, drift_service_pb2_grpc.DriftServiceServicer):
         self._runs = runs
         self._summaries = summaries
         self._configs = configs
-        # Every change to an event moves its version (its etag) on.
-        self._listed_events = MessagesByVersion(
+        # Every change to an event moves its version (its etag) on: reads and lists of events
+        # share each version's message.
+        self._event_messages = MessagesByVersion(
             event_message, lambda row: (row.customer_id, row.event_id, row.version)
         )
 
@@ -280,13 +281,15 @@ class DriftServicer(AuditMethods, drift_service_pb2_grpc.DriftServiceServicer):
                 customer, filter_text, order, limit, after
             ),
             lambda last: ordering.position(order, last, "event_id"),
-            self._listed_events,
+            self._event_messages,
         )
 
     async def GetDriftEvent(
         self, request: drift_service_pb2.GetDriftEventRequest, context: grpc.aio.ServicerContext
     ) -> resources_pb2.DriftEvent:
-        return await get_resource(request.name, EVENT_NAME, self._store.get_event, event_message)
+        return await get_resource(
+            request.name, EVENT_NAME, self._store.get_event, self._event_messages
+        )
 
     async def UpdateDriftEvent(
         self,

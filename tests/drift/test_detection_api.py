@@ -161,6 +161,8 @@ def test_concurrent_runs_leave_exactly_the_events_one_run_leaves(
 def test_triage_is_kept_across_runs_and_checked(system: System, drifted: str) -> None:
     with system.client(drifted, "admin") as client:
         event = _events(client, drifted, filter=f'payer = "{DRIFTED_PAYER}"')[0]
+        # Read once before the triage too: drift keeps each version's message for reads.
+        assert client.get(f"/v1/{event['name']}").json()["state"] == event["state"]
         acknowledged = client.patch(
             f"/v1/{event['name']}",
             params={"updateMask": "state,triage_note"},
@@ -180,7 +182,7 @@ def test_triage_is_kept_across_runs_and_checked(system: System, drifted: str) ->
             lambda run: run["state"] in ("SUCCEEDED", "FAILED"),
         )
         after = client.get(f"/v1/{event['name']}").json()
-        # A list read before the triage and the run shows them after too, as the event does.
+        # A list and a read made before the triage and the run show them after too.
         listed = {
             e["name"]: e for e in _events(client, drifted, filter=f'payer = "{DRIFTED_PAYER}"')
         }
