@@ -83,6 +83,8 @@ def service_config(full_service_name: str) -> str:
 tracer = trace.get_tracer("upstream.clients")
 # A stream's client left before it ended: its span's status.
 _STOPPED_READING = "the caller stopped before the call ended"
+# Tasks ending the spans of calls that ended (see Outgoing.finish_when_done).
+_ENDING: set[asyncio.Task[None]] = set()
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,10 @@ class Outgoing:
         """Ends the span when the call ends, however it does: for streams."""
 
         def done(ended: grpc.aio.Call) -> None:
-            asyncio.get_running_loop().create_task(self._end(ended))
+            task = asyncio.get_running_loop().create_task(self._end(ended))
+            # The loop keeps only a weak reference to a task.
+            _ENDING.add(task)
+            task.add_done_callback(_ENDING.discard)
 
         call.add_done_callback(done)
 

@@ -8,7 +8,6 @@ tenant, role), validation (every request message against its contract, before an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import random
@@ -290,9 +289,12 @@ class ObservationInterceptor(_WrappingInterceptor):
             if method.is_api:
                 self._in_flight.leave()
             # A stream whose client gave up is closed from another context, which holds no
-            # deadline of this call; the call is still counted and logged.
-            with contextlib.suppress(ValueError):
+            # deadline (nor span) of this call; the call is still counted and logged.
+            own_context = True
+            try:
                 current_deadline.reset(token)
+            except ValueError:
+                own_context = False
             elapsed = time.perf_counter() - started
             code = (
                 grpc.StatusCode.CANCELLED
@@ -320,10 +322,8 @@ class ObservationInterceptor(_WrappingInterceptor):
                 logger.info("rpc handled", extra=extra)
             if span is not None:
                 _end_span(span, code, context, failure)
-            if attached is not None:
-                # A stream its client gave up on is closed from another context (as above).
-                with contextlib.suppress(ValueError):
-                    otel_context.detach(attached)
+            if attached is not None and own_context:
+                otel_context.detach(attached)
 
 
 def _end_span(
