@@ -30,7 +30,6 @@ def main() -> None:
         host=settings.host,
         port=settings.gateway_port,
         http=protocol_with(limits),
-        h11_max_incomplete_event_size=limits.max_head_bytes,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),

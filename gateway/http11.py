@@ -1,5 +1,5 @@
-"""HTTP/1.1 as the gateway serves it: uvicorn's h11 protocol with the read limits a public
-server needs and uvicorn lacks.
+"""HTTP/1.1 as the gateway serves it: uvicorn's httptools protocol (llhttp, the parser of
+Node.js) with the read limits a public server needs and uvicorn lacks.
 
 - The request head (request line and headers) must arrive whole within the header timeout
   of its first byte, or of the connection's opening: a client trickling its headers gets 408,
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import socket
 import uuid
 from collections.abc import Callable
@@ -28,9 +27,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, ClassVar, cast
 
-import h11
 from uvicorn.config import Config
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from gateway.problems import API_VERSION, PROBLEM_JSON, http_problem
@@ -39,9 +37,6 @@ logger = logging.getLogger("upstream.gateway")
 
 # How long a refused connection drains what the client still sends before it is closed.
 LINGER_SECONDS = 2.0
-# Line ends as h11 reads them: CRLF, or a bare LF.
-_LINE_END = re.compile(rb"\r?\n")
-_HEAD_END = re.compile(rb"\n\r?\n")
 
 
 @dataclass(frozen=True)
@@ -56,12 +51,13 @@ class ReadLimits:
 
     @property
     def max_head_bytes(self) -> int:
-        """How much of an unfinished head h11 may hold: more than the checks here let by, so
-        they answer first with the precise status."""
+        """How much of an unfinished head the parser may hold (it keeps a header field until
+        its end arrives): more than the checks of the target and fields let by, so they
+        answer first with the precise status."""
         return self.max_target_bytes + self.max_header_bytes + 1024
 
 
-class LimitedH11Protocol(H11Protocol):
+class LimitedProtocol(HttpToolsProtocol):
     """One HTTP/1.1 connection, held to `limits` (set by `protocol_with`)."""
 
     limits: ClassVar[ReadLimits] = ReadLimits()
@@ -80,6 +76,13 @@ class LimitedH11Protocol(H11Protocol):
         # While a body is read: when it is too slow unless more arrives.
         self._body_deadline = 0.0
         self._refused = False
+        # Where the parser is: in a request's head (its first byte is in, its end is not),
+        # in a request (head or body); how much of an unfinished head has arrived, and the
+        # size of its header fields parsed so far.
+        self._in_head = False
+        self._in_request = False
+        self._head_bytes = 0
+        self._field_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -102,20 +105,67 @@ class LimitedH11Protocol(H11Protocol):
         self._last_read = self.loop.time()
         if self._reading_body:
             self._body_deadline += len(data) / self.limits.min_body_bytes_per_second
-        if self._read_timer is None and self.conn.their_state is h11.IDLE:
+        if self._read_timer is None and not self._in_request:
             # The first bytes of another request on a kept-alive connection.
             self._await_head()
+        was_in_head = self._in_head
         super().data_received(data)
-
-    def handle_events(self) -> None:
-        if self.conn.their_state is h11.IDLE and self._head_refused():
+        if self._refused:
             return
-        super().handle_events()
+        if was_in_head and self._in_head:
+            # All of it is head, which the parser holds until a header field's end arrives.
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_head_bytes:
+                self._refuse_header_fields()
+                return
+        self._follow_request()
+
+    # The parser's callbacks, ignored once the connection is refused.
+    def on_message_begin(self) -> None:
+        if self._refused:
+            return
+        super().on_message_begin()
+        self._in_head = self._in_request = True
+        self._head_bytes = self._field_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        if self._refused:
+            return
+        super().on_url(url)
+        limit = self.limits.max_target_bytes
+        if len(self.url) > limit:
+            self._refuse(
+                HTTPStatus.REQUEST_URI_TOO_LONG,
+                f"the request target (path and query) is longer than {limit} bytes",
+            )
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._refused:
+            return
+        super().on_header(name, value)
+        self._field_bytes += len(name) + len(value) + 4  # ": " and the line end
+        if self._field_bytes > self.limits.max_header_bytes:
+            self._refuse_header_fields()
+
+    def on_headers_complete(self) -> None:
+        if self._refused:
+            return
+        self._in_head = False
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
         if not self._refused:
-            self._follow_request()
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._refused:
+            return
+        self._in_request = False
+        super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
-        self._refuse(HTTPStatus.BAD_REQUEST, msg)
+        if not self._refused:
+            self._refuse(HTTPStatus.BAD_REQUEST, msg)
 
     def shutdown(self) -> None:
         if self._refused:
@@ -123,41 +173,19 @@ class LimitedH11Protocol(H11Protocol):
         else:
             super().shutdown()
 
-    def _head_refused(self) -> bool:
-        """Refuse the head being received once its target or its header fields are too long
-        (414, 431), before h11 would parse or buffer any more of it."""
-        head = self.conn.trailing_data[0].lstrip(b"\r\n")
-        line_end = _LINE_END.search(head)
-        request_line = head if line_end is None else head[: line_end.start()]
-        target = request_line.partition(b" ")[2]
-        if line_end is not None:
-            target = target.rpartition(b" ")[0]
-        limits = self.limits
-        if len(target) > limits.max_target_bytes:
-            self._refuse(
-                HTTPStatus.REQUEST_URI_TOO_LONG,
-                f"the request target (path and query) is longer than {limits.max_target_bytes}"
-                " bytes",
-            )
-            return True
-        if line_end is not None:
-            head_end = _HEAD_END.search(head, line_end.start())
-            fields = (len(head) if head_end is None else head_end.start()) - line_end.end()
-            if fields > limits.max_header_bytes:
-                self._refuse(
-                    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    f"the request headers are larger than {limits.max_header_bytes} bytes",
-                )
-                return True
-        return False
+    def _refuse_header_fields(self) -> None:
+        limit = self.limits.max_header_bytes
+        self._refuse(
+            HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+            f"the request headers are larger than {limit} bytes",
+        )
 
     def _follow_request(self) -> None:
         """Time what the client is sending now: a head, a body, or nothing."""
-        state = self.conn.their_state
-        if state is h11.IDLE:
-            if self._read_timer is None and self.conn.trailing_data[0]:
+        if self._in_head:
+            if self._read_timer is None:
                 self._await_head()  # a pipelined request whose head is not all here
-        elif state is h11.SEND_BODY:
+        elif self._in_request:
             if not self._reading_body:
                 timeout = self.limits.body_timeout_seconds
                 self._start_timer(timeout, self._body_timed_out)
@@ -172,21 +200,19 @@ class LimitedH11Protocol(H11Protocol):
 
     def _head_timed_out(self) -> None:
         self._read_timer = None
-        if self.conn.their_state is not h11.IDLE:
-            return
-        if self.conn.trailing_data[0]:
+        if self._in_head:
             timeout = self.limits.header_timeout_seconds
             self._refuse(
                 HTTPStatus.REQUEST_TIMEOUT,
                 f"the request headers did not arrive within {timeout:g} s",
             )
-        else:
+        elif not self._in_request:
             # A connection that never began a request: nothing to answer.
             self.transport.close()
 
     def _body_timed_out(self) -> None:
         self._read_timer = None
-        if self.conn.their_state is not h11.SEND_BODY:
+        if not self._in_request or self._in_head:
             return
         limits = self.limits
         timeout = limits.body_timeout_seconds
@@ -257,9 +283,8 @@ class LimitedH11Protocol(H11Protocol):
         self._reading_body = False
 
 
-def protocol_with(limits: ReadLimits) -> type[LimitedH11Protocol]:
+def protocol_with(limits: ReadLimits) -> type[LimitedProtocol]:
     """The protocol class for uvicorn's `http=`, holding every connection to `limits`."""
     return cast(
-        type[LimitedH11Protocol],
-        type("LimitedH11Protocol", (LimitedH11Protocol,), {"limits": limits}),
+        type[LimitedProtocol], type("LimitedProtocol", (LimitedProtocol,), {"limits": limits})
     )

@@ -251,6 +251,30 @@ def test_headers_over_16_kib_are_431(system: System) -> None:
     assert fits.status_code == 200
 
 
+def test_a_header_field_that_never_ends_is_431_while_it_is_still_arriving(
+    system: System,
+) -> None:
+    address = ("127.0.0.1", int(system.gateway_url.rsplit(":", 1)[1]))
+    chunk, sent, answer = b"h" * 4096, 0, b""
+    with socket.create_connection(address, timeout=EXCHANGE_SECONDS) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Endless: ")
+        # Up to 4 MiB, a piece at a time, until the gateway answers.
+        while sent < 4 * 1024 * 1024:
+            readable, _, _ = select.select([sock], [], [], 0.01)
+            if readable:
+                break
+            try:
+                sock.sendall(chunk)
+            except OSError:
+                break
+            sent += len(chunk)
+        answer, _ = _read_until_closed(sock, time.monotonic() + EXCHANGE_SECONDS)
+    status, error = _status_and_error(answer)
+    assert status == 431 and "headers" in error["detail"], answer[:300]
+    # Answered once the field was past the limit, not after reading all that was sent.
+    assert sent < 512 * 1024, f"{sent} bytes of one header field were read before the answer"
+
+
 def test_odd_paths_and_methods_are_answered_in_the_api_s_json(system: System) -> None:
     with system.client() as client:
         line_break_in_id = client.get("/v1/customers/acme/claims/%0A0")
