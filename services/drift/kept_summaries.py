@@ -132,11 +132,9 @@ class KeptSummaries:
         self,
         store: DriftStore,
         ingest: IngestClient,
-        read_config: Callable[[str], Awaitable[StoredConfig]] | None = None,
     ) -> None:
         self._store = store
         self._ingest = ingest
-        self._read_config = read_config or store.get_config
         self._computing: dict[str, asyncio.Lock] = {}
 
     async def refresh(self, customer: str) -> bool:
@@ -161,7 +159,7 @@ class KeptSummaries:
 
     async def _now(self, customer: str) -> tuple[_Key, DataState, StoredConfig]:
         state = await self._ingest.data_state(customer)
-        stored = await self._read_config(customer)
+        stored = await self._store.get_config(customer)
         return _Key(state.etag, stored.etag), state, stored
 
     async def _bring_up_to_date(

@@ -25,6 +25,7 @@ from runtime.messages import (
     set_fields,
     timestamp_message,
 )
+from runtime.notified_cache import ChangeListener
 from runtime.outbox import OutboxEvent, outbox_relay
 from runtime.retention import RetentionJob, audit_purge
 from runtime.server import ServiceDefinition, running_task
@@ -38,7 +39,6 @@ from runtime.standard_methods import (
 )
 from runtime.updates import mask_paths
 from services.drift.config import DetectionConfig, violations
-from services.drift.config_cache import ConfigCache
 from services.drift.ingest_client import IngestClient
 from services.drift.kept_summaries import KeptSummaries, date_range
 from services.drift.runs import DetectionRuns
@@ -162,13 +162,11 @@ class DriftServicer(AuditMethods, drift_service_pb2_grpc.DriftServiceServicer):
         ingest: IngestClient,
         runs: DetectionRuns,
         summaries: KeptSummaries,
-        configs: ConfigCache,
     ) -> None:
         self._store = store
         self._ingest = ingest
         self._runs = runs
         self._summaries = summaries
-        self._configs = configs
         # Every change to an event moves its version (its etag) on: reads and lists of events
         # share each version's message.
         self._event_messages = MessagesByVersion(
@@ -181,7 +179,7 @@ class DriftServicer(AuditMethods, drift_service_pb2_grpc.DriftServiceServicer):
         self, request: drift_service_pb2.GetDriftConfigRequest, context: grpc.aio.ServicerContext
     ) -> resources_pb2.DriftConfig:
         customer = names.parse(request.name, CONFIG_NAME)["customer"]
-        return config_message(customer, await self._configs.get(customer))
+        return config_message(customer, await self._store.get_config(customer))
 
     async def UpdateDriftConfig(
         self,
@@ -191,7 +189,7 @@ class DriftServicer(AuditMethods, drift_service_pb2_grpc.DriftServiceServicer):
         change = request.drift_config
         customer = names.parse(change.name, CONFIG_NAME, field="drift_config.name")["customer"]
         paths = mask_paths(request.update_mask, change, CONFIG_FIELDS)
-        current = await self._store.get_config(customer)
+        current = await self._store.read_config(customer)
         updates: dict[str, object] = {}
         for path in paths:
             value = getattr(change, path)
@@ -210,7 +208,6 @@ class DriftServicer(AuditMethods, drift_service_pb2_grpc.DriftServiceServicer):
         )
         if stored is None:
             raise errors.stale(change.name)
-        self._configs.forget(customer)
         return config_message(customer, stored)
 
     # --- runs -------------------------------------------------------------------------------
@@ -375,8 +372,11 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
         authorization=authorization,
     )
     ingest = IngestClient(ingest_channel)
-    configs = ConfigCache(store, settings.database_url)
-    summaries = KeptSummaries(store, ingest, configs.get)
+    # Settings and events kept in memory between reads, each change forgotten as it commits.
+    changes = ChangeListener(
+        settings.database_url, (store.config_reads, store.event_reads), "upstream-drift-listener"
+    )
+    summaries = KeptSummaries(store, ingest)
     runs = DetectionRuns(store, ingest, published, summaries)
 
     async def notify_reports(channel: grpc.aio.Channel, event: OutboxEvent) -> None:
@@ -393,7 +393,7 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
     @asynccontextmanager
     async def background() -> AsyncIterator[None]:
         async with (
-            running_task("drift-config-listener", configs.listen_forever),
+            running_task("drift-change-listener", changes.listen_forever),
             running_task("drift-run-worker", runs.run_forever),
         ):
             yield
@@ -408,7 +408,7 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
         publish=notify_reports,
     )
 
-    servicer = DriftServicer(store, ingest, runs, summaries, configs)
+    servicer = DriftServicer(store, ingest, runs, summaries)
     audit_log = AuditLog(engine, "drift")
     servicer.serve_audit(audit_log)
     retention = RetentionJob(settings, [audit_purge(audit_log)])

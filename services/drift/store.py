@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from runtime import ordering
 from runtime.db import for_reads, row_by_key
 from runtime.filtering import FilterField, parse_filter
+from runtime.notified_cache import NotifiedCache, notify
 from runtime.ordering import Order, SortKey, fetch_page, ordered
 from runtime.pagination import after_position
 from services.drift.config import DetectionConfig
@@ -208,8 +209,10 @@ class StoredConfig:
     etag: str
 
 
-# A customer's settings changed (payload: the customer); see services.drift.config_cache.
+# A customer's settings, or its drift events, changed (payload: the customer); see
+# runtime.notified_cache.
 CONFIG_CHANNEL = "drift_configs"
+EVENTS_CHANNEL = "drift_events"
 
 
 @functools.cache
@@ -240,11 +243,22 @@ class DriftStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._reads = for_reads(engine)
+        # What reads keep while a `ChangeListener` follows their channels (services.drift.
+        # server); without one, every read goes to the database.
+        self.config_reads: NotifiedCache[StoredConfig] = NotifiedCache(
+            "drift_config", CONFIG_CHANNEL
+        )
+        self.event_reads: NotifiedCache[Any] = NotifiedCache("drift_events", EVENTS_CHANNEL)
 
     # --- configuration ----------------------------------------------------------------------
 
     async def get_config(self, customer: str) -> StoredConfig:
-        """The customer's config, or the defaults when it never changed them."""
+        """The customer's config, or the defaults when it never changed them; kept between
+        reads (`config_reads`)."""
+        return await self.config_reads.get(customer, None, lambda: self.read_config(customer))
+
+    async def read_config(self, customer: str) -> StoredConfig:
+        """`get_config` from the database."""
         async with self._reads.connect() as connection:
             row = (
                 await connection.execute(
@@ -285,8 +299,8 @@ class DriftStore:
                 set_={k: insert.excluded[k] for k in values if k != "customer_id"},
             ).returning(drift_configs.c.update_time)
             update_time = (await connection.execute(upsert)).scalar_one()
-            # Delivered to every listening drift process when the transaction commits.
-            await connection.execute(sa.select(sa.func.pg_notify(CONFIG_CHANNEL, customer)))
+            await notify(connection, CONFIG_CHANNEL, customer)
+        self.config_reads.forget(customer)
         return StoredConfig(config, update_time, updated_by, etag)
 
     # --- runs -------------------------------------------------------------------------------
@@ -462,6 +476,10 @@ class DriftStore:
                     lease_expire_time=None,
                 )
             )
+            if changed:
+                await notify(connection, EVENTS_CHANNEL, customer)
+        if changed:
+            self.event_reads.forget(customer)
         return RunOutcome(len(opened_metrics), updated, len(closed), tuple(opened_metrics))
 
     async def _upsert_findings(
@@ -555,11 +573,16 @@ class DriftStore:
     # --- events -----------------------------------------------------------------------------
 
     async def get_event(self, customer: str, event_id: str) -> Row | None:
-        async with self._reads.connect() as connection:
-            found = await connection.execute(
-                _EVENT_BY_ID, {"customer_id": customer, "event_id": event_id}
-            )
-            return found.first()
+        """The event, kept between reads (`event_reads`)."""
+
+        async def read() -> Row | None:
+            async with self._reads.connect() as connection:
+                found = await connection.execute(
+                    _EVENT_BY_ID, {"customer_id": customer, "event_id": event_id}
+                )
+                return found.first()
+
+        return await self.event_reads.get(customer, event_id, read)
 
     async def list_events(
         self,
@@ -569,10 +592,18 @@ class DriftStore:
         limit: int,
         after: Sequence[Any] | None,
     ) -> list[Row]:
-        query = sa.select(drift_events).where(
-            drift_events.c.customer_id == customer, parse_filter(filter_text, EVENT_FILTERS)
-        )
-        return await fetch_page(self._reads, query, order, drift_events.c.event_id, limit, after)
+        """One page of the customer's events, kept between reads (`event_reads`)."""
+
+        async def read() -> list[Row]:
+            query = sa.select(drift_events).where(
+                drift_events.c.customer_id == customer, parse_filter(filter_text, EVENT_FILTERS)
+            )
+            return await fetch_page(
+                self._reads, query, order, drift_events.c.event_id, limit, after
+            )
+
+        page = (filter_text, order.field, order.descending, limit, tuple(after or ()))
+        return await self.event_reads.get(customer, page, read)
 
     # --- payer summaries --------------------------------------------------------------------
 
@@ -706,7 +737,7 @@ class DriftStore:
                 raise LookupError(event_id)
             if expected_version is not None and expected_version != current.version:
                 return None
-            return (
+            changed = (
                 await connection.execute(
                     sa.update(drift_events)
                     .where(
@@ -723,6 +754,9 @@ class DriftStore:
                     .returning(drift_events)
                 )
             ).one()
+            await notify(connection, EVENTS_CHANNEL, customer)
+        self.event_reads.forget(customer)
+        return changed
 
     async def open_event_counts(self, customer: str) -> dict[str, int]:
         """Open (active, not dismissed) events per payer."""
