@@ -13,8 +13,10 @@ Nothing is kept while the process is not listening (at start, or after the liste
 connection dropped): then every read goes to the database, as it would without a cache. A
 read that started before a notification (or before listening began) never keeps what it
 read: each notification moves a generation counter on, and a read keeps its result only
-when the counter has not moved since it began. A cache holds at most `max_entries` results,
-the least recently read going first.
+when the counter has not moved since it began. Nothing found (None) is never kept: the
+next read looks again, so a resource being made (an upload being read, whose progress is
+shown until its row commits) is found as soon as it is there. A cache holds at most
+`max_entries` results, the least recently read going first.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ class NotifiedCache(Generic[V]):
         generation = self._generation
         value = await read()
         self._from_database.inc()
-        if self._listening and generation == self._generation:
+        if value is not None and self._listening and generation == self._generation:
             self._keep(entry, value)
         return value
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -25,9 +26,10 @@ from runtime.messages import (
     set_fields,
     timestamp_message,
 )
+from runtime.notified_cache import ChangeListener
 from runtime.outbox import OutboxEvent, outbox_relay
 from runtime.retention import Purge, RetentionJob, audit_purge, claims_cutoff
-from runtime.server import ServiceDefinition
+from runtime.server import ServiceDefinition, running_task
 from runtime.settings import Settings
 from runtime.standard_methods import (
     customer_of,
@@ -780,6 +782,10 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
         publish=run_detection,
     )
 
+    # Stored uploads kept in memory between reads, each change forgotten as it commits.
+    changes = ChangeListener(
+        settings.database_url, (store.upload_reads,), "upstream-ingest-listener"
+    )
     servicer = IngestServicer(
         store,
         UploadIntake(
@@ -803,5 +809,9 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
         full_name="upstream.ingest.v1.IngestService",
         servicer=servicer,
         add_to_server=ingest_service_pb2_grpc.add_IngestServiceServicer_to_server,
-        background=[drift_notifier, retention.running],
+        background=[
+            functools.partial(running_task, "ingest-change-listener", changes.listen_forever),
+            drift_notifier,
+            retention.running,
+        ],
     )

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from runtime.audit import record_purge
 from runtime.db import for_reads, row_by_key
 from runtime.filtering import FilterField, parse_filter
+from runtime.notified_cache import NotifiedCache, notify
 from runtime.ordering import Order, SortKey, fetch_page
 from runtime.pagination import after_position
 from services.ingest.claim_writes import (
@@ -230,12 +231,17 @@ def _data_state() -> sa.Select[Any]:
 # statement built per call costs more than the query.
 _DATA_STATE = _data_state()
 _UPLOAD_BY_ID = row_by_key(uploads, "customer_id", "upload_id")
+# A customer's stored uploads changed (payload: the customer); see runtime.notified_cache.
+UPLOADS_CHANNEL = "ingest_uploads"
 
 
 class IngestStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._reads = for_reads(engine)
+        # What reads of stored uploads keep while a `ChangeListener` follows their channel
+        # (services.ingest.server); without one, every read goes to the database.
+        self.upload_reads: NotifiedCache[Any] = NotifiedCache("ingest_uploads", UPLOADS_CHANNEL)
 
     # --- uploads ---------------------------------------------------------------------------
 
@@ -256,13 +262,20 @@ class IngestStore:
                 with contextlib.suppress(Exception):
                     await writer.end_copy(error)
                 raise
+            await notify(connection, UPLOADS_CHANNEL, customer)
+        self.upload_reads.forget(customer)
 
     async def get_upload(self, customer: str, upload_id: str) -> Row | None:
-        async with self._reads.connect() as connection:
-            result = await connection.execute(
-                _UPLOAD_BY_ID, {"customer_id": customer, "upload_id": upload_id}
-            )
-            return result.first()
+        """The stored upload, kept between reads (`upload_reads`)."""
+
+        async def read() -> Row | None:
+            async with self._reads.connect() as connection:
+                result = await connection.execute(
+                    _UPLOAD_BY_ID, {"customer_id": customer, "upload_id": upload_id}
+                )
+                return result.first()
+
+        return await self.upload_reads.get(customer, upload_id, read)
 
     async def data_state(self, customer: str) -> Row:
         """The customer's data `version` (0 before any change) and its `update_time`, and
@@ -361,10 +374,16 @@ class IngestStore:
         limit: int,
         after: Sequence[Any] | None,
     ) -> list[Row]:
-        query = sa.select(uploads).where(
-            uploads.c.customer_id == customer, parse_filter(filter_text, UPLOAD_FILTERS)
-        )
-        return await fetch_page(self._reads, query, order, uploads.c.upload_id, limit, after)
+        """One page of the customer's stored uploads, kept between reads (`upload_reads`)."""
+
+        async def read() -> list[Row]:
+            query = sa.select(uploads).where(
+                uploads.c.customer_id == customer, parse_filter(filter_text, UPLOAD_FILTERS)
+            )
+            return await fetch_page(self._reads, query, order, uploads.c.upload_id, limit, after)
+
+        page = (filter_text, order.field, order.descending, limit, tuple(after or ()))
+        return await self.upload_reads.get(customer, page, read)
 
     async def delete_upload(self, customer: str, upload_id: str) -> bool:
         """Remove an upload, the claims it last set and its rejections, and take those claims
@@ -385,6 +404,8 @@ class IngestStore:
                     "DELETE FROM ingest.uploads WHERE customer_id = %s AND upload_id = %s",
                     (customer, upload_id),
                 )
+            await notify(connection, UPLOADS_CHANNEL, customer)
+        self.upload_reads.forget(customer)
         return True
 
     async def customers_with_claims_before(self, before: dt.date) -> list[str]:
