@@ -44,6 +44,7 @@ from gateway.transcoding import Route
 from runtime import auth, errors, validation
 from runtime.clients import CallPolicy, plain_channel
 from runtime.methods import API_SERVICES
+from runtime.server import freeze_startup_heap
 from runtime.settings import Settings
 
 logger = logging.getLogger("upstream.gateway")
@@ -504,6 +505,7 @@ def create_app(settings: Settings) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         gateways.append(Gateway(settings, API_SERVICES))
+        freeze_startup_heap()
         yield
         await gateways.pop().close()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -125,6 +126,7 @@ async def serve(
     async with contextlib.AsyncExitStack() as stack:
         for background in definition.background:
             await stack.enter_async_context(background())
+        freeze_startup_heap()
         for name in ("", definition.full_name, LIVENESS):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         if database is not None:
@@ -238,6 +240,16 @@ async def running_task(name: str, work: Callable[[], Any]) -> AsyncIterator[None
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def freeze_startup_heap() -> None:
+    """Move every object made while starting (modules, descriptors, compiled statements,
+    caches) out of the cyclic collector's sight: a full collection then looks at what serving
+    made since, not at the whole heap. Without it, each full collection of a serving process
+    stopped it for 30–90 ms (the gateway under `wrk`: one every few seconds), long enough to
+    be most of a route's p99. Called once, when the process is built and about to serve."""
+    gc.collect()
+    gc.freeze()
 
 
 def run(service: str, build: Callable[[Settings, AsyncEngine], ServiceDefinition]) -> None:
