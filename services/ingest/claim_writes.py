@@ -676,13 +676,21 @@ class UploadWriter:
         )  # fmt: skip
 
 
+# A customer's claims, uploads or data state changed (payload: the customer); see
+# runtime.notified_cache.
+CHANGES_CHANNEL = "ingest_changes"
+
+
 async def lock_customer(cursor: Any, customer: str) -> None:
     """One writer of a customer's claims at a time (uploads, deletions, payer remaps,
     retention), until the transaction ends: statistics and duplicate checks stay exact, and
     nobody else adds the claims an upload found missing. The customer's data version moves
-    on with the transaction (`ingest.data_versions`, read by `GetDataState`)."""
+    on with the transaction (`ingest.data_versions`, read by `GetDataState`), and every
+    process keeping reads of the customer's data is told when it commits
+    (`CHANGES_CHANNEL`)."""
     await cursor.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('ingest.upload'), hashtext(%s))", (customer,)
+        "SELECT pg_advisory_xact_lock(hashtext('ingest.upload'), hashtext(%s)), pg_notify(%s, %s)",
+        (customer, CHANGES_CHANNEL, customer),
     )
     await cursor.execute(
         "INSERT INTO ingest.data_versions (customer_id, version, update_time) "

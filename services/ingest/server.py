@@ -782,9 +782,12 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
         publish=run_detection,
     )
 
-    # Stored uploads kept in memory between reads, each change forgotten as it commits.
+    # Stored uploads and data states kept in memory between reads, each change forgotten as
+    # it commits.
     changes = ChangeListener(
-        settings.database_url, (store.upload_reads,), "upstream-ingest-listener"
+        settings.database_url,
+        (store.upload_reads, store.data_state_reads),
+        "upstream-ingest-listener",
     )
     servicer = IngestServicer(
         store,

@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from runtime.audit import record_purge
 from runtime.db import for_reads, row_by_key
 from runtime.filtering import FilterField, parse_filter
-from runtime.notified_cache import NotifiedCache, notify
+from runtime.notified_cache import NotifiedCache
 from runtime.ordering import Order, SortKey, fetch_page
 from runtime.pagination import after_position
 from services.ingest.claim_writes import (
+    CHANGES_CHANNEL,
     UploadWriter,
     delete_upload_claims,
     lock_customer,
@@ -231,17 +232,24 @@ def _data_state() -> sa.Select[Any]:
 # statement built per call costs more than the query.
 _DATA_STATE = _data_state()
 _UPLOAD_BY_ID = row_by_key(uploads, "customer_id", "upload_id")
-# A customer's stored uploads changed (payload: the customer); see runtime.notified_cache.
-UPLOADS_CHANNEL = "ingest_uploads"
 
 
 class IngestStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._reads = for_reads(engine)
-        # What reads of stored uploads keep while a `ChangeListener` follows their channel
-        # (services.ingest.server); without one, every read goes to the database.
-        self.upload_reads: NotifiedCache[Any] = NotifiedCache("ingest_uploads", UPLOADS_CHANNEL)
+        # What reads of stored uploads and of the data state keep while a `ChangeListener`
+        # follows their channel (services.ingest.server); without one, every read goes to
+        # the database. Every transaction that changes them takes `lock_customer`, which
+        # notifies; the writer forgets at once after its commit (`_changed`).
+        self.upload_reads: NotifiedCache[Any] = NotifiedCache("ingest_uploads", CHANGES_CHANNEL)
+        self.data_state_reads: NotifiedCache[Row] = NotifiedCache(
+            "ingest_data_state", CHANGES_CHANNEL
+        )
+
+    def _changed(self, customer: str) -> None:
+        self.upload_reads.forget(customer)
+        self.data_state_reads.forget(customer)
 
     # --- uploads ---------------------------------------------------------------------------
 
@@ -262,8 +270,7 @@ class IngestStore:
                 with contextlib.suppress(Exception):
                     await writer.end_copy(error)
                 raise
-            await notify(connection, UPLOADS_CHANNEL, customer)
-        self.upload_reads.forget(customer)
+        self._changed(customer)
 
     async def get_upload(self, customer: str, upload_id: str) -> Row | None:
         """The stored upload, kept between reads (`upload_reads`)."""
@@ -279,9 +286,14 @@ class IngestStore:
 
     async def data_state(self, customer: str) -> Row:
         """The customer's data `version` (0 before any change) and its `update_time`, and
-        the `latest_decision_date` of its successful uploads, in one statement."""
-        async with self._reads.connect() as connection:
-            return (await connection.execute(_DATA_STATE, {"customer": customer})).one()
+        the `latest_decision_date` of its successful uploads, in one statement; kept between
+        reads (`data_state_reads`)."""
+
+        async def read() -> Row:
+            async with self._reads.connect() as connection:
+                return (await connection.execute(_DATA_STATE, {"customer": customer})).one()
+
+        return await self.data_state_reads.get(customer, None, read)
 
     # --- uploads being read ---------------------------------------------------------------
     # Each in its own short transaction, beside the upload's long one: what a client
@@ -404,8 +416,7 @@ class IngestStore:
                     "DELETE FROM ingest.uploads WHERE customer_id = %s AND upload_id = %s",
                     (customer, upload_id),
                 )
-            await notify(connection, UPLOADS_CHANNEL, customer)
-        self.upload_reads.forget(customer)
+        self._changed(customer)
         return True
 
     async def customers_with_claims_before(self, before: dt.date) -> list[str]:
@@ -442,6 +453,7 @@ class IngestStore:
                     f"customers/{customer}/claims",
                     {"claims_removed": removed, "decided_before": before.isoformat()},
                 )
+        self._changed(customer)
         return removed
 
     async def list_rejections(
@@ -599,7 +611,8 @@ class IngestStore:
                 await lock_customer(cursor, customer)
                 row = await change.apply(connection, customer)
                 await remap_payers(cursor, customer)
-            return row
+        self._changed(customer)
+        return row
 
     # --- daily statistics -------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
-"""Stored uploads kept in memory by each ingest process between reads (runtime/
-notified_cache.py), two of them over one real PostgreSQL as two replicas would be: a
-deletion through one is seen by the other as soon as it commits, and an upload not there
+"""Stored uploads and data states kept in memory by each ingest process between reads
+(runtime/notified_cache.py), two of them over one real PostgreSQL as two replicas would be:
+a deletion through one is seen by the other as soon as it commits, and an upload not there
 yet is looked for again on the next read."""
 
 from __future__ import annotations
@@ -87,10 +87,12 @@ async def test_a_deletion_through_one_replica_is_seen_by_the_other(
 
         assert await listed(other) == [upload_id]
         assert (await other.get_upload(customer, upload_id)) is not None
+        version = (await other.data_state(customer)).version
         before = _from_memory()
         assert await listed(other) == [upload_id]  # kept
         assert (await other.get_upload(customer, upload_id)) is not None
         assert _from_memory() == before + 2
+        assert (await other.data_state(customer)).version == version
 
         assert await one.delete_upload(customer, upload_id)
         assert await one.get_upload(customer, upload_id) is None  # at once where deleted
@@ -100,6 +102,10 @@ async def test_a_deletion_through_one_replica_is_seen_by_the_other(
 
         await _eventually(other_sees_it_gone)
         assert await listed(other) == []
+        # The data state the deletion moved on, as drift asks for it to know its summaries
+        # are stale.
+        assert (await one.data_state(customer)).version == version + 1
+        assert (await other.data_state(customer)).version == version + 1
 
 
 async def test_an_upload_not_there_yet_is_looked_for_again(database: PostgresUnderTest) -> None:
