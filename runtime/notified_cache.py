@@ -53,7 +53,8 @@ async def notify(connection: AsyncConnection, channel: str, customer: str) -> No
 
 class NotifiedCache(Generic[V]):
     """Results of reads of one kind (`name`), per customer and key, kept until `channel`
-    names their customer."""
+    names their customer. A kept result is shared by every read that finds it: never change
+    one (rows and tuples cannot be; a list is copied before use)."""
 
     def __init__(self, name: str, channel: str, *, max_entries: int = 10_000) -> None:
         self.name = name
