@@ -16,7 +16,8 @@ read: each notification moves a generation counter on, and a read keeps its resu
 when the counter has not moved since it began. Nothing found (None) is never kept: the
 next read looks again, so a resource being made (an upload being read, whose progress is
 shown until its row commits) is found as soon as it is there. A cache holds at most
-`max_entries` results, the least recently read going first.
+`max_entries` results (1,000 by default: a page of events is 20 rows of a few KB, so a
+full cache of pages is tens of MB), the least recently read going first.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class NotifiedCache(Generic[V]):
     names their customer. A kept result is shared by every read that finds it: never change
     one (rows and tuples cannot be; a list is copied before use)."""
 
-    def __init__(self, name: str, channel: str, *, max_entries: int = 10_000) -> None:
+    def __init__(self, name: str, channel: str, *, max_entries: int = 1_000) -> None:
         self.name = name
         self.channel = channel
         self._max_entries = max_entries
