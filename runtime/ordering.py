@@ -19,6 +19,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import errors
+from runtime.filtering import FilterField, parse_filter
+from runtime.notified_cache import NotifiedCache
 from runtime.pagination import after_position
 
 Key = TypeVar("Key")
@@ -127,6 +129,31 @@ async def fetch_page(
     async with engine.connect() as connection:
         result = await connection.execute(ordered(query, order, tiebreak, after).limit(limit))
         return list(result.all())
+
+
+async def kept_page(
+    cache: NotifiedCache[Any],
+    engine: AsyncEngine,
+    table: sa.Table,
+    filters: Mapping[str, FilterField],
+    tiebreak: Any,
+    customer: str,
+    filter_text: str,
+    order: Order[SortKey],
+    limit: int,
+    after: Sequence[Any] | None,
+) -> list[Row[Any]]:
+    """`fetch_page` of the rows of `table` that are `customer`'s and that `filter_text`
+    selects (by `filters`), kept in `cache` until the customer's data changes."""
+
+    async def read() -> list[Row[Any]]:
+        query = sa.select(table).where(
+            table.c.customer_id == customer, parse_filter(filter_text, filters)
+        )
+        return await fetch_page(engine, query, order, tiebreak, limit, after)
+
+    key = (filter_text, order.field, order.descending, limit, tuple(after or ()))
+    return await cache.get(customer, key, read)
 
 
 def position(order: Order[SortKey], row: Any, tiebreak: str) -> list[Any]:

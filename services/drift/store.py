@@ -21,7 +21,7 @@ from runtime import ordering
 from runtime.db import for_reads, row_by_key
 from runtime.filtering import FilterField, parse_filter
 from runtime.notified_cache import NotifiedCache, notify
-from runtime.ordering import Order, SortKey, fetch_page, ordered
+from runtime.ordering import Order, SortKey, kept_page, ordered
 from runtime.pagination import after_position
 from services.drift.config import DetectionConfig
 from services.drift.detection import Detection, Finding
@@ -593,17 +593,18 @@ class DriftStore:
         after: Sequence[Any] | None,
     ) -> list[Row]:
         """One page of the customer's events, kept between reads (`event_reads`)."""
-
-        async def read() -> list[Row]:
-            query = sa.select(drift_events).where(
-                drift_events.c.customer_id == customer, parse_filter(filter_text, EVENT_FILTERS)
-            )
-            return await fetch_page(
-                self._reads, query, order, drift_events.c.event_id, limit, after
-            )
-
-        page = (filter_text, order.field, order.descending, limit, tuple(after or ()))
-        return await self.event_reads.get(customer, page, read)
+        return await kept_page(
+            self.event_reads,
+            self._reads,
+            drift_events,
+            EVENT_FILTERS,
+            drift_events.c.event_id,
+            customer,
+            filter_text,
+            order,
+            limit,
+            after,
+        )
 
     # --- payer summaries --------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from runtime.audit import record_purge
 from runtime.db import for_reads, row_by_key
 from runtime.filtering import FilterField, parse_filter
 from runtime.notified_cache import NotifiedCache
-from runtime.ordering import Order, SortKey, fetch_page
+from runtime.ordering import Order, SortKey, fetch_page, kept_page
 from runtime.pagination import after_position
 from services.ingest.claim_writes import (
     CHANGES_CHANNEL,
@@ -387,15 +387,18 @@ class IngestStore:
         after: Sequence[Any] | None,
     ) -> list[Row]:
         """One page of the customer's stored uploads, kept between reads (`upload_reads`)."""
-
-        async def read() -> list[Row]:
-            query = sa.select(uploads).where(
-                uploads.c.customer_id == customer, parse_filter(filter_text, UPLOAD_FILTERS)
-            )
-            return await fetch_page(self._reads, query, order, uploads.c.upload_id, limit, after)
-
-        page = (filter_text, order.field, order.descending, limit, tuple(after or ()))
-        return await self.upload_reads.get(customer, page, read)
+        return await kept_page(
+            self.upload_reads,
+            self._reads,
+            uploads,
+            UPLOAD_FILTERS,
+            uploads.c.upload_id,
+            customer,
+            filter_text,
+            order,
+            limit,
+            after,
+        )
 
     async def delete_upload(self, customer: str, upload_id: str) -> bool:
         """Remove an upload, the claims it last set and its rejections, and take those claims
