@@ -13,6 +13,7 @@ from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from runtime import auth
+from runtime.notified_cache import NotifiedCache
 from runtime.settings import Settings
 from runtime.telemetry import REQUEST_ID_BAGGAGE
 
@@ -100,6 +101,26 @@ def row_by_key(table: sa.Table, *key: str) -> sa.Select[Any]:
     under their names. Built once at import by a hot read: SQLAlchemy then compiles and
     keys it once, where a statement built per call costs more than the query."""
     return sa.select(table).where(*(table.c[name] == sa.bindparam(name) for name in key))
+
+
+async def kept_row(
+    cache: NotifiedCache[Any],
+    engine: AsyncEngine,
+    statement: sa.Select[Any],
+    customer: str,
+    key: str,
+    value: Any,
+) -> Any:
+    """The row of `customer` whose `key` is `value`, by a `row_by_key` statement on
+    `customer_id` and `key` (None when there is none); kept in `cache` until the customer's
+    data changes."""
+
+    async def read() -> Any:
+        async with engine.connect() as connection:
+            found = await connection.execute(statement, {"customer_id": customer, key: value})
+            return found.first()
+
+    return await cache.get(customer, value, read)
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runtime import ordering
-from runtime.db import for_reads, row_by_key
+from runtime.db import for_reads, kept_row, row_by_key
 from runtime.filtering import FilterField, parse_filter
 from runtime.notified_cache import NotifiedCache, notify
 from runtime.ordering import Order, SortKey, kept_page, ordered
@@ -574,15 +574,10 @@ class DriftStore:
 
     async def get_event(self, customer: str, event_id: str) -> Row | None:
         """The event, kept between reads (`event_reads`)."""
-
-        async def read() -> Row | None:
-            async with self._reads.connect() as connection:
-                found = await connection.execute(
-                    _EVENT_BY_ID, {"customer_id": customer, "event_id": event_id}
-                )
-                return found.first()
-
-        return await self.event_reads.get(customer, event_id, read)
+        row: Row | None = await kept_row(
+            self.event_reads, self._reads, _EVENT_BY_ID, customer, "event_id", event_id
+        )
+        return row
 
     async def list_events(
         self,

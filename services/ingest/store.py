@@ -17,7 +17,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime.audit import record_purge
-from runtime.db import for_reads, row_by_key
+from runtime.db import for_reads, kept_row, row_by_key
 from runtime.filtering import FilterField, parse_filter
 from runtime.notified_cache import NotifiedCache
 from runtime.ordering import Order, SortKey, fetch_page, kept_page
@@ -274,15 +274,10 @@ class IngestStore:
 
     async def get_upload(self, customer: str, upload_id: str) -> Row | None:
         """The stored upload, kept between reads (`upload_reads`)."""
-
-        async def read() -> Row | None:
-            async with self._reads.connect() as connection:
-                result = await connection.execute(
-                    _UPLOAD_BY_ID, {"customer_id": customer, "upload_id": upload_id}
-                )
-                return result.first()
-
-        return await self.upload_reads.get(customer, upload_id, read)
+        row: Row | None = await kept_row(
+            self.upload_reads, self._reads, _UPLOAD_BY_ID, customer, "upload_id", upload_id
+        )
+        return row
 
     async def data_state(self, customer: str) -> Row:
         """The customer's data `version` (0 before any change) and its `update_time`, and
