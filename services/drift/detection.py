@@ -41,6 +41,8 @@ from services.drift.series import (
 # 0.15 between two windows is a common chance excursion); the change must be visible.
 MIN_DENIALS_FOR_MIX = 60
 MIX_MIN_DISTANCE = 0.2
+# The denial reasons an event lists (`carc_codes_moved`).
+MAX_REASON_SHIFTS = 10
 # A finding must also hold on the windows ending each of the days before the run's: a random
 # excursion of a noisy cell rarely lasts a week, a drift does. Costs about that many days of
 # latency, and tests only the cells that are findings.
@@ -375,6 +377,7 @@ def detect(
         cutoffs,
         persistence_days,
     )
+    held, mixed = _fold_reason_mix(held, compared)
     findings = []
     for i, metric, p_value, q in sorted(held, key=lambda one: (one[0], one[1])):
         cell = compared[i]
@@ -393,8 +396,11 @@ def detect(
             evidence, dollars = comparison
             if screens.seasonal(i, metric, began):
                 evidence = _seasonal_evidence(evidence, metric, baseline, current, config)
+            if metric == "DENIAL_RATE":
+                reasons = screens.expected(i, "DENIAL_REASON_MIX", baseline, began)
+                evidence = _with(evidence, carc_shifts=_reason_shifts(reasons, current))
             since = began or screens.change_start(i, metric) or windows.current.start
-            text = summary(cell, metric, evidence, dollars, since)
+            text = summary(cell, metric, evidence, dollars, since, new_reasons=i in mixed)
         # The p-value Benjamini–Hochberg ranked, so that p and q agree to the last digit.
         evidence = _with(evidence, p_value=p_value, q_value=q)
         findings.append(
@@ -416,6 +422,37 @@ def detect(
         tested={(compared[i].payer, compared[i].code_group, metric) for i, metric, _ in candidates},
         history_until=history_until,
     )
+
+
+def _fold_reason_mix(
+    held: list[tuple[int, str, float, float]], compared: Sequence[Cell]
+) -> tuple[list[tuple[int, str, float, float]], set[int]]:
+    """One story, one event: a payer denying more and for other reasons is told as its rise
+    in denials, with the reasons that grew. A payer's reason-mix findings are left out where
+    one of its cells' denial rate rose in the same run (a rise in some reasons moves every
+    reason's share: the mix test finds the rise again). Returns the findings kept and the rows
+    of the denial-rate findings that now say the reasons changed: the same cell's, else the
+    payer's own, else its first group's."""
+    rising = {i for i, metric, _, _ in held if metric == "DENIAL_RATE"}
+    by_payer: dict[str, list[int]] = {}
+    for i in sorted(rising, key=lambda i: (compared[i].code_group != ALL_CODES, i)):
+        by_payer.setdefault(compared[i].payer, []).append(i)
+    kept, mixed = [], set()
+    for one in held:
+        i, metric = one[0], one[1]
+        told_by = by_payer.get(compared[i].payer)
+        if metric != "DENIAL_REASON_MIX" or told_by is None:
+            kept.append(one)
+            continue
+        mixed.add(i if i in rising else told_by[0])
+    return kept, mixed
+
+
+def _reason_shifts(baseline: Totals, current: Totals) -> tuple[tuple[str, float, float], ...]:
+    """The denial reasons whose share grew from `baseline` to `current`, largest growth first
+    (at most 10), as a denial-rate finding's evidence states them."""
+    mix = statistics.denial_reason_mix_test(baseline.carc_counts, current.carc_counts)
+    return tuple(mix.shifts[:MAX_REASON_SHIFTS])
 
 
 def _sequential_finding(
@@ -1867,17 +1904,28 @@ def _money(cents: int) -> str:
     return f"${cents / 100:,.0f}"
 
 
-def summary(cell: Cell, metric: str, evidence: Evidence, dollars: int, began: dt.date) -> str:
-    """One line a revenue-cycle lead can act on; `began`: when the change began."""
+def summary(
+    cell: Cell,
+    metric: str,
+    evidence: Evidence,
+    dollars: int,
+    began: dt.date,
+    *,
+    new_reasons: bool = False,
+) -> str:
+    """One line a revenue-cycle lead can act on; `began`: when the change began;
+    `new_reasons`: a denial rate's rise came with a change of reasons (the codes that grew)."""
     scope = f"{cell.code_group.replace('_', ' ').lower()} claims" if cell.code_group else "claims"
     since = f"since {began:%b} {began.day}"
     stake = f" — about {_money(dollars)} at stake" if dollars else ""
     expected = evidence.expected_value
     if metric == "DENIAL_RATE":
         season = "" if expected is None else f" ({expected:.1%} expected for the season)"
+        grown = ", ".join(code for code, _, _ in evidence.carc_shifts[:3])
+        reasons = f", for other reasons: more {grown}" if new_reasons and grown else ""
         return (
             f"{cell.payer} now denies {evidence.current_value:.1%} of {scope}, up from "
-            f"{evidence.baseline_value:.1%}{season}, {since}{stake}."
+            f"{evidence.baseline_value:.1%}{season}{reasons}, {since}{stake}."
         )
     if metric == "DECISION_DAYS":
         season = "" if expected is None else f", {expected:.0f} expected for the season"

@@ -6,6 +6,7 @@ import datetime as dt
 import random
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -636,6 +637,45 @@ def test_a_customers_january_denial_reasons_are_no_season_of_a_payer_without_the
     ]
     assert finding.cell.payer == "Wellcare"
     assert finding.evidence.carc_shifts[0][0] == "CO-197"
+
+
+def test_denials_that_rise_for_new_reasons_are_one_finding_that_names_them() -> None:
+    """A payer that starts denying for prior authorisation (CO-197) on top of its usual
+    denials: its denial rate rose and so did CO-197's share of them — one story, told once,
+    as the rise with the reasons that grew. A rise for the usual reasons lists them as
+    evidence without saying they changed; a change of reasons alone is still its own finding."""
+    usual = {"CO-50": 0.4, "CO-16": 0.3, "CO-18": 0.3}
+    prior_auth = {"CO-197": 0.6, "CO-50": 0.16, "CO-16": 0.12, "CO-18": 0.12}
+    current_start = windows_for(AS_OF, CONFIG).current.start
+
+    def payer(name: str, now: dict[str, float], **current: float) -> list[DayStat]:
+        days = _history(name, group="", **current)
+        return _reasons(days, lambda s: now if s.day >= current_start else usual)
+
+    stats = [
+        *payer("Aetna", prior_auth, denial_rate=0.25),
+        *payer("Cigna", usual, denial_rate=0.25),
+        # A rise under the floor (+5 points), so that the window has denials enough to compare.
+        *payer("Humana", prior_auth, denial_rate=0.12),
+    ]
+    # The run's own windows alone: the reasons change as the window begins.
+    run = detect_days(stats, AS_OF, CONFIG, persistence_days=0)
+    findings = {(f.cell.payer, f.metric): f for f in run.findings}
+    assert set(findings) == {
+        ("Aetna", "DENIAL_RATE"),
+        ("Cigna", "DENIAL_RATE"),
+        ("Humana", "DENIAL_REASON_MIX"),
+    }
+    aetna = findings["Aetna", "DENIAL_RATE"]
+    assert aetna.evidence.carc_shifts[0][0] == "CO-197"
+    assert "for other reasons: more CO-197" in aetna.summary
+    cigna = findings["Cigna", "DENIAL_RATE"]
+    assert cigna.evidence.carc_shifts and "other reasons" not in cigna.summary
+    # Without its rise in denials, Aetna's new reasons would have been a finding of their own.
+    alone = detect_days(payer("Aetna", prior_auth, denial_rate=0.25), AS_OF,
+                        replace(CONFIG, enabled_metrics=("DENIAL_REASON_MIX",)),
+                        persistence_days=0)  # fmt: skip
+    assert [f.metric for f in alone.findings] == ["DENIAL_REASON_MIX"]
 
 
 @pytest.mark.parametrize("history_days", [None, 430])
