@@ -75,6 +75,17 @@ SEASON_REFERENCE_SLACK = 0.1
 MIN_SEASON_CLAIMS = 30
 # Last year's change of denial reasons counts as seasonal when this unlikely by chance.
 SEASON_MIX_P_VALUE = 0.01
+# Reasons that come and go with the season (January's eligibility denials, CO-27): a reason
+# the customer's payers denied for, in last year's same weeks and SEASON_REASON_MARGIN_DAYS
+# either side, at least SEASON_REASON_RATIO times as often (as a share of their denials) as
+# in the SEASON_REASON_REFERENCE_DAYS before and after those, and that unlikely by chance
+# (one-sided Fisher). When such denials are decided moves from year to year with the
+# payers' pace (a week later, and a January's are February's), so in those weeks the mix is
+# compared over the other reasons; the denial rate still counts them.
+SEASON_REASON_MARGIN_DAYS = 30
+SEASON_REASON_REFERENCE_DAYS = 60
+SEASON_REASON_RATIO = 2.0
+SEASON_REASON_P_VALUE = 0.001
 # Sequential test (see `_Cusum`): the metrics it watches, how many of the last days must
 # still lean towards the change (a spike that ended is no drift), and how far above the
 # baseline's estimate the rate it starts from is put (one-sided z), so that a baseline that
@@ -186,6 +197,7 @@ def span_starts_read(as_of: dt.date, config: DetectionConfig) -> set[dt.date]:
     # side, day by day.
     year = dt.timedelta(days=SEASON_DAYS)
     last_years = [windows_for(w.current.end - year, config) for w in every]
+    reasons = [window for w in every for window in season_reason_windows(w.current)]
     current = every[0].current
     after = dt.timedelta(days=max(SEASON_DAILY_DAYS, SEASON_SMOOTH_DAYS))
     days = [
@@ -199,8 +211,25 @@ def span_starts_read(as_of: dt.date, config: DetectionConfig) -> set[dt.date]:
         [
             *(window for w in every + last_years for window in (w.baseline, w.current)),
             *seasons,
+            *reasons,
             *days,
         ]
+    )
+
+
+def season_reason_windows(current: Window) -> tuple[Window, Window, Window]:
+    """Last year's same weeks as `current` with SEASON_REASON_MARGIN_DAYS either side, and
+    the SEASON_REASON_REFERENCE_DAYS before and after those: where a reason of the season
+    is looked for (see SEASON_REASON_RATIO)."""
+    year = dt.timedelta(days=SEASON_DAYS)
+    margin = dt.timedelta(days=SEASON_REASON_MARGIN_DAYS)
+    reference = dt.timedelta(days=SEASON_REASON_REFERENCE_DAYS)
+    one = dt.timedelta(days=1)
+    same = Window(current.start - year - margin, current.end - year + margin)
+    return (
+        same,
+        Window(same.start - reference, same.start - one),
+        Window(same.end + one, same.end + reference),
     )
 
 
@@ -391,6 +420,10 @@ def detect(
             measured = windows if began is None else replace(windows, current=Window(began, as_of))
             baseline, current = _window_totals(cells[cell], measured)
             expected = screens.expected(i, metric, baseline, began)
+            # The reasons of the season are left out of the mix of both windows.
+            mix = screens.without_seasonal_reasons(i, current, began)
+            if metric == "DENIAL_REASON_MIX":
+                current = mix
             comparison = _compare(metric, expected, current, config)
             assert comparison is not None  # the same sums had a p-value
             evidence, dollars = comparison
@@ -398,7 +431,7 @@ def detect(
                 evidence = _seasonal_evidence(evidence, metric, baseline, current, config)
             if metric == "DENIAL_RATE":
                 reasons = screens.expected(i, "DENIAL_REASON_MIX", baseline, began)
-                evidence = _with(evidence, carc_shifts=_reason_shifts(reasons, current))
+                evidence = _with(evidence, carc_shifts=_reason_shifts(reasons, mix))
             since = began or screens.change_start(i, metric) or windows.current.start
             text = summary(cell, metric, evidence, dollars, since, new_reasons=i in mixed)
         # The p-value Benjamini–Hochberg ranked, so that p and q agree to the last digit.
@@ -817,6 +850,13 @@ class _Screens:
         window, for the season of the days since then."""
         season, at = self._season_since(row, since)
         return season.expected(at, metric, baseline)
+
+    def without_seasonal_reasons(
+        self, row: int, totals: Totals, since: dt.date | None = None
+    ) -> Totals:
+        """`totals` of row `row` (measured `since`) without its reasons of the season."""
+        season, at = self._season_since(row, since)
+        return season.without_seasonal_reasons(at, totals)
 
     def seasonal(self, row: int, metric: str, since: dt.date | None = None) -> bool:
         """Whether `metric`'s baseline of row `row` (measured `since`) was adjusted for the
@@ -1304,7 +1344,8 @@ class _Season:
       change is itself clear (chi-square p < SEASON_MIX_P_VALUE), the row's own season where
       it has enough denials to say, the customer's only where it has not; the expected mix
       then counts as many denials as its windows' noise allows (1 / Σ 1/denials), not the
-      baseline's;
+      baseline's; the reasons of the season (`_seasonal_reasons`) are left out of every
+      window's mix, this season of the mix being that of the other reasons;
     - payment: none; patients' shares are counted with what is paid (the deductible season
       moves dollars from payer to patient, not out of the settlement).
     """
@@ -1359,6 +1400,11 @@ class _Season:
             allowance = SEASON_DAY_MARGIN_Z * np.sqrt(noise + SEASON_DAY_YEAR_VARIANCE)
             shift = np.where(shift >= 1.0, shift + allowance, shift)
             self.day_shift = np.rint(np.maximum(shift, 0.0)).astype(np.int64)
+        # The reasons of the season are left out of every window's mix (rows × codes), and
+        # the season of the mix is that of the other reasons.
+        self.seasonal_reasons = _seasonal_reasons(table, current_start, config)
+        own, pooled = (_without_reasons(w, self.seasonal_reasons) for w in (own, pooled))
+        observed_carc = np.where(self.seasonal_reasons, 0, observed.carc_counts)
         own_mix = _mix_change(own, table.codes)
         pooled_mix = _mix_change(pooled, table.codes)
         # Where the row's or the customer's season is clear, the row's own season of denial
@@ -1368,11 +1414,11 @@ class _Season:
         use_pooled = ~own_mix.usable & pooled_mix.clear
         self.mix = (own_mix.usable & (own_mix.clear | pooled_mix.clear)) | use_pooled
         moved = np.where(use_pooled[:, None], pooled_mix.moved, own_mix.moved)
-        shares = np.clip(_shares_of_rows(observed.carc_counts) + moved, 0.0, None)
+        shares = np.clip(_shares_of_rows(observed_carc) + moved, 0.0, None)
         # The expectation is as precise as the windows it is made of: its counts are those
         # of a sample with the variance of their sum (so a thin week of last year does not
         # pass for the whole baseline's precision).
-        own_total = observed.carc_counts.sum(axis=1)
+        own_total = observed_carc.sum(axis=1)
         variance = np.where(
             use_pooled,
             _inverse(own_total) + pooled_mix.variance,
@@ -1380,9 +1426,7 @@ class _Season:
         )
         precision = np.minimum(_inverse(variance), own_total)
         adjusted = np.rint(_shares_of_rows(shares) * precision[:, None])
-        self.mix_adjusted = np.where(
-            self.mix[:, None], adjusted.astype(np.int64), observed.carc_counts
-        )
+        self.mix_adjusted = np.where(self.mix[:, None], adjusted.astype(np.int64), observed_carc)
         self._codes = table.codes
 
     def adjusted(
@@ -1412,12 +1456,15 @@ class _Season:
             current_widened = np.zeros((current_days.shape[0], widened.size), dtype=np.int64)
             current_widened[:, np.searchsorted(widened, values)] = current_days
             current_days, values = current_widened, widened
-        carc = np.where(self.mix[:, None], self.mix_adjusted, observed.carc_counts)
+        carc = self.mix_adjusted
+        current_carc = np.where(self.seasonal_reasons, 0, current.carc_counts)
         return (
             observed.with_counts(
                 sums=sums, decision_days=baseline_days, values=values, carc_counts=carc
             ),
-            current.with_counts(decision_days=current_days, values=values),
+            current.with_counts(
+                decision_days=current_days, values=values, carc_counts=current_carc
+            ),
         )
 
     def denial_counts(
@@ -1436,8 +1483,16 @@ class _Season:
         if metric == "DECISION_DAYS":
             return bool(self.day_shift[row] > 0)
         if metric == "DENIAL_REASON_MIX":
-            return bool(self.mix[row])
+            return bool(self.mix[row] or self.seasonal_reasons[row].any())
         return False
+
+    def without_seasonal_reasons(self, row: int, totals: Totals) -> Totals:
+        """`totals` without the denials of row `row`'s reasons of the season."""
+        left_out = {self._codes[i] for i in np.flatnonzero(self.seasonal_reasons[row]).tolist()}
+        if not left_out:
+            return totals
+        kept = {code: n for code, n in totals.carc_counts.items() if code not in left_out}
+        return replace(totals, carc_counts=kept)
 
     def expected(self, row: int, metric: str, baseline: Totals) -> Totals:
         """One series' baseline window adjusted as row `row`'s sums are."""
@@ -1461,6 +1516,69 @@ class _Season:
             baseline,
             carc_counts={self._codes[i]: int(counts[i]) for i in np.flatnonzero(counts).tolist()},
         )
+
+
+def _without_reasons(season: _SeasonWindows, left_out: npt.NDArray[np.bool_]) -> _SeasonWindows:
+    """`season` with the denials of the reasons `left_out` (rows × codes) taken out."""
+    if not left_out.any():
+        return season
+    return replace(
+        season,
+        **{
+            name: window.with_counts(carc_counts=np.where(left_out, 0, window.carc_counts))
+            for name in ("same", "before", "recent", "observed")
+            if (window := getattr(season, name)) is not None
+        },
+    )
+
+
+def _seasonal_reasons(
+    table: SeriesTable, current_start: statistics.IntArray, config: DetectionConfig
+) -> npt.NDArray[np.bool_]:
+    """Each row's reasons of the season (rows × the table's codes): the customer's payers
+    summed over `season_reason_windows` of the row's current window (see
+    SEASON_REASON_RATIO)."""
+    payers = payer_level_series(table)
+    codes = len(table.codes)
+    if not payers.size or not codes:
+        return np.zeros((current_start.size, codes), dtype=bool)
+    starts, row_of = np.unique(current_start, return_inverse=True)
+    days = config.current_window_days - 1
+    # (same weeks, before, after) of each distinct current window.
+    windows = zip(
+        *(
+            season_reason_windows(
+                Window(dt.date.fromordinal(start), dt.date.fromordinal(start + days))
+            )
+            for start in starts.tolist()
+        ),
+        strict=True,
+    )
+    sums = []
+    for kind in windows:
+        first = np.array([w.start.toordinal() for w in kind], dtype=np.int64)
+        last = np.array([w.end.toordinal() for w in kind], dtype=np.int64)
+        totals = table.windows(
+            np.tile(payers, starts.size),
+            np.repeat(first, payers.size),
+            np.repeat(last, payers.size),
+        )
+        sums.append(totals.carc_counts.reshape(starts.size, payers.size, codes).sum(axis=1))
+    same, before, after = sums
+    reference = before + after
+    same_total = same.sum(axis=1, keepdims=True)
+    reference_total = reference.sum(axis=1, keepdims=True)
+    share = _shares(same, same_total)
+    usual = np.maximum(_shares(before, before.sum(axis=1, keepdims=True)),
+                       _shares(after, after.sum(axis=1, keepdims=True)))  # fmt: skip
+    p = statistics.fisher_greater(
+        reference.ravel(),
+        np.broadcast_to(reference_total, reference.shape).ravel(),
+        same.ravel(),
+        np.broadcast_to(same_total, same.shape).ravel(),
+    ).reshape(same.shape)
+    seasonal = (share >= SEASON_REASON_RATIO * usual) & (p < SEASON_REASON_P_VALUE) & (same > 0)
+    return np.asarray(seasonal[row_of.ravel()])
 
 
 def _season_windows(

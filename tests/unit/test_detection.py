@@ -639,6 +639,54 @@ def test_a_customers_january_denial_reasons_are_no_season_of_a_payer_without_the
     assert finding.evidence.carc_shifts[0][0] == "CO-197"
 
 
+def test_a_season_of_denial_reasons_that_comes_late_this_year_is_still_the_season() -> None:
+    """Every January the customer's payers deny many claims for eligibility (CO-27) as plans
+    change. One payer decided last year's in January's first half and decides this year's
+    a month later, in the weeks after mid-January: last year's same weeks had none of them
+    (its history, since October, puts them in the weeks before), so its own season expects
+    none. Their reason is still the season's, whose timing moves from year to year: no new
+    mix (its denial rate still counts them). A reason that is not the season's, moving in
+    the same weeks, is still found."""
+    usual = {"CO-50": 0.4, "CO-16": 0.3, "CO-18": 0.3}
+    eligibility = {"CO-27": 0.6, "CO-50": 0.16, "CO-16": 0.12, "CO-18": 0.12}
+    prior_auth = {"CO-197": 0.6, "CO-50": 0.16, "CO-16": 0.12, "CO-18": 0.12}
+    run = dt.date(2026, 2, 14)
+    history_start = dt.date(2024, 10, 1)
+
+    def payer(name: str, seed: int, shares: Callable[[dt.date], dict[str, float]]) -> list[DayStat]:
+        days = _seasonal_years(name, through=run, january={}, years_with_season=(), seed=seed)
+        return _reasons([s for s in days if s.day >= history_start], lambda s: shares(s.day))
+
+    def january(day: dt.date) -> dict[str, float]:
+        return eligibility if day.month == 1 else usual
+
+    def early_then_late(day: dt.date) -> dict[str, float]:
+        this_year = dt.date(2026, 1, 16) <= day <= dt.date(2026, 2, 14)
+        last_year = dt.date(2025, 1, 1) <= day <= dt.date(2025, 1, 16)
+        return eligibility if this_year or last_year else usual
+
+    stats = [
+        *payer("Aetna", 41, january),
+        *payer("Cigna", 42, january),
+        *payer("Humana", 43, january),
+        *payer("Latecomer", 44, early_then_late),
+    ]
+    assert not [
+        f for f in detect_days(stats, run, CONFIG).findings if f.metric == "DENIAL_REASON_MIX"
+    ]
+
+    def prior_authorisation(day: dt.date) -> dict[str, float]:
+        return prior_auth if day >= dt.date(2026, 1, 10) else january(day)
+
+    moved = stats + payer("Wellcare", 45, prior_authorisation)
+    (finding,) = [
+        f for f in detect_days(moved, run, CONFIG).findings if f.metric == "DENIAL_REASON_MIX"
+    ]
+    assert finding.cell.payer == "Wellcare"
+    assert finding.evidence.carc_shifts[0][0] == "CO-197"
+    assert "CO-27" not in {code for code, _, _ in finding.evidence.carc_shifts}
+
+
 def test_denials_that_rise_for_new_reasons_are_one_finding_that_names_them() -> None:
     """A payer that starts denying for prior authorisation (CO-197) on top of its usual
     denials: its denial rate rose and so did CO-197's share of them — one story, told once,
