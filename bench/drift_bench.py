@@ -48,6 +48,7 @@ from bench.ingest_bench import ingest_process, log, throwaway_cluster, verdict
 from runtime import schemas
 from runtime.auth import service_token
 from runtime.clients import open_channel
+from runtime.memory import keep_freed_memory
 from runtime.settings import Settings
 from services.drift.config import DetectionConfig
 from services.drift.detection import (
@@ -529,6 +530,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.claims < 1 or args.cells < 1:
         parser.error("--claims and --cells must be positive")
+    # This process reads and detects as the drift process does: with its allocator settings.
+    keep_freed_memory()
     started = time.perf_counter()
     with throwaway_cluster(args.keep) as admin_url:
         figures = measure(admin_url, args.claims, args.cells, args.profile)

@@ -35,6 +35,7 @@ from runtime.interceptors import (
     ObservationInterceptor,
     ValidationInterceptor,
 )
+from runtime.memory import keep_freed_memory
 from runtime.settings import Settings
 from runtime.telemetry import setup_error_reporting, setup_logging, setup_tracing, shutdown_tracing
 
@@ -255,6 +256,7 @@ def freeze_startup_heap() -> None:
 def run(service: str, build: Callable[[Settings, AsyncEngine], ServiceDefinition]) -> None:
     """The entry point of every service: settings, database engine, then serve until told
     to stop. `build` makes the service's servicer from them."""
+    keep_freed_memory()
     settings = Settings.from_env(service)
 
     async def main() -> None:
