@@ -587,11 +587,12 @@ def denial_reason_mix_test(
     """Whether the reasons (CARC codes) a payer denies for have changed.
 
     The `top` codes by combined count are kept and the rest folded into `OTHER`, so that the
-    chi-square test of homogeneity is not run on a long tail of near-empty cells. The
-    Jensen–Shannon distance (base 2: 0 identical, 1 disjoint) and the `shifts` (codes whose
-    share grew, largest growth first, as (code, baseline share, current share)) describe the
-    same folded mix, so the three numbers of an event agree. An empty window or fewer than two
-    codes with counts gives p = 1.0 and distance 0.0.
+    chi-square test of homogeneity is not run on a long tail of near-empty cells; the
+    Jensen–Shannon distance (base 2: 0 identical, 1 disjoint) is of that folded mix too. The
+    `shifts` are the codes whose share grew, largest growth first, as (code, baseline share,
+    current share): where the tail grew, its own codes that grew are named in its place (an
+    analyst acts on CO-27, not on OTHER). An empty window or fewer than two codes with counts
+    gives p = 1.0 and distance 0.0.
     """
     codes, base_counts, cur_counts = _folded_mix(baseline, current, top)
     base_total, cur_total = int(base_counts.sum()), int(cur_counts.sum())
@@ -605,6 +606,13 @@ def denial_reason_mix_test(
         for code, before, after in zip(codes, base_shares, cur_shares, strict=True)
         if after > before
     ]
+    if any(code == OTHER for code, _, _ in grown) and (tail := {*baseline, *current} - {*codes}):
+        grown = [shift for shift in grown if shift[0] != OTHER] + [
+            (code, before, after)
+            for code in tail
+            if (after := current.get(code, 0) / cur_total)
+            > (before := baseline.get(code, 0) / base_total)
+        ]
     grown.sort(key=lambda shift: (shift[1] - shift[2], shift[0]))
     every = sorted({*baseline, *current})
     (p_value,) = mix_p_values(
