@@ -420,10 +420,9 @@ def detect(
             measured = windows if began is None else replace(windows, current=Window(began, as_of))
             baseline, current = _window_totals(cells[cell], measured)
             expected = screens.expected(i, metric, baseline, began)
-            # The reasons of the season are left out of the mix of both windows.
-            mix = screens.without_seasonal_reasons(i, current, began)
             if metric == "DENIAL_REASON_MIX":
-                current = mix
+                # The reasons of the season are left out of both windows' mix.
+                current = screens.without_seasonal_reasons(i, current, began)
             comparison = _compare(metric, expected, current, config)
             assert comparison is not None  # the same sums had a p-value
             evidence, dollars = comparison
@@ -431,6 +430,7 @@ def detect(
                 evidence = _seasonal_evidence(evidence, metric, baseline, current, config)
             if metric == "DENIAL_RATE":
                 reasons = screens.expected(i, "DENIAL_REASON_MIX", baseline, began)
+                mix = screens.without_seasonal_reasons(i, current, began)
                 evidence = _with(evidence, carc_shifts=_reason_shifts(reasons, mix))
             since = began or screens.change_start(i, metric) or windows.current.start
             text = summary(cell, metric, evidence, dollars, since, new_reasons=i in mixed)
@@ -1525,9 +1525,10 @@ def _without_reasons(season: _SeasonWindows, left_out: npt.NDArray[np.bool_]) ->
     return replace(
         season,
         **{
-            name: window.with_counts(carc_counts=np.where(left_out, 0, window.carc_counts))
+            name: (window := getattr(season, name)).with_counts(
+                carc_counts=np.where(left_out, 0, window.carc_counts)
+            )
             for name in ("same", "before", "recent", "observed")
-            if (window := getattr(season, name)) is not None
         },
     )
 
