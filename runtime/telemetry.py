@@ -16,8 +16,9 @@ import logging
 import os
 import sys
 import threading
+import time
 import traceback
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -28,6 +29,8 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
+from opentelemetry.util.types import Attributes
 from prometheus_client import Counter, Histogram
 from pythonjsonlogger.json import JsonEncoder, JsonFormatter
 from sqlalchemy.exc import StatementError
@@ -82,6 +85,67 @@ def _otlp_exporter() -> SpanExporter:
     )
 
 
+RATE_LIMITED_SAMPLER = "parentbased_rate_limited"
+
+
+class RateLimitedSampler(Sampler):
+    """At most `per_second` new traces a second, by a token bucket holding one second's worth:
+    every trace while fewer begin, that many a second however many more do. So a quiet
+    deployment keeps all its traces, and tracing a busy one costs a fixed amount of CPU
+    instead of a share of every request. Decides for root spans only; `ParentBased` makes
+    every other span follow its parent."""
+
+    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if not per_second > 0:
+            raise ValueError(f"{RATE_LIMITED_SAMPLER} needs a rate above 0, not {per_second!r}")
+        self._per_second = per_second
+        self._capacity = max(per_second, 1.0)
+        self._tokens = self._capacity
+        self._clock = clock
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: trace.SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[trace.Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        with self._lock:
+            now = self._clock()
+            elapsed, self._last = now - self._last, now
+            self._tokens = min(self._capacity, self._tokens + elapsed * self._per_second)
+            sampled = self._tokens >= 1.0
+            if sampled:
+                self._tokens -= 1.0
+        if sampled:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, trace_state)
+        return SamplingResult(Decision.DROP, None, trace_state)
+
+    def get_description(self) -> str:
+        return f"RateLimited{{{self._per_second:g}/s}}"
+
+
+def sampler_from_env() -> Sampler | None:
+    """`OTEL_TRACES_SAMPLER=parentbased_rate_limited` with `OTEL_TRACES_SAMPLER_ARG` traces a
+    second (each process's own); None for the standard samplers, which the SDK reads itself."""
+    if os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() != RATE_LIMITED_SAMPLER:
+        return None
+    argument = os.environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    try:
+        per_second = float(argument)
+    except ValueError:
+        raise ValueError(
+            f"OTEL_TRACES_SAMPLER_ARG={argument!r}: {RATE_LIMITED_SAMPLER} needs the traces a"
+            " second to keep, a number above 0"
+        ) from None
+    return ParentBased(root=RateLimitedSampler(per_second))
+
+
 def _datadog_provider(service_name: str) -> trace.TracerProvider:
     """ddtrace as the OpenTelemetry provider: every span (ours and the gRPC, SQL and ASGI
     instrumentations') goes to the Datadog agent in its own format, configured by the
@@ -109,10 +173,16 @@ def setup_tracing(service: str) -> trace.TracerProvider:
     if name == "datadog":
         provider = _datadog_provider(service_name)
     else:
-        sdk_provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+        sdk_provider = TracerProvider(
+            resource=Resource.create({"service.name": service_name}), sampler=sampler_from_env()
+        )
         if name != "none":
             exporter = ConsoleSpanExporter() if name == "console" else _otlp_exporter()
             sdk_provider.add_span_processor(BatchSpanProcessor(exporter))
+            logging.getLogger("upstream.telemetry").info(
+                "tracing",
+                extra={"exporter": name, "sampler": sdk_provider.sampler.get_description()},
+            )
         provider = sdk_provider
     trace.set_tracer_provider(provider)
     _provider = provider
@@ -209,14 +279,17 @@ REQUEST_ID_BAGGAGE = "request_id"
 
 
 class _TraceContextFilter(logging.Filter):
-    """Each record of a traced call gets its trace and span ids, and the id of the HTTP
-    request it serves (the gateway's `X-Request-ID`, carried as baggage across services)."""
+    """Each record of a traced call gets its trace and span ids, whether that trace is kept
+    (`trace_sampled`: under a sampler, false for the traces no span of which is exported), and
+    the id of the HTTP request it serves (the gateway's `X-Request-ID`, carried as baggage
+    across services)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
             record.trace_id = format(context.trace_id, "032x")
             record.span_id = format(context.span_id, "016x")
+            record.trace_sampled = context.trace_flags.sampled
         request_id = baggage.get_baggage(REQUEST_ID_BAGGAGE)
         if request_id is not None:
             record.request_id = str(request_id)

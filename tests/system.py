@@ -7,6 +7,7 @@ import os
 import random
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,11 +23,11 @@ import httpx
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from devtools.stack import Stack, http_ok, wait_until
+from devtools.stack import Stack, grpc_serving, http_ok, wait_until
 from runtime import schemas
 from runtime.auth import Role, mint_token
 from runtime.postgres import LocalPostgres
-from runtime.settings import Settings
+from runtime.settings import REPO_ROOT, Settings
 
 SERVICES = ("ingest", "drift", "reports")
 TEST_JWT_SECRET = "test-secret-with-enough-entropy-for-hs256"
@@ -282,6 +283,33 @@ def running_service(
         yield process, target
     finally:
         stack.stop()
+
+
+@contextmanager
+def service_logging_to(
+    log_path: Path, service: str, database_url: str, **settings: str
+) -> Iterator[tuple[str, int]]:
+    """`service` as its own process, every line it writes (its JSON log) into `log_path`,
+    `settings` added to its environment; its gRPC target and its metrics port, once serving."""
+    port, metrics_port = free_port(), free_port()
+    env = base_env(
+        DATABASE_URL=database_url, GRPC_PORT=str(port), METRICS_PORT=str(metrics_port), **settings
+    )
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{service}"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            target = f"127.0.0.1:{port}"
+            wait_until(service, lambda: grpc_serving(target))
+            yield target, metrics_port
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 @contextmanager

@@ -5,18 +5,14 @@ failed call; its metrics count every call (drift as its own process)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import grpc
 import httpx
 
-from devtools.stack import grpc_serving, wait_until
-from runtime.settings import REPO_ROOT
 from tests.conftest import PostgresUnderTest
-from tests.system import base_env, free_port, token_for
+from tests.system import service_logging_to, token_for
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
 
 CALLS = 300
@@ -27,46 +23,31 @@ def test_quick_successful_calls_are_logged_at_the_sampled_rate_and_failures_alwa
     postgres: PostgresUnderTest, tmp_path: Path
 ) -> None:
     customer = "logs" + uuid.uuid4().hex[:8]
-    port, metrics_port = free_port(), free_port()
     log_path = tmp_path / "drift.log"
-    env = base_env(
-        DATABASE_URL=postgres.url("drift"),
-        GRPC_PORT=str(port),
-        METRICS_PORT=str(metrics_port),
+    with service_logging_to(
+        log_path,
+        "drift",
+        postgres.url("drift"),
         RPC_LOG_SAMPLE_RATE="0.1",
         RPC_LOG_SLOW_MS="10000",
-    )
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.drift"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            target = f"127.0.0.1:{port}"
-            wait_until("drift", lambda: grpc_serving(target))
-            metadata = (("authorization", f"Bearer {token_for(customer)}"),)
-            with grpc.insecure_channel(target) as channel:
-                stub = drift_service_pb2_grpc.DriftServiceStub(channel)
-                config = drift_service_pb2.GetDriftConfigRequest(
-                    name=f"customers/{customer}/driftConfig"
-                )
-                for _ in range(CALLS):
-                    stub.GetDriftConfig(config, metadata=metadata, timeout=10)
-                missing = drift_service_pb2.GetDriftEventRequest(
-                    name=f"customers/{customer}/driftEvents/ev_none"
-                )
-                for _ in range(FAILURES):
-                    try:
-                        stub.GetDriftEvent(missing, metadata=metadata, timeout=10)
-                    except grpc.RpcError as error:
-                        assert error.code() is grpc.StatusCode.NOT_FOUND
-            metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    ) as (target, metrics_port):
+        metadata = (("authorization", f"Bearer {token_for(customer)}"),)
+        with grpc.insecure_channel(target) as channel:
+            stub = drift_service_pb2_grpc.DriftServiceStub(channel)
+            config = drift_service_pb2.GetDriftConfigRequest(
+                name=f"customers/{customer}/driftConfig"
+            )
+            for _ in range(CALLS):
+                stub.GetDriftConfig(config, metadata=metadata, timeout=10)
+            missing = drift_service_pb2.GetDriftEventRequest(
+                name=f"customers/{customer}/driftEvents/ev_none"
+            )
+            for _ in range(FAILURES):
+                try:
+                    stub.GetDriftEvent(missing, metadata=metadata, timeout=10)
+                except grpc.RpcError as error:
+                    assert error.code() is grpc.StatusCode.NOT_FOUND
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
 
     handled = [
         record
