@@ -38,6 +38,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
 
 import grpc
 import httpx
@@ -75,24 +77,26 @@ NO_LIMIT = {
 }
 
 
+# Each figure is the median of this many turns, the compared ones taking turns.
+ROUNDS = 5
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class Latencies:
-    name: str
     p50_ms: float
     p99_ms: float
 
 
-def sequential(name: str, call: Callable[[], object], seconds: float) -> Latencies:
-    """`call` made one after another for `seconds`, after a second of warming up."""
+def sequential(call: Callable[[], object], seconds: float) -> Latencies:
+    """`call` made one after another for `seconds`."""
     times = []
-    for warming, duration in ((True, 1.0), (False, seconds)):
-        deadline = time.perf_counter() + duration
-        while (started := time.perf_counter()) < deadline:
-            call()
-            if not warming:
-                times.append(time.perf_counter() - started)
+    deadline = time.perf_counter() + seconds
+    while (started := time.perf_counter()) < deadline:
+        call()
+        times.append(time.perf_counter() - started)
     p50, p99 = np.quantile(np.array(times), [0.5, 0.99]) * 1000
-    return Latencies(name, float(p50), float(p99))
+    return Latencies(float(p50), float(p99))
 
 
 def by_wrk(url: str, token: str, seconds: float, connections: int) -> wrk.Load:
@@ -103,11 +107,42 @@ def by_wrk(url: str, token: str, seconds: float, connections: int) -> wrk.Load:
     return load
 
 
-def one_after_another(name: str, url: str, token: str, seconds: float) -> Latencies:
+def one_after_another(url: str, token: str, seconds: float) -> Latencies:
     """Calls of `url` one after another over one keep-alive connection, by `wrk`."""
-    by_wrk(url, token, 1.0, 1)  # warm: connections, caches
     load = by_wrk(url, token, seconds, 1)
-    return Latencies(name, load.p50_ms, load.p99_ms)
+    return Latencies(load.p50_ms, load.p99_ms)
+
+
+def _get(client: httpx.Client, url: str) -> object:
+    return client.get(url).raise_for_status()
+
+
+def _wrk_rate(url: str, token: str, connections: int, seconds: float) -> float:
+    return by_wrk(url, token, seconds, connections).rate
+
+
+def _httpx_rate(url: str, token: str, connections: int, seconds: float) -> float:
+    return asyncio.run(throughput(url, token, seconds, connections))
+
+
+def in_turns(timers: dict[str, Callable[[float], T]], seconds: float) -> dict[str, list[T]]:
+    """Each timer run ROUNDS times for its share of `seconds`, the timers taking turns (in
+    a new order each round), after a second each of warming up: a slow spell of the machine
+    falls on all of them alike rather than on whichever ran then."""
+    for timer in timers.values():
+        timer(1.0)  # warm: connections, caches
+    results: dict[str, list[T]] = {name: [] for name in timers}
+    names = list(timers)
+    for round_ in range(ROUNDS):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            results[name].append(timers[name](seconds / ROUNDS))
+    return results
+
+
+def median_latencies(rounds: list[Latencies]) -> Latencies:
+    return Latencies(
+        float(np.median([r.p50_ms for r in rounds])), float(np.median([r.p99_ms for r in rounds]))
+    )
 
 
 async def throughput(url: str, token: str, seconds: float, connections: int) -> float:
@@ -169,41 +204,45 @@ def measure(system: System, seconds: float, connections: int) -> None:
         stub = drift_service_pb2_grpc.DriftServiceStub(channel)
         request = drift_service_pb2.GetDriftConfigRequest(name=f"customers/{CUSTOMER}/driftConfig")
         metadata = (("authorization", f"Bearer {token}"),)
-        log(f"GetDriftConfig called one after another over gRPC for {seconds:g} s …")
-        direct = sequential(
-            "direct gRPC",
-            lambda: stub.GetDriftConfig(request, metadata=metadata, timeout=10),
-            seconds,
-        )
-        if wrk.installed():
-            log(f"the same over HTTP, one connection × {seconds:g} s each (wrk) …")
-            through = one_after_another("through the gateway", gateway + path, token, seconds)
-            plain = one_after_another("bare pass-through", bare + path, token, seconds)
-            log(f"throughput, {connections} connections × {seconds:g} s each (wrk) …")
-            gateway_rate = by_wrk(gateway + path, token, seconds, connections).rate
-            bare_rate = by_wrk(bare + path, token, seconds, connections).rate
-            log(f"the gateway with every request traced, {connections} connections …")
-            all_traced_rate = by_wrk(tracing_all + path, token, seconds, connections).rate
-        else:
+
+        def direct_call() -> object:
+            return stub.GetDriftConfig(request, metadata=metadata, timeout=10)
+
+        one: dict[str, Callable[[float], Latencies]] = {
+            "direct gRPC": partial(sequential, direct_call)
+        }
+        many: dict[str, Callable[[float], float]] = {}
+        plain_http = not wrk.installed()
+        if plain_http:
             log("wrk is not installed (apt install wrk): HTTP measured with httpx, whose own")
             log("time per call and ceiling of calls a second the figures include")
-            through = sequential(
-                "through the gateway",
-                lambda: client.get(gateway + path).raise_for_status(),
-                seconds,
+        for name, url in (("through the gateway", gateway), ("bare pass-through", bare)):
+            one[name] = (
+                partial(sequential, partial(_get, client, url + path))
+                if plain_http
+                else partial(one_after_another, url + path, token)
             )
-            plain = sequential(
-                "bare pass-through", lambda: client.get(bare + path).raise_for_status(), seconds
-            )
-            gateway_rate = asyncio.run(throughput(gateway + path, token, seconds, connections))
-            bare_rate = asyncio.run(throughput(bare + path, token, seconds, connections))
-            all_traced_rate = asyncio.run(
-                throughput(tracing_all + path, token, seconds, connections)
-            )
+        for name, url in (("gateway", gateway), ("bare", bare), ("all traced", tracing_all)):
+            rate = _httpx_rate if plain_http else _wrk_rate
+            many[name] = partial(rate, url + path, token, connections)
+        log(
+            f"GetDriftConfig one call after another, {seconds:g} s each way in {ROUNDS} turns:"
+            " direct over gRPC, through the gateway and through the pass-through (one HTTP"
+            " connection) …"
+        )
+        latencies = {
+            name: median_latencies(rounds) for name, rounds in in_turns(one, seconds).items()
+        }
+        log(f"throughput, {connections} connections, {seconds:g} s each in {ROUNDS} turns …")
+        rates = {name: float(np.median(r)) for name, r in in_turns(many, seconds).items()}
 
-    log("\n                         p50 ms   p99 ms")
-    for row in (direct, through, plain):
-        log(f"  {row.name:22s} {row.p50_ms:7.2f}  {row.p99_ms:7.2f}")
+    direct = latencies["direct gRPC"]
+    through = latencies["through the gateway"]
+    plain = latencies["bare pass-through"]
+    gateway_rate, bare_rate, all_traced_rate = rates["gateway"], rates["bare"], rates["all traced"]
+    log(f"\n  (medians of {ROUNDS} turns)       p50 ms   p99 ms")
+    for name, row in latencies.items():
+        log(f"  {name:30s} {row.p50_ms:7.2f}  {row.p99_ms:7.2f}")
     over50 = through.p50_ms - direct.p50_ms
     over99 = through.p99_ms - direct.p99_ms
     bare50 = plain.p50_ms - direct.p50_ms

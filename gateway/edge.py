@@ -20,8 +20,8 @@ more than the rest of the gateway's work on a small read.
 
 from __future__ import annotations
 
+import random
 import re
-import uuid
 from collections.abc import Iterable
 
 from opentelemetry import baggage, trace
@@ -49,6 +49,12 @@ ROUTE_TEMPLATE = "route_template"
 _PROPAGATED = frozenset(name.encode() for name in PROPAGATED)
 
 tracer = trace.get_tracer("upstream.gateway")
+
+
+def new_request_id() -> str:
+    """32 random hex digits: an id to find a request by, not a secret, so drawn from the
+    process's generator rather than the kernel's (a system call a request)."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str:
@@ -101,7 +107,7 @@ class Edge:
             await self._app(scope, receive, send)
             return
         given = _header(scope["headers"], b"x-request-id")
-        request_id = given if _ACCEPTED_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _ACCEPTED_ID.match(given) else new_request_id()
         state = scope.setdefault("state", {})
         state[REQUEST_ID] = request_id
         traced = scope.get("path") not in self._untraced
@@ -112,15 +118,14 @@ class Edge:
         )
         context = baggage.set_baggage(REQUEST_ID, request_id, context=parent)
         span = (
-            tracer.start_span(
-                scope["method"],
-                context=context,
-                kind=SpanKind.SERVER,
-                attributes=_request_attributes(scope),
-            )
+            tracer.start_span(scope["method"], context=context, kind=SpanKind.SERVER)
             if traced
             else trace.INVALID_SPAN
         )
+        # Read from the request only for a span that is kept (no sampler of ours reads them).
+        traced = traced and span.is_recording()
+        if traced:
+            span.set_attributes(_request_attributes(scope))
         token = otel_context.attach(trace.set_span_in_context(span, context))
         id_bytes = request_id.encode("latin-1")
         over_tls = scope.get("scheme") == "https"

@@ -21,7 +21,6 @@ import asyncio
 import json
 import logging
 import socket
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -31,6 +30,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from gateway.edge import new_request_id
 from gateway.problems import API_VERSION, PROBLEM_JSON, http_problem
 
 logger = logging.getLogger("upstream.gateway")
@@ -254,7 +254,7 @@ class LimitedProtocol(HttpToolsProtocol):
                 self.transport.close()
                 return
         # Refused before the application saw it: the request gets its id here.
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         problem = {**http_problem(status, message), "request_id": request_id}
         body = json.dumps(problem, separators=(",", ":")).encode()
         head = (

@@ -79,8 +79,27 @@ class Compression:
             await send(message)
 
         accepted = Headers(scope=scope).get("accept-encoding", "")
-        compress = self._brotli if "br" in accepted else self._gzip
-        await compress(scope, receive, tagged)
+        if "br" in accepted:
+            await self._brotli(scope, receive, tagged)
+        elif "gzip" in accepted:
+            await self._gzip(scope, receive, tagged)
+        else:
+            # Sent as it is, with nothing to retag; it still says it could have been
+            # compressed, so a cache keeps each client's copy apart.
+            await self._plain(scope, receive, _varied(send))
+
+
+def _varied(send: Send) -> Send:
+    """`send` with `Vary: Accept-Encoding` on the answer's head."""
+
+    async def varied(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableHeaders(raw=list(message.get("headers", ())))
+            headers.add_vary_header("Accept-Encoding")
+            message = {**message, "headers": headers.raw}
+        await send(message)
+
+    return varied
 
 
 def wrap(app: ASGIApp, settings: Settings) -> ASGIApp:

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import unquote
 
@@ -91,33 +92,33 @@ class Route:
     pattern: re.Pattern[str]
     variables: tuple[str, ...]
 
-    @property
+    @cached_property
     def grpc_path(self) -> str:
         return f"/{self.method.containing_service.full_name}/{self.method.name}"
 
-    @property
+    @cached_property
     def specificity(self) -> tuple[int, int]:
         """Routes with a custom verb and more literal text are tried first."""
         has_verb = ":" in self.binding.template.rsplit("}", 1)[-1]
         literal = len(_TOKEN.sub("", self.binding.template))
         return (int(has_verb), literal)
 
-    @property
+    @cached_property
     def request_class(self) -> type[message.Message]:
         return message_factory.GetMessageClass(self.method.input_type)
 
-    @property
+    @cached_property
     def response_class(self) -> type[message.Message]:
         return message_factory.GetMessageClass(self.method.output_type)
 
-    @property
+    @cached_property
     def body_field(self) -> descriptor.FieldDescriptor | None:
         body = self.binding.body
         if body in ("", "*"):
             return None
         return self.method.input_type.fields_by_name[body]
 
-    @property
+    @cached_property
     def streams_request_body(self) -> bool:
         """The raw HTTP body is streamed in chunks into an `HttpBody` field."""
         field = self.body_field
@@ -127,32 +128,53 @@ class Route:
             and (field.message_type.full_name == HTTP_BODY)
         )
 
-    @property
+    @cached_property
     def returns_http_body(self) -> bool:
         return self.method.output_type.full_name == HTTP_BODY
 
 
-def build_routes(services: Iterable[descriptor.ServiceDescriptor]) -> list[Route]:
+class Routes(list[Route]):
+    """Routes in the order they are tried (most specific first), and for each HTTP verb one
+    regex that tries all of that verb's routes in that order at once: the first to match is
+    the one whose group closes last (`lastindex`)."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        super().__init__(routes)
+        self._by_verb: dict[str, tuple[re.Pattern[str], dict[int, Route]]] = {}
+        for verb in {route.binding.verb for route in self}:
+            alternatives, by_group, group = [], {}, 1
+            for route in (r for r in self if r.binding.verb == verb):
+                # Each route's own pattern, anchored at both ends, as one group.
+                alternatives.append(f"({route.pattern.pattern.removeprefix('^')})")
+                by_group[group] = route
+                group += 1 + route.pattern.groups
+            self._by_verb[verb] = (re.compile("^(?:" + "|".join(alternatives) + ")"), by_group)
+
+    def match(self, verb: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route for a request and its bound variables; None when none matches."""
+        combined = self._by_verb.get(verb.lower())
+        found = combined[0].match(path) if combined is not None else None
+        if found is None or found.lastindex is None or combined is None:
+            return None
+        route = combined[1][found.lastindex]
+        values = found.groups()[found.lastindex : found.lastindex + len(route.variables)]
+        bound = zip(route.variables, values, strict=True)
+        return route, {field: unquote(value) for field, value in bound}
+
+
+def build_routes(services: Iterable[descriptor.ServiceDescriptor]) -> Routes:
     routes = []
     for service in services:
         for method in service.methods:
             for binding in http_bindings(method):
                 pattern, variables = compile_template(binding.template)
                 routes.append(Route(method, binding, pattern, tuple(variables)))
-    return sorted(routes, key=lambda r: r.specificity, reverse=True)
+    return Routes(sorted(routes, key=lambda r: r.specificity, reverse=True))
 
 
-def match(routes: list[Route], verb: str, path: str) -> tuple[Route, dict[str, str]] | None:
+def match(routes: Routes, verb: str, path: str) -> tuple[Route, dict[str, str]] | None:
     """The route for a request and its bound variables; None when none matches."""
-    verb = verb.lower()
-    for route in routes:
-        if route.binding.verb != verb:
-            continue
-        found = route.pattern.match(path)
-        if found:
-            groups = zip(route.variables, found.groups(), strict=True)
-            return route, {field: unquote(value) for field, value in groups}
-    return None
+    return routes.match(verb, path)
 
 
 def path_exists(routes: list[Route], path: str) -> bool:

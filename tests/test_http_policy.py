@@ -92,6 +92,7 @@ def test_large_answers_are_compressed_when_asked_and_their_etag_still_works(
     assert json.loads(decompress(packed_body)) == json.loads(plain_body)
     assert len(packed_body) < len(plain_body) / 3
     assert "content-encoding" not in plain.headers
+    assert "accept-encoding" in plain.headers["vary"].lower()
     # Another representation, another strong tag; either one revalidates the copy.
     assert packed.headers["etag"] == plain.headers["etag"][:-1] + f'-{encoding}"'
     assert current.status_code == 304 and current_body == b""
