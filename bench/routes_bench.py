@@ -32,7 +32,7 @@ import psycopg
 from bench.gateway_bench import passthrough
 from bench.ingest_bench import log, verdict
 from bench.load.harness import fresh_system, load_demo, webhook_receiver
-from bench.wrk import Load, Processes, installed, under_wrk
+from bench.wrk import Load, Processes, installed, under_wrk, wait_quiet
 from runtime import schemas
 from tests.system import System
 
@@ -96,6 +96,8 @@ def measure(system: System, admin_url: str, seconds: float, connections: int) ->
     have_wrk = installed()
     if not have_wrk:
         log("wrk is not installed (apt install wrk): single calls only")
+    quiet = wait_quiet(pids)
+    log(f"  (measured once the system was quiet: {quiet:.0f} s after the demo was loaded)")
     rows = []
     with httpx.Client(
         base_url=system.gateway_url, headers={"Authorization": f"Bearer {token}"}

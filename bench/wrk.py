@@ -8,6 +8,7 @@ import contextlib
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -77,3 +78,19 @@ def under_wrk(
         int(errors.group(1)) if errors else 0,
         {name: _spent(before[name], after[name]) * 1000 / requests for name in pids},
     )
+
+
+def wait_quiet(
+    processes: Processes, *, share: float = 0.05, window: float = 1.0, timeout: float = 90.0
+) -> float:
+    """Until `processes` together use less than `share` of one core over `window` seconds
+    (work they began before, such as a demo's detection runs, deliveries and reports, is
+    done), at most `timeout` seconds; how long it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = _cpu_seconds(processes)
+        time.sleep(window)
+        after = _cpu_seconds(processes)
+        if sum(_spent(before[name], after[name]) for name in processes) < share * window:
+            break
+    return time.monotonic() - started

@@ -29,7 +29,13 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
 from opentelemetry.util.types import Attributes
 from prometheus_client import Counter, Histogram
 from pythonjsonlogger.json import JsonEncoder, JsonFormatter
@@ -158,6 +164,23 @@ def _datadog_provider(service_name: str) -> trace.TracerProvider:
     return DatadogTracerProvider()
 
 
+def sdk_provider(service_name: str, exporter: str) -> TracerProvider:
+    """OpenTelemetry's own provider with the named exporter (`none`, `console`, `otlp`).
+
+    With no exporter nothing reads a span, so a trace begun here is not recorded; its spans
+    still get their ids, which log lines carry and calls pass on, and a trace a caller chose
+    to keep is still recorded, for a next hop that exports. Otherwise the sampler is
+    `OTEL_TRACES_SAMPLER`'s."""
+    sampler = ParentBased(root=ALWAYS_OFF) if exporter == "none" else sampler_from_env()
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name}), sampler=sampler
+    )
+    if exporter != "none":
+        spans = ConsoleSpanExporter() if exporter == "console" else _otlp_exporter()
+        provider.add_span_processor(BatchSpanProcessor(spans))
+    return provider
+
+
 def setup_tracing(service: str) -> trace.TracerProvider:
     """Install the process's tracer provider once; spans of every library go through it.
     `OTEL_TRACES_EXPORTER` chooses where they go: nowhere (`none`, the default), stdout
@@ -173,17 +196,12 @@ def setup_tracing(service: str) -> trace.TracerProvider:
     if name == "datadog":
         provider = _datadog_provider(service_name)
     else:
-        sdk_provider = TracerProvider(
-            resource=Resource.create({"service.name": service_name}), sampler=sampler_from_env()
-        )
+        provider = sdk_provider(service_name, name)
         if name != "none":
-            exporter = ConsoleSpanExporter() if name == "console" else _otlp_exporter()
-            sdk_provider.add_span_processor(BatchSpanProcessor(exporter))
             logging.getLogger("upstream.telemetry").info(
                 "tracing",
-                extra={"exporter": name, "sampler": sdk_provider.sampler.get_description()},
+                extra={"exporter": name, "sampler": provider.sampler.get_description()},
             )
-        provider = sdk_provider
     trace.set_tracer_provider(provider)
     _provider = provider
     return provider

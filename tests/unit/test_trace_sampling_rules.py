@@ -1,5 +1,6 @@
-"""`parentbased_rate_limited`: every trace while fewer than the rate begin, that many a second
-when more do, and every span that is not a trace's first follows its parent."""
+"""Which spans are recorded: under `parentbased_rate_limited`, every trace while fewer than
+the rate begin, that many a second when more do, and every span that is not a trace's first
+follows its parent; with no exporter, none begun here (their ids still made)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from runtime.telemetry import RateLimitedSampler, sampler_from_env
+from runtime.telemetry import RateLimitedSampler, sampler_from_env, sdk_provider
 
 
 class Clock:
@@ -92,3 +93,23 @@ def test_a_rate_that_is_not_a_positive_number_is_refused_by_name(
 def test_the_standard_samplers_are_left_to_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
     assert sampler_from_env() is None
+
+
+def test_with_no_exporter_spans_keep_their_ids_but_only_a_callers_kept_trace_is_recorded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")  # nothing to keep
+    tracer = sdk_provider("upstream-test", "none").get_tracer("test")
+
+    begun_here = tracer.start_span("GET /v1/x")
+    within = tracer.start_span("call", context=trace.set_span_in_context(begun_here))
+    kept = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    of_a_kept_trace = tracer.start_span(
+        "served", context=trace.set_span_in_context(NonRecordingSpan(kept))
+    )
+
+    ids = begun_here.get_span_context()
+    assert ids.is_valid and not ids.trace_flags.sampled and not begun_here.is_recording()
+    assert within.get_span_context().trace_id == ids.trace_id and not within.is_recording()
+    assert of_a_kept_trace.is_recording()
+    assert of_a_kept_trace.get_span_context().trace_id == 0xABC
