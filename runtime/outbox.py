@@ -41,7 +41,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from runtime.auth import service_token
+from runtime.auth import ServiceAuthorization
 from runtime.clients import open_channel
 from runtime.db import create_engine
 from runtime.server import running_task, work_forever
@@ -412,7 +412,7 @@ def outbox_relay(
             target,
             full_service_name,
             default_timeout=settings.client_timeout_seconds,
-            authorization=lambda: f"Bearer {service_token(settings)}",
+            authorization=ServiceAuthorization(settings),
         )
         relay = OutboxRelay(
             engine,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import errors, names, ordering
 from runtime.audit import AuditLog, AuditMethods
-from runtime.auth import Role, require_identity, service_token
+from runtime.auth import Role, ServiceAuthorization, require_identity
 from runtime.clients import open_channel
 from runtime.messages import (
     MessagesByVersion,
@@ -361,8 +361,7 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
     store = DriftStore(engine)
     published = asyncio.Event()
 
-    def authorization() -> str:
-        return f"Bearer {service_token(settings)}"
+    authorization = ServiceAuthorization(settings)
 
     # `build` runs on the server's event loop, which the channels belong to.
     ingest_channel = open_channel(

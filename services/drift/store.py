@@ -691,23 +691,33 @@ class DriftStore:
         matches, in `order` (the payer name breaking ties): `message` and
         `open_event_count`. With `kept_for` (a data etag and a settings etag), none unless
         they are the summaries of that data and those settings."""
-        condition = parse_filter(filter_text, SUMMARY_FILTERS)
-        kept = self._summaries_of(customer)
-        query = sa.select(kept.c.message, kept.c.open_event_count).where(condition)
-        if kept_for is not None:
-            s = payer_summary_sets
-            query = query.where(
-                sa.exists().where(
-                    s.c.customer_id == customer,
-                    s.c.data_etag == kept_for[0],
-                    s.c.config_etag == kept_for[1],
+
+        async def read() -> list[Row] | None:
+            condition = parse_filter(filter_text, SUMMARY_FILTERS)
+            kept = self._summaries_of(customer)
+            query = sa.select(kept.c.message, kept.c.open_event_count).where(condition)
+            if kept_for is not None:
+                s = payer_summary_sets
+                query = query.where(
+                    sa.exists().where(
+                        s.c.customer_id == customer,
+                        s.c.data_etag == kept_for[0],
+                        s.c.config_etag == kept_for[1],
+                    )
                 )
-            )
-        async with self._reads.connect() as connection:
-            result = await connection.execute(
-                ordered(query, order, _summary["payer"], None).offset(offset).limit(limit)
-            )
-            return list(result.all())
+            async with self._reads.connect() as connection:
+                result = await connection.execute(
+                    ordered(query, order, _summary["payer"], None).offset(offset).limit(limit)
+                )
+                return list(result.all()) or None
+
+        if kept_for is None:
+            return await read() or []
+        # The summaries of one data etag and one settings etag are computed once; what
+        # changes under them is the open events counted, which notify `event_reads`. None
+        # found (not yet computed) is never kept.
+        key = ("payer summaries", kept_for, filter_text, order.field, order.descending)
+        return list(await self.event_reads.get(customer, (*key, offset, limit), read) or [])
 
     async def triage_event(
         self,

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import errors, names
 from runtime.audit import AuditLog, AuditMethods
-from runtime.auth import service_token
+from runtime.auth import ServiceAuthorization
 from runtime.clients import open_channel
 from runtime.messages import set_fields, timestamp_message
 from runtime.retention import RetentionJob, audit_purge
@@ -502,8 +502,7 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
     report_store = ReportStore(engine)
     builds_wake_up = asyncio.Event()
 
-    def authorization() -> str:
-        return f"Bearer {service_token(settings)}"
+    authorization = ServiceAuthorization(settings)
 
     # `build` runs on the server's event loop, which the channels belong to. Reports reads
     # ingest and drift over their contracts only, on the service's own behalf.

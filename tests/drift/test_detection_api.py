@@ -161,8 +161,10 @@ def test_concurrent_runs_leave_exactly_the_events_one_run_leaves(
 def test_triage_is_kept_across_runs_and_checked(system: System, drifted: str) -> None:
     with system.client(drifted, "admin") as client:
         event = _events(client, drifted, filter=f'payer = "{DRIFTED_PAYER}"')[0]
-        # Read once before the triage too: drift keeps each version's message for reads.
+        # Read once before the triage too: drift keeps each version's message for reads,
+        # and the payer summaries they are counted in.
         assert client.get(f"/v1/{event['name']}").json()["state"] == event["state"]
+        open_before = _open_events(client, drifted)
         acknowledged = client.patch(
             f"/v1/{event['name']}",
             params={"updateMask": "state,triage_note"},
@@ -174,6 +176,7 @@ def test_triage_is_kept_across_runs_and_checked(system: System, drifted: str) ->
         )
         assert acknowledged.status_code == 200, acknowledged.text
         assert acknowledged.json()["triagedBy"] == f"admin@{drifted}"
+        open_after = _open_events(client, drifted)
         stale = client.patch(f"/v1/{event['name']}", json={"state": "NEW", "etag": event["etag"]})
         bad_state = client.patch(f"/v1/{event['name']}", json={"state": "SOLVED"})
         rerun = client.post(f"/v1/customers/{drifted}/driftRuns", json={}).json()
@@ -195,6 +198,14 @@ def test_triage_is_kept_across_runs_and_checked(system: System, drifted: str) ->
     assert after["triageNote"] == "known payer policy change"
     assert after["lastRun"] == rerun["name"] and after["active"] is True
     assert listed[event["name"]] == after
+    # A dismissed event is no longer counted open in its payer's summary, at once.
+    assert event["active"] and event["state"] != "DISMISSED"
+    assert open_after[DRIFTED_PAYER] == open_before[DRIFTED_PAYER] - 1
+
+
+def _open_events(client: httpx.Client, customer: str) -> dict[str, int]:
+    found = client.get(f"/v1/customers/{customer}/payerSummaries").json()["payerSummaries"]
+    return {s["payer"]: s.get("openEventCount", 0) for s in found}
 
 
 def test_an_episode_ends_when_a_run_no_longer_finds_it(system: System, drifted: str) -> None:

@@ -201,6 +201,29 @@ def test_a_service_token_is_a_superuser_named_after_the_service() -> None:
     assert identity.can_read("any-customer") and identity.can_write
 
 
+def test_a_services_own_calls_reuse_its_token_until_a_fifth_of_its_life_is_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [time.time()]
+    monkeypatch.setattr(auth.time, "time", lambda: now[0])
+    authorization = auth.ServiceAuthorization(SETTINGS, clock=lambda: now[0])
+
+    first = authorization()
+    now[0] += auth.SERVICE_TOKEN_TTL_SECONDS * 4 / 5 - 1
+    assert authorization() == first
+    now[0] += 1
+    renewed = authorization()
+
+    def expiry(value: str) -> int:
+        scheme, token = value.split(" ")
+        assert scheme == "Bearer"
+        return int(jwt.decode(token, options={"verify_signature": False})["exp"])
+
+    assert renewed != first
+    assert expiry(renewed) - expiry(first) == auth.SERVICE_TOKEN_TTL_SECONDS * 4 / 5
+    assert VERIFIER.verify(first.split(" ")[1]).role is Role.SUPERUSER
+
+
 @pytest.fixture
 def no_identity() -> Iterator[None]:
     reset = auth.current_identity.set(None)
