@@ -75,6 +75,8 @@ MAX_JSON_BODY_BYTES = 1024 * 1024
 # A refused request's body is still read so its client can read the answer; past this, the
 # connection is closed instead.
 DRAIN_BYTES = 64 * 1024 * 1024
+# How much of the answers printed as JSON the gateway keeps (wire bytes and JSON together).
+PRINTED_ANSWERS_BYTES = 32 * 1024 * 1024
 # Every path of the API begins so (the protos' `google.api.http` templates).
 API_PREFIX = "/v1/"
 
@@ -169,6 +171,7 @@ class Gateway:
             "upstream.reports.v1": settings.reports_target,
         }
         self.policy = CallPolicy(settings.client_timeout_seconds)
+        self.printed = transcoding.PrintedAnswers(PRINTED_ANSWERS_BYTES)
         self.channels = {
             service.full_name: plain_channel(targets[service.file.package], service.full_name)
             for service in services
@@ -296,7 +299,7 @@ class Gateway:
                 if (task is not None and task.cancelling()) or not await request.is_disconnected():
                     raise
                 raise ClientDisconnect from None
-            return _unary_response(route, reply), reply
+            return _unary_response(reply, self.printed), reply
         if method.server_streaming:
             unary_stream = channel.unary_stream(route.grpc_path, serialize, deserialize)
             call = unary_stream(grpc_request, metadata=outgoing.metadata, timeout=outgoing.timeout)
@@ -311,7 +314,7 @@ class Gateway:
             outgoing.failed(exc)
             raise
         outgoing.finished(grpc.StatusCode.OK)
-        return _unary_response(route, reply), reply
+        return _unary_response(reply, self.printed), reply
 
     async def ready(self) -> dict[str, str]:
         """The health of every backend: SERVING, NOT_SERVING or why it could not be asked."""
@@ -430,10 +433,10 @@ def _without_body(response: Response) -> Response:
     return Response(b"", status_code=response.status_code, headers=headers)
 
 
-def _unary_response(route: Route, reply: message.Message) -> Response:
+def _unary_response(reply: message.Message, printed: transcoding.PrintedAnswers) -> Response:
     if isinstance(reply, httpbody_pb2.HttpBody):
         return Response(reply.data, media_type=reply.content_type or "application/octet-stream")
-    return transcoding.JSONBody(transcoding.to_json(reply))
+    return Response(printed.json(reply), media_type="application/json")
 
 
 async def _streaming_response(route: Route, call: Any, request: Request) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -18,6 +19,7 @@ from urllib.parse import unquote
 
 import orjson
 from google.protobuf import descriptor, json_format, message, message_factory
+from prometheus_client import Counter
 from starlette.responses import JSONResponse
 
 from gateway import json_printer
@@ -477,6 +479,13 @@ def _parse_error_field(message_descriptor: descriptor.Descriptor, error: str) ->
     return ".".join(path) or "body", _ERROR_PLACE.sub("", reason.strip()).rstrip(".")
 
 
+json_answers_total = Counter(
+    "gateway_json_answers_total",
+    "Answers of 2 KiB or more sent as JSON, by whether they were printed or kept printed.",
+    ("source",),
+)
+
+
 def to_json(response: message.Message) -> dict[str, Any]:
     # Zeros and empty lists are shown, not omitted: a browser reads `"rowsRejected": "0"`.
     return json_printer.message_to_dict(response)
@@ -485,6 +494,41 @@ def to_json(response: message.Message) -> dict[str, Any]:
 def json_bytes(value: Any) -> bytes:
     """`value` (a JSON object of strings, numbers, lists and objects) as compact UTF-8 JSON."""
     return orjson.dumps(value)
+
+
+class PrintedAnswers:
+    """Answers as JSON, each printed once while it stays the same: a large answer (a page of
+    payer summaries with their weekly series is 75 KB) is read again and again unchanged
+    between the runs and uploads that change it, and printing it costs far more than
+    recognising it. Kept by the message's type and wire bytes (what it says, so never one
+    tenant's answer for another's), at most `max_bytes` of both, the least recently read
+    going first; answers under `min_bytes` are printed every time."""
+
+    def __init__(self, max_bytes: int, min_bytes: int = 2048) -> None:
+        self._max_bytes = max_bytes
+        self._min_bytes = min_bytes
+        self._kept: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
+        self._bytes = 0
+
+    def json(self, reply: message.Message) -> bytes:
+        if reply.ByteSize() < self._min_bytes:
+            return json_bytes(to_json(reply))
+        key = (reply.DESCRIPTOR.full_name, reply.SerializeToString(deterministic=True))
+        printed = self._kept.get(key)
+        if printed is not None:
+            self._kept.move_to_end(key)
+            json_answers_total.labels("kept").inc()
+            return printed
+        printed = json_bytes(to_json(reply))
+        json_answers_total.labels("printed").inc()
+        size = len(key[1]) + len(printed)
+        if size <= self._max_bytes:
+            self._kept[key] = printed
+            self._bytes += size
+            while self._bytes > self._max_bytes:
+                (_, old_wire), old = self._kept.popitem(last=False)
+                self._bytes -= len(old_wire) + len(old)
+        return printed
 
 
 class JSONBody(JSONResponse):
