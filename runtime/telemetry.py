@@ -4,6 +4,8 @@ Code elsewhere uses only the OpenTelemetry API (`trace.get_tracer`). The exporte
 by `OTEL_TRACES_EXPORTER`: `none` (the default), `console`, `otlp` (gRPC or HTTP, by
 `OTEL_EXPORTER_OTLP_PROTOCOL`; the exporter and the resource read the other standard
 `OTEL_*` variables themselves), or `datadog` (ddtrace as the provider, `DD_*` variables).
+Which traces are kept: `OTEL_TRACES_SAMPLER`, the standard samplers or
+`parentbased_rate_limited` (`RateLimitedSampler`); with no exporter, none begun here.
 
 Logs are JSON lines on stderr. A database error in them shows its shape (classes, SQLSTATE,
 constraint, statement), never the values it carries (`error_text`).
