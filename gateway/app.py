@@ -75,8 +75,9 @@ MAX_JSON_BODY_BYTES = 1024 * 1024
 # A refused request's body is still read so its client can read the answer; past this, the
 # connection is closed instead.
 DRAIN_BYTES = 64 * 1024 * 1024
-# How much of the answers printed as JSON the gateway keeps (wire bytes and JSON together).
-PRINTED_ANSWERS_BYTES = 32 * 1024 * 1024
+# How much of the answers printed as JSON the gateway keeps (wire bytes and JSON together):
+# about fifty pages of payer summaries or claims, a few per cent of its memory.
+PRINTED_ANSWERS_BYTES = 8 * 1024 * 1024
 # Every path of the API begins so (the protos' `google.api.http` templates).
 API_PREFIX = "/v1/"
 
