@@ -128,25 +128,37 @@ _SUM_OF_MAPS = (
     "jsonb_each_text(m) GROUP BY key) t)"
 )
 
-# A cell of one row (every cell of new claims) keeps its maps as they are.
-_APPLY_TO_DAILY_STATS = """
-WITH cells AS (
+# Cells gathered more than once (partial sums written in turns, or counted changes beside
+# them) are summed first; a cell of one row (every cell of new claims) keeps its maps as
+# they are.
+_SUMMED_CELLS = """
+SELECT payer, code_group, decision_date, decided, denied, partially_denied, billed, allowed,
+       paid, denied_billed, patient,
+       CASE WHEN cardinality(histograms) = 1 THEN histograms[1] ELSE {sum_days} END
+           AS histogram,
+       CASE WHEN cardinality(codes) = 1 THEN codes[1] ELSE {sum_codes} END AS codes
+FROM (
     SELECT payer, code_group, decision_date, sum(decided) AS decided, sum(denied) AS denied,
            sum(partially_denied) AS partially_denied, sum(billed) AS billed,
            sum(allowed) AS allowed, sum(paid) AS paid, sum(denied_billed) AS denied_billed,
            sum(patient) AS patient, array_agg(histogram) AS histograms,
            array_agg(codes) AS codes
     FROM stat_cells GROUP BY payer, code_group, decision_date
+) g
+""".format(
+    sum_days=_SUM_OF_MAPS.format(maps="histograms"),
+    sum_codes=_SUM_OF_MAPS.format(maps="codes"),
 )
+_INSERT_DAILY_STATS = """
 INSERT INTO ingest.daily_stats AS s (customer_id, payer, code_group, decision_date,
     decided_claims, denied_claims, partially_denied_claims, decision_days,
     billed_cents, allowed_cents, paid_cents, denied_billed_cents, carc_counts,
     patient_responsibility_cents)
 SELECT %(customer)s, payer, code_group, decision_date, decided, denied, partially_denied,
-       CASE WHEN cardinality(histograms) = 1 THEN histograms[1] ELSE {sum_days} END,
-       billed, allowed, paid, denied_billed,
-       CASE WHEN cardinality(codes) = 1 THEN codes[1] ELSE {sum_codes} END, patient
-FROM cells
+       histogram, billed, allowed, paid, denied_billed, codes, patient
+FROM ({cells}) c
+"""
+_ADD_TO_STORED_CELLS = """
 ON CONFLICT (customer_id, payer, code_group, decision_date) DO UPDATE SET
     decided_claims = s.decided_claims + excluded.decided_claims,
     denied_claims = s.denied_claims + excluded.denied_claims,
@@ -160,11 +172,22 @@ ON CONFLICT (customer_id, payer, code_group, decision_date) DO UPDATE SET
     patient_responsibility_cents = s.patient_responsibility_cents
         + excluded.patient_responsibility_cents
 """.format(
-    sum_days=_SUM_OF_MAPS.format(maps="histograms"),
-    sum_codes=_SUM_OF_MAPS.format(maps="codes"),
     add_days=_SUM_OF_MAPS.format(maps="ARRAY[s.decision_days, excluded.decision_days]"),
     add_codes=_SUM_OF_MAPS.format(maps="ARRAY[s.carc_counts, excluded.carc_counts]"),
 )
+# Whether some cell was gathered more than once, and whether the customer has statistics.
+_HOW_CELLS_APPLY = (
+    "SELECT EXISTS (SELECT FROM stat_cells GROUP BY payer, code_group, decision_date "
+    "HAVING count(*) > 1), EXISTS (SELECT FROM ingest.daily_stats WHERE customer_id = %s)"
+)
+
+
+def apply_to_daily_stats(*, summed: bool, stored: bool) -> str:
+    """The statement adding `stat_cells` to the customer's daily statistics: the cells
+    `summed` first if some was gathered more than once; added to the `stored` cells if the
+    customer has any (else, each cell being new, inserted without looking for one)."""
+    cells = _SUMMED_CELLS if summed else "SELECT * FROM stat_cells"
+    return _INSERT_DAILY_STATS.format(cells=cells) + (_ADD_TO_STORED_CELLS if stored else "")
 
 
 # What drift reads: per customer × payer × code group × month, the month's daily statistics
@@ -259,7 +282,9 @@ async def without_nested_loops(cursor: Any, statement: str, parameters: Any) -> 
 async def apply_counts(cursor: Any, customer: str) -> None:
     """Add the gathered partial sums to the customer's daily statistics, pending claims and
     payer counts."""
-    await cursor.execute(_APPLY_TO_DAILY_STATS, {"customer": customer})
+    await cursor.execute(_HOW_CELLS_APPLY, (customer,))
+    summed, stored = await cursor.fetchone()
+    await cursor.execute(apply_to_daily_stats(summed=summed, stored=stored), {"customer": customer})
     # A cell whose last claim left has no statistics.
     await cursor.execute(
         "DELETE FROM ingest.daily_stats s USING (SELECT DISTINCT payer, code_group, "
