@@ -91,8 +91,7 @@ def daily_stats(claims: Iterable[ClaimRecord]) -> IngestStatistics:
     Streams: only the per-cell sums are kept, never the claims.
     """
     sums = PartialSums()
-    for claim in claims:
-        sums.add(*counted(claim, claim.payer_name))
+    sums.add_all(counted(claim, claim.payer_name) for claim in claims)
     days = []
     for (payer, group, day), cell in sorted(sums.cells().items()):
         amount = {

@@ -259,9 +259,7 @@ class UploadWriter:
             if stored:
                 rest = rest + [c for c in fresh if c.claim_uid in stored]
                 fresh = [c for c in fresh if c.claim_uid not in stored]
-            add = self._counted_here.add
-            for claim in fresh:
-                add(*claim.counted)
+            self._counted_here.add_all([claim.counted for claim in fresh])
         canonical = self._canonical
         if fresh:
             await self._send("".join([c.complete(canonical) for c in fresh]).encode())

@@ -285,9 +285,7 @@ class Encoder:
         else:
             self._encode_claims(batch.claims, staged)
         if self._count_fresh:
-            add = self._sums.add
-            for encoded in staged.fresh:
-                add(*encoded.counted)
+            self._sums.add_all([encoded.counted for encoded in staged.fresh])
             self._counted += len(staged.fresh)
             if self._counted >= self._count_every:
                 staged.sums = self.take_sums()

@@ -295,8 +295,7 @@ def _counted_fields(record: ClaimRecord) -> tuple[Any, ...]:
 
 def _partial_sums(records: Iterable[ClaimRecord]) -> PartialSums:
     sums = PartialSums()
-    for record in records:
-        sums.add(*counted(record, record.payer_name))
+    sums.add_all(counted(record, record.payer_name) for record in records)
     return sums
 
 
