@@ -421,6 +421,7 @@ def outbox_relay(
             wake_up,
             publish_timeout_seconds=settings.client_timeout_seconds,
             destination=full_service_name,
+            policy=RetryPolicy(first_backoff_seconds=settings.outbox_first_backoff_seconds),
         )
         try:
             async with running_task(f"{settings.service}-outbox-relay", relay.run):

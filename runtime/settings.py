@@ -75,6 +75,9 @@ class Settings:
     rate_limit_tenant_burst: int
     rate_limit_client_per_second: float
     rate_limit_client_burst: int
+    # Outbox relays: the wait before a failed event's first retry (it doubles after each
+    # failure, up to five minutes).
+    outbox_first_backoff_seconds: float
     # Webhooks: receivers on loopback addresses (and plain http:// to them) are accepted; for
     # local runs and tests only, never in production.
     webhook_allow_loopback: bool
@@ -180,6 +183,7 @@ class Settings:
                 )
                 if delay.strip()
             ),
+            outbox_first_backoff_seconds=float(env.get("OUTBOX_FIRST_BACKOFF_SECONDS", "1")),
             webhook_attempt_timeout_seconds=float(env.get("WEBHOOK_ATTEMPT_TIMEOUT_SECONDS", "10")),
             webhook_lease_margin_seconds=float(env.get("WEBHOOK_LEASE_MARGIN_SECONDS", "30")),
             webhook_concurrency=int(env.get("WEBHOOK_CONCURRENCY", "16")),

@@ -364,6 +364,9 @@ async def _gauge_is(name: str, labels: dict[str, str], value: float) -> bool:
     return REGISTRY.get_sample_value(name, labels) == value
 
 
+FIRST_BACKOFF_SECONDS = 0.25
+
+
 def test_ingest_retries_while_drift_is_down_and_tells_it_once_when_it_is_back(
     database: PostgresUnderTest,
 ) -> None:
@@ -374,7 +377,10 @@ def test_ingest_retries_while_drift_is_down_and_tells_it_once_when_it_is_back(
     )
     drift_port = free_port()
     with running_service(
-        "ingest", database.url("ingest", "app"), DRIFT_TARGET=f"127.0.0.1:{drift_port}"
+        "ingest",
+        database.url("ingest", "app"),
+        DRIFT_TARGET=f"127.0.0.1:{drift_port}",
+        OUTBOX_FIRST_BACKOFF_SECONDS=str(FIRST_BACKOFF_SECONDS),
     ) as (_, ingest_target):
         with grpc.insecure_channel(ingest_target) as channel:
             upload = ingest_service_pb2_grpc.IngestServiceStub(channel).CreateUpload(
