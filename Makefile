@@ -105,7 +105,7 @@ load: $(STAMP) ## Load through the gateway and gRPC (locust) on a fresh system: 
 load-compare: $(STAMP) ## The latest `make load` against bench/baselines/ (exit 1: p95 +20 % or errors +1 point)
 	$(PY) -m bench.load compare --profile "$(PROFILE)"
 
-soak: $(STAMP) ## Half the knee for SOAK_SECONDS (1200): memory, connections, outbox backlog [KNEE=60]
+soak: $(STAMP) ## Half the knee (KNEE, else the latest or baseline step run's) for SOAK_SECONDS (1200): memory, connections, outbox backlog
 	$(PY) -m bench.load soak --seconds "$(SOAK_SECONDS)" $(if $(KNEE),--knee "$(KNEE)")
 
 eval: $(STAMP) ## Detection accuracy on synthetic data with known drifts (prints figures)

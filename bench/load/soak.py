@@ -164,12 +164,15 @@ def figures(samples: Samples, warmup_seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _latest_knee() -> float | None:
+def _known_knee() -> tuple[float, Path] | None:
+    """The knee of the newest step run here, else that of the step run kept as the baseline
+    (`bench/baselines/steps.json`), and where it was read."""
     folder = harness.latest_run("steps")
-    if folder is None:
-        return None
-    found = json.loads((folder / "summary.json").read_text()).get("knee")
-    return float(found) if found else None
+    candidates = [folder / "summary.json"] if folder is not None else []
+    for path in [*candidates, harness.baseline_path("steps")]:
+        if path.exists() and (found := json.loads(path.read_text()).get("knee")):
+            return float(found), path
+    return None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -183,10 +186,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    knee = args.knee or _latest_knee()
+    knee = args.knee
     if not knee:
-        log("no knee: give one (make soak KNEE=60) or find it first (make load PROFILE=steps)")
-        return 2
+        known = _known_knee()
+        if known is None:
+            log("no knee: give one (make soak KNEE=60) or find it first (make load PROFILE=steps)")
+            return 2
+        knee, source = known
+        log(f"the knee of {source}: {knee:g} requests a second")
     plan = Plan(
         profile="fixed",
         rate=knee / 2,
