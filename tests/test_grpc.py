@@ -166,6 +166,11 @@ def test_uploads_and_detection_runs_are_counted_for_dashboards(system: System) -
         >= 1
     )
     assert grew(before_ingest, after_ingest, 'ingest_upload_seconds_count{format="CSV"}') >= 1
+    # Where an upload's time went: reading the file, and what follows until the commit.
+    for phase in ("read", "finish"):
+        name = f'ingest_upload_phase_seconds_count{{phase="{phase}"}}'
+        assert grew(before_ingest, after_ingest, name) >= 1
+        assert grew(before_ingest, after_ingest, name.replace("_count", "_sum")) > 0
     assert grew(before_drift, after_drift, 'drift_runs_total{outcome="succeeded"}') >= 1
     assert grew(before_drift, after_drift, "drift_run_seconds_count") >= 1
     assert _sample(after_ingest, "db_pool_size") > 0
