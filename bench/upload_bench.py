@@ -25,9 +25,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
-
 from bench.export_bench import migrate
 from bench.ingest_bench import (
     INDEXED_TABLE,
@@ -41,11 +38,12 @@ from bench.ingest_bench import (
 )
 from bench.load.harness import SYSTEM_SETTINGS
 from runtime import schemas
-from tests.system import System, running_system
+from tests.system import System, metric_value, running_system
 
 TARGET_SECONDS = 1.5
 SOURCE_ROWS = 100_000  # the cached file the rows are taken from
 CHUNK_BYTES = 1 << 20
+UPLOAD_PHASES = ("read", "finish")
 
 
 def first_rows(rows: int, seed: int) -> Path:
@@ -83,19 +81,14 @@ def timed_upload(system: System, path: Path, customer: str) -> float:
 
 def upload_phases(system: System) -> dict[str, tuple[float, float]]:
     """Ingest's `ingest_upload_phase_seconds` so far: (seconds, uploads) by phase."""
-    metrics = httpx.get(f"http://127.0.0.1:{system.metrics_ports['ingest']}/metrics").text
-    phases: dict[str, tuple[float, float]] = {}
-    for family in text_string_to_metric_families(metrics):
-        if family.name != "ingest_upload_phase_seconds":
-            continue
-        for sample in family.samples:
-            seconds, count = phases.get(sample.labels["phase"], (0.0, 0.0))
-            if sample.name.endswith("_sum"):
-                seconds = sample.value
-            elif sample.name.endswith("_count"):
-                count = sample.value
-            phases[sample.labels["phase"]] = (seconds, count)
-    return phases
+    port = system.metrics_ports["ingest"]
+    return {
+        phase: (
+            metric_value(port, "ingest_upload_phase_seconds_sum", phase=phase),
+            metric_value(port, "ingest_upload_phase_seconds_count", phase=phase),
+        )
+        for phase in UPLOAD_PHASES
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,15 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         f"  psql \\copy (indexed) {copy:.2f} s — the upload takes {upload / copy:.1f}× as long"
     )
     # Ingest's own account of each upload, a mean over the runs.
-    means = {
-        phase: (seconds - before.get(phase, (0.0, 0.0))[0])
-        / max(count - before.get(phase, (0.0, 0.0))[1], 1)
-        for phase, (seconds, count) in after.items()
-    }
+    read, finish = (
+        (after[phase][0] - before[phase][0]) / max(after[phase][1] - before[phase][1], 1)
+        for phase in UPLOAD_PHASES
+    )
     log(
-        f"  in ingest, a mean: the file read, parsed and loaded as it came "
-        f"{means.get('read', 0):.2f} s, then merged and counted until the commit "
-        f"{means.get('finish', 0):.2f} s"
+        f"  in ingest, a mean: the file read, parsed and loaded as it came {read:.2f} s, "
+        f"then merged and counted until the commit {finish:.2f} s"
     )
     log(f"(whole run {time.monotonic() - started:.0f} s)")
     return 0
