@@ -32,6 +32,7 @@ from services.drift.series import (
     Totals,
     Window,
     WindowTotals,
+    listed,
     payer_series,
     runs,
     runs_by_rows,
@@ -297,11 +298,13 @@ class Detection:
     history_until: dict[str, dt.date] = field(default_factory=dict)
 
 
-def _cells(series: Iterable[CellSeries], first: dt.date, last: dt.date) -> dict[Cell, CellSeries]:
+def _cells(series: list[CellSeries], first: dt.date, last: dt.date) -> dict[Cell, CellSeries]:
     """Every payer × code group with days between `first` and `last`, and every such payer as
     a whole. Claims without a procedure code (group "") count in their payer's cell only."""
     present = [one for one in series if one.has_days_in(first, last)]
-    cells = {Cell(payer, ALL_CODES): one for payer, one in payer_series(present).items()}
+    # Every series present: a `ReadSeries` has its payers merged already.
+    merging = series if len(present) == len(series) else present
+    cells = {Cell(payer, ALL_CODES): one for payer, one in payer_series(merging).items()}
     for one in present:
         if one.code_group != ALL_CODES:
             cells[Cell(one.payer, one.code_group)] = one
@@ -321,7 +324,7 @@ def detect(
 ) -> Detection:
     """Findings as of `as_of`; `persistence_days` of 0 judges the run's own windows alone."""
     windows = windows_for(as_of, config)
-    series = list(series)
+    series = listed(series)
     cells = _cells(series, windows.baseline.start, windows.current.end)
     groups_per_payer = Counter(c.payer for c in cells if c.code_group != ALL_CODES)
     # A payer's only group is left out: the payer-level cell is the same comparison.
@@ -1284,7 +1287,7 @@ def history_until(
 ) -> dict[str, dt.date]:
     """The payers a run as of `as_of` would not compare for want of history (see `_History`),
     with the first day a run may compare them; `series` read from `first_day_read`."""
-    every = list(series)
+    every = listed(series)
     payers = payer_series(every)
     table = SeriesTable(list(payers.values()))
     first_run = _History(table, every).first_run(np.arange(len(payers)), config)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
@@ -11,7 +10,7 @@ import grpc
 import numpy as np
 
 from runtime.messages import date_message
-from services.drift.series import AMOUNTS, CellSeries, EntrySpans, merged
+from services.drift.series import AMOUNTS, CellSeries, EntrySpans, ReadSeries, SeriesReading
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
 # A year of statistics streams in seconds; the default deadline is for quick calls.
@@ -132,10 +131,11 @@ class IngestClient:
         start: dt.date,
         end: dt.date,
         span_starts: Collection[dt.date] = (),
-    ) -> list[CellSeries]:
+    ) -> ReadSeries:
         """The customer's daily statistics from `start` to `end`, one series per payer × code
-        group; with `span_starts`, their histogram and CARC entries summed over the spans of
-        days those begin (the series then sum only windows of whole spans)."""
+        group (each payer's merged as they arrive, see `SeriesReading`); with `span_starts`,
+        their histogram and CARC entries summed over the spans of days those begin (the
+        series then sum only windows of whole spans)."""
         call = self._stub.StreamDailyStatSeries(
             ingest_service_pb2.StreamDailyStatSeriesRequest(
                 parent=f"customers/{customer}",
@@ -147,12 +147,11 @@ class IngestClient:
             timeout=STREAM_TIMEOUT_SECONDS,
         )
         spans = entry_spans(start, end, span_starts)
-        pieces = [
-            series_from_message(series, spans)
-            async for message in call
-            for series in message.daily_stat_series
-        ]
-        return joined(pieces)
+        reading = SeriesReading()
+        async for message in call:
+            for series in message.daily_stat_series:
+                reading.add(series_from_message(series, spans))
+        return reading.finish()
 
 
 def entry_spans(
@@ -166,13 +165,10 @@ def entry_spans(
     )
 
 
-def joined(pieces: Iterable[CellSeries]) -> list[CellSeries]:
+def joined(pieces: Iterable[CellSeries]) -> ReadSeries:
     """Consecutive pieces of one payer × code group (a long series comes in several
-    messages) made one series."""
-    series = []
-    for (payer, code_group), run in itertools.groupby(
-        pieces, key=lambda piece: (piece.payer, piece.code_group)
-    ):
-        parts = list(run)
-        series.append(parts[0] if len(parts) == 1 else merged(payer, code_group, parts))
-    return series
+    messages) made one series, each payer's merged too (see `SeriesReading`)."""
+    reading = SeriesReading()
+    for piece in pieces:
+        reading.add(piece)
+    return reading.finish()

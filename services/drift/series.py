@@ -513,7 +513,9 @@ def runs_by_rows(first: IntArray, stop: IntArray) -> Iterator[tuple[slice, IntAr
 
 def merged(payer: str, code_group: str, parts: Sequence[CellSeries]) -> CellSeries:
     """One series of everything in `parts` (read together: their entries summed over the
-    same spans, if any), days that occur in several summed."""
+    same spans, if any), days that occur in several summed, and entries of the same day and
+    value (or code) too: a payer's code groups share most of theirs, so its series holds
+    about half the entries its groups do, and every window of it sums that many fewer."""
     days = np.unique(np.concatenate([part.days for part in parts]))
     amounts = np.zeros((len(AMOUNTS), days.size), dtype=np.int64)
     codes = tuple(sorted({code for part in parts for code in part.codes}))
@@ -541,8 +543,8 @@ def merged(payer: str, code_group: str, parts: Sequence[CellSeries]) -> CellSeri
         code_group,
         days,
         amounts,
-        *_concatenated(histogram),
-        *_concatenated(carc),
+        *_summed(histogram, days.size),
+        *_summed(carc, days.size),
         codes,
         parts[0].entry_spans,
         pending_started,
@@ -550,15 +552,36 @@ def merged(payer: str, code_group: str, parts: Sequence[CellSeries]) -> CellSeri
     )
 
 
-def _concatenated(
-    entries: list[tuple[IntArray, IntArray, IntArray]],
+# Past this many (day, value) pairs an entry could take, `_summed` sorts the entries
+# instead of counting into one slot per pair.
+_MAX_DENSE_PAIRS = 1 << 20
+
+
+def _summed(
+    entries: list[tuple[IntArray, IntArray, IntArray]], days: int
 ) -> tuple[IntArray, IntArray, IntArray]:
-    day, value, claims = zip(*entries, strict=True)
-    return np.concatenate(day), np.concatenate(value), np.concatenate(claims)
+    """The entries of every part (day index among `days`, value, claims) with those of the
+    same day and value added up, in day then value order."""
+    day, value, claims = (np.concatenate(column) for column in zip(*entries, strict=True))
+    if not day.size:
+        return day.astype(np.int64), value.astype(np.int64), claims.astype(np.int64)
+    width = int(value.max()) + 1
+    pair = day.astype(np.int64) * width + value
+    if days * width <= _MAX_DENSE_PAIRS:
+        sums = np.bincount(pair, weights=claims, minlength=days * width)
+        pairs = np.flatnonzero(sums)
+        counted = sums[pairs]
+    else:
+        pairs, at = np.unique(pair, return_inverse=True)
+        counted = np.bincount(at, weights=claims, minlength=pairs.size)
+    return pairs // width, pairs % width, counted.astype(np.int64)
 
 
 def payer_series(series: Iterable[CellSeries]) -> dict[str, CellSeries]:
-    """Each payer's code groups (claims without a code included) merged into one series."""
+    """Each payer's code groups (claims without a code included) merged into one series
+    (those of a `ReadSeries` merged as they were read)."""
+    if isinstance(series, ReadSeries) and series.payers is not None:
+        return series.payers
     by_payer: dict[str, list[CellSeries]] = {}
     for one in series:
         by_payer.setdefault(one.payer, []).append(one)
@@ -566,6 +589,71 @@ def payer_series(series: Iterable[CellSeries]) -> dict[str, CellSeries]:
         payer: parts[0] if len(parts) == 1 else merged(payer, ALL_CODES, parts)
         for payer, parts in by_payer.items()
     }
+
+
+class ReadSeries(list[CellSeries]):
+    """Series as `SeriesReading` read them, with each payer's merged (`payers`, what
+    `payer_series` gives) while the rest were still arriving; None when they came out of
+    payer order."""
+
+    payers: dict[str, CellSeries] | None = None
+
+    def __repr__(self) -> str:
+        # Short, as reprlib makes a list's: asyncio formats the result of a task in its
+        # repr, and a thousand series' arrays in full take seconds.
+        return f"<ReadSeries of {len(self)} series>"
+
+
+def listed(series: Iterable[CellSeries]) -> list[CellSeries]:
+    """`series` as a list: a list as it is, so that a `ReadSeries` keeps its merged payers."""
+    return series if isinstance(series, list) else list(series)
+
+
+class SeriesReading:
+    """Series arriving in payer, code group order, a long one in consecutive pieces: each
+    series' pieces joined, and a payer's series merged as soon as the next payer's begin, so
+    that a reader waiting on the rest does that work meanwhile (a run's thousand cells cost
+    about a tenth of a second of merging)."""
+
+    def __init__(self) -> None:
+        self._series = ReadSeries()
+        self._payers: dict[str, CellSeries] | None = {}
+        self._pieces: list[CellSeries] = []
+        self._payer: list[CellSeries] = []
+
+    def add(self, piece: CellSeries) -> None:
+        if self._pieces and (piece.payer, piece.code_group) != (
+            self._pieces[0].payer,
+            self._pieces[0].code_group,
+        ):
+            self._end_series()
+        self._pieces.append(piece)
+
+    def finish(self) -> ReadSeries:
+        """Every series read, in order."""
+        if self._pieces:
+            self._end_series()
+        if self._payer:
+            self._end_payer()
+        self._series.payers = self._payers
+        return self._series
+
+    def _end_series(self) -> None:
+        parts, self._pieces = self._pieces, []
+        one = parts[0] if len(parts) == 1 else merged(parts[0].payer, parts[0].code_group, parts)
+        if self._payer and self._payer[0].payer != one.payer:
+            self._end_payer()
+        self._payer.append(one)
+        self._series.append(one)
+
+    def _end_payer(self) -> None:
+        parts, self._payer = self._payer, []
+        payer = parts[0].payer
+        if self._payers is None or payer in self._payers:
+            # Out of payer order: `payer_series` merges them when asked.
+            self._payers = None
+            return
+        self._payers[payer] = parts[0] if len(parts) == 1 else merged(payer, ALL_CODES, parts)
 
 
 def cell_series(stats: Iterable[DayStat], pending: Iterable[PendingStat] = ()) -> list[CellSeries]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from services.drift.config import DetectionConfig
 from services.drift.detection import Windows, history_until, window_edges
-from services.drift.series import CellSeries, Totals, Window, payer_series
+from services.drift.series import CellSeries, Totals, Window, listed, payer_series
 
 WEEKS = 26
 WEEK_END = dt.timedelta(days=6)  # Monday + 6 days: Sunday
@@ -111,7 +111,7 @@ def summarize(
     """One summary per payer with days in the baseline, current window or the weeks shown,
     largest current volume first. With `config` (and `series` read from
     `detection.first_day_read`), each says from when detection compares it."""
-    every = list(series)
+    every = listed(series)
     weeks = _weeks(windows)
     first = min(weeks[0].start, windows.baseline.start)
     waiting = history_until(every, windows.current.end, config) if config else {}

@@ -22,7 +22,7 @@ from services.drift.detection import (
     span_starts_read,
     windows_for,
 )
-from services.drift.series import DayStat, PendingStat, cell_series
+from services.drift.series import DayStat, PendingStat, ReadSeries, cell_series
 from services.drift.summaries import summarize, summary_span_starts, summary_start
 from tests.unit.series_reading import read
 
@@ -307,6 +307,8 @@ def test_reading_entries_summed_over_the_runs_windows_changes_no_finding_or_summ
     assert sum(s.histogram_day.size for s in read_by_span) * 2 < sum(
         s.histogram_day.size for s in cell_series(stats)
     )
+    # As drift reads them: each payer's series merged while the rest arrived.
+    assert isinstance(read_by_span, ReadSeries) and read_by_span.payers is not None
     assert detect(read_by_span, AS_OF, CONFIG) == by_day
     assert len(by_day.findings) >= 4
     windows = windows_for(AS_OF, CONFIG)

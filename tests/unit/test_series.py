@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -76,8 +77,16 @@ def _sums(series: CellSeries, window: Window) -> tuple[object, ...]:
     )
 
 
-def test_window_totals_equal_the_days_summed_by_hand() -> None:
+@pytest.mark.parametrize("decades", [False, True], ids=["days", "some-decades-long"])
+def test_window_totals_equal_the_days_summed_by_hand(decades: bool) -> None:
     stats = _days("Aetna", "RADIOLOGY", 120, seed=1)
+    if decades:
+        # Claims decided decades after submission (old records' dates): too many days and
+        # values to count into a slot each, so the series' entries are summed by sorting.
+        stats = [
+            replace(s, decision_days={v + 20_000 * (v % 2): n for v, n in s.decision_days.items()})
+            for s in stats
+        ]
     (series,) = cell_series(stats)
     window = Window(FIRST_DAY + dt.timedelta(days=30), FIRST_DAY + dt.timedelta(days=59))
     inside = [s for s in stats if s.day in window]
@@ -130,6 +139,68 @@ def test_a_long_series_sent_in_pieces_is_joined_into_the_same_series() -> None:
     for start, end in ((0, 199), (17, 80), (150, 160)):
         window = Window(FIRST_DAY + dt.timedelta(days=start), FIRST_DAY + dt.timedelta(days=end))
         assert _sums(rejoined, window) == _sums(expected, window)
+
+
+def _pieces(stats: list[DayStat]) -> list[CellSeries]:
+    """The series of `stats` as drift receives them: cut into small messages."""
+    kept = stored(stats, stats[0].day, stats[-1].day)
+    assert kept is not None
+    return [
+        series_from_message(p)
+        for p in daily_stat_series_messages(kept, max_entries=300, packed=True)
+    ]
+
+
+def test_payers_merged_while_reading_are_the_payers_merged_afterwards() -> None:
+    """Each payer's series is merged as soon as the next payer's arrive; the result is what
+    merging them all at the end gives, for each payer, including one of a single group."""
+    cells = [
+        _days("Aetna", "RADIOLOGY", 120, seed=1),
+        _days("Aetna", "SURGERY", 120, seed=2),
+        _days("Cigna", ALL_CODES, 120, seed=3),
+        _days("Humana", "LAB", 120, seed=5),
+        _days("Humana", "RADIOLOGY", 120, seed=6),
+    ]
+    pieces = [piece for stats in cells for piece in _pieces(stats)]
+    assert len(pieces) > len(cells)
+    read = joined(pieces)
+    assert read.payers is not None and list(read.payers) == ["Aetna", "Cigna", "Humana"]
+    afterwards = payer_series(list(read))
+    window = Window(FIRST_DAY + dt.timedelta(days=10), FIRST_DAY + dt.timedelta(days=100))
+    for payer, merged_then in afterwards.items():
+        assert payer_series(read)[payer].code_group == ALL_CODES
+        assert _sums(payer_series(read)[payer], window) == _sums(merged_then, window)
+    (whole,) = cell_series(
+        [DayStat(**{**s.__dict__, "code_group": ALL_CODES}) for s in cells[0] + cells[1]]
+    )
+    assert _sums(payer_series(read)["Aetna"], window) == _sums(whole, window)
+    # Each day's count of each value once: as many entries as its groups have distinct
+    # days and values, fewer than theirs together.
+    aetna = payer_series(read)["Aetna"]
+    groups = {
+        (int(group.days[day]), value)
+        for group in read[:2]
+        for day, value in zip(
+            group.histogram_day.tolist(), group.histogram_value.tolist(), strict=True
+        )
+    }
+    assert aetna.histogram_day.size == len(groups) < sum(g.histogram_day.size for g in read[:2])
+
+
+def test_series_out_of_payer_order_are_merged_by_payer_all_the_same() -> None:
+    """A payer whose series come apart (another payer's between them) is merged whole."""
+    first, other, second = (
+        _days("Aetna", "RADIOLOGY", 90, seed=7),
+        _days("Cigna", "LAB", 90, seed=8),
+        _days("Aetna", "SURGERY", 90, seed=9),
+    )
+    read = joined([*_pieces(first), *_pieces(other), *_pieces(second)])
+    assert read.payers is None
+    (whole,) = cell_series(
+        [DayStat(**{**s.__dict__, "code_group": ALL_CODES}) for s in first + second]
+    )
+    window = Window(FIRST_DAY, FIRST_DAY + dt.timedelta(days=89))
+    assert _sums(payer_series(read)["Aetna"], window) == _sums(whole, window)
 
 
 def test_readable_and_packed_messages_carry_the_same_numbers() -> None:
