@@ -16,6 +16,17 @@ high-water mark after its largest piece of work (flat between runs rather than f
 climbing back). Set before the process starts its threads. An operator's own setting wins:
 with glibc's `MALLOC_*_` variables or `GLIBC_TUNABLES` in the environment, nothing is
 changed.
+
+One library undoes the thresholds: protobuf's Python runtime (upb) calls `malloc_trim(0)`
+after every 10,000 blocks its messages free (`upb_trim_allocfunc` in its python/protobuf.c,
+which later protobuf sources turn off), and that gives every whole free page of the heap back
+to the kernel. A service frees that many blocks every few drift runs, or every few seconds
+under load, and the next piece of work faults its memory in again (at 10M claims a drift run
+then took up to twice as long: 1.2–1.8 s instead of 1.2–1.3). So the call is pointed at a
+function that releases nothing: its slot in the module's table of imported functions, found
+with pyelftools, is rewritten, and only when it holds libc's `malloc_trim` (or the module's
+own stub, before the first call) on a writable page; otherwise nothing is changed and a
+warning says so.
 """
 
 from __future__ import annotations
@@ -58,4 +69,79 @@ def keep_freed_memory() -> bool:
     )
     if not kept:
         logger.warning("the allocator's thresholds could not be set; freed memory goes back")
-    return kept
+        return False
+    if not _stop_protobuf_trimming():
+        logger.warning("protobuf's malloc_trim could not be turned off; it gives freed memory back")
+    return True
+
+
+# What protobuf's call of malloc_trim reaches instead: nothing released.
+_RELEASE_NOTHING = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_size_t)(lambda pad: 0)
+
+
+def _stop_protobuf_trimming() -> bool:
+    """Point the upb module's imported `malloc_trim` at `_RELEASE_NOTHING` (see the module
+    docstring); True when done, or when there is no upb module to change."""
+    try:
+        from google._upb import _message
+    except ImportError:  # protobuf's pure-Python runtime: no malloc_trim
+        return True
+    path = os.path.realpath(_message.__file__)
+    offset = _import_slot(path, "malloc_trim")
+    if offset is None:  # this build calls no malloc_trim
+        return True
+    mapped = _mappings(path)
+    loaded = [low for low, _, file_offset in mapped if file_offset == 0]
+    if not loaded:
+        return False
+    address = min(loaded) + offset
+    slot = ctypes.c_void_p.from_address(address) if _writable(address) else None
+    if slot is None or slot.value is None:
+        return False
+    libc_trim = ctypes.cast(ctypes.CDLL("libc.so.6").malloc_trim, ctypes.c_void_p).value
+    if slot.value != libc_trim and not any(low <= slot.value < high for low, high, _ in mapped):
+        return False
+    slot.value = ctypes.cast(_RELEASE_NOTHING, ctypes.c_void_p).value
+    return True
+
+
+def _import_slot(path: str, name: str) -> int | None:
+    """Where (from the load address) the shared object at `path` keeps the address of the
+    function `name` it imports: the offset its relocation for `name` writes to."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.relocation import RelocationSection
+
+    with open(path, "rb") as file:
+        elf = ELFFile(file)
+        for section in elf.iter_sections():
+            if not isinstance(section, RelocationSection):
+                continue
+            symbols = elf.get_section(section["sh_link"])
+            for relocation in section.iter_relocations():
+                index = relocation["r_info_sym"]
+                if index and symbols.get_symbol(index).name == name:
+                    return int(relocation["r_offset"])
+    return None
+
+
+def _mappings(path: str) -> list[tuple[int, int, int]]:
+    """Where this process maps `path` (/proc/self/maps): each range's first and last address
+    (exclusive) and the offset in the file it begins at."""
+    ranges = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            if len(fields) == 6 and fields[5].strip() == path:
+                low, high = (int(end, 16) for end in fields[0].split("-"))
+                ranges.append((low, high, int(fields[2], 16)))
+    return ranges
+
+
+def _writable(address: int) -> bool:
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            span, permissions = line.split(maxsplit=2)[:2]
+            low, high = (int(end, 16) for end in span.split("-"))
+            if low <= address < high:
+                return permissions[1] == "w"
+    return False
