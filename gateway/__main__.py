@@ -10,6 +10,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.http11 import ReadLimits, protocol_with
+from runtime.memory import keep_freed_memory
 from runtime.settings import Settings
 from runtime.telemetry import setup_error_reporting, setup_logging, setup_tracing, shutdown_tracing
 
@@ -17,6 +18,7 @@ logger = logging.getLogger("upstream.gateway")
 
 
 def main() -> None:
+    keep_freed_memory()
     settings = Settings.from_env("gateway")
     setup_logging("gateway", settings.log_level)
     setup_tracing("gateway")
