@@ -55,7 +55,8 @@ def keep_freed_memory() -> bool:
     if any(os.environ.get(name) for name in OPERATOR_SETTINGS):
         return False
     try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
@@ -70,7 +71,7 @@ def keep_freed_memory() -> bool:
     if not kept:
         logger.warning("the allocator's thresholds could not be set; freed memory goes back")
         return False
-    if not _stop_protobuf_trimming():
+    if not _stop_protobuf_trimming(libc):
         logger.warning("protobuf's malloc_trim could not be turned off; it gives freed memory back")
     return True
 
@@ -79,7 +80,7 @@ def keep_freed_memory() -> bool:
 _RELEASE_NOTHING = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_size_t)(lambda pad: 0)
 
 
-def _stop_protobuf_trimming() -> bool:
+def _stop_protobuf_trimming(libc: ctypes.CDLL) -> bool:
     """Point the upb module's imported `malloc_trim` at `_RELEASE_NOTHING` (see the module
     docstring); True when done, or when there is no upb module to change."""
     try:
@@ -91,15 +92,17 @@ def _stop_protobuf_trimming() -> bool:
     if offset is None:  # this build calls no malloc_trim
         return True
     mapped = _mappings(path)
-    loaded = [low for low, _, file_offset in mapped if file_offset == 0]
+    loaded = [low for low, _, file_offset, _ in mapped if file_offset == 0]
     if not loaded:
         return False
     address = min(loaded) + offset
-    slot = ctypes.c_void_p.from_address(address) if _writable(address) else None
-    if slot is None or slot.value is None:
+    # The slot is in the module's own data, on a page the process may write.
+    if not any(low <= address < high and writable for low, high, _, writable in mapped):
         return False
-    libc_trim = ctypes.cast(ctypes.CDLL("libc.so.6").malloc_trim, ctypes.c_void_p).value
-    if slot.value != libc_trim and not any(low <= slot.value < high for low, high, _ in mapped):
+    slot = ctypes.c_void_p.from_address(address)
+    libc_trim = ctypes.cast(libc.malloc_trim, ctypes.c_void_p).value
+    stub = slot.value is not None and any(low <= slot.value < high for low, high, _, _ in mapped)
+    if slot.value != libc_trim and not stub:
         return False
     slot.value = ctypes.cast(_RELEASE_NOTHING, ctypes.c_void_p).value
     return True
@@ -124,24 +127,14 @@ def _import_slot(path: str, name: str) -> int | None:
     return None
 
 
-def _mappings(path: str) -> list[tuple[int, int, int]]:
+def _mappings(path: str) -> list[tuple[int, int, int, bool]]:
     """Where this process maps `path` (/proc/self/maps): each range's first and last address
-    (exclusive) and the offset in the file it begins at."""
+    (exclusive), the offset in the file it begins at, and whether it is writable."""
     ranges = []
     with open("/proc/self/maps") as maps:
         for line in maps:
             fields = line.split(maxsplit=5)
             if len(fields) == 6 and fields[5].strip() == path:
                 low, high = (int(end, 16) for end in fields[0].split("-"))
-                ranges.append((low, high, int(fields[2], 16)))
+                ranges.append((low, high, int(fields[2], 16), fields[1][1] == "w"))
     return ranges
-
-
-def _writable(address: int) -> bool:
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            span, permissions = line.split(maxsplit=2)[:2]
-            low, high = (int(end, 16) for end in span.split("-"))
-            if low <= address < high:
-                return permissions[1] == "w"
-    return False

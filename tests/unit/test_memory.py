@@ -65,7 +65,7 @@ import numpy as np
 from runtime import memory
 from upstream.ingest.v1 import resources_pb2
 if sys.argv[1] == "thresholds-only":
-    memory._stop_protobuf_trimming = lambda: True
+    memory._stop_protobuf_trimming = lambda libc: True
 kept = memory.keep_freed_memory()
 def resident():
     with open("/proc/self/statm") as statm:
