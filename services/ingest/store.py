@@ -680,28 +680,43 @@ def series_parameters(
     }
 
 
-# The packed months of every payer × code group that has days in the range, in order, and
-# after a cell's months (a NULL month sorts last) a row of its pending claims, their start
-# days and counts packed as the months are: one ordering, the database's, for both.
+# The packed months of every payer × code group that has days in the range or claims pending,
+# in order, and after a cell's months (a NULL month sorts last) a row of its pending claims,
+# their start days and counts packed as the months are: one ordering, the database's, for both.
+# The cells come in the primary key's order and each cell's rows from the key too, so the
+# first rows leave PostgreSQL at once: sorting the months' wide rows (toasted arrays) for the
+# order took about a tenth of a second at 20,000 months before anything was sent.
 SERIES_QUERY = """
-SELECT payer, code_group, days, amounts, patient_responsibility, histogram, carc_codes, carc,
-       pending_started, pending_claims
+SELECT c.payer, c.code_group, m.days, m.amounts, m.patient_responsibility, m.histogram,
+       m.carc_codes, m.carc, m.pending_started, m.pending_claims
 FROM (
-    SELECT payer, code_group, month, days, amounts, patient_responsibility, histogram,
-           carc_codes, carc, NULL::bytea AS pending_started, NULL::bytea AS pending_claims
+    SELECT payer, code_group
     FROM ingest.daily_stat_months
     WHERE customer_id = %(customer)s
       AND month BETWEEN date_trunc('month', %(start)s::date)::date AND %(end)s
       AND (%(every_payer)s OR payer = ANY(%(payers)s))
+    UNION
+    SELECT payer, code_group
+    FROM ingest.pending_stats
+    WHERE customer_id = %(customer)s AND (%(every_payer)s OR payer = ANY(%(payers)s))
+    ORDER BY payer, code_group
+) c
+CROSS JOIN LATERAL (
+    SELECT month, days, amounts, patient_responsibility, histogram, carc_codes, carc,
+           NULL::bytea AS pending_started, NULL::bytea AS pending_claims
+    FROM ingest.daily_stat_months
+    WHERE customer_id = %(customer)s AND payer = c.payer AND code_group = c.code_group
+      AND month BETWEEN date_trunc('month', %(start)s::date)::date AND %(end)s
     UNION ALL
-    SELECT payer, code_group, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL,
            string_agg(int4send(start_date - DATE '1970-01-01'), ''::bytea ORDER BY start_date),
            string_agg(int8send(pending_claims), ''::bytea ORDER BY start_date)
     FROM ingest.pending_stats
-    WHERE customer_id = %(customer)s AND (%(every_payer)s OR payer = ANY(%(payers)s))
-    GROUP BY payer, code_group
-) cells
-ORDER BY payer, code_group, month
+    WHERE customer_id = %(customer)s AND payer = c.payer AND code_group = c.code_group
+    HAVING count(*) > 0
+    ORDER BY month
+) m
+ORDER BY c.payer, c.code_group
 """
 
 
