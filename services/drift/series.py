@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -516,16 +516,21 @@ def merged(payer: str, code_group: str, parts: Sequence[CellSeries]) -> CellSeri
     same spans, if any), days that occur in several summed, and entries of the same day and
     value (or code) too: a payer's code groups share most of theirs, so its series holds
     about half the entries its groups do, and every window of it sums that many fewer."""
-    days = np.unique(np.concatenate([part.days for part in parts]))
+    days, place_of = _union(np.concatenate([part.days for part in parts]))
     amounts = np.zeros((len(AMOUNTS), days.size), dtype=np.int64)
     codes = tuple(sorted({code for part in parts for code in part.codes}))
     code_index = {code: i for i, code in enumerate(codes)}
     histogram: list[tuple[IntArray, IntArray, IntArray]] = []
     carc: list[tuple[IntArray, IntArray, IntArray]] = []
     for part in parts:
-        at = np.searchsorted(days, part.days)
-        if at.size < 2 or bool(np.all(at[1:] > at[:-1])):
-            amounts[:, at] += part.amounts
+        at = place_of(part.days)
+        if at.size == days.size and (at.size < 2 or bool(np.all(at[1:] > at[:-1]))):
+            amounts += part.amounts  # a part with every day of the merge
+        elif at.size < 2 or bool(np.all(at[1:] > at[:-1])):
+            # Spread over the merge's days, then added: faster than adding at the indexes.
+            spread = np.zeros_like(amounts)
+            spread[:, at] = part.amounts
+            amounts += spread
         else:  # a part that gives a day twice (see `cell_series`)
             np.add.at(amounts.T, at, part.amounts.T)
         histogram.append((at[part.histogram_day], part.histogram_value, part.histogram_claims))
@@ -553,8 +558,22 @@ def merged(payer: str, code_group: str, parts: Sequence[CellSeries]) -> CellSeri
 
 
 # Past this many (day, value) pairs an entry could take, `_summed` sorts the entries
-# instead of counting into one slot per pair.
+# instead of counting into one slot per pair; past this many days from first to last,
+# `_union` sorts the days instead of flagging them.
 _MAX_DENSE_PAIRS = 1 << 20
+
+
+def _union(days: IntArray) -> tuple[IntArray, Callable[[IntArray], IntArray]]:
+    """The distinct days of `days`, in order, and a function giving where days of them are
+    among those."""
+    if not days.size or int(days.max()) - int(days.min()) >= _MAX_DENSE_PAIRS:
+        distinct = np.unique(days)
+        return distinct, lambda some: np.searchsorted(distinct, some)
+    first = int(days.min())
+    present = np.zeros(int(days.max()) - first + 1, dtype=np.bool_)
+    present[days - first] = True
+    place = np.cumsum(present) - 1
+    return np.flatnonzero(present) + first, lambda some: place[some - first]
 
 
 def _summed(
@@ -569,8 +588,13 @@ def _summed(
     pair = day.astype(np.int64) * width + value
     if days * width <= _MAX_DENSE_PAIRS:
         sums = np.bincount(pair, weights=claims, minlength=days * width)
-        pairs = np.flatnonzero(sums)
+        # The pairs present, found in a byte a pair rather than the sums' eight.
+        present = np.zeros(days * width, dtype=np.bool_)
+        present[pair] = True
+        pairs = np.flatnonzero(present)
         counted = sums[pairs]
+        if not counted.all():  # entries that cancel out are none
+            pairs, counted = pairs[counted != 0], counted[counted != 0]
     else:
         pairs, at = np.unique(pair, return_inverse=True)
         counted = np.bincount(at, weights=claims, minlength=pairs.size)

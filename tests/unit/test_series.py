@@ -110,14 +110,27 @@ def test_window_totals_equal_the_days_summed_by_hand(decades: bool) -> None:
     )
 
 
-def test_a_payer_series_is_its_groups_added_day_by_day() -> None:
-    groups = [*_days("Aetna", "RADIOLOGY", 90, 2), *_days("Aetna", "SURGERY", 90, 3)]
+@pytest.mark.parametrize("apart", [0, 1_100_000], ids=["same-days", "millennia-apart"])
+def test_a_payer_series_is_its_groups_added_day_by_day(apart: int) -> None:
+    # Groups three thousand years apart (dates mistyped in an export) are too many days
+    # apart to flag each, so their days are merged by sorting.
+    later = [
+        replace(s, day=s.day + dt.timedelta(days=apart)) for s in _days("Aetna", "SURGERY", 90, 3)
+    ]
+    groups = [*_days("Aetna", "RADIOLOGY", 90, 2), *later]
     payer = payer_series(cell_series(groups))["Aetna"]
     assert payer.code_group == ALL_CODES
     (whole,) = cell_series([DayStat(**{**s.__dict__, "code_group": ALL_CODES}) for s in groups])
-    window = Window(FIRST_DAY, FIRST_DAY + dt.timedelta(days=89))
-    assert _sums(payer, window) == _sums(whole, window)
-    assert np.array_equal(payer.days, whole.days)
+    for first in (FIRST_DAY, FIRST_DAY + dt.timedelta(days=apart)):
+        window = Window(first, first + dt.timedelta(days=89))
+        assert _sums(payer, window) == _sums(whole, window)
+        totals, inside = payer.totals(window), [s for s in groups if s.day in window]
+        assert (totals.decided, totals.denied, totals.paid_cents) == (
+            sum(s.decided for s in inside),
+            sum(s.denied for s in inside),
+            sum(s.paid_cents for s in inside),
+        )
+    assert payer.days.tolist() == sorted({s.day.toordinal() for s in groups})
 
 
 def test_a_long_series_sent_in_pieces_is_joined_into_the_same_series() -> None:
