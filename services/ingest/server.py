@@ -577,9 +577,11 @@ class IngestServicer(AuditMethods, ingest_service_pb2_grpc.IngestServiceServicer
         async for cell in self._store.stream_daily_stat_series(
             customer, request.payers, start, end, spans
         ):
-            for series in daily_stat_series_messages(cell, packed=packed):
-                batch.daily_stat_series.append(series)
-                size += series.ByteSize()
+            for piece in series_pieces(cell):
+                message = _series_message(piece, packed)
+                batch.daily_stat_series.append(message)
+                # A packed message's size is its arrays' (protobuf's ByteSize would encode it).
+                size += _packed_bytes(piece) if packed else message.ByteSize()
                 if size >= SERIES_BYTES_PER_MESSAGE:
                     yield batch
                     batch = ingest_service_pb2.StreamDailyStatSeriesResponse()
@@ -595,8 +597,14 @@ def daily_stat_series_messages(
     `packed`, as little-endian arrays: a series with more histogram and CARC entries than
     `max_entries` is cut into runs of whole days, each its own message (gRPC refuses
     messages over 4 MiB)."""
+    return [_series_message(piece, packed) for piece in series_pieces(series, max_entries)]
+
+
+def series_pieces(series: Series, max_entries: int = MAX_SERIES_ENTRIES) -> list[Series]:
+    """`series` cut into runs of whole days of at most `max_entries` histogram and CARC
+    entries each (a day with more is a piece of its own); whole if it has no more."""
     if len(series.histogram) + len(series.carc) <= max_entries:
-        return [_series_message(series, packed)]
+        return [series]
     per_day = np.bincount(series.histogram[:, 0], minlength=len(series.dates)) + np.bincount(
         series.carc[:, 0], minlength=len(series.dates)
     )
@@ -608,9 +616,19 @@ def daily_stat_series_messages(
             taken = 0
         taken += entries
     return [
-        _series_message(series.days(first, stop), packed)
+        series.days(first, stop)
         for first, stop in zip(starts, [*starts[1:], len(series.dates)], strict=True)
     ]
+
+
+def _packed_bytes(series: Series) -> int:
+    """The bytes of `series`' arrays in a PACKED message (see `_series_message`)."""
+    return (
+        4 * (series.dates.size + series.histogram.size + series.carc.size)
+        + 8 * series.amounts.size
+        + 4 * series.pending.started.size
+        + 8 * series.pending.claims.size
+    )
 
 
 def _series_message(series: Series, packed: bool) -> resources_pb2.DailyStatSeries:
@@ -619,16 +637,18 @@ def _series_message(series: Series, packed: bool) -> resources_pb2.DailyStatSeri
     )
     if packed:
         numbers = message.packed
-        numbers.decision_dates = series.dates.astype("<i4").tobytes()
-        numbers.day_amounts = series.amounts[:, : len(PACKED_DAY_AMOUNTS)].astype("<i8").tobytes()
+        numbers.decision_dates = series.dates.astype("<i4", copy=False).tobytes()
+        numbers.day_amounts = (
+            series.amounts[:, : len(PACKED_DAY_AMOUNTS)].astype("<i8", copy=False).tobytes()
+        )
         # The amounts after the packed ones: the patients' share.
         numbers.patient_responsibility_cents = (
-            series.amounts[:, len(PACKED_DAY_AMOUNTS) :].astype("<i8").tobytes()
+            series.amounts[:, len(PACKED_DAY_AMOUNTS) :].astype("<i8", copy=False).tobytes()
         )
-        numbers.histogram = series.histogram.astype("<i4").tobytes()
-        numbers.carc = series.carc.astype("<i4").tobytes()
-        numbers.pending_start_dates = series.pending.started.astype("<i4").tobytes()
-        numbers.pending_claims = series.pending.claims.astype("<i8").tobytes()
+        numbers.histogram = series.histogram.astype("<i4", copy=False).tobytes()
+        numbers.carc = series.carc.astype("<i4", copy=False).tobytes()
+        numbers.pending_start_dates = series.pending.started.astype("<i4", copy=False).tobytes()
+        numbers.pending_claims = series.pending.claims.astype("<i8", copy=False).tobytes()
         return message
     message.decision_dates.extend(series.dates.tolist())
     message.pending_start_dates.extend(series.pending.started.tolist())
