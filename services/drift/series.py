@@ -524,9 +524,10 @@ def merged(payer: str, code_group: str, parts: Sequence[CellSeries]) -> CellSeri
     carc: list[tuple[IntArray, IntArray, IntArray]] = []
     for part in parts:
         at = place_of(part.days)
-        if at.size == days.size and (at.size < 2 or bool(np.all(at[1:] > at[:-1]))):
+        once_each = at.size < 2 or bool(np.all(at[1:] > at[:-1]))
+        if once_each and at.size == days.size:
             amounts += part.amounts  # a part with every day of the merge
-        elif at.size < 2 or bool(np.all(at[1:] > at[:-1])):
+        elif once_each:
             # Spread over the merge's days, then added: faster than adding at the indexes.
             spread = np.zeros_like(amounts)
             spread[:, at] = part.amounts
