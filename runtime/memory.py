@@ -27,6 +27,13 @@ function that releases nothing: its slot in the module's table of imported funct
 with pyelftools, is rewritten, and only when it holds libc's `malloc_trim` (or the module's
 own stub, before the first call) on a writable page; otherwise nothing is changed and a
 warning says so.
+
+Work that comes seldom and in bursts of many mid-sized blocks (a report build: charts,
+images, a PDF) gains nothing from its memory kept, and the blocks that outlive it, scattered
+between the freed ones, ratchet the high-water mark up build after build. A process doing
+such work returns what it frees instead (`return_freed_memory`: every block over 128 KiB
+mapped apart and unmapped when freed), and gives back the free pages left in its heap when
+a burst ends (`give_back_freed_memory`).
 """
 
 from __future__ import annotations
@@ -48,6 +55,9 @@ MMAP_THRESHOLD_BYTES = 64 * 1024 * 1024
 # after every run and faulted in again by the next (up to 0.5 s of system time added to a
 # 0.5 s detection).
 TRIM_THRESHOLD_BYTES = 1024 * 1024 * 1024
+# glibc's first mmap and trim thresholds (its default mmap threshold then rises as mapped
+# blocks are freed, up to 32 MiB, and blocks under it stay in the heap).
+RETURN_THRESHOLD_BYTES = 128 * 1024
 OPERATOR_SETTINGS = (
     "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX", "GLIBC_TUNABLES",
 )  # fmt: skip
@@ -56,28 +66,57 @@ OPERATOR_SETTINGS = (
 def keep_freed_memory() -> bool:
     """Set the thresholds the module docstring describes; False where nothing was changed
     (an operator's setting, or a C library without `mallopt`)."""
-    if any(os.environ.get(name) for name in OPERATOR_SETTINGS):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    kept = all(
-        mallopt(parameter, value)
-        for parameter, value in (
-            (M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
-            (M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES),
-            (M_ARENA_MAX, 1),
-        )
+    libc = _set_thresholds(
+        (M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
+        (M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES),
+        (M_ARENA_MAX, 1),
     )
-    if not kept:
-        logger.warning("the allocator's thresholds could not be set; freed memory goes back")
+    if libc is None:
         return False
     if not _stop_protobuf_trimming(libc):
         logger.warning("protobuf's malloc_trim could not be turned off; it gives freed memory back")
     return True
+
+
+def return_freed_memory() -> bool:
+    """For bursty work: glibc's first thresholds, fixed (a block over 128 KiB is mapped on
+    its own and unmapped when freed, never kept in the heap as the default's rising
+    threshold would; the heap's top is trimmed past 128 KiB free). False where nothing was
+    changed (an operator's setting, or a C library without `mallopt`)."""
+    return (
+        _set_thresholds(
+            (M_MMAP_THRESHOLD, RETURN_THRESHOLD_BYTES), (M_TRIM_THRESHOLD, RETURN_THRESHOLD_BYTES)
+        )
+        is not None
+    )
+
+
+def _set_thresholds(*settings: tuple[int, int]) -> ctypes.CDLL | None:
+    """`mallopt` each (parameter, value); the C library, or None where nothing was set."""
+    if any(os.environ.get(name) for name in OPERATOR_SETTINGS):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return None
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    if not all(mallopt(parameter, value) for parameter, value in settings):
+        logger.warning("the allocator's thresholds could not be set; it keeps its defaults")
+        return None
+    return libc
+
+
+def give_back_freed_memory() -> bool:
+    """Return every whole free page of the heap to the kernel (glibc's `malloc_trim(0)`,
+    which also releases free pages below blocks still in use); True when some was. It walks
+    the heap under the allocator's lock: call it after a burst of work, off the event loop."""
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes, trim.restype = (ctypes.c_size_t,), ctypes.c_int
+    return bool(trim(0))
 
 
 # What protobuf's call of malloc_trim reaches instead: nothing released.

@@ -35,7 +35,7 @@ from runtime.interceptors import (
     ObservationInterceptor,
     ValidationInterceptor,
 )
-from runtime.memory import keep_freed_memory
+from runtime.memory import keep_freed_memory, return_freed_memory
 from runtime.settings import Settings
 from runtime.telemetry import setup_error_reporting, setup_logging, setup_tracing, shutdown_tracing
 
@@ -253,10 +253,20 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def run(service: str, build: Callable[[Settings, AsyncEngine], ServiceDefinition]) -> None:
+def run(
+    service: str,
+    build: Callable[[Settings, AsyncEngine], ServiceDefinition],
+    *,
+    bursty: bool = False,
+) -> None:
     """The entry point of every service: settings, database engine, then serve until told
-    to stop. `build` makes the service's servicer from them."""
-    keep_freed_memory()
+    to stop. `build` makes the service's servicer from them. A `bursty` service's work comes
+    seldom and in bursts: it returns the memory it frees rather than keep it
+    (`runtime.memory`)."""
+    if bursty:
+        return_freed_memory()
+    else:
+        keep_freed_memory()
     settings = Settings.from_env(service)
 
     async def main() -> None:

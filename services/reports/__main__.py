@@ -4,4 +4,5 @@ from runtime.server import run
 from services.reports.server import build
 
 if __name__ == "__main__":
-    run("reports", build)
+    # Report builds come seldom, each a burst of charts, images and documents.
+    run("reports", build, bursty=True)

@@ -26,6 +26,7 @@ from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 from sqlalchemy.engine import Row
 
+from runtime.memory import give_back_freed_memory
 from runtime.telemetry import continuing
 from services.reports import content
 from services.reports.payloads import webhook_body
@@ -192,6 +193,10 @@ class ReportBuilds:
             },
         ):
             await self._build_traced(claimed)
+        if self._in_flight <= {asyncio.current_task()}:
+            # The last build in flight: what the builds freed (charts, images, documents) goes
+            # back, else the blocks that outlive a build ratchet the high-water mark up.
+            await asyncio.to_thread(give_back_freed_memory)
 
     async def _build_traced(self, claimed: Row) -> None:
         name = self._report_message(claimed).name
