@@ -42,8 +42,15 @@ def _verdict(claim: ClaimRecord) -> tuple[bool, bool]:
         return False, False
     if claim.status is ClaimStatus.DENIED:
         return True, False
-    # CSV exports list CARC codes without amounts (0 here); a negative amount gives money back.
-    denial_reasons = [a for a in claim.adjustments if is_denial_reason(a) and a.amount_cents >= 0]
+    if not claim.lines:
+        # One line (a row of a CSV export): denied when nothing was paid for a denial reason.
+        denied = (
+            claim.paid_cents == 0
+            and claim.billed_cents > 0
+            and bool(_denial_reasons(claim.adjustments))
+        )
+        return denied, not denied and claim.status is ClaimStatus.PARTIAL
+    denial_reasons = _denial_reasons(claim.adjustments)
     if claim.paid_cents == 0 and claim.billed_cents > 0 and denial_reasons:
         return True, False
     lines_allowed = [line.allowed_cents for line in claim.lines]
@@ -56,6 +63,11 @@ def _verdict(claim: ClaimRecord) -> tuple[bool, bool]:
         line.paid_cents == 0 and number in denied_lines
         for number, line in enumerate(claim.lines, start=1)
     )
+
+
+def _denial_reasons(adjustments: tuple[Adjustment, ...]) -> list[Adjustment]:
+    # CSV exports list CARC codes without amounts (0 here); a negative amount gives money back.
+    return [a for a in adjustments if is_denial_reason(a) and a.amount_cents >= 0]
 
 
 def denial_codes(claim: ClaimRecord) -> tuple[str, ...]:
