@@ -40,15 +40,33 @@ class Stack:
 
     env: dict[str, str]
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    # How each process was started: its module and the environment added for it.
+    launches: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
     def start(
         self, name: str, module: str, extra_env: Mapping[str, str]
     ) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
+        process = self._launch(module, extra_env)
+        self.processes.append((name, process))
+        self.launches[name] = (module, dict(extra_env))
+        return process
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        """Stop the process `name` (SIGTERM, its drain awaited) and start it again as it was
+        started, in its place; the new process (the caller waits until it serves)."""
+        at, old = next((i, p) for i, (n, p) in enumerate(self.processes) if n == name)
+        if old.poll() is None:
+            old.send_signal(signal.SIGTERM)
+        wait_or_kill(old, 30)
+        module, extra_env = self.launches[name]
+        process = self._launch(module, extra_env)
+        self.processes[at] = (name, process)
+        return process
+
+    def _launch(self, module: str, extra_env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [sys.executable, "-m", module], cwd=REPO_ROOT, env={**self.env, **extra_env}
         )
-        self.processes.append((name, process))
-        return process
 
     def start_service(
         self, service: str, database_url: str, target: str, metrics_port: int
@@ -76,11 +94,7 @@ class Stack:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for name, process in reversed(self.processes):
-            try:
-                code = process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                code = process.wait()
+            code = wait_or_kill(process, 30)
             if code not in (0, -signal.SIGTERM):
                 print(f"{name} exited with {code}", file=sys.stderr)
                 worst = worst or 1
@@ -88,6 +102,16 @@ class Stack:
 
     def dead(self) -> list[str]:
         return [name for name, process in self.processes if process.poll() is not None]
+
+
+def wait_or_kill(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """The process's exit code once it ends; killed if it is still running after `timeout`
+    seconds."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 def wait_until(

@@ -35,6 +35,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from devtools.stack import wait_or_kill
 from runtime import schemas
 from runtime.auth import Role, mint_token
 from runtime.db import create_engine
@@ -218,11 +219,7 @@ def make_run(
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    wait_or_kill(process, 60)
 
 
 def wait_for(what: str, ready: Callable[[], bool], process: subprocess.Popen[bytes]) -> None:

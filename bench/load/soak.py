@@ -2,13 +2,22 @@
 seconds the memory of every process of the system, the database connections and the outbox
 backlog of each service that has one. Prints first, last, lowest and highest of each, and
 whether memory stayed within ±10 % after the warm-up and connections and backlogs stayed
-level. The figures are printed, never asserted."""
+level. The figures are printed, never asserted.
+
+The soak's uploads add claims (a million in 20 minutes), and a process's memory follows the
+data it works on (a drift run holds the customer's statistics, a report build the period's).
+So memory is also judged against a reference of the same run: every process restarted over
+the data the soak left and given the same mix for a short while (an upload, a report of
+each kind, the reads); a process that kept more than fresh ones need for the same work has
+accumulated something."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import csv
+import dataclasses
+import functools
 import json
 import statistics
 import threading
@@ -25,15 +34,20 @@ from psycopg import sql
 from bench.ingest_bench import log
 from bench.load import harness
 from bench.load.plan import Plan
+from devtools.stack import grpc_serving, http_ok, wait_until
 from runtime import schemas
 from runtime.outbox import OUTBOX_SERVICES
-from tests.system import System
+from tests.system import SERVICES, System
 
 SOAK_SECONDS = 1200.0
 SAMPLE_SECONDS = 5.0
 # Memory is judged from the first sample after this long: caches, pools and the first
 # upload have grown by then.
 WARMUP_SECONDS = 120.0
+# The fresh processes' run: one upload at its start, a report of every kind (one every 30 s,
+# from the 5th second), the interactive users at the soak's rate throughout.
+REFERENCE_SECONDS = 150.0
+REFERENCE_REPORT_EVERY_SECONDS = 30.0
 RSS_TOLERANCE = 0.10
 MB = 1024 * 1024
 
@@ -143,25 +157,74 @@ def _level_verdict(values: Sequence[float]) -> str:
     return f"{'level' if level else 'GROWING'}; quarter means {first:.1f} → {last:.1f}"
 
 
-def figures(samples: Samples, warmup_seconds: float) -> str:
+def _fresh_verdict(values: Sequence[float], fresh: Sequence[float]) -> str:
+    """The last quarter's mean against the most fresh processes took for the same mix."""
+    if not values or not fresh:
+        return "no reference"
+    _, last = _quarter_means(values)
+    reference = max(fresh)
+    level = last <= reference * (1 + RSS_TOLERANCE)
+    return (
+        f"{'level with' if level else 'ABOVE'} fresh processes ({last:,.1f} against "
+        f"{reference:,.1f}, {last / reference - 1:+.1%})"
+    )
+
+
+def figures(samples: Samples, warmup_seconds: float, fresh: Samples | None = None) -> str:
     """A Markdown table: each series' first, last, lowest and highest sample and a verdict
-    judged on the samples after the warm-up."""
+    judged on the samples after the warm-up; with `fresh` (the reference run's samples),
+    each memory series also against the most the fresh processes took."""
     after = [i for i, at in enumerate(samples.seconds) if at >= warmup_seconds]
     lines = [
         f"{len(samples.seconds)} samples over {samples.seconds[-1]:.0f} s; verdicts from "
-        f"{warmup_seconds:g} s on ({len(after)} samples)",
+        f"{warmup_seconds:g} s on ({len(after)} samples)"
+        + (
+            f"; fresh processes: {len(fresh.seconds)} samples over {fresh.seconds[-1]:.0f} s"
+            if fresh and fresh.seconds
+            else ""
+        ),
         "",
-        "| series | first | last | min | max | |",
-        "|:--|--:|--:|--:|--:|:--|",
+        "| series | first | last | min | max | |" + (" against fresh processes |" if fresh else ""),
+        "|:--|--:|--:|--:|--:|:--|" + (":--|" if fresh else ""),
     ]
     for name, values in samples.series.items():
         judged = [values[i] for i in after]
-        verdict = _memory_verdict(judged) if "MB" in name else _level_verdict(judged or values)
-        lines.append(
+        memory = "MB" in name
+        verdict = _memory_verdict(judged) if memory else _level_verdict(judged or values)
+        line = (
             f"| {name} | {values[0]:,.1f} | {values[-1]:,.1f} | {min(values):,.1f} "
             f"| {max(values):,.1f} | {verdict} |"
         )
+        if fresh:
+            reference = fresh.series.get(name, []) if memory else []
+            line += f" {_fresh_verdict(judged, reference) if memory else ''} |"
+        lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def fresh_reference(
+    plan: Plan, system: System, admin_url: str, every: float
+) -> tuple[Samples, Path]:
+    """Every service and the gateway restarted over the data the soak left, then the same
+    mix for REFERENCE_SECONDS (one upload, a report of every kind, the interactive users at
+    the soak's rate), sampled as the soak was; the samples and the run's folder."""
+    for service in SERVICES:
+        system.stack.restart(service)
+    for service in SERVICES:
+        wait_until(service, functools.partial(grpc_serving, system.targets[service]), system.stack)
+    system.stack.restart("gateway")
+    wait_until("gateway", lambda: http_ok(f"{system.gateway_url}/readyz"), system.stack)
+    reference = dataclasses.replace(
+        plan,
+        seconds=REFERENCE_SECONDS,
+        upload_first_seconds=5.0,
+        upload_every_seconds=REFERENCE_SECONDS * 10,
+        report_every_seconds=REFERENCE_REPORT_EVERY_SECONDS,
+        output=str(Path(plan.output) / "fresh"),
+    )
+    with sampling(system, admin_url, every) as samples:
+        harness.run_locust(reference, system.env["JWT_SECRET"])
+    return samples, Path(reference.output)
 
 
 def _known_knee() -> tuple[float, Path] | None:
@@ -201,15 +264,19 @@ def main(args: argparse.Namespace) -> int:
         output=str(harness.new_run_folder("soak")),
     )
     log(f"soak: {knee / 2:g} requests a second (half the knee, {knee:g}) for {args.seconds:g} s")
-    with (
-        harness.demo_system(plan, args.upload_rows) as (plan, system, admin_url, deliveries),
-        sampling(system, admin_url, args.sample_seconds) as samples,
-    ):
-        harness.run_locust(plan, system.env["JWT_SECRET"])
-    harness.finish(plan, deliveries)
+    with harness.demo_system(plan, args.upload_rows) as (plan, system, admin_url, deliveries):
+        with sampling(system, admin_url, args.sample_seconds) as samples:
+            harness.run_locust(plan, system.env["JWT_SECRET"])
+        harness.finish(plan, deliveries)
+        log(
+            f"\nthe reference: every process restarted over the data the soak left, the same "
+            f"mix for {REFERENCE_SECONDS:g} s …"
+        )
+        fresh, fresh_folder = fresh_reference(plan, system, admin_url, args.sample_seconds)
     folder = Path(plan.output)
     samples.write(folder / "samples.csv")
-    table = figures(samples, args.warmup_seconds)
+    fresh.write(fresh_folder / "samples.csv")
+    table = figures(samples, args.warmup_seconds, fresh)
     (folder / "soak.md").write_text(table)
     log(f"\n{table}\nsamples: {folder}/samples.csv; figures: {folder}/soak.md")
     return 0

@@ -55,3 +55,34 @@ def test_no_knee_anywhere_stops_before_starting_anything(
 
     assert soak.main(parser.parse_args([])) == 2
     assert "make load PROFILE=steps" in capsys.readouterr().out
+
+
+def _samples(values: dict[str, list[float]], every: float = 5.0) -> soak.Samples:
+    samples = soak.Samples()
+    for i in range(len(next(iter(values.values())))):
+        samples.add(i * every, {name: series[i] for name, series in values.items()})
+    return samples
+
+
+def test_memory_is_judged_against_fresh_processes_doing_the_same_work() -> None:
+    """A process whose memory rose with the data (as much as fresh processes take over that
+    data) is level with them; one that kept more than they need is above them."""
+    soaked = _samples(
+        {
+            "drift RSS MB": [200.0] * 30 + [215.0] * 30 + [230.0] * 40,
+            "reports RSS MB": [250.0] * 30 + [300.0] * 30 + [380.0] * 40,
+            "database connections": [30.0] * 100,
+        }
+    )
+    fresh = _samples(
+        {"drift RSS MB": [190.0, 229.0, 232.0], "reports RSS MB": [257.0, 300.0, 331.0]}
+    )
+    table = soak.figures(soaked, 120.0, fresh)
+    rows = {
+        line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")
+    }
+    assert "OUTSIDE ±10 %" in rows["drift RSS MB"]
+    assert "level with fresh processes (230.0 against 232.0, -0.9%)" in rows["drift RSS MB"]
+    assert "ABOVE fresh processes (380.0 against 331.0, +14.8%)" in rows["reports RSS MB"]
+    assert "level; quarter means 30.0 → 30.0" in rows["database connections"]
+    assert "fresh processes: 3 samples over 10 s" in table
