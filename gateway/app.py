@@ -178,6 +178,8 @@ class Gateway:
             service.full_name: plain_channel(targets[service.file.package], service.full_name)
             for service in services
         }
+        # Each unary method's callable on its channel, made at its first call.
+        self._unary_unary: dict[str, grpc.aio.UnaryUnaryMultiCallable] = {}
 
     async def close(self) -> None:
         await asyncio.gather(*(channel.close() for channel in self.channels.values()))
@@ -307,7 +309,11 @@ class Gateway:
             call = unary_stream(grpc_request, metadata=outgoing.metadata, timeout=outgoing.timeout)
             outgoing.finish_when_done(call)
             return await _streaming_response(route, call, request), None
-        unary_unary = channel.unary_unary(route.grpc_path, serialize, deserialize)
+        unary_unary = self._unary_unary.get(route.grpc_path)
+        if unary_unary is None:
+            unary_unary = self._unary_unary[route.grpc_path] = channel.unary_unary(
+                route.grpc_path, serialize, deserialize
+            )
         try:
             reply = await unary_unary(
                 grpc_request, metadata=outgoing.metadata, timeout=outgoing.timeout

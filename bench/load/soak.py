@@ -196,8 +196,10 @@ def figures(samples: Samples, warmup_seconds: float, fresh: Samples | None = Non
             f"| {max(values):,.1f} | {verdict} |"
         )
         if fresh:
-            reference = fresh.series.get(name, []) if memory else []
-            line += f" {_fresh_verdict(judged, reference) if memory else ''} |"
+            # The processes restarted (PostgreSQL is not: it holds the data).
+            restarted = name.endswith(" RSS MB")
+            reference = fresh.series.get(name, []) if restarted else []
+            line += f" {_fresh_verdict(judged, reference) if restarted else ''} |"
         lines.append(line)
     return "\n".join(lines) + "\n"
 

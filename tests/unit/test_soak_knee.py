@@ -71,6 +71,7 @@ def test_memory_is_judged_against_fresh_processes_doing_the_same_work() -> None:
         {
             "drift RSS MB": [200.0] * 30 + [215.0] * 30 + [230.0] * 40,
             "reports RSS MB": [250.0] * 30 + [300.0] * 30 + [380.0] * 40,
+            "postgres PSS MB": [300.0] * 100,
             "database connections": [30.0] * 100,
         }
     )
@@ -85,4 +86,6 @@ def test_memory_is_judged_against_fresh_processes_doing_the_same_work() -> None:
     assert "level with fresh processes (230.0 against 232.0, -0.9%)" in rows["drift RSS MB"]
     assert "ABOVE fresh processes (380.0 against 331.0, +14.8%)" in rows["reports RSS MB"]
     assert "level; quarter means 30.0 → 30.0" in rows["database connections"]
+    # PostgreSQL holds the data and is not restarted: no fresh reference for it.
+    assert "fresh" not in rows["postgres PSS MB"]
     assert "fresh processes: 3 samples over 10 s" in table
