@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 
@@ -95,10 +96,9 @@ def _set_thresholds(*settings: tuple[int, int]) -> ctypes.CDLL | None:
     """`mallopt` each (parameter, value); the C library, or None where nothing was set."""
     if any(os.environ.get(name) for name in OPERATOR_SETTINGS):
         return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None)
+    if libc is None or mallopt is None:
         return None
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     if not all(mallopt(parameter, value) for parameter, value in settings):
@@ -111,12 +111,20 @@ def give_back_freed_memory() -> bool:
     """Return every whole free page of the heap to the kernel (glibc's `malloc_trim(0)`,
     which also releases free pages below blocks still in use); True when some was. It walks
     the heap under the allocator's lock: call it after a burst of work, off the event loop."""
-    try:
-        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is None:
         return False
     trim.argtypes, trim.restype = (ctypes.c_size_t,), ctypes.c_int
     return bool(trim(0))
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, loaded once; None where it cannot be."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
 
 
 # What protobuf's call of malloc_trim reaches instead: nothing released.
