@@ -111,6 +111,8 @@ _PIECES_PER_FETCH = 5000
 # of the table; a few hundred keys keep the probe the cheaper plan).
 _PROBE_KEYS = 200
 _PROBE = "SELECT claim_uid FROM ingest.claims WHERE customer_id = %s AND claim_uid = ANY(%s)"
+# `store.DECISION_DAY` in SQL: a claim's decision date, a pending claim's the lowest date.
+_DECISION_DAY = "coalesce(decision_date, '0001-01-01'::date)"
 
 
 @dataclass(frozen=True)
@@ -721,21 +723,26 @@ async def delete_upload_claims(cursor: Any, customer: str, upload_id: str) -> in
 
 async def purge_claims(cursor: Any, customer: str, before: dt.date, limit: int) -> int:
     """Remove up to `limit` of the customer's claims decided before `before` (undecided ones
-    by their submission, else service date) and take them out of the statistics and payer
-    counts, oldest first; returns how many went."""
+    by their submission, else service date; a claim said decided on the lowest date, 1 January
+    of year 1, with them) and take them out of the statistics and payer counts, oldest first;
+    returns how many went."""
     for statement in COUNT_TABLES:
         await cursor.execute(statement)
     await cursor.execute(
         recording_changes(
-            # Both halves read the (customer_id, decision_date) index.
+            # Both halves read the decision order's index (`store.DECISION_DAY`): the decided
+            # claims from its lowest decision date up, the pending ones where they sort, as
+            # the lowest date.
             "DELETE FROM ingest.claims WHERE customer_id = %(customer)s AND claim_uid IN ("
             "SELECT claim_uid FROM ("
-            "(SELECT claim_uid FROM ingest.claims WHERE customer_id = %(customer)s"
-            " AND decision_date < %(before)s ORDER BY decision_date LIMIT %(limit)s)"
+            f"(SELECT claim_uid FROM ingest.claims WHERE customer_id = %(customer)s"
+            f" AND {_DECISION_DAY} > '0001-01-01' AND {_DECISION_DAY} < %(before)s"
+            f" ORDER BY {_DECISION_DAY} LIMIT %(limit)s)"
             " UNION ALL "
             "(SELECT claim_uid FROM ingest.claims WHERE customer_id = %(customer)s"
-            " AND decision_date IS NULL"
-            " AND coalesce(submitted_date, service_date) < %(before)s LIMIT %(limit)s)"
+            f" AND {_DECISION_DAY} = '0001-01-01'"
+            " AND coalesce(submitted_date, service_date, decision_date) < %(before)s"
+            " LIMIT %(limit)s)"
             ") oldest LIMIT %(limit)s)",
             ("old",),
         ),

@@ -86,7 +86,7 @@ _QUERY = sql.SQL(
         FROM jsonb_array_elements(c.adjustments) WITH ORDINALITY AS e(a, n)
     ) AS adjustments ON true
     WHERE {where}
-    ORDER BY c.decision_date, c.claim_uid
+    ORDER BY {day}, c.claim_uid
     LIMIT {limit}
     """
 )
@@ -100,16 +100,22 @@ def query(
     after: tuple[dt.date, str] | None,
 ) -> str:
     """The SQL of one keyset query, values quoted as literals."""
+    # One payer's claims are read by the (customer, payer, decision date) index, all of them
+    # in the decision order's (`store.DECISION_DAY`).
+    day = sql.SQL(
+        "c.decision_date" if payer is not None else "coalesce(c.decision_date, '0001-01-01'::date)"
+    )
     conditions = [
         sql.SQL("c.customer_id = {}").format(sql.Literal(customer)),
-        sql.SQL("c.decision_date BETWEEN {} AND {}").format(sql.Literal(start), sql.Literal(end)),
+        sql.SQL("{} BETWEEN {} AND {}").format(day, sql.Literal(start), sql.Literal(end)),
+        sql.SQL("c.decision_date IS NOT NULL"),
     ]
     if payer is not None:
         conditions.append(sql.SQL("c.payer = {}").format(sql.Literal(payer)))
     if after is not None:
         conditions.append(
-            sql.SQL("(c.decision_date, c.claim_uid) > ({}, {})").format(
-                sql.Literal(after[0]), sql.Literal(after[1])
+            sql.SQL("({}, c.claim_uid) > ({}, {})").format(
+                day, sql.Literal(after[0]), sql.Literal(after[1])
             )
         )
     statement = _QUERY.format(
@@ -123,6 +129,7 @@ def query(
             for column, value in _ADJUSTMENT_ARRAYS.values()
         ),
         where=sql.SQL(" AND ").join(conditions),
+        day=day,
         limit=sql.Literal(CLAIMS_PER_QUERY),
     )
     return statement.as_string()

@@ -20,7 +20,7 @@ from runtime.audit import record_purge
 from runtime.db import for_reads, kept_row, row_by_key
 from runtime.filtering import FilterField, parse_filter
 from runtime.notified_cache import NotifiedCache
-from runtime.ordering import Order, SortKey, fetch_page, kept_page
+from runtime.ordering import Order, SortKey, date_key, fetch_page, kept_page
 from runtime.pagination import after_position
 from services.ingest.claim_writes import (
     CHANGES_CHANNEL,
@@ -129,6 +129,11 @@ claims = sa.Table(
     sa.Column("source_line", sa.BigInteger),
     sa.Column("update_time", sa.DateTime(timezone=True)),
 )
+# A claim's place in the decision order: its decision date, a pending claim's the lowest.
+# The listing and every read of a range of decision dates go by it, so that one index
+# (`claims_decision_order_idx`) serves them all; beside `decision_date IS NOT NULL` a range
+# of it is a range of decision dates.
+DECISION_DAY = date_key(claims.c.decision_date).expression
 payers = sa.Table(
     "payers",
     metadata,
@@ -196,7 +201,7 @@ CLAIM_FILTERS = {
     "denied": FilterField(claims.c.denied, "bool"),
     "code_group": FilterField(claims.c.code_group),
     "procedure_codes": FilterField(claims.c.procedure_codes, "text_array"),
-    "decision_date": FilterField(claims.c.decision_date, "date"),
+    "decision_date": FilterField(claims.c.decision_date, "date", indexed_as=DECISION_DAY),
     "claim_id": FilterField(claims.c.claim_id),
     "upload_id": FilterField(claims.c.upload_id),
 }
@@ -511,23 +516,27 @@ class IngestStore:
         payer_order: list[str | None] = [*sorted(set(payer_names))] if payer_names else [None]
         async with self._engine.connect() as connection:
             for payer in payer_order:
+                # One payer's claims are read by the (customer, payer, decision date) index,
+                # all of them in the decision order's.
+                day = DECISION_DAY if payer is None else claims.c.decision_date
                 query = (
                     sa.select(claims)
                     .where(
                         claims.c.customer_id == customer,
-                        claims.c.decision_date.between(start, end),
+                        day.between(start, end),
+                        claims.c.decision_date.is_not(None),
                     )
-                    .order_by(claims.c.decision_date, claims.c.claim_uid)
+                    .order_by(day, claims.c.claim_uid)
                     .limit(CLAIMS_PER_QUERY)
                 )
                 if payer is not None:
                     query = query.where(claims.c.payer == payer)
 
-                async def batch(after: Row | None, query: Any = query) -> list[Row]:
+                async def batch(after: Row | None, query: Any = query, day: Any = day) -> list[Row]:
                     if after is not None:
                         query = query.where(
                             after_position(
-                                (claims.c.decision_date, claims.c.claim_uid),
+                                (day, claims.c.claim_uid),
                                 (after.decision_date, after.claim_uid),
                                 descending=False,
                             )

@@ -192,6 +192,58 @@ def test_streamed_claims_are_the_claims_list_claims_returns(
     )
 
 
+def test_claims_listed_by_a_decision_date_range_are_those_decided_in_it_never_pending(
+    system: System, stub: ingest_service_pb2_grpc.IngestServiceStub, customers: tuple[str, str]
+) -> None:
+    acme, _ = customers
+    last_day = FIRST_DAY + dt.timedelta(days=DAYS - 1)
+
+    def listed(condition: str) -> list[str]:
+        return [
+            claim.claim_id
+            for claim in stub.ListClaims(
+                ingest_service_pb2.ListClaimsRequest(
+                    parent=f"customers/{acme}", filter=condition, page_size=1000
+                ),
+                metadata=[("authorization", f"Bearer {system.token(acme, 'viewer')}")],
+                timeout=30,
+            ).claims
+        ]
+
+    # A pending claim sorts as the lowest date in the listing, yet is decided on no date.
+    assert listed(f'decision_date < "{FIRST_DAY}"') == ["BEFORE"]
+    assert listed(f'decision_date > "{last_day}"') == ["AFTER"]
+    assert listed(f'decision_date <= "{FIRST_DAY - dt.timedelta(days=1)}" OR claim_id = "X"') == [
+        "BEFORE"
+    ]
+    assert sorted(listed(f'decision_date = "{last_day}" AND payer = "Cigna"')) == sorted(
+        f"C{i}" for i in range(CLAIMS_IN_PERIOD) if i % DAYS == DAYS - 1 and i % 3 == 0
+    )
+    assert "WAITING" not in listed(f'decision_date != "{FIRST_DAY}"')
+    assert listed('claim_id = "WAITING"') == ["WAITING"]
+
+
+def test_a_range_of_decision_dates_is_read_in_its_order_from_an_index_never_sorted(
+    postgres: PostgresUnderTest, customers: tuple[str, str]
+) -> None:
+    """The claims export's keyset queries: however many claims the customer has, each query
+    reads its page in order from the decision order's index and stops there."""
+    acme, _ = customers
+    queries = [
+        claims_arrow.query(acme, None, FIRST_DAY, FIRST_DAY + dt.timedelta(days=DAYS), None),
+        claims_arrow.query(acme, None, FIRST_DAY, FIRST_DAY, (FIRST_DAY, "0" * 20)),
+    ]
+    with psycopg.connect(schemas.libpq_url(postgres.admin_url), autocommit=True) as admin:
+        # Whatever the few test rows make cheapest, a plan that needs a sort is refused.
+        for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+            admin.execute(f"SET {setting} = off")
+        plans = ["\n".join(row[0] for row in admin.execute(f"EXPLAIN {q}")) for q in queries]
+
+    for plan in plans:
+        assert "claims_decision_order_idx" in plan, plan
+        assert "Sort" not in plan, plan
+
+
 def test_period_boundaries_are_inclusive_and_pending_claims_are_never_streamed(
     system: System, stub: ingest_service_pb2_grpc.IngestServiceStub, customers: tuple[str, str]
 ) -> None:
