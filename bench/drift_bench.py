@@ -54,6 +54,7 @@ from runtime import schemas
 from runtime.auth import service_token
 from runtime.clients import open_channel
 from runtime.memory import keep_freed_memory
+from runtime.server import freeze_startup_heap
 from runtime.settings import Settings
 from services.drift.config import DetectionConfig
 from services.drift.detection import (
@@ -537,8 +538,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.claims < 1 or args.cells < 1:
         parser.error("--claims and --cells must be positive")
-    # This process reads and detects as the drift process does: with its allocator settings.
+    # This process reads and detects as the drift process does: with its allocator settings,
+    # and what starting made out of the cyclic collector's sight.
     keep_freed_memory()
+    freeze_startup_heap()
     started = time.perf_counter()
     with throwaway_cluster(args.keep) as admin_url:
         figures = measure(admin_url, args.claims, args.cells, args.profile)
