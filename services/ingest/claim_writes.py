@@ -112,7 +112,7 @@ _PIECES_PER_FETCH = 5000
 _PROBE_KEYS = 200
 _PROBE = "SELECT claim_uid FROM ingest.claims WHERE customer_id = %s AND claim_uid = ANY(%s)"
 # `store.DECISION_DAY` in SQL: a claim's decision date, a pending claim's the lowest date.
-_DECISION_DAY = "coalesce(decision_date, '0001-01-01'::date)"
+DECISION_DAY_SQL = "coalesce(decision_date, '0001-01-01'::date)"
 
 
 @dataclass(frozen=True)
@@ -736,11 +736,11 @@ async def purge_claims(cursor: Any, customer: str, before: dt.date, limit: int) 
             "DELETE FROM ingest.claims WHERE customer_id = %(customer)s AND claim_uid IN ("
             "SELECT claim_uid FROM ("
             f"(SELECT claim_uid FROM ingest.claims WHERE customer_id = %(customer)s"
-            f" AND {_DECISION_DAY} > '0001-01-01' AND {_DECISION_DAY} < %(before)s"
-            f" ORDER BY {_DECISION_DAY} LIMIT %(limit)s)"
+            f" AND {DECISION_DAY_SQL} > '0001-01-01' AND {DECISION_DAY_SQL} < %(before)s"
+            f" ORDER BY {DECISION_DAY_SQL} LIMIT %(limit)s)"
             " UNION ALL "
             "(SELECT claim_uid FROM ingest.claims WHERE customer_id = %(customer)s"
-            f" AND {_DECISION_DAY} = '0001-01-01'"
+            f" AND {DECISION_DAY_SQL} = '0001-01-01'"
             " AND coalesce(submitted_date, service_date, decision_date) < %(before)s"
             " LIMIT %(limit)s)"
             ") oldest LIMIT %(limit)s)",

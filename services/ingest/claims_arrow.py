@@ -26,6 +26,7 @@ from psycopg import sql
 from sqlalchemy import make_url
 
 from runtime import schemas
+from services.ingest.claim_writes import DECISION_DAY_SQL
 from services.ingest.store import claims
 
 CLAIMS_PER_QUERY = 200_000
@@ -102,9 +103,7 @@ def query(
     """The SQL of one keyset query, values quoted as literals."""
     # One payer's claims are read by the (customer, payer, decision date) index, all of them
     # in the decision order's (`store.DECISION_DAY`).
-    day = sql.SQL(
-        "c.decision_date" if payer is not None else "coalesce(c.decision_date, '0001-01-01'::date)"
-    )
+    day = sql.SQL("c.decision_date" if payer is not None else DECISION_DAY_SQL)
     conditions = [
         sql.SQL("c.customer_id = {}").format(sql.Literal(customer)),
         sql.SQL("{} BETWEEN {} AND {}").format(day, sql.Literal(start), sql.Literal(end)),
