@@ -113,6 +113,24 @@ _PROBE_KEYS = 200
 _PROBE = "SELECT claim_uid FROM ingest.claims WHERE customer_id = %s AND claim_uid = ANY(%s)"
 # `store.DECISION_DAY` in SQL: a claim's decision date, a pending claim's the lowest date.
 DECISION_DAY_SQL = "coalesce(decision_date, '0001-01-01'::date)"
+# Whether the claims an upload keeps (see `_note_what_is_kept`) include one decided on
+# `first`, and one on `last`: the customer's claims of each day read first (by the decision
+# order's index; materialized, so that the planner cannot walk every claim of the upload
+# instead), then those of this upload not replaced by a combined claim, then the rest.
+_KEPT_ON_DAYS = f"""
+WITH on_days AS MATERIALIZED (
+    SELECT claim_uid, upload_id, decision_date FROM ingest.claims
+    WHERE customer_id = %(customer)s
+      AND {DECISION_DAY_SQL} IN (%(first)s::date, %(last)s::date)
+), kept AS (
+    SELECT decision_date FROM on_days d WHERE d.upload_id = %(upload)s
+      AND NOT EXISTS (SELECT FROM upload_combined u WHERE u.claim_uid = d.claim_uid)
+    UNION ALL SELECT decision_date FROM upload_rest
+      WHERE decision_date IN (%(first)s::date, %(last)s::date)
+)
+SELECT EXISTS (SELECT FROM kept WHERE decision_date = %(first)s::date),
+       EXISTS (SELECT FROM kept WHERE decision_date = %(last)s::date)
+"""
 
 
 @dataclass(frozen=True)
@@ -496,10 +514,7 @@ class UploadWriter:
         )
         parameters = {"customer": self._customer, "upload": self._upload_id}
         await cursor.execute("ANALYZE upload_combined")
-        await cursor.execute(f"SELECT min(decision_date), max(decision_date) FROM ({kept}) k",
-                             parameters)  # fmt: skip
-        first, last = await cursor.fetchone()
-        self.decision_dates = None if first is None else (first, last)
+        self.decision_dates = await self._kept_decision_dates(cursor, kept, parameters)
         if self._claims_refused:
             # A payer named only by refused lines is none of the upload's, nor, when the
             # upload first saw it, one of the customer's.
@@ -511,6 +526,24 @@ class UploadWriter:
                 "AND p.payer_uid = gone.payer_uid AND p.first_seen_time = now()",
                 parameters,
             )
+
+    async def _kept_decision_dates(
+        self, cursor: Any, kept: str, parameters: dict[str, Any]
+    ) -> tuple[dt.date, dt.date] | None:
+        """The first and last decision dates of the claims in `kept`. Every kept claim is
+        decided within the dates of the lines the file held (the encoder's): when kept claims
+        are still decided on both, those are the answer, found among the claims of those two
+        days instead of every claim the upload wrote."""
+        seen = self._encoder.decision_dates
+        if seen is None:
+            return None
+        await cursor.execute(_KEPT_ON_DAYS, {**parameters, "first": seen[0], "last": seen[1]})
+        if all(await cursor.fetchone()):
+            return seen
+        await cursor.execute(f"SELECT min(decision_date), max(decision_date) FROM ({kept}) k",
+                             parameters)  # fmt: skip
+        first, last = await cursor.fetchone()
+        return None if first is None else (first, last)
 
     async def _write_assembled(self, cursor: Any, assembled: Assembled) -> None:
         if assembled.claims:

@@ -1126,6 +1126,31 @@ def test_an_uploads_dates_and_payers_are_those_of_the_claims_it_keeps(system: Sy
         assert sorted(p["canonicalPayer"] for p in payers) == ["Aetna", "Cigna"], send
 
 
+def test_an_uploads_first_decision_date_is_one_a_claim_it_keeps_is_decided_on(
+    system: System,
+) -> None:
+    """A claim whose lines lie apart is decided on its latest line's date: the date of its
+    earlier line is the upload's first decision date only when another claim the upload
+    keeps is decided on it."""
+    alone = [
+        "L1,Aetna,99213,2026-01-20,2026-01-21,2026-02-01,PAID,10.00,10.00,10.00,0,",
+        "M1,Aetna,99213,2026-03-01,2026-03-02,2026-03-10,PAID,10.00,10.00,10.00,0,",
+        "M2,Cigna,99213,2026-03-01,2026-03-02,2026-03-12,PAID,10.00,10.00,10.00,0,",
+        "L1,Aetna,99214,2026-03-01,2026-03-02,2026-03-18,PAID,20.00,20.00,20.00,0,",
+    ]
+    shared = [*alone, "M3,Cigna,99213,2026-01-20,2026-01-21,2026-02-01,PAID,9.00,9.00,9.00,0,"]
+    for rows, first in ((alone, 10), (shared, 1)):
+        for send in ("whole", "in chunks"):
+            customer = _fresh_customer()
+            with system.client(customer, "admin") as client:
+                upload = _upload_sent(system, client, customer, _csv(rows), send)
+            assert upload["claimsAccepted"] == str(len(rows) - 1), send
+            assert (upload["firstDecisionDate"], upload["lastDecisionDate"]) == (
+                {"year": 2026, "month": 3 if first == 10 else 2, "day": first},
+                {"year": 2026, "month": 3, "day": 18},
+            ), (send, len(rows))
+
+
 def test_adjustments_in_split_columns_are_the_claims_carcs(system: System) -> None:
     """`adj_N_group` / `adj_N_code` / `adj_N_amount` columns are read as an 835's CAS
     adjustments; a value that is no group code or no amount rejects its row, naming the
