@@ -113,21 +113,32 @@ _PROBE_KEYS = 200
 _PROBE = "SELECT claim_uid FROM ingest.claims WHERE customer_id = %s AND claim_uid = ANY(%s)"
 # `store.DECISION_DAY` in SQL: a claim's decision date, a pending claim's the lowest date.
 DECISION_DAY_SQL = "coalesce(decision_date, '0001-01-01'::date)"
-# Whether the claims an upload keeps (see `_note_what_is_kept`) include one decided on
-# `first`, and one on `last`: the customer's claims of each day read first (by the decision
-# order's index; materialized, so that the planner cannot walk every claim of the upload
-# instead), then those of this upload not replaced by a combined claim, then the rest.
+
+
+def _kept(written: str, rest: str = "") -> str:
+    """The claims an upload keeps (decision date, payer uid, status): those of `written`
+    (claims the upload wrote to ingest.claims, as `c`) that no combined claim replaces, and
+    the staged rest (`rest`: a condition on it)."""
+    return (
+        f"SELECT c.decision_date, c.payer_uid, c.status FROM {written} AND NOT EXISTS "
+        "(SELECT FROM upload_combined u WHERE u.claim_uid = c.claim_uid) "
+        f"UNION ALL SELECT decision_date, payer_uid, status FROM upload_rest {rest}"
+    )
+
+
+_KEPT = _kept("ingest.claims c WHERE c.customer_id = %(customer)s AND c.upload_id = %(upload)s")
+_KEPT_OF_DAYS = _kept(
+    "on_days c WHERE c.upload_id = %(upload)s",
+    "WHERE decision_date IN (%(first)s::date, %(last)s::date)",
+)
+# Whether the claims an upload keeps include one decided on `first`, and one on `last`: the
+# customer's claims of those days read first (by the decision order's index; materialized,
+# so that the planner cannot walk every claim of the upload instead).
 _KEPT_ON_DAYS = f"""
 WITH on_days AS MATERIALIZED (
-    SELECT claim_uid, upload_id, decision_date FROM ingest.claims
-    WHERE customer_id = %(customer)s
-      AND {DECISION_DAY_SQL} IN (%(first)s::date, %(last)s::date)
-), kept AS (
-    SELECT decision_date FROM on_days d WHERE d.upload_id = %(upload)s
-      AND NOT EXISTS (SELECT FROM upload_combined u WHERE u.claim_uid = d.claim_uid)
-    UNION ALL SELECT decision_date FROM upload_rest
-      WHERE decision_date IN (%(first)s::date, %(last)s::date)
-)
+    SELECT claim_uid, upload_id, decision_date, payer_uid, status FROM ingest.claims
+    WHERE customer_id = %(customer)s AND {DECISION_DAY_SQL} IN (%(first)s::date, %(last)s::date)
+), kept AS ({_KEPT_OF_DAYS})
 SELECT EXISTS (SELECT FROM kept WHERE decision_date = %(first)s::date),
        EXISTS (SELECT FROM kept WHERE decision_date = %(last)s::date)
 """
@@ -506,20 +517,14 @@ class UploadWriter:
         if not self._pieces_staged:
             return
         # A first piece written to ingest.claims is replaced by its claim, staged in the rest.
-        kept = (
-            "SELECT decision_date, payer_uid, status FROM ingest.claims c "
-            "WHERE customer_id = %(customer)s AND upload_id = %(upload)s AND NOT EXISTS "
-            "(SELECT FROM upload_combined u WHERE u.claim_uid = c.claim_uid) "
-            "UNION ALL SELECT decision_date, payer_uid, status FROM upload_rest"
-        )
         parameters = {"customer": self._customer, "upload": self._upload_id}
         await cursor.execute("ANALYZE upload_combined")
-        self.decision_dates = await self._kept_decision_dates(cursor, kept, parameters)
+        self.decision_dates = await self._kept_decision_dates(cursor, parameters)
         if self._claims_refused:
             # A payer named only by refused lines is none of the upload's, nor, when the
             # upload first saw it, one of the customer's.
             await cursor.execute(
-                f"WITH kept AS ({kept}), gone AS (DELETE FROM upload_payers u WHERE NOT EXISTS "
+                f"WITH kept AS ({_KEPT}), gone AS (DELETE FROM upload_payers u WHERE NOT EXISTS "
                 "(SELECT FROM kept WHERE kept.payer_uid = u.payer_uid "
                 "AND kept.status <> 'REVERSED') RETURNING u.payer_uid) "
                 "DELETE FROM ingest.payers p USING gone WHERE p.customer_id = %(customer)s "
@@ -528,9 +533,9 @@ class UploadWriter:
             )
 
     async def _kept_decision_dates(
-        self, cursor: Any, kept: str, parameters: dict[str, Any]
+        self, cursor: Any, parameters: dict[str, Any]
     ) -> tuple[dt.date, dt.date] | None:
-        """The first and last decision dates of the claims in `kept`. Every kept claim is
+        """The first and last decision dates of the claims kept (`_kept`). Every kept claim is
         decided within the dates of the lines the file held (the encoder's): when kept claims
         are still decided on both, those are the answer, found among the claims of those two
         days instead of every claim the upload wrote."""
@@ -540,7 +545,7 @@ class UploadWriter:
         await cursor.execute(_KEPT_ON_DAYS, {**parameters, "first": seen[0], "last": seen[1]})
         if all(await cursor.fetchone()):
             return seen
-        await cursor.execute(f"SELECT min(decision_date), max(decision_date) FROM ({kept}) k",
+        await cursor.execute(f"SELECT min(decision_date), max(decision_date) FROM ({_KEPT}) k",
                              parameters)  # fmt: skip
         first, last = await cursor.fetchone()
         return None if first is None else (first, last)
