@@ -268,6 +268,8 @@ class UploadWriter:
         batch at a time). With `claim_lines` (CSV) its records are lines of claims."""
         for claim in batch.claims:
             self.accepted += claim.rows
+        if batch.columns is not None:
+            self.accepted += len(batch.columns)
         self._note_rejections(batch.rejections)
         self.claim_lines = claim_lines
         return self._encoder.encode(batch, claim_lines=claim_lines)
@@ -290,7 +292,8 @@ class UploadWriter:
             if stored:
                 rest = rest + [c for c in fresh if c.claim_uid in stored]
                 fresh = [c for c in fresh if c.claim_uid not in stored]
-            self._counted_here.add_all([claim.counted for claim in fresh])
+            # Each carries what it counts for: the encoder counts only without stored claims.
+            self._counted_here.add_all([c.counted for c in fresh if c.counted is not None])
         canonical = self._canonical
         if fresh:
             await self._send("".join([c.complete(canonical) for c in fresh]).encode())

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -29,9 +30,11 @@ from services.ingest.claim_lines import ClaimAssembly, combine, payer_of
 from services.ingest.claim_statistics import Counted, claim_code_group, counted
 from services.ingest.copy_text import copy_text
 from services.ingest.daily_statistics import PartialSums
+from services.ingest.denials import denial_reason_codes
 from services.ingest.parsing import Batch
 from services.ingest.records import (
     Adjustment,
+    ClaimColumns,
     ClaimRecord,
     ClaimStatus,
     ParseLimits,
@@ -60,6 +63,7 @@ PIECE_LINE_COLUMNS = ("claim_uid", "source_line", "status_stated", "lines")
 
 _SPACES = re.compile(r"\s+")
 _NULL = "\\N"
+_REVERSED, _PENDING = ClaimStatus.REVERSED, ClaimStatus.PENDING
 
 
 @functools.lru_cache(maxsize=4096)
@@ -133,13 +137,14 @@ def _name_key_text(raw_name: str) -> tuple[str, str]:
 class StagedClaim(NamedTuple):
     """One claim as a COPY line of CLAIM_COLUMNS. The line lacks its canonical payer when
     the payer was not known yet (`cut` >= 0: it goes at that position); `counted` is what the
-    claim adds to the statistics when it is written as a new claim (a reversal never is)."""
+    claim adds to the statistics when it is written as a new claim (a reversal never is), or
+    None where the encoder counted it already (`Encoder`, `count_fresh`)."""
 
     claim_uid: str
     payer_uid: str
     line: str
     cut: int
-    counted: Counted
+    counted: Counted | None
 
     def complete(self, canonical: Mapping[str, str]) -> str:
         """The line, with its canonical payer from `canonical` (payer uid -> name) if need be;
@@ -280,12 +285,17 @@ class Encoder:
         """The chunk's claims as COPY lines; with `claim_lines` (CSV), its records are lines
         of claims, combined by claim."""
         staged = Staged()
+        fresh_counts = None
         if claim_lines:
-            self._encode_lines(batch.claims, staged)
+            fresh_counts = self._encode_lines(batch, staged)
         else:
-            self._encode_claims(batch.claims, staged)
+            self._encode_claims(batch.all_claims(), staged)
         if self._count_fresh:
-            self._sums.add_all([encoded.counted for encoded in staged.fresh])
+            self._sums.add_all(
+                [encoded.counted for encoded in staged.fresh if encoded.counted is not None]
+            )
+            if fresh_counts is not None:
+                self._sums.add_columns(fresh_counts)
             self._counted += len(staged.fresh)
             if self._counted >= self._count_every:
                 staged.sums = self.take_sums()
@@ -295,7 +305,10 @@ class Encoder:
         return staged
 
     def _saw_decisions(self, claims: Iterable[ClaimRecord]) -> None:
-        days = [claim.decision_date for claim in claims if claim.decision_date is not None]
+        self._saw_days([claim.decision_date for claim in claims])
+
+    def _saw_days(self, decided: Iterable[dt.date | None]) -> None:
+        days = [day for day in decided if day is not None]
         if not days:
             return
         first, last = min(days), max(days)
@@ -319,9 +332,15 @@ class Encoder:
         for (encoded, _), maybe_seen in zip(distinct.values(), seen.tolist(), strict=True):
             (repeated if maybe_seen else fresh).append(encoded)
 
-    def _encode_lines(self, claims: list[ClaimRecord], staged: Staged) -> None:
+    def _encode_lines(self, batch: Batch, staged: Staged) -> list[list[Any]] | None:
+        """Returns what the fresh claims of `batch.columns` count for, as the columns of
+        `Counted`, when they are for the encoder to count (`count_fresh`)."""
+        claims, columns = batch.claims, batch.columns
+        if columns is not None and not _apart(columns, claims):
+            claims, columns = batch.all_claims(), None
         # Each claim id's lines combined; those of another payer than its first line's, or
-        # past a claim's line limit, apart (no list per claim id: chunks hold many).
+        # past a claim's line limit, apart (no list per claim id: chunks hold many). The
+        # claims of `columns` are each the one line of its claim id in the chunk.
         first: dict[str, ClaimRecord] = {}
         apart: dict[str, list[ClaimRecord]] = {}
         reversals = []
@@ -342,17 +361,23 @@ class Encoder:
                     pieces.append(claim)
                 else:
                     pieces[at] = combine(pieces[at], claim)
-        ids_seen = self._seen_ids.check_and_add_texts(first.keys()).tolist()
+        column_ids = columns.claim_id if columns is not None else []
+        ids_seen = self._seen_ids.check_and_add_texts([*first, *column_ids]).tolist()
         records = list(first.values())
         for pieces in apart.values():
             records += pieces
         self._saw_decisions(records + reversals)
         encoded = [self._encoded(record, staged) for record in records]
-        keys_seen = self._seen.check_and_add([digest for _, digest in encoded]).tolist()
-        self.claims += len(records)
-        id_was_seen = dict(zip(first, ids_seen, strict=True))
+        digests = [digest for _, digest in encoded]
+        if columns is not None:
+            self._saw_days(columns.decision_date)
+            column_lines, column_digests, counts = self._column_lines(columns, staged)
+            digests += column_digests
+        keys_seen = self._seen.check_and_add(digests).tolist()
+        self.claims += len(records) + len(column_ids)
+        id_was_seen = dict(zip(first, ids_seen, strict=False))
         piece_lines = []
-        for record, (line, _), key_seen in zip(records, encoded, keys_seen, strict=True):
+        for record, (line, _), key_seen in zip(records, encoded, keys_seen, strict=False):
             id_seen = id_was_seen[record.claim_id]
             # The first lines of a claim id: certainly new to the upload.
             if not id_seen and record.claim_id not in apart:
@@ -362,21 +387,74 @@ class Encoder:
                 if key_seen:
                     staged.earlier_pieces.append(line.claim_uid)
                 elif id_seen:
-                    staged.earlier_pieces += self._other_payers_pieces(record)
+                    staged.earlier_pieces += self._other_payers_pieces(
+                        record.payer_name, record.claim_id
+                    )
             if record.lines or not record.status_stated:
                 piece_lines.append(_piece_line(line.claim_uid, record))
         staged.piece_lines = "".join(piece_lines)
+        if columns is None:
+            return None
+        fresh = self._place_columns(
+            columns, column_lines, ids_seen[len(first) :], keys_seen[len(records) :], staged
+        )
+        if not all(columns.status_stated):
+            staged.piece_lines += "".join(
+                [
+                    _piece_text(line.claim_uid, number, False, _NULL)
+                    for line, number, stated in zip(
+                        column_lines, columns.source_line, columns.status_stated, strict=True
+                    )
+                    if not stated
+                ]
+            )
+        if not self._count_fresh:
+            return None
+        if len(fresh) == len(columns):
+            return counts
+        return [[column[row] for row in fresh] for column in counts]
+
+    def _place_columns(
+        self,
+        columns: ClaimColumns,
+        lines: list[StagedClaim],
+        ids_seen: list[bool],
+        keys_seen: list[bool],
+        staged: Staged,
+    ) -> list[int] | range:
+        """The claims of `columns` (encoded as `lines`) staged as claims certainly new to
+        the upload, or as pieces of claims whose id came earlier; returns the rows of those
+        new to it."""
+        if not any(ids_seen):
+            staged.fresh += lines
+            return range(len(lines))
+        fresh = []
+        for row, (line, id_seen, key_seen) in enumerate(
+            zip(lines, ids_seen, keys_seen, strict=True)
+        ):
+            if not id_seen:
+                staged.fresh.append(line)
+                fresh.append(row)
+                continue
+            staged.pieces.append(line)
+            if key_seen:
+                staged.earlier_pieces.append(line.claim_uid)
+            else:
+                staged.earlier_pieces += self._other_payers_pieces(
+                    columns.payer_name[row], columns.claim_id[row]
+                )
+        return fresh
 
     def _same_claim(self, piece: ClaimRecord, line: ClaimRecord) -> bool:
         """Whether `line` is combined into `piece`: of one payer, within the line limit."""
         return payer_of(piece) == payer_of(line) and piece.rows + line.rows <= self._max_claim_lines
 
-    def _other_payers_pieces(self, piece: ClaimRecord) -> list[str]:
-        """The uids of pieces the upload may have staged of the piece's claim id with other
-        payers."""
-        own = name_key(piece.payer_name)
+    def _other_payers_pieces(self, payer_name: str, claim_id: str) -> list[str]:
+        """The uids of pieces the upload may have staged of a piece's claim id with other
+        payers than its own."""
+        own = name_key(payer_name)
         digests = [
-            hashlib.md5(f"{key}|{piece.claim_id}".encode()).digest()
+            hashlib.md5(f"{key}|{claim_id}".encode()).digest()
             for key in self._name_keys
             if key != own
         ]
@@ -386,17 +464,120 @@ class Encoder:
     def _encoded(self, claim: ClaimRecord, staged: Staged) -> tuple[StagedClaim, bytes]:
         """The claim's line and the md5 digest of its key; its payer noted if new (that of a
         reversal is not: a reversal names a claim, whose payer is known)."""
-        key, key_text = _name_key_text(claim.payer_name)
+        key, key_text, payer = self._payer(
+            claim.payer_name, claim.payer_id, staged, noted=claim.status is not _REVERSED
+        )
         # A claim's uid: the md5 of (payer name key, claim id), its first 20 hex digits.
         digest = hashlib.md5(f"{key}|{claim.claim_id}".encode()).digest()
-        encoded = self._claim(claim, key_text, payer_uid(key, claim.payer_id), digest)
-        if encoded.payer_uid not in self._payers and claim.status is not ClaimStatus.REVERSED:
-            self._payers.add(encoded.payer_uid)
+        return self._claim(claim, key_text, payer, digest), digest
+
+    def _payer(
+        self, raw_name: str, raw_id: str, staged: Staged, *, noted: bool = True
+    ) -> tuple[str, str, str]:
+        """A payer's name key, the key as COPY text, and its uid; `noted` in `staged` when
+        it is new to the upload."""
+        key, key_text = _name_key_text(raw_name)
+        uid = payer_uid(key, raw_id)
+        if noted and uid not in self._payers:
+            self._payers.add(uid)
             self._name_keys[key] = None
-            staged.new_payers.append(
-                (encoded.payer_uid, key, claim.payer_id, display_name(claim.payer_name))
+            staged.new_payers.append((uid, key, raw_id, display_name(raw_name)))
+        return key, key_text, uid
+
+    def _column_lines(
+        self, columns: ClaimColumns, staged: Staged
+    ) -> tuple[list[StagedClaim], list[bytes], list[list[Any]]]:
+        """`_encoded` of each claim of `columns` (none a reversal), column by column: each
+        distinct payer, date, outcome and set of reasons made once. Also what each claim
+        counts for, as the columns of `Counted`; a line carries its own only where the
+        loader counts the claims it finds new (`count_fresh` off)."""
+        canonical = self._canonical
+        payers: dict[tuple[str, str], tuple[str, str, str, str, str | None]] = {}
+        named_as = list(zip(columns.payer_name, columns.payer_id, strict=True))
+        for raw_name, raw_id in dict.fromkeys(named_as):
+            key, key_text, uid = self._payer(raw_name, raw_id, staged)
+            payers[raw_name, raw_id] = (
+                key, uid, f"\t{key_text}\t{uid}\t", _payer_segment(raw_name, raw_id),
+                canonical.get(uid),
+            )  # fmt: skip
+        rows = list(map(payers.__getitem__, named_as))
+        md5 = hashlib.md5
+        digests = [
+            md5(f"{payer[0]}|{claim_id}".encode()).digest()
+            for payer, claim_id in zip(rows, columns.claim_id, strict=True)
+        ]
+        uids = [digest.hex()[:20] for digest in digests]
+        payer_uids = [payer[1] for payer in rows]
+        service, submitted = columns.service_date, columns.submitted_date
+        decided, status = columns.decision_date, columns.status
+        started = [day or other for day, other in zip(submitted, service, strict=True)]
+        days = [
+            None if end is None or start is None or end < start else (end - start).days
+            for start, end in zip(started, decided, strict=True)
+        ]
+        denied, partially = columns.denied, columns.partially_denied
+        assert denied is not None and partially is not None  # classified
+        reasons: dict[tuple[Adjustment, ...], tuple[str, ...]] = {}
+        codes = [
+            (reasons.get(adjustments) or reasons.setdefault(
+                adjustments, denial_reason_codes(adjustments)
+            )) if is_denied or is_partial else ()
+            for adjustments, is_denied, is_partial in zip(
+                columns.adjustments, denied, partially, strict=True
             )
-        return encoded, digest
+        ]  # fmt: skip
+        groups = list(map(claim_code_group, columns.procedure_codes))
+        billed, allowed = columns.billed_cents, columns.allowed_cents
+        paid, patient = columns.paid_cents, columns.patient_responsibility_cents
+        customer, upload = self._customer, self._upload_id
+        tails = [
+            f"{payer[3]}{_outcome_segment(state, is_denied, is_partial, procedures)}"
+            f"{_day(service_day)}\t{_day(submitted_day)}\t{_day(decision_day)}\t"
+            f"{_NULL if span is None else span}\t{billed_cents}\t"
+            f"{_NULL if allowed_cents is None else allowed_cents}\t{paid_cents}\t"
+            f"{patient_cents}\t{_reasons_segment(adjustments, denial)}"
+            f"{control}\t{upload}\t{line}\n"
+            for (
+                payer, state, is_denied, is_partial, procedures, service_day, submitted_day,
+                decision_day, span, billed_cents, allowed_cents, paid_cents, patient_cents,
+                adjustments, denial, control, line,
+            ) in zip(
+                rows, status, denied, partially, columns.procedure_codes, service, submitted,
+                decided, days, billed, allowed, paid, patient, columns.adjustments, codes,
+                _copy_texts(columns.payer_claim_control_number), columns.source_line,
+                strict=True,
+            )
+        ]  # fmt: skip
+        heads = [
+            f"{customer}\t{uid}\t{claim_id}{payer[2]}"
+            for uid, claim_id, payer in zip(uids, _copy_texts(columns.claim_id), rows, strict=True)
+        ]
+        # The canonical payer goes between the head and the tail, once known (`StagedClaim`).
+        named = [payer[4] for payer in rows]
+        lines = [
+            head + tail if name is None else head + name + tail
+            for head, name, tail in zip(heads, named, tails, strict=True)
+        ]
+        cuts = [len(head) if name is None else -1 for head, name in zip(heads, named, strict=True)]
+        counts: list[list[Any]] = [
+            payer_uids, groups, decided, days, denied, partially, billed,
+            [
+                paid_cents + patient_cents if allowed_cents is None else allowed_cents
+                for allowed_cents, paid_cents, patient_cents in zip(
+                    allowed, paid, patient, strict=True
+                )
+            ],
+            paid, codes, patient,
+            [
+                start if state is _PENDING else None
+                for start, state in zip(started, status, strict=True)
+            ],
+        ]  # fmt: skip
+        own: Iterable[Counted | None] = (
+            itertools.repeat(None) if self._count_fresh else zip(*counts, strict=True)
+        )
+        staged_claims = list(map(StagedClaim, uids, payer_uids, lines, cuts, own))
+        return staged_claims, digests, counts
 
     def claim_line(self, claim: ClaimRecord) -> str:
         """A claim of a payer already staged, as a COPY line of CLAIM_COLUMNS."""
@@ -446,6 +627,25 @@ class Encoder:
         ) + "\n"  # fmt: skip
 
 
+def _apart(columns: ClaimColumns, claims: list[ClaimRecord]) -> bool:
+    """Whether each claim of `columns` is the only line of its claim id among `claims` and
+    the columns, and none is a reversal: each is then a claim of its own in the chunk."""
+    ids = set(columns.claim_id)
+    return (
+        len(ids) == len(columns)
+        and _REVERSED not in columns.status
+        and ids.isdisjoint([claim.claim_id for claim in claims])
+    )
+
+
+def _copy_texts(values: list[str]) -> list[str]:
+    """`copy_text` of each value (the same list when none needs escaping)."""
+    joined = "".join(values)
+    if "\\" not in joined and joined.isprintable():
+        return values
+    return list(map(copy_text, values))
+
+
 def _piece_line(claim_uid: str, piece: ClaimRecord) -> str:
     """A piece's COPY line of PIECE_LINE_COLUMNS."""
     lines = _NULL
@@ -460,8 +660,12 @@ def _piece_line(claim_uid: str, piece: ClaimRecord) -> str:
                 separators=(",", ":"),
             )
         )  # fmt: skip
-    stated = "t" if piece.status_stated else "f"
-    return f"{claim_uid}\t{piece.source_line}\t{stated}\t{lines}\n"
+    return _piece_text(claim_uid, piece.source_line, piece.status_stated, lines)
+
+
+def _piece_text(claim_uid: str, source_line: int, status_stated: bool, lines: str) -> str:
+    """A COPY line of PIECE_LINE_COLUMNS (`lines` as COPY text)."""
+    return f"{claim_uid}\t{source_line}\t{'t' if status_stated else 'f'}\t{lines}\n"
 
 
 # The columns of a staged piece read back to combine it (`PieceAssembly`): where it is (a

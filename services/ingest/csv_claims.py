@@ -14,11 +14,12 @@ import csv
 import datetime as dt
 import functools
 import io
-import itertools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from services.ingest.claim_lines import combine, same_claim
 from services.ingest.records import (
@@ -26,6 +27,7 @@ from services.ingest.records import (
     CARC,
     MAX_CLAIM_ID_LENGTH,
     Adjustment,
+    ClaimColumns,
     ClaimRecord,
     ClaimStatus,
     FileError,
@@ -356,11 +358,15 @@ class CsvParser:
         limits: ParseLimits | None = None,
         *,
         by_columns: bool = True,
+        as_columns: bool = False,
     ) -> None:
         """`by_columns`: read plain pieces of text column by column (`_Columns`); off, every
-        row is read on its own, as the rows `_Columns` cannot read always are."""
+        row is read on its own, as the rows `_Columns` cannot read always are. `as_columns`:
+        hand the claims of such a piece over as they were read, in one `ClaimColumns`
+        (where no row of it is another line of the claim before it)."""
         self._column_map = dict(column_map or {})
         self._by_columns = by_columns
+        self._as_columns = as_columns
         self._limits = limits or ParseLimits()
         self._buffer = ""
         self._line = 0  # physical lines consumed so far
@@ -547,13 +553,26 @@ class CsvParser:
         reader would read them. The rows of the header's width are read column by column;
         any other row, and any row with a cell the columns could not read, is read on its
         own by `_row`, which says what is wrong with it."""
+        delimiter, width = self._dialect.delimiter, self._header_width
+        limit = self._limits.max_line_bytes
+        even = _even_columns(text, delimiter, width, limit)
+        if even is not None:
+            # Every line a row of the header's width (none blank, none over-long).
+            count, by_column = even
+            base = self._line + 1
+            self._line += count
+            columns, unread = _Columns(self, by_column, count).read(list(range(base, base + count)))
+            if not unread:
+                return self._take_all(columns)
+            claims: list[ClaimRecord | None] = list(columns.records())
+            for i in unread:
+                claims[i] = None
+            return self._take_rows(list(map(list, zip(*by_column, strict=True))), base, claims)
         lines = text.split("\n")
         if lines[-1] == "":
             lines.pop()  # the text ends with a newline
         base = self._line + 1
         self._line += len(lines)
-        delimiter, width = self._dialect.delimiter, self._header_width
-        limit = self._limits.max_line_bytes
         # The length the csv path measures includes the carriage return of a CRLF line.
         lengths = list(map(len, lines))
         if "\r" in text:
@@ -566,9 +585,14 @@ class CsvParser:
             and list(map(len, cells)).count(width) == len(cells)
         ):
             # Every line a row of the header's width (none blank): the usual text.
-            claims = _Columns(self, cells).claims(list(range(base, base + len(cells))))
-            if None not in claims:
-                return self._take_all(cast(list[ClaimRecord], claims))
+            columns, unread = _Columns(self, _by_column(cells), len(cells)).read(
+                list(range(base, base + len(cells)))
+            )
+            if not unread:
+                return self._take_all(columns)
+            claims = list(columns.records())
+            for i in unread:
+                claims[i] = None
             return self._take_rows(list(cells), base, claims)
         # An over-long line is refused whatever its cells (None); a blank line is no row ([]).
         rows = [
@@ -581,7 +605,9 @@ class CsvParser:
             for offset, row in enumerate(rows)
             if row is not None and len(row) == width
         ]
-        return self._take_rows(rows, base, _Columns(self, whole).claims(numbers))
+        return self._take_rows(
+            rows, base, _Columns(self, _by_column(whole), len(whole)).claims(numbers)
+        )
 
     def _take_rows(
         self, rows: list[list[str] | None], base: int, claims: list[ClaimRecord | None]
@@ -605,21 +631,28 @@ class CsvParser:
                 self._take(self._row(row, base + offset), items)
         return items
 
-    def _take_all(self, claims: list[ClaimRecord]) -> list[ParsedItem]:
-        """`_take` of each claim, at once where no claim id follows itself."""
-        ids = [claim.claim_id for claim in claims]
+    def _take_all(self, columns: ClaimColumns) -> list[ParsedItem]:
+        """`_take` of each claim, at once where no claim id follows itself: the claims as
+        `columns` give them, or as records, the last held (the next rows may be more lines
+        of it)."""
+        ids = columns.claim_id
+        items: list[ParsedItem] = []
         if (self._open is not None and ids[0] == self._open.claim_id) or any(
             map(str.__eq__, ids, ids[1:])
         ):
-            items: list[ParsedItem] = []
-            for claim in claims:
+            for claim in columns.records():
                 self.rows_read += 1
                 self._take(claim, items)
             return items
-        self.rows_read += len(claims)
-        held, self._open = self._open, claims[-1]
-        items = [held] if held is not None else []
-        items += claims[:-1]
+        self.rows_read += len(columns)
+        held, self._open = self._open, columns.record(-1)
+        if held is not None:
+            items.append(held)
+        if len(columns) > 1:
+            if self._as_columns:
+                items.append(columns.sliced(0, -1))
+            else:
+                items += columns.sliced(0, -1).records()
         return items
 
     def _record(self, record: str, line: int) -> Iterator[ParsedItem]:
@@ -901,6 +934,38 @@ class _Semicolon(csv.excel):
     delimiter = ";"
 
 
+def _by_column(rows: list[list[str]]) -> Sequence[Sequence[str]]:
+    return list(zip(*rows, strict=True)) if rows else []
+
+
+def _even_columns(
+    text: str, delimiter: str, width: int, limit: int
+) -> tuple[int, list[list[str]]] | None:
+    """The row count and the columns of plain ASCII `text` whose every line is a row of
+    `width` cells (so not blank) of at most `limit` characters (a CRLF line's carriage
+    return counted); None for any other text. Split at once, not line by line."""
+    if width < 2 or not text or not text.isascii():
+        return None
+    raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    ends = np.flatnonzero(raw == _NEWLINE)
+    if not text.endswith("\n"):
+        ends = np.append(ends, len(raw))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    if int((ends - starts).max()) > limit:
+        return None
+    delimiters = np.add.reduceat((raw == ord(delimiter)).astype(np.int32), starts)
+    if not np.all(delimiters == width - 1):
+        return None
+    rows = len(ends)
+    flat = text.replace("\r\n", "\n") if "\r" in text else text
+    cells = flat.replace("\n", delimiter).split(delimiter)
+    # A last newline leaves one empty cell after the last row.
+    return rows, [cells[column : rows * width : width] for column in range(width)]
+
+
+_NEWLINE = ord("\n")
+
+
 def _plain(text: str) -> bool:
     """Whether every line of `text` is one record whose cells splitting gives (no quotes, no
     NUL, every carriage return the end of a CRLF line)."""
@@ -924,9 +989,10 @@ class _Columns:
     `_claim` uses; if that refuses it, the row's claim is None (the row is read on its own).
     The claims equal those `_claim` makes of the same rows."""
 
-    def __init__(self, parser: CsvParser, rows: list[list[str]]) -> None:
-        self._rows = len(rows)
-        self._columns = list(zip(*rows, strict=True)) if rows else []
+    def __init__(self, parser: CsvParser, columns: Sequence[Sequence[str]], rows: int) -> None:
+        """`columns`: each column's cells of the `rows` rows."""
+        self._rows = rows
+        self._columns = columns
         self._at = parser._at
         self._decimal_comma = parser._dialect is _Semicolon
         self._unread: set[int] = set()
@@ -936,6 +1002,15 @@ class _Columns:
         to be read on its own."""
         if not self._rows:
             return []
+        columns, unread = self.read(line_numbers)
+        claims: list[ClaimRecord | None] = list(columns.records())
+        for i in unread:
+            claims[i] = None
+        return claims
+
+    def read(self, line_numbers: list[int]) -> tuple[ClaimColumns, set[int]]:
+        """The claims of the rows as columns, and the rows to be read on their own (their
+        entries in the columns mean nothing)."""
         (
             claim_at, payer_at, payer_id_at, code_at, service_at, submitted_at, decision_at,
             status_at, billed_at, allowed_at, paid_at, patient_at, carc_at, control_at,
@@ -959,8 +1034,7 @@ class _Columns:
         stated = [status is not None for status in statuses] if None in statuses else [True] * rows
         if None in statuses:
             statuses = [status or ClaimStatus.PAID for status in statuses]
-        # ClaimRecord's fields in order, each a column.
-        fields = (
+        columns = ClaimColumns(
             line_numbers,
             self._texts(claim_at, "claim_id", required=True),
             self._texts(payer_at, "payer", required=True),
@@ -976,13 +1050,9 @@ class _Columns:
             _zero_if_none(self._amounts(paid_at, "paid_amount")),
             _zero_if_none(self._amounts(patient_at, "patient_responsibility")),
             self._looked_up(carc_at, _adjustments),
-            itertools.repeat((), rows),
             self._texts(control_at, "payer_claim_control_number", required=False),
         )
-        claims: list[ClaimRecord | None] = list(map(ClaimRecord, *fields))
-        for i in self._unread:
-            claims[i] = None
-        return claims
+        return columns, self._unread
 
     def _column(self, at: int) -> Sequence[str]:
         # An absent column (-1) reads as empty cells, as `_claim` reads it.

@@ -10,7 +10,9 @@ nothing of the kind: its claims' status is what these rules find.
 
 from __future__ import annotations
 
-from services.ingest.records import Adjustment, ClaimRecord, ClaimStatus
+import functools
+
+from services.ingest.records import Adjustment, ClaimColumns, ClaimRecord, ClaimStatus
 
 # Reductions that are not denials: the patient's share, and the contractual adjustment.
 _CONTRACTUAL = ("CO", "45")
@@ -43,13 +45,9 @@ def _verdict(claim: ClaimRecord) -> tuple[bool, bool]:
     if claim.status is ClaimStatus.DENIED:
         return True, False
     if not claim.lines:
-        # One line (a row of a CSV export): denied when nothing was paid for a denial reason.
-        denied = (
-            claim.paid_cents == 0
-            and claim.billed_cents > 0
-            and bool(_denial_reasons(claim.adjustments))
+        return _one_line_verdict(
+            claim.status, claim.paid_cents, claim.billed_cents, claim.adjustments
         )
-        return denied, not denied and claim.status is ClaimStatus.PARTIAL
     denial_reasons = _denial_reasons(claim.adjustments)
     if claim.paid_cents == 0 and claim.billed_cents > 0 and denial_reasons:
         return True, False
@@ -63,6 +61,63 @@ def _verdict(claim: ClaimRecord) -> tuple[bool, bool]:
         line.paid_cents == 0 and number in denied_lines
         for number, line in enumerate(claim.lines, start=1)
     )
+
+
+def _one_line_verdict(
+    status: ClaimStatus, paid_cents: int, billed_cents: int, adjustments: tuple[Adjustment, ...]
+) -> tuple[bool, bool]:
+    """(denied, partially denied) of a decided claim of one line (a row of a CSV export):
+    denied when nothing was paid for a denial reason."""
+    denied = paid_cents == 0 and billed_cents > 0 and _gives_denial_reason(adjustments)
+    return denied, not denied and status is ClaimStatus.PARTIAL
+
+
+@functools.lru_cache(maxsize=4096)
+def _gives_denial_reason(adjustments: tuple[Adjustment, ...]) -> bool:
+    return bool(_denial_reasons(adjustments))
+
+
+def classify_columns(claims: ClaimColumns) -> None:
+    """`classify` of each claim of one row, the claims given as columns."""
+    pending, paid_status = ClaimStatus.PENDING, ClaimStatus.PAID
+    statuses = claims.status
+    if not all(claims.status_stated):
+        statuses = claims.status = [
+            status if stated else pending if decided is None else paid_status
+            for status, stated, decided in zip(
+                statuses, claims.status_stated, claims.decision_date, strict=True
+            )
+        ]
+    undecided = (pending, ClaimStatus.REVERSED)
+    verdicts = [
+        (False, False)
+        if status in undecided
+        else (True, False)
+        if status is ClaimStatus.DENIED
+        else (False, status is ClaimStatus.PARTIAL)
+        if paid
+        else _one_line_verdict(status, paid, billed, adjustments)
+        for status, paid, billed, adjustments in zip(
+            statuses, claims.paid_cents, claims.billed_cents, claims.adjustments, strict=True
+        )
+    ]
+    claims.denied = [denied for denied, _ in verdicts]
+    claims.partially_denied = [partially for _, partially in verdicts]
+    if not all(claims.status_stated):
+        # A denial the rules found is the status of a claim whose file states none.
+        claims.status = [
+            status
+            if stated
+            else ClaimStatus.DENIED
+            if denied
+            else ClaimStatus.PARTIAL
+            if partially
+            else status
+            for status, stated, denied, partially in zip(
+                statuses, claims.status_stated, claims.denied, claims.partially_denied,
+                strict=True,
+            )
+        ]  # fmt: skip
 
 
 def _denial_reasons(adjustments: tuple[Adjustment, ...]) -> list[Adjustment]:

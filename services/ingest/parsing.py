@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 from services.ingest.csv_claims import CsvParser
 from services.ingest.decoding import StreamDecoder, detect_format
-from services.ingest.denials import classify
+from services.ingest.denials import classify, classify_columns
 from services.ingest.records import (
+    ClaimColumns,
     ClaimRecord,
     FileError,
     ParsedItem,
@@ -34,8 +35,19 @@ class Batch:
     """What one chunk of the file yielded."""
 
     claims: list[ClaimRecord] = field(default_factory=list)
+    # Claims of one row each read as columns (CSV), which come after the first
+    # `columns_at` of `claims` in the file.
+    columns: ClaimColumns | None = None
+    columns_at: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     warnings: list[UploadWarning] = field(default_factory=list)
+
+    def all_claims(self) -> list[ClaimRecord]:
+        """`claims` with those of `columns` among them, in file order, as records."""
+        if self.columns is None:
+            return self.claims
+        at = self.columns_at
+        return self.claims[:at] + self.columns.records() + self.claims[at:]
 
 
 class UploadParser:
@@ -48,7 +60,10 @@ class UploadParser:
         column_map: Mapping[str, str] | None = None,
         max_bytes: int,
         limits: ParseLimits | None = None,
+        as_columns: bool = True,
     ) -> None:
+        """`as_columns`: a CSV's plain rows come as `Batch.columns` (else all as records)."""
+        self._as_columns = as_columns
         self._declared = declared_format
         self._column_map = column_map
         self._limits = limits or ParseLimits()
@@ -99,6 +114,11 @@ class UploadParser:
             if isinstance(item, ClaimRecord):
                 classify(item)
                 batch.claims.append(item)
+            elif isinstance(item, ClaimColumns):
+                # A parser hands over one piece of text's columns at most.
+                assert batch.columns is None
+                classify_columns(item)
+                batch.columns, batch.columns_at = item, len(batch.claims)
             elif isinstance(item, Rejection):
                 batch.rejections.append(item)
             else:
@@ -117,4 +137,4 @@ class UploadParser:
             if self._column_map:
                 raise FileError("column_map applies to CSV files only", code="BAD_COLUMN_MAP")
             return X12Parser(self._limits)
-        return CsvParser(self._column_map, self._limits)
+        return CsvParser(self._column_map, self._limits, as_columns=self._as_columns)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
+import itertools
 import re
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -100,6 +101,67 @@ class ClaimRecord:
         return len(self.source_lines) or 1
 
 
+@dataclass(slots=True)
+class ClaimColumns:
+    """Claims of one CSV row each, as columns: each field of ClaimRecord a list with one
+    entry per claim, in file order. Plain text of a large export is read and encoded this way
+    (a million rows make no million objects); `records` gives the same claims as records."""
+
+    source_line: list[int]
+    claim_id: list[str]
+    payer_name: list[str]
+    payer_id: list[str]
+    status: list[ClaimStatus]
+    status_stated: list[bool]
+    procedure_codes: list[tuple[str, ...]]
+    service_date: list[dt.date | None]
+    submitted_date: list[dt.date | None]
+    decision_date: list[dt.date | None]
+    billed_cents: list[int]
+    allowed_cents: list[int | None]
+    paid_cents: list[int]
+    patient_responsibility_cents: list[int]
+    adjustments: list[tuple[Adjustment, ...]]
+    payer_claim_control_number: list[str]
+    # Set by the denial rules (`denials.classify_columns`), as on a record.
+    denied: list[bool] | None = None
+    partially_denied: list[bool] | None = None
+
+    def __len__(self) -> int:
+        return len(self.source_line)
+
+    def records(self) -> list[ClaimRecord]:
+        rows = len(self)
+        denied = self.denied if self.denied is not None else [False] * rows
+        partially = self.partially_denied if self.partially_denied is not None else [False] * rows
+        return list(
+            map(
+                ClaimRecord,
+                self.source_line, self.claim_id, self.payer_name, self.payer_id, self.status,
+                self.status_stated, self.procedure_codes, self.service_date,
+                self.submitted_date, self.decision_date, self.billed_cents, self.allowed_cents,
+                self.paid_cents, self.patient_responsibility_cents, self.adjustments,
+                itertools.repeat((), rows), self.payer_claim_control_number, denied, partially,
+            )
+        )  # fmt: skip
+
+    def record(self, row: int) -> ClaimRecord:
+        """The claim of one row (negative: from the end)."""
+        return self.sliced(row, row + 1 or None).records()[0]
+
+    def sliced(self, start: int, stop: int | None) -> ClaimColumns:
+        """The claims of rows `start` to `stop` (as a slice)."""
+        cut = slice(start, stop)
+        return ClaimColumns(
+            *(getattr(self, name)[cut] for name in _COLUMN_FIELDS),
+            *(None if (v := getattr(self, name)) is None else v[cut] for name in _VERDICTS),
+        )
+
+
+_COLUMN_FIELDS = tuple(ClaimColumns.__dataclass_fields__)[:-2]
+_VERDICTS = ("denied", "partially_denied")
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """A row or claim that could not be taken, and why, in words a person understands."""
@@ -124,7 +186,7 @@ class UploadWarning:
     line_number: int = 0
 
 
-ParsedItem = ClaimRecord | Rejection | UploadWarning
+ParsedItem = ClaimRecord | ClaimColumns | Rejection | UploadWarning
 
 
 class FileError(ValueError):

@@ -48,7 +48,7 @@ def upload(
     )
     total = Batch()
     for batch in [*(parser.feed(piece) for piece in pieces(data, cuts or [])), parser.close()]:
-        total.claims += batch.claims
+        total.claims += batch.all_claims()
         total.rejections += batch.rejections
         total.warnings += batch.warnings
     return parser, total

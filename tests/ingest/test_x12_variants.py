@@ -175,7 +175,7 @@ def upload(
     total = Batch()
     chunks = [data[at : at + chunk_bytes] for at in range(0, len(data), chunk_bytes)]
     for batch in [*(parser.feed(chunk) for chunk in chunks), parser.close()]:
-        total.claims += batch.claims
+        total.claims += batch.all_claims()
         total.rejections += batch.rejections
         total.warnings += batch.warnings
     return parser, total
