@@ -292,8 +292,7 @@ class UploadWriter:
             if stored:
                 rest = rest + [c for c in fresh if c.claim_uid in stored]
                 fresh = [c for c in fresh if c.claim_uid not in stored]
-            # Each carries what it counts for: the encoder counts only without stored claims.
-            self._counted_here.add_all([c.counted for c in fresh if c.counted is not None])
+            self._counted_here.add_all([claim.counted for claim in fresh])
         canonical = self._canonical
         if fresh:
             await self._send("".join([c.complete(canonical) for c in fresh]).encode())

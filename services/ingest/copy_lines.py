@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import itertools
 import json
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -137,14 +136,13 @@ def _name_key_text(raw_name: str) -> tuple[str, str]:
 class StagedClaim(NamedTuple):
     """One claim as a COPY line of CLAIM_COLUMNS. The line lacks its canonical payer when
     the payer was not known yet (`cut` >= 0: it goes at that position); `counted` is what the
-    claim adds to the statistics when it is written as a new claim (a reversal never is), or
-    None where the encoder counted it already (`Encoder`, `count_fresh`)."""
+    claim adds to the statistics when it is written as a new claim (a reversal never is)."""
 
     claim_uid: str
     payer_uid: str
     line: str
     cut: int
-    counted: Counted | None
+    counted: Counted
 
     def complete(self, canonical: Mapping[str, str]) -> str:
         """The line, with its canonical payer from `canonical` (payer uid -> name) if need be;
@@ -285,17 +283,12 @@ class Encoder:
         """The chunk's claims as COPY lines; with `claim_lines` (CSV), its records are lines
         of claims, combined by claim."""
         staged = Staged()
-        fresh_counts = None
         if claim_lines:
-            fresh_counts = self._encode_lines(batch, staged)
+            self._encode_lines(batch, staged)
         else:
             self._encode_claims(batch.all_claims(), staged)
         if self._count_fresh:
-            self._sums.add_all(
-                [encoded.counted for encoded in staged.fresh if encoded.counted is not None]
-            )
-            if fresh_counts is not None:
-                self._sums.add_columns(fresh_counts)
+            self._sums.add_all([encoded.counted for encoded in staged.fresh])
             self._counted += len(staged.fresh)
             if self._counted >= self._count_every:
                 staged.sums = self.take_sums()
@@ -332,9 +325,7 @@ class Encoder:
         for (encoded, _), maybe_seen in zip(distinct.values(), seen.tolist(), strict=True):
             (repeated if maybe_seen else fresh).append(encoded)
 
-    def _encode_lines(self, batch: Batch, staged: Staged) -> list[list[Any]] | None:
-        """Returns what the fresh claims of `batch.columns` count for, as the columns of
-        `Counted`, when they are for the encoder to count (`count_fresh`)."""
+    def _encode_lines(self, batch: Batch, staged: Staged) -> None:
         claims, columns = batch.claims, batch.columns
         if columns is not None and not _apart(columns, claims):
             claims, columns = batch.all_claims(), None
@@ -371,7 +362,7 @@ class Encoder:
         digests = [digest for _, digest in encoded]
         if columns is not None:
             self._saw_days(columns.decision_date)
-            column_lines, column_digests, counts = self._column_lines(columns, staged)
+            column_lines, column_digests = self._column_lines(columns, staged)
             digests += column_digests
         keys_seen = self._seen.check_and_add(digests).tolist()
         self.claims += len(records) + len(column_ids)
@@ -394,8 +385,8 @@ class Encoder:
                 piece_lines.append(_piece_line(line.claim_uid, record))
         staged.piece_lines = "".join(piece_lines)
         if columns is None:
-            return None
-        fresh = self._place_columns(
+            return
+        self._place_columns(
             columns, column_lines, ids_seen[len(first) :], keys_seen[len(records) :], staged
         )
         if not all(columns.status_stated):
@@ -408,11 +399,6 @@ class Encoder:
                     if not stated
                 ]
             )
-        if not self._count_fresh:
-            return None
-        if len(fresh) == len(columns):
-            return counts
-        return [[column[row] for row in fresh] for column in counts]
 
     def _place_columns(
         self,
@@ -421,20 +407,17 @@ class Encoder:
         ids_seen: list[bool],
         keys_seen: list[bool],
         staged: Staged,
-    ) -> list[int] | range:
+    ) -> None:
         """The claims of `columns` (encoded as `lines`) staged as claims certainly new to
-        the upload, or as pieces of claims whose id came earlier; returns the rows of those
-        new to it."""
+        the upload, or as pieces of claims whose id came earlier."""
         if not any(ids_seen):
             staged.fresh += lines
-            return range(len(lines))
-        fresh = []
+            return
         for row, (line, id_seen, key_seen) in enumerate(
             zip(lines, ids_seen, keys_seen, strict=True)
         ):
             if not id_seen:
                 staged.fresh.append(line)
-                fresh.append(row)
                 continue
             staged.pieces.append(line)
             if key_seen:
@@ -443,7 +426,6 @@ class Encoder:
                 staged.earlier_pieces += self._other_payers_pieces(
                     columns.payer_name[row], columns.claim_id[row]
                 )
-        return fresh
 
     def _same_claim(self, piece: ClaimRecord, line: ClaimRecord) -> bool:
         """Whether `line` is combined into `piece`: of one payer, within the line limit."""
@@ -486,11 +468,9 @@ class Encoder:
 
     def _column_lines(
         self, columns: ClaimColumns, staged: Staged
-    ) -> tuple[list[StagedClaim], list[bytes], list[list[Any]]]:
+    ) -> tuple[list[StagedClaim], list[bytes]]:
         """`_encoded` of each claim of `columns` (none a reversal), column by column: each
-        distinct payer, date, outcome and set of reasons made once. Also what each claim
-        counts for, as the columns of `Counted`; a line carries its own only where the
-        loader counts the claims it finds new (`count_fresh` off)."""
+        distinct payer, date, outcome and set of reasons made once."""
         canonical = self._canonical
         payers: dict[tuple[str, str], tuple[str, str, str, str, str | None]] = {}
         named_as = list(zip(columns.payer_name, columns.payer_id, strict=True))
@@ -559,7 +539,7 @@ class Encoder:
             for head, name, tail in zip(heads, named, tails, strict=True)
         ]
         cuts = [len(head) if name is None else -1 for head, name in zip(heads, named, strict=True)]
-        counts: list[list[Any]] = [
+        counts = zip(
             payer_uids, groups, decided, days, denied, partially, billed,
             [
                 paid_cents + patient_cents if allowed_cents is None else allowed_cents
@@ -572,12 +552,9 @@ class Encoder:
                 start if state is _PENDING else None
                 for start, state in zip(started, status, strict=True)
             ],
-        ]  # fmt: skip
-        own: Iterable[Counted | None] = (
-            itertools.repeat(None) if self._count_fresh else zip(*counts, strict=True)
-        )
-        staged_claims = list(map(StagedClaim, uids, payer_uids, lines, cuts, own))
-        return staged_claims, digests, counts
+            strict=True,
+        )  # fmt: skip
+        return list(map(StagedClaim, uids, payer_uids, lines, cuts, counts)), digests
 
     def claim_line(self, claim: ClaimRecord) -> str:
         """A claim of a payer already staged, as a COPY line of CLAIM_COLUMNS."""

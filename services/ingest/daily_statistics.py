@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
-
-import numpy as np
 
 from services.ingest.copy_text import copy_text
 
@@ -324,10 +321,6 @@ async def apply_counts(cursor: Any, customer: str) -> None:
     )
 
 
-# Sums of int64 amounts stay exact while every amount is under this divided by the count.
-_EXACT_SUM_LIMIT = 1 << 62
-
-
 class CellSums(NamedTuple):
     """The partial sums of one payer × code group × day."""
 
@@ -395,69 +388,6 @@ class PartialSums:
             for code in denial_codes:
                 coded = (payer_uid, code_group, decision_date, code)
                 code_counts[coded] = code_counts.get(coded, 0) + 1
-
-    def add_columns(self, counted: Sequence[Sequence[Any]]) -> None:
-        """`add_all` of claims given as columns, one per field of `Counted` (lists of one
-        length): the sums of each cell made at once, exactly, in 64-bit integers where the
-        amounts are small enough to fit them (else as `add_all` makes them)."""
-        (
-            payer_uids, code_groups, decision_dates, decision_days, denied, partially_denied,
-            billed_cents, allowed_cents, paid_cents, denial_codes, patient_cents, started,
-        ) = counted  # fmt: skip
-        rows = len(payer_uids)
-        amounts = (billed_cents, allowed_cents, paid_cents, patient_cents)
-        if not rows:
-            return
-        if max(max(map(abs, column)) for column in amounts) >= _EXACT_SUM_LIMIT // rows:
-            self.add_all(zip(*counted, strict=True))
-            return
-        for payer, n in Counter(payer_uids).items():
-            self._payers[payer] = self._payers.get(payer, 0) + n
-        pending = self._pending
-        if any(day is not None for day in started):
-            for start, n in Counter(zip(payer_uids, code_groups, started, strict=True)).items():
-                if start[2] is not None:
-                    pending[start] = pending.get(start, 0) + n
-        # Each claim's cell numbered in order of appearance; a pending claim's has no day.
-        numbered: dict[tuple[str, str, dt.date | None], int] = {}
-        at = [
-            numbered.setdefault(cell, len(numbered))
-            for cell in zip(payer_uids, code_groups, decision_dates, strict=True)
-        ]
-        cell_of = list(numbered)
-        values = np.empty((rows, 8), dtype=np.int64)
-        values[:, 0] = 1
-        values[:, 1] = denied
-        values[:, 2] = partially_denied
-        values[:, 3] = billed_cents
-        values[:, 4] = allowed_cents
-        values[:, 5] = paid_cents
-        values[:, 6] = values[:, 3] * values[:, 1]
-        values[:, 7] = patient_cents
-        sums = np.zeros((len(numbered), 8), dtype=np.int64)
-        np.add.at(sums, np.array(at), values)
-        cells = self._cells
-        for (payer, group, day), cell_sums in zip(cell_of, sums.tolist(), strict=True):
-            if day is None:
-                continue
-            kept = cells.get((payer, group, day))
-            if kept is None:
-                cells[payer, group, day] = cell_sums
-            else:
-                cells[payer, group, day] = [a + b for a, b in zip(kept, cell_sums, strict=True)]
-        day_counts = self._days
-        for (number, days), n in Counter(zip(at, decision_days, strict=True)).items():
-            payer, group, day = cell_of[number]
-            if days is not None and day is not None:
-                spent = (payer, group, day, days)
-                day_counts[spent] = day_counts.get(spent, 0) + n
-        code_counts = self._codes
-        for number, codes in zip(at, denial_codes, strict=True):
-            payer, group, day = cell_of[number]
-            if codes and day is not None:
-                for code in codes:
-                    coded = (payer, group, day, code)
-                    code_counts[coded] = code_counts.get(coded, 0) + 1
 
     def cells(self) -> dict[tuple[str, str, dt.date], CellSums]:
         """The sums so far by (payer uid, code group, day)."""

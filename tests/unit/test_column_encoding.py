@@ -30,9 +30,7 @@ def _staged(
         max_bytes=10_000_000, limits=ParseLimits(max_line_bytes=300), as_columns=as_columns
     )
     canonical: dict[str, str] = {}
-    encoder = Encoder(
-        "acme", "up-1", count_fresh=count_fresh, count_every=25, canonical=canonical
-    )
+    encoder = Encoder("acme", "up-1", count_fresh=count_fresh, count_every=25, canonical=canonical)
     chunks = [data[start:end] for start, end in pairwise([0, *cuts, len(data)])]
     result: list[Any] = []
     as_read = 0
@@ -41,9 +39,9 @@ def _staged(
             batch = parser.close() if chunk is None else parser.feed(chunk)
             as_read += batch.columns is not None
             staged = encoder.encode(batch, claim_lines=True)
-            result.append(_order_free(staged, canonical, count_fresh=count_fresh))
+            result.append(_order_free(staged, canonical))
             if learn:
-                canonical.update((uid, f"Canonical {name}") for uid, _, _, name in staged.new_payers)
+                canonical.update((uid, f"Canonical {name}") for uid, *_, name in staged.new_payers)
     except FileError as error:
         return (error.code, error.line_number), as_read
     sums = encoder.take_sums()
@@ -51,11 +49,9 @@ def _staged(
     return result, as_read
 
 
-def _order_free(staged: Staged, canonical: dict[str, str], *, count_fresh: bool) -> Any:
+def _order_free(staged: Staged, canonical: dict[str, str]) -> Any:
     def lines(claims: list[Any]) -> list[tuple[str, Any]]:
-        return sorted(
-            (claim.complete(canonical), None if count_fresh else claim.counted) for claim in claims
-        )
+        return sorted((claim.complete(canonical), claim.counted) for claim in claims)
 
     return (
         lines(staged.fresh),
