@@ -16,6 +16,7 @@ from services.ingest.copy_lines import (
     PieceAssembly,
     SeenClaims,
     Staged,
+    StagedClaim,
 )
 from services.ingest.denials import classify
 from services.ingest.parsing import Batch
@@ -131,6 +132,10 @@ def _column(line: str, column: str) -> str:
     return line.rstrip("\n").split("\t")[CLAIM_COLUMNS.index(column)]
 
 
+def _completed(claims: list[StagedClaim], canonical: dict[str, str]) -> list[str]:
+    return [claim.complete(canonical) for claim in claims]
+
+
 def _uid(payer: str, claim_id: str) -> str:
     return hashlib.md5(f"{payer.upper()}|{claim_id}".encode()).hexdigest()[:20]
 
@@ -140,7 +145,8 @@ def test_a_chunks_lines_of_one_claim_are_loaded_as_one_new_claim() -> None:
     encoder = _encoder(canonical)
     staged = _encode(encoder, canonical, _line(2), _line(3, "C2"), _line(4, paid=0))
     assert (staged.pieces, staged.earlier_pieces) == ([], [])
-    c1, c2 = (claim.complete(canonical) for claim in staged.fresh)
+    lines = {_column(line, "claim_id"): line for line in _completed(staged.fresh, canonical)}
+    c1, c2 = lines["C1"], lines["C2"]
     assert (_column(c1, "claim_id"), _column(c1, "billed_cents")) == ("C1", "20000")
     assert (_column(c1, "paid_cents"), _column(c1, "status")) == ("8000", "PARTIAL")
     assert _column(c2, "claim_id") == "C2"
@@ -160,7 +166,7 @@ def test_lines_in_later_chunks_are_pieces_that_name_the_pieces_before_them() -> 
     canonical: dict[str, str] = {}
     encoder = _encoder(canonical)
     first = _encode(encoder, canonical, _line(2), _line(3, "C2", "Cigna"))
-    assert [claim.claim_uid for claim in first.fresh] == [_uid("Aetna", "C1"), _uid("Cigna", "C2")]
+    assert {claim.claim_uid for claim in first.fresh} == {_uid("Aetna", "C1"), _uid("Cigna", "C2")}
     later = _encode(encoder, canonical, _line(4))
     assert ([c.claim_uid for c in later.pieces], later.fresh) == ([_uid("Aetna", "C1")], [])
     assert later.earlier_pieces == [_uid("Aetna", "C1")]
