@@ -65,6 +65,8 @@ _SPACES = re.compile(r"\s+")
 _NULL = "\\N"
 _REVERSED, _PENDING = ClaimStatus.REVERSED, ClaimStatus.PENDING
 _CLAIM_UID = operator.itemgetter(0)  # of a StagedClaim
+# A denied claim's codes, once per distinct set of adjustments (`counted` makes them per claim).
+_reason_codes = functools.lru_cache(maxsize=4096)(denial_reason_codes)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -371,9 +373,11 @@ class Encoder:
             digests += column_digests
         keys_seen = self._seen.check_and_add(digests).tolist()
         self.claims += len(records) + len(column_ids)
-        id_was_seen = dict(zip(first, ids_seen, strict=False))
+        id_was_seen = dict(zip(first, ids_seen[: len(first)], strict=True))
         piece_lines = []
-        for record, (line, _), key_seen in zip(records, encoded, keys_seen, strict=False):
+        for record, (line, _), key_seen in zip(
+            records, encoded, keys_seen[: len(records)], strict=True
+        ):
             id_seen = id_was_seen[record.claim_id]
             # The first lines of a claim id: certainly new to the upload.
             if not id_seen and record.claim_id not in apart:
@@ -502,15 +506,12 @@ class Encoder:
         ]
         denied, partially = columns.denied, columns.partially_denied
         assert denied is not None and partially is not None  # classified
-        reasons: dict[tuple[Adjustment, ...], tuple[str, ...]] = {}
         codes = [
-            (reasons.get(adjustments) or reasons.setdefault(
-                adjustments, denial_reason_codes(adjustments)
-            )) if is_denied or is_partial else ()
+            _reason_codes(adjustments) if is_denied or is_partial else ()
             for adjustments, is_denied, is_partial in zip(
                 columns.adjustments, denied, partially, strict=True
             )
-        ]  # fmt: skip
+        ]
         groups = list(map(claim_code_group, columns.procedure_codes))
         billed, allowed = columns.billed_cents, columns.allowed_cents
         paid, patient = columns.paid_cents, columns.patient_responsibility_cents

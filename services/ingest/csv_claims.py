@@ -564,10 +564,9 @@ class CsvParser:
             columns, unread = _Columns(self, by_column, count).read(list(range(base, base + count)))
             if not unread:
                 return self._take_all(columns)
-            claims: list[ClaimRecord | None] = list(columns.records())
-            for i in unread:
-                claims[i] = None
-            return self._take_rows(list(map(list, zip(*by_column, strict=True))), base, claims)
+            return self._take_rows(
+                list(map(list, zip(*by_column, strict=True))), base, _read(columns, unread)
+            )
         lines = text.split("\n")
         if lines[-1] == "":
             lines.pop()  # the text ends with a newline
@@ -590,10 +589,7 @@ class CsvParser:
             )
             if not unread:
                 return self._take_all(columns)
-            claims = list(columns.records())
-            for i in unread:
-                claims[i] = None
-            return self._take_rows(list(cells), base, claims)
+            return self._take_rows(list(cells), base, _read(columns, unread))
         # An over-long line is refused whatever its cells (None); a blank line is no row ([]).
         rows = [
             None if length > limit else [] if len(row) == 1 and not row[0].strip() else row
@@ -934,6 +930,14 @@ class _Semicolon(csv.excel):
     delimiter = ";"
 
 
+def _read(columns: ClaimColumns, unread: set[int]) -> list[ClaimRecord | None]:
+    """The claim of each row of `columns`; None for a row to be read on its own."""
+    claims: list[ClaimRecord | None] = list(columns.records())
+    for i in unread:
+        claims[i] = None
+    return claims
+
+
 def _by_column(rows: list[list[str]]) -> Sequence[Sequence[str]]:
     return list(zip(*rows, strict=True)) if rows else []
 
@@ -1002,11 +1006,7 @@ class _Columns:
         to be read on its own."""
         if not self._rows:
             return []
-        columns, unread = self.read(line_numbers)
-        claims: list[ClaimRecord | None] = list(columns.records())
-        for i in unread:
-            claims[i] = None
-        return claims
+        return _read(*self.read(line_numbers))
 
     def read(self, line_numbers: list[int]) -> tuple[ClaimColumns, set[int]]:
         """The claims of the rows as columns, and the rows to be read on their own (their
