@@ -945,12 +945,14 @@ def _by_column(rows: list[list[str]]) -> Sequence[Sequence[str]]:
 def _even_columns(
     text: str, delimiter: str, width: int, limit: int
 ) -> tuple[int, list[list[str]]] | None:
-    """The row count and the columns of plain ASCII `text` whose every line is a row of
-    `width` cells (so not blank) of at most `limit` characters (a CRLF line's carriage
-    return counted); None for any other text. Split at once, not line by line."""
-    if width < 2 or not text or not text.isascii():
+    """The row count and the columns of plain `text` whose every line is a row of `width`
+    cells (so not blank) of at most `limit` characters (a CRLF line's carriage return
+    counted); None for any other text. Split at once, not line by line. Lines are measured
+    in UTF-8 bytes, where a newline or delimiter is never part of another character: a line
+    of more bytes than `limit` but not more characters is left to the line-by-line path."""
+    if width < 2 or not text:
         return None
-    raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    raw = np.frombuffer(text.encode(errors="surrogatepass"), dtype=np.uint8)
     ends = np.flatnonzero(raw == _NEWLINE)
     if not text.endswith("\n"):
         ends = np.append(ends, len(raw))

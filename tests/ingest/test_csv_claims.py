@@ -1099,3 +1099,20 @@ def test_blank_lines_in_a_one_column_export_are_skipped_when_read_by_columns() -
         (2, "OPEN"), (4, "SUBMITTED"), (6, "PENDING"), (7, "pending"),
     ]  # fmt: skip
     assert read(True) == read(False)
+
+
+def test_a_line_is_measured_in_characters_whatever_its_bytes() -> None:
+    """A line of accented text within the limit in characters, over it in UTF-8 bytes, is a
+    row like any other, read by columns or not; one over the limit in characters is not."""
+    header = "claim_id,payer,decision_date,status"
+    within, over = "é" * 280, "é" * 320
+    rows = [f"C1,{within},2026-03-14,PAID", "C2,Aetna,2026-03-15,PAID"]
+    rows.append(f"C3,{over},2026-03-16,PAID")
+    text = "\n".join([header, *rows]) + "\n"
+    for by_columns in (True, False):
+        parser = CsvParser(limits=ParseLimits(max_line_bytes=310), by_columns=by_columns)
+        items = parser.feed(text) + parser.close()
+        assert [(c.claim_id, c.payer_name) for c in claims(items)] == [
+            ("C1", within), ("C2", "Aetna"),
+        ]  # fmt: skip
+        assert [(r.line_number, r.code) for r in rejections(items)] == [(4, "LINE_TOO_LONG")]

@@ -84,7 +84,7 @@ def _same_either_way(data: bytes, cuts: list[int]) -> int:
     return columns_read
 
 
-_PAYERS = ["Aetna", "AETNA ", "Cigna", "Humana", "Blue Cross"]
+_PAYERS = ["Aetna", "AETNA ", "Cigna", "Humana", "Blue Cross", "Société Générale", "Aetna\u00a0"]
 # Each column's plain cells, then cells that are odd (read on their own, refused, or a
 # reversal).
 _CELLS = {
@@ -121,7 +121,7 @@ def _export(draw: st.DrawFn) -> tuple[bytes, list[int]]:
             plain, odd_cells = _CELLS[column]
             odd_one = odd and odd_cells and draw(st.integers(0, odd)) == 0
             row[column] = draw(st.sampled_from(odd_cells if odd_one else plain))
-        row["claim_id"] = f"C{draw(st.integers(1, pool))}"
+        row["claim_id"] = draw(st.sampled_from(["C", "Ç"])) + str(draw(st.integers(1, pool)))
         row["payer"] = draw(st.sampled_from(_PAYERS))
         cells = [row[column] for column in columns]
         if delimiter == ",":
