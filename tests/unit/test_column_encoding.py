@@ -133,7 +133,7 @@ def _export(draw: st.DrawFn) -> tuple[bytes, list[int]]:
     return data, cuts
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(export=_export())
 def test_rows_encoded_as_columns_stage_what_rows_encoded_as_records_stage(
     export: tuple[bytes, list[int]],
