@@ -14,6 +14,7 @@ import functools
 
 from services.ingest.records import Adjustment, ClaimColumns, ClaimRecord, ClaimStatus
 
+_UNDECIDED = (ClaimStatus.PENDING, ClaimStatus.REVERSED)
 # Reductions that are not denials: the patient's share, and the contractual adjustment.
 _CONTRACTUAL = ("CO", "45")
 
@@ -40,14 +41,14 @@ def classify(claim: ClaimRecord) -> None:
 
 def _verdict(claim: ClaimRecord) -> tuple[bool, bool]:
     """(denied, partially denied)."""
-    if claim.status in (ClaimStatus.PENDING, ClaimStatus.REVERSED):
-        return False, False
-    if claim.status is ClaimStatus.DENIED:
-        return True, False
     if not claim.lines:
         return _one_line_verdict(
             claim.status, claim.paid_cents, claim.billed_cents, claim.adjustments
         )
+    if claim.status in _UNDECIDED:
+        return False, False
+    if claim.status is ClaimStatus.DENIED:
+        return True, False
     denial_reasons = _denial_reasons(claim.adjustments)
     if claim.paid_cents == 0 and claim.billed_cents > 0 and denial_reasons:
         return True, False
@@ -66,8 +67,12 @@ def _verdict(claim: ClaimRecord) -> tuple[bool, bool]:
 def _one_line_verdict(
     status: ClaimStatus, paid_cents: int, billed_cents: int, adjustments: tuple[Adjustment, ...]
 ) -> tuple[bool, bool]:
-    """(denied, partially denied) of a decided claim of one line (a row of a CSV export):
-    denied when nothing was paid for a denial reason."""
+    """(denied, partially denied) of a claim of one line (a row of a CSV export): a decided
+    one is denied when nothing was paid for a denial reason."""
+    if status in _UNDECIDED:
+        return False, False
+    if status is ClaimStatus.DENIED:
+        return True, False
     denied = paid_cents == 0 and billed_cents > 0 and _gives_denial_reason(adjustments)
     return denied, not denied and status is ClaimStatus.PARTIAL
 
@@ -88,36 +93,23 @@ def classify_columns(claims: ClaimColumns) -> None:
                 statuses, claims.status_stated, claims.decision_date, strict=True
             )
         ]
-    undecided = (pending, ClaimStatus.REVERSED)
-    verdicts = [
-        (False, False)
-        if status in undecided
-        else (True, False)
-        if status is ClaimStatus.DENIED
-        else (False, status is ClaimStatus.PARTIAL)
-        if paid
-        else _one_line_verdict(status, paid, billed, adjustments)
-        for status, paid, billed, adjustments in zip(
-            statuses, claims.paid_cents, claims.billed_cents, claims.adjustments, strict=True
+    verdicts = list(
+        map(
+            _one_line_verdict, statuses, claims.paid_cents, claims.billed_cents,
+            claims.adjustments,
         )
-    ]
+    )  # fmt: skip
     claims.denied = [denied for denied, _ in verdicts]
     claims.partially_denied = [partially for _, partially in verdicts]
     if not all(claims.status_stated):
-        # A denial the rules found is the status of a claim whose file states none.
+        # A denial the rules found is the status of a claim whose file states none (one
+        # line, PAID or PENDING: never partially denied).
         claims.status = [
-            status
-            if stated
-            else ClaimStatus.DENIED
-            if denied
-            else ClaimStatus.PARTIAL
-            if partially
-            else status
-            for status, stated, denied, partially in zip(
-                statuses, claims.status_stated, claims.denied, claims.partially_denied,
-                strict=True,
+            ClaimStatus.DENIED if denied and not stated else status
+            for status, stated, denied in zip(
+                statuses, claims.status_stated, claims.denied, strict=True
             )
-        ]  # fmt: skip
+        ]
 
 
 def _denial_reasons(adjustments: tuple[Adjustment, ...]) -> list[Adjustment]:
