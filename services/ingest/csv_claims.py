@@ -561,12 +561,7 @@ class CsvParser:
             count, by_column = even
             base = self._line + 1
             self._line += count
-            columns, unread = _Columns(self, by_column, count).read(list(range(base, base + count)))
-            if not unread:
-                return self._take_all(columns)
-            return self._take_rows(
-                list(map(list, zip(*by_column, strict=True))), base, _read(columns, unread)
-            )
+            return self._take_even(by_column, count, base)
         lines = text.split("\n")
         if lines[-1] == "":
             lines.pop()  # the text ends with a newline
@@ -583,13 +578,8 @@ class CsvParser:
             and width > 1
             and list(map(len, cells)).count(width) == len(cells)
         ):
-            # Every line a row of the header's width (none blank): the usual text.
-            columns, unread = _Columns(self, _by_column(cells), len(cells)).read(
-                list(range(base, base + len(cells)))
-            )
-            if not unread:
-                return self._take_all(columns)
-            return self._take_rows(list(cells), base, _read(columns, unread))
+            # Every line a row of the header's width, some over the limit in bytes only.
+            return self._take_even(_by_column(cells), len(cells), base, list(cells))
         # An over-long line is refused whatever its cells (None); a blank line is no row ([]).
         rows = [
             None if length > limit else [] if len(row) == 1 and not row[0].strip() else row
@@ -604,6 +594,23 @@ class CsvParser:
         return self._take_rows(
             rows, base, _Columns(self, _by_column(whole), len(whole)).claims(numbers)
         )
+
+    def _take_even(
+        self,
+        by_column: Sequence[Sequence[str]],
+        count: int,
+        base: int,
+        rows: list[list[str] | None] | None = None,
+    ) -> list[ParsedItem]:
+        """The items of `count` rows of the header's width from line `base`, given by column
+        (and as `rows`, if at hand): read by the columns, or, where a row has a cell they
+        could not read, each in turn (that row on its own)."""
+        columns, unread = _Columns(self, by_column, count).read(list(range(base, base + count)))
+        if not unread:
+            return self._take_all(columns)
+        if rows is None:
+            rows = list(map(list, zip(*by_column, strict=True)))
+        return self._take_rows(rows, base, _read(columns, unread))
 
     def _take_rows(
         self, rows: list[list[str] | None], base: int, claims: list[ClaimRecord | None]
