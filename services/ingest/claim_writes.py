@@ -26,6 +26,7 @@ import contextlib
 import datetime as dt
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,8 @@ from services.ingest.copy_lines import (
 )
 from services.ingest.daily_statistics import (
     COUNT_TABLES,
+    MonthKey,
+    PackedMonthRow,
     PartialSums,
     apply_counts,
     count_in,
@@ -216,6 +219,10 @@ class UploadWriter:
         # the encoder, or counted here), claims to merge at the end, rejections.
         self._sums: list[PartialSums] = []
         self._counted_here = PartialSums()
+        # How many partial sums were written so far; if those written at the end are all
+        # the upload's, its months are packed from them (`apply_counts`).
+        self._sums_written = 0
+        self._packed_months: asyncio.Future[dict[MonthKey, PackedMonthRow]] | None = None
         self._rest: list[str] = []
         self._rejections: list[str] = []
         self._pieces: list[str] = []
@@ -397,6 +404,7 @@ class UploadWriter:
             for sums in (*self._sums, self._counted_here):
                 if sums:
                     await sums.write(cursor, self._canonical)
+                    self._sums_written += 1
             self._sums.clear()
         self._unwritten = 0
 
@@ -411,10 +419,21 @@ class UploadWriter:
         self._lookups.clear()
         self._piece_lines.clear()
 
+    def _packing(
+        self, last_sums: PartialSums
+    ) -> Callable[[], dict[MonthKey, PackedMonthRow]] | None:
+        """The packing of the upload's months from its partial sums, if those left to write
+        are all there were."""
+        unwritten = [sums for sums in (*self._sums, last_sums, self._counted_here) if sums]
+        if self._sums_written or len(unwritten) != 1:
+            return None
+        return unwritten[0].packing(self._canonical)
+
     async def finish(self, facts: UploadFacts, *, all_or_nothing: bool) -> Outcome:
         """Merge what is left and write the upload; the caller commits."""
         # The last sums' COPY text is made while PostgreSQL finishes the COPY of the claims.
         last_sums = self._encoder.take_sums()
+        packing = self._packing(last_sums)
         await asyncio.gather(
             asyncio.to_thread(last_sums.prepare, dict(self._canonical)), self.end_copy()
         )
@@ -431,6 +450,9 @@ class UploadWriter:
                 return Outcome(earlier[0], repeated=True, failed=False, first_problems=[])
             self._sums.append(last_sums)
             await self._write_staged()
+            # The months are packed while PostgreSQL adds the sums to the statistics.
+            if packing is not None:
+                self._packed_months = asyncio.ensure_future(asyncio.to_thread(packing))
             self._claims_left = self._encoder.claims
             written_replaced = await self._assemble_pieces(cursor)
             failed = self.accepted == 0 or (all_or_nothing and bool(self.rejected_lines))
@@ -670,7 +692,7 @@ class UploadWriter:
         )
         self.payers = list((await cursor.fetchone())[0])
         await count_in(cursor)
-        await apply_counts(cursor, customer)
+        await apply_counts(cursor, customer, self._packed_months)
         return updated + reversed_count, unmatched
 
     async def _insert_upload(

@@ -13,8 +13,10 @@ read of them.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-from collections.abc import Iterable, Mapping
+import struct
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from services.ingest.copy_text import copy_text
@@ -198,8 +200,11 @@ def apply_to_daily_stats(*, summed: bool, stored: bool) -> str:
 # 1970-01-01, ascending; `amounts`: int8 × PACKED_DAY_AMOUNTS per day;
 # `patient_responsibility`: int8 per day; `histogram`: int4 triplets (day index in the month,
 # days to decision, claims); `carc`: int4 triplets (day index, index into `carc_codes`,
-# claims). Rebuilt from `ingest.daily_stats` for the months `{touched}` (a query of
-# customer_id, payer, code_group, month) names.
+# claims); `carc_codes` in byte order; triplets by day, then days to decision or code (months
+# packed before 2026-12 may hold a day's CARC triplets in any order: readers do not rely on
+# it). Rebuilt from `ingest.daily_stats` for the months `{touched}` (a query of customer_id,
+# payer, code_group, month) names; a new month of new claims is packed in Python the same
+# way (`pack_month`).
 DAY_AMOUNTS = (
     "decided_claims", "denied_claims", "partially_denied_claims", "billed_cents",
     "allowed_cents", "paid_cents", "denied_billed_cents", "patient_responsibility_cents",
@@ -207,6 +212,8 @@ DAY_AMOUNTS = (
 # The amounts packed together, in the packed months and in `PackedDailyStatSeries.day_amounts`.
 # The patients' share, counted since, is packed on its own: readers of the seven read on.
 PACKED_DAY_AMOUNTS = DAY_AMOUNTS[:7]
+# Packed days count from this one.
+EPOCH = dt.date(1970, 1, 1)
 _KEY = "customer_id, payer, code_group, month"
 MONTHS_FROM_DAILY_STATS = f"""
 WITH touched AS ({{touched}}),
@@ -234,16 +241,16 @@ days AS (
 ), histograms AS (
     SELECT {_KEY},
            string_agg(int4send(i) || int4send(e.key::int) || int4send(e.value::int), ''::bytea
-                      ORDER BY i) AS histogram
+                      ORDER BY i, e.key::int) AS histogram
     FROM days, jsonb_each_text(decision_days) AS e GROUP BY {_KEY}
 ), codes AS (
-    SELECT {_KEY}, i, e.key AS code, e.value::int AS claims,
-           (dense_rank() OVER (PARTITION BY {_KEY} ORDER BY e.key) - 1)::int AS code_i
+    SELECT {_KEY}, i, e.key COLLATE "C" AS code, e.value::int AS claims,
+           (dense_rank() OVER (PARTITION BY {_KEY} ORDER BY e.key COLLATE "C") - 1)::int AS code_i
     FROM days, jsonb_each_text(carc_counts) AS e
 ), carcs AS (
     SELECT {_KEY}, array_agg(DISTINCT code ORDER BY code) AS codes,
            string_agg(int4send(i) || int4send(code_i) || int4send(claims), ''::bytea
-                      ORDER BY i) AS carc
+                      ORDER BY i, code_i) AS carc
     FROM codes GROUP BY {_KEY}
 )
 INSERT INTO ingest.daily_stat_months ({_KEY}, days, amounts, patient_responsibility, histogram,
@@ -257,6 +264,93 @@ _TOUCHED_MONTHS = (
     "SELECT DISTINCT %(customer)s::text AS customer_id, payer, code_group, "
     "date_trunc('month', decision_date)::date AS month FROM stat_cells"
 )
+# Those of them without a packed month (the months packed in Python are written first).
+_TOUCHED_UNPACKED_MONTHS = (
+    f"SELECT * FROM ({_TOUCHED_MONTHS}) t WHERE NOT EXISTS (SELECT FROM "
+    "ingest.daily_stat_months m WHERE m.customer_id = t.customer_id AND m.payer = t.payer "
+    "AND m.code_group = t.code_group AND m.month = t.month)"
+)
+# The months the changes counted from `claim_changes` touch (each claim version's decision
+# month, whether or not it counts).
+_CHANGED_MONTHS = (
+    "SELECT DISTINCT payer, code_group, date_trunc('month', decision_date)::date "
+    "FROM claim_changes WHERE decision_date IS NOT NULL"
+)
+
+# A packed month's key (canonical payer, code group, first day of the month) and its row of
+# `ingest.daily_stat_months` after the key: days, amounts, patient_responsibility,
+# histogram, carc_codes, carc.
+MonthKey = tuple[str, str, dt.date]
+PackedMonthRow = tuple[bytes, bytes, bytes, bytes, list[str], bytes]
+_COPY_MONTHS = (
+    "COPY ingest.daily_stat_months (customer_id, payer, code_group, month, days, amounts, "
+    "patient_responsibility, histogram, carc_codes, carc) FROM STDIN"
+)
+
+
+# A day of a month to pack: its DAY_AMOUNTS, claims by days to decision and by denial code.
+_Day = tuple[list[int], dict[int, int], dict[str, int]]
+
+
+def pack_month(days: list[tuple[dt.date, _Day]]) -> PackedMonthRow:
+    """The packed arrays of one month's days (in order), as `MONTHS_FROM_DAILY_STATS` packs
+    them from the days' statistics (counts of zero are none; codes in the order of their
+    UTF-8 bytes, which is Python's order of str)."""
+    codes = sorted(
+        {code for _, (_, _, carc_counts) in days for code, n in carc_counts.items() if n}
+    )
+    code_index = {code: i for i, code in enumerate(codes)}
+    histogram: list[int] = []
+    carc: list[int] = []
+    for i, (_, (_, decision_days, carc_counts)) in enumerate(days):
+        for value in sorted(decision_days):
+            if n := decision_days[value]:
+                histogram += (i, value, n)
+        for code in sorted(carc_counts):
+            if n := carc_counts[code]:
+                carc += (i, code_index[code], n)
+    packed = len(PACKED_DAY_AMOUNTS)
+    amounts = [amount for _, (sums, _, _) in days for amount in sums[:packed]]
+    return (
+        struct.pack(f">{len(days)}i", *[(day - EPOCH).days for day, _ in days]),
+        struct.pack(f">{len(amounts)}q", *amounts),
+        struct.pack(f">{len(days)}q", *[sums[packed] for _, (sums, _, _) in days]),
+        struct.pack(f">{len(histogram)}i", *histogram),
+        codes,
+        struct.pack(f">{len(carc)}i", *carc),
+    )
+
+
+def _packed_months(
+    cells: Mapping[tuple[str, str, dt.date], list[int]],
+    day_counts: Mapping[tuple[str, str, dt.date, int], int],
+    code_counts: Mapping[tuple[str, str, dt.date, str], int],
+    canonical: Mapping[str, str],
+) -> dict[MonthKey, PackedMonthRow]:
+    """`PartialSums.packing`'s months, of its maps."""
+    month_of: dict[dt.date, dt.date] = {}
+    months: dict[MonthKey, dict[dt.date, _Day]] = {}
+    # Where each payer uid's day adds up (several uids may share a canonical payer).
+    days: dict[tuple[str, str, dt.date], _Day] = {}
+    for (uid, group, day), sums in cells.items():
+        month = month_of.get(day)
+        if month is None:
+            month = month_of[day] = day.replace(day=1)
+        month_days = months.setdefault((canonical[uid], group, month), {})
+        total = month_days.get(day)
+        if total is None:
+            total = month_days[day] = (list(sums), {}, {})
+        else:
+            for i, amount in enumerate(sums):
+                total[0][i] += amount
+        days[uid, group, day] = total
+    for (uid, group, day, value), n in day_counts.items():
+        decision_days = days[uid, group, day][1]
+        decision_days[value] = decision_days.get(value, 0) + n
+    for (uid, group, day, code), n in code_counts.items():
+        carc_counts = days[uid, group, day][2]
+        carc_counts[code] = carc_counts.get(code, 0) + n
+    return {key: pack_month(sorted(month_days.items())) for key, month_days in months.items()}
 
 
 _APPLY_TO_PENDING_STATS = """
@@ -281,9 +375,17 @@ async def without_nested_loops(cursor: Any, statement: str, parameters: Any) -> 
     return count
 
 
-async def apply_counts(cursor: Any, customer: str) -> None:
+async def apply_counts(
+    cursor: Any,
+    customer: str,
+    packed: Awaitable[Mapping[MonthKey, PackedMonthRow]] | None = None,
+) -> None:
     """Add the gathered partial sums to the customer's daily statistics, pending claims and
-    payer counts."""
+    payer counts. `packed`: the months packed in Python (`PartialSums.packing`, in a worker
+    thread while the statistics are added up) of partial sums that are all those gathered
+    but the changes counted from `claim_changes`; a month of them that had no statistics and
+    no counted change is written as it is, the other touched months are packed again from
+    the stored days."""
     await cursor.execute(_HOW_CELLS_APPLY, (customer,))
     summed, stored = await cursor.fetchone()
     await cursor.execute(apply_to_daily_stats(summed=summed, stored=stored), {"customer": customer})
@@ -298,12 +400,27 @@ async def apply_counts(cursor: Any, customer: str) -> None:
     await cursor.execute(
         "DELETE FROM ingest.daily_stat_months m USING (" + _TOUCHED_MONTHS + ") t "
         "WHERE m.customer_id = %(customer)s AND m.payer = t.payer "
-        "AND m.code_group = t.code_group AND m.month = t.month",
+        "AND m.code_group = t.code_group AND m.month = t.month "
+        "RETURNING m.payer, m.code_group, m.month",
         {"customer": customer},
     )
-    await without_nested_loops(
-        cursor, MONTHS_FROM_DAILY_STATS.format(touched=_TOUCHED_MONTHS), {"customer": customer}
-    )
+    touched: str | None = _TOUCHED_MONTHS
+    if packed is not None:
+        # A month stored before, or touched by a counted change, has days the partial sums
+        # do not hold: only those are packed from the stored days.
+        stored_months = set(await cursor.fetchall())
+        await cursor.execute(_CHANGED_MONTHS)
+        changed_months = set(await cursor.fetchall())
+        months = await packed
+        async with cursor.copy(_COPY_MONTHS) as copy:
+            for key, row in months.items():
+                if key not in stored_months and key not in changed_months:
+                    await copy.write_row((customer, *key, *row))
+        touched = _TOUCHED_UNPACKED_MONTHS if stored_months or changed_months else None
+    if touched is not None:
+        await without_nested_loops(
+            cursor, MONTHS_FROM_DAILY_STATS.format(touched=touched), {"customer": customer}
+        )
     await cursor.execute(_APPLY_TO_PENDING_STATS, {"customer": customer})
     # A start day whose last pending claim was decided has no count.
     await cursor.execute(
@@ -338,6 +455,7 @@ class PartialSums:
         self.clear()
 
     def clear(self) -> None:
+        # New maps each time: those handed to `packing` stay as they were.
         # (payer uid, code group, day) -> DAY_AMOUNTS
         self._cells: dict[tuple[str, str, dt.date], list[int]] = {}
         # claims by (cell, days to decision) and by (cell, denial code)
@@ -397,6 +515,15 @@ class PartialSums:
         for (uid, group, day, code), n in self._codes.items():
             cells[uid, group, day].carc_counts[code] = n
         return cells
+
+    def packing(self, canonical: Mapping[str, str]) -> Callable[[], dict[MonthKey, PackedMonthRow]]:
+        """A function packing the months of these sums as they are now, each as if its
+        days were all here (`pack_month`; payers named by their canonical name, those sharing
+        one summed): to run in a worker thread while the sums are written (`clear` leaves
+        what it packs alone)."""
+        return functools.partial(
+            _packed_months, self._cells, self._days, self._codes, dict(canonical)
+        )
 
     def pending(self) -> dict[tuple[str, str, dt.date], int]:
         """The pending claims so far by (payer uid, code group, day they started)."""

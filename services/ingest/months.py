@@ -19,10 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from services.ingest.daily_statistics import PACKED_DAY_AMOUNTS
-
-# Packed days, and days on the wire, count from this one.
-EPOCH = dt.date(1970, 1, 1)
+# Packed days, and days on the wire, count from EPOCH.
+from services.ingest.daily_statistics import EPOCH, PACKED_DAY_AMOUNTS
 
 
 @dataclass(frozen=True)
