@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import json
-import struct
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
 
 from services.ingest.copy_text import copy_text
 
@@ -288,69 +290,108 @@ _COPY_MONTHS = (
 )
 
 
-# A day of a month to pack: its DAY_AMOUNTS, claims by days to decision and by denial code.
-_Day = tuple[list[int], dict[int, int], dict[str, int]]
-
-
-def pack_month(days: list[tuple[dt.date, _Day]]) -> PackedMonthRow:
-    """The packed arrays of one month's days (in order), as `MONTHS_FROM_DAILY_STATS` packs
-    them from the days' statistics (counts of zero are none; codes in the order of their
-    UTF-8 bytes, which is Python's order of str)."""
-    codes = sorted(
-        {code for _, (_, _, carc_counts) in days for code, n in carc_counts.items() if n}
-    )
-    code_index = {code: i for i, code in enumerate(codes)}
-    histogram: list[int] = []
-    carc: list[int] = []
-    for i, (_, (_, decision_days, carc_counts)) in enumerate(days):
-        for value in sorted(decision_days):
-            if n := decision_days[value]:
-                histogram += (i, value, n)
-        for code in sorted(carc_counts):
-            if n := carc_counts[code]:
-                carc += (i, code_index[code], n)
-    packed = len(PACKED_DAY_AMOUNTS)
-    amounts = [amount for _, (sums, _, _) in days for amount in sums[:packed]]
-    return (
-        struct.pack(f">{len(days)}i", *[(day - EPOCH).days for day, _ in days]),
-        struct.pack(f">{len(amounts)}q", *amounts),
-        struct.pack(f">{len(days)}q", *[sums[packed] for _, (sums, _, _) in days]),
-        struct.pack(f">{len(histogram)}i", *histogram),
-        codes,
-        struct.pack(f">{len(carc)}i", *carc),
-    )
-
-
 def _packed_months(
     cells: Mapping[tuple[str, str, dt.date], list[int]],
     day_counts: Mapping[tuple[str, str, dt.date, int], int],
     code_counts: Mapping[tuple[str, str, dt.date, str], int],
     canonical: Mapping[str, str],
 ) -> dict[MonthKey, PackedMonthRow]:
-    """`PartialSums.packing`'s months, of its maps."""
-    month_of: dict[dt.date, dt.date] = {}
-    months: dict[MonthKey, dict[dt.date, _Day]] = {}
-    # Where each payer uid's day adds up (several uids may share a canonical payer).
-    days: dict[tuple[str, str, dt.date], _Day] = {}
-    for (uid, group, day), sums in cells.items():
-        month = month_of.get(day)
-        if month is None:
-            month = month_of[day] = day.replace(day=1)
-        month_days = months.setdefault((canonical[uid], group, month), {})
-        total = month_days.get(day)
-        if total is None:
-            total = month_days[day] = (list(sums), {}, {})
-        else:
-            for i, amount in enumerate(sums):
-                total[0][i] += amount
-        days[uid, group, day] = total
-    for (uid, group, day, value), n in day_counts.items():
-        decision_days = days[uid, group, day][1]
-        decision_days[value] = decision_days.get(value, 0) + n
-    for (uid, group, day, code), n in code_counts.items():
-        carc_counts = days[uid, group, day][2]
-        carc_counts[code] = carc_counts.get(code, 0) + n
-    return {key: pack_month(sorted(month_days.items())) for key, month_days in months.items()}
+    """`PartialSums.packing`'s months, of its maps, as `MONTHS_FROM_DAILY_STATS` packs them
+    from the days' statistics (counts of zero are none; codes in the order of their UTF-8
+    bytes, which is Python's order of str). Payer uids of one canonical payer are summed:
+    every day and entry gets a slot of (payer, code group, day), in order, and the months are
+    runs of slots, their arrays cut out of arrays made for all of them at once."""
+    if not cells:
+        return {}
+    keys = list(cells)
+    cell_index = {key: i for i, key in enumerate(keys)}
+    named: dict[tuple[str, str], int] = {}
+    cell_pair = np.fromiter(
+        (named.setdefault((canonical[uid], group), len(named)) for uid, group, _ in keys),
+        np.int64,
+        len(keys),
+    )
+    cell_day = np.fromiter(((day - EPOCH).days for _, _, day in keys), np.int64, len(keys))
+    first_day = int(cell_day.min())
+    day_span = int(cell_day.max()) - first_day + 1
+    slots, slot_of_cell = np.unique(
+        cell_pair * day_span + cell_day - first_day, return_inverse=True
+    )
+    amounts = np.zeros((slots.size, len(DAY_AMOUNTS)), dtype=np.int64)
+    np.add.at(
+        amounts,
+        slot_of_cell,
+        np.fromiter(
+            itertools.chain.from_iterable(cells.values()), np.int64, len(keys) * len(DAY_AMOUNTS)
+        ).reshape(-1, len(DAY_AMOUNTS)),
+    )
+    pair, day = slots // day_span, slots % day_span + first_day
+    # Months since 1970-01: each month's slots are a run.
+    month = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    begins = np.flatnonzero(np.r_[True, (pair[1:] != pair[:-1]) | (month[1:] != month[:-1])])
+    stops = np.r_[begins[1:], slots.size]
+    month_of_slot = np.repeat(np.arange(begins.size), stops - begins)
+    index_in_month = np.arange(slots.size) - begins[month_of_slot]
+
+    def entries(
+        counts: Mapping[tuple[str, str, dt.date, Any], int], values: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The (slot, value) entries of `counts` summed, in slot then value order, those
+        that sum to zero left out: their rows (index in month, value, claims) and months."""
+        slot = slot_of_cell[
+            np.fromiter(
+                (cell_index[uid, group, day] for uid, group, day, _ in counts),
+                np.int64,
+                len(counts),
+            )
+        ]
+        width = int(values.max()) + 1 if values.size else 1
+        pairs, at = np.unique(slot * width + values, return_inverse=True)
+        claims = np.bincount(at, weights=np.fromiter(counts.values(), np.int64, len(counts)))
+        pairs, claims = pairs[claims != 0], claims[claims != 0]
+        entry_slot = pairs // width
+        rows = np.column_stack((index_in_month[entry_slot], pairs % width, claims))
+        return rows.astype(">i4"), month_of_slot[entry_slot]
+
+    histogram, histogram_month = entries(
+        day_counts, np.fromiter((value for *_, value in day_counts), np.int64, len(day_counts))
+    )
+    codes = sorted({code for *_, code in code_counts})
+    code_rank = {code: i for i, code in enumerate(codes)}
+    carc, carc_month = entries(
+        code_counts,
+        np.fromiter((code_rank[code] for *_, code in code_counts), np.int64, len(code_counts)),
+    )
+    # Each month numbers the codes it uses, in order.
+    code_width = max(len(codes), 1)
+    month_code = carc_month * code_width + carc[:, 1].astype(np.int64)
+    month_codes = np.unique(month_code)
+    month_code_cuts = np.searchsorted(month_codes, np.arange(begins.size + 1) * code_width)
+    carc[:, 1] = np.searchsorted(month_codes, month_code) - month_code_cuts[carc_month]
+    histogram_cuts = np.searchsorted(histogram_month, np.arange(begins.size + 1))
+    carc_cuts = np.searchsorted(carc_month, np.arange(begins.size + 1))
+    days = day.astype(">i4").tobytes()
+    packed = amounts[:, : len(PACKED_DAY_AMOUNTS)].astype(">i8").tobytes()
+    patient = amounts[:, len(PACKED_DAY_AMOUNTS)].astype(">i8").tobytes()
+    histogram_bytes, carc_bytes = histogram.tobytes(), carc.tobytes()
+    pairs_named = list(named)
+    row_bytes = len(PACKED_DAY_AMOUNTS) * 8
+    months: dict[MonthKey, PackedMonthRow] = {}
+    for m, (first, stop) in enumerate(zip(begins.tolist(), stops.tolist(), strict=True)):
+        payer, group = pairs_named[int(pair[first])]
+        year, month_index = divmod(int(month[first]), 12)
+        months[payer, group, dt.date(1970 + year, month_index + 1, 1)] = (
+            days[first * 4 : stop * 4],
+            packed[first * row_bytes : stop * row_bytes],
+            patient[first * 8 : stop * 8],
+            histogram_bytes[histogram_cuts[m] * 12 : histogram_cuts[m + 1] * 12],
+            [
+                codes[c % code_width]
+                for c in month_codes[month_code_cuts[m] : month_code_cuts[m + 1]].tolist()
+            ],
+            carc_bytes[carc_cuts[m] * 12 : carc_cuts[m + 1] * 12],
+        )
+    return months
 
 
 _APPLY_TO_PENDING_STATS = """
