@@ -26,7 +26,6 @@ import contextlib
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,12 +45,14 @@ from services.ingest.copy_lines import (
 )
 from services.ingest.daily_statistics import (
     COUNT_TABLES,
+    MonthColumns,
     MonthKey,
     PackedMonthRow,
     PartialSums,
     apply_counts,
     count_in,
     discard_counts,
+    pack_months,
     recording_changes,
     without_nested_loops,
 )
@@ -59,6 +60,9 @@ from services.ingest.parsing import Batch
 from services.ingest.records import ParseLimits, Rejection, UploadWarning
 
 MAX_STORED_WARNINGS = 100
+# An upload of more claims packs the months it touches from the stored days: the month
+# columns of a 1M-row upload's sums, kept to the end, held 60 MB more at its peak.
+PACKED_MONTHS_MAX_CLAIMS = 200_000
 
 _CLAIM_COLUMN_LIST = ", ".join(CLAIM_COLUMNS)
 # An upsert's update of every column but the key: `(claim_id, ...) = (excluded.claim_id, ...)`.
@@ -219,9 +223,11 @@ class UploadWriter:
         # the encoder, or counted here), claims to merge at the end, rejections.
         self._sums: list[PartialSums] = []
         self._counted_here = PartialSums()
-        # How many partial sums were written so far; if those written at the end are all
-        # the upload's, its months are packed from them (`apply_counts`).
-        self._sums_written = 0
+        # Each partial sums written, made into month columns in a worker thread, and the
+        # upload's months packed from them all (`apply_counts`); None past
+        # PACKED_MONTHS_MAX_CLAIMS claims.
+        self._month_columns: list[asyncio.Future[MonthColumns]] | None = []
+        self._columns_claims = 0
         self._packed_months: asyncio.Future[dict[MonthKey, PackedMonthRow]] | None = None
         self._rest: list[str] = []
         self._rejections: list[str] = []
@@ -403,8 +409,8 @@ class UploadWriter:
                     parts.clear()
             for sums in (*self._sums, self._counted_here):
                 if sums:
+                    self._keep_month_columns(sums)
                     await sums.write(cursor, self._canonical)
-                    self._sums_written += 1
             self._sums.clear()
         self._unwritten = 0
 
@@ -413,27 +419,34 @@ class UploadWriter:
         await cursor.execute("ROLLBACK TO SAVEPOINT upload_start")
         self._sums.clear()
         self._counted_here.clear()
+        self._month_columns, self._columns_claims = [], 0
         self._rest.clear()
         self._rejections.clear()
         self._pieces.clear()
         self._lookups.clear()
         self._piece_lines.clear()
 
-    def _packing(
-        self, last_sums: PartialSums
-    ) -> Callable[[], dict[MonthKey, PackedMonthRow]] | None:
-        """The packing of the upload's months from its partial sums, if those left to write
-        are all there were."""
-        unwritten = [sums for sums in (*self._sums, last_sums, self._counted_here) if sums]
-        if self._sums_written or len(unwritten) != 1:
-            return None
-        return unwritten[0].packing(self._canonical)
+    def _keep_month_columns(self, sums: PartialSums) -> None:
+        """Make `sums` into month columns in a worker thread, unless the upload's claims
+        outnumber PACKED_MONTHS_MAX_CLAIMS (then its months are packed from the stored days)."""
+        if self._month_columns is None:
+            return
+        self._columns_claims += sums.claims
+        if self._columns_claims > PACKED_MONTHS_MAX_CLAIMS:
+            self._month_columns = None
+            return
+        columns = sums.month_columns(self._canonical)
+        self._month_columns.append(asyncio.ensure_future(asyncio.to_thread(columns)))
+
+    async def _pack_months(
+        self, columns: list[asyncio.Future[MonthColumns]]
+    ) -> dict[MonthKey, PackedMonthRow]:
+        return await asyncio.to_thread(pack_months, await asyncio.gather(*columns))
 
     async def finish(self, facts: UploadFacts, *, all_or_nothing: bool) -> Outcome:
         """Merge what is left and write the upload; the caller commits."""
         # The last sums' COPY text is made while PostgreSQL finishes the COPY of the claims.
         last_sums = self._encoder.take_sums()
-        packing = self._packing(last_sums)
         await asyncio.gather(
             asyncio.to_thread(last_sums.prepare, dict(self._canonical)), self.end_copy()
         )
@@ -451,8 +464,8 @@ class UploadWriter:
             self._sums.append(last_sums)
             await self._write_staged()
             # The months are packed while PostgreSQL adds the sums to the statistics.
-            if packing is not None:
-                self._packed_months = asyncio.ensure_future(asyncio.to_thread(packing))
+            if self._month_columns is not None:
+                self._packed_months = asyncio.ensure_future(self._pack_months(self._month_columns))
             self._claims_left = self._encoder.claims
             written_replaced = await self._assemble_pieces(cursor)
             failed = self.accepted == 0 or (all_or_nothing and bool(self.rejected_lines))

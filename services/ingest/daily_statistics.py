@@ -16,7 +16,7 @@ import datetime as dt
 import functools
 import itertools
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -290,41 +290,93 @@ _COPY_MONTHS = (
 )
 
 
-def _packed_months(
+class MonthColumns(NamedTuple):
+    """Partial sums as arrays, to pack into months (`pack_months`): each (canonical payer,
+    code group) and denial code numbered, each cell a row."""
+
+    pairs: list[tuple[str, str]]  # (payer, code group) by number
+    codes: list[str]  # denial codes by number
+    cell_pair: np.ndarray  # each cell's pair
+    cell_day: np.ndarray  # each cell's day, in days since EPOCH
+    amounts: np.ndarray  # each cell's DAY_AMOUNTS
+    histogram: np.ndarray  # rows of cell, days to decision, claims
+    carc: np.ndarray  # rows of cell, code, claims
+
+
+def _month_columns(
     cells: Mapping[tuple[str, str, dt.date], list[int]],
     day_counts: Mapping[tuple[str, str, dt.date, int], int],
     code_counts: Mapping[tuple[str, str, dt.date, str], int],
     canonical: Mapping[str, str],
-) -> dict[MonthKey, PackedMonthRow]:
-    """`PartialSums.packing`'s months, of its maps, as `MONTHS_FROM_DAILY_STATS` packs them
-    from the days' statistics (counts of zero are none; codes in the order of their UTF-8
-    bytes, which is Python's order of str). Payer uids of one canonical payer are summed:
-    every day and entry gets a slot of (payer, code group, day), in order, and the months are
-    runs of slots, their arrays cut out of arrays made for all of them at once."""
-    if not cells:
-        return {}
+) -> MonthColumns:
+    """`PartialSums.month_columns`, of its maps."""
     keys = list(cells)
     cell_index = {key: i for i, key in enumerate(keys)}
     named: dict[tuple[str, str], int] = {}
+    codes = sorted({code for *_, code in code_counts})
+    code_index = {code: i for i, code in enumerate(codes)}
+
+    def rows(
+        counts: Mapping[tuple[str, str, dt.date, Any], int], values: Iterable[int]
+    ) -> np.ndarray:
+        cell = np.fromiter(
+            (cell_index[uid, group, day] for uid, group, day, _ in counts), np.int64, len(counts)
+        )
+        value = np.fromiter(values, np.int64, len(counts))
+        return np.column_stack((cell, value, np.fromiter(counts.values(), np.int64, len(counts))))
+
     cell_pair = np.fromiter(
         (named.setdefault((canonical[uid], group), len(named)) for uid, group, _ in keys),
         np.int64,
         len(keys),
     )
-    cell_day = np.fromiter(((day - EPOCH).days for _, _, day in keys), np.int64, len(keys))
-    first_day = int(cell_day.min())
-    day_span = int(cell_day.max()) - first_day + 1
-    slots, slot_of_cell = np.unique(
-        cell_pair * day_span + cell_day - first_day, return_inverse=True
-    )
-    amounts = np.zeros((slots.size, len(DAY_AMOUNTS)), dtype=np.int64)
-    np.add.at(
-        amounts,
-        slot_of_cell,
-        np.fromiter(
+    return MonthColumns(
+        pairs=list(named),
+        codes=codes,
+        cell_pair=cell_pair,
+        cell_day=np.fromiter(((day - EPOCH).days for _, _, day in keys), np.int64, len(keys)),
+        amounts=np.fromiter(
             itertools.chain.from_iterable(cells.values()), np.int64, len(keys) * len(DAY_AMOUNTS)
         ).reshape(-1, len(DAY_AMOUNTS)),
+        histogram=rows(day_counts, (value for *_, value in day_counts)),
+        carc=rows(code_counts, (code_index[code] for *_, code in code_counts)),
     )
+
+
+def pack_months(pieces: Sequence[MonthColumns]) -> dict[MonthKey, PackedMonthRow]:
+    """The months of the partial sums of `pieces` added up, each packed as if its days were
+    all here, as `MONTHS_FROM_DAILY_STATS` packs them from the days' statistics (counts of
+    zero are none; codes in the order of their UTF-8 bytes, which is Python's order of str).
+    Every day and entry gets a slot of (payer, code group, day), in order, so that the
+    pieces' sums of one add up (and payer uids of one canonical payer): the months are runs
+    of slots, their arrays cut out of arrays made for all of them at once."""
+    pieces = [piece for piece in pieces if piece.cell_pair.size]
+    if not pieces:
+        return {}
+    named: dict[tuple[str, str], int] = {}
+    codes = sorted({code for piece in pieces for code in piece.codes})
+    code_index = {code: i for i, code in enumerate(codes)}
+    cell_pair, cell_day, histogram_rows, carc_rows = [], [], [], []
+    cells_before = 0
+    for piece in pieces:
+        pair_number = np.array([named.setdefault(pair, len(named)) for pair in piece.pairs])
+        code_number = np.array([code_index[code] for code in piece.codes], dtype=np.int64)
+        cell_pair.append(pair_number[piece.cell_pair])
+        cell_day.append(piece.cell_day)
+        to_cell = np.array([cells_before, 0, 0])
+        histogram_rows.append(piece.histogram + to_cell)
+        carc = piece.carc + to_cell
+        carc[:, 1] = code_number[piece.carc[:, 1]]
+        carc_rows.append(carc)
+        cells_before += piece.cell_pair.size
+    pair_of_cell, day_of_cell = np.concatenate(cell_pair), np.concatenate(cell_day)
+    first_day = int(day_of_cell.min())
+    day_span = int(day_of_cell.max()) - first_day + 1
+    slots, slot_of_cell = np.unique(
+        pair_of_cell * day_span + day_of_cell - first_day, return_inverse=True
+    )
+    amounts = np.zeros((slots.size, len(DAY_AMOUNTS)), dtype=np.int64)
+    np.add.at(amounts, slot_of_cell, np.concatenate([piece.amounts for piece in pieces]))
     pair, day = slots // day_span, slots % day_span + first_day
     # Months since 1970-01: each month's slots are a run.
     month = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
@@ -333,35 +385,20 @@ def _packed_months(
     month_of_slot = np.repeat(np.arange(begins.size), stops - begins)
     index_in_month = np.arange(slots.size) - begins[month_of_slot]
 
-    def entries(
-        counts: Mapping[tuple[str, str, dt.date, Any], int], values: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The (slot, value) entries of `counts` summed, in slot then value order, those
-        that sum to zero left out: their rows (index in month, value, claims) and months."""
-        slot = slot_of_cell[
-            np.fromiter(
-                (cell_index[uid, group, day] for uid, group, day, _ in counts),
-                np.int64,
-                len(counts),
-            )
-        ]
-        width = int(values.max()) + 1 if values.size else 1
-        pairs, at = np.unique(slot * width + values, return_inverse=True)
-        claims = np.bincount(at, weights=np.fromiter(counts.values(), np.int64, len(counts)))
-        pairs, claims = pairs[claims != 0], claims[claims != 0]
-        entry_slot = pairs // width
-        rows = np.column_stack((index_in_month[entry_slot], pairs % width, claims))
-        return rows.astype(">i4"), month_of_slot[entry_slot]
+    def entries(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows (cell, value, claims) of one (slot, value) summed, in slot then value
+        order, those that sum to zero left out: (index in month, value, claims) and months."""
+        slot, value = slot_of_cell[rows[:, 0]], rows[:, 1]
+        width = int(value.max()) + 1 if value.size else 1
+        keys, at = np.unique(slot * width + value, return_inverse=True)
+        claims = np.bincount(at, weights=rows[:, 2], minlength=keys.size).astype(np.int64)
+        keys, claims = keys[claims != 0], claims[claims != 0]
+        entry_slot = keys // width
+        summed = np.column_stack((index_in_month[entry_slot], keys % width, claims))
+        return summed.astype(">i4"), month_of_slot[entry_slot]
 
-    histogram, histogram_month = entries(
-        day_counts, np.fromiter((value for *_, value in day_counts), np.int64, len(day_counts))
-    )
-    codes = sorted({code for *_, code in code_counts})
-    code_rank = {code: i for i, code in enumerate(codes)}
-    carc, carc_month = entries(
-        code_counts,
-        np.fromiter((code_rank[code] for *_, code in code_counts), np.int64, len(code_counts)),
-    )
+    histogram, histogram_month = entries(np.concatenate(histogram_rows))
+    carc, carc_month = entries(np.concatenate(carc_rows))
     # Each month numbers the codes it uses, in order.
     code_width = max(len(codes), 1)
     month_code = carc_month * code_width + carc[:, 1].astype(np.int64)
@@ -422,11 +459,11 @@ async def apply_counts(
     packed: Awaitable[Mapping[MonthKey, PackedMonthRow]] | None = None,
 ) -> None:
     """Add the gathered partial sums to the customer's daily statistics, pending claims and
-    payer counts. `packed`: the months packed in Python (`PartialSums.packing`, in a worker
-    thread while the statistics are added up) of partial sums that are all those gathered
-    but the changes counted from `claim_changes`; a month of them that had no statistics and
-    no counted change is written as it is, the other touched months are packed again from
-    the stored days."""
+    payer counts. `packed`: the months packed in Python (`pack_months`, in a worker thread
+    while the statistics are added up) of all the partial sums gathered but the changes
+    counted from `claim_changes`; a month of them that had no statistics and no counted
+    change is written as it is, the other touched months are packed again from the stored
+    days."""
     await cursor.execute(_HOW_CELLS_APPLY, (customer,))
     summed, stored = await cursor.fetchone()
     await cursor.execute(apply_to_daily_stats(summed=summed, stored=stored), {"customer": customer})
@@ -496,7 +533,7 @@ class PartialSums:
         self.clear()
 
     def clear(self) -> None:
-        # New maps each time: those handed to `packing` stay as they were.
+        # New maps each time: those handed to `month_columns` stay as they were.
         # (payer uid, code group, day) -> DAY_AMOUNTS
         self._cells: dict[tuple[str, str, dt.date], list[int]] = {}
         # claims by (cell, days to decision) and by (cell, denial code)
@@ -511,6 +548,11 @@ class PartialSums:
 
     def __bool__(self) -> bool:
         return bool(self._payers)
+
+    @property
+    def claims(self) -> int:
+        """How many claims were counted in."""
+        return sum(self._payers.values())
 
     def add_all(self, counted: Iterable[Counted]) -> None:
         """Count claims in, each as `claim_statistics.Counted` says (run for every new claim of
@@ -557,13 +599,12 @@ class PartialSums:
             cells[uid, group, day].carc_counts[code] = n
         return cells
 
-    def packing(self, canonical: Mapping[str, str]) -> Callable[[], dict[MonthKey, PackedMonthRow]]:
-        """A function packing the months of these sums as they are now, each as if its
-        days were all here (`pack_month`; payers named by their canonical name, those sharing
-        one summed): to run in a worker thread while the sums are written (`clear` leaves
-        what it packs alone)."""
+    def month_columns(self, canonical: Mapping[str, str]) -> Callable[[], MonthColumns]:
+        """A function making these sums as they are now into month columns (`pack_months`;
+        payers named by their canonical name), to run in a worker thread while they are
+        written (`clear` leaves what it reads alone)."""
         return functools.partial(
-            _packed_months, self._cells, self._days, self._codes, dict(canonical)
+            _month_columns, self._cells, self._days, self._codes, dict(canonical)
         )
 
     def pending(self) -> dict[tuple[str, str, dt.date], int]:

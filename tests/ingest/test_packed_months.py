@@ -1,7 +1,8 @@
 """The packed months an upload writes (`ingest.daily_stat_months`, what drift reads) are those
 packed again from the stored days, whichever way the upload packed each month: in Python from
-its own partial sums (a month new to the customer, whose every claim is new), or from the
-stored days (a month with days stored before, or one a changed claim moved into or out of)."""
+its own partial sums (a month new to the customer, whose every claim is new; the sums written
+once or every few claims), or from the stored days (a month with days stored before, or one a
+changed claim moved into or out of)."""
 
 from __future__ import annotations
 
@@ -91,15 +92,14 @@ def _uploads() -> list[bytes]:
     return [_file(first), _file(second), _file(third)]
 
 
-async def _upload(store: IngestStore, customer: str, body: bytes) -> None:
-    """An upload through the use case, its partial sums all written once at the end (as
-    every export under `UPLOAD_MERGE_ROWS` claims is)."""
+async def _upload(store: IngestStore, customer: str, body: bytes, merge_every: int) -> None:
+    """An upload through the use case, its partial sums written every `merge_every` claims."""
 
     async def chunks() -> AsyncIterator[bytes]:
         for at in range(0, len(body), 4096):
             yield body[at : at + 4096]
 
-    intake = UploadIntake(store, max_upload_bytes=1 << 22, merge_every=100_000)
+    intake = UploadIntake(store, max_upload_bytes=1 << 22, merge_every=merge_every)
     upload = await intake.create(UploadRequest(customer, "test", "export.csv"), chunks())
     assert upload.state == "SUCCEEDED", upload
 
@@ -119,8 +119,9 @@ def _kept_and_repacked(postgres: PostgresUnderTest, customer: str) -> tuple[list
     return kept, repacked
 
 
+@pytest.mark.parametrize("merge_every", [100_000, 97])
 async def test_the_months_an_upload_packs_are_those_packed_from_the_stored_days(
-    system: System, postgres: PostgresUnderTest, monkeypatch: pytest.MonkeyPatch
+    system: System, postgres: PostgresUnderTest, monkeypatch: pytest.MonkeyPatch, merge_every: int
 ) -> None:
     # As on a database with many claims, where the planner probes the customer's stored
     # claims by key: an upload's claims new to the customer are copied and counted in Python
@@ -139,7 +140,7 @@ async def test_the_months_an_upload_packs_are_those_packed_from_the_stored_days(
     try:
         store = IngestStore(engine)
         for body in _uploads():
-            await _upload(store, customer, body)
+            await _upload(store, customer, body, merge_every)
             kept, repacked = _kept_and_repacked(postgres, customer)
             assert kept == repacked
             months.append({(payer, group, month) for payer, group, month, *_ in kept})
