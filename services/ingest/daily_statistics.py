@@ -206,7 +206,7 @@ def apply_to_daily_stats(*, summed: bool, stored: bool) -> str:
 # packed before 2026-12 may hold a day's CARC triplets in any order: readers do not rely on
 # it). Rebuilt from `ingest.daily_stats` for the months `{touched}` (a query of customer_id,
 # payer, code_group, month) names; a new month of new claims is packed in Python the same
-# way (`pack_month`).
+# way (`pack_months`).
 DAY_AMOUNTS = (
     "decided_claims", "denied_claims", "partially_denied_claims", "billed_cents",
     "allowed_cents", "paid_cents", "denied_billed_cents", "patient_responsibility_cents",
