@@ -690,11 +690,13 @@ class CsvParser:
                     line, f"row has {len(cells)} columns, more than the header", "TOO_MANY_COLUMNS"
                 )
             if any(c.strip() for c in cells[width:]):
-                # Usually an amount like 1,234.56 that was not quoted: the columns have shifted.
+                # Usually an amount like 1,234.56 (or codes like CO-45;PR-1 in a semicolon
+                # file) that was not quoted: the columns have shifted.
+                separators = _SEPARATOR_NAMES.get(self._dialect.delimiter, "the delimiter")
                 return Rejection(
                     line,
                     f"row has {len(cells)} columns but the header has {width}; "
-                    "quote values that contain commas",
+                    f"quote values that contain {separators}",
                     "COLUMN_COUNT",
                 )
         try:
@@ -931,6 +933,10 @@ class _Lines:
             raise StopIteration
         self.index = index + 1
         return self.lines[index]
+
+
+# How a rejection names the delimiter a value must be quoted for.
+_SEPARATOR_NAMES = {",": "commas", ";": "semicolons"}
 
 
 class _Semicolon(csv.excel):

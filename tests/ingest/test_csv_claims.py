@@ -489,6 +489,16 @@ def test_an_unquoted_comma_in_an_amount_shifts_the_columns_and_is_rejected() -> 
     assert [c.claim_id for c in claims(items)] == ["C2"]
 
 
+def test_a_semicolon_export_names_semicolons_when_a_value_shifts_the_columns() -> None:
+    """Codes written as CO-45;PR-1 in a semicolon export make one column more."""
+    header = "claim_id;payer;decision_date;billed_amount;carc_codes"
+    items = parse(f"{header}\nC1;Aetna;2026-03-14;100,00;CO-45;PR-1\nC2;Aetna;2026-03-14;1;\n")
+    [rejection] = rejections(items)
+    assert (rejection.line_number, rejection.code) == (2, "COLUMN_COUNT")
+    assert rejection.reason.endswith("quote values that contain semicolons")
+    assert [c.claim_id for c in claims(items)] == ["C2"]
+
+
 def test_trailing_empty_cells_and_short_rows_are_fine() -> None:
     items = parse(f"{HEADER}\nC1,Aetna,2026-03-14,1,2,,,\nC2,Aetna,2026-03-14\n")
     assert [(c.claim_id, c.billed_cents) for c in claims(items)] == [("C1", 100), ("C2", 0)]
