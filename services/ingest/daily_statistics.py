@@ -631,27 +631,39 @@ class PartialSums:
         # COPY text made here: psycopg's row-by-row formatting costs more than the counting.
         cells = {uid: copy_text(name) for uid, name in canonical.items()}
         # Each cell's count maps as JSON: days to decision are numbers; a denial code may be
-        # any text a file gave.
+        # any text a file gave (each made JSON once).
         histograms: dict[tuple[str, str, dt.date], list[str]] = {}
         for (uid, group, day, days), n in self._days.items():
             if n:
-                histograms.setdefault((uid, group, day), []).append(f'"{days}":{n}')
+                cell = (uid, group, day)
+                entry = f'"{days}":{n}'
+                if (listed := histograms.get(cell)) is None:
+                    histograms[cell] = [entry]
+                else:
+                    listed.append(entry)
+        as_json: dict[str, str] = {}
         codes: dict[tuple[str, str, dt.date], list[str]] = {}
         for (uid, group, day, code), n in self._codes.items():
             if n:
-                codes.setdefault((uid, group, day), []).append(f"{json.dumps(code)}:{n}")
+                if (text := as_json.get(code)) is None:
+                    text = as_json[code] = json.dumps(code)
+                codes.setdefault((uid, group, day), []).append(f"{text}:{n}")
+        day_text: dict[dt.date, str] = {}
+        cell_lines = []
+        for cell, sums in self._cells.items():
+            uid, group, day = cell
+            if (when := day_text.get(day)) is None:
+                when = day_text[day] = day.isoformat()
+            coded = codes.get(cell)
+            cell_lines.append(
+                f"{cells[uid]}\t{group}\t{when}\t{sums[0]}\t{sums[1]}\t{sums[2]}\t{sums[3]}\t"
+                f"{sums[4]}\t{sums[5]}\t{sums[6]}\t{sums[7]}\t"
+                f"{{{','.join(histograms.get(cell, ()))}}}\t"
+                + (copy_text("{" + ",".join(coded) + "}") if coded else "{}")
+                + "\n"
+            )
         tables = (
-            (
-                "stat_cells",
-                (
-                    f"{cells[cell[0]]}\t{cell[1]}\t{cell[2]}\t"
-                    + "\t".join(map(str, sums))
-                    + f"\t{{{','.join(histograms.get(cell, ()))}}}\t"
-                    + copy_text("{" + ",".join(codes.get(cell, ())) + "}")
-                    + "\n"
-                    for cell, sums in self._cells.items()
-                ),
-            ),
+            ("stat_cells", cell_lines),
             (
                 "stat_pending",
                 (
