@@ -74,19 +74,30 @@ lint: $(STAMP) ## ruff, mypy, buf lint, squawk, hadolint
 typecheck: $(STAMP) ## mypy
 	$(VENV)/bin/mypy runtime gateway services devtools bench cli
 
+# A Debian package, as root or through sudo.
+define apt_install
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -q --no-install-recommends $(1)
+endef
+
 # The dashboard's browser tests drive Debian's Chromium; Playwright never downloads one.
 CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	@echo "Installing Debian's chromium for the dashboard's browser tests"
-	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get update -q
-	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive \
-	  apt-get install -y -q --no-install-recommends chromium
+	$(call apt_install,chromium)
+
+# The gateway and routes benches load the gateway with Debian's wrk.
+WRK := /usr/bin/wrk
+$(WRK):
+	@echo "Installing Debian's wrk for the gateway and routes benches"
+	$(call apt_install,wrk)
 
 test: $(STAMP) $(CHROMIUM) ## Lint, then the whole test suite against real PostgreSQL and real processes
 	$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest -q
 
-bench: $(STAMP) ## Benchmarks beside references: ingest, a monthly upload and claims export vs psql \copy, detection vs GROUP BY, webhooks, PDF, gateway vs gRPC
+bench: $(STAMP) $(WRK) ## Benchmarks beside references: ingest, a monthly upload and claims export vs psql \copy, detection vs GROUP BY, webhooks, PDF, gateway vs gRPC
 	$(PY) -m bench.ingest_bench
 	$(PY) -m bench.upload_bench
 	$(PY) -m bench.drift_bench

@@ -50,6 +50,7 @@ from bench.export_bench import migrate
 from bench.ingest_bench import log, throwaway_cluster, verdict
 from devtools.stack import http_ok, wait_until
 from runtime import schemas
+from runtime.settings import LOCAL_DIR, REPO_ROOT
 from tests.system import System, extra_gateway, free_port, running_system
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
 
@@ -268,10 +269,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args(argv)
     started = time.monotonic()
-    with throwaway_cluster(keep=False) as admin_url:
+    # The services log every call, as in production; to a file, not between the figures.
+    LOCAL_DIR.mkdir(exist_ok=True)
+    services_log = LOCAL_DIR / "gateway-bench-services.log"
+    with (
+        throwaway_cluster(keep=False) as admin_url,
+        services_log.open("wb") as output,
+    ):
         urls = migrate(admin_url, schemas.SERVICES)
-        with running_system(urls, **PRODUCTION_SAMPLING) as system:
+        with running_system(urls, output, **PRODUCTION_SAMPLING) as system:
             measure(system, args.seconds, args.connections)
+    log(f"(the services' log: {services_log.relative_to(REPO_ROOT)})")
     log(f"(whole run {time.monotonic() - started:.0f} s)")
     return 0
 

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import IO
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -40,6 +41,8 @@ class Stack:
 
     env: dict[str, str]
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    # Where the processes write their logs (both streams); None: this process's own.
+    output: IO[bytes] | None = None
     # How each process was started: its module and the environment added for it.
     launches: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
@@ -65,7 +68,11 @@ class Stack:
 
     def _launch(self, module: str, extra_env: Mapping[str, str]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", module], cwd=REPO_ROOT, env={**self.env, **extra_env}
+            [sys.executable, "-m", module],
+            cwd=REPO_ROOT,
+            env={**self.env, **extra_env},
+            stdout=self.output,
+            stderr=None if self.output is None else subprocess.STDOUT,
         )
 
     def start_service(

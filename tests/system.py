@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import grpc
 import httpx
@@ -313,9 +313,11 @@ def service_logging_to(
 
 
 @contextmanager
-def running_system(database_urls: dict[str, str], **settings: str) -> Iterator[System]:
+def running_system(
+    database_urls: dict[str, str], output: IO[bytes] | None = None, /, **settings: str
+) -> Iterator[System]:
     """Start the services (each with its own app-role URL) and the gateway, `settings` added
-    to their environment; stop them after."""
+    to their environment, their logs to `output` if given; stop them after."""
     with span_sink() as (sink, endpoint):
         targets = {service: f"127.0.0.1:{free_port()}" for service in SERVICES}
         # `settings` may override any of these (a load run turns tracing off, say).
@@ -334,7 +336,7 @@ def running_system(database_urls: dict[str, str], **settings: str) -> Iterator[S
             }
         )
         metrics_ports = {service: free_port() for service in SERVICES}
-        stack = Stack(env)
+        stack = Stack(env, output=output)
         try:
             for service in SERVICES:
                 stack.start_service(
