@@ -221,6 +221,7 @@ class Gateway:
             identity = self.verifier.verify_header(request.headers.get("authorization"))
             standing = emptier(by_address, self.rate_limits.tenant(identity.customer))
             _check_forwarded_header_lengths(request.headers)
+            _check_content_encoding(route, request.headers)
             metadata = (("authorization", request.headers["authorization"]),)
             query = request.query_params.multi_items()
             body = await _json_body(route, request)
@@ -241,6 +242,14 @@ class Gateway:
             return (
                 _without_body(response) if head and not route.method.server_streaming else response
             )
+        except UnsupportedEncodingError as refused_coding:
+            refused = error_response(
+                refused_coding.error.to_status(),
+                request,
+                http_status=HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            )
+            refused.headers["Accept-Encoding"] = refused_coding.accepted
+            return refused
         except RateLimitedError as limited:
             refused = error_response(limited.error.to_status(), request)
             refused.headers.update(limited.standing.headers())
@@ -365,6 +374,41 @@ def _check_forwarded_header_lengths(headers: Headers) -> None:
             raise errors.invalid_argument(
                 f"{name} header: {description}", errors.FieldViolation(name, description)
             )
+
+
+# Request bodies the gateway takes compressed: an uploaded file may come gzip-compressed (the
+# service reads gzip files, however they are sent); a JSON body comes as it is.
+_FILE_CODINGS = frozenset({"gzip", "x-gzip"})
+
+
+class UnsupportedEncodingError(Exception):
+    """A request body in a content coding the route does not read (HTTP 415)."""
+
+    def __init__(self, error: errors.ApiError, accepted: str) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.accepted = accepted
+
+
+def _check_content_encoding(route: Route, headers: Headers) -> None:
+    """A route that takes a body takes it uncompressed, or a file gzip-compressed too
+    (RFC 9110 §15.5.16: 415, with the codings it reads in `Accept-Encoding`)."""
+    coding = headers.get("content-encoding", "").strip().lower()
+    if coding in ("", "identity") or not route.binding.body:
+        return
+    if route.streams_request_body and coding in _FILE_CODINGS:
+        return
+    accepted = "gzip" if route.streams_request_body else "identity"
+    description = f"{coding!r} is not read here; send the body " + (
+        "as it is or compressed with gzip" if route.streams_request_body else "uncompressed"
+    )
+    raise UnsupportedEncodingError(
+        errors.invalid_argument(
+            f"Content-Encoding header: {description}",
+            errors.FieldViolation("Content-Encoding", description),
+        ),
+        accepted,
+    )
 
 
 async def _json_body(route: Route, request: Request) -> Any:

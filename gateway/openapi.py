@@ -387,6 +387,7 @@ _ERRORS = {
     "404": "No such resource for this customer.",
     "409": "The resource exists already, or changed meanwhile.",
     "412": "The etag given is not the resource's.",
+    "415": "The body's `Content-Encoding` is not one this operation reads (see `Accept-Encoding`).",
     "429": "Too many requests; try again later.",
     "503": "A service is unavailable; try again later.",
 }
@@ -486,7 +487,11 @@ def _operation(
             if is_read and not method.server_streaming
             else {}
         ),
-        **{code: {"$ref": f"#/components/responses/{code}"} for code in _ERRORS},
+        **{
+            code: {"$ref": f"#/components/responses/{code}"}
+            for code in _ERRORS
+            if code != "415" or route.binding.body
+        },
         "default": {"$ref": "#/components/responses/default"},
     }
     return path, route.binding.verb, operation
@@ -508,6 +513,16 @@ def _header_parameters(route: Route) -> list[dict[str, Any]]:
                 "in": "header",
                 "description": "ETags of the copies you hold: 304 if one is current.",
                 "schema": {"type": "string"},
+            }
+        )
+    if route.streams_request_body:
+        headers.append(
+            {
+                "name": "Content-Encoding",
+                "in": "header",
+                "description": "`gzip` for a body compressed with gzip (a `.gz` file may also be "
+                "sent as it is); any other coding is 415.",
+                "schema": {"type": "string", "enum": ["gzip", "identity"]},
             }
         )
     if route.binding.verb in ("patch", "delete") and _takes_etag(route):

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Row
 
 from runtime.telemetry import trace_carrier
 from services.ingest.claim_writes import UploadFacts, UploadWriter, failure_message
+from services.ingest.compression import file_bytes
 from services.ingest.copy_lines import Staged
 from services.ingest.parsing import UploadParser
 from services.ingest.records import FileError, Rejection, UploadWarning
@@ -252,7 +253,7 @@ async def _stream_into(
             loader.result()  # the loader failed: its error is the upload's
 
     try:
-        async for chunk in chunks:
+        async for chunk in file_bytes(chunks):
             staged, found = await asyncio.to_thread(read, chunk)
             _keep(warnings, found)
             await hand_over(staged)

@@ -190,9 +190,15 @@ REFUSED_FILES = {
     ),
     # Binary bytes without a NUL: a carriage return alone in the first line gives it away.
     "binary-without-nul": (
-        b"PK\x03\x04\x14\x06\x08\rA\x9c\xfe,\x13\x88\xffclaim_id\x7f\x01\n\x02\x03",
+        b"\x8e\x9a\x03\x04\x14\x06\x08\rA\x9c\xfe,\x13\x88\xffclaim_id\x7f\x01\n\x02\x03",
         "binary-without-nul: line 1: the file does not look like CSV text"
         " (a carriage return inside a value)",
+    ),
+    # A workbook or archive is named by its first bytes, with what to send instead.
+    "workbook": (
+        b"PK\x03\x04\x14\x06\x08\rA\x9c\xfe,\x13\x88\xffclaim_id\x7f\x01\n\x02\x03",
+        "workbook: the file is a ZIP archive or an Excel workbook (.xlsx); upload the CSV or 835"
+        " file itself (in Excel: Save As, CSV)",
     ),
     "empty": (b"", "empty: the file is empty"),
     "header-only": (HEADER, "header-only: no claim in the file"),

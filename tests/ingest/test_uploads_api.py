@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import gzip
+import hashlib
 import importlib
+import io
 import re
 import struct
 import time
 import uuid
+import zipfile
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -1215,3 +1219,92 @@ def test_without_a_status_column_a_claim_paid_nothing_for_a_denial_reason_is_den
         "Z3": ("PAID", False),
     }
     assert [c["claimId"] for c in denied] == ["Z1"]
+
+
+def test_a_gzip_compressed_file_is_read_as_the_file_inside(system: System) -> None:
+    """A file sent with `Content-Encoding: gzip`, or a `.csv.gz` sent as it is, is the CSV it
+    holds: the same rows, rejections, size and content digest as the CSV sent plainly."""
+    body = _csv(
+        [
+            "Z1,Aetna,99213,2026-03-01,2026-03-02,2026-03-14,PAID,150.00,100.00,80.00,20.00,",
+            "Z2,Aetna,99214,2026-03-01,2026-03-02,2026-03-20,DENIED,1200,0,0,0,CO-50",
+            "Z3,Cigna,71046,2026-03-01,2026-03-03,not-a-date,PAID,90,60,60,0,",
+        ]
+    )
+    customer = _fresh_customer()
+    with system.client(customer, "admin") as client:
+        sent = client.post(
+            f"/v1/customers/{customer}/uploads",
+            content=gzip.compress(body),
+            headers={"content-type": "text/csv", "content-encoding": "gzip"},
+            params={"upload.fileName": "march.csv"},
+        )
+        assert sent.status_code == 200, sent.text
+        upload = sent.json()
+        assert (upload["state"], upload["rowsAccepted"], upload["rowsRejected"]) == (
+            "SUCCEEDED",
+            "2",
+            "1",
+        )
+        assert upload["sizeBytes"] == str(len(body))
+        assert upload["sha256"] == hashlib.sha256(body).hexdigest()
+        rejections = client.get(f"/v1/{upload['name']}/rejections").json()["uploadRejections"]
+        assert [(r["lineNumber"], r["column"], r["code"]) for r in rejections] == [
+            ("4", "decision_date", "BAD_DATE")
+        ]
+        # The same content sent plainly is the same upload, not a second one.
+        assert _upload(client, customer, body).json()["name"] == upload["name"]
+    # Over gRPC, a gzip file in chunks of a few bytes (the magic number cut in two).
+    other = _fresh_customer()
+    stored = _upload_over_grpc(system, other, gzip.compress(body), chunk_bytes=7)
+    assert (stored.rows_accepted, stored.rows_rejected, stored.sha256) == (
+        2,
+        1,
+        hashlib.sha256(body).hexdigest(),
+    )
+
+
+def test_a_body_in_a_coding_the_route_does_not_read_is_415(system: System) -> None:
+    customer = _fresh_customer()
+    with system.client(customer, "admin") as client:
+        brotli_file = client.post(
+            f"/v1/customers/{customer}/uploads",
+            content=b"\x1b\x03\x00\xf8" * 4096,
+            headers={"content-type": "text/csv", "content-encoding": "br"},
+        )
+        gzip_json = client.post(
+            f"/v1/customers/{customer}/payerMappings",
+            content=gzip.compress(b'{"rawPayerName": "AETNA INC", "canonicalPayer": "Aetna"}'),
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        )
+        for refused, accepted in ((brotli_file, "gzip"), (gzip_json, "identity")):
+            assert refused.status_code == 415
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.headers["accept-encoding"] == accepted
+            assert refused.json()["violations"][0]["field"] == "Content-Encoding"
+        assert client.get(f"/v1/customers/{customer}/uploads").json().get("uploads", []) == []
+        assert (
+            client.get(f"/v1/customers/{customer}/payerMappings").json().get("payerMappings", [])
+            == []
+        )
+
+
+def test_a_workbook_or_a_cut_short_gzip_file_is_refused_with_what_to_send(system: System) -> None:
+    customer = _fresh_customer()
+    workbook = io.BytesIO()
+    with zipfile.ZipFile(workbook, "w") as book:
+        book.writestr("xl/workbook.xml", "<workbook/>")
+    packed = gzip.compress(
+        _csv([f"W{i},Aetna,99213,,,2026-03-14,PAID,1,1,1,0," for i in range(999)])
+    )
+    with system.client(customer, "admin") as client:
+        refused = _upload(client, customer, workbook.getvalue(), **{"upload.fileName": "q1.xlsx"})
+        assert refused.status_code == 400
+        assert refused.json()["detail"] == (
+            "q1.xlsx: the file is a ZIP archive or an Excel workbook (.xlsx); upload the CSV or "
+            "835 file itself (in Excel: Save As, CSV)"
+        )
+        cut = _upload(client, customer, packed[: len(packed) // 2])
+        assert cut.status_code == 400
+        assert "the gzip data ends early" in cut.json()["detail"]
+        assert client.get(f"/v1/customers/{customer}/claims").json().get("claims", []) == []

@@ -151,13 +151,17 @@ class IngestServiceServicer:
         gRPC: send a stream of `CreateUploadRequest`s. The first message carries `parent`,
         `upload` and `request_id`; those fields are ignored in later messages. Every message
         may carry a chunk of the file in `http_body.data` (the first one may be empty);
-        chunks are concatenated in order. Chunks should be at most 1 MiB.
+        chunks are concatenated in order. Chunks should be at most 1 MiB. The file may be
+        gzip-compressed (a `.csv.gz`): it is read decompressed as it arrives. A ZIP archive,
+        an Excel workbook, a PDF or a file compressed otherwise is INVALID_ARGUMENT, saying
+        what it is.
 
         REST: `POST /v1/customers/{customer}/uploads` with the raw file as the request body
         and the metadata as query parameters, e.g.
         `?upload.file_name=remits.csv&upload.format=CSV&upload.mode=ALL_OR_NOTHING`.
         The gateway streams the body into the RPC and fills `request_id` from the
-        `Idempotency-Key` header.
+        `Idempotency-Key` header. A body sent with `Content-Encoding: gzip` is a gzip file;
+        any other content coding is 415.
 
         Idempotent: the same `request_id`, or the same file content as an upload that did not
         fail, returns the existing upload instead of creating another.

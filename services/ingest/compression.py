@@ -1,0 +1,158 @@
+"""What an upload's bytes are before they are text: a gzip-compressed file (a `.csv.gz` or
+`.835.gz` export, or a body sent with `Content-Encoding: gzip`) is decompressed as it streams;
+an archive, a workbook or a document sent by mistake is named, with what to send instead."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import zlib
+from collections.abc import AsyncIterator, Iterator
+
+from services.ingest.records import FileError
+
+GZIP_MAGIC = b"\x1f\x8b"
+# Bytes enough to tell every format below apart.
+_SNIFF_BYTES = 10
+# What a decompressed file is handed on in: pieces of about an upload chunk, so that a small
+# chunk that decompresses to a great deal (a "zip bomb") is never held whole.
+PIECE_BYTES = 1 << 20
+# A gzip file inside a gzip file (a .gz sent with Content-Encoding: gzip) is read too.
+_MAX_NESTING = 2
+_REFUSED = (
+    (
+        re.compile(rb"PK\x03\x04"),
+        "a ZIP archive or an Excel workbook (.xlsx); upload the CSV or 835 file itself "
+        "(in Excel: Save As, CSV)",
+    ),
+    (
+        re.compile(rb"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),
+        "an Excel 97-2003 workbook (.xls); save it as CSV and upload that",
+    ),
+    (re.compile(rb"%PDF-"), "a PDF document; upload the claims export (CSV) or 835 file"),
+    (
+        re.compile(rb"BZh[1-9]1AY&SY"),
+        "compressed with bzip2; upload it uncompressed or compressed with gzip",
+    ),
+    (re.compile(rb"\xfd7zXZ\x00"), "compressed with xz; upload it uncompressed or with gzip"),
+    (
+        re.compile(rb"\x28\xb5\x2f\xfd"),
+        "compressed with zstd; upload it uncompressed or compressed with gzip",
+    ),
+)
+
+
+def refused_format(head: bytes) -> str | None:
+    """What the file is, said so that its sender knows what to upload instead, when its first
+    bytes show a format that is never claims (None: it may be)."""
+    for magic, what in _REFUSED:
+        if magic.match(head):
+            return what
+    return None
+
+
+class Inflater:
+    """One gzip stream (one or more members, as `cat a.gz b.gz` makes them) decompressed as
+    its bytes arrive, in pieces of at most PIECE_BYTES. NUL bytes after the last member (the
+    padding some tools add) are ignored; anything else there is an error."""
+
+    def __init__(self) -> None:
+        self._member: zlib._Decompress | None = None
+        # Bytes after a member that ended, before the next one begins (or padding).
+        self._between = b""
+        self._fed = 0
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        self._fed += len(data)
+        while True:
+            if self._member is None:
+                data, self._between = self._between + data, b""
+                if not data.strip(b"\x00"):
+                    return
+                if not data.startswith(GZIP_MAGIC):
+                    if len(data) == 1 and data == GZIP_MAGIC[:1]:
+                        self._between = data  # the next member's first byte
+                        return
+                    raise FileError(
+                        "the file goes on after the end of its gzip data",
+                        code="BAD_COMPRESSION",
+                    )
+                self._member = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+            try:
+                piece = self._member.decompress(data, PIECE_BYTES)
+            except zlib.error as exc:
+                raise FileError(
+                    f"the gzip data is damaged ({exc}) within its first {self._fed:,} bytes",
+                    code="BAD_COMPRESSION",
+                ) from None
+            if piece:
+                yield piece
+            if self._member.eof:
+                data, self._member = self._member.unused_data, None
+                if not data:
+                    return
+            else:
+                data = self._member.unconsumed_tail
+                if not data:
+                    return
+
+    def close(self) -> Iterator[bytes]:
+        """The last of the output; raises if the gzip data stopped short."""
+        if self._between:
+            raise FileError(
+                "the file goes on after the end of its gzip data", code="BAD_COMPRESSION"
+            )
+        if self._member is not None:
+            piece = self._member.flush()
+            if not self._member.eof:
+                raise FileError(
+                    "the gzip data ends early: the file was cut short (send it again whole)",
+                    code="BAD_COMPRESSION",
+                )
+            if piece:
+                yield piece
+
+
+async def file_bytes(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The file's own bytes from an upload's chunks: as they come, or decompressed when they
+    are gzip. Refuses a format that is never claims, before anything is parsed."""
+    head, stream = await _head(chunks)
+    for _ in range(_MAX_NESTING):
+        if not head.startswith(GZIP_MAGIC):
+            break
+        head, stream = await _head(inflated(stream))
+    what = refused_format(head)
+    if what is not None:
+        raise FileError(f"the file is {what}", code="NOT_CLAIMS_FILE")
+    async for chunk in stream:
+        yield chunk
+
+
+async def inflated(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`chunks` of gzip data decompressed, each piece in a worker thread (decompressing is
+    CPU work: a megabyte of output takes a few milliseconds)."""
+    inflater = Inflater()
+    async for chunk in chunks:
+        pieces = inflater.feed(chunk)
+        while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+            yield piece
+    for piece in inflater.close():
+        yield piece
+
+
+async def _head(stream: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
+    """The first bytes of `stream` (up to _SNIFF_BYTES, fewer if it ends first), and the
+    whole stream again."""
+    head = b""
+    async for chunk in stream:
+        head += chunk
+        if len(head) >= _SNIFF_BYTES:
+            break
+    return head, _joined(head, stream)
+
+
+async def _joined(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if head:
+        yield head
+    async for chunk in rest:
+        yield chunk
