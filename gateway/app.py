@@ -31,7 +31,7 @@ from starlette.routing import request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import conditional as conditional_requests
-from gateway import dashboard, docs, http_policy, transcoding
+from gateway import dashboard, docs, forms, http_policy, transcoding
 from gateway.edge import ROUTE_TEMPLATE, Edge
 from gateway.problems import (
     PROBLEM_JSON,
@@ -296,18 +296,28 @@ class Gateway:
         )
         outgoing = self.policy.start(route.grpc_path, metadata, timeout)
         if method.client_streaming:
+            body, content_type = await _file_body(grpc_request, request)
+            # What was wrong with the body, found while it was sent on (the call is cancelled).
+            problems: list[errors.ApiError] = []
             stream_unary = channel.stream_unary(route.grpc_path, serialize, deserialize)
             call = stream_unary(
-                _body_chunks(route, grpc_request, request),
+                _body_chunks(route, grpc_request, content_type, body, problems),
                 metadata=outgoing.metadata,
                 timeout=outgoing.timeout,
             )
             outgoing.finish_when_done(call)
             try:
                 reply = await call
+            except grpc.aio.AioRpcError:
+                if problems:
+                    raise problems[0] from None
+                raise
             except asyncio.CancelledError:
-                # gRPC cancels the call when reading the body fails: the client left, or was
-                # refused for stalling. Any other cancellation of this task goes on up.
+                # gRPC cancels the call when reading the body fails: the body was found wrong,
+                # the client left, or it was refused for stalling. Any other cancellation of
+                # this task goes on up.
+                if problems:
+                    raise problems[0] from None
                 task = asyncio.current_task()
                 if (task is not None and task.cancelling()) or not await request.is_disconnected():
                     raise
@@ -434,24 +444,59 @@ def _body_too_large() -> errors.ApiError:
     )
 
 
+async def _file_body(first: message.Message, request: Request) -> tuple[AsyncIterator[bytes], str]:
+    """The file a request sends, and its content type: the body itself, or the file part of
+    a form (read up to where it begins; its file name is the upload's unless the query
+    string named one)."""
+    content_type = request.headers.get("content-type", "application/octet-stream")
+    boundary = forms.form_boundary(content_type)
+    if boundary is None:
+        return request.stream(), content_type
+    form = forms.FileForm(boundary)
+    head, rest = await forms.file_of_form(form, request.stream())
+    resource = getattr(first, FILE_RESOURCE, None)
+    if resource is not None and not resource.file_name:
+        resource.file_name = form.file_name
+    return _after(head, rest), form.content_type or "application/octet-stream"
+
+
+# The message of a client-streamed request whose `file_name` a form's file name fills.
+FILE_RESOURCE = "upload"
+
+
+async def _after(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if head:
+        yield head
+    async for chunk in rest:
+        yield chunk
+
+
 async def _body_chunks(
-    route: Route, first: message.Message, request: Request
+    route: Route,
+    first: message.Message,
+    content_type: str,
+    body: AsyncIterator[bytes],
+    problems: list[errors.ApiError],
 ) -> AsyncIterator[message.Message]:
     """The fields from the path and query string in a first message, sent at once so the
     service can start (and show the upload as PROCESSING) while the body still arrives; then
-    the raw body in chunks, each in the request's HttpBody field."""
+    the file in chunks, each in the request's HttpBody field. A problem found in the body is
+    put in `problems` (raising here cancels the call)."""
     body_field = route.binding.body
-    content_type = request.headers.get("content-type", "application/octet-stream")
     message_class = type(first)
     getattr(first, body_field).CopyFrom(httpbody_pb2.HttpBody(content_type=content_type))
     yield first
     buffer = bytearray()
-    async for chunk in request.stream():
-        buffer.extend(chunk)
-        while len(buffer) >= UPLOAD_CHUNK_BYTES:
-            part = bytes(buffer[:UPLOAD_CHUNK_BYTES])
-            del buffer[:UPLOAD_CHUNK_BYTES]
-            yield _body_message(message_class, body_field, content_type, part)
+    try:
+        async for chunk in body:
+            buffer.extend(chunk)
+            while len(buffer) >= UPLOAD_CHUNK_BYTES:
+                part = bytes(buffer[:UPLOAD_CHUNK_BYTES])
+                del buffer[:UPLOAD_CHUNK_BYTES]
+                yield _body_message(message_class, body_field, content_type, part)
+    except errors.ApiError as problem:
+        problems.append(problem)
+        raise
     if buffer:
         yield _body_message(message_class, body_field, content_type, bytes(buffer))
 

@@ -83,6 +83,23 @@ _QUERY_TEXT: dict[str, dict[str, Any]] = {
 _VARIABLE = re.compile(r"\{([a-zA-Z0-9_.]+)(?:=([^}]*))?\}")
 # A file as it is, in a request or a response.
 _BYTES: dict[str, Any] = {"type": "string", "contentMediaType": "application/octet-stream"}
+# The same file as the one part of a form (gateway/forms.py).
+FORM_DATA = "multipart/form-data"
+_FILE_FORM: dict[str, Any] = {
+    "schema": {
+        "type": "object",
+        "properties": {
+            "file": {
+                **_BYTES,
+                "description": "The file, as a part with a filename (the upload's file name "
+                "unless the query gives one); the form holds nothing else.",
+            }
+        },
+        "required": ["file"],
+        "additionalProperties": False,
+    },
+    "encoding": {"file": {"contentType": "*/*"}},
+}
 
 
 # --- Comments ------------------------------------------------------------------------------
@@ -441,7 +458,7 @@ def _operation(
     elif body:
         field = input_type.fields_by_name[body]
         if field.message_type is not None and field.message_type.full_name == HTTP_BODY:
-            content = {"*/*": {"schema": _BYTES}}
+            content = {"*/*": {"schema": _BYTES}, FORM_DATA: _FILE_FORM}
         else:
             content = {"application/json": {"schema": schemas.field(field)}}
         operation["requestBody"] = {"required": True, "content": content}

@@ -45,9 +45,14 @@ def _csv(rows: list[str]) -> bytes:
 
 
 def _upload(
-    client: httpx.Client, customer: str, body: bytes, key: str | None = None, **params: str
+    client: httpx.Client,
+    customer: str,
+    body: bytes,
+    key: str | None = None,
+    content_type: str = "text/csv",
+    **params: str,
 ) -> httpx.Response:
-    headers = {"content-type": "text/csv"}
+    headers = {"content-type": content_type}
     if key:
         headers["Idempotency-Key"] = key
     return client.post(
@@ -1307,4 +1312,100 @@ def test_a_workbook_or_a_cut_short_gzip_file_is_refused_with_what_to_send(system
         cut = _upload(client, customer, packed[: len(packed) // 2])
         assert cut.status_code == 400
         assert "the gzip data ends early" in cut.json()["detail"]
+        assert client.get(f"/v1/customers/{customer}/claims").json().get("claims", []) == []
+
+
+def _form(boundary: str, *parts: tuple[str, str | None, bytes], close: bool = True) -> bytes:
+    """A multipart/form-data body of (name, filename or None, content) parts."""
+    out = b""
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"' + (
+            f'; filename="{filename}"' if filename is not None else ""
+        )
+        out += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+        out += content + b"\r\n"
+    return out + (f"--{boundary}--\r\n".encode() if close else b"")
+
+
+def test_a_file_sent_as_a_form_is_the_upload_named_as_the_form_names_it(system: System) -> None:
+    """`curl -F file=@claims.csv` (and a browser's file form) uploads the file part, streamed,
+    named by its filename unless the query names the upload."""
+    body = _csv(
+        [
+            "F1,Aetna,99213,2026-03-01,2026-03-02,2026-03-14,PAID,150.00,100.00,80.00,20.00,",
+            "F2,Cigna,71046,2026-03-01,2026-03-03,not-a-date,PAID,90,60,60,0,",
+        ]
+    )
+    customer = _fresh_customer()
+    with system.client(customer, "admin") as client:
+        url = f"/v1/customers/{customer}/uploads"
+        sent = client.post(url, files={"file": ("march export.csv", body, "text/csv")})
+        assert sent.status_code == 200, sent.text
+        upload = sent.json()
+        assert (upload["fileName"], upload["rowsAccepted"], upload["rowsRejected"]) == (
+            "march export.csv",
+            "1",
+            "1",
+        )
+        assert (upload["sizeBytes"], upload["sha256"]) == (
+            str(len(body)),
+            hashlib.sha256(body).hexdigest(),
+        )
+        claims = client.get(f"/v1/customers/{customer}/claims").json()["claims"]
+        assert [c["claimId"] for c in claims] == ["F1"]
+    # Named by the query string; a gzip file in a form is read as the file inside.
+    other = _fresh_customer()
+    with system.client(other, "admin") as client:
+        sent = client.post(
+            f"/v1/customers/{other}/uploads",
+            params={"upload.fileName": "q1.csv"},
+            files={"upload": ("export.csv.gz", gzip.compress(body), "application/gzip")},
+        )
+        assert sent.status_code == 200, sent.text
+        assert (sent.json()["fileName"], sent.json()["sha256"]) == (
+            "q1.csv",
+            hashlib.sha256(body).hexdigest(),
+        )
+
+
+@pytest.mark.parametrize(
+    ("form", "detail"),
+    [
+        (
+            _form("b0", ("mode", None, b"ALL_OR_NOTHING"), ("file", "a.csv", _csv([]))),
+            "form field 'mode': a form may hold the file only; give options as query parameters"
+            " (e.g. ?upload.mode=ALL_OR_NOTHING)",
+        ),
+        (
+            _form(
+                "b0",
+                ("file", "a.csv", _csv(["G1,Aetna,99213,,,2026-03-14,PAID,1,1,1,0,"])),
+                ("note", None, b"march"),
+            ),
+            "the form goes on after its file: send one file, and give options as query parameters",
+        ),
+        (
+            _form(
+                "b0",
+                ("file", "a.csv", _csv(["G1,Aetna,99213,,,2026-03-14,PAID,1,1,1,0,"])),
+                close=False,
+            ),
+            "the form ends before its closing boundary: it was cut short",
+        ),
+        (
+            b"--b0--\r\n",
+            "the form has no file part: send the file as a part with a filename",
+        ),
+    ],
+    ids=["field-first", "field-after", "cut-short", "no-file"],
+)
+def test_a_form_with_more_or_less_than_its_file_is_refused_and_nothing_kept(
+    system: System, form: bytes, detail: str
+) -> None:
+    customer = _fresh_customer()
+    with system.client(customer, "admin") as client:
+        refused = _upload(client, customer, form, content_type="multipart/form-data; boundary=b0")
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["detail"] == f"body: {detail}"
+        assert client.get(f"/v1/customers/{customer}/uploads").json().get("uploads", []) == []
         assert client.get(f"/v1/customers/{customer}/claims").json().get("claims", []) == []
