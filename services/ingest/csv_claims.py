@@ -377,6 +377,8 @@ class CsvParser:
         self._at: tuple[int, ...] = ()
         self._header_width = 0
         self._dialect: type[csv.Dialect] | csv.Dialect = csv.excel
+        # The delimiter is known: named by a `sep=` line, or found in the header.
+        self._named_dialect = False
         self._adjustments: tuple[AdjustmentColumns, ...] = ()
         self._lines = _Lines()
         self._reader = csv.reader(self._lines, self._dialect)
@@ -469,7 +471,9 @@ class CsvParser:
 
     def _field_starts(self) -> tuple[str, ...]:
         # The header's delimiter is not known until it is read.
-        return ("\n", ",", ";") if self._columns is None else ("\n", self._dialect.delimiter)
+        if self._columns is None:
+            return ("\n", *_DIALECTS)
+        return ("\n", self._dialect.delimiter)
 
     def _record_end(self, final: bool) -> tuple[int, int]:
         """Index of the newline that ends the first complete record, and its line count."""
@@ -659,7 +663,15 @@ class CsvParser:
         return items
 
     def _record(self, record: str, line: int) -> Iterator[ParsedItem]:
-        """The header, or a row cut out on its own."""
+        """The header (after Excel's `sep=` line, if the file begins with one), or a row cut
+        out on its own."""
+        if self._columns is None and not self._named_dialect:
+            self._named_dialect = True
+            hint = _SEPARATOR_HINT.fullmatch(record.strip("\r\n "))
+            if hint is not None:
+                self._use_dialect(_DIALECTS[hint.group(1)])
+                return
+            self._use_dialect(_header_dialect(record))
         try:
             cells = next(csv.reader([record.rstrip("\r")], self._dialect))
         except csv.Error as exc:
@@ -704,12 +716,11 @@ class CsvParser:
         except RowError as error:
             return Rejection(line, error.reason, error.code, error.column, error.raw_value[:200])
 
+    def _use_dialect(self, dialect: type[csv.Dialect]) -> None:
+        self._dialect = dialect
+        self._reader = csv.reader(self._lines, dialect)
+
     def _header(self, cells: list[str], line: int) -> Iterator[ParsedItem]:
-        if len(cells) == 1 and ";" in cells[0]:
-            # European exports separate columns with semicolons.
-            self._dialect = _Semicolon
-            self._reader = csv.reader(self._lines, self._dialect)
-            cells = next(csv.reader([";".join(cells)], self._dialect))
         by_header = {_normalise(h): i for i, h in enumerate(cells)}
         columns: dict[str, int] = {}
         for canonical, header in self._column_map.items():
@@ -936,11 +947,47 @@ class _Lines:
 
 
 # How a rejection names the delimiter a value must be quoted for.
-_SEPARATOR_NAMES = {",": "commas", ";": "semicolons"}
+_SEPARATOR_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
 
 
 class _Semicolon(csv.excel):
+    """European exports: columns separated by semicolons (the comma is the decimal mark)."""
+
     delimiter = ";"
+
+
+class _Tab(csv.excel):
+    """Tab-delimited exports (often saved as .txt or .tsv)."""
+
+    delimiter = "\t"
+
+
+class _Pipe(csv.excel):
+    """Pipe-delimited exports, as many practice-management and EHR reports write them."""
+
+    delimiter = "|"
+
+
+_DIALECTS: dict[str, type[csv.Dialect]] = {
+    ",": csv.excel,
+    ";": _Semicolon,
+    "\t": _Tab,
+    "|": _Pipe,
+}
+# Excel's first line naming the delimiter of the file (`sep=;`), before the header.
+_SEPARATOR_HINT = re.compile(r"sep=([,;\t|])", re.IGNORECASE)
+
+
+def _header_dialect(record: str) -> type[csv.Dialect]:
+    """The dialect of a header line: the delimiter it holds most of outside quotes (a column
+    name may hold another), commas where none is."""
+    unquoted = _outside_quotes(record)
+    return _DIALECTS[max(_DIALECTS, key=unquoted.count)]
+
+
+def _outside_quotes(text: str) -> str:
+    """`text` without what is inside double quotes (a quoted header may hold anything)."""
+    return "".join(text.split('"')[::2])
 
 
 def _read(columns: ClaimColumns, unread: set[int]) -> list[ClaimRecord | None]:

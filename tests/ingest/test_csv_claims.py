@@ -489,6 +489,58 @@ def test_an_unquoted_comma_in_an_amount_shifts_the_columns_and_is_rejected() -> 
     assert [c.claim_id for c in claims(items)] == ["C2"]
 
 
+@pytest.mark.parametrize(("delimiter", "named"), [("\t", "tabs"), ("|", "pipes")])
+def test_tab_and_pipe_delimited_exports_are_read(delimiter: str, named: str) -> None:
+    """Practice-management and EHR reports write tabs or pipes; commas in their values need
+    no quotes then."""
+    rows = [
+        ["Claim ID", "Payer Name", "Remit Date", "Billed", "Paid", "CARC"],
+        ["C1", "Blue Cross, Blue Shield", "03/14/2026", "$1,234.56", "(12.00)", "CO-45,PR-1"],
+        ["C2", "Aetna", "2026-03-14", "10", "0", "CO-50", "extra"],
+        ["C3", "Aetna", "2026-03-15", "1.234", "0", ""],
+    ]
+    items = parse("\r\n".join(delimiter.join(row) for row in rows) + "\r\n")
+    [claim] = claims(items)
+    assert (claim.claim_id, claim.payer_name, claim.billed_cents, claim.paid_cents) == (
+        "C1",
+        "Blue Cross, Blue Shield",
+        123456,
+        -1200,
+    )
+    assert [(r.line_number, r.code) for r in rejections(items)] == [
+        (3, "COLUMN_COUNT"),
+        (4, "BAD_AMOUNT"),  # 1.234: three decimals or a thousand? Only a semicolon file says.
+    ]
+    assert rejections(items)[0].reason.endswith(f"quote values that contain {named}")
+
+
+@pytest.mark.parametrize("hint", ["sep=;", "SEP=;", "sep=|", "sep=\t", "sep=,"])
+def test_excels_sep_line_names_the_delimiter(hint: str) -> None:
+    """Excel writes `sep=;` above the header of a CSV meant for it; the lines after count on
+    from it."""
+    delimiter = hint[-1]
+    header = delimiter.join(["claim_id", "payer", "decision_date", "billed_amount"])
+    text = f"{hint}\r\n{header}\r\nC1{delimiter}Aetna{delimiter}2026-03-14{delimiter}12,50\r\n"
+    text += f"C2{delimiter}Aetna{delimiter}not-a-date{delimiter}1\r\n"
+    if delimiter == ",":
+        text = text.replace("12,50", '"12,50"')
+    items = parse(text)
+    assert [(c.claim_id, c.billed_cents) for c in claims(items)] == [("C1", 1250)]
+    assert [(r.line_number, r.column) for r in rejections(items)] == [(4, "decision_date")]
+
+
+def test_the_header_decides_the_delimiter_by_what_it_holds_most_of() -> None:
+    """A column name may hold another delimiter, quoted or not."""
+    text = 'claim_id;payer;"decision date, remit";billed, usd\nC1;Aetna, Inc;2026-03-14;1.234,50\n'
+    names = {"decision_date": "decision date, remit", "billed_amount": "billed, usd"}
+    [claim] = claims(parse(text, column_map=names))
+    assert (claim.payer_name, claim.decision_date, claim.billed_cents) == (
+        "Aetna, Inc",
+        MARCH_14,
+        123450,
+    )
+
+
 def test_a_semicolon_export_names_semicolons_when_a_value_shifts_the_columns() -> None:
     """Codes written as CO-45;PR-1 in a semicolon export make one column more."""
     header = "claim_id;payer;decision_date;billed_amount;carc_codes"
@@ -1017,10 +1069,10 @@ _CELLS = {
 
 @st.composite
 def _export(draw: st.DrawFn) -> tuple[str, list[int]]:
-    """A CSV export of some of FULL_HEADER's columns in any order (comma or semicolon, LF or
-    CRLF): rows mostly plain, some with odd cells, blank lines, short, long and over-long
-    rows; and cuts."""
-    delimiter = draw(st.sampled_from([",", ";"]))
+    """A CSV export of some of FULL_HEADER's columns in any order (comma, semicolon, tab or
+    pipe; LF or CRLF): rows mostly plain, some with odd cells, blank lines, short, long and
+    over-long rows; and cuts."""
+    delimiter = draw(st.sampled_from([",", ";", "\t", "|"]))
     end = draw(st.sampled_from(["\n", "\r\n"]))
     others = [c for c in _CELLS if c not in ("claim_id", "payer", "decision_date")]
     chosen = ["claim_id", "payer", "decision_date", *draw(st.sets(st.sampled_from(others)))]
