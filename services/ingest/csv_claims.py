@@ -377,8 +377,12 @@ class CsvParser:
         self._at: tuple[int, ...] = ()
         self._header_width = 0
         self._dialect: type[csv.Dialect] | csv.Dialect = csv.excel
-        # The delimiter is known: named by a `sep=` line, or found in the header.
+        # The delimiter was named by a `sep=` line.
         self._named_dialect = False
+        # Lines read before the header that were not it (line number, text), and why the
+        # first was not.
+        self._above_header: list[tuple[int, str]] = []
+        self._not_header: FileError | None = None
         self._adjustments: tuple[AdjustmentColumns, ...] = ()
         self._lines = _Lines()
         self._reader = csv.reader(self._lines, self._dialect)
@@ -393,7 +397,7 @@ class CsvParser:
     def close(self) -> list[ParsedItem]:
         items = self._drain(final=True)
         if self._columns is None:
-            raise FileError("the file has no header row", code="NO_HEADER")
+            raise self._not_header or FileError("the file has no header row", code="NO_HEADER")
         if self._open is not None:
             items.append(self._open)
             self._open = None
@@ -666,9 +670,9 @@ class CsvParser:
         """The header (after Excel's `sep=` line, if the file begins with one), or a row cut
         out on its own."""
         if self._columns is None and not self._named_dialect:
-            self._named_dialect = True
             hint = _SEPARATOR_HINT.fullmatch(record.strip("\r\n "))
-            if hint is not None:
+            if hint is not None and not self._above_header:
+                self._named_dialect = True
                 self._use_dialect(_DIALECTS[hint.group(1)])
                 return
             self._use_dialect(_header_dialect(record))
@@ -689,7 +693,18 @@ class CsvParser:
                     code="TOO_MANY_COLUMNS",
                     line_number=line,
                 )
-            yield from self._header(cells, line)
+            try:
+                yield from self._header(cells, line)
+            except _NotAHeaderError as not_header:
+                # A report's title or date above its header, or a file without a header:
+                # the first line's error is given if no line soon after is the header.
+                self._above_header.append((line, record))
+                self._not_header = self._not_header or not_header.error
+                if len(self._above_header) > MAX_LINES_ABOVE_HEADER:
+                    raise self._not_header from None
+                return
+            if self._above_header:
+                yield _lines_above_header(self._above_header, line)
             return
         yield self._row(cells, line)
 
@@ -731,10 +746,12 @@ class CsvParser:
                     code="BAD_COLUMN_MAP",
                 )
             if _normalise(header) not in by_header:
-                raise FileError(
-                    f"column_map maps {canonical!r} to {header!r}, which is not in the header",
-                    code="BAD_COLUMN_MAP",
-                    line_number=line,
+                raise _NotAHeaderError(
+                    FileError(
+                        f"column_map maps {canonical!r} to {header!r}, which is not in the header",
+                        code="BAD_COLUMN_MAP",
+                        line_number=line,
+                    )
                 )
             columns[canonical] = by_header[_normalise(header)]
         numbered: dict[int, list[int]] = {}
@@ -753,10 +770,12 @@ class CsvParser:
             missing.append("decision_date")
         if missing:
             wanted = "; ".join(f"{m} (or {', '.join(_other_spellings(m)[:3])})" for m in missing)
-            raise FileError(
-                f"line {line}: missing required column {wanted}",
-                code="MISSING_COLUMN",
-                line_number=line,
+            raise _NotAHeaderError(
+                FileError(
+                    f"line {line}: missing required column {wanted}",
+                    code="MISSING_COLUMN",
+                    line_number=line,
+                )
             )
         self._columns = columns
         self._at = tuple(columns.get(name, -1) for name in _CLAIM_COLUMNS)
@@ -944,6 +963,31 @@ class _Lines:
             raise StopIteration
         self.index = index + 1
         return self.lines[index]
+
+
+# Lines a report may print above its header (title, run date, filters) before a file is
+# taken to have no header.
+MAX_LINES_ABOVE_HEADER = 20
+
+
+class _NotAHeaderError(Exception):
+    """The line read as the header is not one; `error` says why."""
+
+    def __init__(self, error: FileError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _lines_above_header(lines: list[tuple[int, str]], header_line: int) -> UploadWarning:
+    first, text = lines[0]
+    shown = text.strip()[:80]
+    return UploadWarning(
+        "LINES_ABOVE_HEADER",
+        f"{len(lines)} line{'s' if len(lines) > 1 else ''} above the header (line "
+        f"{header_line}) {'were' if len(lines) > 1 else 'was'} skipped, from line {first}: "
+        f"{shown!r}",
+        first,
+    )
 
 
 # How a rejection names the delimiter a value must be quoted for.

@@ -100,6 +100,48 @@ def rejections(items: list[ParsedItem]) -> list[Rejection]:
 # --- Headers -------------------------------------------------------------------------------
 
 
+def test_a_reports_title_lines_above_its_header_are_skipped_with_a_warning() -> None:
+    """Reports print a title, a run date and filters above the header; the header is the
+    first line that has the columns, and lines keep their numbers."""
+    text = (
+        "Claims Detail Report\r\n"
+        "Run date: 03/15/2026,,,,\r\n"
+        "\r\n"
+        "Payer: All;Status: All\r\n"
+        f"{HEADER}\r\n"
+        "C1,Aetna,2026-03-14,10,5\r\n"
+        "C2,Aetna,not-a-date,10,5\r\n"
+    )
+    items = parse(text)
+    assert [c.claim_id for c in claims(items)] == ["C1"]
+    assert [(r.line_number, r.column) for r in rejections(items)] == [(7, "decision_date")]
+    [warning] = [item for item in items if isinstance(item, UploadWarning)]
+    assert (warning.code, warning.line_number, warning.message) == (
+        "LINES_ABOVE_HEADER",
+        1,
+        "3 lines above the header (line 5) were skipped, from line 1: 'Claims Detail Report'",
+    )
+
+
+def test_a_file_whose_first_lines_are_no_header_says_what_the_first_one_lacks() -> None:
+    rows = "".join(f"C{i},Aetna,2026-03-14,10,5\n" for i in range(40))
+    error = file_error(rows)
+    assert (error.code, error.line_number) == ("MISSING_COLUMN", 1)
+    assert str(error).startswith("line 1: missing required column claim_id")
+    # The header itself missing a column: the same error, however many rows follow it.
+    error = file_error("claim_id,payer,billed_amount\n" + rows)
+    assert str(error) == (
+        "line 1: missing required column decision_date (or remit date, remittance date, "
+        "adjudication date)"
+    )
+
+
+def test_a_column_map_finds_its_header_below_a_title() -> None:
+    text = "Remittances, March\nEncounter No,Insurance,Remit Date,Billed\nE1,Cigna,2026-03-14,9\n"
+    [claim] = claims(parse(text, column_map={"claim_id": "Encounter No"}))
+    assert (claim.claim_id, claim.payer_name, claim.decision_date) == ("E1", "Cigna", MARCH_14)
+
+
 def test_every_canonical_column_lands_in_the_claim() -> None:
     row = (
         "C-1001,Aetna,60054,99213-25,03/01/2026,03/02/2026,03/14/2026,partial,"
