@@ -1,6 +1,7 @@
 """What an upload's bytes are before they are text: a gzip-compressed file (a `.csv.gz` or
 `.835.gz` export, or a body sent with `Content-Encoding: gzip`) is decompressed as it streams;
-an archive, a workbook or a document sent by mistake is named, with what to send instead."""
+a ZIP archive or an Excel workbook is unpacked (services/ingest/archives.py); a document or a
+file compressed otherwise, sent by mistake, is named, with what to send instead."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import zlib
 from collections.abc import AsyncIterator, Iterator
 
+from services.ingest.archives import unpacked
 from services.ingest.records import FileError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -19,12 +21,8 @@ _SNIFF_BYTES = 10
 PIECE_BYTES = 1 << 20
 # A gzip file inside a gzip file (a .gz sent with Content-Encoding: gzip) is read too.
 _MAX_NESTING = 2
+ZIP_MAGIC = b"PK\x03\x04"
 _REFUSED = (
-    (
-        re.compile(rb"PK\x03\x04"),
-        "a ZIP archive or an Excel workbook (.xlsx); upload the CSV or 835 file itself "
-        "(in Excel: Save As, CSV)",
-    ),
     (
         re.compile(rb"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),
         "an Excel 97-2003 workbook (.xls); save it as CSV and upload that",
@@ -113,14 +111,17 @@ class Inflater:
                 yield piece
 
 
-async def file_bytes(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The file's own bytes from an upload's chunks: as they come, or decompressed when they
-    are gzip. Refuses a format that is never claims, before anything is parsed."""
+async def file_bytes(chunks: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator[bytes]:
+    """The file's own bytes from an upload's chunks: as they come, decompressed when they are
+    gzip, unpacked when they are a ZIP archive or an Excel workbook (of at most `max_bytes`).
+    Refuses a format that is never claims, before anything is parsed."""
     head, stream = await _head(chunks)
     for _ in range(_MAX_NESTING):
         if not head.startswith(GZIP_MAGIC):
             break
         head, stream = await _head(inflated(stream))
+    if head.startswith(ZIP_MAGIC):
+        head, stream = await _head(unpacked(stream, max_bytes))
     what = refused_format(head)
     if what is not None:
         raise FileError(f"the file is {what}", code="NOT_CLAIMS_FILE")

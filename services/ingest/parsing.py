@@ -76,6 +76,11 @@ class UploadParser:
         self.size_bytes = 0
 
     @property
+    def max_bytes(self) -> int:
+        """The largest file read (as it is parsed: decompressed, unpacked)."""
+        return self._max_bytes
+
+    @property
     def sha256(self) -> str:
         return self._digest.hexdigest()
 

@@ -194,11 +194,17 @@ REFUSED_FILES = {
         "binary-without-nul: line 1: the file does not look like CSV text"
         " (a carriage return inside a value)",
     ),
-    # A workbook or archive is named by its first bytes, with what to send instead.
-    "workbook": (
+    # A ZIP archive is unpacked (an Excel workbook read as its sheet); a broken one says so.
+    "broken-archive": (
         b"PK\x03\x04\x14\x06\x08\rA\x9c\xfe,\x13\x88\xffclaim_id\x7f\x01\n\x02\x03",
-        "workbook: the file is a ZIP archive or an Excel workbook (.xlsx); upload the CSV or 835"
-        " file itself (in Excel: Save As, CSV)",
+        "broken-archive: the file starts as a ZIP archive but cannot be read as one (File is not"
+        " a zip file)",
+    ),
+    # An old Excel workbook is named by its first bytes, with what to send instead.
+    "old-workbook": (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600),
+        "old-workbook: the file is an Excel 97-2003 workbook (.xls); save it as CSV and upload"
+        " that",
     ),
     "empty": (b"", "empty: the file is empty"),
     "header-only": (HEADER, "header-only: no claim in the file"),

@@ -21,6 +21,7 @@ import httpx
 import psycopg
 import pytest
 from google.type import date_pb2
+from openpyxl import Workbook
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from runtime import schemas
@@ -1294,25 +1295,69 @@ def test_a_body_in_a_coding_the_route_does_not_read_is_415(system: System) -> No
         )
 
 
-def test_a_workbook_or_a_cut_short_gzip_file_is_refused_with_what_to_send(system: System) -> None:
+def test_an_old_workbook_or_a_cut_short_gzip_file_is_refused_with_what_to_send(
+    system: System,
+) -> None:
     customer = _fresh_customer()
-    workbook = io.BytesIO()
-    with zipfile.ZipFile(workbook, "w") as book:
-        book.writestr("xl/workbook.xml", "<workbook/>")
+    old_workbook = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(2048)
     packed = gzip.compress(
         _csv([f"W{i},Aetna,99213,,,2026-03-14,PAID,1,1,1,0," for i in range(999)])
     )
     with system.client(customer, "admin") as client:
-        refused = _upload(client, customer, workbook.getvalue(), **{"upload.fileName": "q1.xlsx"})
+        refused = _upload(client, customer, old_workbook, **{"upload.fileName": "q1.xls"})
         assert refused.status_code == 400
         assert refused.json()["detail"] == (
-            "q1.xlsx: the file is a ZIP archive or an Excel workbook (.xlsx); upload the CSV or "
-            "835 file itself (in Excel: Save As, CSV)"
+            "q1.xls: the file is an Excel 97-2003 workbook (.xls); save it as CSV and upload that"
         )
         cut = _upload(client, customer, packed[: len(packed) // 2])
         assert cut.status_code == 400
         assert "the gzip data ends early" in cut.json()["detail"]
         assert client.get(f"/v1/customers/{customer}/claims").json().get("claims", []) == []
+
+
+def test_an_excel_workbook_or_a_zipped_export_is_read_as_the_claims_it_holds(
+    system: System,
+) -> None:
+    """A workbook is read as its active sheet (a title row above the header skipped, a
+    rejection's line its row); a ZIP archive of one export as that export."""
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["Remittances, March 2026"])
+    sheet.append(["Claim #", "Payer Name", "CPT", "Remit Date", "Status", "Billed", "Paid"])
+    sheet.append([5001, "Aetna", 99213, dt.datetime(2026, 3, 14), "Paid", 150.25, 120])
+    sheet.append([5002, "Cigna", 71046, dt.datetime(2026, 3, 16), "Denied", 90, 0])
+    sheet.append([5003, "Cigna", 71046, "pending?", "Paid", 90, 90])
+    out = io.BytesIO()
+    book.save(out)
+    customer = _fresh_customer()
+    with system.client(customer, "admin") as client:
+        sent = client.post(
+            f"/v1/customers/{customer}/uploads",
+            files={"file": ("march.xlsx", out.getvalue(), "application/vnd.ms-excel")},
+        )
+        assert sent.status_code == 200, sent.text
+        upload = sent.json()
+        assert (upload["fileName"], upload["rowsAccepted"], upload["rowsRejected"]) == (
+            "march.xlsx",
+            "2",
+            "1",
+        )
+        assert [w["code"] for w in upload["warnings"]] == ["LINES_ABOVE_HEADER"]
+        rejections = client.get(f"/v1/{upload['name']}/rejections").json()["uploadRejections"]
+        assert [(r["lineNumber"], r["column"]) for r in rejections] == [("5", "decision_date")]
+        claims = client.get(f"/v1/customers/{customer}/claims").json()["claims"]
+        assert sorted((c["claimId"], c["status"], c["billedAmount"]["units"]) for c in claims) == [
+            ("5001", "PAID", "150"),
+            ("5002", "DENIED", "90"),
+        ]
+        zipped = io.BytesIO()
+        with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(
+                "export/april.csv", _csv(["Z9,Aetna,99213,,,2026-04-02,PAID,1,1,1,0,"])
+            )
+        sent = _upload(client, customer, zipped.getvalue(), **{"upload.fileName": "april.zip"})
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["rowsAccepted"] == "1"
 
 
 def _form(boundary: str, *parts: tuple[str, str | None, bytes], close: bool = True) -> bytes:

@@ -11,7 +11,7 @@ const MODES = [
 
 function uploader(context) {
   const { api } = context;
-  const input = h("input", { type: "file", name: "file", accept: ".csv,.txt,.835,.edi,.x12,.gz,text/csv,application/gzip" });
+  const input = h("input", { type: "file", name: "file", accept: ".csv,.txt,.tsv,.835,.edi,.x12,.gz,.zip,.xlsx,text/csv,application/gzip,application/zip" });
   const mode = select("mode", MODES, "ACCEPT_VALID");
   const progress = h("progress", { max: 100, value: 0, "aria-label": "Upload progress" });
   const progressText = h("p", { class: "progress-text", "aria-live": "polite" });
@@ -20,7 +20,7 @@ function uploader(context) {
   const zone = h(
     "div",
     { class: "drop-zone" },
-    h("p", {}, "Drop a claims file here (CSV or X12 835, gzip-compressed or not), or choose one."),
+    h("p", {}, "Drop a claims file here (CSV, X12 835 or an Excel workbook; zipped or gzip-compressed too), or choose one."),
     field("Claims file", input),
   );
   for (const type of ["dragenter", "dragover"]) {

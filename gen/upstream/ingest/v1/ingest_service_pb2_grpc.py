@@ -152,9 +152,10 @@ class IngestServiceServicer:
         `upload` and `request_id`; those fields are ignored in later messages. Every message
         may carry a chunk of the file in `http_body.data` (the first one may be empty);
         chunks are concatenated in order. Chunks should be at most 1 MiB. The file may be
-        gzip-compressed (a `.csv.gz`): it is read decompressed as it arrives. A ZIP archive,
-        an Excel workbook, a PDF or a file compressed otherwise is INVALID_ARGUMENT, saying
-        what it is.
+        gzip-compressed (a `.csv.gz`: read decompressed as it arrives), a ZIP archive of one
+        claims file (read as that file), or an Excel workbook (.xlsx: its active sheet read as
+        CSV, a row a line). An old .xls workbook, a PDF or a file compressed otherwise is
+        INVALID_ARGUMENT, saying what it is.
 
         REST: `POST /v1/customers/{customer}/uploads` with the raw file as the request body
         and the metadata as query parameters, e.g.

@@ -1,0 +1,139 @@
+"""A claims file inside a ZIP archive, or an Excel workbook sent as it is: unpacked to the file,
+or the workbook's sheet to CSV text whose lines are its rows; what cannot be one refused by
+name."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gzip
+import io
+import zipfile
+from collections.abc import AsyncIterator
+
+import pytest
+from openpyxl import Workbook
+
+from services.ingest.compression import file_bytes
+from services.ingest.csv_claims import CsvParser
+from services.ingest.records import ClaimRecord, FileError, Rejection
+
+CSV = b"claim_id,payer,decision_date,billed_amount,paid_amount\nC1,Aetna,2026-03-14,10,5\n"
+
+
+async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for at in range(0, len(data), size):
+        yield data[at : at + size]
+
+
+def _read(data: bytes, max_bytes: int = 1 << 30, size: int = 4096) -> bytes:
+    async def read() -> bytes:
+        return b"".join([piece async for piece in file_bytes(_chunks(data, size), max_bytes)])
+
+    return asyncio.run(read())
+
+
+def _error(data: bytes, max_bytes: int = 1 << 30) -> FileError:
+    with pytest.raises(FileError) as raised:
+        _read(data, max_bytes)
+    return raised.value
+
+
+def _zip(*members: tuple[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members:
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def test_the_one_file_of_a_zip_archive_is_the_upload() -> None:
+    assert _read(_zip(("export/claims.csv", CSV)), size=7) == CSV
+    # What archivers add beside it does not count; a gzip-compressed archive is unpacked too.
+    cluttered = _zip(("__MACOSX/._claims.csv", b"\x00\x05"), ("claims.csv", CSV))
+    assert _read(gzip.compress(cluttered)) == CSV
+
+
+def test_an_archive_of_several_files_or_none_is_refused_naming_them() -> None:
+    error = _error(_zip(("march.csv", CSV), ("april.csv", CSV)))
+    assert (error.code, str(error)) == (
+        "ARCHIVE_MEMBERS",
+        "the ZIP archive holds 2 files (march.csv, april.csv); upload them one at a time",
+    )
+    assert str(_error(_zip(("empty/", b"")))) == "the ZIP archive is empty"
+
+
+def test_an_archive_that_unpacks_past_the_limit_is_refused_before_unpacking() -> None:
+    big = _zip(("claims.csv", b"0" * 50_000))
+    assert len(big) < 1_000
+    error = _error(big, max_bytes=10_000)
+    assert (error.code, str(error)) == (
+        "FILE_TOO_LARGE",
+        "claims.csv in the ZIP archive is 50,000 bytes, larger than the limit of 10,000",
+    )
+
+
+def test_damaged_encrypted_and_office_archives_are_named() -> None:
+    assert _error(b"PK\x03\x04" + b"\x01" * 200).code == "BAD_ARCHIVE"
+    # The "encrypted" flag set in the member's local and central headers.
+    encrypted = bytearray(_zip(("claims.csv", CSV)))
+    encrypted[6] |= 0x1
+    encrypted[encrypted.index(b"PK\x01\x02") + 8] |= 0x1
+    assert str(_error(bytes(encrypted))) == (
+        "claims.csv in the ZIP archive is encrypted; upload it unencrypted"
+    )
+    document = _zip(("[Content_Types].xml", b"<Types/>"), ("word/document.xml", b"<w/>"))
+    assert str(_error(document)) == (
+        "the file is a Word document; upload the claims export (CSV) or 835 file"
+    )
+    fake_workbook = _zip(("[Content_Types].xml", b"<Types/>"), ("xl/workbook.xml", b"<w/>"))
+    error = _error(fake_workbook)
+    assert error.code == "BAD_ARCHIVE"
+    assert str(error).startswith("the Excel workbook cannot be read")
+
+
+def _workbook() -> bytes:
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Remits"
+    sheet.append(["Claims remitted in March"])
+    sheet.append([])
+    sheet.append(["Claim #", "Payer Name", "CPT", "Remit Date", "Billed", "Paid", "Note"])
+    sheet.append([1001, "Aetna", 99213, dt.datetime(2026, 3, 14), 150.1, 80, None])
+    sheet.append([1002, "Cigna, Inc", "71046", dt.date(2026, 3, 15), 1234.5, 0.1 + 0.2, "x"])
+    sheet.append([None, None, None, None, None, None, None])
+    sheet.append([1003, "Aetna", 99214, "not a date", 90, 60])
+    book.create_sheet("Summary").append(["Total", 1474.6])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_an_excel_workbook_is_read_as_its_sheet_row_by_row() -> None:
+    text = _read(_workbook()).decode()
+    assert text.splitlines() == [
+        "Claims remitted in March",
+        "",
+        "Claim #,Payer Name,CPT,Remit Date,Billed,Paid,Note",
+        "1001,Aetna,99213,2026-03-14,150.1,80",
+        '1002,"Cigna, Inc",71046,2026-03-15,1234.5,0.3,x',
+        "",
+        "1003,Aetna,99214,not a date,90,60",
+    ]
+    parser = CsvParser()
+    items = parser.feed(text) + parser.close()
+    claims = [item for item in items if isinstance(item, ClaimRecord)]
+    assert [(c.claim_id, c.payer_name, c.decision_date, c.billed_cents) for c in claims] == [
+        ("1001", "Aetna", dt.date(2026, 3, 14), 15010),
+        ("1002", "Cigna, Inc", dt.date(2026, 3, 15), 123450),
+    ]
+    # A rejection's line is the sheet's row.
+    [rejection] = [item for item in items if isinstance(item, Rejection)]
+    assert (rejection.line_number, rejection.column) == (7, "decision_date")
+
+
+def test_a_workbook_that_unpacks_past_the_limit_is_refused() -> None:
+    workbook = _workbook()
+    error = _error(workbook, max_bytes=len(workbook) + 100)
+    assert error.code == "FILE_TOO_LARGE"
+    assert str(error).startswith("the workbook unpacks to ")
