@@ -294,9 +294,11 @@ class Gateway:
             if method.client_streaming or method.server_streaming
             else None
         )
+        if method.client_streaming:
+            # A form is read up to its file before the call starts (its file name goes first).
+            body, content_type = await _file_body(grpc_request, request)
         outgoing = self.policy.start(route.grpc_path, metadata, timeout)
         if method.client_streaming:
-            body, content_type = await _file_body(grpc_request, request)
             # What was wrong with the body, found while it was sent on (the call is cancelled).
             problems: list[errors.ApiError] = []
             stream_unary = channel.stream_unary(route.grpc_path, serialize, deserialize)

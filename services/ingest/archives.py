@@ -19,7 +19,8 @@ from typing import IO, Any
 from services.ingest.records import FileError
 
 SPOOL_MEMORY_BYTES = 8 << 20
-# What is handed on at a time: about an upload chunk.
+# What an unpacked or decompressed file is handed on in: pieces of about an upload chunk,
+# so that a little data that unpacks to a great deal (a "zip bomb") is never held whole.
 PIECE_BYTES = 1 << 20
 # Files an archive may hold besides the claims file: what archivers add.
 _CLUTTER = ("__MACOSX/", ".DS_Store", "Thumbs.db", "desktop.ini")

@@ -10,17 +10,15 @@ import re
 import zlib
 from collections.abc import AsyncIterator, Iterator
 
-from services.ingest.archives import unpacked
+from services.ingest.archives import PIECE_BYTES, unpacked
 from services.ingest.records import FileError
 
 GZIP_MAGIC = b"\x1f\x8b"
 # Bytes enough to tell every format below apart.
 _SNIFF_BYTES = 10
-# What a decompressed file is handed on in: pieces of about an upload chunk, so that a small
-# chunk that decompresses to a great deal (a "zip bomb") is never held whole.
-PIECE_BYTES = 1 << 20
-# A gzip file inside a gzip file (a .gz sent with Content-Encoding: gzip) is read too.
-_MAX_NESTING = 2
+# Files packed in one another are read a few levels deep: a .csv.gz sent with
+# Content-Encoding: gzip, a zipped .csv.gz, a gzip-compressed archive.
+_MAX_NESTING = 3
 ZIP_MAGIC = b"PK\x03\x04"
 _REFUSED = (
     (
@@ -117,11 +115,13 @@ async def file_bytes(chunks: AsyncIterator[bytes], max_bytes: int) -> AsyncItera
     Refuses a format that is never claims, before anything is parsed."""
     head, stream = await _head(chunks)
     for _ in range(_MAX_NESTING):
-        if not head.startswith(GZIP_MAGIC):
+        if head.startswith(GZIP_MAGIC):
+            stream = inflated(stream)
+        elif head.startswith(ZIP_MAGIC):
+            stream = unpacked(stream, max_bytes)
+        else:
             break
-        head, stream = await _head(inflated(stream))
-    if head.startswith(ZIP_MAGIC):
-        head, stream = await _head(unpacked(stream, max_bytes))
+        head, stream = await _head(stream)
     what = refused_format(head)
     if what is not None:
         raise FileError(f"the file is {what}", code="NOT_CLAIMS_FILE")

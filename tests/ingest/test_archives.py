@@ -52,6 +52,7 @@ def test_the_one_file_of_a_zip_archive_is_the_upload() -> None:
     # What archivers add beside it does not count; a gzip-compressed archive is unpacked too.
     cluttered = _zip(("__MACOSX/._claims.csv", b"\x00\x05"), ("claims.csv", CSV))
     assert _read(gzip.compress(cluttered)) == CSV
+    assert _read(_zip(("claims.csv.gz", gzip.compress(CSV)))) == CSV
 
 
 def test_an_archive_of_several_files_or_none_is_refused_naming_them() -> None:
