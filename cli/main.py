@@ -160,16 +160,31 @@ def _listed(
 # --- commands -----------------------------------------------------------------------------
 
 
+# What a file's name says it is (`claims.csv.gz` a CSV); other names leave it to the content
+# (a `.txt` may be either, a `.zip` or `.xlsx` holds one).
+_NAMED_FORMATS = {
+    ".835": ingest_resources.Upload.X12_835,
+    ".edi": ingest_resources.Upload.X12_835,
+    ".x12": ingest_resources.Upload.X12_835,
+    ".csv": ingest_resources.Upload.CSV,
+    ".tsv": ingest_resources.Upload.CSV,
+}
+
+
+def _declared_format(path: Path) -> ingest_resources.Upload.Format:
+    suffixes = [suffix.lower() for suffix in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes.pop()
+    named = _NAMED_FORMATS.get(suffixes[-1]) if suffixes else None
+    return ingest_resources.Upload.FORMAT_UNSPECIFIED if named is None else named
+
+
 def upload(session: Session, args: argparse.Namespace) -> None:
     path = Path(args.file)
     if not path.is_file():
         raise CommandError("USAGE", f"{path}: no such file", 2)
     size = path.stat().st_size
-    kind = (
-        ingest_resources.Upload.X12_835
-        if path.suffix.lower() in (".835", ".edi", ".x12")
-        else ingest_resources.Upload.CSV
-    )
+    kind = _declared_format(path)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

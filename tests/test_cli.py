@@ -6,17 +6,20 @@ downloaded whole; and every failure an exit status and one line a script can rel
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import os
 import subprocess
 import sys
 import time
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.fixtures import X12_835_FIXTURES
 from tests.scenarios import DRIFTED_PAYER as DRIFTED
 from tests.scenarios import as_csv, denial_drift
 from tests.system import System
@@ -195,3 +198,23 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(
 
     assert status == 141
     assert reader.stderr.read() == b""
+
+
+@pytest.mark.parametrize("name", ["remits.835.gz", "remits.txt", "remits.zip"])
+def test_a_compressed_or_plainly_named_835_uploads_as_its_content_says(
+    system: System, tmp_path: Path, name: str
+) -> None:
+    """The file's name decides nothing its content does not: `.835.gz` is an 835, and a
+    `.txt` or `.zip` is read for what it holds."""
+    remits = (X12_835_FIXTURES / "managed-care.835").read_bytes()
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress(remits))
+    elif name.endswith(".zip"):
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("remits.835", remits)
+    else:
+        path.write_bytes(remits)
+    (made,) = lines(run(system, "cli" + uuid.uuid4().hex[:8], "--json", "upload", str(path)))
+    assert (made["state"], made["format"], made["fileName"]) == ("SUCCEEDED", "X12_835", name)
+    assert int(made["rowsAccepted"]) > 0
