@@ -403,10 +403,10 @@ class CsvParser:
             self._open = None
         return items
 
-    def _take(self, item: ClaimRecord | Rejection, items: list[ParsedItem]) -> None:
+    def _take(self, item: ClaimRecord | Rejection | UploadWarning, items: list[ParsedItem]) -> None:
         """Adds a row's item to `items`; a claim is held while the next rows may be more
         lines of it (exports list a claim's lines together), up to a claim's line limit."""
-        if isinstance(item, Rejection):
+        if not isinstance(item, ClaimRecord):
             items.append(item)
             return
         held, self._open = self._open, item
@@ -708,7 +708,17 @@ class CsvParser:
             return
         yield self._row(cells, line)
 
-    def _row(self, cells: list[str], line: int) -> ClaimRecord | Rejection:
+    def _row(self, cells: list[str], line: int) -> ClaimRecord | Rejection | UploadWarning:
+        claim_at = self._at[0]
+        if 0 <= claim_at < len(cells) and _TOTALS.fullmatch(cells[claim_at].strip()):
+            # A report's totals, not a claim: no row of the file's claims (nor a rejection,
+            # which would fail an all-or-nothing upload).
+            return UploadWarning(
+                "TOTALS_ROW",
+                f"line {line} is a totals row ({cells[claim_at].strip()!r} as the claim id), "
+                "not a claim: skipped",
+                line,
+            )
         self.rows_read += 1
         width = self._header_width
         if len(cells) > width:
@@ -965,6 +975,9 @@ class _Lines:
         return self.lines[index]
 
 
+# What a report writes in its claim id column on a totals row.
+_TOTALS = re.compile(r"(?:grand |sub-?)?totals?:?", re.IGNORECASE)
+
 # Lines a report may print above its header (title, run date, filters) before a file is
 # taken to have no header.
 MAX_LINES_ABOVE_HEADER = 20
@@ -1201,6 +1214,9 @@ class _Columns:
         column = self._column(at)
         stripped = list(map(str.strip, column))
         joined = "\n" + "\n".join(stripped) + "\n"
+        if name == "claim_id" and ("otal" in joined or "OTAL" in joined):
+            # A totals row is read on its own, which says what it is.
+            self._mark([_UNREAD if _TOTALS.fullmatch(cell) else cell for cell in stripped])
         if (
             not any(start in joined for start in _TEXT_STARTS)
             and not (required and "\n\n" in joined)

@@ -123,6 +123,33 @@ def test_a_reports_title_lines_above_its_header_are_skipped_with_a_warning() -> 
     )
 
 
+@pytest.mark.parametrize("by_columns", [True, False])
+def test_a_reports_totals_rows_are_skipped_not_counted_as_claims(by_columns: bool) -> None:
+    """Totals and subtotals are the report's, not claims: skipped with a warning, neither a
+    claim (a subtotal can look like one) nor a rejection (which fails an all-or-nothing
+    upload)."""
+    rows = [f"C{i},Aetna,2026-03-14,10,5" for i in range(50)]
+    text = "\n".join(
+        [
+            HEADER,
+            *rows[:25],
+            "Subtotal:,Aetna,2026-03-14,250,125",
+            *rows[25:],
+            "Grand Total,,,500,250",
+        ]
+    )
+    parser = CsvParser(by_columns=by_columns)
+    items = parser.feed(text + "\n") + parser.close()
+    assert [c.claim_id for c in claims(items)] == [f"C{i}" for i in range(50)]
+    assert rejections(items) == []
+    warnings = [item for item in items if isinstance(item, UploadWarning)]
+    assert [(w.code, w.line_number) for w in warnings] == [("TOTALS_ROW", 27), ("TOTALS_ROW", 53)]
+    assert warnings[1].message == (
+        "line 53 is a totals row ('Grand Total' as the claim id), not a claim: skipped"
+    )
+    assert parser.rows_read == 50
+
+
 def test_a_file_whose_first_lines_are_no_header_says_what_the_first_one_lacks() -> None:
     rows = "".join(f"C{i},Aetna,2026-03-14,10,5\n" for i in range(40))
     error = file_error(rows)
