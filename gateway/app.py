@@ -46,6 +46,7 @@ from runtime.clients import CallPolicy, plain_channel
 from runtime.methods import API_SERVICES
 from runtime.server import freeze_startup_heap
 from runtime.settings import Settings
+from runtime.streams import prepended
 
 logger = logging.getLogger("upstream.gateway")
 
@@ -459,18 +460,11 @@ async def _file_body(first: message.Message, request: Request) -> tuple[AsyncIte
     resource = getattr(first, FILE_RESOURCE, None)
     if resource is not None and not resource.file_name:
         resource.file_name = form.file_name
-    return _after(head, rest), form.content_type or "application/octet-stream"
+    return prepended(head, rest), form.content_type or "application/octet-stream"
 
 
 # The message of a client-streamed request whose `file_name` a form's file name fills.
 FILE_RESOURCE = "upload"
-
-
-async def _after(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    if head:
-        yield head
-    async for chunk in rest:
-        yield chunk
 
 
 async def _body_chunks(

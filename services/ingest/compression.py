@@ -10,6 +10,7 @@ import re
 import zlib
 from collections.abc import AsyncIterator, Iterator
 
+from runtime.streams import prepended
 from services.ingest.archives import PIECE_BYTES, unpacked
 from services.ingest.records import FileError
 
@@ -149,11 +150,4 @@ async def _head(stream: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[byte
         head += chunk
         if len(head) >= _SNIFF_BYTES:
             break
-    return head, _joined(head, stream)
-
-
-async def _joined(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    if head:
-        yield head
-    async for chunk in rest:
-        yield chunk
+    return head, prepended(head, stream)
