@@ -11,6 +11,7 @@ import asyncio
 import csv
 import datetime as dt
 import io
+import re
 import tempfile
 import zipfile
 from collections.abc import AsyncIterator, Iterator
@@ -149,10 +150,14 @@ def _workbook_lines(spool: IO[bytes], unpacked_size: int, max_bytes: int) -> Ite
         book.close()
 
 
+_LINE_BREAKS = re.compile(r"\r\n|[\r\n]")
+
+
 def _cell_text(value: Any) -> str:
     """A cell as an export writes it: dates as ISO dates (with the time when it has one),
     whole numbers without a decimal point (claim ids, procedure codes), other numbers with
-    Excel's 15 significant digits."""
+    Excel's 15 significant digits; a line break within a cell (Alt+Enter) as a space, so that
+    every row stays one line."""
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
@@ -163,4 +168,4 @@ def _cell_text(value: Any) -> str:
         return "TRUE" if value else "FALSE"
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else format(value, ".15g")
-    return str(value)
+    return _LINE_BREAKS.sub(" ", str(value))

@@ -101,7 +101,9 @@ def _workbook() -> bytes:
     sheet.append([])
     sheet.append(["Claim #", "Payer Name", "CPT", "Remit Date", "Billed", "Paid", "Note"])
     sheet.append([1001, "Aetna", 99213, dt.datetime(2026, 3, 14), 150.1, 80, None])
-    sheet.append([1002, "Cigna, Inc", "71046", dt.date(2026, 3, 15), 1234.5, 0.1 + 0.2, "x"])
+    sheet.append(
+        [1002, "Cigna, Inc", "71046", dt.date(2026, 3, 15), 1234.5, 0.1 + 0.2, "see\r\nattached"]
+    )
     sheet.append([None, None, None, None, None, None, None])
     sheet.append([1003, "Aetna", 99214, "not a date", 90, 60])
     book.create_sheet("Summary").append(["Total", 1474.6])
@@ -117,7 +119,7 @@ def test_an_excel_workbook_is_read_as_its_sheet_row_by_row() -> None:
         "",
         "Claim #,Payer Name,CPT,Remit Date,Billed,Paid,Note",
         "1001,Aetna,99213,2026-03-14,150.1,80",
-        '1002,"Cigna, Inc",71046,2026-03-15,1234.5,0.3,x',
+        '1002,"Cigna, Inc",71046,2026-03-15,1234.5,0.3,see attached',
         "",
         "1003,Aetna,99214,not a date,90,60",
     ]
@@ -128,7 +130,7 @@ def test_an_excel_workbook_is_read_as_its_sheet_row_by_row() -> None:
         ("1001", "Aetna", dt.date(2026, 3, 14), 15010),
         ("1002", "Cigna, Inc", dt.date(2026, 3, 15), 123450),
     ]
-    # A rejection's line is the sheet's row.
+    # A rejection's line is the sheet's row (a line break within a cell is a space).
     [rejection] = [item for item in items if isinstance(item, Rejection)]
     assert (rejection.line_number, rejection.column) == (7, "decision_date")
 
