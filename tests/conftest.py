@@ -149,6 +149,17 @@ def system(postgres: PostgresUnderTest) -> Iterator[System]:
         yield running
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test its own node id. Schemathesis (4.32, under pytest 9) gives each operation's
+    test the function's node id, its operation only in the test's name; pytest-xdist hands
+    tests out by node id, so all but one operation would go untested on several workers."""
+    for item in items:
+        name = item.name
+        if "[" in name and name.endswith("]") and not item.nodeid.endswith("]"):
+            item._id = item._id.with_params(name[name.index("[") + 1 : -1])  # type: ignore[attr-defined]
+
+
 # Hypothesis: no per-example deadline. Under a loaded 2-core CI machine, the first example
 # of a test can take 100× its usual time, which says nothing about the code under test.
 settings.register_profile("upstream", deadline=None)
