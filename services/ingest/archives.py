@@ -1,9 +1,9 @@
 """A claims file sent inside a ZIP archive, or an Excel workbook (.xlsx) sent as it is: the
-archive's one file, or the workbook's sheet as CSV text (a row a line, so a rejection's line
-is the sheet's row). Both keep their index at their end, so the upload is spooled first: in
-memory up to SPOOL_MEMORY_BYTES, then in a temporary file, at most the upload's size limit,
-and what they unpack to is held to that limit too (an archive declaring more is refused before
-anything is unpacked)."""
+archive's one file, or the workbook's claims sheet as CSV text (a row a line, so a
+rejection's line is the sheet's row). Both keep their index at their end, so the upload is
+spooled first: in memory up to SPOOL_MEMORY_BYTES, then in a temporary file, at most the
+upload's size limit, and what they unpack to is held to that limit too (an archive declaring
+more is refused before anything is unpacked)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,14 @@ import re
 import tempfile
 import zipfile
 from collections.abc import AsyncIterator, Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from services.ingest.records import FileError
+from services.ingest.csv_claims import MAX_LINES_ABOVE_HEADER
+from services.ingest.records import FileError, UploadWarning
+
+if TYPE_CHECKING:
+    from openpyxl.workbook import Workbook
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
 SPOOL_MEMORY_BYTES = 8 << 20
 # What an unpacked or decompressed file is handed on in: pieces of about an upload chunk,
@@ -32,8 +37,21 @@ _OTHER_OFFICE = {
 }
 
 
-async def unpacked(chunks: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator[bytes]:
+class ClaimsReader(Protocol):
+    """What unpacking asks of the upload's parser: the largest file it reads, whether a row of
+    a sheet is a header it reads, and a place for warnings about the file."""
+
+    @property
+    def max_bytes(self) -> int: ...
+
+    def reads_header(self, cells: list[str]) -> bool: ...
+
+    def note(self, warning: UploadWarning) -> None: ...
+
+
+async def unpacked(chunks: AsyncIterator[bytes], reader: ClaimsReader) -> AsyncIterator[bytes]:
     """The claims file in the archive or workbook whose bytes `chunks` are."""
+    max_bytes = reader.max_bytes
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
         size = 0
         async for chunk in chunks:
@@ -44,12 +62,13 @@ async def unpacked(chunks: AsyncIterator[bytes], max_bytes: int) -> AsyncIterato
                     code="FILE_TOO_LARGE",
                 )
             spool.write(chunk)
-        pieces = await asyncio.to_thread(_opened, spool, max_bytes)
+        pieces = await asyncio.to_thread(_opened, spool, reader)
         while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
             yield piece
 
 
-def _opened(spool: IO[bytes], max_bytes: int) -> Iterator[bytes]:
+def _opened(spool: IO[bytes], reader: ClaimsReader) -> Iterator[bytes]:
+    max_bytes = reader.max_bytes
     try:
         archive = zipfile.ZipFile(spool)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -61,7 +80,7 @@ def _opened(spool: IO[bytes], max_bytes: int) -> Iterator[bytes]:
     if _WORKBOOK in names:
         unpacked_size = sum(member.file_size for member in archive.infolist())
         archive.close()
-        return _workbook_lines(spool, unpacked_size, max_bytes)
+        return _workbook_lines(spool, unpacked_size, reader)
     for part, what in _OTHER_OFFICE.items():
         if part in names:
             raise FileError(
@@ -108,13 +127,13 @@ def _member_bytes(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> Iterator
         ) from None
 
 
-def _workbook_lines(spool: IO[bytes], unpacked_size: int, max_bytes: int) -> Iterator[bytes]:
-    """The workbook's active sheet (the one Excel opens on) as CSV text, row by row; its
-    empty rows as empty lines, so that lines keep the rows' numbers."""
-    if unpacked_size > max_bytes:
+def _workbook_lines(spool: IO[bytes], unpacked_size: int, reader: ClaimsReader) -> Iterator[bytes]:
+    """The workbook's claims sheet (`_claims_sheet`) as CSV text, row by row; its empty rows as
+    empty lines, so that lines keep the rows' numbers."""
+    if unpacked_size > reader.max_bytes:
         raise FileError(
             f"the workbook unpacks to {unpacked_size:,} bytes, more than the limit of "
-            f"{max_bytes:,}",
+            f"{reader.max_bytes:,}",
             code="FILE_TOO_LARGE",
         )
     # Loaded on the first workbook: most ingest processes never read one.
@@ -129,13 +148,11 @@ def _workbook_lines(spool: IO[bytes], unpacked_size: int, max_bytes: int) -> Ite
             code="BAD_ARCHIVE",
         ) from None
     try:
-        sheet = book.active or book.worksheets[0]
+        sheet = _claims_sheet(book, reader)
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
         for row in sheet.iter_rows(values_only=True):
-            cells = [_cell_text(value) for value in row]
-            while cells and not cells[-1]:
-                cells.pop()
+            cells = _row_cells(row)
             if cells:
                 writer.writerow(cells)
             else:
@@ -148,6 +165,54 @@ def _workbook_lines(spool: IO[bytes], unpacked_size: int, max_bytes: int) -> Ite
             yield text.getvalue().encode()
     finally:
         book.close()
+
+
+def _claims_sheet(book: Workbook, reader: ClaimsReader) -> ReadOnlyWorksheet:
+    """The sheet the claims are on: the one the workbook opens on when a claims header is
+    within its first rows, else the first other visible sheet (in tab order) where one is;
+    the one it opens on when none is (its header's error then says what is missing). Other
+    sheets that hold claims are named in a warning: one sheet is read, and none is lost
+    unsaid."""
+    sheets = book.worksheets
+    if not sheets:
+        raise FileError("the Excel workbook has no sheet of cells", code="NOT_CLAIMS_FILE")
+    opened = book.active if book.active in sheets else sheets[0]
+    others = [s for s in sheets if s is not opened and s.sheet_state == "visible"]
+    with_claims = [s for s in (opened, *others) if _holds_header(s, reader)]
+    if not with_claims:
+        return opened
+    read, *unread = with_claims
+    if read is not opened:
+        reader.note(
+            UploadWarning(
+                "SHEET_CHOSEN",
+                f"the workbook opens on the sheet {opened.title!r}, which holds no claims "
+                f"header; its sheet {read.title!r} was read",
+            )
+        )
+    if unread:
+        reader.note(
+            UploadWarning(
+                "SHEETS_NOT_READ",
+                f"the sheet {read.title!r} was read; the workbook's other sheets with claims ("
+                + ", ".join(repr(s.title) for s in unread)
+                + ") were not: upload each as a file of its own",
+            )
+        )
+    return read
+
+
+def _holds_header(sheet: ReadOnlyWorksheet, reader: ClaimsReader) -> bool:
+    rows = sheet.iter_rows(max_row=MAX_LINES_ABOVE_HEADER + 1, values_only=True)
+    return any((cells := _row_cells(row)) and reader.reads_header(cells) for row in rows)
+
+
+def _row_cells(row: tuple[Any, ...]) -> list[str]:
+    """A row's cells as text, without its empty cells at the end."""
+    cells = [_cell_text(value) for value in row]
+    while cells and not cells[-1]:
+        cells.pop()
+    return cells
 
 
 _LINE_BREAKS = re.compile(r"\r\n|[\r\n]")

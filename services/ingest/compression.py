@@ -11,7 +11,7 @@ import zlib
 from collections.abc import AsyncIterator, Iterator
 
 from runtime.streams import prepended
-from services.ingest.archives import PIECE_BYTES, unpacked
+from services.ingest.archives import PIECE_BYTES, ClaimsReader, unpacked
 from services.ingest.records import FileError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -110,16 +110,17 @@ class Inflater:
                 yield piece
 
 
-async def file_bytes(chunks: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator[bytes]:
+async def file_bytes(chunks: AsyncIterator[bytes], reader: ClaimsReader) -> AsyncIterator[bytes]:
     """The file's own bytes from an upload's chunks: as they come, decompressed when they are
-    gzip, unpacked when they are a ZIP archive or an Excel workbook (of at most `max_bytes`).
-    Refuses a format that is never claims, before anything is parsed."""
+    gzip, unpacked when they are a ZIP archive or an Excel workbook (of at most the reader's
+    `max_bytes`; a workbook's sheet chosen by what `reader` reads). Refuses a format that is
+    never claims, before anything is parsed."""
     head, stream = await _head(chunks)
     for _ in range(_MAX_NESTING):
         if head.startswith(GZIP_MAGIC):
             stream = inflated(stream)
         elif head.startswith(ZIP_MAGIC):
-            stream = unpacked(stream, max_bytes)
+            stream = unpacked(stream, reader)
         else:
             break
         head, stream = await _head(stream)

@@ -983,6 +983,17 @@ _TOTALS = re.compile(r"(?:grand |sub-?)?totals?:?", re.IGNORECASE)
 MAX_LINES_ABOVE_HEADER = 20
 
 
+def is_claims_header(cells: list[str], column_map: Mapping[str, str] | None = None) -> bool:
+    """Whether `cells` are a header the parser reads (with `column_map`, if the upload has
+    one): every required column is there under a name it knows."""
+    try:
+        for _ in CsvParser(column_map)._header(cells, 1):
+            pass
+    except (_NotAHeaderError, FileError):
+        return False
+    return True
+
+
 class _NotAHeaderError(Exception):
     """The line read as the header is not one; `error` says why."""
 

@@ -253,7 +253,7 @@ async def _stream_into(
             loader.result()  # the loader failed: its error is the upload's
 
     try:
-        async for chunk in file_bytes(chunks, parser.max_bytes):
+        async for chunk in file_bytes(chunks, parser):
             staged, found = await asyncio.to_thread(read, chunk)
             _keep(warnings, found)
             await hand_over(staged)

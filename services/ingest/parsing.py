@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from services.ingest.csv_claims import CsvParser
+from services.ingest.csv_claims import CsvParser, is_claims_header
 from services.ingest.decoding import StreamDecoder, detect_format
 from services.ingest.denials import classify, classify_columns
 from services.ingest.records import (
@@ -72,6 +72,8 @@ class UploadParser:
         self._digest = hashlib.sha256()
         self._parser: CsvParser | X12Parser | None = None
         self._pending = ""
+        # Warnings from before the text (how the file was unpacked), for the next batch.
+        self._notes: list[UploadWarning] = []
         self.format = declared_format
         self.size_bytes = 0
 
@@ -88,6 +90,14 @@ class UploadParser:
     def rows_read(self) -> int:
         return self._parser.rows_read if self._parser is not None else 0
 
+    def reads_header(self, cells: list[str]) -> bool:
+        """Whether a row of a workbook's sheet is a claims header this upload reads."""
+        return self._declared != "X12_835" and is_claims_header(cells, self._column_map)
+
+    def note(self, warning: UploadWarning) -> None:
+        """A warning about the file found before its text was read (a workbook's sheets)."""
+        self._notes.append(warning)
+
     def feed(self, chunk: bytes) -> Batch:
         self.size_bytes += len(chunk)
         if self.size_bytes > self._max_bytes:
@@ -102,7 +112,8 @@ class UploadParser:
         return self._parse(self._decoder.decode(b"", final=True), final=True)
 
     def _parse(self, text: str, *, final: bool) -> Batch:
-        batch = Batch(warnings=self._decoder.warnings)
+        notes, self._notes = self._notes, []
+        batch = Batch(warnings=notes + self._decoder.warnings)
         self._decoder.warnings = []
         if self._parser is None:
             self._pending += text

@@ -10,13 +10,15 @@ import gzip
 import io
 import zipfile
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from openpyxl import Workbook
 
 from services.ingest.compression import file_bytes
 from services.ingest.csv_claims import CsvParser
-from services.ingest.records import ClaimRecord, FileError, Rejection
+from services.ingest.parsing import UploadParser
+from services.ingest.records import ClaimRecord, FileError, Rejection, UploadWarning
 
 CSV = b"claim_id,payer,decision_date,billed_amount,paid_amount\nC1,Aetna,2026-03-14,10,5\n"
 
@@ -27,10 +29,22 @@ async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
 
 
 def _read(data: bytes, max_bytes: int = 1 << 30, size: int = 4096) -> bytes:
+    return _unpacked(data, UploadParser(max_bytes=max_bytes), size)
+
+
+def _unpacked(data: bytes, parser: UploadParser, size: int = 4096) -> bytes:
     async def read() -> bytes:
-        return b"".join([piece async for piece in file_bytes(_chunks(data, size), max_bytes)])
+        return b"".join([piece async for piece in file_bytes(_chunks(data, size), parser)])
 
     return asyncio.run(read())
+
+
+def _uploaded(data: bytes, **parser_args: Any) -> tuple[list[ClaimRecord], list[UploadWarning]]:
+    """A workbook read as an upload is: its claims and warnings."""
+    parser = UploadParser(max_bytes=1 << 30, **parser_args)
+    batches = [parser.feed(_unpacked(data, parser)), parser.close()]
+    claims = [claim for batch in batches for claim in batch.all_claims()]
+    return claims, [warning for batch in batches for warning in batch.warnings]
 
 
 def _error(data: bytes, max_bytes: int = 1 << 30) -> FileError:
@@ -140,3 +154,78 @@ def test_a_workbook_that_unpacks_past_the_limit_is_refused() -> None:
     error = _error(workbook, max_bytes=len(workbook) + 100)
     assert error.code == "FILE_TOO_LARGE"
     assert str(error).startswith("the workbook unpacks to ")
+
+
+def _book(*sheets: tuple[str, list[list[Any]]], opens_on: int = 0, hidden: int = -1) -> bytes:
+    book = Workbook()
+    book.remove(book.active)
+    for title, rows in sheets:
+        sheet = book.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+    book.active = opens_on
+    if hidden >= 0:
+        book.worksheets[hidden].sheet_state = "hidden"
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+HEADER = ["Claim ID", "Payer", "Decision Date", "Billed", "Paid"]
+COVER = ("Summary", [["Remittance summary, March"], ["Claims", 2], ["Paid", 130]])
+
+
+def _claims(*ids: str) -> list[list[Any]]:
+    return [HEADER, *([claim, "Aetna", dt.date(2026, 3, 14), 100, 65] for claim in ids)]
+
+
+def test_a_workbook_that_opens_on_a_cover_sheet_is_read_from_its_claims_sheet() -> None:
+    claims, warnings = _uploaded(_book(COVER, ("Claims", _claims("A1", "A2"))))
+    assert [claim.claim_id for claim in claims] == ["A1", "A2"]
+    assert [(w.code, w.message) for w in warnings] == [
+        (
+            "SHEET_CHOSEN",
+            "the workbook opens on the sheet 'Summary', which holds no claims header; "
+            "its sheet 'Claims' was read",
+        )
+    ]
+
+
+def test_the_sheet_a_workbook_opens_on_is_read_and_its_other_claims_sheets_named() -> None:
+    book = _book(
+        ("March", _claims("M1")),
+        COVER,
+        ("April", _claims("A1")),
+        ("May", _claims("Y1")),
+        opens_on=2,
+    )
+    claims, warnings = _uploaded(book)
+    assert [claim.claim_id for claim in claims] == ["A1"]
+    assert [(w.code, w.message) for w in warnings] == [
+        (
+            "SHEETS_NOT_READ",
+            "the sheet 'April' was read; the workbook's other sheets with claims ('March', "
+            "'May') were not: upload each as a file of its own",
+        )
+    ]
+
+
+def test_hidden_sheets_are_not_chosen_or_named() -> None:
+    claims, warnings = _uploaded(
+        _book(("Claims", _claims("C1")), ("Lookup", _claims("H1")), hidden=1)
+    )
+    assert ([claim.claim_id for claim in claims], warnings) == (["C1"], [])
+
+
+def test_a_claims_sheet_is_found_by_the_uploads_column_map() -> None:
+    renamed = [
+        ["Remit Key", "Plan", "Decision Date", "Billed", "Paid"],
+        ["R1", "Aetna", dt.date(2026, 3, 14), 100, 65],
+    ]
+    book = _book(COVER, ("Remits", renamed))
+    claims, warnings = _uploaded(book, column_map={"claim_id": "Remit Key", "payer": "Plan"})
+    assert [claim.claim_id for claim in claims] == ["R1"]
+    assert [w.code for w in warnings] == ["SHEET_CHOSEN"]
+    # Without it, no sheet holds a header: the one it opens on is read, and refused for that.
+    with pytest.raises(FileError, match="missing required column claim_id"):
+        _uploaded(book)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 
 from services.ingest.compression import PIECE_BYTES, file_bytes
+from services.ingest.parsing import UploadParser
 from services.ingest.records import FileError
 
 CSV = b"".join(
@@ -29,7 +30,8 @@ async def _chunks(data: bytes, sizes: Sequence[int]) -> AsyncIterator[bytes]:
 
 def _read(data: bytes, sizes: Sequence[int] = (65_536,)) -> list[bytes]:
     async def pieces() -> list[bytes]:
-        return [piece async for piece in file_bytes(_chunks(data, sizes), 1 << 30)]
+        reader = UploadParser(max_bytes=1 << 30)
+        return [piece async for piece in file_bytes(_chunks(data, sizes), reader)]
 
     return asyncio.run(pieces())
 

@@ -1318,10 +1318,15 @@ def test_an_old_workbook_or_a_cut_short_gzip_file_is_refused_with_what_to_send(
 def test_an_excel_workbook_or_a_zipped_export_is_read_as_the_claims_it_holds(
     system: System,
 ) -> None:
-    """A workbook is read as its active sheet (a title row above the header skipped, a
-    rejection's line its row); a ZIP archive of one export as that export."""
+    """A workbook is read as its claims sheet, though it opens on a cover sheet (a title row
+    above the header skipped, a rejection's line its row); a ZIP archive of one export as that
+    export."""
     book = Workbook()
     sheet = book.active
+    sheet.title = "Remits"
+    cover = book.create_sheet("Cover", 0)
+    cover.append(["Prepared for the March close"])
+    book.active = 0
     sheet.append(["Remittances, March 2026"])
     sheet.append(["Claim #", "Payer Name", "CPT", "Remit Date", "Status", "Billed", "Paid"])
     sheet.append([5001, "Aetna", 99213, dt.datetime(2026, 3, 14), "Paid", 150.25, 120])
@@ -1342,7 +1347,8 @@ def test_an_excel_workbook_or_a_zipped_export_is_read_as_the_claims_it_holds(
             "2",
             "1",
         )
-        assert [w["code"] for w in upload["warnings"]] == ["LINES_ABOVE_HEADER"]
+        assert [w["code"] for w in upload["warnings"]] == ["SHEET_CHOSEN", "LINES_ABOVE_HEADER"]
+        assert "its sheet 'Remits' was read" in upload["warnings"][0]["message"]
         rejections = client.get(f"/v1/{upload['name']}/rejections").json()["uploadRejections"]
         assert [(r["lineNumber"], r["column"]) for r in rejections] == [("5", "decision_date")]
         claims = client.get(f"/v1/customers/{customer}/claims").json()["claims"]
