@@ -42,24 +42,31 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "claim_id": ("claim id", "claim number", "claim no", "claim", "claim #",
                  "patient control number", "patient account number", "account number"),
     "payer": ("payer", "payer name", "insurance", "insurance name", "insurance company",
-              "carrier", "plan", "plan name", "primary payer", "payor", "payor name"),
+              "carrier", "plan", "plan name", "primary payer", "payor", "payor name",
+              "primary insurance", "insurance plan", "insurance carrier", "payer plan"),
     "payer_id": ("payer id", "payer number", "payor id", "payer code"),
     "procedure_code": ("procedure code", "procedure", "cpt", "cpt code", "hcpcs",
                        "cpt hcpcs", "hcpcs code", "service code", "code"),
-    "service_date": ("service date", "date of service", "dos", "from date", "service from"),
+    "service_date": ("service date", "date of service", "dos", "from date", "service from",
+                     "dos from", "service from date", "first date of service"),
     "submitted_date": ("submitted date", "submission date", "date submitted", "claim date",
                        "bill date", "billed date", "received date", "sent date"),
     "decision_date": ("decision date", "remit date", "remittance date", "adjudication date",
                       "adjudicated date", "processed date", "paid date", "payment date",
-                      "check date", "eob date", "era date"),
+                      "check date", "eob date", "era date", "post date", "posted date",
+                      "posting date", "paid on", "processed on"),
     "status": ("status", "claim status"),
     "billed_amount": ("billed amount", "billed", "charge", "charges", "charge amount",
-                      "total charges", "billed charges", "amount billed"),
-    "allowed_amount": ("allowed amount", "allowed", "amount allowed"),
+                      "total charges", "billed charges", "amount billed", "total charge",
+                      "claim charge", "claim charges", "total billed", "gross charges"),
+    "allowed_amount": ("allowed amount", "allowed", "amount allowed", "allowed charges"),
     "paid_amount": ("paid amount", "paid", "payment", "payment amount", "amount paid",
-                    "insurance paid", "ins paid"),
+                    "insurance paid", "ins paid", "payer paid", "insurance payment",
+                    "total paid", "claim paid", "claim payment", "net paid", "reimbursement",
+                    "reimbursement amount"),
     "patient_responsibility": ("patient responsibility", "patient resp", "patient portion",
-                               "pt resp", "patient amount"),
+                               "pt resp", "patient amount", "patient responsibility amount",
+                               "patient liability", "pr amount"),
     "carc_codes": ("carc codes", "carc", "carcs", "adjustment codes", "adjustment reason codes",
                    "denial codes", "denial reason", "denial reason codes", "reason codes"),
     "payer_claim_control_number": ("payer claim control number", "payer claim number", "icn",
@@ -108,11 +115,38 @@ def _normalise(header: str) -> str:
     return re.sub(r"[\s_\-./#]+", " ", header.strip().lower()).strip()
 
 
-_ALIAS_INDEX = {
-    _normalise(alias): column
-    for column, aliases in COLUMN_ALIASES.items()
-    for alias in (column, *aliases)
-}
+# Words exports shorten ("Billed Amt", "Claim Nbr", "Pmt Dt", "Amt Pd"), read as the word.
+_SHORT_WORDS = {
+    "amt": "amount", "amnt": "amount", "dt": "date", "nbr": "number", "num": "number",
+    "no": "number", "nr": "number", "pmt": "payment", "pymt": "payment", "pd": "paid",
+    "chg": "charge", "chgs": "charges", "chrg": "charge", "svc": "service", "srv": "service",
+    "ins": "insurance", "pt": "patient", "pat": "patient", "cd": "code", "nm": "name",
+    "resp": "responsibility", "adj": "adjustment", "proc": "procedure", "acct": "account",
+    "ctrl": "control", "chk": "check", "rcvd": "received", "recd": "received", "tot": "total",
+    "co": "company", "allowable": "allowed",
+}  # fmt: skip
+# Words a header may hold that do not change which column it is ("Date of Service").
+_FILLER_WORDS = frozenset({"of", "the"})
+
+
+def _header_key(header: str) -> tuple[str, ...]:
+    """A header's words, shortened ones spelled out, in any order: "Paid Amt", "Amount Paid"
+    and "amt_paid" are one column's; "Billed ($)" is "billed"."""
+    words = re.sub(r"[$():]+", " ", _normalise(header)).split()
+    return tuple(sorted(_SHORT_WORDS.get(w, w) for w in words if w not in _FILLER_WORDS))
+
+
+def _alias_index() -> dict[tuple[str, ...], str]:
+    index: dict[tuple[str, ...], str] = {}
+    for column, aliases in COLUMN_ALIASES.items():
+        for alias in (column, *aliases):
+            other = index.setdefault(_header_key(alias), column)
+            if other != column:
+                raise AssertionError(f"{alias!r} would be a header of {other} and {column}")
+    return index
+
+
+_ALIAS_INDEX = _alias_index()
 
 
 class RowError(ValueError):
@@ -766,7 +800,7 @@ class CsvParser:
             columns[canonical] = by_header[_normalise(header)]
         numbered: dict[int, list[int]] = {}
         for name, index in by_header.items():
-            alias_of = _ALIAS_INDEX.get(name)
+            alias_of = _ALIAS_INDEX.get(_header_key(name))
             if alias_of is not None:
                 columns.setdefault(alias_of, index)
             elif found := _NUMBERED_ADJUSTMENT.fullmatch(name):

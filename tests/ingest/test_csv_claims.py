@@ -205,6 +205,10 @@ def test_every_canonical_column_lands_in_the_claim() -> None:
         "Status",
         "Patient Account Number,Carrier,From Date,Service Code,EOB Date,Charge,Payment Amount,"
         "CARCs,Status",
+        # Shortened words, and words in another order.
+        "Claim Nbr,Ins Name,Svc Dt,Proc Cd,Pmt Dt,Billed Amt,Amt Pd,Adj Reason Codes,Status",
+        "Claim No.,Primary Insurance,Date of Service,CPT/HCPCS,Date Paid,Total Charge ($),"
+        "Payment Amt,Denial Reason,Claim Status",
     ],
 )
 def test_header_spellings_of_real_exports_are_understood(header: str) -> None:
