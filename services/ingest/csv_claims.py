@@ -103,6 +103,24 @@ _PROCEDURE = re.compile(r"^[A-Z0-9]{4,5}$")
 _DIGITS = re.compile(r"[0-9]+")
 _YEAR = re.compile(r"[0-9]{4}")
 _MONTH_OR_DAY = re.compile(r"[0-9]{1,2}")
+_MONTHS = {
+    name: number
+    for number, month in enumerate(
+        ("january", "february", "march", "april", "may", "june", "july", "august",
+         "september", "october", "november", "december"),
+        start=1,
+    )
+    for name in (month, month[:3], *(("sept",) if month == "september" else ()))
+}  # fmt: skip
+# `14-Mar-2026`, `14-MAR-26`, `14 March 2026`; a time part after it ignored.
+_NAMED_MONTH_DATE = re.compile(
+    r"(?P<day>[0-9]{1,2})[- ](?P<month>[A-Za-z]{3,9})\.?[- ](?P<year>[0-9]{4}|[0-9]{2})"
+    r"(?:[ T].*)?"
+)
+# `Mar 14, 2026`, `March 14 2026`, `Sept. 4, 2026`.
+_MONTH_NAME_FIRST_DATE = re.compile(
+    r"(?P<month>[A-Za-z]{3,9})\.? (?P<day>[0-9]{1,2}),? (?P<year>[0-9]{4})(?:[ T].*)?"
+)
 _QUOTE_OR_NEWLINE = re.compile(r'["\n]')
 # Cells a spreadsheet would run as a formula (OWASP CSV injection).
 _FORMULA_START = ("=", "+", "@", "\t", "\r")
@@ -156,8 +174,11 @@ class RowError(ValueError):
 
 
 def parse_date(column: str, raw: str) -> dt.date | None:
-    """ISO `2026-03-14`, US `03/14/2026` or `3/14/26`, compact `20260314`; a time part after
-    the date is ignored. Empty means no date."""
+    """ISO `2026-03-14`, US `03/14/2026` or `3/14/26`, compact `20260314`, year first with
+    slashes `2026/03/14`, European with dots `14.03.2026`, and with the month's name:
+    `14-Mar-2026`, `14-MAR-26`, `14 March 2026`, `Mar 14, 2026`; a time part after the date is
+    ignored. Empty means no date. (`14/03/2026` is not read: day first with slashes cannot be
+    told from US dates.)"""
     try:
         return _date(raw)
     except ValueError:
@@ -172,17 +193,34 @@ def _date(raw: str) -> dt.date | None:
     text = raw.strip()
     if not text:
         return None
+    if named := _NAMED_MONTH_DATE.fullmatch(text):
+        day, month_name, year = named.group("day", "month", "year")
+        month = str(_MONTHS.get(month_name.lower(), 0))
+        if len(year) == 2:
+            year = "20" + year
+        return _checked_date(raw, year, month, day)
+    if named := _MONTH_NAME_FIRST_DATE.fullmatch(text):
+        month_name, day, year = named.group("month", "day", "year")
+        return _checked_date(raw, year, str(_MONTHS.get(month_name.lower(), 0)), day)
     text = text.split("T")[0].split(" ")[0]
     if "-" in text:
         year, month, day = text.split("-")
     elif "/" in text:
         month, day, year = text.split("/")
-        if len(year) == 2:
+        if len(month) == 4:  # 2026/03/14
+            year, month, day = month, day, year
+        elif len(year) == 2:
             year = "20" + year
+    elif "." in text:
+        day, month, year = text.split(".")
     elif len(text) == 8:
         year, month, day = text[:4], text[4:6], text[6:]
     else:
         raise ValueError(raw)
+    return _checked_date(raw, year, month, day)
+
+
+def _checked_date(raw: str, year: str, month: str, day: str) -> dt.date:
     if not (_YEAR.fullmatch(year) and _MONTH_OR_DAY.fullmatch(month)):
         raise ValueError(raw)
     if not _MONTH_OR_DAY.fullmatch(day):

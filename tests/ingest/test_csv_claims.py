@@ -285,23 +285,17 @@ def test_semicolon_separated_exports_are_read() -> None:
         "Claim ID;Payer Name;Remit Date;Billed;Paid\r\n"
         'C1;"Aetna; Medicare Advantage";14.03.2026;10;0\r\n'
         'C2;"Blue Cross, Blue Shield";03/14/2026;"$1,234.56";(12.00)\r\n'
+        "C3;Cigna;14.3.2026;1.234,56;12,50\r\n"
     )
     items = parse(text)
-    assert rejections(items) == [
-        Rejection(
-            2,
-            "'14.03.2026' is not a date (use 2026-03-14 or 03/14/2026)",
-            "BAD_DATE",
-            "decision_date",
-            "14.03.2026",
-        )
+    assert rejections(items) == []
+    assert [
+        (c.payer_name, c.decision_date, c.billed_cents, c.paid_cents) for c in claims(items)
+    ] == [
+        ("Aetna; Medicare Advantage", MARCH_14, 1000, 0),
+        ("Blue Cross, Blue Shield", MARCH_14, 123456, -1200),
+        ("Cigna", MARCH_14, 123456, 1250),
     ]
-    [claim] = claims(items)
-    assert (claim.payer_name, claim.billed_cents, claim.paid_cents) == (
-        "Blue Cross, Blue Shield",
-        123456,
-        -1200,
-    )
 
 
 # --- Dates ---------------------------------------------------------------------------------
@@ -319,9 +313,18 @@ def test_semicolon_separated_exports_are_read() -> None:
         ("2026-03-14 10:30:00", MARCH_14),
         ("03/14/2026 10:30 AM", MARCH_14),
         ("  03/14/2026  ", MARCH_14),
+        ("2026/03/14", MARCH_14),
+        ("14.03.2026", MARCH_14),
+        ("14-Mar-2026", MARCH_14),
+        ("14-MAR-26", MARCH_14),
+        ("14 March 2026", MARCH_14),
+        ("14-Mar-2026 10:30", MARCH_14),
+        ("Mar 14, 2026", MARCH_14),
+        ("March 14 2026", MARCH_14),
+        ("Sept. 4, 2026", dt.date(2026, 9, 4)),
     ],
 )
-def test_us_iso_and_compact_dates_with_or_without_a_time(raw: str, expected: dt.date) -> None:
+def test_dates_as_exports_write_them_with_or_without_a_time(raw: str, expected: dt.date) -> None:
     assert claim_of(f'C1,Aetna,"{raw}",1,1').decision_date == expected
 
 
@@ -339,6 +342,10 @@ def test_us_iso_and_compact_dates_with_or_without_a_time(raw: str, expected: dt.
         "2026-0_3-14",
         "2026-99999999999999999999-01",
         "٢٠٢٦-03-14",  # Arabic-Indic digits: int() reads them, no export writes them
+        "03.14.2026",  # dots are day first: there is no month 14
+        "14-Foo-2026",
+        "31-Feb-2026",
+        "Mar 14",
     ],
 )
 def test_a_bad_date_rejects_the_row_naming_line_column_and_value(raw: str) -> None:
