@@ -93,7 +93,31 @@ _STATUSES = {
     "REVERSAL": ClaimStatus.REVERSED,
     "VOID": ClaimStatus.REVERSED,
     "VOIDED": ClaimStatus.REVERSED,
+    "PAID IN FULL": ClaimStatus.PAID,
+    "APPROVED": ClaimStatus.PAID,
+    "PARTIAL PAY": ClaimStatus.PARTIAL,
+    "PARTIAL PAYMENT": ClaimStatus.PARTIAL,
+    "PARTIALLY DENIED": ClaimStatus.PARTIAL,
+    "DENIAL": ClaimStatus.DENIED,
+    "DECLINED": ClaimStatus.DENIED,
+    "PENDED": ClaimStatus.PENDING,
+    "IN PROGRESS": ClaimStatus.PENDING,
+    "IN REVIEW": ClaimStatus.PENDING,
+    "UNDER REVIEW": ClaimStatus.PENDING,
+    "ON HOLD": ClaimStatus.PENDING,
+    "SUSPENDED": ClaimStatus.PENDING,
+    "RECEIVED": ClaimStatus.PENDING,
+    "ACCEPTED": ClaimStatus.PENDING,
+    "ACKNOWLEDGED": ClaimStatus.PENDING,
 }
+# Statuses that say a payer decided but not how: read as no status, so the amounts and
+# adjustments decide (paid nothing for a denial reason: denied), as for a file without one.
+_DECIDED_STATUSES = frozenset(
+    {
+        "PROCESSED", "PROCESSED AS PRIMARY", "PROCESSED AS SECONDARY", "PROCESSED AS TERTIARY",
+        "ADJUDICATED", "FINALIZED", "FINALISED", "CLOSED", "COMPLETE", "COMPLETED", "REMITTED",
+    }
+)  # fmt: skip
 _CARC = re.compile(r"^(CO|PR|OA|PI|CR)[-\s:]?([A-Z]?\d{1,3})$")
 # Numbered adjustment columns (after `_normalise`): `adj 0 group`, `adjustment 1 amount`.
 _NUMBERED_ADJUSTMENT = re.compile(r"adj(?:ustment)? ?([0-9]{1,3}) (group|code|reason|amount|amt)")
@@ -1323,9 +1347,10 @@ def _zero_if_none(values: list[Any]) -> list[Any]:
 
 
 def _status(raw: str) -> ClaimStatus | None:
-    """A status cell as `_claim` reads it: None when empty; ValueError when unknown."""
-    text = raw.strip().upper()
-    if not text:
+    """A status cell as `_claim` reads it: None when empty or when it says only that the
+    claim was decided; ValueError when unknown."""
+    text = " ".join(re.split(r"[\s_\-]+", raw.upper())).strip()
+    if not text or text in _DECIDED_STATUSES:
         return None
     status = _STATUSES.get(text)
     if status is None:

@@ -464,6 +464,10 @@ def test_a_huge_amount_is_rejected_rather_than_stored() -> None:
         ("partial", ClaimStatus.PARTIAL),
         ("Void", ClaimStatus.REVERSED),
         ("reversal", ClaimStatus.REVERSED),
+        ("Paid-In-Full", ClaimStatus.PAID),
+        ("Approved", ClaimStatus.PAID),
+        ("PARTIAL_PAYMENT", ClaimStatus.PARTIAL),
+        ("Declined", ClaimStatus.DENIED),
         ("", ClaimStatus.PAID),  # decided, with no status: the denial rules decide
     ],
 )
@@ -472,7 +476,24 @@ def test_status_in_any_case_and_its_aliases(raw: str, status: ClaimStatus) -> No
     assert (claim.status, claim.decision_date) == (status, MARCH_14)
 
 
-@pytest.mark.parametrize("raw", ["pending", "In Process", "OPEN", "submitted"])
+@pytest.mark.parametrize("raw", ["Processed", "Processed as Primary", "CLOSED", "Finalized"])
+def test_a_status_saying_only_that_the_payer_decided_leaves_the_verdict_to_the_amounts(
+    raw: str,
+) -> None:
+    text = (
+        "claim_id,payer,decision_date,status,billed_amount,paid_amount,carc_codes\n"
+        f"D1,Aetna,2026-03-14,{raw},100,0,CO-50\n"
+        f"P1,Aetna,2026-03-14,{raw},100,80,CO-45\n"
+    )
+    parser = UploadParser(max_bytes=1 << 20)
+    batches = [parser.feed(text.encode()), parser.close()]
+    read = {claim.claim_id: claim.status for batch in batches for claim in batch.all_claims()}
+    assert read == {"D1": ClaimStatus.DENIED, "P1": ClaimStatus.PAID}
+
+
+@pytest.mark.parametrize(
+    "raw", ["pending", "In Process", "OPEN", "submitted", "Pended", "On Hold", "in_review"]
+)
 def test_pending_claims_need_no_decision_date_and_keep_none(raw: str) -> None:
     header = "claim_id,payer,decision_date,status"
     for decision in ("", "2026-03-14"):
