@@ -499,9 +499,13 @@ class CsvParser:
             self._open = None
         return items
 
-    def _take(self, item: ClaimRecord | Rejection | UploadWarning, items: list[ParsedItem]) -> None:
+    def _take(
+        self, item: ClaimRecord | Rejection | UploadWarning | None, items: list[ParsedItem]
+    ) -> None:
         """Adds a row's item to `items`; a claim is held while the next rows may be more
         lines of it (exports list a claim's lines together), up to a claim's line limit."""
+        if item is None:
+            return
         if not isinstance(item, ClaimRecord):
             items.append(item)
             return
@@ -802,10 +806,32 @@ class CsvParser:
             if self._above_header:
                 yield _lines_above_header(self._above_header, line)
             return
-        yield self._row(cells, line)
+        if (item := self._row(cells, line)) is not None:
+            yield item
 
-    def _row(self, cells: list[str], line: int) -> ClaimRecord | Rejection | UploadWarning:
-        claim_at = self._at[0]
+    def _row(self, cells: list[str], line: int) -> ClaimRecord | Rejection | UploadWarning | None:
+        """The row's claim, or what is wrong with it; None for a row of empty cells (`,,,,`,
+        as spreadsheets save an empty row), which is nothing, as an empty line is."""
+        claim_at, payer_at = self._at[0], self._at[1]
+        if not (
+            claim_at < len(cells)
+            and payer_at < len(cells)
+            and cells[claim_at].strip()
+            and cells[payer_at].strip()
+        ):
+            filled = [cell for cell in cells if cell.strip()]
+            if not filled:
+                return None
+            if len(filled) == 1 and claim_at != payer_at:
+                # A report's heading ("Payer: Aetna") or footer ("End of Report") among its
+                # rows: one cell is never a claim (a claim names its payer too, in another
+                # column unless a column map made them one).
+                return UploadWarning(
+                    "NOTE_LINE",
+                    f"line {line} holds only {filled[0].strip()[:80]!r}: a report's heading "
+                    "or note, not a claim: skipped",
+                    line,
+                )
         if 0 <= claim_at < len(cells) and _TOTALS.fullmatch(cells[claim_at].strip()):
             # A report's totals, not a claim: no row of the file's claims (nor a rejection,
             # which would fail an all-or-nothing upload).

@@ -123,31 +123,55 @@ def test_a_reports_title_lines_above_its_header_are_skipped_with_a_warning() -> 
     )
 
 
+def _report_read(
+    lines: list[str], by_columns: bool, count: int
+) -> tuple[CsvParser, list[UploadWarning]]:
+    """`lines` under the header read: claims C0 to C{count - 1} and no rejection; the
+    parser and its warnings."""
+    parser = CsvParser(by_columns=by_columns)
+    items = parser.feed("\n".join([HEADER, *lines]) + "\n") + parser.close()
+    assert [c.claim_id for c in claims(items)] == [f"C{i}" for i in range(count)]
+    assert rejections(items) == []
+    return parser, [item for item in items if isinstance(item, UploadWarning)]
+
+
 @pytest.mark.parametrize("by_columns", [True, False])
 def test_a_reports_totals_rows_are_skipped_not_counted_as_claims(by_columns: bool) -> None:
     """Totals and subtotals are the report's, not claims: skipped with a warning, neither a
     claim (a subtotal can look like one) nor a rejection (which fails an all-or-nothing
     upload)."""
     rows = [f"C{i},Aetna,2026-03-14,10,5" for i in range(50)]
-    text = "\n".join(
-        [
-            HEADER,
-            *rows[:25],
-            "Subtotal:,Aetna,2026-03-14,250,125",
-            *rows[25:],
-            "Grand Total,,,500,250",
-        ]
-    )
-    parser = CsvParser(by_columns=by_columns)
-    items = parser.feed(text + "\n") + parser.close()
-    assert [c.claim_id for c in claims(items)] == [f"C{i}" for i in range(50)]
-    assert rejections(items) == []
-    warnings = [item for item in items if isinstance(item, UploadWarning)]
+    lines = [*rows[:25], "Subtotal:,Aetna,2026-03-14,250,125", *rows[25:], "Grand Total,,,500,250"]
+    parser, warnings = _report_read(lines, by_columns, 50)
     assert [(w.code, w.line_number) for w in warnings] == [("TOTALS_ROW", 27), ("TOTALS_ROW", 53)]
     assert warnings[1].message == (
         "line 53 is a totals row ('Grand Total' as the claim id), not a claim: skipped"
     )
     assert parser.rows_read == 50
+
+
+@pytest.mark.parametrize("by_columns", [True, False])
+def test_a_reports_headings_footers_and_empty_rows_are_not_claims_or_rejections(
+    by_columns: bool,
+) -> None:
+    """A line of one cell among a report's rows is its heading or footer, skipped with a
+    warning naming it; a row of empty cells (as spreadsheets save one) is nothing, as an
+    empty line is. Neither fails an all-or-nothing upload."""
+    rows = [f"C{i},Aetna,2026-03-14,10,5" for i in range(30)]
+    lines = ["Payer: Aetna,,,,", *rows[:15], ",,,,", "  ,, ,,", *rows[15:], "End of Report"]
+    lines.append('"Printed 12/03/2026 by jdoe, page 1 of 1",,,,')
+    parser, warnings = _report_read(lines, by_columns, 30)
+    assert [(w.code, w.line_number) for w in warnings] == [
+        ("NOTE_LINE", 2), ("NOTE_LINE", 35), ("NOTE_LINE", 36),
+    ]  # fmt: skip
+    assert warnings[1].message == (
+        "line 35 holds only 'End of Report': a report's heading or note, not a claim: skipped"
+    )
+    assert parser.rows_read == 30
+    # A row with a second cell is a claim's row, and wrong if it is not one.
+    parser = CsvParser(by_columns=by_columns)
+    items = parser.feed(f"{HEADER}\nC1,,2026-03-14,,\n") + parser.close()
+    assert [(r.line_number, r.column) for r in rejections(items)] == [(2, "payer")]
 
 
 def test_a_file_whose_first_lines_are_no_header_says_what_the_first_one_lacks() -> None:
