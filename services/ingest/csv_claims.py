@@ -1372,6 +1372,8 @@ def _zero_if_none(values: list[Any]) -> list[Any]:
     return [value or 0 for value in values] if None in values else values
 
 
+# Read once per spelling: a file repeats a few statuses a million times.
+@functools.lru_cache(maxsize=1024)
 def _status(raw: str) -> ClaimStatus | None:
     """A status cell as `_claim` reads it: None when empty or when it says only that the
     claim was decided; ValueError when unknown."""
