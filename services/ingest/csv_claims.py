@@ -127,6 +127,8 @@ _PROCEDURE = re.compile(r"^[A-Z0-9]{4,5}$")
 _DIGITS = re.compile(r"[0-9]+")
 _YEAR = re.compile(r"[0-9]{4}")
 _MONTH_OR_DAY = re.compile(r"[0-9]{1,2}")
+# A date with slashes whose first number is a day, not a month: `14/03/2026`.
+_DAY_FIRST = re.compile(r"\s*(?:1[3-9]|2[0-9]|3[01])/(?:0?[1-9]|1[0-2])/[0-9]{2,4}\b")
 _MONTHS = {
     name: number
     for number, month in enumerate(
@@ -206,9 +208,15 @@ def parse_date(column: str, raw: str) -> dt.date | None:
     try:
         return _date(raw)
     except ValueError:
-        raise RowError(
-            column, raw, f"{raw!r} is not a date (use 2026-03-14 or 03/14/2026)", "BAD_DATE"
-        ) from None
+        reason = f"{raw!r} is not a date (use 2026-03-14 or 03/14/2026)"
+        if _DAY_FIRST.match(raw):
+            # A day-first export: its dates with a day up to 12 were read, month first.
+            reason = (
+                f"{raw!r} can only be day first, and dates with slashes are read month first "
+                "(US): if the file writes its dates day first, its other dates were misread "
+                "too; export them as 2026-03-14"
+            )
+        raise RowError(column, raw, reason, "BAD_DATE") from None
 
 
 # Files repeat the same few hundred dates a million times: each spelling is read once.

@@ -355,7 +355,6 @@ def test_dates_as_exports_write_them_with_or_without_a_time(raw: str, expected: 
 @pytest.mark.parametrize(
     "raw",
     [
-        "14/03/2026",  # day first: there is no month 14
         "2026-02-30",
         "2026-13-01",
         "26-03-14",
@@ -385,6 +384,17 @@ def test_a_bad_date_rejects_the_row_naming_line_column_and_value(raw: str) -> No
         )
     ]
     assert [c.claim_id for c in claims(items)] == ["C1", "C3"]
+
+
+def test_a_day_first_date_is_refused_saying_the_files_other_dates_were_read_month_first() -> None:
+    text = f"{HEADER}\nC1,Aetna,03/04/2026,1,1\nC2,Aetna,14/03/2026,1,1\n"
+    [rejection] = rejections(parse(text))
+    assert (rejection.line_number, rejection.raw_value) == (3, "14/03/2026")
+    assert rejection.reason == (
+        "'14/03/2026' can only be day first, and dates with slashes are read month first (US): "
+        "if the file writes its dates day first, its other dates were misread too; export "
+        "them as 2026-03-14"
+    )
 
 
 def test_a_bad_service_date_names_its_own_column() -> None:
