@@ -869,7 +869,15 @@ class CsvParser:
         try:
             return self._claim(cells, line)
         except RowError as error:
-            return Rejection(line, error.reason, error.code, error.column, error.raw_value[:200])
+            failed = error
+        if any(map(_EXCEL_TEXT.fullmatch, cells)):
+            # `="0012345"`: the text Excel keeps as written (leading zeros and all), which
+            # some exports write their ids and codes as; read as its text.
+            try:
+                return self._claim([_excel_text(cell) for cell in cells], line)
+            except RowError as error:
+                failed = error
+        return Rejection(line, failed.reason, failed.code, failed.column, failed.raw_value[:200])
 
     def _use_dialect(self, dialect: type[csv.Dialect]) -> None:
         self._dialect = dialect
@@ -1242,6 +1250,15 @@ _PLAIN_AMOUNTS = re.compile(r"(?:[0-9]{1,12}\.[0-9]{2})?(?:\n(?:[0-9]{1,12}\.[0-
 # A cell of a text column that `_text` refuses or changes beyond stripping: a formula's start
 # (or a minus) after stripping, at the start of a line of the stripped cells joined.
 _TEXT_STARTS = ("\n=", "\n+", "\n@", "\n-")
+# A cell of Excel's text formula: a quoted text and nothing else (`="0012345"`).
+_EXCEL_TEXT = re.compile(r'\s*="([^"]*)"\s*')
+
+
+def _excel_text(cell: str) -> str:
+    found = _EXCEL_TEXT.fullmatch(cell)
+    return found.group(1) if found else cell
+
+
 # A cell `_Columns` could not read: its row is read on its own.
 _UNREAD = object()
 

@@ -608,6 +608,31 @@ def test_a_cell_a_spreadsheet_would_run_as_a_formula_is_rejected(cell: str, colu
     assert (rejection.line_number, rejection.code, rejection.column) == (2, "FORMULA", column)
 
 
+@pytest.mark.parametrize("by_columns", [True, False])
+def test_excels_text_formula_is_read_as_its_text_and_any_other_formula_refused(
+    by_columns: bool,
+) -> None:
+    """`="0012345"` is how some exports keep an id's leading zeros in Excel: its text is the
+    value. A formula that does anything else is still refused."""
+    text = (
+        "claim_id,payer,decision_date,procedure_code,billed_amount\n"
+        '="0012345",Aetna,2026-03-14,="99213",10\n'
+        '"=""0012346""",Aetna,2026-03-14,99213,10\n'
+        '"=""A1""&""B2""",Aetna,2026-03-14,99213,10\n'
+        '=HYPERLINK("x"),Aetna,2026-03-14,99213,10\n'
+    )
+    parser = CsvParser(by_columns=by_columns)
+    items = parser.feed(text) + parser.close()
+    assert [(c.claim_id, c.procedure_codes) for c in claims(items)] == [
+        ("0012345", ("99213",)),
+        ("0012346", ("99213",)),
+    ]
+    assert [(r.line_number, r.code, r.raw_value) for r in rejections(items)] == [
+        (4, "FORMULA", '="A1"&"B2"'),
+        (5, "FORMULA", '=HYPERLINK("x")'),
+    ]
+
+
 def test_negative_numbers_are_not_formulas() -> None:
     claim = claim_of("-42,Aetna,2026-03-14,-12.00,(3.50)")
     assert (claim.claim_id, claim.billed_cents, claim.paid_cents) == ("-42", -1200, -350)
