@@ -122,7 +122,8 @@ _CARC = re.compile(r"^(CO|PR|OA|PI|CR)[-\s:]?([A-Z]?\d{1,3})$")
 # Numbered adjustment columns (after `_normalise`): `adj 0 group`, `adjustment 1 amount`.
 _NUMBERED_ADJUSTMENT = re.compile(r"adj(?:ustment)? ?([0-9]{1,3}) (group|code|reason|amount|amt)")
 _ADJUSTMENT_PARTS = {"group": 0, "code": 1, "reason": 1, "amount": 2, "amt": 2}
-_PROCEDURE = re.compile(r"^[A-Z0-9]{4,5}$")
+# CPT (99213, 0001U, 0503F), HCPCS and CDT (J1100, D0120), revenue codes (0450).
+_PROCEDURE = re.compile(r"^(?:[0-9]{4,5}|[0-9]{4}[A-Z]|[A-Z][0-9]{4})$")
 # ASCII digits only: str.isdigit() and int() also take "²", "١", "+3" and "0_3".
 _DIGITS = re.compile(r"[0-9]+")
 _YEAR = re.compile(r"[0-9]{4}")
@@ -1411,6 +1412,23 @@ def _status(raw: str) -> ClaimStatus | None:
     return status
 
 
+# Between a claim's codes in one cell (`99213; 36415`), or a code and its modifier (`99213 25`).
+_CODE_SEPARATORS = re.compile(r"[;,|\s]+")
+_MODIFIER = re.compile(r"[A-Z0-9]{2}")
+
+
+@functools.lru_cache(maxsize=8192)
 def _procedure_codes(raw: str) -> tuple[str, ...]:
-    code = _procedure_code(raw)
-    return (code,) if code else ()
+    """A cell's CPT/HCPCS codes: one, with or without its modifiers (`99213`, `99213-25`,
+    `99213:25`, `99213 25`), or a claim's several (`99213; 36415`, `99213, 36415`,
+    `99213|36415`); ValueError naming the cell when one is not a code."""
+    text = raw.strip().upper()
+    codes: list[str] = []
+    for token in _CODE_SEPARATORS.split(text):
+        if not token or (codes and _MODIFIER.fullmatch(token)):
+            continue
+        try:
+            codes.append(_procedure_code(token))
+        except ValueError:
+            raise ValueError(text) from None
+    return tuple(dict.fromkeys(codes))

@@ -583,11 +583,31 @@ def test_a_carc_code_without_its_group_is_rejected() -> None:
     assert "'97'" in rejection.reason
 
 
-def test_a_procedure_code_that_is_not_cpt_or_hcpcs_is_rejected() -> None:
-    header = "claim_id,payer,decision_date,cpt"
-    assert claim_of("C1,Aetna,2026-03-14,j1100:JW", header).procedure_codes == ("J1100",)
-    rejection = rejection_of("C1,Aetna,2026-03-14,OFFICE VISIT", header)
+@pytest.mark.parametrize(
+    ("cell", "codes"),
+    [
+        ("j1100:JW", ("J1100",)),
+        ("99213-25-59", ("99213",)),
+        ("99213 25", ("99213",)),
+        ('"99213; 36415"', ("99213", "36415")),
+        ('"99213, 36415-QW, 99213"', ("99213", "36415")),
+        ("99213|G0008", ("99213", "G0008")),
+    ],
+)
+def test_a_cell_holds_a_code_with_its_modifiers_or_a_claims_several_codes(
+    cell: str, codes: tuple[str, ...]
+) -> None:
+    assert (
+        claim_of(f"C1,Aetna,2026-03-14,{cell}", "claim_id,payer,decision_date,cpt").procedure_codes
+        == codes
+    )
+
+
+@pytest.mark.parametrize("cell", ["OFFICE VISIT", '"99213; visit"', "12"])
+def test_a_procedure_code_that_is_not_cpt_or_hcpcs_is_rejected(cell: str) -> None:
+    rejection = rejection_of(f"C1,Aetna,2026-03-14,{cell}", "claim_id,payer,decision_date,cpt")
     assert (rejection.code, rejection.column) == ("BAD_PROCEDURE_CODE", "procedure_code")
+    assert rejection.raw_value == cell.strip('"').upper()
 
 
 # --- Spreadsheet formulas ------------------------------------------------------------------
