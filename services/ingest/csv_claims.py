@@ -128,6 +128,10 @@ _PROCEDURE = re.compile(r"^(?:[0-9]{4,5}|[0-9]{4}[A-Z]|[A-Z][0-9]{4})$")
 _DIGITS = re.compile(r"[0-9]+")
 _YEAR = re.compile(r"[0-9]{4}")
 _MONTH_OR_DAY = re.compile(r"[0-9]{1,2}")
+# What exports write in a cell that has no value: read as an empty cell.
+_NO_VALUE = frozenset({"N/A", "NA", "NULL", "NONE", "-", "--", "—"})
+_NO_DATES = frozenset({"00/00/0000", "0/0/0000", "00/00/00", "0000-00-00", "00000000"})
+_ACCOUNTING_ZEROS = frozenset({"-", "--", "—"})
 # A date with slashes whose first number is a day, not a month: `14/03/2026`.
 _DAY_FIRST = re.compile(r"\s*(?:1[3-9]|2[0-9]|3[01])/(?:0?[1-9]|1[0-2])/[0-9]{2,4}\b")
 _MONTHS = {
@@ -224,7 +228,7 @@ def parse_date(column: str, raw: str) -> dt.date | None:
 @functools.lru_cache(maxsize=8192)
 def _date(raw: str) -> dt.date | None:
     text = raw.strip()
-    if not text:
+    if not text or text.upper() in _NO_VALUE or text in _NO_DATES:
         return None
     if named := _NAMED_MONTH_DATE.fullmatch(text):
         day, month_name, year = named.group("day", "month", "year")
@@ -280,7 +284,10 @@ def parse_cents(column: str, raw: str, *, decimal_comma: bool = False) -> int | 
     ):
         return int(whole + fraction)
     text = raw.strip().replace("$", "").replace(" ", "")
-    if not text:
+    if text in _ACCOUNTING_ZEROS:
+        # Excel's accounting format shows a zero as a dash (`$ -`), and saves it so.
+        return 0
+    if not text or text.upper() in _NO_VALUE:
         return None
     negative = False
     if text.startswith("(") and text.endswith(")"):

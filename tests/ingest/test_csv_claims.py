@@ -429,6 +429,9 @@ def test_a_bad_service_date_names_its_own_column() -> None:
         ("12,50", 1250),
         ("(1.234,5)", -123450),
         ("1.234.567,89", 123456789),
+        # Excel's accounting format writes a zero as a dash.
+        ("$ -", 0),
+        ("-", 0),
     ],
 )
 def test_amounts_as_exports_write_them_become_exact_cents(raw: str, cents: int) -> None:
@@ -459,6 +462,18 @@ def test_an_empty_allowed_amount_is_unknown_not_zero() -> None:
     assert claim_of("C1,Aetna,2026-03-14,,0,", header).allowed_cents == 0
     empty = claim_of("C1,Aetna,2026-03-14,,,", header)
     assert (empty.billed_cents, empty.paid_cents) == (0, 0)
+    for no_value in ("N/A", "null", "None"):
+        assert claim_of(f"C1,Aetna,2026-03-14,1,{no_value},1", header).allowed_cents is None
+
+
+@pytest.mark.parametrize("no_date", ["N/A", "NULL", "-", "00/00/0000", "0000-00-00"])
+def test_a_date_cell_that_says_there_is_none_is_empty(no_date: str) -> None:
+    header = "claim_id,payer,service_date,decision_date"
+    claim = claim_of(f"C1,Aetna,{no_date},2026-03-14", header)
+    assert (claim.service_date, claim.decision_date) == (None, MARCH_14)
+    # A decided claim's decision date cannot be one of them.
+    rejection = rejection_of(f"C1,Aetna,2026-03-01,{no_date}", header)
+    assert (rejection.code, rejection.column) == ("MISSING_FIELD", "decision_date")
 
 
 @pytest.mark.parametrize(
