@@ -132,6 +132,9 @@ _MONTH_OR_DAY = re.compile(r"[0-9]{1,2}")
 _NO_VALUE = frozenset({"N/A", "NA", "NULL", "NONE", "-", "--", "—"})
 _NO_DATES = frozenset({"00/00/0000", "0/0/0000", "00/00/00", "0000-00-00", "00000000"})
 _ACCOUNTING_ZEROS = frozenset({"-", "--", "—"})
+# Excel's serial numbers of dates are days since 1899-12-30; read those of 1970 to 2099.
+_EXCEL_EPOCH = dt.date(1899, 12, 30)
+_EXCEL_SERIALS = (25569, 73050)
 # A date with slashes whose first number is a day, not a month: `14/03/2026`.
 _DAY_FIRST = re.compile(r"\s*(?:1[3-9]|2[0-9]|3[01])/(?:0?[1-9]|1[0-2])/[0-9]{2,4}\b")
 _MONTHS = {
@@ -207,7 +210,8 @@ class RowError(ValueError):
 def parse_date(column: str, raw: str) -> dt.date | None:
     """ISO `2026-03-14`, US `03/14/2026` or `3/14/26`, compact `20260314`, year first with
     slashes `2026/03/14`, European with dots `14.03.2026`, and with the month's name:
-    `14-Mar-2026`, `14-MAR-26`, `14 March 2026`, `Mar 14, 2026`; a time part after the date is
+    `14-Mar-2026`, `14-MAR-26`, `14 March 2026`, `Mar 14, 2026`, and Excel's serial number of a
+    date (`46095`, as a date cell formatted as a number saves); a time part after the date is
     ignored. Empty means no date. (`14/03/2026` is not read: day first with slashes cannot be
     told from US dates.)"""
     try:
@@ -230,6 +234,13 @@ def _date(raw: str) -> dt.date | None:
     text = raw.strip()
     if not text or text.upper() in _NO_VALUE or text in _NO_DATES:
         return None
+    if (
+        len(text) == 5
+        and _DIGITS.fullmatch(text)
+        and _EXCEL_SERIALS[0] <= int(text) <= _EXCEL_SERIALS[1]
+    ):
+        # A date cell Excel saved as its serial number (the cell formatted as a number).
+        return _EXCEL_EPOCH + dt.timedelta(days=int(text))
     if named := _NAMED_MONTH_DATE.fullmatch(text):
         day, month_name, year = named.group("day", "month", "year")
         month = str(_MONTHS.get(month_name.lower(), 0))

@@ -346,6 +346,7 @@ def test_semicolon_separated_exports_are_read() -> None:
         ("Mar 14, 2026", MARCH_14),
         ("March 14 2026", MARCH_14),
         ("Sept. 4, 2026", dt.date(2026, 9, 4)),
+        ("46095", MARCH_14),  # Excel's serial number of the date
     ],
 )
 def test_dates_as_exports_write_them_with_or_without_a_time(raw: str, expected: dt.date) -> None:
@@ -369,6 +370,8 @@ def test_dates_as_exports_write_them_with_or_without_a_time(raw: str, expected: 
         "14-Foo-2026",
         "31-Feb-2026",
         "Mar 14",
+        "12345",  # a serial number, but of 1933
+        "99999",
     ],
 )
 def test_a_bad_date_rejects_the_row_naming_line_column_and_value(raw: str) -> None:
