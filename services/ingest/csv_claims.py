@@ -128,6 +128,9 @@ _PROCEDURE = re.compile(r"^(?:[0-9]{4,5}|[0-9]{4}[A-Z]|[A-Z][0-9]{4})$")
 _DIGITS = re.compile(r"[0-9]+")
 _YEAR = re.compile(r"[0-9]{4}")
 _MONTH_OR_DAY = re.compile(r"[0-9]{1,2}")
+# An amount's currency named by its code (`USD 12.00`, `12.00 USD`; spaces taken out).
+_CURRENCY_CODE = re.compile(r"USD([^A-Z].*)|(.*[^A-Z])USD", re.IGNORECASE)
+_CREDIT = re.compile(r"(?:-|CR)$", re.IGNORECASE)
 # What exports write in a cell that has no value: read as an empty cell.
 _NO_VALUE = frozenset({"N/A", "NA", "NULL", "NONE", "-", "--", "—"})
 _NO_DATES = frozenset({"00/00/0000", "0/0/0000", "00/00/00", "0000-00-00", "00000000"})
@@ -277,7 +280,8 @@ def _checked_date(raw: str, year: str, month: str, day: str) -> dt.date:
 
 
 def parse_cents(column: str, raw: str, *, decimal_comma: bool = False) -> int | None:
-    """`1234.56`, `$1,234.56`, `-12.5`, `(12.00)` (negative) → cents; empty → None.
+    """`1234.56`, `$1,234.56`, `USD 12.00`, `-12.5`, `(12.00)`, `12.00-`, `12.00 CR` (the last
+    four negative) → cents; empty → None; `$ -` (accounting zero) → 0.
 
     European spellings too: `1.234,56`, `12,50`. Where both `.` and `,` occur the last is the
     decimal mark; a lone `,` or `.` before one or two digits is one, before three digits a
@@ -301,10 +305,15 @@ def parse_cents(column: str, raw: str, *, decimal_comma: bool = False) -> int | 
     if not text or text.upper() in _NO_VALUE:
         return None
     negative = False
+    if (text[0] in "Uu" or text[-1] in "Dd") and (currency := _CURRENCY_CODE.fullmatch(text)):
+        text = currency.group(1) or currency.group(2)
     if text.startswith("(") and text.endswith(")"):
         negative, text = True, text[1:-1]
     if text.startswith("-"):
         negative, text = not negative, text[1:]
+    elif text.endswith(("-", "R", "r")) and (credit := _CREDIT.search(text)):
+        # A credit as accounting exports write it: `12.00-`, `12.00 CR`.
+        negative, text = not negative, text[: credit.start()]
     number = _plain_number(text, decimal_comma)
     if number is None:
         raise RowError(column, raw, f"{raw!r} is not an amount (e.g. 1234.56)", "BAD_AMOUNT")

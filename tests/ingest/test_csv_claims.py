@@ -435,6 +435,11 @@ def test_a_bad_service_date_names_its_own_column() -> None:
         # Excel's accounting format writes a zero as a dash.
         ("$ -", 0),
         ("-", 0),
+        # Credits as accounting exports write them; a currency's code.
+        ("12.00-", -1200),
+        ("$1,234.56 CR", -123456),
+        ("USD 1,234.56", 123456),
+        ("12.50 usd", 1250),
     ],
 )
 def test_amounts_as_exports_write_them_become_exact_cents(raw: str, cents: int) -> None:
@@ -482,7 +487,8 @@ def test_a_date_cell_that_says_there_is_none_is_empty(no_date: str) -> None:
 @pytest.mark.parametrize(
     "raw",
     [
-        *("12.345", "1.2.3", "abc", "1e5", "--5", "()", ".", "12-", "²", "١٢", "1_000", "+5"),
+        *("12.345", "1.2.3", "abc", "1e5", "--5", "()", ".", "1-2", "²", "١٢", "1_000", "+5"),
+        *("CR", "USD", "12.00 DR", "(12.00)-"),
         # Thousands groups of other than three digits; a thousands separator and three
         # decimals look alike.
         *("1,23,456", "12,3456.00", "1.234", "0,125.00", "1,234.56.7"),
