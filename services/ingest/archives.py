@@ -38,13 +38,14 @@ _OTHER_OFFICE = {
 
 
 class ClaimsReader(Protocol):
-    """What unpacking asks of the upload's parser: the largest file it reads, whether a row of
-    a sheet is a header it reads, and a place for warnings about the file."""
+    """What unpacking asks of the upload's parser: the largest file it reads, why a row of a
+    sheet is not a header it reads (None when it is one), and a place for warnings about the
+    file."""
 
     @property
     def max_bytes(self) -> int: ...
 
-    def reads_header(self, cells: list[str]) -> bool: ...
+    def header_problem(self, cells: list[str], line: int) -> str | None: ...
 
     def note(self, warning: UploadWarning) -> None: ...
 
@@ -169,18 +170,27 @@ def _workbook_lines(spool: IO[bytes], unpacked_size: int, reader: ClaimsReader) 
 
 def _claims_sheet(book: Workbook, reader: ClaimsReader) -> ReadOnlyWorksheet:
     """The sheet the claims are on: the one the workbook opens on when a claims header is
-    within its first rows, else the first other visible sheet (in tab order) where one is;
-    the one it opens on when none is (its header's error then says what is missing). Other
-    sheets that hold claims are named in a warning: one sheet is read, and none is lost
-    unsaid."""
+    within its first rows, else the first other visible sheet (in tab order) where one is.
+    Other sheets that hold claims are named in a warning: one sheet is read, and none is
+    lost unsaid. A workbook of one sheet without a header is read all the same (the parser
+    says what its header lacks, as for a CSV); of several, refused naming each sheet's
+    problem."""
     sheets = book.worksheets
     if not sheets:
         raise FileError("the Excel workbook has no sheet of cells", code="NOT_CLAIMS_FILE")
     opened = book.active if book.active in sheets else sheets[0]
     others = [s for s in sheets if s is not opened and s.sheet_state == "visible"]
-    with_claims = [s for s in (opened, *others) if _holds_header(s, reader)]
+    problems = {sheet: _header_problem(sheet, reader) for sheet in (opened, *others)}
+    with_claims = [sheet for sheet, problem in problems.items() if problem is None]
     if not with_claims:
-        return opened
+        if not others:
+            return opened
+        raise FileError(
+            f"no sheet of the workbook has a claims header within its first "
+            f"{MAX_LINES_ABOVE_HEADER + 1} rows: "
+            + "; ".join(f"sheet {sheet.title!r}: {problem}" for sheet, problem in problems.items()),
+            code="MISSING_COLUMN",
+        )
     read, *unread = with_claims
     if read is not opened:
         reader.note(
@@ -202,9 +212,18 @@ def _claims_sheet(book: Workbook, reader: ClaimsReader) -> ReadOnlyWorksheet:
     return read
 
 
-def _holds_header(sheet: ReadOnlyWorksheet, reader: ClaimsReader) -> bool:
+def _header_problem(sheet: ReadOnlyWorksheet, reader: ClaimsReader) -> str | None:
+    """None when a claims header is within the sheet's first rows; else why its first row
+    with a value is not one."""
+    first: str | None = None
     rows = sheet.iter_rows(max_row=MAX_LINES_ABOVE_HEADER + 1, values_only=True)
-    return any((cells := _row_cells(row)) and reader.reads_header(cells) for row in rows)
+    for line, row in enumerate(rows, start=1):
+        if cells := _row_cells(row):
+            problem = reader.header_problem(cells, line)
+            if problem is None:
+                return None
+            first = first or problem
+    return first or "it is empty"
 
 
 def _row_cells(row: tuple[Any, ...]) -> list[str]:

@@ -1149,15 +1149,20 @@ _TOTALS = re.compile(r"(?:grand |sub-?)?totals?:?", re.IGNORECASE)
 MAX_LINES_ABOVE_HEADER = 20
 
 
-def is_claims_header(cells: list[str], column_map: Mapping[str, str] | None = None) -> bool:
-    """Whether `cells` are a header the parser reads (with `column_map`, if the upload has
-    one): every required column is there under a name it knows."""
+def header_problem(
+    cells: list[str], line: int, column_map: Mapping[str, str] | None = None
+) -> FileError | None:
+    """Why `cells`, on `line`, are not a header the parser reads (with `column_map`, if the
+    upload has one); None when they are one: every required column is there under a name it
+    knows."""
     try:
-        for _ in CsvParser(column_map)._header(cells, 1):
+        for _ in CsvParser(column_map)._header(cells, line):
             pass
-    except (_NotAHeaderError, FileError):
-        return False
-    return True
+    except _NotAHeaderError as not_header:
+        return not_header.error
+    except FileError as error:
+        return error
+    return None
 
 
 class _NotAHeaderError(Exception):

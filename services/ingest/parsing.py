@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from services.ingest.csv_claims import CsvParser, is_claims_header
+from services.ingest.csv_claims import CsvParser, header_problem
 from services.ingest.decoding import StreamDecoder, detect_format
 from services.ingest.denials import classify, classify_columns
 from services.ingest.records import (
@@ -90,9 +90,13 @@ class UploadParser:
     def rows_read(self) -> int:
         return self._parser.rows_read if self._parser is not None else 0
 
-    def reads_header(self, cells: list[str]) -> bool:
-        """Whether a row of a workbook's sheet is a claims header this upload reads."""
-        return self._declared != "X12_835" and is_claims_header(cells, self._column_map)
+    def header_problem(self, cells: list[str], line: int) -> str | None:
+        """Why a row of a workbook's sheet is not a claims header this upload reads; None
+        when it is one."""
+        if self._declared == "X12_835":
+            return "an 835 is never a workbook"
+        problem = header_problem(cells, line, self._column_map)
+        return None if problem is None else str(problem)
 
     def note(self, warning: UploadWarning) -> None:
         """A warning about the file found before its text was read (a workbook's sheets)."""

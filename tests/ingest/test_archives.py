@@ -226,6 +226,16 @@ def test_a_claims_sheet_is_found_by_the_uploads_column_map() -> None:
     claims, warnings = _uploaded(book, column_map={"claim_id": "Remit Key", "payer": "Plan"})
     assert [claim.claim_id for claim in claims] == ["R1"]
     assert [w.code for w in warnings] == ["SHEET_CHOSEN"]
-    # Without it, no sheet holds a header: the one it opens on is read, and refused for that.
-    with pytest.raises(FileError, match="missing required column claim_id"):
+    # Without it, no sheet holds a header: refused, saying what each sheet's first row lacks.
+    with pytest.raises(FileError) as refused:
         _uploaded(book)
+    assert refused.value.code == "MISSING_COLUMN"
+    message = str(refused.value)
+    assert message.startswith(
+        "no sheet of the workbook has a claims header within its first 21 rows: sheet "
+        "'Summary': line 1: missing required column claim_id (or "
+    )
+    assert "; sheet 'Remits': line 1: missing required column claim_id (or " in message
+    # A workbook of one sheet without a header fails as a CSV would, on its first line.
+    with pytest.raises(FileError, match=r"^line 1: missing required column claim_id"):
+        _uploaded(_book(("Remits", renamed)))
