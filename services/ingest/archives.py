@@ -32,9 +32,12 @@ PIECE_BYTES = 1 << 20
 _CLUTTER = ("__MACOSX/", ".DS_Store", "Thumbs.db", "desktop.ini")
 _WORKBOOK = "xl/workbook.xml"
 _OTHER_OFFICE = {
-    "word/document.xml": "a Word document",
-    "ppt/presentation.xml": "a PowerPoint presentation",
+    "word/document.xml": "a Word document; upload the claims export (CSV) or 835 file",
+    "ppt/presentation.xml": "a PowerPoint presentation; upload the claims export (CSV) or 835 file",
+    "Index/Document.iwa": "an Apple Numbers document; export it as CSV and upload that",
 }
+# An OpenDocument file's first member, `mimetype`, names its kind after this.
+_OPEN_DOCUMENT = b"application/vnd.oasis.opendocument."
 
 
 class ClaimsReader(Protocol):
@@ -84,10 +87,16 @@ def _opened(spool: IO[bytes], reader: ClaimsReader) -> Iterator[bytes]:
         return _workbook_lines(spool, unpacked_size, reader)
     for part, what in _OTHER_OFFICE.items():
         if part in names:
-            raise FileError(
-                f"the file is {what}; upload the claims export (CSV) or 835 file",
-                code="NOT_CLAIMS_FILE",
-            )
+            raise FileError(f"the file is {what}", code="NOT_CLAIMS_FILE")
+    if "mimetype" in names and archive.read("mimetype").startswith(_OPEN_DOCUMENT):
+        spreadsheet = archive.read("mimetype") == _OPEN_DOCUMENT + b"spreadsheet"
+        raise FileError(
+            "the file is an OpenDocument spreadsheet (.ods); save it as CSV or Excel (.xlsx) "
+            "and upload that"
+            if spreadsheet
+            else "the file is an OpenDocument file; upload the claims export (CSV) or 835 file",
+            code="NOT_CLAIMS_FILE",
+        )
     files = [
         member
         for member in archive.infolist()

@@ -15,8 +15,8 @@ from services.ingest.archives import PIECE_BYTES, ClaimsReader, unpacked
 from services.ingest.records import FileError
 
 GZIP_MAGIC = b"\x1f\x8b"
-# Bytes enough to tell every format below apart.
-_SNIFF_BYTES = 10
+# Bytes enough to tell every format below apart (a web page's start after some blank lines).
+_SNIFF_BYTES = 64
 # Files packed in one another are read a few levels deep: a .csv.gz sent with
 # Content-Encoding: gzip, a zipped .csv.gz, a gzip-compressed archive.
 _MAX_NESTING = 3
@@ -36,6 +36,25 @@ _REFUSED = (
         re.compile(rb"\x28\xb5\x2f\xfd"),
         "compressed with zstd; upload it uncompressed or compressed with gzip",
     ),
+    (
+        re.compile(rb"\x89PNG\r\n|\xff\xd8\xff|GIF8[79]a"),
+        "an image; upload the claims export (CSV) or 835 file",
+    ),
+    (
+        # What some systems' "Export to Excel" writes (an HTML table in a .xls file).
+        re.compile(rb"(?:\xef\xbb\xbf)?\s*(?:<!doctype html|<html|<table)", re.IGNORECASE),
+        "a web page (HTML); open it in Excel and save it as CSV, and upload that",
+    ),
+    (
+        re.compile(rb"(?:\xef\xbb\xbf)?\s*<\?xml", re.IGNORECASE),
+        "an XML document; upload the claims export (CSV) or 835 file (an Excel XML "
+        "workbook: save it as CSV)",
+    ),
+    (
+        re.compile(rb"(?:\xef\xbb\xbf)?\s*[\[{]\s*[\[{\"]"),
+        "JSON; upload the claims export (CSV) or 835 file",
+    ),
+    (re.compile(rb"\{\\rtf"), "a Rich Text document; upload the claims export (CSV) or 835 file"),
 )
 
 

@@ -101,6 +101,17 @@ def test_damaged_encrypted_and_office_archives_are_named() -> None:
     assert str(_error(document)) == (
         "the file is a Word document; upload the claims export (CSV) or 835 file"
     )
+    spreadsheet = _zip(
+        ("mimetype", b"application/vnd.oasis.opendocument.spreadsheet"), ("content.xml", b"<x/>")
+    )
+    assert str(_error(spreadsheet)) == (
+        "the file is an OpenDocument spreadsheet (.ods); save it as CSV or Excel (.xlsx) and "
+        "upload that"
+    )
+    numbers = _zip(("Index/Document.iwa", b"\x00"), ("Metadata/Properties.plist", b"x"))
+    assert str(_error(numbers)) == (
+        "the file is an Apple Numbers document; export it as CSV and upload that"
+    )
     fake_workbook = _zip(("[Content_Types].xml", b"<Types/>"), ("xl/workbook.xml", b"<w/>"))
     error = _error(fake_workbook)
     assert error.code == "BAD_ARCHIVE"

@@ -109,8 +109,18 @@ def test_bytes_after_the_gzip_data_are_refused() -> None:
         (b"\xfd7zXZ\x00\x00\x04" + bytes(100), "compressed with xz"),
         (b"\x28\xb5\x2f\xfd" + bytes(100), "compressed with zstd"),
         (gzip.compress(b"%PDF-1.4\n", mtime=0), "a PDF document"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(100), "an image"),
+        (b"\xff\xd8\xff\xe0" + bytes(100), "an image"),
+        (b"\r\n\r\n<!DOCTYPE html>\n<html><body><table>", "a web page (HTML)"),
+        (b"\xef\xbb\xbf<TABLE border=1><TR><TD>Claim #</TD>", "a web page (HTML)"),
+        (b'<?xml version="1.0"?>\n<Workbook>', "an XML document"),
+        (b'[{"claim_id": "C1"}]', "JSON"),
+        (b"{\\rtf1\\ansi claims}", "a Rich Text document"),
     ],
-    ids=["xls", "pdf", "bzip2", "xz", "zstd", "gzip-pdf"],
+    ids=[
+        *("xls", "pdf", "bzip2", "xz", "zstd", "gzip-pdf", "png", "jpeg", "html", "html-xls"),
+        *("xml", "json", "rtf"),
+    ],
 )
 def test_files_that_are_never_claims_are_named(data: bytes, named: str) -> None:
     error = _error(data, (3,))
@@ -121,4 +131,7 @@ def test_files_that_are_never_claims_are_named(data: bytes, named: str) -> None:
 def test_text_that_begins_like_those_formats_is_read() -> None:
     text = b"PK_ID,payer\n1,Aetna\n"  # "PK" without a ZIP header's next bytes
     assert b"".join(_read(text, (1,))) == text
+    # A header whose first name is in braces or begins like markup is still a header.
+    for text in (b"{claim},payer\n1,Aetna\n", b"<claim id>,payer\n1,Aetna\n"):
+        assert b"".join(_read(text, (1,))) == text
     assert _read(b"") == []
