@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from runtime.streams import prepended
 from services.ingest.archives import PIECE_BYTES, ClaimsReader, unpacked
+from services.ingest.html_tables import table_lines
 from services.ingest.records import FileError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -21,6 +22,8 @@ _SNIFF_BYTES = 64
 # Content-Encoding: gzip, a zipped .csv.gz, a gzip-compressed archive.
 _MAX_NESTING = 3
 ZIP_MAGIC = b"PK\x03\x04"
+# A web page: what some systems' "Export to Excel" writes (an HTML table in a .xls file).
+_HTML = re.compile(rb"(?:\xef\xbb\xbf)?\s*(?:<!doctype html|<html|<table)", re.IGNORECASE)
 _REFUSED = (
     (
         re.compile(rb"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),
@@ -39,11 +42,6 @@ _REFUSED = (
     (
         re.compile(rb"\x89PNG\r\n|\xff\xd8\xff|GIF8[79]a"),
         "an image; upload the claims export (CSV) or 835 file",
-    ),
-    (
-        # What some systems' "Export to Excel" writes (an HTML table in a .xls file).
-        re.compile(rb"(?:\xef\xbb\xbf)?\s*(?:<!doctype html|<html|<table)", re.IGNORECASE),
-        "a web page (HTML); open it in Excel and save it as CSV, and upload that",
     ),
     (
         re.compile(rb"(?:\xef\xbb\xbf)?\s*<\?xml", re.IGNORECASE),
@@ -132,8 +130,8 @@ class Inflater:
 async def file_bytes(chunks: AsyncIterator[bytes], reader: ClaimsReader) -> AsyncIterator[bytes]:
     """The file's own bytes from an upload's chunks: as they come, decompressed when they are
     gzip, unpacked when they are a ZIP archive or an Excel workbook (of at most the reader's
-    `max_bytes`; a workbook's sheet chosen by what `reader` reads). Refuses a format that is
-    never claims, before anything is parsed."""
+    `max_bytes`; a workbook's sheet chosen by what `reader` reads), a web page's claims table
+    as CSV text. Refuses a format that is never claims, before anything is parsed."""
     head, stream = await _head(chunks)
     for _ in range(_MAX_NESTING):
         if head.startswith(GZIP_MAGIC):
@@ -146,6 +144,8 @@ async def file_bytes(chunks: AsyncIterator[bytes], reader: ClaimsReader) -> Asyn
     what = refused_format(head)
     if what is not None:
         raise FileError(f"the file is {what}", code="NOT_CLAIMS_FILE")
+    if _HTML.match(head):
+        stream = table_lines(stream, reader)
     async for chunk in stream:
         yield chunk
 

@@ -1364,6 +1364,17 @@ def test_an_excel_workbook_or_a_zipped_export_is_read_as_the_claims_it_holds(
         sent = _upload(client, customer, zipped.getvalue(), **{"upload.fileName": "april.zip"})
         assert sent.status_code == 200, sent.text
         assert sent.json()["rowsAccepted"] == "1"
+        # An "Export to Excel" that is a web page: its table of claims.
+        page = (
+            "<html><body><table><tr><th>Claim #</th><th>Payer</th><th>Remit Date</th></tr>"
+            "<tr><td>H1</td><td>Humana</td><td>05/02/2026</td></tr></table></body></html>"
+        )
+        sent = client.post(
+            f"/v1/customers/{customer}/uploads",
+            files={"file": ("may.xls", page.encode(), "application/vnd.ms-excel")},
+        )
+        assert sent.status_code == 200, sent.text
+        assert (sent.json()["state"], sent.json()["rowsAccepted"]) == ("SUCCEEDED", "1")
 
 
 def _form(boundary: str, *parts: tuple[str, str | None, bytes], close: bool = True) -> bytes:

@@ -155,7 +155,8 @@ class IngestServiceServicer:
         gzip-compressed (a `.csv.gz`: read decompressed as it arrives), a ZIP archive of one
         claims file (read as that file), or an Excel workbook (.xlsx: its claims sheet read as
         CSV, a row a line; the sheet it opens on unless only another holds a claims header,
-        other sheets with claims named in a warning). An old .xls workbook, a PDF or a file
+        other sheets with claims named in a warning), or a web page (an "Export to Excel" HTML
+        table: its table of claims read). An old .xls workbook, a PDF, an image or a file
         compressed otherwise is INVALID_ARGUMENT, saying what it is.
 
         REST: `POST /v1/customers/{customer}/uploads` with the raw file as the request body

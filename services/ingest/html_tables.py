@@ -1,0 +1,181 @@
+"""A web page sent as a claims export: what many systems' "Export to Excel" writes (an HTML
+table, often in a file named .xls). The table with a claims header within its first rows is
+read as CSV text, a row a line, so a rejection's line is the table's row; tables before it
+(a report's title block) are passed over, and later tables that hold claims are named in a
+warning. The page is read as it streams, at most one table's first rows held at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import csv
+import io
+import re
+from collections.abc import AsyncIterator, Iterator
+from html.parser import HTMLParser
+
+from services.ingest.archives import PIECE_BYTES, ClaimsReader
+from services.ingest.csv_claims import MAX_LINES_ABOVE_HEADER
+from services.ingest.records import FileError, UploadWarning
+
+_SPACES = re.compile(r"\s+")
+
+
+class _Rows(HTMLParser):
+    """The rows of a page's tables as they close: (table number, cells), a nested table's
+    rows its own."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.rows: list[tuple[int, list[str]]] = []
+        self._tables: list[int] = []  # the numbers of the tables open, innermost last
+        self._count = 0
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self._count += 1
+            self._tables.append(self._count)
+            self._row = self._cell = None
+        elif not self._tables:
+            return
+        elif tag == "tr":
+            self._end_row()
+            self._row = []
+        elif tag in ("td", "th"):
+            self._end_cell()
+            if self._row is None:
+                self._row = []
+            self._cell = []
+        elif tag == "br" and self._cell is not None:
+            self._cell.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table" and self._tables:
+            self._end_row()
+            self._tables.pop()
+        elif tag == "tr":
+            self._end_row()
+        elif tag in ("td", "th"):
+            self._end_cell()
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def _end_cell(self) -> None:
+        if self._cell is not None and self._row is not None:
+            self._row.append(_SPACES.sub(" ", "".join(self._cell)).strip())
+        self._cell = None
+
+    def _end_row(self) -> None:
+        self._end_cell()
+        if self._row is not None and self._tables:
+            self.rows.append((self._tables[-1], self._row))
+        self._row = None
+
+
+class TableReading:
+    """Feeds a page's bytes; gives the CSV text of its claims table's rows."""
+
+    def __init__(self, reader: ClaimsReader) -> None:
+        self._reader = reader
+        self._parser = _Rows()
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self._windows_1252 = False
+        self._chosen: int | None = None
+        self._first_rows: dict[int, list[list[str]]] = {}  # of tables not yet judged
+        self._judged: set[int] = set()
+        self._other_tables = 0
+        self._text = io.StringIO()
+        self._csv = csv.writer(self._text, lineterminator="\n")
+
+    def feed(self, data: bytes, *, final: bool = False) -> Iterator[bytes]:
+        self._parser.feed(self._decoded(data, final))
+        if final:
+            self._parser.close()
+        rows, self._parser.rows = self._parser.rows, []
+        for table, cells in rows:
+            self._take(table, cells)
+            if self._text.tell() >= PIECE_BYTES:
+                yield self._flushed()
+        if final:
+            if self._chosen is None:
+                raise FileError(
+                    "the file is a web page (HTML) with no table of claims: no table has a "
+                    f"claims header within its first {MAX_LINES_ABOVE_HEADER + 1} rows",
+                    code="MISSING_COLUMN",
+                )
+            if self._other_tables:
+                more = self._other_tables
+                self._reader.note(
+                    UploadWarning(
+                        "TABLES_NOT_READ",
+                        f"the page's first table of claims was read; {more} more "
+                        + ("table with claims was" if more == 1 else "tables with claims were")
+                        + " not: upload each as a file of its own",
+                    )
+                )
+        if final or self._text.tell() >= PIECE_BYTES:
+            yield self._flushed()
+
+    def _decoded(self, data: bytes, final: bool) -> str:
+        if not self._windows_1252:
+            try:
+                return self._decoder.decode(data, final)
+            except UnicodeDecodeError:
+                # Not UTF-8: a page saved in Windows-1252, read so from here on.
+                self._windows_1252 = True
+                pending = self._decoder.getstate()[0]
+                data = pending + data
+        return data.decode("cp1252", errors="replace")
+
+    def _take(self, table: int, cells: list[str]) -> None:
+        while cells and not cells[-1]:
+            cells.pop()
+        if table == self._chosen:
+            self._write(cells)
+            return
+        if table in self._judged:
+            return
+        # A table's first rows are held until one is a claims header or there are too many.
+        rows = self._first_rows.setdefault(table, [])
+        rows.append(cells)
+        holds = bool(cells) and self._reader.header_problem(cells, len(rows)) is None
+        if holds or len(rows) > MAX_LINES_ABOVE_HEADER:
+            self._judged.add(table)
+            del self._first_rows[table]
+        if holds and self._chosen is None:
+            self._chosen = table
+            for row in rows:
+                self._write(row)
+        elif holds:
+            self._other_tables += 1
+
+    def _write(self, cells: list[str]) -> None:
+        if cells:
+            self._csv.writerow(cells)
+        else:
+            self._text.write("\n")
+
+    def _flushed(self) -> bytes:
+        piece = self._text.getvalue().encode()
+        self._text.seek(0)
+        self._text.truncate()
+        return piece
+
+
+async def table_lines(chunks: AsyncIterator[bytes], reader: ClaimsReader) -> AsyncIterator[bytes]:
+    """The claims table of the page whose bytes `chunks` are, as CSV text (parsing HTML is CPU
+    work: each chunk in a worker thread)."""
+    reading = TableReading(reader)
+
+    def read(data: bytes, final: bool) -> list[bytes]:
+        return [piece for piece in reading.feed(data, final=final) if piece]
+
+    async for chunk in chunks:
+        for piece in await asyncio.to_thread(read, chunk, False):
+            yield piece
+    for piece in await asyncio.to_thread(read, b"", True):
+        yield piece
