@@ -53,18 +53,23 @@ class ClaimsReader(Protocol):
     def note(self, warning: UploadWarning) -> None: ...
 
 
+async def held_to(chunks: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator[bytes]:
+    """`chunks` as they come, refused once they add up to more than `max_bytes` (a file read
+    for what it holds is held to the upload limit as sent, not only as read)."""
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise FileError(
+                f"the file is larger than the limit of {max_bytes:,} bytes", code="FILE_TOO_LARGE"
+            )
+        yield chunk
+
+
 async def unpacked(chunks: AsyncIterator[bytes], reader: ClaimsReader) -> AsyncIterator[bytes]:
     """The claims file in the archive or workbook whose bytes `chunks` are."""
-    max_bytes = reader.max_bytes
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
-        size = 0
-        async for chunk in chunks:
-            size += len(chunk)
-            if size > max_bytes:
-                raise FileError(
-                    f"the file is larger than the limit of {max_bytes:,} bytes",
-                    code="FILE_TOO_LARGE",
-                )
+        async for chunk in held_to(chunks, reader.max_bytes):
             spool.write(chunk)
         pieces = await asyncio.to_thread(_opened, spool, reader)
         while (piece := await asyncio.to_thread(next, pieces, None)) is not None:

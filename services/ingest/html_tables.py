@@ -14,7 +14,7 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from html.parser import HTMLParser
 
-from services.ingest.archives import PIECE_BYTES, ClaimsReader
+from services.ingest.archives import PIECE_BYTES, ClaimsReader, held_to
 from services.ingest.csv_claims import MAX_LINES_ABOVE_HEADER
 from services.ingest.records import FileError, UploadWarning
 
@@ -174,7 +174,7 @@ async def table_lines(chunks: AsyncIterator[bytes], reader: ClaimsReader) -> Asy
     def read(data: bytes, final: bool) -> list[bytes]:
         return [piece for piece in reading.feed(data, final=final) if piece]
 
-    async for chunk in chunks:
+    async for chunk in held_to(chunks, reader.max_bytes):
         for piece in await asyncio.to_thread(read, chunk, False):
             yield piece
     for piece in await asyncio.to_thread(read, b"", True):

@@ -31,8 +31,10 @@ PAGE = """<!DOCTYPE html>
 """
 
 
-def _read(data: bytes, size: int) -> tuple[bytes, list[Any], list[Any], list[Any]]:
-    parser = UploadParser(max_bytes=1 << 20)
+def _read(
+    data: bytes, size: int, max_bytes: int = 1 << 20
+) -> tuple[bytes, list[Any], list[Any], list[Any]]:
+    parser = UploadParser(max_bytes=max_bytes)
 
     async def text() -> bytes:
         async def chunks() -> Any:
@@ -104,4 +106,14 @@ def test_a_page_without_a_claims_table_is_refused_saying_so() -> None:
         "MISSING_COLUMN",
         "the file is a web page (HTML) with no table of claims: no table has a claims header "
         "within its first 21 rows",
+    )
+
+
+def test_a_page_is_held_to_the_upload_limit_though_its_table_is_smaller() -> None:
+    padding = "<!-- " + "x" * 5000 + " -->"
+    with pytest.raises(FileError) as refused:
+        _read(PAGE.replace("</body>", padding + "</body>").encode(), 1024, max_bytes=4096)
+    assert (refused.value.code, str(refused.value)) == (
+        "FILE_TOO_LARGE",
+        "the file is larger than the limit of 4,096 bytes",
     )
