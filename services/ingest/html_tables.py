@@ -117,7 +117,6 @@ class TableReading:
                         + " not: upload each as a file of its own",
                     )
                 )
-        if final or self._text.tell() >= PIECE_BYTES:
             yield self._flushed()
 
     def _decoded(self, data: bytes, final: bool) -> str:
