@@ -8,10 +8,11 @@ googleapis' `code.proto` does, and reports its own and its backends' health.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any
@@ -23,7 +24,6 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
@@ -97,6 +97,16 @@ http_request_duration_seconds = Histogram(
     ("handler", "method"),
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+
+
+@functools.lru_cache(maxsize=4096)
+def _request_metrics(handler: str, method: str, status: int) -> tuple[Any, Any]:
+    """The request counter and duration histogram of a route template, method and status
+    (looked up once: prometheus_client takes a lock for every lookup)."""
+    return (
+        http_requests_total.labels(handler, method, str(status)),
+        http_request_duration_seconds.labels(handler, method),
+    )
 
 
 def error_response(
@@ -195,10 +205,9 @@ class Gateway:
             await _drain(request)
         # By route template, never by path: a path holds customer and resource ids.
         handler = request.scope.get("state", {}).get(ROUTE_TEMPLATE, UNMATCHED)
-        http_requests_total.labels(handler, request.method, str(response.status_code)).inc()
-        http_request_duration_seconds.labels(handler, request.method).observe(
-            time.perf_counter() - started
-        )
+        count, duration = _request_metrics(handler, request.method, response.status_code)
+        count.inc()
+        duration.observe(time.perf_counter() - started)
         return response
 
     async def _handle(self, request: Request) -> Response:
@@ -218,27 +227,31 @@ class Gateway:
         try:
             client = request.client.host if request.client else ""
             by_address = self.rate_limits.client(client)
-            _check_authorization_length(request.headers)
-            identity = self.verifier.verify_header(request.headers.get("authorization"))
+            # Each field as the request first gave it, by its lower-case name: looked up
+            # several times below.
+            sent = first_fields(request.scope["headers"])
+            _check_authorization_length(sent)
+            identity = self.verifier.verify_header(sent.get("authorization"))
             standing = emptier(by_address, self.rate_limits.tenant(identity.customer))
-            _check_forwarded_header_lengths(request.headers)
-            _check_content_encoding(route, request.headers)
-            metadata = (("authorization", request.headers["authorization"]),)
+            _check_forwarded_header_lengths(request.scope["headers"])
+            _check_content_encoding(route, sent)
+            metadata = (("authorization", sent["authorization"]),)
             query = request.query_params.multi_items()
             body = await _json_body(route, request)
             fields = transcoding.request_dict(route, path_values, query, body)
-            key = request.headers.get(IDEMPOTENCY_HEADER)
+            key = sent.get(IDEMPOTENCY_HEADER)
             if key and REQUEST_ID_FIELD in route.method.input_type.fields_by_name:
                 fields.setdefault(REQUEST_ID_FIELD, key)
-            conditional = conditional_requests.apply_if_match(route, request.headers, fields)
+            conditional = conditional_requests.apply_if_match(route, sent, fields)
             grpc_request = transcoding.parse_request(route, fields)
             # Before forwarding: services name a bad value in their errors, and gRPC refuses
             # error trailers past 16 KiB (which reached clients as a 429).
             validation.check_request(grpc_request)
             response, reply = await self._call(route, grpc_request, metadata, request)
-            response = conditional_requests.finish(route, request.headers, reply, response)
+            response = conditional_requests.finish(route, sent, reply, response)
             if standing is not None:
-                response.headers.update(standing.headers())
+                # No answer has them yet: added as they are, not looked for first.
+                response.raw_headers.extend(standing.headers())
             # A stream's answer to HEAD was made without its body already.
             return (
                 _without_body(response) if head and not route.method.server_streaming else response
@@ -253,7 +266,7 @@ class Gateway:
             return refused
         except RateLimitedError as limited:
             refused = error_response(limited.error.to_status(), request)
-            refused.headers.update(limited.standing.headers())
+            refused.raw_headers.extend(limited.standing.headers())
             return refused
         except errors.ApiError as exc:
             return error_response(exc.to_status(), request)
@@ -370,19 +383,39 @@ def _no_route(request: Request, path: str, path_exists: bool) -> JSONResponse:
     return _problem_response(body)
 
 
-def _check_authorization_length(headers: Headers) -> None:
+def first_fields(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The value each header field first has in `raw` (an ASGI scope's: lower-case names),
+    by name."""
+    fields: dict[str, str] = {}
+    for name, value in raw:
+        fields.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return fields
+
+
+def _check_authorization_length(sent: Mapping[str, str]) -> None:
     """An over-long credential is a malformed token (RFC 6750 `invalid_token`): 401, like
     any other token that cannot be verified."""
-    if len(headers.get(AUTHORIZATION_HEADER, "")) > MAX_AUTHORIZATION_CHARS:
+    if len(sent.get("authorization", "")) > MAX_AUTHORIZATION_CHARS:
         raise errors.unauthenticated(
             f"{AUTHORIZATION_HEADER} header: the bearer token is longer than "
             f"{MAX_AUTHORIZATION_CHARS} characters"
         )
 
 
-def _check_forwarded_header_lengths(headers: Headers) -> None:
+_FORWARDED_LIMITS = {
+    name.lower().encode(): limit for name, limit in MAX_FORWARDED_HEADER_CHARS.items()
+}
+
+
+def _check_forwarded_header_lengths(raw: Iterable[tuple[bytes, bytes]]) -> None:
+    # One pass over the fields as sent (a byte a character: they are read as Latin-1).
+    too_long = {
+        name
+        for name, value in raw
+        if name in _FORWARDED_LIMITS and len(value) > _FORWARDED_LIMITS[name]
+    }
     for name, limit in MAX_FORWARDED_HEADER_CHARS.items():
-        if any(len(value) > limit for value in headers.getlist(name)):
+        if name.lower().encode() in too_long:
             description = f"is longer than {limit} characters"
             raise errors.invalid_argument(
                 f"{name} header: {description}", errors.FieldViolation(name, description)
@@ -403,10 +436,10 @@ class UnsupportedEncodingError(Exception):
         self.accepted = accepted
 
 
-def _check_content_encoding(route: Route, headers: Headers) -> None:
+def _check_content_encoding(route: Route, sent: Mapping[str, str]) -> None:
     """A route that takes a body takes it uncompressed, or a file gzip-compressed too
     (RFC 9110 §15.5.16: 415, with the codings it reads in `Accept-Encoding`)."""
-    coding = headers.get("content-encoding", "").strip().lower()
+    coding = sent.get("content-encoding", "").strip().lower()
     if coding in ("", "identity") or not route.binding.body:
         return
     if route.streams_request_body and coding in _FILE_CODINGS:

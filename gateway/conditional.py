@@ -14,10 +14,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import message
-from starlette.datastructures import Headers
 from starlette.responses import Response
 
 from gateway.http_policy import ENCODING_ETAG_SUFFIXES
@@ -48,9 +48,10 @@ def _quoted(tag: str) -> str:
     return '"' + tag.replace("\\", "").replace('"', "") + '"'
 
 
-def apply_if_match(route: Route, headers: Headers, fields: dict[str, Any]) -> bool:
-    """Put `If-Match`'s etag into the request; True when the request is conditional on it."""
-    header = headers.get(IF_MATCH)
+def apply_if_match(route: Route, sent: Mapping[str, str], fields: dict[str, Any]) -> bool:
+    """Put `If-Match`'s etag into the request (`sent`: the request's header fields by
+    lower-case name); True when the request is conditional on it."""
+    header = sent.get("if-match")
     if header is None or route.binding.verb not in ("patch", "delete"):
         return False
     tags = entity_tags(header)
@@ -84,7 +85,7 @@ def apply_if_match(route: Route, headers: Headers, fields: dict[str, Any]) -> bo
     return True
 
 
-def entity_tag(reply: message.Message, body: bytes) -> str:
+def entity_tag(reply: message.Message, body: bytes | memoryview) -> str:
     own = getattr(reply, ETAG_FIELD, "") if ETAG_FIELD in reply.DESCRIPTOR.fields_by_name else ""
     if own:
         return _quoted(str(own))
@@ -92,18 +93,24 @@ def entity_tag(reply: message.Message, body: bytes) -> str:
 
 
 def finish(
-    route: Route, headers: Headers, reply: message.Message | None, response: Response
+    route: Route, sent: Mapping[str, str], reply: message.Message | None, response: Response
 ) -> Response:
-    """The answer with its caching headers, or a 304 when the client's copy is current."""
+    """The answer with its caching headers, or a 304 when the client's copy is current
+    (`sent`: the request's header fields by lower-case name)."""
+    answer = response.headers
     if route.binding.verb != "get":
-        response.headers["Cache-Control"] = NOT_STORED
+        answer["Cache-Control"] = NOT_STORED
         return response
-    response.headers["Cache-Control"] = TENANT_DATA
-    if reply is None or "etag" in response.headers:
+    answer["Cache-Control"] = TENANT_DATA
+    if reply is None or "etag" in answer:
         return response
-    tag = entity_tag(reply, bytes(response.body))
-    response.headers["ETag"] = tag
-    wanted = entity_tags(headers.get("If-None-Match", ""))
+    tag = entity_tag(reply, response.body)
+    # It has none (looked for above): added as it is.
+    response.raw_headers.append((b"etag", tag.encode("latin-1")))
+    if_none_match = sent.get("if-none-match")
+    if if_none_match is None:
+        return response
+    wanted = entity_tags(if_none_match)
     # Weak comparison (RFC 9110 §13.1.2): W/"x" matches "x".
     if "*" in wanted or tag in {t.removeprefix("W/") for t in wanted}:
         return Response(status_code=304, headers={"ETag": tag, "Cache-Control": TENANT_DATA})

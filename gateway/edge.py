@@ -106,16 +106,20 @@ class Edge:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        given = _header(scope["headers"], b"x-request-id")
-        request_id = given if _ACCEPTED_ID.match(given) else new_request_id()
+        # One pass over the fields: the first X-Request-ID, and the trace context's.
+        given: str | None = None
+        propagated = []
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                if given is None:
+                    given = value.decode("latin-1")
+            elif name in _PROPAGATED:
+                propagated.append((name.decode("latin-1"), value.decode("latin-1")))
+        request_id = given if given and _ACCEPTED_ID.match(given) else new_request_id()
         state = scope.setdefault("state", {})
         state[REQUEST_ID] = request_id
         traced = scope.get("path") not in self._untraced
-        parent = extract_context(
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in scope["headers"]
-            if name in _PROPAGATED
-        )
+        parent = extract_context(propagated) if propagated else otel_context.Context()
         context = baggage.set_baggage(REQUEST_ID, request_id, context=parent)
         span = (
             tracer.start_span(scope["method"], context=context, kind=SpanKind.SERVER)

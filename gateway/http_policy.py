@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from brotli_asgi import BrotliMiddleware
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -78,10 +80,12 @@ class Compression:
                     message = {**message, "headers": headers.raw}
             await send(message)
 
-        accepted = Headers(scope=scope).get("accept-encoding", "")
-        if "br" in accepted:
+        accepted = next(
+            (value for name, value in scope["headers"] if name == b"accept-encoding"), b""
+        )
+        if b"br" in accepted:
             await self._brotli(scope, receive, tagged)
-        elif "gzip" in accepted:
+        elif b"gzip" in accepted:
             await self._gzip(scope, receive, tagged)
         else:
             # Sent as it is, with nothing to retag; it still says it could have been
@@ -94,12 +98,23 @@ def _varied(send: Send) -> Send:
 
     async def varied(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = MutableHeaders(raw=list(message.get("headers", ())))
-            headers.add_vary_header("Accept-Encoding")
-            message = {**message, "headers": headers.raw}
+            message = {**message, "headers": _with_vary(message.get("headers", ()))}
         await send(message)
 
     return varied
+
+
+def _with_vary(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` saying the answer varies by Accept-Encoding too (one Vary field, added to
+    what the first one said)."""
+    kept, varies = [], None
+    for name, value in headers:
+        if name.lower() == b"vary":
+            varies = value if varies is None else varies
+        else:
+            kept.append((name, value))
+    kept.append((b"vary", b"Accept-Encoding" if varies is None else varies + b", Accept-Encoding"))
+    return kept
 
 
 def wrap(app: ASGIApp, settings: Settings) -> ASGIApp:

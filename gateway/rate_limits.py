@@ -32,12 +32,13 @@ class Standing:
     reset_seconds: int
     retry_after_seconds: float | None  # set when the request was refused
 
-    def headers(self) -> dict[str, str]:
-        return {
-            "RateLimit-Limit": str(self.limit),
-            "RateLimit-Remaining": str(self.remaining),
-            "RateLimit-Reset": str(self.reset_seconds),
-        }
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """The header fields, as an ASGI answer's head holds them."""
+        return [
+            (b"ratelimit-limit", b"%d" % self.limit),
+            (b"ratelimit-remaining", b"%d" % self.remaining),
+            (b"ratelimit-reset", b"%d" % self.reset_seconds),
+        ]
 
 
 class TokenBuckets:

@@ -13,7 +13,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -47,6 +47,9 @@ _INT_TYPES = {
     _FD.TYPE_SFIXED32, _FD.TYPE_SFIXED64,
 }  # fmt: skip
 _FLOAT_TYPES = {_FD.TYPE_FLOAT, _FD.TYPE_DOUBLE}
+# How many (verb, path) pairs Routes.match keeps the route and variables of.
+MATCHED_PATHS_KEPT = 4096
+MATCHED_PATH_MAX_CHARS = 256
 # Deeper than any request message; refused before the recursive proto parsing.
 MAX_JSON_DEPTH = 64
 
@@ -162,16 +165,28 @@ class Routes(list[Route]):
                 group += 1 + route.pattern.groups
             self._by_verb[verb] = (re.compile("^(?:" + "|".join(alternatives) + ")"), by_group)
 
+        # The paths matched last (up to 256 characters each), most recently used first: a
+        # client reads the same few resources again and again, and one regex trying every
+        # route takes microseconds.
+        self._matched = lru_cache(maxsize=MATCHED_PATHS_KEPT)(self._match)
+
     def match(self, verb: str, path: str) -> tuple[Route, dict[str, str]] | None:
         """The route for a request and its bound variables; None when none matches."""
+        found = (self._matched if len(path) <= MATCHED_PATH_MAX_CHARS else self._match)(verb, path)
+        return None if found is None else (found[0], dict(found[1]))
+
+    def _match(self, verb: str, path: str) -> tuple[Route, tuple[tuple[str, str], ...]] | None:
         combined = self._by_verb.get(verb.lower())
         found = combined[0].match(path) if combined is not None else None
         if found is None or found.lastindex is None or combined is None:
             return None
-        route = combined[1][found.lastindex]
-        values = found.groups()[found.lastindex : found.lastindex + len(route.variables)]
-        bound = zip(route.variables, values, strict=True)
-        return route, {field: unquote(value) for field, value in bound}
+        first = found.lastindex
+        route = combined[1][first]
+        # Only the route's own groups: `groups()` would make a tuple of every route's.
+        return route, tuple(
+            (field, unquote(found.group(first + 1 + index)))
+            for index, field in enumerate(route.variables)
+        )
 
 
 def build_routes(services: Iterable[descriptor.ServiceDescriptor]) -> Routes:

@@ -22,6 +22,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from runtime.interceptors import current_deadline
 from runtime.methods import http_bindings
+from runtime.telemetry import unsampled_parents_have_unsampled_children
 
 _IDEMPOTENT_LEVELS = (
     descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS,
@@ -140,6 +141,9 @@ class CallPolicy:
     def __init__(self, default_timeout: float, authorization: Callable[[], str] | None = None):
         self._default_timeout = default_timeout
         self._authorization = authorization
+        # Whether a call under a span not sampled needs no span of its own (known at the
+        # first call, once the process's tracing is set up).
+        self._unsampled_unspanned: bool | None = None
 
     def start(
         self,
@@ -161,13 +165,22 @@ class CallPolicy:
         pairs = list(metadata or ())
         if self._authorization is not None and all(key != "authorization" for key, _ in pairs):
             pairs.append(("authorization", self._authorization()))
+        carrier: dict[str, str] = {}
+        if self._unsampled_unspanned is None:
+            self._unsampled_unspanned = unsampled_parents_have_unsampled_children()
+        parent = trace.get_current_span().get_span_context()
+        if self._unsampled_unspanned and parent.is_valid and not parent.trace_flags.sampled:
+            # Its span would record nothing: the call carries its caller's trace context,
+            # the same trace, equally not sampled.
+            propagate.inject(carrier)
+            pairs.extend(carrier.items())
+            return Outgoing(trace.INVALID_SPAN, timeout, tuple(pairs))
         service, _, name = method.lstrip("/").partition("/")
         span = tracer.start_span(
             method,
             kind=SpanKind.CLIENT,
             attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
         )
-        carrier: dict[str, str] = {}
         propagate.inject(carrier, context=trace.set_span_in_context(span))
         pairs.extend(carrier.items())
         return Outgoing(span, timeout, tuple(pairs))

@@ -154,6 +154,21 @@ def sampler_from_env() -> Sampler | None:
     return ParentBased(root=RateLimitedSampler(per_second))
 
 
+def unsampled_parents_have_unsampled_children() -> bool:
+    """Whether the process's sampler drops every span begun under a span that was not
+    sampled, as OpenTelemetry's ParentBased does with its default delegates (every sampler
+    `setup_tracing` installs is one): such a span would record nothing, so a caller may
+    leave it unmade and pass the parent's context on instead."""
+    sampler = getattr(trace.get_tracer_provider(), "sampler", None)
+    if not isinstance(sampler, ParentBased):
+        return False
+    unsampled = trace.NonRecordingSpan(
+        trace.SpanContext(trace_id=1, span_id=1, is_remote=False, trace_flags=trace.TraceFlags(0))
+    )
+    probe = sampler.should_sample(trace.set_span_in_context(unsampled), 1, "probe")
+    return probe.decision is Decision.DROP
+
+
 def _datadog_provider(service_name: str) -> trace.TracerProvider:
     """ddtrace as the OpenTelemetry provider: every span (ours and the gRPC, SQL and ASGI
     instrumentations') goes to the Datadog agent in its own format, configured by the

@@ -74,7 +74,10 @@ def test_a_clients_request_id_comes_back_on_answers_and_in_problem_details(
 def test_the_request_id_is_on_the_log_lines_of_every_service_it_reaches(
     pg_scratch_folder: Path,
 ) -> None:
+    """With no exporter (as `make run`), a trace is recorded only where its caller chose to
+    keep it; either way each service's lines carry the request's id and its trace."""
     customer = "rid" + uuid.uuid4().hex[:8]
+    unkept, kept = uuid.uuid4().hex, uuid.uuid4().hex
     log_path = pg_scratch_folder / "run.log"
     with (
         open(log_path, "wb") as log,
@@ -88,6 +91,13 @@ def test_the_request_id_is_on_the_log_lines_of_every_service_it_reaches(
                 json={},
                 headers={"X-Request-ID": "run-the-checks-7"},
             )
+            config = f"/v1/customers/{customer}/driftConfig"
+            for trace_id, flags, request_id in ((unkept, "00", "unkept-8"), (kept, "01", "kept-9")):
+                traceparent = f"00-{trace_id}-00f067aa0ba902b7-{flags}"
+                read = client.get(
+                    config, headers={"X-Request-ID": request_id, "traceparent": traceparent}
+                )
+                assert read.status_code == 200, read.text
         stop(run.process)
     records = [
         json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")
@@ -101,3 +111,12 @@ def test_the_request_id_is_on_the_log_lines_of_every_service_it_reaches(
     }
     assert ("drift", "RunDetection") in handled
     assert ("ingest", "GetDataState") in handled
+    # Drift's line of each read: the caller's trace, kept or not as the caller chose.
+    reads = {
+        r["request_id"]: (r["trace_id"], r["trace_sampled"])
+        for r in records
+        if r.get("service") == "drift"
+        and r["message"] == "rpc handled"
+        and r.get("request_id") in ("unkept-8", "kept-9")
+    }
+    assert reads == {"unkept-8": (unkept, False), "kept-9": (kept, True)}

@@ -199,6 +199,20 @@ def test_percent_encoded_path_segments_are_decoded(path: str, value: str) -> Non
     assert found[1] == {"parent": value}
 
 
+def test_a_path_matched_again_binds_the_same_values_whatever_the_first_caller_did() -> None:
+    path = "/v1/customers/again/driftEvents/e1"
+    first = match(ROUTES, "GET", path)
+    assert first is not None
+    first[1]["name"] = "customers/other/driftEvents/e2"  # a caller's own copy
+    again = match(ROUTES, "GET", path)
+    assert again is not None and again[0] is first[0]
+    assert again[1] == {"name": "customers/again/driftEvents/e1"}
+    # A path too long to be kept is matched all the same.
+    long_id = "e" * 1000
+    found = match(ROUTES, "GET", f"/v1/customers/again/driftEvents/{long_id}")
+    assert found is not None and found[1] == {"name": f"customers/again/driftEvents/{long_id}"}
+
+
 def test_a_known_path_with_the_wrong_verb_matches_nothing_but_exists() -> None:
     assert match(ROUTES, "PUT", "/v1/customers/a/uploads") is None
     assert path_exists(ROUTES, "/v1/customers/a/uploads")
