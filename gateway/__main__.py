@@ -18,7 +18,7 @@ logger = logging.getLogger("upstream.gateway")
 
 
 def main() -> None:
-    keep_freed_memory()
+    keep_freed_memory(one_heap=False)
     settings = Settings.from_env("gateway")
     setup_logging("gateway", settings.log_level)
     setup_tracing("gateway")

@@ -8,10 +8,13 @@ then detection's window sums) then gets fresh pages each time, which the kernel 
 zeroes page by page: about 30,000 page faults a run at 10M claims, a tenth of its time.
 
 Kept instead: blocks up to MMAP_THRESHOLD_BYTES come from the heap and go back to it, and
-the heap is trimmed only when TRIM_THRESHOLD_BYTES are free at its top; every thread
-allocates from that one heap (a worker thread's own arena is made of 64 MiB mmapped heaps
-that a large block does not fit, so it would be an mmap of its own again; Python's small
-objects never reach malloc, so threads seldom wait on its lock). A process keeps about its
+the heap is trimmed only when TRIM_THRESHOLD_BYTES are free at its top; in ingest and
+drift every thread allocates from that one heap (a worker thread's own arena is made of
+64 MiB mmapped heaps that a large block does not fit, so it would be an mmap of its own
+again; Python's small objects never reach malloc, so their threads seldom wait on its lock).
+The gateway's threads keep their own arenas: gRPC's threads allocate small blocks beside the
+event loop all the time, and waiting on one lock cost it about 0.05 ms of CPU a request
+(calls one after another, in turns). A process keeps about its
 high-water mark after its largest piece of work (flat between runs rather than falling and
 climbing back). Set before the process starts its threads. An operator's own setting wins:
 with glibc's `MALLOC_*_` variables or `GLIBC_TUNABLES` in the environment, nothing is
@@ -64,13 +67,16 @@ OPERATOR_SETTINGS = (
 )  # fmt: skip
 
 
-def keep_freed_memory() -> bool:
+def keep_freed_memory(one_heap: bool = True) -> bool:
     """Set the thresholds the module docstring describes; False where nothing was changed
-    (an operator's setting, or a C library without `mallopt`)."""
+    (an operator's setting, or a C library without `mallopt`). Without `one_heap`, each
+    thread keeps glibc's arena of its own: for a process whose threads allocate small blocks
+    all the time and large ones never (the gateway: gRPC's threads beside the event loop),
+    which one heap's lock would have wait on each other."""
     libc = _set_thresholds(
         (M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
         (M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES),
-        (M_ARENA_MAX, 1),
+        *([(M_ARENA_MAX, 1)] if one_heap else []),
     )
     if libc is None:
         return False

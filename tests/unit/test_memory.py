@@ -13,7 +13,8 @@ _ALLOCATE_AGAIN = """
 import resource, sys
 import numpy as np
 from runtime.memory import keep_freed_memory
-kept = keep_freed_memory() if sys.argv[1] == "keep" else False
+mode = sys.argv[1]
+kept = keep_freed_memory(one_heap=mode == "keep") if mode.startswith("keep") else False
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 np.ones(6_000_000)
@@ -43,11 +44,14 @@ def _run(mode: str, script: str = _ALLOCATE_AGAIN, **environment: str) -> tuple[
 
 def test_large_arrays_made_again_reuse_the_memory_freed_before() -> None:
     kept, faults_kept = _run("keep")
+    # As the gateway keeps it: each thread with an arena of its own.
+    kept_in_arenas, faults_in_arenas = _run("keep-arenas")
     default, faults_default = _run("default")
-    assert kept and not default
+    assert kept and kept_in_arenas and not default
     # Five 48 MB arrays faulted in afresh (in 4 KiB or 2 MiB pages, as the kernel and numpy
     # choose) against the same memory used again: next to no fault.
     assert faults_kept * 10 < faults_default
+    assert faults_in_arenas * 10 < faults_default
 
 
 def test_an_operators_allocator_setting_is_left_as_it_is() -> None:
