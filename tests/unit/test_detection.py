@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -726,6 +729,42 @@ def test_denials_that_rise_for_new_reasons_are_one_finding_that_names_them() -> 
                         replace(CONFIG, enabled_metrics=("DENIAL_REASON_MIX",)),
                         persistence_days=0)  # fmt: skip
     assert [f.metric for f in alone.findings] == ["DENIAL_REASON_MIX"]
+
+
+# A payer whose mix of 25 denial reasons changes, its finding's evidence printed.
+_MIX_EVIDENCE = """
+import random
+from dataclasses import replace
+from services.drift.detection import windows_for
+from tests.unit.test_detection import AS_OF, CONFIG, _history, _reasons, detect_days
+rng = random.Random(11)
+codes = [f"CO-{n}" for n in range(4, 29)]
+usual = {code: rng.random() for code in codes}
+changed = {code: rng.random() ** 4 for code in codes}
+start = windows_for(AS_OF, CONFIG).current.start
+history = _history("Aetna", group="", denial_rate=0.3)
+days = _reasons(history, lambda s: changed if s.day >= start else usual)
+mix = replace(CONFIG, enabled_metrics=("DENIAL_REASON_MIX",))
+print(repr([f.evidence for f in detect_days(days, AS_OF, mix, persistence_days=0).findings]))
+"""
+
+
+def test_a_reason_mix_finding_is_the_same_in_every_process() -> None:
+    """Replicas (and a run after a restart) order a set of strings each their own way; the
+    evidence of the same data must still be the same to the last digit."""
+    printed = {
+        subprocess.run(
+            [sys.executable, "-c", _MIX_EVIDENCE],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+        for seed in range(4)
+    }
+    (evidence,) = printed
+    assert evidence.startswith("[Evidence(")  # a finding, the same in all four
 
 
 @pytest.mark.parametrize("history_days", [None, 430])
