@@ -858,6 +858,17 @@ class CsvParser:
             filled = [cell for cell in cells if cell.strip()]
             if not filled:
                 return None
+            if _TOTALS.fullmatch(label := filled[0].strip()) and not (
+                claim_at < len(cells) and cells[claim_at].strip()
+            ):
+                # A report's totals labelled in another column than the claim id's (its first,
+                # say, where a payer is written once beside its claims).
+                return UploadWarning(
+                    "TOTALS_ROW",
+                    f"line {line} is a totals row ({label!r}, without a claim id), not a claim:"
+                    " skipped",
+                    line,
+                )
             if len(filled) == 1 and claim_at != payer_at:
                 # A report's heading ("Payer: Aetna") or footer ("End of Report") among its
                 # rows: one cell is never a claim (a claim names its payer too, in another

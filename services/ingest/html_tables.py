@@ -21,33 +21,58 @@ from services.ingest.records import FileError, UploadWarning
 _SPACES = re.compile(r"\s+")
 
 
+# HTML's own limits on a cell's spans.
+_MAX_COLSPAN = 1000
+_MAX_ROWSPAN = 65534
+
+
+def _span(attrs: list[tuple[str, str | None]], name: str, limit: int) -> int:
+    """A cell's `colspan` or `rowspan`: 1 unless a whole number from 1 to `limit`."""
+    value = next((v for k, v in attrs if k == name), None) or ""
+    value = value.strip()
+    return min(int(value), limit) if value.isdecimal() and int(value) >= 1 else 1
+
+
 class _Rows(HTMLParser):
     """The rows of a page's tables as they close: (table number, cells), a nested table's
-    rows its own."""
+    rows its own. A cell spanning rows (`rowspan`: a report's payer written once beside its
+    claims) is in each of those rows; one spanning columns is its first column's, the others
+    empty, so the cells after it stay under their headings."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.rows: list[tuple[int, list[str]]] = []
         self._tables: list[int] = []  # the numbers of the tables open, innermost last
+        # Of each open table: the cells that span into its next rows, by column (the text
+        # and how many rows more).
+        self._spanning: list[dict[int, tuple[str, int]]] = []
         self._count = 0
         self._row: list[str] | None = None
+        # The current row's columns that a cell of a row above fills, not yet placed.
+        self._above: dict[int, str] = {}
         self._cell: list[str] | None = None
+        self._spans = (1, 1)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "table":
             self._count += 1
             self._tables.append(self._count)
+            self._spanning.append({})
             self._row = self._cell = None
         elif not self._tables:
             return
         elif tag == "tr":
             self._end_row()
-            self._row = []
+            self._begin_row()
         elif tag in ("td", "th"):
             self._end_cell()
             if self._row is None:
-                self._row = []
+                self._begin_row()
             self._cell = []
+            self._spans = (
+                _span(attrs, "colspan", _MAX_COLSPAN),
+                _span(attrs, "rowspan", _MAX_ROWSPAN),
+            )
         elif tag == "br" and self._cell is not None:
             self._cell.append(" ")
 
@@ -55,6 +80,7 @@ class _Rows(HTMLParser):
         if tag == "table" and self._tables:
             self._end_row()
             self._tables.pop()
+            self._spanning.pop()
         elif tag == "tr":
             self._end_row()
         elif tag in ("td", "th"):
@@ -64,16 +90,47 @@ class _Rows(HTMLParser):
         if self._cell is not None:
             self._cell.append(data)
 
+    def _begin_row(self) -> None:
+        self._row = []
+        spanning = self._spanning[-1]
+        self._above = {column: text for column, (text, _) in spanning.items()}
+        for column, (text, rows) in list(spanning.items()):
+            if rows > 1:
+                spanning[column] = (text, rows - 1)
+            else:
+                del spanning[column]
+
+    def _fill_from_above(self, row: list[str]) -> None:
+        while len(row) in self._above:
+            row.append(self._above.pop(len(row)))
+
     def _end_cell(self) -> None:
-        if self._cell is not None and self._row is not None:
-            self._row.append(_SPACES.sub(" ", "".join(self._cell)).strip())
+        row = self._row
+        if self._cell is not None and row is not None:
+            self._fill_from_above(row)
+            columns, rows = self._spans
+            first = len(row)
+            text = _SPACES.sub(" ", "".join(self._cell)).strip()
+            row.append(text)
+            row.extend([""] * (columns - 1))
+            if rows > 1:
+                spanning = self._spanning[-1]
+                for column in range(first, first + columns):
+                    spanning[column] = (text if column == first else "", rows - 1)
         self._cell = None
 
     def _end_row(self) -> None:
         self._end_cell()
-        if self._row is not None and self._tables:
-            self.rows.append((self._tables[-1], self._row))
+        row = self._row
+        if row is not None and self._tables:
+            # Cells from above past the row's own cells: in their columns.
+            for column in sorted(self._above):
+                if column >= len(row):  # else a cell of this row overlaps it, and wins
+                    row.extend([""] * (column - len(row)))
+                    row.append(self._above[column])
+            self.rows.append((self._tables[-1], row))
         self._row = None
+        self._above = {}
 
 
 class TableReading:

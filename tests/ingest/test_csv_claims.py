@@ -142,10 +142,17 @@ def test_a_reports_totals_rows_are_skipped_not_counted_as_claims(by_columns: boo
     upload)."""
     rows = [f"C{i},Aetna,2026-03-14,10,5" for i in range(50)]
     lines = [*rows[:25], "Subtotal:,Aetna,2026-03-14,250,125", *rows[25:], "Grand Total,,,500,250"]
+    # Labelled in another column than the claim id's, which is empty.
+    lines.append(",TOTAL,,500,250")
     parser, warnings = _report_read(lines, by_columns, 50)
-    assert [(w.code, w.line_number) for w in warnings] == [("TOTALS_ROW", 27), ("TOTALS_ROW", 53)]
+    assert [(w.code, w.line_number) for w in warnings] == [
+        ("TOTALS_ROW", 27), ("TOTALS_ROW", 53), ("TOTALS_ROW", 54),
+    ]  # fmt: skip
     assert warnings[1].message == (
         "line 53 is a totals row ('Grand Total' as the claim id), not a claim: skipped"
+    )
+    assert warnings[2].message == (
+        "line 54 is a totals row ('TOTAL', without a claim id), not a claim: skipped"
     )
     assert parser.rows_read == 50
 

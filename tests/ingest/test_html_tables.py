@@ -79,6 +79,41 @@ def test_a_pages_claims_table_is_read_row_by_row_however_its_bytes_are_cut(size:
     ]
 
 
+def test_cells_spanning_rows_are_in_each_and_cells_spanning_columns_keep_the_rest_in_place() -> (
+    None
+):
+    """A report that writes each payer once beside its claims (rowspan), and a total whose
+    label spans the columns before the amounts (colspan)."""
+    page = """<table>
+<tr><th>Payer</th><th>Claim ID</th><th>Paid Date</th><th>Billed</th><th>Paid</th></tr>
+<tr><td rowspan="2">Aetna</td><td>A1</td><td>2026-03-02</td><td>100.00</td><td>80.00</td></tr>
+<tr><td>A2</td><td>2026-03-03</td><td>50.00</td><td>40.00</td></tr>
+<tr><td rowspan=3>Cigna</td><td>C1</td><td rowspan="2" colspan="1">2026-03-04</td>
+<td>10.00</td><td>9.00</td></tr>
+<tr><td>C2</td><td>20.00</td><td>0</td></tr>
+<tr><td>C3</td><td>2026-03-05</td><td>30.00</td><td>30.00</td></tr>
+<tr><td colspan="3">Grand Total</td><td>210.00</td><td>159.00</td></tr>
+</table>"""
+    csv, claims, rejections, warnings = _read(page.encode(), 5)
+    assert csv.decode().splitlines()[1:] == [
+        "Aetna,A1,2026-03-02,100.00,80.00",
+        "Aetna,A2,2026-03-03,50.00,40.00",
+        "Cigna,C1,2026-03-04,10.00,9.00",
+        "Cigna,C2,2026-03-04,20.00,0",
+        "Cigna,C3,2026-03-05,30.00,30.00",
+        "Grand Total,,,210.00,159.00",
+    ]
+    assert [(c.claim_id, c.payer_name, c.paid_cents) for c in claims] == [
+        ("A1", "Aetna", 8000),
+        ("A2", "Aetna", 4000),
+        ("C1", "Cigna", 900),
+        ("C2", "Cigna", 0),
+        ("C3", "Cigna", 3000),
+    ]
+    assert rejections == []
+    assert [w.code for w in warnings] == ["TOTALS_ROW"]
+
+
 def test_a_page_saved_in_windows_1252_is_read() -> None:
     page = PAGE.replace('charset="utf-8"', 'charset="windows-1252"')
     page = page.replace("Soci&eacute;t&eacute; G&#233;n&eacute;rale", "Société Générale")
