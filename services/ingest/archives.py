@@ -42,8 +42,9 @@ _OPEN_DOCUMENT = b"application/vnd.oasis.opendocument."
 
 class ClaimsReader(Protocol):
     """What unpacking asks of the upload's parser: the largest file it reads, why a row of a
-    sheet is not a header it reads (None when it is one), and a place for warnings about the
-    file."""
+    sheet is not a header it reads (None when it is one), a place for warnings about the
+    file, and the file's own bytes when what it reads is made from them (an archive's file,
+    a workbook's sheet, a web page's table): its size and digest are the file's."""
 
     @property
     def max_bytes(self) -> int: ...
@@ -51,6 +52,8 @@ class ClaimsReader(Protocol):
     def header_problem(self, cells: list[str], line: int) -> str | None: ...
 
     def note(self, warning: UploadWarning) -> None: ...
+
+    def received(self, chunk: bytes) -> None: ...
 
 
 async def held_to(chunks: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator[bytes]:

@@ -133,11 +133,15 @@ async def file_bytes(chunks: AsyncIterator[bytes], reader: ClaimsReader) -> Asyn
     `max_bytes`; a workbook's sheet chosen by what `reader` reads), a web page's claims table
     as CSV text. Refuses a format that is never claims, before anything is parsed."""
     head, stream = await _head(chunks)
+    # The file is what the upload sent, gzip-decompressed: where what is read is made from it
+    # (unpacked, or a page's table), the reader is given the file's own bytes.
+    told = False
     for _ in range(_MAX_NESTING):
         if head.startswith(GZIP_MAGIC):
             stream = inflated(stream)
         elif head.startswith(ZIP_MAGIC):
-            stream = unpacked(stream, reader)
+            stream = unpacked(stream if told else _told(stream, reader), reader)
+            told = True
         else:
             break
         head, stream = await _head(stream)
@@ -145,8 +149,15 @@ async def file_bytes(chunks: AsyncIterator[bytes], reader: ClaimsReader) -> Asyn
     if what is not None:
         raise FileError(f"the file is {what}", code="NOT_CLAIMS_FILE")
     if _HTML.match(head):
-        stream = table_lines(stream, reader)
+        stream = table_lines(stream if told else _told(stream, reader), reader)
     async for chunk in stream:
+        yield chunk
+
+
+async def _told(chunks: AsyncIterator[bytes], reader: ClaimsReader) -> AsyncIterator[bytes]:
+    """`chunks` as they come, each given to `reader` as the file's own bytes."""
+    async for chunk in chunks:
+        reader.received(chunk)
         yield chunk
 
 

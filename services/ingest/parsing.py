@@ -75,7 +75,11 @@ class UploadParser:
         # Warnings from before the text (how the file was unpacked), for the next batch.
         self._notes: list[UploadWarning] = []
         self.format = declared_format
+        # The file's size, and the text read's (held to `max_bytes`): the same bytes, unless
+        # the text is made from the file (`received`).
         self.size_bytes = 0
+        self._text_bytes = 0
+        self._made_from_file = False
 
     @property
     def max_bytes(self) -> int:
@@ -102,14 +106,23 @@ class UploadParser:
         """A warning about the file found before its text was read (a workbook's sheets)."""
         self._notes.append(warning)
 
-    def feed(self, chunk: bytes) -> Batch:
+    def received(self, chunk: bytes) -> None:
+        """The file's own bytes, when the text fed is made from them (an archive's file, a
+        workbook's sheet, a web page's table): its size and SHA-256 are the file's."""
+        self._made_from_file = True
         self.size_bytes += len(chunk)
-        if self.size_bytes > self._max_bytes:
+        self._digest.update(chunk)
+
+    def feed(self, chunk: bytes) -> Batch:
+        self._text_bytes += len(chunk)
+        if self._text_bytes > self._max_bytes:
             raise FileError(
                 f"the file is larger than the limit of {self._max_bytes:,} bytes",
                 code="FILE_TOO_LARGE",
             )
-        self._digest.update(chunk)
+        if not self._made_from_file:
+            self.size_bytes += len(chunk)
+            self._digest.update(chunk)
         return self._parse(self._decoder.decode(chunk), final=False)
 
     def close(self) -> Batch:

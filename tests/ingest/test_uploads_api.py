@@ -1349,6 +1349,11 @@ def test_an_excel_workbook_or_a_zipped_export_is_read_as_the_claims_it_holds(
         )
         assert [w["code"] for w in upload["warnings"]] == ["SHEET_CHOSEN", "LINES_ABOVE_HEADER"]
         assert "its sheet 'Remits' was read" in upload["warnings"][0]["message"]
+        # Its size and digest are the workbook's, as sent (not those of the text read from it).
+        assert (upload["sizeBytes"], upload["sha256"]) == (
+            str(len(out.getvalue())),
+            hashlib.sha256(out.getvalue()).hexdigest(),
+        )
         rejections = client.get(f"/v1/{upload['name']}/rejections").json()["uploadRejections"]
         assert [(r["lineNumber"], r["column"]) for r in rejections] == [("5", "decision_date")]
         claims = client.get(f"/v1/customers/{customer}/claims").json()["claims"]
@@ -1364,6 +1369,7 @@ def test_an_excel_workbook_or_a_zipped_export_is_read_as_the_claims_it_holds(
         sent = _upload(client, customer, zipped.getvalue(), **{"upload.fileName": "april.zip"})
         assert sent.status_code == 200, sent.text
         assert sent.json()["rowsAccepted"] == "1"
+        assert sent.json()["sha256"] == hashlib.sha256(zipped.getvalue()).hexdigest()
         # An "Export to Excel" that is a web page: its table of claims.
         page = (
             "<html><body><table><tr><th>Claim #</th><th>Payer</th><th>Remit Date</th></tr>"
@@ -1375,6 +1381,16 @@ def test_an_excel_workbook_or_a_zipped_export_is_read_as_the_claims_it_holds(
         )
         assert sent.status_code == 200, sent.text
         assert (sent.json()["state"], sent.json()["rowsAccepted"]) == ("SUCCEEDED", "1")
+        assert (sent.json()["sizeBytes"], sent.json()["sha256"]) == (
+            str(len(page.encode())),
+            hashlib.sha256(page.encode()).hexdigest(),
+        )
+        # The same page again is the same file: the upload it made, not a second one.
+        again = client.post(
+            f"/v1/customers/{customer}/uploads",
+            files={"file": ("may.xls", page.encode(), "application/vnd.ms-excel")},
+        )
+        assert again.json()["name"] == sent.json()["name"]
 
 
 def _form(boundary: str, *parts: tuple[str, str | None, bytes], close: bool = True) -> bytes:
