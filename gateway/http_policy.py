@@ -109,10 +109,10 @@ def _with_vary(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, byte
     what the first one said)."""
     kept, varies = [], None
     for name, value in headers:
-        if name.lower() == b"vary":
-            varies = value if varies is None else varies
-        else:
+        if name.lower() != b"vary":
             kept.append((name, value))
+        elif varies is None:
+            varies = value
     kept.append((b"vary", b"Accept-Encoding" if varies is None else varies + b", Accept-Encoding"))
     return kept
 
