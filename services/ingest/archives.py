@@ -49,7 +49,9 @@ class ClaimsReader(Protocol):
     @property
     def max_bytes(self) -> int: ...
 
-    def header_problem(self, cells: list[str], line: int) -> str | None: ...
+    def header_problem(
+        self, cells: list[str], line: int, above: list[str] | None = None
+    ) -> str | None: ...
 
     def note(self, warning: UploadWarning) -> None: ...
 
@@ -233,14 +235,27 @@ def _header_problem(sheet: ReadOnlyWorksheet, reader: ClaimsReader) -> str | Non
     """None when a claims header is within the sheet's first rows; else why its first row
     with a value is not one."""
     first: str | None = None
-    rows = sheet.iter_rows(max_row=MAX_LINES_ABOVE_HEADER + 1, values_only=True)
+    above: list[str] | None = None
+    rows = sheet.iter_rows(max_row=MAX_LINES_ABOVE_HEADER + 2, values_only=True)
     for line, row in enumerate(rows, start=1):
         if cells := _row_cells(row):
-            problem = reader.header_problem(cells, line)
-            if problem is None:
+            if begins_claims(reader, cells, line, above):
                 return None
-            first = first or problem
+            first = first or reader.header_problem(cells, line)
+            above = cells
     return first or "it is empty"
+
+
+def begins_claims(
+    reader: ClaimsReader, cells: list[str], line: int, above: list[str] | None
+) -> bool:
+    """Whether the claims begin at `cells`, on `line` of a sheet or table (the row `above`
+    them with a value, if any): they are the claims header, within the first
+    MAX_LINES_ABOVE_HEADER + 1 rows, or the first payer's heading below such a header
+    without a payer column (a report grouped by payer), one row lower at most."""
+    if reader.header_problem(cells, line, above) is not None:
+        return False
+    return line <= MAX_LINES_ABOVE_HEADER + 1 or reader.header_problem(cells, line) is not None
 
 
 def _row_cells(row: tuple[Any, ...]) -> list[str]:

@@ -515,6 +515,12 @@ class CsvParser:
         # first was not.
         self._above_header: list[tuple[int, str]] = []
         self._not_header: FileError | None = None
+        # A header with every required column but the payer's, waiting on the line after it:
+        # a report grouped by payer names each group's payer in a heading ("Payer: Aetna").
+        self._without_payer: _HeaderLine | None = None
+        # In such a report, the payer of the last heading read (None: the file has a payer
+        # column).
+        self._heading_payer: str | None = None
         self._adjustments: tuple[AdjustmentColumns, ...] = ()
         self._lines = _Lines()
         self._reader = csv.reader(self._lines, self._dialect)
@@ -528,6 +534,8 @@ class CsvParser:
 
     def close(self) -> list[ParsedItem]:
         items = self._drain(final=True)
+        if self._without_payer is not None:
+            self._not_the_header(self._without_payer)
         if self._columns is None:
             raise self._not_header or FileError("the file has no header row", code="NO_HEADER")
         if self._open is not None:
@@ -805,7 +813,7 @@ class CsvParser:
     def _record(self, record: str, line: int) -> Iterator[ParsedItem]:
         """The header (after Excel's `sep=` line, if the file begins with one), or a row cut
         out on its own."""
-        if self._columns is None and not self._named_dialect:
+        if self._columns is None and not self._named_dialect and self._without_payer is None:
             hint = _SEPARATOR_HINT.fullmatch(record.strip("\r\n "))
             if hint is not None and not self._above_header:
                 self._named_dialect = True
@@ -822,6 +830,9 @@ class CsvParser:
             self.rows_read += 1
             yield Rejection(line, f"not a valid CSV row: {_csv_problem(exc)}", "BAD_CSV")
             return
+        if self._without_payer is not None:
+            yield from self._after_header_without_payer(cells, record, line)
+            return
         if self._columns is None:
             if len(cells) > self._limits.max_columns:
                 raise FileError(
@@ -832,12 +843,12 @@ class CsvParser:
             try:
                 yield from self._header(cells, line)
             except _NotAHeaderError as not_header:
-                # A report's title or date above its header, or a file without a header:
-                # the first line's error is given if no line soon after is the header.
-                self._above_header.append((line, record))
-                self._not_header = self._not_header or not_header.error
-                if len(self._above_header) > MAX_LINES_ABOVE_HEADER:
-                    raise self._not_header from None
+                header = _HeaderLine(cells, line, record, not_header.error)
+                if not_header.missing == ("payer",) and "payer" not in self._column_map:
+                    # The payer may be in the report's headings: the next line says.
+                    self._without_payer = header
+                else:
+                    self._not_the_header(header)
                 return
             if self._above_header:
                 yield _lines_above_header(self._above_header, line)
@@ -845,9 +856,53 @@ class CsvParser:
         if (item := self._row(cells, line)) is not None:
             yield item
 
+    def _not_the_header(self, header: _HeaderLine) -> None:
+        """A report's title or date above its header, or a file without a header: the first
+        line's error is given if no line soon after is the header."""
+        self._without_payer = None
+        self._above_header.append((header.line, header.record))
+        self._not_header = self._not_header or header.error
+        if len(self._above_header) > MAX_LINES_ABOVE_HEADER:
+            raise self._not_header from None
+
+    def _after_header_without_payer(
+        self, cells: list[str], record: str, line: int
+    ) -> Iterator[ParsedItem]:
+        """The line after a header without a payer column: a payer's heading makes the file a
+        report grouped by payer (each claim's payer the last heading's); anything else, and
+        that header was not the header (the line is read as one in turn)."""
+        header = self._without_payer
+        assert header is not None
+        if not any(cell.strip() for cell in cells):
+            return  # a row of empty cells between the header and the first heading
+        payer = _payer_heading(cells)
+        if payer is None:
+            self._not_the_header(header)
+            yield from self._record(record, line)
+            return
+        self._without_payer = None
+        yield from self._header(header.cells, header.line, payer_headings=True)
+        self._heading_payer = payer
+        # Rows are read one by one, each after the headings above it.
+        self._by_columns = False
+        if self._above_header:
+            yield _lines_above_header(self._above_header, header.line)
+        yield UploadWarning(
+            "PAYER_HEADINGS",
+            "the file has no payer column: each claim's payer is the one its group's heading "
+            f"names ({_shown(cells)!r} on line {line}, the first)",
+            line,
+        )
+
     def _row(self, cells: list[str], line: int) -> ClaimRecord | Rejection | UploadWarning | None:
         """The row's claim, or what is wrong with it; None for a row of empty cells (`,,,,`,
-        as spreadsheets save an empty row), which is nothing, as an empty line is."""
+        as spreadsheets save an empty row), which is nothing, as an empty line is, and for a
+        payer's heading in a report grouped by payer."""
+        if self._heading_payer is not None:
+            if (payer := _payer_heading(cells)) is not None:
+                self._heading_payer = payer
+                return None
+            cells = self._with_heading_payer(cells)
         claim_at, payer_at = self._at[0], self._at[1]
         if not (
             claim_at < len(cells)
@@ -858,7 +913,7 @@ class CsvParser:
             filled = [cell for cell in cells if cell.strip()]
             if not filled:
                 return None
-            if _TOTALS.fullmatch(label := filled[0].strip()) and not (
+            if _TOTALS_LABEL.fullmatch(label := filled[0].strip()) and not (
                 claim_at < len(cells) and cells[claim_at].strip()
             ):
                 # A report's totals labelled in another column than the claim id's (its first,
@@ -879,7 +934,7 @@ class CsvParser:
                     "or note, not a claim: skipped",
                     line,
                 )
-        if 0 <= claim_at < len(cells) and _TOTALS.fullmatch(cells[claim_at].strip()):
+        if 0 <= claim_at < len(cells) and _TOTALS_LABEL.fullmatch(cells[claim_at].strip()):
             # A report's totals, not a claim: no row of the file's claims (nor a rejection,
             # which would fail an all-or-nothing upload).
             return UploadWarning(
@@ -891,17 +946,20 @@ class CsvParser:
         self.rows_read += 1
         width = self._header_width
         if len(cells) > width:
-            if len(cells) > self._limits.max_columns:
+            # The file's own count of cells (a grouped report's payer is not one of them).
+            given = len(cells) - (self._heading_payer is not None)
+            if given > self._limits.max_columns:
                 return Rejection(
-                    line, f"row has {len(cells)} columns, more than the header", "TOO_MANY_COLUMNS"
+                    line, f"row has {given} columns, more than the header", "TOO_MANY_COLUMNS"
                 )
             if any(c.strip() for c in cells[width:]):
                 # Usually an amount like 1,234.56 (or codes like CO-45;PR-1 in a semicolon
                 # file) that was not quoted: the columns have shifted.
                 separators = _SEPARATOR_NAMES.get(self._dialect.delimiter, "the delimiter")
+                header = width - (self._heading_payer is not None)
                 return Rejection(
                     line,
-                    f"row has {len(cells)} columns but the header has {width}; "
+                    f"row has {given} columns but the header has {header}; "
                     f"quote values that contain {separators}",
                     "COLUMN_COUNT",
                 )
@@ -918,11 +976,22 @@ class CsvParser:
                 failed = error
         return Rejection(line, failed.reason, failed.code, failed.column, failed.raw_value[:200])
 
+    def _with_heading_payer(self, cells: list[str]) -> list[str]:
+        """A row of a report grouped by payer with its group's payer in the place after the
+        header's columns (`_header`); cells beyond those follow it."""
+        assert self._heading_payer is not None
+        width = self._header_width - 1
+        return [*cells[:width], *[""] * (width - len(cells)), self._heading_payer, *cells[width:]]
+
     def _use_dialect(self, dialect: type[csv.Dialect]) -> None:
         self._dialect = dialect
         self._reader = csv.reader(self._lines, dialect)
 
-    def _header(self, cells: list[str], line: int) -> Iterator[ParsedItem]:
+    def _header(
+        self, cells: list[str], line: int, *, payer_headings: bool = False
+    ) -> Iterator[ParsedItem]:
+        """Takes `cells` as the header, or raises `_NotAHeaderError`. With `payer_headings`,
+        the file's payers are in headings: the payer is read after a row's last cell."""
         by_header = {_normalise(h): i for i, h in enumerate(cells)}
         columns: dict[str, int] = {}
         for canonical, header in self._column_map.items():
@@ -952,6 +1021,8 @@ class CsvParser:
         # Mapped columns are used; an alias the column_map overrode is not.
         used = set(columns.values()) | {i for parts in numbered.values() for i in parts}
         ignored = [cells[index].strip() for index in by_header.values() if index not in used]
+        if payer_headings:
+            columns["payer"] = len(cells)
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if "decision_date" not in columns and "status" not in columns:
             missing.append("decision_date")
@@ -962,12 +1033,14 @@ class CsvParser:
                     f"line {line}: missing required column {wanted}",
                     code="MISSING_COLUMN",
                     line_number=line,
-                )
+                ),
+                tuple(missing),
             )
         self._columns = columns
         self._at = tuple(columns.get(name, -1) for name in _CLAIM_COLUMNS)
         self._adjustments = _adjustment_columns(columns, numbered)
-        self._header_width = len(cells)
+        # A grouped report's rows have their payer after their cells (`_with_heading_payer`).
+        self._header_width = len(cells) + payer_headings
         if ignored:
             yield UploadWarning(
                 "IGNORED_COLUMNS", "columns not used: " + ", ".join(ignored[:20]), line
@@ -1154,6 +1227,33 @@ class _Lines:
 
 # What a report writes in its claim id column on a totals row.
 _TOTALS = re.compile(r"(?:grand |sub-?)?totals?:?", re.IGNORECASE)
+# The first cell of a totals row without a claim id may say more: "Total for Aetna",
+# "Total: 12 claims", "Total (Aetna)", "Aetna Total", "Aetna Subtotal:".
+_TOTALS_LABEL = re.compile(
+    r"(?:grand |sub-?)?totals?(?:\s+for\b.*|\s*[:(].*)?|.*\s(?:grand |sub-?)?totals?:?",
+    re.IGNORECASE | re.DOTALL,
+)
+# A payer's heading in a report grouped by payer: a name of the payer column, a colon and the
+# payer ("Payer: Aetna", "Insurance Name: Cigna"), in one cell or the name in the next.
+_HEADING = re.compile(r"(?P<label>[^:]{1,40}):(?P<payer>.*)", re.DOTALL)
+
+
+def _payer_heading(cells: Sequence[str]) -> str | None:
+    """The payer a row names if it is a payer's heading, else None."""
+    filled = [cell.strip() for cell in cells if cell.strip()]
+    if not 0 < len(filled) <= 2:
+        return None
+    found = _HEADING.fullmatch(filled[0])
+    if found is None or _ALIAS_INDEX.get(_header_key(found.group("label"))) != "payer":
+        return None
+    payer = " ".join([found.group("payer").strip(), *filled[1:]]).strip()
+    return payer or None
+
+
+def _shown(cells: Sequence[str]) -> str:
+    """A row of one or two filled cells as a person reads it (a heading)."""
+    return " ".join(cell.strip() for cell in cells if cell.strip())[:80]
+
 
 # Lines a report may print above its header (title, run date, filters) before a file is
 # taken to have no header.
@@ -1161,27 +1261,58 @@ MAX_LINES_ABOVE_HEADER = 20
 
 
 def header_problem(
-    cells: list[str], line: int, column_map: Mapping[str, str] | None = None
+    cells: list[str],
+    line: int,
+    column_map: Mapping[str, str] | None = None,
+    *,
+    above: list[str] | None = None,
 ) -> FileError | None:
     """Why `cells`, on `line`, are not a header the parser reads (with `column_map`, if the
     upload has one); None when they are one: every required column is there under a name it
-    knows."""
+    knows. Given the row `above` them, also None when that row is a header without a payer
+    column and `cells` a payer's heading: a report grouped by payer begins there."""
+    error, _ = _header_problem(cells, line, column_map)
+    if error is None or above is None or _payer_heading(cells) is None:
+        return error
+    _, missing = _header_problem(above, line - 1, column_map)
+    mapped = column_map is not None and "payer" in column_map
+    return None if missing == ("payer",) and not mapped else error
+
+
+def _header_problem(
+    cells: list[str], line: int, column_map: Mapping[str, str] | None
+) -> tuple[FileError | None, tuple[str, ...]]:
+    """Why `cells` are not a header (None: they are), and the required columns they lack
+    when that is why."""
     try:
         for _ in CsvParser(column_map)._header(cells, line):
             pass
     except _NotAHeaderError as not_header:
-        return not_header.error
+        return not_header.error, not_header.missing
     except FileError as error:
-        return error
-    return None
+        return error, ()
+    return None, ()
 
 
 class _NotAHeaderError(Exception):
-    """The line read as the header is not one; `error` says why."""
+    """The line read as the header is not one; `error` says why, `missing` the required
+    columns it lacks (if that is why)."""
 
-    def __init__(self, error: FileError) -> None:
+    def __init__(self, error: FileError, missing: tuple[str, ...] = ()) -> None:
         super().__init__(str(error))
         self.error = error
+        self.missing = missing
+
+
+@dataclass(frozen=True)
+class _HeaderLine:
+    """A line read as the header that was not taken as one (yet): its cells, line number,
+    text, and why not."""
+
+    cells: list[str]
+    line: int
+    record: str
+    error: FileError
 
 
 def _lines_above_header(lines: list[tuple[int, str]], header_line: int) -> UploadWarning:

@@ -14,7 +14,7 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from html.parser import HTMLParser
 
-from services.ingest.archives import PIECE_BYTES, ClaimsReader, held_to
+from services.ingest.archives import PIECE_BYTES, ClaimsReader, begins_claims, held_to
 from services.ingest.csv_claims import MAX_LINES_ABOVE_HEADER
 from services.ingest.records import FileError, UploadWarning
 
@@ -197,9 +197,10 @@ class TableReading:
             return
         # A table's first rows are held until one is a claims header or there are too many.
         rows = self._first_rows.setdefault(table, [])
+        above = next((row for row in reversed(rows) if row), None)
         rows.append(cells)
-        holds = bool(cells) and self._reader.header_problem(cells, len(rows)) is None
-        if holds or len(rows) > MAX_LINES_ABOVE_HEADER:
+        holds = bool(cells) and begins_claims(self._reader, cells, len(rows), above)
+        if holds or len(rows) > MAX_LINES_ABOVE_HEADER + 1:
             self._judged.add(table)
             del self._first_rows[table]
         if holds and self._chosen is None:

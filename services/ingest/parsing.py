@@ -94,12 +94,15 @@ class UploadParser:
     def rows_read(self) -> int:
         return self._parser.rows_read if self._parser is not None else 0
 
-    def header_problem(self, cells: list[str], line: int) -> str | None:
-        """Why a row of a workbook's sheet is not a claims header this upload reads; None
-        when it is one."""
+    def header_problem(
+        self, cells: list[str], line: int, above: list[str] | None = None
+    ) -> str | None:
+        """Why a row of a workbook's sheet (or a page's table) is not a claims header this
+        upload reads; None when it is one, or when it is the first payer's heading below a
+        header without a payer column (the row `above` it)."""
         if self._declared == "X12_835":
             return "an 835 is never a workbook"
-        problem = header_problem(cells, line, self._column_map)
+        problem = header_problem(cells, line, self._column_map, above=above)
         return None if problem is None else str(problem)
 
     def note(self, warning: UploadWarning) -> None:

@@ -228,6 +228,26 @@ def test_hidden_sheets_are_not_chosen_or_named() -> None:
     assert ([claim.claim_id for claim in claims], warnings) == (["C1"], [])
 
 
+def test_a_sheet_grouped_by_payer_is_found_and_read_from_its_headings() -> None:
+    """A sheet with no payer column whose groups are headed by their payer is the claims
+    sheet (a cover sheet beside it is not), its header as low as the parser reads one."""
+    title = [[f"Filter {i}"] for i in range(20)]
+    grouped = [
+        *title,
+        ["Claim ID", "Decision Date", "Billed", "Paid"],
+        ["Payer:", "Aetna"],
+        ["A1", dt.date(2026, 3, 14), 100, 65],
+        ["Payer: Cigna"],
+        ["C1", dt.date(2026, 3, 15), 40, 0],
+    ]
+    claims, warnings = _uploaded(_book(COVER, ("By payer", grouped)))
+    assert [(claim.claim_id, claim.payer_name) for claim in claims] == [
+        ("A1", "Aetna"),
+        ("C1", "Cigna"),
+    ]
+    assert [w.code for w in warnings] == ["SHEET_CHOSEN", "LINES_ABOVE_HEADER", "PAYER_HEADINGS"]
+
+
 def test_a_claims_sheet_is_found_by_the_uploads_column_map() -> None:
     renamed = [
         ["Remit Key", "Plan", "Decision Date", "Billed", "Paid"],

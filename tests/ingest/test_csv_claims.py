@@ -181,6 +181,87 @@ def test_a_reports_headings_footers_and_empty_rows_are_not_claims_or_rejections(
     assert [(r.line_number, r.column) for r in rejections(items)] == [(2, "payer")]
 
 
+GROUPED_REPORT = [
+    "Denials by Payer",
+    "Run 12/03/2026",
+    "Claim Nbr,Pmt Dt,Billed Amt,Amt Pd,CPT,Status",
+    ",,,,,",
+    "Payer: Aetna,,,,,",
+    "A1,2026-03-02,100.00,80.00,99213,PAID",
+    "A2,2026-03-03,100.00,0,99213,DENIED",
+    "Total for Aetna,,200.00,80.00,,",
+    "",
+    "Insurance Name:,Cigna Health,,,,",
+    "C1,2026-03-04,50.00,50.00,99214,PAID,,",
+    "C2,2026-03-04,50.00,50.00,99214,PAID,40.00",
+    "C3,2026-03-05,20.00",
+    "Total: 2 claims,,70.00,50.00,,",
+    "Grand Total,,270.00,130.00,,",
+]
+
+
+@pytest.mark.parametrize("by_columns", [True, False])
+def test_a_report_grouped_by_payer_gives_each_claim_its_groups_heading(by_columns: bool) -> None:
+    """A report with no payer column that names each group's payer in a heading ("Payer:
+    Aetna", or the column's other names; the payer in the same cell or the next): each claim
+    is its heading's payer's, said once in a warning; the groups' totals are skipped, and a
+    row with a cell past the header's is refused counting the cells as the file has them."""
+    parser = CsvParser(by_columns=by_columns)
+    items = parser.feed("\n".join(GROUPED_REPORT) + "\n") + parser.close()
+    assert [(c.claim_id, c.payer_name, c.paid_cents) for c in claims(items)] == [
+        ("A1", "Aetna", 8000), ("A2", "Aetna", 0), ("C1", "Cigna Health", 5000),
+        ("C3", "Cigna Health", 0),
+    ]  # fmt: skip
+    assert [(r.line_number, r.reason) for r in rejections(items)] == [
+        (12, "row has 7 columns but the header has 6; quote values that contain commas")
+    ]
+    warnings = [item for item in items if isinstance(item, UploadWarning)]
+    assert [(w.code, w.line_number) for w in warnings] == [
+        ("LINES_ABOVE_HEADER", 1), ("PAYER_HEADINGS", 5), ("TOTALS_ROW", 8),
+        ("TOTALS_ROW", 14), ("TOTALS_ROW", 15),
+    ]  # fmt: skip
+    assert warnings[1].message == (
+        "the file has no payer column: each claim's payer is the one its group's heading "
+        "names ('Payer: Aetna' on line 5, the first)"
+    )
+    assert warnings[2].message == (
+        "line 8 is a totals row ('Total for Aetna' as the claim id), not a claim: skipped"
+    )
+    assert parser.rows_read == 5
+
+
+def test_a_header_without_a_payer_column_and_no_payer_heading_is_no_header() -> None:
+    """Only a payer's heading right below it (empty rows aside) makes a header without a payer
+    column one; claims below it, a heading later on, or nothing at all, and the file is
+    refused for the column as before. A column map that names the payer's column wants it."""
+    header = "Claim Nbr,Pmt Dt,Billed Amt"
+    missing = "line 1: missing required column payer (or payer name, insurance, insurance name)"
+    for below in (
+        "A1,2026-03-02,100.00\nPayer: Aetna\nA2,2026-03-02,100.00\n",
+        "Note: Aetna\nA1,2026-03-02,100.00\n",
+        "",
+    ):
+        error = file_error(f"{header}\n{below}")
+        assert (str(error), error.code, error.line_number) == (missing, "MISSING_COLUMN", 1)
+    error = file_error(f"{header}\nPayer: Aetna\n", column_map={"payer": "Plan"})
+    assert error.code == "BAD_COLUMN_MAP"
+
+
+def test_totals_rows_are_known_by_what_reports_write_before_or_after_total() -> None:
+    """Rows labelled "Total for Aetna", "Aetna Total", "Subtotal (Cigna)" or "Total: 12
+    claims" as the claim id or, without one, in the row's first cell are totals; a claim of a
+    payer whose name begins with "Total" is a claim."""
+    rows = [
+        "Total for Aetna,,,200.00,80.00", ",Aetna Total,,200.00,80.00",
+        "Subtotal (Cigna),,,1,1", ",,Total: 12 claims,1,1",
+        "C1,Total Health Care,2026-03-14,10,5",
+    ]  # fmt: skip
+    items = parse("\n".join([HEADER, *rows]) + "\n")
+    assert [(c.claim_id, c.payer_name) for c in claims(items)] == [("C1", "Total Health Care")]
+    assert rejections(items) == []
+    assert [w.code for w in items if isinstance(w, UploadWarning)] == ["TOTALS_ROW"] * 4
+
+
 def test_a_file_whose_first_lines_are_no_header_says_what_the_first_one_lacks() -> None:
     rows = "".join(f"C{i},Aetna,2026-03-14,10,5\n" for i in range(40))
     error = file_error(rows)

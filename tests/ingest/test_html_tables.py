@@ -114,6 +114,27 @@ def test_cells_spanning_rows_are_in_each_and_cells_spanning_columns_keep_the_res
     assert [w.code for w in warnings] == ["TOTALS_ROW"]
 
 
+def test_a_report_grouped_by_payer_is_read_from_its_headings() -> None:
+    """A report with no payer column, each payer's claims under a heading row spanning the
+    table ("Payer: Aetna"), and its totals: the table is found by the header and the heading
+    below it, and each claim is its heading's payer's."""
+    page = """<table><tr><td colspan="4">Denials by payer, March 2026</td></tr>
+<tr><th>Claim #</th><th>Remit Date</th><th>Billed</th><th>Paid</th></tr>
+<tr><td colspan="4"><b>Payer: Aetna</b></td></tr>
+<tr><td>A1</td><td>03/02/2026</td><td>100.00</td><td>80.00</td></tr>
+<tr><td colspan="2">Total for Aetna</td><td>100.00</td><td>80.00</td></tr>
+<tr><td colspan="4">Payer: Blue Cross</td></tr>
+<tr><td>B1</td><td>03/03/2026</td><td>60.00</td><td>0.00</td></tr>
+</table>"""
+    _, claims, rejections, warnings = _read(page.encode(), 4096)
+    assert [(c.claim_id, c.payer_name, c.paid_cents) for c in claims] == [
+        ("A1", "Aetna", 8000),
+        ("B1", "Blue Cross", 0),
+    ]
+    assert rejections == []
+    assert [w.code for w in warnings] == ["LINES_ABOVE_HEADER", "PAYER_HEADINGS", "TOTALS_ROW"]
+
+
 def test_a_page_saved_in_windows_1252_is_read() -> None:
     page = PAGE.replace('charset="utf-8"', 'charset="windows-1252"')
     page = page.replace("Soci&eacute;t&eacute; G&#233;n&eacute;rale", "Société Générale")
