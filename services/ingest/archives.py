@@ -1,9 +1,10 @@
-"""A claims file sent inside a ZIP archive, or an Excel workbook (.xlsx) sent as it is: the
-archive's one file, or the workbook's claims sheet as CSV text (a row a line, so a
-rejection's line is the sheet's row). Both keep their index at their end, so the upload is
-spooled first: in memory up to SPOOL_MEMORY_BYTES, then in a temporary file, at most the
-upload's size limit, and what they unpack to is held to that limit too (an archive declaring
-more is refused before anything is unpacked)."""
+"""A claims file sent inside a ZIP archive, or an Excel workbook sent as it is (.xlsx, or the
+Excel 97-2003 .xls many older systems still export): the archive's one file, or the
+workbook's claims sheet as CSV text (a row a line, so a rejection's line is the sheet's row).
+Each keeps its index at its end (or, for an .xls, anywhere), so the upload is spooled first:
+in memory up to SPOOL_MEMORY_BYTES, then in a temporary file, at most the upload's size
+limit, and what they unpack to is held to that limit too (an archive declaring more is
+refused before anything is unpacked)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,11 @@ import io
 import re
 import tempfile
 import zipfile
-from collections.abc import AsyncIterator, Iterator
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import IO, Any, Protocol
 
 from services.ingest.csv_claims import MAX_LINES_ABOVE_HEADER
 from services.ingest.records import FileError, UploadWarning
-
-if TYPE_CHECKING:
-    from openpyxl.workbook import Workbook
-    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
 SPOOL_MEMORY_BYTES = 8 << 20
 # What an unpacked or decompressed file is handed on in: pieces of about an upload chunk,
@@ -73,10 +70,30 @@ async def held_to(chunks: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator
 
 async def unpacked(chunks: AsyncIterator[bytes], reader: ClaimsReader) -> AsyncIterator[bytes]:
     """The claims file in the archive or workbook whose bytes `chunks` are."""
+    async for piece in _spooled(chunks, reader, _opened):
+        yield piece
+
+
+async def old_workbook_lines(
+    chunks: AsyncIterator[bytes], reader: ClaimsReader
+) -> AsyncIterator[bytes]:
+    """The claims sheet of the Excel 97-2003 workbook (.xls) whose bytes `chunks` are, as CSV
+    text (as an .xlsx is read)."""
+    async for piece in _spooled(chunks, reader, _old_workbook):
+        yield piece
+
+
+async def _spooled(
+    chunks: AsyncIterator[bytes],
+    reader: ClaimsReader,
+    opened: Callable[[IO[bytes], ClaimsReader], Iterator[bytes]],
+) -> AsyncIterator[bytes]:
+    """What `opened` reads from the whole of `chunks`, spooled (at most the reader's
+    `max_bytes`), in worker threads."""
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
         async for chunk in held_to(chunks, reader.max_bytes):
             spool.write(chunk)
-        pieces = await asyncio.to_thread(_opened, spool, reader)
+        pieces = await asyncio.to_thread(opened, spool, reader)
         while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
             yield piece
 
@@ -168,26 +185,142 @@ def _workbook_lines(spool: IO[bytes], unpacked_size: int, reader: ClaimsReader) 
             code="BAD_ARCHIVE",
         ) from None
     try:
-        sheet = _claims_sheet(book, reader)
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        for row in sheet.iter_rows(values_only=True):
-            cells = _row_cells(row)
-            if cells:
-                writer.writerow(cells)
-            else:
-                text.write("\n")
-            if text.tell() >= PIECE_BYTES:
-                yield text.getvalue().encode()
-                text.seek(0)
-                text.truncate()
-        if text.tell():
-            yield text.getvalue().encode()
+        yield from _sheet_lines(_claims_sheet(book, reader))
     finally:
         book.close()
 
 
-def _claims_sheet(book: Workbook, reader: ClaimsReader) -> ReadOnlyWorksheet:
+def _sheet_lines(sheet: _Sheet) -> Iterator[bytes]:
+    """`sheet` as CSV text, a row a line (an empty row an empty line), in pieces of about
+    PIECE_BYTES."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    for row in sheet.iter_rows(values_only=True):
+        cells = _row_cells(row)
+        if cells:
+            writer.writerow(cells)
+        else:
+            text.write("\n")
+        if text.tell() >= PIECE_BYTES:
+            yield text.getvalue().encode()
+            text.seek(0)
+            text.truncate()
+    if text.tell():
+        yield text.getvalue().encode()
+
+
+class _Sheet(Protocol):
+    """A workbook's sheet as the claims are looked for and read in it (openpyxl's names)."""
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def sheet_state(self) -> str: ...
+
+    def iter_rows(
+        self, max_row: int | None = None, *, values_only: bool
+    ) -> Iterator[tuple[Any, ...]]: ...
+
+
+class _Book(Protocol):
+    """A workbook as its claims sheet is chosen (openpyxl's names): its sheets in tab order
+    and the one it opens on."""
+
+    @property
+    def worksheets(self) -> Sequence[_Sheet]: ...
+
+    @property
+    def active(self) -> Any: ...
+
+
+def _old_workbook(spool: IO[bytes], reader: ClaimsReader) -> Iterator[bytes]:
+    """The claims sheet (`_claims_sheet`) of an Excel 97-2003 workbook as CSV text. Its file
+    is at most the upload limit, and its sheets at most 65,536 rows of 256 cells: read whole."""
+    # Loaded on the first such workbook: most ingest processes never read one.
+    import xlrd
+
+    spool.seek(0)
+    try:
+        # xlrd writes its notes on a damaged file to `logfile`: kept out of the service's.
+        book = xlrd.open_workbook(file_contents=spool.read(), logfile=io.StringIO())
+    except xlrd.XLRDError as exc:
+        if "find workbook" in str(exc):
+            raise FileError(
+                "the file is an Office document (Word, PowerPoint, Outlook, …) but not an "
+                "Excel workbook; upload the claims export (CSV) or 835 file",
+                code="NOT_CLAIMS_FILE",
+            ) from None
+        if "encrypted" in str(exc):
+            raise FileError(
+                "the Excel workbook is protected by a password; save it without one, or as "
+                "CSV, and upload that",
+                code="BAD_ARCHIVE",
+            ) from None
+        raise _unreadable_old_workbook(exc) from None
+    except Exception as exc:  # xlrd raises many kinds for a damaged file
+        raise _unreadable_old_workbook(exc) from None
+    try:
+        yield from _sheet_lines(_claims_sheet(_OldBook(book), reader))
+    finally:
+        book.release_resources()
+
+
+def _unreadable_old_workbook(exc: Exception) -> FileError:
+    return FileError(
+        f"the Excel 97-2003 workbook (.xls) cannot be read ({type(exc).__name__}: {exc}); "
+        "save it again, or as CSV",
+        code="BAD_ARCHIVE",
+    )
+
+
+class _OldSheet:
+    """An .xls sheet (xlrd's) as `_Sheet`: each cell's value as openpyxl gives it (a date
+    cell a datetime, a true/false cell a bool, an error its text, an empty cell None)."""
+
+    def __init__(self, sheet: Any, datemode: int) -> None:
+        self.title: str = sheet.name
+        # xlrd: 0 visible, 1 hidden, 2 very hidden.
+        self.sheet_state = "visible" if sheet.visibility == 0 else "hidden"
+        self.opens_on = bool(sheet.sheet_visible)  # xlrd's name for the sheet shown on opening
+        self._sheet = sheet
+        self._datemode = datemode
+
+    def iter_rows(
+        self, max_row: int | None = None, *, values_only: bool
+    ) -> Iterator[tuple[Any, ...]]:
+        rows = self._sheet.nrows if max_row is None else min(max_row, self._sheet.nrows)
+        for at in range(rows):
+            yield tuple(self._value(cell) for cell in self._sheet.row(at))
+
+    def _value(self, cell: Any) -> Any:
+        import xlrd
+
+        kind, value = cell.ctype, cell.value
+        if kind == xlrd.XL_CELL_DATE:
+            try:
+                return xlrd.xldate_as_datetime(value, self._datemode)
+            except (xlrd.xldate.XLDateError, ValueError, OverflowError):
+                return value  # a date Python has no day for: its serial number
+        if kind == xlrd.XL_CELL_BOOLEAN:
+            return bool(value)
+        if kind == xlrd.XL_CELL_ERROR:
+            return xlrd.error_text_from_code.get(value, "#ERROR")
+        if kind in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
+            return None
+        return value
+
+
+class _OldBook:
+    """An .xls workbook (xlrd's) as `_Book`."""
+
+    def __init__(self, book: Any) -> None:
+        self.worksheets = [_OldSheet(sheet, book.datemode) for sheet in book.sheets()]
+        visible = [sheet for sheet in self.worksheets if sheet.sheet_state == "visible"]
+        self.active = next((sheet for sheet in visible if sheet.opens_on), None)
+
+
+def _claims_sheet(book: _Book, reader: ClaimsReader) -> _Sheet:
     """The sheet the claims are on: the one the workbook opens on when a claims header is
     within its first rows, else the first other visible sheet (in tab order) where one is.
     Other sheets that hold claims are named in a warning: one sheet is read, and none is
@@ -231,7 +364,7 @@ def _claims_sheet(book: Workbook, reader: ClaimsReader) -> ReadOnlyWorksheet:
     return read
 
 
-def _header_problem(sheet: ReadOnlyWorksheet, reader: ClaimsReader) -> str | None:
+def _header_problem(sheet: _Sheet, reader: ClaimsReader) -> str | None:
     """None when a claims header is within the sheet's first rows; else why its first row
     with a value is not one."""
     first: str | None = None

@@ -1,7 +1,8 @@
 """What an upload's bytes are before they are text: a gzip-compressed file (a `.csv.gz` or
 `.835.gz` export, or a body sent with `Content-Encoding: gzip`) is decompressed as it streams;
-a ZIP archive or an Excel workbook is unpacked (services/ingest/archives.py); a document or a
-file compressed otherwise, sent by mistake, is named, with what to send instead."""
+a ZIP archive or an Excel workbook (.xlsx or .xls) is unpacked (services/ingest/archives.py);
+a document or a file compressed otherwise, sent by mistake, is named, with what to send
+instead."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import zlib
 from collections.abc import AsyncIterator, Iterator
 
 from runtime.streams import prepended
-from services.ingest.archives import PIECE_BYTES, ClaimsReader, unpacked
+from services.ingest.archives import PIECE_BYTES, ClaimsReader, old_workbook_lines, unpacked
 from services.ingest.html_tables import table_lines
 from services.ingest.records import FileError
 
@@ -22,13 +23,11 @@ _SNIFF_BYTES = 64
 # Content-Encoding: gzip, a zipped .csv.gz, a gzip-compressed archive.
 _MAX_NESTING = 3
 ZIP_MAGIC = b"PK\x03\x04"
+# An OLE2 compound document: an Excel 97-2003 workbook (.xls), or another Office document.
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # A web page: what some systems' "Export to Excel" writes (an HTML table in a .xls file).
 _HTML = re.compile(rb"(?:\xef\xbb\xbf)?\s*(?:<!doctype html|<html|<table)", re.IGNORECASE)
 _REFUSED = (
-    (
-        re.compile(rb"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),
-        "an Excel 97-2003 workbook (.xls); save it as CSV and upload that",
-    ),
     (re.compile(rb"%PDF-"), "a PDF document; upload the claims export (CSV) or 835 file"),
     (
         re.compile(rb"BZh[1-9]1AY&SY"),
@@ -129,9 +128,10 @@ class Inflater:
 
 async def file_bytes(chunks: AsyncIterator[bytes], reader: ClaimsReader) -> AsyncIterator[bytes]:
     """The file's own bytes from an upload's chunks: as they come, decompressed when they are
-    gzip, unpacked when they are a ZIP archive or an Excel workbook (of at most the reader's
-    `max_bytes`; a workbook's sheet chosen by what `reader` reads), a web page's claims table
-    as CSV text. Refuses a format that is never claims, before anything is parsed."""
+    gzip, unpacked when they are a ZIP archive or an Excel workbook (.xlsx or .xls, of at most
+    the reader's `max_bytes`; a workbook's sheet chosen by what `reader` reads), a web page's
+    claims table as CSV text. Refuses a format that is never claims, before anything is
+    parsed."""
     head, stream = await _head(chunks)
     # The file is what the upload sent, gzip-decompressed: where what is read is made from it
     # (unpacked, or a page's table), the reader is given the file's own bytes.
@@ -148,7 +148,9 @@ async def file_bytes(chunks: AsyncIterator[bytes], reader: ClaimsReader) -> Asyn
     what = refused_format(head)
     if what is not None:
         raise FileError(f"the file is {what}", code="NOT_CLAIMS_FILE")
-    if _HTML.match(head):
+    if head.startswith(OLE2_MAGIC):
+        stream = old_workbook_lines(stream if told else _told(stream, reader), reader)
+    elif _HTML.match(head):
         stream = table_lines(stream if told else _told(stream, reader), reader)
     async for chunk in stream:
         yield chunk

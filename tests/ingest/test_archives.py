@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import xlwt
 from openpyxl import Workbook
 
 from services.ingest.compression import file_bytes
@@ -246,6 +247,73 @@ def test_a_sheet_grouped_by_payer_is_found_and_read_from_its_headings() -> None:
         ("C1", "Cigna"),
     ]
     assert [w.code for w in warnings] == ["SHEET_CHOSEN", "LINES_ABOVE_HEADER", "PAYER_HEADINGS"]
+
+
+def _old_book(*sheets: tuple[str, list[list[Any]]], opens_on: int = 0, hidden: int = -1) -> bytes:
+    """An Excel 97-2003 workbook (.xls) of `sheets`, dates in date cells."""
+    book = xlwt.Workbook()
+    day = xlwt.easyxf(num_format_str="MM/DD/YYYY")
+    for at, (title, rows) in enumerate(sheets):
+        sheet = book.add_sheet(title)
+        for row_at, row in enumerate(rows):
+            for column, value in enumerate(row):
+                if isinstance(value, dt.date):
+                    sheet.write(row_at, column, value, day)
+                elif value is not None:
+                    sheet.write(row_at, column, value)
+        sheet.set_sheet_visible(at == opens_on)
+        sheet.set_selected(at == opens_on)
+        if at == hidden:
+            sheet.visibility = 1
+    book.active_sheet = opens_on
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_an_excel_97_2003_workbook_is_read_as_its_claims_sheet() -> None:
+    """An .xls is read as an .xlsx is: the sheet it opens on when that holds the claims, else
+    the claims sheet (named in a warning), hidden sheets left alone; each cell as it shows
+    (dates as dates, whole numbers without a point, true and false as Excel writes them, a
+    formula as its saved result: none here)."""
+    rows = [
+        [*HEADER, "Denied"],
+        ["A1", "Aetna", dt.date(2026, 3, 14), 100.5, 65, False],
+        [5002, "Cigna", dt.datetime(2026, 3, 15, 9, 30), 40, xlwt.Formula("1/0"), True],
+    ]
+    text = _read(_old_book(COVER, ("Claims", rows), ("Old", _claims("H1")), hidden=2))
+    assert text.decode().splitlines() == [
+        "Claim ID,Payer,Decision Date,Billed,Paid,Denied",
+        "A1,Aetna,2026-03-14,100.5,65,FALSE",
+        "5002,Cigna,2026-03-15 09:30:00,40,,TRUE",
+    ]
+    claims, warnings = _uploaded(_old_book(COVER, ("Claims", _claims("A1", "A2"))))
+    assert [claim.claim_id for claim in claims] == ["A1", "A2"]
+    assert [w.code for w in warnings] == ["SHEET_CHOSEN"]
+    claims, warnings = _uploaded(
+        _old_book(("March", _claims("M1")), ("April", _claims("A1")), opens_on=1)
+    )
+    assert ([claim.claim_id for claim in claims], [w.code for w in warnings]) == (
+        ["A1"],
+        ["SHEETS_NOT_READ"],
+    )
+
+
+def test_an_office_file_that_is_no_workbook_or_a_damaged_one_is_named() -> None:
+    """Word and PowerPoint 97-2003 files begin as an .xls does: named for what they are not;
+    a damaged workbook, for what cannot be read."""
+    book = _old_book(("Claims", _claims("A1")))
+    # The same compound file with its workbook stream renamed: as a Word file holds none.
+    other = book.replace("Workbook".encode("utf-16-le"), "Document".encode("utf-16-le"))
+    error = _error(other)
+    assert (error.code, str(error)) == (
+        "NOT_CLAIMS_FILE",
+        "the file is an Office document (Word, PowerPoint, Outlook, …) but not an Excel "
+        "workbook; upload the claims export (CSV) or 835 file",
+    )
+    error = _error(book[:1536])
+    assert error.code == "BAD_ARCHIVE"
+    assert str(error).startswith("the Excel 97-2003 workbook (.xls) cannot be read (")
 
 
 def test_a_claims_sheet_is_found_by_the_uploads_column_map() -> None:

@@ -200,11 +200,11 @@ REFUSED_FILES = {
         "broken-archive: the file starts as a ZIP archive but cannot be read as one (File is not"
         " a zip file)",
     ),
-    # An old Excel workbook is named by its first bytes, with what to send instead.
+    # An old Excel workbook (.xls) is read as its sheet; a damaged one says so.
     "old-workbook": (
         b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600),
-        "old-workbook: the file is an Excel 97-2003 workbook (.xls); save it as CSV and upload"
-        " that",
+        "old-workbook: the Excel 97-2003 workbook (.xls) cannot be read (CompDocError: Expected"
+        " \"little-endian\" marker, found b'\\x00\\x00'); save it again, or as CSV",
     ),
     "empty": (b"", "empty: the file is empty"),
     "header-only": (HEADER, "header-only: no claim in the file"),

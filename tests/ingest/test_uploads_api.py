@@ -20,6 +20,7 @@ import grpc
 import httpx
 import psycopg
 import pytest
+import xlwt
 from google.type import date_pb2
 from openpyxl import Workbook
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -1295,7 +1296,7 @@ def test_a_body_in_a_coding_the_route_does_not_read_is_415(system: System) -> No
         )
 
 
-def test_an_old_workbook_or_a_cut_short_gzip_file_is_refused_with_what_to_send(
+def test_a_damaged_old_workbook_or_a_cut_short_gzip_file_is_refused_with_what_to_send(
     system: System,
 ) -> None:
     customer = _fresh_customer()
@@ -1307,7 +1308,8 @@ def test_an_old_workbook_or_a_cut_short_gzip_file_is_refused_with_what_to_send(
         refused = _upload(client, customer, old_workbook, **{"upload.fileName": "q1.xls"})
         assert refused.status_code == 400
         assert refused.json()["detail"] == (
-            "q1.xls: the file is an Excel 97-2003 workbook (.xls); save it as CSV and upload that"
+            "q1.xls: the Excel 97-2003 workbook (.xls) cannot be read (CompDocError: Expected "
+            "\"little-endian\" marker, found b'\\x00\\x00'); save it again, or as CSV"
         )
         cut = _upload(client, customer, packed[: len(packed) // 2])
         assert cut.status_code == 400
@@ -1391,6 +1393,33 @@ def test_an_excel_workbook_or_a_zipped_export_is_read_as_the_claims_it_holds(
             files={"file": ("may.xls", page.encode(), "application/vnd.ms-excel")},
         )
         assert again.json()["name"] == sent.json()["name"]
+        # An Excel 97-2003 workbook: its claims sheet, dates and numbers as the cells hold them.
+        old_book = xlwt.Workbook()
+        june = old_book.add_sheet("June")
+        for at, title in enumerate(("Claim #", "Payer", "Remit Date", "Billed", "Paid")):
+            june.write(0, at, title)
+        june.write(1, 0, 6001)
+        june.write(1, 1, "Humana")
+        june.write(1, 2, dt.date(2026, 6, 3), xlwt.easyxf(num_format_str="MM/DD/YYYY"))
+        june.write(1, 3, 75.5)
+        june.write(1, 4, 60)
+        old_bytes = io.BytesIO()
+        old_book.save(old_bytes)
+        sent = client.post(
+            f"/v1/customers/{customer}/uploads",
+            files={"file": ("june.xls", old_bytes.getvalue(), "application/vnd.ms-excel")},
+        )
+        assert sent.status_code == 200, sent.text
+        assert (sent.json()["state"], sent.json()["rowsAccepted"]) == ("SUCCEEDED", "1")
+        assert sent.json()["sha256"] == hashlib.sha256(old_bytes.getvalue()).hexdigest()
+        [claim] = client.get(
+            f"/v1/customers/{customer}/claims", params={"filter": 'claim_id = "6001"'}
+        ).json()["claims"]
+        assert (claim["payer"], claim["decisionDate"], claim["billedAmount"]["units"]) == (
+            "Humana",
+            {"year": 2026, "month": 6, "day": 3},
+            "75",
+        )
 
 
 def _form(boundary: str, *parts: tuple[str, str | None, bytes], close: bool = True) -> bytes:

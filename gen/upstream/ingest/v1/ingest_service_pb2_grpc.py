@@ -153,11 +153,11 @@ class IngestServiceServicer:
         may carry a chunk of the file in `http_body.data` (the first one may be empty);
         chunks are concatenated in order. Chunks should be at most 1 MiB. The file may be
         gzip-compressed (a `.csv.gz`: read decompressed as it arrives), a ZIP archive of one
-        claims file (read as that file), or an Excel workbook (.xlsx: its claims sheet read as
-        CSV, a row a line; the sheet it opens on unless only another holds a claims header,
-        other sheets with claims named in a warning), or a web page (an "Export to Excel" HTML
-        table: its table of claims read). An old .xls workbook, a PDF, an image or a file
-        compressed otherwise is INVALID_ARGUMENT, saying what it is.
+        claims file (read as that file), or an Excel workbook (.xlsx, or Excel 97-2003's .xls:
+        its claims sheet read as CSV, a row a line; the sheet it opens on unless only another
+        holds a claims header, other sheets with claims named in a warning), or a web page (an
+        "Export to Excel" HTML table: its table of claims read). A PDF, an image, another
+        Office document or a file compressed otherwise is INVALID_ARGUMENT, saying what it is.
 
         REST: `POST /v1/customers/{customer}/uploads` with the raw file as the request body
         and the metadata as query parameters, e.g.
