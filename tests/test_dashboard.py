@@ -150,6 +150,34 @@ def test_an_analyst_uploads_a_drift_sees_its_event_and_acknowledges_it(
     assert session.errors == []
 
 
+def test_self_pay_is_listed_among_the_payers_as_not_compared(
+    system: System, browser: Browser
+) -> None:
+    """The patients' own claims ("Self Pay") are counted with the payers, marked as never
+    compared, and the payer's page says why."""
+    customer = "web" + uuid.uuid4().hex[:8]
+    rows = [
+        f"{prefix}{n},{payer},2026-06-{1 + n % 28:02d},100.00,{paid}"
+        for n in range(40)
+        for prefix, payer, paid in (("A", "Aetna", "80.00"), ("S", "Self Pay", "35.00"))
+    ]
+    body = "claim_id,payer,decision_date,billed_amount,paid_amount\n" + "\n".join(rows) + "\n"
+    with system.client(customer, "admin") as client:
+        sent = client.post(f"/v1/customers/{customer}/uploads", content=body.encode())
+        assert sent.status_code == 200, sent.text
+    session, page = signed_in(browser, system, customer, role="viewer")
+    go(page, "Payers")
+    listed = page.get_by_role("table", name="Each payer's current window against its baseline")
+    expect(listed.get_by_role("row").filter(has_text="Self Pay")).to_contain_text(
+        "self-pay: not compared"
+    )
+    expect(listed.get_by_role("row").filter(has_text="Aetna")).not_to_contain_text("self-pay")
+    listed.get_by_role("link", name="Self Pay").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Self Pay")
+    expect(page.get_by_text("detection does not compare them")).to_be_visible()
+    assert session.errors == []
+
+
 def test_an_upload_shows_bytes_sent_and_rows_processed_while_it_is_sent(
     system: System, browser: Browser
 ) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -136,6 +137,16 @@ SEASON_DAILY_DAYS = 90
 TESTS = {"DENIAL_RATE": 2, "DECISION_DAYS": 3}
 # Threads a run computes its metrics' p-values in (see `detect`).
 TEST_THREADS = 2
+# Payer names exports give claims the patients pay themselves (no insurer): counted and shown,
+# never compared, as what patients pay is no payer's drift. Matched whole, in any case, with
+# hyphens, dots and slashes as spaces ("SELF-PAY", "Self Pay", "self/pay").
+SELF_PAY_NAMES = frozenset(
+    {
+        "self pay", "selfpay", "self", "self pay patient", "patient", "patient pay",
+        "patient responsibility", "private pay", "uninsured", "no insurance", "cash",
+        "cash pay", "self pay cash", "guarantor",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -301,9 +312,15 @@ class Detection:
     history_until: dict[str, dt.date] = field(default_factory=dict)
 
 
+def is_self_pay(payer: str) -> bool:
+    """Whether `payer` names the patients themselves rather than an insurer (SELF_PAY_NAMES)."""
+    return " ".join(re.split(r"[\s\-./_]+", payer.lower())).strip() in SELF_PAY_NAMES
+
+
 def _cells(series: list[CellSeries], first: dt.date, last: dt.date) -> dict[Cell, CellSeries]:
     """Every payer × code group with days between `first` and `last`, and every such payer as
-    a whole. Claims without a procedure code (group "") count in their payer's cell only."""
+    a whole, self-pay aside (`is_self_pay`). Claims without a procedure code (group "") count
+    in their payer's cell only."""
     present = [one for one in series if one.has_days_in(first, last)]
     # Every series present: a `ReadSeries` has its payers merged already.
     merging = series if len(present) == len(series) else present
@@ -311,7 +328,7 @@ def _cells(series: list[CellSeries], first: dt.date, last: dt.date) -> dict[Cell
     for one in present:
         if one.code_group != ALL_CODES:
             cells[Cell(one.payer, one.code_group)] = one
-    return cells
+    return {cell: one for cell, one in cells.items() if not is_self_pay(cell.payer)}
 
 
 def _window_totals(series: CellSeries, windows: Windows) -> tuple[Totals, Totals]:

@@ -32,6 +32,9 @@ from upstream.drift.v1 import resources_pb2
 logger = logging.getLogger(__name__)
 
 SUMMARY_NAME = "customers/{customer}/payerSummaries/{payer}"
+# What a kept summary holds: a release whose summaries say more (`self_pay`, say) moves it, so
+# that sets kept by the release before are computed again, once (kept with the settings' etag).
+SUMMARIES_VERSION = "2"
 
 
 def date_range(start: dt.date | None, end: dt.date | None) -> resources_pb2.DateRange | None:
@@ -79,6 +82,7 @@ def summary_message(
             date_message(summary.compared_from) if summary.compared_from else None
         ),
         season_note=summary.season or None,
+        self_pay=summary.self_pay or None,
     )
 
 
@@ -160,7 +164,7 @@ class KeptSummaries:
     async def _now(self, customer: str) -> tuple[_Key, DataState, StoredConfig]:
         state = await self._ingest.data_state(customer)
         stored = await self._store.get_config(customer)
-        return _Key(state.etag, stored.etag), state, stored
+        return _Key(state.etag, f"{stored.etag}.v{SUMMARIES_VERSION}"), state, stored
 
     async def _bring_up_to_date(
         self, customer: str, key: _Key, state: DataState, stored: StoredConfig

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from services.drift.config import DetectionConfig
-from services.drift.detection import Windows, history_until, window_edges
+from services.drift.detection import Windows, history_until, is_self_pay, window_edges
 from services.drift.series import CellSeries, Totals, Window, listed, payer_series
 
 WEEKS = 26
@@ -66,8 +66,13 @@ class PayerSummary:
     # (Monday of the week, metrics), oldest first, WEEKS of them ending with the as-of week.
     weekly: list[tuple[dt.date, Metrics]]
     # The first day detection may compare the payer, while its history does not cover a
-    # baseline window yet ("not enough history yet"); None once it does.
+    # baseline window yet ("not enough history yet"); None once it does, and for self-pay.
     compared_from: dt.date | None = None
+
+    @property
+    def self_pay(self) -> bool:
+        """The patients themselves, not an insurer: shown, never compared."""
+        return is_self_pay(self.payer)
 
     @property
     def season(self) -> str:
@@ -121,7 +126,7 @@ def summarize(
             Metrics.of(one.totals(windows.current)),
             Metrics.of(one.totals(windows.baseline)),
             [(week.start, Metrics.of(one.totals(week))) for week in weeks],
-            waiting.get(payer),
+            None if is_self_pay(payer) else waiting.get(payer),
         )
         for payer, one in payer_series(every).items()
         if one.has_days_in(first, windows.current.end)

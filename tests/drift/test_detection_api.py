@@ -301,7 +301,8 @@ def test_payer_summaries_say_when_a_new_payer_will_be_compared_and_show_the_seas
     """Aetna has a year of history and, in the current window, patients paying much more of
     the allowed amount while Aetna settles the same share: its summary says deductible
     season. Newco appeared in April: not enough history yet, and the summary says the first
-    day a run will compare it."""
+    day a run will compare it. "Self Pay" (the patients themselves) is summarised and flagged,
+    and no run will compare it."""
     customer = "season" + uuid.uuid4().hex[:6]
     last = dt.date(2026, 6, 30)
     rows = []
@@ -313,6 +314,7 @@ def test_payer_summaries_say_when_a_new_payer_will_be_compared_and_show_the_seas
             rows.append((f"A{n}-{k}", "Aetna", day, 10_000, 8_000 - patient, patient))
         if day >= dt.date(2026, 4, 1):
             rows.append((f"N{n}", "Newco", day, 10_000, 8_000, 1_000))
+            rows.append((f"S{n}", "Self Pay", day, 10_000, 0, 10_000))
     with system.client(customer, "admin") as client:
         upload = client.post(
             f"/v1/customers/{customer}/uploads", content=_claims_csv(rows), timeout=120
@@ -320,8 +322,11 @@ def test_payer_summaries_say_when_a_new_payer_will_be_compared_and_show_the_seas
         assert upload.status_code == 200, upload.text
         summaries = client.get(f"/v1/customers/{customer}/payerSummaries").json()
     by_payer = {s["payer"]: s for s in summaries["payerSummaries"]}
-    aetna, newco = by_payer["Aetna"], by_payer["Newco"]
+    aetna, newco, self_pay = by_payer["Aetna"], by_payer["Newco"], by_payer["Self Pay"]
     assert "detectionStartDate" not in aetna
+    assert (aetna["selfPay"], newco["selfPay"], self_pay["selfPay"]) == (False, False, True)
+    assert "detectionStartDate" not in self_pay
+    assert self_pay["current"]["claims"] == "30"
     assert aetna["current"]["patientShare"] == pytest.approx(0.6)
     assert aetna["baseline"]["patientShare"] == pytest.approx(0.1)
     assert aetna["seasonNote"].startswith("Deductible season: patients pay 60% of the allowed")

@@ -141,6 +141,27 @@ def test_a_doubled_denial_rate_is_found_with_its_evidence() -> None:
     assert "Aetna now denies" in finding.summary
 
 
+@pytest.mark.parametrize("payer", ["SELF PAY", "Self-Pay", "Patient", "Uninsured", "Cash"])
+def test_the_patients_themselves_are_shown_but_never_compared(payer: str) -> None:
+    """Claims a patient pays (no insurer) change with the patients: no payer drift, so the
+    self-pay payer is not compared, though its numbers are summarised and flagged so; an
+    insurer beside it with the same change is found."""
+    stats = [
+        *_history(payer, paid_share=0.5, denial_rate=0.25),
+        *_history("Aetna", denial_rate=0.25),
+    ]
+    found = detect_days(stats, AS_OF, CONFIG)
+    assert {f.cell.payer for f in found.findings} == {"Aetna"}
+    assert found.cells_tested == 1
+    windows = windows_for(AS_OF, CONFIG)
+    summaries = {s.payer: s for s in summarize(cell_series(stats), windows, CONFIG)}
+    assert (summaries[payer].self_pay, summaries["Aetna"].self_pay) == (True, False)
+    assert summaries[payer].current.claims == summaries["Aetna"].current.claims == 600
+    # A name that holds one of those words is an insurer's.
+    assert not detection.is_self_pay("Patient First Health Plan")
+    assert not detection.is_self_pay("Cash Value Insurance Co")
+
+
 def test_slower_decisions_and_lower_payments_are_found() -> None:
     slower = detect_days(_history("Cigna", decision_days=22), AS_OF, CONFIG)
     assert {f.metric for f in slower.findings} == {"DECISION_DAYS"}

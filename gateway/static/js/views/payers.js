@@ -6,8 +6,12 @@ import { metricChart, METRICS } from "../chart.js";
 import { count, day, dayRange, errorBox, field, h, money, percent, quoted, table } from "../dom.js";
 
 function summaryLink(summary) {
-  return h("a", { href: `#/payers/${encodeURIComponent(summary.payer)}` }, summary.payer);
+  const link = h("a", { href: `#/payers/${encodeURIComponent(summary.payer)}` }, summary.payer);
+  return summary.selfPay ? h("span", {}, link, " (self-pay: not compared)") : link;
 }
+
+const SELF_PAY_NOTICE =
+  "Self-pay: these claims are the patients' own, not an insurer's. They are counted here, but detection does not compare them: what patients pay is no payer's drift.";
 
 function mappingForm(context, payer) {
   const { api } = context;
@@ -97,6 +101,7 @@ async function detail({ api, path }) {
       `Current window ${dayRange(summary.currentWindow)} (${count(summary.current?.claims)} claims) against the baseline ${dayRange(summary.baselineWindow)} (${count(summary.baseline?.claims)} claims). `,
       h("a", { href: `#/events?payer=${encodeURIComponent(summary.payer)}` }, `${count(summary.openEventCount)} open events`),
     ),
+    summary.selfPay ? h("p", { class: "notice" }, SELF_PAY_NOTICE) : null,
     summary.detectionStartDate
       ? h("p", { class: "notice" }, `Not enough history yet: detection compares this payer from ${day(summary.detectionStartDate)}.`)
       : null,

@@ -223,7 +223,7 @@ class CarcShift(_message.Message):
     def __init__(self, code: _Optional[str] = ..., baseline_share: _Optional[float] = ..., current_share: _Optional[float] = ...) -> None: ...
 
 class PayerSummary(_message.Message):
-    __slots__ = ("name", "payer", "current_window", "baseline_window", "current", "baseline", "open_event_count", "weekly_series", "detection_start_date", "season_note")
+    __slots__ = ("name", "payer", "current_window", "baseline_window", "current", "baseline", "open_event_count", "weekly_series", "detection_start_date", "season_note", "self_pay")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PAYER_FIELD_NUMBER: _ClassVar[int]
     CURRENT_WINDOW_FIELD_NUMBER: _ClassVar[int]
@@ -234,6 +234,7 @@ class PayerSummary(_message.Message):
     WEEKLY_SERIES_FIELD_NUMBER: _ClassVar[int]
     DETECTION_START_DATE_FIELD_NUMBER: _ClassVar[int]
     SEASON_NOTE_FIELD_NUMBER: _ClassVar[int]
+    SELF_PAY_FIELD_NUMBER: _ClassVar[int]
     name: str
     payer: str
     current_window: DateRange
@@ -244,7 +245,8 @@ class PayerSummary(_message.Message):
     weekly_series: _containers.RepeatedCompositeFieldContainer[WeeklyPoint]
     detection_start_date: _date_pb2.Date
     season_note: str
-    def __init__(self, name: _Optional[str] = ..., payer: _Optional[str] = ..., current_window: _Optional[_Union[DateRange, _Mapping]] = ..., baseline_window: _Optional[_Union[DateRange, _Mapping]] = ..., current: _Optional[_Union[PayerMetrics, _Mapping]] = ..., baseline: _Optional[_Union[PayerMetrics, _Mapping]] = ..., open_event_count: _Optional[int] = ..., weekly_series: _Optional[_Iterable[_Union[WeeklyPoint, _Mapping]]] = ..., detection_start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., season_note: _Optional[str] = ...) -> None: ...
+    self_pay: bool
+    def __init__(self, name: _Optional[str] = ..., payer: _Optional[str] = ..., current_window: _Optional[_Union[DateRange, _Mapping]] = ..., baseline_window: _Optional[_Union[DateRange, _Mapping]] = ..., current: _Optional[_Union[PayerMetrics, _Mapping]] = ..., baseline: _Optional[_Union[PayerMetrics, _Mapping]] = ..., open_event_count: _Optional[int] = ..., weekly_series: _Optional[_Iterable[_Union[WeeklyPoint, _Mapping]]] = ..., detection_start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., season_note: _Optional[str] = ..., self_pay: _Optional[bool] = ...) -> None: ...
 
 class PayerMetrics(_message.Message):
     __slots__ = ("claims", "denial_rate", "median_decision_days", "paid_to_allowed_ratio", "denied_billed_amount", "patient_share")
