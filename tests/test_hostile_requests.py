@@ -81,15 +81,17 @@ GENERATED = settings(
 
 class StoredRows:
     """Every row a customer owns in any schema, as one comparable digest per table. The
-    outbox tables are left out: their relays update rows on their own schedule."""
+    outbox tables are left out: their relays update rows on their own schedule; so are the
+    kept payer summaries, which a run that has ended (`settled`) brings up to date just
+    after."""
 
     def __init__(self, admin_url: str) -> None:
         self._connection = psycopg.connect(schemas.libpq_url(admin_url), autocommit=True)
         tables = self._connection.execute(
             "SELECT table_schema, table_name FROM information_schema.columns "
             "WHERE column_name = 'customer_id' AND table_schema = ANY(%s) "
-            "AND table_name <> 'outbox' ORDER BY table_schema, table_name",
-            (list(schemas.SERVICES),),
+            "AND table_name <> ALL(%s) ORDER BY table_schema, table_name",
+            (list(schemas.SERVICES), ["outbox", "payer_summary_sets", "payer_summaries"]),
         ).fetchall()
         self._query = sql.SQL(" UNION ALL ").join(
             sql.SQL(

@@ -1246,8 +1246,9 @@ def _payer_heading(cells: Sequence[str]) -> str | None:
     found = _HEADING.fullmatch(filled[0])
     if found is None or _ALIAS_INDEX.get(_header_key(found.group("label"))) != "payer":
         return None
-    payer = " ".join([found.group("payer").strip(), *filled[1:]]).strip()
-    return payer or None
+    # The payer after the colon, else in the next cell ("Payer:" | "Aetna"); a count or sum
+    # beside a named payer is no part of its name.
+    return found.group("payer").strip() or (filled[1] if len(filled) == 2 else None)
 
 
 def _shown(cells: Sequence[str]) -> str:

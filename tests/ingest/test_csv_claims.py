@@ -228,6 +228,9 @@ def test_a_report_grouped_by_payer_gives_each_claim_its_groups_heading(by_column
         "line 8 is a totals row ('Total for Aetna' as the claim id), not a claim: skipped"
     )
     assert parser.rows_read == 5
+    # A count beside the payer's name in its heading is no part of the name.
+    counted = parse("Claim Nbr,Pmt Dt,Billed Amt\nPayer: Aetna,,2 claims\nA1,2026-03-02,100\n")
+    assert [(c.claim_id, c.payer_name) for c in claims(counted)] == [("A1", "Aetna")]
 
 
 def test_a_header_without_a_payer_column_and_no_payer_heading_is_no_header() -> None:
