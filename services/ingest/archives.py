@@ -393,7 +393,7 @@ def begins_claims(
 
 def _row_cells(row: tuple[Any, ...]) -> list[str]:
     """A row's cells as text, without its empty cells at the end."""
-    cells = [_cell_text(value) for value in row]
+    cells = [cell_text(value) for value in row]
     while cells and not cells[-1]:
         cells.pop()
     return cells
@@ -402,7 +402,7 @@ def _row_cells(row: tuple[Any, ...]) -> list[str]:
 _LINE_BREAKS = re.compile(r"\r\n|[\r\n]")
 
 
-def _cell_text(value: Any) -> str:
+def cell_text(value: Any) -> str:
     """A cell as an export writes it: dates as ISO dates (with the time when it has one),
     whole numbers without a decimal point (claim ids, procedure codes), other numbers with
     Excel's 15 significant digits; a line break within a cell (Alt+Enter) as a space, so that

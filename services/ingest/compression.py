@@ -13,12 +13,16 @@ from collections.abc import AsyncIterator, Iterator
 
 from runtime.streams import prepended
 from services.ingest.archives import PIECE_BYTES, ClaimsReader, old_workbook_lines, unpacked
+from services.ingest.excel_xml import is_excel_xml, sheet_lines
 from services.ingest.html_tables import table_lines
 from services.ingest.records import FileError
 
 GZIP_MAGIC = b"\x1f\x8b"
 # Bytes enough to tell every format below apart (a web page's start after some blank lines).
 _SNIFF_BYTES = 64
+# An XML file's: enough for an Excel 2003 XML workbook's namespace, after its declarations.
+_XML_SNIFF_BYTES = 1024
+_XML = re.compile(rb"(?:\xef\xbb\xbf)?\s*<\?xml", re.IGNORECASE)
 # Files packed in one another are read a few levels deep: a .csv.gz sent with
 # Content-Encoding: gzip, a zipped .csv.gz, a gzip-compressed archive.
 _MAX_NESTING = 3
@@ -44,8 +48,7 @@ _REFUSED = (
     ),
     (
         re.compile(rb"(?:\xef\xbb\xbf)?\s*<\?xml", re.IGNORECASE),
-        "an XML document; upload the claims export (CSV) or 835 file (an Excel XML "
-        "workbook: save it as CSV)",
+        "an XML document; upload the claims export (CSV) or 835 file",
     ),
     (
         re.compile(rb"(?:\xef\xbb\xbf)?\s*[\[{]\s*[\[{\"]"),
@@ -145,6 +148,12 @@ async def file_bytes(chunks: AsyncIterator[bytes], reader: ClaimsReader) -> Asyn
         else:
             break
         head, stream = await _head(stream)
+    if _XML.match(head):
+        head, stream = await _head(stream, _XML_SNIFF_BYTES)
+        if is_excel_xml(head):
+            async for chunk in sheet_lines(stream if told else _told(stream, reader), reader):
+                yield chunk
+            return
     what = refused_format(head)
     if what is not None:
         raise FileError(f"the file is {what}", code="NOT_CLAIMS_FILE")
@@ -175,12 +184,14 @@ async def inflated(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         yield piece
 
 
-async def _head(stream: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
-    """The first bytes of `stream` (up to _SNIFF_BYTES, fewer if it ends first), and the
-    whole stream again."""
+async def _head(
+    stream: AsyncIterator[bytes], size: int = _SNIFF_BYTES
+) -> tuple[bytes, AsyncIterator[bytes]]:
+    """The first bytes of `stream` (at least `size`, fewer if it ends first), and the whole
+    stream again."""
     head = b""
     async for chunk in stream:
         head += chunk
-        if len(head) >= _SNIFF_BYTES:
+        if len(head) >= size:
             break
     return head, prepended(head, stream)

@@ -12,7 +12,9 @@ import csv
 import io
 import re
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from html.parser import HTMLParser
+from typing import Protocol
 
 from services.ingest.archives import PIECE_BYTES, ClaimsReader, begins_claims, held_to
 from services.ingest.csv_claims import MAX_LINES_ABOVE_HEADER
@@ -24,6 +26,9 @@ _SPACES = re.compile(r"\s+")
 # HTML's own limits on a cell's spans.
 _MAX_COLSPAN = 1000
 _MAX_ROWSPAN = 65534
+# What a few bytes may make: a row's cells past this many are dropped (such a row is refused
+# for its width anyway: see `ParseLimits.max_columns`).
+MAX_ROW_CELLS = 1024
 
 
 def _span(attrs: list[tuple[str, str | None]], name: str, limit: int) -> int:
@@ -106,9 +111,10 @@ class _Rows(HTMLParser):
 
     def _end_cell(self) -> None:
         row = self._row
-        if self._cell is not None and row is not None:
+        if self._cell is not None and row is not None and len(row) < MAX_ROW_CELLS:
             self._fill_from_above(row)
             columns, rows = self._spans
+            columns = min(columns, MAX_ROW_CELLS - len(row))
             first = len(row)
             text = _SPACES.sub(" ", "".join(self._cell)).strip()
             row.append(text)
@@ -133,48 +139,30 @@ class _Rows(HTMLParser):
         self._above = {}
 
 
-class TableReading:
-    """Feeds a page's bytes; gives the CSV text of its claims table's rows."""
+class RowSource(Protocol):
+    """A file's tables (or sheets) read as its bytes come: after each `feed`, `rows` holds the
+    rows completed since, as (table number, cells)."""
 
-    def __init__(self, reader: ClaimsReader) -> None:
-        self._reader = reader
+    rows: list[tuple[int, list[str]]]
+
+    def feed(self, data: bytes, final: bool) -> None: ...
+
+
+class _PageRows:
+    """A web page's tables' rows (`_Rows`) from its bytes: UTF-8, or Windows-1252 from the
+    first byte that is not UTF-8."""
+
+    def __init__(self) -> None:
         self._parser = _Rows()
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
         self._windows_1252 = False
-        self._chosen: int | None = None
-        self._first_rows: dict[int, list[list[str]]] = {}  # of tables not yet judged
-        self._judged: set[int] = set()
-        self._other_tables = 0
-        self._text = io.StringIO()
-        self._csv = csv.writer(self._text, lineterminator="\n")
+        self.rows: list[tuple[int, list[str]]] = []
 
-    def feed(self, data: bytes, *, final: bool = False) -> Iterator[bytes]:
+    def feed(self, data: bytes, final: bool) -> None:
         self._parser.feed(self._decoded(data, final))
         if final:
             self._parser.close()
-        rows, self._parser.rows = self._parser.rows, []
-        for table, cells in rows:
-            self._take(table, cells)
-            if self._text.tell() >= PIECE_BYTES:
-                yield self._flushed()
-        if final:
-            if self._chosen is None:
-                raise FileError(
-                    "the file is a web page (HTML) with no table of claims: no table has a "
-                    f"claims header within its first {MAX_LINES_ABOVE_HEADER + 1} rows",
-                    code="MISSING_COLUMN",
-                )
-            if self._other_tables:
-                more = self._other_tables
-                self._reader.note(
-                    UploadWarning(
-                        "TABLES_NOT_READ",
-                        f"the page's first table of claims was read; {more} more "
-                        + ("table with claims was" if more == 1 else "tables with claims were")
-                        + " not: upload each as a file of its own",
-                    )
-                )
-            yield self._flushed()
+        self.rows, self._parser.rows = self._parser.rows, []
 
     def _decoded(self, data: bytes, final: bool) -> str:
         if not self._windows_1252:
@@ -186,6 +174,69 @@ class TableReading:
                 pending = self._decoder.getstate()[0]
                 data = pending + data
         return data.decode("cp1252", errors="replace")
+
+
+@dataclass(frozen=True)
+class Tables:
+    """How a file's tables are named in what is said of them."""
+
+    none_found: str  # the file had no table with a claims header
+    first_read: str  # "the page's first table of claims"
+    one_more: str
+    more: str
+
+
+PAGE_TABLES = Tables(
+    "the file is a web page (HTML) with no table of claims: no table has a",
+    "the page's first table of claims",
+    "table with claims was",
+    "tables with claims were",
+)
+
+
+class TableReading:
+    """Feeds a file's bytes; gives the CSV text of its claims table's rows: the first table
+    (of a page, or sheet of a workbook) with a claims header within its first rows."""
+
+    def __init__(
+        self, reader: ClaimsReader, source: RowSource | None = None, tables: Tables = PAGE_TABLES
+    ) -> None:
+        self._reader = reader
+        self._source = source or _PageRows()
+        self._tables = tables
+        self._chosen: int | None = None
+        self._first_rows: dict[int, list[list[str]]] = {}  # of tables not yet judged
+        self._judged: set[int] = set()
+        self._other_tables = 0
+        self._text = io.StringIO()
+        self._csv = csv.writer(self._text, lineterminator="\n")
+
+    def feed(self, data: bytes, *, final: bool = False) -> Iterator[bytes]:
+        self._source.feed(data, final)
+        rows, self._source.rows = self._source.rows, []
+        for table, cells in rows:
+            self._take(table, cells)
+            if self._text.tell() >= PIECE_BYTES:
+                yield self._flushed()
+        if final:
+            tables = self._tables
+            if self._chosen is None:
+                raise FileError(
+                    f"{tables.none_found} claims header within its first "
+                    f"{MAX_LINES_ABOVE_HEADER + 1} rows",
+                    code="MISSING_COLUMN",
+                )
+            if self._other_tables:
+                more = self._other_tables
+                self._reader.note(
+                    UploadWarning(
+                        "TABLES_NOT_READ",
+                        f"{tables.first_read} was read; {more} more "
+                        + (tables.one_more if more == 1 else tables.more)
+                        + " not: upload each as a file of its own",
+                    )
+                )
+            yield self._flushed()
 
     def _take(self, table: int, cells: list[str]) -> None:
         while cells and not cells[-1]:
@@ -223,10 +274,12 @@ class TableReading:
         return piece
 
 
-async def table_lines(chunks: AsyncIterator[bytes], reader: ClaimsReader) -> AsyncIterator[bytes]:
-    """The claims table of the page whose bytes `chunks` are, as CSV text (parsing HTML is CPU
-    work: each chunk in a worker thread)."""
-    reading = TableReading(reader)
+async def table_lines(
+    chunks: AsyncIterator[bytes], reader: ClaimsReader, reading: TableReading | None = None
+) -> AsyncIterator[bytes]:
+    """The claims table of the page whose bytes `chunks` are (or of what `reading` reads), as
+    CSV text (parsing is CPU work: each chunk in a worker thread)."""
+    reading = reading or TableReading(reader)
 
     def read(data: bytes, final: bool) -> list[bytes]:
         return [piece for piece in reading.feed(data, final=final) if piece]

@@ -4,14 +4,12 @@ however its bytes are cut; a page without one refused saying so."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 
-from services.ingest.compression import file_bytes
-from services.ingest.parsing import UploadParser
 from services.ingest.records import FileError
+from tests.ingest.uploaded import read_upload
 
 PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Remittance detail</title></head><body>
@@ -34,23 +32,8 @@ PAGE = """<!DOCTYPE html>
 def _read(
     data: bytes, size: int, max_bytes: int = 1 << 20
 ) -> tuple[bytes, list[Any], list[Any], list[Any]]:
-    parser = UploadParser(max_bytes=max_bytes)
-
-    async def text() -> bytes:
-        async def chunks() -> Any:
-            for at in range(0, len(data), size):
-                yield data[at : at + size]
-
-        return b"".join([piece async for piece in file_bytes(chunks(), parser)])
-
-    csv = asyncio.run(text())
-    batches = [parser.feed(csv), parser.close()]
-    return (
-        csv,
-        [claim for batch in batches for claim in batch.all_claims()],
-        [rejection for batch in batches for rejection in batch.rejections],
-        [warning for batch in batches for warning in batch.warnings],
-    )
+    read = read_upload(data, size, max_bytes)
+    return read.text, read.claims, read.rejections, read.warnings
 
 
 @pytest.mark.parametrize("size", [1, 7, 4096])

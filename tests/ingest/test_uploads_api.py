@@ -1412,6 +1412,27 @@ def test_an_excel_workbook_or_a_zipped_export_is_read_as_the_claims_it_holds(
         assert sent.status_code == 200, sent.text
         assert (sent.json()["state"], sent.json()["rowsAccepted"]) == ("SUCCEEDED", "1")
         assert sent.json()["sha256"] == hashlib.sha256(old_bytes.getvalue()).hexdigest()
+        # An Excel 2003 XML workbook: its worksheet of claims.
+        xml_book = (
+            '<?xml version="1.0"?>\n<?mso-application progid="Excel.Sheet"?>\n'
+            '<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet" '
+            'xmlns:ss="urn:schemas-microsoft-com:office:spreadsheet"><Worksheet ss:Name="J">'
+            "<Table><Row>"
+            + "".join(
+                f'<Cell><Data ss:Type="String">{title}</Data></Cell>'
+                for title in ("Claim #", "Payer", "Remit Date")
+            )
+            + '</Row><Row><Cell><Data ss:Type="Number">6002</Data></Cell>'
+            '<Cell><Data ss:Type="String">Humana</Data></Cell><Cell>'
+            '<Data ss:Type="DateTime">2026-06-04T00:00:00.000</Data></Cell></Row>'
+            "</Table></Worksheet></Workbook>"
+        ).encode()
+        sent = client.post(
+            f"/v1/customers/{customer}/uploads",
+            files={"file": ("june.xml", xml_book, "application/xml")},
+        )
+        assert sent.status_code == 200, sent.text
+        assert (sent.json()["rowsAccepted"], sent.json()["sizeBytes"]) == ("1", str(len(xml_book)))
         [claim] = client.get(
             f"/v1/customers/{customer}/claims", params={"filter": 'claim_id = "6001"'}
         ).json()["claims"]

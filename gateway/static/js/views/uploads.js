@@ -11,7 +11,7 @@ const MODES = [
 
 function uploader(context) {
   const { api } = context;
-  const input = h("input", { type: "file", name: "file", accept: ".csv,.txt,.tsv,.835,.edi,.x12,.gz,.zip,.xlsx,.xls,.htm,.html,text/csv,application/gzip,application/zip" });
+  const input = h("input", { type: "file", name: "file", accept: ".csv,.txt,.tsv,.835,.edi,.x12,.gz,.zip,.xlsx,.xls,.xml,.htm,.html,text/csv,application/gzip,application/zip" });
   const mode = select("mode", MODES, "ACCEPT_VALID");
   const progress = h("progress", { max: 100, value: 0, "aria-label": "Upload progress" });
   const progressText = h("p", { class: "progress-text", "aria-live": "polite" });

@@ -156,8 +156,9 @@ class IngestServiceServicer:
         claims file (read as that file), or an Excel workbook (.xlsx, or Excel 97-2003's .xls:
         its claims sheet read as CSV, a row a line; the sheet it opens on unless only another
         holds a claims header, other sheets with claims named in a warning), or a web page (an
-        "Export to Excel" HTML table: its table of claims read). A PDF, an image, another
-        Office document or a file compressed otherwise is INVALID_ARGUMENT, saying what it is.
+        "Export to Excel" HTML table: its table of claims read) or an Excel 2003 XML workbook
+        (its first worksheet of claims read). A PDF, an image, another Office document or a
+        file compressed otherwise is INVALID_ARGUMENT, saying what it is.
 
         REST: `POST /v1/customers/{customer}/uploads` with the raw file as the request body
         and the metadata as query parameters, e.g.
