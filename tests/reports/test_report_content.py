@@ -31,6 +31,7 @@ from runtime.clients import open_channel
 from runtime.messages import money_message, timestamp_message
 from services.drift.series import DayStat, Window, cell_series
 from services.drift.statistics import histogram
+from services.drift.summaries import Metrics
 from services.ingest.claims_arrow import SCHEMA as CLAIMS_SCHEMA
 from services.reports.content import (
     ReportFailed,
@@ -41,6 +42,7 @@ from services.reports.content import (
     file_name,
     supported,
 )
+from services.reports.content.documents import payer_sentence
 from services.reports.content.exports import (
     CLAIM_COLUMNS,
     EVENT_COLUMNS,
@@ -49,7 +51,13 @@ from services.reports.content.exports import (
     neutralised,
     time_text,
 )
-from services.reports.content.weekly import RatioSpread, denial_band, median_band, weeks_of
+from services.reports.content.weekly import (
+    PayerFigures,
+    RatioSpread,
+    denial_band,
+    median_band,
+    weeks_of,
+)
 from tests.scenarios import as_csv, denial_drift
 from tests.system import System
 from upstream.drift.v1 import drift_service_pb2_grpc
@@ -633,6 +641,20 @@ def test_weeks_are_iso_weeks_cut_to_the_period() -> None:
         ("2026-03-23", "2026-03-29"),
         ("2026-03-30", "2026-03-31"),
     ]
+
+
+def test_a_self_pay_payer_is_said_to_be_the_patients_and_not_compared() -> None:
+    """A scorecard's sentence for the patients' own claims says they are not compared, where
+    an insurer's says whether a drift event is open."""
+    metrics = Metrics(40, 2, 120_000, 400_000, 20_000, 9.0)
+    sentences = {
+        payer: payer_sentence(PayerFigures(payer, metrics, metrics, []), [], 0)
+        for payer in ("Self-Pay", "Aetna")
+    }
+    assert sentences["Self-Pay"].endswith(
+        " Self-pay, the patients themselves: not compared for drift."
+    )
+    assert sentences["Aetna"].endswith(" No drift event open at the end of the period.")
 
 
 def test_the_denial_band_narrows_with_the_weeks_volume() -> None:

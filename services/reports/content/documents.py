@@ -18,6 +18,7 @@ from google.protobuf import json_format, timestamp_pb2
 from google.type import date_pb2
 
 from runtime.messages import money_message
+from services.drift.detection import is_self_pay
 from services.drift.series import CellSeries, Window, payer_series
 from services.drift.summaries import Metrics
 from services.reports.content.spec import DRIFT_SUMMARY, ReportSpec
@@ -172,6 +173,8 @@ def payer_sentence(figures: PayerFigures, open_events: Sequence[DriftEvent], at_
             f" {count} drift event{'s' if count > 1 else ''} open at the end of the period, "
             f"{dollars(at_stake)} at stake."
         )
+    elif is_self_pay(figures.payer):
+        text += " Self-pay, the patients themselves: not compared for drift."
     else:
         text += " No drift event open at the end of the period."
     return text
