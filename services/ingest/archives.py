@@ -279,6 +279,9 @@ class _OldSheet:
     cell a datetime, a true/false cell a bool, an error its text, an empty cell None)."""
 
     def __init__(self, sheet: Any, datemode: int) -> None:
+        import xlrd
+
+        self._xlrd = xlrd
         self.title: str = sheet.name
         # xlrd: 0 visible, 1 hidden, 2 very hidden.
         self.sheet_state = "visible" if sheet.visibility == 0 else "hidden"
@@ -294,9 +297,7 @@ class _OldSheet:
             yield tuple(self._value(cell) for cell in self._sheet.row(at))
 
     def _value(self, cell: Any) -> Any:
-        import xlrd
-
-        kind, value = cell.ctype, cell.value
+        xlrd, kind, value = self._xlrd, cell.ctype, cell.value
         if kind == xlrd.XL_CELL_DATE:
             try:
                 return xlrd.xldate_as_datetime(value, self._datemode)

@@ -150,17 +150,17 @@ async def file_bytes(chunks: AsyncIterator[bytes], reader: ClaimsReader) -> Asyn
         head, stream = await _head(stream)
     if _XML.match(head):
         head, stream = await _head(stream, _XML_SNIFF_BYTES)
-        if is_excel_xml(head):
-            async for chunk in sheet_lines(stream if told else _told(stream, reader), reader):
-                yield chunk
-            return
-    what = refused_format(head)
-    if what is not None:
+    # What is read is made from the file (a workbook's sheet, a page's table): the reader is
+    # told the file's own bytes.
+    own = stream if told else _told(stream, reader)
+    if _XML.match(head) and is_excel_xml(head):
+        stream = sheet_lines(own, reader)
+    elif (what := refused_format(head)) is not None:
         raise FileError(f"the file is {what}", code="NOT_CLAIMS_FILE")
-    if head.startswith(OLE2_MAGIC):
-        stream = old_workbook_lines(stream if told else _told(stream, reader), reader)
+    elif head.startswith(OLE2_MAGIC):
+        stream = old_workbook_lines(own, reader)
     elif _HTML.match(head):
-        stream = table_lines(stream if told else _told(stream, reader), reader)
+        stream = table_lines(own, reader)
     async for chunk in stream:
         yield chunk
 

@@ -18,6 +18,13 @@ from services.ingest.html_tables import MAX_ROW_CELLS, TableReading, Tables, tab
 from services.ingest.records import FileError
 
 SPREADSHEET = "urn:schemas-microsoft-com:office:spreadsheet"
+# Names as the parser gives them (namespace, a space, the local name).
+_WORKSHEET, _ROW, _CELL, _DATA = (
+    f"{SPREADSHEET} {name}" for name in ("Worksheet", "Row", "Cell", "Data")
+)
+_INDEX, _MERGE_ACROSS, _TYPE = (
+    f"{SPREADSHEET} {name}" for name in ("Index", "MergeAcross", "Type")
+)
 # What tells an Excel 2003 XML workbook from other XML in its first bytes.
 MARKS = (b"urn:schemas-microsoft-com:office:spreadsheet", b'progid="Excel.Sheet"')
 # A row or cell `ss:Index` past Excel's own limits is a damaged file.
@@ -38,7 +45,7 @@ _DATE_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.\d+)?")
 
 def _index(attributes: dict[str, str], limit: int) -> int | None:
     """A row's or cell's `ss:Index` (1-based), None when it has none."""
-    value = attributes.get(f"{SPREADSHEET} Index")
+    value = attributes.get(_INDEX)
     if value is None:
         return None
     if not value.isdecimal() or not 1 <= int(value) <= limit:
@@ -104,10 +111,10 @@ class _SheetRows:
         )
 
     def _start(self, name: str, attributes: dict[str, str]) -> None:
-        if name == f"{SPREADSHEET} Worksheet":
+        if name == _WORKSHEET:
             self._sheet += 1
             self._row_number = 0
-        elif name == f"{SPREADSHEET} Row" and self._sheet:
+        elif name == _ROW and self._sheet:
             number = _index(attributes, _MAX_ROWS) or self._row_number + 1
             # Rows skipped over are empty rows, so that a line is the sheet's row.
             skipped = max(number - self._row_number - 1, 0)
@@ -121,15 +128,15 @@ class _SheetRows:
             self.rows.extend((self._sheet, []) for _ in range(skipped))
             self._row_number = number
             self._row = []
-        elif name == f"{SPREADSHEET} Cell" and self._row is not None:
+        elif name == _CELL and self._row is not None:
             column = _index(attributes, _MAX_COLUMNS)
             if column is not None and column - 1 > len(self._row):
                 self._row.extend([""] * (min(column - 1, MAX_ROW_CELLS) - len(self._row)))
-            merged = attributes.get(f"{SPREADSHEET} MergeAcross", "0")
+            merged = attributes.get(_MERGE_ACROSS, "0")
             self._merged = min(int(merged), _MAX_COLUMNS) if merged.isdecimal() else 0
             self._cell_value = None
-        elif name == f"{SPREADSHEET} Data" and self._row is not None:
-            self._kind = attributes.get(f"{SPREADSHEET} Type", "String")
+        elif name == _DATA and self._row is not None:
+            self._kind = attributes.get(_TYPE, "String")
             self._text = []
 
     def _data(self, text: str) -> None:
@@ -137,15 +144,15 @@ class _SheetRows:
             self._text.append(text)
 
     def _end(self, name: str) -> None:
-        if name == f"{SPREADSHEET} Data" and self._kind is not None:
+        if name == _DATA and self._kind is not None:
             self._cell_value = _value(self._kind, "".join(self._text))
             self._kind = None
-        elif name == f"{SPREADSHEET} Cell" and self._row is not None:
+        elif name == _CELL and self._row is not None:
             room = MAX_ROW_CELLS - len(self._row)
             if room > 0:
                 self._row.append(cell_text(self._cell_value))
                 self._row.extend([""] * min(self._merged, room - 1))
-        elif name == f"{SPREADSHEET} Row" and self._row is not None:
+        elif name == _ROW and self._row is not None:
             row, self._row = self._row, None
             while row and not row[-1]:
                 row.pop()
