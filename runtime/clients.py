@@ -141,9 +141,11 @@ class CallPolicy:
     def __init__(self, default_timeout: float, authorization: Callable[[], str] | None = None):
         self._default_timeout = default_timeout
         self._authorization = authorization
-        # Whether a call under a span not sampled needs no span of its own (known at the
-        # first call, once the process's tracing is set up).
-        self._unsampled_unspanned: bool | None = None
+        # Whether a call under a span not sampled needs no span of its own, as the tracer
+        # provider it was found for says (found again if the process's provider changes:
+        # one used before tracing is set up then knows the provider set up).
+        self._unsampled_unspanned = False
+        self._probed: object = None
 
     def start(
         self,
@@ -166,7 +168,8 @@ class CallPolicy:
         if self._authorization is not None and all(key != "authorization" for key, _ in pairs):
             pairs.append(("authorization", self._authorization()))
         carrier: dict[str, str] = {}
-        if self._unsampled_unspanned is None:
+        if (provider := trace.get_tracer_provider()) is not self._probed:
+            self._probed = provider
             self._unsampled_unspanned = unsampled_parents_have_unsampled_children()
         parent = trace.get_current_span().get_span_context()
         if self._unsampled_unspanned and parent.is_valid and not parent.trace_flags.sampled:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import grpc
@@ -69,3 +71,42 @@ def test_service_config_balances_per_call_and_retries_only_idempotent_methods() 
     ingest = json.loads(service_config("upstream.ingest.v1.IngestService"))
     ingest_retried = {e["method"] for e in ingest["methodConfig"][0]["name"]}
     assert "CreateUpload" not in ingest_retried  # a client stream is never replayed
+
+
+_BEFORE_AND_AFTER_SETUP = """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ParentBased, ALWAYS_ON
+from runtime.clients import CallPolicy
+
+policy = CallPolicy(default_timeout=5.0)
+unsampled = trace.NonRecordingSpan(trace.SpanContext(
+    trace_id=7, span_id=9, is_remote=False, trace_flags=trace.TraceFlags(0)))
+
+def call():
+    with trace.use_span(unsampled):
+        outgoing = policy.start("/upstream.drift.v1.DriftService/GetDriftRun")
+    carried = dict(outgoing.metadata).get("traceparent", "")
+    return outgoing.span is trace.INVALID_SPAN, carried
+
+print(call())
+trace.set_tracer_provider(TracerProvider(sampler=ParentBased(ALWAYS_ON)))
+print(call())
+"""
+
+
+def test_a_policy_used_before_tracing_is_set_up_follows_the_provider_set_up_after() -> None:
+    """Under a trace that is not kept, a call makes no span of its own once the process's
+    provider drops such children (it would record nothing) and carries the caller's trace
+    context instead; a policy first used before that provider was set knows it after."""
+    ran = subprocess.run(
+        [sys.executable, "-c", _BEFORE_AND_AFTER_SETUP],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    before, after = ran.stdout.splitlines()
+    carried = "'00-00000000000000000000000000000007-0000000000000009-00'"
+    assert before.startswith("(False, ")  # a span of its own (the proxy provider's)
+    assert after == f"(True, {carried})"
