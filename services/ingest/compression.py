@@ -1,8 +1,8 @@
 """What an upload's bytes are before they are text: a gzip-compressed file (a `.csv.gz` or
 `.835.gz` export, or a body sent with `Content-Encoding: gzip`) is decompressed as it streams;
-a ZIP archive or an Excel workbook (.xlsx or .xls) is unpacked (services/ingest/archives.py);
-a document or a file compressed otherwise, sent by mistake, is named, with what to send
-instead."""
+a ZIP archive or an Excel workbook (.xlsx or .xls) is unpacked (services/ingest/archives.py),
+an Excel 2003 XML workbook or a web page read for its table of claims; a document or a file
+compressed otherwise, sent by mistake, is named, with what to send instead."""
 
 from __future__ import annotations
 
@@ -46,10 +46,7 @@ _REFUSED = (
         re.compile(rb"\x89PNG\r\n|\xff\xd8\xff|GIF8[79]a"),
         "an image; upload the claims export (CSV) or 835 file",
     ),
-    (
-        re.compile(rb"(?:\xef\xbb\xbf)?\s*<\?xml", re.IGNORECASE),
-        "an XML document; upload the claims export (CSV) or 835 file",
-    ),
+    (_XML, "an XML document; upload the claims export (CSV) or 835 file"),
     (
         re.compile(rb"(?:\xef\xbb\xbf)?\s*[\[{]\s*[\[{\"]"),
         "JSON; upload the claims export (CSV) or 835 file",
