@@ -262,7 +262,9 @@ async def _refresh_every_day(admin_url: str) -> None:
         for statement in COUNT_TABLES:
             await cursor.execute(statement)
         await count_in(cursor, "every_claim")
-        await apply_counts(cursor, CUSTOMER)
+        # Months packed as ingest packs them (`NARROW_MONTH_ENTRIES`).
+        narrow = Settings.from_env("ingest").narrow_month_entries
+        await apply_counts(cursor, CUSTOMER, narrow=narrow)
 
 
 def build_daily_stats(admin_url: str) -> int:

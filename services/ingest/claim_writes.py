@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import uuid
 from dataclasses import dataclass
@@ -201,6 +202,7 @@ class UploadWriter:
         *,
         merge_every: int,
         stored_before: bool,
+        narrow: bool,
     ) -> None:
         self._raw = raw
         self._customer = customer
@@ -210,6 +212,8 @@ class UploadWriter:
         # earlier in the file may still be stored, and is probed by key (when its plan
         # probes the primary key: `_probe_ok`, None until checked).
         self._stored_before = stored_before
+        # Whether the months it packs keep narrow entries.
+        self._narrow = narrow
         self._probe_ok: bool | None = None
         self._canonical: dict[str, str] = {}
         self._encoder = Encoder(
@@ -260,9 +264,11 @@ class UploadWriter:
         customer: str,
         upload_id: str,
         merge_every: int,
+        narrow: bool,
     ) -> UploadWriter:
-        """`merge_every`: how many claims are loaded before the staged rest is written.
-        Waits for the customer's lock: one upload at a time per customer."""
+        """`merge_every`: how many claims are loaded before the staged rest is written;
+        `narrow`: whether the months it packs keep narrow entries. Waits for the customer's
+        lock: one upload at a time per customer."""
         raw = (await connection.get_raw_connection()).driver_connection
         assert raw is not None
         async with raw.cursor() as cursor:
@@ -274,7 +280,14 @@ class UploadWriter:
             )
             stored_before = bool((await cursor.fetchone())[0])
             await cursor.execute("SAVEPOINT upload_start")
-        return cls(raw, customer, upload_id, merge_every=merge_every, stored_before=stored_before)
+        return cls(
+            raw,
+            customer,
+            upload_id,
+            merge_every=merge_every,
+            stored_before=stored_before,
+            narrow=narrow,
+        )
 
     def encode(self, batch: Batch, *, claim_lines: bool = False) -> Staged:
         """The batch's rows as COPY lines: CPU work, which may run in a worker thread (one
@@ -441,7 +454,9 @@ class UploadWriter:
     async def _pack_months(
         self, columns: list[asyncio.Future[MonthColumns]]
     ) -> dict[MonthKey, PackedMonthRow]:
-        return await asyncio.to_thread(pack_months, await asyncio.gather(*columns))
+        return await asyncio.to_thread(
+            functools.partial(pack_months, narrow=self._narrow), await asyncio.gather(*columns)
+        )
 
     async def finish(self, facts: UploadFacts, *, all_or_nothing: bool) -> Outcome:
         """Merge what is left and write the upload; the caller commits."""
@@ -705,7 +720,7 @@ class UploadWriter:
         )
         self.payers = list((await cursor.fetchone())[0])
         await count_in(cursor)
-        await apply_counts(cursor, customer, self._packed_months)
+        await apply_counts(cursor, customer, self._packed_months, narrow=self._narrow)
         return updated + reversed_count, unmatched
 
     async def _insert_upload(
@@ -775,7 +790,7 @@ async def lock_customer(cursor: Any, customer: str) -> None:
     )
 
 
-async def delete_upload_claims(cursor: Any, customer: str, upload_id: str) -> int:
+async def delete_upload_claims(cursor: Any, customer: str, upload_id: str, *, narrow: bool) -> int:
     """Remove the claims an upload last set and its rejections, and take those claims out of
     the statistics and payer counts; returns how many claims went."""
     for statement in COUNT_TABLES:
@@ -788,7 +803,7 @@ async def delete_upload_claims(cursor: Any, customer: str, upload_id: str) -> in
     )
     removed = int(cursor.rowcount)
     await count_in(cursor)
-    await apply_counts(cursor, customer)
+    await apply_counts(cursor, customer, narrow=narrow)
     await cursor.execute(
         "DELETE FROM ingest.upload_rejections WHERE customer_id = %s AND upload_id = %s",
         (customer, upload_id),
@@ -796,7 +811,9 @@ async def delete_upload_claims(cursor: Any, customer: str, upload_id: str) -> in
     return removed
 
 
-async def purge_claims(cursor: Any, customer: str, before: dt.date, limit: int) -> int:
+async def purge_claims(
+    cursor: Any, customer: str, before: dt.date, limit: int, *, narrow: bool
+) -> int:
     """Remove up to `limit` of the customer's claims decided before `before` (undecided ones
     by their submission, else service date; a claim said decided on the lowest date, 1 January
     of year 1, with them) and take them out of the statistics and payer counts, oldest first;
@@ -825,11 +842,11 @@ async def purge_claims(cursor: Any, customer: str, before: dt.date, limit: int) 
     )
     removed = int(cursor.rowcount)
     await count_in(cursor)
-    await apply_counts(cursor, customer)
+    await apply_counts(cursor, customer, narrow=narrow)
     return removed
 
 
-async def remap_payers(cursor: Any, customer: str) -> None:
+async def remap_payers(cursor: Any, customer: str, *, narrow: bool) -> None:
     """Re-resolve every payer of the customer against the mappings; move the claims and
     statistics of those whose canonical payer changed."""
     await cursor.execute(
@@ -858,7 +875,7 @@ async def remap_payers(cursor: Any, customer: str) -> None:
         (customer,),
     )
     await count_in(cursor)
-    await apply_counts(cursor, customer)
+    await apply_counts(cursor, customer, narrow=narrow)
 
 
 def probes_primary_key(plan: dict[str, Any]) -> bool:

@@ -204,9 +204,13 @@ def apply_to_daily_stats(*, summed: bool, stored: bool) -> str:
 # days to decision, claims); `carc`: int4 triplets (day index, index into `carc_codes`,
 # claims); `carc_codes` in byte order; triplets by day, then days to decision or code (months
 # packed before 2026-12 may hold a day's CARC triplets in any order: readers do not rely on
-# it). Rebuilt from `ingest.daily_stats` for the months `{touched}` (a query of customer_id,
-# payer, code_group, month) names; a new month of new claims is packed in Python the same
-# way (`pack_months`).
+# it). Written narrow (`NARROW_MONTH_ENTRIES`, on unless a release that reads triplets only
+# may still run), the entries that fit (NARROW_FITS) go to `narrow_histogram` and
+# `narrow_carc` instead, 6 bytes each (NARROW_ENTRY), in the same order; the triplets keep
+# the rest. Rebuilt from
+# `ingest.daily_stats` for the months `{touched}` (a query of customer_id, payer, code_group,
+# month) names, `%(narrow)s` saying whether to write narrow entries; a new month of new claims
+# is packed in Python the same way (`pack_months`).
 DAY_AMOUNTS = (
     "decided_claims", "denied_claims", "partially_denied_claims", "billed_cents",
     "allowed_cents", "paid_cents", "denied_billed_cents", "patient_responsibility_cents",
@@ -217,6 +221,42 @@ PACKED_DAY_AMOUNTS = DAY_AMOUNTS[:7]
 # Packed days count from this one.
 EPOCH = dt.date(1970, 1, 1)
 _KEY = "customer_id, payer, code_group, month"
+# A narrow entry: the day's index in its month (the top byte) and the value (days to decision,
+# or the code's index; the low three bytes) in a u32, then the claims in an i16; big-endian.
+# Every value fits (days to decision are under 2^24, as dates end in the year 9999, and a
+# month has far fewer codes); an entry whose claims do not (NARROW_FITS) stays a triplet.
+NARROW_ENTRY = np.dtype([("day_value", ">u4"), ("claims", ">i2")])
+NARROW_VALUES = 1 << 24
+NARROW_FITS = "%(narrow)s AND n BETWEEN -32768 AND 32767"
+
+
+def narrow_bytes(entries: np.ndarray) -> bytes:
+    """Rows of (day index, value, claims) that fit (NARROW_FITS) as narrow entries."""
+    packed = np.empty(len(entries), dtype=NARROW_ENTRY)
+    packed["day_value"] = entries[:, 0] << 24 | entries[:, 1]
+    packed["claims"] = entries[:, 2]
+    return packed.tobytes()
+
+
+def narrow_columns(packed: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Narrow entries as their day indexes, values and claims."""
+    entries = np.frombuffer(packed, dtype=NARROW_ENTRY)
+    day_value = entries["day_value"].astype(np.int64)
+    return day_value >> 24, day_value & (NARROW_VALUES - 1), entries["claims"]
+
+
+def _entries(*, narrow: bool) -> str:
+    """The aggregate packing a month's entries (rows of `i` day index, `v` value, `n` claims):
+    those that fit as narrow entries if `%(narrow)s`, or the others as int4 triplets. A CASE
+    rather than a FILTER: string_agg passes over NULLs, and aggregates of one ORDER BY and no
+    FILTER share one sort of their rows."""
+    if narrow:
+        entry = f"CASE WHEN {NARROW_FITS} THEN int4send(i << 24 | v) || int2send(n::int2) END"
+    else:
+        entry = f"CASE WHEN NOT ({NARROW_FITS}) THEN int4send(i) || int4send(v) || int4send(n) END"
+    return f"string_agg({entry}, ''::bytea ORDER BY i, v)"
+
+
 MONTHS_FROM_DAILY_STATS = f"""
 WITH touched AS ({{touched}}),
 days AS (
@@ -241,24 +281,27 @@ days AS (
                       ORDER BY i) AS patient_responsibility
     FROM days GROUP BY {_KEY}
 ), histograms AS (
-    SELECT {_KEY},
-           string_agg(int4send(i) || int4send(e.key::int) || int4send(e.value::int), ''::bytea
-                      ORDER BY i, e.key::int) AS histogram
-    FROM days, jsonb_each_text(decision_days) AS e GROUP BY {_KEY}
+    SELECT {_KEY}, {_entries(narrow=False)} AS histogram,
+           {_entries(narrow=True)} AS narrow_histogram
+    -- Each entry's numbers read once (OFFSET 0: a subquery not merged into the query, where
+    -- each use of them would read them again).
+    FROM days, LATERAL (SELECT key::int AS v, value::int AS n
+                        FROM jsonb_each_text(decision_days) OFFSET 0) e
+    GROUP BY {_KEY}
 ), codes AS (
-    SELECT {_KEY}, i, e.key COLLATE "C" AS code, e.value::int AS claims,
-           (dense_rank() OVER (PARTITION BY {_KEY} ORDER BY e.key COLLATE "C") - 1)::int AS code_i
+    SELECT {_KEY}, i, e.key COLLATE "C" AS code, e.value::int AS n,
+           (dense_rank() OVER (PARTITION BY {_KEY} ORDER BY e.key COLLATE "C") - 1)::int AS v
     FROM days, jsonb_each_text(carc_counts) AS e
 ), carcs AS (
     SELECT {_KEY}, array_agg(DISTINCT code ORDER BY code) AS codes,
-           string_agg(int4send(i) || int4send(code_i) || int4send(claims), ''::bytea
-                      ORDER BY i, code_i) AS carc
+           {_entries(narrow=False)} AS carc, {_entries(narrow=True)} AS narrow_carc
     FROM codes GROUP BY {_KEY}
 )
 INSERT INTO ingest.daily_stat_months ({_KEY}, days, amounts, patient_responsibility, histogram,
-                                      carc_codes, carc)
+                                      carc_codes, carc, narrow_histogram, narrow_carc)
 SELECT {_KEY}, c.days, c.amounts, c.patient_responsibility, coalesce(h.histogram, ''::bytea),
-       coalesce(k.codes, '{{{{}}}}'), coalesce(k.carc, ''::bytea)
+       coalesce(k.codes, '{{{{}}}}'), coalesce(k.carc, ''::bytea),
+       coalesce(h.narrow_histogram, ''::bytea), coalesce(k.narrow_carc, ''::bytea)
 FROM cells c LEFT JOIN histograms h USING ({_KEY}) LEFT JOIN carcs k USING ({_KEY})
 """
 # The months the gathered partial sums touch.
@@ -281,12 +324,13 @@ _CHANGED_MONTHS = (
 
 # A packed month's key (canonical payer, code group, first day of the month) and its row of
 # `ingest.daily_stat_months` after the key: days, amounts, patient_responsibility,
-# histogram, carc_codes, carc.
+# histogram, carc_codes, carc, narrow_histogram, narrow_carc.
 MonthKey = tuple[str, str, dt.date]
-PackedMonthRow = tuple[bytes, bytes, bytes, bytes, list[str], bytes]
+PackedMonthRow = tuple[bytes, bytes, bytes, bytes, list[str], bytes, bytes, bytes]
 _COPY_MONTHS = (
     "COPY ingest.daily_stat_months (customer_id, payer, code_group, month, days, amounts, "
-    "patient_responsibility, histogram, carc_codes, carc) FROM STDIN"
+    "patient_responsibility, histogram, carc_codes, carc, narrow_histogram, narrow_carc) "
+    "FROM STDIN"
 )
 
 
@@ -343,10 +387,13 @@ def _month_columns(
     )
 
 
-def pack_months(pieces: Sequence[MonthColumns]) -> dict[MonthKey, PackedMonthRow]:
+def pack_months(
+    pieces: Sequence[MonthColumns], *, narrow: bool = False
+) -> dict[MonthKey, PackedMonthRow]:
     """The months of the partial sums of `pieces` added up, each packed as if its days were
     all here, as `MONTHS_FROM_DAILY_STATS` packs them from the days' statistics (counts of
-    zero are none; codes in the order of their UTF-8 bytes, which is Python's order of str).
+    zero are none; codes in the order of their UTF-8 bytes, which is Python's order of str;
+    with `narrow`, the entries that fit as narrow entries).
     Every day and entry gets a slot of (payer, code group, day), in order, so that the
     pieces' sums of one add up (and payer uids of one canonical payer): the months are runs
     of slots, their arrays cut out of arrays made for all of them at once."""
@@ -395,7 +442,7 @@ def pack_months(pieces: Sequence[MonthColumns]) -> dict[MonthKey, PackedMonthRow
         keys, claims = keys[claims != 0], claims[claims != 0]
         entry_slot = keys // width
         summed = np.column_stack((index_in_month[entry_slot], keys % width, claims))
-        return summed.astype(">i4"), month_of_slot[entry_slot]
+        return summed, month_of_slot[entry_slot]
 
     histogram, histogram_month = entries(np.concatenate(histogram_rows))
     carc, carc_month = entries(np.concatenate(carc_rows))
@@ -405,12 +452,11 @@ def pack_months(pieces: Sequence[MonthColumns]) -> dict[MonthKey, PackedMonthRow
     month_codes = np.unique(month_code)
     month_code_cuts = np.searchsorted(month_codes, np.arange(begins.size + 1) * code_width)
     carc[:, 1] = np.searchsorted(month_codes, month_code) - month_code_cuts[carc_month]
-    histogram_cuts = np.searchsorted(histogram_month, np.arange(begins.size + 1))
-    carc_cuts = np.searchsorted(carc_month, np.arange(begins.size + 1))
+    histogram_parts = _MonthEntries(histogram, histogram_month, begins.size, narrow)
+    carc_parts = _MonthEntries(carc, carc_month, begins.size, narrow)
     days = day.astype(">i4").tobytes()
     packed = amounts[:, : len(PACKED_DAY_AMOUNTS)].astype(">i8").tobytes()
     patient = amounts[:, len(PACKED_DAY_AMOUNTS)].astype(">i8").tobytes()
-    histogram_bytes, carc_bytes = histogram.tobytes(), carc.tobytes()
     pairs_named = list(named)
     row_bytes = len(PACKED_DAY_AMOUNTS) * 8
     months: dict[MonthKey, PackedMonthRow] = {}
@@ -421,14 +467,40 @@ def pack_months(pieces: Sequence[MonthColumns]) -> dict[MonthKey, PackedMonthRow
             days[first * 4 : stop * 4],
             packed[first * row_bytes : stop * row_bytes],
             patient[first * 8 : stop * 8],
-            histogram_bytes[histogram_cuts[m] * 12 : histogram_cuts[m + 1] * 12],
+            histogram_parts.wide(m),
             [
                 codes[c % code_width]
                 for c in month_codes[month_code_cuts[m] : month_code_cuts[m + 1]].tolist()
             ],
-            carc_bytes[carc_cuts[m] * 12 : carc_cuts[m + 1] * 12],
+            carc_parts.wide(m),
+            histogram_parts.narrow(m),
+            carc_parts.narrow(m),
         )
     return months
+
+
+class _MonthEntries:
+    """Months' entries (rows of day index, value, claims; each row's month) packed: those
+    that fit as narrow entries if asked, the rest as int4 triplets, a month's a slice of
+    each."""
+
+    def __init__(self, entries: np.ndarray, month: np.ndarray, months: int, narrow: bool) -> None:
+        fits = np.zeros(len(entries), dtype=np.bool_)
+        if narrow:  # as NARROW_FITS
+            fits = (entries[:, 2] >= -(1 << 15)) & (entries[:, 2] < 1 << 15)
+        wide, slim = entries[~fits], entries[fits]
+        self._wide = wide.astype(">i4").tobytes()
+        self._narrow = narrow_bytes(slim)
+        bounds = np.arange(months + 1)
+        self._wide_cuts = np.searchsorted(month[~fits], bounds).tolist()
+        self._narrow_cuts = np.searchsorted(month[fits], bounds).tolist()
+
+    def wide(self, m: int) -> bytes:
+        return self._wide[self._wide_cuts[m] * 12 : self._wide_cuts[m + 1] * 12]
+
+    def narrow(self, m: int) -> bytes:
+        size = NARROW_ENTRY.itemsize
+        return self._narrow[self._narrow_cuts[m] * size : self._narrow_cuts[m + 1] * size]
 
 
 _APPLY_TO_PENDING_STATS = """
@@ -457,13 +529,15 @@ async def apply_counts(
     cursor: Any,
     customer: str,
     packed: Awaitable[Mapping[MonthKey, PackedMonthRow]] | None = None,
+    *,
+    narrow: bool,
 ) -> None:
     """Add the gathered partial sums to the customer's daily statistics, pending claims and
     payer counts. `packed`: the months packed in Python (`pack_months`, in a worker thread
     while the statistics are added up) of all the partial sums gathered but the changes
     counted from `claim_changes`; a month of them that had no statistics and no counted
     change is written as it is, the other touched months are packed again from the stored
-    days."""
+    days; with narrow entries if `narrow`."""
     await cursor.execute(_HOW_CELLS_APPLY, (customer,))
     summed, stored = await cursor.fetchone()
     await cursor.execute(apply_to_daily_stats(summed=summed, stored=stored), {"customer": customer})
@@ -497,7 +571,9 @@ async def apply_counts(
         touched = _TOUCHED_UNPACKED_MONTHS if stored_months or changed_months else None
     if touched is not None:
         await without_nested_loops(
-            cursor, MONTHS_FROM_DAILY_STATS.format(touched=touched), {"customer": customer}
+            cursor,
+            MONTHS_FROM_DAILY_STATS.format(touched=touched),
+            {"customer": customer, "narrow": narrow},
         )
     await cursor.execute(_APPLY_TO_PENDING_STATS, {"customer": customer})
     # A start day whose last pending claim was decided has no count.

@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 
 # Packed days, and days on the wire, count from EPOCH.
-from services.ingest.daily_statistics import EPOCH, PACKED_DAY_AMOUNTS
+from services.ingest.daily_statistics import (
+    EPOCH,
+    NARROW_ENTRY,
+    PACKED_DAY_AMOUNTS,
+    narrow_columns,
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,10 @@ class PackedMonth:
     histogram: bytes
     carc_codes: Sequence[str]
     carc: bytes
+    # The entries kept narrow (`daily_statistics.NARROW_ENTRY`); empty for a month written
+    # before they were, or whose entries did not fit.
+    narrow_histogram: bytes = b""
+    narrow_carc: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -133,7 +142,9 @@ def series_of_cells(
     slot = np.full(days.size, slots, dtype=np.int64)
     slot[in_range] = slot_of_day
     month_first = np.cumsum(month_days) - month_days
-    histogram = _entries([m.histogram for m in months], month_first, slot, slots, last_day)
+    histogram = _entries(
+        _MonthsEntries(months, "histogram", "narrow_histogram"), month_first, slot, slots, last_day
+    )
     # Each month numbers its own CARC codes; the batch numbers them all, in order.
     month_codes = [m.carc_codes for m in months]
     codes = sorted({code for listed in month_codes for code in listed})
@@ -143,7 +154,14 @@ def series_of_cells(
         np.array([code_index[c] for listed in month_codes for c in listed], dtype=np.int64),
         np.cumsum(code_counts) - code_counts,
     )
-    carc = _entries([m.carc for m in months], month_first, slot, slots, last_day, batch_code)
+    carc = _entries(
+        _MonthsEntries(months, "carc", "narrow_carc"),
+        month_first,
+        slot,
+        slots,
+        last_day,
+        batch_code,
+    )
     # Entries are in slot order, so each cell's are a run; their days count from its first.
     owners, cuts = [], []
     for entries in (histogram, carc):
@@ -194,39 +212,68 @@ def series_of_cells(
 _MAX_DENSE_SLOTS = 1 << 22
 
 
+class _MonthsEntries:
+    """The entries of one kind (histogram or CARC) of a run of months, wide and narrow, as
+    columns: `day` (index in its month), `value`, `claims`, and `month` (of each entry, its
+    index in the run). The narrow entries come first; `mixed` says whether both kinds are
+    there (then the entries are not in the months' order)."""
+
+    def __init__(self, months: Sequence[PackedMonth], wide: str, narrow: str) -> None:
+        wide_bytes = [getattr(m, wide) for m in months]
+        narrow_bytes = [getattr(m, narrow) for m in months]
+        numbers = np.arange(len(months))
+        slim = narrow_columns(b"".join(narrow_bytes))
+        slim_months = np.repeat(numbers, [len(b) // NARROW_ENTRY.itemsize for b in narrow_bytes])
+        triplets = np.frombuffer(b"".join(wide_bytes), dtype=">i4").reshape(-1, 3)
+        wide_months = np.repeat(numbers, [len(b) // 12 for b in wide_bytes])
+        self.mixed = bool(len(slim_months) and len(triplets))
+        if not len(triplets):
+            (self.day, self.value, self.claims), self.month = slim, slim_months
+        elif not len(slim_months):
+            self.day, self.value, self.claims = triplets.T
+            self.month = wide_months
+        else:
+            self.day, self.value, self.claims = (
+                np.concatenate((narrow, wide))
+                for narrow, wide in zip(slim, triplets.T, strict=True)
+            )
+            self.month = np.concatenate((slim_months, wide_months))
+
+
 def _entries(
-    packed: Sequence[bytes],
+    entries: _MonthsEntries,
     before: np.ndarray,
     slot: np.ndarray,
     slots: int,
     last_day: np.ndarray | None,
     codes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """The months' triplets (day index in the month, value, claims) as native int32 rows of
+    """The months' entries (day index in the month, value, claims) as native int32 rows of
     the days kept: each entry moved to the `slot` of its day (`before` its month, the
     months' days before it; a slot of `slots` or more is outside the range and dropped),
     its CARC code index made the batch's when `codes` (the batch's index of every month's
     codes, and where each month's begin) are given. With `last_day` (of each slot, a span),
     entries of the same slot and value are added up onto the slot's last day. In day, then
     value order."""
-    per_month = [len(p) // 12 for p in packed]
-    raw = np.frombuffer(b"".join(packed), dtype=">i4").reshape(-1, 3)
-    if not len(raw):
+    if not len(entries.month):
         return np.zeros((0, 3), dtype=np.int32)
-    at = slot[raw[:, 0] + np.repeat(before, per_month)]
-    value = raw[:, 1].astype(np.int64)
+    at = slot[entries.day + before[entries.month]]
+    value = entries.value.astype(np.int64)
     if codes is not None:
         series_code, offsets = codes
-        value = series_code[value + np.repeat(offsets, per_month)]
+        value = series_code[value + offsets[entries.month]]
     if last_day is None:
         kept = at < slots
-        return np.column_stack((at[kept], value[kept], raw[kept, 2])).astype(np.int32)
+        rows = np.column_stack((at[kept], value[kept], entries.claims[kept])).astype(np.int32)
+        if entries.mixed:
+            rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]
+        return rows
     width = int(value.max()) + 1
     if (slots + 1) * width <= _MAX_DENSE_SLOTS:
         # One counter per (slot, value); those past the slots are dropped. The pairs present
         # are found in a byte per pair, an eighth of the counters' memory to scan.
         pair = at * width + value
-        sums = np.bincount(pair, weights=raw[:, 2], minlength=(slots + 1) * width)
+        sums = np.bincount(pair, weights=entries.claims, minlength=(slots + 1) * width)
         present = np.zeros((slots + 1) * width, dtype=np.bool_)
         present[pair] = True
         key = np.flatnonzero(present[: slots * width])
@@ -236,7 +283,7 @@ def _entries(
     else:
         kept = at < slots
         key, where = np.unique(at[kept] * width + value[kept], return_inverse=True)
-        claims = np.bincount(where, weights=raw[kept, 2])
+        claims = np.bincount(where, weights=entries.claims[kept])
     summed = np.empty((key.size, 3), dtype=np.int32)
     summed[:, 0] = last_day[key // width]
     summed[:, 1] = key % width

@@ -780,7 +780,7 @@ def _upload_filter(text: str) -> str:
 
 def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
     sign_page_tokens_with(settings.page_token_keys)
-    store = IngestStore(engine)
+    store = IngestStore(engine, narrow_month_entries=settings.narrow_month_entries)
     uploaded = asyncio.Event()
 
     async def run_detection(channel: grpc.aio.Channel, event: OutboxEvent) -> None:

@@ -240,9 +240,13 @@ _UPLOAD_BY_ID = row_by_key(uploads, "customer_id", "upload_id")
 
 
 class IngestStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, narrow_month_entries: bool = True) -> None:
+        """`narrow_month_entries`: whether the months it packs keep narrow entries
+        (services/ingest/daily_statistics.py; off while a release that reads only triplets
+        may run)."""
         self._engine = engine
         self._reads = for_reads(engine)
+        self._narrow = narrow_month_entries
         # What reads of stored uploads and of the data state keep while a `ChangeListener`
         # follows their channel (services.ingest.server); without one, every read goes to
         # the database. Every transaction that changes them takes `lock_customer`, which
@@ -266,7 +270,11 @@ class IngestStore:
         rolled back (with its staged rows) on any error or cancellation."""
         async with self._engine.connect() as connection, connection.begin():
             writer = await UploadWriter.open(
-                connection, customer=customer, upload_id=upload_id, merge_every=merge_every
+                connection,
+                customer=customer,
+                upload_id=upload_id,
+                merge_every=merge_every,
+                narrow=self._narrow,
             )
             try:
                 yield writer
@@ -414,7 +422,7 @@ class IngestStore:
                 )
                 if await cursor.fetchone() is None:
                     return False
-                await delete_upload_claims(cursor, customer, upload_id)
+                await delete_upload_claims(cursor, customer, upload_id, narrow=self._narrow)
                 await cursor.execute(
                     "DELETE FROM ingest.uploads WHERE customer_id = %s AND upload_id = %s",
                     (customer, upload_id),
@@ -447,7 +455,7 @@ class IngestStore:
             assert raw is not None
             async with raw.cursor() as cursor:
                 await lock_customer(cursor, customer)
-                removed = await purge_claims(cursor, customer, before, limit)
+                removed = await purge_claims(cursor, customer, before, limit, narrow=self._narrow)
             if removed:
                 await record_purge(
                     connection,
@@ -617,7 +625,7 @@ class IngestStore:
                 # Uploads run under the same lock, so they never see half a remap.
                 await lock_customer(cursor, customer)
                 row = await change.apply(connection, customer)
-                await remap_payers(cursor, customer)
+                await remap_payers(cursor, customer, narrow=self._narrow)
         self._changed(customer)
         return row
 
@@ -697,7 +705,8 @@ def series_parameters(
 # (toasted arrays) took about a tenth of a second at 20,000 months before anything was sent.
 SERIES_QUERY = """
 SELECT c.payer, c.code_group, m.days, m.amounts, m.patient_responsibility, m.histogram,
-       m.carc_codes, m.carc, m.pending_started, m.pending_claims
+       m.carc_codes, m.carc, m.narrow_histogram, m.narrow_carc, m.pending_started,
+       m.pending_claims
 FROM (
     SELECT payer, code_group
     FROM ingest.daily_stat_months
@@ -712,12 +721,13 @@ FROM (
 ) c
 CROSS JOIN LATERAL (
     SELECT month, days, amounts, patient_responsibility, histogram, carc_codes, carc,
-           NULL::bytea AS pending_started, NULL::bytea AS pending_claims
+           narrow_histogram, narrow_carc, NULL::bytea AS pending_started,
+           NULL::bytea AS pending_claims
     FROM ingest.daily_stat_months
     WHERE customer_id = %(customer)s AND payer = c.payer AND code_group = c.code_group
       AND month BETWEEN date_trunc('month', %(start)s::date)::date AND %(end)s
     UNION ALL
-    SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
            string_agg(int4send(start_date - DATE '1970-01-01'), ''::bytea ORDER BY start_date),
            string_agg(int8send(pending_claims), ''::bytea ORDER BY start_date)
     FROM ingest.pending_stats

@@ -15,16 +15,20 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from runtime import schemas
 from services.ingest import claim_writes
-from services.ingest.daily_statistics import MONTHS_FROM_DAILY_STATS
+from services.ingest.daily_statistics import (
+    MONTHS_FROM_DAILY_STATS,
+)
 from services.ingest.intake import UploadIntake, UploadRequest
 from services.ingest.store import IngestStore
-from tests.conftest import PostgresUnderTest
+from tests.conftest import PostgresUnderTest, own_database
 from tests.ingest.test_uploads_api import HEADER, _fresh_customer
 from tests.system import System
+from tests.unit.series_reading import month_entries
 
 _MONTH_ROWS = (
     "SELECT payer, code_group, month, days, amounts, patient_responsibility, histogram, "
-    "carc_codes, carc FROM ingest.daily_stat_months WHERE customer_id = %s ORDER BY 1, 2, 3"
+    "carc_codes, carc, narrow_histogram, narrow_carc FROM ingest.daily_stat_months "
+    "WHERE customer_id = %s ORDER BY 1, 2, 3"
 )
 _EVERY_MONTH = (
     "SELECT DISTINCT customer_id, payer, code_group, "
@@ -79,6 +83,8 @@ def _uploads() -> list[bytes]:
         for code in ("99213",) + (("71046",) if i % 5 == 0 else ())
     ]
     first += [_claim(f"P{i}", i, None) for i in range(20)]
+    # Submitted in 1800 (a typo in a real export): 82,000 days to decision.
+    first.append("T1,Cigna,99213,1800-04-03,1800-04-03,2026-05-07,PAID,100.00,70.00,70.00,0.00,")
     second = [
         _claim(f"B{i}", i, dt.date(2026, 6, 20) + dt.timedelta(days=i % 25)) for i in range(300)
     ]
@@ -104,24 +110,32 @@ async def _upload(store: IngestStore, customer: str, body: bytes, merge_every: i
     assert upload.state == "SUCCEEDED", upload
 
 
-def _kept_and_repacked(postgres: PostgresUnderTest, customer: str) -> tuple[list, list]:
-    """The customer's packed months as stored, and as packed again from its stored days."""
+def _kept_and_repacked(
+    postgres: PostgresUnderTest, customer: str, *, narrow: bool
+) -> tuple[list, list]:
+    """The customer's packed months as stored, and as packed again from its stored days
+    (with narrow entries if `narrow`)."""
     with psycopg.connect(schemas.libpq_url(postgres.admin_url)) as connection:
         kept = connection.execute(_MONTH_ROWS, (customer,)).fetchall()
         connection.execute(
             "DELETE FROM ingest.daily_stat_months WHERE customer_id = %s", (customer,)
         )
         connection.execute(
-            MONTHS_FROM_DAILY_STATS.format(touched=_EVERY_MONTH), {"customer": customer}
+            MONTHS_FROM_DAILY_STATS.format(touched=_EVERY_MONTH),
+            {"customer": customer, "narrow": narrow},
         )
         repacked = connection.execute(_MONTH_ROWS, (customer,)).fetchall()
         connection.rollback()
     return kept, repacked
 
 
-@pytest.mark.parametrize("merge_every", [100_000, 97])
+@pytest.mark.parametrize(("merge_every", "narrow"), [(100_000, True), (97, True), (100_000, False)])
 async def test_the_months_an_upload_packs_are_those_packed_from_the_stored_days(
-    system: System, postgres: PostgresUnderTest, monkeypatch: pytest.MonkeyPatch, merge_every: int
+    system: System,
+    postgres: PostgresUnderTest,
+    monkeypatch: pytest.MonkeyPatch,
+    merge_every: int,
+    narrow: bool,
 ) -> None:
     # As on a database with many claims, where the planner probes the customer's stored
     # claims by key: an upload's claims new to the customer are copied and counted in Python
@@ -138,18 +152,81 @@ async def test_the_months_an_upload_packs_are_those_packed_from_the_stored_days(
     engine = create_async_engine(postgres.url("ingest"))
     months = []
     try:
-        store = IngestStore(engine)
+        store = IngestStore(engine, narrow_month_entries=narrow)
         for body in _uploads():
             await _upload(store, customer, body, merge_every)
-            kept, repacked = _kept_and_repacked(postgres, customer)
+            kept, repacked = _kept_and_repacked(postgres, customer, narrow=narrow)
             assert kept == repacked
             months.append({(payer, group, month) for payer, group, month, *_ in kept})
     finally:
         await engine.dispose()
+    # Every entry narrow if written so (82,000 days to decision among them), else none.
+    wide = [e for row in kept for e in month_entries(row[6], b"") + month_entries(row[8], b"")]
+    slim = [e for row in kept for e in month_entries(b"", row[9]) + month_entries(b"", row[10])]
+    written, none = (slim, wide) if narrow else (wide, slim)
+    assert len(written) > 1000 and not none
+    assert (dt.date(2026, 5, 7) - dt.date(1800, 4, 3)).days in {days for _, days, _ in wide + slim}
     # Aetna's two raw names are one payer; the months are April to September.
     assert {payer for payer, _, _ in months[-1]} == {"Aetna", "Cigna", "Société Générale Assurance"}
     assert [sorted({month.month for _, _, month in kept}) for kept in months] == [
         [4, 5, 6],
         [4, 5, 6, 7],
         [4, 5, 6, 7, 8, 9],
+    ]
+
+
+async def test_an_entry_of_more_claims_than_a_narrow_one_holds_is_kept_as_a_triplet(
+    system: System, postgres: PostgresUnderTest
+) -> None:
+    """32,768 claims of one payer denied on one day for one reason (CO-50), 30 days after
+    submission: their histogram and CARC entries stay triplets, the others of the month are
+    narrow, in the months an upload packs and in those packed from the stored days alike."""
+    customer = _fresh_customer()
+    rows = [
+        f"D{i},Cigna,99213,2026-05-01,2026-05-01,2026-05-31,DENIED,100.00,0,0,0,CO-50"
+        for i in range(32_768)
+    ]
+    rows += [_claim(f"A{i}", i, dt.date(2026, 5, 1) + dt.timedelta(days=i % 30)) for i in range(50)]
+    engine = create_async_engine(postgres.url("ingest"))
+    try:
+        await _upload(IngestStore(engine), customer, _file(rows), 100_000)
+    finally:
+        await engine.dispose()
+    kept, repacked = _kept_and_repacked(postgres, customer, narrow=True)
+    assert kept == repacked
+    (cigna,) = [row for row in kept if row[0] == "Cigna"]
+    # (day index among the month's days, value, claims): 30 days to decision, CO-50.
+    assert [entry[1:] for entry in month_entries(cigna[6], b"")] == [(30, 32_768)]
+    assert [entry[1:] for entry in month_entries(cigna[8], b"")] == [
+        (cigna[7].index("CO-50"), 32_768)
+    ]
+    assert month_entries(b"", cigna[9]) and month_entries(b"", cigna[10])
+
+
+async def test_a_downgrade_makes_narrow_entries_triplets_as_the_release_before_packs_them(
+    postgres: PostgresUnderTest,
+) -> None:
+    """Taken back to the release before narrow entries, every month's entries are triplets
+    again, exactly as that release packs them."""
+    customer = _fresh_customer()
+    with own_database(postgres, ("ingest",)) as database:
+        engine = create_async_engine(database.url("ingest"))
+        try:
+            await _upload(IngestStore(engine), customer, _uploads()[0], 100_000)
+        finally:
+            await engine.dispose()
+        kept, wide = _kept_and_repacked(database, customer, narrow=False)
+        assert all(row[9] for row in kept)
+        owner = database.url("ingest", "owner")
+        schemas.downgrade("ingest", owner, "0010")
+        try:
+            with psycopg.connect(schemas.libpq_url(database.admin_url)) as connection:
+                widened = connection.execute(
+                    _MONTH_ROWS.replace(", narrow_histogram, narrow_carc", ""), (customer,)
+                ).fetchall()
+        finally:
+            schemas.migrate("ingest", owner)
+    assert widened == [row[:9] for row in wide]
+    assert [month_entries(row[6], b"") for row in widened] == [
+        month_entries(row[6], row[9]) for row in kept
     ]

@@ -9,7 +9,6 @@ import hashlib
 import importlib
 import io
 import re
-import struct
 import time
 import uuid
 import zipfile
@@ -33,6 +32,7 @@ from tests.conftest import PostgresUnderTest
 from tests.fixtures import FIXTURES_DIR, X12_835_FIXTURES
 from tests.system import System, running_service
 from tests.test_gateway_api import violations
+from tests.unit.series_reading import month_entries
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
 FIXTURES = X12_835_FIXTURES
@@ -337,6 +337,54 @@ def test_the_series_stream_sums_entries_over_the_spans_asked_for(system: System)
     assert too_many.status_code == 414
     assert bad_date.status_code == 400
     assert set(violations(bad_date)) == {"entry_span_starts[0]"}
+
+
+def test_months_written_before_narrow_entries_read_as_the_same_series(
+    system: System, postgres: PostgresUnderTest
+) -> None:
+    """An ingest told not to write narrow entries (`NARROW_MONTH_ENTRIES=false`, as while a
+    release that reads only triplets still runs) keeps every month's entries as triplets;
+    months written either way, and a customer's months of both kinds together, read as the
+    same series, by day and by span."""
+    narrow, wide = _fresh_customer(), _fresh_customer()
+    rows = [
+        f"W{i},{('Aetna', 'Cigna')[i % 2]},{('99213', '71046')[i // 2 % 2]},2026-03-01,"
+        f"2026-03-{1 + i % 7:02d},2026-{4 + i // 200}-{1 + i // 4 % 28:02d},"
+        f"{'DENIED' if i % 5 == 0 else 'PAID'},{100 + i}.00,80,70,10,"
+        f"{('CO-50', 'CO-197')[i % 3 % 2] if i % 5 == 0 else ''}"
+        for i in range(400)
+    ]
+    april, may = _csv(rows[:200]), _csv(rows[200:])
+    with running_service("ingest", postgres.url("ingest", "app"), NARROW_MONTH_ENTRIES="false") as (
+        _,
+        target,
+    ):
+        _upload_over_grpc(system, wide, april, chunk_bytes=1 << 16, target=target)
+    with psycopg.connect(schemas.libpq_url(postgres.admin_url)) as connection:
+        entries = (
+            "SELECT sum(length(histogram) + length(carc)), "
+            "sum(length(narrow_histogram) + length(narrow_carc)) "
+            "FROM ingest.daily_stat_months WHERE customer_id = %s"
+        )
+        assert connection.execute(entries, (wide,)).fetchone()[1] == 0
+        with system.client(wide, "admin") as client:
+            assert _upload(client, wide, may).status_code == 200
+        with system.client(narrow, "admin") as client:
+            assert _upload(client, narrow, april).status_code == 200
+            assert _upload(client, narrow, may).status_code == 200
+        assert connection.execute(entries, (narrow,)).fetchone()[0] == 0
+    window = {"startDate": "2026-03-01", "endDate": "2026-06-30"}
+    starts = {"entrySpanStarts": ["2026-04-10", "2026-05-01", "2026-05-20"]}
+    read = {}
+    for customer in (narrow, wide):
+        with system.client(customer, "admin") as client:
+            url = f"/v1/customers/{customer}/dailyStatSeries"
+            read[customer] = [
+                _series_days(client.get(url, params={**window, **spans}).text)
+                for spans in ({}, starts)
+            ]
+    assert read[wide] == read[narrow]
+    assert len(read[wide][0]) > 100 and any(carc for *_, carc in read[wide][0].values())
 
 
 def _cents(money: dict) -> int:
@@ -776,8 +824,9 @@ def test_the_migration_packs_stored_statistics_as_uploads_keep_them_packed(
         "services.ingest.migrations.versions.0003_daily_stat_months"
     )
     query = (
-        "SELECT payer, code_group, month, days, amounts, histogram, carc_codes, carc "
-        "FROM ingest.daily_stat_months WHERE customer_id = %s ORDER BY 1, 2, 3"
+        "SELECT payer, code_group, month, days, amounts, histogram, carc_codes, carc, "
+        "narrow_histogram, narrow_carc FROM ingest.daily_stat_months WHERE customer_id = %s "
+        "ORDER BY 1, 2, 3"
     )
     with psycopg.connect(schemas.libpq_url(postgres.admin_url)) as connection:
         kept = connection.execute(query, (customer,)).fetchall()
@@ -797,13 +846,14 @@ def test_the_migration_packs_stored_statistics_as_uploads_keep_them_packed(
 
 
 def _by_day_and_code(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A packed month's row with its CARC triplets as (day index, code, claims) in order:
-    readers take a day's CARC entries in any order, and the migration leaves it unstated."""
-    *key, codes, carc = row
-    triplets = sorted(
-        (day, codes[code], claims) for day, code, claims in struct.iter_unpack(">iii", carc)
+    """A packed month's row with its entries, triplets and narrow ones, as (day index, days to
+    decision or code, claims) in order: readers take a day's CARC entries in any order, and
+    the migration leaves it unstated (nor did it know narrow entries)."""
+    *key, histogram, codes, carc, narrow_histogram, narrow_carc = row
+    carc_entries = sorted(
+        (day, codes[code], n) for day, code, n in month_entries(carc, narrow_carc)
     )
-    return (*key, codes, triplets)
+    return (*key, month_entries(histogram, narrow_histogram), codes, carc_entries)
 
 
 def test_a_series_stream_given_up_midway_leaves_the_next_ones_whole(system: System) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 
 from services.drift.ingest_client import entry_spans, joined, series_from_message
 from services.drift.series import CellSeries, DayStat, PendingStat
+from services.ingest.daily_statistics import narrow_bytes, narrow_columns
 from services.ingest.months import (
     EPOCH,
     NO_PENDING,
@@ -22,10 +23,15 @@ from services.ingest.months import (
 )
 from services.ingest.server import MAX_SERIES_ENTRIES, daily_stat_series_messages
 
+# How a month's histogram and CARC entries are kept: all as int4 triplets (as before narrow
+# entries were written, or where they do not fit), all narrow, or some of each (those of an
+# odd value stay triplets).
+ENTRY_FORMATS = ("wide", "narrow", "mixed")
 
-def packed_months(stats: list[DayStat]) -> list[PackedMonth]:
+
+def packed_months(stats: list[DayStat], entries: str = "wide") -> list[PackedMonth]:
     """The days of one payer × code group (in order) packed by month, as ingest stores them
-    in `ingest.daily_stat_months`."""
+    in `ingest.daily_stat_months`, their entries kept as `entries` (ENTRY_FORMATS) says."""
     months: dict[tuple[int, int], list[DayStat]] = {}
     for stat in stats:
         months.setdefault((stat.day.year, stat.day.month), []).append(stat)
@@ -46,18 +52,40 @@ def packed_months(stats: list[DayStat]) -> list[PackedMonth]:
             for s in days
         ]  # fmt: skip
         patient = [s.patient_responsibility_cents for s in days]
+        wide_histogram, narrow_histogram = _kept(histogram, entries)
+        wide_carc, narrow_carc = _kept(carc, entries)
         packed.append(
             PackedMonth(
                 np.array([(s.day - EPOCH).days for s in days], dtype=">i4").tobytes(),
                 np.array(amounts, dtype=">i8").tobytes(),
                 # As the migration leaves a month whose patients owe nothing: empty.
                 np.array(patient, dtype=">i8").tobytes() if any(patient) else b"",
-                np.array(histogram, dtype=">i4").reshape(-1, 3).tobytes(),
+                wide_histogram,
                 codes,
-                np.array(carc, dtype=">i4").reshape(-1, 3).tobytes(),
+                wide_carc,
+                narrow_histogram,
+                narrow_carc,
             )
         )
     return packed
+
+
+def _kept(entries: list[tuple[int, int, int]], formats: str) -> tuple[bytes, bytes]:
+    """A month's entries as int4 triplets and as narrow entries, as `formats` keeps them."""
+    slim = [e for e in entries if formats == "narrow" or (formats == "mixed" and not e[1] % 2)]
+    wide = [e for e in entries if e not in slim]
+    return (
+        np.array(wide, dtype=">i4").reshape(-1, 3).tobytes(),
+        narrow_bytes(np.array(slim, dtype=np.int64).reshape(-1, 3)),
+    )
+
+
+def month_entries(wide: bytes, narrow: bytes) -> list[tuple[int, int, int]]:
+    """A stored month's entries, int4 triplets and narrow ones, as (day index, value, claims)
+    in order."""
+    triplets = np.frombuffer(wide, dtype=">i4").reshape(-1, 3).tolist()
+    slim = zip(*(column.tolist() for column in narrow_columns(narrow)), strict=True)
+    return sorted([*map(tuple, triplets), *slim])
 
 
 def pending_claims(pending: list[PendingStat]) -> PendingClaims:
@@ -77,12 +105,15 @@ def stored(
     end: dt.date,
     spans: np.ndarray | None = None,
     pending: list[PendingStat] | None = None,
+    entries: str = "wide",
 ) -> Series | None:
     """One payer × code group's days (in order) from `start` to `end`, and its pending
-    claims, as ingest reads them from its packed months and pending counts."""
+    claims, as ingest reads them from its packed months (their entries kept as `entries`
+    says) and pending counts."""
     cell = stats[0] if stats else (pending or [])[0]
+    months = packed_months(stats, entries)
     (series,) = series_of_cells(
-        [(cell.payer, cell.code_group, packed_months(stats), pending_claims(pending or []))],
+        [(cell.payer, cell.code_group, months, pending_claims(pending or []))],
         start,
         end,
         spans,

@@ -22,8 +22,9 @@ from services.drift.series import (
     payer_series,
 )
 from services.ingest.daily_statistics import PACKED_DAY_AMOUNTS
+from services.ingest.months import NO_PENDING, series_of_cells, span_starts
 from services.ingest.server import daily_stat_series_messages
-from tests.unit.series_reading import read, stored
+from tests.unit.series_reading import packed_months, read, stored
 
 FIRST_DAY = dt.date(2026, 1, 1)
 
@@ -425,3 +426,37 @@ def test_a_message_of_an_ingest_without_the_patients_share_reads_as_none_owed() 
     totals = series.totals(Window(stats[0].day, stats[-1].day))
     assert totals.patient_responsibility_cents == 0
     assert totals.paid_cents == sum(s.paid_cents for s in stats)
+
+
+@pytest.mark.parametrize("spans", [False, True], ids=["by-day", "by-span"])
+def test_months_read_the_same_whether_their_entries_are_kept_narrow_wide_or_both(
+    spans: bool,
+) -> None:
+    """Months written before narrow entries (all triplets), months all narrow and months with
+    some of each (values that did not fit) read as the same series, also several cells read
+    together with months of every kind."""
+    cells = [_days("Aetna", "RADIOLOGY", 150, 8), _days("Cigna", "SURGERY", 150, 9)]
+    start, end = _day(10), _day(140)
+    starts = span_starts({_day(n) for n in (20, 45, 46, 100)}, start, end) if spans else None
+
+    def together(formats: tuple[str, ...]) -> list[tuple[object, ...]]:
+        batch = [
+            (stats[0].payer, stats[0].code_group, packed_months(stats, kept), NO_PENDING)
+            for stats, kept in zip(cells, formats, strict=True)
+        ]
+        return [
+            (s.dates.tolist(), s.amounts.tolist(), s.histogram.tolist(), s.carc_codes,
+             s.carc.tolist())
+            for s in series_of_cells(batch, start, end, starts)
+            if s is not None
+        ]  # fmt: skip
+
+    expected = together(("wide", "wide"))
+    assert expected[0][2], "histogram entries to read"
+    for formats in (
+        ("narrow", "narrow"),
+        ("mixed", "mixed"),
+        ("narrow", "mixed"),
+        ("wide", "mixed"),
+    ):
+        assert together(formats) == expected, formats
