@@ -86,11 +86,10 @@ _REFERENCE_COLUMNS = """
     claim_uid text GENERATED ALWAYS AS (substr(md5(upper(payer) || '|' || claim_id), 1, 20))
         STORED
 """
-# ingest.claims' primary key and secondary indexes (migrations 0002 and 0010), on the columns
-# above.
+# ingest.claims' primary key and secondary indexes (migrations 0002, 0010 and 0012), on the
+# columns above.
 _REFERENCE_KEYS = (
     "ALTER TABLE {table} ADD PRIMARY KEY (customer_id, claim_uid)",
-    "CREATE INDEX ON {table} (customer_id, decision_date)",
     "CREATE INDEX ON {table} (customer_id, payer, decision_date)",
     "CREATE INDEX ON {table} (customer_id, upload_id)",
     "CREATE INDEX ON {table} (customer_id, payer, payer_claim_control_number)"
