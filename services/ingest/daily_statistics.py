@@ -207,10 +207,9 @@ def apply_to_daily_stats(*, summed: bool, stored: bool) -> str:
 # it). Written narrow (`NARROW_MONTH_ENTRIES`, on unless a release that reads triplets only
 # may still run), the entries that fit (NARROW_FITS) go to `narrow_histogram` and
 # `narrow_carc` instead, 6 bytes each (NARROW_ENTRY), in the same order; the triplets keep
-# the rest. Rebuilt from
-# `ingest.daily_stats` for the months `{touched}` (a query of customer_id, payer, code_group,
-# month) names, `%(narrow)s` saying whether to write narrow entries; a new month of new claims
-# is packed in Python the same way (`pack_months`).
+# the rest. Rebuilt from `ingest.daily_stats` for the months `{touched}` (a query of
+# customer_id, payer, code_group, month) names, `%(narrow)s` saying whether to write narrow
+# entries; a new month of new claims is packed in Python the same way (`pack_months`).
 DAY_AMOUNTS = (
     "decided_claims", "denied_claims", "partially_denied_claims", "billed_cents",
     "allowed_cents", "paid_cents", "denied_billed_cents", "patient_responsibility_cents",
@@ -387,9 +386,7 @@ def _month_columns(
     )
 
 
-def pack_months(
-    pieces: Sequence[MonthColumns], *, narrow: bool = False
-) -> dict[MonthKey, PackedMonthRow]:
+def pack_months(pieces: Sequence[MonthColumns], *, narrow: bool) -> dict[MonthKey, PackedMonthRow]:
     """The months of the partial sums of `pieces` added up, each packed as if its days were
     all here, as `MONTHS_FROM_DAILY_STATS` packs them from the days' statistics (counts of
     zero are none; codes in the order of their UTF-8 bytes, which is Python's order of str;
