@@ -24,12 +24,12 @@ from services.ingest.months import (
 from services.ingest.server import MAX_SERIES_ENTRIES, daily_stat_series_messages
 
 # How a month's histogram and CARC entries are kept: all as int4 triplets (as before narrow
-# entries were written, or where they do not fit), all narrow, or some of each (those of an
-# odd value stay triplets).
+# entries were written, or with NARROW_MONTH_ENTRIES off), narrow where they fit (as ingest
+# writes them by default), or some of each (those of an odd value stay triplets too).
 ENTRY_FORMATS = ("wide", "narrow", "mixed")
 
 
-def packed_months(stats: list[DayStat], entries: str = "wide") -> list[PackedMonth]:
+def packed_months(stats: list[DayStat], entries: str = "narrow") -> list[PackedMonth]:
     """The days of one payer × code group (in order) packed by month, as ingest stores them
     in `ingest.daily_stat_months`, their entries kept as `entries` (ENTRY_FORMATS) says."""
     months: dict[tuple[int, int], list[DayStat]] = {}
@@ -71,8 +71,14 @@ def packed_months(stats: list[DayStat], entries: str = "wide") -> list[PackedMon
 
 
 def _kept(entries: list[tuple[int, int, int]], formats: str) -> tuple[bytes, bytes]:
-    """A month's entries as int4 triplets and as narrow entries, as `formats` keeps them."""
-    slim = [e for e in entries if formats == "narrow" or (formats == "mixed" and not e[1] % 2)]
+    """A month's entries as int4 triplets and as narrow entries, as `formats` keeps them
+    (claims past an int2 are triplets whatever it says, as ingest writes them)."""
+    slim = [
+        e
+        for e in entries
+        if -(1 << 15) <= e[2] < 1 << 15
+        and (formats == "narrow" or (formats == "mixed" and not e[1] % 2))
+    ]
     wide = [e for e in entries if e not in slim]
     return (
         np.array(wide, dtype=">i4").reshape(-1, 3).tobytes(),
@@ -105,15 +111,12 @@ def stored(
     end: dt.date,
     spans: np.ndarray | None = None,
     pending: list[PendingStat] | None = None,
-    entries: str = "wide",
 ) -> Series | None:
     """One payer × code group's days (in order) from `start` to `end`, and its pending
-    claims, as ingest reads them from its packed months (their entries kept as `entries`
-    says) and pending counts."""
+    claims, as ingest reads them from its packed months and pending counts."""
     cell = stats[0] if stats else (pending or [])[0]
-    months = packed_months(stats, entries)
     (series,) = series_of_cells(
-        [(cell.payer, cell.code_group, months, pending_claims(pending or []))],
+        [(cell.payer, cell.code_group, packed_months(stats), pending_claims(pending or []))],
         start,
         end,
         spans,
