@@ -449,8 +449,8 @@ def pack_months(pieces: Sequence[MonthColumns], *, narrow: bool) -> dict[MonthKe
     month_codes = np.unique(month_code)
     month_code_cuts = np.searchsorted(month_codes, np.arange(begins.size + 1) * code_width)
     carc[:, 1] = np.searchsorted(month_codes, month_code) - month_code_cuts[carc_month]
-    histogram_parts = _MonthEntries(histogram, histogram_month, begins.size, narrow)
-    carc_parts = _MonthEntries(carc, carc_month, begins.size, narrow)
+    histogram_parts = _SplitEntries(histogram, histogram_month, begins.size, narrow)
+    carc_parts = _SplitEntries(carc, carc_month, begins.size, narrow)
     days = day.astype(">i4").tobytes()
     packed = amounts[:, : len(PACKED_DAY_AMOUNTS)].astype(">i8").tobytes()
     patient = amounts[:, len(PACKED_DAY_AMOUNTS)].astype(">i8").tobytes()
@@ -476,7 +476,7 @@ def pack_months(pieces: Sequence[MonthColumns], *, narrow: bool) -> dict[MonthKe
     return months
 
 
-class _MonthEntries:
+class _SplitEntries:
     """Months' entries (rows of day index, value, claims; each row's month) packed: those
     that fit as narrow entries if asked, the rest as int4 triplets, a month's a slice of
     each."""

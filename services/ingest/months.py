@@ -258,7 +258,7 @@ def _entries(
     if not len(entries.month):
         return np.zeros((0, 3), dtype=np.int32)
     at = slot[entries.day + before[entries.month]]
-    value = entries.value.astype(np.int64)
+    value = entries.value.astype(np.int64, copy=False)
     if codes is not None:
         series_code, offsets = codes
         value = series_code[value + offsets[entries.month]]
