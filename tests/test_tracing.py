@@ -6,6 +6,8 @@ import itertools
 import uuid
 from typing import Any
 
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
 from devtools.stack import wait_until
 from tests.reports.test_webhook_deliveries import create_webhook
 from tests.reports.webhook_receiver import receiving
@@ -205,3 +207,21 @@ def test_one_trace_runs_from_a_rest_upload_to_the_webhook_its_drift_sends(
         assert span["attributes"]["messaging.system"].string_value == "upstream_outbox"
         assert span["attributes"]["messaging.message.id"].string_value
     assert found["POST"]["attributes"]["http.response.status_code"].int_value == 200
+
+    # The run's read of the daily statistics, fetched in a worker thread of ingest, is a
+    # database span of the same trace, under the run.
+    def series_reads() -> list[dict[str, Any]]:
+        return [
+            s
+            for s in system.spans.trace(trace_id)
+            if s["service"] == "upstream-ingest"
+            and s["kind"] == CLIENT
+            and "FROM ingest.daily_stat_months"
+            in s["attributes"].get("db.statement", AnyValue()).string_value
+        ]
+
+    wait_until("the span of the run's series read", series_reads, timeout=20)
+    read = series_reads()[0]
+    by_id = {s["span_id"]: s for s in system.spans.trace(trace_id)}
+    assert found["detection run"]["span_id"] in _ancestors(read, by_id)
+    assert read["attributes"]["db.system"].string_value == "postgresql"

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from runtime import errors, names, ordering
 from runtime.audit import AuditLog, AuditMethods
 from runtime.auth import require_identity
+from runtime.db import BlockingReads
 from runtime.messages import (
     date_message,
     money_message,
@@ -75,6 +76,9 @@ STATS_PER_MESSAGE = 1000
 CLAIMS_PER_MESSAGE = 1000
 # Series per stream message: gathered up to about this many bytes (gRPC allows 4 MiB).
 SERIES_BYTES_PER_MESSAGE = 1 << 20
+# Connections series are read on (see IngestStore.stream_daily_stat_series), beside the
+# pool's: a drift run reads one at a time; the others serve reports and dashboards meanwhile.
+SERIES_READ_CONNECTIONS = 3
 # Histogram and CARC entries in one series message (about 1.5 MB at most).
 MAX_SERIES_ENTRIES = 150_000
 CLAIM_ORDERS = {
@@ -780,7 +784,10 @@ def _upload_filter(text: str) -> str:
 
 def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
     sign_page_tokens_with(settings.page_token_keys)
-    store = IngestStore(engine, narrow_month_entries=settings.narrow_month_entries)
+    series_reads = BlockingReads(settings, SERIES_READ_CONNECTIONS)
+    store = IngestStore(
+        engine, narrow_month_entries=settings.narrow_month_entries, series_reads=series_reads
+    )
     uploaded = asyncio.Event()
 
     async def run_detection(channel: grpc.aio.Channel, event: OutboxEvent) -> None:
@@ -836,5 +843,6 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
             functools.partial(running_task, "ingest-change-listener", changes.listen_forever),
             drift_notifier,
             retention.running,
+            series_reads.running,
         ],
     )

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime.audit import record_purge
-from runtime.db import for_reads, kept_row, row_by_key
+from runtime.db import BlockingReads, for_reads, kept_row, row_by_key
 from runtime.filtering import FilterField, parse_filter
 from runtime.notified_cache import NotifiedCache
 from runtime.ordering import Order, SortKey, date_key, fetch_page, kept_page
@@ -240,11 +240,19 @@ _UPLOAD_BY_ID = row_by_key(uploads, "customer_id", "upload_id")
 
 
 class IngestStore:
-    def __init__(self, engine: AsyncEngine, *, narrow_month_entries: bool = True) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        narrow_month_entries: bool = True,
+        series_reads: BlockingReads | None = None,
+    ) -> None:
         """`narrow_month_entries`: whether the months it packs keep narrow entries
         (services/ingest/daily_statistics.py; off while a release that reads only triplets
-        may run)."""
+        may run). `series_reads`: the connections daily statistic series are read on (a
+        store without them reads none)."""
         self._engine = engine
+        self._series_reads = series_reads
         self._reads = for_reads(engine)
         self._narrow = narrow_month_entries
         # What reads of stored uploads and of the data state keep while a `ChangeListener`
@@ -660,28 +668,15 @@ class IngestStore:
         """Each payer × code group with days in the range or claims pending, as arrays (see
         `DailyStatSeries`), joined from its packed months, entries summed over `spans` if
         given (services/ingest/months.py)."""
-        async with self._engine.connect() as connection:
-            raw = (await connection.get_raw_connection()).driver_connection
-            assert raw is not None
-            async with raw.cursor(name="daily_stat_series") as cursor:
-                await cursor.execute(
-                    SERIES_QUERY, series_parameters(customer, payer_names, start, end), binary=True
-                )
-                series = SeriesOfMonths(start, end, spans)
-                # PostgreSQL reads the next rows while these are joined.
-                fetching = asyncio.ensure_future(cursor.fetchmany(MONTHS_PER_BATCH))
-                try:
-                    while rows := await fetching:
-                        fetching = asyncio.ensure_future(cursor.fetchmany(MONTHS_PER_BATCH))
-                        await asyncio.sleep(0)  # the fetch is sent before the work below
-                        for one in series.add(rows):
-                            yield one
-                finally:
-                    fetching.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await fetching
-                for one in series.finish():
-                    yield one
+        if self._series_reads is None:
+            raise RuntimeError("this IngestStore was made without series_reads")
+        series = SeriesOfMonths(start, end, spans)
+        parameters = series_parameters(customer, payer_names, start, end)
+        async for rows in self._series_reads.batches(SERIES_QUERY, parameters, MONTHS_PER_BATCH):
+            for one in series.add(rows):
+                yield one
+        for one in series.finish():
+            yield one
 
 
 def series_parameters(

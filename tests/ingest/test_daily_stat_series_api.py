@@ -18,13 +18,15 @@ from alembic import command
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from runtime import schemas
+from runtime.db import BlockingReads
 from runtime.messages import date_message
+from runtime.settings import Settings
 from services.drift.ingest_client import joined, series_from_message
 from services.drift.series import PATIENT, CellSeries
 from services.ingest.intake import UploadIntake, UploadRequest
 from services.ingest.store import IngestStore
 from tests.conftest import PostgresUnderTest, own_database
-from tests.system import System
+from tests.system import System, base_env
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 
 HEADER = (
@@ -275,10 +277,14 @@ async def _series_in_process(
 ) -> tuple[Counts, Counts]:
     """What ingest streams of the customer's shares and pending claims, read by its store."""
     engine = create_async_engine(database.url("ingest"))
+    reads = BlockingReads(
+        Settings.from_env("ingest", base_env(DATABASE_URL=database.url("ingest"))), 1
+    )
+    store = IngestStore(engine, series_reads=reads)
     patient: Counts = {}
     pending: Counts = {}
     try:
-        async for one in IngestStore(engine).stream_daily_stat_series(customer, [], start, end):
+        async for one in store.stream_daily_stat_series(customer, [], start, end):
             for day, cents in zip(one.dates.tolist(), one.amounts[:, -1].tolist(), strict=True):
                 patient[one.payer, one.code_group, EPOCH + dt.timedelta(days=day)] = cents
             for day, claims in zip(
@@ -286,5 +292,6 @@ async def _series_in_process(
             ):
                 pending[one.payer, one.code_group, EPOCH + dt.timedelta(days=day)] = claims
     finally:
+        reads.close()
         await engine.dispose()
     return patient, pending
