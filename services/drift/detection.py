@@ -418,6 +418,11 @@ def detect(
         cutoffs,
         min(PENDING_PERSISTENCE_DAYS, persistence_days),
     )
+    # The changes the sequential test dates are measured since they began, each against the
+    # season of its own days: those seasons made together.
+    screens.prepare_seasons(
+        (i, _dated_change(screens, i, metric, cutoffs[i])) for i, metric, _, _ in under
+    )
     sequential = {
         (i, metric): since
         for i, metric, _, _ in under
@@ -515,18 +520,26 @@ def _reason_shifts(baseline: Totals, current: Totals) -> tuple[tuple[str, float,
     return tuple(mix.shifts[:MAX_REASON_SHIFTS])
 
 
+def _dated_change(screens: _Screens, row: int, metric: str, cutoff: float) -> dt.date | None:
+    """The day a change began, when the sequential test alone brings the comparison under the
+    run's cut-off and the last RECENT_DAYS still lean towards it."""
+    if metric not in SEQUENTIAL_METRICS:
+        return None
+    cusum = screens.cusum(metric)
+    if not (TESTS[metric] * cusum.p_value[row] <= cutoff and cusum.recent[row]):
+        return None
+    return dt.date.fromordinal(int(cusum.start[row]))
+
+
 def _sequential_finding(
     screens: _Screens, series: CellSeries, row: int, metric: str, cutoff: float, as_of: dt.date
 ) -> dt.date | None:
     """The day a change began, when the sequential test alone brings the comparison under the
     run's cut-off, the last RECENT_DAYS still lean towards it, and the change measured since
     it began (enough claims, seasonally expected baseline) clears the metric's floor."""
-    if metric not in SEQUENTIAL_METRICS:
+    since = _dated_change(screens, row, metric, cutoff)
+    if since is None:
         return None
-    cusum = screens.cusum(metric)
-    if not (TESTS[metric] * cusum.p_value[row] <= cutoff and cusum.recent[row]):
-        return None
-    since = dt.date.fromordinal(int(cusum.start[row]))
     config = screens.config
     baseline = screens.expected(row, metric, series.totals(screens.windows.baseline), since)
     current = series.totals(Window(since, as_of))
@@ -701,7 +714,7 @@ class _Screens:
         self._as_of = as_of
         self._series = series
         self._cusums: dict[str, _Cusum] = {}
-        self._span_seasons: dict[tuple[int, int], _Season] = {}
+        self._span_seasons: dict[tuple[int, int], tuple[_Season, int]] = {}
         self._pending: _Pending | None = None
         current_start = as_of - (config.current_window_days - 1)
         baseline_start = current_start - config.baseline_window_days
@@ -895,20 +908,48 @@ class _Screens:
         """The season of row `row`'s days from `since` to its as-of day, and its row in it:
         a change that began inside the current window is expected only what last year's
         same dates brought (a holiday week's slowdown, not the window's average of it)."""
-        config = self._config
-        current_start = int(self._as_of[row]) - (config.current_window_days - 1)
-        if since is None or since.toordinal() <= current_start:
+        key = self._span_key(row, since)
+        if key is None:
             return self._season, row
-        key = (row, since.toordinal())
         if key not in self._span_seasons:
-            series, start = self._series[[row]], np.array([current_start])
-            observed = self.table.windows(series, start - config.baseline_window_days, start - 1)
-            as_of = dt.date.fromordinal(int(self._as_of[row]))
-            same = np.array([[_a_year_before(since)], [_a_year_before(as_of)]])
-            self._span_seasons[key] = _Season(
-                self.table, series, start, observed, config, self.history, same=same
-            )  # fmt: skip
-        return self._span_seasons[key], 0
+            self.prepare_seasons([(row, since)])
+        return self._span_seasons[key]
+
+    def prepare_seasons(self, changes: Iterable[tuple[int, dt.date | None]]) -> None:
+        """The seasons of changes measured since they began (row, first day), made at once:
+        a season of many rows costs about what one of a single row does."""
+        keys = sorted(
+            {
+                key
+                for row, since in changes
+                if (key := self._span_key(row, since)) is not None and key not in self._span_seasons
+            }
+        )
+        if not keys:
+            return
+        config = self._config
+        rows = np.array([row for row, _ in keys], dtype=np.int64)
+        series = self._series[rows]
+        start = self._as_of[rows] - (config.current_window_days - 1)
+        observed = self.table.windows(series, start - config.baseline_window_days, start - 1)
+        same = np.array(
+            [
+                [_a_year_before(dt.date.fromordinal(since)) for _, since in keys],
+                [_a_year_before(dt.date.fromordinal(int(self._as_of[row]))) for row, _ in keys],
+            ],
+            dtype=np.int64,
+        )
+        season = _Season(self.table, series, start, observed, config, self.history, same=same)
+        for at, key in enumerate(keys):
+            self._span_seasons[key] = (season, at)
+
+    def _span_key(self, row: int, since: dt.date | None) -> tuple[int, int] | None:
+        """The key of row `row`'s season since `since`; None when that is its current
+        window's own season."""
+        current_start = int(self._as_of[row]) - (self._config.current_window_days - 1)
+        if since is None or since.toordinal() <= current_start:
+            return None
+        return row, since.toordinal()
 
     def _payment_days(self) -> _PaymentDays:
         if self._payment is None:

@@ -10,6 +10,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -1075,3 +1076,52 @@ def test_findings_do_not_depend_on_how_many_entries_are_read_at_once(
     assert {f.cell.payer for f in at_once.findings} >= {"Cigna", "Humana"}
     monkeypatch.setattr(series_module, "_ENTRIES_AT_ONCE", 3)
     assert detect(series, JANUARY_RUN, CONFIG) == at_once
+
+
+def test_changes_dated_by_the_sequential_test_are_measured_against_their_own_seasons(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each change the sequential test dates is expected what last year's same days since it
+    began brought. Those seasons are made for all the changes of a run at once; two payers
+    whose changes began on different days of a January with a season (each dated by the
+    sequential test, at or before the day it began) get the same findings as when each season
+    is made on its own."""
+    began = {"Aetna": dt.date(2026, 1, 20), "Cigna": dt.date(2026, 1, 24)}
+    stats = [
+        *_seasonal_years("Aetna", through=JANUARY_RUN, january={"denial_rate": 0.2},
+                         years_with_season=(2025, 2026)),
+        *_seasonal_years("Cigna", through=JANUARY_RUN, january={"decision_days": 20},
+                         years_with_season=(2025, 2026), seed=21),
+        *_seasonal_years("Humana", through=JANUARY_RUN, january={"denial_rate": 0.2},
+                         years_with_season=(2025, 2026), seed=22),
+    ]  # fmt: skip
+    changed = {
+        "Aetna": lambda s, n: _stats("Aetna", "", per_day=40, start=s.day, days=1, seed=n,
+                                     denial_rate=0.9),
+        "Cigna": lambda s, n: _stats("Cigna", "", per_day=40, start=s.day, days=1, seed=n,
+                                     denial_rate=0.1, decision_days=34),
+    }  # fmt: skip
+    stats = [
+        one
+        for n, s in enumerate(stats)
+        for one in (changed[s.payer](s, n) if s.payer in began and s.day >= began[s.payer] else [s])
+    ]
+    series = cell_series(stats)
+    together = detect(series, JANUARY_RUN, CONFIG)
+    current = windows_for(JANUARY_RUN, CONFIG).current
+    dated = {
+        f.cell.payer: f.since
+        for f in together.findings
+        if (f.cell.payer, f.metric) in {("Aetna", "DENIAL_RATE"), ("Cigna", "DECISION_DAYS")}
+    }
+    # Both dated inside the current window (the sequential test's), on days of their own.
+    assert set(dated) == {"Aetna", "Cigna"} and dated["Aetna"] != dated["Cigna"]
+    assert all(current.start < since <= began[payer] for payer, since in dated.items())
+    made = detection._Screens.prepare_seasons
+
+    def one_at_a_time(screens: detection._Screens, changes: Any) -> None:
+        for change in changes:
+            made(screens, [change])
+
+    monkeypatch.setattr(detection._Screens, "prepare_seasons", one_at_a_time)
+    assert detect(series, JANUARY_RUN, CONFIG) == together
