@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from opentelemetry import baggage, metrics, trace
 from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
@@ -246,6 +247,11 @@ class BlockingReads:
         try:
             while (item := await handed.get()) is not _END:
                 room.release()
+                if isinstance(item, psycopg.Error):
+                    # As the engine's statements raise it (a lost connection is UNAVAILABLE).
+                    raise sa.exc.DBAPIError.instance(
+                        statement, dict(parameters), item, psycopg.Error, hide_parameters=True
+                    ) from item
                 if isinstance(item, Exception):
                     raise item
                 yield item

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from sqlalchemy.exc import DataError, OperationalError
 
 from runtime.db import BlockingReads
 from runtime.schemas import libpq_url
@@ -76,8 +77,10 @@ def test_a_statement_that_fails_midway_raises_in_the_reader_after_the_rows_befor
         async for batch in reads.batches(statement, {}, 1000):
             got.extend(batch)
 
-    with pytest.raises(psycopg.errors.DivisionByZero):
+    # Raised as the engine's statements raise it: SQLAlchemy's error, the driver's within.
+    with pytest.raises(DataError) as raised:
         asyncio.run(read())
+    assert isinstance(raised.value.orig, psycopg.errors.DivisionByZero)
     assert len(got) >= 1000
     # The one connection went back to the pool in working order.
     assert asyncio.run(_all(reads, "SELECT 42", 10)) == [[(42,)]]
@@ -114,3 +117,21 @@ def test_a_cancelled_call_cancels_its_statement(
 
     asyncio.run(cancelled())
     assert not [query for query in _active_statements(postgres) if "generate_series" in query]
+
+
+def test_a_connection_lost_midway_is_an_operational_error_and_the_next_read_gets_another(
+    reads: BlockingReads, postgres: PostgresUnderTest
+) -> None:
+    async def read_while_terminated() -> None:
+        async for _ in reads.batches(ENDLESS, {}, 100):
+            with psycopg.connect(libpq_url(postgres.admin_url), autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = %s",
+                    (f"upstream-{SERVICE}",),
+                )
+
+    # What the services' error mapping makes UNAVAILABLE: the call made again succeeds.
+    with pytest.raises(OperationalError):
+        asyncio.run(read_while_terminated())
+    assert asyncio.run(_all(reads, "SELECT 9", 10)) == [[(9,)]]
