@@ -404,9 +404,24 @@ class UploadWriter:
             await cursor.execute(probe, parameters, prepare=False)
             return {uid for (uid,) in await cursor.fetchall()}
 
+    async def _end_copy_preparing_sums(self) -> None:
+        """End the COPY of claims while the partial sums' COPY text is made in worker threads:
+        PostgreSQL takes in the rows still on their way meanwhile, instead of idling while
+        Python makes the text (~0.1 s for a hundred thousand claims' sums)."""
+        canonical = dict(self._canonical)
+        await asyncio.gather(
+            *(
+                asyncio.to_thread(sums.prepare, canonical)
+                for sums in (*self._sums, self._counted_here)
+                if sums and not sums.prepared
+            ),
+            self.end_copy(),
+        )
+
     async def _write_staged(self) -> None:
         """Write the staged claims, rejections and partial sums gathered so far."""
-        async with await self._statements() as cursor:
+        await self._end_copy_preparing_sums()
+        async with self._raw.cursor() as cursor:
             staged = (
                 (_COPY_REST, self._rest),
                 (_COPY_REJECTIONS, self._rejections),
@@ -460,11 +475,8 @@ class UploadWriter:
 
     async def finish(self, facts: UploadFacts, *, all_or_nothing: bool) -> Outcome:
         """Merge what is left and write the upload; the caller commits."""
-        # The last sums' COPY text is made while PostgreSQL finishes the COPY of the claims.
-        last_sums = self._encoder.take_sums()
-        await asyncio.gather(
-            asyncio.to_thread(last_sums.prepare, dict(self._canonical)), self.end_copy()
-        )
+        self._sums.append(self._encoder.take_sums())
+        await self._end_copy_preparing_sums()
         async with self._raw.cursor() as cursor:
             await cursor.execute(
                 "SELECT upload_id FROM ingest.uploads WHERE customer_id = %s "
@@ -476,7 +488,6 @@ class UploadWriter:
             if earlier is not None:
                 await self._undo(cursor)
                 return Outcome(earlier[0], repeated=True, failed=False, first_problems=[])
-            self._sums.append(last_sums)
             await self._write_staged()
             # The months are packed while PostgreSQL adds the sums to the statistics.
             if self._month_columns is not None:

@@ -684,6 +684,11 @@ class PartialSums:
         """The pending claims so far by (payer uid, code group, day they started)."""
         return {start: n for start, n in self._pending.items() if n}
 
+    @property
+    def prepared(self) -> bool:
+        """Whether `prepare` made the COPY text of these sums."""
+        return self._prepared is not None
+
     def prepare(self, canonical: Mapping[str, str]) -> None:
         """Make the COPY text `write` sends ahead, in a worker thread perhaps, while nothing
         else changes the sums or `canonical`."""
