@@ -337,6 +337,42 @@ def test_payer_summaries_say_when_a_new_payer_will_be_compared_and_show_the_seas
     assert newco["seasonNote"] == ""
 
 
+def test_a_payer_name_mapped_to_self_pay_is_no_longer_compared(system: System) -> None:
+    """An export calls the patients "PT RESP", a name Upstream cannot know: summarised and
+    compared as a payer, until a mapping names it "Self Pay"; then its claims are the
+    patients' (flagged, never compared) and no payer of that name is left."""
+    customer = "ptresp" + uuid.uuid4().hex[:6]
+    last = dt.date(2026, 6, 30)
+    rows = [
+        (f"{payer[0]}{n}", payer, last - dt.timedelta(days=n), 10_000, paid, 10_000 - paid)
+        for n in range(200)
+        for payer, paid in (("Aetna", 8_000), ("PT RESP", 0))
+    ]
+    with system.client(customer, "admin") as client:
+
+        def summaries() -> dict[str, dict[str, Any]]:
+            found = client.get(f"/v1/customers/{customer}/payerSummaries")
+            assert found.status_code == 200, found.text
+            return {s["payer"]: s for s in found.json().get("payerSummaries", [])}
+
+        upload = client.post(f"/v1/customers/{customer}/uploads", content=_claims_csv(rows))
+        assert upload.status_code == 200, upload.text
+        before = summaries()
+        assert set(before) == {"Aetna", "PT RESP"}
+        assert (before["Aetna"]["selfPay"], before["PT RESP"]["selfPay"]) == (False, False)
+
+        mapped = client.post(
+            f"/v1/customers/{customer}/payerMappings",
+            json={"rawPayerName": "PT RESP", "canonicalPayer": "Self Pay"},
+        )
+        assert mapped.status_code == 200, mapped.text
+        after = summaries()
+    assert set(after) == {"Aetna", "Self Pay"}
+    assert (after["Aetna"]["selfPay"], after["Self Pay"]["selfPay"]) == (False, True)
+    assert after["Self Pay"]["current"]["claims"] == before["PT RESP"]["current"]["claims"]
+    assert after["Aetna"] == before["Aetna"]
+
+
 def test_payer_summaries_follow_every_change_of_the_data_and_the_settings(
     system: System,
 ) -> None:
