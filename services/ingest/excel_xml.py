@@ -1,7 +1,8 @@
 """An Excel 2003 XML workbook (SpreadsheetML: what Excel saves as "XML Spreadsheet 2003", and
 what some systems' "Export to Excel" writes, often in a file named .xls or .xml): its first
-worksheet with a claims header within its first rows is read as CSV text, a row a line, as a
-web page's table is (services/ingest/html_tables.py), as the file streams. Cells are written
+visible worksheet with a claims header within its first rows is read as CSV text, a row a
+line, as a web page's table is (services/ingest/html_tables.py), as the file streams (a
+worksheet says it is hidden after its rows: see `TableReading`). Cells are written
 as a workbook's are (services/ingest/archives.py): dates as dates, whole numbers without a
 decimal point. A document type declaration (where entities are declared) is refused."""
 
@@ -14,7 +15,13 @@ from typing import Any
 from xml.parsers import expat
 
 from services.ingest.archives import ClaimsReader, cell_text
-from services.ingest.html_tables import MAX_ROW_CELLS, TableReading, Tables, table_lines
+from services.ingest.html_tables import (
+    MAX_ROW_CELLS,
+    TableEnd,
+    TableReading,
+    Tables,
+    table_lines,
+)
 from services.ingest.records import FileError
 
 SPREADSHEET = "urn:schemas-microsoft-com:office:spreadsheet"
@@ -25,6 +32,11 @@ _WORKSHEET, _ROW, _CELL, _DATA = (
 _INDEX, _MERGE_ACROSS, _TYPE = (
     f"{SPREADSHEET} {name}" for name in ("Index", "MergeAcross", "Type")
 )
+# A worksheet's options, after its table: `<Visible>SheetHidden</Visible>` (or
+# `SheetVeryHidden`) for a sheet Excel does not show.
+EXCEL = "urn:schemas-microsoft-com:office:excel"
+_OPTIONS, _VISIBLE = f"{EXCEL} WorksheetOptions", f"{EXCEL} Visible"
+_HIDDEN = ("SheetHidden", "SheetVeryHidden")
 # What tells an Excel 2003 XML workbook from other XML in its first bytes.
 MARKS = (b"urn:schemas-microsoft-com:office:spreadsheet", b'progid="Excel.Sheet"')
 # A row or cell `ss:Index` past Excel's own limits is a damaged file.
@@ -39,6 +51,7 @@ _WORKSHEETS = Tables(
     "the workbook's first worksheet of claims",
     "worksheet with claims was",
     "worksheets with claims were",
+    "worksheet",
 )
 _DATE_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.\d+)?")
 
@@ -74,13 +87,19 @@ def _value(kind: str, text: str) -> Any:
 
 
 class _SheetRows:
-    """A SpreadsheetML workbook's rows, as its bytes come: (worksheet number, cells). A row
-    or cell placed by `ss:Index` after a gap has the gap as empty rows or cells (so a line is
-    its row), and a cell merged across columns (`ss:MergeAcross`) is its first column's, the
-    others empty."""
+    """A SpreadsheetML workbook's rows, as its bytes come: (worksheet number, cells), and
+    after each worksheet's rows whether it is hidden (`TableEnd`). A row or cell placed by
+    `ss:Index` after a gap has the gap as empty rows or cells (so a line is its row), and a
+    cell merged across columns (`ss:MergeAcross`) is its first column's, the others empty
+    (a cell merged down, `ss:MergeDown`, is its first row's, as a workbook reads it)."""
+
+    tells_hidden = True
 
     def __init__(self) -> None:
-        self.rows: list[tuple[int, list[str]]] = []
+        self.rows: list[tuple[int, list[str] | TableEnd]] = []
+        self._options = False  # within the worksheet's options
+        self._visible: list[str] | None = None  # the text of its `Visible`, being read
+        self._hidden = False
         self._parser = expat.ParserCreate(namespace_separator=" ")
         self._parser.StartElementHandler = self._start
         self._parser.EndElementHandler = self._end
@@ -114,6 +133,11 @@ class _SheetRows:
         if name == _WORKSHEET:
             self._sheet += 1
             self._row_number = 0
+            self._hidden = False
+        elif name == _OPTIONS and self._sheet:
+            self._options = True
+        elif name == _VISIBLE and self._options:
+            self._visible = []
         elif name == _ROW and self._sheet:
             number = _index(attributes, _MAX_ROWS) or self._row_number + 1
             # Rows skipped over are empty rows, so that a line is the sheet's row.
@@ -142,6 +166,8 @@ class _SheetRows:
     def _data(self, text: str) -> None:
         if self._kind is not None:
             self._text.append(text)
+        elif self._visible is not None:
+            self._visible.append(text)
 
     def _end(self, name: str) -> None:
         if name == _DATA and self._kind is not None:
@@ -157,6 +183,13 @@ class _SheetRows:
             while row and not row[-1]:
                 row.pop()
             self.rows.append((self._sheet, row))
+        elif name == _VISIBLE and self._visible is not None:
+            self._hidden = "".join(self._visible).strip() in _HIDDEN
+            self._visible = None
+        elif name == _OPTIONS:
+            self._options = False
+        elif name == _WORKSHEET and self._sheet:
+            self.rows.append((self._sheet, TableEnd(self._hidden)))
 
 
 def is_excel_xml(head: bytes) -> bool:

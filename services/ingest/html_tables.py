@@ -139,11 +139,21 @@ class _Rows(HTMLParser):
         self._above = {}
 
 
+@dataclass(frozen=True)
+class TableEnd:
+    """In a `RowSource`'s rows that `tells_hidden`, after a table's last row: whether the
+    table (a worksheet) is hidden, which its file says only after its rows."""
+
+    hidden: bool
+
+
 class RowSource(Protocol):
     """A file's tables (or sheets) read as its bytes come: after each `feed`, `rows` holds the
-    rows completed since, as (table number, cells)."""
+    rows completed since, as (table number, cells); with `tells_hidden`, each table's
+    `TableEnd` after its rows."""
 
-    rows: list[tuple[int, list[str]]]
+    rows: list[tuple[int, list[str] | TableEnd]]
+    tells_hidden: bool
 
     def feed(self, data: bytes, final: bool) -> None: ...
 
@@ -156,13 +166,15 @@ class _PageRows:
         self._parser = _Rows()
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
         self._windows_1252 = False
-        self.rows: list[tuple[int, list[str]]] = []
+        self.rows: list[tuple[int, list[str] | TableEnd]] = []
+        self.tells_hidden = False
 
     def feed(self, data: bytes, final: bool) -> None:
         self._parser.feed(self._decoded(data, final))
         if final:
             self._parser.close()
-        self.rows, self._parser.rows = self._parser.rows, []
+        self.rows.extend(self._parser.rows)
+        self._parser.rows = []
 
     def _decoded(self, data: bytes, final: bool) -> str:
         if not self._windows_1252:
@@ -184,6 +196,7 @@ class Tables:
     first_read: str  # "the page's first table of claims"
     one_more: str
     more: str
+    kind: str  # "table"
 
 
 PAGE_TABLES = Tables(
@@ -191,12 +204,21 @@ PAGE_TABLES = Tables(
     "the page's first table of claims",
     "table with claims was",
     "tables with claims were",
+    "table",
 )
+# The text of a table that may turn out hidden held until its end, at most (see
+# `TableReading`): a workbook exported for upload is rarely larger.
+HELD_BYTES = 8 * PIECE_BYTES
 
 
 class TableReading:
     """Feeds a file's bytes; gives the CSV text of its claims table's rows: the first table
-    (of a page, or sheet of a workbook) with a claims header within its first rows."""
+    (of a page, or visible sheet of a workbook) with a claims header within its first rows.
+
+    Where the file says whether a table is hidden only after its rows (`tells_hidden`: an
+    Excel 2003 XML workbook), the chosen table's text is held until its end, up to
+    HELD_BYTES: a hidden one is then passed over as a workbook's hidden sheets are; past
+    that much it streams, and turning out hidden at its end, the file is refused."""
 
     def __init__(
         self, reader: ClaimsReader, source: RowSource | None = None, tables: Tables = PAGE_TABLES
@@ -207,7 +229,14 @@ class TableReading:
         self._chosen: int | None = None
         self._first_rows: dict[int, list[list[str]]] = {}  # of tables not yet judged
         self._judged: set[int] = set()
+        # Other tables with claims, and of them those not yet known to be visible.
         self._other_tables = 0
+        self._others_unsure: set[int] = set()
+        # Whether the chosen table's text is held until its end, and whether some of it was
+        # sent before its end was known.
+        self._held = False
+        self._streamed = False
+        self._hidden_with_claims = 0
         self._text = io.StringIO()
         self._csv = csv.writer(self._text, lineterminator="\n")
 
@@ -215,15 +244,26 @@ class TableReading:
         self._source.feed(data, final)
         rows, self._source.rows = self._source.rows, []
         for table, cells in rows:
+            if isinstance(cells, TableEnd):
+                self._end(table, cells.hidden)
+                continue
             self._take(table, cells)
-            if self._text.tell() >= PIECE_BYTES:
+            size = self._text.tell()
+            if self._held and size >= HELD_BYTES:
+                self._held, self._streamed = False, True
+            if size >= PIECE_BYTES and not self._held:
                 yield self._flushed()
         if final:
             tables = self._tables
             if self._chosen is None:
+                hidden = (
+                    f" (a hidden {tables.kind} has one: unhide it to upload it)"
+                    if self._hidden_with_claims
+                    else ""
+                )
                 raise FileError(
                     f"{tables.none_found} claims header within its first "
-                    f"{MAX_LINES_ABOVE_HEADER + 1} rows",
+                    f"{MAX_LINES_ABOVE_HEADER + 1} rows{hidden}",
                     code="MISSING_COLUMN",
                 )
             if self._other_tables:
@@ -256,10 +296,40 @@ class TableReading:
             del self._first_rows[table]
         if holds and self._chosen is None:
             self._chosen = table
+            self._held = self._source.tells_hidden
             for row in rows:
                 self._write(row)
         elif holds:
             self._other_tables += 1
+            if self._source.tells_hidden:
+                self._others_unsure.add(table)
+
+    def _end(self, table: int, hidden: bool) -> None:
+        """The end of `table`, `hidden` or not: a hidden table is passed over (its text
+        dropped when it was the chosen one), a visible chosen one's text sent on."""
+        self._first_rows.pop(table, None)
+        self._judged.add(table)
+        unsure = table in self._others_unsure
+        self._others_unsure.discard(table)
+        if not hidden:
+            if table == self._chosen:
+                self._held = False
+            return
+        if unsure:
+            self._other_tables -= 1
+            self._hidden_with_claims += 1
+        if table != self._chosen:
+            return
+        if self._streamed:
+            raise FileError(
+                f"{self._tables.first_read} is hidden, which the file says after its rows: "
+                "unhide the one to upload, or save it as CSV",
+                code="HIDDEN_SHEET",
+            )
+        self._hidden_with_claims += 1
+        self._chosen, self._held = None, False
+        self._text.seek(0)
+        self._text.truncate()
 
     def _write(self, cells: list[str]) -> None:
         if cells:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from services.ingest import html_tables
 from services.ingest.excel_xml import MAX_SKIPPED_ROWS
 from services.ingest.html_tables import MAX_ROW_CELLS
 from services.ingest.records import FileError
@@ -117,6 +118,66 @@ def test_later_worksheets_with_claims_are_named_and_a_workbook_without_is_refuse
         "the file is an Excel 2003 XML workbook with no sheet of claims: no worksheet has a "
         "claims header within its first 21 rows",
     )
+
+
+def _hidden(sheet: str, name: str, how: str = "SheetHidden") -> str:
+    """`sheet` renamed `name` and hidden, as Excel writes a hidden sheet: its options, after
+    its table, say so."""
+    return sheet.replace('ss:Name="Claims"', f'ss:Name="{name}"').replace(
+        "<Selected/>", f"<Visible>{how}</Visible>"
+    )
+
+
+@pytest.mark.parametrize("size", [1, 7, 4096])
+def test_hidden_worksheets_are_passed_over_and_not_named(size: int) -> None:
+    """A hidden worksheet with claims before the visible one (an old copy, say) is not read,
+    though the file says it is hidden only after its rows; nor is one after it named among
+    the worksheets not read, as a workbook's hidden sheets are not."""
+    old = _hidden(CLAIMS, "Old", "SheetVeryHidden").replace("Aetna", "Humana")
+    later = _hidden(CLAIMS, "Later")
+    visible = (HEAD + COVER + CLAIMS + TAIL).encode()
+    csv, claims, rejections, warnings, _ = _read(
+        (HEAD + old + COVER + CLAIMS + later + TAIL).encode(), size
+    )
+    assert (csv, claims, rejections, warnings) == _read(visible, size)[:4]
+    assert [c.payer_name for c in claims] == ["Aetna"]
+    assert "TABLES_NOT_READ" not in [w.code for w in warnings]
+
+
+def test_a_workbook_whose_claims_are_hidden_says_so() -> None:
+    """The only worksheet of claims hidden: refused, saying a hidden worksheet has them."""
+    error = _error((HEAD + COVER + _hidden(CLAIMS, "Old") + TAIL).encode())
+    assert (error.code, str(error)) == (
+        "MISSING_COLUMN",
+        "the file is an Excel 2003 XML workbook with no sheet of claims: no worksheet has a "
+        "claims header within its first 21 rows (a hidden worksheet has one: unhide it to "
+        "upload it)",
+    )
+
+
+def test_a_hidden_worksheet_too_large_to_hold_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worksheet's text is held until its end up to HELD_BYTES (here 1,000 bytes); a hidden
+    one larger has streamed before its end says it is hidden: the upload is refused rather
+    than read from a sheet Excel does not show. Visible, the same sheet is read whole."""
+    rows = "".join(
+        f'<Row><Cell><Data ss:Type="String">H{n}</Data></Cell>'
+        '<Cell><Data ss:Type="String">Aetna</Data></Cell>'
+        '<Cell><Data ss:Type="DateTime">2026-03-14T00:00:00.000</Data></Cell>'
+        '<Cell><Data ss:Type="Number">10</Data></Cell>'
+        '<Cell><Data ss:Type="Number">8</Data></Cell></Row>'
+        for n in range(100)
+    )
+    large = _hidden(CLAIMS.replace(HEADER, HEADER + rows), "Old")
+    monkeypatch.setattr(html_tables, "HELD_BYTES", 1000)
+    error = _error((HEAD + large + CLAIMS + TAIL).encode())
+    assert (error.code, str(error)) == (
+        "HIDDEN_SHEET",
+        "the workbook's first worksheet of claims is hidden, which the file says after its "
+        "rows: unhide the one to upload, or save it as CSV",
+    )
+    shown = large.replace("<Visible>SheetHidden</Visible>", "")
+    _, claims, *_ = _read((HEAD + shown + CLAIMS + TAIL).encode())
+    assert [c.claim_id for c in claims] == [f"H{n}" for n in range(100)] + ["5001"]
 
 
 def test_a_damaged_or_hostile_workbook_is_refused_saying_why() -> None:
