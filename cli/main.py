@@ -2,6 +2,7 @@
 
     upstream upload FILE                      upload a CSV or X12 835 file, with a progress bar
     upstream uploads                          the customer's uploads, newest first
+    upstream rejections UPLOAD [--code C] [--column COL]   an upload's rejected rows
     upstream events [--payer P] [--metric M] [--state S] [--severity S] [--active]
     upstream triage EVENT --state STATE [--note TEXT]
     upstream report create --kind K --format F --start DATE --end DATE [--payer P]… [--wait]
@@ -217,6 +218,8 @@ def upload(session: Session, args: argparse.Namespace) -> None:
     if not session.json:
         for warning in made.warnings[:20]:
             print(f"  warning: {warning.message}")
+        if made.rows_rejected:
+            _first_rejections(session, made)
     if made.state == ingest_resources.Upload.FAILED:
         raise CommandError("FAILED", f"{made.name}: {made.error.message or 'the upload failed'}", 3)
 
@@ -230,6 +233,59 @@ def _upload_columns(upload: ingest_resources.Upload) -> list[str]:
         f"{upload.rows_accepted} rows accepted",
         f"{upload.rows_rejected} rejected",
     ]
+
+
+# Rejected rows an upload's output shows; `upstream rejections` lists them all.
+FIRST_REJECTIONS = 20
+
+
+def _first_rejections(session: Session, made: ingest_resources.Upload) -> None:
+    """The upload's first rejected rows, each where it is and why, and how to see the rest."""
+    page = session.ingest().ListUploadRejections(
+        ingest_service_pb2.ListUploadRejectionsRequest(
+            parent=made.name, page_size=FIRST_REJECTIONS
+        ),
+        metadata=session.metadata,
+        timeout=CALL_SECONDS,
+    )
+    for rejection in page.upload_rejections:
+        print("  rejected: " + "  ".join(_rejection_columns(rejection)))
+    more = made.rows_rejected - len(page.upload_rejections)
+    if more > 0:
+        upload_id = made.name.rsplit("/", 1)[1]
+        print(f"  … {more} more: upstream rejections {upload_id}")
+
+
+def _rejection_columns(rejection: ingest_resources.UploadRejection) -> list[str]:
+    where = (
+        f"line {rejection.line_number}"
+        if rejection.line_number
+        else f"segment {rejection.segment_number}"
+    )
+    columns = [where]
+    if rejection.column:
+        columns.append(rejection.column)
+    if rejection.raw_value:
+        columns.append(json.dumps(rejection.raw_value, ensure_ascii=False))
+    columns.append(f"{rejection.reason} ({rejection.code})")
+    return columns
+
+
+def rejections(session: Session, args: argparse.Namespace) -> None:
+    terms = [
+        f"{field} = {_quoted(value)}"
+        for field, value in (("code", args.code), ("column", args.column))
+        if value
+    ]
+    found = _listed(
+        session,
+        session.ingest().ListUploadRejections,
+        ingest_service_pb2.ListUploadRejectionsRequest,
+        "upload_rejections",
+        parent=_named(session, "uploads", args.upload),
+        filter=" AND ".join(terms),
+    )
+    session.show(found, _rejection_columns)
 
 
 def uploads(session: Session, args: argparse.Namespace) -> None:
@@ -317,13 +373,14 @@ def _event_columns(event: drift_resources.DriftEvent) -> list[str]:
     ]
 
 
-def _event_name(session: Session, given: str) -> str:
-    return given if given.startswith("customers/") else f"{session.parent}/driftEvents/{given}"
+def _named(session: Session, collection: str, given: str) -> str:
+    """A resource's name from its name or its id in the customer's `collection`."""
+    return given if given.startswith("customers/") else f"{session.parent}/{collection}/{given}"
 
 
 def triage(session: Session, args: argparse.Namespace) -> None:
     stub = session.drift()
-    name = _event_name(session, args.event)
+    name = _named(session, "driftEvents", args.event)
     current = stub.GetDriftEvent(
         drift_service_pb2.GetDriftEventRequest(name=name),
         metadata=session.metadata,
@@ -421,11 +478,7 @@ _EXTENSIONS = {
 
 
 def report_download(session: Session, args: argparse.Namespace) -> None:
-    name = (
-        args.report
-        if args.report.startswith("customers/")
-        else f"{session.parent}/reports/{args.report}"
-    )
+    name = _named(session, "reports", args.report)
     stub = session.reports()
     report = stub.GetReport(
         reports_service_pb2.GetReportRequest(name=name),
@@ -469,6 +522,13 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--request-id", help="idempotency key (a retry makes no second upload)")
     command.set_defaults(run=upload)
     commands.add_parser("uploads", help="list uploads").set_defaults(run=uploads)
+    command = commands.add_parser(
+        "rejections", help="an upload's rejected rows: where each is and why"
+    )
+    command.add_argument("upload", help="upload id or name")
+    command.add_argument("--code", help="one reason, e.g. INVALID_DATE")
+    command.add_argument("--column", help="one column, e.g. decision_date")
+    command.set_defaults(run=rejections)
     command = commands.add_parser("events", help="list drift events")
     command.add_argument("--payer")
     command.add_argument("--code-group")

@@ -218,3 +218,42 @@ def test_a_compressed_or_plainly_named_835_uploads_as_its_content_says(
     (made,) = lines(run(system, "cli" + uuid.uuid4().hex[:8], "--json", "upload", str(path)))
     assert (made["state"], made["format"], made["fileName"]) == ("SUCCEEDED", "X12_835", name)
     assert int(made["rowsAccepted"]) > 0
+
+
+BAD_AMOUNT = "'1OO' is not an amount (e.g. 1234.56) (BAD_AMOUNT)"
+
+
+def test_an_upload_says_which_rows_were_rejected_and_why(system: System, tmp_path: Path) -> None:
+    """An upload with bad rows prints its first 20, each with its line, column, value and
+    reason, and how to see the rest; `upstream rejections` lists them all, or one column's
+    or one reason's."""
+    customer = "cli" + uuid.uuid4().hex[:8]
+    rows = ["claim_id,payer,decision_date,billed_amount,paid_amount"]
+    for n in range(50):  # row n on line n + 2: every fourth a bad date, every fourth a bad amount
+        decided = "someday" if n % 4 == 0 else "2026-02-10"
+        billed = "1OO" if n % 4 == 2 else "100"
+        rows.append(f"R{n},Aetna,{decided},{billed},80")
+    path = tmp_path / "march.csv"
+    path.write_text("\n".join(rows) + "\n")
+
+    done = run(system, customer, "upload", str(path))
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout.splitlines()
+    upload_id = printed[0].split()[0].rsplit("/", 1)[1]
+    assert printed[0].endswith("march.csv  25 rows accepted  25 rejected")
+    assert printed[1:3] == [
+        "  rejected: line 2  decision_date  \"someday\"  'someday' is not a date (use "
+        "2026-03-14 or 03/14/2026) (BAD_DATE)",
+        '  rejected: line 4  billed_amount  "1OO"  ' + BAD_AMOUNT,
+    ]
+    assert [line.split()[2] for line in printed[1:21]] == [str(n) for n in range(2, 42, 2)]
+    assert printed[21:] == [f"  … 5 more: upstream rejections {upload_id}"]
+
+    every = lines(run(system, customer, "--json", "rejections", upload_id))
+    dates = lines(run(system, customer, "--json", "rejections", upload_id, "--code", "BAD_DATE"))
+    amounts = run(system, customer, "rejections", upload_id, "--column", "billed_amount")
+    assert [int(r["lineNumber"]) for r in every] == list(range(2, 52, 2))
+    assert [int(r["lineNumber"]) for r in dates] == list(range(2, 52, 4))
+    assert amounts.stdout.splitlines() == [
+        f'line {line}  billed_amount  "1OO"  {BAD_AMOUNT}' for line in range(4, 52, 4)
+    ]
