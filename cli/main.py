@@ -1,6 +1,7 @@
 """`upstream`: the command line over gRPC, for people and for scripts.
 
-    upstream upload FILE                      upload a CSV or X12 835 file, with a progress bar
+    upstream upload FILE [--all-or-nothing] [--column NAME=HEADER]…
+                                              upload a CSV or X12 835 file, with a progress bar
     upstream uploads                          the customer's uploads, newest first
     upstream rejections UPLOAD [--code C] [--column COL]   an upload's rejected rows
     upstream events [--payer P] [--metric M] [--state S] [--severity S] [--active]
@@ -200,7 +201,16 @@ def upload(session: Session, args: argparse.Namespace) -> None:
         def requests() -> Iterator[ingest_service_pb2.CreateUploadRequest]:
             yield ingest_service_pb2.CreateUploadRequest(
                 parent=session.parent,
-                upload=ingest_resources.Upload(file_name=path.name, format=kind),
+                upload=ingest_resources.Upload(
+                    file_name=path.name,
+                    format=kind,
+                    mode=(
+                        ingest_resources.Upload.ALL_OR_NOTHING
+                        if args.all_or_nothing
+                        else ingest_resources.Upload.MODE_UNSPECIFIED
+                    ),
+                    column_map=dict(args.column or []),
+                ),
                 request_id=args.request_id or str(uuid.uuid4()),
             )
             with path.open("rb") as file:
@@ -233,6 +243,14 @@ def _upload_columns(upload: ingest_resources.Upload) -> list[str]:
         f"{upload.rows_accepted} rows accepted",
         f"{upload.rows_rejected} rejected",
     ]
+
+
+def _column(text: str) -> tuple[str, str]:
+    """`NAME=HEADER` of `upload --column`."""
+    name, equals, header = text.partition("=")
+    if not equals or not name.strip() or not header.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=HEADER (claim_id='Encounter No')")
+    return name.strip(), header.strip()
 
 
 # Rejected rows an upload's output shows; `upstream rejections` lists them all.
@@ -520,6 +538,18 @@ def parser() -> argparse.ArgumentParser:
     command = commands.add_parser("upload", help="upload a claims file")
     command.add_argument("file")
     command.add_argument("--request-id", help="idempotency key (a retry makes no second upload)")
+    command.add_argument(
+        "--all-or-nothing",
+        action="store_true",
+        help="keep nothing if any row is rejected (its rejections are still listed)",
+    )
+    command.add_argument(
+        "--column",
+        action="append",
+        type=_column,
+        metavar="NAME=HEADER",
+        help="the CSV header holding a column, e.g. claim_id='Encounter No' (repeat for more)",
+    )
     command.set_defaults(run=upload)
     commands.add_parser("uploads", help="list uploads").set_defaults(run=uploads)
     command = commands.add_parser(

@@ -257,3 +257,32 @@ def test_an_upload_says_which_rows_were_rejected_and_why(system: System, tmp_pat
     assert amounts.stdout.splitlines() == [
         f'line {line}  billed_amount  "1OO"  {BAD_AMOUNT}' for line in range(4, 52, 4)
     ]
+
+
+def test_an_upload_may_name_its_columns_and_keep_nothing_if_a_row_is_bad(
+    system: System, tmp_path: Path
+) -> None:
+    """`--column` names the header of a column no export spelling gives; with
+    `--all-or-nothing` one bad row keeps nothing and the command fails (exit 3) saying which
+    row and why; the same file fixed is kept whole."""
+    customer = "cli" + uuid.uuid4().hex[:8]
+    header = "Encounter Ref,Insurer,Adjudicated,Charge,Remitted"
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"{header}\nE1,Aetna,2026-02-10,100,80\nE2,Aetna,someday,100,80\n")
+    columns = ("--column", "claim_id=Encounter Ref", "--column", "payer=Insurer",
+               "--column", "decision_date=Adjudicated", "--column", "billed_amount=Charge",
+               "--column", "paid_amount=Remitted")  # fmt: skip
+
+    failed = run(system, customer, "upload", str(bad), "--all-or-nothing", *columns)
+    assert (failed.returncode, failed.stdout) == (3, ""), failed.stderr
+    assert failed.stderr.startswith("upstream: INVALID_ARGUMENT: ")
+    assert "ALL_OR_NOTHING" in failed.stderr
+    assert "line 3 (decision_date): 'someday' is not a date" in failed.stderr
+    assert lines(run(system, customer, "--json", "uploads"))[0]["state"] == "FAILED"
+
+    good = tmp_path / "good.csv"
+    good.write_text(f"{header}\nE1,Aetna,2026-02-10,100,80\nE2,Aetna,2026-02-11,100,80\n")
+    (made,) = lines(run(system, customer, "--json", "upload", str(good), *columns))
+    assert (made["state"], made["rowsAccepted"], made["mode"]) == ("SUCCEEDED", "2", "ACCEPT_VALID")
+    assert made["columnMap"]["claim_id"] == "Encounter Ref"
+    assert run(system, customer, "upload", str(good), "--column", "claim_id").returncode == 2

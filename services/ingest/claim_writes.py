@@ -168,6 +168,8 @@ class UploadFacts:
     rows_read: int
     warnings: list[UploadWarning]
     trace_context: dict[str, str]
+    # The caller's names of the file's columns (`Upload.column_map`).
+    column_map: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -763,8 +765,8 @@ class UploadWriter:
             "INSERT INTO ingest.uploads (customer_id, upload_id, state, format, mode, file_name, "
             "size_bytes, sha256, request_id, creator, rows_read, rows_accepted, claims_accepted, "
             "rows_rejected, rows_updated, first_decision_date, last_decision_date, payers, "
-            "warnings, error, finish_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-            "%s, %s, %s, %s, %s, %s, %s, %s, %s, now())",
+            "warnings, error, column_map, finish_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
+            "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())",
             (
                 facts.customer, facts.upload_id, state, facts.format, facts.mode, facts.file_name,
                 facts.size_bytes, facts.sha256 if state != "FAILED" else None, facts.request_id,
@@ -773,6 +775,7 @@ class UploadWriter:
                 len(self.rejected_lines), updated, *(self.decision_dates or (None, None)),
                 self.payers if state != "FAILED" else [],
                 json.dumps(stored_warnings), json.dumps(status) if status else None,
+                json.dumps(facts.column_map) if facts.column_map else None,
             ),
         )  # fmt: skip
 

@@ -130,6 +130,7 @@ class UploadIntake:
                 rows_read=parser.rows_read,
                 warnings=warnings,
                 trace_context=trace_context,
+                column_map=dict(request.column_map),
             )
 
         progress = None

@@ -115,6 +115,7 @@ def upload_message(row: Row) -> resources_pb2.Upload:
         payers=row.payers,
         creator=row.creator,
         request_id=row.request_id or "",
+        column_map=row.column_map or {},
         warnings=[
             resources_pb2.UploadWarning(
                 code=w.get("code", ""),

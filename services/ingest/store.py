@@ -59,6 +59,8 @@ uploads = sa.Table(
     sa.Column("error", postgresql.JSONB),
     sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finish_time", sa.DateTime(timezone=True)),
+    # The upload's `column_map`; NULL for one without (or stored before 0014).
+    sa.Column("column_map", postgresql.JSONB),
 )
 # An upload being read writes its progress at least this often (see intake); one not heard
 # from for PROGRESS_STALE is taken as dead, and its row is deleted after PROGRESS_KEPT.

@@ -322,7 +322,7 @@ async def _upload(
                 outcome = await writer.finish(
                     UploadFacts(
                         customer, upload_id, None, "claims", "CSV", "ACCEPT_VALID", "test", 0,
-                        upload_id, len(claims), [], {},
+                        upload_id, len(claims), [], {}, {},
                     ),
                     all_or_nothing=False,
                 )  # fmt: skip

@@ -205,6 +205,27 @@ def test_all_or_nothing_keeps_nothing_when_a_row_is_bad(system: System) -> None:
     assert [r["lineNumber"] for r in rejections["uploadRejections"]] == ["3"]
 
 
+def test_an_upload_keeps_the_column_map_it_was_read_with(system: System) -> None:
+    """Headers no export spelling names, named in the request's column map: the file is read
+    by them, and the upload says how, when made and whenever read again."""
+    customer = _fresh_customer()
+    body = b"Encounter No,Insurer,Adjudicated,Charge,Remitted\nE1,Aetna,2026-03-14,100,80\n"
+    names = {"claim_id": "Encounter No", "payer": "Insurer", "decision_date": "Adjudicated",
+             "billed_amount": "Charge", "paid_amount": "Remitted"}  # fmt: skip
+    with system.client(customer, "admin") as client:
+        made = _upload(
+            client, customer, body, **{f"upload.columnMap[{k}]": v for k, v in names.items()}
+        )
+        assert made.status_code == 200, made.text
+        again = client.get(f"/v1/{made.json()['name']}").json()
+        listed = client.get(f"/v1/customers/{customer}/uploads").json()["uploads"]
+        plain = _upload(client, customer, _csv(["P1,Aetna,99213,,,2026-03-14,PAID,1,1,1,0,"]))
+    assert made.json()["rowsAccepted"] == "1"
+    assert made.json()["columnMap"] == again["columnMap"] == names
+    assert [u.get("columnMap") for u in listed] == [names]
+    assert plain.json().get("columnMap", {}) == {}
+
+
 def test_daily_stats_match_a_group_by_over_the_stored_claims(
     system: System, postgres: PostgresUnderTest
 ) -> None:
