@@ -208,6 +208,36 @@ def test_an_upload_shows_bytes_sent_and_rows_processed_while_it_is_sent(
     assert session.errors == []
 
 
+def test_an_upload_names_the_headings_its_export_uses_for_columns(
+    system: System, browser: Browser
+) -> None:
+    """A file whose headings no export spelling gives: refused naming what it lacks; named
+    under "Columns with other headings", it is read, and the upload says how."""
+    customer = "web" + uuid.uuid4().hex[:8]
+    session, page = signed_in(browser, system, customer)
+    go(page, "Uploads")
+    body = b"Encounter No,Insurer,Adjudicated,Charge,Remitted\nE1,Aetna,2026-03-14,100,80\n"
+    chosen = {"name": "visits.csv", "mimeType": "text/csv", "buffer": body}
+    page.get_by_label("Claims file").set_input_files(chosen)
+    page.get_by_role("button", name="Upload", exact=True).click()
+    expect(page.get_by_text("The upload was refused.")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("claim_id")
+
+    page.get_by_text("Columns with other headings").click()
+    for label, heading in (("Claim ID", "Encounter No"), ("Payer", "Insurer"),
+                           ("Decision date", "Adjudicated"), ("Billed amount", "Charge"),
+                           ("Paid amount", "Remitted")):  # fmt: skip
+        page.get_by_label(label, exact=True).fill(heading)
+    page.get_by_label("Claims file").set_input_files(chosen)
+    page.get_by_role("button", name="Upload", exact=True).click()
+    expect(page.get_by_text("1 rows processed: 1 accepted, 0 rejected.")).to_be_visible()
+
+    page.get_by_role("link", name="visits.csv: 1 claims stored").click()
+    expect(page.get_by_role("heading", level=1, name="visits.csv")).to_be_visible()
+    expect(page.get_by_text("Claim ID: “Encounter No”; Payer: “Insurer”")).to_be_visible()
+    assert [e for e in session.errors if not e.startswith(HTTP_ERROR_LOG)] == []
+
+
 def test_a_change_made_meanwhile_is_shown_as_a_conflict_not_overwritten(
     system: System, browser: Browser, drifted: tuple[str, dict[str, Any]]
 ) -> None:

@@ -125,10 +125,13 @@ export class Api {
 
   // A file sent as the request body under the id `uploadId`, `onProgress(sent, total)` as
   // it goes; the Upload.
-  upload(file, { mode, uploadId, requestId, onProgress }) {
+  upload(file, { mode, columnMap = {}, uploadId, requestId, onProgress }) {
     return new Promise((resolve, reject) => {
       const request = new XMLHttpRequest();
       const query = { "upload.fileName": file.name, "upload.mode": mode, uploadId };
+      for (const [column, heading] of Object.entries(columnMap)) {
+        query[`upload.columnMap[${column}]`] = heading;
+      }
       request.open("POST", this.url("/uploads", query));
       request.setRequestHeader("Authorization", `Bearer ${this.token}`);
       request.setRequestHeader("Content-Type", file.type || "application/octet-stream");

@@ -8,11 +8,52 @@ const MODES = [
   ["ACCEPT_VALID", "Keep the valid rows, list the others"],
   ["ALL_OR_NOTHING", "Keep nothing if any row is invalid"],
 ];
+// The columns a CSV's headers may be named for (the upload's column map), as the API names
+// them, and as this page says them.
+const COLUMNS = [
+  ["claim_id", "Claim ID"],
+  ["payer", "Payer"],
+  ["procedure_code", "Procedure code"],
+  ["service_date", "Service date"],
+  ["submitted_date", "Submitted date"],
+  ["decision_date", "Decision date"],
+  ["status", "Status"],
+  ["billed_amount", "Billed amount"],
+  ["allowed_amount", "Allowed amount"],
+  ["paid_amount", "Paid amount"],
+  ["patient_responsibility", "Patient responsibility"],
+  ["carc_codes", "Denial (CARC) codes"],
+];
+
+// A header for each column the file names otherwise; those left empty are found by name.
+function columnNames() {
+  const inputs = COLUMNS.map(([column, label]) => [
+    column,
+    label,
+    h("input", { type: "text", name: `column-${column}`, autocomplete: "off", spellcheck: "false" }),
+  ]);
+  const element = h(
+    "details",
+    { class: "column-names" },
+    h("summary", {}, "Columns with other headings"),
+    h("p", { class: "hint" }, "Headings of common exports are recognised. Type the heading your file uses for a column only where it is not."),
+    inputs.map(([, label, input]) => field(label, input)),
+  );
+  const map = () => {
+    const named = {};
+    for (const [column, , input] of inputs) {
+      if (input.value.trim()) named[column] = input.value.trim();
+    }
+    return named;
+  };
+  return { element, map };
+}
 
 function uploader(context) {
   const { api } = context;
   const input = h("input", { type: "file", name: "file", accept: ".csv,.txt,.tsv,.835,.edi,.x12,.gz,.zip,.xlsx,.xls,.xml,.htm,.html,text/csv,application/gzip,application/zip" });
   const mode = select("mode", MODES, "ACCEPT_VALID");
+  const columns = columnNames();
   const progress = h("progress", { max: 100, value: 0, "aria-label": "Upload progress" });
   const progressText = h("p", { class: "progress-text", "aria-live": "polite" });
   const outcome = h("div", { class: "outcome" });
@@ -81,6 +122,7 @@ function uploader(context) {
     try {
       const upload = await api.upload(file, {
         mode: mode.value,
+        columnMap: columns.map(),
         uploadId,
         requestId: uploadId,
         onProgress(bytesSent, bytesTotal) {
@@ -123,6 +165,7 @@ function uploader(context) {
     h("h2", { id: "new-upload" }, "Upload claims"),
     zone,
     field("When a row is invalid", mode),
+    columns.element,
     button,
     progress,
     progressText,
@@ -182,6 +225,7 @@ async function detail({ api, path }) {
       h("dd", {}, (upload.payers || []).join(", ") || "—"),
       h("dt", {}, "Uploaded by"),
       h("dd", {}, `${upload.creator || "—"}, ${time(upload.createTime)}`),
+      ...columnsRead(upload.columnMap || {}),
     ),
     upload.error ? h("div", { class: "error", role: "alert" }, upload.error.message || "") : null,
     (upload.warnings || []).length
@@ -206,6 +250,16 @@ async function detail({ api, path }) {
       "Every row was accepted.",
     ),
   );
+}
+
+// The headings the upload named its columns by, if it did.
+function columnsRead(columnMap) {
+  const named = COLUMNS.filter(([column]) => columnMap[column]);
+  if (!named.length) return [];
+  return [
+    h("dt", {}, "Columns named"),
+    h("dd", {}, named.map(([column, label]) => `${label}: “${columnMap[column]}”`).join("; ")),
+  ];
 }
 
 export async function render(context) {
