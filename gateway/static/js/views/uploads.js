@@ -37,7 +37,7 @@ function columnNames() {
     { class: "column-names" },
     h("summary", {}, "Columns with other headings"),
     h("p", { class: "hint" }, "Headings of common exports are recognised. Type the heading your file uses for a column only where it is not."),
-    inputs.map(([, label, input]) => field(label, input)),
+    h("div", { class: "columns" }, inputs.map(([, label, input]) => field(label, input))),
   );
   const map = () => {
     const named = {};
