@@ -211,8 +211,8 @@ def test_an_upload_shows_bytes_sent_and_rows_processed_while_it_is_sent(
 def test_an_upload_names_the_headings_its_export_uses_for_columns(
     system: System, browser: Browser
 ) -> None:
-    """A file whose headings no export spelling gives: refused naming what it lacks; named
-    under "Columns with other headings", it is read, and the upload says how."""
+    """A file whose headings no export spelling gives: refused naming what it lacks, with
+    "Columns with other headings" opened; named there, it is read, and the upload says how."""
     customer = "web" + uuid.uuid4().hex[:8]
     session, page = signed_in(browser, system, customer)
     go(page, "Uploads")
@@ -222,8 +222,8 @@ def test_an_upload_names_the_headings_its_export_uses_for_columns(
     page.get_by_role("button", name="Upload", exact=True).click()
     expect(page.get_by_text("The upload was refused.")).to_be_visible()
     expect(page.get_by_role("alert")).to_contain_text("claim_id")
-
-    page.get_by_text("Columns with other headings").click()
+    # Where to name them is opened, and said.
+    expect(page.get_by_text("If the file has these columns under other headings")).to_be_visible()
     for label, heading in (("Claim ID", "Encounter No"), ("Payer", "Insurer"),
                            ("Decision date", "Adjudicated"), ("Billed amount", "Charge"),
                            ("Paid amount", "Remitted")):  # fmt: skip

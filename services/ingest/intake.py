@@ -45,13 +45,20 @@ class UploadIdTakenError(Exception):
     """The id the client chose names an upload stored or being read."""
 
 
-class UploadRejectedError(Exception):
-    """The upload failed as a whole; its record (FAILED) and rejections are kept."""
+# Why an upload failed whose file was read: no row was valid, or one was not in an
+# all-or-nothing upload (a file that could not be read fails with its `FileError`'s code).
+ROWS_REJECTED = "ROWS_REJECTED"
 
-    def __init__(self, upload_id: str, message: str, problems: list[Rejection]) -> None:
+
+class UploadRejectedError(Exception):
+    """The upload failed as a whole; its record (FAILED) and rejections are kept. `code`:
+    the file's problem (`FileError.code`, e.g. MISSING_COLUMN) or ROWS_REJECTED."""
+
+    def __init__(self, upload_id: str, message: str, problems: list[Rejection], code: str) -> None:
         super().__init__(message)
         self.upload_id = upload_id
         self.problems = problems
+        self.code = code
 
 
 class UploadIntake:
@@ -145,7 +152,7 @@ class UploadIntake:
             except FileError as problem:
                 await _discard(chunks)
                 outcome = await writer.record_failure(facts(), str(problem))
-                failure = str(problem)
+                failure, code = str(problem), problem.code
             else:
                 finishing = time.perf_counter()
                 outcome = await writer.finish(
@@ -156,13 +163,14 @@ class UploadIntake:
                     if outcome.failed
                     else ""
                 )
+                code = ROWS_REJECTED
         if finishing is not None and not failure and not outcome.repeated:
             ingest_upload_phase_seconds.labels("read").observe(finishing - reading)
             ingest_upload_phase_seconds.labels("finish").observe(time.perf_counter() - finishing)
         if outcome.repeated:
             return await self._stored(request.customer, outcome.upload_id)
         if failure:
-            raise UploadRejectedError(upload_id, failure, outcome.first_problems)
+            raise UploadRejectedError(upload_id, failure, outcome.first_problems, code)
         self.uploaded.set()
         return await self._stored(request.customer, upload_id)
 

@@ -317,7 +317,10 @@ class IngestServicer(AuditMethods, ingest_service_pb2_grpc.IngestServiceServicer
                 f"{metadata.file_name or 'the file'}: {rejected}",
                 reason="UPLOAD_REJECTED",
                 metadata={
-                    "upload": UPLOAD_NAME.format(customer=customer, upload=rejected.upload_id)
+                    "upload": UPLOAD_NAME.format(customer=customer, upload=rejected.upload_id),
+                    # What was wrong: the file's problem (MISSING_COLUMN, NOT_CLAIMS_FILE, …)
+                    # or ROWS_REJECTED (see the upload's rejections).
+                    "problem": rejected.code,
                 },
                 violations=[
                     errors.FieldViolation(

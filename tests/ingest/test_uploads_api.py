@@ -200,19 +200,22 @@ def test_all_or_nothing_keeps_nothing_when_a_row_is_bad(system: System) -> None:
         rejections = client.get(f"/v1/{info['metadata']['upload']}/rejections").json()
     assert response.status_code == 400
     assert "line 3" in response.json()["detail"]
+    assert info["metadata"]["problem"] == "ROWS_REJECTED"
     assert claims.get("claims", []) == []
     assert payers.get("payers", []) == []
     assert [r["lineNumber"] for r in rejections["uploadRejections"]] == ["3"]
 
 
 def test_an_upload_keeps_the_column_map_it_was_read_with(system: System) -> None:
-    """Headers no export spelling names, named in the request's column map: the file is read
-    by them, and the upload says how, when made and whenever read again."""
+    """Headers no export spelling names: refused as a missing column (the error's problem);
+    named in the request's column map, the file is read by them, and the upload says how,
+    when made and whenever read again."""
     customer = _fresh_customer()
     body = b"Encounter No,Insurer,Adjudicated,Charge,Remitted\nE1,Aetna,2026-03-14,100,80\n"
     names = {"claim_id": "Encounter No", "payer": "Insurer", "decision_date": "Adjudicated",
              "billed_amount": "Charge", "paid_amount": "Remitted"}  # fmt: skip
     with system.client(customer, "admin") as client:
+        unnamed = _upload(client, customer, body)
         made = _upload(
             client, customer, body, **{f"upload.columnMap[{k}]": v for k, v in names.items()}
         )
@@ -220,9 +223,12 @@ def test_an_upload_keeps_the_column_map_it_was_read_with(system: System) -> None
         again = client.get(f"/v1/{made.json()['name']}").json()
         listed = client.get(f"/v1/customers/{customer}/uploads").json()["uploads"]
         plain = _upload(client, customer, _csv(["P1,Aetna,99213,,,2026-03-14,PAID,1,1,1,0,"]))
+    assert unnamed.status_code == 400
+    (info,) = [d for d in unnamed.json()["details"] if d["@type"].endswith("ErrorInfo")]
+    assert (info["reason"], info["metadata"]["problem"]) == ("UPLOAD_REJECTED", "MISSING_COLUMN")
     assert made.json()["rowsAccepted"] == "1"
     assert made.json()["columnMap"] == again["columnMap"] == names
-    assert [u.get("columnMap") for u in listed] == [names]
+    assert [u.get("columnMap", {}) for u in listed] == [names, {}]  # newest first
     assert plain.json().get("columnMap", {}) == {}
 
 

@@ -10,6 +10,10 @@ export class ApiError extends Error {
     this.code = problem.code || "";
     this.violations = problem.violations || [];
     this.requestId = problem.request_id || "";
+    // The error's ErrorInfo: why, in a word, and what it names.
+    const info = (problem.details || []).find((detail) => String(detail["@type"] || "").endsWith("ErrorInfo"));
+    this.reason = (info && info.reason) || "";
+    this.metadata = (info && info.metadata) || {};
   }
 
   get stale() {

@@ -154,6 +154,11 @@ function uploader(context) {
       following = -1;
       progressText.textContent = "The upload was refused.";
       outcome.replaceChildren(errorBox(problem));
+      if ((problem.metadata || {}).problem === "MISSING_COLUMN") {
+        // Headings the service did not know: where to name them, opened.
+        columns.element.open = true;
+        outcome.append(h("p", { class: "hint" }, "If the file has these columns under other headings, type its headings under “Columns with other headings” and upload it again."));
+      }
     } finally {
       button.disabled = false;
     }
