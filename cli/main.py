@@ -40,6 +40,8 @@ import grpc
 from google.api import httpbody_pb2
 from google.protobuf import field_mask_pb2, json_format
 from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from upstream.audit.v1 import audit_pb2
@@ -221,9 +223,20 @@ def upload(session: Session, args: argparse.Namespace) -> None:
                     progress.advance(task, len(chunk))
             progress.update(task, description=f"{path.name}: sent, the service is reading it")
 
-        made = session.ingest().CreateUpload(
-            requests(), metadata=session.metadata, timeout=UPLOAD_SECONDS
-        )
+        try:
+            made = session.ingest().CreateUpload(
+                requests(), metadata=session.metadata, timeout=UPLOAD_SECONDS
+            )
+        except grpc.RpcError as refused:
+            if _problem(refused) != "MISSING_COLUMN":
+                raise
+            said = refused.details()  # type: ignore[attr-defined]
+            raise CommandError(
+                "INVALID_ARGUMENT",
+                f"{said}; if the file has them under other headings, name those with "
+                "--column NAME=HEADER (claim_id='Encounter No')",
+                EXIT_CODES[grpc.StatusCode.INVALID_ARGUMENT],
+            ) from None
     session.show([made], _upload_columns)
     if not session.json:
         for warning in made.warnings[:20]:
@@ -232,6 +245,16 @@ def upload(session: Session, args: argparse.Namespace) -> None:
             _first_rejections(session, made)
     if made.state == ingest_resources.Upload.FAILED:
         raise CommandError("FAILED", f"{made.name}: {made.error.message or 'the upload failed'}", 3)
+
+
+def _problem(error: grpc.RpcError) -> str:
+    """What was wrong with a refused upload: its ErrorInfo's `problem` (MISSING_COLUMN, …)."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    for detail in status.details if status is not None else []:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info.metadata.get("problem", "")
+    return ""
 
 
 def _upload_columns(upload: ingest_resources.Upload) -> list[str]:

@@ -273,6 +273,11 @@ def test_an_upload_may_name_its_columns_and_keep_nothing_if_a_row_is_bad(
                "--column", "decision_date=Adjudicated", "--column", "billed_amount=Charge",
                "--column", "paid_amount=Remitted")  # fmt: skip
 
+    unnamed = run(system, customer, "upload", str(bad))
+    assert unnamed.returncode == 3, unnamed.stderr
+    assert unnamed.stderr.startswith("upstream: INVALID_ARGUMENT: bad.csv: ")
+    assert "name those with --column NAME=HEADER" in unnamed.stderr
+
     failed = run(system, customer, "upload", str(bad), "--all-or-nothing", *columns)
     assert (failed.returncode, failed.stdout) == (3, ""), failed.stderr
     assert failed.stderr.startswith("upstream: INVALID_ARGUMENT: ")
