@@ -259,13 +259,16 @@ def _problem(error: grpc.RpcError) -> str:
 
 def _upload_columns(upload: ingest_resources.Upload) -> list[str]:
     state = ingest_resources.Upload.State.Name(upload.state)
-    return [
+    columns = [
         upload.name,
         state,
         upload.file_name,
         f"{upload.rows_accepted} rows accepted",
         f"{upload.rows_rejected} rejected",
     ]
+    if upload.error.message:  # a failed upload says why
+        columns.append(upload.error.message)
+    return columns
 
 
 def _column(text: str) -> tuple[str, str]:

@@ -284,6 +284,16 @@ def test_an_upload_may_name_its_columns_and_keep_nothing_if_a_row_is_bad(
     assert "ALL_OR_NOTHING" in failed.stderr
     assert "line 3 (decision_date): 'someday' is not a date" in failed.stderr
     assert lines(run(system, customer, "--json", "uploads"))[0]["state"] == "FAILED"
+    # Newest first, each failed upload saying why.
+    listed = run(system, customer, "uploads").stdout.splitlines()
+    assert [line.split("  ")[1:5] for line in listed] == [
+        ["FAILED", "bad.csv", "0 rows accepted", "1 rejected"],
+        ["FAILED", "bad.csv", "0 rows accepted", "0 rejected"],
+    ]
+    assert listed[0].endswith(
+        "line 3 (decision_date): 'someday' is not a date (use 2026-03-14 or 03/14/2026)"
+    )
+    assert "claim_id" in listed[1].split("  ", 5)[5]
 
     good = tmp_path / "good.csv"
     good.write_text(f"{header}\nE1,Aetna,2026-02-10,100,80\nE2,Aetna,2026-02-11,100,80\n")
