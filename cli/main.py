@@ -9,6 +9,7 @@
     upstream report create --kind K --format F --start DATE --end DATE [--payer P]… [--wait]
     upstream report download REPORT [-o FILE]
     upstream payers
+    upstream mappings | map RAW_NAME CANONICAL [--raw-id ID] | unmap MAPPING
     upstream audit [--service S]… [--actor A] [--resource NAME] [--field F] [--since DATE]
 
 The token comes from `--token` or `UPSTREAM_TOKEN` (`make token` prints one locally), the
@@ -447,6 +448,54 @@ def triage(session: Session, args: argparse.Namespace) -> None:
     session.show([updated], _event_columns)
 
 
+def _mapping_columns(mapping: ingest_resources.PayerMapping) -> list[str]:
+    said = (
+        f"{mapping.raw_payer_name} (id {mapping.raw_payer_id})"
+        if mapping.raw_payer_id
+        else mapping.raw_payer_name
+    )
+    return [mapping.name, f"{said} → {mapping.canonical_payer}"]
+
+
+def mappings(session: Session, args: argparse.Namespace) -> None:
+    found = _listed(
+        session,
+        session.ingest().ListPayerMappings,
+        ingest_service_pb2.ListPayerMappingsRequest,
+        "payer_mappings",
+    )
+    session.show(found, _mapping_columns)
+
+
+def map_payer(session: Session, args: argparse.Namespace) -> None:
+    made = session.ingest().CreatePayerMapping(
+        ingest_service_pb2.CreatePayerMappingRequest(
+            parent=session.parent,
+            payer_mapping=ingest_resources.PayerMapping(
+                raw_payer_name=args.raw_name,
+                raw_payer_id=args.raw_id or "",
+                canonical_payer=args.canonical,
+            ),
+        ),
+        metadata=session.metadata,
+        timeout=CALL_SECONDS,
+    )
+    session.show([made], _mapping_columns)
+
+
+def unmap_payer(session: Session, args: argparse.Namespace) -> None:
+    name = _named(session, "payerMappings", args.mapping)
+    session.ingest().DeletePayerMapping(
+        ingest_service_pb2.DeletePayerMappingRequest(name=name),
+        metadata=session.metadata,
+        timeout=CALL_SECONDS,
+    )
+    if session.json:
+        print(json.dumps({"deleted": name}))
+    else:
+        print(f"{name} deleted")
+
+
 def payers(session: Session, args: argparse.Namespace) -> None:
     found = _listed(
         session, session.ingest().ListPayers, ingest_service_pb2.ListPayersRequest, "payers"
@@ -603,6 +652,17 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--note")
     command.set_defaults(run=triage)
     commands.add_parser("payers", help="list payers").set_defaults(run=payers)
+    commands.add_parser("mappings", help="list payer mappings").set_defaults(run=mappings)
+    command = commands.add_parser(
+        "map", help="name a raw payer name's canonical payer (its claims move to it)"
+    )
+    command.add_argument("raw_name", help="the payer name as files give it")
+    command.add_argument("canonical", help="the payer it is, e.g. 'Self Pay'")
+    command.add_argument("--raw-id", help="only where files also give this payer id")
+    command.set_defaults(run=map_payer)
+    command = commands.add_parser("unmap", help="delete a payer mapping (its claims move back)")
+    command.add_argument("mapping", help="mapping id or name")
+    command.set_defaults(run=unmap_payer)
     command = commands.add_parser("audit", help="who changed what (admins)")
     command.add_argument(
         "--service", action="append", choices=list(DEFAULTS), help="one log (repeat for more)"

@@ -301,3 +301,38 @@ def test_an_upload_may_name_its_columns_and_keep_nothing_if_a_row_is_bad(
     assert (made["state"], made["rowsAccepted"], made["mode"]) == ("SUCCEEDED", "2", "ACCEPT_VALID")
     assert made["columnMap"]["claim_id"] == "Encounter Ref"
     assert run(system, customer, "upload", str(good), "--column", "claim_id").returncode == 2
+
+
+def test_a_payer_name_is_mapped_listed_and_unmapped(system: System, tmp_path: Path) -> None:
+    """`map` names the payer a raw name is (its claims move to it), `mappings` lists it,
+    `unmap` takes it back; `payers` shows each step."""
+    customer = "cli" + uuid.uuid4().hex[:8]
+    path = tmp_path / "march.csv"
+    path.write_text(
+        "claim_id,payer,decision_date,billed_amount,paid_amount\n"
+        "M1,Aetna,2026-02-10,100,80\nM2,PT RESP,2026-02-10,100,0\n"
+    )
+    assert run(system, customer, "upload", str(path)).returncode == 0
+
+    def payers() -> dict[str, str]:
+        return {
+            p["rawPayerName"]: p["canonicalPayer"]
+            for p in lines(run(system, customer, "--json", "payers"))
+        }
+
+    before = payers()
+    made = run(system, customer, "map", "PT RESP", "Self Pay")
+    assert made.returncode == 0, made.stderr
+    (name, said) = made.stdout.strip().split("  ")
+    assert said == "PT RESP → Self Pay"
+    mapped = payers()
+    listed = lines(run(system, customer, "--json", "mappings"))
+    gone = run(system, customer, "unmap", name.rsplit("/", 1)[1])
+    after = payers()
+
+    assert before == {"Aetna": "Aetna", "PT RESP": "PT RESP"}
+    assert mapped == {"Aetna": "Aetna", "PT RESP": "Self Pay"}
+    assert [(m["name"], m["canonicalPayer"]) for m in listed] == [(name, "Self Pay")]
+    assert gone.stdout.strip() == f"{name} deleted"
+    assert after == before
+    assert lines(run(system, customer, "--json", "mappings")) == []
