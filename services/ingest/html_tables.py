@@ -246,8 +246,8 @@ class TableReading:
         for table, cells in rows:
             if isinstance(cells, TableEnd):
                 self._end(table, cells.hidden)
-                continue
-            self._take(table, cells)
+            else:
+                self._take(table, cells)
             size = self._text.tell()
             if self._held and size >= HELD_BYTES:
                 self._held, self._streamed = False, True
