@@ -33,7 +33,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -127,7 +127,7 @@ class Session:
         for channel in self._channels.values():
             channel.close()
 
-    def show(self, messages: Sequence[Message], columns: Callable[[Any], Sequence[str]]) -> None:
+    def show(self, messages: Iterable[Message], columns: Callable[[Any], Sequence[str]]) -> None:
         """One JSON object a line with --json, else a line of columns a message."""
         for item in messages:
             if self.json:
@@ -143,10 +143,10 @@ def _listed(
     field: str,
     parent: str | None = None,
     **request: Any,
-) -> list[Any]:
+) -> Iterator[Any]:
     """Every item of a List method under `parent` (the customer by default), page after
-    page (AIP-158)."""
-    found: list[Any] = []
+    page (AIP-158), each page as it comes: a long list starts printing at once, and a reader
+    that has seen enough (`| head`) asks for no more pages."""
     token = ""
     while True:
         page = method(
@@ -156,10 +156,10 @@ def _listed(
             metadata=session.metadata,
             timeout=CALL_SECONDS,
         )
-        found.extend(getattr(page, field))
+        yield from getattr(page, field)
         token = page.next_page_token
         if not token:
-            return found
+            return
 
 
 # --- commands -----------------------------------------------------------------------------

@@ -336,3 +336,20 @@ def test_a_payer_name_is_mapped_listed_and_unmapped(system: System, tmp_path: Pa
     assert gone.stdout.strip() == f"{name} deleted"
     assert after == before
     assert lines(run(system, customer, "--json", "mappings")) == []
+
+
+def test_rejections_of_many_pages_are_listed_whole_and_in_order(
+    system: System, tmp_path: Path
+) -> None:
+    """More rejections than a page holds (1,000): every one, in file order, printed page by
+    page as they come."""
+    customer = "cli" + uuid.uuid4().hex[:8]
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "claim_id,payer,decision_date,billed_amount,paid_amount\n"
+        "G1,Aetna,2026-02-10,100,80\n"
+        + "".join(f"B{n},Aetna,someday,100,80\n" for n in range(2_100))
+    )
+    (made,) = lines(run(system, customer, "--json", "upload", str(path)))
+    listed = lines(run(system, customer, "--json", "rejections", made["name"]))
+    assert [int(r["lineNumber"]) for r in listed] == list(range(3, 2_103))
