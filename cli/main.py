@@ -631,7 +631,7 @@ def parser() -> argparse.ArgumentParser:
         "rejections", help="an upload's rejected rows: where each is and why"
     )
     command.add_argument("upload", help="upload id or name")
-    command.add_argument("--code", help="one reason, e.g. INVALID_DATE")
+    command.add_argument("--code", help="one reason, e.g. BAD_DATE")
     command.add_argument("--column", help="one column, e.g. decision_date")
     command.set_defaults(run=rejections)
     command = commands.add_parser("events", help="list drift events")
