@@ -119,6 +119,13 @@ _DECIDED_STATUSES = frozenset(
     }
 )  # fmt: skip
 _CARC = re.compile(r"^(CO|PR|OA|PI|CR)[-\s:]?([A-Z]?\d{1,3})$")
+# A group written apart from its reason code (`CO 45`, `PR - 1`), joined before the cell is
+# split into codes; never onto a remark code.
+_GROUP_APART = re.compile(r"\b(CO|PR|OA|PI|CR)[\s:-]+(?=(?!(?:MA|M|N)[0-9])[A-Z]?[0-9]{1,3}\b)")
+_REASON_SEPARATORS = re.compile(r"[;,|/\s]+")
+# Remittance advice remark codes (RARCs: N290, M127, MA130), which exports list beside the
+# reason codes: they explain an adjustment and are none.
+_REMARK = re.compile(r"(?:MA|M|N)[0-9]{1,4}")
 # Numbered adjustment columns (after `_normalise`): `adj 0 group`, `adjustment 1 amount`.
 _NUMBERED_ADJUSTMENT = re.compile(r"adj(?:ustment)? ?([0-9]{1,3}) (group|code|reason|amount|amt)")
 _ADJUSTMENT_PARTS = {"group": 0, "code": 1, "reason": 1, "amount": 2, "amt": 2}
@@ -361,10 +368,11 @@ def _plain_number(text: str, decimal_comma: bool) -> str | None:
     return "".join(groups) + ("." + fraction if fraction or decimal in text else "")
 
 
-def parse_adjustments(raw: str) -> tuple[Adjustment, ...]:
-    """`CO-50;PR-1` (also `,`, `|` or spaces between codes, `CO50`, `CO:50`)."""
+def parse_reasons(raw: str) -> tuple[tuple[Adjustment, ...], tuple[str, ...]]:
+    """The adjustments of `CO-50;PR-1` (also `,`, `|`, `/` or spaces between codes, `CO50`,
+    `CO:50`, `CO 50`), and the remark codes (RARCs) listed among them."""
     try:
-        return _adjustments(raw)
+        return _reasons(raw)
     except ValueError as bad:
         raise RowError(
             "carc_codes",
@@ -375,15 +383,56 @@ def parse_adjustments(raw: str) -> tuple[Adjustment, ...]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _adjustments(raw: str) -> tuple[Adjustment, ...]:
-    codes = [c for c in re.split(r"[;,|\s]+", raw.strip().upper()) if c]
-    adjustments = []
-    for code in codes:
-        found = _CARC.match(code)
-        if found is None:
+def _reasons(raw: str) -> tuple[tuple[Adjustment, ...], tuple[str, ...]]:
+    adjustments, remarks = [], []
+    for code in _REASON_SEPARATORS.split(_GROUP_APART.sub(r"\1-", raw.strip().upper())):
+        if not code:
+            continue
+        if (found := _CARC.match(code)) is not None:
+            adjustments.append(Adjustment(found.group(1), found.group(2), 0))
+        elif _REMARK.fullmatch(code):
+            remarks.append(code)
+        else:
             raise ValueError(code)
-        adjustments.append(Adjustment(found.group(1), found.group(2), 0))
-    return tuple(adjustments)
+    return tuple(adjustments), tuple(remarks)
+
+
+def _adjustments(raw: str) -> tuple[Adjustment, ...]:
+    return _reasons(raw)[0]
+
+
+def _remarks(raw: str) -> tuple[str, ...]:
+    """The remark codes of a cell of reason codes; none if it is not one."""
+    try:
+        return _reasons(raw)[1]
+    except ValueError:
+        return ()
+
+
+@dataclass
+class _RemarkCodes:
+    """The rows whose reason codes list remark codes, which are not kept: told once."""
+
+    rows: int = 0
+    first: tuple[int, str] | None = None  # (line, code)
+
+    def note(self, line: int, code: str, rows: int = 1) -> None:
+        self.rows += rows
+        if self.first is None or line < self.first[0]:
+            self.first = (line, code)
+
+    def warning(self) -> UploadWarning | None:
+        if self.first is None:
+            return None
+        line, code = self.first
+        many = self.rows > 1
+        return UploadWarning(
+            "REMARK_CODES",
+            f"{self.rows} row{'s' if many else ''} list{'' if many else 's'} remark codes (RARCs)"
+            f" beside {'their' if many else 'its'} reason codes, the first {code!r} on line "
+            f"{line}: a remark explains an adjustment and is not kept; the reason codes are",
+            line,
+        )
 
 
 class AdjustmentColumns(NamedTuple):
@@ -522,6 +571,7 @@ class CsvParser:
         # column).
         self._heading_payer: str | None = None
         self._adjustments: tuple[AdjustmentColumns, ...] = ()
+        self._remarks = _RemarkCodes()
         self._lines = _Lines()
         self._reader = csv.reader(self._lines, self._dialect)
         # The claim of the last rows read: the next row may be another line of it.
@@ -541,6 +591,8 @@ class CsvParser:
         if self._open is not None:
             items.append(self._open)
             self._open = None
+        if (remarks := self._remarks.warning()) is not None:
+            items.append(remarks)
         return items
 
     def _take(
@@ -1078,7 +1130,7 @@ class CsvParser:
         decimal_comma = self._dialect is _Semicolon
         billed = parse_cents("billed_amount", cells[billed_at], decimal_comma=decimal_comma) or 0
         paid = parse_cents("paid_amount", cells[paid_at], decimal_comma=decimal_comma) or 0
-        adjustments = parse_adjustments(cells[carc_at])
+        adjustments, remarks = parse_reasons(cells[carc_at])
         for columns in self._adjustments:
             split = split_adjustment(cells, columns, decimal_comma=decimal_comma)
             if split is not None:
@@ -1092,7 +1144,7 @@ class CsvParser:
                 f"{bad.args[0]!r} is not a CPT/HCPCS code",
                 "BAD_PROCEDURE_CODE",
             ) from None
-        return ClaimRecord(
+        claim = ClaimRecord(
             source_line=line,
             claim_id=_claim_id(cells[claim_at]),
             payer_name=_text("payer", cells[payer_at], required=True),
@@ -1118,6 +1170,9 @@ class CsvParser:
                 "payer_claim_control_number", cells[control_at], required=False
             ),
         )
+        if remarks:
+            self._remarks.note(line, remarks[0])
+        return claim
 
 
 _CLAIM_COLUMNS = (
@@ -1452,6 +1507,7 @@ class _Columns:
         self._columns = columns
         self._at = parser._at
         self._decimal_comma = parser._dialect is _Semicolon
+        self._remarks = parser._remarks
         self._unread: set[int] = set()
 
     def claims(self, line_numbers: list[int]) -> list[ClaimRecord | None]:
@@ -1485,6 +1541,7 @@ class _Columns:
                 if day is None and status is not pending
             )
         stated = [status is not None for status in statuses] if None in statuses else [True] * rows
+        reasons: dict[str, Any] = {}
         if None in statuses:
             statuses = [status or ClaimStatus.PAID for status in statuses]
         columns = ClaimColumns(
@@ -1502,10 +1559,21 @@ class _Columns:
             self._amounts(allowed_at, "allowed_amount"),
             _zero_if_none(self._amounts(paid_at, "paid_amount")),
             _zero_if_none(self._amounts(patient_at, "patient_responsibility")),
-            self._looked_up(carc_at, _adjustments),
+            self._looked_up(carc_at, _adjustments, reasons),
             self._texts(control_at, "payer_claim_control_number", required=False),
         )
+        if remarked := {cell for cell in reasons if _remarks(cell)}:
+            self._note_remarks(self._column(carc_at), remarked, line_numbers)
         return columns, self._unread
+
+    def _note_remarks(
+        self, column: Sequence[str], remarked: set[str], line_numbers: list[int]
+    ) -> None:
+        """Note the rows read here whose reason codes list remark codes (those read on their
+        own are noted as they are)."""
+        rows = [i for i, cell in enumerate(column) if cell in remarked and i not in self._unread]
+        if rows:
+            self._remarks.note(line_numbers[rows[0]], _remarks(column[rows[0]])[0], len(rows))
 
     def _column(self, at: int) -> Sequence[str]:
         # An absent column (-1) reads as empty cells, as `_claim` reads it.
@@ -1516,10 +1584,13 @@ class _Columns:
         self._unread.update(i for i, value in enumerate(values) if value is _UNREAD)
         return values
 
-    def _looked_up(self, at: int, read: Callable[[str], Any]) -> list[Any]:
-        """Each distinct cell of the column read once by `read` (a ValueError: unread)."""
+    def _looked_up(
+        self, at: int, read: Callable[[str], Any], known: dict[str, Any] | None = None
+    ) -> list[Any]:
+        """Each distinct cell of the column read once by `read` (a ValueError: unread), into
+        `known` if given."""
         column = self._column(at)
-        known: dict[str, Any] = {}
+        known = {} if known is None else known
         for cell in set(column):
             try:
                 known[cell] = read(cell)

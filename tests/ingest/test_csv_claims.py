@@ -688,6 +688,55 @@ def test_carc_codes_with_any_separator_and_spelling() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("cell", "adjustments"),
+    [
+        ("CO 50", (("CO", "50"),)),
+        ('"PR - 1, CO 45"', (("PR", "1"), ("CO", "45"))),
+        ("CO-45/PR-2", (("CO", "45"), ("PR", "2"))),
+        ("co-16 / oa 23", (("CO", "16"), ("OA", "23"))),
+    ],
+)
+def test_a_group_written_apart_from_its_code_or_codes_between_slashes(
+    cell: str, adjustments: tuple[tuple[str, str], ...]
+) -> None:
+    claim = claim_of(f"C1,Aetna,2026-03-14,{cell}", "claim,payer,remit date,carc")
+    assert claim.adjustments == tuple(Adjustment(group, code, 0) for group, code in adjustments)
+
+
+@pytest.mark.parametrize("by_columns", [True, False])
+def test_remark_codes_beside_the_reason_codes_keep_the_claim_and_are_told_once(
+    by_columns: bool,
+) -> None:
+    """Exports list remittance advice remark codes (RARCs) beside the reason codes they
+    explain: the claim and its reasons are kept, the remarks are not, and one warning says
+    how many rows had them and where the first was."""
+    rows = [f"C{i},Aetna,2026-03-14,10,0,{carc}" for i, carc in enumerate(
+        ["CO-45", '"CO-16, N290"', "CO-45", "CO-16 M127 MA130", "N479", "PR-1"] * 10
+    )]  # fmt: skip
+    rows[31] = "C31,Aetna,03/14/26,$10.00,0,CO-16 N290"  # read on its own when by columns
+    parser = CsvParser(by_columns=by_columns)
+    items = parser.feed("\n".join([f"{HEADER},carc_codes", *rows]) + "\n") + parser.close()
+    assert rejections(items) == []
+    read = claims(items)
+    assert [c.claim_id for c in read] == [f"C{i}" for i in range(60)]
+    assert read[1].adjustments == (Adjustment("CO", "16", 0),)
+    assert read[3].adjustments == (Adjustment("CO", "16", 0),)
+    assert read[4].adjustments == ()
+    assert read[4].denied is read[0].denied is False
+    warnings = [item for item in items if isinstance(item, UploadWarning)]
+    assert [(w.code, w.line_number) for w in warnings] == [("REMARK_CODES", 3)]
+    assert warnings[0].message == (
+        "30 rows list remark codes (RARCs) beside their reason codes, the first 'N290' on "
+        "line 3: a remark explains an adjustment and is not kept; the reason codes are"
+    )
+
+
+def test_a_file_without_remark_codes_has_no_warning_of_them() -> None:
+    items = parse(f"{HEADER},carc_codes\nC1,Aetna,2026-03-14,10,0,CO-16\n")
+    assert [item for item in items if isinstance(item, UploadWarning)] == []
+
+
 def test_a_carc_code_without_its_group_is_rejected() -> None:
     rejection = rejection_of("C1,Aetna,2026-03-14,CO-50;97", "claim,payer,remit date,carc")
     assert (rejection.code, rejection.column, rejection.raw_value) == (

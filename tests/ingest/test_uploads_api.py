@@ -1614,3 +1614,41 @@ def test_a_form_with_more_or_less_than_its_file_is_refused_and_nothing_kept(
         assert refused.json()["detail"] == f"body: {detail}"
         assert client.get(f"/v1/customers/{customer}/uploads").json().get("uploads", []) == []
         assert client.get(f"/v1/customers/{customer}/claims").json().get("claims", []) == []
+
+
+def test_remark_codes_in_an_exports_reason_codes_keep_its_claims(system: System) -> None:
+    """A practice-management export lists remark codes (RARCs) beside the reason codes and
+    writes a group apart from its code: every claim is kept with its reasons, its denial
+    counted, and the upload says once that the remarks were not kept."""
+    export = (
+        b"Claim #,Primary Payer,Paid Date,Claim Status,Total Charges,Insurance Paid,"
+        b"Adj Reason Codes\r\n"
+        b'A1,Aetna,11/03/2026,Denied,$300.00,$0.00,"CO-16, N290"\r\n'
+        b"A2,Aetna,11/04/2026,Paid,$120.00,$90.00,CO 45 / PR 2\r\n"
+        b"A3,Aetna,11/05/2026,Denied,$80.00,$0.00,CO-197 M127 MA130\r\n"
+    )
+    customer = _fresh_customer()
+    with system.client(customer, "admin") as client:
+        sent = _upload(client, customer, export)
+        assert sent.status_code == 200, sent.text
+        upload = sent.json()
+        assert (upload["state"], upload["rowsAccepted"], upload.get("rowsRejected", "0")) == (
+            "SUCCEEDED",
+            "3",
+            "0",
+        )
+        assert [(w["code"], w["lineNumber"], w["message"]) for w in upload["warnings"]] == [
+            (
+                "REMARK_CODES",
+                "2",
+                "2 rows list remark codes (RARCs) beside their reason codes, the first 'N290' "
+                "on line 2: a remark explains an adjustment and is not kept; the reason codes "
+                "are",
+            )
+        ]
+        claims = _claims_of(client, customer)
+    assert {claim_id: (c[0], c[1], c[10]) for claim_id, c in claims.items()} == {
+        "A1": ("DENIED", True, [("CO", "16", 0, 0)]),
+        "A2": ("PAID", False, [("CO", "45", 0, 0), ("PR", "2", 0, 0)]),
+        "A3": ("DENIED", True, [("CO", "197", 0, 0)]),
+    }
