@@ -99,6 +99,9 @@ _STATUSES = {
     "PARTIAL PAYMENT": ClaimStatus.PARTIAL,
     "PARTIALLY DENIED": ClaimStatus.PARTIAL,
     "DENIAL": ClaimStatus.DENIED,
+    "DENY": ClaimStatus.DENIED,
+    "PAID PARTIAL": ClaimStatus.PARTIAL,
+    "PARTIAL PAID": ClaimStatus.PARTIAL,
     "DECLINED": ClaimStatus.DENIED,
     "PENDED": ClaimStatus.PENDING,
     "IN PROGRESS": ClaimStatus.PENDING,
@@ -112,10 +115,15 @@ _STATUSES = {
 }
 # Statuses that say a payer decided but not how: read as no status, so the amounts and
 # adjustments decide (paid nothing for a denial reason: denied), as for a file without one.
+# An appeal, a readjudication, a crossover to the next payer and a write-off all follow a
+# decision; "zero pay" may be a denial or the patient's deductible.
 _DECIDED_STATUSES = frozenset(
     {
         "PROCESSED", "PROCESSED AS PRIMARY", "PROCESSED AS SECONDARY", "PROCESSED AS TERTIARY",
         "ADJUDICATED", "FINALIZED", "FINALISED", "CLOSED", "COMPLETE", "COMPLETED", "REMITTED",
+        "APPEALED", "IN APPEAL", "ADJUSTED", "READJUDICATED", "RE ADJUDICATED", "REPROCESSED",
+        "CROSSED OVER", "CROSSOVER", "FORWARDED", "ZERO PAY", "NO PAY", "WRITTEN OFF",
+        "WRITE OFF",
     }
 )  # fmt: skip
 _CARC = re.compile(r"^(CO|PR|OA|PI|CR)[-\s:]?([A-Z]?\d{1,3})$")

@@ -617,6 +617,8 @@ def test_a_huge_amount_is_rejected_rather_than_stored() -> None:
         ("Approved", ClaimStatus.PAID),
         ("PARTIAL_PAYMENT", ClaimStatus.PARTIAL),
         ("Declined", ClaimStatus.DENIED),
+        ("Deny", ClaimStatus.DENIED),
+        ("Paid - Partial", ClaimStatus.PARTIAL),
         ("", ClaimStatus.PAID),  # decided, with no status: the denial rules decide
     ],
 )
@@ -625,7 +627,13 @@ def test_status_in_any_case_and_its_aliases(raw: str, status: ClaimStatus) -> No
     assert (claim.status, claim.decision_date) == (status, MARCH_14)
 
 
-@pytest.mark.parametrize("raw", ["Processed", "Processed as Primary", "CLOSED", "Finalized"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Processed", "Processed as Primary", "CLOSED", "Finalized", "Appealed", "Reprocessed",
+        "Crossed Over", "Zero Pay", "Written-Off",
+    ],
+)  # fmt: skip
 def test_a_status_saying_only_that_the_payer_decided_leaves_the_verdict_to_the_amounts(
     raw: str,
 ) -> None:
