@@ -40,10 +40,12 @@ from services.ingest.records import (
 # Canonical column → the header spellings real exports use (compared after normalising).
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "claim_id": ("claim id", "claim number", "claim no", "claim", "claim #",
-                 "patient control number", "patient account number", "account number"),
+                 "patient control number", "patient account number", "account number",
+                 "patient account", "encounter id", "encounter number", "visit number"),
     "payer": ("payer", "payer name", "insurance", "insurance name", "insurance company",
               "carrier", "plan", "plan name", "primary payer", "payor", "payor name",
-              "primary insurance", "insurance plan", "insurance carrier", "payer plan"),
+              "primary insurance", "insurance plan", "insurance carrier", "payer plan",
+              "carrier name", "primary carrier", "primary payer name"),
     "payer_id": ("payer id", "payer number", "payor id", "payer code"),
     "procedure_code": ("procedure code", "procedure", "cpt", "cpt code", "hcpcs",
                        "cpt hcpcs", "hcpcs code", "service code", "code"),
@@ -54,7 +56,8 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "decision_date": ("decision date", "remit date", "remittance date", "adjudication date",
                       "adjudicated date", "processed date", "paid date", "payment date",
                       "check date", "eob date", "era date", "post date", "posted date",
-                      "posting date", "paid on", "processed on"),
+                      "posting date", "paid on", "processed on", "process date",
+                      "processing date"),
     "status": ("status", "claim status"),
     "billed_amount": ("billed amount", "billed", "charge", "charges", "charge amount",
                       "total charges", "billed charges", "amount billed", "total charge",
@@ -63,14 +66,18 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "paid_amount": ("paid amount", "paid", "payment", "payment amount", "amount paid",
                     "insurance paid", "ins paid", "payer paid", "insurance payment",
                     "total paid", "claim paid", "claim payment", "net paid", "reimbursement",
-                    "reimbursement amount"),
+                    "reimbursement amount", "payments", "insurance payment amount",
+                    "payer paid amount", "plan paid", "paid to provider"),
     "patient_responsibility": ("patient responsibility", "patient resp", "patient portion",
                                "pt resp", "patient amount", "patient responsibility amount",
-                               "patient liability", "pr amount"),
+                               "patient liability", "pr amount", "patient share",
+                               "member responsibility", "member liability"),
     "carc_codes": ("carc codes", "carc", "carcs", "adjustment codes", "adjustment reason codes",
-                   "denial codes", "denial reason", "denial reason codes", "reason codes"),
+                   "denial codes", "denial reason", "denial reason codes", "reason codes",
+                   "denial code", "denial reasons", "carc code"),
     "payer_claim_control_number": ("payer claim control number", "payer claim number", "icn",
-                                   "payer claim id"),
+                                   "payer claim id", "payer icn", "internal control number",
+                                   "tcn", "dcn"),
     # One adjustment in three columns; more are numbered: adj_0_group, adj_0_code, adj_0_amount.
     "adjustment_group": ("adjustment group", "adjustment group code", "adj group", "group code",
                          "claim adjustment group code", "cas group"),
@@ -182,7 +189,8 @@ _NEGATIVE_NUMBER = re.compile(r"-[0-9]+(?:\.[0-9]+)?")
 
 
 def _normalise(header: str) -> str:
-    return re.sub(r"[\s_\-./#]+", " ", header.strip().lower()).strip()
+    # `Claim #`, `Patient Account #`: the sign says number.
+    return re.sub(r"[\s_\-./]+", " ", header.strip().lower().replace("#", " number ")).strip()
 
 
 # Words exports shorten ("Billed Amt", "Claim Nbr", "Pmt Dt", "Amt Pd"), read as the word.
@@ -217,6 +225,16 @@ def _alias_index() -> dict[tuple[str, ...], str]:
 
 
 _ALIAS_INDEX = _alias_index()
+# A header's rank among its column's spellings: where a file has two headers of one column
+# ("Claim #" and "Patient Account #"), the one listed first is read.
+_ALIAS_RANK = {
+    key: min(
+        rank
+        for rank, alias in enumerate((column, *COLUMN_ALIASES[column]))
+        if _header_key(alias) == key
+    )
+    for key, column in _ALIAS_INDEX.items()
+}
 
 
 class RowError(ValueError):
@@ -1071,13 +1089,18 @@ class CsvParser:
                 )
             columns[canonical] = by_header[_normalise(header)]
         numbered: dict[int, list[int]] = {}
+        named: dict[str, tuple[int, int]] = {}  # column -> (rank of its header, index)
         for name, index in by_header.items():
-            alias_of = _ALIAS_INDEX.get(_header_key(name))
+            key = _header_key(name)
+            alias_of = _ALIAS_INDEX.get(key)
             if alias_of is not None:
-                columns.setdefault(alias_of, index)
+                if alias_of not in named or _ALIAS_RANK[key] < named[alias_of][0]:
+                    named[alias_of] = (_ALIAS_RANK[key], index)
             elif found := _NUMBERED_ADJUSTMENT.fullmatch(name):
                 parts = numbered.setdefault(int(found.group(1)), [-1, -1, -1])
                 parts[_ADJUSTMENT_PARTS[found.group(2)]] = index
+        for column, (_, index) in named.items():
+            columns.setdefault(column, index)  # a column_map's choice stands
         # Mapped columns are used; an alias the column_map overrode is not.
         used = set(columns.values()) | {i for parts in numbered.values() for i in parts}
         ignored = [cells[index].strip() for index in by_header.values() if index not in used]

@@ -324,6 +324,10 @@ def test_every_canonical_column_lands_in_the_claim() -> None:
         "Claim Nbr,Ins Name,Svc Dt,Proc Cd,Pmt Dt,Billed Amt,Amt Pd,Adj Reason Codes,Status",
         "Claim No.,Primary Insurance,Date of Service,CPT/HCPCS,Date Paid,Total Charge ($),"
         "Payment Amt,Denial Reason,Claim Status",
+        "Patient Account #,Carrier Name,DOS,Proc Code,Process Date,Charge Amt,Payments,"
+        "Denial Code,Claim Status",
+        "Encounter ID,Payer,Date of Service,CPT,Check Date,Charges,Insurance Payment Amount,"
+        "CARC Code,Status",
     ],
 )
 def test_header_spellings_of_real_exports_are_understood(header: str) -> None:
@@ -332,6 +336,24 @@ def test_header_spellings_of_real_exports_are_understood(header: str) -> None:
     assert (claim.service_date, claim.decision_date) == (dt.date(2026, 3, 1), MARCH_14)
     assert (claim.billed_cents, claim.paid_cents, claim.status) == (25000, 0, ClaimStatus.DENIED)
     assert claim.adjustments == (Adjustment("CO", "50", 0),)
+
+
+def test_of_two_headers_of_one_column_the_plainer_spelling_is_read() -> None:
+    """An export with a claim number and the patient's account number (an account has many
+    claims) reads the claim number, wherever it stands; likewise the payer's paid date
+    before the day the payment was posted."""
+    items = parse(
+        "Patient Account #,Post Date,Claim #,Payer,Paid Date,Charges,Payments\n"
+        "PA1,2026-03-20,C1,Aetna,2026-03-14,10,5\n"
+        "PA1,2026-03-20,C2,Aetna,2026-03-14,10,5\n"
+    )
+    assert items[0] == UploadWarning(
+        "IGNORED_COLUMNS", "columns not used: Patient Account #, Post Date", 1
+    )
+    assert [(c.claim_id, c.decision_date, c.billed_cents) for c in claims(items)] == [
+        ("C1", MARCH_14, 1000),
+        ("C2", MARCH_14, 1000),
+    ]
 
 
 def test_columns_it_does_not_use_are_named_in_a_warning() -> None:
