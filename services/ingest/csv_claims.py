@@ -72,6 +72,11 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
                                "pt resp", "patient amount", "patient responsibility amount",
                                "patient liability", "pr amount", "patient share",
                                "member responsibility", "member liability"),
+    # The patient's share in parts, as ERA exports split it: summed where the file has no
+    # patient responsibility column.
+    "deductible": ("deductible amount", "deductibles"),
+    "coinsurance": ("coinsurance amount", "coins"),
+    "copay": ("copay amount", "copayment", "copayment amount", "copays"),
     "carc_codes": ("carc codes", "carc", "carcs", "adjustment codes", "adjustment reason codes",
                    "denial codes", "denial reason", "denial reason codes", "reason codes",
                    "denial code", "denial reasons", "carc code"),
@@ -203,6 +208,8 @@ _SHORT_WORDS = {
     "ctrl": "control", "chk": "check", "rcvd": "received", "recd": "received", "tot": "total",
     "co": "company", "allowable": "allowed",
 }  # fmt: skip
+# `Co-Insurance`, `Co Pay`: one word, not a company's ("Ins Co").
+_CO_WORDS = re.compile(r"\bco (ins|insurance|pay|payment|pmt)\b")
 # Words a header may hold that do not change which column it is ("Date of Service").
 _FILLER_WORDS = frozenset({"of", "the"})
 
@@ -210,7 +217,7 @@ _FILLER_WORDS = frozenset({"of", "the"})
 def _header_key(header: str) -> tuple[str, ...]:
     """A header's words, shortened ones spelled out, in any order: "Paid Amt", "Amount Paid"
     and "amt_paid" are one column's; "Billed ($)" is "billed"."""
-    words = re.sub(r"[$():]+", " ", _normalise(header)).split()
+    words = _CO_WORDS.sub(r"co\1", re.sub(r"[$():]+", " ", _normalise(header))).split()
     return tuple(sorted(_SHORT_WORDS.get(w, w) for w in words if w not in _FILLER_WORDS))
 
 
@@ -597,6 +604,8 @@ class CsvParser:
         # column).
         self._heading_payer: str | None = None
         self._adjustments: tuple[AdjustmentColumns, ...] = ()
+        # The columns of the patient's share in parts (name, index), without a total's.
+        self._patient_parts: tuple[tuple[str, int], ...] = ()
         self._remarks = _RemarkCodes()
         self._lines = _Lines()
         self._reader = csv.reader(self._lines, self._dialect)
@@ -1101,6 +1110,10 @@ class CsvParser:
                 parts[_ADJUSTMENT_PARTS[found.group(2)]] = index
         for column, (_, index) in named.items():
             columns.setdefault(column, index)  # a column_map's choice stands
+        parts = [(name, columns.pop(name)) for name in _PATIENT_PARTS if name in columns]
+        if "patient_responsibility" not in columns:
+            self._patient_parts = tuple(parts)
+            columns.update(parts)
         # Mapped columns are used; an alias the column_map overrode is not.
         used = set(columns.values()) | {i for parts in numbered.values() for i in parts}
         ignored = [cells[index].strip() for index in by_header.values() if index not in used]
@@ -1192,7 +1205,12 @@ class CsvParser:
                 "allowed_amount", cells[allowed_at], decimal_comma=decimal_comma
             ),
             paid_cents=paid,
-            patient_responsibility_cents=parse_cents(
+            patient_responsibility_cents=sum(
+                parse_cents(name, cells[at], decimal_comma=decimal_comma) or 0
+                for name, at in self._patient_parts
+            )
+            if self._patient_parts
+            else parse_cents(
                 "patient_responsibility", cells[patient_at], decimal_comma=decimal_comma
             )
             or 0,
@@ -1212,6 +1230,7 @@ _CLAIM_COLUMNS = (
     "patient_responsibility", "carc_codes", "payer_claim_control_number",
 )  # fmt: skip
 _ADJUSTMENT_COLUMNS = ("adjustment_group", "adjustment_reason_code", "adjustment_amount")
+_PATIENT_PARTS = ("deductible", "coinsurance", "copay")
 
 
 def _other_spellings(column: str) -> list[str]:
@@ -1539,6 +1558,7 @@ class _Columns:
         self._at = parser._at
         self._decimal_comma = parser._dialect is _Semicolon
         self._remarks = parser._remarks
+        self._patient_parts = parser._patient_parts
         self._unread: set[int] = set()
 
     def claims(self, line_numbers: list[int]) -> list[ClaimRecord | None]:
@@ -1589,7 +1609,7 @@ class _Columns:
             _zero_if_none(self._amounts(billed_at, "billed_amount")),
             self._amounts(allowed_at, "allowed_amount"),
             _zero_if_none(self._amounts(paid_at, "paid_amount")),
-            _zero_if_none(self._amounts(patient_at, "patient_responsibility")),
+            self._patient_share(patient_at),
             self._looked_up(carc_at, _adjustments, reasons),
             self._texts(control_at, "payer_claim_control_number", required=False),
         )
@@ -1629,6 +1649,14 @@ class _Columns:
                 known[cell] = _UNREAD
         values = list(map(known.__getitem__, column))
         return self._mark(values) if _UNREAD in known.values() else values
+
+    def _patient_share(self, at: int) -> list[Any]:
+        """The patient's share: its column, or its parts summed (a part not read leaves the
+        row to be read on its own)."""
+        if not self._patient_parts:
+            return _zero_if_none(self._amounts(at, "patient_responsibility"))
+        parts = [self._amounts(part_at, name) for name, part_at in self._patient_parts]
+        return [sum(v for v in row if v.__class__ is int) for row in zip(*parts, strict=True)]
 
     def _amounts(self, at: int, name: str) -> list[int | None] | list[Any]:
         column = self._column(at)

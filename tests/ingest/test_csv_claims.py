@@ -356,6 +356,38 @@ def test_of_two_headers_of_one_column_the_plainer_spelling_is_read() -> None:
     ]
 
 
+@pytest.mark.parametrize("by_columns", [True, False])
+def test_the_patients_share_in_parts_is_summed_where_there_is_no_total(by_columns: bool) -> None:
+    """ERA exports split the patient's share into deductible, coinsurance and copay; with no
+    patient responsibility column, the parts are its sum. `Co-Insurance` is never a payer
+    (an insurance company) column, though a payer column spelled less plainly is there."""
+    parser = CsvParser(by_columns=by_columns)
+    text = (
+        "Claim #,Primary Payer,Paid Date,Charges,Ins Paid,Deductible Amt,Co-Insurance,Co-Pay\n"
+        + "".join(f"C{i},Aetna,2026-03-14,100,50,$20.00,5,\n" for i in range(20))
+        + "C20,Aetna,2026-03-14,100,50,,,10\n"
+        + "C21,Aetna,03/14/26,100,50,,(2.50),\n"  # a credit, read on its own
+        + "C22,Aetna,2026-03-14,100,50,,x5,\n"
+    )
+    items = parser.feed(text) + parser.close()
+    assert [w for w in items if isinstance(w, UploadWarning)] == []
+    read = claims(items)
+    assert {c.payer_name for c in read} == {"Aetna"}
+    assert [c.patient_responsibility_cents for c in read] == [2500] * 20 + [1000, -250]
+    (rejection,) = rejections(items)
+    assert (rejection.line_number, rejection.column, rejection.raw_value) == (
+        24,
+        "coinsurance",
+        "x5",
+    )
+
+
+def test_a_patient_responsibility_column_is_read_before_its_parts() -> None:
+    items = parse("Claim,Payer,Paid Date,Deductible,Pt Resp,Copay\nC1,Aetna,2026-03-14,20,30,5\n")
+    assert items[0] == UploadWarning("IGNORED_COLUMNS", "columns not used: Deductible, Copay", 1)
+    assert claims(items)[0].patient_responsibility_cents == 3000
+
+
 def test_columns_it_does_not_use_are_named_in_a_warning() -> None:
     items = parse("Claim ID,Patient Name,Payer,Remit Date,Notes\nC1,Jane Doe,Aetna,2026-03-14,x\n")
     assert items[0] == UploadWarning("IGNORED_COLUMNS", "columns not used: Patient Name, Notes", 1)
