@@ -1110,10 +1110,10 @@ class CsvParser:
                 parts[_ADJUSTMENT_PARTS[found.group(2)]] = index
         for column, (_, index) in named.items():
             columns.setdefault(column, index)  # a column_map's choice stands
-        parts = [(name, columns.pop(name)) for name in _PATIENT_PARTS if name in columns]
+        shares = [(name, columns.pop(name)) for name in _PATIENT_PARTS if name in columns]
         if "patient_responsibility" not in columns:
-            self._patient_parts = tuple(parts)
-            columns.update(parts)
+            self._patient_parts = tuple(shares)
+            columns.update(shares)
         # Mapped columns are used; an alias the column_map overrode is not.
         used = set(columns.values()) | {i for parts in numbered.values() for i in parts}
         ignored = [cells[index].strip() for index in by_header.values() if index not in used]
