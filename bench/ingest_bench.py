@@ -67,8 +67,11 @@ UNINDEXED_TABLE = "claims_copy_unindexed"
 # The CSV's canonical columns typed as ingest stores them, plus the columns ingest's keys and
 # indexes use: customer and upload are constant for one load (as in one upload), claim_uid
 # is computed from payer and claim id as ingest computes it, so the raw file loads directly.
-_REFERENCE_COLUMNS = """
-    customer_id text NOT NULL DEFAULT 'bench',
+# The customer whose claims both loads hold: the upload's and the reference rows' customer_id,
+# so that every index, each led by it, holds the same keys in both.
+CUSTOMER = "bench"
+_REFERENCE_COLUMNS = f"""
+    customer_id text NOT NULL DEFAULT '{CUSTOMER}',
     claim_id text NOT NULL,
     payer text NOT NULL,
     procedure_code text,
@@ -436,11 +439,10 @@ def measure_loads(admin_url: str, path: Path, rows: int) -> SizeResult:
     checkpoint(admin_url)
     # A fresh process per size, so its peak RSS is this upload's alone.
     with ingest_process(ingest_url) as ingest:
-        customer = f"bench-{rows}-{uuid.uuid4().hex[:8]}"
-        run = timed_upload(ingest, admin_url, path, customer)
+        run = timed_upload(ingest, admin_url, path, CUSTOMER)
     upload = run.upload
     log(
-        f"  CreateUpload for {customer}: {run.seconds:.1f} s, {rows / run.seconds:,.0f} rows/s "
+        f"  CreateUpload for {CUSTOMER}: {run.seconds:.1f} s, {rows / run.seconds:,.0f} rows/s "
         f"({resources_pb2.Upload.State.Name(upload.state)}; read {upload.rows_read:,}, "
         f"accepted {upload.rows_accepted:,}, rejected {upload.rows_rejected:,})\n"
         f"    ingest RSS {run.rss_at_rest / MB:.0f} MB at rest, {run.peak_rss / MB:.0f} MB peak; "
