@@ -264,6 +264,29 @@ def test_a_change_made_meanwhile_is_shown_as_a_conflict_not_overwritten(
     assert len(session.errors) == 1 and "412" in session.errors[0]
 
 
+def test_a_code_group_is_said_and_filtered_in_words(
+    system: System, browser: Browser, drifted: tuple[str, dict[str, Any]]
+) -> None:
+    """Code groups read as people say them ("evaluation and management", not its enum
+    name), are offered as such in the filter, and filter as typed."""
+    customer, _ = drifted
+    session, page = signed_in(browser, system, customer, role="viewer")
+    go(page, "Drift events")
+    offered = page.locator("#code-groups option").evaluate_all("all => all.map(o => o.value)")
+    assert "evaluation and management" in offered and "laboratory" in offered
+    page.get_by_label("Code group").fill("Evaluation and Management")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.get_by_role("table").get_by_role("row")
+    expect(rows.filter(has_text="evaluation and management")).to_have_count(1)
+    expect(rows.filter(has_text="all codes")).to_have_count(0)
+    rows.filter(has_text="evaluation and management").get_by_role("link").first.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        f"{DRIFTED_PAYER}: denial rate, evaluation and management"
+    )
+    expect(page.locator(".summary")).to_contain_text("evaluation and management claims")
+    assert session.errors == []
+
+
 @pytest.mark.parametrize("role", ["viewer", "admin"])
 def test_write_controls_are_offered_to_writers_only(
     system: System, browser: Browser, drifted: tuple[str, dict[str, Any]], role: str

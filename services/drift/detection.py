@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
+from runtime.code_groups import group_words
 from services.drift import statistics
 from services.drift.config import DetectionConfig
 from services.drift.series import (
@@ -586,7 +587,7 @@ def _pending_evidence(
 
 
 def _pending_summary(cell: Cell, evidence: Evidence, dollars: int) -> str:
-    scope = f"{cell.code_group.replace('_', ' ').lower()} claims" if cell.code_group else "claims"
+    scope = f"{group_words(cell.code_group)} claims" if cell.code_group else "claims"
     stake = f" — about {_money(dollars)} held back" if dollars else ""
     return (
         f"{cell.payer} has {evidence.current_events} {scope} waiting more than "
@@ -2105,7 +2106,7 @@ def summary(
 ) -> str:
     """One line a revenue-cycle lead can act on; `began`: when the change began;
     `new_reasons`: a denial rate's rise came with a change of reasons (the codes that grew)."""
-    scope = f"{cell.code_group.replace('_', ' ').lower()} claims" if cell.code_group else "claims"
+    scope = f"{group_words(cell.code_group)} claims" if cell.code_group else "claims"
     since = f"since {began:%b} {began.day}"
     stake = f" — about {_money(dollars)} at stake" if dollars else ""
     expected = evidence.expected_value

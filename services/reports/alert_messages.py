@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from runtime.code_groups import group_words
 from upstream.drift.v1 import resources_pb2 as drift_resources
 
 SUBJECT_PREFIX = "[Upstream]"
@@ -201,7 +202,7 @@ def _facts(event: drift_resources.DriftEvent) -> list[tuple[str, str]]:
     evidence = event.evidence
     facts = [
         ("Payer", event.payer),
-        ("Code group", event.code_group or "all codes"),
+        ("Code group", group_words(event.code_group) if event.code_group else "all codes"),
         ("Metric", METRIC_NAMES.get(metric, metric)),
     ]
     if metric != "DENIAL_REASON_MIX":

@@ -202,6 +202,7 @@ def event(
     """A drift event with its numbers and a triage note no alert may carry."""
     made = drift_event(customer, event_id, severity=severity, hours_later=hours_later)
     made.payer = payer
+    made.code_group = "EVALUATION_MANAGEMENT"
     made.summary = (
         f"{payer} E&M denial rate 8.1% → 14.6% (+6.5 pts) in the 30 days to 2026-05-19; "
         "$42,310 at stake"
@@ -417,6 +418,7 @@ def test_an_opened_event_is_alerted_once_to_each_recipient_and_to_slack_and_supp
     for expected in (
         "Aetna E&M denial rate 8.1% → 14.6%",
         "Baseline → current: 8.1% → 14.6%",
+        "Code group: evaluation and management",
         "Dollars at stake: $42,310",
         "Severity: MEDIUM",
         "Detected since: 2026-05-20",

@@ -142,6 +142,23 @@ def test_a_doubled_denial_rate_is_found_with_its_evidence() -> None:
     assert "Aetna now denies" in finding.summary
 
 
+@pytest.mark.parametrize(
+    ("group", "said"),
+    [
+        ("EVALUATION_MANAGEMENT", "evaluation and management claims"),
+        ("REVENUE_04", "revenue code 04xx claims"),
+        ("LABORATORY", "laboratory claims"),
+    ],
+)
+def test_a_code_groups_finding_names_the_group_as_people_say_it(group: str, said: str) -> None:
+    history = _history("Aetna", "RADIOLOGY") + _history("Aetna", group, decision_days=25)
+    detection = detect_days(history, AS_OF, CONFIG)
+    (finding,) = [
+        f for f in detection.findings if f.metric == "DECISION_DAYS" and f.cell.code_group == group
+    ]
+    assert f"to decide {said} (median" in finding.summary
+
+
 @pytest.mark.parametrize("payer", ["SELF PAY", "Self-Pay", "Patient", "Uninsured", "Cash"])
 def test_the_patients_themselves_are_shown_but_never_compared(payer: str) -> None:
     """Claims a patient pays (no insurer) change with the patients: no payer drift, so the

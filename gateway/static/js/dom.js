@@ -79,6 +79,42 @@ export function words(name) {
   return String(name || "").toLowerCase().replace(/_/g, " ");
 }
 
+// Procedure-code groups (a claim's `codeGroup`) as people say them; runtime/code_groups.py
+// says them the same way in summaries and alerts.
+const GROUP_WORDS = {
+  EVALUATION_MANAGEMENT: "evaluation and management",
+  SUPPLIES_TRANSPORT: "supplies and transport",
+  ENTERAL_PARENTERAL: "enteral and parenteral therapy",
+  ORTHOTICS_PROSTHETICS: "orthotics and prosthetics",
+  PROCEDURES_SERVICES: "HCPCS procedures and services",
+  TEMPORARY_CODES: "HCPCS temporary codes",
+  HCPCS_OTHER: "other HCPCS",
+  CPT_CATEGORY_II_III: "CPT category II and III",
+};
+// Every group but the revenue codes' (REVENUE_04: "revenue code 04xx").
+export const CODE_GROUPS = [
+  "ANESTHESIA", "SURGERY", "RADIOLOGY", "LABORATORY", "MEDICINE", "EVALUATION_MANAGEMENT",
+  "SUPPLIES_TRANSPORT", "ENTERAL_PARENTERAL", "DURABLE_MEDICAL_EQUIPMENT", "PROCEDURES_SERVICES",
+  "DRUGS", "ORTHOTICS_PROSTHETICS", "TEMPORARY_CODES", "HCPCS_OTHER", "CPT_CATEGORY_II_III", "OTHER",
+];
+
+export function groupWords(group) {
+  if (group.startsWith("REVENUE_")) return `revenue code ${group.slice("REVENUE_".length)}xx`;
+  return GROUP_WORDS[group] || words(group);
+}
+
+// A code group as typed, in its words or by its name ("evaluation and management",
+// "evaluation_management", "revenue code 04xx"), as the group's name.
+export function groupNamed(text) {
+  const typed = String(text || "").trim().toLowerCase().replace(/\s+/g, " ");
+  if (!typed) return "";
+  const said = Object.keys(GROUP_WORDS).find((group) => GROUP_WORDS[group].toLowerCase() === typed);
+  if (said) return said;
+  const revenue = typed.match(/^revenue(?: code)? ?(\d{2})(?:xx)?$/);
+  if (revenue) return `REVENUE_${revenue[1]}`;
+  return typed.toUpperCase().replace(/ /g, "_");
+}
+
 // A google.type.Money as a number of its currency's units.
 export function amount(value) {
   return value ? Number(value.units || 0) + Number(value.nanos || 0) / 1e9 : 0;

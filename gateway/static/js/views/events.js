@@ -3,7 +3,7 @@
 // meanwhile by someone else is shown as such instead of being overwritten.
 
 import { metricChart, METRICS } from "../chart.js";
-import { amount, badge, conflictBox, count, dayRange, errorBox, field, h, idOf, money, quoted, select, table, time, words } from "../dom.js";
+import { amount, badge, CODE_GROUPS, conflictBox, count, dayRange, errorBox, field, groupNamed, groupWords, h, idOf, money, quoted, select, table, time, words } from "../dom.js";
 
 const METRIC_OPTIONS = [["", "Any metric"], ...["DENIAL_RATE", "DECISION_DAYS", "PAYMENT_RATIO", "DENIAL_REASON_MIX"].map((m) => [m, words(m)])];
 const STATE_OPTIONS = [["", "Open"], ["ALL", "Any state"], ...["NEW", "ACKNOWLEDGED", "RESOLVED", "DISMISSED"].map((s) => [s, words(s)])];
@@ -18,8 +18,8 @@ const TRIAGE = [
 export function filterOf(query) {
   const terms = [];
   if (query.get("payer")) terms.push(`payer = ${quoted(query.get("payer"))}`);
-  // Typed as shown ("evaluation management"), stored as the group's name.
-  const codeGroup = (query.get("codeGroup") || "").trim().toUpperCase().replace(/\s+/g, "_");
+  // Typed as shown ("evaluation and management"), stored as the group's name.
+  const codeGroup = groupNamed(query.get("codeGroup"));
   if (codeGroup) terms.push(`code_group = ${quoted(codeGroup)}`);
   if (query.get("metric")) terms.push(`metric = ${query.get("metric")}`);
   if (query.get("severity")) terms.push(`severity = ${query.get("severity")}`);
@@ -31,7 +31,8 @@ export function filterOf(query) {
 
 async function list({ api, query }) {
   const payer = h("input", { name: "payer", type: "text", value: query.get("payer") || "", list: "payer-names", autocomplete: "off" });
-  const codeGroup = h("input", { name: "codeGroup", type: "text", value: query.get("codeGroup") || "", placeholder: "e.g. laboratory", autocomplete: "off" });
+  const codeGroup = h("input", { name: "codeGroup", type: "text", value: query.get("codeGroup") || "", placeholder: "e.g. laboratory", list: "code-groups", autocomplete: "off" });
+  const codeGroups = h("datalist", { id: "code-groups" }, CODE_GROUPS.map((group) => h("option", { value: groupWords(group) })));
   const metric = select("metric", METRIC_OPTIONS, query.get("metric") || "");
   const state = select("state", STATE_OPTIONS, query.get("state") || "");
   const severity = select("severity", SEVERITY_OPTIONS, query.get("severity") || "");
@@ -40,6 +41,7 @@ async function list({ api, query }) {
     { class: "filters", role: "search", "aria-label": "Filter drift events" },
     field("Payer", payer),
     field("Code group", codeGroup),
+    codeGroups,
     field("Metric", metric),
     field("State", state),
     field("Severity", severity),
@@ -68,7 +70,7 @@ async function list({ api, query }) {
       ["Payer", "Code group", "Metric", "Severity", "State", "At stake", "Last seen"],
       events.map((event) => [
         h("a", { href: `#/events/${idOf(event.name)}` }, event.payer),
-        event.codeGroup ? words(event.codeGroup) : "all codes",
+        event.codeGroup ? groupWords(event.codeGroup) : "all codes",
         words(event.metric),
         badge(event.severity),
         badge(event.state),
@@ -175,7 +177,7 @@ async function detail(context) {
     "section",
     { "aria-labelledby": "event-title" },
     h("p", {}, h("a", { href: "#/events" }, "← Drift events")),
-    h("h1", { id: "event-title" }, `${event.payer}: ${words(event.metric)}${event.codeGroup ? `, ${words(event.codeGroup)}` : ""}`),
+    h("h1", { id: "event-title" }, `${event.payer}: ${words(event.metric)}${event.codeGroup ? `, ${groupWords(event.codeGroup)}` : ""}`),
     h("p", { class: "summary" }, event.summary),
     h(
       "dl",
