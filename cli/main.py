@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
+import itertools
 import json
 import os
 import sys
@@ -235,7 +236,7 @@ def upload(session: Session, args: argparse.Namespace) -> None:
             raise CommandError(
                 "INVALID_ARGUMENT",
                 f"{said}; if the file has them under other headings, name those with "
-                "--column NAME=HEADER (claim_id='Encounter No')",
+                "--column NAME=HEADER (claim_id='Chart Ref')",
                 EXIT_CODES[grpc.StatusCode.INVALID_ARGUMENT],
             ) from None
     session.show([made], _upload_columns)
@@ -276,7 +277,7 @@ def _column(text: str) -> tuple[str, str]:
     """`NAME=HEADER` of `upload --column`."""
     name, equals, header = text.partition("=")
     if not equals or not name.strip() or not header.strip():
-        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=HEADER (claim_id='Encounter No')")
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=HEADER (claim_id='Chart Ref')")
     return name.strip(), header.strip()
 
 
@@ -316,12 +317,13 @@ def _rejection_columns(rejection: ingest_resources.UploadRejection) -> list[str]
     return columns
 
 
+def _equals(pairs: Iterable[tuple[str, str | None]], *, quoted: bool = True) -> list[str]:
+    """`field = "value"` filter terms of the pairs given a value (enum values unquoted)."""
+    return [f"{field} = {_quoted(value) if quoted else value}" for field, value in pairs if value]
+
+
 def rejections(session: Session, args: argparse.Namespace) -> None:
-    terms = [
-        f"{field} = {_quoted(value)}"
-        for field, value in (("code", args.code), ("column", args.column))
-        if value
-    ]
+    terms = _equals((("code", args.code), ("column", args.column)))
     found = _listed(
         session,
         session.ingest().ListUploadRejections,
@@ -340,19 +342,61 @@ def uploads(session: Session, args: argparse.Namespace) -> None:
     session.show(found, _upload_columns)
 
 
+def claims(session: Session, args: argparse.Namespace) -> None:
+    terms = _equals(
+        (
+            ("payer", args.payer),
+            ("code_group", args.code_group),
+            ("claim_id", args.claim_id),
+            ("upload", args.upload and _named(session, "uploads", args.upload)),
+        )
+    ) + _equals((("status", args.status),), quoted=False)
+    if args.denied:
+        terms.append("denied = true")
+    if args.procedure_code:
+        terms.append(f"procedure_codes:{_quoted(args.procedure_code)}")
+    for operator, day in ((">=", args.decided_from), ("<=", args.decided_to)):
+        if day:
+            terms.append(f"decision_date {operator} {_quoted(day.isoformat())}")
+    if args.filter:
+        terms.append(f"({args.filter})")
+    found = _listed(
+        session,
+        session.ingest().ListClaims,
+        ingest_service_pb2.ListClaimsRequest,
+        "claims",
+        filter=" AND ".join(terms),
+        order_by=args.order_by or "",
+    )
+    session.show(itertools.islice(found, args.limit), _claim_columns)
+
+
+def _claim_columns(claim: ingest_resources.Claim) -> list[str]:
+    decided = claim.decision_date
+    reasons = ";".join(f"{a.group_code}-{a.reason_code}" for a in claim.adjustments)
+    return [
+        claim.claim_id,
+        claim.payer,
+        ingest_resources.Claim.Status.Name(claim.status),
+        f"{decided.year:04d}-{decided.month:02d}-{decided.day:02d}" if decided.year else "-",
+        f"billed {_dollars(claim.billed_amount)}",
+        f"paid {_dollars(claim.paid_amount)}",
+        reasons or "-",
+    ]
+
+
+def _dollars(money: Any) -> str:
+    return f"${money.units + money.nanos / 1e9:,.2f}"
+
+
 def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def events(session: Session, args: argparse.Namespace) -> None:
-    terms = []
-    if args.payer:
-        terms.append(f"payer = {_quoted(args.payer)}")
-    if args.code_group:
-        terms.append(f"code_group = {_quoted(args.code_group)}")
-    for field, value in (("metric", args.metric), ("state", args.state)):
-        if value:
-            terms.append(f"{field} = {value}")
+    terms = _equals((("payer", args.payer), ("code_group", args.code_group))) + _equals(
+        (("metric", args.metric), ("state", args.state)), quoted=False
+    )
     if args.severity:
         terms.append(f"severity >= {args.severity}")
     if args.active:
@@ -511,12 +555,22 @@ def payers(session: Session, args: argparse.Namespace) -> None:
     )
 
 
-def _date(text: str) -> Any:
+def _day(text: str) -> dt.date:
     try:
-        day = dt.date.fromisoformat(text)
+        return dt.date.fromisoformat(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from error
+
+
+def _date(text: str) -> Any:
+    day = _day(text)
     return {"year": day.year, "month": day.month, "day": day.day}
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return int(text)
 
 
 def report_create(session: Session, args: argparse.Namespace) -> None:
@@ -623,7 +677,7 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         type=_column,
         metavar="NAME=HEADER",
-        help="the CSV header holding a column, e.g. claim_id='Encounter No' (repeat for more)",
+        help="the CSV header holding a column, e.g. claim_id='Chart Ref' (repeat for more)",
     )
     command.set_defaults(run=upload)
     commands.add_parser("uploads", help="list uploads").set_defaults(run=uploads)
@@ -634,6 +688,26 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--code", help="one reason, e.g. BAD_DATE")
     command.add_argument("--column", help="one column, e.g. decision_date")
     command.set_defaults(run=rejections)
+    command = commands.add_parser("claims", help="list claims, newest decision first")
+    command.add_argument("--payer", help="a canonical payer")
+    command.add_argument("--status", choices=["PAID", "PARTIAL", "DENIED", "PENDING", "REVERSED"])
+    command.add_argument("--denied", action="store_true", help="claims counted as denials")
+    command.add_argument("--code-group", help="e.g. LABORATORY")
+    command.add_argument("--procedure-code", help="claims with this code, e.g. 99213")
+    command.add_argument("--claim-id", help="the id the files give it")
+    command.add_argument("--upload", help="claims an upload wrote (upload id or name)")
+    command.add_argument("--decided-from", type=_day, metavar="YYYY-MM-DD")
+    command.add_argument("--decided-to", type=_day, metavar="YYYY-MM-DD")
+    command.add_argument(
+        "--filter",
+        help="more terms in AIP-160 over payer, status, denied, code_group, procedure_codes, "
+        "decision_date, claim_id, upload",
+    )
+    command.add_argument(
+        "--order-by", help="decision_date, update_time or billed_amount, each maybe ' desc'"
+    )
+    command.add_argument("--limit", type=_positive, help="at most this many")
+    command.set_defaults(run=claims)
     command = commands.add_parser("events", help="list drift events")
     command.add_argument("--payer")
     command.add_argument("--code-group")

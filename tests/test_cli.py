@@ -353,3 +353,46 @@ def test_rejections_of_many_pages_are_listed_whole_and_in_order(
     (made,) = lines(run(system, customer, "--json", "upload", str(path)))
     listed = lines(run(system, customer, "--json", "rejections", made["name"]))
     assert [int(r["lineNumber"]) for r in listed] == list(range(3, 2_103))
+
+
+def test_claims_are_listed_by_what_an_analyst_asks_for(system: System, tmp_path: Path) -> None:
+    """`upstream claims` lists a customer's claims newest decision first, narrowed by payer,
+    denial, status, procedure code, upload and decision dates, one line each (or JSON), and
+    stops at `--limit`."""
+    customer = "cli" + uuid.uuid4().hex[:8]
+    path = tmp_path / "march.csv"
+    path.write_text(
+        "claim_id,payer,procedure_code,decision_date,status,billed_amount,paid_amount,carc_codes\n"
+        "A1,Aetna,99213,2026-03-02,PAID,100.00,80.00,CO-45\n"
+        "A2,Aetna,99214,2026-03-09,DENIED,1250.50,0,CO-16;PR-1\n"
+        "A3,Aetna,80053,2026-03-16,DENIED,40.00,0,CO-197\n"
+        "C1,Cigna,99213,2026-03-20,PAID,90.00,72.00,\n"
+    )
+    (made,) = lines(run(system, customer, "--json", "upload", str(path)))
+
+    every = run(system, customer, "claims")
+    assert every.returncode == 0, every.stderr
+    assert every.stdout.splitlines() == [
+        "C1  Cigna  PAID  2026-03-20  billed $90.00  paid $72.00  -",
+        "A3  Aetna  DENIED  2026-03-16  billed $40.00  paid $0.00  CO-197",
+        "A2  Aetna  DENIED  2026-03-09  billed $1,250.50  paid $0.00  CO-16;PR-1",
+        "A1  Aetna  PAID  2026-03-02  billed $100.00  paid $80.00  CO-45",
+    ]
+
+    def ids(*args: str) -> list[str]:
+        return [
+            claim["claimId"] for claim in lines(run(system, customer, "--json", "claims", *args))
+        ]
+
+    assert ids("--payer", "Aetna", "--denied") == ["A3", "A2"]
+    assert ids("--status", "PAID", "--decided-from", "2026-03-03") == ["C1"]
+    assert ids("--procedure-code", "99213", "--order-by", "billed_amount") == ["C1", "A1"]
+    assert ids("--upload", made["name"].rsplit("/", 1)[1], "--limit", "2") == ["C1", "A3"]
+    assert ids(
+        "--decided-to", "2026-03-09", "--filter", 'code_group = "EVALUATION_MANAGEMENT"'
+    ) == [
+        "A2",
+        "A1",
+    ]
+    refused = run(system, customer, "claims", "--decided-from", "March")
+    assert refused.returncode == 2 and "'March' is not a date" in refused.stderr

@@ -216,7 +216,7 @@ def test_an_upload_names_the_headings_its_export_uses_for_columns(
     customer = "web" + uuid.uuid4().hex[:8]
     session, page = signed_in(browser, system, customer)
     go(page, "Uploads")
-    body = b"Encounter No,Insurer,Adjudicated,Charge,Remitted\nE1,Aetna,2026-03-14,100,80\n"
+    body = b"Chart Ref,Insurer,Adjudicated,Charge,Remitted\nE1,Aetna,2026-03-14,100,80\n"
     chosen = {"name": "visits.csv", "mimeType": "text/csv", "buffer": body}
     page.get_by_label("Claims file").set_input_files(chosen)
     page.get_by_role("button", name="Upload", exact=True).click()
@@ -224,7 +224,7 @@ def test_an_upload_names_the_headings_its_export_uses_for_columns(
     expect(page.get_by_role("alert")).to_contain_text("claim_id")
     # Where to name them is opened, and said.
     expect(page.get_by_text("If the file has these columns under other headings")).to_be_visible()
-    for label, heading in (("Claim ID", "Encounter No"), ("Payer", "Insurer"),
+    for label, heading in (("Claim ID", "Chart Ref"), ("Payer", "Insurer"),
                            ("Decision date", "Adjudicated"), ("Billed amount", "Charge"),
                            ("Paid amount", "Remitted")):  # fmt: skip
         page.get_by_label(label, exact=True).fill(heading)
@@ -234,7 +234,7 @@ def test_an_upload_names_the_headings_its_export_uses_for_columns(
 
     page.get_by_role("link", name="visits.csv: 1 claims stored").click()
     expect(page.get_by_role("heading", level=1, name="visits.csv")).to_be_visible()
-    expect(page.get_by_text("Claim ID: “Encounter No”; Payer: “Insurer”")).to_be_visible()
+    expect(page.get_by_text("Claim ID: “Chart Ref”; Payer: “Insurer”")).to_be_visible()
     assert [e for e in session.errors if not e.startswith(HTTP_ERROR_LOG)] == []
 
 

@@ -279,8 +279,8 @@ def test_a_file_whose_first_lines_are_no_header_says_what_the_first_one_lacks() 
 
 
 def test_a_column_map_finds_its_header_below_a_title() -> None:
-    text = "Remittances, March\nEncounter No,Insurance,Remit Date,Billed\nE1,Cigna,2026-03-14,9\n"
-    [claim] = claims(parse(text, column_map={"claim_id": "Encounter No"}))
+    text = "Remittances, March\nChart Ref,Insurance,Remit Date,Billed\nE1,Cigna,2026-03-14,9\n"
+    [claim] = claims(parse(text, column_map={"claim_id": "Chart Ref"}))
     assert (claim.claim_id, claim.payer_name, claim.decision_date) == ("E1", "Cigna", MARCH_14)
 
 

@@ -211,8 +211,8 @@ def test_an_upload_keeps_the_column_map_it_was_read_with(system: System) -> None
     named in the request's column map, the file is read by them, and the upload says how,
     when made and whenever read again."""
     customer = _fresh_customer()
-    body = b"Encounter No,Insurer,Adjudicated,Charge,Remitted\nE1,Aetna,2026-03-14,100,80\n"
-    names = {"claim_id": "Encounter No", "payer": "Insurer", "decision_date": "Adjudicated",
+    body = b"Chart Ref,Insurer,Adjudicated,Charge,Remitted\nE1,Aetna,2026-03-14,100,80\n"
+    names = {"claim_id": "Chart Ref", "payer": "Insurer", "decision_date": "Adjudicated",
              "billed_amount": "Charge", "paid_amount": "Remitted"}  # fmt: skip
     with system.client(customer, "admin") as client:
         unnamed = _upload(client, customer, body)
