@@ -6,6 +6,8 @@ console error."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 import shutil
 import uuid
@@ -284,7 +286,63 @@ def test_a_code_group_is_said_and_filtered_in_words(
         f"{DRIFTED_PAYER}: denial rate, evaluation and management"
     )
     expect(page.locator(".summary")).to_contain_text("evaluation and management claims")
+    # The chart is the event's own: its payer's evaluation and management claims, week by
+    # week over its baseline and current windows, as the daily statistics count them.
+    title = f"{DRIFTED_PAYER}, evaluation and management: Denial rate"
+    expect(page.get_by_role("img", name=f"{title}: weekly values")).to_be_visible()
+    page.get_by_text("The numbers").click()
+    shown = [
+        row.split("\t")
+        for row in page.get_by_role("table", name=f"{title}, by week")
+        .locator("tbody tr")
+        .all_inner_texts()
+    ]
+    event_id = page.url.rsplit("/", 1)[1]
+    assert [(day, int(claims)) for day, claims, _ in shown] == [
+        (day.isoformat(), decided) for day, decided, _ in weekly_denials(system, customer, event_id)
+    ]
+    for (_, _, value), (_, _, rate) in zip(
+        shown, weekly_denials(system, customer, event_id), strict=True
+    ):
+        assert value == "—" if rate is None else abs(float(value.rstrip(" %")) - rate * 100) < 0.051
     assert session.errors == []
+
+
+def weekly_denials(
+    system: System, customer: str, event_id: str
+) -> list[tuple[dt.date, int, float | None]]:
+    """An evaluation and management event's weeks (each beginning a multiple of 7 days
+    before its current window), their decided claims and denial rate, from the API."""
+    with system.client(customer, "viewer") as client:
+        event = client.get(f"/v1/customers/{customer}/driftEvents/{event_id}").json()
+        first, since, last = (
+            dt.date(**event[window][end])
+            for window, end in (
+                ("baselineWindow", "startDate"),
+                ("currentWindow", "startDate"),
+                ("currentWindow", "endDate"),
+            )
+        )
+        start = since - dt.timedelta(days=7 * ((since - first).days // 7))
+        streamed = client.get(
+            f"/v1/customers/{customer}/dailyStatSeries",
+            params={"payers": event["payer"], "startDate": str(start), "endDate": str(last)},
+        )
+    weeks: dict[dt.date, list[int]] = {}
+    day = start
+    while day <= last:
+        weeks[day] = [0, 0]
+        day += dt.timedelta(days=7)
+    for line in streamed.text.splitlines():
+        for series in json.loads(line)["result"].get("dailyStatSeries", []):
+            if series["codeGroup"] != "EVALUATION_MANAGEMENT":
+                continue
+            for i, number in enumerate(series.get("decisionDates", [])):
+                decided = dt.date(1970, 1, 1) + dt.timedelta(days=number)
+                week = weeks[start + dt.timedelta(days=7 * ((decided - start).days // 7))]
+                week[0] += int(series["decidedClaims"][i])
+                week[1] += int(series["deniedClaims"][i])
+    return [(week, n, denied / n if n else None) for week, (n, denied) in weeks.items()]
 
 
 @pytest.mark.parametrize("role", ["viewer", "admin"])

@@ -72,7 +72,9 @@ export class Api {
     const target = path.startsWith("/v1/") ? path : `${this.base}${path}`;
     const params = new URLSearchParams();
     for (const [key, value] of Object.entries(query || {})) {
-      if (value !== undefined && value !== null && value !== "") params.append(key, value);
+      for (const one of Array.isArray(value) ? value : [value]) {
+        if (one !== undefined && one !== null && one !== "") params.append(key, one);
+      }
     }
     const search = params.toString();
     return search ? `${target}?${search}` : target;
@@ -108,6 +110,21 @@ export class Api {
 
   delete(path, { etag } = {}) {
     return this.call("DELETE", path, { etag });
+  }
+
+  // The messages of a server stream (newline-delimited JSON, each line a `result` or an
+  // `error`).
+  async stream(path, query) {
+    const response = await fetch(this.url(path, query), {
+      headers: { Authorization: `Bearer ${this.token}`, Accept: "application/json" },
+      cache: "no-cache",
+    });
+    const lines = (await response.text()).split("\n").filter((line) => line.trim());
+    const messages = lines.map((line) => JSON.parse(line));
+    if (!response.ok) throw new ApiError(response.status, messages[0] || {});
+    const failed = messages.find((message) => message.error);
+    if (failed) throw new ApiError(500, { detail: failed.error.message, code: failed.error.code });
+    return messages.map((message) => message.result || {});
   }
 
   // A resource by its full name (`customers/acme/driftEvents/ev_1`).

@@ -27,8 +27,9 @@ function dateOf(value) {
   return new Date(Date.UTC(value.year, value.month - 1, value.day));
 }
 
-// points: [{week: Date message, value, claims}]; baseline: {value, window: {startDate, endDate}}
-export function weeklyChart({ title, points, baseline, format }) {
+// points: [{week: Date message, value, claims}]; baseline: {value, window: {startDate, endDate}};
+// current: the Date message the current window begins on, shaded from there (optional).
+export function weeklyChart({ title, points, baseline, format, current }) {
   const weeks = points.filter((point) => Number(point.claims) > 0);
   const inBaseline = baseline.window
     ? weeks.filter(
@@ -72,6 +73,11 @@ export function weeklyChart({ title, points, baseline, format }) {
       }),
     );
   }
+  const currentFrom = current ? points.findIndex((point) => dateOf(point.week) >= dateOf(current)) : -1;
+  if (currentFrom >= 0) {
+    const left = x(currentFrom) - (currentFrom ? (x(1) - x(0)) / 2 : 0);
+    chart.append(svg("rect", { x: left, width: WIDTH - PAD.right - left, y: PAD.top, height: HEIGHT - PAD.top - PAD.bottom, class: "current" }));
+  }
   if (Number.isFinite(baseline.value)) {
     chart.append(svg("line", { x1: PAD.left, x2: WIDTH - PAD.right, y1: y(baseline.value), y2: y(baseline.value), class: "baseline" }));
   }
@@ -100,6 +106,7 @@ export function weeklyChart({ title, points, baseline, format }) {
       h("span", { class: "key key-series" }, "weekly"),
       h("span", { class: "key key-baseline" }, `baseline ${format(baseline.value)}`),
       band ? h("span", { class: "key key-band" }, `baseline weeks' middle 80 % (${format(band[0])} – ${format(band[1])})`) : null,
+      currentFrom >= 0 ? h("span", { class: "key key-current" }, "current window") : null,
     ),
     h(
       "details",
@@ -146,5 +153,111 @@ export function metricChart(summary, metric) {
     })),
     baseline: { value: Number(summary.baseline?.[spec.field]), window: summary.baselineWindow },
     format: spec.format,
+  });
+}
+
+// --- an event's own series -------------------------------------------------------------------
+
+const DAY_MS = 86_400_000;
+const dayNumber = (value) => Math.round(dateOf(value).getTime() / DAY_MS);
+const isoDay = (day) => new Date(day * DAY_MS).toISOString().slice(0, 10);
+function dateMessage(day) {
+  const date = new Date(day * DAY_MS);
+  return { year: date.getUTCFullYear(), month: date.getUTCMonth() + 1, day: date.getUTCDate() };
+}
+
+// The weeks of an event's chart: a week begins on its current window's first day, and every
+// 7 days before it back over the baseline window; the last ends with the current window.
+export function eventWeeks(event) {
+  const first = dayNumber(event.baselineWindow.startDate);
+  const since = dayNumber(event.currentWindow.startDate);
+  const starts = [];
+  for (let day = since - 7 * Math.floor((since - first) / 7); day <= dayNumber(event.currentWindow.endDate); day += 7) {
+    starts.push(day);
+  }
+  return {
+    starts,
+    query: {
+      payers: [event.payer],
+      startDate: isoDay(starts[0]),
+      endDate: isoDay(dayNumber(event.currentWindow.endDate)),
+      entrySpanStarts: starts.map(isoDay),
+    },
+  };
+}
+
+function weightedMedian(histogram) {
+  const entries = [...histogram.entries()].sort((a, b) => a[0] - b[0]);
+  const total = entries.reduce((sum, [, claims]) => sum + claims, 0);
+  let seen = 0;
+  for (const [days, claims] of entries) {
+    seen += claims;
+    if (seen * 2 >= total) return days;
+  }
+  return NaN;
+}
+
+// Each week's value of `metric` for the event's payer and code group (all its groups for a
+// payer-wide event), from its daily statistics (`series`: DailyStatSeries, read with entry
+// spans that begin on the weeks' first days).
+export function eventPoints(event, metric, starts, series) {
+  const weeks = starts.map((start) => ({ start, decided: 0, denied: 0, allowed: 0, settled: 0, histogram: new Map() }));
+  const weekOf = (day) => weeks[Math.floor((day - starts[0]) / 7)];
+  const at = (values, i) => Number((values || [])[i] || 0);
+  for (const one of series) {
+    if (event.codeGroup && one.codeGroup !== event.codeGroup) continue;
+    const days = one.decisionDates || [];
+    days.forEach((day, i) => {
+      const week = weekOf(day);
+      if (!week) return;
+      week.decided += at(one.decidedClaims, i);
+      week.denied += at(one.deniedClaims, i);
+      week.allowed += at(one.allowedCents, i);
+      week.settled += at(one.paidCents, i) + at(one.patientResponsibilityCents, i);
+    });
+    (one.histogramDay || []).forEach((dayIndex, j) => {
+      const week = weekOf(days[dayIndex]);
+      if (!week) return;
+      const taken = at(one.histogramDays, j);
+      week.histogram.set(taken, (week.histogram.get(taken) || 0) + at(one.histogramClaims, j));
+    });
+  }
+  return weeks.map((week) => {
+    let claims = week.decided;
+    let value = week.decided ? week.denied / week.decided : NaN;
+    if (metric === "PAYMENT_RATIO") {
+      value = week.allowed ? week.settled / week.allowed : NaN;
+      if (!week.allowed) claims = 0;
+    } else if (metric === "DECISION_DAYS") {
+      claims = [...week.histogram.values()].reduce((sum, n) => sum + n, 0);
+      value = weightedMedian(week.histogram);
+    }
+    return { week: dateMessage(week.start), claims, value };
+  });
+}
+
+// The chart of an event: its payer and code group, week by week over its baseline and
+// current windows, against the baseline the evidence gives (a reason-mix event shows the
+// denial rate, against its baseline weeks').
+export function eventChart(event, series, title) {
+  const metric = METRICS[event.metric] ? event.metric : "DENIAL_RATE";
+  const spec = METRICS[metric];
+  const { starts } = eventWeeks(event);
+  const points = eventPoints(event, metric, starts, series);
+  let value = Number(event.evidence?.baselineValue);
+  if (metric !== event.metric) {
+    const since = dayNumber(event.currentWindow.startDate);
+    const before = points.filter((point) => dayNumber(point.week) < since && point.claims > 0);
+    const decided = before.reduce((sum, point) => sum + point.claims, 0);
+    value = decided ? before.reduce((sum, point) => sum + point.value * point.claims, 0) / decided : NaN;
+  }
+  // An event's payment ratio counts the patients' share as settled, as detection does.
+  const named = metric === "PAYMENT_RATIO" ? "(Paid + patient share) ÷ allowed" : spec.title;
+  return weeklyChart({
+    title: `${title}: ${named}`,
+    points,
+    baseline: { value, window: event.baselineWindow },
+    format: spec.format,
+    current: event.currentWindow.startDate,
   });
 }

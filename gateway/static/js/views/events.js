@@ -2,7 +2,7 @@
 // evidence (baseline against current, the weekly chart) and its triage, where a change made
 // meanwhile by someone else is shown as such instead of being overwritten.
 
-import { metricChart, METRICS } from "../chart.js";
+import { eventChart, eventWeeks } from "../chart.js";
 import { amount, badge, CODE_GROUPS, conflictBox, count, dayRange, errorBox, field, groupNamed, groupWords, h, idOf, money, quoted, select, table, time, words } from "../dom.js";
 
 const METRIC_OPTIONS = [["", "Any metric"], ...["DENIAL_RATE", "DECISION_DAYS", "PAYMENT_RATIO", "DENIAL_REASON_MIX"].map((m) => [m, words(m)])];
@@ -170,9 +170,10 @@ function triageForm(context, event) {
 async function detail(context) {
   const { api, path } = context;
   const event = await api.get(api.named(`${api.base.slice(4)}/driftEvents/${path[0]}`));
-  const summaries = await api.get("/payerSummaries", { filter: `payer = ${quoted(event.payer)}`, pageSize: 1 });
-  const summary = (summaries.payerSummaries || [])[0];
-  const chartMetric = METRICS[event.metric] ? event.metric : "DENIAL_RATE";
+  const series = event.baselineWindow && event.currentWindow
+    ? (await api.stream("/dailyStatSeries", eventWeeks(event).query)).flatMap((message) => message.dailyStatSeries || [])
+    : null;
+  const cell = `${event.payer}${event.codeGroup ? `, ${groupWords(event.codeGroup)}` : ""}`;
   return h(
     "section",
     { "aria-labelledby": "event-title" },
@@ -197,8 +198,7 @@ async function detail(context) {
     ),
     h("h2", {}, "Evidence"),
     evidenceTable(event),
-    summary ? metricChart(summary, chartMetric) : null,
-    summary && event.codeGroup ? h("p", { class: "hint" }, "The chart shows all of the payer's claims; the evidence above is for this code group.") : null,
+    series ? eventChart(event, series, cell) : null,
     api.identity.canWrite ? triageForm(context, event) : null,
   );
 }
