@@ -58,6 +58,7 @@ from services.ingest.daily_statistics import (
     without_nested_loops,
 )
 from services.ingest.parsing import Batch
+from services.ingest.payer_directory import directory_payer
 from services.ingest.records import ParseLimits, Rejection, UploadWarning
 
 MAX_STORED_WARNINGS = 100
@@ -368,11 +369,13 @@ class UploadWriter:
                 "WITH seen AS (INSERT INTO upload_payers SELECT unnest(%(uid)s::text[]) "
                 "ON CONFLICT DO NOTHING), "
                 "u AS (SELECT * FROM unnest(%(uid)s::text[], %(key)s::text[], %(raw_id)s::text[], "
-                "%(name)s::text[]) AS u(payer_uid, name_key, payer_raw_id, payer_raw_name)) "
+                "%(name)s::text[], %(directory)s::text[]) "
+                "AS u(payer_uid, name_key, payer_raw_id, payer_raw_name, directory_payer)) "
                 "INSERT INTO ingest.payers AS p (customer_id, payer_uid, name_key, raw_name, "
-                "raw_id, canonical_payer, mapping_id) "
+                "raw_id, canonical_payer, mapping_id, directory_payer) "
                 "SELECT %(customer)s, u.payer_uid, u.name_key, u.payer_raw_name, "
-                "u.payer_raw_id, coalesce(m.canonical_payer, u.payer_raw_name), m.mapping_id "
+                "u.payer_raw_id, coalesce(m.canonical_payer, u.directory_payer, u.payer_raw_name), "
+                "m.mapping_id, u.directory_payer "
                 "FROM u LEFT JOIN LATERAL ("
                 + MAPPING_FOR_PAYER.replace("%s", "%(customer)s").format(
                     name="u.name_key", raw_id="u.payer_raw_id"
@@ -386,6 +389,7 @@ class UploadWriter:
                     "key": keys,
                     "raw_id": raw_ids,
                     "name": names,
+                    "directory": list(map(directory_payer, names)),
                 },
             )
             self._canonical.update(await cursor.fetchall())
@@ -866,7 +870,8 @@ async def remap_payers(cursor: Any, customer: str, *, narrow: bool) -> None:
     await cursor.execute(
         "CREATE TEMPORARY TABLE remapped ON COMMIT DROP AS "
         "SELECT p.payer_uid, p.canonical_payer AS old_payer, "
-        "coalesce(m.canonical_payer, p.raw_name) AS new_payer, m.mapping_id "
+        "coalesce(m.canonical_payer, p.directory_payer, p.raw_name) AS new_payer, "
+        "m.mapping_id "
         "FROM ingest.payers p LEFT JOIN LATERAL ("
         + MAPPING_FOR_PAYER.format(name="p.name_key", raw_id="p.raw_id")
         + ") m ON true WHERE p.customer_id = %s",

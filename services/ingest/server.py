@@ -679,7 +679,7 @@ def payer_message(row: Row) -> resources_pb2.Payer:
         raw_payer_name=row.raw_name,
         raw_payer_id=row.raw_id,
         canonical_payer=row.canonical_payer,
-        mapped=row.mapping_id is not None,
+        mapped=row.mapping_id is not None or row.directory_payer is not None,
         payer_mapping=(
             MAPPING_NAME.format(customer=row.customer_id, payer_mapping=row.mapping_id)
             if row.mapping_id

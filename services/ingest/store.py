@@ -146,6 +146,7 @@ payers = sa.Table(
     sa.Column("raw_id", sa.Text),
     sa.Column("canonical_payer", sa.Text),
     sa.Column("mapping_id", sa.Text),
+    sa.Column("directory_payer", sa.Text),
     sa.Column("claim_count", sa.BigInteger),
     sa.Column("first_seen_time", sa.DateTime(timezone=True)),
     sa.Column("last_seen_time", sa.DateTime(timezone=True)),
@@ -208,7 +209,9 @@ CLAIM_FILTERS = {
     "upload_id": FilterField(claims.c.upload_id),
 }
 PAYER_FILTERS = {
-    "mapped": FilterField(payers.c.mapping_id.is_not(None), "bool"),
+    "mapped": FilterField(
+        sa.or_(payers.c.mapping_id.is_not(None), payers.c.directory_payer.is_not(None)), "bool"
+    ),
     "canonical_payer": FilterField(payers.c.canonical_payer),
     "raw_payer_name": FilterField(payers.c.raw_name),
     "raw_payer_id": FilterField(payers.c.raw_id),

@@ -51,7 +51,7 @@ def _first_file() -> bytes:
     submission, on their service when not submitted, or with neither date."""
     rows = []
     for i in range(240):
-        payer = ("Aetna", "Cigna", "AETNA  inc")[i % 3]
+        payer = ("Aetna", "Cigna", "AETNA  medicare")[i % 3]
         code = ("99213", "71046")[i // 3 % 2]
         decided = dt.date(2026, 1, 5) + dt.timedelta(days=i % 70)
         share = 60 if decided.month == 1 else 15 + i % 7
@@ -80,8 +80,8 @@ def _second_file() -> bytes:
                 f"2026-02-10,2026-03-01,2026-03-20,PAID,90.00,90.00,80.00,10.00,PR-2"
                 for i in range(0, PENDING_CLAIMS, 5)
             ),
-            "W90,Kaiser,J1100,2026-01-02,,,PENDING,40.00,,,,",
-            "W91,AETNA  inc,99213,2026-01-02,2026-01-03,,PENDING,40.00,,,,",
+            "W90,Northwind,J1100,2026-01-02,,,PENDING,40.00,,,,",
+            "W91,AETNA  medicare,99213,2026-01-02,2026-01-03,,PENDING,40.00,,,,",
             "D4,Cigna,99213,2025-12-20,2025-12-24,2026-03-21,PAID,200.00,150.00,50.00,100.00,PR-1",
         ]
     )
@@ -183,19 +183,19 @@ def test_the_patients_share_and_pending_claims_reach_drift_as_stored(
         second = _upload(client, customer, _second_file())
         _, pending = assert_read_as_recounted()
         assert sum(pending.values()) == COUNTED_PENDING - 7 + 2
-        assert pending["Kaiser", "DRUGS", dt.date(2026, 1, 2)] == 1
+        assert pending["Northwind", "DRUGS", dt.date(2026, 1, 2)] == 1
         assert len({payer for payer, *_ in pending}) == 5
 
         # Payers remapped move their pending claims and shares with them.
         mapped = client.post(
             f"/v1/customers/{customer}/payerMappings",
-            json={"rawPayerName": "Aetna Inc", "canonicalPayer": "Aetna"},
+            json={"rawPayerName": "Aetna Medicare", "canonicalPayer": "Aetna"},
         )
         assert mapped.status_code == 200, mapped.text
         patient, pending = assert_read_as_recounted()
         # (Humana's share is that of its claims the second upload decided.)
         assert {payer for payer, *_ in patient} == {"Aetna", "Cigna", "Humana"}
-        assert {payer for payer, *_ in pending} == {"Aetna", "Cigna", "Humana", "Kaiser"}
+        assert {payer for payer, *_ in pending} == {"Aetna", "Cigna", "Humana", "Northwind"}
         assert pending["Aetna", "EVALUATION_MANAGEMENT", dt.date(2026, 1, 3)] == 1
 
         # Deleting an upload removes the claims it last set: those it decided, and its new
@@ -203,7 +203,7 @@ def test_the_patients_share_and_pending_claims_reach_drift_as_stored(
         assert client.delete(f"/v1/{second}").status_code == 200
         _, pending = assert_read_as_recounted()
         assert sum(pending.values()) == COUNTED_PENDING - 7
-        assert "Kaiser" not in {payer for payer, *_ in pending}
+        assert "Northwind" not in {payer for payer, *_ in pending}
 
         # REST readers see the same numbers in the readable encoding, and day by day.
         window = {"startDate": start.isoformat(), "endDate": end.isoformat()}

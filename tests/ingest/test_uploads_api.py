@@ -501,6 +501,14 @@ def _stats(ndjson: str) -> list[dict]:
     return [stat for line in ndjson.splitlines() for stat in _json(line)["result"]["dailyStats"]]
 
 
+def _daily_stats(client: httpx.Client, customer: str, start: str, end: str) -> list[dict]:
+    """The customer's daily statistics from `start` to `end` (ISO dates) over REST."""
+    streamed = client.get(
+        f"/v1/customers/{customer}/dailyStats", params={"startDate": start, "endDate": end}
+    )
+    return _stats(streamed.text)
+
+
 def _json(line: str) -> dict:
     import json
 
@@ -511,9 +519,9 @@ def test_payer_mappings_repoint_claims_and_statistics(system: System) -> None:
     customer = _fresh_customer()
     body = _csv(
         [
-            "M1,Aetna Inc.,99213,,,2026-07-01,PAID,10,10,10,0,",
-            "M2,AETNA,99213,,,2026-07-01,DENIED,10,0,0,0,CO-50",
-            "M3,Cigna,99213,,,2026-07-01,PAID,10,10,10,0,",
+            "M1,Northwind Health Inc.,99213,,,2026-07-01,PAID,10,10,10,0,",
+            "M2,NORTHWIND,99213,,,2026-07-01,DENIED,10,0,0,0,CO-50",
+            "M3,Contoso Care,99213,,,2026-07-01,PAID,10,10,10,0,",
         ]
     )
     with system.client(customer, "admin") as client:
@@ -521,54 +529,110 @@ def test_payer_mappings_repoint_claims_and_statistics(system: System) -> None:
         unmapped = client.get(
             f"/v1/customers/{customer}/payers", params={"filter": "mapped = false"}
         ).json()["payers"]
-        assert {p["rawPayerName"] for p in unmapped} == {"Aetna Inc.", "AETNA", "Cigna"}
+        assert {p["rawPayerName"] for p in unmapped} == {
+            "Northwind Health Inc.",
+            "NORTHWIND",
+            "Contoso Care",
+        }
         created = client.post(
             f"/v1/customers/{customer}/payerMappings",
-            json={"rawPayerName": "aetna inc.", "canonicalPayer": "Aetna"},
+            json={"rawPayerName": "northwind health inc.", "canonicalPayer": "Northwind"},
         )
         assert created.status_code == 200, created.text
         duplicate = client.post(
             f"/v1/customers/{customer}/payerMappings",
-            json={"rawPayerName": "AETNA INC.", "canonicalPayer": "Aetna"},
+            json={"rawPayerName": "NORTHWIND HEALTH INC.", "canonicalPayer": "Northwind"},
         )
         assert duplicate.status_code == 409
         client.post(
             f"/v1/customers/{customer}/payerMappings",
-            json={"rawPayerName": "AETNA", "canonicalPayer": "Aetna"},
+            json={"rawPayerName": "NORTHWIND", "canonicalPayer": "Northwind"},
         )
         claims = client.get(f"/v1/customers/{customer}/claims").json()["claims"]
-        stats = _stats(
-            client.get(
-                f"/v1/customers/{customer}/dailyStats",
-                params={"startDate": "2026-07-01", "endDate": "2026-07-01"},
-            ).text
-        )
+        stats = _daily_stats(client, customer, "2026-07-01", "2026-07-01")
         payers = client.get(f"/v1/customers/{customer}/payers").json()["payers"]
         renamed = client.patch(
             f"/v1/{created.json()['name']}",
             params={"updateMask": "canonical_payer"},
-            json={"canonicalPayer": "Aetna Commercial", "etag": created.json()["etag"]},
+            json={"canonicalPayer": "Northwind Commercial", "etag": created.json()["etag"]},
         )
         stale = client.patch(
             f"/v1/{created.json()['name']}",
             json={"canonicalPayer": "Other", "etag": created.json()["etag"]},
         )
         after_rename = client.get(
-            f"/v1/customers/{customer}/claims", params={"filter": 'payer = "Aetna Commercial"'}
+            f"/v1/customers/{customer}/claims", params={"filter": 'payer = "Northwind Commercial"'}
         ).json()["claims"]
     assert {c["claimId"]: c["payer"] for c in claims} == {
-        "M1": "Aetna",
-        "M2": "Aetna",
-        "M3": "Cigna",
+        "M1": "Northwind",
+        "M2": "Northwind",
+        "M3": "Contoso Care",
     }
     assert {(s["payer"], s["decidedClaims"], s["deniedClaims"]) for s in stats} == {
-        ("Aetna", "2", "1"),
-        ("Cigna", "1", "0"),
+        ("Northwind", "2", "1"),
+        ("Contoso Care", "1", "0"),
     }
-    assert all(p["mapped"] for p in payers if p["rawPayerName"] != "Cigna")
-    assert renamed.status_code == 200 and renamed.json()["canonicalPayer"] == "Aetna Commercial"
+    assert all(p["mapped"] for p in payers if p["rawPayerName"] != "Contoso Care")
+    assert renamed.status_code == 200 and renamed.json()["canonicalPayer"] == "Northwind Commercial"
     assert stale.status_code == 409
     assert [c["claimId"] for c in after_rename] == ["M1"]
+
+
+def test_the_national_payers_many_names_are_one_payer_without_a_mapping(system: System) -> None:
+    """Files name a national payer in many words: its claims and statistics are kept under
+    one canonical payer from the built-in directory, marked mapped; a line of business or a
+    region stays its own payer; a mapping comes first, and once deleted the directory's name
+    is back."""
+    customer = _fresh_customer()
+    body = _csv(
+        [
+            "N1,AETNA INC,99213,,,2026-07-01,PAID,10,10,10,0,",
+            "N2,Aetna Life Insurance Company,99213,,,2026-07-01,DENIED,10,0,0,0,CO-50",
+            "N3,UHC,99213,,,2026-07-01,PAID,10,10,10,0,",
+            "N4,United Healthcare,99213,,,2026-07-01,PAID,10,10,10,0,",
+            "N5,Aetna Better Health,99213,,,2026-07-01,PAID,10,10,10,0,",
+        ]
+    )
+    with system.client(customer, "admin") as client:
+        assert _upload(client, customer, body).status_code == 200
+        listed = client.get(f"/v1/customers/{customer}/payers").json()["payers"]
+        unmapped = client.get(
+            f"/v1/customers/{customer}/payers", params={"filter": "mapped = false"}
+        ).json()["payers"]
+        stats = _daily_stats(client, customer, "2026-07-01", "2026-07-01")
+        mapping = client.post(
+            f"/v1/customers/{customer}/payerMappings",
+            json={"rawPayerName": "UHC", "canonicalPayer": "UHC Commercial"},
+        ).json()
+        with_mapping = _payers_of_claims(client, customer)
+        assert client.delete(f"/v1/{mapping['name']}").status_code == 200
+        without = _payers_of_claims(client, customer)
+    assert {p["rawPayerName"]: (p["canonicalPayer"], p.get("mapped", False)) for p in listed} == {
+        "AETNA INC": ("Aetna", True),
+        "Aetna Life Insurance Company": ("Aetna", True),
+        "UHC": ("UnitedHealthcare", True),
+        "United Healthcare": ("UnitedHealthcare", True),
+        "Aetna Better Health": ("Aetna Better Health", False),
+    }
+    assert [p["rawPayerName"] for p in unmapped] == ["Aetna Better Health"]
+    assert {(s["payer"], s["decidedClaims"], s.get("deniedClaims", "0")) for s in stats} == {
+        ("Aetna", "2", "1"),
+        ("UnitedHealthcare", "2", "0"),
+        ("Aetna Better Health", "1", "0"),
+    }
+    assert (with_mapping["N3"], with_mapping["N4"]) == ("UHC Commercial", "UnitedHealthcare")
+    assert without == {
+        "N1": "Aetna",
+        "N2": "Aetna",
+        "N3": "UnitedHealthcare",
+        "N4": "UnitedHealthcare",
+        "N5": "Aetna Better Health",
+    }
+
+
+def _payers_of_claims(client: httpx.Client, customer: str) -> dict[str, str]:
+    claims = client.get(f"/v1/customers/{customer}/claims").json()["claims"]
+    return {c["claimId"]: c["payer"] for c in claims}
 
 
 def test_an_835_reversal_cancels_the_claim_it_names(system: System) -> None:
@@ -586,12 +650,7 @@ def test_an_835_reversal_cancels_the_claim_it_names(system: System) -> None:
         claims = client.get(
             f"/v1/customers/{customer}/claims", params={"filter": 'claim_id = "5554555444"'}
         ).json()["claims"]
-        stats = _stats(
-            client.get(
-                f"/v1/customers/{customer}/dailyStats",
-                params={"startDate": "2002-01-01", "endDate": "2002-12-31"},
-            ).text
-        )
+        stats = _daily_stats(client, customer, "2002-01-01", "2002-12-31")
         by_upload = client.get(
             f"/v1/customers/{customer}/claims",
             params={"filter": f'upload = "{second.json()["name"]}"'},
