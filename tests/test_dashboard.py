@@ -240,6 +240,34 @@ def test_an_upload_names_the_headings_its_export_uses_for_columns(
     assert [e for e in session.errors if not e.startswith(HTTP_ERROR_LOG)] == []
 
 
+def test_an_upload_says_how_its_file_was_read_each_line_named_once(
+    system: System, browser: Browser
+) -> None:
+    customer = "web" + uuid.uuid4().hex[:8]
+    body = (
+        "Remittances, March\n"
+        "claim_id,payer,decision_date,billed_amount,paid_amount,carc_codes,Notes\n"
+        'C1,Aetna,2026-03-14,100,0,"CO-16, N290",called\n'
+        "End of Report\n"
+    )
+    with system.client(customer, "admin") as client:
+        made = client.post(f"/v1/customers/{customer}/uploads", content=body.encode())
+        assert made.status_code == 200, made.text
+    session, page = signed_in(browser, system, customer, role="viewer")
+    page.goto(f"{system.gateway_url}/#/uploads/{made.json()['name'].rsplit('/', 1)[1]}")
+    notes = page.get_by_role("list", name="How the file was read").get_by_role("listitem")
+    expect(notes).to_have_text(
+        [
+            "Line 2: columns not used: Notes",
+            "1 line above the header (line 2) was skipped, from line 1: 'Remittances, March'",
+            "line 4 holds only 'End of Report': a report's heading or note, not a claim: skipped",
+            "1 row lists remark codes (RARCs) beside its reason codes, the first 'N290' on line 3:"
+            " a remark explains an adjustment and is not kept; the reason codes are",
+        ]
+    )
+    assert session.errors == []
+
+
 def test_a_change_made_meanwhile_is_shown_as_a_conflict_not_overwritten(
     system: System, browser: Browser, drifted: tuple[str, dict[str, Any]]
 ) -> None:

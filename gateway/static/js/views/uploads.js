@@ -234,13 +234,10 @@ async function detail({ api, path }) {
     ),
     upload.error ? h("div", { class: "error", role: "alert" }, upload.error.message || "") : null,
     (upload.warnings || []).length
-      ? h(
-          "ul",
-          { class: "warnings" },
-          upload.warnings.map((warning) =>
-            h("li", {}, warning.lineNumber ? `Line ${warning.lineNumber}: ${warning.message}` : warning.message),
-          ),
-        )
+      ? [
+          h("h2", {}, "How the file was read"),
+          h("ul", { class: "warnings", "aria-label": "How the file was read" }, upload.warnings.map((warning) => h("li", {}, warningText(warning)))),
+        ]
       : null,
     h("h2", {}, "Rejected rows"),
     table(
@@ -255,6 +252,13 @@ async function detail({ api, path }) {
       "Every row was accepted.",
     ),
   );
+}
+
+// A warning with the line it is about, unless its message says it already.
+function warningText(warning) {
+  const line = warning.lineNumber;
+  if (!line || new RegExp(`\\bline ${line}\\b`, "i").test(warning.message)) return warning.message;
+  return `Line ${line}: ${warning.message}`;
 }
 
 // The headings the upload named its columns by, if it did.
