@@ -63,6 +63,9 @@ class Settings:
     # Ingest packs months' entries narrow (migration ingest 0011); off while a pod of a
     # release that reads only triplets may still run.
     narrow_month_entries: bool
+    # Ingest stores a claim's adjustments without their zero amount and line (a CSV's codes);
+    # off while a pod of a release that reads only all four fields may still run.
+    compact_adjustments: bool
     # Gateway: the whole request head must arrive within this many seconds of its first byte,
     # and a request body may pause at most this long between reads (and must then average
     # 500 bytes a second); else 408.
@@ -166,6 +169,7 @@ class Settings:
             max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(2 * 1024**3))),
             upload_merge_rows=int(env.get("UPLOAD_MERGE_ROWS", "100000")),
             narrow_month_entries=_flag(env.get("NARROW_MONTH_ENTRIES", "true")),
+            compact_adjustments=_flag(env.get("COMPACT_ADJUSTMENTS", "true")),
             gateway_header_timeout_seconds=float(env.get("GATEWAY_HEADER_TIMEOUT_SECONDS", "10")),
             gateway_body_timeout_seconds=float(env.get("GATEWAY_BODY_TIMEOUT_SECONDS", "10")),
             gateway_metrics_port=int(env.get("GATEWAY_METRICS_PORT") or 0) or None,

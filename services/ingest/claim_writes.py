@@ -206,6 +206,7 @@ class UploadWriter:
         merge_every: int,
         stored_before: bool,
         narrow: bool,
+        compact: bool = True,
     ) -> None:
         self._raw = raw
         self._customer = customer
@@ -225,6 +226,7 @@ class UploadWriter:
             count_fresh=not stored_before,
             count_every=merge_every,
             canonical=self._canonical,
+            compact_adjustments=compact,
         )
         # What is written every `merge_every` claims: the partial sums of new claims (from
         # the encoder, or counted here), claims to merge at the end, rejections.
@@ -268,10 +270,12 @@ class UploadWriter:
         upload_id: str,
         merge_every: int,
         narrow: bool,
+        compact: bool = True,
     ) -> UploadWriter:
         """`merge_every`: how many claims are loaded before the staged rest is written;
-        `narrow`: whether the months it packs keep narrow entries. Waits for the customer's
-        lock: one upload at a time per customer."""
+        `narrow`: whether the months it packs keep narrow entries; `compact`: whether claims'
+        adjustments are stored without their zero fields. Waits for the customer's lock: one
+        upload at a time per customer."""
         raw = (await connection.get_raw_connection()).driver_connection
         assert raw is not None
         async with raw.cursor() as cursor:
@@ -290,6 +294,7 @@ class UploadWriter:
             merge_every=merge_every,
             stored_before=stored_before,
             narrow=narrow,
+            compact=compact,
         )
 
     def encode(self, batch: Batch, *, claim_lines: bool = False) -> Staged:

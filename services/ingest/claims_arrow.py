@@ -74,8 +74,9 @@ _ADJUSTMENT_ARRAYS = {
     # struct field: (query column, the JSONB value as SQL)
     "group_code": ("adjustment_group_codes", "a->>'group'"),
     "reason_code": ("adjustment_reason_codes", "a->>'reason'"),
-    "amount_cents": ("adjustment_cents", "(a->>'cents')::bigint"),
-    "line_number": ("adjustment_lines", "(a->>'line')::int"),
+    # Left out where 0 (`copy_lines._adjustments_json`).
+    "amount_cents": ("adjustment_cents", "coalesce((a->>'cents')::bigint, 0)"),
+    "line_number": ("adjustment_lines", "coalesce((a->>'line')::int, 0)"),
 }
 
 _QUERY = sql.SQL(

@@ -106,19 +106,24 @@ def _outcome_segment(
 
 
 @functools.lru_cache(maxsize=4096)
-def _reasons_segment(adjustments: tuple[Adjustment, ...], denial_codes: tuple[str, ...]) -> str:
+def _reasons_segment(
+    adjustments: tuple[Adjustment, ...], denial_codes: tuple[str, ...], compact: bool
+) -> str:
     """`adjustments` and `denial_codes` (and a tab)."""
-    return f"{_adjustments_json(adjustments)}\t{_array(denial_codes)}\t"
+    return f"{_adjustments_json(adjustments, compact)}\t{_array(denial_codes)}\t"
 
 
-@functools.lru_cache(maxsize=4096)
-def _adjustments_json(adjustments: tuple[Adjustment, ...]) -> str:
+def _adjustments_json(adjustments: tuple[Adjustment, ...], compact: bool) -> str:
+    """The adjustments as stored: a JSON object each, its `cents` and `line` left out where
+    0 when `compact` (a CSV's codes carry neither: about a sixth of a claim's row)."""
     # Group and reason codes are validated alphanumerics, so they need no JSON escaping.
     return copy_text(
         "["
         + ",".join(
-            f'{{"group":"{a.group_code}","reason":"{a.reason_code}",'
-            f'"cents":{a.amount_cents},"line":{a.line_number}}}'
+            f'{{"group":"{a.group_code}","reason":"{a.reason_code}"'
+            + ("" if compact and not a.amount_cents else f',"cents":{a.amount_cents}')
+            + ("" if compact and not a.line_number else f',"line":{a.line_number}')
+            + "}"
             for a in adjustments
         )
         + "]"
@@ -256,9 +261,11 @@ class Encoder:
         count_every: int,
         canonical: Mapping[str, str],
         max_claim_lines: int = ParseLimits().max_claim_lines,
+        compact_adjustments: bool = True,
     ) -> None:
         # Canonical payers as the loader learns them (read here, written there).
         self._canonical = canonical
+        self._compact = compact_adjustments
         self._customer = copy_text(customer)
         self._upload_id = copy_text(upload_id)
         self._count_fresh = count_fresh
@@ -515,13 +522,13 @@ class Encoder:
         groups = list(map(claim_code_group, columns.procedure_codes))
         billed, allowed = columns.billed_cents, columns.allowed_cents
         paid, patient = columns.paid_cents, columns.patient_responsibility_cents
-        customer, upload = self._customer, self._upload_id
+        customer, upload, compact = self._customer, self._upload_id, self._compact
         tails = [
             f"{payer[3]}{_outcome_segment(state, is_denied, is_partial, procedures)}"
             f"{_day(service_day)}\t{_day(submitted_day)}\t{_day(decision_day)}\t"
             f"{_NULL if span is None else span}\t{billed_cents}\t"
             f"{_NULL if allowed_cents is None else allowed_cents}\t{paid_cents}\t"
-            f"{patient_cents}\t{_reasons_segment(adjustments, denial)}"
+            f"{patient_cents}\t{_reasons_segment(adjustments, denial, compact)}"
             f"{control}\t{upload}\t{line}\n"
             for (
                 payer, state, is_denied, is_partial, procedures, service_day, submitted_day,
@@ -590,7 +597,8 @@ class Encoder:
             f"{_day(claim.decision_date)}\t"
             f"{_NULL if days is None else days}\t{claim.billed_cents}\t"
             f"{_NULL if allowed is None else allowed}\t{claim.paid_cents}\t"
-            f"{claim.patient_responsibility_cents}\t{_reasons_segment(claim.adjustments, codes)}"
+            f"{claim.patient_responsibility_cents}\t"
+            f"{_reasons_segment(claim.adjustments, codes, self._compact)}"
             f"{copy_text(claim.payer_claim_control_number)}\t{self._upload_id}\t"
             f"{claim.source_line}\n"
         )
@@ -749,7 +757,8 @@ def _stored_piece(row: Sequence[Any]) -> ClaimRecord:
         paid_cents=paid,
         patient_responsibility_cents=patient,
         adjustments=tuple(
-            Adjustment(a["group"], a["reason"], a["cents"], a["line"]) for a in adjustments
+            Adjustment(a["group"], a["reason"], a.get("cents", 0), a.get("line", 0))
+            for a in adjustments
         ),
         lines=tuple(ServiceLine(*line[1:]) for line in listed),
         payer_claim_control_number=control_number,

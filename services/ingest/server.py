@@ -158,8 +158,9 @@ def claim_message(row: Row) -> resources_pb2.Claim:
             resources_pb2.Adjustment(
                 group_code=a["group"],
                 reason_code=a["reason"],
-                amount=money_message(a["cents"]),
-                line_number=a["line"],
+                # Left out where 0 (`copy_lines._adjustments_json`).
+                amount=money_message(a.get("cents", 0)),
+                line_number=a.get("line", 0),
             )
             for a in row.adjustments
         ],
@@ -790,7 +791,10 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
     sign_page_tokens_with(settings.page_token_keys)
     series_reads = BlockingReads(settings, SERIES_READ_CONNECTIONS)
     store = IngestStore(
-        engine, narrow_month_entries=settings.narrow_month_entries, series_reads=series_reads
+        engine,
+        narrow_month_entries=settings.narrow_month_entries,
+        compact_adjustments=settings.compact_adjustments,
+        series_reads=series_reads,
     )
     uploaded = asyncio.Event()
 

@@ -250,16 +250,20 @@ class IngestStore:
         engine: AsyncEngine,
         *,
         narrow_month_entries: bool = True,
+        compact_adjustments: bool = True,
         series_reads: BlockingReads | None = None,
     ) -> None:
         """`narrow_month_entries`: whether the months it packs keep narrow entries
         (services/ingest/daily_statistics.py; off while a release that reads only triplets
-        may run). `series_reads`: the connections daily statistic series are read on (a
+        may run); `compact_adjustments`: whether claims' adjustments are stored without their
+        zero fields (services/ingest/copy_lines.py; off while a release that reads only all
+        four may run). `series_reads`: the connections daily statistic series are read on (a
         store without them reads none)."""
         self._engine = engine
         self._series_reads = series_reads
         self._reads = for_reads(engine)
         self._narrow = narrow_month_entries
+        self._compact = compact_adjustments
         # What reads of stored uploads and of the data state keep while a `ChangeListener`
         # follows their channel (services.ingest.server); without one, every read goes to
         # the database. Every transaction that changes them takes `lock_customer`, which
@@ -288,6 +292,7 @@ class IngestStore:
                 upload_id=upload_id,
                 merge_every=merge_every,
                 narrow=self._narrow,
+                compact=self._compact,
             )
             try:
                 yield writer

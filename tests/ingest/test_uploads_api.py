@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 import httpx
 import psycopg
+import pyarrow as pa
 import pytest
 import xlwt
 from google.type import date_pb2
@@ -412,6 +413,97 @@ def test_months_written_before_narrow_entries_read_as_the_same_series(
             ]
     assert read[wide] == read[narrow]
     assert len(read[wide][0]) > 100 and any(carc for *_, carc in read[wide][0].values())
+
+
+def test_adjustments_stored_with_or_without_their_zero_fields_read_the_same(
+    system: System, postgres: PostgresUnderTest
+) -> None:
+    """An ingest told to write adjustments whole (`COMPACT_ADJUSTMENTS=false`, as while a
+    release that reads only all four fields still runs) stores `cents` and `line` even where
+    0; this release leaves them out. Both read as the same claims, listed and streamed as
+    Arrow, and an 835's amounts and lines are kept."""
+    whole, compact = _fresh_customer(), _fresh_customer()
+    body = _csv(
+        [
+            "A1,Aetna,99213,,,2026-07-01,DENIED,10,0,0,0,CO-50;PR-1",
+            "A2,Aetna,99213,,,2026-07-02,PAID,10,10,10,0,CO-45",
+            "A3,Aetna,99213,,,2026-07-03,PAID,10,10,10,0,",
+        ]
+    )
+    with running_service("ingest", postgres.url("ingest", "app"), COMPACT_ADJUSTMENTS="false") as (
+        _,
+        target,
+    ):
+        _upload_over_grpc(system, whole, body, chunk_bytes=1 << 16, target=target)
+    _upload_over_grpc(system, compact, body, chunk_bytes=1 << 16)
+    with psycopg.connect(schemas.libpq_url(postgres.admin_url)) as connection:
+        stored = {
+            customer: connection.execute(
+                "SELECT claim_id, adjustments FROM ingest.claims WHERE customer_id = %s ORDER BY 1",
+                (customer,),
+            ).fetchall()
+            for customer in (whole, compact)
+        }
+    assert stored[whole][0][1] == [
+        {"group": "CO", "reason": "50", "cents": 0, "line": 0},
+        {"group": "PR", "reason": "1", "cents": 0, "line": 0},
+    ]
+    assert stored[compact][0][1] == [
+        {"group": "CO", "reason": "50"},
+        {"group": "PR", "reason": "1"},
+    ]
+    listed, streamed = {}, {}
+    for customer in (whole, compact):
+        with system.client(customer, "admin") as client:
+            listed[customer] = {
+                claim_id: (denied, adjustments)
+                for claim_id, (_, denied, *_, adjustments) in _claims_of(client, customer).items()
+            }
+        streamed[customer] = _arrow_adjustments(system, customer)
+    assert (
+        listed[whole]
+        == listed[compact]
+        == {
+            "A1": (True, [("CO", "50", 0, 0), ("PR", "1", 0, 0)]),
+            "A2": (False, [("CO", "45", 0, 0)]),
+            "A3": (False, []),
+        }
+    )
+    assert (
+        streamed[whole]
+        == streamed[compact]
+        == {
+            "A1": [("CO", "50", 0, 0), ("PR", "1", 0, 0)],
+            "A2": [("CO", "45", 0, 0)],
+            "A3": [],
+        }
+    )
+
+
+def _arrow_adjustments(system: System, customer: str) -> dict[str, list[tuple]]:
+    """Each claim's adjustments as the ARROW encoding of `StreamClaims` gives them."""
+    request = ingest_service_pb2.StreamClaimsRequest(
+        parent=f"customers/{customer}",
+        start_date=date_pb2.Date(year=2026, month=7, day=1),
+        end_date=date_pb2.Date(year=2026, month=7, day=31),
+        encoding=ingest_service_pb2.StreamClaimsRequest.ARROW,
+    )
+    with grpc.insecure_channel(system.targets["ingest"]) as channel:
+        messages = ingest_service_pb2_grpc.IngestServiceStub(channel).StreamClaims(
+            request, metadata=[("authorization", f"Bearer {system.token(customer)}")], timeout=60
+        )
+        rows = [
+            row
+            for message in messages
+            for row in pa.ipc.open_stream(message.arrow_record_batch).read_all().to_pylist()
+        ]
+    return {
+        row["claim_id"]: [
+            (a["group_code"], a["reason_code"], a["amount_cents"], a["line_number"])
+            for a in row["adjustments"]
+        ]
+        for row in rows
+    }
 
 
 def _cents(money: dict) -> int:
