@@ -1111,9 +1111,8 @@ class CsvParser:
         for column, (_, index) in named.items():
             columns.setdefault(column, index)  # a column_map's choice stands
         shares = [(name, columns.pop(name)) for name in _PATIENT_PARTS if name in columns]
-        if "patient_responsibility" not in columns:
-            self._patient_parts = tuple(shares)
-            columns.update(shares)
+        self._patient_parts = () if "patient_responsibility" in columns else tuple(shares)
+        columns.update(self._patient_parts)
         # Mapped columns are used; an alias the column_map overrode is not.
         used = set(columns.values()) | {i for parts in numbered.values() for i in parts}
         ignored = [cells[index].strip() for index in by_header.values() if index not in used]

@@ -200,7 +200,7 @@ function weightedMedian(histogram) {
 // Each week's value of `metric` for the event's payer and code group (all its groups for a
 // payer-wide event), from its daily statistics (`series`: DailyStatSeries, read with entry
 // spans that begin on the weeks' first days).
-export function eventPoints(event, metric, starts, series) {
+function eventPoints(event, metric, starts, series) {
   const weeks = starts.map((start) => ({ start, decided: 0, denied: 0, allowed: 0, settled: 0, histogram: new Map() }));
   const weekOf = (day) => weeks[Math.floor((day - starts[0]) / 7)];
   const at = (values, i) => Number((values || [])[i] || 0);
