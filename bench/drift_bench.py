@@ -3,13 +3,15 @@ raw claims they summarise.
 
 On a throwaway PostgreSQL with every service migrated, N synthetic claims of one customer
 are written set-wise (`generate_series`, about 200 payers × 5 code groups, so about 1,000
-payer × code-group cells over the 216 days a run reads and a month more, a few payers
+payer × code-group cells over the days a run reads (its windows and the persistence days
+before them, and the same weeks a year earlier: about 580) and a month more, a few payers
 drifting in the current window), and `ingest.daily_stats` is built from them by ingest's own
 counting (`services.ingest.daily_statistics`).
 Then, timed in the same run:
 
 - five times, what a drift run does: read the daily statistics its windows cover
-  (baseline, current and the persistence days) as one series per payer × code group,
+  (baseline, current, the persistence days and their seasons a year earlier) as one series
+  per payer × code group,
   histogram and CARC entries summed over the spans its windows begin, and run `detect` with
   the default `DetectionConfig`. The statistics are read two ways: with ingest's query and
   message building on a psycopg connection as the admin user (no gRPC, no ingest process),
