@@ -146,6 +146,16 @@ _REASON_SEPARATORS = re.compile(r"[;,|/\s]+")
 # Remittance advice remark codes (RARCs: N290, M127, MA130), which exports list beside the
 # reason codes: they explain an adjustment and are none.
 _REMARK = re.compile(r"(?:MA|M|N)[0-9]{1,4}")
+# Codes given with their descriptions (`CO-16 - Claim lacks information; PR-1 - Deductible`,
+# `CO 45 (Charges exceed the fee schedule)`, `N290: Missing rendering provider`), as denial
+# reasons are often exported: each code, then anything with a letter in it up to the next.
+_DESCRIBED_CODE = re.compile(
+    r"\b(?:(CO|PR|OA|PI|CR)[\s:-]*([A-Z]?[0-9]{1,3})|((?:MA|M|N)[0-9]{1,4}))\b"
+)
+# What may stand between a code and its description, or between described codes.
+_DESCRIPTION_GLUE = " \t\r\n;,|/:()[]-\u2013\u2014."
+# A reason code apart from its group, with its description (`16 - Claim lacks information`).
+_DESCRIBED_REASON = re.compile(r"([A-Z]?[0-9]{1,3})\b(.*)", re.DOTALL)
 # Numbered adjustment columns (after `_normalise`): `adj 0 group`, `adjustment 1 amount`.
 _NUMBERED_ADJUSTMENT = re.compile(r"adj(?:ustment)? ?([0-9]{1,3}) (group|code|reason|amount|amt)")
 _ADJUSTMENT_PARTS = {"group": 0, "code": 1, "reason": 1, "amount": 2, "amt": 2}
@@ -418,16 +428,45 @@ def parse_reasons(raw: str) -> tuple[tuple[Adjustment, ...], tuple[str, ...]]:
 @functools.lru_cache(maxsize=4096)
 def _reasons(raw: str) -> tuple[tuple[Adjustment, ...], tuple[str, ...]]:
     adjustments, remarks = [], []
-    for code in _REASON_SEPARATORS.split(_GROUP_APART.sub(r"\1-", raw.strip().upper())):
+    text = raw.strip().upper()
+    for code in _REASON_SEPARATORS.split(_GROUP_APART.sub(r"\1-", text)):
         if not code:
             continue
         if (found := _CARC.match(code)) is not None:
             adjustments.append(Adjustment(found.group(1), found.group(2), 0))
         elif _REMARK.fullmatch(code):
             remarks.append(code)
+        elif (described := _described_reasons(text)) is not None:
+            return described
         else:
             raise ValueError(code)
     return tuple(adjustments), tuple(remarks)
+
+
+def _described_reasons(text: str) -> tuple[tuple[Adjustment, ...], tuple[str, ...]] | None:
+    """The codes of a cell that gives each with its description (see `_DESCRIBED_CODE`);
+    None unless it begins with a code and all between its codes is description, words
+    rather than numbers (`CO-45 12.50` is no code and its description)."""
+    adjustments, remarks, after = [], [], 0
+    for found in _DESCRIBED_CODE.finditer(text):
+        between = text[after : found.start()].strip(_DESCRIPTION_GLUE)
+        if between and (not after or not _is_description(between)):
+            return None
+        group, reason, remark = found.groups()
+        if remark:
+            remarks.append(remark)
+        else:
+            adjustments.append(Adjustment(group, reason, 0))
+        after = found.end()
+    rest = text[after:].strip(_DESCRIPTION_GLUE)
+    if not after or not _is_description(rest):
+        return None
+    return tuple(adjustments), tuple(remarks)
+
+
+def _is_description(text: str) -> bool:
+    """Whether what follows a code is its description: nothing, or words."""
+    return not text or any(character.isalpha() for character in text)
 
 
 def _adjustments(raw: str) -> tuple[Adjustment, ...]:
@@ -494,6 +533,8 @@ def split_adjustment(
     if not group:
         # A reason code written with its group (`CO-45`) needs no group column.
         spelled = _CARC.match(reason)
+        if spelled is None and (described := _described_reasons(reason)) is not None:
+            spelled = _CARC.match(_one_adjustment(described))
         if spelled is None:
             raise RowError(
                 columns.group, group_raw, f"{columns.group} is required", "MISSING_FIELD"
@@ -509,6 +550,8 @@ def split_adjustment(
     if not reason:
         raise RowError(columns.reason, reason_raw, f"{columns.reason} is required", "MISSING_FIELD")
     if not CARC.fullmatch(reason):
+        reason = _described_reason(reason)
+    if not CARC.fullmatch(reason):
         raise RowError(
             columns.reason,
             reason_raw,
@@ -517,6 +560,25 @@ def split_adjustment(
         )
     cents = parse_cents(columns.amount, amount_raw, decimal_comma=decimal_comma)
     return Adjustment(group, reason, cents or 0)
+
+
+def _described_reason(reason: str) -> str:
+    """The reason code of a reason column's cell that gives it with its description
+    (`16 - Claim lacks information`); the cell as it is otherwise."""
+    found = _DESCRIBED_REASON.fullmatch(reason)
+    if found is None:
+        return reason
+    description = found.group(2).strip(_DESCRIPTION_GLUE)
+    return found.group(1) if description and _is_description(description) else reason
+
+
+def _one_adjustment(described: tuple[tuple[Adjustment, ...], tuple[str, ...]]) -> str:
+    """`CO-45` of a cell that gives one reason code with its group and description; '' if
+    it gives another number of them."""
+    adjustments, _ = described
+    return (
+        f"{adjustments[0].group_code}-{adjustments[0].reason_code}" if len(adjustments) == 1 else ""
+    )
 
 
 def _csv_problem(error: csv.Error) -> str:

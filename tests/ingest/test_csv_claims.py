@@ -794,6 +794,58 @@ def test_remark_codes_beside_the_reason_codes_keep_the_claim_and_are_told_once(
     )
 
 
+@pytest.mark.parametrize("by_columns", [True, False])
+def test_reason_codes_given_with_their_descriptions_are_read_as_their_codes(
+    by_columns: bool,
+) -> None:
+    """Denial reasons are often exported with the code's words beside it: the codes are
+    read, the words are not kept, and nothing is rejected."""
+    cells = [
+        "CO-16 - Claim/service lacks information or has submission/billing error(s).",
+        '"CO-45: Charge exceeds fee schedule/maximum allowable, or contracted fee arrangement"',
+        '"PR-1 - Deductible Amount; PR-2 - Coinsurance Amount"',
+        "CO 97 (The benefit for this service is included in the payment for another service)",
+        '"CO-B7 - This provider was not certified, N290: Missing rendering provider"',
+        "co-50 – these are non-covered services",
+        "CO-45 -",
+    ]
+    rows = [f"C{i},Aetna,2026-03-14,10,0,{cell}" for i, cell in enumerate(cells)]
+    parser = CsvParser(by_columns=by_columns)
+    items = parser.feed("\n".join([f"{HEADER},denial_reason", *rows]) + "\n") + parser.close()
+    assert rejections(items) == []
+    assert [c.adjustments for c in claims(items)] == [
+        (Adjustment("CO", "16", 0),),
+        (Adjustment("CO", "45", 0),),
+        (Adjustment("PR", "1", 0), Adjustment("PR", "2", 0)),
+        (Adjustment("CO", "97", 0),),
+        (Adjustment("CO", "B7", 0),),
+        (Adjustment("CO", "50", 0),),
+        (Adjustment("CO", "45", 0),),
+    ]
+    # The remark among them is told as remarks listed without words are.
+    warnings = [item for item in items if isinstance(item, UploadWarning)]
+    assert [(w.code, w.line_number) for w in warnings] == [("REMARK_CODES", 6)]
+
+
+@pytest.mark.parametrize(
+    ("cell", "bad"),
+    [
+        ("Denied - CO-16", "'DENIED'"),  # words before the first code
+        ("CO-45 12.50", "'12.50'"),  # a number after a code is no description
+        ("Claim lacks information", "'CLAIM'"),  # words and no code
+        ("16 - Claim lacks information", "'16'"),  # a code without its group
+    ],
+)
+def test_a_cell_of_words_or_numbers_beside_no_code_is_still_rejected(cell: str, bad: str) -> None:
+    rejection = rejection_of(f"C1,Aetna,2026-03-14,{cell}", "claim,payer,remit date,carc")
+    assert (rejection.code, rejection.column, rejection.raw_value) == (
+        "BAD_CARC",
+        "carc_codes",
+        cell,
+    )
+    assert bad in rejection.reason
+
+
 def test_a_file_without_remark_codes_has_no_warning_of_them() -> None:
     items = parse(f"{HEADER},carc_codes\nC1,Aetna,2026-03-14,10,0,CO-16\n")
     assert [item for item in items if isinstance(item, UploadWarning)] == []
@@ -1328,10 +1380,27 @@ def test_a_single_adjustment_in_columns_adds_to_the_carc_codes_column() -> None:
     assert claim.adjustments == (Adjustment("PR", "2", 0), Adjustment("CO", "B7", 0))
 
 
+def test_adjustment_columns_whose_reason_codes_come_with_their_descriptions() -> None:
+    header = "claim_id,payer,decision_date,Adjustment Group,Reason Code,Adjustment Amount"
+    items = parse(
+        f"{header}\n"
+        "C1,Aetna,2026-03-14,CO,16 - Claim lacks information,0\n"
+        "C2,Aetna,2026-03-14,PR,B7: Provider not certified,5.00\n"
+        '"C3","Aetna","2026-03-14","","CO-45 - Charge exceeds fee schedule","30.00"\n'
+    )
+    assert rejections(items) == []
+    assert [c.adjustments for c in claims(items)] == [
+        (Adjustment("CO", "16", 0),),
+        (Adjustment("PR", "B7", 500),),
+        (Adjustment("CO", "45", 3000),),
+    ]
+
+
 @pytest.mark.parametrize(
     ("cells", "column", "code", "raw"),
     [
         ("XX,45,1.00", "adj_0_group", "BAD_GROUP_CODE", "XX"),
+        ("CO,45 12,1.00", "adj_0_code", "BAD_CARC", "45 12"),
         ("CO,45,ten", "adj_0_amount", "BAD_AMOUNT", "ten"),
         ("CO,4-5,1.00", "adj_0_code", "BAD_CARC", "4-5"),
         ("CO,,1.00", "adj_0_code", "MISSING_FIELD", ""),
