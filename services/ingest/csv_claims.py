@@ -420,9 +420,16 @@ def parse_reasons(raw: str) -> tuple[tuple[Adjustment, ...], tuple[str, ...]]:
         raise RowError(
             "carc_codes",
             raw,
-            f"{bad.args[0]!r} is not a CARC code with its group (e.g. CO-50, PR-1)",
+            f"{_as_written(bad.args[0], raw)!r} is not a CARC code with its group (e.g. CO-50, "
+            "PR-1)",
             "BAD_CARC",
         ) from None
+
+
+def _as_written(token: str, raw: str) -> str:
+    """`token`, found in `raw` upper-cased, as `raw` has it (`Denied` for `DENIED`)."""
+    at = raw.upper().find(token)
+    return raw[at : at + len(token)] if at >= 0 and len(raw.upper()) == len(raw) else token
 
 
 @functools.lru_cache(maxsize=4096)

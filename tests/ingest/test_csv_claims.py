@@ -830,9 +830,9 @@ def test_reason_codes_given_with_their_descriptions_are_read_as_their_codes(
 @pytest.mark.parametrize(
     ("cell", "bad"),
     [
-        ("Denied - CO-16", "'DENIED'"),  # words before the first code
+        ("Denied - CO-16", "'Denied'"),  # words before the first code
         ("CO-45 12.50", "'12.50'"),  # a number after a code is no description
-        ("Claim lacks information", "'CLAIM'"),  # words and no code
+        ("Claim lacks information", "'Claim'"),  # words and no code
         ("16 - Claim lacks information", "'16'"),  # a code without its group
     ],
 )
