@@ -371,14 +371,18 @@ def claims(session: Session, args: argparse.Namespace) -> None:
     session.show(itertools.islice(found, args.limit), _claim_columns)
 
 
+def _day_text(day: Any) -> str:
+    """A google.type.Date as YYYY-MM-DD; "-" when unset."""
+    return f"{day.year:04d}-{day.month:02d}-{day.day:02d}" if day.year else "-"
+
+
 def _claim_columns(claim: ingest_resources.Claim) -> list[str]:
-    decided = claim.decision_date
     reasons = ";".join(f"{a.group_code}-{a.reason_code}" for a in claim.adjustments)
     return [
         claim.claim_id,
         claim.payer,
         ingest_resources.Claim.Status.Name(claim.status),
-        f"{decided.year:04d}-{decided.month:02d}-{decided.day:02d}" if decided.year else "-",
+        _day_text(claim.decision_date),
         f"billed {_dollars(claim.billed_amount)}",
         f"paid {_dollars(claim.paid_amount)}",
         reasons or "-",
@@ -454,10 +458,13 @@ def _audit_columns(entry: audit_pb2.AuditEntry) -> list[str]:
 
 
 def _event_columns(event: drift_resources.DriftEvent) -> list[str]:
+    state = drift_resources.DriftEvent.State.Name(event.state)
+    if event.HasField("untested_since"):
+        state += f" (not tested since {_day_text(event.untested_since)})"
     return [
         event.name,
         drift_resources.DriftEvent.Severity.Name(event.severity),
-        drift_resources.DriftEvent.State.Name(event.state),
+        state,
         event.summary,
     ]
 

@@ -74,3 +74,22 @@ def wait_for_events(system: System, customer: str) -> list[dict[str, Any]]:
                 return events
             assert time.monotonic() < deadline, "detection found no denial drift"
             time.sleep(1)
+
+
+def run_as_of(system: System, customer: str, day: dt.date) -> dict[str, Any]:
+    """A detection run of the customer as of `day`, asked for over the REST API, once it
+    has finished (SUCCEEDED or FAILED)."""
+    with system.client(customer, "admin") as client:
+        started = client.post(
+            f"/v1/customers/{customer}/driftRuns",
+            json={"asOf": {"year": day.year, "month": day.month, "day": day.day}},
+        )
+        assert started.status_code == 200, started.text
+        deadline = time.monotonic() + DETECTION_SECONDS
+        while (run := client.get(f"/v1/{started.json()['name']}").json())["state"] not in (
+            "SUCCEEDED",
+            "FAILED",
+        ):
+            assert time.monotonic() < deadline, "the run did not finish"
+            time.sleep(0.5)
+    return dict(run)

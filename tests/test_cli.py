@@ -21,7 +21,7 @@ import pytest
 
 from tests.fixtures import X12_835_FIXTURES
 from tests.scenarios import DRIFTED_PAYER as DRIFTED
-from tests.scenarios import as_csv, denial_drift
+from tests.scenarios import as_csv, denial_drift, run_as_of
 from tests.system import System
 
 UPSTREAM = Path(sys.executable).parent / "upstream"
@@ -123,6 +123,26 @@ def test_payers_and_events_are_listed_and_an_event_is_acknowledged(
     assert {e["name"].split("/")[3] for e in everything} >= {"ingest", "drift"}
     times = [e["createTime"] for e in everything]
     assert times == sorted(times, reverse=True)
+
+
+def test_events_no_run_could_test_since_say_so(
+    system: System, history: tuple[str, Path, dict[str, Any]]
+) -> None:
+    """The history ends weeks before today: a run as of today compares none of its payers,
+    and the events it leaves open say since when, to people and to scripts."""
+    customer, _, _ = history
+    today = dt.datetime.now(dt.UTC).date()
+    assert run_as_of(system, customer, today)["state"] == "SUCCEEDED"
+    scripted = lines(run(system, customer, "--json", "events", "--payer", DRIFTED, "--active"))
+    human = run(system, customer, "events", "--payer", DRIFTED, "--active")
+
+    assert scripted and all(
+        e["untestedSince"] == {"year": today.year, "month": today.month, "day": today.day}
+        for e in scripted
+    )
+    assert human.returncode == 0, human.stderr
+    assert f"(not tested since {today.isoformat()})" in human.stdout
+    assert len(human.stdout.splitlines()) == len(scripted)
 
 
 def test_a_claims_export_is_built_and_downloaded_whole(

@@ -23,6 +23,7 @@ from tests.reports.webhook_receiver import receiving
 from tests.scenarios import (
     DRIFTED_PAYER,
     drifted_history,
+    run_as_of,
     upload_drifted_history,
     wait_for_events,
 )
@@ -371,6 +372,38 @@ def weekly_denials(
                 week[0] += int(series["decidedClaims"][i])
                 week[1] += int(series["deniedClaims"][i])
     return [(week, n, denied / n if n else None) for week, (n, denied) in weeks.items()]
+
+
+def test_an_event_no_run_could_test_since_says_so_wherever_it_is_shown(
+    system: System, browser: Browser
+) -> None:
+    """A run as of today, weeks after the customer's claims, cannot compare its payers: their
+    events stay open, and the overview, the list and the event say since when no run tested
+    them."""
+    customer = "web" + uuid.uuid4().hex[:8]
+    event = rolled_up_denial_drift(upload_drifted_history(system, customer))
+    today = dt.datetime.now(dt.UTC).date()
+    assert run_as_of(system, customer, today)["state"] == "SUCCEEDED"
+    with system.client(customer, "viewer") as client:
+        stored = client.get(f"/v1/{event['name']}").json()
+    assert dt.date(**stored["untestedSince"]) == today and stored["active"] is True
+    shown = today.strftime("%b %-d, %Y")  # as the page writes days: "Dec 7, 2026"
+
+    session, page = signed_in(browser, system, customer, role="viewer")
+    largest = page.get_by_role("table", name="Open drift events with the most dollars at stake")
+    expect(largest.get_by_test_id("untested").first).to_have_text(f"not tested since {shown}")
+    go(page, "Drift events")
+    page.get_by_label("Payer").fill(DRIFTED_PAYER)
+    page.get_by_label("Metric").select_option("DENIAL_RATE")
+    page.get_by_role("button", name="Filter").click()
+    row = page.get_by_role("table").get_by_role("row").filter(has_text="all codes")
+    expect(row.get_by_test_id("untested")).to_have_text(f"not tested since {shown}")
+    row.get_by_role("link", name=DRIFTED_PAYER).click()
+    expect(page.get_by_test_id("untested-since")).to_contain_text(
+        f"{shown}: the runs as of that day and since could not compare it"
+    )
+    expect(page.get_by_test_id("event-state")).to_have_text("new")
+    assert session.errors == []
 
 
 @pytest.mark.parametrize("role", ["viewer", "admin"])

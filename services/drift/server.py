@@ -152,6 +152,7 @@ def event_message(row: Row) -> resources_pb2.DriftEvent:
         last_seen_time=timestamp_message(row.last_seen_time),
         end_time=timestamp_message(row.end_time),
         update_time=timestamp_message(row.update_time),
+        untested_since=date_message(row.untested_since),
     )
 
 

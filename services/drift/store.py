@@ -92,6 +92,9 @@ drift_events = sa.Table(
     sa.Column("last_run", sa.Text),
     sa.Column("update_time", sa.DateTime(timezone=True)),
     sa.Column("version", sa.BigInteger),
+    # While active: the as-of day of the first run since the event was last found that could
+    # not make its comparison (NULL while runs make it).
+    sa.Column("untested_since", sa.Date),
 )
 outbox = sa.Table(
     "outbox",
@@ -442,7 +445,7 @@ class DriftStore:
             opened_metrics, updated, changed = await self._upsert_findings(
                 connection, customer, run, detection
             )
-            closed = await self._close_episodes(connection, customer, run, detection)
+            closed, untested = await self._close_episodes(connection, customer, run, detection)
             changed += closed
             if changed:
                 await connection.execute(
@@ -476,9 +479,9 @@ class DriftStore:
                     lease_expire_time=None,
                 )
             )
-            if changed:
+            if changed or untested:
                 await notify(connection, EVENTS_CHANNEL, customer)
-        if changed:
+        if changed or untested:
             self.event_reads.forget(customer)
         return RunOutcome(len(opened_metrics), updated, len(closed), tuple(opened_metrics))
 
@@ -537,8 +540,12 @@ class DriftStore:
 
     async def _close_episodes(
         self, connection: AsyncConnection, customer: str, run: Row, detection: Detection
-    ) -> list[str]:
-        """End the open episodes whose comparison this run made and did not flag."""
+    ) -> tuple[list[str], list[str]]:
+        """End the open episodes whose comparison this run made and did not flag, and mark
+        those whose comparison it could not make (untested since its as-of day, unless they
+        were already): the ended ones, then the newly untested ones. An untested episode
+        stays open, as nothing says its drift ended: the cell has too few decided claims in
+        the run's windows, or none (a payer whose claims stopped coming)."""
         found = {(f.cell.payer, f.cell.code_group, f.metric) for f in detection.findings}
         still_open = (
             await connection.execute(
@@ -547,6 +554,7 @@ class DriftStore:
                     drift_events.c.payer,
                     drift_events.c.code_group,
                     drift_events.c.metric,
+                    drift_events.c.untested_since,
                 ).where(drift_events.c.customer_id == customer, drift_events.c.active)
             )
         ).all()
@@ -556,6 +564,24 @@ class DriftStore:
             if (row.payer, row.code_group, row.metric) in detection.tested
             and (row.payer, row.code_group, row.metric) not in found
         ]
+        untested = [
+            row.event_id
+            for row in still_open
+            if row.untested_since is None
+            and (row.payer, row.code_group, row.metric) not in detection.tested
+        ]
+        if untested:
+            await connection.execute(
+                sa.update(drift_events)
+                .where(
+                    drift_events.c.customer_id == customer, drift_events.c.event_id.in_(untested)
+                )
+                .values(
+                    untested_since=run.as_of,
+                    update_time=sa.func.now(),
+                    version=drift_events.c.version + 1,
+                )
+            )
         if ended:
             await connection.execute(
                 sa.update(drift_events)
@@ -566,9 +592,10 @@ class DriftStore:
                     last_run=run.run_id,
                     update_time=sa.func.now(),
                     version=drift_events.c.version + 1,
+                    untested_since=None,
                 )
             )
-        return ended
+        return ended, untested
 
     # --- events -----------------------------------------------------------------------------
 
@@ -817,4 +844,5 @@ def _finding_values(finding: Finding, run_id: str, windows: Any) -> dict[str, An
         "last_seen_time": sa.func.now(),
         "last_run": run_id,
         "update_time": sa.func.now(),
+        "untested_since": None,
     }

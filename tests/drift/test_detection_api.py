@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from devtools.synthetic import Scenario
-from tests.scenarios import DRIFTED_PAYER, as_csv, denial_drift
+from tests.scenarios import DRIFTED_PAYER, as_csv, denial_drift, run_as_of
 from tests.system import System
 
 DRIFT_START = dt.date(2026, 5, 20)
@@ -206,6 +206,40 @@ def test_triage_is_kept_across_runs_and_checked(system: System, drifted: str) ->
 def _open_events(client: httpx.Client, customer: str) -> dict[str, int]:
     found = client.get(f"/v1/customers/{customer}/payerSummaries").json()["payerSummaries"]
     return {s["payer"]: s.get("openEventCount", 0) for s in found}
+
+
+def test_an_event_no_run_can_test_any_more_stays_open_and_says_since_when(
+    system: System, drifted: str
+) -> None:
+    """A run as of a day months after the customer's claims (its cells hold none in its
+    windows) cannot make the comparison: the event stays open, untested since that day; a run
+    that makes it again says so no more."""
+    which = f'payer = "{DRIFTED_PAYER}" AND metric = DENIAL_RATE AND code_group = ""'
+    with system.client(drifted, "admin") as client:
+        as_of = dt.date(
+            **client.get(f"/v1/customers/{drifted}/driftRuns").json()["driftRuns"][-1]["asOf"]
+        )
+        (before,) = _events(client, drifted, filter=which)
+        # Today: months after the claims (a run may not be as of a day still to come).
+        later = dt.datetime.now(dt.UTC).date()
+        assert later - as_of > dt.timedelta(days=60), as_of
+        untested_run = run_as_of(system, drifted, later)
+        (untested,) = _events(client, drifted, filter=which)
+        read = client.get(f"/v1/{untested['name']}").json()
+        again_run = run_as_of(system, drifted, as_of)
+        (again,) = _events(client, drifted, filter=which)
+    assert before["active"] is True and "untestedSince" not in before
+    assert untested_run["state"] == "SUCCEEDED"
+    assert int(untested_run.get("cellsTested", 0)) == 0
+    assert int(untested_run.get("eventsClosed", 0)) == 0
+    assert untested["name"] == before["name"] and untested["active"] is True
+    assert dt.date(**untested["untestedSince"]) == later
+    # The last run that found it is still the one before; the event itself changed.
+    assert untested["lastRun"] == before["lastRun"] and untested["etag"] != before["etag"]
+    assert read == untested
+    assert again_run["state"] == "SUCCEEDED" and again["name"] == before["name"]
+    assert again["active"] is True and "untestedSince" not in again
+    assert again["lastRun"] == again_run["name"]
 
 
 def test_an_episode_ends_when_a_run_no_longer_finds_it(system: System, drifted: str) -> None:

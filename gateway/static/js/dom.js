@@ -143,6 +143,13 @@ export function day(value) {
   return date.toLocaleDateString("en-US", { year: "numeric", month: "short", day: "numeric", timeZone: "UTC" });
 }
 
+// An open event no run could test since (see DriftEvent.untested_since), said beside it.
+export function untested(event) {
+  return event.untestedSince
+    ? h("span", { class: "hint", "data-testid": "untested" }, `not tested since ${day(event.untestedSince)}`)
+    : null;
+}
+
 export function dayRange(range) {
   return range ? `${day(range.startDate)} – ${day(range.endDate)}` : "—";
 }

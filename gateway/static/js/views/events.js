@@ -3,7 +3,7 @@
 // meanwhile by someone else is shown as such instead of being overwritten.
 
 import { eventChart, eventWeeks } from "../chart.js";
-import { amount, badge, CODE_GROUPS, conflictBox, count, dayRange, errorBox, field, groupNamed, groupWords, h, idOf, money, quoted, select, table, time, words } from "../dom.js";
+import { amount, badge, CODE_GROUPS, conflictBox, count, day, dayRange, errorBox, field, groupNamed, groupWords, h, idOf, money, quoted, select, table, time, untested, words } from "../dom.js";
 
 const METRIC_OPTIONS = [["", "Any metric"], ...["DENIAL_RATE", "DECISION_DAYS", "PAYMENT_RATIO", "DENIAL_REASON_MIX"].map((m) => [m, words(m)])];
 const STATE_OPTIONS = [["", "Open"], ["ALL", "Any state"], ...["NEW", "ACKNOWLEDGED", "RESOLVED", "DISMISSED"].map((s) => [s, words(s)])];
@@ -75,7 +75,7 @@ async function list({ api, query }) {
         badge(event.severity),
         badge(event.state),
         money(event.dollarsAtStake),
-        time(event.lastSeenTime),
+        [time(event.lastSeenTime), untested(event)],
       ]),
       "No drift event matches these filters.",
     ),
@@ -193,6 +193,16 @@ async function detail(context) {
       h("dd", {}, time(event.firstDetectedTime)),
       h("dt", {}, "Last seen"),
       h("dd", {}, time(event.lastSeenTime)),
+      event.untestedSince
+        ? [
+            h("dt", {}, "Not tested since"),
+            h(
+              "dd",
+              { "data-testid": "untested-since" },
+              `${day(event.untestedSince)}: the runs as of that day and since could not compare it (too few decided claims of the cell in their windows, or none). Nothing says the drift ended; no run has confirmed it since.`,
+            ),
+          ]
+        : null,
       event.triagedBy ? [h("dt", {}, "Triaged by"), h("dd", {}, event.triagedBy)] : null,
       event.triageNote ? [h("dt", {}, "Note"), h("dd", {}, event.triageNote)] : null,
     ),

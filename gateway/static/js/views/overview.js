@@ -1,6 +1,6 @@
 // Open drift events by severity with the dollars at stake, the last upload and the last run.
 
-import { amount, badge, count, day, dayRange, h, idOf, money, table, time, words } from "../dom.js";
+import { amount, badge, count, day, dayRange, h, idOf, money, table, time, untested, words } from "../dom.js";
 
 const SEVERITIES = ["HIGH", "MEDIUM", "LOW"];
 
@@ -91,7 +91,7 @@ export async function render({ api }) {
         words(event.metric),
         badge(event.severity),
         money(event.dollarsAtStake),
-        event.summary,
+        [event.summary, " ", untested(event)],
       ]),
       "No open drift events.",
     ),
