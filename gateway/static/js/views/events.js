@@ -75,7 +75,7 @@ async function list({ api, query }) {
         badge(event.severity),
         badge(event.state),
         money(event.dollarsAtStake),
-        [time(event.lastSeenTime), untested(event)],
+        h("span", {}, time(event.lastSeenTime), untested(event)),
       ]),
       "No drift event matches these filters.",
     ),

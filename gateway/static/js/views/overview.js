@@ -91,7 +91,7 @@ export async function render({ api }) {
         words(event.metric),
         badge(event.severity),
         money(event.dollarsAtStake),
-        [event.summary, " ", untested(event)],
+        h("span", {}, event.summary, untested(event)),
       ]),
       "No open drift events.",
     ),
