@@ -22,6 +22,8 @@ from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, 
 from tests.reports.webhook_receiver import receiving
 from tests.scenarios import (
     DRIFTED_PAYER,
+    as_csv,
+    denial_drift,
     drifted_history,
     run_as_of,
     upload_drifted_history,
@@ -178,6 +180,51 @@ def test_self_pay_is_listed_among_the_payers_as_not_compared(
     listed.get_by_role("link", name="Self Pay").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Self Pay")
     expect(page.get_by_text("detection does not compare them")).to_be_visible()
+    assert session.errors == []
+
+
+def test_payers_whose_claims_all_came_before_the_windows_are_listed_with_their_events(
+    system: System, browser: Browser
+) -> None:
+    """A history of 2025, then a file of one payer's claims a year later: the summaries'
+    windows end on that file's last decision, past the others' claims. The payers page says
+    which windows it shows, and lists the payers left out of them with their claims and
+    their open events, which the events page then shows."""
+    customer = "web" + uuid.uuid4().hex[:8]
+    history = as_csv(denial_drift(customer, dt.date(2025, 1, 6), dt.date(2025, 8, 1)))
+    later = [f"L{n},Humana,2026-11-{1 + n % 28:02d},100.00,80.00" for n in range(60)]
+    with system.client(customer, "admin") as client:
+        sent = client.post(f"/v1/customers/{customer}/uploads", content=history.encode())
+        assert sent.status_code == 200, sent.text
+        wait_for_events(system, customer)
+        body = "claim_id,payer,decision_date,billed_amount,paid_amount\n" + "\n".join(later)
+        sent = client.post(f"/v1/customers/{customer}/uploads", content=body.encode() + b"\n")
+        assert sent.status_code == 200, sent.text
+        open_events = client.get(
+            f"/v1/customers/{customer}/driftEvents",
+            params={"filter": f'payer = "{DRIFTED_PAYER}" AND active = true', "pageSize": 1000},
+        ).json()["driftEvents"]
+        payers = client.get(f"/v1/customers/{customer}/payers", params={"pageSize": 1000}).json()
+    drifted_claims = sum(
+        int(p["claimCount"]) for p in payers["payers"] if p["canonicalPayer"] == DRIFTED_PAYER
+    )
+    assert open_events and drifted_claims > 0
+
+    session, page = signed_in(browser, system, customer, role="viewer")
+    go(page, "Payers")
+    shown = page.get_by_role("table", name="Each payer's current window against its baseline")
+    expect(shown).to_contain_text("Humana")
+    # The windows, said: they end on the later file's last decision.
+    expect(shown.locator("caption")).to_contain_text("– Nov 28, 2026 against")
+    expect(shown).not_to_contain_text(DRIFTED_PAYER)
+    earlier = page.get_by_role(
+        "table", name="Payers whose claims were all decided before these windows"
+    )
+    row = earlier.get_by_role("row").filter(has_text=DRIFTED_PAYER)
+    expect(row).to_contain_text(f"{drifted_claims:,}")
+    row.get_by_role("link", name=str(len(open_events))).click()
+    expect(page.get_by_role("heading", level=1, name="Drift events")).to_be_visible()
+    expect(page.get_by_label("Payer")).to_have_value(DRIFTED_PAYER)
     assert session.errors == []
 
 

@@ -41,18 +41,56 @@ function mappingForm(context, payer) {
   return form;
 }
 
+// The payers with claims but none in the summaries' windows (which end on the customer's
+// latest decision date: a later file of some payers moves them past the others' claims),
+// with their open events, which stay open until a run can compare them again.
+function earlierPayers(summaries, every, open) {
+  const shown = new Set(summaries.map((summary) => summary.payer));
+  const claims = new Map();
+  for (const payer of every) {
+    const name = payer.canonicalPayer || payer.rawPayerName;
+    if (!shown.has(name)) claims.set(name, (claims.get(name) || 0) + Number(payer.claimCount || 0));
+  }
+  const events = new Map();
+  for (const event of open) if (claims.has(event.payer)) events.set(event.payer, (events.get(event.payer) || 0) + 1);
+  const earlier = [...claims].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  if (!earlier.length) return null;
+  return [
+    h("h2", { id: "earlier-title" }, "Payers without claims in these windows"),
+    h(
+      "p",
+      { class: "hint" },
+      "Their claims were all decided before the windows above, which end on the latest decision date in your files. Their open events stay open, not tested, until a run can compare them again: upload their later claims.",
+    ),
+    table(
+      "Payers whose claims were all decided before these windows",
+      ["Payer", "Claims", "Open events"],
+      earlier.map(([payer, n]) => [
+        payer,
+        count(n),
+        events.get(payer) ? h("a", { href: `#/events?payer=${encodeURIComponent(payer)}` }, count(events.get(payer))) : count(0),
+      ]),
+    ),
+  ];
+}
+
 async function list(context) {
   const { api } = context;
-  const [summaries, unmapped] = await Promise.all([
+  const [summaries, unmapped, every, open] = await Promise.all([
     api.list("/payerSummaries", "payerSummaries", { orderBy: "current.claims desc" }, 1000),
     api.list("/payers", "payers", { filter: "mapped = false" }, 200),
+    api.list("/payers", "payers", {}, 5000),
+    api.list("/driftEvents", "driftEvents", { filter: "active = true AND (state = NEW OR state = ACKNOWLEDGED)" }, 1000),
   ]);
+  const window = summaries[0];
   return h(
     "section",
     { "aria-labelledby": "payers-title" },
     h("h1", { id: "payers-title" }, "Payers"),
     table(
-      "Each payer's current window against its baseline",
+      window
+        ? `Each payer's current window against its baseline (${dayRange(window.currentWindow)} against ${dayRange(window.baselineWindow)})`
+        : "Each payer's current window against its baseline",
       ["Payer", "Claims", "Denial rate", "Days to decision", "Paid ÷ allowed", "Denied billed", "Open events"],
       summaries.map((summary) => [
         summaryLink(summary),
@@ -65,6 +103,7 @@ async function list(context) {
       ]),
       "No payer yet: upload claims first.",
     ),
+    earlierPayers(summaries, every, open),
     h("h2", { id: "unmapped-title" }, "Unmapped payer names"),
     h("p", { class: "hint" }, "Names in files that no mapping or directory entry recognised; claims are kept under the cleaned-up name until mapped."),
     h("datalist", { id: "canonical-names" }, summaries.map((summary) => h("option", { value: summary.payer }))),
