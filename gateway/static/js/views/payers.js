@@ -56,14 +56,14 @@ function earlierPayers(summaries, every, open) {
   const earlier = [...claims].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   if (!earlier.length) return null;
   return [
-    h("h2", { id: "earlier-title" }, "Payers without claims in these windows"),
+    h("h2", { id: "earlier-title" }, "Payers without claims decided in these windows"),
     h(
       "p",
       { class: "hint" },
-      "Their claims were all decided before the windows above, which end on the latest decision date in your files. Their open events stay open, not tested, until a run can compare them again: upload their later claims.",
+      "Their claims were decided before the windows above, which end on the latest decision date in your files, or are not decided yet. Their open events stay open, not tested, until a run can compare them again: upload their later claims.",
     ),
     table(
-      "Payers whose claims were all decided before these windows",
+      "Payers with no claims decided in these windows",
       ["Payer", "Claims", "Open events"],
       earlier.map(([payer, n]) => [
         payer,
