@@ -58,7 +58,7 @@ from services.reports.content.weekly import (
     median_band,
     weeks_of,
 )
-from tests.scenarios import as_csv, denial_drift
+from tests.scenarios import as_csv, denial_drift, run_as_of
 from tests.system import System
 from upstream.drift.v1 import drift_service_pb2_grpc
 from upstream.drift.v1 import resources_pb2 as drift_resources
@@ -147,6 +147,11 @@ def drifted(system: System) -> tuple[str, dt.date, dt.date]:
     """A customer whose history (ending two months ago) holds a denial-rate drift, found by
     the detection run its upload started; and a period holding the drift's weeks and the
     run."""
+    return drifted_customer(system)
+
+
+def drifted_customer(system: System) -> tuple[str, dt.date, dt.date]:
+    """A new customer as `drifted` describes it."""
     customer = "contentdrift" + uuid.uuid4().hex[:8]
     start = today() - dt.timedelta(days=310)
     scenario = denial_drift(customer, start, start + dt.timedelta(days=231))
@@ -368,6 +373,26 @@ async def test_events_export_lists_the_drift_events_of_the_period_as_csv_and_jso
     assert united and {row["payer"] for row in united} == {"UnitedHealthcare"}
     # Detected today: nothing overlaps a period that ended months ago.
     assert csv_rows(before) == []
+
+
+async def test_events_no_run_could_test_since_say_so_in_the_export_and_the_summary(
+    system: System,
+) -> None:
+    """The history ends two months ago: a run as of today compares none of its payers, and
+    the events it leaves open say since when in the CSV export and the drift summary PDF."""
+    customer, start, end = drifted_customer(system)
+    assert run_as_of(system, customer, end)["state"] == "SUCCEEDED"
+    with system.client(customer, "viewer") as client:
+        events = events_of(client, customer)
+    rows = csv_rows(await content(system, spec(customer, EVENTS, CSV, (start, end))))
+    _pages, text = pdf_text(await content(system, spec(customer, SUMMARY, PDF, (start, end))))
+
+    assert events and all(e["active"] and "untestedSince" in e for e in events)
+    assert {row["name"]: row["untested_since"] for row in rows} == {
+        e["name"]: str(dt.date(**e["untestedSince"])) for e in events
+    } and all(row["untested_since"] == str(end) for row in rows)
+    said = f"not tested since {end.day} {end:%b %Y}, as no run since could compare it"
+    assert text.count(said) == len(events)
 
 
 async def test_a_history_uploaded_today_has_its_drift_in_the_period_its_claims_were_decided(

@@ -252,6 +252,7 @@ EVENT_COLUMNS: Sequence[tuple[str, Callable[[drift_resources_pb2.DriftEvent], Ce
     ("last_seen_time", lambda e: time_text(e.last_seen_time)),
     ("end_time", lambda e: time_text(e.end_time)),
     ("triage_note", lambda e: Text(e.triage_note)),
+    ("untested_since", lambda e: date_text(e.untested_since)),
 )
 
 

@@ -18,6 +18,7 @@ from xml.sax.saxutils import escape
 
 import matplotlib
 from google.protobuf import timestamp_pb2
+from google.type import date_pb2
 from PIL import Image as PILImage
 from reportlab import rl_config
 from reportlab.lib import colors
@@ -147,13 +148,14 @@ def _day(stamp: timestamp_pb2.Timestamp) -> str:
     return _date(stamp.ToDatetime(tzinfo=dt.UTC).date())
 
 
+def _calendar_day(day: date_pb2.Date) -> dt.date:
+    return dt.date(day.year, day.month, day.day)
+
+
 def _window(window: drift_resources_pb2.DateRange) -> str:
-    start, end = window.start_date, window.end_date
-    if not start.year:
+    if not window.start_date.year:
         return "–"
-    return _period(
-        dt.date(start.year, start.month, start.day), dt.date(end.year, end.month, end.day)
-    )
+    return _period(_calendar_day(window.start_date), _calendar_day(window.end_date))
 
 
 def _event(event: DriftEvent, width: float) -> Flowable:
@@ -182,7 +184,9 @@ def _event(event: DriftEvent, width: float) -> Flowable:
         ["Windows", f"baseline {_window(event.baseline_window)}; "
                     f"current {_window(event.current_window)}"],
         ["Found", f"first {_day(event.first_detected_time)}, last {_day(event.last_seen_time)}"
-         + (f", ended {_day(event.end_time)}" if event.end_time.seconds else "")],
+         + (f", ended {_day(event.end_time)}" if event.end_time.seconds else "")
+         + (f"; not tested since {_date(_calendar_day(event.untested_since))}, as no run"
+            " since could compare it" if event.HasField("untested_since") else "")],
     ]  # fmt: skip
     if evidence.carc_codes_moved:
         rows.append(
