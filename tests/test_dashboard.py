@@ -192,7 +192,9 @@ def test_payers_whose_claims_all_came_before_the_windows_are_listed_with_their_e
     their open events, which the events page then shows."""
     customer = "web" + uuid.uuid4().hex[:8]
     history = as_csv(denial_drift(customer, dt.date(2025, 1, 6), dt.date(2025, 8, 1)))
-    later = [f"L{n},Humana,2026-11-{1 + n % 28:02d},100.00,80.00" for n in range(60)]
+    later = [f"L{n},Humana,2026-11-{1 + n % 28:02d},100.00,80.00" for n in range(60)] + [
+        f"Z{n},Zenith Mutual Plan,2026-11-{1 + n:02d},100.00,80.00" for n in range(5)
+    ]
     with system.client(customer, "admin") as client:
         sent = client.post(f"/v1/customers/{customer}/uploads", content=history.encode())
         assert sent.status_code == 200, sent.text
@@ -220,6 +222,10 @@ def test_payers_whose_claims_all_came_before_the_windows_are_listed_with_their_e
     earlier = page.get_by_role("table", name="Payers with no claims decided in these windows")
     row = earlier.get_by_role("row").filter(has_text=DRIFTED_PAYER)
     expect(row).to_contain_text(f"{drifted_claims:,}")
+    # Names no mapping or directory entry knows are offered for mapping, the others not.
+    unmapped = page.get_by_role("table", name="Payer names without a mapping")
+    expect(unmapped).to_contain_text("Zenith Mutual Plan")
+    expect(unmapped).not_to_contain_text(DRIFTED_PAYER)
     row.get_by_role("link", name=str(len(open_events))).click()
     expect(page.get_by_role("heading", level=1, name="Drift events")).to_be_visible()
     expect(page.get_by_label("Payer")).to_have_value(DRIFTED_PAYER)

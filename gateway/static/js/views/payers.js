@@ -76,12 +76,12 @@ function earlierPayers(summaries, every, open) {
 
 async function list(context) {
   const { api } = context;
-  const [summaries, unmapped, every, open] = await Promise.all([
+  const [summaries, every, open] = await Promise.all([
     api.list("/payerSummaries", "payerSummaries", { orderBy: "current.claims desc" }, 1000),
-    api.list("/payers", "payers", { filter: "mapped = false" }, 200),
     api.list("/payers", "payers", {}, 5000),
     api.list("/driftEvents", "driftEvents", { filter: "active = true AND (state = NEW OR state = ACKNOWLEDGED)" }, 1000),
   ]);
+  const unmapped = every.filter((payer) => !payer.mapped).slice(0, 200);
   const window = summaries[0];
   return h(
     "section",
