@@ -6,6 +6,8 @@
     upstream rejections UPLOAD [--code C] [--column COL]   an upload's rejected rows
     upstream events [--payer P] [--metric M] [--state S] [--severity S] [--active]
     upstream triage EVENT --state STATE [--note TEXT]
+    upstream run [--as-of DATE] [--wait]      start a detection run (as of the latest data)
+    upstream runs [--state S] [--trigger T] [--limit N]    detection runs, newest first
     upstream report create --kind K --format F --start DATE --end DATE [--payer P]… [--wait]
     upstream report download REPORT [-o FILE]
     upstream payers
@@ -597,20 +599,94 @@ def report_create(session: Session, args: argparse.Namespace) -> None:
         metadata=session.metadata,
         timeout=CALL_SECONDS,
     )
-    if args.wait:
-        deadline = time.monotonic() + WAIT_SECONDS
-        while made.state in (reports_resources.Report.PENDING, reports_resources.Report.RUNNING):
-            if time.monotonic() > deadline:
-                raise CommandError("DEADLINE_EXCEEDED", f"{made.name} is still being built", 7)
-            time.sleep(1)
-            made = stub.GetReport(
-                reports_service_pb2.GetReportRequest(name=made.name),
-                metadata=session.metadata,
-                timeout=CALL_SECONDS,
-            )
-    session.show([made], _report_columns)
-    if made.state == reports_resources.Report.FAILED:
+    _shown_when_done(
+        session,
+        made,
+        (stub.GetReport, reports_service_pb2.GetReportRequest),
+        wait=args.wait,
+        waiting=(reports_resources.Report.PENDING, reports_resources.Report.RUNNING),
+        failed=reports_resources.Report.FAILED,
+        columns=_report_columns,
+        still="is still being built",
+    )
+
+
+def _shown_when_done(
+    session: Session,
+    made: Any,
+    get: tuple[Any, Any],
+    *,
+    wait: bool,
+    waiting: Sequence[int],
+    failed: int,
+    columns: Callable[[Any], Sequence[str]],
+    still: str,
+) -> None:
+    """`made` (a report or a run) shown; with `wait`, once its state has left `waiting`,
+    asked for again (`get`: the Get method and its request) each second meanwhile, and past
+    WAIT_SECONDS DEADLINE_EXCEEDED. In the `failed` state, FAILED with the error it gives."""
+    method, request = get
+    deadline = time.monotonic() + WAIT_SECONDS
+    while wait and made.state in waiting:
+        if time.monotonic() > deadline:
+            raise CommandError("DEADLINE_EXCEEDED", f"{made.name} {still}", 7)
+        time.sleep(1)
+        made = method(request(name=made.name), metadata=session.metadata, timeout=CALL_SECONDS)
+    session.show([made], columns)
+    if made.state == failed:
         raise CommandError("FAILED", f"{made.name}: {made.error.message}", 3)
+
+
+def run_detection(session: Session, args: argparse.Namespace) -> None:
+    stub = session.drift()
+    request = drift_service_pb2.RunDetectionRequest(
+        parent=session.parent, request_id=args.request_id or str(uuid.uuid4())
+    )
+    if args.as_of:
+        json_format.ParseDict(args.as_of, request.as_of)
+    made = stub.RunDetection(request, metadata=session.metadata, timeout=CALL_SECONDS)
+    _shown_when_done(
+        session,
+        made,
+        (stub.GetDriftRun, drift_service_pb2.GetDriftRunRequest),
+        wait=args.wait,
+        waiting=(drift_resources.DriftRun.PENDING, drift_resources.DriftRun.RUNNING),
+        failed=drift_resources.DriftRun.FAILED,
+        columns=_run_columns,
+        still="is still running",
+    )
+
+
+def runs(session: Session, args: argparse.Namespace) -> None:
+    terms = _equals((("state", args.state), ("trigger", args.trigger)), quoted=False)
+    found = _listed(
+        session,
+        session.drift().ListDriftRuns,
+        drift_service_pb2.ListDriftRunsRequest,
+        "drift_runs",
+        filter=" AND ".join(terms),
+    )
+    session.show(itertools.islice(found, args.limit), _run_columns)
+
+
+def _run_columns(run: drift_resources.DriftRun) -> list[str]:
+    columns = [
+        run.name,
+        drift_resources.DriftRun.State.Name(run.state),
+        drift_resources.DriftRun.Trigger.Name(run.trigger),
+        f"as of {_day_text(run.as_of)}",
+    ]
+    if run.state == drift_resources.DriftRun.SUCCEEDED:
+        skipped = f" ({run.cells_skipped} skipped: too few claims)" if run.cells_skipped else ""
+        columns += [
+            f"{run.cells_tested} cells tested{skipped}",
+            f"events opened {run.events_opened}, updated {run.events_updated}, "
+            f"closed {run.events_closed}",
+            f"in {run.duration.ToTimedelta().total_seconds():.1f} s",
+        ]
+    if run.error.message:  # a failed run says why
+        columns.append(run.error.message)
+    return columns
 
 
 def _report_columns(report: reports_resources.Report) -> list[str]:
@@ -732,6 +808,20 @@ def parser() -> argparse.ArgumentParser:
     )
     command.add_argument("--note")
     command.set_defaults(run=triage)
+    command = commands.add_parser(
+        "run", help="start a detection run (as of the latest decision date in the data)"
+    )
+    command.add_argument(
+        "--as-of", type=_date, metavar="YYYY-MM-DD", help="the last day of its current window"
+    )
+    command.add_argument("--request-id", help="idempotency key (a retry starts no second run)")
+    command.add_argument("--wait", action="store_true", help="until it has finished")
+    command.set_defaults(run=run_detection)
+    command = commands.add_parser("runs", help="list detection runs, newest first")
+    command.add_argument("--state", choices=["PENDING", "RUNNING", "SUCCEEDED", "FAILED"])
+    command.add_argument("--trigger", choices=["MANUAL", "UPLOAD", "SCHEDULE"])
+    command.add_argument("--limit", type=_positive, help="at most this many")
+    command.set_defaults(run=runs)
     commands.add_parser("payers", help="list payers").set_defaults(run=payers)
     commands.add_parser("mappings", help="list payer mappings").set_defaults(run=mappings)
     command = commands.add_parser(

@@ -145,6 +145,51 @@ def test_events_no_run_could_test_since_say_so(
     assert len(human.stdout.splitlines()) == len(scripted)
 
 
+def test_a_detection_run_is_started_waited_for_and_listed_with_what_it_did(
+    system: System, history: tuple[str, Path, dict[str, Any]]
+) -> None:
+    """A script starts a run as of a day and waits for it; the runs, newest first, show it
+    beside the one the upload started, each with its trigger and what it found."""
+    customer, _, made = history
+    # The upload's run is started by ingest's outbox once the upload is in.
+    deadline = time.monotonic() + 120
+    while not (
+        uploads := lines(
+            run(system, customer, "--json", "runs", "--trigger", "UPLOAD", "--state", "SUCCEEDED")
+        )
+    ):
+        assert time.monotonic() < deadline, "the upload started no run"
+        time.sleep(1)
+    as_of = uploads[0]["asOf"]
+    last_day = dt.date(as_of["year"], as_of["month"], as_of["day"])
+    (started,) = lines(
+        run(system, customer, "--json", "run", "--as-of", last_day.isoformat(), "--wait")
+    )
+    listed = lines(run(system, customer, "--json", "runs"))
+    human = run(system, customer, "runs", "--trigger", "MANUAL", "--limit", "1")
+    again = lines(
+        run(system, customer, "--json", "run", "--request-id", started["requestId"], "--wait")
+    )
+
+    assert started["state"] == "SUCCEEDED" and started["trigger"] == "MANUAL"
+    assert started["asOf"] == as_of
+    assert int(started["cellsTested"]) > 0 and int(started["eventsUpdated"]) > 0
+    assert listed[0]["name"] == started["name"]
+    times = [r["createTime"] for r in listed]
+    assert times == sorted(times, reverse=True)
+    # The upload started one run of its own, once, named by the upload.
+    assert [(r["trigger"], r["requestId"]) for r in uploads] == [
+        ("UPLOAD", made["name"].rsplit("/", 1)[1])
+    ]
+    assert human.returncode == 0, human.stderr
+    (line,) = human.stdout.splitlines()
+    assert line.startswith(f"{started['name']}  SUCCEEDED  MANUAL  as of {last_day}  ")
+    assert f"{started['cellsTested']} cells tested" in line
+    assert f"updated {started['eventsUpdated']}" in line
+    # The same request id is the same run, not a second one.
+    assert [r["name"] for r in again] == [started["name"]]
+
+
 def test_a_claims_export_is_built_and_downloaded_whole(
     system: System, history: tuple[str, Path, dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -182,6 +227,9 @@ def test_a_claims_export_is_built_and_downloaded_whole(
         (("events", "--payer", "x" * 2000), None, 3, "upstream: INVALID_ARGUMENT: filter"),
         (("upload", "/no/such/file.csv"), None, 2, "USAGE: /no/such/file.csv: no such file"),
         (("uploads",), "", 2, "upstream: USAGE: no token"),
+        (("run", "--as-of", "2100-01-01"), None, 3,
+         "INVALID_ARGUMENT: as_of 2100-01-01 is in the future"),
+        (("runs", "--trigger", "NIGHTLY"), None, 2, "invalid choice: 'NIGHTLY'"),
         (("report", "create", "--kind", "CLAIMS_EXPORT", "--format", "CSV", "--start", "March",
           "--end", "2026-03-31"), None, 2, "is not a date"),
     ],

@@ -110,6 +110,7 @@ SEVERITIES = ("LOW", "MEDIUM", "HIGH")
 EVENT_STATES = ("NEW", "ACKNOWLEDGED", "RESOLVED", "DISMISSED")
 METRICS = ("DENIAL_RATE", "DECISION_DAYS", "PAYMENT_RATIO", "DENIAL_REASON_MIX")
 RUN_STATES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED")
+RUN_TRIGGERS = ("MANUAL", "UPLOAD", "SCHEDULE")
 EVENT_FILTERS = {
     "payer": FilterField(drift_events.c.payer),
     "code_group": FilterField(drift_events.c.code_group),
@@ -199,6 +200,7 @@ SUMMARY_ORDERS = {
 }
 RUN_FILTERS = {
     "state": FilterField(drift_runs.c.state, "enum", {s: s for s in RUN_STATES}),
+    "trigger": FilterField(drift_runs.c.trigger, "enum", {t: t for t in RUN_TRIGGERS}),
     "create_time": FilterField(drift_runs.c.create_time, "timestamp"),
 }
 LEASE = dt.timedelta(minutes=10)
