@@ -16,9 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
+from psycopg.types.json import Jsonb
 
+from runtime.schemas import libpq_url
+from tests.conftest import PostgresUnderTest
 from tests.reports.webhook_receiver import receiving
 from tests.scenarios import (
     DRIFTED_PAYER,
@@ -454,6 +458,97 @@ def test_an_event_no_run_could_test_since_says_so_wherever_it_is_shown(
         f"{shown}: the runs as of that day and since could not compare it"
     )
     expect(page.get_by_test_id("event-state")).to_have_text("new")
+    assert session.errors == []
+
+
+def test_detection_runs_are_listed_and_one_is_started_and_followed_to_its_end(
+    system: System, browser: Browser, postgres: PostgresUnderTest
+) -> None:
+    """The runs page lists the upload's run; an admin starts one as of a day and follows it
+    to its end, and it heads the list; a run that failed says why there and on the
+    overview; a viewer sees the runs but is offered no way to start one."""
+    customer = "web" + uuid.uuid4().hex[:8]
+    upload_drifted_history(system, customer)
+    with system.client(customer, "viewer") as client:
+        (uploaded,) = client.get(f"/v1/customers/{customer}/driftRuns").json()["driftRuns"]
+    as_of = dt.date(**uploaded["asOf"])
+    shown = as_of.strftime("%b %-d, %Y")
+
+    session, page = signed_in(browser, system, customer)
+    go(page, "Detection runs")
+    runs = page.get_by_role("table", name="Detection runs, newest first")
+    expect(runs.get_by_role("row")).to_have_count(2)  # the heading's and the upload's
+    first = runs.get_by_role("row").nth(1).get_by_role("cell")
+    expect(first.nth(1)).to_have_text("An upload")
+    expect(first.nth(2)).to_have_text(shown)
+    expect(first.nth(4)).to_have_text("succeeded")
+    page.get_by_label("As of").fill(as_of.isoformat())
+    page.get_by_role("button", name="Run detection").click()
+    expect(page.get_by_role("status")).to_have_text(
+        re.compile(r"Detection run finished: events 0 opened, [1-9]\d* updated, 0 closed\.")
+    )
+    expect(runs.get_by_role("row")).to_have_count(3)
+    newest = runs.get_by_role("row").nth(1).get_by_role("cell")
+    expect(newest.nth(1)).to_have_text("By hand")
+    expect(newest.nth(2)).to_have_text(shown)
+    expect(newest.nth(4)).to_have_text("succeeded")
+    with system.client(customer, "viewer") as client:
+        started = client.get(f"/v1/customers/{customer}/driftRuns").json()["driftRuns"][0]
+    assert (started["trigger"], dt.date(**started["asOf"])) == ("MANUAL", as_of)
+    expect(newest.nth(6)).to_have_text(f"0 opened, {started['eventsUpdated']} updated, 0 closed")
+
+    # A run that failed, as the worker marks one whose statistics could not be read.
+    with psycopg.connect(libpq_url(postgres.admin_url), autocommit=True) as admin:
+        admin.execute(
+            "UPDATE drift.drift_runs SET state = 'FAILED', error = %s "
+            "WHERE customer_id = %s AND run_id = %s",
+            (
+                Jsonb({"code": 14, "message": "ingest could not be reached"}),
+                customer,
+                started["name"].rsplit("/", 1)[1],
+            ),
+        )
+    page.reload()
+    expect(runs.get_by_role("row").nth(1).get_by_test_id("run-error")).to_have_text(
+        "ingest could not be reached"
+    )
+    go(page, "Overview")
+    expect(page.get_by_test_id("run-error")).to_have_text("ingest could not be reached")
+    assert session.errors == []
+
+    viewer, page = signed_in(browser, system, customer, role="viewer")
+    go(page, "Detection runs")
+    expect(page.get_by_role("table", name="Detection runs, newest first")).to_be_visible()
+    expect(page.get_by_role("button", name="Run detection")).to_have_count(0)
+    assert viewer.errors == []
+
+
+def test_a_report_is_created_followed_until_built_and_downloaded(
+    system: System, browser: Browser, drifted: tuple[str, dict[str, Any]]
+) -> None:
+    """An export of the drifted payer's claims, asked for on the reports page, is followed
+    until it is built, then downloaded from the page: the file is the claims of that payer."""
+    customer, event = drifted
+    last = dt.date(**event["currentWindow"]["endDate"])
+    session, page = signed_in(browser, system, customer)
+    go(page, "Reports")
+    form = page.get_by_role("form", name="New report")
+    form.get_by_label("Kind").select_option("CLAIMS_EXPORT")
+    form.get_by_label("Format").select_option("CSV")
+    form.get_by_label("From").fill((last - dt.timedelta(days=29)).isoformat())
+    form.get_by_label("To").fill(last.isoformat())
+    form.get_by_role("group", name="Payers").get_by_label(DRIFTED_PAYER).check()
+    form.get_by_role("button", name="Create report").click()
+    expect(page.get_by_role("status")).to_have_text("The report is ready to download.")
+    listed = page.get_by_role("table", name="Reports, newest first").get_by_role("row")
+    expect(listed).to_have_count(2)
+    expect(listed.nth(1)).to_contain_text(DRIFTED_PAYER)
+    with page.expect_download() as downloading:
+        form.get_by_role("button", name=re.compile("^Download ")).click()
+    body = downloading.value.path().read_text()
+    lines = body.splitlines()
+    assert lines[0].startswith("claim_id,payer,") and len(lines) > 1
+    assert all(f",{DRIFTED_PAYER}," in line for line in lines[1:])
     assert session.errors == []
 
 

@@ -150,6 +150,16 @@ export function untested(event) {
     : null;
 }
 
+// `2026-02-15` (a date input's value) as the API's google.type.Date, and a Date as that text.
+export function dateOf(value) {
+  const [year, month, day] = value.split("-").map(Number);
+  return { year, month, day };
+}
+
+export function isoDay(date) {
+  return date.toISOString().slice(0, 10);
+}
+
 export function dayRange(range) {
   return range ? `${day(range.startDate)} – ${day(range.endDate)}` : "—";
 }
@@ -238,4 +248,42 @@ export function timeZoneList() {
     { id: uniqueId("zones") },
     ["UTC", ...zones.filter((zone) => zone !== "UTC")].map((zone) => h("option", { value: zone })),
   );
+}
+
+const FINISHED = ["SUCCEEDED", "FAILED"];
+
+// A report or a run asked for again each second until it has SUCCEEDED or FAILED, while its
+// view is shown, `shown(it)` on each new state: the last one read, or null once the view is
+// left.
+export async function followed(context, resource, shown) {
+  let state = "";
+  for (;;) {
+    if (resource.state !== state) {
+      state = resource.state;
+      shown(resource);
+    }
+    if (FINISHED.includes(resource.state)) return resource;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    if (!context.current()) return null;
+    resource = await context.api.get(context.api.named(resource.name));
+  }
+}
+
+// A form's submit, one at a time: its button disabled meanwhile, the last outcome (`area`) and
+// problem cleared first, and what goes wrong in `action` shown in `problems`.
+export function submitting(form, button, problems, area, action) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (button.disabled) return;
+    button.disabled = true;
+    problems.replaceChildren();
+    area.replaceChildren();
+    try {
+      await action();
+    } catch (problem) {
+      problems.replaceChildren(errorBox(problem));
+    } finally {
+      button.disabled = false;
+    }
+  });
 }

@@ -7,11 +7,12 @@ import * as events from "./views/events.js";
 import * as overview from "./views/overview.js";
 import * as payers from "./views/payers.js";
 import * as reports from "./views/reports.js";
+import * as runs from "./views/runs.js";
 import * as settings from "./views/settings.js";
 import * as uploads from "./views/uploads.js";
 import * as webhooks from "./views/webhooks.js";
 
-const VIEWS = { overview, uploads, events, payers, reports, webhooks, settings };
+const VIEWS = { overview, uploads, events, runs, payers, reports, webhooks, settings };
 const main = document.getElementById("main");
 const statusRegion = document.getElementById("status");
 let api = null;

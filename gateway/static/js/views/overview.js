@@ -1,6 +1,7 @@
 // Open drift events by severity with the dollars at stake, the last upload and the last run.
 
 import { amount, badge, count, day, dayRange, h, idOf, money, table, time, untested, words } from "../dom.js";
+import { foundText } from "./runs.js";
 
 const SEVERITIES = ["HIGH", "MEDIUM", "LOW"];
 
@@ -75,11 +76,13 @@ export async function render({ api }) {
               h("dt", {}, "Cells"),
               h("dd", {}, `${count(lastRun.cellsTested)} tested, ${count(lastRun.cellsSkipped)} skipped`),
               h("dt", {}, "Events"),
-              h("dd", {}, `${count(lastRun.eventsOpened)} opened, ${count(lastRun.eventsUpdated)} updated, ${count(lastRun.eventsClosed)} closed`),
+              h("dd", {}, foundText(lastRun)),
+              lastRun.state === "FAILED" ? [h("dt", {}, "Why it failed"), h("dd", { "data-testid": "run-error" }, lastRun.error?.message || "no reason given")] : null,
               h("dt", {}, "Finished"),
               h("dd", {}, time(lastRun.endTime)),
             )
           : h("p", {}, "No detection run yet: one starts after each upload."),
+        h("p", {}, h("a", { href: "#/runs" }, "All detection runs")),
       ),
     ),
     h("h2", {}, "Largest open events"),

@@ -2,7 +2,7 @@
 // reports kept with their downloads, and the schedules that make reports on their own.
 
 import { ApiError } from "../api.js";
-import { badge, bytes, conflictBox, dayRange, errorBox, field, h, idOf, select, table, time, timeZoneList, twoStep, uniqueId, words } from "../dom.js";
+import { badge, bytes, conflictBox, dateOf, dayRange, errorBox, field, followed, h, idOf, isoDay, select, submitting, table, time, timeZoneList, twoStep, uniqueId, words } from "../dom.js";
 
 const KINDS = {
   DRIFT_SUMMARY: ["Drift summary", "Drift events of the period with their evidence and dollars at stake, by payer."],
@@ -17,10 +17,7 @@ const FORMATS = {
   CLAIMS_EXPORT: ["CSV", "JSON"],
   EVENTS_EXPORT: ["CSV", "JSON"],
 };
-const FINAL = ["SUCCEEDED", "FAILED"];
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function kindName(kind) {
   return (KINDS[kind] || [words(kind)])[0];
@@ -28,16 +25,6 @@ function kindName(kind) {
 
 function describe(report) {
   return `${kindName(report.kind)} (${report.format}), ${dayRange(report.parameters?.dateRange)}`;
-}
-
-function isoDay(date) {
-  return date.toISOString().slice(0, 10);
-}
-
-// `2026-02-15` from a date input as the API's google.type.Date.
-function dateOf(value) {
-  const [year, month, day] = value.split("-").map(Number);
-  return { year, month, day };
 }
 
 function lines(text) {
@@ -201,19 +188,8 @@ function progressOf(api, report, problems) {
 
 // Follows a new report each second until it is built or failed, while this view is shown.
 async function follow(context, report, area, problems) {
-  const { api } = context;
-  let shown = "";
-  for (;;) {
-    if (report.state !== shown) {
-      shown = report.state;
-      area.replaceChildren(progressOf(api, report, problems));
-    }
-    if (FINAL.includes(report.state)) break;
-    await pause(1000);
-    if (!context.current()) return;
-    report = await api.get(api.named(report.name));
-  }
-  context.announce(report.state === "SUCCEEDED" ? "The report is ready to download." : "The report failed.");
+  const done = await followed(context, report, (now) => area.replaceChildren(progressOf(context.api, now, problems)));
+  if (done) context.announce(done.state === "SUCCEEDED" ? "The report is ready to download." : "The report failed.");
 }
 
 function reportForm(context, payers, list) {
@@ -237,29 +213,18 @@ function reportForm(context, payers, list) {
     problems,
     area,
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    if (button.disabled) return;
-    button.disabled = true;
-    problems.replaceChildren();
-    area.replaceChildren();
-    try {
-      const report = await api.post("/reports", {
-        kind: kind.value,
-        format: format.value,
-        parameters: {
-          dateRange: { startDate: dateOf(start.value), endDate: dateOf(end.value) },
-          payers: chosenPayers.values(),
-        },
-      });
-      list.reload();
-      await follow(context, report, area, problems);
-      if (context.current()) list.reload();
-    } catch (problem) {
-      problems.replaceChildren(errorBox(problem));
-    } finally {
-      button.disabled = false;
-    }
+  submitting(form, button, problems, area, async () => {
+    const report = await api.post("/reports", {
+      kind: kind.value,
+      format: format.value,
+      parameters: {
+        dateRange: { startDate: dateOf(start.value), endDate: dateOf(end.value) },
+        payers: chosenPayers.values(),
+      },
+    });
+    list.reload();
+    await follow(context, report, area, problems);
+    if (context.current()) list.reload();
   });
   return form;
 }

@@ -1,0 +1,112 @@
+// Detection runs, newest first: what started each, the day it ran as of, what it tested and
+// found, how long it took, and why one failed. Writers start one (as of the latest decision
+// date in the files, or a day they choose) and follow it to its end.
+
+import { badge, count, dateOf, day, dayRange, errorBox, field, followed, h, isoDay, submitting, table, time } from "../dom.js";
+
+// Runs the list shows.
+const SHOWN = 50;
+
+function startedBy(run) {
+  if (run.trigger === "UPLOAD") {
+    return run.requestId ? h("a", { href: `#/uploads/${encodeURIComponent(run.requestId)}` }, "An upload") : "An upload";
+  }
+  return run.trigger === "SCHEDULE" ? "The daily schedule" : "By hand";
+}
+
+// A proto3 JSON Duration (`"0.077489s"`) in seconds, to a tenth.
+function seconds(duration) {
+  return duration ? `${Number.parseFloat(duration).toFixed(1)}\u00a0s` : "—";
+}
+
+function stateOf(run) {
+  if (run.state !== "FAILED") return badge(run.state);
+  return h("span", {}, badge(run.state), " ", h("span", { class: "hint", "data-testid": "run-error" }, run.error?.message || "no reason given"));
+}
+
+// What a finished run did to the events.
+export function foundText(run) {
+  return `${count(run.eventsOpened)} opened, ${count(run.eventsUpdated)} updated, ${count(run.eventsClosed)} closed`;
+}
+
+function runsTable(runs) {
+  return table(
+    "Detection runs, newest first",
+    ["Requested", "Started by", "As of", "Compared", "State", "Cells tested", "Events", "Took"],
+    runs.map((run) => [
+      time(run.createTime),
+      startedBy(run),
+      day(run.asOf),
+      `${dayRange(run.currentWindow)} against ${dayRange(run.baselineWindow)}`,
+      stateOf(run),
+      run.state === "SUCCEEDED" ? `${count(run.cellsTested)} (${count(run.cellsSkipped)} skipped)` : "—",
+      run.state === "SUCCEEDED" ? foundText(run) : "—",
+      seconds(run.duration),
+    ]),
+    "No detection run yet: one starts after each upload.",
+  );
+}
+
+function progressOf(run) {
+  if (run.state === "SUCCEEDED") return h("p", {}, badge(run.state), ` As of ${day(run.asOf)}: ${count(run.cellsTested)} cells tested; events ${foundText(run)}.`);
+  if (run.state === "FAILED") {
+    return h("div", { class: "error", role: "alert" }, h("p", {}, `The run as of ${day(run.asOf)} failed: ${run.error?.message || "no reason given"}`));
+  }
+  return h("p", {}, badge(run.state), ` Detecting as of ${day(run.asOf)}… `, h("progress", { "aria-label": "Detection run in progress" }));
+}
+
+function runForm(context, reload) {
+  const { api } = context;
+  const asOf = h("input", { type: "date", name: "asOf", max: isoDay(new Date()) });
+  const button = h("button", { type: "submit" }, "Run detection");
+  const problems = h("div");
+  const area = h("div", { class: "outcome", "aria-live": "polite" });
+  const form = h(
+    "form",
+    { class: "card", "aria-labelledby": "new-run" },
+    h("h2", { id: "new-run" }, "Run detection now"),
+    h(
+      "p",
+      { class: "hint" },
+      "A run starts by itself after each upload and on the daily schedule. Run one now to see what changed drift settings find, or the drift as of an earlier day.",
+    ),
+    field("As of", asOf, "The last day of the current window; left empty, the latest decision date in your files"),
+    button,
+    problems,
+    area,
+  );
+  submitting(form, button, problems, area, async () => {
+    // One key a click: a request sent again (a lost answer) starts no second run.
+    const body = { requestId: crypto.randomUUID() };
+    if (asOf.value) body.asOf = dateOf(asOf.value);
+    const run = await api.post("/driftRuns", body);
+    reload();
+    const done = await followed(context, run, (now) => area.replaceChildren(progressOf(now)));
+    if (!done) return;
+    context.announce(
+      done.state === "SUCCEEDED" ? `Detection run finished: events ${foundText(done)}.` : "The detection run failed.",
+    );
+    reload();
+  });
+  return form;
+}
+
+export async function render(context) {
+  const { api } = context;
+  const list = h("div", {}, runsTable(await api.list("/driftRuns", "driftRuns", {}, SHOWN)));
+  const reload = async () => {
+    try {
+      const runs = await api.list("/driftRuns", "driftRuns", {}, SHOWN);
+      if (context.current()) list.replaceChildren(runsTable(runs));
+    } catch (problem) {
+      list.replaceChildren(errorBox(problem));
+    }
+  };
+  return h(
+    "section",
+    { "aria-labelledby": "runs-title" },
+    h("h1", { id: "runs-title" }, "Detection runs"),
+    api.identity.canWrite ? runForm(context, reload) : null,
+    list,
+  );
+}
