@@ -464,9 +464,10 @@ def test_an_event_no_run_could_test_since_says_so_wherever_it_is_shown(
 def test_detection_runs_are_listed_and_one_is_started_and_followed_to_its_end(
     system: System, browser: Browser, postgres: PostgresUnderTest
 ) -> None:
-    """The runs page lists the upload's run; an admin starts one as of a day and follows it
-    to its end, and it heads the list; a run that failed says why there and on the
-    overview; a viewer sees the runs but is offered no way to start one."""
+    """The runs page lists the upload's run; an admin who changed the drift settings is
+    offered a run, starts one as of a day and follows it to its end, and it heads the list;
+    a run that failed says why there and on the overview; a viewer sees the runs but is
+    offered no way to start one."""
     customer = "web" + uuid.uuid4().hex[:8]
     upload_drifted_history(system, customer)
     with system.client(customer, "viewer") as client:
@@ -482,6 +483,15 @@ def test_detection_runs_are_listed_and_one_is_started_and_followed_to_its_end(
     expect(first.nth(1)).to_have_text("An upload")
     expect(first.nth(2)).to_have_text(shown)
     expect(first.nth(4)).to_have_text("succeeded")
+    # Settings changed, then a run to see what they find.
+    go(page, "Settings")
+    page.get_by_label("False discovery rate (q)").fill("0.05")
+    page.get_by_role("button", name="Save drift settings").click()
+    expect(page.get_by_role("status")).to_have_text("Drift settings saved.")
+    saved = page.get_by_role("form", name="Drift settings")
+    expect(saved).to_contain_text("Saved. Detection uses them from its next run")
+    saved.get_by_role("link", name="run detection now").click()
+    expect(page.get_by_role("heading", level=1, name="Detection runs")).to_be_visible()
     page.get_by_label("As of").fill(as_of.isoformat())
     page.get_by_role("button", name="Run detection").click()
     expect(page.get_by_role("status")).to_have_text(
@@ -495,6 +505,9 @@ def test_detection_runs_are_listed_and_one_is_started_and_followed_to_its_end(
     with system.client(customer, "viewer") as client:
         started = client.get(f"/v1/customers/{customer}/driftRuns").json()["driftRuns"][0]
     assert (started["trigger"], dt.date(**started["asOf"])) == ("MANUAL", as_of)
+    with system.client(customer, "viewer") as client:
+        config = client.get(f"/v1/customers/{customer}/driftConfig").json()
+    assert config["falseDiscoveryRate"] == 0.05
     expect(newest.nth(6)).to_have_text(f"0 opened, {started['eventsUpdated']} updated, 0 closed")
 
     # A run that failed, as the worker marks one whose statistics could not be read.

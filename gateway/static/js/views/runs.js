@@ -68,7 +68,7 @@ function runForm(context, reload) {
     h(
       "p",
       { class: "hint" },
-      "A run starts by itself after each upload and on the daily schedule. Run one now to see what changed drift settings find, or the drift as of an earlier day.",
+      "A run starts by itself after each upload. Run one now to see what changed drift settings find, or the drift as of an earlier day.",
     ),
     field("As of", asOf, "The last day of the current window; left empty, the latest decision date in your files"),
     button,

@@ -260,7 +260,7 @@ function settingsCard(context, options, resource, note) {
     }
     message.replaceChildren();
     try {
-      replace(await api.patch(path, changes, { etag: resource.etag, mask: mask.join(",") }), "Saved.");
+      replace(await api.patch(path, changes, { etag: resource.etag, mask: mask.join(",") }), options.saved ? options.saved() : "Saved.");
       context.announce(`${title} saved.`);
     } catch (problem) {
       if (!problem.stale) {
@@ -300,7 +300,14 @@ export async function render(context) {
     ),
     settingsCard(
       context,
-      { id: "drift-settings", title: "Drift settings", path: "/driftConfig", settings: DRIFT_SETTINGS },
+      {
+        id: "drift-settings",
+        title: "Drift settings",
+        path: "/driftConfig",
+        settings: DRIFT_SETTINGS,
+        // Events change only when a run uses the settings: the next upload's, or one started now.
+        saved: () => ["Saved. Detection uses them from its next run: ", h("a", { href: "#/runs" }, "run detection now"), " to see what they find."],
+      },
       config,
     ),
   );
