@@ -19,7 +19,7 @@ import httpx
 import psycopg
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
-from psycopg.types.json import Jsonb
+from psycopg import sql
 
 from runtime.schemas import libpq_url
 from tests.conftest import PostgresUnderTest
@@ -510,23 +510,30 @@ def test_detection_runs_are_listed_and_one_is_started_and_followed_to_its_end(
     assert config["falseDiscoveryRate"] == 0.05
     expect(newest.nth(6)).to_have_text(f"0 opened, {started['eventsUpdated']} updated, 0 closed")
 
-    # A run that failed, as the worker marks one whose statistics could not be read.
+    # A run that fails: this customer's events refused by the database (as a constraint a
+    # later migration adds could refuse them), shown where it failed and on the overview.
+    refusal = sql.Identifier(f"refuse_{uuid.uuid4().hex[:8]}")
     with psycopg.connect(libpq_url(postgres.admin_url), autocommit=True) as admin:
         admin.execute(
-            "UPDATE drift.drift_runs SET state = 'FAILED', error = %s "
-            "WHERE customer_id = %s AND run_id = %s",
-            (
-                Jsonb({"code": 14, "message": "ingest could not be reached"}),
-                customer,
-                started["name"].rsplit("/", 1)[1],
-            ),
+            sql.SQL(
+                "ALTER TABLE drift.drift_events ADD CONSTRAINT {} CHECK (customer_id <> {}) "
+                "NOT VALID"
+            ).format(refusal, sql.Literal(customer))
         )
-    page.reload()
-    expect(runs.get_by_role("row").nth(1).get_by_test_id("run-error")).to_have_text(
-        "ingest could not be reached"
-    )
-    go(page, "Overview")
-    expect(page.get_by_test_id("run-error")).to_have_text("ingest could not be reached")
+        try:
+            page.get_by_role("button", name="Run detection").click()
+            expect(page.get_by_role("status")).to_have_text("The detection run failed.")
+            expect(page.get_by_role("alert")).to_contain_text(f"The run as of {shown} failed: ")
+            expect(runs.get_by_role("row")).to_have_count(4)
+            failed = runs.get_by_role("row").nth(1)
+            expect(failed.get_by_test_id("run-error")).to_contain_text("CheckViolation")
+            expect(failed.get_by_role("cell").nth(6)).to_have_text("—")
+            go(page, "Overview")
+            expect(page.get_by_test_id("run-error")).to_contain_text("CheckViolation")
+        finally:
+            admin.execute(
+                sql.SQL("ALTER TABLE drift.drift_events DROP CONSTRAINT {}").format(refusal)
+            )
     assert session.errors == []
 
     viewer, page = signed_in(browser, system, customer, role="viewer")

@@ -11,7 +11,7 @@ import logging
 import time
 
 from opentelemetry import trace
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.engine import Row
 
 from runtime.server import work_forever
@@ -34,6 +34,15 @@ drift_cells_tested_total = Counter(
 )
 drift_events_opened_total = Counter(
     "drift_events_opened_total", "Drift events opened, by metric.", ("metric",)
+)
+drift_runs_waiting = Gauge(
+    "drift_runs_waiting",
+    "Detection runs asked for that no worker has taken yet (or whose worker died), of every "
+    "customer.",
+)
+drift_run_oldest_waiting_age_seconds = Gauge(
+    "drift_run_oldest_waiting_age_seconds",
+    "Seconds the oldest detection run still waiting for a worker has waited; 0 when none waits.",
 )
 
 WORKER_POLL_SECONDS = 2.0
@@ -87,8 +96,17 @@ class DetectionRuns:
     async def run_forever(self) -> None:
         await work_forever("drift run worker", self.run_next, self._queued, WORKER_POLL_SECONDS)
 
+    async def count_waiting(self) -> None:
+        """The runs waiting for a worker, set in the metrics (a run that waits long is one no
+        worker takes)."""
+        waiting, oldest = await self._store.waiting_runs()
+        drift_runs_waiting.set(waiting)
+        drift_run_oldest_waiting_age_seconds.set(oldest)
+
     async def run_next(self) -> bool:
         """Execute the next queued run; False when there was none."""
+        # Each time the worker looks for one, busy or not: the metrics stay current.
+        await self.count_waiting()
         run = await self._store.claim_next_run()
         if run is None:
             return False

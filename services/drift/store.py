@@ -204,6 +204,10 @@ RUN_FILTERS = {
     "create_time": FilterField(drift_runs.c.create_time, "timestamp"),
 }
 LEASE = dt.timedelta(minutes=10)
+# A run a worker may take: not taken yet, or taken by a worker whose lease ran out (it died).
+_WAITING_FOR_A_WORKER = (drift_runs.c.state == "PENDING") | (
+    (drift_runs.c.state == "RUNNING") & (drift_runs.c.lease_expire_time < sa.func.now())
+)
 
 
 @dataclass(frozen=True)
@@ -386,13 +390,7 @@ class DriftStore:
             row = (
                 await connection.execute(
                     sa.select(drift_runs)
-                    .where(
-                        (drift_runs.c.state == "PENDING")
-                        | (
-                            (drift_runs.c.state == "RUNNING")
-                            & (drift_runs.c.lease_expire_time < sa.func.now())
-                        )
-                    )
+                    .where(_WAITING_FOR_A_WORKER)
                     .order_by(drift_runs.c.create_time)
                     .limit(1)
                     .with_for_update(skip_locked=True)
@@ -415,6 +413,26 @@ class DriftStore:
                     .returning(drift_runs)
                 )
             ).one()
+
+    async def waiting_runs(self) -> tuple[int, float]:
+        """How many runs of every customer wait for a worker (PENDING, or RUNNING on a lease
+        that expired: its worker died), and the seconds the oldest of them has waited since
+        it was asked for (0 when none waits)."""
+        async with self._engine.connect() as connection:
+            count, oldest = (
+                await connection.execute(
+                    sa.select(
+                        sa.func.count(),
+                        sa.func.coalesce(
+                            sa.func.extract(
+                                "epoch", sa.func.now() - sa.func.min(drift_runs.c.create_time)
+                            ),
+                            0,
+                        ),
+                    ).where(_WAITING_FOR_A_WORKER)
+                )
+            ).one()
+        return int(count), float(oldest)
 
     async def fail_run(self, customer: str, run_id: str, message: str) -> None:
         async with self._engine.begin() as connection:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import grpc
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 from psycopg import sql
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -231,6 +233,41 @@ async def test_a_page_of_summaries_is_read_up_to_date_and_an_empty_page_computes
 
     await asyncio.to_thread(_delete, ingest_target, upload)
     assert await drift.summaries.read(customer, page("")) == []  # the deletion's
+
+
+async def test_runs_no_worker_has_taken_are_counted_with_how_long_the_oldest_waited(
+    database: PostgresUnderTest, drift: DriftParts
+) -> None:
+    """What the metrics tell an SRE of runs waiting for a worker (none is running here): how
+    many, and how long the oldest has waited; none once a worker has taken them."""
+    customer = "runs" + uuid.uuid4().hex[:8]
+    asked = [
+        await drift.runs.request(
+            customer, as_of=dt.date(2026, month, 1), request_id=None, trigger="MANUAL",
+            creator="test",
+        )
+        for month in (1, 2)
+    ]  # fmt: skip
+    # The first was asked for ten minutes ago, as if no worker had been there since.
+    with psycopg.connect(libpq_url(database.admin_url), autocommit=True) as connection:
+        connection.execute(
+            "UPDATE drift.drift_runs SET create_time = now() - interval '10 minutes' "
+            "WHERE run_id = %s",
+            (asked[0].run_id,),
+        )
+    await drift.runs.count_waiting()
+    waiting = REGISTRY.get_sample_value("drift_runs_waiting")
+    oldest = REGISTRY.get_sample_value("drift_run_oldest_waiting_age_seconds")
+
+    assert waiting == 2
+    assert oldest is not None and 600 <= oldest < 700
+    while await drift.runs.run_next():
+        pass
+    assert REGISTRY.get_sample_value("drift_runs_waiting") == 0
+    assert REGISTRY.get_sample_value("drift_run_oldest_waiting_age_seconds") == 0
+    for run in asked:
+        done = await drift.store.get_run(customer, run.run_id)
+        assert done is not None and done.state == "SUCCEEDED", done
 
 
 async def test_a_run_failed_by_the_database_keeps_no_value_in_its_error(
