@@ -11,7 +11,7 @@ function startedBy(run) {
   if (run.trigger === "UPLOAD") {
     return run.requestId ? h("a", { href: `#/uploads/${encodeURIComponent(run.requestId)}` }, "An upload") : "An upload";
   }
-  return run.trigger === "SCHEDULE" ? "The daily schedule" : "By hand";
+  return run.trigger === "SCHEDULE" ? "A schedule" : "By hand";
 }
 
 // A proto3 JSON Duration (`"0.077489s"`) in seconds, to a tenth.
