@@ -7,6 +7,7 @@
     upstream events [--payer P] [--metric M] [--state S] [--severity S] [--active]
     upstream triage EVENT --state STATE [--note TEXT]
     upstream run [--as-of DATE] [--wait]      start a detection run (as of the latest data)
+    upstream config | config set NAME=VALUE…  the drift settings, and changing them
     upstream runs [--state S] [--trigger T] [--limit N]    detection runs, newest first
     upstream report create --kind K --format F --start DATE --end DATE [--payer P]… [--wait]
     upstream report download REPORT [-o FILE]
@@ -249,6 +250,23 @@ def upload(session: Session, args: argparse.Namespace) -> None:
             _first_rejections(session, made)
     if made.state == ingest_resources.Upload.FAILED:
         raise CommandError("FAILED", f"{made.name}: {made.error.message or 'the upload failed'}", 3)
+
+
+def _said(error: grpc.RpcError) -> str:
+    """A refusal's message, with each field it names and what is wrong with it (its
+    BadRequest's violations) where the message does not say them already."""
+    said = error.details() or ""  # type: ignore[attr-defined]
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    violations = []
+    for detail in status.details if status is not None else []:
+        request = error_details_pb2.BadRequest()
+        if detail.Unpack(request):
+            violations += [
+                f"{v.field}: {v.description}"
+                for v in request.field_violations
+                if f"{v.field}: {v.description}" not in said
+            ]
+    return "; ".join([said, *violations]) if violations else said
 
 
 def _problem(error: grpc.RpcError) -> str:
@@ -689,6 +707,99 @@ def _run_columns(run: drift_resources.DriftRun) -> list[str]:
     return columns
 
 
+# The drift settings people set (DriftConfig's fields less its name, etag and who changed
+# it when).
+_NOT_SETTINGS = {"name", "etag", "update_time", "updated_by"}
+SETTINGS = [
+    field
+    for field in drift_resources.DriftConfig.DESCRIPTOR.fields
+    if field.name not in _NOT_SETTINGS
+]
+
+
+def config_show(session: Session, args: argparse.Namespace) -> None:
+    _show_config(
+        session,
+        session.drift().GetDriftConfig(
+            drift_service_pb2.GetDriftConfigRequest(name=f"{session.parent}/driftConfig"),
+            metadata=session.metadata,
+            timeout=CALL_SECONDS,
+        ),
+    )
+
+
+def config_set(session: Session, args: argparse.Namespace) -> None:
+    stub = session.drift()
+    name = f"{session.parent}/driftConfig"
+    current = stub.GetDriftConfig(
+        drift_service_pb2.GetDriftConfigRequest(name=name),
+        metadata=session.metadata,
+        timeout=CALL_SECONDS,
+    )
+    changed = drift_resources.DriftConfig(name=name, etag=current.etag)
+    for field, value in args.settings:
+        if field.is_repeated:
+            getattr(changed, field.name).extend(value)
+        else:
+            setattr(changed, field.name, value)
+    _show_config(
+        session,
+        stub.UpdateDriftConfig(
+            drift_service_pb2.UpdateDriftConfigRequest(
+                drift_config=changed,
+                update_mask=field_mask_pb2.FieldMask(paths=[f.name for f, _ in args.settings]),
+            ),
+            metadata=session.metadata,
+            timeout=CALL_SECONDS,
+        ),
+    )
+
+
+def _setting(text: str) -> tuple[Any, Any]:
+    """`NAME=VALUE` of `config set`: the DriftConfig field and its value as the field takes
+    it (a whole number, a number, or metrics separated by commas)."""
+    key, equals, raw = text.partition("=")
+    fields = {field.name: field for field in SETTINGS}
+    field = fields.get(key.strip())
+    if not equals or field is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not NAME=VALUE of a drift setting ({', '.join(fields)})"
+        )
+    raw = raw.strip()
+    try:
+        if field.enum_type is not None:
+            return field, [field.enum_type.values_by_name[v.strip()].number for v in raw.split(",")]
+        if field.type == field.TYPE_DOUBLE:
+            return field, float(raw)
+        return field, int(raw)
+    except (KeyError, ValueError):
+        kind = (
+            "metrics separated by commas ("
+            + ", ".join(v.name for v in field.enum_type.values if v.number)
+            + ")"
+            if field.enum_type is not None
+            else "a number"
+            if field.type == field.TYPE_DOUBLE
+            else "a whole number"
+        )
+        raise argparse.ArgumentTypeError(f"{field.name}: {raw!r} is not {kind}") from None
+
+
+def _show_config(session: Session, config: drift_resources.DriftConfig) -> None:
+    """The settings a line each (`NAME  VALUE`, as `config set` takes them) and who changed
+    them when; with --json the message."""
+    if session.json:
+        session.show([config], lambda _: [])
+        return
+    for field in SETTINGS:
+        value = getattr(config, field.name)
+        if field.enum_type is not None:
+            value = ",".join(field.enum_type.values_by_number[v].name for v in value)
+        print(f"{field.name}  {value}")
+    if config.updated_by:
+        print(f"changed {config.update_time.ToJsonString()} by {config.updated_by}")
+
+
 def _report_columns(report: reports_resources.Report) -> list[str]:
     return [
         report.name,
@@ -817,6 +928,20 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--request-id", help="idempotency key (a retry starts no second run)")
     command.add_argument("--wait", action="store_true", help="until it has finished")
     command.set_defaults(run=run_detection)
+    config = commands.add_parser("config", help="the drift settings (config set: change them)")
+    config.set_defaults(run=config_show)
+    command = config.add_subparsers(dest="action").add_parser(
+        "set", help="change drift settings, e.g. false_discovery_rate=0.05"
+    )
+    command.add_argument(
+        "settings",
+        nargs="+",
+        type=_setting,
+        metavar="NAME=VALUE",
+        help="a setting as `upstream config` lists it; enabled_metrics takes several, "
+        "separated by commas",
+    )
+    command.set_defaults(run=config_set)
     command = commands.add_parser("runs", help="list detection runs, newest first")
     command.add_argument("--state", choices=["PENDING", "RUNNING", "SUCCEEDED", "FAILED"])
     command.add_argument("--trigger", choices=["MANUAL", "UPLOAD", "SCHEDULE"])
@@ -888,7 +1013,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(failure.status, str(failure), failure.exit_code)
     except grpc.RpcError as error:
         code = error.code()  # type: ignore[attr-defined]
-        _fail(code.name, error.details() or "", EXIT_CODES.get(code, 1))  # type: ignore[attr-defined]
+        _fail(code.name, _said(error), EXIT_CODES.get(code, 1))
     except KeyboardInterrupt:
         _fail("CANCELLED", "interrupted", 130)
     except BrokenPipeError:

@@ -190,6 +190,38 @@ def test_a_detection_run_is_started_waited_for_and_listed_with_what_it_did(
     assert [r["name"] for r in again] == [started["name"]]
 
 
+def test_the_drift_settings_are_listed_and_changed_as_listed(system: System) -> None:
+    """`upstream config` lists each setting as `config set` takes it; a change of two is
+    made conditionally on what was read, and said with who made it."""
+    customer = "cli" + uuid.uuid4().hex[:8]
+    before = run(system, customer, "config")
+    (changed,) = lines(
+        run(
+            system, customer, "--json", "config", "set", "false_discovery_rate=0.05",
+            "enabled_metrics=DENIAL_RATE,DECISION_DAYS",
+        )
+    )  # fmt: skip
+    after = run(system, customer, "config")
+
+    assert before.returncode == 0, before.stderr
+    listed = dict(line.split("  ", 1) for line in before.stdout.splitlines())
+    assert listed["false_discovery_rate"] == "0.1"
+    assert listed["enabled_metrics"] == "DENIAL_RATE,DECISION_DAYS,PAYMENT_RATIO,DENIAL_REASON_MIX"
+    assert "current_window_days" in listed and "etag" not in listed
+    assert changed["falseDiscoveryRate"] == 0.05
+    assert changed["enabledMetrics"] == ["DENIAL_RATE", "DECISION_DAYS"]
+    assert changed["updatedBy"] == f"admin@{customer}"
+    now = dict(line.split("  ", 1) for line in after.stdout.splitlines()[:-1])
+    assert {name: now[name] for name in ("false_discovery_rate", "enabled_metrics")} == {
+        "false_discovery_rate": "0.05",
+        "enabled_metrics": "DENIAL_RATE,DECISION_DAYS",
+    }
+    assert {
+        k: v for k, v in now.items() if k not in ("false_discovery_rate", "enabled_metrics")
+    } == {k: v for k, v in listed.items() if k not in ("false_discovery_rate", "enabled_metrics")}
+    assert after.stdout.splitlines()[-1].endswith(f"by admin@{customer}")
+
+
 def test_a_claims_export_is_built_and_downloaded_whole(
     system: System, history: tuple[str, Path, dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -230,6 +262,13 @@ def test_a_claims_export_is_built_and_downloaded_whole(
         (("run", "--as-of", "2100-01-01"), None, 3,
          "INVALID_ARGUMENT: as_of 2100-01-01 is in the future"),
         (("runs", "--trigger", "NIGHTLY"), None, 2, "invalid choice: 'NIGHTLY'"),
+        (("config", "set", "fdr=0.05"), None, 2, "is not NAME=VALUE of a drift setting"),
+        (("config", "set", "min_current_claims=many"), None, 2,
+         "min_current_claims: 'many' is not a whole number"),
+        (("config", "set", "enabled_metrics=DENIALS"), None, 2,
+         "enabled_metrics: 'DENIALS' is not metrics separated by commas (DENIAL_RATE,"),
+        (("config", "set", "false_discovery_rate=2"), None, 3,
+         "drift_config.false_discovery_rate: must be between 0.001 and 0.5, got 2"),
         (("report", "create", "--kind", "CLAIMS_EXPORT", "--format", "CSV", "--start", "March",
           "--end", "2026-03-31"), None, 2, "is not a date"),
     ],
