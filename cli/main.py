@@ -8,7 +8,7 @@
     upstream triage EVENT --state STATE [--note TEXT]
     upstream run [--as-of DATE] [--wait]      start a detection run (as of the latest data)
     upstream config | config set NAME=VALUE…  the drift settings, and changing them
-    upstream runs [--state S] [--trigger T] [--limit N]    detection runs, newest first
+    upstream runs [--state S] [--trigger T] [--upload U] [--limit N]   detection runs, newest first
     upstream report create --kind K --format F --start DATE --end DATE [--payer P]… [--wait]
     upstream report download REPORT [-o FILE]
     upstream payers
@@ -677,6 +677,9 @@ def run_detection(session: Session, args: argparse.Namespace) -> None:
 
 def runs(session: Session, args: argparse.Namespace) -> None:
     terms = _equals((("state", args.state), ("trigger", args.trigger)), quoted=False)
+    if args.upload:
+        # An upload's run is asked for with the upload's id as its request id.
+        terms += _equals((("request_id", _named(session, "uploads", args.upload).rsplit("/")[-1]),))
     found = _listed(
         session,
         session.drift().ListDriftRuns,
@@ -945,6 +948,7 @@ def parser() -> argparse.ArgumentParser:
     command = commands.add_parser("runs", help="list detection runs, newest first")
     command.add_argument("--state", choices=["PENDING", "RUNNING", "SUCCEEDED", "FAILED"])
     command.add_argument("--trigger", choices=["MANUAL", "UPLOAD", "SCHEDULE"])
+    command.add_argument("--upload", help="the run an upload started (upload id or name)")
     command.add_argument("--limit", type=_positive, help="at most this many")
     command.set_defaults(run=runs)
     commands.add_parser("payers", help="list payers").set_defaults(run=payers)

@@ -186,6 +186,12 @@ def test_a_detection_run_is_started_waited_for_and_listed_with_what_it_did(
     assert line.startswith(f"{started['name']}  SUCCEEDED  MANUAL  as of {last_day}  ")
     assert f"{started['cellsTested']} cells tested" in line
     assert f"updated {started['eventsUpdated']}" in line
+    # An upload's run, asked for by the upload's name or id.
+    by_upload = [
+        lines(run(system, customer, "--json", "runs", "--upload", given))
+        for given in (made["name"], made["name"].rsplit("/", 1)[1])
+    ]
+    assert by_upload == [uploads, uploads]
     # The same request id is the same run, not a second one.
     assert [r["name"] for r in again] == [started["name"]]
 

@@ -129,6 +129,15 @@ def test_an_analyst_uploads_a_drift_sees_its_event_and_acknowledges_it(
     progress = page.get_by_role("progressbar", name="Upload progress")
     assert progress.evaluate("bar => bar.value === bar.max && bar.max > 1000")
     expect(page.get_by_role("table", name="Uploads, newest first")).to_contain_text("claims.csv")
+    # What detection made of it, once its run is done, and the way to the events.
+    found = re.compile(
+        r"Detection run as of \w+ \d+, \d+: events [1-9]\d* opened, 0 updated, 0 closed"
+    )
+    expect(page.get_by_test_id("upload-run")).to_contain_text(found, timeout=60_000)
+    page.get_by_role("link", name=re.compile(r"claims\.csv: 16,000 claims stored")).click()
+    expect(page.get_by_role("heading", level=1, name="claims.csv")).to_be_visible()
+    expect(page.get_by_test_id("upload-run")).to_contain_text(found)
+    go(page, "Uploads")
 
     event = rolled_up_denial_drift(wait_for_events(system, customer))
     go(page, "Drift events")

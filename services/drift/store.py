@@ -201,6 +201,7 @@ SUMMARY_ORDERS = {
 RUN_FILTERS = {
     "state": FilterField(drift_runs.c.state, "enum", {s: s for s in RUN_STATES}),
     "trigger": FilterField(drift_runs.c.trigger, "enum", {t: t for t in RUN_TRIGGERS}),
+    "request_id": FilterField(drift_runs.c.request_id),
     "create_time": FilterField(drift_runs.c.create_time, "timestamp"),
 }
 LEASE = dt.timedelta(minutes=10)

@@ -2,10 +2,12 @@
 // found, how long it took, and why one failed. Writers start one (as of the latest decision
 // date in the files, or a day they choose) and follow it to its end.
 
-import { badge, count, dateOf, day, dayRange, errorBox, field, followed, h, isoDay, submitting, table, time } from "../dom.js";
+import { badge, count, dateOf, day, dayRange, errorBox, field, followed, h, isoDay, quoted, submitting, table, time } from "../dom.js";
 
 // Runs the list shows.
 const SHOWN = 50;
+// Seconds an upload's page looks for the run the upload started before saying it has none.
+const RUN_LOOKS = 30;
 
 function startedBy(run) {
   if (run.trigger === "UPLOAD") {
@@ -53,6 +55,41 @@ function progressOf(run) {
     return h("div", { class: "error", role: "alert" }, h("p", {}, `The run as of ${day(run.asOf)} failed: ${run.error?.message || "no reason given"}`));
   }
   return h("p", {}, badge(run.state), ` Detecting as of ${day(run.asOf)}… `, h("progress", { "aria-label": "Detection run in progress" }));
+}
+
+// What detection made of an upload: its run (started by ingest once the upload is in) found,
+// followed to its end, and said — the events it opened, updated and closed, or why it failed.
+export function uploadRun(context, uploadId) {
+  const { api } = context;
+  const said = h("span", { "data-testid": "upload-run" }, "Waiting for its detection run to start…");
+  const say = (run) => {
+    const asOf = `Detection run as of ${day(run.asOf)}`;
+    if (run.state === "SUCCEEDED") {
+      said.replaceChildren(`${asOf}: events ${foundText(run)}. `, h("a", { href: "#/events" }, "See the drift events"));
+    } else if (run.state === "FAILED") {
+      said.replaceChildren(`${asOf} failed: ${run.error?.message || "no reason given"}`);
+    } else {
+      said.replaceChildren(`${asOf}: ${run.state === "PENDING" ? "waiting to start" : "running"}…`);
+    }
+  };
+  (async () => {
+    try {
+      // The run is asked for by ingest's outbox just after the upload commits.
+      for (let look = 0; look < RUN_LOOKS && context.current(); look += 1) {
+        const found = await api.get("/driftRuns", { filter: `request_id = ${quoted(uploadId)}`, pageSize: 1 });
+        const run = (found.driftRuns || [])[0];
+        if (run) {
+          await followed(context, run, say);
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+      if (context.current()) said.replaceChildren("No detection run has started for it yet: see ", h("a", { href: "#/runs" }, "the detection runs"), ".");
+    } catch (problem) {
+      said.replaceChildren(errorBox(problem));
+    }
+  })();
+  return said;
 }
 
 function runForm(context, reload) {

@@ -2,6 +2,7 @@
 // the history of uploads; one upload's rejections (line, column, value, reason).
 
 import { badge, bytes, count, day, errorBox, field, h, idOf, select, table, time } from "../dom.js";
+import { uploadRun } from "./runs.js";
 
 const FOLLOW_EVERY_MS = 700;
 const MODES = [
@@ -147,6 +148,7 @@ function uploader(context) {
           " ",
           h("a", { href: `#/uploads/${idOf(upload.name)}` }, `${upload.fileName}: ${count(upload.claimsAccepted)} claims stored`),
         ),
+        upload.state === "SUCCEEDED" ? h("p", {}, uploadRun(context, idOf(upload.name))) : null,
       );
       history.replaceChildren(await historyTable(api));
     } catch (problem) {
@@ -202,7 +204,8 @@ async function historyTable(api) {
   );
 }
 
-async function detail({ api, path }) {
+async function detail(context) {
+  const { api, path } = context;
   const name = `${api.base.slice(4)}/uploads/${path[0]}`;
   const [upload, rejections] = await Promise.all([
     api.get(api.named(name)),
@@ -230,6 +233,7 @@ async function detail({ api, path }) {
       h("dd", {}, (upload.payers || []).join(", ") || "—"),
       h("dt", {}, "Uploaded by"),
       h("dd", {}, `${upload.creator || "—"}, ${time(upload.createTime)}`),
+      upload.state === "SUCCEEDED" ? [h("dt", {}, "Detection"), h("dd", {}, uploadRun(context, idOf(upload.name)))] : null,
       ...columnsRead(upload.columnMap || {}),
     ),
     upload.error ? h("div", { class: "error", role: "alert" }, upload.error.message || "") : null,
