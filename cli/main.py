@@ -701,8 +701,8 @@ def _run_columns(run: drift_resources.DriftRun) -> list[str]:
         skipped = f" ({run.cells_skipped} skipped: too few claims)" if run.cells_skipped else ""
         columns += [
             f"{run.cells_tested} cells tested{skipped}",
-            f"events opened {run.events_opened}, updated {run.events_updated}, "
-            f"closed {run.events_closed}",
+            f"{run.events_opened} events opened, {run.events_updated} updated, "
+            f"{run.events_closed} closed",
             f"in {run.duration.ToTimedelta().total_seconds():.1f} s",
         ]
     if run.error.message:  # a failed run says why

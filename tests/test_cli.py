@@ -185,7 +185,7 @@ def test_a_detection_run_is_started_waited_for_and_listed_with_what_it_did(
     (line,) = human.stdout.splitlines()
     assert line.startswith(f"{started['name']}  SUCCEEDED  MANUAL  as of {last_day}  ")
     assert f"{started['cellsTested']} cells tested" in line
-    assert f"updated {started['eventsUpdated']}" in line
+    assert f"0 events opened, {started['eventsUpdated']} updated, 0 closed" in line
     # An upload's run, asked for by the upload's name or id.
     by_upload = [
         lines(run(system, customer, "--json", "runs", "--upload", given))

@@ -131,7 +131,7 @@ def test_an_analyst_uploads_a_drift_sees_its_event_and_acknowledges_it(
     expect(page.get_by_role("table", name="Uploads, newest first")).to_contain_text("claims.csv")
     # What detection made of it, once its run is done, and the way to the events.
     found = re.compile(
-        r"Detection run as of \w+ \d+, \d+: events [1-9]\d* opened, 0 updated, 0 closed"
+        r"Detection run as of \w+ \d+, \d+: [1-9]\d* events opened, 0 updated, 0 closed"
     )
     expect(page.get_by_test_id("upload-run")).to_contain_text(found, timeout=60_000)
     page.get_by_role("link", name=re.compile(r"claims\.csv: 16,000 claims stored")).click()
@@ -504,7 +504,7 @@ def test_detection_runs_are_listed_and_one_is_started_and_followed_to_its_end(
     page.get_by_label("As of").fill(as_of.isoformat())
     page.get_by_role("button", name="Run detection").click()
     expect(page.get_by_role("status")).to_have_text(
-        re.compile(r"Detection run finished: events 0 opened, [1-9]\d* updated, 0 closed\.")
+        re.compile(r"Detection run finished: 0 events opened, [1-9]\d* updated, 0 closed\.")
     )
     expect(runs.get_by_role("row")).to_have_count(3)
     newest = runs.get_by_role("row").nth(1).get_by_role("cell")
@@ -517,7 +517,7 @@ def test_detection_runs_are_listed_and_one_is_started_and_followed_to_its_end(
     with system.client(customer, "viewer") as client:
         config = client.get(f"/v1/customers/{customer}/driftConfig").json()
     assert config["falseDiscoveryRate"] == 0.05
-    expect(newest.nth(6)).to_have_text(f"0 opened, {started['eventsUpdated']} updated, 0 closed")
+    expect(newest.nth(6)).to_have_text(f"0 events opened, {started['eventsUpdated']} updated, 0 closed")
 
     # A run that fails: this customer's events refused by the database (as a constraint a
     # later migration adds could refuse them), shown where it failed and on the overview.

@@ -28,7 +28,7 @@ function stateOf(run) {
 
 // What a finished run did to the events.
 export function foundText(run) {
-  return `${count(run.eventsOpened)} opened, ${count(run.eventsUpdated)} updated, ${count(run.eventsClosed)} closed`;
+  return `${count(run.eventsOpened)} events opened, ${count(run.eventsUpdated)} updated, ${count(run.eventsClosed)} closed`;
 }
 
 function runsTable(runs) {
@@ -50,7 +50,7 @@ function runsTable(runs) {
 }
 
 function progressOf(run) {
-  if (run.state === "SUCCEEDED") return h("p", {}, badge(run.state), ` As of ${day(run.asOf)}: ${count(run.cellsTested)} cells tested; events ${foundText(run)}.`);
+  if (run.state === "SUCCEEDED") return h("p", {}, badge(run.state), ` As of ${day(run.asOf)}: ${count(run.cellsTested)} cells tested; ${foundText(run)}.`);
   if (run.state === "FAILED") {
     return h("div", { class: "error", role: "alert" }, h("p", {}, `The run as of ${day(run.asOf)} failed: ${run.error?.message || "no reason given"}`));
   }
@@ -65,7 +65,7 @@ export function uploadRun(context, uploadId) {
   const say = (run) => {
     const asOf = `Detection run as of ${day(run.asOf)}`;
     if (run.state === "SUCCEEDED") {
-      said.replaceChildren(`${asOf}: events ${foundText(run)}. `, h("a", { href: "#/events" }, "See the drift events"));
+      said.replaceChildren(`${asOf}: ${foundText(run)}. `, h("a", { href: "#/events" }, "See the drift events"));
     } else if (run.state === "FAILED") {
       said.replaceChildren(`${asOf} failed: ${run.error?.message || "no reason given"}`);
     } else {
@@ -121,7 +121,7 @@ function runForm(context, reload) {
     const done = await followed(context, run, (now) => area.replaceChildren(progressOf(now)));
     if (!done) return;
     context.announce(
-      done.state === "SUCCEEDED" ? `Detection run finished: events ${foundText(done)}.` : "The detection run failed.",
+      done.state === "SUCCEEDED" ? `Detection run finished: ${foundText(done)}.` : "The detection run failed.",
     );
     reload();
   });
