@@ -517,7 +517,9 @@ def test_detection_runs_are_listed_and_one_is_started_and_followed_to_its_end(
     with system.client(customer, "viewer") as client:
         config = client.get(f"/v1/customers/{customer}/driftConfig").json()
     assert config["falseDiscoveryRate"] == 0.05
-    expect(newest.nth(6)).to_have_text(f"0 events opened, {started['eventsUpdated']} updated, 0 closed")
+    expect(newest.nth(6)).to_have_text(
+        f"0 events opened, {started['eventsUpdated']} updated, 0 closed"
+    )
 
     # A run that fails: this customer's events refused by the database (as a constraint a
     # later migration adds could refuse them), shown where it failed and on the overview.
