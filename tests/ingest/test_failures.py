@@ -6,6 +6,7 @@ import os
 import random
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -390,3 +391,41 @@ def test_gateway_streams_a_large_body_in_chunks(system: System) -> None:
     assert response.status_code == 200, response.text
     assert response.json()["rowsAccepted"] == "100000"
     assert resent.json()["name"] == response.json()["name"]  # same content, same upload
+
+
+def test_an_upload_whose_sender_goes_away_keeps_nothing(
+    system: System, postgres: PostgresUnderTest
+) -> None:
+    """A sender that stops after whole rows and cancels the call (as the gateway does when
+    its client stalls) made no upload: what arrived is a file cut short, not a file, however
+    cleanly it ends."""
+    customer = "gone" + uuid.uuid4().hex[:8]
+    metadata = [("authorization", f"Bearer {_token(customer)}")]
+    sent, cancelled = threading.Event(), threading.Event()
+
+    def cut_file() -> Iterator[bytes]:
+        yield HEADER
+        yield _rows(0, 1000)
+        sent.set()
+        cancelled.wait(60)  # the stream is never ended
+
+    with grpc.insecure_channel(system.targets["ingest"]) as channel:
+        stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
+        call = stub.CreateUpload.future(
+            _requests(customer, "gone-1", cut_file()), metadata=metadata, timeout=60
+        )
+        assert sent.wait(30)
+        time.sleep(1)  # ingest reads the rows as they arrive
+        call.cancel()
+        cancelled.set()
+        with pytest.raises(grpc.FutureCancelledError):
+            call.result()
+        time.sleep(2)  # whatever ingest does after the cancel has ended by now
+        listed = stub.ListUploads(
+            ingest_service_pb2.ListUploadsRequest(parent=f"customers/{customer}"),
+            metadata=metadata,
+            timeout=30,
+        )
+
+    assert list(listed.uploads) == []
+    assert _count(postgres, "claims", customer) == 0
