@@ -776,16 +776,17 @@ def _setting(text: str) -> tuple[Any, Any]:
             return field, float(raw)
         return field, int(raw)
     except (KeyError, ValueError):
-        kind = (
-            "metrics separated by commas ("
-            + ", ".join(v.name for v in field.enum_type.values if v.number)
-            + ")"
-            if field.enum_type is not None
-            else "a number"
-            if field.type == field.TYPE_DOUBLE
-            else "a whole number"
-        )
-        raise argparse.ArgumentTypeError(f"{field.name}: {raw!r} is not {kind}") from None
+        raise argparse.ArgumentTypeError(
+            f"{field.name}: {raw!r} is not {_setting_kind(field)}"
+        ) from None
+
+
+def _setting_kind(field: Any) -> str:
+    """What a drift setting's value must be, as a refusal says it."""
+    if field.enum_type is not None:
+        names = ", ".join(v.name for v in field.enum_type.values if v.number)
+        return f"metrics separated by commas ({names})"
+    return "a number" if field.type == field.TYPE_DOUBLE else "a whole number"
 
 
 def _show_config(session: Session, config: drift_resources.DriftConfig) -> None:
