@@ -38,6 +38,7 @@ from runtime.standard_methods import (
     list_resources,
     sign_page_tokens_with,
 )
+from runtime.streams import sent_to_the_end
 from runtime.updates import mask_paths
 from services.ingest.copy_lines import display_name, name_key
 from services.ingest.csv_claims import COLUMN_ALIASES
@@ -272,7 +273,8 @@ class IngestServicer(AuditMethods, ingest_service_pb2_grpc.IngestServiceServicer
         request_iterator: AsyncIterator[ingest_service_pb2.CreateUploadRequest],
         context: grpc.aio.ServicerContext,
     ) -> resources_pb2.Upload:
-        requests = aiter(request_iterator)
+        # A stream cut short is not a file: it raises here rather than end like one.
+        requests = aiter(sent_to_the_end(aiter(request_iterator), context))
         try:
             first = await anext(requests)
         except StopAsyncIteration:

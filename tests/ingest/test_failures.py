@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -21,13 +26,14 @@ import pytest
 from devtools.stack import wait_until
 from runtime import schemas
 from runtime.auth import Role, mint_token
-from runtime.settings import Settings
+from runtime.settings import REPO_ROOT, Settings
 from tests.conftest import PostgresUnderTest
 from tests.fixtures import X12_835_FIXTURES
-from tests.system import TEST_JWT_SECRET, System, running_service
+from tests.system import TEST_JWT_SECRET, System, running_service, service_logging_to
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
 FIXTURES = X12_835_FIXTURES
+ROUNDS_GIVEN_UP = 16
 HEADER = b"claim_id,payer,procedure_code,decision_date,status,billed_amount,paid_amount\n"
 
 
@@ -429,3 +435,120 @@ def test_an_upload_whose_sender_goes_away_keeps_nothing(
 
     assert list(listed.uploads) == []
     assert _count(postgres, "claims", customer) == 0
+
+
+class _SenderGoneError(Exception):
+    """The sender's file stopped coming (its own client left, or it failed reading it)."""
+
+
+def test_uploads_whose_async_senders_give_up_keep_nothing_however_they_end(
+    postgres: PostgresUnderTest, tmp_path: Path
+) -> None:
+    """A grpc.aio sender whose file fails part-way cancels the call at once, as the gateway
+    does when its HTTP client leaves. gRPC ends a cancelled call's messages for ingest as it
+    ends a finished file's: what ingest has read of each must still be dropped, cut at a
+    row's end or inside one, and each call logged as cancelled, not as an error."""
+    customer = "gaveup" + uuid.uuid4().hex[:8]
+    metadata = (("authorization", f"Bearer {_token(customer)}"),)
+    rows = _rows(0, 20)
+    row_end = sum(len(row) for row in rows.splitlines(keepends=True)[:10])
+    cuts = [row_end, row_end + 7]  # after ten whole rows, and seven bytes into the next
+    log_path = tmp_path / "ingest.log"
+
+    async def give_up(stub: ingest_service_pb2_grpc.IngestServiceStub, n: int) -> str:
+        async def cut_file() -> AsyncIterator[ingest_service_pb2.CreateUploadRequest]:
+            for request in _requests(customer, f"gave-up-{n}", iter([HEADER, rows[: cuts[n % 2]]])):
+                yield request  # type: ignore[misc]
+            await asyncio.sleep(0.3 + 0.01 * n)  # ingest has read it all and waits for more
+            raise _SenderGoneError
+
+        try:
+            await stub.CreateUpload(cut_file(), metadata=metadata, timeout=30)
+        except asyncio.CancelledError:
+            return "CANCELLED"
+        except grpc.aio.AioRpcError as error:
+            return error.code().name
+        return "OK"
+
+    async def give_up_together(target: str) -> list[str]:
+        # Many at once: ingest, busy with the others, hears of each cancel later.
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
+            return await asyncio.gather(*(give_up(stub, n) for n in range(ROUNDS_GIVEN_UP)))
+
+    with service_logging_to(log_path, "ingest", postgres.url("ingest", "app")) as (target, _):
+        codes = asyncio.run(give_up_together(target))
+        time.sleep(1)  # whatever ingest does after the cancels has ended by now
+        with grpc.insecure_channel(target) as channel:
+            listed = ingest_service_pb2_grpc.IngestServiceStub(channel).ListUploads(
+                ingest_service_pb2.ListUploadsRequest(parent=f"customers/{customer}"),
+                metadata=metadata,
+                timeout=30,
+            )
+
+    assert set(codes) == {"CANCELLED"}
+    assert [(u.file_name, resources_pb2.Upload.State.Name(u.state)) for u in listed.uploads] == []
+    assert _count(postgres, "claims", customer) == 0
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line[:1] == "{"]
+    handled = [
+        r["grpc_code"]
+        for r in records
+        if r.get("message") == "rpc handled" and r.get("grpc_method", "").endswith("/CreateUpload")
+    ]
+    assert handled == ["CANCELLED"] * ROUNDS_GIVEN_UP
+    assert [r["message"] for r in records if r.get("level") in ("ERROR", "CRITICAL")] == []
+
+
+_KILLED_SENDER = """
+import sys, time
+import grpc
+from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
+
+target, token, customer, body = sys.argv[1:]
+
+def requests():
+    yield ingest_service_pb2.CreateUploadRequest(
+        parent=f"customers/{customer}",
+        upload=resources_pb2.Upload(file_name="killed.csv", format=resources_pb2.Upload.CSV),
+    )
+    request = ingest_service_pb2.CreateUploadRequest()
+    request.http_body.data = body.encode()
+    yield request
+    print("sent", flush=True)
+    time.sleep(600)  # killed before the file's end is sent
+
+with grpc.insecure_channel(target) as channel:
+    ingest_service_pb2_grpc.IngestServiceStub(channel).CreateUpload(
+        requests(), metadata=[("authorization", f"Bearer {token}")], timeout=600
+    )
+"""
+
+
+def test_an_upload_whose_sender_is_killed_keeps_nothing(system: System) -> None:
+    """The sender's process dies part-way through its file (its connection closes without
+    a word): ingest keeps none of what arrived, whole rows though they are."""
+    customer = "killed" + uuid.uuid4().hex[:8]
+    sender = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _KILLED_SENDER,
+            system.targets["ingest"],
+            _token(customer),
+            customer,
+            (HEADER + _rows(0, 200)).decode(),
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sender.stdout is not None and sender.stdout.readline().strip() == "sent"
+        time.sleep(0.5)  # ingest has read the rows and waits for more
+    finally:
+        sender.kill()
+        sender.wait(timeout=30)
+    time.sleep(1)  # whatever ingest does after the connection closed has ended by now
+    with system.client(customer, "admin") as client:
+        uploads = client.get(f"/v1/customers/{customer}/uploads").json().get("uploads", [])
+    assert uploads == []

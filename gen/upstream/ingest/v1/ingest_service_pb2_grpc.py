@@ -169,6 +169,10 @@ class IngestServiceServicer:
 
         Idempotent: the same `request_id`, or the same file content as an upload that did not
         fail, returns the existing upload instead of creating another.
+
+        A stream that does not end as its sender ends it (the client cancels the call or its
+        deadline passes, its connection is lost, or over REST its body stops arriving) makes no
+        upload: nothing of what arrived is kept, whether it was cut between rows or inside one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
