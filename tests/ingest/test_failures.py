@@ -52,7 +52,9 @@ def _token(customer: str) -> str:
     )
 
 
-def _requests(customer: str, key: str, chunks: Iterator[bytes]) -> Iterator[object]:
+def _requests(
+    customer: str, key: str, chunks: Iterator[bytes]
+) -> Iterator[ingest_service_pb2.CreateUploadRequest]:
     yield ingest_service_pb2.CreateUploadRequest(
         parent=f"customers/{customer}",
         request_id=key,
@@ -455,10 +457,18 @@ def test_uploads_whose_async_senders_give_up_keep_nothing_however_they_end(
     cuts = [row_end, row_end + 7]  # after ten whole rows, and seven bytes into the next
     log_path = tmp_path / "ingest.log"
 
+    def sent(n: int, file: bytes) -> Iterator[ingest_service_pb2.CreateUploadRequest]:
+        """Round `n`'s upload: every other one under an id of its own choosing, followed
+        while it streams (the others under an idempotency key)."""
+        for request in _requests(customer, f"gave-up-{n}", iter([file])):
+            if n % 4 >= 2 and request.parent:
+                request.upload_id = f"chosen-{n}"
+            yield request
+
     async def give_up(stub: ingest_service_pb2_grpc.IngestServiceStub, n: int) -> str:
         async def cut_file() -> AsyncIterator[ingest_service_pb2.CreateUploadRequest]:
-            for request in _requests(customer, f"gave-up-{n}", iter([HEADER, rows[: cuts[n % 2]]])):
-                yield request  # type: ignore[misc]
+            for request in sent(n, HEADER + rows[: cuts[n % 2]]):
+                yield request
             await asyncio.sleep(0.3 + 0.01 * n)  # ingest has read it all and waits for more
             raise _SenderGoneError
 
@@ -480,22 +490,31 @@ def test_uploads_whose_async_senders_give_up_keep_nothing_however_they_end(
         codes = asyncio.run(give_up_together(target))
         time.sleep(1)  # whatever ingest does after the cancels has ended by now
         with grpc.insecure_channel(target) as channel:
-            listed = ingest_service_pb2_grpc.IngestServiceStub(channel).ListUploads(
+            stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
+            listed = stub.ListUploads(
                 ingest_service_pb2.ListUploadsRequest(parent=f"customers/{customer}"),
                 metadata=metadata,
                 timeout=30,
             )
+            claims_left = _count(postgres, "claims", customer)
+            # Sent again whole, under the id the cut one had chosen.
+            retried = stub.CreateUpload(sent(3, HEADER + rows), metadata=metadata, timeout=30)
 
     assert set(codes) == {"CANCELLED"}
-    assert [(u.file_name, resources_pb2.Upload.State.Name(u.state)) for u in listed.uploads] == []
-    assert _count(postgres, "claims", customer) == 0
+    assert [(u.name, resources_pb2.Upload.State.Name(u.state)) for u in listed.uploads] == []
+    assert claims_left == 0
+    assert retried.name == f"customers/{customer}/uploads/chosen-3"
+    assert (resources_pb2.Upload.State.Name(retried.state), retried.rows_accepted) == (
+        "SUCCEEDED",
+        20,
+    )
     records = [json.loads(line) for line in log_path.read_text().splitlines() if line[:1] == "{"]
     handled = [
         r["grpc_code"]
         for r in records
         if r.get("message") == "rpc handled" and r.get("grpc_method", "").endswith("/CreateUpload")
     ]
-    assert handled == ["CANCELLED"] * ROUNDS_GIVEN_UP
+    assert handled == ["CANCELLED"] * ROUNDS_GIVEN_UP + ["OK"]
     assert [r["message"] for r in records if r.get("level") in ("ERROR", "CRITICAL")] == []
 
 
