@@ -11,6 +11,9 @@
     upstream runs [--state S] [--trigger T] [--upload U] [--limit N]   detection runs, newest first
     upstream report create --kind K --format F --start DATE --end DATE [--payer P]… [--wait]
     upstream report download REPORT [-o FILE]
+    upstream webhooks | webhook test|enable|disable WEBHOOK
+    upstream deliveries WEBHOOK [--state S] [--event-type T] [--limit N]   newest first
+    upstream redeliver DELIVERY [--wait]      send a delivery once more
     upstream payers
     upstream mappings | map RAW_NAME CANONICAL [--raw-id ID] | unmap MAPPING
     upstream audit [--service S]… [--actor A] [--resource NAME] [--field F] [--since DATE]
@@ -127,6 +130,10 @@ class Session:
     def reports(self) -> reports_service_pb2_grpc.ReportsServiceStub:
         return reports_service_pb2_grpc.ReportsServiceStub(self.channel("reports"))
 
+    def call(self, method: Callable[..., Any], request: Message) -> Any:
+        """`method`'s answer to `request`, sent with the caller's token, within CALL_SECONDS."""
+        return method(request, metadata=self.metadata, timeout=CALL_SECONDS)
+
     def close(self) -> None:
         for channel in self._channels.values():
             channel.close()
@@ -153,12 +160,11 @@ def _listed(
     that has seen enough (`| head`) asks for no more pages."""
     token = ""
     while True:
-        page = method(
+        page = session.call(
+            method,
             request_type(
                 parent=parent or session.parent, page_size=PAGE_SIZE, page_token=token, **request
             ),
-            metadata=session.metadata,
-            timeout=CALL_SECONDS,
         )
         yield from getattr(page, field)
         token = page.next_page_token
@@ -307,12 +313,11 @@ FIRST_REJECTIONS = 20
 
 def _first_rejections(session: Session, made: ingest_resources.Upload) -> None:
     """The upload's first rejected rows, each where it is and why, and how to see the rest."""
-    page = session.ingest().ListUploadRejections(
+    page = session.call(
+        session.ingest().ListUploadRejections,
         ingest_service_pb2.ListUploadRejectionsRequest(
             parent=made.name, page_size=FIRST_REJECTIONS
         ),
-        metadata=session.metadata,
-        timeout=CALL_SECONDS,
     )
     for rejection in page.upload_rejections:
         print("  rejected: " + "  ".join(_rejection_columns(rejection)))
@@ -497,11 +502,7 @@ def _named(session: Session, collection: str, given: str) -> str:
 def triage(session: Session, args: argparse.Namespace) -> None:
     stub = session.drift()
     name = _named(session, "driftEvents", args.event)
-    current = stub.GetDriftEvent(
-        drift_service_pb2.GetDriftEventRequest(name=name),
-        metadata=session.metadata,
-        timeout=CALL_SECONDS,
-    )
+    current = session.call(stub.GetDriftEvent, drift_service_pb2.GetDriftEventRequest(name=name))
     changed = drift_resources.DriftEvent(
         name=name, state=drift_resources.DriftEvent.State.Value(args.state), etag=current.etag
     )
@@ -509,12 +510,11 @@ def triage(session: Session, args: argparse.Namespace) -> None:
     if args.note is not None:
         changed.triage_note = args.note
         paths.append("triage_note")
-    updated = stub.UpdateDriftEvent(
+    updated = session.call(
+        stub.UpdateDriftEvent,
         drift_service_pb2.UpdateDriftEventRequest(
             drift_event=changed, update_mask=field_mask_pb2.FieldMask(paths=paths)
         ),
-        metadata=session.metadata,
-        timeout=CALL_SECONDS,
     )
     session.show([updated], _event_columns)
 
@@ -539,7 +539,8 @@ def mappings(session: Session, args: argparse.Namespace) -> None:
 
 
 def map_payer(session: Session, args: argparse.Namespace) -> None:
-    made = session.ingest().CreatePayerMapping(
+    made = session.call(
+        session.ingest().CreatePayerMapping,
         ingest_service_pb2.CreatePayerMappingRequest(
             parent=session.parent,
             payer_mapping=ingest_resources.PayerMapping(
@@ -548,18 +549,14 @@ def map_payer(session: Session, args: argparse.Namespace) -> None:
                 canonical_payer=args.canonical,
             ),
         ),
-        metadata=session.metadata,
-        timeout=CALL_SECONDS,
     )
     session.show([made], _mapping_columns)
 
 
 def unmap_payer(session: Session, args: argparse.Namespace) -> None:
     name = _named(session, "payerMappings", args.mapping)
-    session.ingest().DeletePayerMapping(
-        ingest_service_pb2.DeletePayerMappingRequest(name=name),
-        metadata=session.metadata,
-        timeout=CALL_SECONDS,
+    session.call(
+        session.ingest().DeletePayerMapping, ingest_service_pb2.DeletePayerMappingRequest(name=name)
     )
     if session.json:
         print(json.dumps({"deleted": name}))
@@ -610,12 +607,11 @@ def report_create(session: Session, args: argparse.Namespace) -> None:
         report.parameters,
     )
     stub = session.reports()
-    made = stub.CreateReport(
+    made = session.call(
+        stub.CreateReport,
         reports_service_pb2.CreateReportRequest(
             parent=session.parent, report=report, request_id=args.request_id or str(uuid.uuid4())
         ),
-        metadata=session.metadata,
-        timeout=CALL_SECONDS,
     )
     _shown_when_done(
         session,
@@ -639,20 +635,22 @@ def _shown_when_done(
     failed: int,
     columns: Callable[[Any], Sequence[str]],
     still: str,
+    why: Callable[[Any], str] = lambda made: str(made.error.message),
 ) -> None:
-    """`made` (a report or a run) shown; with `wait`, once its state has left `waiting`,
-    asked for again (`get`: the Get method and its request) each second meanwhile, and past
-    WAIT_SECONDS DEADLINE_EXCEEDED. In the `failed` state, FAILED with the error it gives."""
+    """`made` (a report, a run or a webhook delivery) shown; with `wait`, once its state has
+    left `waiting`, asked for again (`get`: the Get method and its request) each second
+    meanwhile, and past WAIT_SECONDS DEADLINE_EXCEEDED. In the `failed` state, FAILED with
+    why it failed (`why`: its error's message)."""
     method, request = get
     deadline = time.monotonic() + WAIT_SECONDS
     while wait and made.state in waiting:
         if time.monotonic() > deadline:
             raise CommandError("DEADLINE_EXCEEDED", f"{made.name} {still}", 7)
         time.sleep(1)
-        made = method(request(name=made.name), metadata=session.metadata, timeout=CALL_SECONDS)
+        made = session.call(method, request(name=made.name))
     session.show([made], columns)
     if made.state == failed:
-        raise CommandError("FAILED", f"{made.name}: {made.error.message}", 3)
+        raise CommandError("FAILED", f"{made.name}: {why(made)}", 3)
 
 
 def run_detection(session: Session, args: argparse.Namespace) -> None:
@@ -662,7 +660,7 @@ def run_detection(session: Session, args: argparse.Namespace) -> None:
     )
     if args.as_of:
         json_format.ParseDict(args.as_of, request.as_of)
-    made = stub.RunDetection(request, metadata=session.metadata, timeout=CALL_SECONDS)
+    made = session.call(stub.RunDetection, request)
     _shown_when_done(
         session,
         made,
@@ -723,10 +721,9 @@ SETTINGS = [
 def config_show(session: Session, args: argparse.Namespace) -> None:
     _show_config(
         session,
-        session.drift().GetDriftConfig(
+        session.call(
+            session.drift().GetDriftConfig,
             drift_service_pb2.GetDriftConfigRequest(name=f"{session.parent}/driftConfig"),
-            metadata=session.metadata,
-            timeout=CALL_SECONDS,
         ),
     )
 
@@ -734,11 +731,7 @@ def config_show(session: Session, args: argparse.Namespace) -> None:
 def config_set(session: Session, args: argparse.Namespace) -> None:
     stub = session.drift()
     name = f"{session.parent}/driftConfig"
-    current = stub.GetDriftConfig(
-        drift_service_pb2.GetDriftConfigRequest(name=name),
-        metadata=session.metadata,
-        timeout=CALL_SECONDS,
-    )
+    current = session.call(stub.GetDriftConfig, drift_service_pb2.GetDriftConfigRequest(name=name))
     changed = drift_resources.DriftConfig(name=name, etag=current.etag)
     for field, value in args.settings:
         if field.is_repeated:
@@ -747,13 +740,12 @@ def config_set(session: Session, args: argparse.Namespace) -> None:
             setattr(changed, field.name, value)
     _show_config(
         session,
-        stub.UpdateDriftConfig(
+        session.call(
+            stub.UpdateDriftConfig,
             drift_service_pb2.UpdateDriftConfigRequest(
                 drift_config=changed,
                 update_mask=field_mask_pb2.FieldMask(paths=[f.name for f, _ in args.settings]),
             ),
-            metadata=session.metadata,
-            timeout=CALL_SECONDS,
         ),
     )
 
@@ -804,6 +796,138 @@ def _show_config(session: Session, config: drift_resources.DriftConfig) -> None:
         print(f"changed {config.update_time.ToJsonString()} by {config.updated_by}")
 
 
+def webhooks(session: Session, args: argparse.Namespace) -> None:
+    found = _listed(
+        session, session.reports().ListWebhooks, reports_service_pb2.ListWebhooksRequest, "webhooks"
+    )
+    session.show(found, _webhook_columns)
+
+
+def _webhook_columns(webhook: reports_resources.Webhook) -> list[str]:
+    columns = [
+        webhook.name,
+        "disabled" if webhook.disabled else "enabled",
+        webhook.url,
+        ",".join(reports_resources.EventType.Name(t) for t in webhook.event_types),
+    ]
+    if webhook.display_name:
+        columns.append(_quoted(webhook.display_name))
+    if webhook.disabled_reason:  # the server turned it off: why
+        columns.append(webhook.disabled_reason)
+    return columns
+
+
+def webhook_test(session: Session, args: argparse.Namespace) -> None:
+    name = _named(session, "webhooks", args.webhook)
+    sent = session.call(
+        session.reports().TestWebhook, reports_service_pb2.TestWebhookRequest(name=name)
+    )
+    # The test was attempted once before the answer: its outcome is final.
+    _shown_delivery(session, sent, wait=False)
+
+
+def webhook_enabled(session: Session, args: argparse.Namespace) -> None:
+    """`webhook enable` and `webhook disable`: the one setting changed, conditional on the
+    webhook as read (a change made meanwhile is a conflict, not overwritten)."""
+    stub = session.reports()
+    name = _named(session, "webhooks", args.webhook)
+    current = session.call(stub.GetWebhook, reports_service_pb2.GetWebhookRequest(name=name))
+    updated = session.call(
+        stub.UpdateWebhook,
+        reports_service_pb2.UpdateWebhookRequest(
+            webhook=reports_resources.Webhook(
+                name=name, disabled=args.action == "disable", etag=current.etag
+            ),
+            update_mask=field_mask_pb2.FieldMask(paths=["disabled"]),
+        ),
+    )
+    session.show([updated], _webhook_columns)
+
+
+def deliveries(session: Session, args: argparse.Namespace) -> None:
+    terms = _equals((("state", args.state), ("event_type", args.event_type)), quoted=False)
+    found = _listed(
+        session,
+        session.reports().ListWebhookDeliveries,
+        reports_service_pb2.ListWebhookDeliveriesRequest,
+        "webhook_deliveries",
+        parent=_named(session, "webhooks", args.webhook),
+        filter=" AND ".join(terms),
+    )
+    session.show(itertools.islice(found, args.limit), _delivery_columns)
+
+
+def redeliver(session: Session, args: argparse.Namespace) -> None:
+    queued = session.call(
+        session.reports().RedeliverWebhookDelivery,
+        reports_service_pb2.RedeliverWebhookDeliveryRequest(
+            name=_delivery_name(session, args.delivery)
+        ),
+    )
+    _shown_delivery(session, queued, wait=args.wait)
+
+
+def _delivery_name(session: Session, given: str) -> str:
+    """A delivery's name from its name (as `deliveries` lists it) or `WEBHOOK/DELIVERY`."""
+    if given.startswith("customers/"):
+        return given
+    webhook, slash, delivery = given.partition("/")
+    delivery = delivery.removeprefix("deliveries/")
+    if not slash or not webhook or not delivery or "/" in delivery:
+        raise CommandError(
+            "USAGE",
+            f"{given!r} names no delivery: give its name, as `upstream deliveries` lists it, "
+            "or WEBHOOK/DELIVERY",
+            2,
+        )
+    return f"{session.parent}/webhooks/{webhook}/deliveries/{delivery}"
+
+
+def _shown_delivery(
+    session: Session, delivery: reports_resources.WebhookDelivery, *, wait: bool
+) -> None:
+    _shown_when_done(
+        session,
+        delivery,
+        (session.reports().GetWebhookDelivery, reports_service_pb2.GetWebhookDeliveryRequest),
+        wait=wait,
+        waiting=(reports_resources.WebhookDelivery.PENDING,),
+        failed=reports_resources.WebhookDelivery.FAILED,
+        columns=_delivery_columns,
+        still="is still waiting to be sent",
+        why=_delivery_failure,
+    )
+
+
+def _delivery_failure(delivery: reports_resources.WebhookDelivery) -> str:
+    """Why a delivery's last attempt failed (`HTTP 503`, a connection refused, …), and what
+    the receiver answered, if it did."""
+    said = _delivery_outcome(delivery) or "not delivered"
+    answered = delivery.attempts[-1].response_body.strip() if delivery.attempts else ""
+    return f"{said}, answering {_quoted(answered[:200])}" if answered else said
+
+
+def _delivery_outcome(delivery: reports_resources.WebhookDelivery) -> str:
+    code = delivery.last_response_code
+    return delivery.last_error or (f"HTTP {code}" if code else "")
+
+
+def _delivery_columns(delivery: reports_resources.WebhookDelivery) -> list[str]:
+    attempts = delivery.attempt_count
+    columns = [
+        delivery.name,
+        reports_resources.WebhookDelivery.State.Name(delivery.state),
+        reports_resources.EventType.Name(delivery.event_type),
+        f"created {delivery.create_time.ToJsonString()}",
+        f"{attempts} attempt{'' if attempts == 1 else 's'}",
+    ]
+    if outcome := _delivery_outcome(delivery):
+        columns.append(outcome)
+    if delivery.state == reports_resources.WebhookDelivery.RETRYING:
+        columns.append(f"next attempt {delivery.next_attempt_time.ToJsonString()}")
+    return columns
+
+
 def _report_columns(report: reports_resources.Report) -> list[str]:
     return [
         report.name,
@@ -825,11 +949,7 @@ _EXTENSIONS = {
 def report_download(session: Session, args: argparse.Namespace) -> None:
     name = _named(session, "reports", args.report)
     stub = session.reports()
-    report = stub.GetReport(
-        reports_service_pb2.GetReportRequest(name=name),
-        metadata=session.metadata,
-        timeout=CALL_SECONDS,
-    )
+    report = session.call(stub.GetReport, reports_service_pb2.GetReportRequest(name=name))
     extension = _EXTENSIONS.get(report.content_type.split(";")[0].strip(), "")
     target = Path(args.output or name.rsplit("/", 1)[1] + extension)
     partial = target.with_name(target.name + ".part")
@@ -888,7 +1008,7 @@ def parser() -> argparse.ArgumentParser:
     command.set_defaults(run=rejections)
     command = commands.add_parser("claims", help="list claims, newest decision first")
     command.add_argument("--payer", help="a canonical payer")
-    command.add_argument("--status", choices=["PAID", "PARTIAL", "DENIED", "PENDING", "REVERSED"])
+    command.add_argument("--status", choices=_names(ingest_resources.Claim.Status))
     command.add_argument("--denied", action="store_true", help="claims counted as denials")
     command.add_argument("--code-group", help="e.g. LABORATORY")
     command.add_argument("--procedure-code", help="claims with this code, e.g. 99213")
@@ -909,18 +1029,16 @@ def parser() -> argparse.ArgumentParser:
     command = commands.add_parser("events", help="list drift events")
     command.add_argument("--payer")
     command.add_argument("--code-group")
+    command.add_argument("--metric", choices=_names(drift_resources.Metric))
+    command.add_argument("--state", choices=_names(drift_resources.DriftEvent.State))
     command.add_argument(
-        "--metric", choices=["DENIAL_RATE", "DECISION_DAYS", "PAYMENT_RATIO", "DENIAL_REASON_MIX"]
+        "--severity", choices=_names(drift_resources.DriftEvent.Severity), help="at least"
     )
-    command.add_argument("--state", choices=["NEW", "ACKNOWLEDGED", "RESOLVED", "DISMISSED"])
-    command.add_argument("--severity", choices=["LOW", "MEDIUM", "HIGH"], help="at least")
     command.add_argument("--active", action="store_true", help="only ongoing episodes")
     command.set_defaults(run=events)
     command = commands.add_parser("triage", help="acknowledge, resolve or dismiss an event")
     command.add_argument("event", help="event id or name")
-    command.add_argument(
-        "--state", required=True, choices=["NEW", "ACKNOWLEDGED", "RESOLVED", "DISMISSED"]
-    )
+    command.add_argument("--state", required=True, choices=_names(drift_resources.DriftEvent.State))
     command.add_argument("--note")
     command.set_defaults(run=triage)
     command = commands.add_parser(
@@ -947,8 +1065,8 @@ def parser() -> argparse.ArgumentParser:
     )
     command.set_defaults(run=config_set)
     command = commands.add_parser("runs", help="list detection runs, newest first")
-    command.add_argument("--state", choices=["PENDING", "RUNNING", "SUCCEEDED", "FAILED"])
-    command.add_argument("--trigger", choices=["MANUAL", "UPLOAD", "SCHEDULE"])
+    command.add_argument("--state", choices=_names(drift_resources.DriftRun.State))
+    command.add_argument("--trigger", choices=_names(drift_resources.DriftRun.Trigger))
     command.add_argument("--upload", help="the run an upload started (upload id or name)")
     command.add_argument("--limit", type=_positive, help="at most this many")
     command.set_defaults(run=runs)
@@ -974,18 +1092,44 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--since", type=_date, help="YYYY-MM-DD")
     command.set_defaults(run=audit)
 
+    commands.add_parser("webhooks", help="list webhooks").set_defaults(run=webhooks)
+    webhook = commands.add_parser("webhook", help="test, enable or disable a webhook")
+    actions = webhook.add_subparsers(dest="action", required=True)
+    command = actions.add_parser(
+        "test", help="send it a signed TEST event now and show how it went"
+    )
+    command.add_argument("webhook", help="webhook id or name")
+    command.set_defaults(run=webhook_test)
+    for action, said in (
+        ("enable", "send it events again (its failed deliveries can then be redelivered)"),
+        ("disable", "send it nothing until enabled again"),
+    ):
+        command = actions.add_parser(action, help=said)
+        command.add_argument("webhook", help="webhook id or name")
+        command.set_defaults(run=webhook_enabled)
+    command = commands.add_parser("deliveries", help="a webhook's deliveries, newest first")
+    command.add_argument("webhook", help="webhook id or name")
+    command.add_argument("--state", choices=_names(reports_resources.WebhookDelivery.State))
+    command.add_argument("--event-type", choices=_names(reports_resources.EventType))
+    command.add_argument("--limit", type=_positive, help="at most this many")
+    command.set_defaults(run=deliveries)
+    command = commands.add_parser(
+        "redeliver", help="send a delivery once more (one that succeeded or failed)"
+    )
+    command.add_argument(
+        "delivery", help="its name, as `upstream deliveries` lists it, or WEBHOOK/DELIVERY"
+    )
+    command.add_argument("--wait", action="store_true", help="until it has been sent")
+    command.set_defaults(run=redeliver)
+
     report = commands.add_parser("report", help="create or download a report")
     actions = report.add_subparsers(dest="action", required=True)
     command = actions.add_parser("create")
-    command.add_argument(
-        "--kind",
-        required=True,
-        choices=["PAYER_SCORECARD", "DRIFT_SUMMARY", "CLAIMS_EXPORT", "EVENTS_EXPORT"],
-    )
+    command.add_argument("--kind", required=True, choices=_names(reports_resources.ReportKind))
     command.add_argument(
         "--format",
         required=True,
-        choices=["PDF", "JSON", "CSV"],
+        choices=_names(reports_resources.ReportFormat),
         help="JSON is JSON Lines for exports",
     )
     command.add_argument("--start", required=True, type=_date, help="YYYY-MM-DD")
@@ -999,6 +1143,11 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("-o", "--output", help="file (default: the report's file name)")
     command.set_defaults(run=report_download)
     return top
+
+
+def _names(enum: Any) -> list[str]:
+    """An enum's value names but for its zero (`…_UNSPECIFIED`)."""
+    return [name for name, number in enum.items() if number]
 
 
 def _fail(status: str, message: str, exit_code: int) -> NoReturn:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures import X12_835_FIXTURES
+from tests.reports.webhook_receiver import Receiver, receiving
 from tests.scenarios import DRIFTED_PAYER as DRIFTED
 from tests.scenarios import as_csv, denial_drift, run_as_of
 from tests.system import System
@@ -509,3 +510,70 @@ def test_claims_are_listed_by_what_an_analyst_asks_for(system: System, tmp_path:
     ]
     refused = run(system, customer, "claims", "--decided-from", "March")
     assert refused.returncode == 2 and "'March' is not a date" in refused.stderr
+
+
+def test_a_webhook_is_tested_a_failed_delivery_redelivered_and_the_webhook_turned_off_and_on(
+    system: System,
+) -> None:
+    """What someone on call does when deliveries fail: list the webhooks, send a test, see
+    why it failed, fix the receiver and send it again; turn a webhook off and on."""
+    customer = "cli" + uuid.uuid4().hex[:8]
+    answers = [503]
+    receiver = Receiver(
+        lambda _: (answers[-1], b"receiver is down" if answers[-1] >= 400 else b"ok", {})
+    )
+    with receiving(receiver), system.client(customer, "admin") as client:
+        created = client.post(
+            f"/v1/customers/{customer}/webhooks",
+            json={
+                "url": receiver.url(),
+                "eventTypes": ["DRIFT_EVENT_OPENED"],
+                "displayName": "On call",
+            },
+        )
+        assert created.status_code == 200, created.text
+        webhook = created.json()["name"]
+        webhook_id = webhook.rsplit("/", 1)[1]
+
+        listed = run(system, customer, "webhooks")
+        tested = run(system, customer, "webhook", "test", webhook_id)
+        answers.append(200)  # the receiver is fixed
+        failed = lines(
+            run(system, customer, "--json", "deliveries", webhook_id, "--state", "FAILED")
+        )
+        (delivery,) = failed
+        redelivered = run(system, customer, "redeliver", delivery["name"], "--wait")
+        every = lines(run(system, customer, "--json", "deliveries", webhook_id))
+        disabled = run(system, customer, "webhook", "disable", webhook)
+        refused = run(
+            system, customer, "redeliver", f"{webhook_id}/{delivery['name'].rsplit('/', 1)[1]}"
+        )
+        enabled = lines(run(system, customer, "--json", "webhook", "enable", webhook_id))
+        unnamed = run(system, customer, "redeliver", "dl_123")
+
+    assert listed.stdout.splitlines() == [
+        f'{webhook}  enabled  {receiver.url()}  DRIFT_EVENT_OPENED  "On call"'
+    ]
+    made = delivery["createTime"]
+    assert tested.returncode == 3
+    assert (
+        tested.stdout == f"{delivery['name']}  FAILED  TEST  created {made}  1 attempt  HTTP 503\n"
+    )
+    assert tested.stderr == (
+        f'upstream: FAILED: {delivery["name"]}: HTTP 503, answering "receiver is down"\n'
+    )
+    assert redelivered.returncode == 0, redelivered.stderr
+    assert redelivered.stdout == (
+        f"{delivery['name']}  SUCCEEDED  TEST  created {made}  2 attempts  HTTP 200\n"
+    )
+    assert [(d["name"], d["state"], d["attemptCount"]) for d in every] == [
+        (delivery["name"], "SUCCEEDED", 2)
+    ]
+    # The same message twice, as a receiver sees a redelivery.
+    ids = receiver.message_ids()
+    assert len(ids) == 2 and ids[0] == ids[1]
+    assert disabled.returncode == 0 and f"{webhook}  disabled" in disabled.stdout
+    assert refused.returncode == 3 and refused.stderr.startswith("upstream: FAILED_PRECONDITION: ")
+    assert [w.get("disabled", False) for w in enabled] == [False]
+    assert unnamed.returncode == 2
+    assert "names no delivery: give its name" in unnamed.stderr
