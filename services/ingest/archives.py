@@ -195,8 +195,7 @@ def _sheet_lines(sheet: _Sheet) -> Iterator[bytes]:
     PIECE_BYTES."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    for row in sheet.iter_rows(values_only=True):
-        cells = _row_cells(row)
+    for cells in _sheet_rows(sheet):
         if cells:
             writer.writerow(cells)
         else:
@@ -207,6 +206,89 @@ def _sheet_lines(sheet: _Sheet) -> Iterator[bytes]:
             text.truncate()
     if text.tell():
         yield text.getvalue().encode()
+
+
+def _sheet_rows(sheet: _Sheet) -> Iterator[list[str]]:
+    """`sheet`'s rows as text, without their empty cells at the end, each merged cell read
+    in every row it covers (`MergedDown`)."""
+    merges = _merged_down(sheet)
+    merged = MergedDown()
+    for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+        cells = _row_cells(row)
+        for column, last_row in merges.get(number, ()):
+            merged.cover(column, last_row, cells[column] if column < len(cells) else "")
+        yield merged.fill(number, cells)
+
+
+class MergedDown:
+    """Cells merged down over the rows below their own, as a report writes a payer once
+    beside its claims: each is read in every row it covers, in its first column (columns it
+    also spans across stay empty, as in its own row: the cells after it stay under their
+    headings), where that row has no value of its own. What a workbook shows, where Excel's
+    own CSV would keep it in its first row alone."""
+
+    def __init__(self) -> None:
+        self._covering: dict[int, tuple[int, str]] = {}  # column: (its last row, the text)
+
+    def cover(self, column: int, last_row: int, text: str) -> None:
+        """A cell of `column` (0-based) merged down to `last_row` (the sheet's, 1-based)."""
+        if text and column < _MAX_MERGED_COLUMN:
+            self._covering[column] = (last_row, text)
+
+    def fill(self, row: int, cells: list[str]) -> list[str]:
+        """`cells`, of the sheet's `row`, with the text of the cells above that cover it."""
+        for column, (last_row, text) in list(self._covering.items()):
+            if row > last_row:
+                del self._covering[column]
+            elif column >= len(cells):
+                cells.extend([""] * (column - len(cells)))
+                cells.append(text)
+            elif not cells[column]:
+                cells[column] = text
+        return cells
+
+
+# Merged cells past this column are not read down (a row's cells are held to about as many).
+_MAX_MERGED_COLUMN = 1024
+# A workbook sheet's merged ranges, in its XML after its rows: `<mergeCell ref="A2:A9"/>`.
+_MERGE_CELL = re.compile(
+    rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]{1,3}[0-9]{1,7}:[A-Z]{1,3}[0-9]{1,7})"'
+)
+_MERGE_CELL_TAIL = 200  # bytes kept between pieces: a mergeCell element cut in two is found
+
+
+def _merged_down(sheet: _Sheet) -> dict[int, list[tuple[int, int]]]:
+    """The sheet's ranges merged over more than one row: by their first row (1-based), their
+    first column (0-based) and last row."""
+    if isinstance(sheet, _OldSheet):
+        ranges = [(low + 1, column, high) for low, high, column, _ in sheet.merged_cells]
+    else:
+        ranges = list(_xlsx_merges(sheet))
+    merges: dict[int, list[tuple[int, int]]] = {}
+    for first_row, column, last_row in ranges:
+        if last_row > first_row:
+            merges.setdefault(first_row, []).append((column, last_row))
+    return merges
+
+
+def _xlsx_merges(sheet: Any) -> Iterator[tuple[int, int, int]]:
+    """An .xlsx sheet's merged ranges (first row, first column 0-based, last row), read from
+    its part: openpyxl's read-only sheets, which read rows as they stream, do not keep them."""
+    from openpyxl.utils.cell import range_boundaries
+
+    source = getattr(sheet, "_get_source", None)
+    if source is None:
+        return
+    tail = b""
+    with source() as part:
+        while piece := part.read(PIECE_BYTES):
+            text, last_end = tail + piece, 0
+            for found in _MERGE_CELL.finditer(text):
+                min_col, min_row, _, max_row = range_boundaries(found.group(1).decode())
+                yield min_row, min_col - 1, max_row
+                last_end = found.end()
+            # What may begin an element cut in two, past any found already.
+            tail = text[max(last_end, len(text) - _MERGE_CELL_TAIL) :]
 
 
 class _Sheet(Protocol):
@@ -241,9 +323,18 @@ def _old_workbook(spool: IO[bytes], reader: ClaimsReader) -> Iterator[bytes]:
     import xlrd
 
     spool.seek(0)
+    contents = spool.read()
     try:
         # xlrd writes its notes on a damaged file to `logfile`: kept out of the service's.
-        book = xlrd.open_workbook(file_contents=spool.read(), logfile=io.StringIO())
+        # Its formatting read too: only then does xlrd give a sheet's merged cells.
+        book = xlrd.open_workbook(
+            file_contents=contents, logfile=io.StringIO(), formatting_info=True
+        )
+    except Exception:  # formatting xlrd cannot read: the cells all the same, without merges
+        book = None
+    try:
+        if book is None:
+            book = xlrd.open_workbook(file_contents=contents, logfile=io.StringIO())
     except xlrd.XLRDError as exc:
         if "find workbook" in str(exc):
             raise FileError(
@@ -288,6 +379,8 @@ class _OldSheet:
         self.opens_on = bool(sheet.sheet_visible)  # xlrd's name for the sheet shown on opening
         self._sheet = sheet
         self._datemode = datemode
+        # (first row, last row + 1, first column, last column + 1), 0-based, as xlrd gives them.
+        self.merged_cells: list[tuple[int, int, int, int]] = sheet.merged_cells
 
     def iter_rows(
         self, max_row: int | None = None, *, values_only: bool

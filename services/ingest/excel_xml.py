@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from xml.parsers import expat
 
-from services.ingest.archives import ClaimsReader, cell_text
+from services.ingest.archives import ClaimsReader, MergedDown, cell_text
 from services.ingest.html_tables import (
     MAX_ROW_CELLS,
     TableEnd,
@@ -29,8 +29,8 @@ SPREADSHEET = "urn:schemas-microsoft-com:office:spreadsheet"
 _WORKSHEET, _ROW, _CELL, _DATA = (
     f"{SPREADSHEET} {name}" for name in ("Worksheet", "Row", "Cell", "Data")
 )
-_INDEX, _MERGE_ACROSS, _TYPE = (
-    f"{SPREADSHEET} {name}" for name in ("Index", "MergeAcross", "Type")
+_INDEX, _MERGE_ACROSS, _MERGE_DOWN, _TYPE = (
+    f"{SPREADSHEET} {name}" for name in ("Index", "MergeAcross", "MergeDown", "Type")
 )
 # A worksheet's options, after its table: `<Visible>SheetHidden</Visible>` (or
 # `SheetVeryHidden`) for a sheet Excel does not show.
@@ -69,6 +69,12 @@ def _index(attributes: dict[str, str], limit: int) -> int | None:
     return int(value)
 
 
+def _count(attributes: dict[str, str], name: str, limit: int) -> int:
+    """A cell's `ss:MergeAcross` or `ss:MergeDown`: how many columns or rows more it covers."""
+    value = attributes.get(name, "0")
+    return min(int(value), limit) if value.isdecimal() else 0
+
+
 def _value(kind: str, text: str) -> Any:
     """A cell's `Data` as the value a workbook reader gives (see `archives.cell_text`)."""
     if kind == "Number":
@@ -89,9 +95,10 @@ def _value(kind: str, text: str) -> Any:
 class _SheetRows:
     """A SpreadsheetML workbook's rows, as its bytes come: (worksheet number, cells), and
     after each worksheet's rows whether it is hidden (`TableEnd`). A row or cell placed by
-    `ss:Index` after a gap has the gap as empty rows or cells (so a line is its row), and a
-    cell merged across columns (`ss:MergeAcross`) is its first column's, the others empty
-    (a cell merged down, `ss:MergeDown`, is its first row's, as a workbook reads it)."""
+    `ss:Index` after a gap has the gap as empty rows or cells (so a line is its row), a
+    cell merged across columns (`ss:MergeAcross`) is its first column's, the others empty,
+    and one merged down (`ss:MergeDown`: a payer written once beside its claims) is also in
+    the rows below it that it covers (`MergedDown`), as a workbook's is."""
 
     tells_hidden = True
 
@@ -112,6 +119,8 @@ class _SheetRows:
         self._text: list[str] = []
         self._cell_value: Any = None
         self._merged = 0
+        self._merged_down = 0
+        self._down = MergedDown()
         self._skipped = 0
 
     def feed(self, data: bytes, final: bool) -> None:
@@ -134,6 +143,7 @@ class _SheetRows:
             self._sheet += 1
             self._row_number = 0
             self._hidden = False
+            self._down = MergedDown()
         elif name == _OPTIONS and self._sheet:
             self._options = True
         elif name == _VISIBLE and self._options:
@@ -156,8 +166,8 @@ class _SheetRows:
             column = _index(attributes, _MAX_COLUMNS)
             if column is not None and column - 1 > len(self._row):
                 self._row.extend([""] * (min(column - 1, MAX_ROW_CELLS) - len(self._row)))
-            merged = attributes.get(_MERGE_ACROSS, "0")
-            self._merged = min(int(merged), _MAX_COLUMNS) if merged.isdecimal() else 0
+            self._merged = _count(attributes, _MERGE_ACROSS, _MAX_COLUMNS)
+            self._merged_down = _count(attributes, _MERGE_DOWN, _MAX_ROWS)
             self._cell_value = None
         elif name == _DATA and self._row is not None:
             self._kind = attributes.get(_TYPE, "String")
@@ -176,10 +186,13 @@ class _SheetRows:
         elif name == _CELL and self._row is not None:
             room = MAX_ROW_CELLS - len(self._row)
             if room > 0:
-                self._row.append(cell_text(self._cell_value))
+                text = cell_text(self._cell_value)
+                if self._merged_down:
+                    self._down.cover(len(self._row), self._row_number + self._merged_down, text)
+                self._row.append(text)
                 self._row.extend([""] * min(self._merged, room - 1))
         elif name == _ROW and self._row is not None:
-            row, self._row = self._row, None
+            row, self._row = self._down.fill(self._row_number, self._row), None
             while row and not row[-1]:
                 row.pop()
             self.rows.append((self._sheet, row))

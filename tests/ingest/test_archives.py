@@ -9,17 +9,21 @@ import datetime as dt
 import gzip
 import io
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pytest
 import xlwt
 from openpyxl import Workbook
+from openpyxl.utils.cell import range_boundaries
 
+from services.ingest import archives
+from services.ingest.archives import PIECE_BYTES
 from services.ingest.compression import file_bytes
 from services.ingest.csv_claims import CsvParser
 from services.ingest.parsing import UploadParser
 from services.ingest.records import ClaimRecord, FileError, Rejection, UploadWarning
+from tests.ingest.uploaded import MERGED_DOWN_CLAIMS
 
 CSV = b"claim_id,payer,decision_date,billed_amount,paid_amount\nC1,Aetna,2026-03-14,10,5\n"
 
@@ -168,13 +172,21 @@ def test_a_workbook_that_unpacks_past_the_limit_is_refused() -> None:
     assert str(error).startswith("the workbook unpacks to ")
 
 
-def _book(*sheets: tuple[str, list[list[Any]]], opens_on: int = 0, hidden: int = -1) -> bytes:
+def _book(
+    *sheets: tuple[str, list[list[Any]]],
+    opens_on: int = 0,
+    hidden: int = -1,
+    merged: Sequence[str] = (),
+) -> bytes:
+    """An .xlsx workbook of `sheets`; the ranges `merged` merged in its last sheet."""
     book = Workbook()
     book.remove(book.active)
     for title, rows in sheets:
         sheet = book.create_sheet(title)
         for row in rows:
             sheet.append(row)
+    for cells in merged:
+        book.worksheets[-1].merge_cells(cells)
     book.active = opens_on
     if hidden >= 0:
         book.worksheets[hidden].sheet_state = "hidden"
@@ -249,12 +261,22 @@ def test_a_sheet_grouped_by_payer_is_found_and_read_from_its_headings() -> None:
     assert [w.code for w in warnings] == ["SHEET_CHOSEN", "LINES_ABOVE_HEADER", "PAYER_HEADINGS"]
 
 
-def _old_book(*sheets: tuple[str, list[list[Any]]], opens_on: int = 0, hidden: int = -1) -> bytes:
-    """An Excel 97-2003 workbook (.xls) of `sheets`, dates in date cells."""
+def _old_book(
+    *sheets: tuple[str, list[list[Any]]],
+    opens_on: int = 0,
+    hidden: int = -1,
+    merged: Sequence[str] = (),
+) -> bytes:
+    """An Excel 97-2003 workbook (.xls) of `sheets`, dates in date cells; the ranges
+    `merged` merged in its last sheet."""
     book = xlwt.Workbook()
     day = xlwt.easyxf(num_format_str="MM/DD/YYYY")
     for at, (title, rows) in enumerate(sheets):
         sheet = book.add_sheet(title)
+        if at == len(sheets) - 1:
+            for cells in merged:
+                first_column, first_row, last_column, last_row = range_boundaries(cells)
+                sheet.merge(first_row - 1, last_row - 1, first_column - 1, last_column - 1)
         for row_at, row in enumerate(rows):
             for column, value in enumerate(row):
                 if isinstance(value, dt.date):
@@ -338,3 +360,38 @@ def test_a_claims_sheet_is_found_by_the_uploads_column_map() -> None:
     # A workbook of one sheet without a header fails as a CSV would, on its first line.
     with pytest.raises(FileError, match=r"^line 1: missing required column claim_id"):
         _uploaded(_book(("Remits", renamed)))
+
+
+# A report grouped by payer, each payer written once and merged down beside its claims; an
+# amount merged across two columns and down two rows.
+GROUPED = [
+    HEADER,
+    ["K1", "Aetna", dt.date(2026, 3, 14), 100, 80],
+    ["K2", None, dt.date(2026, 3, 15), 100, 0],
+    ["K3", None, dt.date(2026, 3, 16), 50, None],
+    ["K4", "Cigna", dt.date(2026, 3, 17), None, None],
+    ["K5", "Cigna", dt.date(2026, 3, 18), 10, 10],
+]
+GROUPED_MERGES = ("B2:B4", "D4:E5")
+
+
+@pytest.mark.parametrize("piece_bytes", [7, PIECE_BYTES])
+@pytest.mark.parametrize("workbook", [_book, _old_book])
+def test_a_payer_merged_down_beside_its_claims_is_each_claims_payer(
+    workbook: Callable[..., bytes], piece_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the workbook shows it: a merged cell's value is in each row it covers, in its
+    first column (the columns it spans across stay empty), however the sheet's part is cut
+    as it is read for its merged ranges (.xlsx)."""
+    monkeypatch.setattr(archives, "PIECE_BYTES", piece_bytes)
+    data = workbook(COVER, ("By payer", GROUPED), merged=GROUPED_MERGES)
+    assert _read(data).decode().splitlines() == [
+        "Claim ID,Payer,Decision Date,Billed,Paid",
+        "K1,Aetna,2026-03-14,100,80",
+        "K2,Aetna,2026-03-15,100,0",
+        "K3,Aetna,2026-03-16,50",
+        "K4,Cigna,2026-03-17,50",
+        "K5,Cigna,2026-03-18,10,10",
+    ]
+    claims, _ = _uploaded(data)
+    assert [(c.claim_id, c.payer_name, c.billed_cents) for c in claims] == MERGED_DOWN_CLAIMS

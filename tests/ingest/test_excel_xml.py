@@ -14,7 +14,7 @@ from services.ingest import html_tables
 from services.ingest.excel_xml import MAX_SKIPPED_ROWS
 from services.ingest.html_tables import MAX_ROW_CELLS
 from services.ingest.records import FileError
-from tests.ingest.uploaded import read_upload
+from tests.ingest.uploaded import MERGED_DOWN_CLAIMS, read_upload
 
 HEAD = """<?xml version="1.0"?>
 <?mso-application progid="Excel.Sheet"?>
@@ -227,3 +227,58 @@ def test_a_row_of_cells_far_apart_holds_no_more_than_a_row_may() -> None:
     assert [(r.line_number, r.code) for r in rejections[:50]] == [
         (line, "TOO_MANY_COLUMNS") for line in range(4, 54)
     ]
+
+
+GROUPED = f""" <Worksheet ss:Name="By payer">
+  <Table>
+   {HEADER}
+   <Row>
+    <Cell><Data ss:Type="String">K1</Data></Cell>
+    <Cell ss:MergeDown="2"><Data ss:Type="String">Aetna</Data></Cell>
+    <Cell><Data ss:Type="String">2026-03-02</Data></Cell>
+    <Cell><Data ss:Type="Number">100</Data></Cell><Cell><Data ss:Type="Number">80</Data></Cell>
+   </Row>
+   <Row>
+    <Cell><Data ss:Type="String">K2</Data></Cell>
+    <Cell ss:Index="3"><Data ss:Type="String">2026-03-03</Data></Cell>
+    <Cell><Data ss:Type="Number">100</Data></Cell><Cell><Data ss:Type="Number">0</Data></Cell>
+   </Row>
+   <Row>
+    <Cell><Data ss:Type="String">K3</Data></Cell>
+    <Cell ss:Index="3"><Data ss:Type="String">2026-03-04</Data></Cell>
+    <Cell ss:MergeAcross="1" ss:MergeDown="1"><Data ss:Type="Number">50</Data></Cell>
+   </Row>
+   <Row>
+    <Cell><Data ss:Type="String">K4</Data></Cell>
+    <Cell><Data ss:Type="String">Cigna</Data></Cell>
+    <Cell><Data ss:Type="String">2026-03-05</Data></Cell>
+   </Row>
+   <Row ss:Index="9">
+    <Cell><Data ss:Type="String">K5</Data></Cell>
+    <Cell><Data ss:Type="String">Cigna</Data></Cell>
+    <Cell><Data ss:Type="String">2026-03-06</Data></Cell>
+    <Cell><Data ss:Type="Number">10</Data></Cell><Cell><Data ss:Type="Number">10</Data></Cell>
+   </Row>
+  </Table>
+ </Worksheet>
+"""
+
+
+@pytest.mark.parametrize("size", [1, 4096])
+def test_a_payer_merged_down_beside_its_claims_is_each_claims_payer(size: int) -> None:
+    """A report that writes each payer once, merged down over its claims' rows (the rows
+    below place their next cells past it with `ss:Index`, as Excel writes them), gives
+    every claim that payer; a cell merged across and down is in its first column of each row
+    it covers, the others empty; a merge covers only the rows it spans."""
+    csv, claims, rejections, _, _ = _read((HEAD + GROUPED + TAIL).encode(), size)
+    assert csv.splitlines()[2:] == [
+        "Claim ID,Payer,Decision Date,Billed,Paid",
+        "K1,Aetna,2026-03-02,100,80",
+        "K2,Aetna,2026-03-03,100,0",
+        "K3,Aetna,2026-03-04,50",
+        "K4,Cigna,2026-03-05,50",
+        "",
+        "K5,Cigna,2026-03-06,10,10",
+    ]
+    assert [(c.claim_id, c.payer_name, c.billed_cents) for c in claims] == MERGED_DOWN_CLAIMS
+    assert rejections == []

@@ -38,3 +38,15 @@ def read_upload(data: bytes, size: int = 4096, max_bytes: int = 1 << 20) -> Read
         [warning for batch in batches for warning in batch.warnings],
         parser.sha256,
     )
+
+
+# The claims (id, payer, billed cents) of the grouped reports of the workbook and Excel 2003
+# XML tests: each payer written once, merged down beside its claims, and an amount merged
+# across two columns and down two rows.
+MERGED_DOWN_CLAIMS = [
+    ("K1", "Aetna", 10000),
+    ("K2", "Aetna", 10000),
+    ("K3", "Aetna", 5000),
+    ("K4", "Cigna", 5000),
+    ("K5", "Cigna", 1000),
+]
