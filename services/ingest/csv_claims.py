@@ -571,12 +571,13 @@ def split_adjustment(
 
 def _described_reason(reason: str) -> str:
     """The reason code of a reason column's cell that gives it with its description
-    (`16 - Claim lacks information`); the cell as it is otherwise."""
+    (`16 - Claim lacks information`), or with the separator an export writes before a
+    description it does not have (`16 -`, `16:`); the cell as it is otherwise."""
     found = _DESCRIBED_REASON.fullmatch(reason)
     if found is None:
         return reason
     description = found.group(2).strip(_DESCRIPTION_GLUE)
-    return found.group(1) if description and _is_description(description) else reason
+    return found.group(1) if not description or _is_description(description) else reason
 
 
 def _one_adjustment(described: tuple[tuple[Adjustment, ...], tuple[str, ...]]) -> str:

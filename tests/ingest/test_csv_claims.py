@@ -1387,12 +1387,17 @@ def test_adjustment_columns_whose_reason_codes_come_with_their_descriptions() ->
         "C1,Aetna,2026-03-14,CO,16 - Claim lacks information,0\n"
         "C2,Aetna,2026-03-14,PR,B7: Provider not certified,5.00\n"
         '"C3","Aetna","2026-03-14","","CO-45 - Charge exceeds fee schedule","30.00"\n'
+        # The separator written before a description the export does not have.
+        "C4,Aetna,2026-03-14,CO,16 -,0\n"
+        "C5,Aetna,2026-03-14,OA,23:,1.00\n"
     )
     assert rejections(items) == []
     assert [c.adjustments for c in claims(items)] == [
         (Adjustment("CO", "16", 0),),
         (Adjustment("PR", "B7", 500),),
         (Adjustment("CO", "45", 3000),),
+        (Adjustment("CO", "16", 0),),
+        (Adjustment("OA", "23", 100),),
     ]
 
 
