@@ -331,7 +331,8 @@ def _checked_date(raw: str, year: str, month: str, day: str) -> dt.date:
 
 def parse_cents(column: str, raw: str, *, decimal_comma: bool = False) -> int | None:
     """`1234.56`, `$1,234.56`, `USD 12.00`, `-12.5`, `(12.00)`, `12.00-`, `12.00 CR` (the last
-    four negative) → cents; empty → None; `$ -` (accounting zero) → 0.
+    four negative) → cents; empty → None; `$ -` (accounting zero) → 0. An amount in another
+    currency (`€12,50`, `GBP 5`) is refused saying so.
 
     European spellings too: `1.234,56`, `12,50`. Where both `.` and `,` occur the last is the
     decimal mark; a lone `,` or `.` before one or two digits is one, before three digits a
@@ -365,19 +366,41 @@ def parse_cents(column: str, raw: str, *, decimal_comma: bool = False) -> int | 
         # A credit as accounting exports write it: `12.00-`, `12.00 CR`.
         negative, text = not negative, text[: credit.start()]
     number = _plain_number(text, decimal_comma)
-    if number is None:
-        raise RowError(column, raw, f"{raw!r} is not an amount (e.g. 1234.56)", "BAD_AMOUNT")
-    whole, _, fraction = number.partition(".")
+    whole, _, fraction = (number or "").partition(".")
     if (
-        not (whole or fraction)
+        number is None
+        or not (whole or fraction)
         or (whole and not _DIGITS.fullmatch(whole))
         or (fraction and not _DIGITS.fullmatch(fraction))
         or len(fraction) > 2
         or len(whole) > 12
     ):
-        raise RowError(column, raw, f"{raw!r} is not an amount (e.g. 1234.56)", "BAD_AMOUNT")
+        raise _not_an_amount(column, raw)
     cents = int(whole or "0") * 100 + int((fraction + "00")[:2])
     return -cents if negative else cents
+
+
+# Currencies an amount may be written in that are not the dollars claims are paid in.
+_FOREIGN_CURRENCY = re.compile(
+    r"(€|£|¥|₹|(?<![A-Z])(?:EUR|GBP|CAD|AUD|MXN|JPY|CHF|INR)(?![A-Z]))", re.IGNORECASE
+)
+_CURRENCY_NAMES = {
+    "€": "euros", "EUR": "euros", "£": "pounds sterling", "GBP": "pounds sterling",
+    "¥": "yen", "JPY": "yen", "₹": "rupees", "INR": "rupees", "CAD": "Canadian dollars",
+    "AUD": "Australian dollars", "MXN": "Mexican pesos", "CHF": "Swiss francs",
+}  # fmt: skip
+
+
+def _not_an_amount(column: str, raw: str) -> RowError:
+    if foreign := _FOREIGN_CURRENCY.search(raw):
+        currency = _CURRENCY_NAMES[foreign.group(1).upper()]
+        return RowError(
+            column,
+            raw,
+            f"{raw!r} is an amount in {currency}: amounts are read in US dollars (e.g. 1234.56)",
+            "BAD_AMOUNT",
+        )
+    return RowError(column, raw, f"{raw!r} is not an amount (e.g. 1234.56)", "BAD_AMOUNT")
 
 
 def _plain_number(text: str, decimal_comma: bool) -> str | None:

@@ -648,6 +648,25 @@ def test_a_bad_amount_rejects_the_row_naming_line_column_and_value(raw: str) -> 
     assert len(claims(items)) == 1
 
 
+@pytest.mark.parametrize(
+    ("raw", "currency"),
+    [
+        ("€12,50", "euros"),
+        ("12.50 EUR", "euros"),
+        ("£5", "pounds sterling"),
+        ("CAD 40.00", "Canadian dollars"),
+        ("mxn 300", "Mexican pesos"),
+    ],
+)
+def test_an_amount_in_another_currency_is_refused_naming_it(raw: str, currency: str) -> None:
+    rejection = rejection_of(f'C1,Aetna,2026-03-14,10.00,"{raw}"', HEADER)
+    assert (rejection.column, rejection.code, rejection.reason) == (
+        "paid_amount",
+        "BAD_AMOUNT",
+        f"{raw!r} is an amount in {currency}: amounts are read in US dollars (e.g. 1234.56)",
+    )
+
+
 def test_a_huge_amount_is_rejected_rather_than_stored() -> None:
     rejection = rejection_of("C1,Aetna,2026-03-14,1234567890123.00,0")
     assert (rejection.code, rejection.column) == ("BAD_AMOUNT", "billed_amount")
