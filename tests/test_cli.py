@@ -544,6 +544,12 @@ def test_a_webhook_is_tested_a_failed_delivery_redelivered_and_the_webhook_turne
         (delivery,) = failed
         redelivered = run(system, customer, "redeliver", delivery["name"], "--wait")
         every = lines(run(system, customer, "--json", "deliveries", webhook_id))
+        tests = lines(
+            run(system, customer, "--json", "deliveries", webhook_id, "--event-type", "TEST")
+        )
+        opened = run(
+            system, customer, "deliveries", webhook_id, "--event-type", "DRIFT_EVENT_OPENED"
+        )
         disabled = run(system, customer, "webhook", "disable", webhook)
         refused = run(
             system, customer, "redeliver", f"{webhook_id}/{delivery['name'].rsplit('/', 1)[1]}"
@@ -569,6 +575,7 @@ def test_a_webhook_is_tested_a_failed_delivery_redelivered_and_the_webhook_turne
     assert [(d["name"], d["state"], d["attemptCount"]) for d in every] == [
         (delivery["name"], "SUCCEEDED", 2)
     ]
+    assert tests == every and (opened.returncode, opened.stdout) == (0, "")
     # The same message twice, as a receiver sees a redelivery.
     ids = receiver.message_ids()
     assert len(ids) == 2 and ids[0] == ids[1]
