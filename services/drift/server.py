@@ -217,7 +217,8 @@ class DriftServicer(AuditMethods, drift_service_pb2_grpc.DriftServiceServicer):
         self, request: drift_service_pb2.RunDetectionRequest, context: grpc.aio.ServicerContext
     ) -> resources_pb2.DriftRun:
         customer = customer_of(request.parent)
-        # UPLOAD and SCHEDULE runs are started by Upstream's own services, never by people.
+        # UPLOAD, DATA_CHANGE and SCHEDULE runs are started by Upstream's own services, never by
+        # people.
         from_service = require_identity().role is Role.SUPERUSER
         if request.trigger not in _CALLER_TRIGGERS and not from_service:
             raise errors.invalid_argument(

@@ -33,6 +33,7 @@ from typing import Any
 from psycopg import AsyncConnection, AsyncCopy
 from sqlalchemy.ext.asyncio import AsyncConnection as SaConnection
 
+from runtime.telemetry import trace_carrier
 from services.ingest.copy_lines import (
     CLAIM_COLUMNS,
     PIECE_COLUMNS,
@@ -534,15 +535,12 @@ class UploadWriter:
             await self._insert_upload(
                 cursor, facts, "SUCCEEDED", updated=updated, warnings=warnings
             )
-            await cursor.execute(
-                "INSERT INTO ingest.outbox (customer_id, event_id, event_type, payload, "
-                "trace_context) VALUES (%s, %s, 'UploadCompleted', %s, %s)",
-                (
-                    facts.customer,
-                    uuid.uuid4(),
-                    json.dumps({"customer": facts.customer, "upload_id": facts.upload_id}),
-                    json.dumps(facts.trace_context),
-                ),
+            await record_event(
+                cursor,
+                facts.customer,
+                UPLOAD_COMPLETED,
+                {"customer": facts.customer, "upload_id": facts.upload_id},
+                facts.trace_context,
             )
         return Outcome(facts.upload_id, False, False, [])
 
@@ -869,9 +867,44 @@ async def purge_claims(
     return removed
 
 
-async def remap_payers(cursor: Any, customer: str, *, narrow: bool) -> None:
+# What ingest's outbox tells drift: an upload completed, or the customer's claims changed
+# otherwise (each asks for a detection run).
+UPLOAD_COMPLETED = "UploadCompleted"
+DATA_CHANGED = "DataChanged"
+
+
+async def record_event(
+    cursor: Any,
+    customer: str,
+    event_type: str,
+    payload: dict[str, Any],
+    trace_context: dict[str, str],
+) -> None:
+    """An event in ingest's outbox, committed with the change it tells of."""
+    await cursor.execute(
+        "INSERT INTO ingest.outbox (customer_id, event_id, event_type, payload, trace_context) "
+        "VALUES (%s, %s, %s, %s, %s)",
+        (customer, uuid.uuid4(), event_type, json.dumps(payload), json.dumps(trace_context)),
+    )
+
+
+async def data_changed(cursor: Any, customer: str, change: str) -> None:
+    """Ask for a detection run after the customer's claims changed otherwise than by an
+    upload: the findings of the data as it was must not stand. `change` (`upload-deleted:u_1`)
+    begins the run's request id, which a suffix makes the run's own."""
+    request_id = f"{change}:{uuid.uuid4().hex[:12]}"
+    await record_event(
+        cursor,
+        customer,
+        DATA_CHANGED,
+        {"customer": customer, "request_id": request_id},
+        trace_carrier(),
+    )
+
+
+async def remap_payers(cursor: Any, customer: str, *, narrow: bool) -> bool:
     """Re-resolve every payer of the customer against the mappings; move the claims and
-    statistics of those whose canonical payer changed."""
+    statistics of those whose canonical payer changed. Whether any payer's did."""
     await cursor.execute(
         "CREATE TEMPORARY TABLE remapped ON COMMIT DROP AS "
         "SELECT p.payer_uid, p.canonical_payer AS old_payer, "
@@ -900,6 +933,9 @@ async def remap_payers(cursor: Any, customer: str, *, narrow: bool) -> None:
     )
     await count_in(cursor)
     await apply_counts(cursor, customer, narrow=narrow)
+    await cursor.execute("SELECT EXISTS (SELECT FROM remapped WHERE old_payer <> new_payer)")
+    moved = await cursor.fetchone()
+    return bool(moved and moved[0])
 
 
 def probes_primary_key(plan: dict[str, Any]) -> bool:

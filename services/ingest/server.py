@@ -40,6 +40,7 @@ from runtime.standard_methods import (
 )
 from runtime.streams import sent_to_the_end
 from runtime.updates import mask_paths
+from services.ingest.claim_writes import UPLOAD_COMPLETED
 from services.ingest.copy_lines import display_name, name_key
 from services.ingest.csv_claims import COLUMN_ALIASES
 from services.ingest.daily_statistics import DAY_AMOUNTS, PACKED_DAY_AMOUNTS
@@ -390,6 +391,7 @@ class IngestServicer(AuditMethods, ingest_service_pb2_grpc.IngestServiceServicer
         deleted = await self._store.delete_upload(parsed["customer"], parsed["upload"])
         if not deleted:
             raise errors.not_found(request.name)
+        self._intake.uploaded.set()  # the outbox relay asks drift for a run now
         return empty_pb2.Empty()
 
     async def ListUploadRejections(
@@ -556,6 +558,7 @@ class IngestServicer(AuditMethods, ingest_service_pb2_grpc.IngestServiceServicer
             raise errors.ApiError(
                 code, str(conflict), reason="ETAG_MISMATCH" if change.etag else "ALREADY_EXISTS"
             ) from None
+        self._intake.uploaded.set()  # any run it asked for is asked now
         return row  # type: ignore[return-value]
 
     async def StreamDailyStats(
@@ -801,12 +804,18 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
     uploaded = asyncio.Event()
 
     async def run_detection(channel: grpc.aio.Channel, event: OutboxEvent) -> None:
-        """Tells drift a customer has new data, once per upload."""
+        """Tells drift a customer's data changed, once per upload (its run's request id the
+        upload's id) or other change (its own request id)."""
+        uploaded = event.event_type == UPLOAD_COMPLETED
         await drift_service_pb2_grpc.DriftServiceStub(channel).RunDetection(
             drift_service_pb2.RunDetectionRequest(
                 parent=f"customers/{event.payload['customer']}",
-                request_id=event.payload["upload_id"],
-                trigger=drift_resources_pb2.DriftRun.UPLOAD,
+                request_id=event.payload["upload_id" if uploaded else "request_id"],
+                trigger=(
+                    drift_resources_pb2.DriftRun.UPLOAD
+                    if uploaded
+                    else drift_resources_pb2.DriftRun.DATA_CHANGE
+                ),
             )
         )
 

@@ -25,6 +25,7 @@ from runtime.pagination import after_position
 from services.ingest.claim_writes import (
     CHANGES_CHANNEL,
     UploadWriter,
+    data_changed,
     delete_upload_claims,
     lock_customer,
     purge_claims,
@@ -440,11 +441,15 @@ class IngestStore:
                 )
                 if await cursor.fetchone() is None:
                     return False
-                await delete_upload_claims(cursor, customer, upload_id, narrow=self._narrow)
+                removed = await delete_upload_claims(
+                    cursor, customer, upload_id, narrow=self._narrow
+                )
                 await cursor.execute(
                     "DELETE FROM ingest.uploads WHERE customer_id = %s AND upload_id = %s",
                     (customer, upload_id),
                 )
+                if removed:
+                    await data_changed(cursor, customer, f"upload-deleted:{upload_id}")
         self._changed(customer)
         return True
 
@@ -643,7 +648,8 @@ class IngestStore:
                 # Uploads run under the same lock, so they never see half a remap.
                 await lock_customer(cursor, customer)
                 row = await change.apply(connection, customer)
-                await remap_payers(cursor, customer, narrow=self._narrow)
+                if await remap_payers(cursor, customer, narrow=self._narrow):
+                    await data_changed(cursor, customer, f"payer-mapping:{change.mapping_id}")
         self._changed(customer)
         return row
 

@@ -457,3 +457,77 @@ def test_payer_summaries_follow_every_change_of_the_data_and_the_settings(
         assert after_delete["latestDecisionDate"] == _date(last)
         assert after_delete["etag"] not in (after_first["etag"], empty["etag"])
         assert list(summaries()) == ["Aetna"]
+
+
+def test_deleting_the_upload_a_drift_was_found_in_runs_detection_again_and_ends_the_event(
+    system: System,
+) -> None:
+    """A file sent by mistake (another practice's denials, say) raised a drift. Deleting its
+    upload starts a run of its own (trigger DATA_CHANGE, its request id naming the upload),
+    which ends the event: what data no longer there showed does not stand. A payer mapping
+    that moves claims between payers starts one too."""
+    customer = "deleted" + uuid.uuid4().hex[:8]
+    header, *rows = as_csv(scenario(customer)).splitlines(keepends=True)
+    columns = header.strip().split(",")
+    payer, status, decided = (columns.index(c) for c in ("payer", "status", "decision_date"))
+
+    def mistaken(row: str) -> bool:
+        cells = row.split(",")
+        return (
+            cells[payer] == DRIFTED_PAYER
+            and cells[status] == "DENIED"
+            and dt.date.fromisoformat(cells[decided]) >= DRIFT_START
+        )
+
+    with system.client(customer, "admin") as client:
+
+        def runs() -> list[dict[str, Any]]:
+            return list(client.get(f"/v1/customers/{customer}/driftRuns").json()["driftRuns"])
+
+        def finished(count: int) -> list[dict[str, Any]]:
+            found = _wait_for(
+                runs,
+                lambda found: (
+                    len(found) == count
+                    and all(r["state"] in ("SUCCEEDED", "FAILED") for r in found)
+                ),
+            )
+            assert len(found) == count and {r["state"] for r in found} == {"SUCCEEDED"}, found
+            return found
+
+        def upload(lines: list[str]) -> str:
+            made = client.post(
+                f"/v1/customers/{customer}/uploads", content="".join([header, *lines]).encode()
+            )
+            assert made.status_code == 200, made.text
+            return str(made.json()["name"])
+
+        upload([row for row in rows if not mistaken(row)])
+        finished(1)
+        second = upload([row for row in rows if mistaken(row)])
+        finished(2)
+        (event,) = _events(
+            client,
+            customer,
+            filter=f'payer = "{DRIFTED_PAYER}" AND metric = DENIAL_RATE AND code_group = ""',
+        )
+        assert event["active"] is True
+
+        assert client.delete(f"/v1/{second}").status_code == 200
+        after_delete = finished(3)[0]
+        ended = client.get(f"/v1/{event['name']}").json()
+
+        mapped = client.post(
+            f"/v1/customers/{customer}/payerMappings",
+            json={"rawPayerName": DRIFTED_PAYER, "canonicalPayer": "UHC Commercial"},
+        )
+        assert mapped.status_code == 200, mapped.text
+        after_mapping = finished(4)[0]
+
+    assert after_delete["trigger"] == "DATA_CHANGE"
+    assert after_delete["requestId"].startswith(f"upload-deleted:{second.rsplit('/', 1)[1]}:")
+    assert int(after_delete["eventsClosed"]) >= 1
+    assert ended["active"] is False and "endTime" in ended
+    assert after_mapping["trigger"] == "DATA_CHANGE"
+    mapping_id = mapped.json()["name"].rsplit("/", 1)[1]
+    assert after_mapping["requestId"].startswith(f"payer-mapping:{mapping_id}:")

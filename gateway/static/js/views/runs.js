@@ -9,9 +9,18 @@ const SHOWN = 50;
 // Seconds an upload's page looks for the run the upload started before saying it has none.
 const RUN_LOOKS = 30;
 
+// What changed the data, as ingest names it in the run's request id
+// (`upload-deleted:u_1:…`, `payer-mapping:pm_1:…`).
+const DATA_CHANGES = { "upload-deleted": "An upload deleted", "payer-mapping": "A payer mapping changed" };
+
 function startedBy(run) {
   if (run.trigger === "UPLOAD") {
     return run.requestId ? h("a", { href: `#/uploads/${encodeURIComponent(run.requestId)}` }, "An upload") : "An upload";
+  }
+  if (run.trigger === "DATA_CHANGE") {
+    const [change, id] = (run.requestId || "").split(":");
+    const said = DATA_CHANGES[change] || "A change to the data";
+    return id ? `${said} (${id})` : said;
   }
   return run.trigger === "SCHEDULE" ? "A schedule" : "By hand";
 }

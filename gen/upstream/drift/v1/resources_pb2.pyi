@@ -58,10 +58,12 @@ class DriftRun(_message.Message):
         MANUAL: _ClassVar[DriftRun.Trigger]
         UPLOAD: _ClassVar[DriftRun.Trigger]
         SCHEDULE: _ClassVar[DriftRun.Trigger]
+        DATA_CHANGE: _ClassVar[DriftRun.Trigger]
     TRIGGER_UNSPECIFIED: DriftRun.Trigger
     MANUAL: DriftRun.Trigger
     UPLOAD: DriftRun.Trigger
     SCHEDULE: DriftRun.Trigger
+    DATA_CHANGE: DriftRun.Trigger
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
