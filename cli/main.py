@@ -2,7 +2,7 @@
 
     upstream upload FILE [--all-or-nothing] [--column NAME=HEADER]…
                                               upload a CSV or X12 835 file, with a progress bar
-    upstream uploads                          the customer's uploads, newest first
+    upstream uploads | uploads delete UPLOAD…  the customer's uploads, newest first; deleting some
     upstream rejections UPLOAD [--code C] [--column COL]   an upload's rejected rows
     upstream events [--payer P] [--metric M] [--state S] [--severity S] [--active]
     upstream triage EVENT --state STATE [--note TEXT]
@@ -558,10 +558,25 @@ def unmap_payer(session: Session, args: argparse.Namespace) -> None:
     session.call(
         session.ingest().DeletePayerMapping, ingest_service_pb2.DeletePayerMappingRequest(name=name)
     )
+    _said_deleted(session, name)
+
+
+def delete_uploads(session: Session, args: argparse.Namespace) -> None:
+    """Each upload deleted in turn (a line each as it goes); the first that cannot be stops
+    the rest."""
+    for given in args.uploads:
+        name = _named(session, "uploads", given)
+        session.call(
+            session.ingest().DeleteUpload, ingest_service_pb2.DeleteUploadRequest(name=name)
+        )
+        _said_deleted(session, name)
+
+
+def _said_deleted(session: Session, name: str) -> None:
     if session.json:
-        print(json.dumps({"deleted": name}))
+        print(json.dumps({"deleted": name}), flush=True)
     else:
-        print(f"{name} deleted")
+        print(f"{name} deleted", flush=True)
 
 
 def payers(session: Session, args: argparse.Namespace) -> None:
@@ -998,7 +1013,15 @@ def parser() -> argparse.ArgumentParser:
         help="the CSV header holding a column, e.g. claim_id='Chart Ref' (repeat for more)",
     )
     command.set_defaults(run=upload)
-    commands.add_parser("uploads", help="list uploads").set_defaults(run=uploads)
+    listed = commands.add_parser("uploads", help="list uploads (uploads delete: delete some)")
+    listed.set_defaults(run=uploads)
+    command = listed.add_subparsers(dest="action").add_parser(
+        "delete",
+        help="delete uploads: the claims each last wrote and its rejected rows (detection "
+        "runs again without them)",
+    )
+    command.add_argument("uploads", nargs="+", metavar="UPLOAD", help="upload id or name")
+    command.set_defaults(run=delete_uploads)
     command = commands.add_parser(
         "rejections", help="an upload's rejected rows: where each is and why"
     )

@@ -584,3 +584,33 @@ def test_a_webhook_is_tested_a_failed_delivery_redelivered_and_the_webhook_turne
     assert [w.get("disabled", False) for w in enabled] == [False]
     assert unnamed.returncode == 2
     assert "names no delivery: give its name" in unnamed.stderr
+
+
+def test_uploads_are_deleted_each_in_turn_and_detection_runs_again_without_them(
+    system: System, tmp_path: Path
+) -> None:
+    customer = "cli" + uuid.uuid4().hex[:8]
+    header = "claim_id,payer,procedure_code,decision_date,status,billed_amount,paid_amount\n"
+    made = []
+    for month in (3, 4):
+        path = tmp_path / f"claims-{month}.csv"
+        path.write_text(header + f"M{month},Aetna,99213,2026-0{month}-14,PAID,100.00,80.00\n")
+        (upload,) = lines(run(system, customer, "--json", "upload", str(path)))
+        made.append(upload["name"])
+
+    deleted = run(system, customer, "uploads", "delete", made[0].rsplit("/", 1)[1], "u_missing")
+    left = lines(run(system, customer, "--json", "uploads"))
+    deadline = time.monotonic() + 60
+    while not (
+        changed := lines(run(system, customer, "--json", "runs", "--trigger", "DATA_CHANGE"))
+    ):
+        assert time.monotonic() < deadline, "no run followed the deletion"
+        time.sleep(0.5)
+
+    assert deleted.returncode == 4
+    assert deleted.stdout == f"{made[0]} deleted\n"
+    assert deleted.stderr.startswith("upstream: NOT_FOUND: ") and "u_missing" in deleted.stderr
+    assert [u["name"] for u in left] == [made[1]]
+    assert [r["requestId"].rsplit(":", 1)[0] for r in changed] == [
+        f"upload-deleted:{made[0].rsplit('/', 1)[1]}"
+    ]

@@ -554,6 +554,53 @@ def test_detection_runs_are_listed_and_one_is_started_and_followed_to_its_end(
     assert viewer.errors == []
 
 
+def test_an_upload_sent_by_mistake_is_deleted_and_detection_runs_again_without_it(
+    system: System, browser: Browser
+) -> None:
+    """An admin deletes an upload from its page (asked twice), waits for detection to run
+    without its claims and finds that run on the runs page, saying what started it; the
+    upload is gone from the list. A viewer is offered no way to delete one."""
+    customer = "web" + uuid.uuid4().hex[:8]
+    history = drifted_history(customer).splitlines(keepends=True)
+    header, rows = history[0], history[1:]
+    with system.client(customer, "admin") as client:
+        for file_name, part in (("history.csv", rows[:-500]), ("mistake.csv", rows[-500:])):
+            made = client.post(
+                f"/v1/customers/{customer}/uploads",
+                params={"upload.fileName": file_name},
+                content="".join([header, *part]).encode(),
+                headers={"Content-Type": "text/csv"},
+            )
+            assert made.status_code == 200, made.text
+    mistake = made.json()["name"].rsplit("/", 1)[1]
+
+    viewer, page = signed_in(browser, system, customer, role="viewer")
+    page.goto(f"{system.gateway_url}/#/uploads/{mistake}")
+    expect(page.get_by_role("heading", level=1, name="mistake.csv")).to_be_visible()
+    expect(page.get_by_role("button", name="Delete this upload")).to_have_count(0)
+    assert viewer.errors == []
+
+    session, page = signed_in(browser, system, customer)
+    page.goto(f"{system.gateway_url}/#/uploads/{mistake}")
+    expect(page.get_by_role("heading", level=1, name="mistake.csv")).to_be_visible()
+    page.get_by_role("button", name="Delete this upload").click()
+    page.get_by_role("button", name="Yes, delete this upload").click()
+    expect(page.get_by_role("status")).to_have_text(
+        "Upload “mistake.csv” deleted; detection runs again without its claims.",
+        timeout=30_000,
+    )
+    expect(page.get_by_role("heading", level=1, name="Detection runs")).to_be_visible()
+    newest = (
+        page.get_by_role("table", name="Detection runs, newest first").get_by_role("row").nth(1)
+    )
+    expect(newest.get_by_role("cell").nth(1)).to_have_text(f"An upload deleted ({mistake})")
+    go(page, "Uploads")
+    uploads = page.get_by_role("table", name="Uploads, newest first")
+    expect(uploads).to_contain_text("history.csv")
+    expect(uploads).not_to_contain_text("mistake.csv")
+    assert session.errors == []
+
+
 def test_a_report_is_created_followed_until_built_and_downloaded(
     system: System, browser: Browser, drifted: tuple[str, dict[str, Any]]
 ) -> None:

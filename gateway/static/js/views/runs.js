@@ -69,7 +69,6 @@ function progressOf(run) {
 // What detection made of an upload: its run (started by ingest once the upload is in) found,
 // followed to its end, and said — the events it opened, updated and closed, or why it failed.
 export function uploadRun(context, uploadId) {
-  const { api } = context;
   const said = h("span", { "data-testid": "upload-run" }, "Waiting for its detection run to start…");
   const say = (run) => {
     const asOf = `Detection run as of ${day(run.asOf)}`;
@@ -83,22 +82,36 @@ export function uploadRun(context, uploadId) {
   };
   (async () => {
     try {
-      // The run is asked for by ingest's outbox just after the upload commits.
-      for (let look = 0; look < RUN_LOOKS && context.current(); look += 1) {
-        const found = await api.get("/driftRuns", { filter: `request_id = ${quoted(uploadId)}`, pageSize: 1 });
-        const run = (found.driftRuns || [])[0];
-        if (run) {
-          await followed(context, run, say);
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 1000));
+      const run = await runStarted(context, { filter: `request_id = ${quoted(uploadId)}` }, () => true);
+      if (run) {
+        await followed(context, run, say);
+      } else if (context.current()) {
+        said.replaceChildren("No detection run has started for it yet: see ", h("a", { href: "#/runs" }, "the detection runs"), ".");
       }
-      if (context.current()) said.replaceChildren("No detection run has started for it yet: see ", h("a", { href: "#/runs" }, "the detection runs"), ".");
     } catch (problem) {
       said.replaceChildren(errorBox(problem));
     }
   })();
   return said;
+}
+
+// The run the deletion of an upload started (its request id `upload-deleted:{upload}:…`),
+// once it has; null if none does within RUN_LOOKS seconds.
+export function deletionRun(context, uploadId) {
+  const prefix = `upload-deleted:${uploadId}:`;
+  return runStarted(context, { filter: "trigger = DATA_CHANGE", pageSize: 10 }, (run) => (run.requestId || "").startsWith(prefix));
+}
+
+// The newest run of those `query` lists that `wanted` takes, looked for each second while
+// the page is shown (ingest's outbox asks for it just after its change commits).
+async function runStarted(context, query, wanted) {
+  for (let look = 0; look < RUN_LOOKS && context.current(); look += 1) {
+    const found = await context.api.get("/driftRuns", { pageSize: 1, ...query });
+    const run = (found.driftRuns || []).find(wanted);
+    if (run) return run;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  return null;
 }
 
 function runForm(context, reload) {

@@ -1,8 +1,8 @@
 // Uploads: a file dropped or chosen is sent with a progress bar, then its rows counted;
 // the history of uploads; one upload's rejections (line, column, value, reason).
 
-import { badge, bytes, count, day, errorBox, field, h, idOf, select, table, time } from "../dom.js";
-import { uploadRun } from "./runs.js";
+import { badge, bytes, count, day, errorBox, field, h, idOf, select, table, time, twoStep } from "../dom.js";
+import { deletionRun, uploadRun } from "./runs.js";
 
 const FOLLOW_EVERY_MS = 700;
 const MODES = [
@@ -255,6 +255,40 @@ async function detail(context) {
       ]),
       "Every row was accepted.",
     ),
+    api.identity.canWrite && upload.state !== "PROCESSING" ? deleteCard(context, upload) : null,
+  );
+}
+
+// A file sent by mistake taken back: its claims, its rejected rows, and what detection found
+// in them (a run follows the deletion).
+function deleteCard(context, upload) {
+  const { api } = context;
+  const area = h("div", { "aria-live": "polite" });
+  const file = upload.fileName || idOf(upload.name);
+  return h(
+    "div",
+    { class: "card", role: "group", "aria-labelledby": "delete-upload" },
+    h("h2", { id: "delete-upload" }, "Delete"),
+    h(
+      "p",
+      {},
+      "Deleting the upload removes the claims it last wrote and its rejected rows. Detection runs again without them: what it found in them alone ends.",
+    ),
+    twoStep("Delete", "this upload", async () => {
+      area.replaceChildren();
+      try {
+        await api.delete(api.named(upload.name));
+      } catch (problem) {
+        area.replaceChildren(errorBox(problem));
+        return;
+      }
+      // Only an upload whose claims were still its own takes any away, and starts a run.
+      area.replaceChildren(`“${file}” deleted. Waiting for detection to run without it…`);
+      const run = Number(upload.claimsAccepted) ? await deletionRun(context, idOf(upload.name)) : null;
+      context.announce(run ? `Upload “${file}” deleted; detection runs again without its claims.` : `Upload “${file}” deleted.`);
+      location.hash = run ? "#/runs" : "#/uploads";
+    }),
+    area,
   );
 }
 
