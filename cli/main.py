@@ -708,8 +708,14 @@ def _run_columns(run: drift_resources.DriftRun) -> list[str]:
         run.name,
         drift_resources.DriftRun.State.Name(run.state),
         drift_resources.DriftRun.Trigger.Name(run.trigger),
-        f"as of {_day_text(run.as_of)}",
     ]
+    # What started it: the upload's id, or the change (`upload-deleted:u_1`, less the suffix
+    # that makes its request id its own).
+    if run.trigger == drift_resources.DriftRun.UPLOAD:
+        columns.append(run.request_id)
+    elif run.trigger == drift_resources.DriftRun.DATA_CHANGE:
+        columns.append(run.request_id.rpartition(":")[0] or run.request_id)
+    columns.append(f"as of {_day_text(run.as_of)}")
     if run.state == drift_resources.DriftRun.SUCCEEDED:
         skipped = f" ({run.cells_skipped} skipped: too few claims)" if run.cells_skipped else ""
         columns += [

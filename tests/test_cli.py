@@ -600,10 +600,9 @@ def test_uploads_are_deleted_each_in_turn_and_detection_runs_again_without_them(
 
     deleted = run(system, customer, "uploads", "delete", made[0].rsplit("/", 1)[1], "u_missing")
     left = lines(run(system, customer, "--json", "uploads"))
+    done = ("--trigger", "DATA_CHANGE", "--state", "SUCCEEDED")
     deadline = time.monotonic() + 60
-    while not (
-        changed := lines(run(system, customer, "--json", "runs", "--trigger", "DATA_CHANGE"))
-    ):
+    while not (changed := lines(run(system, customer, "--json", "runs", *done))):
         assert time.monotonic() < deadline, "no run followed the deletion"
         time.sleep(0.5)
 
@@ -611,6 +610,10 @@ def test_uploads_are_deleted_each_in_turn_and_detection_runs_again_without_them(
     assert deleted.stdout == f"{made[0]} deleted\n"
     assert deleted.stderr.startswith("upstream: NOT_FOUND: ") and "u_missing" in deleted.stderr
     assert [u["name"] for u in left] == [made[1]]
-    assert [r["requestId"].rsplit(":", 1)[0] for r in changed] == [
-        f"upload-deleted:{made[0].rsplit('/', 1)[1]}"
-    ]
+    (data_change,) = changed
+    said = run(system, customer, "runs", *done).stdout
+    assert said.startswith(
+        f"{data_change['name']}  SUCCEEDED  DATA_CHANGE  "
+        f"upload-deleted:{made[0].rsplit('/', 1)[1]}  as of "
+    )
+    assert data_change["requestId"].startswith(f"upload-deleted:{made[0].rsplit('/', 1)[1]}:")
