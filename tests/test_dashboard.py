@@ -601,6 +601,49 @@ def test_an_upload_sent_by_mistake_is_deleted_and_detection_runs_again_without_i
     assert session.errors == []
 
 
+def test_a_payer_name_mapped_on_the_payers_page_moves_its_claims_and_detection_runs_again(
+    system: System, browser: Browser
+) -> None:
+    customer = "web" + uuid.uuid4().hex[:8]
+    body = "claim_id,payer,decision_date,status,billed_amount,paid_amount\n" + "".join(
+        f"{payer[0]}{n},{payer},2026-03-{1 + n % 28:02d},PAID,100.00,{paid}\n"
+        for n in range(60)
+        for payer, paid in (("Aetna", "80.00"), ("PT RESP", "0"))
+    )
+    with system.client(customer, "admin") as client:
+        made = client.post(f"/v1/customers/{customer}/uploads", content=body.encode())
+        assert made.status_code == 200, made.text
+
+    session, page = signed_in(browser, system, customer)
+    go(page, "Payers")
+    unmapped = page.get_by_role("table", name="Payer names without a mapping")
+    expect(unmapped).to_contain_text("PT RESP")
+    page.get_by_label("Canonical payer for “PT RESP”").fill("Self Pay")
+    page.get_by_role("button", name="Map").click()
+    expect(page.get_by_role("status")).to_have_text(
+        "PT RESP now maps to Self Pay: its claims moved there, and detection runs again with them."
+    )
+    expect(page.get_by_text("Every payer name is mapped.")).to_be_visible()
+    go(page, "Detection runs")
+    newest = (
+        page.get_by_role("table", name="Detection runs, newest first").get_by_role("row").nth(1)
+    )
+    for _ in range(20):  # the run is asked for by ingest's outbox just after the change
+        if newest.get_by_role("cell").nth(1).inner_text().startswith("A payer mapping"):
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    expect(newest.get_by_role("cell").nth(1)).to_have_text(
+        re.compile(r"A payer mapping changed \(pm_\w+\)")
+    )
+    with system.client(customer, "viewer") as client:
+        claims = client.get(
+            f"/v1/customers/{customer}/claims", params={"filter": 'payer = "Self Pay"'}
+        ).json()
+    assert len(claims["claims"]) == 60
+    assert session.errors == []
+
+
 def test_a_report_is_created_followed_until_built_and_downloaded(
     system: System, browser: Browser, drifted: tuple[str, dict[str, Any]]
 ) -> None:

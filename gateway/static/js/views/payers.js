@@ -32,7 +32,8 @@ function mappingForm(context, payer) {
         rawPayerId: payer.rawPayerId || "",
         canonicalPayer: canonical.value.trim(),
       });
-      context.announce(`${payer.rawPayerName} now maps to ${canonical.value.trim()}; later uploads use it.`);
+      // The mapping moves the name's claims at once, and later files' with them.
+      context.announce(`${payer.rawPayerName} now maps to ${canonical.value.trim()}: its claims moved there, and detection runs again with them.`);
       context.refresh();
     } catch (problem) {
       message.replaceChildren(errorBox(problem));
