@@ -15,7 +15,7 @@ import io
 import re
 import tempfile
 import zipfile
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, Protocol
 
 from services.ingest.csv_claims import MAX_LINES_ABOVE_HEADER
@@ -250,6 +250,9 @@ class MergedDown:
 
 # Merged cells past this column are not read down (a row's cells are held to about as many).
 _MAX_MERGED_COLUMN = 1024
+# What a few bytes may make: a sheet merging more ranges over rows than this is refused
+# (a report writing a payer once beside its claims merges a range per payer and period).
+MAX_MERGED_RANGES = 65_536
 # A workbook sheet's merged ranges, in its XML after its rows: `<mergeCell ref="A2:A9"/>`.
 _MERGE_CELL = re.compile(
     rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]{1,3}[0-9]{1,7}:[A-Z]{1,3}[0-9]{1,7})"'
@@ -260,13 +263,22 @@ _MERGE_CELL_TAIL = 200  # bytes kept between pieces: a mergeCell element cut in 
 def _merged_down(sheet: _Sheet) -> dict[int, list[tuple[int, int]]]:
     """The sheet's ranges merged over more than one row: by their first row (1-based), their
     first column (0-based) and last row."""
-    if isinstance(sheet, _OldSheet):
-        ranges = [(low + 1, column, high) for low, high, column, _ in sheet.merged_cells]
-    else:
-        ranges = list(_xlsx_merges(sheet))
+    ranges: Iterable[tuple[int, int, int]] = (
+        [(low + 1, column, high) for low, high, column, _ in sheet.merged_cells]
+        if isinstance(sheet, _OldSheet)
+        else _xlsx_merges(sheet)
+    )
     merges: dict[int, list[tuple[int, int]]] = {}
+    kept = 0
     for first_row, column, last_row in ranges:
         if last_row > first_row:
+            kept += 1
+            if kept > MAX_MERGED_RANGES:
+                raise FileError(
+                    f"the sheet {sheet.title!r} merges more than {MAX_MERGED_RANGES:,} ranges "
+                    "of cells over rows; save it as CSV and upload that",
+                    code="BAD_ARCHIVE",
+                )
             merges.setdefault(first_row, []).append((column, last_row))
     return merges
 

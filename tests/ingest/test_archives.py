@@ -395,3 +395,18 @@ def test_a_payer_merged_down_beside_its_claims_is_each_claims_payer(
     ]
     claims, _ = _uploaded(data)
     assert [(c.claim_id, c.payer_name, c.billed_cents) for c in claims] == MERGED_DOWN_CLAIMS
+
+
+@pytest.mark.parametrize("workbook", [_book, _old_book])
+def test_a_sheet_merging_more_ranges_over_rows_than_the_limit_is_refused(
+    workbook: Callable[..., bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a few bytes of XML may make: ranges merged over rows are held while the sheet is
+    read, so a sheet of more of them than the limit is refused saying so."""
+    monkeypatch.setattr(archives, "MAX_MERGED_RANGES", 1)
+    error = _error(workbook(COVER, ("By payer", GROUPED), merged=GROUPED_MERGES))
+    assert (error.code, str(error)) == (
+        "BAD_ARCHIVE",
+        "the sheet 'By payer' merges more than 1 ranges of cells over rows; save it as CSV "
+        "and upload that",
+    )
