@@ -38,12 +38,15 @@ async def sent_to_the_end(
     connection was lost) as it ends a whole one; the cancel reaches the handler a moment
     later, after it may have taken what it had for all there is. So the end is made sure of
     before it is passed on: the server's initial metadata is sent, which fails on a call
-    that has ended. A cut stream raises `stream_cut()` here (or the handler is cancelled)."""
+    that has ended; the handler must not have sent it before. A cut stream raises
+    `stream_cut()` here (or the handler is cancelled)."""
     async for message in messages:
         yield message
     try:
         await context.send_initial_metadata(())
-    except Exception as failed:  # the call's batch failed: it is over
+    except grpc.aio.UsageError:
+        raise  # the handler sent its metadata already: the end cannot be made sure of so
+    except grpc.aio.BaseError as failed:  # the call's batch failed, or the server stops
         raise stream_cut() from failed
     if context.cancelled():
         raise stream_cut()
