@@ -67,21 +67,24 @@ def audit_cutoff(retention: Retention, now: dt.datetime) -> dt.datetime | None:
 @dataclass(frozen=True)
 class Purge:
     """One kind of data retention removes. `candidates(oldest)` lists the customers that may
-    have rows older than `oldest`; `batch(customer, cutoff, limit)` deletes up to `limit` of
-    that customer's rows older than `cutoff` (and records it), returning how many went;
-    `cutoff(retention, now)` is a customer's cutoff, None when it keeps them for ever."""
+    have rows older than `oldest`; `batch(customer, cutoff, limit, earlier)` deletes up to
+    `limit` of that customer's rows older than `cutoff` (and records it), returning how many
+    went, `earlier` being how many this pass removed from the customer before it (the batch
+    removing fewer than `limit` is the pass's last for the customer: one that must tell
+    others the data changed does it there, once a pass); `cutoff(retention, now)` is a
+    customer's cutoff, None when it keeps them for ever."""
 
     what: str
     cutoff: Callable[[Retention, dt.datetime], Any]
     candidates: Callable[[Any], Awaitable[Sequence[str]]]
-    batch: Callable[[str, Any, int], Awaitable[int]]
+    batch: Callable[[str, Any, int, int], Awaitable[int]]
 
 
 def audit_purge(log: AuditLog) -> Purge:
     async def candidates(oldest: dt.datetime) -> Sequence[str]:
         return await log.customers_with_entries_before(oldest)
 
-    async def batch(customer: str, cutoff: dt.datetime, limit: int) -> int:
+    async def batch(customer: str, cutoff: dt.datetime, limit: int, earlier: int) -> int:
         return await log.purge(customer, cutoff, limit)
 
     return Purge("audit entries", audit_cutoff, candidates, batch)
@@ -114,12 +117,14 @@ class RetentionJob:
                 cutoff = named.get(customer, default)
                 if cutoff is None:
                     continue
+                limit, earlier = self._settings.retention_batch_rows, 0
                 while True:
-                    count = await purge.batch(customer, cutoff, self._settings.retention_batch_rows)
-                    removed[purge.what] = removed.get(purge.what, 0) + count
+                    count = await purge.batch(customer, cutoff, limit, earlier)
+                    earlier += count
                     retention_rows_purged_total.labels(purge.what).inc(count)
-                    if count < self._settings.retention_batch_rows:
+                    if count < limit:
                         break
+                removed[purge.what] = removed.get(purge.what, 0) + earlier
         if any(removed.values()):
             logger.info("retention purged", extra={"removed": removed})
         return removed

@@ -8,24 +8,30 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
 import uuid
 from typing import Any
 
 import httpx
 import psycopg
 import sqlalchemy as sa
+from playwright.sync_api import expect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from devtools.stack import wait_until
 from runtime.audit import AuditLog
 from runtime.schemas import libpq_url
 from services.reports.report_store import ReportStore
+from tests.browser import chromium, go, signed_in
 from tests.conftest import PostgresUnderTest, own_database
 from tests.system import SERVICES, running_system
 
 CSV_HEADER = "claim_id,payer,decision_date,status,billed_amount,paid_amount\n"
 OLD_DAY, RECENT_DAY = dt.date(2019, 3, 4), dt.date.today() - dt.timedelta(days=20)
-BATCH = 7
+# The 20 old claims go in four whole batches; the pass's fifth removes none.
+BATCH = 5
+TODAY = dt.date.today()
+CUTOFF_DAY = dt.date(TODAY.year - 3, TODAY.month, 1)
 
 
 def _csv(rows: list[tuple[str, str, dt.date]]) -> bytes:
@@ -52,6 +58,16 @@ def _stats(client: httpx.Client, customer: str, start: dt.date, end: dt.date) ->
 def _claims(client: httpx.Client, customer: str) -> list[str]:
     listed = client.get(f"/v1/customers/{customer}/claims", params={"pageSize": 1000}).json()
     return sorted(c["claimId"] for c in listed.get("claims", []))
+
+
+def _runs(client: httpx.Client, customer: str) -> list[Any]:
+    listed = client.get(f"/v1/customers/{customer}/driftRuns", params={"pageSize": 100})
+    assert listed.status_code == 200, listed.text
+    return list(listed.json().get("driftRuns", []))
+
+
+def _retention_runs(client: httpx.Client, customer: str) -> list[Any]:
+    return [r for r in _runs(client, customer) if r["requestId"].startswith("retention:")]
 
 
 def test_claims_and_audit_entries_past_retention_are_purged_in_audited_batches(
@@ -107,6 +123,29 @@ def test_claims_and_audit_entries_past_retention_are_purged_in_audited_batches(
                     system.stack,
                     timeout=60,
                 )
+                # One detection run follows the purge (not one a batch): the findings of
+                # claims no longer kept must not stand.
+                wait_until(
+                    "a run after the purge",
+                    lambda: [r["state"] for r in _retention_runs(client, purged)] == ["SUCCEEDED"],
+                    system.stack,
+                    timeout=60,
+                )
+                # Passes go on (every 0.5 s) with nothing left to purge.
+                time.sleep(2)
+                purge_runs = _retention_runs(client, purged)
+            # The runs page says what started it.
+            with chromium() as browser:
+                session, page = signed_in(browser, system, purged)
+                go(page, "Detection runs")
+                runs = page.get_by_role("table", name="Detection runs, newest first")
+                expect(runs.get_by_role("row")).to_have_count(3)  # the upload's run, and this
+                expect(runs.get_by_role("cell").get_by_text("Retention removed")).to_have_text(
+                    "Retention removed the claims decided before "
+                    f"{CUTOFF_DAY:%b} 1, {CUTOFF_DAY.year}"
+                )
+                assert session.errors == []
+            with system.client(purged) as client:
                 old_stats = _stats(client, purged, OLD_DAY, OLD_DAY)
                 recent_stats = _stats(client, purged, RECENT_DAY, RECENT_DAY)
                 ingest_log = client.get(
@@ -118,6 +157,7 @@ def test_claims_and_audit_entries_past_retention_are_purged_in_audited_batches(
             with system.client(keeper) as client:
                 kept_claims = _claims(client, keeper)
                 kept_old_stats = _stats(client, keeper, OLD_DAY, OLD_DAY)
+                kept_runs = _runs(client, keeper)
             kept_log = drift_log(keeper)
             purge_entries = drift_log(purged)
 
@@ -134,8 +174,13 @@ def test_claims_and_audit_entries_past_retention_are_purged_in_audited_batches(
         ("service:ingest", "service", "DELETE")
     }
     assert sum(int(e["before"]["claims_removed"]) for e in ingest_log) == len(OLD)
-    cutoff = dt.date(dt.date.today().year - 3, dt.date.today().month, 1).isoformat()
+    cutoff = CUTOFF_DAY.isoformat()
     assert {e["before"]["decided_before"] for e in ingest_log} == {cutoff}
+    (run,) = purge_runs
+    assert run["trigger"] == "DATA_CHANGE"
+    assert run["requestId"].startswith(f"retention:{cutoff}:")
+    # A customer whose claims are all kept gets no run but its upload's.
+    assert [r["trigger"] for r in kept_runs] == ["UPLOAD"]
     (audit_purge,) = [e for e in purge_entries if e["resource"].endswith("/auditLogs/drift")]
     assert audit_purge["before"]["entries_removed"] == 1
 

@@ -847,11 +847,18 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
     )
     audit_log = AuditLog(engine, "ingest")
     servicer.serve_audit(audit_log)
+
+    async def purge_claims(customer: str, before: dt.date, limit: int, earlier: int) -> int:
+        removed = await store.purge_claims(customer, before, limit, earlier)
+        if removed < limit:
+            uploaded.set()  # the customer's last batch asks for a run if the pass removed any
+        return removed
+
     claims_purge = Purge(
         "claims",
         lambda retention, now: claims_cutoff(retention, now.date()),
         store.customers_with_claims_before,
-        store.purge_claims,
+        purge_claims,
     )
     retention = RetentionJob(settings, [claims_purge, audit_purge(audit_log)])
     return ServiceDefinition(

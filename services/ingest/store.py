@@ -470,15 +470,20 @@ class IngestStore:
             )
             return list(found.scalars())
 
-    async def purge_claims(self, customer: str, before: dt.date, limit: int) -> int:
+    async def purge_claims(self, customer: str, before: dt.date, limit: int, earlier: int) -> int:
         """One batch of retention: up to `limit` claims decided before `before` removed, the
-        statistics kept whole, and the purge recorded in the audit log; how many went."""
+        statistics kept whole, and the purge recorded in the audit log; how many went. The
+        pass's last batch for the customer (fewer than `limit`) asks for a detection run if
+        the pass removed any (`earlier` of them before this batch): the findings of claims no
+        longer kept must not stand, and one run follows however many batches there were."""
         async with self._engine.connect() as connection, connection.begin():
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
             async with raw.cursor() as cursor:
                 await lock_customer(cursor, customer)
                 removed = await purge_claims(cursor, customer, before, limit, narrow=self._narrow)
+                if removed < limit and removed + earlier:
+                    await data_changed(cursor, customer, f"retention:{before.isoformat()}")
             if removed:
                 await record_purge(
                     connection,

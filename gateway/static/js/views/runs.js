@@ -10,8 +10,12 @@ const SHOWN = 50;
 const RUN_LOOKS = 30;
 
 // What changed the data, as ingest names it in the run's request id
-// (`upload-deleted:u_1:…`, `payer-mapping:pm_1:…`).
-const DATA_CHANGES = { "upload-deleted": "An upload deleted", "payer-mapping": "A payer mapping changed" };
+// (`upload-deleted:u_1:…`, `payer-mapping:pm_1:…`, `retention:2023-12-01:…`).
+const DATA_CHANGES = {
+  "upload-deleted": (upload) => `An upload deleted (${upload})`,
+  "payer-mapping": (mapping) => `A payer mapping changed (${mapping})`,
+  retention: (before) => `Retention removed the claims decided before ${day(dateOf(before))}`,
+};
 
 function startedBy(run) {
   if (run.trigger === "UPLOAD") {
@@ -19,8 +23,7 @@ function startedBy(run) {
   }
   if (run.trigger === "DATA_CHANGE") {
     const [change, id] = (run.requestId || "").split(":");
-    const said = DATA_CHANGES[change] || "A change to the data";
-    return id ? `${said} (${id})` : said;
+    return DATA_CHANGES[change] && id ? DATA_CHANGES[change](id) : "A change to the data";
   }
   return run.trigger === "SCHEDULE" ? "A schedule" : "By hand";
 }
