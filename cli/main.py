@@ -10,10 +10,17 @@
     upstream config | config set NAME=VALUE…  the drift settings, and changing them
     upstream runs [--state S] [--trigger T] [--upload U] [--limit N]   detection runs, newest first
     upstream report create --kind K --format F --start DATE --end DATE [--payer P]… [--wait]
-    upstream report download REPORT [-o FILE]
-    upstream webhooks | webhook test|enable|disable WEBHOOK
+    upstream report download REPORT [-o FILE] | report delete REPORT…
+    upstream reports [--kind K] [--state S] [--schedule S] [--limit N]   newest first
+    upstream schedules | schedule create --name N --cron C [--time-zone Z] --kind K --format F
+                             --lookback-days N [--payer P]… [--email ADDR]…
+    upstream schedule pause|resume|delete SCHEDULE
+    upstream webhooks | webhook create URL --event-type T… [--name N]
+    upstream webhook test|enable|disable|rotate-secret|delete WEBHOOK
     upstream deliveries WEBHOOK [--state S] [--event-type T] [--limit N]   newest first
     upstream redeliver DELIVERY [--wait]      send a delivery once more
+    upstream alerts [--state S] [--channel C] [--kind K] [--limit N]   newest first
+    upstream alert-policy | alert-policy set NAME=VALUE…   who is alerted of what, and how
     upstream payers
     upstream mappings | map RAW_NAME CANONICAL [--raw-id ID] | unmap MAPPING
     upstream audit [--service S]… [--actor A] [--resource NAME] [--field F] [--since DATE]
@@ -41,6 +48,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -52,6 +60,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+from cli.settings import Settings
 from upstream.audit.v1 import audit_pb2
 from upstream.drift.v1 import drift_service_pb2, drift_service_pb2_grpc
 from upstream.drift.v1 import resources_pb2 as drift_resources
@@ -270,7 +279,7 @@ def _said(error: grpc.RpcError) -> str:
             violations += [
                 f"{v.field}: {v.description}"
                 for v in request.field_violations
-                if f"{v.field}: {v.description}" not in said
+                if v.description not in said
             ]
     return "; ".join([said, *violations]) if violations else said
 
@@ -501,22 +510,41 @@ def _named(session: Session, collection: str, given: str) -> str:
 
 def triage(session: Session, args: argparse.Namespace) -> None:
     stub = session.drift()
-    name = _named(session, "driftEvents", args.event)
-    current = session.call(stub.GetDriftEvent, drift_service_pb2.GetDriftEventRequest(name=name))
-    changed = drift_resources.DriftEvent(
-        name=name, state=drift_resources.DriftEvent.State.Value(args.state), etag=current.etag
-    )
-    paths = ["state"]
+    changes = {"state": drift_resources.DriftEvent.State.Value(args.state)}
     if args.note is not None:
-        changed.triage_note = args.note
-        paths.append("triage_note")
-    updated = session.call(
-        stub.UpdateDriftEvent,
-        drift_service_pb2.UpdateDriftEventRequest(
-            drift_event=changed, update_mask=field_mask_pb2.FieldMask(paths=paths)
-        ),
+        changes["triage_note"] = args.note
+    updated = _updated_as_read(
+        session,
+        (stub.GetDriftEvent, drift_service_pb2.GetDriftEventRequest),
+        (stub.UpdateDriftEvent, drift_service_pb2.UpdateDriftEventRequest, "drift_event"),
+        _named(session, "driftEvents", args.event),
+        lambda current: drift_resources.DriftEvent(name=current.name, etag=current.etag, **changes),
+        list(changes),
     )
     session.show([updated], _event_columns)
+
+
+def _updated_as_read(
+    session: Session,
+    get: tuple[Any, Any],
+    update: tuple[Any, Any, str],
+    name: str,
+    change: Callable[[Any], Message],
+    paths: Sequence[str],
+) -> Any:
+    """The resource `name`, read (`get`: the Get method and its request), changed in
+    `paths` to what `change(current)` holds (`update`: the Update method, its request and
+    the request's field of the resource), conditional on it as read: a change someone made
+    meanwhile is a conflict (exit 6), not overwritten."""
+    get_method, get_request = get
+    update_method, update_request, field = update
+    current = session.call(get_method, get_request(name=name))
+    return session.call(
+        update_method,
+        update_request(
+            **{field: change(current)}, update_mask=field_mask_pb2.FieldMask(paths=list(paths))
+        ),
+    )
 
 
 def _mapping_columns(mapping: ingest_resources.PayerMapping) -> list[str]:
@@ -554,29 +582,37 @@ def map_payer(session: Session, args: argparse.Namespace) -> None:
 
 
 def unmap_payer(session: Session, args: argparse.Namespace) -> None:
-    name = _named(session, "payerMappings", args.mapping)
-    session.call(
-        session.ingest().DeletePayerMapping, ingest_service_pb2.DeletePayerMappingRequest(name=name)
+    _deleted(
+        session,
+        (session.ingest().DeletePayerMapping, ingest_service_pb2.DeletePayerMappingRequest),
+        "payerMappings",
+        [args.mapping],
     )
-    _said_deleted(session, name)
 
 
 def delete_uploads(session: Session, args: argparse.Namespace) -> None:
-    """Each upload deleted in turn (a line each as it goes); the first that cannot be stops
-    the rest."""
-    for given in args.uploads:
-        name = _named(session, "uploads", given)
-        session.call(
-            session.ingest().DeleteUpload, ingest_service_pb2.DeleteUploadRequest(name=name)
-        )
-        _said_deleted(session, name)
+    _deleted(
+        session,
+        (session.ingest().DeleteUpload, ingest_service_pb2.DeleteUploadRequest),
+        "uploads",
+        args.uploads,
+    )
 
 
-def _said_deleted(session: Session, name: str) -> None:
-    if session.json:
-        print(json.dumps({"deleted": name}), flush=True)
-    else:
-        print(f"{name} deleted", flush=True)
+def _deleted(
+    session: Session, delete: tuple[Any, Any], collection: str, given: Iterable[str]
+) -> None:
+    """Each resource `given` (its name, or its id in the customer's `collection`) deleted in
+    turn (`delete`: the Delete method and its request), a line each as it goes; the first
+    that cannot be stops the rest."""
+    method, request = delete
+    for each in given:
+        name = _named(session, collection, each)
+        session.call(method, request(name=name))
+        if session.json:
+            print(json.dumps({"deleted": name}), flush=True)
+        else:
+            print(f"{name} deleted", flush=True)
 
 
 def payers(session: Session, args: argparse.Namespace) -> None:
@@ -729,92 +765,83 @@ def _run_columns(run: drift_resources.DriftRun) -> list[str]:
     return columns
 
 
-# The drift settings people set (DriftConfig's fields less its name, etag and who changed
-# it when).
-_NOT_SETTINGS = {"name", "etag", "update_time", "updated_by"}
-SETTINGS = [
-    field
-    for field in drift_resources.DriftConfig.DESCRIPTOR.fields
-    if field.name not in _NOT_SETTINGS
-]
-
-
-def config_show(session: Session, args: argparse.Namespace) -> None:
-    _show_config(
-        session,
-        session.call(
-            session.drift().GetDriftConfig,
-            drift_service_pb2.GetDriftConfigRequest(name=f"{session.parent}/driftConfig"),
-        ),
-    )
-
-
-def config_set(session: Session, args: argparse.Namespace) -> None:
-    stub = session.drift()
-    name = f"{session.parent}/driftConfig"
-    current = session.call(stub.GetDriftConfig, drift_service_pb2.GetDriftConfigRequest(name=name))
-    changed = drift_resources.DriftConfig(name=name, etag=current.etag)
-    for field, value in args.settings:
-        if field.is_repeated:
-            getattr(changed, field.name).extend(value)
-        else:
-            setattr(changed, field.name, value)
-    _show_config(
-        session,
-        session.call(
-            stub.UpdateDriftConfig,
-            drift_service_pb2.UpdateDriftConfigRequest(
-                drift_config=changed,
-                update_mask=field_mask_pb2.FieldMask(paths=[f.name for f, _ in args.settings]),
-            ),
-        ),
-    )
-
-
-def _setting(text: str) -> tuple[Any, Any]:
-    """`NAME=VALUE` of `config set`: the DriftConfig field and its value as the field takes
-    it (a whole number, a number, or metrics separated by commas)."""
-    key, equals, raw = text.partition("=")
-    fields = {field.name: field for field in SETTINGS}
-    field = fields.get(key.strip())
-    if not equals or field is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not NAME=VALUE of a drift setting ({', '.join(fields)})"
+DRIFT_SETTINGS = Settings(drift_resources.DriftConfig, "a drift setting")
+ALERT_SETTINGS = Settings(
+    reports_resources.AlertPolicy,
+    "an alert setting",
+    # Never read back: the host it sends to stands for it.
+    shown={
+        "slack_webhook_url": lambda policy: (
+            f"(a webhook of {policy.slack_webhook_host})" if policy.slack_webhook_host else ""
         )
-    raw = raw.strip()
-    try:
-        if field.enum_type is not None:
-            return field, [field.enum_type.values_by_name[v.strip()].number for v in raw.split(",")]
-        if field.type == field.TYPE_DOUBLE:
-            return field, float(raw)
-        return field, int(raw)
-    except (KeyError, ValueError):
-        raise argparse.ArgumentTypeError(
-            f"{field.name}: {raw!r} is not {_setting_kind(field)}"
-        ) from None
+    },
+)
 
 
-def _setting_kind(field: Any) -> str:
-    """What a drift setting's value must be, as a refusal says it."""
-    if field.enum_type is not None:
-        names = ", ".join(v.name for v in field.enum_type.values if v.number)
-        return f"metrics separated by commas ({names})"
-    return "a number" if field.type == field.TYPE_DOUBLE else "a whole number"
+@dataclass(frozen=True)
+class OneOfACustomer:
+    """A resource a customer has one of (`customers/{customer}/{path}`), and its settings:
+    which service holds it, its Get and Update methods and the Update request's field."""
+
+    settings: Settings
+    stub: Callable[[Session], Any]
+    path: str
+    get: tuple[str, Any]
+    update: tuple[str, Any, str]
+
+    def show(self, session: Session, args: argparse.Namespace) -> None:
+        method, request = self._get(session)
+        _show_settings(
+            session,
+            self.settings,
+            session.call(method, request(name=f"{session.parent}/{self.path}")),
+        )
+
+    def set(self, session: Session, args: argparse.Namespace) -> None:
+        """The settings given changed, conditional on the resource as read."""
+        method, request, field = self.update
+        changed = _updated_as_read(
+            session,
+            self._get(session),
+            (getattr(self.stub(session), method), request, field),
+            f"{session.parent}/{self.path}",
+            lambda current: self.settings.change(current, args.settings),
+            [name for name, _ in args.settings],
+        )
+        _show_settings(session, self.settings, changed)
+
+    def _get(self, session: Session) -> tuple[Any, Any]:
+        method, request = self.get
+        return getattr(self.stub(session), method), request
 
 
-def _show_config(session: Session, config: drift_resources.DriftConfig) -> None:
-    """The settings a line each (`NAME  VALUE`, as `config set` takes them) and who changed
-    them when; with --json the message."""
+DRIFT_CONFIG = OneOfACustomer(
+    DRIFT_SETTINGS,
+    Session.drift,
+    "driftConfig",
+    ("GetDriftConfig", drift_service_pb2.GetDriftConfigRequest),
+    ("UpdateDriftConfig", drift_service_pb2.UpdateDriftConfigRequest, "drift_config"),
+)
+ALERT_POLICY = OneOfACustomer(
+    ALERT_SETTINGS,
+    Session.reports,
+    "alertPolicy",
+    ("GetAlertPolicy", reports_service_pb2.GetAlertPolicyRequest),
+    ("UpdateAlertPolicy", reports_service_pb2.UpdateAlertPolicyRequest, "alert_policy"),
+)
+
+
+def _show_settings(session: Session, settings: Settings, resource: Any) -> None:
+    """The settings a line each (`NAME  VALUE`, as `set` takes them) and who changed them
+    when; with --json the message."""
     if session.json:
-        session.show([config], lambda _: [])
+        session.show([resource], lambda _: [])
         return
-    for field in SETTINGS:
-        value = getattr(config, field.name)
-        if field.enum_type is not None:
-            value = ",".join(field.enum_type.values_by_number[v].name for v in value)
-        print(f"{field.name}  {value}")
-    if config.updated_by:
-        print(f"changed {config.update_time.ToJsonString()} by {config.updated_by}")
+    for line in settings.lines(resource):
+        print(line)
+    if resource.HasField("update_time"):
+        by = getattr(resource, "updated_by", "")
+        print(f"changed {resource.update_time.ToJsonString()}" + (f" by {by}" if by else ""))
 
 
 def webhooks(session: Session, args: argparse.Namespace) -> None:
@@ -851,16 +878,15 @@ def webhook_enabled(session: Session, args: argparse.Namespace) -> None:
     """`webhook enable` and `webhook disable`: the one setting changed, conditional on the
     webhook as read (a change made meanwhile is a conflict, not overwritten)."""
     stub = session.reports()
-    name = _named(session, "webhooks", args.webhook)
-    current = session.call(stub.GetWebhook, reports_service_pb2.GetWebhookRequest(name=name))
-    updated = session.call(
-        stub.UpdateWebhook,
-        reports_service_pb2.UpdateWebhookRequest(
-            webhook=reports_resources.Webhook(
-                name=name, disabled=args.action == "disable", etag=current.etag
-            ),
-            update_mask=field_mask_pb2.FieldMask(paths=["disabled"]),
+    updated = _updated_as_read(
+        session,
+        (stub.GetWebhook, reports_service_pb2.GetWebhookRequest),
+        (stub.UpdateWebhook, reports_service_pb2.UpdateWebhookRequest, "webhook"),
+        _named(session, "webhooks", args.webhook),
+        lambda current: reports_resources.Webhook(
+            name=current.name, etag=current.etag, disabled=args.action == "disable"
         ),
+        ["disabled"],
     )
     session.show([updated], _webhook_columns)
 
@@ -949,13 +975,211 @@ def _delivery_columns(delivery: reports_resources.WebhookDelivery) -> list[str]:
     return columns
 
 
+def webhook_create(session: Session, args: argparse.Namespace) -> None:
+    made = session.call(
+        session.reports().CreateWebhook,
+        reports_service_pb2.CreateWebhookRequest(
+            parent=session.parent,
+            webhook=reports_resources.Webhook(
+                url=args.url,
+                event_types=[reports_resources.EventType.Value(t) for t in args.event_type],
+                display_name=args.name or "",
+            ),
+        ),
+    )
+    _shown_with_secret(session, made)
+
+
+def webhook_rotate_secret(session: Session, args: argparse.Namespace) -> None:
+    rotated = session.call(
+        session.reports().RotateWebhookSecret,
+        reports_service_pb2.RotateWebhookSecretRequest(
+            name=_named(session, "webhooks", args.webhook)
+        ),
+    )
+    _shown_with_secret(session, rotated)
+
+
+def _shown_with_secret(session: Session, webhook: reports_resources.Webhook) -> None:
+    """A webhook just made or given a new secret, with that secret: the only time it is
+    shown (a receiver checks deliveries' signatures with it)."""
+    session.show([webhook], _webhook_columns)
+    if session.json:
+        return
+    print(f"  signing secret: {webhook.signing_secret}")
+    if webhook.HasField("previous_secret_expire_time"):
+        until = webhook.previous_secret_expire_time.ToJsonString()
+        print(f"  deliveries are signed with the previous secret as well until {until}")
+
+
+def webhook_delete(session: Session, args: argparse.Namespace) -> None:
+    _deleted(
+        session,
+        (session.reports().DeleteWebhook, reports_service_pb2.DeleteWebhookRequest),
+        "webhooks",
+        [args.webhook],
+    )
+
+
+def reports(session: Session, args: argparse.Namespace) -> None:
+    terms = _equals((("kind", args.kind), ("state", args.state)), quoted=False)
+    if args.schedule:
+        terms += _equals((("schedule", _named(session, "reportSchedules", args.schedule)),))
+    found = _listed(
+        session,
+        session.reports().ListReports,
+        reports_service_pb2.ListReportsRequest,
+        "reports",
+        filter=" AND ".join(terms),
+    )
+    session.show(itertools.islice(found, args.limit), _report_columns)
+
+
+def report_delete(session: Session, args: argparse.Namespace) -> None:
+    _deleted(
+        session,
+        (session.reports().DeleteReport, reports_service_pb2.DeleteReportRequest),
+        "reports",
+        args.report_names,
+    )
+
+
+def schedules(session: Session, args: argparse.Namespace) -> None:
+    found = _listed(
+        session,
+        session.reports().ListReportSchedules,
+        reports_service_pb2.ListReportSchedulesRequest,
+        "report_schedules",
+    )
+    session.show(found, _schedule_columns)
+
+
+def _schedule_columns(schedule: reports_resources.ReportSchedule) -> list[str]:
+    template = schedule.report_template
+    covers = template.parameters
+    columns = [
+        schedule.name,
+        "paused" if schedule.paused else "active",
+        _quoted(schedule.display_name),
+        f"{_quoted(schedule.cron)} {schedule.time_zone or 'UTC'}",
+        f"{reports_resources.ReportKind.Name(template.kind)} "
+        f"{reports_resources.ReportFormat.Name(template.format)}",
+        f"the last {covers.lookback_days} days"
+        if covers.HasField("lookback_days")
+        else f"{_day_text(covers.date_range.start_date)} – {_day_text(covers.date_range.end_date)}",
+    ]
+    if covers.payers:
+        columns.append("payers " + ",".join(covers.payers))
+    if schedule.email_recipients:
+        columns.append("to " + ",".join(schedule.email_recipients))
+    if schedule.HasField("next_run_time"):
+        columns.append(f"next {schedule.next_run_time.ToJsonString()}")
+    if schedule.last_report:
+        columns.append(f"last {schedule.last_report}")
+    return columns
+
+
+def schedule_create(session: Session, args: argparse.Namespace) -> None:
+    template = reports_resources.ReportTemplate(
+        kind=reports_resources.ReportKind.Value(args.kind),
+        format=reports_resources.ReportFormat.Value(args.format),
+    )
+    template.parameters.lookback_days = args.lookback_days
+    template.parameters.payers.extend(args.payer or [])
+    made = session.call(
+        session.reports().CreateReportSchedule,
+        reports_service_pb2.CreateReportScheduleRequest(
+            parent=session.parent,
+            report_schedule=reports_resources.ReportSchedule(
+                display_name=args.name,
+                cron=args.cron,
+                time_zone=args.time_zone or "",
+                report_template=template,
+                email_recipients=args.email or [],
+            ),
+        ),
+    )
+    session.show([made], _schedule_columns)
+
+
+def schedule_paused(session: Session, args: argparse.Namespace) -> None:
+    """`schedule pause` and `schedule resume`, conditional on the schedule as read."""
+    stub = session.reports()
+    updated = _updated_as_read(
+        session,
+        (stub.GetReportSchedule, reports_service_pb2.GetReportScheduleRequest),
+        (
+            stub.UpdateReportSchedule,
+            reports_service_pb2.UpdateReportScheduleRequest,
+            "report_schedule",
+        ),
+        _named(session, "reportSchedules", args.schedule),
+        lambda current: reports_resources.ReportSchedule(
+            name=current.name, etag=current.etag, paused=args.action == "pause"
+        ),
+        ["paused"],
+    )
+    session.show([updated], _schedule_columns)
+
+
+def schedule_delete(session: Session, args: argparse.Namespace) -> None:
+    _deleted(
+        session,
+        (session.reports().DeleteReportSchedule, reports_service_pb2.DeleteReportScheduleRequest),
+        "reportSchedules",
+        [args.schedule],
+    )
+
+
+def alerts(session: Session, args: argparse.Namespace) -> None:
+    terms = _equals(
+        (("state", args.state), ("channel", args.channel), ("kind", args.kind)), quoted=False
+    )
+    found = _listed(
+        session,
+        session.reports().ListAlerts,
+        reports_service_pb2.ListAlertsRequest,
+        "alerts",
+        filter=" AND ".join(terms),
+    )
+    session.show(itertools.islice(found, args.limit), _alert_columns)
+
+
+def _alert_columns(alert: reports_resources.Alert) -> list[str]:
+    attempts = alert.attempt_count
+    columns = [
+        alert.name,
+        reports_resources.Alert.State.Name(alert.state),
+        reports_resources.Alert.Kind.Name(alert.kind),
+        reports_resources.Alert.Channel.Name(alert.channel),
+        "to " + ",".join(alert.recipients),
+        f"created {alert.create_time.ToJsonString()}",
+        f"{attempts} attempt{'' if attempts == 1 else 's'}",
+    ]
+    if alert.subject:
+        columns.append(_quoted(alert.subject))
+    if alert.last_error:
+        columns.append(alert.last_error)
+    if alert.HasField("next_attempt_time"):
+        columns.append(f"next attempt {alert.next_attempt_time.ToJsonString()}")
+    return columns
+
+
 def _report_columns(report: reports_resources.Report) -> list[str]:
-    return [
+    columns = [
         report.name,
         reports_resources.Report.State.Name(report.state),
-        report.content_type,
-        f"{report.size_bytes} bytes" if report.size_bytes else "",
+        reports_resources.ReportKind.Name(report.kind),
+        reports_resources.ReportFormat.Name(report.format),
+        f"created {report.create_time.ToJsonString()}",
     ]
+    if report.schedule:
+        columns.append(f"by {report.schedule}")
+    if report.size_bytes:
+        columns.append(f"{report.size_bytes} bytes")
+    if report.error.message:  # a failed report says why
+        columns.append(report.error.message)
+    return columns
 
 
 _EXTENSIONS = {
@@ -1080,19 +1304,19 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--wait", action="store_true", help="until it has finished")
     command.set_defaults(run=run_detection)
     config = commands.add_parser("config", help="the drift settings (config set: change them)")
-    config.set_defaults(run=config_show)
+    config.set_defaults(run=DRIFT_CONFIG.show)
     command = config.add_subparsers(dest="action").add_parser(
         "set", help="change drift settings, e.g. false_discovery_rate=0.05"
     )
     command.add_argument(
         "settings",
         nargs="+",
-        type=_setting,
+        type=DRIFT_SETTINGS.parse,
         metavar="NAME=VALUE",
         help="a setting as `upstream config` lists it; enabled_metrics takes several, "
         "separated by commas",
     )
-    command.set_defaults(run=config_set)
+    command.set_defaults(run=DRIFT_CONFIG.set)
     command = commands.add_parser("runs", help="list detection runs, newest first")
     command.add_argument("--state", choices=_names(drift_resources.DriftRun.State))
     command.add_argument("--trigger", choices=_names(drift_resources.DriftRun.Trigger))
@@ -1122,8 +1346,32 @@ def parser() -> argparse.ArgumentParser:
     command.set_defaults(run=audit)
 
     commands.add_parser("webhooks", help="list webhooks").set_defaults(run=webhooks)
-    webhook = commands.add_parser("webhook", help="test, enable or disable a webhook")
+    webhook = commands.add_parser(
+        "webhook", help="create, test, enable, disable or delete a webhook, or rotate its secret"
+    )
     actions = webhook.add_subparsers(dest="action", required=True)
+    command = actions.add_parser(
+        "create", help="send events to a URL (its signing secret is shown once)"
+    )
+    command.add_argument("url", help="an https URL that receives the events")
+    command.add_argument(
+        "--event-type",
+        action="append",
+        required=True,
+        choices=_names(reports_resources.EventType),
+        help="an event it receives (repeat for more)",
+    )
+    command.add_argument("--name", help="what people call it")
+    command.set_defaults(run=webhook_create)
+    command = actions.add_parser(
+        "rotate-secret",
+        help="a new signing secret (shown once); the old one also signs for a while",
+    )
+    command.add_argument("webhook", help="webhook id or name")
+    command.set_defaults(run=webhook_rotate_secret)
+    command = actions.add_parser("delete", help="delete it and its deliveries")
+    command.add_argument("webhook", help="webhook id or name")
+    command.set_defaults(run=webhook_delete)
     command = actions.add_parser(
         "test", help="send it a signed TEST event now and show how it went"
     )
@@ -1151,7 +1399,13 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--wait", action="store_true", help="until it has been sent")
     command.set_defaults(run=redeliver)
 
-    report = commands.add_parser("report", help="create or download a report")
+    command = commands.add_parser("reports", help="list reports, newest first")
+    command.add_argument("--kind", choices=_names(reports_resources.ReportKind))
+    command.add_argument("--state", choices=_names(reports_resources.Report.State))
+    command.add_argument("--schedule", help="reports a schedule made (schedule id or name)")
+    command.add_argument("--limit", type=_positive, help="at most this many")
+    command.set_defaults(run=reports)
+    report = commands.add_parser("report", help="create, download or delete a report")
     actions = report.add_subparsers(dest="action", required=True)
     command = actions.add_parser("create")
     command.add_argument("--kind", required=True, choices=_names(reports_resources.ReportKind))
@@ -1171,6 +1425,66 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("report", help="report id or name")
     command.add_argument("-o", "--output", help="file (default: the report's file name)")
     command.set_defaults(run=report_download)
+    command = actions.add_parser("delete", help="delete reports and their files")
+    # Not `reports`: that is the reports service's address.
+    command.add_argument("report_names", nargs="+", metavar="REPORT", help="report id or name")
+    command.set_defaults(run=report_delete)
+
+    commands.add_parser("schedules", help="list report schedules").set_defaults(run=schedules)
+    schedule = commands.add_parser(
+        "schedule", help="create, pause, resume or delete a report schedule"
+    )
+    actions = schedule.add_subparsers(dest="action", required=True)
+    command = actions.add_parser("create", help="a report made whenever a cron expression says")
+    command.add_argument("--name", required=True, help="what people call it")
+    command.add_argument("--cron", required=True, help="e.g. '0 7 * * MON' (07:00 on Mondays)")
+    command.add_argument("--time-zone", help="the cron's time zone, e.g. America/Chicago (UTC)")
+    command.add_argument("--kind", required=True, choices=_names(reports_resources.ReportKind))
+    command.add_argument("--format", required=True, choices=_names(reports_resources.ReportFormat))
+    command.add_argument(
+        "--lookback-days",
+        required=True,
+        type=_positive,
+        help="each report covers the N days before the day it is made",
+    )
+    command.add_argument("--payer", action="append", help="a payer (repeat for more)")
+    command.add_argument(
+        "--email", action="append", help="told when each report is ready (repeat for more)"
+    )
+    command.set_defaults(run=schedule_create)
+    for action, said in (
+        ("pause", "make no reports until resumed"),
+        ("resume", "make reports again, from the next time the cron says"),
+    ):
+        command = actions.add_parser(action, help=said)
+        command.add_argument("schedule", help="schedule id or name")
+        command.set_defaults(run=schedule_paused)
+    command = actions.add_parser("delete", help="delete it (the reports it made stay)")
+    command.add_argument("schedule", help="schedule id or name")
+    command.set_defaults(run=schedule_delete)
+
+    command = commands.add_parser("alerts", help="email and Slack alerts sent, newest first")
+    command.add_argument("--state", choices=_names(reports_resources.Alert.State))
+    command.add_argument("--channel", choices=_names(reports_resources.Alert.Channel))
+    command.add_argument("--kind", choices=_names(reports_resources.Alert.Kind))
+    command.add_argument("--limit", type=_positive, help="at most this many")
+    command.set_defaults(run=alerts)
+    policy = commands.add_parser(
+        "alert-policy", help="who is alerted of what, and how (alert-policy set: change it)"
+    )
+    policy.set_defaults(run=ALERT_POLICY.show)
+    command = policy.add_subparsers(dest="action").add_parser(
+        "set", help="change alert settings, e.g. minimum_severity=HIGH"
+    )
+    command.add_argument(
+        "settings",
+        nargs="+",
+        type=ALERT_SETTINGS.parse,
+        metavar="NAME=VALUE",
+        help="a setting as `upstream alert-policy` lists it; email_recipients takes several, "
+        "separated by commas; suppression_window a duration (90s, 15m, 2h, 1d)",
+    )
+    command.set_defaults(run=ALERT_POLICY.set)
     return top
 
 

@@ -14,12 +14,14 @@ import sys
 import time
 import uuid
 import zipfile
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fixtures import X12_835_FIXTURES
+from tests.reports.test_drift_events import HIGH, LOW, drift_event, record
 from tests.reports.webhook_receiver import Receiver, receiving
 from tests.scenarios import DRIFTED_PAYER as DRIFTED
 from tests.scenarios import as_csv, denial_drift, run_as_of
@@ -278,6 +280,20 @@ def test_a_claims_export_is_built_and_downloaded_whole(
          "drift_config.false_discovery_rate: must be between 0.001 and 0.5, got 2"),
         (("report", "create", "--kind", "CLAIMS_EXPORT", "--format", "CSV", "--start", "March",
           "--end", "2026-03-31"), None, 2, "is not a date"),
+        (("alert-policy", "set", "suppression_window=soon"), None, 2,
+         "suppression_window: 'soon' is not a duration (90s, 15m, 2h, 1d)"),
+        (("alert-policy", "set", "minimum_severity=URGENT"), None, 2,
+         "minimum_severity: 'URGENT' is not one of LOW, MEDIUM, HIGH"),
+        (("alert-policy", "set", "slack_webhook_host=x"), None, 2,
+         "is not NAME=VALUE of an alert setting (email_recipients, slack_webhook_url,"),
+        (("alert-policy", "set", "time_zone=Mars/Olympus"), None, 3,
+         "INVALID_ARGUMENT: alert_policy.time_zone must be an IANA time zone such as "
+         "America/Chicago, got 'Mars/Olympus'\n"),
+        (("schedule", "create", "--name", "x", "--cron", "every monday", "--kind",
+          "CLAIMS_EXPORT", "--format", "CSV", "--lookback-days", "7"), None, 3,
+         "INVALID_ARGUMENT: report_schedule.cron must be a 5-field cron expression"),
+        (("webhook", "create", "https://hooks.example.com/x", "--event-type", "OPENED"), None, 2,
+         "invalid choice: 'OPENED'"),
     ],
 )  # fmt: skip
 def test_a_failure_is_an_exit_status_and_one_line_on_stderr(
@@ -617,3 +633,147 @@ def test_uploads_are_deleted_each_in_turn_and_detection_runs_again_without_them(
         f"upload-deleted:{made[0].rsplit('/', 1)[1]}  as of "
     )
     assert data_change["requestId"].startswith(f"upload-deleted:{made[0].rsplit('/', 1)[1]}:")
+
+
+def _secret(done: subprocess.CompletedProcess[str]) -> str:
+    """The signing secret a `webhook create` or `rotate-secret` printed."""
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stdout.splitlines() if "signing secret: " in line]
+    return line.split("signing secret: ", 1)[1]
+
+
+def test_a_webhook_is_created_from_the_command_line_and_its_secret_rotated(
+    system: System,
+) -> None:
+    """The secret shown at creation signs what the receiver gets; a rotation shows the new
+    one and how long the old one still signs; a deleted webhook is gone."""
+    customer = "cli" + uuid.uuid4().hex[:8]
+    with receiving() as receiver:
+        created = run(
+            system, customer, "webhook", "create", receiver.url(), "--event-type",
+            "DRIFT_EVENT_OPENED", "--event-type", "REPORT_READY", "--name", "On call",
+        )  # fmt: skip
+        first_secret = _secret(created)
+        (webhook,) = lines(run(system, customer, "--json", "webhooks"))
+        tested = run(system, customer, "webhook", "test", webhook["name"])
+        rotated = run(system, customer, "webhook", "rotate-secret", webhook["name"])
+        second_secret = _secret(rotated)
+        tested_again = run(system, customer, "webhook", "test", webhook["name"])
+        deleted = run(system, customer, "webhook", "delete", webhook["name"].rsplit("/", 1)[1])
+        left = run(system, customer, "webhooks")
+        posts = receiver.received()
+
+    assert created.stdout.splitlines()[0] == (
+        f'{webhook["name"]}  enabled  {receiver.url()}  DRIFT_EVENT_OPENED,REPORT_READY  "On call"'
+    )
+    assert first_secret.startswith("whsec_") and "signingSecret" not in webhook
+    assert tested.returncode == 0 and "  SUCCEEDED  TEST  " in tested.stdout
+    assert second_secret.startswith("whsec_") and second_secret != first_secret
+    assert "deliveries are signed with the previous secret as well until " in rotated.stdout
+    assert tested_again.returncode == 0, tested_again.stderr
+    assert len(posts) == 2
+    assert posts[0].verified(first_secret)["type"] == "TEST"
+    assert posts[1].verified(second_secret)["type"] == "TEST"
+    assert deleted.stdout == f"{webhook['name']} deleted\n"
+    assert (left.returncode, left.stdout) == (0, "")
+
+
+def test_a_report_schedule_is_made_paused_resumed_and_deleted_and_reports_listed(
+    system: System,
+) -> None:
+    customer = "cli" + uuid.uuid4().hex[:8]
+    made = run(
+        system, customer, "--json", "schedule", "create", "--name", "Weekly export",
+        "--cron", "0 7 * * MON", "--time-zone", "America/Chicago", "--kind", "CLAIMS_EXPORT",
+        "--format", "CSV", "--lookback-days", "7", "--payer", "Aetna",
+        "--email", "ops@example.com",
+    )  # fmt: skip
+    (schedule,) = lines(made)
+    schedule_id = schedule["name"].rsplit("/", 1)[1]
+    listed = run(system, customer, "schedules")
+    paused = run(system, customer, "schedule", "pause", schedule_id)
+    resumed = lines(run(system, customer, "--json", "schedule", "resume", schedule["name"]))
+    day = (dt.date.today() - dt.timedelta(days=7)).isoformat()
+    (report,) = lines(
+        run(
+            system, customer, "--json", "report", "create", "--kind", "CLAIMS_EXPORT",
+            "--format", "CSV", "--start", day, "--end", day, "--wait",
+        )
+    )  # fmt: skip
+    reports = run(system, customer, "reports", "--kind", "CLAIMS_EXPORT")
+    scorecards = run(system, customer, "reports", "--kind", "PAYER_SCORECARD")
+    report_deleted = run(system, customer, "report", "delete", report["name"])
+    after = run(system, customer, "reports")
+    schedule_deleted = run(system, customer, "schedule", "delete", schedule_id)
+    none_left = run(system, customer, "schedules")
+
+    next_run = schedule["nextRunTime"]
+    assert listed.stdout == (
+        f'{schedule["name"]}  active  "Weekly export"  "0 7 * * MON" America/Chicago  '
+        "CLAIMS_EXPORT CSV  the last 7 days  payers Aetna  to ops@example.com  "
+        f"next {next_run}\n"
+    )
+    # 07:00 on a Monday in Chicago.
+    when = dt.datetime.fromisoformat(next_run).astimezone(zoneinfo.ZoneInfo("America/Chicago"))
+    assert (when.weekday(), when.hour, when.minute) == (0, 7, 0)
+    assert paused.returncode == 0 and paused.stdout.startswith(f"{schedule['name']}  paused  ")
+    assert "next " not in paused.stdout
+    assert [(s.get("paused", False), s["nextRunTime"]) for s in resumed] == [(False, next_run)]
+    assert reports.stdout.startswith(
+        f"{report['name']}  SUCCEEDED  CLAIMS_EXPORT  CSV  created {report['createTime']}  "
+    )
+    assert (scorecards.returncode, scorecards.stdout) == (0, "")
+    assert report_deleted.stdout == f"{report['name']} deleted\n"
+    assert (after.returncode, after.stdout) == (0, "")
+    assert schedule_deleted.stdout == f"{schedule['name']} deleted\n"
+    assert (none_left.returncode, none_left.stdout) == (0, "")
+
+
+def test_the_alert_policy_is_set_as_listed_and_alerts_say_where_they_went(
+    system: System, reports: Any
+) -> None:
+    """Slack alerts of events of at least MEDIUM: a LOW event alerts nobody, a HIGH one
+    reaches the Slack receiver, and `upstream alerts` lists it as sent."""
+    customer = "cli" + uuid.uuid4().hex[:8]
+    before = run(system, customer, "alert-policy")
+    with receiving() as slack:
+        (changed,) = lines(
+            run(
+                system, customer, "--json", "alert-policy", "set",
+                f"slack_webhook_url={slack.url('/services/T0/B0/x')}", "minimum_severity=MEDIUM",
+                "suppression_window=2h", "email_recipients=",
+            )
+        )  # fmt: skip
+        after = run(system, customer, "alert-policy")
+        record(
+            reports, system, customer, "b1",
+            drift_event(customer, "ev_low", severity=LOW),
+            drift_event(customer, "ev_high", severity=HIGH),
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not (sent := lines(run(system, customer, "--json", "alerts", "--state", "SENT"))):
+            assert time.monotonic() < deadline, "no alert was sent"
+            time.sleep(0.5)
+        said = run(system, customer, "alerts", "--channel", "SLACK")
+        posts = slack.received()
+
+    assert before.returncode == 0, before.stderr
+    listed = dict(
+        line.partition("  ")[::2]
+        for line in before.stdout.splitlines()
+        if not line.startswith("changed ")
+    )
+    assert set(listed) >= {"email_recipients", "minimum_severity", "suppression_window"}
+    assert changed["minimumSeverity"] == "MEDIUM" and changed["suppressionWindow"] == "7200s"
+    assert changed["slackWebhookHost"] == "127.0.0.1" and "slackWebhookUrl" not in changed
+    now = after.stdout.splitlines()
+    assert "slack_webhook_url  (a webhook of 127.0.0.1)" in now
+    assert {"minimum_severity  MEDIUM", "suppression_window  2h", "email_recipients"} <= set(now)
+    (alert,) = sent
+    assert (alert["kind"], alert["channel"]) == ("DRIFT_EVENT", "SLACK")
+    assert alert["driftEvents"] == [f"customers/{customer}/driftEvents/ev_high"]
+    assert said.stdout.startswith(
+        f"{alert['name']}  SENT  DRIFT_EVENT  SLACK  to 127.0.0.1  created {alert['createTime']}"
+        "  1 attempt  "
+    )
+    assert len(posts) == 1 and "ev_high" in posts[0].body.decode()
