@@ -19,10 +19,12 @@ import pytest
 from playwright.sync_api import Browser, Locator, expect
 from psycopg import sql
 
+from devtools.stack import wait_until
 from runtime.schemas import libpq_url
 from tests.browser import chromium, go, open_page, signed_in
 from tests.conftest import PostgresUnderTest
-from tests.reports.webhook_receiver import receiving
+from tests.reports.test_drift_events import HIGH, drift_event, record
+from tests.reports.webhook_receiver import Receiver, receiving
 from tests.scenarios import (
     DRIFTED_PAYER,
     as_csv,
@@ -679,6 +681,48 @@ def test_a_webhook_is_made_its_secret_shown_once_and_a_test_event_delivered(
     page.reload()
     expect(page.get_by_role("heading", level=1, name="Revenue cycle bot")).to_be_visible()
     assert secret not in page.content()
+    assert session.errors == []
+
+
+def test_an_alert_that_never_arrived_says_why_on_the_settings_page(
+    system: System, browser: Browser, reports: Any
+) -> None:
+    """Slack answers 503 to every attempt: the settings page lists the alert as failed,
+    with what Slack answered, and its state filter finds it."""
+    customer = "web" + uuid.uuid4().hex[:8]
+    slack = Receiver(lambda _: (503, b"slack is down", {}))
+    with receiving(slack), system.client(customer, "admin") as client:
+        changed = client.patch(
+            f"/v1/customers/{customer}/alertPolicy",
+            json={"slackWebhookUrl": slack.url("/services/T0/B0/x"), "emailRecipients": []},
+        )
+        assert changed.status_code == 200, changed.text
+        record(reports, system, customer, "b1", drift_event(customer, "ev_high", severity=HIGH))
+        wait_until(
+            "the alert given up",
+            lambda: (
+                [
+                    a["state"]
+                    for a in client.get(f"/v1/customers/{customer}/alerts").json().get("alerts", [])
+                ]
+                == ["FAILED"]
+            ),
+            system.stack,
+            timeout=60,
+        )
+    session, page = signed_in(browser, system, customer, "viewer")
+    go(page, "Settings")
+    alerts = page.get_by_role("table", name="Alerts, newest first")
+    expect(alerts.get_by_role("row")).to_have_count(2)
+    row = alerts.get_by_role("row").nth(1)
+    expect(row).to_contain_text("Slack (127.0.0.1)")
+    expect(row).to_contain_text("failed")
+    expect(row.get_by_test_id("alert-error")).to_contain_text("503")
+    shown = page.get_by_label("Show")
+    shown.select_option("SENT")
+    expect(page.get_by_text("No alert in this state.")).to_be_visible()
+    shown.select_option("FAILED")
+    expect(alerts.get_by_role("row")).to_have_count(2)
     assert session.errors == []
 
 

@@ -1,8 +1,8 @@
-// Settings: who is alerted of drift and how (the alert policy), and what detection counts as a
-// drift (the drift settings). A save sends only the fields changed, conditional on the etag, so
+// Settings: who is alerted of drift and how (the alert policy) and the alerts sent lately, and
+// what detection counts as a drift (the drift settings). A save sends only the fields changed, conditional on the etag, so
 // a colleague's change is never overwritten unseen; viewers read the values, nothing to save.
 
-import { conflictBox, errorBox, field, h, select, time, timeZoneList, uniqueId, words } from "../dom.js";
+import { badge, conflictBox, errorBox, field, h, select, table, time, timeZoneList, uniqueId, words } from "../dom.js";
 
 const DAY_SECONDS = 24 * 60 * 60;
 const METRICS = ["DENIAL_RATE", "DECISION_DAYS", "PAYMENT_RATIO", "DENIAL_REASON_MIX"];
@@ -286,6 +286,75 @@ function settingsCard(context, options, resource, note) {
   return form;
 }
 
+// Alerts the list shows, newest first.
+const ALERTS_SHOWN = 50;
+const ALERT_STATES = [
+  ["", "Every state"],
+  ["FAILED", "Failed (given up)"],
+  ["RETRYING", "Retrying"],
+  ["PENDING", "Waiting to be sent"],
+  ["SENT", "Sent"],
+];
+
+function alertTo(alert) {
+  const to = (alert.recipients || []).join(", ");
+  return alert.channel === "SLACK" ? `Slack (${to})` : to;
+}
+
+// What an alert told of: its subject once an attempt wrote it, else its kind and events.
+function alertWhat(alert) {
+  if (alert.subject) return alert.subject;
+  const changes = alert.driftEventChangeCount ? ` (${alert.driftEventChangeCount} changes)` : "";
+  return `${words(alert.kind)}${changes}`;
+}
+
+function alertState(alert) {
+  const attempts = alert.attemptCount || 0;
+  const tried = attempts ? `${attempts} attempt${attempts === 1 ? "" : "s"}` : "not attempted yet";
+  return h(
+    "span",
+    {},
+    badge(alert.state),
+    ` ${tried}`,
+    alert.lastError ? h("span", { class: "hint", "data-testid": "alert-error" }, ` — ${alert.lastError}`) : null,
+    alert.nextAttemptTime ? h("span", { class: "hint" }, ` — next ${time(alert.nextAttemptTime)}`) : null,
+  );
+}
+
+// The alerts sent (or not) lately: an alert that never arrived says here why.
+function alertsCard(context) {
+  const { api } = context;
+  const filter = select("state", ALERT_STATES, "");
+  const holder = h("div", { "aria-live": "polite" });
+  async function reload() {
+    try {
+      const query = filter.value ? { filter: `state = ${filter.value}` } : {};
+      const alerts = await api.list("/alerts", "alerts", query, ALERTS_SHOWN);
+      holder.replaceChildren(
+        table(
+          "Alerts, newest first",
+          ["Queued", "About", "To", "State"],
+          alerts.map((alert) => [time(alert.createTime), alertWhat(alert), alertTo(alert), alertState(alert)]),
+          filter.value ? "No alert in this state." : "No alert yet: they follow drift events that reach the policy's severity.",
+        ),
+      );
+    } catch (problem) {
+      holder.replaceChildren(errorBox(problem));
+    }
+  }
+  filter.addEventListener("change", reload);
+  reload();
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "alerts-title" },
+    h("h2", { id: "alerts-title" }, "Alerts sent"),
+    h("p", { class: "hint" }, `The latest ${ALERTS_SHOWN} of the last 30 days, each with how its last attempt went.`),
+    field("Show", filter),
+    h("button", { type: "button", class: "secondary", onclick: reload }, "Refresh alerts"),
+    holder,
+  );
+}
+
 export async function render(context) {
   const { api } = context;
   const [policy, config] = await Promise.all([api.get("/alertPolicy"), api.get("/driftConfig")]);
@@ -298,6 +367,7 @@ export async function render(context) {
       { id: "alert-settings", title: "Alert settings", path: "/alertPolicy", settings: ALERT_SETTINGS },
       policy,
     ),
+    alertsCard(context),
     settingsCard(
       context,
       {
