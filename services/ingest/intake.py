@@ -62,8 +62,8 @@ class UploadRejectedError(Exception):
 
 
 class UploadIntake:
-    """Creates uploads. `uploaded` is set after each committed upload, so the outbox relay
-    publishes at once."""
+    """Creates uploads. `outbox_written` is set after each committed upload (and by whatever
+    else commits an event to ingest's outbox), so the outbox relay publishes at once."""
 
     def __init__(
         self,
@@ -71,12 +71,12 @@ class UploadIntake:
         *,
         max_upload_bytes: int,
         merge_every: int,
-        uploaded: asyncio.Event | None = None,
+        outbox_written: asyncio.Event | None = None,
     ) -> None:
         self._store = store
         self._max_upload_bytes = max_upload_bytes
         self._merge_every = merge_every
-        self.uploaded = uploaded or asyncio.Event()
+        self.outbox_written = outbox_written or asyncio.Event()
 
     async def create(self, request: UploadRequest, chunks: AsyncIterator[bytes]) -> Row:
         """The stored upload: the new one, or the earlier one this file or `request_id`
@@ -171,7 +171,7 @@ class UploadIntake:
             return await self._stored(request.customer, outcome.upload_id)
         if failure:
             raise UploadRejectedError(upload_id, failure, outcome.first_problems, code)
-        self.uploaded.set()
+        self.outbox_written.set()
         return await self._stored(request.customer, upload_id)
 
     async def _stored(self, customer: str, upload_id: str) -> Row:

@@ -391,7 +391,7 @@ class IngestServicer(AuditMethods, ingest_service_pb2_grpc.IngestServiceServicer
         deleted = await self._store.delete_upload(parsed["customer"], parsed["upload"])
         if not deleted:
             raise errors.not_found(request.name)
-        self._intake.uploaded.set()  # the outbox relay asks drift for a run now
+        self._intake.outbox_written.set()  # the outbox relay asks drift for a run now
         return empty_pb2.Empty()
 
     async def ListUploadRejections(
@@ -558,7 +558,7 @@ class IngestServicer(AuditMethods, ingest_service_pb2_grpc.IngestServiceServicer
             raise errors.ApiError(
                 code, str(conflict), reason="ETAG_MISMATCH" if change.etag else "ALREADY_EXISTS"
             ) from None
-        self._intake.uploaded.set()  # any run it asked for is asked now
+        self._intake.outbox_written.set()  # any run it asked for is asked now
         return row  # type: ignore[return-value]
 
     async def StreamDailyStats(
@@ -801,7 +801,7 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
         compact_adjustments=settings.compact_adjustments,
         series_reads=series_reads,
     )
-    uploaded = asyncio.Event()
+    outbox_written = asyncio.Event()
 
     async def run_detection(channel: grpc.aio.Channel, event: OutboxEvent) -> None:
         """Tells drift a customer's data changed, once per upload (its run's request id the
@@ -822,7 +822,7 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
     drift_notifier = outbox_relay(
         settings,
         engine,
-        uploaded,
+        outbox_written,
         target=settings.drift_target,
         full_service_name="upstream.drift.v1.DriftService",
         publish=run_detection,
@@ -841,7 +841,7 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
             store,
             max_upload_bytes=settings.max_upload_bytes,
             merge_every=settings.upload_merge_rows,
-            uploaded=uploaded,
+            outbox_written=outbox_written,
         ),
         ArrowOnDemand(settings.database_url, application_name=f"upstream-{settings.service}"),
     )
@@ -851,7 +851,7 @@ def build(settings: Settings, engine: AsyncEngine) -> ServiceDefinition:
     async def purge_claims(customer: str, before: dt.date, limit: int, earlier: int) -> int:
         removed = await store.purge_claims(customer, before, limit, earlier)
         if removed < limit:
-            uploaded.set()  # the customer's last batch asks for a run if the pass removed any
+            outbox_written.set()  # the customer's last batch asks for a run if the pass removed any
         return removed
 
     claims_purge = Purge(
