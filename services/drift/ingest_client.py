@@ -125,6 +125,21 @@ class IngestClient:
             if not token:
                 return latest
 
+    async def payers_with_claims(self, customer: str) -> set[str]:
+        """The canonical payers the customer has claims of, whenever decided."""
+        found: set[str] = set()
+        token = ""
+        while True:
+            page = await self._stub.ListPayers(
+                ingest_service_pb2.ListPayersRequest(
+                    parent=f"customers/{customer}", page_size=1000, page_token=token
+                )
+            )
+            found.update(p.canonical_payer for p in page.payers if p.claim_count)
+            token = page.next_page_token
+            if not token:
+                return found
+
     async def daily_stat_series(
         self,
         customer: str,

@@ -131,9 +131,14 @@ class DetectionRuns:
                     run.as_of,
                     span_starts_read(run.as_of, config),
                 )
-                detection = await asyncio.to_thread(detect, series, run.as_of, config)
+                # Which payers have claims at all (a small read, made while detection runs):
+                # the events of one with none left end.
+                detection, with_claims = await asyncio.gather(
+                    asyncio.to_thread(detect, series, run.as_of, config),
+                    self._ingest.payers_with_claims(customer),
+                )
                 outcome = await self._store.record_detection(
-                    customer, run, detection, trace_carrier()
+                    customer, run, detection, trace_carrier(), with_claims
                 )
             except Exception as exc:
                 logger.exception("drift run failed", extra={"run_id": run.run_id})

@@ -8,7 +8,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -449,9 +449,15 @@ class DriftStore:
             )
 
     async def record_detection(
-        self, customer: str, run: Row, detection: Detection, trace_context: dict[str, str]
+        self,
+        customer: str,
+        run: Row,
+        detection: Detection,
+        trace_context: dict[str, str],
+        payers_with_claims: Collection[str],
     ) -> RunOutcome:
-        """Upsert the run's findings into episodes, close the episodes it no longer finds,
+        """Upsert the run's findings into episodes, close the episodes it no longer finds
+        (and those of payers with no claims left, `payers_with_claims` naming the others),
         queue the changes for reports, and finish the run: one transaction, one customer at
         a time."""
         async with self._engine.begin() as connection:
@@ -466,7 +472,9 @@ class DriftStore:
             opened_metrics, updated, changed = await self._upsert_findings(
                 connection, customer, run, detection
             )
-            closed, untested = await self._close_episodes(connection, customer, run, detection)
+            closed, untested = await self._close_episodes(
+                connection, customer, run, detection, payers_with_claims
+            )
             changed += closed
             if changed:
                 await connection.execute(
@@ -560,13 +568,20 @@ class DriftStore:
         return opened, updated, changed
 
     async def _close_episodes(
-        self, connection: AsyncConnection, customer: str, run: Row, detection: Detection
+        self,
+        connection: AsyncConnection,
+        customer: str,
+        run: Row,
+        detection: Detection,
+        payers_with_claims: Collection[str],
     ) -> tuple[list[str], list[str]]:
-        """End the open episodes whose comparison this run made and did not flag, and mark
-        those whose comparison it could not make (untested since its as-of day, unless they
-        were already): the ended ones, then the newly untested ones. An untested episode
-        stays open, as nothing says its drift ended: the cell has too few decided claims in
-        the run's windows, or none (a payer whose claims stopped coming)."""
+        """End the open episodes whose comparison this run made and did not flag, and those
+        of payers none of whose claims are left (every upload that held them deleted, or
+        mapped to another payer: nothing is left to show a drift), and mark those whose
+        comparison it could not make (untested since its as-of day, unless they were
+        already): the ended ones, then the newly untested ones. An untested episode stays
+        open, as nothing says its drift ended: the cell has too few decided claims in the
+        run's windows, or none (a payer whose claims stopped coming)."""
         found = {(f.cell.payer, f.cell.code_group, f.metric) for f in detection.findings}
         still_open = (
             await connection.execute(
@@ -579,17 +594,22 @@ class DriftStore:
                 ).where(drift_events.c.customer_id == customer, drift_events.c.active)
             )
         ).all()
+        with_claims = set(payers_with_claims)
         ended = [
             row.event_id
             for row in still_open
-            if (row.payer, row.code_group, row.metric) in detection.tested
-            and (row.payer, row.code_group, row.metric) not in found
+            if (
+                (row.payer, row.code_group, row.metric) in detection.tested
+                and (row.payer, row.code_group, row.metric) not in found
+            )
+            or row.payer not in with_claims
         ]
         untested = [
             row.event_id
             for row in still_open
             if row.untested_since is None
             and (row.payer, row.code_group, row.metric) not in detection.tested
+            and row.payer in with_claims
         ]
         if untested:
             await connection.execute(

@@ -531,3 +531,48 @@ def test_deleting_the_upload_a_drift_was_found_in_runs_detection_again_and_ends_
     assert after_mapping["trigger"] == "DATA_CHANGE"
     mapping_id = mapped.json()["name"].rsplit("/", 1)[1]
     assert after_mapping["requestId"].startswith(f"payer-mapping:{mapping_id}:")
+
+
+def test_the_events_of_a_payer_whose_every_claim_went_with_a_deleted_upload_end(
+    system: System,
+) -> None:
+    """A payer's whole history came in one file, which raised its drifts; that upload is
+    deleted. Nothing is left of the payer, so its events end rather than wait, untested, for
+    claims that will not come (a payer whose claims merely stopped coming stays open)."""
+    customer = "gone" + uuid.uuid4().hex[:8]
+    header, *rows = as_csv(scenario(customer)).splitlines(keepends=True)
+    payer = header.strip().split(",").index("payer")
+
+    def of_drifted(row: str) -> bool:
+        return row.split(",")[payer] == DRIFTED_PAYER
+
+    with system.client(customer, "admin") as client:
+
+        def finished(count: int) -> list[dict[str, Any]]:
+            found = _wait_for(
+                lambda: list(client.get(f"/v1/customers/{customer}/driftRuns").json()["driftRuns"]),
+                lambda found: len(found) == count and all(r["state"] == "SUCCEEDED" for r in found),
+            )
+            assert [r["state"] for r in found] == ["SUCCEEDED"] * count, found
+            return found
+
+        for part in (False, True):
+            made = client.post(
+                f"/v1/customers/{customer}/uploads",
+                content="".join([header, *(r for r in rows if of_drifted(r) is part)]).encode(),
+            )
+            assert made.status_code == 200, made.text
+            finished(1 + part)
+        raised = _events(client, customer, filter=f'payer = "{DRIFTED_PAYER}" AND active = true')
+        others = _events(client, customer, filter=f'payer != "{DRIFTED_PAYER}" AND active = true')
+        assert client.delete(f"/v1/{made.json()['name']}").status_code == 200
+        after_delete = finished(3)[0]
+        ended = [client.get(f"/v1/{event['name']}").json() for event in raised]
+        still = _events(client, customer, filter="active = true")
+
+    assert raised
+    assert int(after_delete["eventsClosed"]) == len(raised)
+    assert [(e["active"], "untestedSince" in e, "endTime" in e) for e in ended] == [
+        (False, False, True)
+    ] * len(raised)
+    assert sorted(e["name"] for e in still) == sorted(e["name"] for e in others)
