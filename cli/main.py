@@ -5,6 +5,7 @@
     upstream uploads | uploads delete UPLOAD…  the customer's uploads, newest first; deleting some
     upstream rejections UPLOAD [--code C] [--column COL]   an upload's rejected rows
     upstream events [--payer P] [--metric M] [--state S] [--severity S] [--active]
+    upstream event EVENT                      one event whole: evidence, at stake, triage
     upstream triage EVENT --state STATE [--note TEXT]
     upstream run [--as-of DATE] [--wait]      start a detection run (as of the latest data)
     upstream config | config set NAME=VALUE…  the drift settings, and changing them
@@ -501,6 +502,107 @@ def _event_columns(event: drift_resources.DriftEvent) -> list[str]:
         state,
         event.summary,
     ]
+
+
+def event(session: Session, args: argparse.Namespace) -> None:
+    found = session.call(
+        session.drift().GetDriftEvent,
+        drift_service_pb2.GetDriftEventRequest(name=_named(session, "driftEvents", args.event)),
+    )
+    if session.json:
+        session.show([found], lambda _: [])
+        return
+    for label, value in _event_facts(found):
+        print(f"{label + ':':<18} {value}" if label else value)
+
+
+def _event_facts(event: drift_resources.DriftEvent) -> list[tuple[str, str]]:
+    """An event whole, a fact a line: what drifted, the evidence (baseline against
+    current, the test and its p and q values), its dollars at stake, when it was seen and
+    how it was triaged."""
+    evidence = event.evidence
+    days = event.metric == drift_resources.DECISION_DAYS
+
+    def value(number: float) -> str:
+        return f"{number:.1f} days" if days else f"{number * 100:.1f} %"
+
+    def window(period: Any, count: int, value_of: float, interval: Any) -> str:
+        said = f"{_day_text(period.start_date)} – {_day_text(period.end_date)}: {value(value_of)}"
+        said += f" of {count:,} decided claims"
+        if interval.level:
+            said += (
+                f" ({interval.level * 100:.0f} % interval {value(interval.lower)} – "
+                f"{value(interval.upper)})"
+            )
+        return said
+
+    effect_interval = ""
+    if evidence.effect_interval.level:
+        effect_interval = (
+            f" ({evidence.effect_interval.level * 100:.0f} % interval "
+            f"{evidence.effect_interval.lower:+.2f} – {evidence.effect_interval.upper:+.2f})"
+        )
+    state = drift_resources.DriftEvent.State.Name(event.state)
+    if not event.active:
+        state += f", ended {event.end_time.ToJsonString()}"
+    elif event.HasField("untested_since"):
+        state += f", open, not tested since {_day_text(event.untested_since)}"
+    else:
+        state += ", open"
+    facts = [
+        ("", event.name),
+        ("", event.summary),
+        ("payer", event.payer),
+        ("code group", event.code_group or "all codes"),
+        ("metric", drift_resources.Metric.Name(event.metric)),
+        ("severity", drift_resources.DriftEvent.Severity.Name(event.severity)),
+        ("state", state),
+        (
+            "baseline",
+            window(
+                event.baseline_window,
+                evidence.baseline_count,
+                evidence.baseline_value,
+                evidence.baseline_interval,
+            ),
+        ),
+        (
+            "current",
+            window(
+                event.current_window,
+                evidence.current_count,
+                evidence.current_value,
+                evidence.current_interval,
+            ),
+        ),
+    ]
+    if evidence.HasField("seasonal_expected_value"):
+        facts.append(("season expects", value(evidence.seasonal_expected_value)))
+    facts += [
+        ("change", f"{evidence.effect_size:+.2f} {evidence.effect_unit}" + effect_interval),
+        ("test", f"{evidence.test}: p {evidence.p_value:.2g}, q {evidence.q_value:.2g}"),
+        ("at stake", _dollars(event.dollars_at_stake)),
+    ]
+    if evidence.carc_codes_moved:
+        facts.append(
+            (
+                "reasons moved",
+                "; ".join(
+                    f"{shift.code} {shift.baseline_share * 100:.1f} % → "
+                    f"{shift.current_share * 100:.1f} %"
+                    for shift in evidence.carc_codes_moved
+                ),
+            )
+        )
+    facts += [
+        ("first detected", event.first_detected_time.ToJsonString()),
+        ("last seen", event.last_seen_time.ToJsonString()),
+    ]
+    if event.triaged_by:
+        facts.append(("triaged", f"by {event.triaged_by} {event.triage_time.ToJsonString()}"))
+    if event.triage_note:
+        facts.append(("note", event.triage_note))
+    return facts
 
 
 def _named(session: Session, collection: str, given: str) -> str:
@@ -1289,6 +1391,11 @@ def parser() -> argparse.ArgumentParser:
     )
     command.add_argument("--active", action="store_true", help="only ongoing episodes")
     command.set_defaults(run=events)
+    command = commands.add_parser(
+        "event", help="one drift event whole: its evidence, dollars at stake and triage"
+    )
+    command.add_argument("event", help="event id or name")
+    command.set_defaults(run=event)
     command = commands.add_parser("triage", help="acknowledge, resolve or dismiss an event")
     command.add_argument("event", help="event id or name")
     command.add_argument("--state", required=True, choices=_names(drift_resources.DriftEvent.State))

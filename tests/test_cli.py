@@ -109,6 +109,7 @@ def test_payers_and_events_are_listed_and_an_event_is_acknowledged(
         )
     )
     after = lines(run(system, customer, "--json", "events", "--state", "ACKNOWLEDGED"))
+    whole = run(system, customer, "event", event["name"].rsplit("/", 1)[1])
 
     assert DRIFTED in {p["canonicalPayer"] for p in payers}
     assert all(e["payer"] == DRIFTED and e["metric"] == "DENIAL_RATE" for e in found)
@@ -117,6 +118,28 @@ def test_payers_and_events_are_listed_and_an_event_is_acknowledged(
         "called the payer",
     )
     assert event["name"] in {e["name"] for e in after}
+    # One event whole, a fact a line, as an analyst reads it.
+    assert whole.returncode == 0, whole.stderr
+    said = whole.stdout.splitlines()
+    facts = {
+        label.rstrip(":"): value.strip()
+        for label, _, value in (f.partition(": ") for f in said[2:])
+    }
+    evidence = event["evidence"]
+    assert said[:2] == [event["name"], event["summary"]]
+    assert (facts["payer"], facts["metric"]) == (DRIFTED, "DENIAL_RATE")
+    assert facts["state"].startswith("ACKNOWLEDGED, ")
+    assert facts["current"].endswith(
+        f": {evidence['currentValue'] * 100:.1f} % of {int(evidence['currentCount']):,} "
+        f"decided claims ({round(evidence['currentInterval']['level'] * 100)} % interval "
+        f"{evidence['currentInterval']['lower'] * 100:.1f} % – "
+        f"{evidence['currentInterval']['upper'] * 100:.1f} %)"
+    )
+    assert facts["test"].startswith(f"{evidence['test']}: p ")
+    assert (facts["triaged"].split()[:2], facts["note"]) == (
+        ["by", f"admin@{customer}"],
+        "called the payer",
+    )
     # The triage is in the audit log, which the command reads across the services.
     (triaged,) = lines(
         run(system, customer, "--json", "audit", "--field", "triage_note", "--service", "drift")

@@ -102,7 +102,12 @@ def test_an_analyst_uploads_a_drift_sees_its_event_and_acknowledges_it(
 
     expect(page.get_by_role("heading", level=1)).to_have_text(f"{DRIFTED_PAYER}: denial rate")
     expect(page.get_by_text(event["summary"])).to_be_visible()
-    expect(page.get_by_role("table", name="Baseline against current")).to_be_visible()
+    evidence = page.get_by_role("table", name="Baseline against current")
+    # Each window's rate and its interval, as rates.
+    interval = event["evidence"]["currentInterval"]
+    expect(evidence.get_by_role("row", name=re.compile("95 % interval"))).to_contain_text(
+        f"{interval['lower'] * 100:.1f} % – {interval['upper'] * 100:.1f} %"
+    )
     expect(page.get_by_role("img", name="Denial rate: weekly values")).to_be_visible()
     page.get_by_label("Note").fill("Called the payer; appeal filed.")
     page.get_by_role("button", name="Acknowledge").click()

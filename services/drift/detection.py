@@ -279,6 +279,8 @@ class Evidence:
     test: str
     baseline_interval: statistics.Interval | None = None
     current_interval: statistics.Interval | None = None
+    # Of the effect, in its unit (the decision days' shift).
+    effect_interval: statistics.Interval | None = None
     carc_shifts: tuple[tuple[str, float, float], ...] = ()
     q_value: float = 1.0
     # What the season led to expect in place of the baseline value (None: no season known):
@@ -1992,8 +1994,7 @@ def _compare(
                 "days",
                 shift.p_value,
                 "one-sided Mann–Whitney U test, Hodges–Lehmann shift",
-                None,
-                shift.shift_interval,
+                effect_interval=shift.shift_interval,
             ),
             round(current.paid_cents * late_share),
         )

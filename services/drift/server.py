@@ -98,6 +98,14 @@ def run_message(row: Row) -> resources_pb2.DriftRun:
 
 def event_message(row: Row) -> resources_pb2.DriftEvent:
     evidence = row.evidence
+    if row.metric == "DECISION_DAYS" and "effect_interval" not in evidence:
+        # Stored before effect intervals had their field: the shift's was kept as the
+        # current value's.
+        evidence = {
+            **evidence,
+            "effect_interval": evidence.get("current_interval"),
+            "current_interval": None,
+        }
 
     def interval(value: dict[str, float] | None) -> resources_pb2.ConfidenceInterval | None:
         if not value:
@@ -124,6 +132,7 @@ def event_message(row: Row) -> resources_pb2.DriftEvent:
         ),
         baseline_interval=interval(evidence.get("baseline_interval")),
         current_interval=interval(evidence.get("current_interval")),
+        effect_interval=interval(evidence.get("effect_interval")),
         seasonal_expected_value=evidence.get("expected_value"),
     )
     event = resources_pb2.DriftEvent(

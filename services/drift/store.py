@@ -877,6 +877,7 @@ def _finding_values(finding: Finding, run_id: str, windows: Any) -> dict[str, An
             "test": evidence.test,
             "baseline_interval": interval(evidence.baseline_interval),
             "current_interval": interval(evidence.current_interval),
+            "effect_interval": interval(evidence.effect_interval),
             "carc_shifts": [list(shift) for shift in evidence.carc_shifts],
             "expected_value": evidence.expected_value,
         },

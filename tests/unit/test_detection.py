@@ -142,6 +142,19 @@ def test_a_doubled_denial_rate_is_found_with_its_evidence() -> None:
     assert "Aetna now denies" in finding.summary
 
 
+def test_slower_decisions_state_the_shifts_interval_not_the_medians() -> None:
+    """The interval of a decision-time finding is of the shift (the effect, in days); the
+    windows' medians have none."""
+    detection = detect_days(_history("Aetna", decision_days=25), AS_OF, CONFIG)
+    (finding,) = [f for f in detection.findings if f.metric == "DECISION_DAYS"]
+    evidence = finding.evidence
+    assert evidence.effect_unit == "days"
+    assert evidence.effect_interval is not None
+    assert evidence.effect_interval.lower <= evidence.effect_size <= evidence.effect_interval.upper
+    assert evidence.effect_interval.upper < evidence.current_value  # not the median's
+    assert (evidence.baseline_interval, evidence.current_interval) == (None, None)
+
+
 @pytest.mark.parametrize(
     ("group", "said"),
     [

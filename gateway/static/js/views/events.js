@@ -87,11 +87,15 @@ function evidenceTable(event) {
   const unit = evidence.effectUnit || "";
   const value = (number) =>
     number === undefined ? "—" : event.metric === "DECISION_DAYS" ? `${Number(number).toFixed(1)} days` : `${(Number(number) * 100).toFixed(1)} %`;
+  // An interval of a window's value, in the value's terms.
+  const within = (interval) => (interval ? `${value(interval.lower)} – ${value(interval.upper)}` : "—");
   const rows = [
     ["Window", dayRange(event.baselineWindow), dayRange(event.currentWindow)],
     ["Decided claims", count(evidence.baselineCount), count(evidence.currentCount)],
     ["Value", value(evidence.baselineValue), value(evidence.currentValue)],
   ];
+  const level = (evidence.currentInterval || evidence.baselineInterval)?.level;
+  if (level) rows.push([`${Math.round(level * 100)} % interval`, within(evidence.baselineInterval), within(evidence.currentInterval)]);
   return h(
     "div",
     {},
@@ -101,10 +105,10 @@ function evidenceTable(event) {
       { class: "facts" },
       h("dt", {}, "Change"),
       h("dd", {}, `${Number(evidence.effectSize || 0).toFixed(2)} ${unit}`),
-      evidence.currentInterval
+      evidence.effectInterval
         ? [
-            h("dt", {}, `${Math.round(evidence.currentInterval.level * 100)} % interval`),
-            h("dd", {}, `${Number(evidence.currentInterval.lower).toFixed(2)} – ${Number(evidence.currentInterval.upper).toFixed(2)} ${unit}`),
+            h("dt", {}, `Change, ${Math.round(evidence.effectInterval.level * 100)} % interval`),
+            h("dd", {}, `${Number(evidence.effectInterval.lower).toFixed(2)} – ${Number(evidence.effectInterval.upper).toFixed(2)} ${unit}`),
           ]
         : null,
       h("dt", {}, "Test"),

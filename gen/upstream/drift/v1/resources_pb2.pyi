@@ -173,7 +173,7 @@ class DriftEvent(_message.Message):
     def __init__(self, name: _Optional[str] = ..., payer: _Optional[str] = ..., code_group: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., severity: _Optional[_Union[DriftEvent.Severity, str]] = ..., state: _Optional[_Union[DriftEvent.State, str]] = ..., triage_note: _Optional[str] = ..., triaged_by: _Optional[str] = ..., triage_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[bool] = ..., baseline_window: _Optional[_Union[DateRange, _Mapping]] = ..., current_window: _Optional[_Union[DateRange, _Mapping]] = ..., evidence: _Optional[_Union[DriftEvidence, _Mapping]] = ..., dollars_at_stake: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., summary: _Optional[str] = ..., first_detected_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_run: _Optional[str] = ..., last_run: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., untested_since: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
 
 class DriftEvidence(_message.Message):
-    __slots__ = ("baseline_count", "current_count", "baseline_events", "current_events", "baseline_value", "current_value", "effect_size", "effect_unit", "p_value", "q_value", "baseline_interval", "current_interval", "test", "carc_codes_moved", "seasonal_expected_value")
+    __slots__ = ("baseline_count", "current_count", "baseline_events", "current_events", "baseline_value", "current_value", "effect_size", "effect_unit", "p_value", "q_value", "baseline_interval", "current_interval", "test", "carc_codes_moved", "seasonal_expected_value", "effect_interval")
     BASELINE_COUNT_FIELD_NUMBER: _ClassVar[int]
     CURRENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     BASELINE_EVENTS_FIELD_NUMBER: _ClassVar[int]
@@ -189,6 +189,7 @@ class DriftEvidence(_message.Message):
     TEST_FIELD_NUMBER: _ClassVar[int]
     CARC_CODES_MOVED_FIELD_NUMBER: _ClassVar[int]
     SEASONAL_EXPECTED_VALUE_FIELD_NUMBER: _ClassVar[int]
+    EFFECT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     baseline_count: int
     current_count: int
     baseline_events: int
@@ -204,7 +205,8 @@ class DriftEvidence(_message.Message):
     test: str
     carc_codes_moved: _containers.RepeatedCompositeFieldContainer[CarcShift]
     seasonal_expected_value: float
-    def __init__(self, baseline_count: _Optional[int] = ..., current_count: _Optional[int] = ..., baseline_events: _Optional[int] = ..., current_events: _Optional[int] = ..., baseline_value: _Optional[float] = ..., current_value: _Optional[float] = ..., effect_size: _Optional[float] = ..., effect_unit: _Optional[str] = ..., p_value: _Optional[float] = ..., q_value: _Optional[float] = ..., baseline_interval: _Optional[_Union[ConfidenceInterval, _Mapping]] = ..., current_interval: _Optional[_Union[ConfidenceInterval, _Mapping]] = ..., test: _Optional[str] = ..., carc_codes_moved: _Optional[_Iterable[_Union[CarcShift, _Mapping]]] = ..., seasonal_expected_value: _Optional[float] = ...) -> None: ...
+    effect_interval: ConfidenceInterval
+    def __init__(self, baseline_count: _Optional[int] = ..., current_count: _Optional[int] = ..., baseline_events: _Optional[int] = ..., current_events: _Optional[int] = ..., baseline_value: _Optional[float] = ..., current_value: _Optional[float] = ..., effect_size: _Optional[float] = ..., effect_unit: _Optional[str] = ..., p_value: _Optional[float] = ..., q_value: _Optional[float] = ..., baseline_interval: _Optional[_Union[ConfidenceInterval, _Mapping]] = ..., current_interval: _Optional[_Union[ConfidenceInterval, _Mapping]] = ..., test: _Optional[str] = ..., carc_codes_moved: _Optional[_Iterable[_Union[CarcShift, _Mapping]]] = ..., seasonal_expected_value: _Optional[float] = ..., effect_interval: _Optional[_Union[ConfidenceInterval, _Mapping]] = ...) -> None: ...
 
 class ConfidenceInterval(_message.Message):
     __slots__ = ("lower", "upper", "level")
