@@ -22,7 +22,7 @@
     upstream redeliver DELIVERY [--wait]      send a delivery once more
     upstream alerts [--state S] [--channel C] [--kind K] [--limit N]   newest first
     upstream alert-policy | alert-policy set NAME=VALUE…   who is alerted of what, and how
-    upstream payers
+    upstream payers | summaries [--payer P] [--with-events] [--order-by F] [--limit N]
     upstream mappings | map RAW_NAME CANONICAL [--raw-id ID] | unmap MAPPING
     upstream audit [--service S]… [--actor A] [--resource NAME] [--field F] [--since DATE]
 
@@ -732,6 +732,46 @@ def payers(session: Session, args: argparse.Namespace) -> None:
     )
 
 
+def summaries(session: Session, args: argparse.Namespace) -> None:
+    terms = _equals((("payer", args.payer),))
+    if args.with_events:
+        terms.append("open_event_count > 0")
+    found = _listed(
+        session,
+        session.drift().ListPayerSummaries,
+        drift_service_pb2.ListPayerSummariesRequest,
+        "payer_summaries",
+        filter=" AND ".join(terms),
+        order_by=args.order_by or "",
+    )
+    session.show(itertools.islice(found, args.limit), _summary_columns)
+
+
+def _summary_columns(summary: drift_resources.PayerSummary) -> list[str]:
+    """A payer's current window against its baseline: claims, denial rate, median days to
+    decision and paid ÷ allowed, and its open events."""
+    now, before = summary.current, summary.baseline
+
+    def moved(current: float, baseline: float, text: Callable[[float], str]) -> str:
+        if not now.claims:
+            return "-"
+        return f"{text(current)} (was {text(baseline)})" if before.claims else text(current)
+
+    columns = [
+        summary.payer,
+        f"{now.claims:,} claims ({before.claims:,} in the baseline)",
+        "denials " + moved(now.denial_rate, before.denial_rate, lambda v: f"{v * 100:.1f} %"),
+        "decided in "
+        + moved(now.median_decision_days, before.median_decision_days, lambda v: f"{v:g} days"),
+        "paid/allowed "
+        + moved(now.paid_to_allowed_ratio, before.paid_to_allowed_ratio, lambda v: f"{v:.2f}"),
+        f"{summary.open_event_count} open events",
+    ]
+    if summary.self_pay:
+        columns.append("self pay: not compared")
+    return columns
+
+
 def _day(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -1431,6 +1471,20 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--limit", type=_positive, help="at most this many")
     command.set_defaults(run=runs)
     commands.add_parser("payers", help="list payers").set_defaults(run=payers)
+    command = commands.add_parser(
+        "summaries",
+        help="each payer's current window against its baseline: claims, denials, days to "
+        "decision, paid/allowed, open events",
+    )
+    command.add_argument("--payer", help="one payer")
+    command.add_argument("--with-events", action="store_true", help="payers with open events")
+    command.add_argument(
+        "--order-by",
+        help="payer, open_event_count, current.claims, current.denial_rate or "
+        "current.denied_billed_amount, each maybe ' desc' (current.claims desc)",
+    )
+    command.add_argument("--limit", type=_positive, help="at most this many")
+    command.set_defaults(run=summaries)
     commands.add_parser("mappings", help="list payer mappings").set_defaults(run=mappings)
     command = commands.add_parser(
         "map", help="name a raw payer name's canonical payer (its claims move to it)"

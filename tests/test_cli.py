@@ -151,6 +151,34 @@ def test_payers_and_events_are_listed_and_an_event_is_acknowledged(
     assert times == sorted(times, reverse=True)
 
 
+def test_each_payers_current_window_is_summarised_against_its_baseline(
+    system: System, history: tuple[str, Path, dict[str, Any]]
+) -> None:
+    customer, _, _ = history
+    everyone = lines(run(system, customer, "--json", "summaries"))
+    with_events = lines(run(system, customer, "--json", "summaries", "--with-events"))
+    (drifted,) = lines(run(system, customer, "--json", "summaries", "--payer", DRIFTED))
+    said = run(system, customer, "summaries", "--payer", DRIFTED).stdout
+    by_rate = lines(
+        run(system, customer, "--json", "summaries", "--order-by", "current.denial_rate desc")
+    )
+
+    now, before = drifted["current"], drifted["baseline"]
+    assert said == (
+        f"{DRIFTED}  {int(now['claims']):,} claims ({int(before['claims']):,} in the baseline)  "
+        f"denials {now['denialRate'] * 100:.1f} % (was {before['denialRate'] * 100:.1f} %)  "
+        f"decided in {now['medianDecisionDays']:g} days "
+        f"(was {before['medianDecisionDays']:g} days)  "
+        f"paid/allowed {now['paidToAllowedRatio']:.2f} (was {before['paidToAllowedRatio']:.2f})  "
+        f"{drifted['openEventCount']} open events\n"
+    )
+    assert DRIFTED in {s["payer"] for s in with_events}
+    assert all(s["openEventCount"] > 0 for s in with_events)
+    assert len(everyone) > len(with_events)
+    rates = [s["current"].get("denialRate", 0) for s in by_rate]
+    assert rates == sorted(rates, reverse=True) and by_rate[0]["payer"] == DRIFTED
+
+
 def test_events_no_run_could_test_since_say_so(
     system: System, history: tuple[str, Path, dict[str, Any]]
 ) -> None:
