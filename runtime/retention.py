@@ -21,12 +21,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry import trace
 from prometheus_client import Counter
 
 from runtime.audit import AuditLog
 from runtime.settings import Settings
 
 logger = logging.getLogger("upstream.retention")
+tracer = trace.get_tracer("upstream.retention")
 retention_rows_purged_total = Counter(
     "retention_rows_purged_total", "Rows retention purged, by what they were.", ("what",)
 )
@@ -117,13 +119,23 @@ class RetentionJob:
                 cutoff = named.get(customer, default)
                 if cutoff is None:
                     continue
-                limit, earlier = self._settings.retention_batch_rows, 0
-                while True:
-                    count = await purge.batch(customer, cutoff, limit, earlier)
-                    earlier += count
-                    retention_rows_purged_total.labels(purge.what).inc(count)
-                    if count < limit:
-                        break
+                # A trace of its own: what a purge starts (a detection run) continues it.
+                with tracer.start_as_current_span(
+                    "retention purge",
+                    attributes={
+                        "upstream.customer": customer,
+                        "upstream.retention.what": purge.what,
+                        "upstream.retention.cutoff": str(cutoff),
+                    },
+                ) as span:
+                    limit, earlier = self._settings.retention_batch_rows, 0
+                    while True:
+                        count = await purge.batch(customer, cutoff, limit, earlier)
+                        earlier += count
+                        retention_rows_purged_total.labels(purge.what).inc(count)
+                        if count < limit:
+                            break
+                    span.set_attribute("upstream.retention.rows_removed", earlier)
                 removed[purge.what] = removed.get(purge.what, 0) + earlier
         if any(removed.values()):
             logger.info("retention purged", extra={"removed": removed})

@@ -134,6 +134,24 @@ def test_claims_and_audit_entries_past_retention_are_purged_in_audited_batches(
                 # Passes go on (every 0.5 s) with nothing left to purge.
                 time.sleep(2)
                 purge_runs = _retention_runs(client, purged)
+                # One trace runs from the purge to the run it asked for.
+                (purge_span,) = [
+                    s
+                    for s in system.spans.spans
+                    if s["name"] == "retention purge"
+                    and s["attributes"]["upstream.customer"].string_value == purged
+                    and s["attributes"]["upstream.retention.what"].string_value == "claims"
+                    and s["attributes"]["upstream.retention.rows_removed"].int_value
+                ]
+                wait_until(
+                    "the run's span",
+                    lambda: any(
+                        s["name"] == "process drift run"
+                        for s in system.spans.trace(purge_span["trace_id"])
+                    ),
+                    system.stack,
+                    timeout=20,
+                )
             # The runs page says what started it.
             with chromium() as browser:
                 session, page = signed_in(browser, system, purged)
