@@ -21,7 +21,8 @@ import yaml
 from prometheus_client import REGISTRY
 
 from runtime.server import LIVENESS
-from runtime.settings import REPO_ROOT
+from runtime.settings import REPO_ROOT, Settings
+from services.reports.alerts import EmailChannel
 
 K8S = REPO_ROOT / "k8s"
 OVERLAYS = ("dev", "prod")
@@ -368,3 +369,28 @@ def test_every_alert_has_a_runbook_that_exists(prod: list[dict[str, Any]]) -> No
         path = url.split("/blob/main/", 1)[1]
         assert (REPO_ROOT / path).is_file(), (rule["alert"], url)
         assert rule["labels"]["severity"] in ("page", "ticket"), rule["alert"]
+
+
+def test_reports_in_prod_mails_alerts_through_a_relay_logging_in_over_tls(
+    prod: list[dict[str, Any]],
+) -> None:
+    """The settings reports runs with in prod (the ConfigMap, its env, its Secrets' names)
+    send alert email to a relay, not to the pod itself, and start the alert worker's mail
+    channel: a login is never sent in clear text."""
+    (container,) = named(prod, "Deployment", "reports")["spec"]["template"]["spec"]["containers"]
+    env = dict(named(prod, "ConfigMap", "upstream-config")["data"])
+    secrets = {}
+    for variable in container["env"]:
+        if "value" in variable:
+            env[variable["name"]] = variable["value"]
+        else:
+            secrets[variable["name"]] = variable["valueFrom"]["secretKeyRef"]
+    env |= {name: "from-its-secret" for name in secrets}
+    settings = Settings.from_env("reports", env)
+
+    assert {secrets[name]["name"] for name in ("SMTP_USERNAME", "SMTP_PASSWORD")} == {
+        "upstream-smtp"
+    }
+    assert (settings.smtp_host, settings.smtp_port) == ("smtp.upstream.example.com", 587)
+    assert settings.smtp_starttls and settings.smtp_username == "from-its-secret"
+    EmailChannel(settings, timeout_seconds=10)
