@@ -2,9 +2,9 @@
 
     upstream upload FILE [--all-or-nothing] [--column NAME=HEADER]…
                                               upload a CSV or X12 835 file, with a progress bar
-    upstream uploads | uploads delete UPLOAD…  the customer's uploads, newest first; deleting some
+    upstream uploads [--limit N] | uploads delete UPLOAD…   newest first; deleting some
     upstream rejections UPLOAD [--code C] [--column COL]   an upload's rejected rows
-    upstream events [--payer P] [--metric M] [--state S] [--severity S] [--active]
+    upstream events [--payer P] [--metric M] [--state S] [--severity S] [--active] [--limit N]
     upstream event EVENT                      one event whole: evidence, at stake, triage
     upstream triage EVENT --state STATE [--note TEXT]
     upstream run [--as-of DATE] [--wait]      start a detection run (as of the latest data)
@@ -374,7 +374,7 @@ def uploads(session: Session, args: argparse.Namespace) -> None:
     found = _listed(
         session, session.ingest().ListUploads, ingest_service_pb2.ListUploadsRequest, "uploads"
     )
-    session.show(found, _upload_columns)
+    session.show(itertools.islice(found, args.limit), _upload_columns)
 
 
 def claims(session: Session, args: argparse.Namespace) -> None:
@@ -447,7 +447,7 @@ def events(session: Session, args: argparse.Namespace) -> None:
         "drift_events",
         filter=" AND ".join(terms),
     )
-    session.show(found, _event_columns)
+    session.show(itertools.islice(found, args.limit), _event_columns)
 
 
 def audit(session: Session, args: argparse.Namespace) -> None:
@@ -1386,6 +1386,7 @@ def parser() -> argparse.ArgumentParser:
     )
     command.set_defaults(run=upload)
     listed = commands.add_parser("uploads", help="list uploads (uploads delete: delete some)")
+    listed.add_argument("--limit", type=_positive, help="at most this many")
     listed.set_defaults(run=uploads)
     command = listed.add_subparsers(dest="action").add_parser(
         "delete",
@@ -1430,6 +1431,7 @@ def parser() -> argparse.ArgumentParser:
         "--severity", choices=_names(drift_resources.DriftEvent.Severity), help="at least"
     )
     command.add_argument("--active", action="store_true", help="only ongoing episodes")
+    command.add_argument("--limit", type=_positive, help="at most this many")
     command.set_defaults(run=events)
     command = commands.add_parser(
         "event", help="one drift event whole: its evidence, dollars at stake and triage"

@@ -109,6 +109,7 @@ def test_payers_and_events_are_listed_and_an_event_is_acknowledged(
         )
     )
     after = lines(run(system, customer, "--json", "events", "--state", "ACKNOWLEDGED"))
+    first = lines(run(system, customer, "--json", "events", "--limit", "1"))
     whole = run(system, customer, "event", event["name"].rsplit("/", 1)[1])
 
     assert DRIFTED in {p["canonicalPayer"] for p in payers}
@@ -118,6 +119,7 @@ def test_payers_and_events_are_listed_and_an_event_is_acknowledged(
         "called the payer",
     )
     assert event["name"] in {e["name"] for e in after}
+    assert len(first) == 1
     # One event whole, a fact a line, as an analyst reads it.
     assert whole.returncode == 0, whole.stderr
     said = whole.stdout.splitlines()
@@ -665,6 +667,7 @@ def test_uploads_are_deleted_each_in_turn_and_detection_runs_again_without_them(
         (upload,) = lines(run(system, customer, "--json", "upload", str(path)))
         made.append(upload["name"])
 
+    newest = lines(run(system, customer, "--json", "uploads", "--limit", "1"))
     deleted = run(system, customer, "uploads", "delete", made[0].rsplit("/", 1)[1], "u_missing")
     left = lines(run(system, customer, "--json", "uploads"))
     done = ("--trigger", "DATA_CHANGE", "--state", "SUCCEEDED")
@@ -673,6 +676,7 @@ def test_uploads_are_deleted_each_in_turn_and_detection_runs_again_without_them(
         assert time.monotonic() < deadline, "no run followed the deletion"
         time.sleep(0.5)
 
+    assert [u["name"] for u in newest] == [made[1]]
     assert deleted.returncode == 4
     assert deleted.stdout == f"{made[0]} deleted\n"
     assert deleted.stderr.startswith("upstream: NOT_FOUND: ") and "u_missing" in deleted.stderr
