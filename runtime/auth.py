@@ -1,8 +1,11 @@
 """Caller identity: JWT verification, roles, and the tenant rule.
 
-A token carries `sub`, `customer` (the tenant) and `role`. Production verifies against an
-issuer's JWKS; local runs use an HS256 secret. `alg: none` and any algorithm other than the
-configured ones are refused by pyjwt because the accepted list is explicit.
+A token carries `sub`, `customer` (the tenant) and `role`. Production verifies people's
+tokens against an issuer's JWKS, and the services' calls to each other (`service_token`)
+with the HS256 secret they share (`JWT_SECRET`), which signs nothing else there: an HS256
+token that names no service is refused. Local runs sign and verify every token with that
+secret. `alg: none` and any algorithm other than the configured ones are refused by pyjwt
+because the accepted list is explicit.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from runtime import errors
 from runtime.settings import Settings
 
 HS_ALGORITHMS = ["HS256"]
+# The subject of a service's own token: `service:ingest`.
+SERVICE_SUBJECT = "service:"
 JWKS_ALGORITHMS = ["RS256", "ES256"]
 SERVICE_TOKEN_TTL_SECONDS = 300
 
@@ -89,13 +94,17 @@ class TokenVerifier:
     def _verify(self, token: str) -> tuple[Identity, float]:
         """The token's identity and when it expires, its signature and claims checked."""
         settings = self._settings
+        services_only = False
         try:
-            if settings.jwt_jwks_url:
+            if settings.jwt_jwks_url and not (
+                settings.jwt_secret and jwt.get_unverified_header(token).get("alg") == "HS256"
+            ):
                 key = self._jwks.get_signing_key_from_jwt(token).key
                 algorithms = JWKS_ALGORITHMS
             else:
                 key = settings.jwt_secret
                 algorithms = HS_ALGORITHMS
+                services_only = bool(settings.jwt_jwks_url)
             claims = jwt.decode(
                 token,
                 key,
@@ -106,6 +115,11 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise errors.unauthenticated(f"invalid token: {exc}") from exc
+        if services_only and not str(claims["sub"]).startswith(SERVICE_SUBJECT):
+            raise errors.unauthenticated(
+                "invalid token: the services' secret signs their own calls only; people's "
+                "tokens come from the issuer"
+            )
         try:
             role = Role(claims["role"])
         except ValueError as exc:
@@ -161,11 +175,23 @@ class ServiceAuthorization:
         return self._value
 
 
+def require_service_signing(settings: Settings) -> None:
+    """A service's calls to the others are signed with JWT_SECRET: where people's tokens are
+    verified against a JWKS, the secret must be set as well, or no call between the
+    services would be accepted. Raises RuntimeError saying so."""
+    if settings.jwt_jwks_url and not settings.jwt_secret:
+        raise RuntimeError(
+            "JWT_JWKS_URL is set (people's tokens are verified against the issuer's keys), but "
+            "JWT_SECRET is not: the services sign their calls to each other with it (HS256, "
+            "shared by every service; the upstream-jwt Secret in Kubernetes)"
+        )
+
+
 def service_token(settings: Settings) -> str:
     """A short-lived superuser token with which a service calls another on its own behalf."""
     return mint_token(
         settings,
-        subject=f"service:{settings.service}",
+        subject=f"{SERVICE_SUBJECT}{settings.service}",
         customer="*",
         role=Role.SUPERUSER,
         ttl_seconds=SERVICE_TOKEN_TTL_SECONDS,

@@ -91,6 +91,7 @@ async def serve(
     setup_logging(settings.service, settings.log_level)
     setup_tracing(settings.service)
     setup_error_reporting(settings.service)
+    auth.require_service_signing(settings)
     verifier = auth.TokenVerifier(settings)
     in_flight = InFlight()
     server = grpc.aio.server(

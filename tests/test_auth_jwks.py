@@ -1,4 +1,6 @@
-"""Production verification: RS256 tokens checked against an issuer's JWKS over real HTTP."""
+"""Production verification: RS256 tokens checked against an issuer's JWKS over real HTTP,
+the services' calls to each other signed with their shared secret, and a whole system run
+that way."""
 
 from __future__ import annotations
 
@@ -7,18 +9,26 @@ import hmac
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.utils import base64url_encode
 
-from runtime.auth import Role, TokenVerifier
+from devtools.stack import wait_until
+from runtime.auth import Role, TokenVerifier, mint_token, require_service_signing, service_token
 from runtime.errors import ApiError
 from runtime.settings import Settings
+from tests.conftest import PostgresUnderTest, own_database
+from tests.reports.test_webhook_deliveries import create_webhook
+from tests.reports.webhook_receiver import receiving
+from tests.scenarios import DETECTION_SECONDS, DRIFTED_PAYER, drifted_history
+from tests.system import SERVICES, TEST_JWT_SECRET, running_system
 
 ISSUER = "https://issuer.example.com/"
 # Production settings state the page-token keys every replica shares.
@@ -124,3 +134,91 @@ def test_other_keys_and_symmetric_tricks_are_refused(
             "UNAUTHENTICATED",
             f"invalid token: {why}",
         )
+
+
+SERVICES_SECRET = "services-secret-with-enough-entropy-for-hs256"
+
+
+def test_the_services_own_calls_are_signed_with_their_shared_secret_and_nothing_else(
+    signing_key: rsa.RSAPrivateKey, jwks_url: str
+) -> None:
+    """Beside the issuer's keys, the services' secret verifies their tokens to each other,
+    and only those: a person's token made with it is refused, and so is the
+    algorithm-confusion token."""
+    env = {**PRODUCTION_KEYS, "JWT_JWKS_URL": jwks_url, "JWT_ISSUER": ISSUER}
+    settings = Settings.from_env("drift", {**env, "JWT_SECRET": SERVICES_SECRET})
+    verifier = TokenVerifier(settings)
+    person = jwt.encode(_claims(), signing_key, algorithm="RS256", headers={"kid": "key-1"})
+    made_up = mint_token(
+        settings, subject="admin@acme", customer="acme", role=Role.ADMIN, ttl_seconds=60
+    )
+
+    service = verifier.verify(service_token(settings))
+    assert (service.subject, service.customer, service.role) == (
+        "service:drift",
+        "*",
+        Role.SUPERUSER,
+    )
+    assert verifier.verify(person).subject == "lead@acme"
+    for token, why in (
+        (made_up, "the services' secret signs their own calls only"),
+        (_hs256_signed_with_public_key(signing_key), "Signature verification failed"),
+    ):
+        with pytest.raises(ApiError) as caught:
+            verifier.verify(token)
+        assert caught.value.reason == "UNAUTHENTICATED" and why in caught.value.message
+    # Without the secret no service could call another: a service refuses to start.
+    with pytest.raises(RuntimeError, match="JWT_SECRET is not"):
+        require_service_signing(Settings.from_env("drift", env))
+
+
+def test_a_system_verifying_people_against_the_issuer_works_end_to_end(
+    postgres: PostgresUnderTest, signing_key: rsa.RSAPrivateKey, jwks_url: str
+) -> None:
+    """Every process verifies people's tokens against the issuer's JWKS, as in production:
+    an upload with such a token is analysed (ingest's outbox asks drift for a run, drift
+    reads ingest's statistics, reports gets the events — each a call between the services,
+    signed with their secret) and its drift reaches a webhook; a person's token signed with
+    the services' secret is refused at the gateway."""
+    customer = "jwks" + uuid.uuid4().hex[:8]
+
+    def bearer(role: str) -> dict[str, str]:
+        claims = _claims(sub=f"{role}@{customer}", customer=customer, role=role)
+        token = jwt.encode(claims, signing_key, algorithm="RS256", headers={"kid": "key-1"})
+        return {"Authorization": f"Bearer {token}"}
+
+    made_up = mint_token(
+        Settings.from_env("tests", {"JWT_SECRET": TEST_JWT_SECRET, "JWT_ISSUER": ISSUER}),
+        subject=f"admin@{customer}",
+        customer=customer,
+        role=Role.ADMIN,
+        ttl_seconds=60,
+    )
+    with (
+        own_database(postgres) as database,
+        running_system(
+            {service: database.url(service) for service in SERVICES},
+            JWT_JWKS_URL=jwks_url,
+            JWT_ISSUER=ISSUER,
+        ) as system,
+        receiving() as receiver,
+        httpx.Client(base_url=system.gateway_url, headers=bearer("admin"), timeout=60) as admin,
+    ):
+        create_webhook(admin, customer, receiver.url(), "DRIFT_EVENT_OPENED")
+        uploaded = admin.post(
+            f"/v1/customers/{customer}/uploads",
+            content=drifted_history(customer).encode(),
+            headers={"Content-Type": "text/csv"},
+        )
+        wait_until("a webhook delivery", receiver.received, system.stack, DETECTION_SECONDS)
+        with httpx.Client(base_url=system.gateway_url, headers=bearer("viewer")) as viewer:
+            events = viewer.get(f"/v1/customers/{customer}/driftEvents").json()["driftEvents"]
+        refused = httpx.get(
+            f"{system.gateway_url}/v1/customers/{customer}/driftEvents",
+            headers={"Authorization": f"Bearer {made_up}"},
+        )
+
+    assert uploaded.status_code == 200, uploaded.text
+    assert any(e["payer"] == DRIFTED_PAYER for e in events)
+    assert refused.status_code == 401
+    assert "the services' secret signs their own calls only" in refused.text

@@ -20,6 +20,7 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
+from runtime.auth import require_service_signing
 from runtime.server import LIVENESS
 from runtime.settings import REPO_ROOT, Settings
 from services.reports.alerts import EmailChannel
@@ -299,7 +300,7 @@ def test_network_policies_allow_exactly_the_calls_the_code_makes(
     open_ports = {p["port"] for rule in reports if "to" not in rule for p in rule["ports"]}
     assert open_ports == {5432, 443, 587}
     gateway = named(prod, "NetworkPolicy", "gateway")["spec"]["egress"]
-    assert all("to" in rule for rule in gateway)  # no database, no internet
+    assert all("to" in rule for rule in gateway)  # no database (HTTPS: `token-issuer` only)
 
 
 def _metric_names(node: Any) -> set[str]:
@@ -394,3 +395,34 @@ def test_reports_in_prod_mails_alerts_through_a_relay_logging_in_over_tls(
     assert (settings.smtp_host, settings.smtp_port) == ("smtp.upstream.example.com", 587)
     assert settings.smtp_starttls and settings.smtp_username == "from-its-secret"
     EmailChannel(settings, timeout_seconds=10)
+
+
+def test_in_prod_people_are_verified_against_the_issuer_which_every_process_can_reach(
+    prod: list[dict[str, Any]],
+) -> None:
+    """People's tokens are checked against the issuer's keys (JWKS over HTTPS) by every
+    process, so every process may reach it; the services sign their calls to each other with
+    the secret they share, which each of them is given (a service without it refuses to
+    start)."""
+    config = named(prod, "ConfigMap", "upstream-config")["data"]
+    policies = of_kind(prod, "NetworkPolicy")
+    for deployment in of_kind(prod, "Deployment"):
+        name = deployment["metadata"]["name"]
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        secret = {v["name"]: v.get("valueFrom", {}) for v in container["env"]}["JWT_SECRET"]
+        settings = Settings.from_env(
+            name, {**config, "JWT_SECRET": "from-its-secret", "PAGE_TOKEN_KEYS": "k" * 32}
+        )
+        https_out = [
+            rule
+            for policy in policies
+            if policy["spec"]["podSelector"].get("matchLabels", {}).items() <= labels.items()
+            for rule in policy["spec"].get("egress", [])
+            if "to" not in rule and {p["port"] for p in rule["ports"]} == {443}
+        ]
+
+        assert settings.jwt_jwks_url.startswith("https://"), name
+        assert secret["secretKeyRef"]["name"] == "upstream-jwt", name
+        require_service_signing(settings)
+        assert https_out, f"{name} cannot reach the token issuer"
