@@ -137,7 +137,14 @@ class Settings:
             # Locally a secret is generated once, so `make token` and `make run` agree.
             from runtime.local_secrets import jwt_secret
 
-            secret = jwt_secret()
+            try:
+                secret = jwt_secret()
+            except OSError as exc:  # a read-only container, say
+                raise RuntimeError(
+                    "neither JWT_SECRET nor JWT_JWKS_URL is set, and no local secret can be "
+                    f"kept in {LOCAL_DIR} ({exc.strerror}): set JWT_SECRET (the upstream-jwt "
+                    "Secret in Kubernetes)"
+                ) from exc
         return cls(
             service=service,
             host=env.get("HOST", "127.0.0.1"),
