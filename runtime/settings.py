@@ -7,7 +7,7 @@ and passed down; nothing else reads `os.environ`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,14 +137,11 @@ class Settings:
             # Locally a secret is generated once, so `make token` and `make run` agree.
             from runtime.local_secrets import jwt_secret
 
-            try:
-                secret = jwt_secret()
-            except OSError as exc:  # a read-only container, say
-                raise RuntimeError(
-                    "neither JWT_SECRET nor JWT_JWKS_URL is set, and no local secret can be "
-                    f"kept in {LOCAL_DIR} ({exc.strerror}): set JWT_SECRET (the upstream-jwt "
-                    "Secret in Kubernetes)"
-                ) from exc
+            secret = _kept_locally(
+                jwt_secret,
+                "neither JWT_SECRET nor JWT_JWKS_URL is set",
+                "set JWT_SECRET (the upstream-jwt Secret in Kubernetes)",
+            )
         return cls(
             service=service,
             host=env.get("HOST", "127.0.0.1"),
@@ -281,4 +278,21 @@ def _page_token_keys(env: Mapping[str, str]) -> tuple[str, ...]:
     # Locally a key is generated once, so every process of `make run` accepts the others' tokens.
     from runtime.local_secrets import page_token_key
 
-    return (page_token_key(),)
+    return (
+        _kept_locally(
+            page_token_key,
+            "PAGE_TOKEN_KEYS is not set",
+            "set it (the upstream-page-tokens Secret in Kubernetes)",
+        ),
+    )
+
+
+def _kept_locally(secret: Callable[[], str], missing: str, remedy: str) -> str:
+    """A secret generated once and kept in LOCAL_DIR for local runs; where it cannot be kept
+    (a read-only container, say), RuntimeError saying what is `missing` and the `remedy`."""
+    try:
+        return secret()
+    except OSError as exc:
+        raise RuntimeError(
+            f"{missing}, and no local secret can be kept in {LOCAL_DIR} ({exc.strerror}): {remedy}"
+        ) from exc

@@ -21,8 +21,12 @@ def test_a_process_that_can_keep_no_local_secret_says_what_to_set(
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(local_secrets.SECRETS_FILE))
 
     monkeypatch.setattr(local_secrets, "jwt_secret", read_only)
-    with pytest.raises(RuntimeError) as refused:
-        Settings.from_env("drift", {})
-    assert "neither JWT_SECRET nor JWT_JWKS_URL is set" in str(refused.value)
-    assert "Read-only file system" in str(refused.value)
-    assert "set JWT_SECRET" in str(refused.value)
+    monkeypatch.setattr(local_secrets, "page_token_key", read_only)
+    for env, missing, remedy in (
+        ({}, "neither JWT_SECRET nor JWT_JWKS_URL is set", "set JWT_SECRET"),
+        ({"JWT_SECRET": "s" * 32}, "PAGE_TOKEN_KEYS is not set", "upstream-page-tokens"),
+    ):
+        with pytest.raises(RuntimeError) as refused:
+            Settings.from_env("drift", env)
+        said = str(refused.value)
+        assert missing in said and "Read-only file system" in said and remedy in said
