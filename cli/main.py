@@ -931,6 +931,25 @@ class OneOfACustomer:
     get: tuple[str, Any]
     update: tuple[str, Any, str]
 
+    def add_commands(self, commands: Any, name: str, said: str, example: str, values: str) -> None:
+        """`upstream NAME` listing the settings, `upstream NAME set NAME=VALUE…` changing
+        them (`example` one; `values` how some are written)."""
+        listed = commands.add_parser(name, help=said)
+        listed.set_defaults(run=self.show)
+        command = listed.add_subparsers(dest="action").add_parser(
+            "set",
+            help=f"change {self.settings.what.removeprefix('a ').removeprefix('an ')}s, "
+            f"e.g. {example}",
+        )
+        command.add_argument(
+            "settings",
+            nargs="+",
+            type=self.settings.parse,
+            metavar="NAME=VALUE",
+            help=f"a setting as `upstream {name}` lists it; {values}",
+        )
+        command.set_defaults(run=self.set)
+
     def show(self, session: Session, args: argparse.Namespace) -> None:
         method, request = self._get(session)
         _show_settings(
@@ -1452,20 +1471,13 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--request-id", help="idempotency key (a retry starts no second run)")
     command.add_argument("--wait", action="store_true", help="until it has finished")
     command.set_defaults(run=run_detection)
-    config = commands.add_parser("config", help="the drift settings (config set: change them)")
-    config.set_defaults(run=DRIFT_CONFIG.show)
-    command = config.add_subparsers(dest="action").add_parser(
-        "set", help="change drift settings, e.g. false_discovery_rate=0.05"
+    DRIFT_CONFIG.add_commands(
+        commands,
+        "config",
+        "the drift settings (config set: change them)",
+        "false_discovery_rate=0.05",
+        "enabled_metrics takes several, separated by commas",
     )
-    command.add_argument(
-        "settings",
-        nargs="+",
-        type=DRIFT_SETTINGS.parse,
-        metavar="NAME=VALUE",
-        help="a setting as `upstream config` lists it; enabled_metrics takes several, "
-        "separated by commas",
-    )
-    command.set_defaults(run=DRIFT_CONFIG.set)
     command = commands.add_parser("runs", help="list detection runs, newest first")
     command.add_argument("--state", choices=_names(drift_resources.DriftRun.State))
     command.add_argument("--trigger", choices=_names(drift_resources.DriftRun.Trigger))
@@ -1632,22 +1644,14 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--kind", choices=_names(reports_resources.Alert.Kind))
     command.add_argument("--limit", type=_positive, help="at most this many")
     command.set_defaults(run=alerts)
-    policy = commands.add_parser(
-        "alert-policy", help="who is alerted of what, and how (alert-policy set: change it)"
+    ALERT_POLICY.add_commands(
+        commands,
+        "alert-policy",
+        "who is alerted of what, and how (alert-policy set: change it)",
+        "minimum_severity=HIGH",
+        "email_recipients takes several, separated by commas; suppression_window a duration "
+        "(90s, 15m, 2h, 1d)",
     )
-    policy.set_defaults(run=ALERT_POLICY.show)
-    command = policy.add_subparsers(dest="action").add_parser(
-        "set", help="change alert settings, e.g. minimum_severity=HIGH"
-    )
-    command.add_argument(
-        "settings",
-        nargs="+",
-        type=ALERT_SETTINGS.parse,
-        metavar="NAME=VALUE",
-        help="a setting as `upstream alert-policy` lists it; email_recipients takes several, "
-        "separated by commas; suppression_window a duration (90s, 15m, 2h, 1d)",
-    )
-    command.set_defaults(run=ALERT_POLICY.set)
     return top
 
 
