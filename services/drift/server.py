@@ -151,6 +151,7 @@ def event_message(row: Row) -> resources_pb2.DriftEvent:
         first_run=RUN_NAME.format(customer=row.customer_id, run=row.first_run),
         last_run=RUN_NAME.format(customer=row.customer_id, run=row.last_run),
         etag=str(row.version),
+        end_reason=_end_reason(row),
     )
     return set_fields(
         event,
@@ -163,6 +164,14 @@ def event_message(row: Row) -> resources_pb2.DriftEvent:
         update_time=timestamp_message(row.update_time),
         untested_since=date_message(row.untested_since),
     )
+
+
+def _end_reason(row: Row) -> Any:
+    """Why an ended event ended; an event ended before reasons were kept was no longer
+    found, the only way one ended then."""
+    if row.active:
+        return resources_pb2.DriftEvent.END_REASON_UNSPECIFIED
+    return resources_pb2.DriftEvent.EndReason.Value(row.end_reason or "NO_LONGER_FOUND")
 
 
 class DriftServicer(AuditMethods, drift_service_pb2_grpc.DriftServiceServicer):

@@ -95,6 +95,9 @@ drift_events = sa.Table(
     # While active: the as-of day of the first run since the event was last found that could
     # not make its comparison (NULL while runs make it).
     sa.Column("untested_since", sa.Date),
+    # Why an ended event ended (DriftEvent.EndReason's name); NULL while active, and for
+    # events ended before the column: they were no longer found.
+    sa.Column("end_reason", sa.Text),
 )
 outbox = sa.Table(
     "outbox",
@@ -595,14 +598,13 @@ class DriftStore:
             )
         ).all()
         with_claims = set(payers_with_claims)
-        ended = [
+        removed = [row.event_id for row in still_open if row.payer not in with_claims]
+        no_longer_found = [
             row.event_id
             for row in still_open
-            if (
-                (row.payer, row.code_group, row.metric) in detection.tested
-                and (row.payer, row.code_group, row.metric) not in found
-            )
-            or row.payer not in with_claims
+            if (row.payer, row.code_group, row.metric) in detection.tested
+            and (row.payer, row.code_group, row.metric) not in found
+            and row.payer in with_claims
         ]
         untested = [
             row.event_id
@@ -623,20 +625,25 @@ class DriftStore:
                     version=drift_events.c.version + 1,
                 )
             )
-        if ended:
-            await connection.execute(
-                sa.update(drift_events)
-                .where(drift_events.c.customer_id == customer, drift_events.c.event_id.in_(ended))
-                .values(
-                    active=False,
-                    end_time=sa.func.now(),
-                    last_run=run.run_id,
-                    update_time=sa.func.now(),
-                    version=drift_events.c.version + 1,
-                    untested_since=None,
+        for ended, reason in ((no_longer_found, "NO_LONGER_FOUND"), (removed, "CLAIMS_REMOVED")):
+            if ended:
+                await connection.execute(
+                    sa.update(drift_events)
+                    .where(
+                        drift_events.c.customer_id == customer,
+                        drift_events.c.event_id.in_(ended),
+                    )
+                    .values(
+                        active=False,
+                        end_time=sa.func.now(),
+                        end_reason=reason,
+                        last_run=run.run_id,
+                        update_time=sa.func.now(),
+                        version=drift_events.c.version + 1,
+                        untested_since=None,
+                    )
                 )
-            )
-        return ended, untested
+        return no_longer_found + removed, untested
 
     # --- events -----------------------------------------------------------------------------
 

@@ -10,8 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from devtools.synthetic import Scenario
+from tests.browser import chromium, signed_in
 from tests.scenarios import DRIFTED_PAYER, as_csv, denial_drift, run_as_of
 from tests.system import System
 
@@ -528,6 +530,7 @@ def test_deleting_the_upload_a_drift_was_found_in_runs_detection_again_and_ends_
     assert after_delete["requestId"].startswith(f"upload-deleted:{second.rsplit('/', 1)[1]}:")
     assert int(after_delete["eventsClosed"]) >= 1
     assert ended["active"] is False and "endTime" in ended
+    assert ended["endReason"] == "NO_LONGER_FOUND"
     assert after_mapping["trigger"] == "DATA_CHANGE"
     mapping_id = mapped.json()["name"].rsplit("/", 1)[1]
     assert after_mapping["requestId"].startswith(f"payer-mapping:{mapping_id}:")
@@ -572,7 +575,15 @@ def test_the_events_of_a_payer_whose_every_claim_went_with_a_deleted_upload_end(
 
     assert raised
     assert int(after_delete["eventsClosed"]) == len(raised)
-    assert [(e["active"], "untestedSince" in e, "endTime" in e) for e in ended] == [
-        (False, False, True)
+    assert [(e["active"], "untestedSince" in e, "endTime" in e, e["endReason"]) for e in ended] == [
+        (False, False, True, "CLAIMS_REMOVED")
     ] * len(raised)
+    # The event's page says when and why it ended.
+    with chromium() as browser:
+        session, page = signed_in(browser, system, customer, "viewer")
+        page.goto(f"{system.gateway_url}/#/events/{raised[0]['name'].rsplit('/', 1)[1]}")
+        expect(page.get_by_test_id("event-ended")).to_contain_text(
+            "none of this payer's claims are left"
+        )
+        assert session.errors == []
     assert sorted(e["name"] for e in still) == sorted(e["name"] for e in others)

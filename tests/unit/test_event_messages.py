@@ -7,15 +7,17 @@ from types import SimpleNamespace
 from typing import Any
 
 from services.drift.server import event_message
+from upstream.drift.v1.resources_pb2 import DriftEvent
 
 DAY = dt.date(2026, 3, 1)
 WHEN = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
 
 
-def _row(metric: str, **evidence: Any) -> Any:
+def _row(metric: str, active: bool = True, end_reason: str | None = None, **evidence: Any) -> Any:
     return SimpleNamespace(
+        active=active, end_reason=end_reason,
         customer_id="acme", event_id="ev_1", payer="Aetna", code_group="", metric=metric,
-        severity="HIGH", state="NEW", triage_note="", triaged_by="", active=True,
+        severity="HIGH", state="NEW", triage_note="", triaged_by="",
         dollars_at_stake_cents=123_45, summary="Aetna takes longer", first_run="r_1",
         last_run="r_1", version=1, triage_time=None, baseline_start=DAY, baseline_end=DAY,
         current_start=DAY, current_end=DAY, first_detected_time=WHEN, last_seen_time=WHEN,
@@ -58,3 +60,15 @@ def test_a_denial_rate_events_intervals_are_of_its_rates() -> None:
     )
     assert event.evidence.current_interval.upper == 0.3
     assert not event.evidence.HasField("effect_interval")
+
+
+def test_an_ended_event_says_why_and_one_ended_before_reasons_were_kept_was_no_longer_found() -> (
+    None
+):
+    def reason(**row: Any) -> str:
+        event = event_message(_row("DENIAL_RATE", **row))
+        return DriftEvent.EndReason.Name(event.end_reason)
+
+    assert reason(active=False, end_reason="CLAIMS_REMOVED") == "CLAIMS_REMOVED"
+    assert reason(active=False, end_reason=None) == "NO_LONGER_FOUND"
+    assert reason(active=True) == "END_REASON_UNSPECIFIED"

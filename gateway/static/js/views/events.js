@@ -171,6 +171,12 @@ function triageForm(context, event) {
   );
 }
 
+// Why an episode ended, as its page says it.
+const ENDED = {
+  NO_LONGER_FOUND: "a run compared it again and no longer found the drift",
+  CLAIMS_REMOVED: "none of this payer's claims are left (the uploads that held them were deleted, or its name was mapped to another payer), so nothing is left to show a drift",
+};
+
 async function detail(context) {
   const { api, path } = context;
   const event = await api.get(api.named(`${api.base.slice(4)}/driftEvents/${path[0]}`));
@@ -197,6 +203,7 @@ async function detail(context) {
       h("dd", {}, time(event.firstDetectedTime)),
       h("dt", {}, "Last seen"),
       h("dd", {}, time(event.lastSeenTime)),
+      event.active ? null : [h("dt", {}, "Ended"), h("dd", { "data-testid": "event-ended" }, `${time(event.endTime)}: ${ENDED[event.endReason] || ENDED.NO_LONGER_FOUND}`)],
       event.untestedSince
         ? [
             h("dt", {}, "Not tested since"),

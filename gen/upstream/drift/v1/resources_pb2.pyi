@@ -101,7 +101,7 @@ class DriftRun(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[DriftRun.State, str]] = ..., trigger: _Optional[_Union[DriftRun.Trigger, str]] = ..., request_id: _Optional[str] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., baseline_window: _Optional[_Union[DateRange, _Mapping]] = ..., current_window: _Optional[_Union[DateRange, _Mapping]] = ..., cells_tested: _Optional[int] = ..., cells_skipped: _Optional[int] = ..., events_opened: _Optional[int] = ..., events_updated: _Optional[int] = ..., events_closed: _Optional[int] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class DriftEvent(_message.Message):
-    __slots__ = ("name", "payer", "code_group", "metric", "severity", "state", "triage_note", "triaged_by", "triage_time", "active", "baseline_window", "current_window", "evidence", "dollars_at_stake", "summary", "first_detected_time", "last_seen_time", "end_time", "first_run", "last_run", "update_time", "etag", "untested_since")
+    __slots__ = ("name", "payer", "code_group", "metric", "severity", "state", "triage_note", "triaged_by", "triage_time", "active", "baseline_window", "current_window", "evidence", "dollars_at_stake", "summary", "first_detected_time", "last_seen_time", "end_time", "first_run", "last_run", "update_time", "etag", "untested_since", "end_reason")
     class Severity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         SEVERITY_UNSPECIFIED: _ClassVar[DriftEvent.Severity]
@@ -124,6 +124,14 @@ class DriftEvent(_message.Message):
     ACKNOWLEDGED: DriftEvent.State
     RESOLVED: DriftEvent.State
     DISMISSED: DriftEvent.State
+    class EndReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        END_REASON_UNSPECIFIED: _ClassVar[DriftEvent.EndReason]
+        NO_LONGER_FOUND: _ClassVar[DriftEvent.EndReason]
+        CLAIMS_REMOVED: _ClassVar[DriftEvent.EndReason]
+    END_REASON_UNSPECIFIED: DriftEvent.EndReason
+    NO_LONGER_FOUND: DriftEvent.EndReason
+    CLAIMS_REMOVED: DriftEvent.EndReason
     NAME_FIELD_NUMBER: _ClassVar[int]
     PAYER_FIELD_NUMBER: _ClassVar[int]
     CODE_GROUP_FIELD_NUMBER: _ClassVar[int]
@@ -147,6 +155,7 @@ class DriftEvent(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
     UNTESTED_SINCE_FIELD_NUMBER: _ClassVar[int]
+    END_REASON_FIELD_NUMBER: _ClassVar[int]
     name: str
     payer: str
     code_group: str
@@ -170,7 +179,8 @@ class DriftEvent(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     etag: str
     untested_since: _date_pb2.Date
-    def __init__(self, name: _Optional[str] = ..., payer: _Optional[str] = ..., code_group: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., severity: _Optional[_Union[DriftEvent.Severity, str]] = ..., state: _Optional[_Union[DriftEvent.State, str]] = ..., triage_note: _Optional[str] = ..., triaged_by: _Optional[str] = ..., triage_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[bool] = ..., baseline_window: _Optional[_Union[DateRange, _Mapping]] = ..., current_window: _Optional[_Union[DateRange, _Mapping]] = ..., evidence: _Optional[_Union[DriftEvidence, _Mapping]] = ..., dollars_at_stake: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., summary: _Optional[str] = ..., first_detected_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_run: _Optional[str] = ..., last_run: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., untested_since: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+    end_reason: DriftEvent.EndReason
+    def __init__(self, name: _Optional[str] = ..., payer: _Optional[str] = ..., code_group: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., severity: _Optional[_Union[DriftEvent.Severity, str]] = ..., state: _Optional[_Union[DriftEvent.State, str]] = ..., triage_note: _Optional[str] = ..., triaged_by: _Optional[str] = ..., triage_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[bool] = ..., baseline_window: _Optional[_Union[DateRange, _Mapping]] = ..., current_window: _Optional[_Union[DateRange, _Mapping]] = ..., evidence: _Optional[_Union[DriftEvidence, _Mapping]] = ..., dollars_at_stake: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., summary: _Optional[str] = ..., first_detected_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_run: _Optional[str] = ..., last_run: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., untested_since: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end_reason: _Optional[_Union[DriftEvent.EndReason, str]] = ...) -> None: ...
 
 class DriftEvidence(_message.Message):
     __slots__ = ("baseline_count", "current_count", "baseline_events", "current_events", "baseline_value", "current_value", "effect_size", "effect_unit", "p_value", "q_value", "baseline_interval", "current_interval", "test", "carc_codes_moved", "seasonal_expected_value", "effect_interval")
