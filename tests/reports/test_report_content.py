@@ -370,6 +370,15 @@ async def test_events_export_lists_the_drift_events_of_the_period_as_csv_and_jso
         assert row["summary"] == event["summary"]
         assert row["metric"] == event["metric"] and row["payer"] == event["payer"]
         assert math.isclose(float(row["current_value"]), event["evidence"]["currentValue"])
+        # Open events: no end, no reason; each interval the evidence has, bound by bound.
+        assert (row["end_time"], row["end_reason"]) == ("", "")
+        for interval in ("baseline", "current", "effect"):
+            bounds = event["evidence"].get(f"{interval}Interval", {})
+            assert [row[f"{interval}_interval_{b}"] for b in ("lower", "upper")] == [
+                repr(float(bounds[b])) if bounds else "" for b in ("lower", "upper")
+            ]
+        assert row["first_run"] == event["firstRun"] and row["last_run"] == event["lastRun"]
+    assert any(row["current_interval_lower"] for row in rows)
     assert united and {row["payer"] for row in united} == {"UnitedHealthcare"}
     # Detected today: nothing overlaps a period that ended months ago.
     assert csv_rows(before) == []
@@ -393,6 +402,32 @@ async def test_events_no_run_could_test_since_say_so_in_the_export_and_the_summa
     } and all(row["untested_since"] == str(end) for row in rows)
     said = f"not tested since {end.day} {end:%b %Y}, as no run since could compare it"
     assert text.count(said) == len(events)
+
+
+async def test_events_whose_claims_were_removed_say_so_in_the_export_and_the_summary(
+    system: System,
+) -> None:
+    """The upload that held all the customer's claims is deleted: the run that follows ends
+    its events, and the export and the drift summary say when and why."""
+    customer, start, end = drifted_customer(system)
+    with system.client(customer, "admin") as client:
+        (made,) = client.get(f"/v1/customers/{customer}/uploads").json()["uploads"]
+        assert client.delete(f"/v1/{made['name']}").status_code == 200
+
+        def rerun() -> bool:
+            runs = client.get(f"/v1/customers/{customer}/driftRuns").json()["driftRuns"]
+            return (runs[0]["trigger"], runs[0]["state"]) == ("DATA_CHANGE", "SUCCEEDED")
+
+        wait_until("the deletion's detection run", rerun, timeout=WAIT)
+        events = events_of(client, customer)
+    rows = csv_rows(await content(system, spec(customer, EVENTS, CSV, (start, end))))
+    _pages, text = pdf_text(await content(system, spec(customer, SUMMARY, PDF, (start, end))))
+
+    assert events and not any(e["active"] for e in events)
+    assert {row["name"]: (row["active"], row["end_reason"], row["end_time"]) for row in rows} == {
+        e["name"]: ("false", "CLAIMS_REMOVED", e["endTime"]) for e in events
+    }
+    assert text.count("ended (none of the payer's claims are left)") == len(events)
 
 
 async def test_a_history_uploaded_today_has_its_drift_in_the_period_its_claims_were_decided(

@@ -208,6 +208,22 @@ def _evidence(event: drift_resources_pb2.DriftEvent) -> drift_resources_pb2.Drif
     return event.evidence
 
 
+def _bound(interval: str, bound: str) -> Callable[[drift_resources_pb2.DriftEvent], Cell]:
+    """One bound of one of the evidence's intervals, empty where the metric has none."""
+
+    def cell(event: drift_resources_pb2.DriftEvent) -> Cell:
+        evidence = event.evidence
+        value: float = getattr(getattr(evidence, interval), bound)
+        return value if evidence.HasField(interval) else None
+
+    return cell
+
+
+def _end_reason(event: drift_resources_pb2.DriftEvent) -> str | None:
+    reason = event.end_reason
+    return None if reason == 0 else drift_resources_pb2.DriftEvent.EndReason.Name(reason)
+
+
 def _seasonal(event: drift_resources_pb2.DriftEvent) -> float | None:
     evidence = event.evidence
     return (
@@ -253,6 +269,16 @@ EVENT_COLUMNS: Sequence[tuple[str, Callable[[drift_resources_pb2.DriftEvent], Ce
     ("end_time", lambda e: time_text(e.end_time)),
     ("triage_note", lambda e: Text(e.triage_note)),
     ("untested_since", lambda e: date_text(e.untested_since)),
+    ("end_reason", _end_reason),
+    ("triaged_by", lambda e: Text(e.triaged_by)),
+    ("triage_time", lambda e: time_text(e.triage_time)),
+    *(
+        (f"{interval}_{bound}", _bound(interval, bound))
+        for interval in ("baseline_interval", "current_interval", "effect_interval")
+        for bound in ("lower", "upper")
+    ),
+    ("first_run", lambda e: Text(e.first_run)),
+    ("last_run", lambda e: Text(e.last_run)),
 )
 
 

@@ -112,6 +112,20 @@ def _period(start: dt.date, end: dt.date) -> str:
     return f"{_date(start)} – {_date(end)}"
 
 
+# Why an event ended, as its row in a document says it.
+_END_REASONS = {
+    drift_resources_pb2.DriftEvent.NO_LONGER_FOUND: "no longer found",
+    drift_resources_pb2.DriftEvent.CLAIMS_REMOVED: "none of the payer's claims are left",
+}
+
+
+def _ended(event: drift_resources_pb2.DriftEvent) -> str:
+    if event.active:
+        return ""
+    reason = _END_REASONS.get(event.end_reason, "no longer found")
+    return f", ended ({reason})"
+
+
 def _table(
     rows: Sequence[Sequence[object]], widths: Sequence[float], *, header: bool = True
 ) -> Table:
@@ -176,7 +190,7 @@ def _event(event: DriftEvent, width: float) -> Flowable:
         counts += f"; {evidence.baseline_events:,} → {evidence.current_events:,} denied"
     rows: list[list[object]] = [
         ["What", where],
-        ["Severity, triage", f"{severity}, {state}" + ("" if event.active else ", closed")],
+        ["Severity, triage", f"{severity}, {state}" + _ended(event)],
         ["Baseline → current", change],
         ["Claims", counts],
         ["Test", f"{evidence.test}: p = {evidence.p_value:.2g}, q = {evidence.q_value:.2g}"],
