@@ -544,7 +544,7 @@ def _event_facts(event: drift_resources.DriftEvent) -> list[tuple[str, str]]:
         )
     state = drift_resources.DriftEvent.State.Name(event.state)
     if not event.active:
-        why = {drift_resources.DriftEvent.CLAIMS_REMOVED: "none of its payer's claims are left"}
+        why = {drift_resources.DriftEvent.CLAIMS_REMOVED: "none of its claims are left"}
         state += f", ended {event.end_time.ToJsonString()}: " + why.get(
             event.end_reason, "no longer found"
         )

@@ -10,12 +10,17 @@ import grpc
 import numpy as np
 
 from runtime.messages import date_message
+from runtime.validation import DEFAULT_MAX_YEAR, DEFAULT_MIN_YEAR
 from services.drift.series import AMOUNTS, CellSeries, EntrySpans, ReadSeries, SeriesReading
 from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, resources_pb2
 
 # A year of statistics streams in seconds; the default deadline is for quick calls.
 STREAM_TIMEOUT_SECONDS = 300.0
 
+
+# Every day a claim can be decided on: the dates the API takes.
+_EARLIEST = dt.date(DEFAULT_MIN_YEAR, 1, 1)
+_LATEST = dt.date(DEFAULT_MAX_YEAR, 12, 31)
 
 # Ingest numbers days from 1970-01-01; series number them as proleptic ordinals.
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
@@ -125,20 +130,28 @@ class IngestClient:
             if not token:
                 return latest
 
-    async def payers_with_claims(self, customer: str) -> set[str]:
-        """The canonical payers the customer has claims of, whenever decided."""
-        found: set[str] = set()
-        token = ""
-        while True:
-            page = await self._stub.ListPayers(
-                ingest_service_pb2.ListPayersRequest(
-                    parent=f"customers/{customer}", page_size=1000, page_token=token
-                )
-            )
-            found.update(p.canonical_payer for p in page.payers if p.claim_count)
-            token = page.next_page_token
-            if not token:
-                return found
+    async def cells_with_claims(
+        self, customer: str, payers: Collection[str]
+    ) -> set[tuple[str, str]]:
+        """The payer × code groups of `payers` that have claims, whenever decided, or pending:
+        the series of their whole history, each summed into one span (nothing of their
+        numbers is used)."""
+        call = self._stub.StreamDailyStatSeries(
+            ingest_service_pb2.StreamDailyStatSeriesRequest(
+                parent=f"customers/{customer}",
+                payers=sorted(payers),
+                start_date=date_message(_EARLIEST),
+                end_date=date_message(_LATEST),
+                encoding=ingest_service_pb2.StreamDailyStatSeriesRequest.PACKED,
+                entry_span_starts=[date_message(_EARLIEST)],
+            ),
+            timeout=STREAM_TIMEOUT_SECONDS,
+        )
+        return {
+            (series.payer, series.code_group)
+            async for message in call
+            for series in message.daily_stat_series
+        }
 
     async def daily_stat_series(
         self,

@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from collections.abc import Iterable
 
 from opentelemetry import trace
 from prometheus_client import Counter, Gauge, Histogram
@@ -19,6 +20,7 @@ from runtime.telemetry import continuing, error_text, trace_carrier
 from services.drift.detection import detect, first_day_read, span_starts_read
 from services.drift.ingest_client import IngestClient
 from services.drift.kept_summaries import KeptSummaries
+from services.drift.series import CellSeries, cells_without_claims
 from services.drift.store import DriftStore
 
 logger = logging.getLogger("upstream.drift")
@@ -131,14 +133,12 @@ class DetectionRuns:
                     run.as_of,
                     span_starts_read(run.as_of, config),
                 )
-                # Which payers have claims at all (a small read, made while detection runs):
-                # the events of one with none left end.
-                detection, with_claims = await asyncio.gather(
+                detection, gone = await asyncio.gather(
                     asyncio.to_thread(detect, series, run.as_of, config),
-                    self._ingest.payers_with_claims(customer),
+                    self._cells_gone(customer, series),
                 )
                 outcome = await self._store.record_detection(
-                    customer, run, detection, trace_carrier(), with_claims
+                    customer, run, detection, trace_carrier(), gone
                 )
             except Exception as exc:
                 logger.exception("drift run failed", extra={"run_id": run.run_id})
@@ -171,3 +171,20 @@ class DetectionRuns:
                     "payer summaries not computed after a run", extra={"run_id": run.run_id}
                 )
         return True
+
+    async def _cells_gone(
+        self, customer: str, series: Iterable[CellSeries]
+    ) -> set[tuple[str, str]]:
+        """The cells of the customer's open events none of whose claims are left (every
+        upload that held them deleted, or their payer's name mapped to another): their events
+        end. A cell the run read has claims; one it did not (its claims stopped coming before
+        the days a run reads, or are gone) is looked for in its payer's whole history, a
+        small read made while detection runs."""
+        unread = cells_without_claims(
+            await self._store.open_event_cells(customer),
+            {(one.payer, one.code_group) for one in series},
+        )
+        if not unread:
+            return set()
+        found = await self._ingest.cells_with_claims(customer, {payer for payer, _ in unread})
+        return cells_without_claims(unread, found)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -613,6 +613,20 @@ def payer_series(series: Iterable[CellSeries]) -> dict[str, CellSeries]:
     return {
         payer: parts[0] if len(parts) == 1 else merged(payer, ALL_CODES, parts)
         for payer, parts in by_payer.items()
+    }
+
+
+def cells_without_claims(
+    cells: Iterable[tuple[str, str]], with_claims: Collection[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Of `cells` (payer × code group; ALL_CODES for a payer's own), those none of whose
+    claims are among `with_claims` (the payer × code groups that have claims): a payer's own
+    cell has claims when any of its code groups has."""
+    payers = {payer for payer, _ in with_claims}
+    return {
+        (payer, group)
+        for payer, group in cells
+        if (payer, group) not in with_claims and not (group == ALL_CODES and payer in payers)
     }
 
 

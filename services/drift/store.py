@@ -457,10 +457,10 @@ class DriftStore:
         run: Row,
         detection: Detection,
         trace_context: dict[str, str],
-        payers_with_claims: Collection[str],
+        cells_gone: Collection[tuple[str, str]],
     ) -> RunOutcome:
         """Upsert the run's findings into episodes, close the episodes it no longer finds
-        (and those of payers with no claims left, `payers_with_claims` naming the others),
+        (and those of the payer × code groups in `cells_gone`: none of their claims are left),
         queue the changes for reports, and finish the run: one transaction, one customer at
         a time."""
         async with self._engine.begin() as connection:
@@ -476,7 +476,7 @@ class DriftStore:
                 connection, customer, run, detection
             )
             closed, untested = await self._close_episodes(
-                connection, customer, run, detection, payers_with_claims
+                connection, customer, run, detection, cells_gone
             )
             changed += closed
             if changed:
@@ -576,13 +576,13 @@ class DriftStore:
         customer: str,
         run: Row,
         detection: Detection,
-        payers_with_claims: Collection[str],
+        cells_gone: Collection[tuple[str, str]],
     ) -> tuple[list[str], list[str]]:
         """End the open episodes whose comparison this run made and did not flag, and those
-        of payers none of whose claims are left (every upload that held them deleted, or
-        mapped to another payer: nothing is left to show a drift), and mark those whose
-        comparison it could not make (untested since its as-of day, unless they were
-        already): the ended ones, then the newly untested ones. An untested episode stays
+        of the cells none of whose claims are left (`cells_gone`: every upload that held them
+        deleted, or their payer mapped to another: nothing is left to show a drift), and
+        mark those whose comparison it could not make (untested since its as-of day, unless
+        they were already): the ended ones, then the newly untested ones. An untested episode stays
         open, as nothing says its drift ended: the cell has too few decided claims in the
         run's windows, or none (a payer whose claims stopped coming)."""
         found = {(f.cell.payer, f.cell.code_group, f.metric) for f in detection.findings}
@@ -597,21 +597,20 @@ class DriftStore:
                 ).where(drift_events.c.customer_id == customer, drift_events.c.active)
             )
         ).all()
-        with_claims = set(payers_with_claims)
-        removed = [row.event_id for row in still_open if row.payer not in with_claims]
+        gone = set(cells_gone)
+        removed = [row.event_id for row in still_open if (row.payer, row.code_group) in gone]
         no_longer_found = [
             row.event_id
             for row in still_open
             if (row.payer, row.code_group, row.metric) in detection.tested
             and (row.payer, row.code_group, row.metric) not in found
-            and row.payer in with_claims
         ]
         untested = [
             row.event_id
             for row in still_open
             if row.untested_since is None
             and (row.payer, row.code_group, row.metric) not in detection.tested
-            and row.payer in with_claims
+            and (row.payer, row.code_group) not in gone
         ]
         if untested:
             await connection.execute(
@@ -646,6 +645,16 @@ class DriftStore:
         return no_longer_found + removed, untested
 
     # --- events -----------------------------------------------------------------------------
+
+    async def open_event_cells(self, customer: str) -> set[tuple[str, str]]:
+        """The payer × code groups the customer's open events are of."""
+        async with self._reads.connect() as connection:
+            rows = await connection.execute(
+                sa.select(drift_events.c.payer, drift_events.c.code_group)
+                .where(drift_events.c.customer_id == customer, drift_events.c.active)
+                .distinct()
+            )
+            return {(row.payer, row.code_group) for row in rows}
 
     async def get_event(self, customer: str, event_id: str) -> Row | None:
         """The event, kept between reads (`event_reads`)."""

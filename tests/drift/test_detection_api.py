@@ -6,13 +6,16 @@ import concurrent.futures
 import datetime as dt
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 
-from devtools.synthetic import Scenario
+from devtools.synthetic import Drift, Scenario
+from services.ingest.code_groups import code_group
 from tests.browser import chromium, signed_in
 from tests.scenarios import DRIFTED_PAYER, as_csv, denial_drift, run_as_of
 from tests.system import System
@@ -43,6 +46,44 @@ def _events(client: httpx.Client, customer: str, **params: str) -> list[dict[str
     response = client.get(f"/v1/customers/{customer}/driftEvents", params=params)
     assert response.status_code == 200, response.text
     return list(response.json()["driftEvents"])
+
+
+def _finished_runs(client: httpx.Client, customer: str, count: int) -> list[dict[str, Any]]:
+    """The customer's runs, newest first, once there are `count` and all succeeded."""
+    found = _wait_for(
+        lambda: list(client.get(f"/v1/customers/{customer}/driftRuns").json()["driftRuns"]),
+        lambda found: len(found) == count and all(r["state"] == "SUCCEEDED" for r in found),
+    )
+    assert [r["state"] for r in found] == ["SUCCEEDED"] * count, found
+    return found
+
+
+def _uploaded_apart(
+    client: httpx.Client, customer: str, csv_text: str, apart: Callable[[dict[str, str]], bool]
+) -> str:
+    """The CSV uploaded as two files, the rows `apart` picks (by their fields) last, each
+    file's run awaited; the name of the second upload."""
+    header, *rows = csv_text.splitlines(keepends=True)
+    columns = header.strip().split(",")
+    last = [apart(dict(zip(columns, row.strip().split(","), strict=True))) for row in rows]
+    for part in (False, True):
+        made = client.post(
+            f"/v1/customers/{customer}/uploads",
+            content="".join([header, *(r for r, x in zip(rows, last, strict=True) if x is part)]),
+        )
+        assert made.status_code == 200, made.text
+        _finished_runs(client, customer, 1 + part)
+    return str(made.json()["name"])
+
+
+def _page_says_it_ended(system: System, event: dict[str, Any], why: str) -> None:
+    """The event's page, in Chromium, says when it ended and `why`."""
+    customer = event["name"].split("/")[1]
+    with chromium() as browser:
+        session, page = signed_in(browser, system, customer, "viewer")
+        page.goto(f"{system.gateway_url}/#/events/{event['name'].rsplit('/', 1)[1]}")
+        expect(page.get_by_test_id("event-ended")).to_contain_text(why)
+        assert session.errors == []
 
 
 @pytest.fixture(scope="module")
@@ -543,33 +584,14 @@ def test_the_events_of_a_payer_whose_every_claim_went_with_a_deleted_upload_end(
     deleted. Nothing is left of the payer, so its events end rather than wait, untested, for
     claims that will not come (a payer whose claims merely stopped coming stays open)."""
     customer = "gone" + uuid.uuid4().hex[:8]
-    header, *rows = as_csv(scenario(customer)).splitlines(keepends=True)
-    payer = header.strip().split(",").index("payer")
-
-    def of_drifted(row: str) -> bool:
-        return row.split(",")[payer] == DRIFTED_PAYER
-
     with system.client(customer, "admin") as client:
-
-        def finished(count: int) -> list[dict[str, Any]]:
-            found = _wait_for(
-                lambda: list(client.get(f"/v1/customers/{customer}/driftRuns").json()["driftRuns"]),
-                lambda found: len(found) == count and all(r["state"] == "SUCCEEDED" for r in found),
-            )
-            assert [r["state"] for r in found] == ["SUCCEEDED"] * count, found
-            return found
-
-        for part in (False, True):
-            made = client.post(
-                f"/v1/customers/{customer}/uploads",
-                content="".join([header, *(r for r in rows if of_drifted(r) is part)]).encode(),
-            )
-            assert made.status_code == 200, made.text
-            finished(1 + part)
+        made = _uploaded_apart(
+            client, customer, as_csv(scenario(customer)), lambda r: r["payer"] == DRIFTED_PAYER
+        )
         raised = _events(client, customer, filter=f'payer = "{DRIFTED_PAYER}" AND active = true')
         others = _events(client, customer, filter=f'payer != "{DRIFTED_PAYER}" AND active = true')
-        assert client.delete(f"/v1/{made.json()['name']}").status_code == 200
-        after_delete = finished(3)[0]
+        assert client.delete(f"/v1/{made}").status_code == 200
+        after_delete = _finished_runs(client, customer, 3)[0]
         ended = [client.get(f"/v1/{event['name']}").json() for event in raised]
         still = _events(client, customer, filter="active = true")
 
@@ -579,11 +601,84 @@ def test_the_events_of_a_payer_whose_every_claim_went_with_a_deleted_upload_end(
         (False, False, True, "CLAIMS_REMOVED")
     ] * len(raised)
     # The event's page says when and why it ended.
-    with chromium() as browser:
-        session, page = signed_in(browser, system, customer, "viewer")
-        page.goto(f"{system.gateway_url}/#/events/{raised[0]['name'].rsplit('/', 1)[1]}")
-        expect(page.get_by_test_id("event-ended")).to_contain_text(
-            "none of this payer's claims are left"
-        )
-        assert session.errors == []
+    _page_says_it_ended(system, raised[0], f"none of {DRIFTED_PAYER}'s claims are left")
     assert sorted(e["name"] for e in still) == sorted(e["name"] for e in others)
+
+
+def test_the_events_of_a_code_group_whose_every_claim_went_with_a_deleted_upload_end(
+    system: System,
+) -> None:
+    """The drifted payer's evaluation and management claims, whose denials rose, came in a
+    file of their own, which is deleted: that code group's events end, as nothing is left
+    of it; the payer's other events and every other payer's are compared again as before."""
+    customer = "gonecell" + uuid.uuid4().hex[:8]
+    group = "EVALUATION_MANAGEMENT"
+    drifted = replace(
+        scenario(customer),
+        drifts=(
+            Drift(DRIFTED_PAYER, DRIFT_START, "denial_rate", factor=3.0, code_group=group),
+            Drift(DRIFTED_PAYER, DRIFT_START, "decision_days", days=25, code_group="LABORATORY"),
+            Drift("Medicare Part B", DRIFT_START, "denial_rate", factor=3.0),
+        ),
+    )
+    with system.client(customer, "admin") as client:
+        made = _uploaded_apart(
+            client,
+            customer,
+            as_csv(drifted),
+            lambda r: r["payer"] == DRIFTED_PAYER and code_group(r["procedure_code"]) == group,
+        )
+        of_group = f'payer = "{DRIFTED_PAYER}" AND code_group = "{group}" AND active = true'
+        raised = _events(client, customer, filter=of_group)
+        others = _events(client, customer, filter=f"NOT ({of_group}) AND active = true")
+        assert client.delete(f"/v1/{made}").status_code == 200
+        _finished_runs(client, customer, 3)
+        ended = [client.get(f"/v1/{event['name']}").json() for event in raised]
+        still = _events(client, customer, filter="active = true")
+        payer_events = _events(client, customer, filter=f'payer = "{DRIFTED_PAYER}"')
+
+    assert raised and {e["payer"] for e in others} == {DRIFTED_PAYER, "Medicare Part B"}
+    assert [(e["active"], "untestedSince" in e, e["endReason"]) for e in ended] == [
+        (False, False, "CLAIMS_REMOVED")
+    ] * len(raised)
+    # The drifts of the payer's other code groups and of the other payer go on; the payer's
+    # own comparison is made again without the group (and no longer finds the drift it
+    # carried), not ended for it.
+    assert {(e["payer"], e["codeGroup"], e["metric"]) for e in still} == {
+        (DRIFTED_PAYER, "LABORATORY", "DECISION_DAYS"),
+        ("Medicare Part B", "", "DENIAL_RATE"),
+    }
+    assert not any(
+        e["endReason"] == "CLAIMS_REMOVED" for e in payer_events if e["codeGroup"] != group
+    )
+    _page_says_it_ended(
+        system, raised[0], f"none of {DRIFTED_PAYER}'s evaluation and management claims are left"
+    )
+
+
+def test_the_events_of_a_payer_whose_claims_stopped_long_ago_stay_open_untested(
+    system: System,
+) -> None:
+    """A history that ended two years ago holds a drift; a run as of today reads none of
+    it. The claims are still there, so its events stay open, not tested since, rather than
+    end as if the claims had gone."""
+    customer = "stopped" + uuid.uuid4().hex[:8]
+    start = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1000)
+    old = as_csv(denial_drift(customer, start, start + dt.timedelta(days=220))).encode()
+    with system.client(customer, "admin") as client:
+        made = client.post(f"/v1/customers/{customer}/uploads", content=old, timeout=300)
+        assert made.status_code == 200, made.text
+        _wait_for(
+            lambda: client.get(f"/v1/customers/{customer}/driftRuns").json()["driftRuns"],
+            lambda runs: runs and runs[0]["state"] in ("SUCCEEDED", "FAILED"),
+        )
+        before = _events(client, customer, filter="active = true")
+    today = dt.datetime.now(dt.UTC).date()
+    run = run_as_of(system, customer, today)
+    with system.client(customer, "viewer") as client:
+        after = {e["name"]: e for e in _events(client, customer)}
+
+    assert before and run["state"] == "SUCCEEDED" and int(run.get("cellsTested", 0)) == 0
+    assert [
+        (after[e["name"]]["active"], after[e["name"]].get("untestedSince")) for e in before
+    ] == [(True, {"year": today.year, "month": today.month, "day": today.day})] * len(before)

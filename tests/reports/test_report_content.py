@@ -427,7 +427,7 @@ async def test_events_whose_claims_were_removed_say_so_in_the_export_and_the_sum
     assert {row["name"]: (row["active"], row["end_reason"], row["end_time"]) for row in rows} == {
         e["name"]: ("false", "CLAIMS_REMOVED", e["endTime"]) for e in events
     }
-    assert text.count("ended (none of the payer's claims are left)") == len(events)
+    assert text.count("ended (none of its claims are left)") == len(events)
 
 
 async def test_a_history_uploaded_today_has_its_drift_in_the_period_its_claims_were_decided(

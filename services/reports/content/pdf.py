@@ -115,7 +115,7 @@ def _period(start: dt.date, end: dt.date) -> str:
 # Why an event ended, as its row in a document says it.
 _END_REASONS = {
     drift_resources_pb2.DriftEvent.NO_LONGER_FOUND: "no longer found",
-    drift_resources_pb2.DriftEvent.CLAIMS_REMOVED: "none of the payer's claims are left",
+    drift_resources_pb2.DriftEvent.CLAIMS_REMOVED: "none of its claims are left",
 }
 
 

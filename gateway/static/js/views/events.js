@@ -173,8 +173,9 @@ function triageForm(context, event) {
 
 // Why an episode ended, as its page says it.
 const ENDED = {
-  NO_LONGER_FOUND: "a run compared it again and no longer found the drift",
-  CLAIMS_REMOVED: "none of this payer's claims are left (the uploads that held them were deleted, or its name was mapped to another payer), so nothing is left to show a drift",
+  NO_LONGER_FOUND: () => "a run compared it again and no longer found the drift",
+  CLAIMS_REMOVED: (event) =>
+    `none of ${event.payer}'s ${event.codeGroup ? `${groupWords(event.codeGroup)} ` : ""}claims are left (the uploads that held them were deleted, or the payer's name was mapped to another payer), so nothing is left to show a drift`,
 };
 
 async function detail(context) {
@@ -203,7 +204,7 @@ async function detail(context) {
       h("dd", {}, time(event.firstDetectedTime)),
       h("dt", {}, "Last seen"),
       h("dd", {}, time(event.lastSeenTime)),
-      event.active ? null : [h("dt", {}, "Ended"), h("dd", { "data-testid": "event-ended" }, `${time(event.endTime)}: ${ENDED[event.endReason] || ENDED.NO_LONGER_FOUND}`)],
+      event.active ? null : [h("dt", {}, "Ended"), h("dd", { "data-testid": "event-ended" }, `${time(event.endTime)}: ${(ENDED[event.endReason] || ENDED.NO_LONGER_FOUND)(event)}`)],
       event.untestedSince
         ? [
             h("dt", {}, "Not tested since"),
