@@ -796,7 +796,7 @@ def test_the_alert_policy_is_set_as_listed_and_alerts_say_where_they_went(
             run(
                 system, customer, "--json", "alert-policy", "set",
                 f"slack_webhook_url={slack.url('/services/T0/B0/x')}", "minimum_severity=MEDIUM",
-                "suppression_window=2h", "email_recipients=",
+                "suppression_window=2h", "email_recipients=", "alert_when_ended=yes",
             )
         )  # fmt: skip
         after = run(system, customer, "alert-policy")
@@ -823,7 +823,11 @@ def test_the_alert_policy_is_set_as_listed_and_alerts_say_where_they_went(
     assert changed["slackWebhookHost"] == "127.0.0.1" and "slackWebhookUrl" not in changed
     now = after.stdout.splitlines()
     assert "slack_webhook_url  (a webhook of 127.0.0.1)" in now
-    assert {"minimum_severity  MEDIUM", "suppression_window  2h", "email_recipients"} <= set(now)
+    assert {
+        "minimum_severity  MEDIUM", "suppression_window  2h", "email_recipients",
+        "alert_when_ended  true",
+    } <= set(now)  # fmt: skip
+    assert changed["alertWhenEnded"] is True and "alert_when_ended  false" in before.stdout
     (alert,) = sent
     assert (alert["kind"], alert["channel"]) == ("DRIFT_EVENT", "SLACK")
     assert alert["driftEvents"] == [f"customers/{customer}/driftEvents/ev_high"]

@@ -731,6 +731,30 @@ def test_an_alert_that_never_arrived_says_why_on_the_settings_page(
     assert session.errors == []
 
 
+def test_an_admin_asks_for_alerts_when_alerted_drifts_end_and_a_viewer_reads_it(
+    system: System, browser: Browser
+) -> None:
+    """The alert settings' checkbox sends only that change; the policy then says so, and
+    the settings page shows it to a viewer."""
+    customer = "web" + uuid.uuid4().hex[:8]
+    session, page = signed_in(browser, system, customer, "admin")
+    go(page, "Settings")
+    form = page.get_by_role("form", name="Alert settings")
+    form.get_by_label("Alert when an alerted drift ends").check()
+    form.get_by_role("button", name="Save alert settings").click()
+    expect(page.get_by_role("status")).to_have_text("Alert settings saved.")
+    with system.client(customer, "viewer") as client:
+        policy = client.get(f"/v1/customers/{customer}/alertPolicy").json()
+    viewer_session, viewer = signed_in(browser, system, customer, "viewer")
+    go(viewer, "Settings")
+
+    assert policy["alertWhenEnded"] is True and policy["minimumSeverity"] == "MEDIUM"
+    expect(viewer.get_by_role("region", name="Alert settings")).to_contain_text(
+        re.compile(r"Alert when an alerted drift ends\s*Yes")
+    )
+    assert session.errors == [] and viewer_session.errors == []
+
+
 def test_on_a_phone_nothing_needs_sideways_scrolling(
     system: System, browser: Browser, drifted: tuple[str, dict[str, Any]]
 ) -> None:

@@ -36,6 +36,7 @@ POLICY_FIELDS = (
     "digest_hour",
     "time_zone",
     "disabled",
+    "alert_when_ended",
 )
 _DEFAULTS = PolicyValues()
 
@@ -53,6 +54,7 @@ def policy_message(customer: str, stored: StoredPolicy) -> resources_pb2.AlertPo
         digest_hour=values.digest_hour,
         time_zone=values.time_zone,
         disabled=values.disabled,
+        alert_when_ended=values.alert_when_ended,
         etag=stored.etag,
     )
     return set_fields(policy, update_time=timestamp_message(stored.update_time))

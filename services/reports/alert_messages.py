@@ -40,17 +40,30 @@ class AlertMessage:
 
 @dataclass(frozen=True)
 class EventChange:
-    """A drift event as a change left it: opened, or escalated (its severity rose)."""
+    """A drift event as a change left it: opened, escalated (its severity rose) or ended."""
 
     event: drift_resources.DriftEvent
     escalated: bool
+
+    @property
+    def ended(self) -> bool:
+        return not self.event.active
+
+
+# Why an event ended, as an alert says it.
+ENDED_BECAUSE = {
+    drift_resources.DriftEvent.NO_LONGER_FOUND: "a run compared it again and no longer found "
+    "the drift",
+    drift_resources.DriftEvent.CLAIMS_REMOVED: "none of its claims are left (the uploads that "
+    "held them were deleted, or the payer's name was mapped to another payer)",
+}
 
 
 def drift_event_alert(change: EventChange, base_url: str) -> AlertMessage:
     """The alert of one drift event change."""
     event = change.event
     severity = _severity(event)
-    what = "escalated to" if change.escalated else "opened,"
+    what = "ended:" if change.ended else "escalated to" if change.escalated else "opened,"
     subject = _subject(f"{severity} drift {what} {_one_line(event.summary)}")
     facts = _facts(event)
     link = event_link(event.name, base_url)
@@ -95,6 +108,11 @@ def digest_alert(
 ) -> AlertMessage:
     """The daily digest of `total` changes, of which `listed` (most severe first) are shown."""
     count = f"{total} drift event change" + ("" if total == 1 else "s")
+    since = (
+        "opened, escalated or ended"
+        if any(change.ended for change in listed)
+        else "opened or escalated"
+    )
     subject = _subject(f"Daily drift digest, {day.isoformat()}: {count}")
     lines = [_digest_line(change) for change in listed]
     links = [event_link(change.event.name, base_url) for change in listed]
@@ -105,7 +123,7 @@ def digest_alert(
     more = f"and {rest} more: {all_events}" if rest > 0 else f"All active events: {all_events}"
     text = "\n".join(
         [
-            f"{count} opened or escalated since the last digest, most severe first.",
+            f"{count} {since} since the last digest, most severe first.",
             "",
             *(f"- {line}\n  {link}" for line, link in zip(lines, links, strict=True)),
             "",
@@ -118,7 +136,7 @@ def digest_alert(
         for line, link in zip(lines, links, strict=True)
     )
     body = (
-        f"<p>{html.escape(count)} opened or escalated since the last digest, most severe "
+        f"<p>{html.escape(count)} {since} since the last digest, most severe "
         f"first.</p><ul>{items}</ul><p>{html.escape(more)}</p>"
     )
     slack = {
@@ -192,7 +210,9 @@ def _severity(event: drift_resources.DriftEvent) -> str:
 
 def _digest_line(change: EventChange) -> str:
     event = change.event
-    severity = _severity(event) + (" (escalated)" if change.escalated else "")
+    severity = _severity(event) + (
+        " (ended)" if change.ended else " (escalated)" if change.escalated else ""
+    )
     dollars = _dollars(event)
     return f"{severity}: {_one_line(event.summary, MAX_SUMMARY_CHARS)} ({dollars} at stake)"
 
@@ -216,6 +236,16 @@ def _facts(event: drift_resources.DriftEvent) -> list[tuple[str, str]]:
     if event.HasField("first_detected_time"):
         since = event.first_detected_time.ToDatetime(tzinfo=dt.UTC).date().isoformat()
         facts.append(("Detected since", since))
+    if not event.active:
+        why = ENDED_BECAUSE.get(
+            event.end_reason, ENDED_BECAUSE[drift_resources.DriftEvent.NO_LONGER_FOUND]
+        )
+        ended = (
+            event.end_time.ToDatetime(tzinfo=dt.UTC).date().isoformat()
+            if event.HasField("end_time")
+            else ""
+        )
+        facts.append(("Ended", f"{ended}: {why}" if ended else why))
     window = event.current_window
     if window.HasField("start_date") and window.HasField("end_date"):
         start, end = window.start_date, window.end_date

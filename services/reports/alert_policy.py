@@ -14,8 +14,10 @@ IMMEDIATE, DAILY_DIGEST = "IMMEDIATE", "DAILY_DIGEST"
 MAX_EMAIL_RECIPIENTS = 50
 MAX_SUPPRESSION_SECONDS = 90 * 86400
 DEFAULT_SUPPRESSION_SECONDS = 7 * 86400
-# The drift event changes (reports' EventType names) that can be alerted; closing never is.
+# The drift event changes (reports' EventType names) that can be alerted; closing only when
+# the policy asks for it (`alert_when_ended`), of an event alerted before.
 DRIFT_EVENT_OPENED, DRIFT_EVENT_UPDATED = "DRIFT_EVENT_OPENED", "DRIFT_EVENT_UPDATED"
+DRIFT_EVENT_CLOSED = "DRIFT_EVENT_CLOSED"
 
 # An address as people type it into a form (RFC 5321's dot-atom local part and a domain of
 # LDH labels with a top-level label of letters); quoted local parts and IP literals are not.
@@ -36,6 +38,7 @@ class PolicyValues:
     digest_hour: int = 8
     time_zone: str = "UTC"
     disabled: bool = False
+    alert_when_ended: bool = False
 
     @property
     def alerts_anyone(self) -> bool:

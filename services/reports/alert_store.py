@@ -29,6 +29,7 @@ from runtime.filtering import FilterField, parse_filter
 from runtime.pagination import after_position
 from services.reports.alert_policy import (
     DAILY_DIGEST,
+    DRIFT_EVENT_CLOSED,
     PolicyValues,
     is_alerted_change,
     next_digest_time,
@@ -53,6 +54,7 @@ alert_policies = sa.Table(
     sa.Column("time_zone", sa.Text, nullable=False),
     sa.Column("disabled", sa.Boolean, nullable=False),
     sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("alert_when_ended", sa.Boolean, nullable=False),
 )
 
 alerts = sa.Table(
@@ -215,6 +217,7 @@ class AlertStore:
             "digest_hour": values.digest_hour,
             "time_zone": values.time_zone,
             "disabled": values.disabled,
+            "alert_when_ended": values.alert_when_ended,
             "update_time": sa.func.now(),
         }
         p = alert_policies
@@ -432,9 +435,11 @@ async def queue_drift_event_alerts(
     """Queue the alerts the customer's policy asks for about one recorded change, in the
     transaction that records it: an event opened or escalated at or above the minimum
     severity, unless its payer × code group × metric was alerted within the window at the
-    same or a higher severity. Immediate alerts are one per channel; in digest mode the
-    change joins the channels' next digest. Returns how many alerts it queued."""
-    if not is_alerted_change(change.change, change.escalated, event.active):
+    same or a higher severity; and, when the policy asks for it, an event alerted before
+    that ended. Immediate alerts are one per channel; in digest mode the change joins the
+    channels' next digest. Returns how many alerts it queued."""
+    ended = change.change == DRIFT_EVENT_CLOSED
+    if not ended and not is_alerted_change(change.change, change.escalated, event.active):
         return 0
     found = (
         await connection.execute(
@@ -447,9 +452,16 @@ async def queue_drift_event_alerts(
         return 0
     policy = _stored_policy(found).values
     rank = severity_rank(event.severity)
-    if not policy.alerts_anyone or rank < severity_rank(policy.minimum_severity):
+    if not policy.alerts_anyone:
         return 0
-    if not await _claim_suppression(connection, customer, event, rank, policy):
+    if ended:
+        if not policy.alert_when_ended or not await _alerted_before(
+            connection, customer, event.event_id
+        ):
+            return 0
+    elif rank < severity_rank(policy.minimum_severity) or not await _claim_suppression(
+        connection, customer, event, rank, policy
+    ):
         return 0
     digest_time = (
         next_digest_time(found.now, policy.digest_hour, policy.time_zone)
@@ -549,6 +561,22 @@ async def queue_report_ready_email(
         detail=detail,
     )
     return len(queued)
+
+
+async def _alerted_before(connection: AsyncConnection, customer: str, event_id: str) -> bool:
+    """Whether an alert (or a digest) told of the event's opening or escalation."""
+    i = alert_items
+    return bool(
+        await connection.scalar(
+            sa.select(
+                sa.exists().where(
+                    i.c.customer_id == customer,
+                    i.c.event_id == event_id,
+                    i.c.change != DRIFT_EVENT_CLOSED,
+                )
+            )
+        )
+    )
 
 
 async def _claim_suppression(
@@ -654,6 +682,7 @@ def _stored_policy(row: Row | None) -> StoredPolicy:
         digest_hour=int(row.digest_hour),
         time_zone=row.time_zone,
         disabled=row.disabled,
+        alert_when_ended=row.alert_when_ended,
     )
     return StoredPolicy(values, row.update_time)
 

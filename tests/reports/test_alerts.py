@@ -290,6 +290,7 @@ def test_a_customer_without_a_policy_has_the_defaults_and_changes_them_through_t
         "digestHour": 8,
         "timeZone": "UTC",
         "disabled": False,
+        "alertWhenEnded": False,
         "etag": defaults["etag"],
     }
     assert updated["emailRecipients"] == ["revenue@clinic.example", "cfo@clinic.example"]
@@ -445,6 +446,72 @@ def test_an_opened_event_is_alerted_once_to_each_recipient_and_to_slack_and_supp
     assert "ev_2" not in everything_sent
 
 
+def ended(
+    made: drift_resources.DriftEvent, reason: Any = drift_resources.DriftEvent.NO_LONGER_FOUND
+) -> drift_resources.DriftEvent:
+    """`made` as drift sends it once a run ended it, a day later, for `reason`."""
+    done = drift_resources.DriftEvent()
+    done.CopyFrom(made)
+    done.active = False
+    done.end_reason = reason
+    done.end_time.FromDatetime(made.update_time.ToDatetime() + dt.timedelta(days=1))
+    done.update_time.CopyFrom(done.end_time)
+    return done
+
+
+def test_an_alerted_event_that_ends_is_alerted_when_the_policy_asks_for_it(
+    alerting: Reports, mail_server: MailServer
+) -> None:
+    """Asked for: the end of an event alerted before goes to every channel, with why it
+    ended, whatever the quiet period; an event never alerted is not alerted when it ends.
+    Not asked for (the default), an end is never alerted."""
+    customer, quiet = fresh_customer(), fresh_customer()
+    with receiving() as slack, alerting.stub() as stub:
+        for each in (customer, quiet):
+            with alerting.client(each) as client:
+                set_policy(client, each, emailRecipients=["revenue@clinic.example"])
+        with alerting.client(customer) as client:
+            policy = set_policy(client, customer, slackWebhookUrl=slack.url(), alertWhenEnded=True)
+        opened = event(customer, "ev_1", severity=MEDIUM)
+        low = event(customer, "ev_low", severity=LOW, payer="Cigna")
+        record(stub, alerting.system, customer, "opened", opened, low)
+        record(stub, alerting.system, quiet, "opened", event(quiet, "ev_q", severity=MEDIUM))
+        with alerting.client(customer) as client:
+            settled(client, customer, 2)
+        gone = ended(opened, drift_resources.DriftEvent.CLAIMS_REMOVED)
+        record(stub, alerting.system, customer, "ended", gone, ended(low))
+        record(stub, alerting.system, quiet, "ended", ended(event(quiet, "ev_q", severity=MEDIUM)))
+        with alerting.client(customer) as client:
+            everything = settled(client, customer, 4)
+        with alerting.client(quiet) as client:
+            quiet_alerts = settled(client, quiet, 1)
+        posts = [json.loads(post.body) for post in slack.received()]
+
+    assert policy["alertWhenEnded"] is True
+    assert len(everything) == 4 and {a["state"] for a in everything} == {"SENT"}
+    assert [a["driftEvents"] for a in everything] == [
+        [f"customers/{customer}/driftEvents/ev_1"]
+    ] * 4
+    mails = sorted(mail_server.received(customer), key=lambda m: "ended" in m.message["Subject"])
+    assert [m.message["Subject"].split(" Aetna")[0] for m in mails] == [
+        "[Upstream] MEDIUM drift opened,",
+        "[Upstream] MEDIUM drift ended:",
+    ]
+    assert (
+        "Ended: 2026-05-21: none of its claims are left (the uploads that held them were "
+        "deleted, or the payer's name was mapped to another payer)"
+    ) in mails[1].text
+    assert "none of its claims are left" in json.dumps(posts, ensure_ascii=False)
+    assert sorted(p["text"].split(" Aetna")[0] for p in posts) == [
+        "[Upstream] MEDIUM drift ended:",
+        "[Upstream] MEDIUM drift opened,",
+    ]
+    assert "Cigna" not in "".join(m.message.as_string() for m in mails)
+    assert [a["subject"].split(" Aetna")[0] for a in quiet_alerts] == [
+        "[Upstream] MEDIUM drift opened,"
+    ]
+
+
 def test_a_mail_server_that_is_down_then_up_gets_the_alert_once(
     alerting: Reports, mail_server: MailServer
 ) -> None:
@@ -545,7 +612,9 @@ def test_a_thousand_events_in_one_batch_are_alerted_as_the_policy_bounds_them(
 def test_a_daily_digest_goes_out_once_at_the_local_hour_with_every_change(
     postgres: PostgresUnderTest, mail_server: MailServer
 ) -> None:
-    """Two workers (as two reports processes) share one database; their clock is set."""
+    """Two workers (as two reports processes) share one database; their clock is set. The
+    policy alerts ends too: that of an event the digest tells of is in it, that of an event
+    never alerted is not."""
     customer = fresh_customer()
     zone = zoneinfo.ZoneInfo("America/Chicago")
     events = [
@@ -586,10 +655,11 @@ def test_a_daily_digest_goes_out_once_at_the_local_hour_with_every_change(
                     delivery_mode="DAILY_DIGEST",
                     digest_hour=8,
                     time_zone="America/Chicago",
+                    alert_when_ended=True,
                 ),
                 "",
             )
-            for number, each in enumerate([events, [later]]):
+            for number, each in enumerate([events, [later], [ended(events[0]), ended(events[2])]]):
                 await store.record_drift_events(
                     customer,
                     f"batch-{number}",
@@ -620,15 +690,17 @@ def test_a_daily_digest_goes_out_once_at_the_local_hour_with_every_change(
     assert before == [0, 0]
     assert sum(at_hour) == 2 and again == [0, 0]
     assert {(a.row.channel, a.row.kind, a.row.state, a.change_count) for a in sent} == {
-        ("EMAIL", "DIGEST", "SENT", 3),
-        ("SLACK", "DIGEST", "SENT", 3),
+        ("EMAIL", "DIGEST", "SENT", 4),
+        ("SLACK", "DIGEST", "SENT", 4),
     }
     (mail,) = mail_server.received(customer)
     assert mail.message["Subject"] == (
-        f"[Upstream] Daily drift digest, {local.date().isoformat()}: 3 drift event changes"
+        f"[Upstream] Daily drift digest, {local.date().isoformat()}: 4 drift event changes"
     )
     text = mail.text
+    assert text.startswith("4 drift event changes opened, escalated or ended since the last")
     assert text.index("HIGH: Humana") < text.index("MEDIUM: Aetna")
+    assert "HIGH (ended): Humana" in text
     assert "MEDIUM: UnitedHealthcare" in text and "Cigna" not in text
     assert f"{PUBLIC_BASE_URL}/v1/customers/{customer}/driftEvents/ev_high" in text
     (post,) = slack.received()

@@ -164,6 +164,11 @@ const ALERT_SETTINGS = [
     },
     String,
   ),
+  checkSetting(
+    "alertWhenEnded",
+    "Alert when an alerted drift ends",
+    "When a run no longer finds a drift that was alerted, or none of its claims are left, say so the same way",
+  ),
   checkSetting("disabled", "Pause all alerts", "Changes recorded while paused are never alerted, not even later"),
 ];
 

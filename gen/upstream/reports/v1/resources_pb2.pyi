@@ -238,7 +238,7 @@ class WebhookDelivery(_message.Message):
     def __init__(self, name: _Optional[str] = ..., event_id: _Optional[str] = ..., event_type: _Optional[_Union[EventType, str]] = ..., state: _Optional[_Union[WebhookDelivery.State, str]] = ..., attempt_count: _Optional[int] = ..., last_response_code: _Optional[int] = ..., last_error: _Optional[str] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[WebhookDelivery.Attempt, _Mapping]]] = ..., redelivery_count: _Optional[int] = ...) -> None: ...
 
 class AlertPolicy(_message.Message):
-    __slots__ = ("name", "email_recipients", "slack_webhook_url", "slack_webhook_host", "minimum_severity", "suppression_window", "delivery_mode", "digest_hour", "time_zone", "disabled", "update_time", "etag")
+    __slots__ = ("name", "email_recipients", "slack_webhook_url", "slack_webhook_host", "minimum_severity", "suppression_window", "delivery_mode", "digest_hour", "time_zone", "disabled", "update_time", "etag", "alert_when_ended")
     class DeliveryMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         DELIVERY_MODE_UNSPECIFIED: _ClassVar[AlertPolicy.DeliveryMode]
@@ -259,6 +259,7 @@ class AlertPolicy(_message.Message):
     DISABLED_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    ALERT_WHEN_ENDED_FIELD_NUMBER: _ClassVar[int]
     name: str
     email_recipients: _containers.RepeatedScalarFieldContainer[str]
     slack_webhook_url: str
@@ -271,7 +272,8 @@ class AlertPolicy(_message.Message):
     disabled: bool
     update_time: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, name: _Optional[str] = ..., email_recipients: _Optional[_Iterable[str]] = ..., slack_webhook_url: _Optional[str] = ..., slack_webhook_host: _Optional[str] = ..., minimum_severity: _Optional[_Union[_resources_pb2.DriftEvent.Severity, str]] = ..., suppression_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., delivery_mode: _Optional[_Union[AlertPolicy.DeliveryMode, str]] = ..., digest_hour: _Optional[int] = ..., time_zone: _Optional[str] = ..., disabled: _Optional[bool] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    alert_when_ended: bool
+    def __init__(self, name: _Optional[str] = ..., email_recipients: _Optional[_Iterable[str]] = ..., slack_webhook_url: _Optional[str] = ..., slack_webhook_host: _Optional[str] = ..., minimum_severity: _Optional[_Union[_resources_pb2.DriftEvent.Severity, str]] = ..., suppression_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., delivery_mode: _Optional[_Union[AlertPolicy.DeliveryMode, str]] = ..., digest_hour: _Optional[int] = ..., time_zone: _Optional[str] = ..., disabled: _Optional[bool] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., alert_when_ended: _Optional[bool] = ...) -> None: ...
 
 class Alert(_message.Message):
     __slots__ = ("name", "kind", "channel", "recipients", "subject", "drift_events", "drift_event_change_count", "webhook", "state", "attempt_count", "last_error", "next_attempt_time", "create_time", "complete_time", "attempts")
