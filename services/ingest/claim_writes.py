@@ -532,6 +532,7 @@ class UploadWriter:
                         f"{self.accepted} lines were combined into {self.claims_accepted} claims",
                     )
                 )
+            warnings.extend(await self._others_left_behind(cursor))
             await self._insert_upload(
                 cursor, facts, "SUCCEEDED", updated=updated, warnings=warnings
             )
@@ -543,6 +544,41 @@ class UploadWriter:
                 facts.trace_context,
             )
         return Outcome(facts.upload_id, False, False, [])
+
+    async def _others_left_behind(self, cursor: Any) -> list[UploadWarning]:
+        """A warning when the upload brings the customer's latest decision well past every
+        claim of some of its other payers: detection runs as of that day, so their current
+        windows hold none of their claims until later ones come."""
+        if self.decision_dates is None:
+            return []
+        last = self.decision_dates[1]
+        cutoff = last - dt.timedelta(days=BEHIND_DAYS)
+        parameters = {"customer": self._customer, "cutoff": cutoff, "mine": self.payers}
+        await cursor.execute(_PAYERS_BEHIND, parameters)
+        rows = await cursor.fetchall()
+        if not rows or rows[0][0] is None or rows[0][0] >= last:
+            return []
+        # Those the upload left behind: the customer's latest decision before it was not yet
+        # past them (a payer behind already was warned of by the upload that left it so).
+        was = rows[0][0] - dt.timedelta(days=BEHIND_DAYS)
+        behind = [
+            (payer, month)
+            for _, payer, month in rows
+            if payer is not None and (month.year, month.month) >= (was.year, was.month)
+        ]
+        if not behind:
+            return []
+        named = ", ".join(f"{payer} (last in {month:%b %Y})" for payer, month in behind[:5])
+        more = f" and {len(behind) - 5} more" if len(behind) > 5 else ""
+        return [
+            UploadWarning(
+                "OTHER_PAYERS_BEHIND",
+                f"Its claims were decided up to {last}, the customer's latest decision, but "
+                f"{len(behind)} other payer(s) have none decided in {cutoff:%B %Y} or since: "
+                "detection compares the weeks up to the latest decision, so it cannot test "
+                f"them until their later claims are uploaded: {named}{more}",
+            )
+        ]
 
     @property
     def claims_accepted(self) -> int:
@@ -786,6 +822,28 @@ class UploadWriter:
             ),
         )  # fmt: skip
 
+
+# An upload that brings the customer's latest decision this far past every claim of some
+# other payer warns of it (`OTHER_PAYERS_BEHIND`): detection's current window (30 days by
+# default) to the latest decision holds none of theirs.
+BEHIND_DAYS = 30
+# The latest decision of the customer's uploads before this one, and each payer not in this
+# upload (`mine`) none of whose claims (as its statistics' months hold them, this upload's
+# counted) were decided in the month of `cutoff` or after, with its last month, earliest
+# first; one row of NULL payer when no payer is.
+_PAYERS_BEHIND = """
+WITH before AS (
+    SELECT max(last_decision_date) AS day FROM ingest.uploads
+    WHERE customer_id = %(customer)s AND state = 'SUCCEEDED'
+), others AS (
+    SELECT payer, max(month) AS month FROM ingest.daily_stat_months
+    WHERE customer_id = %(customer)s AND NOT payer = ANY(%(mine)s::text[])
+    GROUP BY payer
+)
+SELECT before.day, others.payer, others.month
+FROM before LEFT JOIN others ON others.month < date_trunc('month', %(cutoff)s::date)::date
+ORDER BY others.month, others.payer
+"""
 
 # A customer's claims, uploads or data state changed (payload: the customer); see
 # runtime.notified_cache.

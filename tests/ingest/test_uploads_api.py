@@ -1803,3 +1803,59 @@ def test_remark_codes_in_an_exports_reason_codes_keep_its_claims(system: System)
         "A2": ("PAID", False, [("CO", "45", 0, 0), ("PR", "2", 0, 0)]),
         "A3": ("DENIED", True, [("CO", "197", 0, 0)]),
     }
+
+
+def _decided(payer: str, first: dt.date, days: int, prefix: str) -> list[str]:
+    """One paid claim of `payer` decided each day of `days` from `first`."""
+    return [
+        f"{prefix}{n},{payer},99213,{day - dt.timedelta(days=20)},{day - dt.timedelta(days=18)},"
+        f"{day},PAID,100.00,80.00,80.00,0,"
+        for n, day in enumerate(first + dt.timedelta(days=i) for i in range(days))
+    ]
+
+
+def test_an_upload_far_past_the_other_payers_claims_says_which_detection_cannot_test(
+    system: System,
+) -> None:
+    """History of three payers to February; then one payer's claims to November: that upload
+    warns that the other two have no claims in the weeks detection compares, naming them.
+    An upload that brings every payer along, or moves the latest decision only a little,
+    does not."""
+    customer = "behind" + uuid.uuid4().hex[:8]
+    history = [
+        *_decided("Aetna", dt.date(2026, 1, 1), 45, "A"),
+        *_decided("Cigna", dt.date(2026, 1, 1), 30, "C"),
+        *_decided("Humana", dt.date(2026, 1, 1), 45, "H"),
+    ]
+    with system.client(customer, "admin") as client:
+        first = _upload(client, customer, _csv(history)).json()
+        ahead = _upload(client, customer, _csv(_decided("Humana", dt.date(2026, 11, 1), 24, "N")))
+        a_little = _upload(
+            client, customer, _csv(_decided("Humana", dt.date(2026, 11, 25), 10, "L"))
+        ).json()
+        everyone = _upload(
+            client,
+            customer,
+            _csv(
+                [
+                    *_decided("Aetna", dt.date(2026, 12, 1), 3, "EA"),
+                    *_decided("Cigna", dt.date(2026, 12, 1), 3, "EC"),
+                    *_decided("Humana", dt.date(2026, 12, 1), 3, "EH"),
+                ]
+            ),
+        ).json()
+
+    codes = {"first": first, "a_little": a_little, "everyone": everyone}
+    assert {name: [w["code"] for w in u.get("warnings", [])] for name, u in codes.items()} == {
+        "first": [], "a_little": [], "everyone": []
+    }  # fmt: skip
+    assert ahead.status_code == 200, ahead.text
+    (warning,) = ahead.json()["warnings"]
+    assert warning["code"] == "OTHER_PAYERS_BEHIND"
+    assert warning["message"].startswith(
+        "Its claims were decided up to 2026-11-24, the customer's latest decision, but 2 other "
+        "payer(s) have none decided in October 2026 or since"
+    )
+    assert warning["message"].endswith(
+        "until their later claims are uploaded: Cigna (last in Jan 2026), Aetna (last in Feb 2026)"
+    )
