@@ -902,7 +902,8 @@ def _run_columns(run: drift_resources.DriftRun) -> list[str]:
         columns += [
             f"{run.cells_tested} cells tested{skipped}",
             f"{run.events_opened} events opened, {run.events_updated} updated, "
-            f"{run.events_closed} closed",
+            f"{run.events_closed} closed"
+            + (f", {run.events_untested} not tested" if run.events_untested else ""),
             f"in {run.duration.ToTimedelta().total_seconds():.1f} s",
         ]
     if run.error.message:  # a failed run says why

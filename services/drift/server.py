@@ -79,6 +79,7 @@ def run_message(row: Row) -> resources_pb2.DriftRun:
         events_opened=row.events_created,
         events_updated=row.events_updated,
         events_closed=row.events_closed,
+        events_untested=row.events_untested or 0,
     )
     if row.error:
         run.error.code = row.error.get("code", 13)

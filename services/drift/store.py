@@ -52,6 +52,7 @@ drift_runs = sa.Table(
     sa.Column("events_created", sa.BigInteger),
     sa.Column("events_updated", sa.BigInteger),
     sa.Column("events_closed", sa.BigInteger),
+    sa.Column("events_untested", sa.BigInteger),
     sa.Column("error", postgresql.JSONB),
     sa.Column("create_time", sa.DateTime(timezone=True)),
     sa.Column("start_time", sa.DateTime(timezone=True)),
@@ -475,7 +476,7 @@ class DriftStore:
             opened_metrics, updated, changed = await self._upsert_findings(
                 connection, customer, run, detection
             )
-            closed, untested = await self._close_episodes(
+            closed, untested, not_compared = await self._close_episodes(
                 connection, customer, run, detection, cells_gone
             )
             changed += closed
@@ -503,6 +504,7 @@ class DriftStore:
                     events_created=len(opened_metrics),
                     events_updated=updated,
                     events_closed=len(closed),
+                    events_untested=not_compared,
                     baseline_start=detection.windows.baseline.start,
                     baseline_end=detection.windows.baseline.end,
                     current_start=detection.windows.current.start,
@@ -577,12 +579,13 @@ class DriftStore:
         run: Row,
         detection: Detection,
         cells_gone: Collection[tuple[str, str]],
-    ) -> tuple[list[str], list[str]]:
+    ) -> tuple[list[str], list[str], int]:
         """End the open episodes whose comparison this run made and did not flag, and those
         of the cells none of whose claims are left (`cells_gone`: every upload that held them
         deleted, or their payer mapped to another: nothing is left to show a drift), and
         mark those whose comparison it could not make (untested since its as-of day, unless
-        they were already): the ended ones, then the newly untested ones. An untested episode stays
+        they were already): the ended ones, the newly untested ones, and how many it could not
+        compare in all. An untested episode stays
         open, as nothing says its drift ended: the cell has too few decided claims in the
         run's windows, or none (a payer whose claims stopped coming)."""
         found = {(f.cell.payer, f.cell.code_group, f.metric) for f in detection.findings}
@@ -605,13 +608,13 @@ class DriftStore:
             if (row.payer, row.code_group, row.metric) in detection.tested
             and (row.payer, row.code_group, row.metric) not in found
         ]
-        untested = [
-            row.event_id
+        not_compared = [
+            row
             for row in still_open
-            if row.untested_since is None
-            and (row.payer, row.code_group, row.metric) not in detection.tested
+            if (row.payer, row.code_group, row.metric) not in detection.tested
             and (row.payer, row.code_group) not in gone
         ]
+        untested = [row.event_id for row in not_compared if row.untested_since is None]
         if untested:
             await connection.execute(
                 sa.update(drift_events)
@@ -642,7 +645,7 @@ class DriftStore:
                         untested_since=None,
                     )
                 )
-        return no_longer_found + removed, untested
+        return no_longer_found + removed, untested, len(not_compared)
 
     # --- events -----------------------------------------------------------------------------
 

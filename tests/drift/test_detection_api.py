@@ -679,6 +679,16 @@ def test_the_events_of_a_payer_whose_claims_stopped_long_ago_stay_open_untested(
         after = {e["name"]: e for e in _events(client, customer)}
 
     assert before and run["state"] == "SUCCEEDED" and int(run.get("cellsTested", 0)) == 0
+    assert int(run["eventsUntested"]) == len(before) and int(run["eventsClosed"]) == 0
+    # The runs page says so beside what the run found.
+    with chromium() as browser:
+        session, page = signed_in(browser, system, customer, "viewer")
+        page.goto(f"{system.gateway_url}/#/runs")
+        newest = page.get_by_role("table", name="Detection runs, newest first").get_by_role("row")
+        expect(newest.nth(1)).to_contain_text(
+            f"0 events opened, 0 updated, 0 closed, {len(before)} not tested"
+        )
+        assert session.errors == []
     assert [
         (after[e["name"]]["active"], after[e["name"]].get("untestedSince")) for e in before
     ] == [(True, {"year": today.year, "month": today.month, "day": today.day})] * len(before)

@@ -40,7 +40,9 @@ function stateOf(run) {
 
 // What a finished run did to the events.
 export function foundText(run) {
-  return `${count(run.eventsOpened)} events opened, ${count(run.eventsUpdated)} updated, ${count(run.eventsClosed)} closed`;
+  const untested = Number(run.eventsUntested || 0);
+  const left = untested ? `, ${count(untested)} not tested` : "";
+  return `${count(run.eventsOpened)} events opened, ${count(run.eventsUpdated)} updated, ${count(run.eventsClosed)} closed${left}`;
 }
 
 function runsTable(runs) {

@@ -39,7 +39,7 @@ class DateRange(_message.Message):
     def __init__(self, start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
 
 class DriftRun(_message.Message):
-    __slots__ = ("name", "state", "trigger", "request_id", "as_of", "baseline_window", "current_window", "cells_tested", "cells_skipped", "events_opened", "events_updated", "events_closed", "error", "create_time", "start_time", "end_time", "duration")
+    __slots__ = ("name", "state", "trigger", "request_id", "as_of", "baseline_window", "current_window", "cells_tested", "cells_skipped", "events_opened", "events_updated", "events_closed", "error", "create_time", "start_time", "end_time", "duration", "events_untested")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[DriftRun.State]
@@ -81,6 +81,7 @@ class DriftRun(_message.Message):
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_UNTESTED_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: DriftRun.State
     trigger: DriftRun.Trigger
@@ -98,7 +99,8 @@ class DriftRun(_message.Message):
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     duration: _duration_pb2.Duration
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[DriftRun.State, str]] = ..., trigger: _Optional[_Union[DriftRun.Trigger, str]] = ..., request_id: _Optional[str] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., baseline_window: _Optional[_Union[DateRange, _Mapping]] = ..., current_window: _Optional[_Union[DateRange, _Mapping]] = ..., cells_tested: _Optional[int] = ..., cells_skipped: _Optional[int] = ..., events_opened: _Optional[int] = ..., events_updated: _Optional[int] = ..., events_closed: _Optional[int] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    events_untested: int
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[DriftRun.State, str]] = ..., trigger: _Optional[_Union[DriftRun.Trigger, str]] = ..., request_id: _Optional[str] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., baseline_window: _Optional[_Union[DateRange, _Mapping]] = ..., current_window: _Optional[_Union[DateRange, _Mapping]] = ..., cells_tested: _Optional[int] = ..., cells_skipped: _Optional[int] = ..., events_opened: _Optional[int] = ..., events_updated: _Optional[int] = ..., events_closed: _Optional[int] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., events_untested: _Optional[int] = ...) -> None: ...
 
 class DriftEvent(_message.Message):
     __slots__ = ("name", "payer", "code_group", "metric", "severity", "state", "triage_note", "triaged_by", "triage_time", "active", "baseline_window", "current_window", "evidence", "dollars_at_stake", "summary", "first_detected_time", "last_seen_time", "end_time", "first_run", "last_run", "update_time", "etag", "untested_since", "end_reason")
