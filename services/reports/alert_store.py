@@ -127,6 +127,8 @@ REPORT_READY = "REPORT_READY"
 EMAIL, SLACK = "EMAIL", "SLACK"
 PENDING, SENT, RETRYING, FAILED = "PENDING", "SENT", "RETRYING", "FAILED"
 UNSENT = (PENDING, RETRYING)
+# How long after an earlier alert's next attempt one held behind it looks again.
+HOLD_SECONDS = 1.0
 # The changes a digest (or an alert's `drift_events`) lists; the rest are counted.
 LISTED_CHANGES = 25
 
@@ -270,6 +272,58 @@ class AlertStore:
                 .returning(a)
             )
             return list(claimed.all())
+
+    async def hold_behind_earlier(self, claimed: Row, now: dt.datetime | None = None) -> bool:
+        """Postpone a claimed drift event alert while an earlier alert on its channel about
+        the same event is still to be sent (an outage delays it, retrying): a person hears
+        of a drift's opening before its escalation or end. Whether it was postponed (until
+        the earlier one's next attempt, then it looks again)."""
+        a, mine, theirs = alerts, alert_items.alias("mine"), alert_items.alias("theirs")
+        earlier = alerts.alias("earlier")
+        due = (
+            sa.select(sa.func.max(earlier.c.next_attempt_time))
+            .select_from(
+                mine.join(
+                    theirs,
+                    sa.and_(
+                        theirs.c.customer_id == mine.c.customer_id,
+                        theirs.c.event_id == mine.c.event_id,
+                        theirs.c.change_id < mine.c.change_id,
+                    ),
+                ).join(
+                    earlier,
+                    sa.and_(
+                        earlier.c.customer_id == theirs.c.customer_id,
+                        earlier.c.alert_id == theirs.c.alert_id,
+                    ),
+                )
+            )
+            .where(
+                mine.c.customer_id == claimed.customer_id,
+                mine.c.alert_id == claimed.alert_id,
+                earlier.c.channel == claimed.channel,
+                earlier.c.kind == DRIFT_EVENT,
+                earlier.c.state.in_(UNSENT),
+            )
+            .scalar_subquery()
+        )
+        async with self._engine.begin() as connection:
+            held = await connection.execute(
+                sa.update(a)
+                .where(
+                    a.c.customer_id == claimed.customer_id,
+                    a.c.alert_id == claimed.alert_id,
+                    a.c.lease_token == claimed.lease_token,
+                    due.is_not(None),
+                )
+                .values(
+                    next_attempt_time=sa.func.greatest(due, _now(now)) + _seconds(HOLD_SECONDS),
+                    lease_token=None,
+                    lease_expire_time=None,
+                )
+                .returning(a.c.alert_id)
+            )
+            return held.first() is not None
 
     async def alert_content(self, claimed: Row) -> AlertContent:
         """The changes `claimed` tells of, the most severe (then costly) first."""

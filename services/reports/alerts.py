@@ -42,6 +42,7 @@ from services.reports.alert_messages import (
 )
 from services.reports.alert_store import (
     DIGEST,
+    DRIFT_EVENT,
     EMAIL,
     FAILED,
     REPORT_READY,
@@ -272,6 +273,10 @@ class AlertWorker:
             logger.exception("recording an alert attempt failed")
 
     async def _attempt_traced(self, claimed: Row) -> None:
+        if claimed.kind == DRIFT_EVENT and await self._store.hold_behind_earlier(
+            claimed, self._now()
+        ):
+            return
         started = self._clock() if self._clock is not None else dt.datetime.now(dt.UTC)
         began = time.monotonic()
         subject = ""

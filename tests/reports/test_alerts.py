@@ -11,6 +11,7 @@ import email
 import email.policy
 import json
 import threading
+import time
 import zoneinfo
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -537,6 +538,45 @@ def test_a_mail_server_that_is_down_then_up_gets_the_alert_once(
     assert [a.get("error", "") for a in sent["attempts"]][-1] == ""
     (mail,) = mail_server.received(customer)
     assert mail.message["Message-ID"] == f"<{sent['name'].rsplit('/', 1)[1]}@upstream.alerts>"
+
+
+def test_an_end_waits_for_the_alert_of_the_opening_a_mail_outage_delayed(
+    alerting: Reports, mail_server: MailServer
+) -> None:
+    """The mail server is down when an event opens; its alert retries. The event ends
+    meanwhile: that alert is not attempted before the opening's is sent, so the recipient
+    reads of the drift's opening first."""
+    customer = fresh_customer()
+    opened = event(customer, "ev_1", severity=MEDIUM)
+    with alerting.client(customer) as client, alerting.stub() as stub:
+        set_policy(client, customer, emailRecipients=["ops@clinic.example"], alertWhenEnded=True)
+        mail_server.stop()
+        try:
+            record(stub, alerting.system, customer, "opened", opened)
+            wait_until(
+                "a failed attempt",
+                lambda: [a["state"] for a in alerts(client, customer)] == ["RETRYING"],
+                timeout=WAIT,
+            )
+            (first,) = alerts(client, customer)
+            record(stub, alerting.system, customer, "ended", ended(opened))
+            wait_until(
+                "the end's alert queued", lambda: len(alerts(client, customer)) == 2, timeout=WAIT
+            )
+            time.sleep(0.5)  # time for the end's alert to be attempted, were it not held
+            (held,) = [a for a in alerts(client, customer) if a["name"] != first["name"]]
+        finally:
+            mail_server.start()
+        sent = settled(client, customer, 2)
+
+    assert (held["state"], held.get("attemptCount", 0)) == ("PENDING", 0)
+    assert {a["state"] for a in sent} == {"SENT"}
+    (end,) = [a for a in sent if a["name"] == held["name"]]
+    assert end["attemptCount"] == 1 and "drift ended:" in end["subject"]
+    assert [m.message["Subject"].split(" Aetna")[0] for m in mail_server.received(customer)] == [
+        "[Upstream] MEDIUM drift opened,",
+        "[Upstream] MEDIUM drift ended:",
+    ]
 
 
 def test_a_webhook_disabled_after_its_attempts_are_exhausted_is_alerted(
