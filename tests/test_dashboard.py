@@ -270,6 +270,7 @@ def test_an_upload_says_how_its_file_was_read_each_line_named_once(
         "Remittances, March\n"
         "claim_id,payer,decision_date,billed_amount,paid_amount,carc_codes,Notes\n"
         'C1,Aetna,2026-03-14,100,0,"CO-16, N290",called\n'
+        "C1,Aetna,2026-03-14,40,0,,\n"
         "End of Report\n"
     )
     with system.client(customer, "admin") as client:
@@ -282,9 +283,11 @@ def test_an_upload_says_how_its_file_was_read_each_line_named_once(
         [
             "Line 2: columns not used: Notes",
             "1 line above the header (line 2) was skipped, from line 1: 'Remittances, March'",
-            "line 4 holds only 'End of Report': a report's heading or note, not a claim: skipped",
+            "line 5 holds only 'End of Report': a report's heading or note, not a claim: skipped",
             "1 row lists remark codes (RARCs) beside its reason codes, the first 'N290' on line 3:"
             " a remark explains an adjustment and is not kept; the reason codes are",
+            # Of the whole file: no line named.
+            "2 lines were combined into 1 claims",
         ]
     )
     assert session.errors == []

@@ -294,7 +294,7 @@ function deleteCard(context, upload) {
 
 // A warning with the line it is about, unless its message says it already.
 function warningText(warning) {
-  const line = warning.lineNumber;
+  const line = Number(warning.lineNumber || 0); // an int64: a string in JSON, "0" for the whole file
   if (!line || new RegExp(`\\bline ${line}\\b`, "i").test(warning.message)) return warning.message;
   return `Line ${line}: ${warning.message}`;
 }
