@@ -18,6 +18,8 @@ from upstream.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc, reso
 STREAM_TIMEOUT_SECONDS = 300.0
 
 
+# Payers named in one request (the API takes up to 1,000).
+PAYERS_PER_READ = 500
 # Every day a claim can be decided on: the dates the API takes.
 _EARLIEST = dt.date(DEFAULT_MIN_YEAR, 1, 1)
 _LATEST = dt.date(DEFAULT_MAX_YEAR, 12, 31)
@@ -135,23 +137,24 @@ class IngestClient:
     ) -> set[tuple[str, str]]:
         """The payer × code groups of `payers` that have claims, whenever decided, or pending:
         the series of their whole history, each summed into one span (nothing of their
-        numbers is used)."""
-        call = self._stub.StreamDailyStatSeries(
-            ingest_service_pb2.StreamDailyStatSeriesRequest(
-                parent=f"customers/{customer}",
-                payers=sorted(payers),
-                start_date=date_message(_EARLIEST),
-                end_date=date_message(_LATEST),
-                encoding=ingest_service_pb2.StreamDailyStatSeriesRequest.PACKED,
-                entry_span_starts=[date_message(_EARLIEST)],
-            ),
-            timeout=STREAM_TIMEOUT_SECONDS,
-        )
-        return {
-            (series.payer, series.code_group)
-            async for message in call
-            for series in message.daily_stat_series
-        }
+        numbers is used), read for PAYERS_PER_READ payers at a time."""
+        names = sorted(payers)
+        found: set[tuple[str, str]] = set()
+        for at in range(0, len(names), PAYERS_PER_READ):
+            call = self._stub.StreamDailyStatSeries(
+                ingest_service_pb2.StreamDailyStatSeriesRequest(
+                    parent=f"customers/{customer}",
+                    payers=names[at : at + PAYERS_PER_READ],
+                    start_date=date_message(_EARLIEST),
+                    end_date=date_message(_LATEST),
+                    encoding=ingest_service_pb2.StreamDailyStatSeriesRequest.PACKED,
+                    entry_span_starts=[date_message(_EARLIEST)],
+                ),
+                timeout=STREAM_TIMEOUT_SECONDS,
+            )
+            async for message in call:
+                found.update((s.payer, s.code_group) for s in message.daily_stat_series)
+        return found
 
     async def daily_stat_series(
         self,

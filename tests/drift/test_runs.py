@@ -157,6 +157,24 @@ async def test_a_requested_run_reads_ingest_detects_and_records_the_drift(
     assert open_events[DRIFTED_PAYER] == sum(e.payer == DRIFTED_PAYER for e in events)
 
 
+async def test_the_cells_with_claims_of_more_payers_than_one_request_names_are_all_found(
+    ingest_target: str, drift: DriftParts
+) -> None:
+    """A run looks for the claims of its open events' cells in their payers' whole history:
+    asked of 1,200 payers (more than ingest takes in one request), the customer's own are
+    found among them, and none of the others."""
+    customer = "cells" + uuid.uuid4().hex[:8]
+    await asyncio.to_thread(_upload, ingest_target, customer)
+    payers = {f"Payer {n:04d}" for n in range(1_199)} | {DRIFTED_PAYER}
+
+    found = await drift.ingest.cells_with_claims(customer, payers)
+    stranger = await drift.ingest.cells_with_claims("x" + customer, payers)
+
+    assert {payer for payer, _ in found} == {DRIFTED_PAYER}
+    assert {group for _, group in found} >= {"EVALUATION_MANAGEMENT", "LABORATORY"}
+    assert stranger == set()
+
+
 def summary_payer(message: bytes) -> str:
     return drift_resources_pb2.PayerSummary.FromString(message).payer
 
