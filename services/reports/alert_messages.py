@@ -57,19 +57,33 @@ ENDED_BECAUSE = {
     drift_resources.DriftEvent.CLAIMS_REMOVED: "none of its claims are left (the uploads that "
     "held them were deleted, or the payer's name was mapped to another payer)",
 }
+NO_LONGER_FOUND = drift_resources.DriftEvent.NO_LONGER_FOUND
+# The same, as a subject says it.
+ENDED_SHORT = {
+    NO_LONGER_FOUND: "no longer found",
+    drift_resources.DriftEvent.CLAIMS_REMOVED: "its claims are gone",
+}
 
 
 def drift_event_alert(change: EventChange, base_url: str) -> AlertMessage:
     """The alert of one drift event change."""
     event = change.event
     severity = _severity(event)
-    what = "ended:" if change.ended else "escalated to" if change.escalated else "opened,"
-    subject = _subject(f"{severity} drift {what} {_one_line(event.summary)}")
+    headline = _one_line(event.summary, MAX_SUMMARY_CHARS)
+    if change.ended:
+        # The summary was written while the drift lasted: the subject names what ended and
+        # why, and the message quotes the summary as what it was.
+        short = ENDED_SHORT.get(event.end_reason, ENDED_SHORT[NO_LONGER_FOUND])
+        subject = _subject(f"{severity} drift ended: {_cell_words(event)} ({short})")
+        headline = f"Ended: {_why_ended(event)}. It was: {headline}"
+    else:
+        what = "escalated to" if change.escalated else "opened,"
+        subject = _subject(f"{severity} drift {what} {_one_line(event.summary)}")
     facts = _facts(event)
     link = event_link(event.name, base_url)
     text = "\n".join(
         [
-            _one_line(event.summary, MAX_SUMMARY_CHARS),
+            headline,
             "",
             *(f"{label}: {value}" for label, value in facts),
             "",
@@ -82,14 +96,14 @@ def drift_event_alert(change: EventChange, base_url: str) -> AlertMessage:
         for label, value in facts
     )
     body = (
-        f"<p><strong>{html.escape(_one_line(event.summary, MAX_SUMMARY_CHARS))}</strong></p>"
+        f"<p><strong>{html.escape(headline)}</strong></p>"
         f"<table>{rows}</table>"
         f"<p><a href='{html.escape(link, quote=True)}'>Open the drift event</a></p>"
     )
     slack = {
         "text": f"{subject} {link}",
         "blocks": [
-            _slack_section(f"*{_mrkdwn(_one_line(event.summary, MAX_SUMMARY_CHARS))}*"),
+            _slack_section(f"*{_mrkdwn(headline)}*"),
             {
                 "type": "section",
                 "fields": [
@@ -237,9 +251,7 @@ def _facts(event: drift_resources.DriftEvent) -> list[tuple[str, str]]:
         since = event.first_detected_time.ToDatetime(tzinfo=dt.UTC).date().isoformat()
         facts.append(("Detected since", since))
     if not event.active:
-        why = ENDED_BECAUSE.get(
-            event.end_reason, ENDED_BECAUSE[drift_resources.DriftEvent.NO_LONGER_FOUND]
-        )
+        why = _why_ended(event)
         ended = (
             event.end_time.ToDatetime(tzinfo=dt.UTC).date().isoformat()
             if event.HasField("end_time")
@@ -257,6 +269,17 @@ def _facts(event: drift_resources.DriftEvent) -> list[tuple[str, str]]:
             )
         )
     return facts
+
+
+def _why_ended(event: drift_resources.DriftEvent) -> str:
+    return ENDED_BECAUSE.get(event.end_reason, ENDED_BECAUSE[NO_LONGER_FOUND])
+
+
+def _cell_words(event: drift_resources.DriftEvent) -> str:
+    """`Aetna, evaluation and management, denial rate`: what an event is about."""
+    metric = drift_resources.Metric.Name(event.metric)
+    group = f", {group_words(event.code_group)}" if event.code_group else ""
+    return f"{event.payer}{group}, {METRIC_NAMES.get(metric, metric)}"
 
 
 def _value(metric: str, value: float) -> str:

@@ -502,6 +502,14 @@ def test_an_alerted_event_that_ends_is_alerted_when_the_policy_asks_for_it(
         "Ended: 2026-05-21: none of its claims are left (the uploads that held them were "
         "deleted, or the payer's name was mapped to another payer)"
     ) in mails[1].text
+    assert mails[1].message["Subject"] == (
+        "[Upstream] MEDIUM drift ended: Aetna, evaluation and management, denial rate "
+        "(its claims are gone)"
+    )
+    assert mails[1].text.startswith(
+        "Ended: none of its claims are left (the uploads that held them were deleted, or the "
+        "payer's name was mapped to another payer). It was: Aetna E&M denial rate 8.1% → 14.6%"
+    )
     assert "none of its claims are left" in json.dumps(posts, ensure_ascii=False)
     assert sorted(p["text"].split(" Aetna")[0] for p in posts) == [
         "[Upstream] MEDIUM drift ended:",
