@@ -277,6 +277,9 @@ def test_an_upload_says_how_its_file_was_read_each_line_named_once(
         made = client.post(f"/v1/customers/{customer}/uploads", content=body.encode())
         assert made.status_code == 200, made.text
     session, page = signed_in(browser, system, customer, role="viewer")
+    # The history says the upload has something to say.
+    go(page, "Uploads")
+    expect(page.get_by_test_id("upload-warnings")).to_have_text("5 warnings")
     page.goto(f"{system.gateway_url}/#/uploads/{made.json()['name'].rsplit('/', 1)[1]}")
     notes = page.get_by_role("list", name="How the file was read").get_by_role("listitem")
     expect(notes).to_have_text(

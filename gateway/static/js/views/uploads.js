@@ -187,6 +187,14 @@ function uploader(context) {
   return { form, history };
 }
 
+// An upload's state, and how many warnings its page explains (one may concern detection).
+function stateWithWarnings(upload) {
+  const warnings = (upload.warnings || []).length;
+  if (!warnings) return badge(upload.state);
+  const said = `${warnings} warning${warnings === 1 ? "" : "s"}`;
+  return h("span", {}, badge(upload.state), " ", h("span", { class: "hint", "data-testid": "upload-warnings" }, said));
+}
+
 async function historyTable(api) {
   const uploads = await api.list("/uploads", "uploads", {}, 100);
   return table(
@@ -194,7 +202,7 @@ async function historyTable(api) {
     ["File", "State", "Rows accepted", "Rows rejected", "Decisions", "Uploaded"],
     uploads.map((upload) => [
       h("a", { href: `#/uploads/${idOf(upload.name)}` }, upload.fileName || idOf(upload.name)),
-      badge(upload.state),
+      stateWithWarnings(upload),
       count(upload.rowsAccepted),
       count(upload.rowsRejected),
       `${day(upload.firstDecisionDate)} – ${day(upload.lastDecisionDate)}`,
