@@ -730,7 +730,7 @@ def payers(session: Session, args: argparse.Namespace) -> None:
             p.name,
             p.canonical_payer or "(unmapped)",
             p.raw_payer_name,
-            f"{p.claim_count} claims",
+            _counted(p.claim_count, "claim"),
         ],
     )
 
@@ -747,7 +747,43 @@ def summaries(session: Session, args: argparse.Namespace) -> None:
         filter=" AND ".join(terms),
         order_by=args.order_by or "",
     )
-    session.show(itertools.islice(found, args.limit), _summary_columns)
+    shown: set[str] = set()
+
+    def noted() -> Iterator[drift_resources.PayerSummary]:
+        for summary in itertools.islice(found, args.limit):
+            shown.add(summary.payer)
+            yield summary
+
+    session.show(noted(), _summary_columns)
+    # Every payer was asked for and listed: say which have claims but none in the windows.
+    if not (session.json or args.payer or args.with_events) and (
+        args.limit is None or len(shown) < args.limit
+    ):
+        _payers_before_windows(session, shown)
+
+
+def _payers_before_windows(session: Session, shown: set[str]) -> None:
+    """A line naming the payers with claims none of which were decided in the summaries'
+    windows (those end on the customer's latest decision date: a later file of some payers
+    moves them past the others' claims), most claims first: their open events stay open,
+    not tested, until their later claims come."""
+    claims: dict[str, int] = {}
+    for payer in _listed(
+        session, session.ingest().ListPayers, ingest_service_pb2.ListPayersRequest, "payers"
+    ):
+        name = payer.canonical_payer or payer.raw_payer_name
+        if name not in shown:
+            claims[name] = claims.get(name, 0) + payer.claim_count
+    earlier = sorted((name for name, n in claims.items() if n), key=lambda n: (-claims[n], n))
+    if not earlier:
+        return
+    named = ", ".join(earlier[:5]) + (f" and {len(earlier) - 5} more" if len(earlier) > 5 else "")
+    print(
+        f"  + {_counted(len(earlier), 'payer')} with no claims decided in these windows"
+        f", which end on the latest decision date in your files: {named} "
+        "(their open events are not tested until their later claims are uploaded; "
+        "`upstream payers` lists them)"
+    )
 
 
 def _summary_columns(summary: drift_resources.PayerSummary) -> list[str]:
@@ -762,17 +798,22 @@ def _summary_columns(summary: drift_resources.PayerSummary) -> list[str]:
 
     columns = [
         summary.payer,
-        f"{now.claims:,} claims ({before.claims:,} in the baseline)",
+        f"{_counted(now.claims, 'claim')} ({before.claims:,} in the baseline)",
         "denials " + moved(now.denial_rate, before.denial_rate, lambda v: f"{v * 100:.1f} %"),
         "decided in "
         + moved(now.median_decision_days, before.median_decision_days, lambda v: f"{v:g} days"),
         "paid/allowed "
         + moved(now.paid_to_allowed_ratio, before.paid_to_allowed_ratio, lambda v: f"{v:.2f}"),
-        f"{summary.open_event_count} open events",
+        _counted(summary.open_event_count, "open event"),
     ]
     if summary.self_pay:
         columns.append("self pay: not compared")
     return columns
+
+
+def _counted(count: int, noun: str) -> str:
+    """`1 claim`, `2 claims`, `1,200 claims`."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _day(text: str) -> dt.date:

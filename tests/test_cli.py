@@ -172,13 +172,47 @@ def test_each_payers_current_window_is_summarised_against_its_baseline(
         f"decided in {now['medianDecisionDays']:g} days "
         f"(was {before['medianDecisionDays']:g} days)  "
         f"paid/allowed {now['paidToAllowedRatio']:.2f} (was {before['paidToAllowedRatio']:.2f})  "
-        f"{drifted['openEventCount']} open events\n"
+        f"{drifted['openEventCount']} open event{'' if drifted['openEventCount'] == 1 else 's'}\n"
     )
     assert DRIFTED in {s["payer"] for s in with_events}
     assert all(s["openEventCount"] > 0 for s in with_events)
     assert len(everyone) > len(with_events)
     rates = [s["current"].get("denialRate", 0) for s in by_rate]
     assert rates == sorted(rates, reverse=True) and by_rate[0]["payer"] == DRIFTED
+
+
+def test_summaries_name_the_payers_a_later_file_left_before_their_windows(
+    system: System, tmp_path: Path
+) -> None:
+    """A later file of one payer moves the windows past the others' claims: they have no
+    summary, and the list says which payers those are, most claims first."""
+    customer = "cli" + uuid.uuid4().hex[:8]
+    january, november = tmp_path / "january.csv", tmp_path / "november.csv"
+    header = "claim_id,payer,decision_date,billed_amount,paid_amount\n"
+    january.write_text(
+        header
+        + "".join(f"A{n},Aetna,2026-01-{10 + n % 9},100,80\n" for n in range(3))
+        + "C1,Cigna,2026-01-12,100,80\n"
+    )
+    november.write_text(header + "H1,Humana,2026-11-20,100,80\n")
+    for path in (january, november):
+        assert run(system, customer, "upload", str(path)).returncode == 0
+
+    said = run(system, customer, "summaries")
+    limited = run(system, customer, "summaries", "--limit", "1")
+    scripted = lines(run(system, customer, "--json", "summaries"))
+
+    assert said.returncode == 0, said.stderr
+    listed, footer = said.stdout.splitlines()
+    assert listed.startswith("Humana  1 claim (0 in the baseline)  ")
+    assert footer == (
+        "  + 2 payers with no claims decided in these windows, which end on the latest "
+        "decision date in your files: Aetna, Cigna (their open events are not tested until "
+        "their later claims are uploaded; `upstream payers` lists them)"
+    )
+    # A list cut short says nothing of the payers after it; scripts read summaries alone.
+    assert limited.stdout.splitlines() == [listed]
+    assert [s["payer"] for s in scripted] == ["Humana"]
 
 
 def test_events_no_run_could_test_since_say_so(
