@@ -183,6 +183,13 @@ def test_payers_whose_claims_all_came_before_the_windows_are_listed_with_their_e
     assert open_events and drifted_claims > 0
 
     session, page = signed_in(browser, system, customer, role="viewer")
+    # The overview's last upload says it left the others behind, and who.
+    go(page, "Overview")
+    last = page.get_by_role("article", name="Last upload")
+    expect(last.get_by_test_id("upload-warnings")).to_have_text("1 warning")
+    behind = last.get_by_test_id("payers-behind")
+    expect(behind).to_contain_text("cannot test them until their later claims are uploaded")
+    expect(behind).to_contain_text(re.compile(rf"{DRIFTED_PAYER} \(last in \w+ 2025\)"))
     go(page, "Payers")
     shown = page.get_by_role("table", name="Each payer's current window against its baseline")
     expect(shown).to_contain_text("Humana")

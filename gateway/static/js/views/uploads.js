@@ -188,7 +188,7 @@ function uploader(context) {
 }
 
 // An upload's state, and how many warnings its page explains (one may concern detection).
-function stateWithWarnings(upload) {
+export function stateWithWarnings(upload) {
   const warnings = (upload.warnings || []).length;
   if (!warnings) return badge(upload.state);
   const said = `${warnings} warning${warnings === 1 ? "" : "s"}`;
