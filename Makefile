@@ -113,7 +113,7 @@ SOAK_SECONDS ?= 1200
 load: $(STAMP) ## Load through the gateway and gRPC (locust) on a fresh system: make load [PROFILE=steps] [RATE=20] [BASELINE=1]
 	$(PY) -m bench.load run --profile "$(PROFILE)" $(if $(RATE),--rate "$(RATE)") $(if $(BASELINE),--save-baseline)
 
-load-compare: $(STAMP) ## The latest `make load` against bench/baselines/ (exit 1: p95 +20 % or errors +1 point)
+load-compare: $(STAMP) ## The latest `make load` against bench/baselines/ (exit 1: a route's p95 +20 % beyond the run's shift and chance, every route's beyond the machine's, or errors +1 point)
 	$(PY) -m bench.load compare --profile "$(PROFILE)"
 
 soak: $(STAMP) ## Half the knee (KNEE, else the latest or baseline step run's) for SOAK_SECONDS (1200): memory, connections, outbox backlog

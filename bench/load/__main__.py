@@ -61,9 +61,10 @@ def _compare(args: argparse.Namespace) -> int:
     log(f"{folder} against {baseline}:\n\n{comparison_table(comparisons)}")
     regressed = [c for c in comparisons if c.regressions]
     log(
-        f"{len(regressed)} regressed (p95 more than +20 % where both runs have "
-        f"{COMPARED_MIN_COUNT}+ requests, error rate more than +1 point, a route gone, or a "
-        "knee 20 % lower)"
+        f"{len(regressed)} regressed (a route's p95 more than +20 % beyond the run's shift "
+        f"and beyond chance, where both runs have {COMPARED_MIN_COUNT}+ requests; every "
+        "route's more than +20 % beyond the machine's change; error rate more than +1 point; "
+        "a route gone; or a knee 20 % lower on the same machine)"
         if regressed
         else "no regression"
     )

@@ -19,9 +19,11 @@ from typing import Any
 
 from bench.export_bench import migrate
 from bench.ingest_bench import DATA_DIR, cached_csv, log, throwaway_cluster
+from bench.load.machine import probe_ms
 from bench.load.plan import Plan
 from bench.load.summary import (
     knee,
+    latency_samples,
     markdown,
     read_requests,
     route_reports,
@@ -166,9 +168,9 @@ def summarise(plan: Plan, **extra: Any) -> dict[str, Any]:
     start = run["start"] + window.measured_from
     end = min(run["start"] + window.end, run["end"])
     summary["measuredSeconds"] = end - start
-    summary["routes"] = route_reports(
-        within(requests, start, end), end - start, plan.targets, plan.gateway_url
-    )
+    measured = within(requests, start, end)
+    summary["routes"] = route_reports(measured, end - start, plan.targets, plan.gateway_url)
+    summary["latencySamplesMs"] = latency_samples(measured)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (folder / "summary.md").write_text(markdown(summary))
     return summary
@@ -221,9 +223,10 @@ def demo_system(plan: Plan, upload_rows: int) -> Iterator[tuple[Plan, System, st
         yield plan, system, admin_url, deliveries
 
 
-def finish(plan: Plan, deliveries: Deliveries) -> dict[str, Any]:
-    """The run's summary with the webhook deliveries received, written and printed."""
-    summary = summarise(plan, webhookDeliveries=deliveries.as_json())
+def finish(plan: Plan, deliveries: Deliveries, **extra: Any) -> dict[str, Any]:
+    """The run's summary with the webhook deliveries received and `extra`, written and
+    printed."""
+    summary = summarise(plan, webhookDeliveries=deliveries.as_json(), **extra)
     log("\n" + markdown(summary))
     log(f"webhook deliveries received: {summary['webhookDeliveries']}")
     log(f"summary: {plan.output}/summary.json and summary.md")
@@ -231,10 +234,16 @@ def finish(plan: Plan, deliveries: Deliveries) -> dict[str, Any]:
 
 
 def run(plan: Plan, upload_rows: int, baseline: bool) -> dict[str, Any]:
-    """`make load`: a fresh system with the demo data, the plan's load, the summary."""
+    """`make load`: a fresh system with the demo data, the plan's load, the summary. The
+    machine is probed before the system starts and after it stops (see `bench.load.machine`),
+    so that a comparison can tell a slower hour from a slower system."""
+    before = probe_ms()
     with demo_system(plan, upload_rows) as (plan, system, _, deliveries):
         run_locust(plan, system.env["JWT_SECRET"])
-    summary = finish(plan, deliveries)
+    after = probe_ms()
+    machine = {"probeMs": round((before + after) / 2, 2), "beforeMs": before, "afterMs": after}
+    summary = finish(plan, deliveries, machine=machine)
+    log(f"machine probe: {before:.1f} ms before the run, {after:.1f} ms after")
     if baseline:
         log(f"baseline written: {save_baseline(summary).relative_to(REPO_ROOT)}")
     return summary

@@ -20,6 +20,9 @@ from dataclasses import asdict, astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from bench.load.plan import Stage
 
 PERCENTAGES = (10, 25, 50, 75, 90, 95, 99)
@@ -32,6 +35,12 @@ P95_TOLERANCE = 0.20
 ERROR_RATE_TOLERANCE = 0.01
 COMPARED_MIN_COUNT = 20
 KNEE_TOLERANCE = 0.20
+# A route's p95 is flagged only if it grew beyond what chance in the requests measured
+# explains, with this confidence over all the routes compared; the run's shift (the median
+# of the routes' p95 changes) is taken from at least RUN_WIDE_MIN_ROUTES routes.
+COMPARED_CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 4000
+RUN_WIDE_MIN_ROUTES = 5
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,16 @@ def read_requests(path: Path) -> list[Request]:
 
 def within(requests: Iterable[Request], start: float, end: float) -> list[Request]:
     return [r for r in requests if start <= r.start < end]
+
+
+def latency_samples(requests: Iterable[Request]) -> dict[str, list[float]]:
+    """Per route, the milliseconds of each request without error (to 0.01 ms), ascending:
+    what a comparison resamples to tell a slower route from chance."""
+    samples: dict[str, list[float]] = {}
+    for request in requests:
+        if not request.error:
+            samples.setdefault(request.route, []).append(round(request.latency_ms, 2))
+    return {route: sorted(values) for route, values in sorted(samples.items())}
 
 
 # --- ghz's report ------------------------------------------------------------------------
@@ -297,7 +316,33 @@ def _p95_and_errors(report: dict[str, Any]) -> str:
 
 
 def compare(latest: dict[str, Any], baseline: dict[str, Any]) -> list[Comparison]:
-    """Per route of the baseline: p95 and error rate now against then; a step run's knee."""
+    """Per route of the baseline: p95 and error rate now against then; the run as a whole
+    against the machine's own speed; a step run's knee.
+
+    Two runs of the same system differ at p95 by more than 20 % on many routes (a route's
+    p95 is a handful of its slowest requests, and the machine is slower in some hours than
+    others, every route with it), so a route is flagged only when its own p95 grew by more
+    than P95_TOLERANCE beyond the run's shift (the median of every compared route's p95
+    change), and by more than the requests measured explain (the lower bound of a bootstrap
+    of its p95 ratio, at COMPARED_CONFIDENCE over all the routes compared, still above that
+    shift). The shift itself is flagged when it exceeds, by P95_TOLERANCE, how much slower
+    the machine was (its probe before and after each run, `bench.load.machine`): a system
+    slower everywhere, not a slower hour."""
+    compared = {
+        route: (then, latest["routes"][route])
+        for route, then in baseline["routes"].items()
+        if route in latest["routes"]
+        and min(then["count"], latest["routes"][route]["count"]) >= COMPARED_MIN_COUNT
+        and percentile_ns(then, 95)
+        and percentile_ns(latest["routes"][route], 95)
+    }
+    growth = {
+        route: percentile_ns(now, 95) / percentile_ns(then, 95)
+        for route, (then, now) in compared.items()
+    }
+    shift = float(np.median(list(growth.values()))) if len(growth) >= RUN_WIDE_MIN_ROUTES else 1.0
+    samples = (baseline.get("latencySamplesMs") or {}, latest.get("latencySamplesMs") or {})
+    random = np.random.default_rng(0)  # the same verdict each time the same runs are compared
     comparisons = []
     for route, then in baseline["routes"].items():
         now = latest["routes"].get(route)
@@ -305,29 +350,83 @@ def compare(latest: dict[str, Any], baseline: dict[str, Any]) -> list[Comparison
             comparisons.append(Comparison(route, _p95_and_errors(then), "no request", ("gone",)))
             continue
         regressions = []
-        then_p95, now_p95 = percentile_ns(then, 95), percentile_ns(now, 95)
-        if min(then["count"], now["count"]) >= COMPARED_MIN_COUNT and then_p95:
-            growth = now_p95 / then_p95 - 1
-            if growth > P95_TOLERANCE:
-                regressions.append(f"p95 {growth:+.0%}")
+        # Slower than it was, and by more than the run as a whole.
+        if route in growth and min(growth[route], growth[route] / shift) > 1 + P95_TOLERANCE:
+            then_ms, now_ms = samples[0].get(route), samples[1].get(route)
+            lowest = (
+                _lowest_p95_ratio(then_ms, now_ms, len(growth), random)
+                if then_ms and now_ms
+                else growth[route]
+            )
+            if lowest / shift > 1:
+                said = f"p95 {growth[route] - 1:+.0%}"
+                if shift != 1.0:
+                    said += f", {growth[route] / shift - 1:+.0%} beyond the run's shift"
+                regressions.append(said)
         errors_then, errors_now = error_rate(then), error_rate(now)
         if errors_now > errors_then + ERROR_RATE_TOLERANCE:
             regressions.append(f"errors {(errors_now - errors_then) * 100:+.1f} points")
         comparisons.append(
             Comparison(route, _p95_and_errors(then), _p95_and_errors(now), tuple(regressions))
         )
+    machine = _machine_change(latest, baseline)
+    if len(growth) >= RUN_WIDE_MIN_ROUTES:
+        comparisons.append(_run_wide(shift, len(growth), latest, baseline))
     if baseline.get("knee"):
         then_knee, now_knee = float(baseline["knee"]), float(latest.get("knee") or 0)
-        dropped = now_knee < then_knee * (1 - KNEE_TOLERANCE)
+        # A slower machine reaches a lower knee: the latest as the baseline's machine would.
+        dropped = now_knee * (machine or 1.0) < then_knee * (1 - KNEE_TOLERANCE)
         comparisons.append(
             Comparison(
                 "knee",
                 f"{then_knee:g} req/s",
-                f"{now_knee:g} req/s",
+                f"{now_knee:g} req/s" + (f" (machine ×{machine:.2f})" if machine else ""),
                 (f"knee {now_knee / then_knee - 1:+.0%}",) if dropped else (),
             )
         )
     return comparisons
+
+
+def _lowest_p95_ratio(
+    then_ms: Sequence[float], now_ms: Sequence[float], routes: int, random: np.random.Generator
+) -> float:
+    """The lower bound of now's p95 ÷ then's, one-sided at COMPARED_CONFIDENCE shared by
+    `routes` comparisons (Bonferroni), from BOOTSTRAP_RESAMPLES resamples of each run's
+    requests (p95 by nearest rank, as the reports)."""
+    then, now = np.asarray(then_ms), np.asarray(now_ms)
+
+    def p95s(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        drawn = values[random.integers(0, values.size, (BOOTSTRAP_RESAMPLES, values.size))]
+        return np.quantile(drawn, 0.95, axis=1, method="inverted_cdf")
+
+    ratios = p95s(now) / p95s(then)
+    return float(np.quantile(ratios, (1 - COMPARED_CONFIDENCE) / routes))
+
+
+def _machine_change(latest: dict[str, Any], baseline: dict[str, Any]) -> float | None:
+    """How much slower the machine was for the latest run than for the baseline's (×), from
+    their probes; None if either run has none."""
+    then, now = baseline.get("machine"), latest.get("machine")
+    if not (then and now):
+        return None
+    return float(now["probeMs"]) / float(then["probeMs"])
+
+
+def _run_wide(
+    shift: float, routes: int, latest: dict[str, Any], baseline: dict[str, Any]
+) -> Comparison:
+    """Every route's p95 together (the median change) against the machine's change."""
+    machine = _machine_change(latest, baseline)
+    said = f"p95 ×{shift:.2f} (the median of {routes} routes)"
+    if machine is None:
+        return Comparison("every route", "machine not probed", said, ())
+    regressed = shift / machine > 1 + P95_TOLERANCE
+    return Comparison(
+        "every route",
+        f"machine probe {float(baseline['machine']['probeMs']):.1f} ms",
+        f"{said}; machine probe {float(latest['machine']['probeMs']):.1f} ms (×{machine:.2f})",
+        (f"p95 {shift / machine - 1:+.0%} beyond the machine's change",) if regressed else (),
+    )
 
 
 def comparison_table(comparisons: Sequence[Comparison]) -> str:
