@@ -286,7 +286,11 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"| {'ok' if step['passed'] else 'over'} |"
             )
         rate = summary["knee"]
-        lines += ["", f"Knee: {f'{rate:g} requests a second' if rate else 'not reached'}."]
+        if rate and all(step["passed"] for step in summary["steps"]):
+            said = f"past {rate:g} requests a second (every step passed: raise --max-rate)"
+        else:
+            said = f"{rate:g} requests a second" if rate else "below the first step"
+        lines += ["", f"Knee: {said}."]
     return "\n".join(lines) + "\n"
 
 
