@@ -574,7 +574,8 @@ class UploadWriter:
             UploadWarning(
                 "OTHER_PAYERS_BEHIND",
                 f"Its claims were decided up to {last}, the customer's latest decision, but "
-                f"{len(behind)} other payer(s) have none decided in {cutoff:%B %Y} or since: "
+                f"{len(behind)} other {'payer has' if len(behind) == 1 else 'payers have'} "
+                f"none decided in {cutoff:%B %Y} or since: "
                 "detection compares the weeks up to the latest decision, so it cannot test "
                 f"them until their later claims are uploaded: {named}{more}",
             )

@@ -1854,7 +1854,7 @@ def test_an_upload_far_past_the_other_payers_claims_says_which_detection_cannot_
     assert warning["code"] == "OTHER_PAYERS_BEHIND"
     assert warning["message"].startswith(
         "Its claims were decided up to 2026-11-24, the customer's latest decision, but 2 other "
-        "payer(s) have none decided in October 2026 or since"
+        "payers have none decided in October 2026 or since"
     )
     assert warning["message"].endswith(
         "until their later claims are uploaded: Cigna (last in Jan 2026), Aetna (last in Feb 2026)"
