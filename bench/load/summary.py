@@ -375,7 +375,7 @@ def compare(latest: dict[str, Any], baseline: dict[str, Any]) -> list[Comparison
         )
     machine = _machine_change(latest, baseline)
     if len(growth) >= RUN_WIDE_MIN_ROUTES:
-        comparisons.append(_run_wide(shift, len(growth), latest, baseline))
+        comparisons.append(_run_wide(shift, len(growth), machine, latest, baseline))
     if baseline.get("knee"):
         then_knee, now_knee = float(baseline["knee"]), float(latest.get("knee") or 0)
         # A slower machine reaches a lower knee: the latest as the baseline's machine would.
@@ -417,10 +417,14 @@ def _machine_change(latest: dict[str, Any], baseline: dict[str, Any]) -> float |
 
 
 def _run_wide(
-    shift: float, routes: int, latest: dict[str, Any], baseline: dict[str, Any]
+    shift: float,
+    routes: int,
+    machine: float | None,
+    latest: dict[str, Any],
+    baseline: dict[str, Any],
 ) -> Comparison:
-    """Every route's p95 together (the median change) against the machine's change."""
-    machine = _machine_change(latest, baseline)
+    """Every route's p95 together (the median change) against the machine's change (×, None
+    when either run has no probe)."""
     said = f"p95 ×{shift:.2f} (the median of {routes} routes)"
     if machine is None:
         return Comparison("every route", "machine not probed", said, ())
