@@ -192,7 +192,10 @@ def test_payers_whose_claims_all_came_before_the_windows_are_listed_with_their_e
     expect(behind).to_contain_text(re.compile(rf"{DRIFTED_PAYER} \(last in \w+ 2025\)"))
     go(page, "Payers")
     shown = page.get_by_role("table", name="Each payer's current window against its baseline")
-    expect(shown).to_contain_text("Humana")
+    # Humana's claims are all in the current window: nothing to say it "was".
+    humana = shown.get_by_role("row").filter(has_text="Humana")
+    expect(humana).to_contain_text("60 (none in the baseline)")
+    expect(humana).not_to_contain_text("was")
     # The windows, said: they end on the later file's last decision.
     expect(shown.locator("caption")).to_contain_text("– Nov 28, 2026 against")
     expect(shown).not_to_contain_text(DRIFTED_PAYER)
@@ -206,6 +209,15 @@ def test_payers_whose_claims_all_came_before_the_windows_are_listed_with_their_e
     row.get_by_role("link", name=str(len(open_events))).click()
     expect(page.get_by_role("heading", level=1, name="Drift events")).to_be_visible()
     expect(page.get_by_label("Payer")).to_have_value(DRIFTED_PAYER)
+    # Humana's charts draw no baseline line where there were no baseline claims.
+    go(page, "Payers")
+    page.get_by_role("link", name="Humana", exact=True).click()
+    charts = page.locator(".chart-figure")
+    expect(charts).to_have_count(3)
+    for legend in charts.locator(".legend").all():
+        expect(legend).to_contain_text("no baseline claims")
+    expect(page.locator(".chart-figure line.baseline")).to_have_count(0)
+    expect(page.locator("main")).not_to_contain_text("NaN")
     assert session.errors == []
 
 

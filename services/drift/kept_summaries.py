@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 SUMMARY_NAME = "customers/{customer}/payerSummaries/{payer}"
 # What a kept summary holds: a release whose summaries say more (`self_pay`, say) moves it, so
 # that sets kept by the release before are computed again, once (kept with the settings' etag).
-SUMMARIES_VERSION = "2"
+SUMMARIES_VERSION = "3"
 
 
 def date_range(start: dt.date | None, end: dt.date | None) -> resources_pb2.DateRange | None:

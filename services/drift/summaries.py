@@ -68,6 +68,12 @@ class PayerSummary:
     # The first day detection may compare the payer, while its history does not cover a
     # baseline window yet ("not enough history yet"); None once it does, and for self-pay.
     compared_from: dt.date | None = None
+    # The decided claims (current, baseline) below which detection does not compare a payer's
+    # windows: nor does the season note (a share "up from 0%" of a baseline with no claims).
+    min_claims: tuple[int, int] = (
+        DetectionConfig.min_current_claims,
+        DetectionConfig.min_baseline_claims,
+    )
 
     @property
     def self_pay(self) -> bool:
@@ -76,7 +82,11 @@ class PayerSummary:
 
     @property
     def season(self) -> str:
-        """What the season does to the payer's numbers, in words; "" when nothing shows."""
+        """What the season does to the payer's numbers, in words; "" when nothing shows, or
+        either window has too few claims to say (detection's minimums)."""
+        least_current, least_baseline = self.min_claims
+        if self.current.claims < least_current or self.baseline.claims < least_baseline:
+            return ""
         before, now = self.baseline.patient_share, self.current.patient_share
         if now - before < PATIENT_SEASON_POINTS:
             return ""
@@ -120,6 +130,7 @@ def summarize(
     weeks = _weeks(windows)
     first = min(weeks[0].start, windows.baseline.start)
     waiting = history_until(every, windows.current.end, config) if config else {}
+    least = config or DetectionConfig()
     summaries = [
         PayerSummary(
             payer,
@@ -127,6 +138,7 @@ def summarize(
             Metrics.of(one.totals(windows.baseline)),
             [(week.start, Metrics.of(one.totals(week))) for week in weeks],
             None if is_self_pay(payer) else waiting.get(payer),
+            (least.min_current_claims, least.min_baseline_claims),
         )
         for payer, one in payer_series(every).items()
         if one.has_days_in(first, windows.current.end)

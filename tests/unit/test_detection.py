@@ -193,6 +193,58 @@ def test_the_patients_themselves_are_shown_but_never_compared(payer: str) -> Non
     assert not detection.is_self_pay("Cash Value Insurance Co")
 
 
+def _patients_paying(stats: list[DayStat], since: dt.date, share: float) -> list[DayStat]:
+    """`stats` with the patients paying `share` of the allowed amount from `since` on (1/10
+    before), the payer paying the rest of its part: what it settles is unchanged."""
+    changed = []
+    for stat in stats:
+        paying = share if stat.day >= since else 0.1
+        patient = round(stat.allowed_cents * paying)
+        changed.append(
+            replace(
+                stat,
+                patient_responsibility_cents=patient,
+                paid_cents=stat.paid_cents - patient + round(stat.allowed_cents * 0.1),
+            )
+        )
+    return changed
+
+
+def test_a_season_note_needs_enough_claims_in_both_windows() -> None:
+    """Patients paying 40 % of the allowed amount in the current window against 10 % in the
+    baseline is deductible season for a payer with a baseline; a payer without claims in
+    the baseline (its first claims, or a later file past the others) has no season to
+    speak of, nor one with fewer baseline claims than detection compares."""
+    windows = windows_for(AS_OF, CONFIG)
+    history = _patients_paying(_history("Aetna"), windows.current.start, 0.4)
+    newcomer = _patients_paying(
+        [replace(s, payer="Newplan") for s in history if s.day >= windows.current.start],
+        windows.current.start,
+        0.4,
+    )
+    # Five days of baseline claims: 100, under the 150 detection asks for.
+    thin = [
+        replace(s, payer="Thinplan")
+        for s in history
+        if s.day >= windows.current.start or s.day > windows.baseline.end - dt.timedelta(days=5)
+    ]
+    summaries = {
+        s.payer: s for s in summarize(cell_series(history + newcomer + thin), windows, CONFIG)
+    }
+    assert summaries["Aetna"].season == (
+        "Deductible season: patients pay 40% of the allowed amount, up from 10%; "
+        "what the payer settles is unchanged, so this is no payer drift."
+    )
+    assert summaries["Thinplan"].baseline.claims == 100
+    assert summaries["Newplan"].baseline.claims == 0
+    assert summaries["Newplan"].current.patient_share == pytest.approx(0.4)
+    assert summaries["Newplan"].season == summaries["Thinplan"].season == ""
+    # A customer's own lower minimum lets the thin baseline speak.
+    lenient = replace(CONFIG, min_baseline_claims=100)
+    thin_summary = summarize(cell_series(thin), windows, lenient)[0]
+    assert thin_summary.season.startswith("Deductible season: patients pay 40%")
+
+
 def test_slower_decisions_and_lower_payments_are_found() -> None:
     slower = detect_days(_history("Cigna", decision_days=22), AS_OF, CONFIG)
     assert {f.metric for f in slower.findings} == {"DECISION_DAYS"}

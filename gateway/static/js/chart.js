@@ -104,7 +104,7 @@ export function weeklyChart({ title, points, baseline, format, current }) {
       "p",
       { class: "legend" },
       h("span", { class: "key key-series" }, "weekly"),
-      h("span", { class: "key key-baseline" }, `baseline ${format(baseline.value)}`),
+      h("span", { class: "key key-baseline" }, Number.isFinite(baseline.value) ? `baseline ${format(baseline.value)}` : "no baseline claims"),
       band ? h("span", { class: "key key-band" }, `baseline weeks' middle 80 % (${format(band[0])} – ${format(band[1])})`) : null,
       currentFrom >= 0 ? h("span", { class: "key key-current" }, "current window") : null,
     ),
@@ -151,7 +151,11 @@ export function metricChart(summary, metric) {
       claims: point.claims,
       value: Number(point[spec.field] || 0),
     })),
-    baseline: { value: Number(summary.baseline?.[spec.field]), window: summary.baselineWindow },
+    // A baseline without decided claims has no value to draw.
+    baseline: {
+      value: Number(summary.baseline?.claims) ? Number(summary.baseline[spec.field] || 0) : NaN,
+      window: summary.baselineWindow,
+    },
     format: spec.format,
   });
 }

@@ -75,6 +75,17 @@ function earlierPayers(summaries, every, open) {
   ];
 }
 
+const days = (value) => Number(value || 0).toFixed(1);
+
+// A metric of the current window against the baseline's; a window without decided claims
+// has no value (the API's 0 then means nothing; the claims column says which it was).
+function moved(summary, field, format) {
+  const { current, baseline } = summary;
+  if (!Number(current?.claims)) return "—";
+  const now = format(current[field]);
+  return Number(baseline?.claims) ? `${now} (was ${format(baseline[field])})` : now;
+}
+
 async function list(context) {
   const { api } = context;
   const [summaries, every, open] = await Promise.all([
@@ -95,10 +106,10 @@ async function list(context) {
       ["Payer", "Claims", "Denial rate", "Days to decision", "Paid ÷ allowed", "Denied billed", "Open events"],
       summaries.map((summary) => [
         summaryLink(summary),
-        count(summary.current?.claims),
-        `${percent(summary.current?.denialRate)} (was ${percent(summary.baseline?.denialRate)})`,
-        `${Number(summary.current?.medianDecisionDays || 0).toFixed(1)} (was ${Number(summary.baseline?.medianDecisionDays || 0).toFixed(1)})`,
-        `${percent(summary.current?.paidToAllowedRatio)} (was ${percent(summary.baseline?.paidToAllowedRatio)})`,
+        Number(summary.baseline?.claims) ? count(summary.current?.claims) : `${count(summary.current?.claims)} (none in the baseline)`,
+        moved(summary, "denialRate", percent),
+        moved(summary, "medianDecisionDays", days),
+        moved(summary, "paidToAllowedRatio", percent),
         money(summary.current?.deniedBilledAmount),
         count(summary.openEventCount),
       ]),
