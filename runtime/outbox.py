@@ -47,6 +47,7 @@ from runtime.db import create_engine
 from runtime.server import running_task, work_forever
 from runtime.settings import Settings
 from runtime.telemetry import continuing, error_text
+from runtime.words import counted
 
 logger = logging.getLogger("upstream.outbox")
 tracer = trace.get_tracer("upstream.outbox")
@@ -503,7 +504,7 @@ async def _administer(service: str, command: str, event_id: uuid.UUID | None) ->
     try:
         if command == "parked":
             events = await parked_events(engine, service)
-            print(f"{len(events)} parked event(s) in {service}.outbox")
+            print(f"{counted(len(events), 'parked event')} in {service}.outbox")
             for event in events:
                 print(
                     f"{event.event_id}  {event.customer}  {event.event_type}  "
@@ -515,7 +516,10 @@ async def _administer(service: str, command: str, event_id: uuid.UUID | None) ->
         if event_id is not None and not replayed:
             print(f"no parked event {event_id} in {service}.outbox", file=sys.stderr)
             return 1
-        print(f"replayed {replayed} event(s) of {service}.outbox; the relay publishes them next")
+        print(
+            f"replayed {counted(replayed, 'event')} of {service}.outbox; "
+            "the relay publishes them next"
+        )
         return 0
     finally:
         await engine.dispose()

@@ -307,9 +307,10 @@ def test_an_upload_says_how_its_file_was_read_each_line_named_once(
             "1 line above the header (line 2) was skipped, from line 1: 'Remittances, March'",
             "line 5 holds only 'End of Report': a report's heading or note, not a claim: skipped",
             "1 row lists remark codes (RARCs) beside its reason codes, the first 'N290' on line 3:"
-            " a remark explains an adjustment and is not kept; the reason codes are",
+            " a remark explains an adjustment and is not kept; the reason codes and the claim"
+            " are kept",
             # Of the whole file: no line named.
-            "2 lines were combined into 1 claims",
+            "2 lines were combined into 1 claim",
         ]
     )
     assert session.errors == []

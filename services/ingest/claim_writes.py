@@ -34,6 +34,7 @@ from psycopg import AsyncConnection, AsyncCopy
 from sqlalchemy.ext.asyncio import AsyncConnection as SaConnection
 
 from runtime.telemetry import trace_carrier
+from runtime.words import counted
 from services.ingest.copy_lines import (
     CLAIM_COLUMNS,
     PIECE_COLUMNS,
@@ -522,14 +523,17 @@ class UploadWriter:
                 warnings.append(
                     UploadWarning(
                         "UNMATCHED_REVERSAL",
-                        f"{unmatched} reversal(s) name a payer claim number no stored claim has",
+                        f"{counted(unmatched, 'reversal')} "
+                        f"{'names' if unmatched == 1 else 'name'} a payer claim number no "
+                        "stored claim has",
                     )
                 )
             if self.claims_accepted < self.accepted:
                 warnings.append(
                     UploadWarning(
                         "LINES_COMBINED",
-                        f"{self.accepted} lines were combined into {self.claims_accepted} claims",
+                        f"{self.accepted:,} lines were combined into "
+                        f"{counted(self.claims_accepted, 'claim')}",
                     )
                 )
             warnings.extend(await self._others_left_behind(cursor))

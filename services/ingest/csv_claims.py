@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from runtime.words import counted
 from services.ingest.claim_lines import combine, same_claim
 from services.ingest.records import (
     ADJUSTMENT_GROUPS,
@@ -530,9 +531,10 @@ class _RemarkCodes:
         many = self.rows > 1
         return UploadWarning(
             "REMARK_CODES",
-            f"{self.rows} row{'s' if many else ''} list{'' if many else 's'} remark codes (RARCs)"
-            f" beside {'their' if many else 'its'} reason codes, the first {code!r} on line "
-            f"{line}: a remark explains an adjustment and is not kept; the reason codes are",
+            f"{counted(self.rows, 'row')} list{'' if many else 's'} remark codes (RARCs) beside "
+            f"{'their' if many else 'its'} reason codes, the first {code!r} on line {line}: a "
+            f"remark explains an adjustment and is not kept; the reason codes and "
+            f"{'the claims' if many else 'the claim'} are kept",
             line,
         )
 
@@ -1518,7 +1520,7 @@ def _lines_above_header(lines: list[tuple[int, str]], header_line: int) -> Uploa
     shown = text.strip()[:80]
     return UploadWarning(
         "LINES_ABOVE_HEADER",
-        f"{len(lines)} line{'s' if len(lines) > 1 else ''} above the header (line "
+        f"{counted(len(lines), 'line')} above the header (line "
         f"{header_line}) {'were' if len(lines) > 1 else 'was'} skipped, from line {first}: "
         f"{shown!r}",
         first,

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from runtime.code_groups import group_words
+from runtime.words import counted
 from upstream.drift.v1 import resources_pb2 as drift_resources
 
 SUBJECT_PREFIX = "[Upstream]"
@@ -121,7 +122,7 @@ def digest_alert(
     listed: Sequence[EventChange], total: int, day: dt.date, customer: str, base_url: str
 ) -> AlertMessage:
     """The daily digest of `total` changes, of which `listed` (most severe first) are shown."""
-    count = f"{total} drift event change" + ("" if total == 1 else "s")
+    count = counted(total, "drift event change")
     since = (
         "opened, escalated or ended"
         if any(change.ended for change in listed)

@@ -809,7 +809,8 @@ def test_remark_codes_beside_the_reason_codes_keep_the_claim_and_are_told_once(
     assert [(w.code, w.line_number) for w in warnings] == [("REMARK_CODES", 3)]
     assert warnings[0].message == (
         "30 rows list remark codes (RARCs) beside their reason codes, the first 'N290' on "
-        "line 3: a remark explains an adjustment and is not kept; the reason codes are"
+        "line 3: a remark explains an adjustment and is not kept; the reason codes and the "
+        "claims are kept"
     )
 
 

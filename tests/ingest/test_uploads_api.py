@@ -754,6 +754,31 @@ def test_an_835_reversal_cancels_the_claim_it_names(system: System) -> None:
     assert {c["claimId"] for c in by_upload} == {"5554555444", "8765432199"}
 
 
+@pytest.mark.parametrize("unmatched", [1, 2])
+def test_reversals_naming_no_stored_claim_are_counted_in_a_warning(
+    system: System, unmatched: int
+) -> None:
+    """A reversal cancels the stored claim whose payer claim number it names; those naming
+    none stored (their claims in a file not uploaded yet) are said, counted, once."""
+    customer = _fresh_customer()
+    header = HEADER.rstrip("\n") + ",payer_claim_control_number\n"
+    stored = "M1,Cigna,99213,2026-04-01,2026-04-02,2026-04-10,PAID,100.00,80.00,70.00,10.00,,ICN1"
+    reversals = ["R1,Cigna,99213,,,2026-04-21,REVERSED,0,0,0,0,,ICN1"] + [
+        f"R{9 + n},Cigna,99213,,,2026-04-21,REVERSED,0,0,0,0,,ICN{9 + n}" for n in range(unmatched)
+    ]
+    with system.client(customer, "admin") as client:
+        first = _upload(client, customer, (header + stored + "\n").encode())
+        second = _upload(client, customer, (header + "\n".join(reversals) + "\n").encode())
+        claims = client.get(f"/v1/customers/{customer}/claims").json()["claims"]
+    assert first.status_code == second.status_code == 200, second.text
+    assert {c["claimId"]: c["status"] for c in claims}["M1"] == "REVERSED"
+    said = "1 reversal names" if unmatched == 1 else f"{unmatched} reversals name"
+    assert [(w["code"], w["message"]) for w in second.json()["warnings"]] == [
+        ("UNMATCHED_REVERSAL", f"{said} a payer claim number no stored claim has")
+    ]
+    assert "UNMATCHED_REVERSAL" not in {w["code"] for w in first.json().get("warnings", [])}
+
+
 def test_statistics_and_payer_counts_stay_exact_through_updates_moves_and_reversals(
     system: System, postgres: PostgresUnderTest
 ) -> None:
@@ -1794,7 +1819,7 @@ def test_remark_codes_in_an_exports_reason_codes_keep_its_claims(system: System)
                 "2",
                 "2 rows list remark codes (RARCs) beside their reason codes, the first 'N290' "
                 "on line 2: a remark explains an adjustment and is not kept; the reason codes "
-                "are",
+                "and the claims are kept",
             )
         ]
         claims = _claims_of(client, customer)

@@ -18,6 +18,7 @@ from google.protobuf import json_format, timestamp_pb2
 from google.type import date_pb2
 
 from runtime.messages import money_message
+from runtime.words import counted
 from services.drift.detection import is_self_pay
 from services.drift.series import CellSeries, Window, payer_series
 from services.drift.summaries import Metrics
@@ -170,7 +171,7 @@ def payer_sentence(figures: PayerFigures, open_events: Sequence[DriftEvent], at_
     if open_events:
         count = len(open_events)
         text += (
-            f" {count} drift event{'s' if count > 1 else ''} open at the end of the period, "
+            f" {counted(count, 'drift event')} open at the end of the period, "
             f"{dollars(at_stake)} at stake."
         )
     elif is_self_pay(figures.payer):
