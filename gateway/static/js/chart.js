@@ -45,8 +45,9 @@ export function weeklyChart({ title, points, baseline, format, current }) {
   );
   let low = Math.min(...values, 0);
   let high = Math.max(...values);
-  if (!(high > low)) high = low + 1;
-  high += (high - low) * 0.08;
+  // Room above the highest value; a flat series (every week 0 %) gets a unit's range.
+  if (high > low) high += (high - low) * 0.08;
+  else high = low + 1;
   const x = (index) => PAD.left + (index * (WIDTH - PAD.left - PAD.right)) / Math.max(points.length - 1, 1);
   const y = (value) => PAD.top + ((high - value) * (HEIGHT - PAD.top - PAD.bottom)) / (high - low);
 
@@ -104,7 +105,9 @@ export function weeklyChart({ title, points, baseline, format, current }) {
       "p",
       { class: "legend" },
       h("span", { class: "key key-series" }, "weekly"),
-      h("span", { class: "key key-baseline" }, Number.isFinite(baseline.value) ? `baseline ${format(baseline.value)}` : "no baseline claims"),
+      Number.isFinite(baseline.value)
+        ? h("span", { class: "key key-baseline" }, `baseline ${format(baseline.value)}`)
+        : h("span", {}, "no baseline claims"),
       band ? h("span", { class: "key key-band" }, `baseline weeks' middle 80 % (${format(band[0])} – ${format(band[1])})`) : null,
       currentFrom >= 0 ? h("span", { class: "key key-current" }, "current window") : null,
     ),
