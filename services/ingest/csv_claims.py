@@ -533,7 +533,7 @@ class _RemarkCodes:
             "REMARK_CODES",
             f"{counted(self.rows, 'row')} list{'' if many else 's'} remark codes (RARCs) beside "
             f"{'their' if many else 'its'} reason codes, the first {code!r} on line {line}: a "
-            f"remark explains an adjustment and is not kept; the reason codes and "
+            "remark explains an adjustment and is not kept; the reason codes and "
             f"{'the claims' if many else 'the claim'} are kept",
             line,
         )
