@@ -217,11 +217,7 @@ def test_a_season_note_needs_enough_claims_in_both_windows() -> None:
     speak of, nor one with fewer baseline claims than detection compares."""
     windows = windows_for(AS_OF, CONFIG)
     history = _patients_paying(_history("Aetna"), windows.current.start, 0.4)
-    newcomer = _patients_paying(
-        [replace(s, payer="Newplan") for s in history if s.day >= windows.current.start],
-        windows.current.start,
-        0.4,
-    )
+    newcomer = [replace(s, payer="Newplan") for s in history if s.day >= windows.current.start]
     # Five days of baseline claims: 100, under the 150 detection asks for.
     thin = [
         replace(s, payer="Thinplan")
